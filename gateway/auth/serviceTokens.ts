@@ -1,0 +1,35 @@
+// Gateway-issued service tokens for automation (`slc_…`). The value is shown once; only its
+// SHA-256 is stored, so a copy of the store grants nothing.
+import { createHash, randomBytes } from 'node:crypto';
+import type { Store } from '../store/types.js';
+
+export const SERVICE_TOKEN_PREFIX = 'slc_';
+
+export function hashServiceToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** Creates a token and returns its value (the only time it exists outside the caller's hands). */
+export function createServiceToken(store: Store, t: { name: string; groups: string[]; ttlMs: number | null }, now = Date.now()): string {
+  // 32 random bytes: a 256-bit secret, base64url so it survives shells and headers unquoted.
+  const token = SERVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  store.createServiceToken({
+    name: t.name,
+    hash: hashServiceToken(token),
+    groups: t.groups,
+    expiresAt: t.ttlMs === null ? null : new Date(now + t.ttlMs),
+  });
+  return token;
+}
+
+const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Parses `90d`, `12h`, `30m`, `45s`, `2w`, or `never`; returns ms (null for never). */
+export function parseDuration(text: string): number | null {
+  if (text === 'never') return null;
+  const m = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (!m) throw new Error(`invalid duration "${text}": expected a number and a unit (s, m, h, d, w), e.g. 90d, or "never"`);
+  const ms = Number(m[1]) * (units[m[2] as string] as number);
+  if (ms <= 0) throw new Error(`invalid duration "${text}": must be greater than zero`);
+  return ms;
+}

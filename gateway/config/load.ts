@@ -1,0 +1,163 @@
+// Loads the gateway's YAML configuration: parse, validate with zod, resolve relative paths and
+// secrets, and freeze. Every problem is reported at once as `FILE: key.path: message`, so an
+// operator fixes the file in one pass instead of one error per restart.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import type { Connection } from '../engines/types.js';
+import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+export type IdentityConfig =
+  | { kind: 'oidc'; issuer: string; audience: string; clientId: string; groupsClaim: string; scopes: readonly string[] }
+  | {
+      kind: 'dev';
+      audience: string;
+      clientId: string;
+      groupsClaim: 'groups';
+      scopes: readonly string[];
+      accessTokenTtlSeconds: number;
+      users: readonly { name: string; email: string; groups: readonly string[] }[];
+    };
+
+export interface GatewayConfig {
+  readonly file: string;
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Base URL clients use; the dev IdP's issuer is derived from it. */
+  readonly url: string;
+  readonly tls: false | { readonly selfSigned: true } | { readonly cert: string; readonly key: string };
+  readonly identity: IdentityConfig;
+  readonly store: { readonly sqlite: string };
+  /** Directory for generated state (self-signed cert, dev IdP keys): next to the store. */
+  readonly stateDir: string;
+  readonly connections: readonly Connection[];
+  readonly logLevel: ParsedGatewayConfig['log']['level'];
+  readonly connectTimeoutMs: number;
+}
+
+/** Reads and validates FILE; throws ConfigError listing every problem. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`${path}: cannot read the configuration file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      path,
+      doc.errors.map((e) => `${path}: line ${e.linePos?.[0]?.line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const result = gatewayConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) throw new ConfigError(path, result.error.issues.map((i) => formatIssue(path, i)));
+  return resolveConfig(path, result.data, env);
+}
+
+function formatIssue(file: string, issue: z.core.$ZodIssue): string {
+  const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue.code === 'invalid_type' && message.startsWith('Invalid input: ')) message = message.slice('Invalid input: '.length).replace('received', 'found');
+  return `${file}: ${key}: ${message}`;
+}
+
+function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.ProcessEnv): GatewayConfig {
+  const base = dirname(file);
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const problems: string[] = [];
+
+  const sep = cfg.listen.lastIndexOf(':');
+  const host = cfg.listen.slice(0, sep).replace(/^\[|\]$/g, '');
+  const port = Number(cfg.listen.slice(sep + 1));
+  const scheme = cfg.tls === false ? 'http' : 'https';
+  const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = (cfg.url ?? `${scheme}://${urlHost}:${port}`).replace(/\/+$/, '');
+
+  const connections = cfg.connections.map((c, i): Connection => {
+    const where = `connections.${i}.target`;
+    let password = '';
+    if ('env' in c.target.password) {
+      const v = env[c.target.password.env];
+      if (v === undefined || v === '') problems.push(`${file}: ${where}.password: connection "${c.name}": environment variable ${c.target.password.env} is not set`);
+      else password = v;
+    } else {
+      const p = abs(c.target.password.file);
+      try {
+        password = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`${file}: ${where}.password: connection "${c.name}": cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+    let ca: string | undefined;
+    if (c.target.ca !== undefined) {
+      const p = abs(c.target.ca);
+      try {
+        ca = readFileSync(p, 'utf8');
+      } catch (err) {
+        problems.push(`${file}: ${where}.ca: connection "${c.name}": cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+    return Object.freeze({
+      name: c.name,
+      type: c.type,
+      description: c.description,
+      target: Object.freeze({ ...c.target, password, ca }),
+      databases: Object.freeze([...c.databases]),
+      allow: Object.freeze({ groups: Object.freeze([...c.allow.groups]) }),
+    });
+  });
+
+  const tlsCfg = cfg.tls === false || 'selfSigned' in cfg.tls ? cfg.tls : { cert: abs(cfg.tls.cert), key: abs(cfg.tls.key) };
+  if (tlsCfg !== false && 'cert' in tlsCfg) {
+    for (const [k, p] of [['cert', tlsCfg.cert], ['key', tlsCfg.key]] as const) {
+      try {
+        readFileSync(p);
+      } catch (err) {
+        problems.push(`${file}: tls.${k}: cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  const identity: IdentityConfig =
+    'dev' in cfg.identity
+      ? {
+          kind: 'dev',
+          audience: cfg.identity.dev.audience,
+          clientId: cfg.identity.dev.clientId,
+          groupsClaim: 'groups',
+          scopes: ['openid', 'email', 'profile', 'offline_access'],
+          accessTokenTtlSeconds: cfg.identity.dev.accessTokenTtlSeconds,
+          users: cfg.identity.dev.users,
+        }
+      : { kind: 'oidc', ...cfg.identity };
+
+  const sqlite = abs(cfg.store.sqlite);
+  return Object.freeze({
+    file,
+    listen: { host, port },
+    url,
+    tls: tlsCfg,
+    identity,
+    store: { sqlite },
+    stateDir: dirname(sqlite),
+    connections: Object.freeze(connections),
+    logLevel: cfg.log.level,
+    connectTimeoutMs: cfg.connectTimeoutMs,
+  });
+}
+
+export { isLoopback };

@@ -1,0 +1,110 @@
+// The gateway's configuration file, as a zod schema. Validation happens once, at load time
+// (gateway/config/load.ts); everything past that point receives the typed, frozen result.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, { message: 'expected "HOST:PORT", e.g. "127.0.0.1:8443"' })
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'port must be 0-65535' });
+
+const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
+
+const tls = z.union(
+  [
+    z.literal(false),
+    z.strictObject({ selfSigned: z.literal(true) }),
+    z.strictObject({ cert: nonEmpty, key: nonEmpty }),
+  ],
+  { error: () => 'expected `false`, `{ selfSigned: true }` or `{ cert: PATH, key: PATH }`' },
+);
+
+const devUser = z.strictObject({
+  name: nonEmpty,
+  email: z.email({ message: 'expected an email address' }),
+  groups: z.array(nonEmpty).default([]),
+});
+
+const oidcIdentity = z.strictObject({
+  issuer: z.url({ message: 'expected the issuer URL' }),
+  audience: nonEmpty,
+  clientId: nonEmpty,
+  groupsClaim: nonEmpty.default('groups'),
+  scopes: z.array(nonEmpty).default(['openid', 'email', 'profile', 'offline_access']),
+});
+
+const devIdentity = z.strictObject({
+  dev: z.strictObject({
+    users: z.array(devUser).min(1, { message: 'expected at least one user' }),
+    audience: nonEmpty.default('sluice'),
+    clientId: nonEmpty.default('sluice-cli'),
+    /** Short lifetimes let tests and demos exercise silent refresh. */
+    accessTokenTtlSeconds: z.number().int().min(1).max(86_400).default(900),
+  }),
+});
+
+const secretRef = z.union(
+  [z.strictObject({ env: nonEmpty }), z.strictObject({ file: nonEmpty })],
+  { error: () => 'expected `{ env: NAME }` or `{ file: PATH }` (secrets are never written inline)' },
+);
+
+const postgresTarget = z.strictObject({
+  host: nonEmpty,
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: nonEmpty,
+  user: nonEmpty,
+  password: secretRef,
+  sslmode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'),
+  ca: nonEmpty.optional(),
+});
+
+const connection = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, { message: 'expected lower-case letters, digits, - or _' }),
+  type: z.literal('postgres'),
+  description: z.string().optional(),
+  target: postgresTarget,
+  databases: z.array(nonEmpty).default([]),
+  allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+});
+
+export const gatewayConfigSchema = z
+  .strictObject({
+    listen: hostPort.default('127.0.0.1:8443'),
+    /** The URL clients use to reach this gateway; derived from `listen` and `tls` when absent. */
+    url: z.url().optional(),
+    tls: tls.default({ selfSigned: true }),
+    identity: z.union([devIdentity, oidcIdentity], {
+      error: () => 'expected `{ issuer, audience, clientId }` for an OIDC provider or `{ dev: { users: [...] } }`',
+    }),
+    store: z.strictObject({ sqlite: nonEmpty }).default({ sqlite: 'sluice.db' }),
+    connections: z.array(connection).default([]),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+    /** How long the gateway waits for a target to accept and authenticate a session. */
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.tls === false) {
+      const host = cfg.listen.slice(0, cfg.listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+      if (!isLoopback(host)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls'],
+          message: `plain HTTP (tls: false) is only allowed on a loopback listen address, found listen "${cfg.listen}"`,
+        });
+      }
+    }
+    const seen = new Set<string>();
+    cfg.connections.forEach((c, i) => {
+      if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: ['connections', i, 'name'], message: `duplicate connection name "${c.name}"` });
+      seen.add(c.name);
+    });
+  });
+
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
+export type ParsedGatewayConfig = z.output<typeof gatewayConfigSchema>;
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}

@@ -1,0 +1,216 @@
+// The gateway process: one HTTP(S) server carrying the JSON API, the embedded dev IdP (when
+// configured) and the tunnel upgrades that hand client streams to protocol engines.
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { paths, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type Me } from '../src/api/contract.js';
+import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
+import type { GatewayConfig } from './config/load.js';
+import { createDevIdp, type DevIdp } from './dev/idp.js';
+import { engineFor } from './engines/registry.js';
+import type { Connection, Identity } from './engines/types.js';
+import { refuseUpgrade, sendError, sendJson } from './http.js';
+import { createSessionAudit } from './sessionAudit.js';
+import { openSqliteStore } from './store/sqlite.js';
+import type { Store } from './store/types.js';
+import { loadTls, type TlsMaterial } from './tls.js';
+
+export interface Gateway {
+  /** The URL clients use (with the real port when `listen` asked for port 0). */
+  readonly url: string;
+  readonly tls: TlsMaterial | undefined;
+  readonly store: Store;
+  readonly devIdp: DevIdp | undefined;
+  close(): Promise<void>;
+}
+
+const DEV_IDP_PREFIX = '/dev-idp';
+
+export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
+  const tls = config.tls === false ? undefined : await loadTls(config.tls, config.stateDir, [config.listen.host]);
+  const store = openSqliteStore(config.store.sqlite);
+  const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
+  // Tunnels live for hours; the API's own requests are short. Do not let Node time out either.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 5_000;
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listen.port, config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    store.close();
+    throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const port = (server.address() as AddressInfo).port;
+  const url = config.listen.port === 0 ? config.url.replace(/:0$/, `:${port}`) : config.url;
+
+  let devIdp: DevIdp | undefined;
+  let issuer: string;
+  if (config.identity.kind === 'dev') {
+    issuer = `${url}${DEV_IDP_PREFIX}`;
+    devIdp = await createDevIdp({
+      issuer,
+      audience: config.identity.audience,
+      clientId: config.identity.clientId,
+      users: config.identity.users.map((u) => ({ ...u, groups: [...u.groups] })),
+      accessTokenTtlSeconds: config.identity.accessTokenTtlSeconds,
+      stateDir: config.stateDir,
+    });
+  } else {
+    issuer = config.identity.issuer;
+  }
+
+  // The embedded IdP is reached over this very server; trust exactly our own certificate.
+  const selfFetch = tls && devIdp ? ownCaFetch(tls.cert) : undefined;
+  const authenticate = createAuthenticator({
+    issuer,
+    audience: config.identity.audience,
+    groupsClaim: config.identity.groupsClaim,
+    store,
+    ...(selfFetch ? { fetch: selfFetch } : {}),
+  });
+  const authConfig: AuthConfig = { issuer, clientId: config.identity.clientId, audience: config.identity.audience, scopes: [...config.identity.scopes] };
+  const tunnels = new Set<AbortController>();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (devIdp?.handle(req, res)) return;
+    void handleApi(req, res).catch((err: unknown) => {
+      log.error({ err }, 'request failed');
+      if (!res.headersSent) sendError(res, 500, 'internal', 'internal error');
+      else res.destroy();
+    });
+  });
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
+    if (path === paths.health) return sendJson(res, 200, { status: 'ok' });
+    if (path === paths.authConfig) return sendJson(res, 200, authConfig);
+    if (path === paths.me || path === paths.connections) {
+      let who: Identity;
+      try {
+        who = await authenticate(req.headers.authorization);
+      } catch (err) {
+        return replyAuthError(res, err);
+      }
+      if (path === paths.me) return sendJson(res, 200, toMe(who));
+      return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
+    }
+    if (/^\/v1\/connections\/[^/]+\/tunnel$/.test(path)) return sendError(res, 426, 'upgrade_required', `this endpoint needs "Upgrade: ${TUNNEL_PROTOCOL}"`);
+    sendError(res, 404, 'not_found', `no such endpoint: ${path}`);
+  }
+
+  function replyAuthError(res: ServerResponse, err: unknown): void {
+    if (!(err instanceof AuthError)) throw err;
+    log.info({ code: err.code }, 'refused: %s', err.message);
+    sendError(res, err.status, err.code, err.message);
+  }
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void handleTunnel(req, socket, head).catch((err: unknown) => {
+      log.error({ err }, 'tunnel failed');
+      socket.destroy();
+    });
+  });
+
+  async function handleTunnel(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', (err) => log.debug({ err }, 'tunnel socket error'));
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const m = /^\/v1\/connections\/([^/]+)\/tunnel$/.exec(path);
+    if (!m) return refuseUpgrade(socket, 404, 'not_found', `no such endpoint: ${path}`);
+    if ((req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) {
+      return refuseUpgrade(socket, 400, 'bad_request', `unsupported upgrade protocol; expected "${TUNNEL_PROTOCOL}"`);
+    }
+    let who: Identity;
+    try {
+      who = await authenticate(req.headers.authorization);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      log.info({ code: err.code }, 'tunnel refused: %s', err.message);
+      return refuseUpgrade(socket, err.status, err.code, err.message);
+    }
+    const name = decodeURIComponent(m[1] as string);
+    const connection = config.connections.find((c) => c.name === name);
+    const visible = config.connections.filter((c) => allowed(c, who)).map((c) => c.name);
+    if (!connection) {
+      return refuseUpgrade(socket, 404, 'not_found', `no connection named "${name}"; you may use: ${visible.join(', ') || '(none)'}`);
+    }
+    if (!allowed(connection, who)) {
+      log.info({ connection: name, who: who.name }, 'tunnel refused: not in an allowed group');
+      return refuseUpgrade(socket, 403, 'forbidden', `${who.name} may not use connection "${name}" (it needs one of the groups: ${connection.allow.groups.join(', ')})`);
+    }
+
+    const id = `s_${randomBytes(9).toString('base64url')}`;
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);
+    if (head.length > 0) socket.unshift(head);
+    const sessionLog = log.child({ session: id, connection: name, who: who.name });
+    const clientAddress = req.socket.remoteAddress ?? 'unknown';
+    const origin = String(req.headers['sluice-origin'] ?? 'connect');
+    const audit = createSessionAudit(store, { id, connection: name, identity: who, origin, clientAddress }, sessionLog);
+    const abort = new AbortController();
+    tunnels.add(abort);
+    try {
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs }, abort.signal);
+    } finally {
+      tunnels.delete(abort);
+      socket.destroy();
+    }
+  }
+
+  log.info({ url, issuer, fingerprint: tls?.fingerprint }, 'sluice-gateway listening');
+  return {
+    url,
+    tls,
+    store,
+    devIdp,
+    async close() {
+      for (const t of tunnels) t.abort();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await devIdp?.close();
+      store.close();
+    },
+  };
+}
+
+function allowed(c: Connection, who: Identity): boolean {
+  return c.allow.groups.some((g) => who.groups.includes(g));
+}
+
+function toMe(who: Identity): Me {
+  return {
+    subject: who.subject,
+    name: who.name,
+    ...(who.email ? { email: who.email } : {}),
+    groups: [...who.groups],
+    kind: who.kind,
+    ...(who.expiresAt ? { expiresAt: new Date(who.expiresAt * 1000).toISOString() } : {}),
+  };
+}
+
+function toConnectionInfo(c: Connection): ConnectionInfo {
+  return {
+    name: c.name,
+    type: c.type,
+    ...(c.description ? { description: c.description } : {}),
+    database: c.target.database,
+    databases: [c.target.database, ...c.databases],
+    policy: 'none (statements are recorded)',
+  };
+}
+
+function ownCaFetch(ca: string): typeof fetch {
+  const dispatcher = new Agent({ connect: { ca } });
+  return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
+}
+
+export type { Authenticator };

@@ -1,0 +1,74 @@
+// The one contract between the CLI and the gateway: paths, headers and response shapes.
+// Both sides import this module (and nothing else of each other), so a change of shape is a
+// compile error on both sides rather than a surprise at run time.
+import { z } from 'zod';
+
+export const TUNNEL_PROTOCOL = 'sluice-tunnel/1';
+export const SESSION_HEADER = 'sluice-session';
+
+export const paths = {
+  health: '/healthz',
+  authConfig: '/v1/auth/config',
+  me: '/v1/me',
+  connections: '/v1/connections',
+  tunnel: (name: string) => `/v1/connections/${encodeURIComponent(name)}/tunnel`,
+} as const;
+
+/** Machine-readable reasons a request was refused; the message carries the human detail. */
+export const errorCodes = [
+  'missing_token',
+  'malformed_token',
+  'invalid_signature',
+  'unknown_key',
+  'algorithm_not_allowed',
+  'token_expired',
+  'token_not_yet_valid',
+  'invalid_issuer',
+  'invalid_audience',
+  'token_revoked',
+  'forbidden',
+  'not_found',
+  'bad_request',
+  'upgrade_required',
+  'unavailable',
+  'internal',
+] as const;
+export type ErrorCode = (typeof errorCodes)[number];
+
+export const errorBody = z.object({
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+export type ErrorBody = z.infer<typeof errorBody>;
+
+export const authConfig = z.object({
+  issuer: z.string(),
+  clientId: z.string(),
+  audience: z.string(),
+  scopes: z.array(z.string()),
+});
+export type AuthConfig = z.infer<typeof authConfig>;
+
+export const me = z.object({
+  subject: z.string(),
+  name: z.string(),
+  email: z.string().optional(),
+  groups: z.array(z.string()),
+  kind: z.enum(['human', 'service']),
+  /** ISO-8601 time the presented credential expires, if it does. */
+  expiresAt: z.string().optional(),
+});
+export type Me = z.infer<typeof me>;
+
+export const connectionInfo = z.object({
+  name: z.string(),
+  type: z.literal('postgres'),
+  description: z.string().optional(),
+  database: z.string(),
+  databases: z.array(z.string()),
+  /** A short human summary of what policy applies; never a secret. */
+  policy: z.string(),
+});
+export type ConnectionInfo = z.infer<typeof connectionInfo>;
+
+export const connectionList = z.object({ connections: z.array(connectionInfo) });
+export type ConnectionList = z.infer<typeof connectionList>;

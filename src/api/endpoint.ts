@@ -1,0 +1,61 @@
+// Which gateway to talk to and how to trust it. Resolution order: --gateway, SLUICE_GATEWAY,
+// `sluice config set gateway`. A self-signed gateway is trusted only through an explicit CA
+// (--ca, SLUICE_CA, or the CA remembered at login); there is no "skip verification" switch.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { UsageError } from '../errors.js';
+import type { Io } from '../io.js';
+import { openSettings } from '../settings.js';
+
+export interface Endpoint {
+  /** Normalised base URL, no trailing slash. */
+  readonly url: string;
+  /** Absolute path of the CA file in use, if any. */
+  readonly caFile?: string;
+  readonly dispatcher: Dispatcher;
+  /** fetch bound to this endpoint's trust settings (also used for the IdP). */
+  readonly fetch: typeof globalThis.fetch;
+}
+
+export function normaliseGatewayUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new UsageError(`invalid gateway URL "${raw}": expected e.g. https://gateway.example.com:8443`);
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`invalid gateway URL "${raw}": use https://`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (u.protocol === 'http:' && !(host === 'localhost' || host === '::1' || /^127\./.test(host))) {
+    throw new UsageError(`refusing plain http:// for ${u.host}: tokens would travel unencrypted; use https:// (http is allowed only on loopback)`);
+  }
+  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
+}
+
+export function resolveEndpoint(io: Io, flags: { gateway?: string; ca?: string }): Endpoint {
+  const settings = openSettings(io);
+  const raw = flags.gateway ?? io.env.SLUICE_GATEWAY ?? settings.get('gateway');
+  if (!raw) throw new UsageError('no gateway configured: pass --gateway URL, set SLUICE_GATEWAY, or run `sluice config set gateway URL`');
+  const url = normaliseGatewayUrl(raw);
+  const caFlag = flags.ca ?? io.env.SLUICE_CA;
+  const caFile = caFlag ? resolve(caFlag) : settings.get('ca')?.[url];
+  return endpointFor(url, caFile);
+}
+
+export function endpointFor(url: string, caFile: string | undefined): Endpoint {
+  let ca: string | undefined;
+  if (caFile) {
+    try {
+      ca = readFileSync(caFile, 'utf8');
+    } catch (err) {
+      throw new UsageError(`cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  // A private CA is added to, not substituted for, the system roots only when none is given:
+  // with --ca the gateway must chain to exactly that CA.
+  const dispatcher = new Agent({ connect: ca ? { ca } : {}, keepAliveTimeout: 1_000 });
+  const boundFetch = ((input: string | URL, init?: RequestInit) =>
+    undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof globalThis.fetch;
+  return { url, ...(caFile ? { caFile } : {}), dispatcher, fetch: boundFetch };
+}

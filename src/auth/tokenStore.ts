@@ -1,0 +1,101 @@
+// Where the CLI keeps its tokens, per gateway URL: the OS keyring first; a 0600 JSON file in
+// the config directory where no keyring works (headless Linux, CI), and the user is told once.
+// See docs/decisions.md for why @napi-rs/keyring rather than keytar.
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Entry } from '@napi-rs/keyring';
+import { say, type Io } from '../io.js';
+import { openSettings } from '../settings.js';
+
+export interface StoredTokens {
+  accessToken: string;
+  refreshToken?: string;
+  /** Epoch seconds. */
+  expiresAt: number;
+  issuer: string;
+  clientId: string;
+}
+
+export interface TokenStore {
+  readonly kind: 'keyring' | 'file';
+  /** Human description of where tokens go, e.g. "the OS keyring" or the file path. */
+  readonly location: string;
+  load(gateway: string): StoredTokens | undefined;
+  save(gateway: string, tokens: StoredTokens): void;
+  remove(gateway: string): boolean;
+}
+
+const SERVICE = 'sluice';
+
+export function openTokenStore(io: Io, opts: { insecureStorage?: boolean } = {}): TokenStore {
+  const settings = openSettings(io);
+  const file = join(dirname(settings.path), 'tokens.json');
+  if (!opts.insecureStorage && keyringWorks()) return keyringStore();
+  if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
+    say(io, `notice: no OS keyring is available; tokens are stored in ${file} (mode 0600)`);
+    settings.set('fileStorageNoticeShown', true);
+  }
+  return fileStore(file);
+}
+
+function keyringWorks(): boolean {
+  try {
+    // A read of an absent entry succeeds (null) wherever a keyring service answers at all.
+    new Entry(SERVICE, '__sluice_probe__').getPassword();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function keyringStore(): TokenStore {
+  return {
+    kind: 'keyring',
+    location: 'the OS keyring',
+    load(gateway) {
+      const v = new Entry(SERVICE, gateway).getPassword();
+      return v ? (JSON.parse(v) as StoredTokens) : undefined;
+    },
+    save(gateway, tokens) {
+      new Entry(SERVICE, gateway).setPassword(JSON.stringify(tokens));
+    },
+    remove(gateway) {
+      return new Entry(SERVICE, gateway).deletePassword();
+    },
+  };
+}
+
+function fileStore(file: string): TokenStore {
+  const read = (): Record<string, StoredTokens> => {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as Record<string, StoredTokens>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw new Error(`cannot read the token file ${file}: ${(err as Error).message}`);
+    }
+  };
+  const write = (all: Record<string, StoredTokens>) => {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    // Write-then-rename so a crash never leaves a half-written file; the temp file is created
+    // 0600 so the tokens are never readable by others, not even briefly.
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(all, null, 2), { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, file);
+  };
+  return {
+    kind: 'file',
+    location: file,
+    load: (gateway) => read()[gateway],
+    save(gateway, tokens) {
+      write({ ...read(), [gateway]: tokens });
+    },
+    remove(gateway) {
+      const all = read();
+      if (!(gateway in all)) return false;
+      delete all[gateway];
+      write(all);
+      return true;
+    },
+  };
+}

@@ -1,0 +1,124 @@
+// `sluice connect NAME`: a localhost port that leads, through the gateway, to the connection.
+// With `-- CMD ARGS…` it runs CMD against the tunnel and exits with CMD's exit code.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createGatewayClient } from '../api/client.js';
+import type { ConnectionInfo } from '../api/contract.js';
+import { resolveEndpoint } from '../api/endpoint.js';
+import { credentialSource } from '../auth/credentials.js';
+import { CliError, UsageError } from '../errors.js';
+import { print, say, type Io } from '../io.js';
+import { listenLocal, type LocalListener } from '../tunnel/localListener.js';
+
+export interface ConnectOptions {
+  gateway?: string;
+  ca?: string;
+  port?: number;
+  bind: string;
+  json: boolean;
+  localPassword: boolean;
+  command: string[];
+}
+
+const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433 };
+const LOCAL_USER = 'sluice';
+
+export async function runConnect(io: Io, name: string, opts: ConnectOptions, signal: AbortSignal): Promise<number> {
+  const endpoint = resolveEndpoint(io, opts);
+  const credentials = credentialSource(io, endpoint);
+  const { connections } = await createGatewayClient(endpoint).connections(await credentials.token());
+  const info = connections.find((c) => c.name === name);
+  if (!info) {
+    throw new CliError(`no connection named "${name}" that you may use; available: ${connections.map((c) => c.name).join(', ') || '(none)'}`);
+  }
+  if (!isLoopback(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
+  const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
+
+  const listener = await listenLocal({
+    endpoint,
+    credentials,
+    connection: name,
+    host: opts.bind,
+    port: opts.port ?? DEFAULT_PORTS[info.type],
+    fallbackToNextFree: opts.port === undefined,
+    ...(localPassword ? { localPassword } : {}),
+    onClientError: (message) => say(io, `sluice connect: a client could not be connected: ${message}`),
+  });
+  try {
+    const defaultPort = DEFAULT_PORTS[info.type];
+    if (opts.port === undefined && listener.port !== defaultPort) say(io, `port ${defaultPort} is in use; listening on ${listener.port} instead`);
+    const host = opts.bind;
+    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database }));
+    if (localPassword) say(io, `local password (required from every local client, shown once): ${localPassword}`);
+    if (opts.command.length > 0) return await runChild(io, opts.command, listener, info, localPassword, signal);
+
+    say(io, `${name} is ready on ${host}:${listener.port} (Ctrl-C to close)`);
+    say(io, `  psql "host=${host} port=${listener.port} dbname=${info.database} user=${LOCAL_USER}"`);
+    await waitWithStatus(io, listener, signal);
+    return 0;
+  } finally {
+    await listener.close();
+  }
+}
+
+async function runChild(io: Io, argv: string[], l: LocalListener, info: ConnectionInfo, password: string | undefined, signal: AbortSignal): Promise<number> {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const url = `postgresql://${LOCAL_USER}${password ? `:${password}` : ''}@${l.host}:${l.port}/${encodeURIComponent(info.database)}`;
+  const env = {
+    ...io.env,
+    PGHOST: l.host,
+    PGPORT: String(l.port),
+    PGDATABASE: info.database,
+    PGUSER: LOCAL_USER,
+    ...(password ? { PGPASSWORD: password } : {}),
+    DATABASE_URL: url,
+  };
+  return new Promise<number>((resolve, reject) => {
+    // The child shares our terminal: Ctrl-C reaches it directly; we just wait for it to exit.
+    const child = spawn(cmd, args, { env, stdio: 'inherit' });
+    const onAbort = () => child.kill('SIGINT');
+    signal.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (err) => {
+      signal.removeEventListener('abort', onAbort);
+      reject(new UsageError(`cannot run ${cmd}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+    });
+    child.once('exit', (code, sig) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(code ?? (sig ? 128 + signalNumber(sig) : 1));
+    });
+  });
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return ({ SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 } as Record<string, number>)[sig] ?? 1;
+}
+
+async function waitWithStatus(io: Io, l: LocalListener, signal: AbortSignal): Promise<void> {
+  const tty = Boolean(io.stderr.isTTY);
+  const timer = tty
+    ? setInterval(() => {
+        const s = l.stats;
+        io.stderr.write(`\r\x1b[2K  ${s.open} client${s.open === 1 ? '' : 's'} open (${s.total} total) · ↑ ${human(s.bytesUp)} ↓ ${human(s.bytesDown)}`);
+      }, 1000)
+    : undefined;
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  if (timer) {
+    clearInterval(timer);
+    io.stderr.write('\r\x1b[2K');
+  }
+  say(io, 'closing the tunnel');
+}
+
+function human(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}

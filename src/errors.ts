@@ -1,0 +1,34 @@
+// Typed CLI errors and the one table that turns them into exit codes (docs/cli.md).
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  blockedByPolicy: 3,
+  notAuthenticated: 4,
+  reviewRejected: 5,
+  interrupted: 130,
+  reviewPending: 75,
+} as const;
+
+export class CliError extends Error {
+  readonly exitCode: number = ExitCode.error;
+}
+
+/** The command line itself is wrong (unknown flag, bad value). */
+export class UsageError extends CliError {
+  override readonly exitCode = ExitCode.usage;
+}
+
+/** Not logged in, token expired beyond refresh, or refused by the gateway (401/403). */
+export class AuthError extends CliError {
+  override readonly exitCode = ExitCode.notAuthenticated;
+}
+
+/** The user pressed Ctrl-C while the command waited. */
+export class InterruptedError extends CliError {
+  override readonly exitCode = ExitCode.interrupted;
+}
+
+export function exitCodeFor(err: unknown): number {
+  return err instanceof CliError ? err.exitCode : ExitCode.error;
+}

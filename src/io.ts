@@ -1,0 +1,21 @@
+// The streams and environment a command runs with. Commands receive this instead of touching
+// `process` so tests can run them with buffers and a synthetic environment.
+export interface Io {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export function processIo(): Io {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+/** Writes one line for humans (stderr): notices, prompts, progress. */
+export function say(io: Io, line: string): void {
+  io.stderr.write(line + '\n');
+}
+
+/** Writes one line of data (stdout): what scripts consume. */
+export function print(io: Io, line: string): void {
+  io.stdout.write(line + '\n');
+}

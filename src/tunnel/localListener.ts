@@ -1,0 +1,134 @@
+// The local end of `sluice connect`: a loopback listener where every accepted client gets its
+// own tunnel stream to the gateway. The CLI reads only the client's startup packet (to report
+// refusals in PostgreSQL's own terms); after that bytes are piped untouched.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Endpoint } from '../api/endpoint.js';
+import type { CredentialSource } from '../auth/credentials.js';
+import { AuthError, CliError } from '../errors.js';
+import { dialTunnel } from './dial.js';
+import { checkLocalPassword, readLocalStartup, sendFatal } from './pgLocal.js';
+
+export interface TunnelStats {
+  open: number;
+  total: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface LocalListener {
+  readonly host: string;
+  readonly port: number;
+  readonly stats: TunnelStats;
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  endpoint: Endpoint;
+  credentials: CredentialSource;
+  connection: string;
+  host: string;
+  port: number;
+  /** When the requested port is taken, try the following ones (the default port only). */
+  fallbackToNextFree: boolean;
+  localPassword?: string;
+  /** Told of each client that could not be connected (the message also goes to that client). */
+  onClientError(message: string): void;
+}
+
+export async function listenLocal(opts: ListenOptions): Promise<LocalListener> {
+  const stats: TunnelStats = { open: 0, total: 0, bytesUp: 0, bytesDown: 0 };
+  const sockets = new Set<Socket>();
+  const server = createServer({ noDelay: true }, (client) => {
+    sockets.add(client);
+    stats.open++;
+    stats.total++;
+    client.once('close', () => {
+      sockets.delete(client);
+      stats.open--;
+    });
+    void serveClient(client, opts, stats, sockets).catch(() => client.destroy());
+  });
+  const port = await listenWithFallback(server, opts);
+  return {
+    host: opts.host,
+    port,
+    stats,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelStats, sockets: Set<Socket>): Promise<void> {
+  client.on('error', () => client.destroy());
+  const startup = await readLocalStartup(client);
+  if (startup.kind === 'startup' && opts.localPassword !== undefined) {
+    if (!(await checkLocalPassword(client, opts.localPassword))) {
+      return sendFatal(client, '28P01', 'sluice connect: wrong local password (it was printed when `sluice connect` started)');
+    }
+  }
+  let tunnel;
+  try {
+    const token = await opts.credentials.token();
+    tunnel = await dialTunnel(opts.endpoint, opts.connection, token);
+  } catch (err) {
+    const message = err instanceof CliError ? err.message : String(err);
+    opts.onClientError(message);
+    if (startup.kind === 'startup') sendFatal(client, err instanceof AuthError ? '28000' : '08006', `sluice: ${message}`);
+    else client.destroy();
+    return;
+  }
+  const upstream = tunnel.socket;
+  sockets.add(upstream as Socket);
+  upstream.once('close', () => sockets.delete(upstream as Socket));
+  upstream.write(startup.bytes);
+  stats.bytesUp += startup.bytes.length;
+  client.on('data', (d: Buffer) => (stats.bytesUp += d.length));
+  upstream.on('data', (d: Buffer) => (stats.bytesDown += d.length));
+  upstream.on('error', () => client.destroy());
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+  await new Promise<void>((resolve) => {
+    let closed = 0;
+    const done = () => ++closed === 2 && resolve();
+    client.once('close', () => {
+      upstream.destroy();
+      done();
+    });
+    upstream.once('close', () => {
+      client.end();
+      done();
+    });
+  });
+}
+
+async function listenWithFallback(server: Server, opts: ListenOptions): Promise<number> {
+  const attempts = opts.fallbackToNextFree ? 20 : 1;
+  for (let i = 0; i < attempts; i++) {
+    const port = opts.port === 0 ? 0 : opts.port + i;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, opts.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return (server.address() as AddressInfo).port;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE' || i === attempts - 1) {
+        throw new CliError(
+          code === 'EADDRINUSE'
+            ? opts.fallbackToNextFree
+              ? `ports ${opts.port}-${opts.port + attempts - 1} on ${opts.host} are all in use; pass --port`
+              : `port ${opts.port} on ${opts.host} is already in use; pick another with --port`
+            : `cannot listen on ${opts.host}:${port}: ${code ?? String(err)}`,
+        );
+      }
+    }
+  }
+  throw new CliError('unreachable');
+}
