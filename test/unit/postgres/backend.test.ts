@@ -1,0 +1,145 @@
+// Backend messages: decoders against hand-built bodies, encoders byte for byte, and every
+// message through the backend framer and the relay scanner in every chunking.
+import { describe, expect, it } from 'vitest';
+import {
+  decodeAuthentication,
+  decodeBackendKeyData,
+  decodeCommandComplete,
+  decodeErrorFields,
+  decodeParameterStatus,
+  decodeReadyForQuery,
+  encodeAuthenticationOk,
+  encodeBackendKeyData,
+  encodeErrorResponse,
+  encodeNegotiateProtocolVersion,
+  encodeNoticeResponse,
+  encodeParameterStatus,
+  encodeReadyForQuery,
+  rowCountFromTag,
+} from '../../../gateway/engines/postgres/codec/backend.js';
+import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
+import { createBackendFramer } from '../../../gateway/engines/postgres/codec/framer.js';
+import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
+import { build, chunkings } from './builder.js';
+
+describe('Authentication requests', () => {
+  it('decodes every supported request', () => {
+    expect(decodeAuthentication(build().int32(0).body())).toEqual({ kind: 'ok' });
+    expect(decodeAuthentication(build().int32(3).body())).toEqual({ kind: 'cleartext' });
+    expect(decodeAuthentication(build().int32(5).raw(Buffer.of(1, 2, 3, 4)).body())).toEqual({ kind: 'md5', salt: Buffer.of(1, 2, 3, 4) });
+    expect(decodeAuthentication(build().int32(10).cstring('SCRAM-SHA-256-PLUS').cstring('SCRAM-SHA-256').byte(0).body())).toEqual({
+      kind: 'sasl',
+      mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
+    });
+    expect(decodeAuthentication(build().int32(11).raw('r=abc,s=xyz,i=4096').body())).toEqual({
+      kind: 'sasl-continue',
+      data: Buffer.from('r=abc,s=xyz,i=4096'),
+    });
+    expect(decodeAuthentication(build().int32(12).raw('v=sig').body())).toEqual({ kind: 'sasl-final', data: Buffer.from('v=sig') });
+  });
+
+  it('names unsupported methods and rejects unknown codes and bad layouts', () => {
+    expect(decodeAuthentication(build().int32(7).body())).toEqual({ kind: 'unsupported', method: 'GSSAPI' });
+    expect(() => decodeAuthentication(build().int32(99).body())).toThrow(PgProtocolError);
+    expect(() => decodeAuthentication(build().int32(5).raw(Buffer.of(1, 2)).body())).toThrow(PgProtocolError);
+    expect(() => decodeAuthentication(build().int32(0).byte(1).body())).toThrow(PgProtocolError);
+    expect(() => decodeAuthentication(build().int32(10).cstring('SCRAM-SHA-256').body())).toThrow(PgProtocolError);
+  });
+});
+
+describe('result and status messages', () => {
+  it('ErrorResponse fields, preferring the non-localized severity', () => {
+    const body = build().byte('S').cstring('FEHLER').byte('V').cstring('ERROR').byte('C').cstring('42P01')
+      .byte('M').cstring('relation "x" does not exist').byte('P').cstring('15').byte(0).body();
+    const e = decodeErrorFields(body);
+    expect(e).toMatchObject({ severity: 'ERROR', code: '42P01', message: 'relation "x" does not exist' });
+    expect(e.detail).toBeUndefined();
+    expect(e.fields.get('P')).toBe('15');
+    expect(() => decodeErrorFields(build().byte('S').cstring('ERROR').body())).toThrow(PgProtocolError);
+  });
+
+  it('BackendKeyData, ParameterStatus, ReadyForQuery, CommandComplete', () => {
+    expect(decodeBackendKeyData(build().int32(77).int32(-1).body())).toEqual({ pid: 77, secret: -1 });
+    expect(decodeParameterStatus(build().cstring('server_version').cstring('15.8').body())).toEqual({ name: 'server_version', value: '15.8' });
+    expect(decodeReadyForQuery(build().byte('T').body())).toBe('T');
+    expect(() => decodeReadyForQuery(build().byte('Q').body())).toThrow(PgProtocolError);
+    expect(decodeCommandComplete(build().cstring('INSERT 0 5').body())).toBe('INSERT 0 5');
+  });
+
+  it('row counts from command tags', () => {
+    expect(rowCountFromTag('SELECT 3')).toBe(3);
+    expect(rowCountFromTag('INSERT 0 5')).toBe(5);
+    expect(rowCountFromTag('UPDATE 0')).toBe(0);
+    expect(rowCountFromTag('COPY 1000000')).toBe(1_000_000);
+    expect(rowCountFromTag('CREATE TABLE')).toBeUndefined();
+    expect(rowCountFromTag('BEGIN')).toBeUndefined();
+    expect(rowCountFromTag('SELECT')).toBeUndefined();
+  });
+});
+
+describe('backend encoders', () => {
+  it('ErrorResponse with detail and hint', () => {
+    const expected = build().byte('S').cstring('FATAL').byte('V').cstring('FATAL').byte('C').cstring('3D000')
+      .byte('M').cstring('no').byte('D').cstring('d').byte('H').cstring('h').byte(0).typed('E');
+    expect(encodeErrorResponse({ severity: 'FATAL', sqlstate: '3D000', message: 'no', detail: 'd', hint: 'h' })).toEqual(expected);
+  });
+
+  it('NoticeResponse without optional fields', () => {
+    const expected = build().byte('S').cstring('NOTICE').byte('V').cstring('NOTICE').byte('C').cstring('00000')
+      .byte('M').cstring('hi').byte(0).typed('N');
+    expect(encodeNoticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: 'hi' })).toEqual(expected);
+  });
+
+  it('AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery, NegotiateProtocolVersion', () => {
+    expect(encodeAuthenticationOk()).toEqual(build().int32(0).typed('R'));
+    expect(encodeParameterStatus('TimeZone', 'UTC')).toEqual(build().cstring('TimeZone').cstring('UTC').typed('S'));
+    expect(encodeBackendKeyData(9, -9)).toEqual(build().int32(9).int32(-9).typed('K'));
+    expect(encodeReadyForQuery('E')).toEqual(build().byte('E').typed('Z'));
+    expect(encodeNegotiateProtocolVersion(0, ['_pq_.x'])).toEqual(build().int32(0).int32(1).cstring('_pq_.x').typed('v'));
+  });
+
+  it('round-trips through the decoders', () => {
+    const e = encodeErrorResponse({ severity: 'ERROR', sqlstate: '08P01', message: 'bad' });
+    expect(decodeErrorFields(e.subarray(5))).toMatchObject({ severity: 'ERROR', code: '08P01', message: 'bad' });
+  });
+});
+
+describe('backend messages through the framer and the scanner in every chunking', () => {
+  const catalogue: [string, Buffer][] = [
+    ['AuthenticationSASL', build().int32(10).cstring('SCRAM-SHA-256').byte(0).typed('R')],
+    ['ParameterStatus', build().cstring('a').cstring('b').typed('S')],
+    ['BackendKeyData', build().int32(1).int32(2).typed('K')],
+    ['RowDescription', build().int16(1).cstring('x').int32(0).int16(0).int32(23).int16(4).int32(-1).int16(0).typed('T')],
+    ['DataRow', build().int16(2).int32(1).raw('1').int32(-1).typed('D')],
+    ['CommandComplete', build().cstring('SELECT 1').typed('C')],
+    ['ErrorResponse', build().byte('C').cstring('57014').byte('M').cstring('canceled').byte(0).typed('E')],
+    ['EmptyQueryResponse', build().typed('I')],
+    ['ReadyForQuery', build().byte('I').typed('Z')],
+  ];
+  const neighbour = build().byte('T').typed('Z');
+
+  for (const [name, frame] of catalogue) {
+    it(`${name} between neighbours`, () => {
+      const stream = Buffer.concat([neighbour, frame, neighbour]);
+      for (const { name: how, chunks } of chunkings(stream)) {
+        const framer = createBackendFramer();
+        const frames: Buffer[] = [];
+        const collected: string[] = [];
+        const scanner = new PgBackendScanner(messageTypeSet('CEIZ'), (type, buf, start, end) => {
+          collected.push(`${String.fromCharCode(type)}:${buf.toString('hex', start, end)}`);
+        });
+        for (const chunk of chunks) {
+          framer.push(chunk);
+          while (framer.next()) frames.push(Buffer.from(framer.frame));
+          scanner.scan(chunk);
+        }
+        expect(frames, how).toEqual([neighbour, frame, neighbour]);
+        expect(scanner.atBoundary, how).toBe(true);
+        const expected = [neighbour, frame, neighbour]
+          .filter((f) => 'CEIZ'.includes(String.fromCharCode(f[0]!)))
+          .map((f) => `${String.fromCharCode(f[0]!)}:${f.toString('hex', 5)}`);
+        expect(collected, how).toEqual(expected);
+      }
+    });
+  }
+});

@@ -1,0 +1,155 @@
+// Framing rules a gateway adds to a driver's parser: zero copy for whole frames, length caps
+// enforced from the header alone (before any body is buffered), refusal of types a client may
+// not send, and the scanner's boundary tracking without buffering.
+import { describe, expect, it } from 'vitest';
+import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
+import {
+  CLIENT_LARGE_MAX_LENGTH,
+  CLIENT_SMALL_MAX_LENGTH,
+  STARTUP_MAX_LENGTH,
+  createBackendFramer,
+  createFrontendFramer,
+} from '../../../gateway/engines/postgres/codec/framer.js';
+import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
+import { build } from './builder.js';
+
+function header(type: string, len: number): Buffer {
+  const b = Buffer.alloc(5);
+  b[0] = type.charCodeAt(0);
+  b.writeInt32BE(len, 1);
+  return b;
+}
+
+function typedFramer() {
+  const f = createFrontendFramer();
+  f.expectTyped();
+  return f;
+}
+
+function errorOf(fn: () => unknown): PgProtocolError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof PgProtocolError) return err;
+    throw err;
+  }
+  throw new Error('expected a PgProtocolError');
+}
+
+describe('PgFramer', () => {
+  it('hands out frames lying whole in a chunk as offsets into that chunk', () => {
+    const chunk = Buffer.concat([build().cstring('select 1').typed('Q'), build().typed('S')]);
+    const f = typedFramer();
+    f.push(chunk);
+    expect(f.next()).toBe(true);
+    expect(f.buffer).toBe(chunk);
+    expect([f.type, f.start, f.end, f.bodyStart]).toEqual([0x51, 0, 14, 5]);
+    expect(f.next()).toBe(true);
+    expect(f.buffer).toBe(chunk);
+    expect([f.type, f.start, f.end]).toEqual([0x53, 14, 19]);
+    expect(f.next()).toBe(false);
+    expect(f.buffered).toBe(0);
+  });
+
+  it('assembles a frame split across chunks only when its last byte arrives', () => {
+    const frame = build().cstring('select 42').typed('Q');
+    const f = typedFramer();
+    f.push(frame.subarray(0, 3));
+    expect(f.next()).toBe(false);
+    f.push(frame.subarray(3, 9));
+    expect(f.next()).toBe(false);
+    expect(f.buffered).toBe(9);
+    f.push(frame.subarray(9));
+    expect(f.next()).toBe(true);
+    expect(f.frame).toEqual(frame);
+  });
+
+  it('rejects a declared length above the cap from the header alone', () => {
+    const f = typedFramer();
+    f.push(header('Q', CLIENT_LARGE_MAX_LENGTH + 1));
+    expect(errorOf(() => f.next())).toMatchObject({ code: 'bad-length', sqlstate: '08P01' });
+
+    const small = typedFramer();
+    small.push(header('S', CLIENT_SMALL_MAX_LENGTH + 1));
+    expect(errorOf(() => small.next()).code).toBe('bad-length');
+
+    // The same check when the header itself arrives split.
+    const split = typedFramer();
+    const h = header('d', 0x7fffffff);
+    split.push(h.subarray(0, 2));
+    expect(split.next()).toBe(false);
+    split.push(h.subarray(2));
+    expect(errorOf(() => split.next()).code).toBe('bad-length');
+  });
+
+  it('rejects lengths below 4 (or 8 for a startup packet) and negative ones', () => {
+    for (const len of [3, 0, -1, -0x80000000]) {
+      const f = typedFramer();
+      f.push(header('Q', len));
+      expect(errorOf(() => f.next()).code).toBe('bad-length');
+    }
+    const startup = createFrontendFramer();
+    startup.push(build().untyped()); // length 4: no room for a request code
+    expect(errorOf(() => startup.next()).code).toBe('bad-length');
+    const huge = createFrontendFramer();
+    huge.push(Buffer.from([0, 0, 0x27, 0x11])); // 10001
+    expect(errorOf(() => huge.next()).message).toContain(`cap of ${STARTUP_MAX_LENGTH}`);
+  });
+
+  it('refuses message types a client may not send after startup', () => {
+    for (const type of ['p', 'Z', '\0', 'y']) {
+      const f = typedFramer();
+      f.push(header(type, 4));
+      expect(errorOf(() => f.next()).code).toBe('malformed');
+    }
+  });
+
+  it('accepts any server type up to its cap', () => {
+    const f = createBackendFramer(100);
+    f.push(Buffer.concat([build().typed('y'), header('D', 101)]));
+    expect(f.next()).toBe(true);
+    expect(String.fromCharCode(f.type)).toBe('y');
+    expect(errorOf(() => f.next()).code).toBe('bad-length');
+  });
+
+  it('takeRest returns the bytes not yet framed, across chunks', () => {
+    const frame = build().cstring('a').typed('S');
+    const f = createBackendFramer();
+    f.push(Buffer.concat([frame, frame.subarray(0, 4)]));
+    expect(f.next()).toBe(true);
+    expect(f.next()).toBe(false);
+    f.push(frame.subarray(4, 6));
+    expect(f.takeRest()).toEqual(frame.subarray(0, 6));
+    expect(f.buffered).toBe(0);
+  });
+});
+
+describe('PgBackendScanner', () => {
+  it('skips bodies without collecting them and tracks boundaries', () => {
+    const seen: string[] = [];
+    const s = new PgBackendScanner(messageTypeSet('C'), (t, b, start, end) => seen.push(b.toString('utf8', start, end - 1)));
+    const row = build().int16(1).int32(1000).raw(Buffer.alloc(1000, 0x61)).typed('D');
+    s.scan(row.subarray(0, 3));
+    expect(s.atBoundary).toBe(false);
+    s.scan(row.subarray(3, 500));
+    expect(s.atBoundary).toBe(false);
+    s.scan(Buffer.concat([row.subarray(500), build().cstring('SELECT 1').typed('C')]));
+    expect(s.atBoundary).toBe(true);
+    expect(seen).toEqual(['SELECT 1']);
+  });
+
+  it('reports a collected message above the collect cap with an empty body', () => {
+    const seen: number[] = [];
+    const s = new PgBackendScanner(messageTypeSet('E'), (_t, _b, start, end) => seen.push(end - start), 1 << 30, 8);
+    s.scan(build().raw(Buffer.alloc(20, 0x41)).typed('E'));
+    expect(seen).toEqual([0]);
+    expect(s.atBoundary).toBe(true);
+  });
+
+  it('rejects a declared length outside 4..cap', () => {
+    const s = new PgBackendScanner(messageTypeSet(''), () => undefined, 1000);
+    expect(errorOf(() => s.scan(header('D', 1001))).code).toBe('bad-length');
+    const t = new PgBackendScanner(messageTypeSet(''), () => undefined);
+    expect(errorOf(() => t.scan(header('D', 2))).code).toBe('bad-length');
+  });
+});
