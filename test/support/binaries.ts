@@ -1,0 +1,171 @@
+// Runs the real `sluice-gateway` and `sluice` binaries (bin/*.js over dist/) as child processes,
+// each test with its own config directory, so integration tests exercise exactly what users run.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { approveDeviceOverHttp } from './deviceApproval.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const GATEWAY_BIN = join(ROOT, 'bin/sluice-gateway.js');
+export const CLI_BIN = join(ROOT, 'bin/sluice.js');
+
+export interface DevUserSpec {
+  name: string;
+  email: string;
+  groups: string[];
+}
+
+export const USERS: DevUserSpec[] = [
+  { name: 'alice', email: 'alice@example.com', groups: ['eng', 'dba'] },
+  { name: 'bob', email: 'bob@example.com', groups: ['sales'] },
+];
+
+export interface GatewayProcess {
+  url: string;
+  caFile: string | undefined;
+  configFile: string;
+  dir: string;
+  child: ChildProcess;
+  /** Everything the gateway wrote to stderr so far (its startup lines and pino log). */
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface GatewayOptions {
+  users?: DevUserSpec[];
+  accessTokenTtlSeconds?: number;
+  tls?: false | { selfSigned: true };
+  connections?: unknown[];
+  /** Extra config keys merged at the top level. */
+  extra?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  /** Reuse this directory (and so its store, certificate and IdP keys). */
+  dir?: string;
+  port?: number;
+}
+
+export function writeGatewayConfig(dir: string, opts: GatewayOptions): string {
+  const config = {
+    listen: `127.0.0.1:${opts.port ?? 0}`,
+    tls: opts.tls ?? { selfSigned: true },
+    identity: { dev: { users: opts.users ?? USERS, ...(opts.accessTokenTtlSeconds ? { accessTokenTtlSeconds: opts.accessTokenTtlSeconds } : {}) } },
+    store: { sqlite: 'state/sluice.db' },
+    connections: opts.connections ?? [],
+    log: { level: 'info' },
+    ...opts.extra,
+  };
+  const file = join(dir, 'gateway.yaml');
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayProcess> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-gw-'));
+  const configFile = writeGatewayConfig(dir, opts);
+  const child = spawn(process.execPath, [GATEWAY_BIN, '--config', configFile], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start within 20 s:\n${out}`)), 20_000);
+    const check = () => {
+      const m = /sluice-gateway listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stderr.off('data', check);
+        resolveUrl(m[1] as string);
+      }
+    };
+    child.stderr.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const caMatch = /--ca (\S+)/.exec(out);
+  return {
+    url,
+    caFile: caMatch?.[1],
+    configFile,
+    dir,
+    child,
+    output: () => out,
+    stop: (signal = 'SIGTERM') =>
+      new Promise((res) => {
+        if (child.exitCode !== null) return res(child.exitCode);
+        child.once('exit', (code) => res(code));
+        child.kill(signal);
+      }),
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliEnv {
+  /** The per-test CLI config dir (SLUICE_CONFIG_DIR). */
+  configDir: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function cliEnv(ctx: CliEnv): NodeJS.ProcessEnv {
+  // No DISPLAY: the CLI must never try to open a browser in tests.
+  const { DISPLAY: _d, WAYLAND_DISPLAY: _w, SLUICE_TOKEN: _t, SLUICE_GATEWAY: _g, SLUICE_CA: _c, ...rest } = process.env;
+  return { ...rest, SLUICE_CONFIG_DIR: ctx.configDir, ...ctx.env };
+}
+
+/** Runs `sluice ARGS` to completion. */
+export function runCli(args: string[], ctx: CliEnv, input?: string): Promise<CliResult> {
+  const child = spawnCli(args, ctx);
+  if (input !== undefined) child.stdin?.end(input);
+  return collect(child);
+}
+
+export function spawnCli(args: string[], ctx: CliEnv): ChildProcess {
+  return spawn(process.execPath, [CLI_BIN, ...args], { env: cliEnv(ctx), stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export function collect(child: ChildProcess): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((res) => child.once('close', (code) => res({ code, stdout, stderr })));
+}
+
+/** Resolves with the first match of `re` in the child's stderr (or rejects after `ms`). */
+export function waitForStderr(child: ChildProcess, re: RegExp, ms = 20_000): Promise<RegExpExecArray> {
+  let seen = '';
+  return new Promise((res, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re} in:\n${seen}`)), ms);
+    const onData = (d: Buffer) => {
+      seen += d.toString();
+      const m = re.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        child.stderr?.off('data', onData);
+        res(m);
+      }
+    };
+    child.stderr?.on('data', onData);
+  });
+}
+
+export function newConfigDir(): string {
+  return mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+}
+
+/** Runs `sluice login` and approves it over HTTP as `user`, as a person would; returns the result. */
+export async function login(gateway: GatewayProcess, configDir: string, user: string, extra: string[] = []): Promise<CliResult> {
+  const child = spawnCli(['login', '--gateway', gateway.url, ...(gateway.caFile ? ['--ca', gateway.caFile] : []), '--no-browser', ...extra], { configDir });
+  const done = collect(child);
+  const [, uri] = await waitForStderr(child, /or open (\S+)/);
+  await approveDeviceOverHttp(uri as string, user, gateway.caFile ? { ca: readFileSync(gateway.caFile) } : {});
+  return done;
+}
