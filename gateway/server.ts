@@ -64,6 +64,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       users: config.identity.users.map((u) => ({ ...u, groups: [...u.groups] })),
       accessTokenTtlSeconds: config.identity.accessTokenTtlSeconds,
       stateDir: config.stateDir,
+      logger: log.child({ component: 'dev-idp' }),
     });
   } else {
     issuer = config.identity.issuer;

@@ -54,7 +54,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   } catch (err) {
     throw new ConfigError(path, [`${path}: cannot read the configuration file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   if (doc.errors.length > 0) {
     throw new ConfigError(
       path,

@@ -36,7 +36,8 @@ const oidcIdentity = z.strictObject({
 const devIdentity = z.strictObject({
   dev: z.strictObject({
     users: z.array(devUser).min(1, { message: 'expected at least one user' }),
-    audience: nonEmpty.default('sluice'),
+    /** oidc-provider's resource indicators require an absolute URI (RFC 8707). */
+    audience: z.string().regex(/^[a-z][a-z0-9+.-]*:\S+$/i, { message: 'expected an absolute URI, e.g. "urn:sluice:gateway"' }).default('urn:sluice:gateway'),
     clientId: nonEmpty.default('sluice-cli'),
     /** Short lifetimes let tests and demos exercise silent refresh. */
     accessTokenTtlSeconds: z.number().int().min(1).max(86_400).default(900),

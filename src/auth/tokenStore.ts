@@ -40,8 +40,11 @@ export function openTokenStore(io: Io, opts: { insecureStorage?: boolean } = {})
 
 function keyringWorks(): boolean {
   try {
-    // A read of an absent entry succeeds (null) wherever a keyring service answers at all.
-    new Entry(SERVICE, '__sluice_probe__').getPassword();
+    // Some Linux keyrings answer reads but refuse writes (no secret service on D-Bus): only a
+    // write proves the keyring can hold our tokens.
+    const probe = new Entry(SERVICE, '__sluice_probe__');
+    probe.setPassword('probe');
+    probe.deletePassword();
     return true;
   } catch {
     return false;

@@ -37,7 +37,7 @@ describe('gateway configuration', () => {
     expect(cfg.listen).toEqual({ host: '127.0.0.1', port: 8443 });
     expect(cfg.url).toBe('https://127.0.0.1:8443');
     expect(cfg.tls).toEqual({ selfSigned: true });
-    expect(cfg.identity).toMatchObject({ kind: 'dev', audience: 'sluice', clientId: 'sluice-cli' });
+    expect(cfg.identity).toMatchObject({ kind: 'dev', audience: 'urn:sluice:gateway', clientId: 'sluice-cli' });
     expect(cfg.store.sqlite).toBe(join(dir, 'sluice.db'));
     expect(Object.isFrozen(cfg)).toBe(true);
   });
