@@ -48,7 +48,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     });
   } catch (err) {
     store.close();
-    throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
   const port = (server.address() as AddressInfo).port;
   const url = config.listen.port === 0 ? config.url.replace(/:0$/, `:${port}`) : config.url;

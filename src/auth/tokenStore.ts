@@ -74,7 +74,7 @@ function fileStore(file: string): TokenStore {
       return JSON.parse(readFileSync(file, 'utf8')) as Record<string, StoredTokens>;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new Error(`cannot read the token file ${file}: ${(err as Error).message}`);
+      throw new Error(`cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
     }
   };
   const write = (all: Record<string, StoredTokens>) => {
