@@ -1,0 +1,87 @@
+// The PostgreSQL engine: one instance per gateway process, one PgSession per tunnelled client.
+// The engine itself only holds what outlives a session: the gateway-issued cancel keys. The
+// gateway hands each client a BackendKeyData of its own, so a client never learns the target's
+// process ID or cancel secret, and since a CancelRequest arrives on a connection of its own, the
+// engine must map the gateway's key back to the target and its real key.
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Engine, PostgresTarget, SessionContext } from '../types.js';
+import { PgSession } from './session.js';
+
+/** Where a cancel for one gateway-issued key must go. */
+export interface CancelRoute {
+  readonly connectionName: string;
+  /** Identity subject of the session the key was issued to. */
+  readonly subject: string;
+  readonly target: PostgresTarget;
+  /** The target's own key for the session, if it sent one. */
+  readonly upstreamKey?: { readonly pid: number; readonly secret: number };
+}
+
+interface Entry extends CancelRoute {
+  readonly secret: Buffer;
+}
+
+/** Gateway-issued cancel keys of live sessions. */
+export class CancelKeyRegistry {
+  private readonly entries = new Map<number, Entry>();
+
+  /** Issues a fresh key for a session; release it with `release(pid)` when the session ends. */
+  issue(route: CancelRoute): { pid: number; secret: number } {
+    let pid: number;
+    // Positive Int32 like a real PID; collisions are retried, never shared.
+    do pid = randomInt(1, 0x7fffffff);
+    while (this.entries.has(pid));
+    const secret = randomBytes(4);
+    this.entries.set(pid, { ...route, secret });
+    return { pid, secret: secret.readInt32BE(0) };
+  }
+
+  /** The route for a CancelRequest, or undefined when the key is unknown or the secret is wrong. */
+  lookup(pid: number, secret: number): CancelRoute | undefined {
+    const entry = this.entries.get(pid);
+    if (!entry) return undefined;
+    const presented = Buffer.alloc(4);
+    presented.writeInt32BE(secret | 0);
+    // Constant time, so a client cannot learn a live session's secret byte by byte.
+    return timingSafeEqual(presented, entry.secret) ? entry : undefined;
+  }
+
+  release(pid: number): void {
+    this.entries.delete(pid);
+  }
+
+  /** Number of live keys (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+/** The PostgreSQL engine with its cross-session state exposed for tests. */
+export interface PostgresEngine extends Engine {
+  /** Cancel keys of live sessions. */
+  readonly cancelKeys: CancelKeyRegistry;
+}
+
+/**
+ * Creates the engine that serves `type: postgres` connections. `handle()` takes over a client
+ * stream that speaks the PostgreSQL frontend protocol (as libpq or any driver sends it, with
+ * SSL/GSSENC requests answered 'N'), connects to the connection's target with the credential
+ * the gateway holds, relays, and reports to `session.audit`. It never rejects and never throws:
+ * failures end that session with an ErrorResponse and are recorded through `onSessionEnd`.
+ */
+export function createPostgresEngine(): PostgresEngine {
+  const cancelKeys = new CancelKeyRegistry();
+  return {
+    cancelKeys,
+    async handle(client: Duplex, session: SessionContext, signal: AbortSignal): Promise<void> {
+      try {
+        await new PgSession(client, session, signal, cancelKeys).run();
+      } catch (err) {
+        // PgSession contains its own failures; this is the last line that keeps the process up.
+        session.log.error({ err }, 'postgres engine failed');
+        client.destroy();
+      }
+    },
+  };
+}

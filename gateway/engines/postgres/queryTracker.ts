@@ -1,0 +1,166 @@
+// Pairs what a client asks with what the target answers, for the audit trail, without holding
+// up the relay. Each client Query, Sync or FunctionCall opens one "cycle" that the target closes
+// with exactly one ReadyForQuery; statements are recorded when sent (Query, or Bind for the
+// extended protocol, with the SQL of the statement it binds) and get their result when their
+// cycle ends. Within a cycle, extended-protocol statements take results in order (each Execute
+// answers with one CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse); after
+// an error the target skips to Sync, so the rest of that cycle is reported as not executed.
+import type { SessionAudit } from '../types.js';
+import { rowCountFromTag } from './codec/backend.js';
+import type { BindParam } from './codec/frontend.js';
+
+interface Pending {
+  readonly id: number;
+  readonly protocol: 'simple' | 'extended';
+  readonly cycle: number;
+  readonly started: number;
+  finished?: number;
+  done: boolean;
+  status: 'ok' | 'error';
+  readonly commands: string[];
+  rows?: number;
+  sqlstate?: string;
+  message?: string;
+}
+
+/** Message used for statements a target skipped because an earlier one in its pipeline failed. */
+export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same Sync failed';
+
+/**
+ * Turns client messages and target results into `onQuery`/`onResult` calls. Audit hooks are
+ * called synchronously, before the message that triggered them is forwarded.
+ */
+export class QueryTracker {
+  private readonly statements = new Map<string, string>();
+  private pending: Pending[] = [];
+  private clientCycle = 0;
+  private serverCycle = 0;
+  private cycleFailed = false;
+
+  constructor(
+    private readonly audit: SessionAudit,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** A simple Query: one statement string, its own cycle. */
+  query(sql: string): void {
+    this.record(sql, undefined, 'simple');
+    this.clientCycle++;
+  }
+
+  /** Parse: remembers the statement's SQL for the Binds that follow. */
+  parse(statement: string, sql: string): void {
+    this.statements.set(statement, sql);
+  }
+
+  /** Bind: the statement is about to run with these parameters. */
+  bind(statement: string, params: readonly BindParam[]): void {
+    const sql = this.statements.get(statement) ?? `/* prepared statement "${statement}" (not prepared in this session's protocol) */`;
+    this.record(sql, params.map(paramText), 'extended');
+  }
+
+  /** Close of a prepared statement: forget it so long sessions do not accumulate SQL. */
+  closeStatement(statement: string): void {
+    this.statements.delete(statement);
+  }
+
+  /** Sync or FunctionCall: ends the client's current cycle. */
+  sync(): void {
+    this.clientCycle++;
+  }
+
+  /** CommandComplete from the target. */
+  commandComplete(tag: string): void {
+    const q = this.current();
+    if (!q) return;
+    q.commands.push(tag);
+    const rows = rowCountFromTag(tag);
+    if (rows !== undefined) q.rows = (q.rows ?? 0) + rows;
+    if (q.protocol === 'extended') this.finish(q);
+  }
+
+  /** EmptyQueryResponse or PortalSuspended: an Execute answered without a command tag. */
+  executeAnswered(): void {
+    const q = this.current();
+    if (q && q.protocol === 'extended') this.finish(q);
+  }
+
+  /** ErrorResponse from the target. */
+  error(sqlstate: string, message: string): void {
+    this.cycleFailed = true;
+    const q = this.current();
+    if (!q) return;
+    q.status = 'error';
+    q.sqlstate = sqlstate;
+    q.message = message;
+    this.finish(q);
+  }
+
+  /** ReadyForQuery: the target finished the oldest open cycle; report its statements. */
+  ready(): void {
+    const t = this.now();
+    let k = 0;
+    while (k < this.pending.length && this.pending[k]!.cycle === this.serverCycle) {
+      const q = this.pending[k++]!;
+      if (!q.done && this.cycleFailed) {
+        q.status = 'error';
+        q.message = SKIPPED_MESSAGE;
+      }
+      this.report(q, t);
+    }
+    this.pending = k === this.pending.length ? [] : this.pending.slice(k);
+    this.serverCycle++;
+    this.cycleFailed = false;
+  }
+
+  /** Session over: report every statement still waiting for its result as failed. */
+  abandon(sqlstate: string | undefined, message: string): void {
+    const t = this.now();
+    for (const q of this.pending) {
+      if (!q.done) {
+        q.status = 'error';
+        if (sqlstate !== undefined) q.sqlstate = sqlstate;
+        q.message = message;
+      }
+      this.report(q, t);
+    }
+    this.pending = [];
+  }
+
+  private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended'): void {
+    const id = this.audit.onQuery({ text, ...(params ? { params } : {}), protocol });
+    this.pending.push({ id, protocol, cycle: this.clientCycle, started: this.now(), done: false, status: 'ok', commands: [] });
+  }
+
+  /** The statement the next result belongs to: the first unfinished one of the target's cycle. */
+  private current(): Pending | undefined {
+    for (const q of this.pending) {
+      if (q.cycle !== this.serverCycle) return undefined;
+      if (!q.done) return q;
+    }
+    return undefined;
+  }
+
+  private finish(q: Pending): void {
+    q.done = true;
+    q.finished = this.now();
+  }
+
+  private report(q: Pending, t: number): void {
+    this.audit.onResult({
+      queryId: q.id,
+      status: q.status,
+      commands: q.commands,
+      ...(q.rows !== undefined ? { rows: q.rows } : {}),
+      ...(q.sqlstate !== undefined ? { sqlstate: q.sqlstate } : {}),
+      ...(q.message !== undefined ? { message: q.message } : {}),
+      durationMs: (q.finished ?? t) - q.started,
+    });
+  }
+}
+
+/** Audit form of a Bind parameter: text as is, binary as PostgreSQL's bytea hex form. */
+function paramText(p: BindParam): string | null {
+  if (p === null || typeof p === 'string') return p;
+  return `\\x${p.toString('hex')}`;
+}

@@ -1,0 +1,387 @@
+// One client session of the PostgreSQL engine, from the client's first byte to both sockets
+// closed: answer SSL/GSSENC requests with 'N', route a CancelRequest, accept the StartupMessage
+// without asking for a password (the tunnel already authenticated the caller), open the gateway's
+// own upstream connection, replay its startup to the client with a gateway-issued cancel key, and
+// relay. The relay frames client messages (decoding only Query, Parse, Bind and Close for the
+// audit) and forwards them in runs of contiguous bytes; target bytes are forwarded chunk by chunk
+// as received while a scanner follows message boundaries, so no target message is copied or
+// buffered by the gateway.
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { SessionContext } from '../types.js';
+import { decodeCommandComplete, decodeErrorFields, encodeErrorResponse } from './codec/backend.js';
+import { createFrontendFramer } from './codec/framer.js';
+import { decodeBind, decodeClose, decodeFirstMessage, decodeParse, decodeQuery, encodeTerminate } from './codec/frontend.js';
+import type { FirstMessage } from './codec/frontend.js';
+import { PgBackendScanner, messageTypeSet } from './codec/scanner.js';
+import { PgProtocolError } from './codec/wire.js';
+import type { CancelKeyRegistry } from './engine.js';
+import { QueryTracker } from './queryTracker.js';
+import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
+import { connectUpstream, UpstreamError } from './upstream.js';
+
+/** How long a closing side may take to close on its own before it is destroyed. */
+const CLOSE_GRACE_MS = 5_000;
+/** At most this many SSLRequest/GSSENCRequest before the startup packet (libpq sends ≤ 2). */
+const MAX_NEGOTIATIONS = 2;
+const NO_ENCRYPTION = Buffer.from('N');
+const RESULT_TYPES = messageTypeSet('CEIsZ');
+
+type Phase = 'startup' | 'connecting' | 'relay' | 'closing';
+
+interface Ending {
+  readonly status: 'ok' | 'error';
+  readonly sqlstate?: string;
+  readonly message?: string;
+  /** ErrorResponse (FATAL) to send the client if the client's stream is at a message boundary. */
+  readonly notify?: boolean;
+}
+
+/** Runs one session; `run()` resolves when both sides are closed. */
+export class PgSession {
+  private phase: Phase = 'startup';
+  private readonly framer = createFrontendFramer();
+  private readonly scanner = new PgBackendScanner(RESULT_TYPES, (t, b, s, e) => this.onServerMessage(t, b, s, e));
+  private readonly connectAbort = new AbortController();
+  private tracker: QueryTracker | undefined;
+  private upstream: Socket | undefined;
+  private cancelPid: number | undefined;
+  private negotiations = 0;
+  private bytesFromClient = 0;
+  private bytesToClient = 0;
+  /** True while every byte sent to the client ends on a message boundary. */
+  private clientAtBoundary = true;
+  private serverFatal: { sqlstate: string; message: string } | undefined;
+  private sessionStarted = false;
+  private ending: Ending | undefined;
+  private clientClosed = false;
+  private upstreamClosed = true;
+  private connecting = false;
+  /** The client's own Terminate went upstream; closing must not send a second one. */
+  private terminateSent = false;
+  private settled = false;
+  private startupTimer: NodeJS.Timeout | undefined;
+  private done: () => void = () => undefined;
+
+  constructor(
+    private readonly client: Duplex,
+    private readonly ctx: SessionContext,
+    private readonly signal: AbortSignal,
+    private readonly cancels: CancelKeyRegistry,
+  ) {}
+
+  run(): Promise<void> {
+    const finished = new Promise<void>((resolve) => (this.done = resolve));
+    const c = this.client;
+    c.on('data', this.onClientData);
+    c.on('drain', () => this.upstream?.resume());
+    c.on('end', () => this.end({ status: 'ok' }));
+    c.on('error', (err: NodeJS.ErrnoException) => {
+      this.ctx.log.debug({ code: err.code }, 'postgres client socket error');
+      this.end({ status: 'error', message: `client connection failed (${err.code ?? err.name})` });
+    });
+    c.on('close', () => {
+      this.clientClosed = true;
+      this.end({ status: 'ok' });
+      this.settle();
+    });
+    this.signal.addEventListener('abort', this.onAbort);
+    if (this.signal.aborted) this.onAbort();
+    // A client that never completes its startup packet is dropped, as PostgreSQL's
+    // authentication_timeout does; nothing was audited yet, so nothing is recorded.
+    this.startupTimer = setTimeout(() => this.end({ status: 'error', message: 'no startup packet in time' }), this.ctx.connectTimeoutMs);
+    return finished;
+  }
+
+  private readonly onAbort = () => {
+    this.end({ status: 'error', sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down', notify: true });
+  };
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.bytesFromClient += chunk.length;
+    if (this.phase === 'closing' || this.phase === 'connecting') {
+      if (this.phase === 'connecting') this.framer.push(chunk); // kept until the relay starts
+      return;
+    }
+    try {
+      this.framer.push(chunk);
+      if (this.phase === 'startup') this.readFirstMessages();
+      else this.relayClient();
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
+  private readFirstMessages(): void {
+    while (this.phase === 'startup' && this.framer.next()) {
+      const m = decodeFirstMessage(this.framer.body);
+      if (m.kind === 'ssl' || m.kind === 'gssenc') {
+        // Bytes sent before our answer would be read in clear after a TLS switch, so PostgreSQL
+        // refuses them; so does the gateway, although it never switches.
+        if (++this.negotiations > MAX_NEGOTIATIONS || this.framer.buffered > 0) {
+          throw new PgProtocolError('malformed', `unexpected data after ${m.kind === 'ssl' ? 'SSLRequest' : 'GSSENCRequest'}`);
+        }
+        this.writeClient(NO_ENCRYPTION);
+        continue;
+      }
+      clearTimeout(this.startupTimer);
+      if (m.kind === 'cancel') {
+        this.phase = 'closing';
+        this.cancel(m).catch((err: unknown) => this.fail(err));
+        return;
+      }
+      this.framer.expectTyped();
+      this.start(m).catch((err: unknown) => this.fail(err));
+      return;
+    }
+  }
+
+  private async cancel(m: Extract<FirstMessage, { kind: 'cancel' }>): Promise<void> {
+    await forwardCancel(this.cancels, m.pid, m.secret, this.ctx, this.signal);
+    this.closeClient();
+  }
+
+  private async start(m: Extract<FirstMessage, { kind: 'startup' }>): Promise<void> {
+    let accepted;
+    try {
+      accepted = acceptStartup(m, this.ctx);
+    } catch (err) {
+      if (!(err instanceof StartupRefusal)) throw err;
+      this.ctx.log.info({ sqlstate: err.sqlstate }, `postgres session refused: ${err.message}`);
+      return this.end({ status: 'error', sqlstate: err.sqlstate, message: err.message, notify: true });
+    }
+    this.sessionStarted = true;
+    this.ctx.audit.onSessionStart(accepted.audit);
+    this.phase = 'connecting';
+    this.connecting = true;
+    this.client.pause();
+    const { target } = this.ctx.connection;
+    let up;
+    try {
+      up = await connectUpstream({
+        connectionName: this.ctx.connection.name,
+        target,
+        database: accepted.audit.database,
+        parameters: accepted.upstreamParameters,
+        timeoutMs: this.ctx.connectTimeoutMs,
+        signal: AbortSignal.any([this.signal, this.connectAbort.signal]),
+      });
+    } catch (err) {
+      this.connecting = false;
+      const e = err instanceof UpstreamError ? err : new UpstreamError('unreachable', '08006', `cannot reach the target of connection ${this.ctx.connection.name}`);
+      if (!this.ending) this.ctx.log.warn({ sqlstate: e.sqlstate, code: e.code }, e.message);
+      this.end({ status: 'error', sqlstate: e.sqlstate, message: e.message, notify: true });
+      this.settle();
+      return;
+    }
+    this.connecting = false;
+    this.upstream = up.socket;
+    this.upstreamClosed = false;
+    this.attachUpstream(up.socket);
+    if (this.ending) {
+      // The client left or the gateway began shutting down while we were connecting.
+      this.closeUpstream();
+      return;
+    }
+    const key = this.cancels.issue({
+      connectionName: this.ctx.connection.name,
+      subject: this.ctx.identity.subject,
+      target,
+      ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
+    });
+    this.cancelPid = key.pid;
+    this.tracker = new QueryTracker(this.ctx.audit);
+    this.writeClient(accepted.greeting(up.startupFrames, key, up.transactionStatus));
+    this.ctx.log.info({ database: accepted.audit.database, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
+    this.phase = 'relay';
+    if (up.pending.length > 0) this.onUpstreamData(up.pending);
+    this.relayClient();
+    if (this.phase === 'relay') this.client.resume();
+  }
+
+  private attachUpstream(s: Socket): void {
+    s.on('data', this.onUpstreamData);
+    s.on('drain', () => this.client.resume());
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      this.ctx.log.warn({ code: err.code }, 'postgres target socket error');
+      this.targetLost(`the connection to the target of ${this.ctx.connection.name} failed (${err.code ?? err.name})`);
+    });
+    s.on('end', () => this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`));
+    s.on('close', () => {
+      this.upstreamClosed = true;
+      this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`);
+      this.settle();
+    });
+    s.resume();
+  }
+
+  /** Client → target: frame, record statements, forward runs of whole frames. */
+  private relayClient(): void {
+    const f = this.framer;
+    const tracker = this.tracker!;
+    let run: Buffer | undefined;
+    let runStart = 0;
+    let runEnd = 0;
+    let terminated = false;
+    while (!terminated && f.next()) {
+      switch (f.type) {
+        case 0x51 /* Q */:
+          tracker.query(decodeQuery(f.body).sql);
+          break;
+        case 0x50 /* P */: {
+          const p = decodeParse(f.body);
+          tracker.parse(p.statement, p.sql);
+          break;
+        }
+        case 0x42 /* B */: {
+          const b = decodeBind(f.body);
+          tracker.bind(b.statement, b.params);
+          break;
+        }
+        case 0x43 /* C */: {
+          const c = decodeClose(f.body);
+          if (c.kind === 'statement') tracker.closeStatement(c.name);
+          break;
+        }
+        case 0x53 /* S */:
+        case 0x46 /* F */:
+          tracker.sync();
+          break;
+        case 0x58 /* X */:
+          terminated = true;
+          break;
+      }
+      if (f.buffer === run && f.start === runEnd) {
+        runEnd = f.end;
+      } else {
+        if (run) this.writeUpstream(run, runStart, runEnd);
+        run = f.buffer;
+        runStart = f.start;
+        runEnd = f.end;
+      }
+    }
+    if (run) this.writeUpstream(run, runStart, runEnd);
+    if (terminated) {
+      this.terminateSent = true;
+      this.end({ status: 'ok' });
+    }
+  }
+
+  private writeUpstream(buf: Buffer, start: number, end: number): void {
+    const up = this.upstream!;
+    if (!up.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end))) this.client.pause();
+  }
+
+  /** Target → client: scan for results, then forward the chunk untouched. */
+  private readonly onUpstreamData = (chunk: Buffer): void => {
+    if (this.phase !== 'relay') return;
+    try {
+      this.scanner.scan(chunk);
+    } catch (err) {
+      return this.fail(err, 'target');
+    }
+    this.writeClient(chunk);
+    this.clientAtBoundary = this.scanner.atBoundary;
+    if (this.client.writableNeedDrain) this.upstream!.pause();
+  };
+
+  private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
+    const tracker = this.tracker!;
+    switch (type) {
+      case 0x43 /* C */:
+        return tracker.commandComplete(decodeCommandComplete(buf.subarray(start, end)));
+      case 0x45 /* E */: {
+        const e = start === end ? undefined : decodeErrorFields(buf.subarray(start, end));
+        if (e && (e.severity === 'FATAL' || e.severity === 'PANIC')) this.serverFatal = { sqlstate: e.code, message: e.message };
+        return tracker.error(e?.code ?? '', e?.message ?? 'error too large to record');
+      }
+      case 0x49 /* I */:
+      case 0x73 /* s */:
+        return tracker.executeAnswered();
+      case 0x5a /* Z */:
+        return tracker.ready();
+    }
+  }
+
+  private writeClient(bytes: Buffer): void {
+    this.bytesToClient += bytes.length;
+    this.client.write(bytes);
+  }
+
+  private targetLost(why: string): void {
+    if (this.phase === 'closing') return;
+    // A FATAL the target sent (e.g. an administrator terminated the backend) already reached the
+    // client; otherwise tell it the connection failed.
+    const fatal = this.serverFatal;
+    this.end(fatal ? { status: 'error', ...fatal } : { status: 'error', sqlstate: '08006', message: why, notify: true });
+  }
+
+  /** A protocol violation or an unexpected error: close the session, never the process. */
+  private fail(err: unknown, side: 'client' | 'target' = 'client'): void {
+    if (err instanceof PgProtocolError) {
+      const message = side === 'client' ? err.message : `the target of connection ${this.ctx.connection.name} sent malformed data: ${err.message}`;
+      this.ctx.log.warn({ side, code: err.code }, `postgres protocol violation: ${err.message}`);
+      return this.end({ status: 'error', sqlstate: side === 'client' ? err.sqlstate : '08006', message, notify: true });
+    }
+    this.ctx.log.error({ err }, 'postgres session failed');
+    this.end({ status: 'error', sqlstate: 'XX000', message: 'internal error in the gateway', notify: true });
+  }
+
+  /** Starts closing both sides; the first reason is the one recorded. */
+  private end(ending: Ending): void {
+    if (this.ending) return;
+    this.ending = ending;
+    this.phase = 'closing';
+    clearTimeout(this.startupTimer);
+    this.connectAbort.abort();
+    let last: Buffer | undefined;
+    if (ending.notify && ending.sqlstate && ending.message && this.clientAtBoundary && !this.clientClosed) {
+      last = encodeErrorResponse({ severity: 'FATAL', sqlstate: ending.sqlstate, message: ending.message });
+      this.bytesToClient += last.length;
+    }
+    this.closeClient(last);
+    this.closeUpstream();
+    this.settle();
+  }
+
+  private closeClient(last?: Buffer): void {
+    const c = this.client;
+    if (c.destroyed) return;
+    c.end(last);
+    c.resume(); // drain whatever the client still sends, so it sees our FIN rather than a reset
+    setTimeout(() => c.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private closeUpstream(): void {
+    const up = this.upstream;
+    if (!up || up.destroyed) return;
+    if (this.terminateSent) up.end();
+    else up.end(encodeTerminate());
+    up.resume();
+    setTimeout(() => up.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Resolves `run()` once both sides are closed, after the audit has the session's end. */
+  private settle(): void {
+    if (this.settled || !this.clientClosed || !this.upstreamClosed || this.connecting || !this.ending) return;
+    this.settled = true;
+    this.signal.removeEventListener('abort', this.onAbort);
+    if (this.cancelPid !== undefined) this.cancels.release(this.cancelPid);
+    const { status, sqlstate, message } = this.ending;
+    try {
+      this.tracker?.abandon(sqlstate, message ?? 'session ended before the result arrived');
+      if (this.sessionStarted) {
+        this.ctx.audit.onSessionEnd({
+          status,
+          ...(sqlstate !== undefined ? { sqlstate } : {}),
+          ...(message !== undefined ? { message } : {}),
+          bytesFromClient: this.bytesFromClient,
+          bytesToClient: this.bytesToClient,
+        });
+      }
+    } catch (err) {
+      this.ctx.log.error({ err }, 'postgres session audit failed at session end');
+    }
+    this.done();
+  }
+}

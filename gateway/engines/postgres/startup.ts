@@ -1,0 +1,115 @@
+// What the engine decides about a client's startup, apart from any socket: which database it may
+// open, which of its startup parameters travel to the target, what the client is told once the
+// upstream is ready, and how a CancelRequest is routed. Kept apart from the session so these
+// rules read in one place.
+import type { SessionContext } from '../types.js';
+import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeReadyForQuery } from './codec/backend.js';
+import type { TransactionStatus } from './codec/backend.js';
+import type { FirstMessage } from './codec/frontend.js';
+import type { CancelKeyRegistry } from './engine.js';
+import { cancelUpstream } from './upstream.js';
+
+/**
+ * Client startup parameters passed on to the target. Only settings that change how values are
+ * formatted: anything else (notably `options`, which can carry `-c` settings) would configure the
+ * session outside the statements the gateway records and checks.
+ */
+const FORWARDED_PARAMETERS = new Map(
+  ['client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'].map((name) => [name.toLowerCase(), name]),
+);
+
+/** A startup the engine will not serve, with the SQLSTATE PostgreSQL would use. */
+export class StartupRefusal extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StartupRefusal';
+  }
+}
+
+/** An accepted startup. */
+export interface AcceptedStartup {
+  /** What `SessionAudit.onSessionStart` receives. */
+  readonly audit: { readonly database: string; readonly clientUser: string; readonly clientApplication?: string };
+  /** Parameters for the upstream StartupMessage besides user and database. */
+  readonly upstreamParameters: readonly (readonly [string, string])[];
+  /** The bytes that complete the client's startup once the upstream is ready. */
+  greeting(startupFrames: readonly Buffer[], key: { pid: number; secret: number }, status: TransactionStatus): Buffer;
+}
+
+/**
+ * Checks a StartupMessage against the connection and composes the upstream startup.
+ * @throws StartupRefusal for a missing user, a replication request or a database the connection
+ * does not serve.
+ */
+export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx: SessionContext): AcceptedStartup {
+  const { connection, identity } = ctx;
+  const user = m.params.get('user');
+  // PostgreSQL's own wording and code for this case.
+  if (!user) throw new StartupRefusal('28000', 'no PostgreSQL user name specified in startup packet');
+  const replication = m.params.get('replication')?.toLowerCase();
+  if (replication !== undefined && !['false', 'off', 'no', '0'].includes(replication)) {
+    throw new StartupRefusal('0A000', `replication connections are not served by connection ${connection.name}`);
+  }
+  // The client's user name means nothing here (the tunnel identified the caller), so a missing
+  // database means the connection's own rather than PostgreSQL's default of the user name.
+  const database = m.params.get('database') || connection.target.database;
+  if (database !== connection.target.database && !connection.databases.includes(database)) {
+    throw new StartupRefusal('3D000', `database "${database}" is not served by connection ${connection.name}`);
+  }
+  const upstreamParameters: [string, string][] = [['application_name', `sluice:${identity.name}`]];
+  const unrecognized: string[] = [];
+  for (const [name, value] of m.params) {
+    const canonical = FORWARDED_PARAMETERS.get(name.toLowerCase());
+    if (canonical) upstreamParameters.push([canonical, value]);
+    else if (name.startsWith('_pq_.')) unrecognized.push(name);
+  }
+  const application = m.params.get('application_name');
+  return {
+    audit: { database, clientUser: user, ...(application !== undefined ? { clientApplication: application } : {}) },
+    upstreamParameters,
+    greeting(startupFrames, key, status) {
+      const parts: Buffer[] = [];
+      // Protocol 3.0 is all the gateway speaks; a client asking for more (or for protocol
+      // options) is told so, as PostgreSQL would, before authentication completes.
+      if (m.minor > 0 || unrecognized.length > 0) parts.push(encodeNegotiateProtocolVersion(0, unrecognized));
+      parts.push(encodeAuthenticationOk(), ...startupFrames, encodeBackendKeyData(key.pid, key.secret), encodeReadyForQuery(status));
+      return Buffer.concat(parts);
+    },
+  };
+}
+
+/**
+ * Forwards a CancelRequest for a gateway-issued key to the target, with the target's real key.
+ * Unknown keys and wrong secrets are dropped silently, as PostgreSQL does. Never throws.
+ */
+export async function forwardCancel(
+  cancels: CancelKeyRegistry,
+  pid: number,
+  secret: number,
+  ctx: SessionContext,
+  signal: AbortSignal,
+): Promise<void> {
+  const route = cancels.lookup(pid, secret);
+  // A key only cancels through a tunnel of the same connection opened by the same identity: the
+  // key alone is a bearer secret, and this keeps a leaked one from crossing that boundary.
+  if (!route?.upstreamKey || route.connectionName !== ctx.connection.name || route.subject !== ctx.identity.subject) {
+    ctx.log.debug('postgres cancel request for an unknown key dropped');
+    return;
+  }
+  try {
+    await cancelUpstream({
+      connectionName: route.connectionName,
+      target: route.target,
+      pid: route.upstreamKey.pid,
+      secret: route.upstreamKey.secret,
+      timeoutMs: ctx.connectTimeoutMs,
+      signal,
+    });
+    ctx.log.info({ connection: route.connectionName }, 'postgres cancel request forwarded');
+  } catch (err) {
+    ctx.log.warn({ connection: route.connectionName }, `postgres cancel request not delivered: ${(err as Error).message}`);
+  }
+}
