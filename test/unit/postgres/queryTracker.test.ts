@@ -1,0 +1,132 @@
+// How the audit pairs statements with results: simple queries with several commands, pipelined
+// extended-protocol statements, errors that make the target skip to Sync, statements executed
+// by name after their Parse, and sessions that end with results outstanding.
+import { describe, expect, it } from 'vitest';
+import type { SessionAudit } from '../../../gateway/engines/types.js';
+import { QueryTracker, SKIPPED_MESSAGE } from '../../../gateway/engines/postgres/queryTracker.js';
+
+type Query = Parameters<SessionAudit['onQuery']>[0];
+type Result = Parameters<SessionAudit['onResult']>[0];
+
+function setup() {
+  const queries: Query[] = [];
+  const results: Result[] = [];
+  let clock = 0;
+  const audit: SessionAudit = {
+    onSessionStart: () => undefined,
+    onQuery: (q) => queries.push(q),
+    onResult: (r) => results.push(r),
+    onSessionEnd: () => undefined,
+  };
+  const tracker = new QueryTracker(audit, () => (clock += 10));
+  return { tracker, queries, results };
+}
+
+describe('QueryTracker', () => {
+  it('simple query: all command tags and summed rows, reported at ReadyForQuery', () => {
+    const { tracker, queries, results } = setup();
+    tracker.query('insert into t values (1),(2); select * from t');
+    expect(queries).toEqual([{ text: 'insert into t values (1),(2); select * from t', protocol: 'simple' }]);
+    tracker.commandComplete('INSERT 0 2');
+    tracker.commandComplete('SELECT 2');
+    expect(results).toEqual([]);
+    tracker.ready();
+    expect(results).toEqual([{ queryId: 1, status: 'ok', commands: ['INSERT 0 2', 'SELECT 2'], rows: 4, durationMs: 10 }]);
+  });
+
+  it('simple query error keeps the commands that ran', () => {
+    const { tracker, results } = setup();
+    tracker.query('create table a(); select 1/0; select 1');
+    tracker.commandComplete('CREATE TABLE');
+    tracker.error('22012', 'division by zero');
+    tracker.ready();
+    expect(results[0]).toMatchObject({ status: 'error', commands: ['CREATE TABLE'], sqlstate: '22012', message: 'division by zero' });
+    expect(results[0]!.rows).toBeUndefined();
+  });
+
+  it('extended protocol: Bind records the Parse SQL with parameters, binary as hex', () => {
+    const { tracker, queries, results } = setup();
+    tracker.parse('', 'select $1::int, $2::bytea, $3::text');
+    tracker.bind('', ['7', Buffer.of(0xca, 0xfe), null]);
+    tracker.commandComplete('SELECT 1');
+    tracker.sync();
+    tracker.ready();
+    expect(queries).toEqual([{ text: 'select $1::int, $2::bytea, $3::text', params: ['7', '\\xcafe', null], protocol: 'extended' }]);
+    expect(results).toEqual([{ queryId: 1, status: 'ok', commands: ['SELECT 1'], rows: 1, durationMs: 10 }]);
+  });
+
+  it('named statements are found again by later Binds and forgotten on Close', () => {
+    const { tracker, queries } = setup();
+    tracker.parse('s1', 'select 1');
+    tracker.bind('s1', []);
+    tracker.bind('s1', []);
+    tracker.closeStatement('s1');
+    tracker.bind('s1', []);
+    expect(queries.map((q) => q.text)).toEqual(['select 1', 'select 1', expect.stringContaining('prepared statement "s1"')]);
+  });
+
+  it('pipelined statements take results in order; after an error the rest of the cycle is skipped', () => {
+    const { tracker, results } = setup();
+    tracker.parse('', 'insert into t values (1)');
+    tracker.bind('', []);
+    tracker.parse('', 'select 1/0');
+    tracker.bind('', []);
+    tracker.parse('', 'select 3');
+    tracker.bind('', []);
+    tracker.sync();
+    tracker.parse('', 'select 4');
+    tracker.bind('', []);
+    tracker.sync();
+    tracker.commandComplete('INSERT 0 1');
+    tracker.error('22012', 'division by zero');
+    tracker.ready();
+    expect(results.map((r) => [r.queryId, r.status, r.sqlstate, r.message])).toEqual([
+      [1, 'ok', undefined, undefined],
+      [2, 'error', '22012', 'division by zero'],
+      [3, 'error', undefined, SKIPPED_MESSAGE],
+    ]);
+    tracker.commandComplete('SELECT 1');
+    tracker.ready();
+    expect(results[3]).toMatchObject({ queryId: 4, status: 'ok', commands: ['SELECT 1'] });
+  });
+
+  it('an error in a cycle with no statement (a failed Parse) does not leak into the next cycle', () => {
+    const { tracker, results } = setup();
+    tracker.parse('', 'selec 1');
+    tracker.sync();
+    tracker.parse('', 'select 1');
+    tracker.bind('', []);
+    tracker.sync();
+    tracker.error('42601', 'syntax error');
+    tracker.ready();
+    expect(results).toEqual([]);
+    tracker.commandComplete('SELECT 1');
+    tracker.ready();
+    expect(results).toEqual([expect.objectContaining({ status: 'ok', commands: ['SELECT 1'] })]);
+  });
+
+  it('EmptyQueryResponse and PortalSuspended answer an Execute', () => {
+    const { tracker, results } = setup();
+    tracker.parse('', '');
+    tracker.bind('', []);
+    tracker.parse('', 'select generate_series(1, 10)');
+    tracker.bind('', []);
+    tracker.sync();
+    tracker.executeAnswered();
+    tracker.executeAnswered();
+    tracker.ready();
+    expect(results.map((r) => [r.status, r.commands])).toEqual([
+      ['ok', []],
+      ['ok', []],
+    ]);
+  });
+
+  it('abandon reports outstanding statements as failed with the session end reason', () => {
+    const { tracker, results } = setup();
+    tracker.query('select pg_sleep(60)');
+    tracker.abandon('08006', 'the target closed the connection');
+    expect(results).toEqual([expect.objectContaining({ status: 'error', sqlstate: '08006', message: 'the target closed the connection' })]);
+    tracker.abandon(undefined, 'again');
+    expect(results).toHaveLength(1);
+  });
+});
