@@ -96,7 +96,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
     if (path === paths.health) return sendJson(res, 200, { status: 'ok' });
     if (path === paths.authConfig) return sendJson(res, 200, authConfig);
-    if (path === paths.me || path === paths.connections) {
+    const one = /^\/v1\/connections\/([^/]+)$/.exec(path);
+    if (path === paths.me || path === paths.connections || one) {
       let who: Identity;
       try {
         who = await authenticate(req.headers.authorization);
@@ -104,10 +105,26 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         return replyAuthError(res, err);
       }
       if (path === paths.me) return sendJson(res, 200, toMe(who));
-      return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
+      if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
+      const found = findAllowed(decodeURIComponent(one?.[1] ?? ''), who);
+      if ('refusal' in found) return sendError(res, found.refusal.status, found.refusal.code, found.refusal.message);
+      return sendJson(res, 200, toConnectionInfo(found.connection));
     }
     if (/^\/v1\/connections\/[^/]+\/tunnel$/.test(path)) return sendError(res, 426, 'upgrade_required', `this endpoint needs "Upgrade: ${TUNNEL_PROTOCOL}"`);
     sendError(res, 404, 'not_found', `no such endpoint: ${path}`);
+  }
+
+  /** The named connection if `who` may use it; else the refusal (404 lists what they may use). */
+  function findAllowed(name: string, who: Identity): { connection: Connection } | { refusal: { status: 403 | 404; code: 'forbidden' | 'not_found'; message: string } } {
+    const connection = config.connections.find((c) => c.name === name);
+    if (!connection) {
+      const visible = config.connections.filter((c) => allowed(c, who)).map((c) => c.name);
+      return { refusal: { status: 404, code: 'not_found', message: `no connection named "${name}"; you may use: ${visible.join(', ') || '(none)'}` } };
+    }
+    if (!allowed(connection, who)) {
+      return { refusal: { status: 403, code: 'forbidden', message: `${who.name} may not use connection "${name}" (it needs one of the groups: ${connection.allow.groups.join(', ')})` } };
+    }
+    return { connection };
   }
 
   function replyAuthError(res: ServerResponse, err: unknown): void {
@@ -140,15 +157,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       return refuseUpgrade(socket, err.status, err.code, err.message);
     }
     const name = decodeURIComponent(m[1] as string);
-    const connection = config.connections.find((c) => c.name === name);
-    const visible = config.connections.filter((c) => allowed(c, who)).map((c) => c.name);
-    if (!connection) {
-      return refuseUpgrade(socket, 404, 'not_found', `no connection named "${name}"; you may use: ${visible.join(', ') || '(none)'}`);
+    const found = findAllowed(name, who);
+    if ('refusal' in found) {
+      log.info({ connection: name, who: who.name }, 'tunnel refused: %s', found.refusal.message);
+      return refuseUpgrade(socket, found.refusal.status, found.refusal.code, found.refusal.message);
     }
-    if (!allowed(connection, who)) {
-      log.info({ connection: name, who: who.name }, 'tunnel refused: not in an allowed group');
-      return refuseUpgrade(socket, 403, 'forbidden', `${who.name} may not use connection "${name}" (it needs one of the groups: ${connection.allow.groups.join(', ')})`);
-    }
+    const { connection } = found;
 
     const id = `s_${randomBytes(9).toString('base64url')}`;
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);

@@ -2,7 +2,7 @@
 // refusals become typed errors carrying the gateway's own message.
 import type { z } from 'zod';
 import { AuthError, CliError } from '../errors.js';
-import { authConfig, connectionList, errorBody, me, paths, type AuthConfig, type ConnectionList, type Me } from './contract.js';
+import { authConfig, connectionInfo, connectionList, errorBody, me, paths, type AuthConfig, type ConnectionInfo, type ConnectionList, type Me } from './contract.js';
 import type { Endpoint } from './endpoint.js';
 
 export class NotFoundError extends CliError {}
@@ -11,6 +11,7 @@ export interface GatewayClient {
   authConfig(): Promise<AuthConfig>;
   me(token: string): Promise<Me>;
   connections(token: string): Promise<ConnectionList>;
+  connection(token: string, name: string): Promise<ConnectionInfo>;
 }
 
 export function createGatewayClient(endpoint: Endpoint): GatewayClient {
@@ -37,6 +38,7 @@ export function createGatewayClient(endpoint: Endpoint): GatewayClient {
     authConfig: () => get(paths.authConfig, authConfig),
     me: (token) => get(paths.me, me, token),
     connections: (token) => get(paths.connections, connectionList, token),
+    connection: (token, name) => get(paths.connection(name), connectionInfo, token),
   };
 }
 

@@ -11,6 +11,7 @@ export const paths = {
   authConfig: '/v1/auth/config',
   me: '/v1/me',
   connections: '/v1/connections',
+  connection: (name: string) => `/v1/connections/${encodeURIComponent(name)}`,
   tunnel: (name: string) => `/v1/connections/${encodeURIComponent(name)}/tunnel`,
 } as const;
 

@@ -6,7 +6,7 @@ import { createGatewayClient } from '../api/client.js';
 import type { ConnectionInfo } from '../api/contract.js';
 import { resolveEndpoint } from '../api/endpoint.js';
 import { credentialSource } from '../auth/credentials.js';
-import { CliError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { print, say, type Io } from '../io.js';
 import { listenLocal, type LocalListener } from '../tunnel/localListener.js';
 
@@ -26,11 +26,8 @@ const LOCAL_USER = 'sluice';
 export async function runConnect(io: Io, name: string, opts: ConnectOptions, signal: AbortSignal): Promise<number> {
   const endpoint = resolveEndpoint(io, opts);
   const credentials = credentialSource(io, endpoint);
-  const { connections } = await createGatewayClient(endpoint).connections(await credentials.token());
-  const info = connections.find((c) => c.name === name);
-  if (!info) {
-    throw new CliError(`no connection named "${name}" that you may use; available: ${connections.map((c) => c.name).join(', ') || '(none)'}`);
-  }
+  // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
+  const info = await createGatewayClient(endpoint).connection(await credentials.token(), name);
   if (!isLoopback(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
 
