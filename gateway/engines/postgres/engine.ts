@@ -57,6 +57,27 @@ export class CancelKeyRegistry {
   }
 }
 
+/**
+ * Every session of a gateway shares its shutdown signal; one 'abort' listener per signal fans out
+ * to the live sessions, instead of one listener per session (which Node warns about past 10).
+ */
+export class ShutdownFanout {
+  private readonly subscribers = new WeakMap<AbortSignal, Set<() => void>>();
+
+  /** Calls `onAbort` when `signal` aborts; returns the unsubscribe function. */
+  subscribe(signal: AbortSignal, onAbort: () => void): () => void {
+    let set = this.subscribers.get(signal);
+    if (!set) {
+      const subscribers = new Set<() => void>();
+      set = subscribers;
+      this.subscribers.set(signal, subscribers);
+      signal.addEventListener('abort', () => [...subscribers].forEach((fn) => fn()), { once: true });
+    }
+    set.add(onAbort);
+    return () => set.delete(onAbort);
+  }
+}
+
 /** The PostgreSQL engine with its cross-session state exposed for tests. */
 export interface PostgresEngine extends Engine {
   /** Cancel keys of live sessions. */
@@ -72,11 +93,12 @@ export interface PostgresEngine extends Engine {
  */
 export function createPostgresEngine(): PostgresEngine {
   const cancelKeys = new CancelKeyRegistry();
+  const shutdown = new ShutdownFanout();
   return {
     cancelKeys,
     async handle(client: Duplex, session: SessionContext, signal: AbortSignal): Promise<void> {
       try {
-        await new PgSession(client, session, signal, cancelKeys).run();
+        await new PgSession(client, session, signal, cancelKeys, shutdown).run();
       } catch (err) {
         // PgSession contains its own failures; this is the last line that keeps the process up.
         session.log.error({ err }, 'postgres engine failed');

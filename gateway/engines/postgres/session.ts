@@ -15,7 +15,7 @@ import { decodeBind, decodeClose, decodeFirstMessage, decodeParse, decodeQuery, 
 import type { FirstMessage } from './codec/frontend.js';
 import { PgBackendScanner, messageTypeSet } from './codec/scanner.js';
 import { PgProtocolError } from './codec/wire.js';
-import type { CancelKeyRegistry } from './engine.js';
+import type { CancelKeyRegistry, ShutdownFanout } from './engine.js';
 import { QueryTracker } from './queryTracker.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
 import { connectUpstream, UpstreamError } from './upstream.js';
@@ -68,7 +68,10 @@ export class PgSession {
     private readonly ctx: SessionContext,
     private readonly signal: AbortSignal,
     private readonly cancels: CancelKeyRegistry,
+    private readonly shutdown: ShutdownFanout,
   ) {}
+
+  private unsubscribeShutdown = (): void => undefined;
 
   run(): Promise<void> {
     const finished = new Promise<void>((resolve) => (this.done = resolve));
@@ -85,7 +88,7 @@ export class PgSession {
       this.end({ status: 'ok' });
       this.settle();
     });
-    this.signal.addEventListener('abort', this.onAbort);
+    this.unsubscribeShutdown = this.shutdown.subscribe(this.signal, this.onAbort);
     if (this.signal.aborted) this.onAbort();
     // A client that never completes its startup packet is dropped, as PostgreSQL's
     // authentication_timeout does; nothing was audited yet, so nothing is recorded.
@@ -164,7 +167,8 @@ export class PgSession {
         database: accepted.audit.database,
         parameters: accepted.upstreamParameters,
         timeoutMs: this.ctx.connectTimeoutMs,
-        signal: AbortSignal.any([this.signal, this.connectAbort.signal]),
+        // end() aborts this, whether the client left or the gateway is shutting down.
+        signal: this.connectAbort.signal,
       });
     } catch (err) {
       this.connecting = false;
@@ -355,17 +359,19 @@ export class PgSession {
   private closeUpstream(): void {
     const up = this.upstream;
     if (!up || up.destroyed) return;
-    if (this.terminateSent) up.end();
-    else up.end(encodeTerminate());
-    up.resume();
-    setTimeout(() => up.destroy(), CLOSE_GRACE_MS).unref();
+    // Once Terminate and our FIN are out there is nothing left to say, and a target busy with a
+    // long statement would not close its side until the statement ends: do not wait for it.
+    const destroy = () => up.destroy();
+    if (this.terminateSent) up.end(destroy);
+    else up.end(encodeTerminate(), destroy);
+    setTimeout(destroy, CLOSE_GRACE_MS).unref();
   }
 
   /** Resolves `run()` once both sides are closed, after the audit has the session's end. */
   private settle(): void {
     if (this.settled || !this.clientClosed || !this.upstreamClosed || this.connecting || !this.ending) return;
     this.settled = true;
-    this.signal.removeEventListener('abort', this.onAbort);
+    this.unsubscribeShutdown();
     if (this.cancelPid !== undefined) this.cancels.release(this.cancelPid);
     const { status, sqlstate, message } = this.ending;
     try {
