@@ -4,7 +4,6 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
-import { startGateway } from './server.js';
 import { openSqliteStore } from './store/sqlite.js';
 import { DuplicateNameError } from './store/types.js';
 
@@ -21,10 +20,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   const err = (s: string) => io.stderr.write(s + '\n');
   let running: Promise<number> | undefined;
 
-  const configOf = (opts: { config?: string }): GatewayConfig => {
+  const configOf = (opts: { config?: string }, resolveSecrets = true): GatewayConfig => {
     const file = opts.config ?? io.env.SLUICE_CONFIG;
     if (!file) throw new UsageError('no configuration: pass --config FILE or set SLUICE_CONFIG');
-    return loadConfig(file, io.env);
+    return loadConfig(file, io.env, { resolveSecrets });
   };
 
   const program = new Command('sluice-gateway')
@@ -54,7 +53,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       } catch (e) {
         throw new UsageError(`--ttl: ${(e as Error).message}`);
       }
-      withStore(configOf({ ...program.opts(), ...opts }), (store) => {
+      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
         out(createServiceToken(store, { name: opts.name, groups, ttlMs }));
         err(`created service token "${opts.name}" (groups: ${groups.join(', ')}; ${ttlMs === null ? 'never expires' : `expires ${new Date(Date.now() + ttlMs).toISOString()}`}). It is shown only once.`);
       });
@@ -65,7 +64,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--json', 'print JSON')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
     .action((opts: { json?: boolean; config?: string }) => {
-      withStore(configOf({ ...program.opts(), ...opts }), (store) => {
+      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
         const rows = store.listServiceTokens().map((t) => ({
           name: t.name,
           groups: t.groups,
@@ -85,7 +84,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description('revoke a service token; it is refused at once')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
     .action((name: string, opts: { config?: string }) => {
-      withStore(configOf({ ...program.opts(), ...opts }), (store) => {
+      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
         if (!store.revokeServiceToken(name)) throw new Error(`no active service token named "${name}"`);
         err(`revoked service token "${name}"`);
       });
@@ -132,6 +131,8 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
     },
     pino.destination({ dest: 2, sync: false }),
   );
+  // Loaded here, not at the top: the token commands need neither the server nor oidc-provider.
+  const { startGateway } = await import('./server.js');
   const gateway = await startGateway(config, log);
   const lines = [`sluice-gateway listening on ${gateway.url}`];
   if (gateway.tls) lines.push(`  TLS certificate SHA-256 ${gateway.tls.fingerprint}`, `  clients trust it with: --ca ${gateway.tls.certFile}`);

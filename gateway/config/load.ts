@@ -45,8 +45,11 @@ export interface GatewayConfig {
   readonly connectTimeoutMs: number;
 }
 
-/** Reads and validates FILE; throws ConfigError listing every problem. */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+/**
+ * Reads and validates FILE; throws ConfigError listing every problem. `resolveSecrets: false`
+ * skips reading connection passwords (token management needs the store, not the targets).
+ */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, opts: { resolveSecrets?: boolean } = {}): GatewayConfig {
   const path = resolve(file);
   let text: string;
   try {
@@ -63,7 +66,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   }
   const result = gatewayConfigSchema.safeParse(doc.toJS() ?? {});
   if (!result.success) throw new ConfigError(path, result.error.issues.map((i) => formatIssue(path, i)));
-  return resolveConfig(path, result.data, env);
+  return resolveConfig(path, result.data, env, opts.resolveSecrets ?? true);
 }
 
 function formatIssue(file: string, issue: z.core.$ZodIssue): string {
@@ -74,7 +77,7 @@ function formatIssue(file: string, issue: z.core.$ZodIssue): string {
   return `${file}: ${key}: ${message}`;
 }
 
-function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.ProcessEnv): GatewayConfig {
+function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.ProcessEnv, resolveSecrets: boolean): GatewayConfig {
   const base = dirname(file);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const problems: string[] = [];
@@ -89,7 +92,9 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const connections = cfg.connections.map((c, i): Connection => {
     const where = `connections.${i}.target`;
     let password = '';
-    if ('env' in c.target.password) {
+    if (!resolveSecrets) {
+      // left empty: this config is used for store maintenance only
+    } else if ('env' in c.target.password) {
       const v = env[c.target.password.env];
       if (v === undefined || v === '') problems.push(`${file}: ${where}.password: connection "${c.name}": environment variable ${c.target.password.env} is not set`);
       else password = v;

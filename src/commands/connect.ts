@@ -45,8 +45,8 @@ export async function runConnect(io: Io, name: string, opts: ConnectOptions, sig
     const defaultPort = DEFAULT_PORTS[info.type];
     if (opts.port === undefined && listener.port !== defaultPort) say(io, `port ${defaultPort} is in use; listening on ${listener.port} instead`);
     const host = opts.bind;
-    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database }));
     if (localPassword) say(io, `local password (required from every local client, shown once): ${localPassword}`);
+    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database }));
     if (opts.command.length > 0) return await runChild(io, opts.command, listener, info, localPassword, signal);
 
     say(io, `${name} is ready on ${host}:${listener.port} (Ctrl-C to close)`);

@@ -26,6 +26,8 @@ export function dialTunnel(endpoint: Endpoint, connection: string, token: string
         headers: { authorization: `Bearer ${token}`, 'sluice-origin': origin },
       },
       {
+        // undici treats a handler as the new (controller) kind only when this method exists.
+        onRequestStart() {},
         onRequestUpgrade(_controller, _statusCode, headers, socket) {
           const id = headers[SESSION_HEADER];
           resolve({ socket, sessionId: Array.isArray(id) ? (id[0] ?? '') : (id ?? '') });
