@@ -14,6 +14,7 @@ const listen = process.env.SLUICE_DEMO_LISTEN ?? '127.0.0.1:8443';
 
 async function demo(): Promise<void> {
   mkdirSync(dir, { recursive: true });
+  console.error(`starting the demo database and gateway in ${relative(process.cwd(), dir) || dir} …`);
   const db = await startDemoDatabase({ dataDir: join(dir, 'demo-db') });
   const configFile = join(dir, 'gateway.yaml');
   writeFileSync(
