@@ -18,10 +18,13 @@ interface GatewayFlags {
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   let exitCode: number = ExitCode.ok;
   const abort = new AbortController();
-  // The first Ctrl-C asks the running command to stop cleanly; a second one is not ignored.
-  let interrupts = 0;
+  // The first Ctrl-C asks the running command to stop cleanly; a second one, a moment later,
+  // exits at once. (conf's atomic writer re-raises SIGINT right after the first one: that echo
+  // must not count as the person pressing Ctrl-C again.)
+  let firstInterrupt = 0;
   const onSigint = () => {
-    if (++interrupts > 1) process.exit(ExitCode.interrupted);
+    if (firstInterrupt === 0) firstInterrupt = Date.now();
+    else if (Date.now() - firstInterrupt > 500) process.exit(ExitCode.interrupted);
     abort.abort();
   };
   const withInterrupt = async <T>(fn: () => Promise<T>): Promise<T> => {

@@ -3,7 +3,7 @@
 // only where a desktop session exists.
 import { resolve } from 'node:path';
 import open from 'open';
-import ora from 'ora';
+import yoctoSpinner from 'yocto-spinner';
 import { createGatewayClient } from '../api/client.js';
 import { resolveEndpoint } from '../api/endpoint.js';
 import { deviceLogin } from '../auth/oidc.js';
@@ -25,7 +25,8 @@ export async function runLogin(io: Io, opts: LoginOptions, signal: AbortSignal):
   const auth = await api.authConfig();
   const store = openTokenStore(io, { insecureStorage: opts.insecureStorage });
 
-  const spinner = ora({ stream: io.stderr as NodeJS.WriteStream, text: 'waiting for approval (Ctrl-C to cancel)', isEnabled: Boolean(io.stderr.isTTY) });
+  // handleSignals off: Ctrl-C is ours to handle (cancel the poll, exit 130 with a message).
+  const spinner = yoctoSpinner({ stream: io.stderr as NodeJS.WriteStream, text: 'waiting for approval (Ctrl-C to cancel)', handleSignals: false });
   let tokens;
   try {
     tokens = await deviceLogin(

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { collect, GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { collect, GATEWAY_BIN, login, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PSQL = cluster.psqlPath;
@@ -246,6 +246,25 @@ describe('sluice connect (postgres)', () => {
       child.kill('SIGINT');
       await once(child, 'exit');
     }
+  });
+
+  it('a long-running connect keeps working after the access token expires (silent refresh per client)', async () => {
+    const own = await startGateway({ accessTokenTtlSeconds: 3, env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target: target(), allow: { groups: ['eng'] } }] });
+    cleanups.push(() => own.stop());
+    const humanDir = newConfigDir();
+    expect((await login(own, humanDir, 'alice')).code).toBe(0);
+    const child = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], { configDir: humanDir });
+    cleanups.push(() => {
+      child.kill('SIGINT');
+      return once(child, 'exit');
+    });
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    expect((await psql(local, ['-tAc', 'select 1']).done).stdout.trim()).toBe('1');
+    await new Promise((r) => setTimeout(r, 3_500));
+    const after = await psql(local, ['-tAc', "select current_setting('application_name')"]).done;
+    expect(after.stderr).toBe('');
+    expect(after.stdout.trim()).toBe('sluice:alice@example.com');
   });
 
   it('the held password never reaches the client, the CLI output or the gateway log', async () => {

@@ -3,7 +3,7 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { login, newConfigDir, runCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { collect, login, newConfigDir, runCli, spawnCli, startGateway, waitForStderr, type GatewayProcess } from '../support/binaries.js';
 
 interface TokenFile {
   [gateway: string]: { accessToken: string; refreshToken?: string; expiresAt: number };
@@ -87,6 +87,19 @@ describe('sluice login', () => {
     const who = await runCli(['whoami'], { configDir });
     expect(who.code).toBe(4);
     expect(who.stderr).toContain(`not logged in to ${gw.url}: run \`sluice login\``);
+  });
+
+  it('Ctrl-C while waiting for approval cancels cleanly with exit 130 and stores nothing', async () => {
+    const configDir = newConfigDir();
+    const child = spawnCli(['login', '--gateway', gw.url, '--ca', gw.caFile as string, '--no-browser'], { configDir });
+    const done = collect(child);
+    await waitForStderr(child, /enter the code/);
+    child.kill('SIGINT');
+    const res = await done;
+    expect(res.code).toBe(130);
+    expect(res.stderr).toContain('sluice: login cancelled');
+    const who = await runCli(['whoami', '--gateway', gw.url, '--ca', gw.caFile as string], { configDir });
+    expect(who.code).toBe(4);
   });
 
   it('refuses an https gateway with a self-signed certificate unless its CA is given', async () => {

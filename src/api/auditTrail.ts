@@ -1,0 +1,208 @@
+// The audit trail's format: the contract between the gateway that writes the trail and whoever
+// verifies an export of it (`sluice audit verify`, or an auditor's own tool). It defines canonical
+// JSON, the per-session event chain, the gateway-wide ledger chain and the bytes that Ed25519
+// checkpoints sign. docs/audit.md is the prose version of this module; change both together.
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { z } from 'zod';
+
+/** Names this version of the format in export headers and in every signed message. */
+export const TRAIL_FORMAT = 'sluice-audit/1';
+
+/** The `prev` of a chain's first link: 32 zero bytes, written as hex. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** Event kinds the gateway writes today; later protocols add their own. */
+export const eventKinds = [
+  'session.start',
+  'query',
+  'decision',
+  'result',
+  'review.created',
+  'review.approved',
+  'review.rejected',
+  'review.expired',
+  'session.end',
+] as const;
+export type EventKind = (typeof eventKinds)[number];
+
+/**
+ * Canonical JSON (RFC 8785, JCS): object keys sorted by UTF-16 code units, no whitespace, strings
+ * and numbers exactly as ECMAScript's JSON.stringify writes them (so lone surrogates are escaped
+ * as `\udXXX`), object members whose value is `undefined` omitted. Non-finite numbers, `undefined`
+ * inside arrays and anything that is not a plain object, array, string, number, boolean or null
+ * are rejected, so two writers can never disagree about the bytes of one value.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`canonical JSON has no form for the number ${value}`);
+      return JSON.stringify(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'object': {
+      if (Array.isArray(value)) {
+        return `[${value
+          .map((v: unknown) => {
+            if (v === undefined) throw new TypeError('canonical JSON has no form for undefined in an array');
+            return canonicalJson(v);
+          })
+          .join(',')}]`;
+      }
+      const proto = Object.getPrototypeOf(value) as unknown;
+      if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical JSON takes plain objects only');
+      const obj = value as Record<string, unknown>;
+      const members: string[] = [];
+      for (const key of Object.keys(obj).sort()) {
+        const v = obj[key];
+        if (v !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(v)}`);
+      }
+      return `{${members.join(',')}}`;
+    }
+    default:
+      throw new TypeError(`canonical JSON has no form for a ${typeof value}`);
+  }
+}
+
+/** `sha256(prev ‖ canonical_json(body))`, with `prev` as its 32 raw bytes; lower-case hex. */
+export function chainHash(prevHex: string, body: unknown): string {
+  if (!/^[0-9a-f]{64}$/.test(prevHex)) throw new TypeError('prev must be 64 lower-case hex digits');
+  return createHash('sha256').update(Buffer.from(prevHex, 'hex')).update(canonicalJson(body), 'utf8').digest('hex');
+}
+
+/** What an event's hash covers: everything in the event except the hash itself. */
+export interface EventBody {
+  /** The session this event belongs to: an event cannot be moved to another session's chain. */
+  readonly session: string;
+  /** 1, 2, 3, … within the session: reordering or removing events breaks the sequence. */
+  readonly seq: number;
+  readonly kind: EventKind;
+  /** ISO-8601 UTC with milliseconds, e.g. `2026-11-05T10:04:05.123Z`. */
+  readonly at: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+export function eventHash(prevHex: string, e: EventBody): string {
+  return chainHash(prevHex, { session: e.session, seq: e.seq, kind: e.kind, at: e.at, data: e.data });
+}
+
+/** One link of the gateway-wide ledger: a session sealed, or sessions' events removed by retention. */
+export type LedgerBody =
+  | {
+      readonly seq: number;
+      readonly at: string;
+      readonly kind: 'session';
+      readonly session: string;
+      readonly startedAt: string;
+      /** How many events the session's chain has; `final` is the hash of the last one. */
+      readonly events: number;
+      readonly final: string;
+    }
+  | {
+      readonly seq: number;
+      readonly at: string;
+      readonly kind: 'purge';
+      /** Sessions that ended before this time had their events deleted. */
+      readonly before: string;
+      readonly sessions: readonly string[];
+    };
+
+export function ledgerHash(prevHex: string, entry: LedgerBody): string {
+  return chainHash(prevHex, entry);
+}
+
+/** What a periodic checkpoint signs: the ledger's head at a moment. */
+export interface CheckpointBody {
+  readonly ledgerSeq: number;
+  readonly ledgerHash: string;
+  readonly at: string;
+  /** Id of the signing key (see keyIdOf). */
+  readonly key: string;
+}
+
+export function checkpointMessage(c: CheckpointBody): Buffer {
+  return Buffer.from(canonicalJson({ purpose: `${TRAIL_FORMAT} checkpoint`, ledgerSeq: c.ledgerSeq, ledgerHash: c.ledgerHash, at: c.at, key: c.key }), 'utf8');
+}
+
+export type ExportScope = { readonly kind: 'all' } | { readonly kind: 'since'; readonly since: string } | { readonly kind: 'session'; readonly session: string };
+
+/** What the export's last line signs: scope, the ledger range included, and each session's head. */
+export interface ExportEndBody {
+  readonly scope: ExportScope;
+  readonly at: string;
+  readonly key: string;
+  /** First ledger entry in the export, the hash before it, and the ledger's head. */
+  readonly ledgerFrom: number;
+  readonly ledgerPrev: string;
+  readonly ledgerSeq: number;
+  readonly ledgerHash: string;
+  /** Every session whose events the export holds, with its event count and last hash. */
+  readonly sessions: readonly { readonly id: string; readonly events: number; readonly last: string }[];
+}
+
+export function exportEndMessage(e: ExportEndBody): Buffer {
+  return Buffer.from(
+    canonicalJson({
+      purpose: `${TRAIL_FORMAT} export`,
+      scope: e.scope,
+      at: e.at,
+      key: e.key,
+      ledgerFrom: e.ledgerFrom,
+      ledgerPrev: e.ledgerPrev,
+      ledgerSeq: e.ledgerSeq,
+      ledgerHash: e.ledgerHash,
+      sessions: e.sessions.map((s) => ({ id: s.id, events: s.events, last: s.last })),
+    }),
+    'utf8',
+  );
+}
+
+/** A key's id: the first 16 hex digits of SHA-256 over its DER SubjectPublicKeyInfo. */
+export function keyIdOf(key: KeyObject | string): string {
+  const pub = typeof key === 'string' ? createPublicKey(key) : key.type === 'private' ? createPublicKey(key) : key;
+  return createHash('sha256').update(pub.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+}
+
+// ---- export lines (JSON Lines; one object per line, in this order) ----
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const iso = z.string().min(20);
+const scope = z.union([
+  z.strictObject({ kind: z.literal('all') }),
+  z.strictObject({ kind: z.literal('since'), since: iso }),
+  z.strictObject({ kind: z.literal('session'), session: z.string().min(1) }),
+]);
+
+export const exportHeaderLine = z.object({ type: z.literal('header'), format: z.literal(TRAIL_FORMAT), at: iso, scope, key: z.string(), gateway: z.string().optional() });
+export const exportEventLine = z.object({
+  type: z.literal('event'),
+  session: z.string().min(1),
+  seq: z.number().int().min(1),
+  kind: z.string(),
+  at: iso,
+  data: z.record(z.string(), z.unknown()),
+  hash: hex64,
+});
+export const exportLedgerLine = z.union([
+  z.strictObject({ type: z.literal('ledger'), seq: z.number().int().min(1), at: iso, kind: z.literal('session'), session: z.string(), startedAt: iso, events: z.number().int().min(1), final: hex64, hash: hex64 }),
+  z.strictObject({ type: z.literal('ledger'), seq: z.number().int().min(1), at: iso, kind: z.literal('purge'), before: iso, sessions: z.array(z.string()), hash: hex64 }),
+]);
+export const exportCheckpointLine = z.object({ type: z.literal('checkpoint'), ledgerSeq: z.number().int().min(0), ledgerHash: hex64, at: iso, key: z.string(), sig: z.string() });
+export const exportEndLine = z.object({
+  type: z.literal('end'),
+  scope,
+  at: iso,
+  key: z.string(),
+  ledgerFrom: z.number().int().min(1),
+  ledgerPrev: hex64,
+  ledgerSeq: z.number().int().min(0),
+  ledgerHash: hex64,
+  sessions: z.array(z.object({ id: z.string(), events: z.number().int().min(1), last: hex64 })),
+  sig: z.string(),
+});
+export type ExportEventLine = z.infer<typeof exportEventLine>;
+export type ExportLedgerLine = z.infer<typeof exportLedgerLine>;
+export type ExportCheckpointLine = z.infer<typeof exportCheckpointLine>;
+export type ExportEndLine = z.infer<typeof exportEndLine>;
