@@ -1,14 +1,17 @@
 // Runs the real `sluice-gateway` and `sluice` binaries (bin/*.js over dist/) as child processes,
 // each test with its own config directory, so integration tests exercise exactly what users run.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
-import { readFileSync } from 'node:fs';
 import { approveDeviceOverHttp } from './deviceApproval.js';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+/** The repository root, whether this file runs from test/support or compiled in dist/test/support. */
+export const ROOT = ((dir: string): string => {
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})(import.meta.dirname);
 export const GATEWAY_BIN = join(ROOT, 'bin/sluice-gateway.js');
 export const CLI_BIN = join(ROOT, 'bin/sluice.js');
 

@@ -1,0 +1,122 @@
+// PostgreSQL through Sluice vs direct, measured in the same run on the same server. Blocks
+// alternate direct and tunnelled (D, T, D, T, …) and the median of the paired ratios is
+// reported, because raw throughput on these shared machines drifts by up to 40% between runs
+// (shared/notes/performance.md). Nothing here asserts a time: it prints.
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { GATEWAY_BIN, newConfigDir, spawnCli, startGateway } from '../support/binaries.js';
+import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../support/pgCluster.js';
+import { execFileSync } from 'node:child_process';
+
+const run = promisify(execFile);
+
+export interface Row {
+  figure: string;
+  direct?: number;
+  value: number;
+  unit: string;
+  /** sluice / direct (for times: direct / sluice, so higher is always better). */
+  ratio?: number;
+}
+
+interface Endpoint {
+  port: number;
+}
+
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+
+export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
+  const cluster = await startPgCluster();
+  const gw = await startGateway({
+    env: { BENCH_PG_PASSWORD: cluster.password },
+    connections: [{ name: 'bench', type: 'postgres', target: { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'BENCH_PG_PASSWORD' }, sslmode: 'disable' }, allow: { groups: ['bench'] } }],
+    extra: { log: { level: 'warn' } },
+  });
+  const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'bench', '--groups', 'bench'], { encoding: 'utf8' }).trim();
+  const connect = spawnCli(['connect', 'bench', '--json', '--port', '0'], { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } });
+  try {
+    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
+    const tunnel: Endpoint = { port: (JSON.parse(line.toString()) as { port: number }).port };
+    const direct: Endpoint = { port: cluster.port };
+    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+
+    log('pgbench -i -s 10 …');
+    await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
+
+    const rows: Row[] = [];
+    for (const clients of [1, 8]) {
+      log(`pgbench -S -c ${clients} (${PAIRS} pairs of ${SECONDS} s blocks) …`);
+      const pairs = await paired((e) => pgbench(cluster, e, clients, env), direct, tunnel);
+      rows.push(pairRow(`pgbench -S c${clients} TPS`, pairs.map((p) => [p[0].tps, p[1].tps]), 'tps', false));
+      rows.push(pairRow(`pgbench -S c${clients} latency`, pairs.map((p) => [p[0].latencyMs, p[1].latencyMs]), 'ms', true));
+    }
+
+    log('COPY 1M rows TO STDOUT …');
+    const copy = await paired((e) => copyOut(e, env), direct, tunnel);
+    rows.push(pairRow('COPY 1M rows to stdout', copy.map((p) => [p[0], p[1]]), 'MB/s', false));
+
+    log('200 × (connect, select 1, disconnect) …');
+    const setup = await paired((e) => connectLoop(cluster, e, 200), direct, tunnel);
+    rows.push(pairRow('connect + select 1 + close', setup.map((p) => [p[0], p[1]]), 'ms', true));
+    const extra = median(setup.map((p) => p[1] - p[0]));
+    rows.push({ figure: 'connection setup overhead', value: extra, unit: 'ms' });
+    return rows;
+  } finally {
+    connect.kill('SIGINT');
+    await gw.stop();
+    await cluster.stop();
+  }
+}
+
+async function paired<T>(measure: (e: Endpoint) => Promise<T>, direct: Endpoint, tunnel: Endpoint): Promise<[T, T][]> {
+  const out: [T, T][] = [];
+  for (let i = 0; i < PAIRS; i++) out.push([await measure(direct), await measure(tunnel)]);
+  return out;
+}
+
+function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
+  const ratios = pairs.map(([d, t]) => (lowerIsBetter ? d / t : t / d));
+  return { figure, direct: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+async function pgbench(_c: PgCluster, e: Endpoint, clients: number, env: NodeJS.ProcessEnv): Promise<{ tps: number; latencyMs: number }> {
+  const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-p', String(e.port)], { env });
+  const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
+  const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
+  if (!Number.isFinite(tps) || !Number.isFinite(latencyMs)) throw new Error(`cannot read pgbench output:\n${stdout}`);
+  return { tps, latencyMs };
+}
+
+/** MB/s of `COPY (1M rows) TO STDOUT` read by psql (the server backend is the usual bottleneck). */
+async function copyOut(e: Endpoint, env: NodeJS.ProcessEnv): Promise<number> {
+  const started = process.hrtime.bigint();
+  const child = spawn(join(PG_BIN_DIR, 'psql'), ['-X', '-p', String(e.port), '-c', "copy (select g, md5(g::text), now() from generate_series(1, 1000000) g) to stdout"], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let bytes = 0;
+  child.stdout.on('data', (d: Buffer) => (bytes += d.length));
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`psql COPY exited with ${code}`);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return bytes / 1e6 / seconds;
+}
+
+/** Mean milliseconds of one connect + `select 1` + close, over `n` sequential connections. */
+async function connectLoop(c: PgCluster, e: Endpoint, n: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    const client = new pg.Client({ host: '127.0.0.1', port: e.port, user: c.user, password: c.password, database: c.database });
+    await client.connect();
+    await client.query('select 1');
+    await client.end();
+  }
+  return Number(process.hrtime.bigint() - started) / 1e6 / n;
+}

@@ -1,0 +1,22 @@
+// `npm run bench`: every benchmark, printed as one table of ratios to a direct connection
+// measured in the same run. See docs/performance.md for results and how to read them.
+import { benchPostgres, type Row } from './postgres.js';
+
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+async function main(): Promise<void> {
+  const rows: Row[] = [...(await benchPostgres(log))];
+  const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  const table = [
+    ['figure', 'direct', 'sluice', 'unit', 'ratio'],
+    ...rows.map((r) => [r.figure, fmt(r.direct), fmt(r.value), r.unit, r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+  for (const r of table) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  console.log('\nratio: sluice relative to direct (higher is better; for times, direct ÷ sluice); medians of paired blocks');
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
