@@ -43,12 +43,39 @@ export interface PostgresConnection {
 
 export type Connection = PostgresConnection;
 
-/** Bookkeeping hooks for one session. Implementations must not throw into the engine. */
+/**
+ * Thrown by `SessionAudit.onQuery` / `onDecision` (and the rejection of `flush()`) when the audit
+ * trail cannot record the statement: the store is failing. The statement must not be forwarded;
+ * tell the client with an ErrorResponse carrying `sqlstate` (58030, io_error) and `message`.
+ */
+export class AuditUnavailableError extends Error {
+  readonly code = 'audit_unavailable';
+  readonly sqlstate = '58030';
+  constructor(message = 'the gateway cannot record this statement in its audit trail (the audit store is unavailable); it was not executed', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AuditUnavailableError';
+  }
+}
+
+/**
+ * The audit hooks for one session. Write-ahead: when `onQuery` (and `onDecision`) return, the
+ * event is durably committed, unless the engine passed `deferCommit: true` — then it must await
+ * `flush()` before forwarding the statement. Only `onQuery`, `onDecision` and `flush()` fail, and
+ * only with AuditUnavailableError (fail closed); the other hooks never throw into the engine.
+ */
 export interface SessionAudit {
   /** Called once the client's startup is accepted (not for CancelRequest connections). */
   onSessionStart(info: { database: string; clientUser: string; clientApplication?: string }): void;
   /** A statement the client sent; returns an id to pair with its result. */
-  onQuery(query: { text: string; params?: readonly (string | null)[]; protocol: 'simple' | 'extended' }): number;
+  onQuery(query: {
+    text: string;
+    params?: readonly (string | null)[];
+    protocol: 'simple' | 'extended';
+    /** Statement kinds from the parser, e.g. `['SELECT']` (optional). */
+    kinds?: readonly string[];
+    /** Stage the event and return at once; the engine awaits `flush()` before forwarding. */
+    deferCommit?: boolean;
+  }): number;
   onResult(result: {
     queryId: number;
     status: 'ok' | 'error';
@@ -58,8 +85,30 @@ export interface SessionAudit {
     sqlstate?: string;
     message?: string;
     durationMs: number;
+    /** Total bytes of the result's rows as sent to the client (the audit keeps a capped sample). */
+    bytes?: number;
+    /** Columns whose values masking changed. */
+    masked?: readonly string[];
   }): void;
   onSessionEnd(end: { status: 'ok' | 'error'; sqlstate?: string; message?: string; bytesFromClient: number; bytesToClient: number }): void;
+  /** Policy's verdict for a statement, before it is forwarded (or refused). Write-ahead like onQuery. */
+  onDecision?(decision: { queryId: number; verdict: 'allow' | 'block' | 'review'; rule?: string; reason?: string; deferCommit?: boolean }): void;
+  /** A review's life: created when the statement is held, then approved, rejected or expired. */
+  onReview?(review: { queryId: number; event: 'created' | 'approved' | 'rejected' | 'expired'; reviewId: string; by?: string; reason?: string }): void;
+  /** The columns of a statement's result (RowDescription), before its rows. */
+  onColumns?(queryId: number, columns: readonly { name: string; typeOid?: number }[]): void;
+  /**
+   * One result row as the client receives it (after masking; NULL as null). Returns false once the
+   * audit has its sample (caps `audit.maxRows` / `maxBytes`): the engine may stop calling it for
+   * that statement and only count rows and bytes for `onResult`.
+   */
+  onRow?(queryId: number, values: readonly (string | null)[]): boolean;
+  /**
+   * Resolves when every event this session recorded so far is durably committed; rejects with
+   * AuditUnavailableError if the store cannot write. Returns undefined when nothing is pending,
+   * so the common case costs no await.
+   */
+  flush?(): Promise<void> | undefined;
 }
 
 export interface SessionContext {
