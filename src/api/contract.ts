@@ -13,6 +13,10 @@ export const paths = {
   connections: '/v1/connections',
   connection: (name: string) => `/v1/connections/${encodeURIComponent(name)}`,
   tunnel: (name: string) => `/v1/connections/${encodeURIComponent(name)}/tunnel`,
+  sessions: '/v1/sessions',
+  session: (id: string) => `/v1/sessions/${encodeURIComponent(id)}`,
+  auditExport: '/v1/audit/export',
+  auditKey: '/v1/audit/key',
 } as const;
 
 /** Machine-readable reasons a request was refused; the message carries the human detail. */
@@ -73,3 +77,41 @@ export type ConnectionInfo = z.infer<typeof connectionInfo>;
 
 export const connectionList = z.object({ connections: z.array(connectionInfo) });
 export type ConnectionList = z.infer<typeof connectionList>;
+
+/** A recorded session as listed by `GET /v1/sessions` (times ISO-8601). */
+export const sessionSummary = z.object({
+  id: z.string(),
+  connection: z.string(),
+  protocol: z.string(),
+  subject: z.string(),
+  user: z.string(),
+  email: z.string().nullable(),
+  kind: z.enum(['human', 'service']),
+  groups: z.array(z.string()),
+  origin: z.string(),
+  clientAddress: z.string(),
+  database: z.string().nullable(),
+  startedAt: z.string(),
+  endedAt: z.string().nullable(),
+  status: z.enum(['open', 'ok', 'error']),
+  error: z.string().nullable(),
+  bytesFromClient: z.number(),
+  bytesToClient: z.number(),
+  queries: z.number(),
+  events: z.number(),
+  /** Ledger entry that sealed it; null while open. */
+  ledgerSeq: z.number().nullable(),
+  /** When retention removed its events; null while kept. */
+  purgedAt: z.string().nullable(),
+});
+export type SessionSummary = z.infer<typeof sessionSummary>;
+
+export const sessionList = z.object({ sessions: z.array(sessionSummary) });
+export type SessionList = z.infer<typeof sessionList>;
+
+/** One event of a session's trail (see src/api/auditTrail.ts for what the hash covers). */
+export const sessionEvent = z.object({ seq: z.number(), kind: z.string(), at: z.string(), data: z.record(z.string(), z.unknown()), hash: z.string() });
+export type SessionEvent = z.infer<typeof sessionEvent>;
+
+export const sessionDetail = z.object({ session: sessionSummary, events: z.array(sessionEvent) });
+export type SessionDetail = z.infer<typeof sessionDetail>;
