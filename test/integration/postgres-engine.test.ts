@@ -87,7 +87,10 @@ function recorded(socket: Socket, sink: Buffer[]): Duplex {
   return d;
 }
 
-async function startGateway(connection: PostgresConnection, opts: { record?: boolean; identity?: Identity } = {}): Promise<Gateway> {
+async function startGateway(
+  connection: PostgresConnection,
+  opts: { record?: boolean; identity?: Identity; connectTimeoutMs?: number } = {},
+): Promise<Gateway> {
   const engine = createPostgresEngine();
   const logs: string[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
@@ -100,7 +103,7 @@ async function startGateway(connection: PostgresConnection, opts: { record?: boo
     const audit = new RecordingAudit();
     sessions.push(audit);
     const client = opts.record ? recorded(socket, sent) : socket;
-    const ctx = { id: `s${sessions.length}`, identity: opts.identity ?? ALICE, connection, audit, log, connectTimeoutMs: 5000 };
+    const ctx = { id: `s${sessions.length}`, identity: opts.identity ?? ALICE, connection, audit, log, connectTimeoutMs: opts.connectTimeoutMs ?? 5000 };
     handled.push(engine.handle(client, ctx, shutdown.signal));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -427,6 +430,15 @@ describe('refusals and failures', () => {
     expect(huge.error).toBe('08P01');
     expect(gw.logs.join('')).toContain('protocol violation');
     expect((await psql(gw.port, ['-c', 'select 7'])).stdout).toBe('7\n');
+  });
+
+  it('drops a client that never completes its startup packet', async () => {
+    const g = await startGateway(connectionFor('pg-test', target), { connectTimeoutMs: 200 });
+    const socket = createConnection({ host: '127.0.0.1', port: g.port });
+    socket.write(Buffer.from([0, 0, 0]));
+    await new Promise((r) => socket.on('close', r));
+    await g.close();
+    expect(g.sessions[0]!.start).toBeUndefined();
   });
 
   it('ends the session when the target terminates the backend, relaying its FATAL', async () => {

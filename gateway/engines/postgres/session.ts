@@ -217,6 +217,11 @@ export class PgSession {
       this.settle();
     });
     s.resume();
+    // It may have closed in the moment between the login and these listeners.
+    if (s.closed) {
+      this.upstreamClosed = true;
+      this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`);
+    }
   }
 
   /** Client → target: frame, record statements, forward runs of whole frames. */
