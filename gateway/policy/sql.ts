@@ -1,0 +1,629 @@
+// Statement analysis with PostgreSQL's own parser (libpg-query, the server's grammar compiled to
+// WebAssembly): what each statement in a query string is, which relations it reads and writes,
+// which functions it calls, and which statements it carries inside it (CTEs, EXPLAIN ANALYZE,
+// PREPARE, CREATE … AS, COPY (query), cursors, views, rules, SQL function bodies). The JSON parse
+// tree is walked generically — every object and array is visited — so an expression nested in a
+// subquery, a CTE, a default or a window clause is seen like one at the top.
+//
+// Facts are what the text says, not what the catalog would resolve: `customers` may be
+// `billing.customers` through search_path; evaluate.ts therefore compares names conservatively.
+import { loadModule, parseSync } from 'libpg-query';
+import { truncateIdentifier, splitQualifiedName } from './names.js';
+import { nameStatement } from './statementKinds.js';
+
+// The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
+await loadModule();
+
+export type RelationAccess = 'read' | 'write';
+
+/** A relation as written in the statement: names lower-cased by the parser unless quoted. */
+export interface RelationRef {
+  readonly catalog?: string;
+  readonly schema?: string;
+  readonly name: string;
+  /** `write` for the target of INSERT/UPDATE/DELETE/MERGE/COPY FROM and any relation a DDL or utility statement names. */
+  readonly access: RelationAccess;
+}
+
+export interface FunctionRef {
+  readonly schema?: string;
+  readonly name: string;
+}
+
+/** How a nested statement is reached from its parent. */
+export type NestedVia =
+  | 'cte'
+  | 'explain'
+  | 'explain-analyze'
+  | 'prepare'
+  | 'create-as'
+  | 'copy'
+  | 'cursor'
+  | 'view'
+  | 'rule'
+  | 'function-body'
+  | 'schema-element'
+  | 'dynamic-sql';
+
+export interface NestedStatement {
+  readonly via: NestedVia;
+  /**
+   * Whether the nested statement runs when its parent runs (a CTE, EXPLAIN ANALYZE, CREATE TABLE
+   * AS, COPY (query)) or only defines something that may run later (PREPARE, plain EXPLAIN, a
+   * view, a rule, a function body).
+   */
+  readonly executes: boolean;
+  readonly statement: StatementAnalysis;
+}
+
+export interface CopyInfo {
+  readonly direction: 'from' | 'to';
+  /** STDIN/STDOUT, a server-side file, or a server-side program. */
+  readonly target: 'stdio' | 'file' | 'program';
+  readonly format: 'text' | 'csv' | 'binary';
+  /** The relation copied (absent for `COPY (query) TO …`). */
+  readonly relation?: RelationRef;
+  /** The column list, when one is given. */
+  readonly columns?: readonly string[];
+  readonly delimiter?: string;
+  readonly null?: string;
+  readonly quote?: string;
+  readonly escape?: string;
+  readonly header: boolean;
+}
+
+export interface StatementAnalysis {
+  readonly kind: string;
+  readonly command: string;
+  /** Source text of the top-level statement this one belongs to (nested statements share it). */
+  readonly text: string;
+  /** Relations named by this statement itself (not by its nested statements). */
+  readonly relations: readonly RelationRef[];
+  /** Schemas created, altered or dropped as a whole (DROP SCHEMA s CASCADE touches every table in s). */
+  readonly schemas: readonly string[];
+  /** Functions called (or attached as trigger/event-trigger functions) by this statement itself. */
+  readonly functions: readonly FunctionRef[];
+  /** UPDATE or DELETE with no WHERE, or a WHERE without any column reference (`WHERE true`). */
+  readonly unboundedWrite: boolean;
+  readonly copy?: CopyInfo;
+  /** Set when part of the statement is code the gateway cannot see into, with the reason. */
+  readonly opaque?: string;
+  /** PREPARE name AS …: the name (the prepared statement is `nested[0]`). */
+  readonly prepares?: string;
+  /** EXECUTE name. */
+  readonly executes?: string;
+  /** DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL: which prepared statements it removes. */
+  readonly deallocates?: { readonly all: true } | { readonly all: false; readonly name: string };
+  readonly nested: readonly NestedStatement[];
+}
+
+export type SqlAnalysis =
+  | { readonly ok: true; readonly statements: readonly StatementAnalysis[] }
+  | { readonly ok: false; readonly error: string; readonly position?: number };
+
+type Json = null | boolean | number | string | Json[] | JsonObject;
+interface JsonObject {
+  [key: string]: Json;
+}
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Single-key objects with a PascalCase key are typed parse-tree nodes: `{ RangeVar: {...} }`. */
+function typedNode(v: JsonObject): [string, JsonObject] | undefined {
+  const keys = Object.keys(v);
+  if (keys.length !== 1) return undefined;
+  const k = keys[0] as string;
+  const c = k.charCodeAt(0);
+  if (c < 65 || c > 90) return undefined;
+  const body = v[k];
+  return isObject(body) ? [k, body] : undefined;
+}
+
+const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * Functions that run SQL given to them as a string. A constant argument that parses is analysed
+ * as a nested statement; a computed one makes the statement opaque.
+ */
+const DYNAMIC_SQL_FUNCTIONS = new Set([
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'dblink',
+  'dblink_exec',
+  'dblink_open',
+  'dblink_send_query',
+]);
+
+/** Functions that read a whole relation named by a string argument. */
+const RELATION_NAME_FUNCTIONS = new Set(['table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema']);
+
+/** Far beyond real queries; a deeper tree is refused (fail closed) rather than risking the stack. */
+const MAX_DEPTH = 5000;
+
+class Collector {
+  readonly relations: RelationRef[] = [];
+  readonly functions: FunctionRef[] = [];
+  readonly schemas: string[] = [];
+  readonly nested: NestedStatement[] = [];
+  opaque: string | undefined;
+
+  constructor(
+    readonly text: string,
+    readonly depth: number,
+  ) {}
+
+  markOpaque(reason: string): void {
+    this.opaque ??= reason;
+  }
+
+  addNested(via: NestedVia, executes: boolean, node: Json): void {
+    if (!isObject(node)) return;
+    const typed = typedNode(node);
+    if (typed === undefined) return;
+    this.nested.push({ via, executes, statement: analyzeNode(typed[0], typed[1], this.text, this.depth + 1) });
+  }
+
+  relation(rv: JsonObject, access: RelationAccess): void {
+    if (typeof rv.relname !== 'string') return;
+    const ref: { catalog?: string; schema?: string; name: string; access: RelationAccess } = { name: rv.relname, access };
+    if (typeof rv.schemaname === 'string') ref.schema = rv.schemaname;
+    if (typeof rv.catalogname === 'string') ref.catalog = rv.catalogname;
+    this.relations.push(ref);
+  }
+
+  /** A name given as a list of String nodes (DROP TABLE a.b, trigger functions). */
+  static names(list: Json): string[] | undefined {
+    if (!Array.isArray(list)) return undefined;
+    const out: string[] = [];
+    for (const item of list) {
+      if (!isObject(item) || !isObject(item.String) || typeof item.String.sval !== 'string') return undefined;
+      out.push(item.String.sval);
+    }
+    return out;
+  }
+
+  functionName(list: Json): FunctionRef | undefined {
+    const parts = Collector.names(list);
+    if (parts === undefined || parts.length === 0) return undefined;
+    const name = parts[parts.length - 1] as string;
+    const ref: { schema?: string; name: string } = { name };
+    if (parts.length >= 2) ref.schema = parts[parts.length - 2] as string;
+    this.functions.push(ref);
+    return ref;
+  }
+
+  /** Visits every node under `v`; RangeVars get `access`, nested statements are split off. */
+  walk(v: Json, access: RelationAccess, depth = 0): void {
+    if (depth > MAX_DEPTH) throw new RangeError('statement nested too deeply to analyse');
+    if (Array.isArray(v)) {
+      for (const item of v) this.walk(item, access, depth + 1);
+      return;
+    }
+    if (!isObject(v)) return;
+    const typed = typedNode(v);
+    if (typed !== undefined) {
+      this.visitTyped(typed[0], typed[1], access, depth);
+      return;
+    }
+    // Untyped structs: inline RangeVars (`relation: { relname }`) and inline FuncCalls (CALL).
+    if (typeof v.relname === 'string') {
+      this.relation(v, access);
+      return;
+    }
+    if (Array.isArray(v.funcname) && 'funcformat' in v) this.funcCall(v, access, depth);
+    else for (const k in v) this.walk(v[k] as Json, access, depth + 1);
+  }
+
+  private visitTyped(type: string, body: JsonObject, access: RelationAccess, depth: number): void {
+    switch (type) {
+      case 'RangeVar':
+        this.relation(body, access);
+        return;
+      case 'FuncCall':
+        this.funcCall(body, access, depth);
+        return;
+      case 'CommonTableExpr':
+        this.addNested('cte', true, body.ctequery as Json);
+        for (const k in body) if (k !== 'ctequery') this.walk(body[k] as Json, access, depth + 1);
+        return;
+      case 'SelectStmt':
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'MergeStmt':
+        // A subquery (sublink, FROM (SELECT …), INSERT … SELECT) is part of its statement. A
+        // data-modifying statement anywhere else than the places analyzeNode splits off (CTEs,
+        // EXPLAIN, PREPARE, COPY, rules) is not valid SQL today; should a later grammar allow one,
+        // it is still judged as a statement that runs.
+        if (type === 'SelectStmt') for (const k in body) this.walk(body[k] as Json, 'read', depth + 1);
+        else this.addNested('cte', true, { [type]: body });
+        return;
+      default:
+        for (const k in body) this.walk(body[k] as Json, access, depth + 1);
+    }
+  }
+
+  private funcCall(body: JsonObject, access: RelationAccess, depth: number): void {
+    const ref = this.functionName(body.funcname as Json);
+    const args = Array.isArray(body.args) ? body.args : [];
+    // Whatever schema they are called through: a look-alike in another schema is treated the same.
+    if (ref !== undefined && DYNAMIC_SQL_FUNCTIONS.has(ref.name)) this.dynamicSql(ref.name, args);
+    else if (ref !== undefined && RELATION_NAME_FUNCTIONS.has(ref.name)) this.relationByName(ref.name, args[0]);
+    for (const k in body) if (k !== 'funcname') this.walk(body[k] as Json, access, depth + 1);
+  }
+
+  private dynamicSql(fn: string, args: Json[]): void {
+    let parsed = 0;
+    for (const arg of args) {
+      const s = stringConstant(arg);
+      if (s === undefined) {
+        if (!isConstant(arg)) this.markOpaque(`${fn}() runs SQL computed at run time`);
+        continue;
+      }
+      const inner = tryParse(s);
+      if (inner === undefined) continue; // a connection or cursor name, not SQL
+      for (const stmt of inner) {
+        const typed = isObject(stmt.stmt) ? typedNode(stmt.stmt) : undefined;
+        if (typed !== undefined) {
+          this.nested.push({ via: 'dynamic-sql', executes: true, statement: analyzeNode(typed[0], typed[1], this.text, this.depth + 1) });
+          parsed++;
+        }
+      }
+    }
+    if (parsed === 0) this.markOpaque(`${fn}() runs SQL the gateway cannot see`);
+  }
+
+  private relationByName(fn: string, arg: Json | undefined): void {
+    const s = arg === undefined ? undefined : stringConstant(arg);
+    const parts = s === undefined ? undefined : splitQualifiedName(s);
+    if (parts === undefined || parts.length === 0 || parts.length > 3) {
+      this.markOpaque(`${fn}() reads a relation named at run time`);
+      return;
+    }
+    const name = parts[parts.length - 1] as string;
+    const ref: { schema?: string; name: string; access: RelationAccess } = { name: truncateIdentifier(name), access: 'read' };
+    if (parts.length >= 2) ref.schema = parts[parts.length - 2] as string;
+    this.relations.push(ref);
+  }
+}
+
+function stringConstant(v: Json): string | undefined {
+  if (!isObject(v)) return undefined;
+  if (isObject(v.A_Const) && isObject(v.A_Const.sval) && typeof v.A_Const.sval.sval === 'string') return v.A_Const.sval.sval;
+  if (isObject(v.TypeCast)) return stringConstant(v.TypeCast.arg as Json);
+  return undefined;
+}
+
+function isConstant(v: Json): boolean {
+  if (!isObject(v)) return false;
+  if (isObject(v.A_Const)) return true;
+  if (isObject(v.TypeCast)) return isConstant(v.TypeCast.arg as Json);
+  return false;
+}
+
+interface RawStmt {
+  stmt?: Json;
+  stmt_location?: number;
+  stmt_len?: number;
+}
+
+function tryParse(sql: string): RawStmt[] | undefined {
+  if (sql.trim() === '') return undefined;
+  try {
+    return (parseSync(sql) as unknown as { stmts?: RawStmt[] }).stmts ?? [];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Truthiness of a DefElem option value as PostgreSQL's defGetBoolean reads it; unknown → true. */
+function optionTrue(arg: Json | undefined): boolean {
+  if (arg === undefined || arg === null) return true;
+  if (isObject(arg)) {
+    if (isObject(arg.String) && typeof arg.String.sval === 'string') return !['false', 'off', 'no', '0'].includes(arg.String.sval.toLowerCase());
+    if (isObject(arg.Integer)) return arg.Integer.ival !== undefined && arg.Integer.ival !== 0;
+    if (isObject(arg.Boolean)) return arg.Boolean.boolval === true;
+    if (isObject(arg.A_Const)) return optionTrue(Object.values(arg.A_Const).find(isObject) as Json | undefined);
+  }
+  return true;
+}
+
+function defElems(list: Json | undefined): Map<string, Json | undefined> {
+  const out = new Map<string, Json | undefined>();
+  if (!Array.isArray(list)) return out;
+  for (const item of list) {
+    if (isObject(item) && isObject(item.DefElem) && typeof item.DefElem.defname === 'string') out.set(item.DefElem.defname, item.DefElem.arg);
+  }
+  return out;
+}
+
+function optionString(arg: Json | undefined): string | undefined {
+  if (isObject(arg) && isObject(arg.String) && typeof arg.String.sval === 'string') return arg.String.sval;
+  return undefined;
+}
+
+/** A WHERE clause bounds a write only if it mentions a column (or a cursor position). */
+function whereBounds(where: Json | undefined): boolean {
+  if (where === undefined || where === null) return false;
+  let found = false;
+  const visit = (v: Json): void => {
+    if (found) return;
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (isObject(v)) {
+      if ('ColumnRef' in v || 'SubLink' in v || 'FuncCall' in v || 'ParamRef' in v || 'CurrentOfExpr' in v) found = true;
+      else for (const k in v) visit(v[k] as Json);
+    }
+  };
+  visit(where);
+  return found;
+}
+
+export function analyzeNode(type: string, body: JsonObject, text: string, depth: number): StatementAnalysis {
+  if (depth > 32) throw new RangeError('statements nested too deeply to analyse');
+  const { kind, command } = nameStatement(type, body);
+  const c = new Collector(text, depth);
+  const skip = new Set<string>();
+  let unboundedWrite = false;
+  let copy: CopyInfo | undefined;
+  let prepares: string | undefined;
+  let executes: string | undefined;
+  let deallocates: StatementAnalysis['deallocates'];
+  const nestedAt = (key: string, via: NestedVia, executesNow: boolean) => {
+    skip.add(key);
+    c.addNested(via, executesNow, body[key] as Json);
+  };
+
+  switch (type) {
+    case 'SelectStmt':
+      if (body.intoClause !== undefined) {
+        // SELECT … INTO t is CREATE TABLE t AS SELECT …: the select runs and t is written.
+        skip.add('intoClause');
+        c.walk((body.intoClause as JsonObject).rel ?? null, 'write');
+        const { intoClause: _into, ...select } = body;
+        skip.add('*');
+        c.nested.push({ via: 'create-as', executes: true, statement: analyzeNode('SelectStmt', select, text, depth + 1) });
+      }
+      break;
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      skip.add('relation');
+      c.walk(body.relation ?? null, 'write');
+      if ((type === 'UpdateStmt' || type === 'DeleteStmt') && !whereBounds(body.whereClause)) unboundedWrite = true;
+      break;
+    case 'ExplainStmt': {
+      const opts = defElems(body.options);
+      const analyze = opts.has('analyze') && optionTrue(opts.get('analyze'));
+      nestedAt('query', analyze ? 'explain-analyze' : 'explain', analyze);
+      break;
+    }
+    case 'PrepareStmt':
+      prepares = String(body.name ?? '');
+      nestedAt('query', 'prepare', false);
+      break;
+    case 'ExecuteStmt':
+      executes = String(body.name ?? '');
+      break;
+    case 'DeallocateStmt':
+      deallocates = body.isall === true || body.name === undefined ? { all: true } : { all: false, name: String(body.name) };
+      break;
+    case 'DiscardStmt':
+      if (body.target === 'DISCARD_ALL') deallocates = { all: true };
+      break;
+    case 'CreateTableAsStmt':
+      nestedAt('query', 'create-as', true);
+      break;
+    case 'DeclareCursorStmt':
+      nestedAt('query', 'cursor', true);
+      break;
+    case 'ViewStmt':
+      nestedAt('query', 'view', false);
+      break;
+    case 'RuleStmt':
+      skip.add('actions');
+      for (const a of Array.isArray(body.actions) ? body.actions : []) c.addNested('rule', false, a);
+      break;
+    case 'CreateSchemaStmt':
+      skip.add('schemaElts');
+      if (typeof body.schemaname === 'string') c.schemas.push(body.schemaname);
+      for (const e of Array.isArray(body.schemaElts) ? body.schemaElts : []) c.addNested('schema-element', true, e);
+      break;
+    case 'CopyStmt':
+      copy = copyInfo(body, c);
+      skip.add('relation');
+      skip.add('options');
+      nestedAt('query', 'copy', true);
+      break;
+    case 'DoStmt':
+      c.markOpaque('a DO block runs procedural code the gateway cannot see into');
+      skip.add('args');
+      break;
+    case 'CreateFunctionStmt':
+      skip.add('funcname');
+      functionBody(body, c, skip);
+      break;
+    case 'DropStmt':
+      dropObjects(body, c);
+      skip.add('objects');
+      break;
+    case 'RenameStmt':
+      if (body.renameType === 'OBJECT_SCHEMA' && typeof body.subname === 'string') c.schemas.push(body.subname);
+      break;
+    case 'CreateTrigStmt':
+    case 'CreateEventTrigStmt':
+      skip.add('funcname');
+      c.functionName(body.funcname as Json);
+      break;
+  }
+
+  if (!skip.has('*')) {
+    const access: RelationAccess = DML.has(type) ? 'read' : 'write';
+    for (const k in body) if (!skip.has(k)) c.walk(body[k] as Json, access);
+  }
+
+  const out: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
+    kind,
+    command,
+    text,
+    relations: dedupeRelations(c.relations),
+    schemas: [...new Set(c.schemas)],
+    functions: dedupeFunctions(c.functions),
+    unboundedWrite,
+    nested: c.nested,
+  };
+  if (copy !== undefined) out.copy = copy;
+  if (c.opaque !== undefined) out.opaque = c.opaque;
+  if (prepares !== undefined) out.prepares = prepares;
+  if (executes !== undefined) out.executes = executes;
+  if (deallocates !== undefined) out.deallocates = deallocates;
+  return out;
+}
+
+function copyInfo(body: JsonObject, c: Collector): CopyInfo {
+  const opts = defElems(body.options);
+  const format = (optionString(opts.get('format')) ?? 'text').toLowerCase();
+  const direction = body.is_from === true ? 'from' : 'to';
+  const target = body.is_program === true ? 'program' : typeof body.filename === 'string' ? 'file' : 'stdio';
+  const info: { -readonly [K in keyof CopyInfo]: CopyInfo[K] } = {
+    direction,
+    target,
+    format: format === 'csv' ? 'csv' : format === 'binary' ? 'binary' : 'text',
+    header: opts.has('header') && (optionString(opts.get('header'))?.toLowerCase() === 'match' || optionTrue(opts.get('header') ?? null)),
+  };
+  if (isObject(body.relation)) {
+    const before = c.relations.length;
+    c.relation(body.relation, direction === 'from' ? 'write' : 'read');
+    info.relation = c.relations[before];
+  }
+  const cols = Collector.names(body.attlist ?? null);
+  if (cols !== undefined && cols.length > 0) info.columns = cols;
+  for (const key of ['delimiter', 'null', 'quote', 'escape'] as const) {
+    const v = optionString(opts.get(key));
+    if (v !== undefined) info[key] = v;
+  }
+  // `COPY t TO STDOUT CSV` (the pre-9.0 syntax) arrives as option `csv`.
+  if (opts.has('csv')) info.format = 'csv';
+  if (opts.has('binary')) info.format = 'binary';
+  return info;
+}
+
+function dropObjects(body: JsonObject, c: Collector): void {
+  const objects = Array.isArray(body.objects) ? body.objects : [];
+  const type = body.removeType;
+  for (const o of objects) {
+    if (type === 'OBJECT_SCHEMA') {
+      const s = isObject(o) && isObject(o.String) ? o.String.sval : undefined;
+      if (typeof s === 'string') c.schemas.push(s);
+      continue;
+    }
+    const parts = isObject(o) && isObject(o.List) ? Collector.names(o.List.items ?? null) : undefined;
+    if (parts === undefined || parts.length === 0) {
+      c.walk(o, 'write'); // functions, operators, casts: walked for anything they contain
+      continue;
+    }
+    if (['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_INDEX', 'OBJECT_SEQUENCE', 'OBJECT_FOREIGN_TABLE'].includes(String(type))) {
+      const ref: { catalog?: string; schema?: string; name: string; access: RelationAccess } = { name: parts[parts.length - 1] as string, access: 'write' };
+      if (parts.length >= 2) ref.schema = parts[parts.length - 2] as string;
+      if (parts.length >= 3) ref.catalog = parts[parts.length - 3] as string;
+      c.relations.push(ref);
+    } else if (parts.length >= 2 && ['OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT'].includes(String(type))) {
+      // DROP TRIGGER t ON [schema.]table: the last name is the object, the rest the table.
+      const table = parts.slice(0, -1);
+      const ref: { schema?: string; name: string; access: RelationAccess } = { name: table[table.length - 1] as string, access: 'write' };
+      if (table.length >= 2) ref.schema = table[table.length - 2] as string;
+      c.relations.push(ref);
+    }
+  }
+}
+
+/**
+ * CREATE FUNCTION/PROCEDURE: a body in SQL is parsed and kept as nested statements (they run when
+ * the function is called, so block rules apply now); a body in any other language is opaque.
+ */
+function functionBody(body: JsonObject, c: Collector, skip: Set<string>): void {
+  if (body.sql_body !== undefined) {
+    skip.add('sql_body');
+    const visit = (v: Json): void => {
+      if (Array.isArray(v)) v.forEach(visit);
+      else if (isObject(v)) {
+        if (isObject(v.List)) visit(v.List.items ?? null);
+        else c.addNested('function-body', false, v);
+      }
+    };
+    visit(body.sql_body);
+    return;
+  }
+  const opts = defElems(body.options);
+  const language = (optionString(opts.get('language')) ?? 'sql').toLowerCase();
+  const as = opts.get('as');
+  const pieces = isObject(as) && isObject(as.List) && Array.isArray(as.List.items) ? as.List.items : [];
+  skip.add('options');
+  if (language !== 'sql') {
+    c.markOpaque(`a function body in language ${language} is code the gateway cannot see into`);
+    return;
+  }
+  const first = pieces[0];
+  const sval = isObject(first) && isObject(first.String) ? first.String.sval : undefined;
+  const stmts = typeof sval === 'string' ? tryParse(sval) : undefined;
+  if (stmts === undefined) {
+    c.markOpaque('a SQL function body that does not parse');
+    return;
+  }
+  for (const s of stmts) c.addNested('function-body', false, s.stmt ?? null);
+}
+
+function dedupeRelations(list: RelationRef[]): RelationRef[] {
+  const seen = new Map<string, RelationRef>();
+  for (const r of list) {
+    const key = `${r.catalog ?? ''}\u0000${r.schema ?? ''}\u0000${r.name}`;
+    const prev = seen.get(key);
+    if (prev === undefined || (prev.access === 'read' && r.access === 'write')) seen.set(key, r);
+  }
+  return [...seen.values()];
+}
+
+function dedupeFunctions(list: FunctionRef[]): FunctionRef[] {
+  const seen = new Map<string, FunctionRef>();
+  for (const f of list) seen.set(`${f.schema ?? ''}\u0000${f.name}`, f);
+  return [...seen.values()];
+}
+
+/**
+ * Parses `text` (one Query message: any number of statements) and analyses each statement.
+ * Never throws for bad SQL: a parse error (or a tree too deep to walk) yields `ok: false` with
+ * PostgreSQL's message, which callers treat as fail-closed.
+ */
+export function analyzeSql(text: string): SqlAnalysis {
+  if (text.trim() === '') return { ok: true, statements: [] };
+  let stmts: RawStmt[];
+  try {
+    stmts = (parseSync(text) as unknown as { stmts?: RawStmt[] }).stmts ?? [];
+  } catch (err) {
+    const e = err as Error & { sqlDetails?: { cursorPosition?: number } };
+    const out: { ok: false; error: string; position?: number } = { ok: false, error: e.message };
+    if (typeof e.sqlDetails?.cursorPosition === 'number') out.position = e.sqlDetails.cursorPosition;
+    return out;
+  }
+  const ascii = Buffer.byteLength(text) === text.length;
+  const bytes = ascii ? undefined : Buffer.from(text, 'utf8');
+  const statements: StatementAnalysis[] = [];
+  try {
+    for (const raw of stmts) {
+      const typed = isObject(raw.stmt) ? typedNode(raw.stmt) : undefined;
+      if (typed === undefined) continue;
+      // Locations are byte offsets into the UTF-8 text; a length of 0 means "to the end".
+      const start = raw.stmt_location ?? 0;
+      const len = raw.stmt_len ?? 0;
+      const stmtText = bytes === undefined
+        ? (len > 0 ? text.slice(start, start + len) : text.slice(start)).trim()
+        : (len > 0 ? bytes.subarray(start, start + len) : bytes.subarray(start)).toString('utf8').trim();
+      statements.push(analyzeNode(typed[0], typed[1], stmtText, 0));
+    }
+  } catch (err) {
+    if (err instanceof RangeError) return { ok: false, error: `cannot analyse the statement: ${err.message}` };
+    throw err;
+  }
+  return { ok: true, statements };
+}
