@@ -331,6 +331,35 @@ describe('postgres engine with the pg driver', () => {
     await waitFor('cancel keys to be released', () => gw.engine.cancelKeys.size === 0);
   });
 
+  it('stops reading the target while a client is not reading (backpressure)', async () => {
+    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
+    const framer = createBackendFramer();
+    let received = 0;
+    let resolveReady!: () => void;
+    const ready = new Promise<void>((r) => (resolveReady = r));
+    socket.on('data', (d: Buffer) => {
+      received += d.length;
+      framer.push(d);
+      while (framer.next()) if (framer.type === 0x5a) resolveReady();
+    });
+    socket.write(encodeStartupMessage([['user', 'x'], ['database', 'app']]));
+    await ready;
+    socket.pause();
+    const baseline = process.memoryUsage().arrayBuffers;
+    const q = Buffer.from("select repeat('x', 1000) from generate_series(1, 300000)\0");
+    const header = Buffer.alloc(5);
+    header[0] = 0x51;
+    header.writeInt32BE(4 + q.length, 1);
+    socket.write(Buffer.concat([header, q]));
+    await new Promise((r) => setTimeout(r, 1500));
+    // ~300 MB are waiting at the target; only socket buffers' worth may be held in the gateway.
+    expect(process.memoryUsage().arrayBuffers - baseline).toBeLessThan(64 * 1024 * 1024);
+    const done = new Promise<void>((r) => socket.on('data', () => received >= 300_000_000 && r()));
+    socket.resume();
+    await done;
+    socket.destroy();
+  });
+
   it('passes a 50 MB value split over many chunks', async () => {
     const c = client(gw.port);
     await c.connect();

@@ -105,20 +105,27 @@ describe('backend encoders', () => {
 });
 
 describe('backend messages through the framer and the scanner in every chunking', () => {
-  const catalogue: [string, Buffer][] = [
-    ['AuthenticationSASL', build().int32(10).cstring('SCRAM-SHA-256').byte(0).typed('R')],
-    ['ParameterStatus', build().cstring('a').cstring('b').typed('S')],
-    ['BackendKeyData', build().int32(1).int32(2).typed('K')],
+  // Every message the gateway decodes from a target, plus two it only relays (T, D).
+  const catalogue: [string, Buffer, ((body: Buffer) => unknown)?, unknown?][] = [
+    ['AuthenticationOk', build().int32(0).typed('R'), decodeAuthentication, { kind: 'ok' }],
+    ['AuthenticationCleartextPassword', build().int32(3).typed('R'), decodeAuthentication, { kind: 'cleartext' }],
+    ['AuthenticationMD5Password', build().int32(5).raw('salt').typed('R'), decodeAuthentication, { kind: 'md5', salt: Buffer.from('salt') }],
+    ['AuthenticationSASL', build().int32(10).cstring('SCRAM-SHA-256').byte(0).typed('R'), decodeAuthentication, { kind: 'sasl', mechanisms: ['SCRAM-SHA-256'] }],
+    ['AuthenticationSASLContinue', build().int32(11).raw('r=x,s=y,i=1').typed('R'), decodeAuthentication, { kind: 'sasl-continue', data: Buffer.from('r=x,s=y,i=1') }],
+    ['AuthenticationSASLFinal', build().int32(12).raw('v=z').typed('R'), decodeAuthentication, { kind: 'sasl-final', data: Buffer.from('v=z') }],
+    ['ParameterStatus', build().cstring('a').cstring('b').typed('S'), decodeParameterStatus, { name: 'a', value: 'b' }],
+    ['BackendKeyData', build().int32(1).int32(2).typed('K'), decodeBackendKeyData, { pid: 1, secret: 2 }],
     ['RowDescription', build().int16(1).cstring('x').int32(0).int16(0).int32(23).int16(4).int32(-1).int16(0).typed('T')],
     ['DataRow', build().int16(2).int32(1).raw('1').int32(-1).typed('D')],
-    ['CommandComplete', build().cstring('SELECT 1').typed('C')],
-    ['ErrorResponse', build().byte('C').cstring('57014').byte('M').cstring('canceled').byte(0).typed('E')],
+    ['CommandComplete', build().cstring('SELECT 1').typed('C'), decodeCommandComplete, 'SELECT 1'],
+    ['ErrorResponse', build().byte('C').cstring('57014').byte('M').cstring('canceled').byte(0).typed('E'), (b) => decodeErrorFields(b).code, '57014'],
+    ['NoticeResponse', build().byte('V').cstring('WARNING').byte(0).typed('N'), (b) => decodeErrorFields(b).severity, 'WARNING'],
     ['EmptyQueryResponse', build().typed('I')],
-    ['ReadyForQuery', build().byte('I').typed('Z')],
+    ['ReadyForQuery', build().byte('E').typed('Z'), decodeReadyForQuery, 'E'],
   ];
   const neighbour = build().byte('T').typed('Z');
 
-  for (const [name, frame] of catalogue) {
+  for (const [name, frame, decode, expected] of catalogue) {
     it(`${name} between neighbours`, () => {
       const stream = Buffer.concat([neighbour, frame, neighbour]);
       for (const { name: how, chunks } of chunkings(stream)) {
@@ -130,15 +137,18 @@ describe('backend messages through the framer and the scanner in every chunking'
         });
         for (const chunk of chunks) {
           framer.push(chunk);
-          while (framer.next()) frames.push(Buffer.from(framer.frame));
+          while (framer.next()) {
+            frames.push(Buffer.from(framer.frame));
+            if (frames.length === 2 && decode) expect(decode(framer.body), how).toEqual(expected);
+          }
           scanner.scan(chunk);
         }
         expect(frames, how).toEqual([neighbour, frame, neighbour]);
         expect(scanner.atBoundary, how).toBe(true);
-        const expected = [neighbour, frame, neighbour]
+        const scanned = [neighbour, frame, neighbour]
           .filter((f) => 'CEIZ'.includes(String.fromCharCode(f[0]!)))
           .map((f) => `${String.fromCharCode(f[0]!)}:${f.toString('hex', 5)}`);
-        expect(collected, how).toEqual(expected);
+        expect(collected, how).toEqual(scanned);
       }
     });
   }

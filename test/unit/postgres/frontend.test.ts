@@ -179,6 +179,20 @@ describe('frontend messages through the framer in every chunking', () => {
     });
   }
 
+  it('CancelRequest and GSSENCRequest as first messages', () => {
+    const cancel = build().int32(80877102).int32(3).int32(4).untyped();
+    const gss = build().int32(80877104).untyped();
+    for (const { name: how, chunks } of chunkings(Buffer.concat([gss, cancel]))) {
+      const framer = createFrontendFramer();
+      const seen: unknown[] = [];
+      for (const chunk of chunks) {
+        framer.push(chunk);
+        while (framer.next()) seen.push(decodeFirstMessage(framer.body));
+      }
+      expect(seen, how).toEqual([{ kind: 'gssenc' }, { kind: 'cancel', pid: 3, secret: 4 }]);
+    }
+  });
+
   it('SSLRequest then StartupMessage then typed frames', () => {
     const stream = Buffer.concat([build().int32(80877103).untyped(), startup, neighbour]);
     for (const { name: how, chunks } of chunkings(stream)) {
