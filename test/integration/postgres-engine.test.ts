@@ -205,6 +205,19 @@ describe('postgres engine with psql', () => {
     expect(copyOut.results[0]).toMatchObject({ status: 'ok', commands: ['COPY 5000'], rows: 5000 });
   });
 
+  it('records fast-path function calls (\\lo_import)', async () => {
+    await writeFile(join(dir, 'blob.bin'), Buffer.alloc(100_000, 7));
+    const before = gw.sessions.length;
+    const r = await psql(gw.port, ['-c', `\\lo_import '${join(dir, 'blob.bin')}'`]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^lo_import [0-9]+\n$/);
+    const s = gw.sessions[before]!;
+    await s.ended;
+    const calls = s.queries.filter((q) => q.text.startsWith('/* FunctionCall'));
+    expect(calls.length).toBeGreaterThan(1);
+    expect(s.results.every((x) => x.status === 'ok')).toBe(true);
+  });
+
   it("cancels a running query with psql's cancel (57014)", async () => {
     const before = gw.sessions.length;
     const run = psql(gw.port, ['-c', 'select pg_sleep(30)']);

@@ -64,8 +64,14 @@ export class QueryTracker {
     this.statements.delete(statement);
   }
 
-  /** Sync or FunctionCall: ends the client's current cycle. */
+  /** Sync: ends the client's current cycle. */
   sync(): void {
+    this.clientCycle++;
+  }
+
+  /** FunctionCall: runs a function by OID without SQL; recorded as a statement, its own cycle. */
+  functionCall(functionOid: number, args: readonly BindParam[]): void {
+    this.record(`/* FunctionCall of the function with OID ${functionOid} */`, args.map(paramText), 'extended');
     this.clientCycle++;
   }
 

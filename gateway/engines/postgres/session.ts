@@ -2,8 +2,8 @@
 // closed: answer SSL/GSSENC requests with 'N', route a CancelRequest, accept the StartupMessage
 // without asking for a password (the tunnel already authenticated the caller), open the gateway's
 // own upstream connection, replay its startup to the client with a gateway-issued cancel key, and
-// relay. The relay frames client messages (decoding only Query, Parse, Bind and Close for the
-// audit) and forwards them in runs of contiguous bytes; target bytes are forwarded chunk by chunk
+// relay. The relay frames client messages (decoding only Query, Parse, Bind, FunctionCall and
+// Close for the audit) and forwards them in runs of contiguous bytes; target bytes are forwarded chunk by chunk
 // as received while a scanner follows message boundaries, so no target message is copied or
 // buffered by the gateway.
 import type { Duplex } from 'node:stream';
@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import type { SessionContext } from '../types.js';
 import { decodeCommandComplete, decodeErrorFields, encodeErrorResponse } from './codec/backend.js';
 import { createFrontendFramer } from './codec/framer.js';
-import { decodeBind, decodeClose, decodeFirstMessage, decodeParse, decodeQuery, encodeTerminate } from './codec/frontend.js';
+import { decodeBind, decodeClose, decodeFirstMessage, decodeFunctionCall, decodeParse, decodeQuery, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import { PgBackendScanner, messageTypeSet } from './codec/scanner.js';
 import { PgProtocolError } from './codec/wire.js';
@@ -253,9 +253,13 @@ export class PgSession {
           break;
         }
         case 0x53 /* S */:
-        case 0x46 /* F */:
           tracker.sync();
           break;
+        case 0x46 /* F */: {
+          const call = decodeFunctionCall(f.body);
+          tracker.functionCall(call.functionOid, call.args);
+          break;
+        }
         case 0x58 /* X */:
           terminated = true;
           break;

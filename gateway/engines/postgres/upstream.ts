@@ -51,6 +51,7 @@ export class UpstreamError extends Error {
   }
 }
 
+/** What `connectUpstream` needs; the password travels only inside `target`. */
 export interface UpstreamOptions {
   /** The connection's name, used in every error message. */
   readonly connectionName: string;

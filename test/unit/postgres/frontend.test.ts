@@ -7,6 +7,7 @@ import {
   decodeBind,
   decodeClose,
   decodeFirstMessage,
+  decodeFunctionCall,
   decodeParse,
   decodeQuery,
   encodeCancelRequest,
@@ -133,6 +134,13 @@ describe('Query, Parse, Bind, Close', () => {
     expect(catchError(() => decodeBind(badLen))).toMatchObject({ code: 'malformed' });
     const short = build().cstring('').cstring('').int16(0).int16(1).int32(10).raw('abc').body();
     expect(catchError(() => decodeBind(short))).toMatchObject({ code: 'truncated' });
+  });
+
+  it('FunctionCall with its arguments', () => {
+    const body = build().int32(764).int16(1).int16(1).int16(2).int32(4).int32(7).int32(-1).int16(0).body();
+    expect(decodeFunctionCall(body)).toEqual({ functionOid: 764, args: [build().int32(7).body(), null] });
+    const badResult = build().int32(1).int16(0).int16(0).int16(2).body();
+    expect(catchError(() => decodeFunctionCall(badResult))).toMatchObject({ code: 'malformed' });
   });
 
   it('Close', () => {

@@ -13,7 +13,7 @@ import {
 } from '../../../gateway/engines/postgres/codec/backend.js';
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import { createBackendFramer, createFrontendFramer } from '../../../gateway/engines/postgres/codec/framer.js';
-import { decodeBind, decodeClose, decodeFirstMessage, decodeParse, decodeQuery } from '../../../gateway/engines/postgres/codec/frontend.js';
+import { decodeBind, decodeClose, decodeFirstMessage, decodeFunctionCall, decodeParse, decodeQuery } from '../../../gateway/engines/postgres/codec/frontend.js';
 import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
 
 const RUNS = 2000;
@@ -39,7 +39,7 @@ function onlyProtocolErrors(run: () => void): void {
   }
 }
 
-const frontendDecoders: Record<string, (b: Buffer) => unknown> = { Q: decodeQuery, P: decodeParse, B: decodeBind, C: decodeClose };
+const frontendDecoders: Record<string, (b: Buffer) => unknown> = { Q: decodeQuery, P: decodeParse, B: decodeBind, C: decodeClose, F: decodeFunctionCall };
 const backendDecoders: Record<string, (b: Buffer) => unknown> = {
   R: decodeAuthentication,
   E: decodeErrorFields,

@@ -130,3 +130,13 @@ describe('QueryTracker', () => {
     expect(results).toHaveLength(1);
   });
 });
+
+describe('QueryTracker and the fast path', () => {
+  it('records a FunctionCall as a statement with its arguments, answered at ReadyForQuery', () => {
+    const { tracker, queries, results } = setup();
+    tracker.functionCall(764, [Buffer.of(0, 0, 0, 7), '1']);
+    tracker.ready();
+    expect(queries).toEqual([{ text: '/* FunctionCall of the function with OID 764 */', params: ['\\x00000007', '1'], protocol: 'extended' }]);
+    expect(results).toEqual([expect.objectContaining({ queryId: 1, status: 'ok', commands: [] })]);
+  });
+});

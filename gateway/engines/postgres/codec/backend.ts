@@ -18,6 +18,10 @@ export type AuthenticationRequest =
 
 const UNSUPPORTED_AUTH: Record<number, string> = { 2: 'KerberosV5', 6: 'SCM credentials', 7: 'GSSAPI', 8: 'GSSAPI', 9: 'SSPI' };
 
+/**
+ * Decodes an Authentication* request ('R') from the target.
+ * @throws PgProtocolError for an unknown request code or a body that does not fit it.
+ */
 export function decodeAuthentication(body: Buffer): AuthenticationRequest {
   const r = new BodyReader(body, 0, body.length, 'Authentication');
   const code = r.int32('request code');
@@ -173,10 +177,12 @@ export function encodeAuthenticationOk(): Buffer {
   return AUTHENTICATION_OK;
 }
 
+/** ParameterStatus ('S'): a run-time parameter's current value. */
 export function encodeParameterStatus(name: string, value: string): Buffer {
   return new MessageWriter().cstring(name).cstring(value).typed('S');
 }
 
+/** BackendKeyData ('K') of protocol 3.0: the key a client presents in a CancelRequest. */
 export function encodeBackendKeyData(pid: number, secret: number): Buffer {
   return new MessageWriter().int32(pid).int32(secret).typed('K');
 }

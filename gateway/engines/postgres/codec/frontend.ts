@@ -6,8 +6,11 @@ import { BodyReader, MessageWriter, PgProtocolError } from './wire.js';
 
 /** Request code of a protocol 3.0 StartupMessage (major 3 in the high 16 bits, minor 0). */
 export const PROTOCOL_3_0 = 196608;
+/** Request code of SSLRequest (1234 in the high 16 bits, 5679 in the low). */
 export const SSL_REQUEST_CODE = 80877103;
+/** Request code of GSSENCRequest (1234, 5680). */
 export const GSSENC_REQUEST_CODE = 80877104;
+/** Request code of CancelRequest (1234, 5678). */
 export const CANCEL_REQUEST_CODE = 80877102;
 
 /** One of the untyped messages a client may open a connection with. */
@@ -72,6 +75,10 @@ export interface ParseMessage {
   readonly paramTypes: readonly number[];
 }
 
+/**
+ * Decodes a Parse body.
+ * @throws PgProtocolError when the body does not match the layout.
+ */
 export function decodeParse(body: Buffer): ParseMessage {
   const r = new BodyReader(body, 0, body.length, 'Parse');
   const statement = r.cstring('statement name');
@@ -95,28 +102,26 @@ export interface BindMessage {
   readonly resultFormats: readonly number[];
 }
 
-function formatCodes(r: BodyReader, what: string): number[] {
+function formatCodes(r: BodyReader, message: string, what: string): number[] {
   const count = r.int16(`${what} format count`);
-  if (count < 0) throw new PgProtocolError('malformed', `Bind declares ${count} ${what} formats`);
+  if (count < 0) throw new PgProtocolError('malformed', `${message} declares ${count} ${what} formats`);
   const codes: number[] = [];
   for (let k = 0; k < count; k++) {
     const code = r.int16(`${what} format code`);
-    if (code !== 0 && code !== 1) throw new PgProtocolError('malformed', `Bind has ${what} format code ${code}`);
+    if (code !== 0 && code !== 1) throw new PgProtocolError('malformed', `${message} has ${what} format code ${code}`);
     codes.push(code);
   }
   return codes;
 }
 
-export function decodeBind(body: Buffer): BindMessage {
-  const r = new BodyReader(body, 0, body.length, 'Bind');
-  const portal = r.cstring('portal name');
-  const statement = r.cstring('statement name');
-  const formats = formatCodes(r, 'parameter');
+/** Format codes, then the values they describe: the shared tail of Bind and FunctionCall. */
+function values(r: BodyReader, message: string): BindParam[] {
+  const formats = formatCodes(r, message, 'parameter');
   const count = r.int16('parameter count');
-  if (count < 0) throw new PgProtocolError('malformed', `Bind declares ${count} parameters`);
+  if (count < 0) throw new PgProtocolError('malformed', `${message} declares ${count} parameters`);
   // As PostgreSQL: no codes = all text, one code = applies to all, else one per parameter.
   if (formats.length > 1 && formats.length !== count) {
-    throw new PgProtocolError('malformed', `Bind has ${formats.length} parameter formats but ${count} parameters`);
+    throw new PgProtocolError('malformed', `${message} has ${formats.length} parameter formats but ${count} parameters`);
   }
   const params: BindParam[] = [];
   for (let k = 0; k < count; k++) {
@@ -125,14 +130,40 @@ export function decodeBind(body: Buffer): BindMessage {
       params.push(null);
       continue;
     }
-    if (len < 0) throw new PgProtocolError('malformed', `Bind parameter ${k + 1} declares length ${len}`);
+    if (len < 0) throw new PgProtocolError('malformed', `${message} parameter ${k + 1} declares length ${len}`);
     const value = r.bytes(len, 'parameter value');
     const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : formats[k];
     params.push(format === 1 ? value : value.toString('utf8'));
   }
-  const resultFormats = formatCodes(r, 'result');
+  return params;
+}
+
+/**
+ * Decodes a Bind body, applying the parameter format codes as PostgreSQL does.
+ * @throws PgProtocolError for bad format codes, a format/parameter count mismatch or bad lengths.
+ */
+export function decodeBind(body: Buffer): BindMessage {
+  const r = new BodyReader(body, 0, body.length, 'Bind');
+  const portal = r.cstring('portal name');
+  const statement = r.cstring('statement name');
+  const params = values(r, 'Bind');
+  const resultFormats = formatCodes(r, 'Bind', 'result');
   r.finish();
   return { portal, statement, params, resultFormats };
+}
+
+/**
+ * FunctionCall ('F', the "fast path" libpq's large-object API uses): calls a function by OID
+ * without any SQL, so the gateway records it like a statement.
+ */
+export function decodeFunctionCall(body: Buffer): { readonly functionOid: number; readonly args: readonly BindParam[] } {
+  const r = new BodyReader(body, 0, body.length, 'FunctionCall');
+  const functionOid = r.int32('function OID') >>> 0;
+  const args = values(r, 'FunctionCall');
+  const resultFormat = r.int16('result format code');
+  if (resultFormat !== 0 && resultFormat !== 1) throw new PgProtocolError('malformed', `FunctionCall has result format code ${resultFormat}`);
+  r.finish();
+  return { functionOid, args };
 }
 
 /** Close ('C'): drops a prepared statement or a portal. */
