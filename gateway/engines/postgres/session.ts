@@ -2,10 +2,9 @@
 // closed: answer SSL/GSSENC requests with 'N', route a CancelRequest, accept the StartupMessage
 // without asking for a password (the tunnel already authenticated the caller), open the gateway's
 // own upstream connection, replay its startup to the client with a gateway-issued cancel key, and
-// relay. The relay frames client messages (decoding only Query, Parse, Bind, FunctionCall and
-// Close for the audit) and forwards them in runs of contiguous bytes; target bytes are forwarded chunk by chunk
-// as received while a scanner follows message boundaries, so no target message is copied or
-// buffered by the gateway.
+// relay. Client messages are framed (only Query, Parse, Bind, FunctionCall and Close decoded, for
+// the audit) and forwarded in runs of contiguous bytes; target bytes go out chunk by chunk as
+// received while a scanner follows message boundaries, so the gateway copies no target message.
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { SessionContext } from '../types.js';
@@ -62,6 +61,7 @@ export class PgSession {
   private settled = false;
   private startupTimer: NodeJS.Timeout | undefined;
   private done: () => void = () => undefined;
+  private unsubscribeShutdown = (): void => undefined;
 
   constructor(
     private readonly client: Duplex,
@@ -70,8 +70,6 @@ export class PgSession {
     private readonly cancels: CancelKeyRegistry,
     private readonly shutdown: ShutdownFanout,
   ) {}
-
-  private unsubscribeShutdown = (): void => undefined;
 
   run(): Promise<void> {
     const finished = new Promise<void>((resolve) => (this.done = resolve));
@@ -210,17 +208,18 @@ export class PgSession {
       this.ctx.log.warn({ code: err.code }, 'postgres target socket error');
       this.targetLost(`the connection to the target of ${this.ctx.connection.name} failed (${err.code ?? err.name})`);
     });
-    s.on('end', () => this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`));
+    const closed = `the target of connection ${this.ctx.connection.name} closed the connection`;
+    s.on('end', () => this.targetLost(closed));
     s.on('close', () => {
       this.upstreamClosed = true;
-      this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`);
+      this.targetLost(closed);
       this.settle();
     });
     s.resume();
     // It may have closed in the moment between the login and these listeners.
     if (s.closed) {
       this.upstreamClosed = true;
-      this.targetLost(`the target of connection ${this.ctx.connection.name} closed the connection`);
+      this.targetLost(closed);
     }
   }
 
@@ -285,7 +284,7 @@ export class PgSession {
     if (!up.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end))) this.client.pause();
   }
 
-  /** Target → client: scan for results, then forward the chunk untouched. */
+  /** Target → client: scan for results, then forward the chunk as it came. */
   private readonly onUpstreamData = (chunk: Buffer): void => {
     if (this.phase !== 'relay') return;
     try {
@@ -343,7 +342,8 @@ export class PgSession {
   /** Starts closing both sides; the first reason is the one recorded. */
   private end(ending: Ending): void {
     if (this.ending) return;
-    this.ending = ending;
+    // After a target FATAL the client may hang up before the target's FIN is seen: keep the FATAL.
+    this.ending = this.serverFatal && ending.status === 'ok' ? { status: 'error', ...this.serverFatal } : ending;
     this.phase = 'closing';
     clearTimeout(this.startupTimer);
     this.connectAbort.abort();
@@ -383,16 +383,12 @@ export class PgSession {
     this.unsubscribeShutdown();
     if (this.cancelPid !== undefined) this.cancels.release(this.cancelPid);
     const { status, sqlstate, message } = this.ending;
+    const { bytesFromClient, bytesToClient } = this;
     try {
       this.tracker?.abandon(sqlstate, message ?? 'session ended before the result arrived');
       if (this.sessionStarted) {
-        this.ctx.audit.onSessionEnd({
-          status,
-          ...(sqlstate !== undefined ? { sqlstate } : {}),
-          ...(message !== undefined ? { message } : {}),
-          bytesFromClient: this.bytesFromClient,
-          bytesToClient: this.bytesToClient,
-        });
+        const reason = { ...(sqlstate !== undefined ? { sqlstate } : {}), ...(message !== undefined ? { message } : {}) };
+        this.ctx.audit.onSessionEnd({ status, ...reason, bytesFromClient, bytesToClient });
       }
     } catch (err) {
       this.ctx.log.error({ err }, 'postgres session audit failed at session end');
