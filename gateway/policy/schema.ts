@@ -1,0 +1,260 @@
+// The per-connection `policy:` key: a zod schema (validated once, at configuration load) and
+// `compilePolicy`, which turns the validated value into the runtime form evaluate.ts and the mask
+// planner use (regexes compiled, durations in milliseconds, names lower-cased and pre-split).
+// docs/policy.md documents every key.
+import { z } from 'zod';
+import { DETECTOR_NAMES, type DetectorName } from './mask/detectors.js';
+import type { MaskStrategy } from './mask/strategies.js';
+import { compileColumnPattern, compileNamePattern, type ColumnPattern, type NamePattern } from './names.js';
+import { KNOWN_STATEMENT_NAMES } from './statementKinds.js';
+
+const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
+
+const groups = z.strictObject({
+  groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }),
+});
+
+const statementName = z
+  .string()
+  .transform((s) => s.trim().toLowerCase().replace(/\s+/g, ' '))
+  .refine((s) => KNOWN_STATEMENT_NAMES.has(s), {
+    error: (iss) => `unknown statement "${String(iss.input)}" (expected a kind such as select, insert, update, delete, merge, drop, truncate, alter, create, grant, copy, do, call, or a command such as "drop table", "create function")`,
+  });
+
+const tablePattern = nonEmpty.refine((s) => compileNamePattern(s) !== undefined, {
+  error: (iss) => `invalid table "${String(iss.input)}" (expected "table" or "schema.table"; * matches any characters)`,
+});
+
+const functionPattern = nonEmpty.refine((s) => compileNamePattern(s) !== undefined, {
+  error: (iss) => `invalid function "${String(iss.input)}" (expected "name" or "schema.name"; * matches any characters)`,
+});
+
+const columnPattern = nonEmpty.refine((s) => compileColumnPattern(s) !== undefined, {
+  error: (iss) => `invalid column "${String(iss.input)}" (expected "table.column" or "schema.table.column")`,
+});
+
+const SQL_REGEX_FLAGS = 'is';
+
+const sqlRegex = nonEmpty.refine(
+  (s) => {
+    try {
+      new RegExp(s, SQL_REGEX_FLAGS);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: (iss) => `invalid regular expression ${JSON.stringify(iss.input)}` },
+);
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
+
+/** `500ms`, `30s`, `10m`, `2h`, `1d`, or combinations such as `1h30m`. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*((?:\d+\s*(?:ms|s|m|h|d)\s*)+)$/.exec(text);
+  if (m === null) return undefined;
+  let total = 0;
+  for (const part of (m[1] as string).matchAll(/(\d+)\s*(ms|s|m|h|d)/g)) total += Number(part[1]) * (DURATION_UNITS_MS[part[2] as string] as number);
+  return total;
+}
+
+const duration = z.string().refine(
+  (s) => {
+    const ms = parseDuration(s);
+    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
+  },
+  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
+);
+
+/** The conditions block and review rules share. */
+const conditions = {
+  statements: z.array(statementName).min(1).optional(),
+  tables: z.array(tablePattern).min(1).optional(),
+  functions: z.array(functionPattern).min(1).optional(),
+  unboundedWrites: z.boolean().optional(),
+  copyProgram: z.boolean().optional(),
+  copyFile: z.boolean().optional(),
+  sql: z.union([sqlRegex, z.array(sqlRegex).min(1)]).optional(),
+  /** `any` (default): the rule matches when one condition does; `all`: when every one does. */
+  match: z.enum(['any', 'all']).default('any'),
+};
+
+type ConditionInput = { statements?: unknown; tables?: unknown; functions?: unknown; unboundedWrites?: boolean; copyProgram?: boolean; copyFile?: boolean; sql?: unknown };
+
+function hasCondition(c: ConditionInput): boolean {
+  return c.statements !== undefined || c.tables !== undefined || c.functions !== undefined || c.unboundedWrites === true || c.copyProgram === true || c.copyFile === true || c.sql !== undefined;
+}
+
+const CONDITION_HINT = 'expected at least one condition: statements, tables, functions, unboundedWrites: true, copyProgram: true, copyFile: true or sql';
+
+const block = z.strictObject(conditions).refine(hasCondition, { message: CONDITION_HINT });
+
+const review = z
+  .strictObject({
+    ...conditions,
+    approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
+    timeout: duration.default('10m'),
+  })
+  .refine(hasCondition, { message: CONDITION_HINT });
+
+const mask = z
+  .strictObject({
+    columns: z.array(columnPattern).min(1).optional(),
+    detect: z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1).optional(),
+    with: z.enum(['redact', 'partial', 'hash'], { error: () => 'expected redact, partial or hash' }).default('redact'),
+  })
+  .refine((m) => m.columns !== undefined || m.detect !== undefined, { message: 'expected `columns`, `detect` or both' });
+
+const rule = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    block: block.optional(),
+    review: review.optional(),
+    mask: mask.optional(),
+    /** Shown to the client and recorded when the rule blocks or holds a statement. */
+    message: z.string().max(500).optional(),
+    for: groups.optional(),
+    except: groups.optional(),
+  })
+  .superRefine((r, ctx) => {
+    const actions = [r.block, r.review, r.mask].filter((a) => a !== undefined).length;
+    if (actions !== 1) ctx.addIssue({ code: 'custom', message: 'a rule needs exactly one of `block`, `review` or `mask`' });
+  });
+
+export const policySchema = z
+  .strictObject({
+    rules: z.array(rule).default([]),
+  })
+  .superRefine((p, ctx) => {
+    const seen = new Set<string>();
+    p.rules.forEach((r, i) => {
+      if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+      seen.add(r.id);
+    });
+  });
+
+export type PolicyInput = z.input<typeof policySchema>;
+/** The validated `policy:` value, as the configuration loader holds it. */
+export type PolicyConfig = z.output<typeof policySchema>;
+
+// ---- runtime form ----
+
+export interface CompiledConditions {
+  readonly match: 'any' | 'all';
+  readonly statements?: ReadonlySet<string>;
+  readonly tables?: readonly NamePattern[];
+  readonly functions?: readonly NamePattern[];
+  readonly unboundedWrites: boolean;
+  readonly copyProgram: boolean;
+  readonly copyFile: boolean;
+  readonly sql?: readonly RegExp[];
+}
+
+interface RuleCommon {
+  readonly id: string;
+  readonly message?: string;
+  /** Lower-case group names; the rule applies only to members of one of them. */
+  readonly for?: ReadonlySet<string>;
+  /** Lower-case group names whose members the rule never applies to. */
+  readonly except?: ReadonlySet<string>;
+}
+
+export interface CompiledBlockRule extends RuleCommon {
+  readonly action: 'block';
+  readonly conditions: CompiledConditions;
+}
+
+export interface CompiledReviewRule extends RuleCommon {
+  readonly action: 'review';
+  readonly conditions: CompiledConditions;
+  readonly approvers: readonly string[];
+  readonly timeoutMs: number;
+}
+
+export interface CompiledMaskRule extends RuleCommon {
+  readonly action: 'mask';
+  readonly columns: readonly ColumnPattern[];
+  readonly detect: readonly DetectorName[];
+  readonly strategy: MaskStrategy;
+}
+
+export type CompiledRule = CompiledBlockRule | CompiledReviewRule | CompiledMaskRule;
+
+export interface CompiledPolicy {
+  /** In configuration order. */
+  readonly rules: readonly CompiledRule[];
+  /** The key for the `hash` strategy (HMAC-SHA256); required when any rule uses `with: hash`. */
+  readonly hashKey?: Buffer;
+}
+
+export class PolicyCompileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyCompileError';
+  }
+}
+
+const lowerSet = (list: readonly string[] | undefined): ReadonlySet<string> | undefined => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
+
+function compileConditions(c: z.output<typeof block>): CompiledConditions {
+  const out: { -readonly [K in keyof CompiledConditions]: CompiledConditions[K] } = {
+    match: c.match,
+    unboundedWrites: c.unboundedWrites === true,
+    copyProgram: c.copyProgram === true,
+    copyFile: c.copyFile === true,
+  };
+  if (c.statements !== undefined) out.statements = new Set(c.statements);
+  if (c.tables !== undefined) out.tables = c.tables.map((t) => compileNamePattern(t) as NamePattern);
+  if (c.functions !== undefined) out.functions = c.functions.map((f) => compileNamePattern(f) as NamePattern);
+  if (c.sql !== undefined) out.sql = (Array.isArray(c.sql) ? c.sql : [c.sql]).map((s) => new RegExp(s, SQL_REGEX_FLAGS));
+  return out;
+}
+
+/**
+ * Turns a validated policy into its runtime form. `hashKey` is the gateway's masking key; a
+ * policy with a `hash` rule and no key is a configuration error (a random key would make hashes
+ * differ across restarts and replicas, which breaks the joins `hash` exists for).
+ */
+export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}): CompiledPolicy {
+  const rules: CompiledRule[] = cfg.rules.map((r) => {
+    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { id: r.id };
+    if (r.message !== undefined) common.message = r.message;
+    const forGroups = lowerSet(r.for?.groups);
+    const exceptGroups = lowerSet(r.except?.groups);
+    if (forGroups !== undefined) common.for = forGroups;
+    if (exceptGroups !== undefined) common.except = exceptGroups;
+    if (r.block !== undefined) return { ...common, action: 'block', conditions: compileConditions(r.block) };
+    if (r.review !== undefined) {
+      const { approvers, timeout, ...cond } = r.review;
+      return { ...common, action: 'review', conditions: compileConditions(cond), approvers: [...approvers], timeoutMs: parseDuration(timeout) as number };
+    }
+    const m = r.mask as NonNullable<typeof r.mask>;
+    return {
+      ...common,
+      action: 'mask',
+      columns: (m.columns ?? []).map((c) => compileColumnPattern(c) as ColumnPattern),
+      detect: [...new Set(m.detect ?? [])],
+      strategy: m.with,
+    };
+  });
+  const usesHash = rules.some((r) => r.action === 'mask' && r.strategy === 'hash');
+  if (usesHash && (opts.hashKey === undefined || opts.hashKey.length < 16)) {
+    throw new PolicyCompileError('a mask rule uses `with: hash`, which needs the gateway masking key (at least 16 bytes)');
+  }
+  const policy: { rules: CompiledRule[]; hashKey?: Buffer } = { rules };
+  if (opts.hashKey !== undefined) policy.hashKey = opts.hashKey;
+  return Object.freeze(policy);
+}
+
+/** A connection without a `policy:` key: everything allowed, nothing masked. */
+export const EMPTY_POLICY: CompiledPolicy = Object.freeze({ rules: [] });
+
+/** Whether a rule applies to someone in `groups` (lower-case comparison). */
+export function ruleApplies(rule: RuleCommon, groups: readonly string[]): boolean {
+  if (rule.for === undefined && rule.except === undefined) return true;
+  const mine = groups.map((g) => g.toLowerCase());
+  if (rule.except !== undefined && mine.some((g) => rule.except?.has(g))) return false;
+  if (rule.for !== undefined && !mine.some((g) => rule.for?.has(g))) return false;
+  return true;
+}
