@@ -13,9 +13,9 @@ import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
 import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
-import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
+import { encodeCancelRequest, encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
-import type { Identity, PostgresConnection, PostgresTarget, SessionAudit } from '../../gateway/engines/types.js';
+import { AuditUnavailableError, type Identity, type PostgresConnection, type PostgresTarget, type SessionAudit } from '../../gateway/engines/types.js';
 import { ensureProgram, findFreePort, startPgCluster, type PgCluster } from '../support/pgCluster.js';
 
 const PSQL = ensureProgram('/usr/lib/postgresql/15/bin/psql', 'postgresql-client');
@@ -43,6 +43,7 @@ class RecordingAudit implements SessionAudit {
     this.start = info;
   }
   onQuery(q: Query): number {
+    if (q.text.includes('/* audit store down */')) throw new AuditUnavailableError();
     return this.queries.push(q);
   }
   onResult(r: Result): void {
@@ -59,17 +60,6 @@ class RecordingAudit implements SessionAudit {
     const id = this.queries.findIndex((q) => q.text.includes(text)) + 1;
     return this.results.find((r) => r.queryId === id);
   }
-}
-
-interface Gateway {
-  port: number;
-  sessions: RecordingAudit[];
-  logs: string[];
-  /** Every byte the engine sent to clients (only with `record`). */
-  sent: Buffer[];
-  engine: ReturnType<typeof createPostgresEngine>;
-  shutdown: AbortController;
-  close(): Promise<void>;
 }
 
 /** Wraps a socket so the test sees every byte written to the client (and the engine a plain Duplex). */
@@ -90,7 +80,7 @@ function recorded(socket: Socket, sink: Buffer[]): Duplex {
 async function startGateway(
   connection: PostgresConnection,
   opts: { record?: boolean; identity?: Identity; connectTimeoutMs?: number } = {},
-): Promise<Gateway> {
+) {
   const engine = createPostgresEngine();
   const logs: string[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
@@ -112,6 +102,7 @@ async function startGateway(
     await Promise.all(handled);
     await new Promise((r) => server.close(r));
   };
+  // `sent` holds every byte the engine wrote to clients (only with `record`).
   return { port: (server.address() as AddressInfo).port, sessions, logs, sent, engine, shutdown, close };
 }
 
@@ -148,7 +139,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 
 let cluster: PgCluster;
 let target: PostgresTarget;
-let gw: Gateway;
+let gw: Awaited<ReturnType<typeof startGateway>>;
 let admin: pg.Client;
 let dir: string;
 
@@ -305,13 +296,8 @@ describe('postgres engine with the pg driver', () => {
     expect(key.processID).not.toBe(real);
     const sendCancel = (pid: number, secret: number) =>
       new Promise<void>((resolve) => {
-        const b = Buffer.alloc(16);
-        b.writeInt32BE(16, 0);
-        b.writeInt32BE(80877102, 4);
-        b.writeInt32BE(pid, 8);
-        b.writeInt32BE(secret, 12);
         createConnection({ host: '127.0.0.1', port: gw.port }, function (this: Socket) {
-          this.end(b);
+          this.end(encodeCancelRequest(pid, secret));
         }).on('close', () => resolve());
       });
     const sleeping = c.query('select pg_sleep(30)');
@@ -359,11 +345,9 @@ describe('postgres engine with the pg driver', () => {
     await ready;
     socket.pause();
     const baseline = process.memoryUsage().arrayBuffers;
-    const q = Buffer.from("select repeat('x', 1000) from generate_series(1, 300000)\0");
-    const header = Buffer.alloc(5);
-    header[0] = 0x51;
-    header.writeInt32BE(4 + q.length, 1);
-    socket.write(Buffer.concat([header, q]));
+    const query = Buffer.from("Q\0\0\0\0select repeat('x', 1000) from generate_series(1, 300000)\0");
+    query.writeInt32BE(query.length - 1, 1);
+    socket.write(query);
     await new Promise((r) => setTimeout(r, 1500));
     // ~300 MB are waiting at the target; only socket buffers' worth may be held in the gateway.
     expect(process.memoryUsage().arrayBuffers - baseline).toBeLessThan(64 * 1024 * 1024);
@@ -472,6 +456,18 @@ describe('refusals and failures', () => {
     expect(huge.error).toBe('08P01');
     expect(gw.logs.join('')).toContain('protocol violation');
     expect((await psql(gw.port, ['-c', 'select 7'])).stdout).toBe('7\n');
+  });
+
+  it('fails closed when the audit cannot record a statement (58030, not executed)', async () => {
+    await admin.query('create table audit_down (v int)');
+    await admin.query('alter table audit_down owner to app');
+    const c = client(gw.port);
+    c.on('error', () => undefined);
+    await c.connect();
+    const s = gw.sessions.at(-1)!;
+    await expect(c.query('insert into audit_down values (1) /* audit store down */')).rejects.toMatchObject({ code: '58030' });
+    expect(await s.ended).toMatchObject({ status: 'error', sqlstate: '58030' });
+    expect((await admin.query('select count(*)::int as n from audit_down')).rows).toEqual([{ n: 0 }]);
   });
 
   it('drops a client that never completes its startup packet', async () => {

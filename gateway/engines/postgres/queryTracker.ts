@@ -1,13 +1,14 @@
 // Pairs what a client asks with what the target answers, for the audit trail, without holding
-// up the relay. Each client Query, Sync or FunctionCall opens one "cycle" that the target closes
+// up the relay: the session hands it client messages before forwarding them and the few target
+// messages that carry results (decoding only those). Each client Query, Sync or FunctionCall opens one "cycle" that the target closes
 // with exactly one ReadyForQuery; statements are recorded when sent (Query, or Bind for the
 // extended protocol, with the SQL of the statement it binds) and get their result when their
 // cycle ends. Within a cycle, extended-protocol statements take results in order (each Execute
 // answers with one CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse); after
 // an error the target skips to Sync, so the rest of that cycle is reported as not executed.
 import type { SessionAudit } from '../types.js';
-import { rowCountFromTag } from './codec/backend.js';
-import type { BindParam } from './codec/frontend.js';
+import { decodeCommandComplete, decodeErrorFields, rowCountFromTag, type PgErrorFields } from './codec/backend.js';
+import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQuery, type BindParam } from './codec/frontend.js';
 
 interface Pending {
   readonly id: number;
@@ -22,6 +23,9 @@ interface Pending {
   sqlstate?: string;
   message?: string;
 }
+
+/** The target messages `serverMessage` needs: CommandComplete, ErrorResponse, EmptyQueryResponse, PortalSuspended, ReadyForQuery. */
+export const RESULT_MESSAGE_TYPES = 'CEIsZ';
 
 /** Message used for statements a target skipped because an earlier one in its pipeline failed. */
 export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same Sync failed';
@@ -41,6 +45,63 @@ export class QueryTracker {
     private readonly audit: SessionAudit,
     private readonly now: () => number = () => performance.now(),
   ) {}
+
+  /**
+   * Takes note of one client message (`buf[start, end)` is its body) before it is forwarded.
+   * @throws PgProtocolError for a malformed Query, Parse, Bind, FunctionCall or Close, and
+   * whatever `onQuery` throws (AuditUnavailableError): either way the message must not go on.
+   */
+  clientMessage(type: number, buf: Buffer, start: number, end: number): void {
+    switch (type) {
+      case 0x51 /* Q */:
+        return this.query(decodeQuery(buf.subarray(start, end)).sql);
+      case 0x50 /* P */: {
+        const p = decodeParse(buf.subarray(start, end));
+        return this.parse(p.statement, p.sql);
+      }
+      case 0x42 /* B */: {
+        const b = decodeBind(buf.subarray(start, end));
+        return this.bind(b.statement, b.params);
+      }
+      case 0x43 /* C */: {
+        const c = decodeClose(buf.subarray(start, end));
+        if (c.kind === 'statement') this.closeStatement(c.name);
+        return;
+      }
+      case 0x53 /* S */:
+        return this.sync();
+      case 0x46 /* F */: {
+        const call = decodeFunctionCall(buf.subarray(start, end));
+        return this.functionCall(call.functionOid, call.args);
+      }
+    }
+  }
+
+  /**
+   * Takes note of a target message of the types in RESULT_MESSAGE_TYPES; returns the fields of an
+   * ErrorResponse so the caller can see a FATAL. An empty body (too large to collect) is an error
+   * without details.
+   */
+  serverMessage(type: number, buf: Buffer, start: number, end: number): PgErrorFields | undefined {
+    switch (type) {
+      case 0x43 /* C */:
+        this.commandComplete(decodeCommandComplete(buf.subarray(start, end)));
+        return undefined;
+      case 0x45 /* E */: {
+        const e = start === end ? undefined : decodeErrorFields(buf.subarray(start, end));
+        this.error(e?.code ?? '', e?.message ?? 'error too large to record');
+        return e;
+      }
+      case 0x49 /* I */:
+      case 0x73 /* s */:
+        this.executeAnswered();
+        return undefined;
+      case 0x5a /* Z */:
+        this.ready();
+        return undefined;
+    }
+    return undefined;
+  }
 
   /** A simple Query: one statement string, its own cycle. */
   query(sql: string): void {

@@ -7,15 +7,15 @@
 // received while a scanner follows message boundaries, so the gateway copies no target message.
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { SessionContext } from '../types.js';
-import { decodeCommandComplete, decodeErrorFields, encodeErrorResponse } from './codec/backend.js';
+import { AuditUnavailableError, type SessionContext } from '../types.js';
+import { encodeErrorResponse } from './codec/backend.js';
 import { createFrontendFramer } from './codec/framer.js';
-import { decodeBind, decodeClose, decodeFirstMessage, decodeFunctionCall, decodeParse, decodeQuery, encodeTerminate } from './codec/frontend.js';
+import { decodeFirstMessage, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import { PgBackendScanner, messageTypeSet } from './codec/scanner.js';
 import { PgProtocolError } from './codec/wire.js';
 import type { CancelKeyRegistry, ShutdownFanout } from './engine.js';
-import { QueryTracker } from './queryTracker.js';
+import { QueryTracker, RESULT_MESSAGE_TYPES } from './queryTracker.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
 import { connectUpstream, UpstreamError } from './upstream.js';
 
@@ -24,7 +24,7 @@ const CLOSE_GRACE_MS = 5_000;
 /** At most this many SSLRequest/GSSENCRequest before the startup packet (libpq sends ≤ 2). */
 const MAX_NEGOTIATIONS = 2;
 const NO_ENCRYPTION = Buffer.from('N');
-const RESULT_TYPES = messageTypeSet('CEIsZ');
+const RESULT_TYPES = messageTypeSet(RESULT_MESSAGE_TYPES);
 
 type Phase = 'startup' | 'connecting' | 'relay' | 'closing';
 
@@ -232,37 +232,8 @@ export class PgSession {
     let runEnd = 0;
     let terminated = false;
     while (!terminated && f.next()) {
-      switch (f.type) {
-        case 0x51 /* Q */:
-          tracker.query(decodeQuery(f.body).sql);
-          break;
-        case 0x50 /* P */: {
-          const p = decodeParse(f.body);
-          tracker.parse(p.statement, p.sql);
-          break;
-        }
-        case 0x42 /* B */: {
-          const b = decodeBind(f.body);
-          tracker.bind(b.statement, b.params);
-          break;
-        }
-        case 0x43 /* C */: {
-          const c = decodeClose(f.body);
-          if (c.kind === 'statement') tracker.closeStatement(c.name);
-          break;
-        }
-        case 0x53 /* S */:
-          tracker.sync();
-          break;
-        case 0x46 /* F */: {
-          const call = decodeFunctionCall(f.body);
-          tracker.functionCall(call.functionOid, call.args);
-          break;
-        }
-        case 0x58 /* X */:
-          terminated = true;
-          break;
-      }
+      if (f.type === 0x58 /* X */) terminated = true;
+      else tracker.clientMessage(f.type, f.buffer, f.bodyStart, f.end);
       if (f.buffer === run && f.start === runEnd) {
         runEnd = f.end;
       } else {
@@ -298,21 +269,8 @@ export class PgSession {
   };
 
   private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
-    const tracker = this.tracker!;
-    switch (type) {
-      case 0x43 /* C */:
-        return tracker.commandComplete(decodeCommandComplete(buf.subarray(start, end)));
-      case 0x45 /* E */: {
-        const e = start === end ? undefined : decodeErrorFields(buf.subarray(start, end));
-        if (e && (e.severity === 'FATAL' || e.severity === 'PANIC')) this.serverFatal = { sqlstate: e.code, message: e.message };
-        return tracker.error(e?.code ?? '', e?.message ?? 'error too large to record');
-      }
-      case 0x49 /* I */:
-      case 0x73 /* s */:
-        return tracker.executeAnswered();
-      case 0x5a /* Z */:
-        return tracker.ready();
-    }
+    const e = this.tracker!.serverMessage(type, buf, start, end);
+    if (e && (e.severity === 'FATAL' || e.severity === 'PANIC')) this.serverFatal = { sqlstate: e.code, message: e.message };
   }
 
   private writeClient(bytes: Buffer): void {
@@ -334,6 +292,13 @@ export class PgSession {
       const message = side === 'client' ? err.message : `the target of connection ${this.ctx.connection.name} sent malformed data: ${err.message}`;
       this.ctx.log.warn({ side, code: err.code }, `postgres protocol violation: ${err.message}`);
       return this.end({ status: 'error', sqlstate: side === 'client' ? err.sqlstate : '08006', message, notify: true });
+    }
+    if (err instanceof AuditUnavailableError) {
+      // Fail closed: the statement was not forwarded. Answering it alone (ERROR, then our own
+      // ReadyForQuery) needs the hold-and-answer machinery policy blocks will bring; until then
+      // the session ends.
+      this.ctx.log.error({ sqlstate: err.sqlstate }, err.message);
+      return this.end({ status: 'error', sqlstate: err.sqlstate, message: err.message, notify: true });
     }
     this.ctx.log.error({ err }, 'postgres session failed');
     this.end({ status: 'error', sqlstate: 'XX000', message: 'internal error in the gateway', notify: true });

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SessionAudit } from '../../../gateway/engines/types.js';
 import { QueryTracker, SKIPPED_MESSAGE } from '../../../gateway/engines/postgres/queryTracker.js';
+import { build } from './builder.js';
 
 type Query = Parameters<SessionAudit['onQuery']>[0];
 type Result = Parameters<SessionAudit['onResult']>[0];
@@ -138,5 +139,23 @@ describe('QueryTracker and the fast path', () => {
     tracker.ready();
     expect(queries).toEqual([{ text: '/* FunctionCall of the function with OID 764 */', params: ['\\x00000007', '1'], protocol: 'extended' }]);
     expect(results).toEqual([expect.objectContaining({ queryId: 1, status: 'ok', commands: [] })]);
+  });
+});
+
+describe('QueryTracker on raw messages', () => {
+  it('decodes client and target messages into the same calls', () => {
+    const { tracker, queries, results } = setup();
+    const feed = (side: 'client' | 'server', frame: Buffer) =>
+      side === 'client' ? tracker.clientMessage(frame[0]!, frame, 5, frame.length) : tracker.serverMessage(frame[0]!, frame, 5, frame.length);
+    feed('client', build().cstring('s').cstring('select $1').int16(0).typed('P'));
+    feed('client', build().cstring('').cstring('s').int16(0).int16(1).int32(1).raw('9').int16(0).typed('B'));
+    feed('client', build().cstring('').int32(0).typed('E'));
+    feed('client', build().typed('S'));
+    feed('server', build().cstring('SELECT 1').typed('C'));
+    const fatal = build().byte('V').cstring('FATAL').byte('C').cstring('57P01').byte('M').cstring('bye').byte(0).typed('E');
+    expect(tracker.serverMessage(0x45, fatal, 5, fatal.length)).toMatchObject({ severity: 'FATAL', code: '57P01' });
+    feed('server', build().byte('I').typed('Z'));
+    expect(queries).toEqual([{ text: 'select $1', params: ['9'], protocol: 'extended' }]);
+    expect(results).toEqual([expect.objectContaining({ status: 'ok', commands: ['SELECT 1'], rows: 1 })]);
   });
 });
