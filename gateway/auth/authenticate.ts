@@ -70,8 +70,8 @@ async function discoverJwksUri(issuer: string, f: typeof fetch): Promise<string>
   return body.jwks_uri;
 }
 
-function serviceIdentity(store: Store, token: string): Identity {
-  const rec = store.findServiceToken(hashServiceToken(token));
+async function serviceIdentity(store: Store, token: string): Promise<Identity> {
+  const rec = await store.findServiceToken(hashServiceToken(token));
   if (!rec) throw new AuthError(401, 'invalid_signature', 'unknown service token');
   if (rec.revokedAt) throw new AuthError(401, 'token_revoked', `service token "${rec.name}" was revoked at ${rec.revokedAt.toISOString()}`);
   if (rec.expiresAt && rec.expiresAt.getTime() <= Date.now()) {

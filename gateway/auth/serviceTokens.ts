@@ -10,10 +10,10 @@ export function hashServiceToken(token: string): string {
 }
 
 /** Creates a token and returns its value (the only time it exists outside the caller's hands). */
-export function createServiceToken(store: Store, t: { name: string; groups: string[]; ttlMs: number | null }, now = Date.now()): string {
+export async function createServiceToken(store: Store, t: { name: string; groups: string[]; ttlMs: number | null }, now = Date.now()): Promise<string> {
   // 32 random bytes: a 256-bit secret, base64url so it survives shells and headers unquoted.
   const token = SERVICE_TOKEN_PREFIX + randomBytes(32).toString('base64url');
-  store.createServiceToken({
+  await store.createServiceToken({
     name: t.name,
     hash: hashServiceToken(token),
     groups: t.groups,

@@ -1,11 +1,14 @@
-// The embedded store: SQLite through better-sqlite3 in WAL mode. Synchronous by design: each
-// write is a few microseconds, and doing it inline keeps the bookkeeping ordered with the wire.
-import { mkdirSync } from 'node:fs';
+// The embedded store: SQLite through better-sqlite3 in WAL mode. Synchronous underneath: a commit
+// is tens of microseconds, so the audit can commit a statement's event before the engine forwards
+// it without the engine awaiting anything (commitSync). The async methods wrap the same calls.
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { DuplicateNameError, type QueryRecord, type ServiceTokenRecord, type SessionRecord, type Store } from './types.js';
+import { GENESIS_HASH } from '../../src/api/auditTrail.js';
+import { checkLedgerRun, toCheckpoint, toEvent, toLedger, toSession, toToken, type Row } from './rows.js';
+import { DuplicateNameError, type AuditOp, type AuditSnapshot, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
 
-/** Versioned migrations, applied in order at open; the index + 1 is the schema version. */
+/** Versioned migrations, applied in order at open; the index + 1 is the schema version (user_version). */
 const migrations: readonly string[] = [
   `CREATE TABLE service_tokens (
      name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, groups TEXT NOT NULL,
@@ -22,17 +25,47 @@ const migrations: readonly string[] = [
      params TEXT, protocol TEXT NOT NULL, started_at INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
      duration_ms REAL, commands TEXT, rows INTEGER, sqlstate TEXT, message TEXT,
      PRIMARY KEY (session_id, seq));`,
+  // 2: the tamper-evident trail. The unchained bookkeeping of version 1 is kept, renamed, and is
+  // not part of the trail.
+  `ALTER TABLE sessions RENAME TO legacy_sessions;
+   ALTER TABLE queries RENAME TO legacy_queries;
+   DROP INDEX sessions_started;
+   CREATE TABLE audit_sessions (
+     id TEXT PRIMARY KEY, connection TEXT NOT NULL, protocol TEXT NOT NULL, subject TEXT NOT NULL,
+     identity_name TEXT NOT NULL, email TEXT, identity_kind TEXT NOT NULL, groups TEXT NOT NULL,
+     origin TEXT NOT NULL, client_address TEXT NOT NULL, database TEXT, started_at INTEGER NOT NULL,
+     ended_at INTEGER, status TEXT NOT NULL DEFAULT 'open', error TEXT,
+     bytes_from_client INTEGER NOT NULL DEFAULT 0, bytes_to_client INTEGER NOT NULL DEFAULT 0,
+     queries INTEGER NOT NULL DEFAULT 0, events INTEGER NOT NULL DEFAULT 0,
+     ledger_seq INTEGER, purged_at INTEGER, instance TEXT NOT NULL);
+   CREATE INDEX audit_sessions_started ON audit_sessions (started_at);
+   CREATE INDEX audit_sessions_open ON audit_sessions (status) WHERE status = 'open';
+   CREATE TABLE audit_events (
+     session_id TEXT NOT NULL REFERENCES audit_sessions (id), seq INTEGER NOT NULL, kind TEXT NOT NULL,
+     at INTEGER NOT NULL, body TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+   CREATE TABLE audit_ledger (
+     seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, session_id TEXT, at INTEGER NOT NULL, body TEXT NOT NULL, hash TEXT NOT NULL);
+   CREATE TABLE audit_checkpoints (
+     id INTEGER PRIMARY KEY, ledger_seq INTEGER NOT NULL, ledger_hash TEXT NOT NULL, at INTEGER NOT NULL,
+     key_id TEXT NOT NULL, signature TEXT NOT NULL);
+   CREATE TABLE audit_instances (id TEXT PRIMARY KEY, started_at INTEGER NOT NULL, seen_at INTEGER NOT NULL);`,
 ];
 
-type Row = Record<string, unknown>;
-const date = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)));
+export interface SqliteStoreOptions {
+  /** `process`: synchronous=NORMAL (commits survive a gateway crash); `fsync`: FULL (and power loss). */
+  durability?: 'process' | 'fsync';
+}
 
-export function openSqliteStore(path: string): Store {
-  mkdirSync(dirname(path), { recursive: true });
+export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): Store {
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    // The trail holds statements and result samples: create the file private (SQLite gives the
+    // WAL and SHM files the same mode).
+    closeSync(openSync(path, 'a', 0o600));
+  }
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  // NORMAL in WAL mode: committed transactions survive a process crash; see docs/decisions.md.
-  db.pragma('synchronous = NORMAL');
+  db.pragma(`synchronous = ${opts.durability === 'fsync' ? 'FULL' : 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   migrate(db);
@@ -42,34 +75,131 @@ export function openSqliteStore(path: string): Store {
     findToken: db.prepare('SELECT * FROM service_tokens WHERE hash = ?'),
     listTokens: db.prepare('SELECT * FROM service_tokens ORDER BY created_at'),
     revokeToken: db.prepare('UPDATE service_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL'),
-    startSession: db.prepare(
-      `INSERT INTO sessions (id, connection, subject, identity_name, identity_kind, groups, origin, client_address, started_at)
-       VALUES (@id, @connection, @subject, @identityName, @identityKind, @groups, @origin, @clientAddress, @startedAt)`,
+    insertSession: db.prepare(
+      `INSERT INTO audit_sessions (id, connection, protocol, subject, identity_name, email, identity_kind, groups, origin, client_address, database, started_at, instance)
+       VALUES (@id, @connection, @protocol, @subject, @identityName, @email, @identityKind, @groups, @origin, @clientAddress, @database, @startedAt, @instance)`,
     ),
-    setDatabase: db.prepare('UPDATE sessions SET database = ? WHERE id = ?'),
+    insertEvent: db.prepare('INSERT INTO audit_events (session_id, seq, kind, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
     endSession: db.prepare(
-      `UPDATE sessions SET ended_at = @endedAt, status = @status, error = @error,
-       bytes_from_client = @bytesFromClient, bytes_to_client = @bytesToClient WHERE id = @id`,
+      `UPDATE audit_sessions SET ended_at = @endedAt, status = @status, error = @error, bytes_from_client = @bytesFromClient,
+       bytes_to_client = @bytesToClient, queries = @queries, events = @events WHERE id = @id`,
     ),
-    addQuery: db.prepare(
-      `INSERT INTO queries (session_id, seq, text, params, protocol, started_at) VALUES (?, ?, ?, ?, ?, ?)`,
+    head: db.prepare('SELECT seq, hash FROM audit_ledger ORDER BY seq DESC LIMIT 1'),
+    insertLedger: db.prepare('INSERT INTO audit_ledger (seq, kind, session_id, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+    sealSession: db.prepare('UPDATE audit_sessions SET ledger_seq = ? WHERE id = ?'),
+    heartbeat: db.prepare('INSERT INTO audit_instances (id, started_at, seen_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at'),
+    addCheckpoint: db.prepare('INSERT INTO audit_checkpoints (ledger_seq, ledger_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)'),
+    lastCheckpoint: db.prepare('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1'),
+    getSession: db.prepare('SELECT * FROM audit_sessions WHERE id = ?'),
+    listEvents: db.prepare('SELECT * FROM audit_events WHERE session_id = ? ORDER BY seq'),
+    purgeable: db.prepare('SELECT id FROM audit_sessions WHERE ledger_seq IS NOT NULL AND purged_at IS NULL AND ended_at < ? ORDER BY ledger_seq'),
+    deleteEvents: db.prepare('DELETE FROM audit_events WHERE session_id = ?'),
+    markPurged: db.prepare('UPDATE audit_sessions SET purged_at = ? WHERE id = ?'),
+    orphans: db.prepare(
+      `SELECT s.* FROM audit_sessions s LEFT JOIN audit_instances i ON i.id = s.instance
+       WHERE s.status = 'open' AND s.instance <> ? AND (i.seen_at IS NULL OR i.seen_at < ?) ORDER BY s.started_at`,
     ),
-    countQuery: db.prepare('UPDATE sessions SET queries = queries + 1 WHERE id = ?'),
-    finishQuery: db.prepare(
-      `UPDATE queries SET status = @status, duration_ms = @durationMs, commands = @commands, rows = @rows,
-       sqlstate = @sqlstate, message = @message WHERE session_id = @sessionId AND seq = @seq`,
-    ),
-    getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
-    listSessions: db.prepare('SELECT * FROM sessions ORDER BY started_at DESC LIMIT ?'),
-    listQueries: db.prepare('SELECT * FROM queries WHERE session_id = ? ORDER BY seq'),
+    lastEvent: db.prepare('SELECT seq, hash FROM audit_events WHERE session_id = ? ORDER BY seq DESC LIMIT 1'),
+    countQueries: db.prepare("SELECT count(*) AS n FROM audit_events WHERE session_id = ? AND kind = 'query'"),
+    ledgerFromSeq: db.prepare('SELECT * FROM audit_ledger WHERE seq >= ? ORDER BY seq'),
+    ledgerHashAt: db.prepare('SELECT hash FROM audit_ledger WHERE seq = ?'),
+    firstLedgerSince: db.prepare('SELECT min(seq) AS seq FROM audit_ledger WHERE at >= ?'),
+    checkpointsFrom: db.prepare('SELECT * FROM audit_checkpoints WHERE ledger_seq >= ? ORDER BY id'),
+    sessionsAll: db.prepare('SELECT * FROM audit_sessions WHERE purged_at IS NULL ORDER BY started_at, id'),
+    sessionsSince: db.prepare('SELECT * FROM audit_sessions WHERE purged_at IS NULL AND started_at >= ? ORDER BY started_at, id'),
   };
-  const addQuery = db.transaction((r: Parameters<Store['addQuery']>[0]) => {
-    q.addQuery.run(r.sessionId, r.seq, r.text, r.params === null ? null : JSON.stringify(r.params), r.protocol, r.startedAt.getTime());
-    q.countQuery.run(r.sessionId);
+
+  const head = (): LedgerHead => {
+    const r = q.head.get() as Row | undefined;
+    return r ? { seq: Number(r.seq), hash: String(r.hash) } : { seq: 0, hash: GENESIS_HASH };
+  };
+
+  const commit = db.transaction((ops: readonly AuditOp[]) => {
+    for (const o of ops) {
+      switch (o.op) {
+        case 'session': {
+          const s = o.session;
+          q.insertSession.run({ ...s, groups: JSON.stringify(s.groups), startedAt: s.startedAt.getTime() });
+          break;
+        }
+        case 'event': {
+          const e = o.event;
+          q.insertEvent.run(e.session, e.seq, e.kind, e.at.getTime(), e.body, e.hash);
+          break;
+        }
+        case 'end':
+          q.endSession.run({ id: o.id, ...o.end, endedAt: o.end.endedAt.getTime() });
+          break;
+        case 'seal': {
+          const h = head();
+          const records = o.build(h);
+          checkLedgerRun(h.seq, records);
+          for (const r of records) {
+            q.insertLedger.run(r.seq, r.kind, r.session, r.at.getTime(), r.body, r.hash);
+            if (r.kind === 'session' && r.session) q.sealSession.run(r.seq, r.session);
+          }
+          break;
+        }
+      }
+    }
   });
 
+  const snapshot = db.transaction((scope: SnapshotScope): AuditSnapshot => {
+    const h = head();
+    let sessions: Row[];
+    let ledgerFrom: number;
+    if (scope.kind === 'all') {
+      sessions = q.sessionsAll.all() as Row[];
+      ledgerFrom = 1;
+    } else if (scope.kind === 'since') {
+      sessions = q.sessionsSince.all(scope.since.getTime()) as Row[];
+      const first = (q.firstLedgerSince.get(scope.since.getTime()) as Row).seq;
+      ledgerFrom = first === null ? h.seq + 1 : Number(first);
+    } else {
+      const row = q.getSession.get(scope.id) as Row | undefined;
+      sessions = row && row.purged_at === null ? [row] : [];
+      ledgerFrom = row && row.ledger_seq !== null ? Number(row.ledger_seq) : h.seq + 1;
+    }
+    const records = sessions.map(toSession);
+    const events = new Map(records.map((s) => [s.id, (q.listEvents.all(s.id) as Row[]).map(toEvent)]));
+    const prev = ledgerFrom <= 1 ? GENESIS_HASH : String((q.ledgerHashAt.get(ledgerFrom - 1) as Row).hash);
+    return {
+      sessions: records,
+      events,
+      ledgerFrom,
+      ledgerPrev: prev,
+      ledger: (q.ledgerFromSeq.all(ledgerFrom) as Row[]).map(toLedger),
+      head: h,
+      checkpoints: (q.checkpointsFrom.all(ledgerFrom) as Row[]).map(toCheckpoint),
+    };
+  });
+
+  const purge = db.transaction((cutoff: Date, build: Parameters<Store['purge']>[1], at: Date) => {
+    const ids = (q.purgeable.all(cutoff.getTime()) as Row[]).map((r) => String(r.id));
+    if (ids.length === 0) return { sessions: [], events: 0 };
+    let events = 0;
+    for (const id of ids) {
+      events += q.deleteEvents.run(id).changes;
+      q.markPurged.run(at.getTime(), id);
+    }
+    const h = head();
+    const records = build(h, ids, at);
+    checkLedgerRun(h.seq, records);
+    for (const r of records) q.insertLedger.run(r.seq, r.kind, r.session, r.at.getTime(), r.body, r.hash);
+    return { sessions: ids, events };
+  });
+
+  const orphans = db.transaction((instance: string, staleBefore: Date) =>
+    (q.orphans.all(instance, staleBefore.getTime()) as Row[]).map((r) => {
+      const session = toSession(r);
+      const last = q.lastEvent.get(session.id) as Row;
+      return { session, last: { seq: Number(last.seq), hash: String(last.hash) }, queries: Number((q.countQueries.get(session.id) as Row).n) };
+    }),
+  );
+
   return {
-    createServiceToken(t) {
+    kind: 'sqlite',
+    async createServiceToken(t) {
       try {
         q.insertToken.run(t.name, t.hash, JSON.stringify(t.groups), Date.now(), t.expiresAt?.getTime() ?? null);
       } catch (err) {
@@ -77,39 +207,52 @@ export function openSqliteStore(path: string): Store {
         throw err;
       }
     },
-    findServiceToken: (hash) => {
+    async findServiceToken(hash) {
       const row = q.findToken.get(hash) as Row | undefined;
       return row && toToken(row);
     },
-    listServiceTokens: () => (q.listTokens.all() as Row[]).map(toToken),
-    revokeServiceToken: (name) => q.revokeToken.run(Date.now(), name).changes > 0,
-    startSession(s) {
-      q.startSession.run({ ...s, groups: JSON.stringify(s.groups), startedAt: s.startedAt.getTime() });
+    listServiceTokens: async () => (q.listTokens.all() as Row[]).map(toToken),
+    revokeServiceToken: async (name) => q.revokeToken.run(Date.now(), name).changes > 0,
+
+    commitSync: (ops) => commit(ops),
+    commit: async (ops) => commit(ops),
+    async heartbeat(instance, at) {
+      q.heartbeat.run(instance, at.getTime(), at.getTime());
     },
-    setSessionDatabase: (id, database) => void q.setDatabase.run(database, id),
-    endSession(id, e) {
-      q.endSession.run({ id, endedAt: Date.now(), status: e.status, error: e.error ?? null, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient });
+    async addCheckpoint(c) {
+      q.addCheckpoint.run(c.ledgerSeq, c.ledgerHash, c.at.getTime(), c.keyId, c.signature);
     },
-    addQuery: (r) => addQuery(r),
-    finishQuery(sessionId, seq, r) {
-      q.finishQuery.run({
-        sessionId,
-        seq,
-        status: r.status,
-        durationMs: r.durationMs,
-        commands: r.commands ? JSON.stringify(r.commands) : null,
-        rows: r.rows ?? null,
-        sqlstate: r.sqlstate ?? null,
-        message: r.message ?? null,
-      });
+    async lastCheckpoint() {
+      const r = q.lastCheckpoint.get() as Row | undefined;
+      return r && toCheckpoint(r);
     },
-    getSession: (id) => {
+    purge: async (cutoff, build, at) => purge(cutoff, build, at),
+
+    async listSessions(f: SessionFilter) {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      const add = (sql: string, ...values: unknown[]) => {
+        where.push(sql);
+        args.push(...values);
+      };
+      if (f.subject !== undefined) add('subject = ?', f.subject);
+      if (f.connection !== undefined) add('connection = ?', f.connection);
+      if (f.user !== undefined) add('(identity_name = ? OR email = ?)', f.user, f.user);
+      if (f.since !== undefined) add('started_at >= ?', f.since.getTime());
+      const sql = `SELECT * FROM audit_sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY started_at DESC, id DESC LIMIT ?`;
+      return (db.prepare(sql).all(...args, f.limit ?? 100) as Row[]).map(toSession);
+    },
+    async getSession(id) {
       const row = q.getSession.get(id) as Row | undefined;
       return row && toSession(row);
     },
-    listSessions: (limit = 100) => (q.listSessions.all(limit) as Row[]).map(toSession),
-    listQueries: (id) => (q.listQueries.all(id) as Row[]).map(toQuery),
-    close: () => db.close(),
+    listEvents: async (id) => (q.listEvents.all(id) as Row[]).map(toEvent),
+    ledgerHead: async () => head(),
+    snapshot: async (scope) => snapshot(scope),
+    orphanedSessions: async (instance, staleBefore) => orphans(instance, staleBefore),
+    async close() {
+      if (db.open) db.close();
+    },
   };
 }
 
@@ -124,52 +267,4 @@ function migrate(db: Database.Database): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
-}
-
-function toToken(r: Row): ServiceTokenRecord {
-  return {
-    name: String(r.name),
-    groups: JSON.parse(String(r.groups)) as string[],
-    createdAt: new Date(Number(r.created_at)),
-    expiresAt: date(r.expires_at),
-    revokedAt: date(r.revoked_at),
-  };
-}
-
-function toSession(r: Row): SessionRecord {
-  return {
-    id: String(r.id),
-    connection: String(r.connection),
-    subject: String(r.subject),
-    identityName: String(r.identity_name),
-    identityKind: r.identity_kind as SessionRecord['identityKind'],
-    groups: JSON.parse(String(r.groups)) as string[],
-    origin: String(r.origin),
-    clientAddress: String(r.client_address),
-    startedAt: new Date(Number(r.started_at)),
-    endedAt: date(r.ended_at),
-    status: r.status as SessionRecord['status'],
-    database: (r.database as string | null) ?? null,
-    error: (r.error as string | null) ?? null,
-    bytesFromClient: Number(r.bytes_from_client),
-    bytesToClient: Number(r.bytes_to_client),
-    queries: Number(r.queries),
-  };
-}
-
-function toQuery(r: Row): QueryRecord {
-  return {
-    sessionId: String(r.session_id),
-    seq: Number(r.seq),
-    text: String(r.text),
-    params: r.params === null ? null : (JSON.parse(String(r.params)) as (string | null)[]),
-    protocol: r.protocol as QueryRecord['protocol'],
-    startedAt: new Date(Number(r.started_at)),
-    status: r.status as QueryRecord['status'],
-    durationMs: (r.duration_ms as number | null) ?? null,
-    commands: r.commands === null ? null : (JSON.parse(String(r.commands)) as string[]),
-    rows: (r.rows as number | null) ?? null,
-    sqlstate: (r.sqlstate as string | null) ?? null,
-    message: (r.message as string | null) ?? null,
-  };
 }

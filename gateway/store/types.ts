@@ -1,5 +1,7 @@
 // The gateway's persistence interface. Only gateway/store/* knows about SQL; the rest of the
-// gateway sees these plain records. (The tamper-evident audit trail will extend this.)
+// gateway sees these plain records. Two implementations (SQLite, PostgreSQL) pass one conformance
+// suite (test/integration/store-conformance.test.ts). Hashing and signing happen outside the store:
+// it keeps bytes and hashes exactly as given and never recomputes them.
 
 export interface ServiceTokenRecord {
   name: string;
@@ -10,61 +12,159 @@ export interface ServiceTokenRecord {
   revokedAt: Date | null;
 }
 
+export type SessionStatus = 'open' | 'ok' | 'error';
+
+/** A session's row: who, where, when, and summary counts. The events are the record of truth. */
 export interface SessionRecord {
   id: string;
   connection: string;
+  protocol: string;
   subject: string;
   identityName: string;
+  email: string | null;
   identityKind: 'human' | 'service';
   groups: string[];
   origin: string;
   clientAddress: string;
+  database: string | null;
   startedAt: Date;
   endedAt: Date | null;
-  status: 'open' | 'ok' | 'error' | 'refused';
-  database: string | null;
+  status: SessionStatus;
   error: string | null;
   bytesFromClient: number;
   bytesToClient: number;
   queries: number;
+  events: number;
+  /** Ledger entry that sealed the session's final hash; null while open. */
+  ledgerSeq: number | null;
+  /** When retention deleted the session's events; null while they are kept. */
+  purgedAt: Date | null;
+  /** The gateway process that owns (or owned) the session. */
+  instance: string;
 }
 
-export interface QueryRecord {
-  sessionId: string;
+export type NewSession = Omit<SessionRecord, 'endedAt' | 'status' | 'error' | 'bytesFromClient' | 'bytesToClient' | 'queries' | 'events' | 'ledgerSeq' | 'purgedAt'>;
+
+export interface SessionEnd {
+  endedAt: Date;
+  status: 'ok' | 'error';
+  error: string | null;
+  bytesFromClient: number;
+  bytesToClient: number;
+  queries: number;
+  events: number;
+}
+
+/** One event as stored: `body` is the canonical JSON its hash covers, kept byte for byte. */
+export interface EventRecord {
+  session: string;
   seq: number;
-  text: string;
-  params: (string | null)[] | null;
-  protocol: 'simple' | 'extended';
-  startedAt: Date;
-  status: 'pending' | 'ok' | 'error';
-  durationMs: number | null;
-  commands: string[] | null;
-  rows: number | null;
-  sqlstate: string | null;
-  message: string | null;
+  kind: string;
+  at: Date;
+  body: string;
+  hash: string;
+}
+
+export interface LedgerRecord {
+  seq: number;
+  kind: 'session' | 'purge';
+  /** The sealed session, for `kind: 'session'`. */
+  session: string | null;
+  at: Date;
+  /** Canonical JSON of the ledger entry (see src/api/auditTrail.ts LedgerBody). */
+  body: string;
+  hash: string;
+}
+
+export interface LedgerHead {
+  seq: number;
+  hash: string;
+}
+
+export interface CheckpointRecord {
+  ledgerSeq: number;
+  ledgerHash: string;
+  at: Date;
+  keyId: string;
+  /** base64 Ed25519 signature over checkpointMessage(). */
+  signature: string;
+}
+
+/** Given the ledger's current head, returns the entries to append (seq head.seq + 1, …). */
+export type LedgerBuilder = (head: LedgerHead) => LedgerRecord[];
+
+/** One write in an audit commit; a commit applies its ops in order, in one transaction. */
+export type AuditOp =
+  | { op: 'session'; session: NewSession }
+  | { op: 'event'; event: EventRecord }
+  | { op: 'end'; id: string; end: SessionEnd }
+  /** Appends ledger entries under the store's ledger lock (replicas append one at a time). */
+  | { op: 'seal'; build: LedgerBuilder };
+
+export interface SessionFilter {
+  /** Only this identity's sessions (what a non-reader may see). */
+  subject?: string;
+  connection?: string;
+  /** Matches the identity's name or email. */
+  user?: string;
+  since?: Date;
+  limit?: number;
+}
+
+export type SnapshotScope = { kind: 'all' } | { kind: 'since'; since: Date } | { kind: 'session'; id: string };
+
+/** A consistent read of everything an export needs. */
+export interface AuditSnapshot {
+  /** Sessions in scope whose events are still kept, oldest first. */
+  sessions: SessionRecord[];
+  events: Map<string, EventRecord[]>;
+  /** The hash before `ledger[0]` (GENESIS when it is entry 1) and the first seq included. */
+  ledgerFrom: number;
+  ledgerPrev: string;
+  ledger: LedgerRecord[];
+  head: LedgerHead;
+  checkpoints: CheckpointRecord[];
+}
+
+/** An open session whose gateway process is gone, with the end of its chain. */
+export interface OrphanedSession {
+  session: SessionRecord;
+  last: { seq: number; hash: string };
+  queries: number;
 }
 
 export interface Store {
-  createServiceToken(t: { name: string; hash: string; groups: string[]; expiresAt: Date | null }): void;
-  /** Looks a token up by the SHA-256 of its value. */
-  findServiceToken(hash: string): ServiceTokenRecord | undefined;
-  listServiceTokens(): ServiceTokenRecord[];
-  /** Returns false when no active token has that name. */
-  revokeServiceToken(name: string): boolean;
+  readonly kind: 'sqlite' | 'postgres';
 
-  startSession(s: Omit<SessionRecord, 'endedAt' | 'status' | 'database' | 'error' | 'bytesFromClient' | 'bytesToClient' | 'queries'>): void;
-  setSessionDatabase(id: string, database: string): void;
-  endSession(id: string, end: { status: 'ok' | 'error' | 'refused'; error?: string; bytesFromClient: number; bytesToClient: number }): void;
-  addQuery(q: Omit<QueryRecord, 'status' | 'durationMs' | 'commands' | 'rows' | 'sqlstate' | 'message'>): void;
-  finishQuery(
-    sessionId: string,
-    seq: number,
-    r: { status: 'ok' | 'error'; durationMs: number; commands?: readonly string[]; rows?: number; sqlstate?: string; message?: string },
-  ): void;
-  getSession(id: string): SessionRecord | undefined;
-  listSessions(limit?: number): SessionRecord[];
-  listQueries(sessionId: string): QueryRecord[];
-  close(): void;
+  createServiceToken(t: { name: string; hash: string; groups: string[]; expiresAt: Date | null }): Promise<void>;
+  /** Looks a token up by the SHA-256 of its value. */
+  findServiceToken(hash: string): Promise<ServiceTokenRecord | undefined>;
+  listServiceTokens(): Promise<ServiceTokenRecord[]>;
+  /** Returns false when no active token has that name. */
+  revokeServiceToken(name: string): Promise<boolean>;
+
+  /** Applies the ops in order in one transaction: all or nothing. */
+  commit(ops: readonly AuditOp[]): Promise<void>;
+  /** The same, synchronously, for stores that can (SQLite): lets the audit commit before a statement is forwarded without the engine awaiting anything. */
+  commitSync?(ops: readonly AuditOp[]): void;
+  /** Records that a gateway process is alive (also the probe that tells a failed store came back). */
+  heartbeat(instance: string, at: Date): Promise<void>;
+  addCheckpoint(c: CheckpointRecord): Promise<void>;
+  lastCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /**
+   * Deletes the events of sealed sessions that ended before `cutoff`, marks them purged and appends
+   * the ledger entries `build` returns for them, in one transaction. Returns what was removed.
+   */
+  purge(cutoff: Date, build: (head: LedgerHead, sessions: readonly string[], at: Date) => LedgerRecord[], at: Date): Promise<{ sessions: string[]; events: number }>;
+
+  listSessions(filter: SessionFilter): Promise<SessionRecord[]>;
+  getSession(id: string): Promise<SessionRecord | undefined>;
+  listEvents(sessionId: string): Promise<EventRecord[]>;
+  ledgerHead(): Promise<LedgerHead>;
+  snapshot(scope: SnapshotScope): Promise<AuditSnapshot>;
+  /** Open sessions owned by other instances not seen since `staleBefore`. */
+  orphanedSessions(instance: string, staleBefore: Date): Promise<OrphanedSession[]>;
+  close(): Promise<void>;
 }
 
 export class DuplicateNameError extends Error {}
