@@ -1,64 +1,238 @@
-// Bookkeeping for one tunnel session, behind the engines' SessionAudit interface and backed by
-// the store. The tamper-evident trail (a later piece) replaces this implementation, not the
-// interface. A failing write is logged, never thrown into the engine's relay.
+// The audit of one tunnel session, behind the engines' SessionAudit interface: turns the engine's
+// hooks into hash-chained events (docs/audit.md), stages them with the gateway's one AuditWriter,
+// and makes `query`/`decision` events durable before the engine forwards the statement. With a
+// store that commits synchronously (SQLite) that needs nothing from the engine; otherwise the
+// engine passes `deferCommit` and awaits `flush()`.
 import type { Logger } from 'pino';
-import type { Identity, SessionAudit } from './engines/types.js';
-import type { Store } from './store/types.js';
+import { canonicalJson, chainHashOfText, GENESIS_HASH, type EventKind } from '../src/api/auditTrail.js';
+import type { AuditWriter } from './audit/writer.js';
+import { sealSession } from './audit/ledger.js';
+import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
+import type { AuditOp, EventRecord } from './store/types.js';
 
 export interface SessionMeta {
   id: string;
   connection: string;
+  protocol: string;
   identity: Identity;
   origin: string;
   clientAddress: string;
 }
 
-export function createSessionAudit(store: Store, meta: SessionMeta, log: Logger): SessionAudit & { readonly started: boolean } {
+export interface SessionAuditContext {
+  writer: AuditWriter;
+  /** Caps on each result's recorded sample; the true totals are recorded as well. */
+  limits: { maxRows: number; maxBytes: number };
+  /** This gateway process (recorded with the session, for crash recovery). */
+  instance: string;
+  log: Logger;
+  /** Called when a session's seal is staged (checkpoints count sessions). */
+  onSealed?: () => void;
+  now?: () => Date;
+}
+
+/** What a refused statement's result says in the trail. */
+export const REFUSED_UNRECORDED = 'not forwarded: the audit store could not record it';
+
+interface Capture {
+  columns?: { name: string; type?: number }[];
+  rows: (string | null)[][];
+  keptBytes: number;
+  seenRows: number;
+  seenBytes: number;
+  full: boolean;
+}
+
+let warnedNotWriteAhead = false;
+
+export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta): SessionAudit & { readonly started: boolean } {
+  const now = ctx.now ?? (() => new Date());
+  const { writer } = ctx;
   let started = false;
+  let ended = false;
+  let startedAt = now();
   let seq = 0;
-  const guard = (what: string, fn: () => void) => {
-    try {
-      fn();
-    } catch (err) {
-      log.error({ err, session: meta.id }, `cannot record ${what}`);
-    }
+  let prev = GENESIS_HASH;
+  let ticket = 0;
+  let queries = 0;
+  const refused = new Set<number>();
+  const captures = new Map<number, Capture>();
+
+  const event = (kind: EventKind, data: Record<string, unknown>, at = now()): EventRecord => {
+    const s = ++seq;
+    const body = canonicalJson({ session: meta.id, seq: s, kind, at: at.toISOString(), data });
+    prev = chainHashOfText(prev, body);
+    return { session: meta.id, seq: s, kind, at, body, hash: prev };
   };
+  const stage = (...ops: AuditOp[]) => (ticket = writer.stage(...ops));
+
+  /** Makes the statement's events durable now, or refuses it (fail closed). */
+  const writeAhead = (queryId: number, deferCommit: boolean | undefined): void => {
+    if (!writer.healthy) refuse(queryId, undefined);
+    if (deferCommit) return writer.schedule();
+    if (writer.canCommitNow) {
+      try {
+        writer.commitNow();
+      } catch (err) {
+        refuse(queryId, err);
+      }
+      return;
+    }
+    if (!warnedNotWriteAhead) {
+      warnedNotWriteAhead = true;
+      ctx.log.warn('the engine does not wait for audit commits and this store cannot commit synchronously: statements may be forwarded before they are recorded');
+    }
+    writer.schedule();
+  };
+  const refuse = (queryId: number, cause: unknown): never => {
+    refused.add(queryId);
+    // Staged behind the query: written when the store is back, so the trail shows the refusal.
+    stage({ op: 'event', event: event('result', { q: queryId, status: 'error', sqlstate: '58030', message: REFUSED_UNRECORDED, durationMs: 0 }) });
+    throw cause instanceof AuditUnavailableError ? cause : new AuditUnavailableError(undefined, { cause });
+  };
+
   return {
     get started() {
       return started;
     },
     onSessionStart(info) {
+      if (started) return;
       started = true;
-      guard('session start', () => {
-        store.startSession({
-          id: meta.id,
-          connection: meta.connection,
-          subject: meta.identity.subject,
-          identityName: meta.identity.name,
-          identityKind: meta.identity.kind,
-          groups: [...meta.identity.groups],
-          origin: meta.origin,
-          clientAddress: meta.clientAddress,
-          startedAt: new Date(),
-        });
-        store.setSessionDatabase(meta.id, info.database);
-      });
-    },
-    onQuery(q) {
-      const id = ++seq;
-      guard('query', () =>
-        store.addQuery({ sessionId: meta.id, seq: id, text: q.text, params: q.params ? [...q.params] : null, protocol: q.protocol, startedAt: new Date() }),
+      startedAt = now();
+      const id = meta.identity;
+      stage(
+        {
+          op: 'session',
+          session: {
+            id: meta.id,
+            connection: meta.connection,
+            protocol: meta.protocol,
+            subject: id.subject,
+            identityName: id.name,
+            email: id.email ?? null,
+            identityKind: id.kind,
+            groups: [...id.groups],
+            origin: meta.origin,
+            clientAddress: meta.clientAddress,
+            database: info.database,
+            startedAt,
+            instance: ctx.instance,
+          },
+        },
+        {
+          op: 'event',
+          event: event(
+            'session.start',
+            {
+              connection: meta.connection,
+              protocol: meta.protocol,
+              identity: { subject: id.subject, name: id.name, email: id.email, groups: [...id.groups], kind: id.kind },
+              origin: meta.origin,
+              clientAddress: meta.clientAddress,
+              database: info.database,
+              clientUser: info.clientUser,
+              clientApplication: info.clientApplication,
+              gateway: ctx.instance,
+            },
+            startedAt,
+          ),
+        },
       );
+      writer.schedule();
+    },
+
+    onQuery(q) {
+      const id = ++queries;
+      stage({
+        op: 'event',
+        event: event('query', { q: id, text: q.text, params: q.params ? [...q.params] : undefined, protocol: q.protocol, kinds: q.kinds ? [...q.kinds] : undefined }),
+      });
+      writeAhead(id, q.deferCommit);
       return id;
     },
-    onResult(r) {
-      guard('result', () => store.finishQuery(meta.id, r.queryId, r));
+
+    onDecision(d) {
+      if (refused.has(d.queryId)) return;
+      stage({ op: 'event', event: event('decision', { q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason }) });
+      writeAhead(d.queryId, d.deferCommit);
     },
+
+    onReview(r) {
+      if (ended) return;
+      stage({ op: 'event', event: event(`review.${r.event}`, { q: r.queryId, review: r.reviewId, by: r.by, reason: r.reason }) });
+      writer.schedule();
+    },
+
+    onColumns(queryId, columns) {
+      const c = captures.get(queryId) ?? { rows: [], keptBytes: 0, seenRows: 0, seenBytes: 0, full: false };
+      c.columns = columns.map((col) => ({ name: col.name, type: col.typeOid }));
+      captures.set(queryId, c);
+    },
+
+    onRow(queryId, values) {
+      let c = captures.get(queryId);
+      if (!c) captures.set(queryId, (c = { rows: [], keptBytes: 0, seenRows: 0, seenBytes: 0, full: false }));
+      let size = 0;
+      for (const v of values) if (v !== null) size += Buffer.byteLength(v);
+      c.seenRows++;
+      c.seenBytes += size;
+      if (!c.full) {
+        if (c.rows.length < ctx.limits.maxRows && c.keptBytes + size <= ctx.limits.maxBytes) {
+          c.rows.push([...values]);
+          c.keptBytes += size;
+        } else {
+          c.full = true;
+        }
+      }
+      return !c.full && c.rows.length < ctx.limits.maxRows;
+    },
+
+    onResult(r) {
+      if (ended || refused.has(r.queryId)) return;
+      const c = captures.get(r.queryId);
+      captures.delete(r.queryId);
+      const rows = r.rows ?? (c ? c.seenRows : undefined);
+      stage({
+        op: 'event',
+        event: event('result', {
+          q: r.queryId,
+          status: r.status,
+          commands: r.commands && r.commands.length > 0 ? [...r.commands] : undefined,
+          rows,
+          bytes: r.bytes ?? (c ? c.seenBytes : undefined),
+          durationMs: Math.round(r.durationMs * 1000) / 1000,
+          sqlstate: r.sqlstate,
+          message: r.message,
+          masked: r.masked && r.masked.length > 0 ? [...r.masked] : undefined,
+          columns: c?.columns,
+          sample: c && (c.columns || c.rows.length > 0) ? c.rows : undefined,
+          truncated: c && rows !== undefined && c.rows.length < rows ? true : undefined,
+        }),
+      });
+      writer.schedule();
+    },
+
     onSessionEnd(e) {
-      if (!started) return;
-      guard('session end', () =>
-        store.endSession(meta.id, { status: e.status, ...(e.message ? { error: e.sqlstate ? `${e.sqlstate} ${e.message}` : e.message } : {}), bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient }),
+      if (!started || ended) return;
+      ended = true;
+      const endedAt = now();
+      const error = e.message ? (e.sqlstate ? `${e.sqlstate} ${e.message}` : e.message) : null;
+      const last = event(
+        'session.end',
+        { status: e.status, sqlstate: e.sqlstate, message: e.message, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries },
+        endedAt,
       );
+      stage(
+        { op: 'event', event: last },
+        { op: 'end', id: meta.id, end: { endedAt, status: e.status, error, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries, events: seq } },
+        { op: 'seal', build: sealSession({ id: meta.id, startedAt, events: seq, final: last.hash }, now) },
+      );
+      ctx.onSealed?.();
+      writer.schedule();
+    },
+
+    flush() {
+      return writer.whenCommitted(ticket);
     },
   };
 }

@@ -68,8 +68,13 @@ export function canonicalJson(value: unknown): string {
 
 /** `sha256(prev ‖ canonical_json(body))`, with `prev` as its 32 raw bytes; lower-case hex. */
 export function chainHash(prevHex: string, body: unknown): string {
+  return chainHashOfText(prevHex, canonicalJson(body));
+}
+
+/** chainHash for a body already in canonical JSON. */
+export function chainHashOfText(prevHex: string, canonical: string): string {
   if (!/^[0-9a-f]{64}$/.test(prevHex)) throw new TypeError('prev must be 64 lower-case hex digits');
-  return createHash('sha256').update(Buffer.from(prevHex, 'hex')).update(canonicalJson(body), 'utf8').digest('hex');
+  return createHash('sha256').update(Buffer.from(prevHex, 'hex')).update(canonical, 'utf8').digest('hex');
 }
 
 /** What an event's hash covers: everything in the event except the hash itself. */
@@ -175,8 +180,8 @@ const scope = z.union([
   z.strictObject({ kind: z.literal('session'), session: z.string().min(1) }),
 ]);
 
-export const exportHeaderLine = z.object({ type: z.literal('header'), format: z.literal(TRAIL_FORMAT), at: iso, scope, key: z.string(), gateway: z.string().optional() });
-export const exportEventLine = z.object({
+export const exportHeaderLine = z.strictObject({ type: z.literal('header'), format: z.literal(TRAIL_FORMAT), at: iso, scope, key: z.string(), gateway: z.string().optional() });
+export const exportEventLine = z.strictObject({
   type: z.literal('event'),
   session: z.string().min(1),
   seq: z.number().int().min(1),
@@ -189,8 +194,8 @@ export const exportLedgerLine = z.union([
   z.strictObject({ type: z.literal('ledger'), seq: z.number().int().min(1), at: iso, kind: z.literal('session'), session: z.string(), startedAt: iso, events: z.number().int().min(1), final: hex64, hash: hex64 }),
   z.strictObject({ type: z.literal('ledger'), seq: z.number().int().min(1), at: iso, kind: z.literal('purge'), before: iso, sessions: z.array(z.string()), hash: hex64 }),
 ]);
-export const exportCheckpointLine = z.object({ type: z.literal('checkpoint'), ledgerSeq: z.number().int().min(0), ledgerHash: hex64, at: iso, key: z.string(), sig: z.string() });
-export const exportEndLine = z.object({
+export const exportCheckpointLine = z.strictObject({ type: z.literal('checkpoint'), ledgerSeq: z.number().int().min(0), ledgerHash: hex64, at: iso, key: z.string(), sig: z.string() });
+export const exportEndLine = z.strictObject({
   type: z.literal('end'),
   scope,
   at: iso,

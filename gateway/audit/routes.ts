@@ -1,0 +1,148 @@
+// The audit's HTTP API: `GET /v1/sessions[?connection&user&since&limit]`, `GET /v1/sessions/ID`,
+// `GET /v1/audit/export[?session|since]` (JSON Lines) and `GET /v1/audit/key` (PEM, public).
+// Everyone reads their own sessions; members of `audit.readers` read all of them.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { paths, type SessionEvent, type SessionSummary } from '../../src/api/contract.js';
+import type { ExportScope } from '../../src/api/auditTrail.js';
+import { AuthError, type Authenticator } from '../auth/authenticate.js';
+import type { Identity } from '../engines/types.js';
+import { sendError, sendJson } from '../http.js';
+import type { EventRecord, SessionRecord, Store } from '../store/types.js';
+import type { AuditService } from './service.js';
+
+export interface AuditRoutesDeps {
+  audit: AuditService;
+  store: Store;
+  authenticate: Authenticator;
+  log: Logger;
+  /** This gateway's URL, named in export headers. */
+  url: string;
+}
+
+const MAX_LIMIT = 1000;
+
+/** Returns a handler that answers the audit paths and returns false for any other path. */
+export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage, res: ServerResponse, path: string) => Promise<boolean> {
+  const { audit, store } = deps;
+  const isReader = (who: Identity) => audit.settings.readers.some((g) => who.groups.includes(g));
+  const sessionMatch = /^\/v1\/sessions\/([^/]+)$/;
+
+  return async (req, res, path) => {
+    if (path === paths.auditKey) {
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'cache-control': 'no-store', 'sluice-key-id': audit.signer.keyId });
+      res.end(audit.signer.publicKeyPem);
+      return true;
+    }
+    const one = sessionMatch.exec(path);
+    if (path !== paths.sessions && path !== paths.auditExport && !one) return false;
+
+    let who: Identity;
+    try {
+      who = await deps.authenticate(req.headers.authorization);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      sendError(res, err.status, err.code, err.message);
+      return true;
+    }
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const reader = isReader(who);
+
+    if (path === paths.sessions) {
+      const since = parseTime(query.get('since'));
+      const limit = Number(query.get('limit') ?? 100);
+      if (since === null) return badRequest(res, 'since must be an ISO-8601 time');
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) return badRequest(res, `limit must be 1-${MAX_LIMIT}`);
+      const sessions = await store.listSessions({
+        ...(reader ? {} : { subject: who.subject }),
+        ...(query.get('connection') ? { connection: query.get('connection') as string } : {}),
+        ...(query.get('user') ? { user: query.get('user') as string } : {}),
+        ...(since ? { since } : {}),
+        limit,
+      });
+      sendJson(res, 200, { sessions: sessions.map(toSummary) });
+      return true;
+    }
+
+    if (one) {
+      const id = decodeURIComponent(one[1] as string);
+      const s = await store.getSession(id);
+      if (!s || (!reader && s.subject !== who.subject)) {
+        sendError(res, 404, 'not_found', `no session "${id}" that you may read`);
+        return true;
+      }
+      sendJson(res, 200, { session: toSummary(s), events: (await store.listEvents(id)).map(toEvent) });
+      return true;
+    }
+
+    // export
+    const sessionId = query.get('session');
+    const since = parseTime(query.get('since'));
+    if (since === null) return badRequest(res, 'since must be an ISO-8601 time');
+    if (sessionId && since) return badRequest(res, 'give either session or since, not both');
+    let scope: ExportScope;
+    if (sessionId) {
+      const s = await store.getSession(sessionId);
+      if (!s || (!reader && s.subject !== who.subject)) {
+        sendError(res, 404, 'not_found', `no session "${sessionId}" that you may read`);
+        return true;
+      }
+      scope = { kind: 'session', session: sessionId };
+    } else if (!reader) {
+      const groups = audit.settings.readers;
+      sendError(res, 403, 'forbidden', `exporting more than one of your own sessions needs one of the audit reader groups (${groups.join(', ') || 'none configured: set audit.readers'}); export your own with --session ID`);
+      return true;
+    } else {
+      scope = since ? { kind: 'since', since: since.toISOString() } : { kind: 'all' };
+    }
+    const lines = await audit.exportTrail(scope, deps.url);
+    deps.log.info({ who: who.name, scope, lines: lines.length }, 'audit export');
+    const body = lines.join('\n') + '\n';
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+    res.end(body);
+    return true;
+  };
+}
+
+function badRequest(res: ServerResponse, message: string): true {
+  sendError(res, 400, 'bad_request', message);
+  return true;
+}
+
+/** undefined when absent, null when present but not a time. */
+function parseTime(v: string | null): Date | undefined | null {
+  if (v === null || v === '') return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : new Date(t);
+}
+
+export function toSummary(s: SessionRecord): SessionSummary {
+  return {
+    id: s.id,
+    connection: s.connection,
+    protocol: s.protocol,
+    subject: s.subject,
+    user: s.identityName,
+    email: s.email,
+    kind: s.identityKind,
+    groups: s.groups,
+    origin: s.origin,
+    clientAddress: s.clientAddress,
+    database: s.database,
+    startedAt: s.startedAt.toISOString(),
+    endedAt: s.endedAt?.toISOString() ?? null,
+    status: s.status,
+    error: s.error,
+    bytesFromClient: s.bytesFromClient,
+    bytesToClient: s.bytesToClient,
+    queries: s.queries,
+    events: s.events,
+    ledgerSeq: s.ledgerSeq,
+    purgedAt: s.purgedAt?.toISOString() ?? null,
+  };
+}
+
+function toEvent(e: EventRecord): SessionEvent {
+  const body = JSON.parse(e.body) as { data: Record<string, unknown> };
+  return { seq: e.seq, kind: e.kind, at: e.at.toISOString(), data: body.data, hash: e.hash };
+}

@@ -1,0 +1,179 @@
+// The gateway's audit trail as one service: the signing key, the writer, session recorders,
+// periodic signed checkpoints, retention, crash recovery of sessions a dead gateway left open,
+// and exports. server.ts starts it after the store and closes it before the store.
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
+import type { SessionAudit } from '../engines/types.js';
+import { createSessionAudit, type SessionMeta } from '../sessionAudit.js';
+import type { Store } from '../store/types.js';
+import { exportLines } from './export.js';
+import { loadOrCreateAuditKey, type AuditSigner } from './keys.js';
+import { purgeEntry, sealSession, signCheckpoint } from './ledger.js';
+import { AuditWriter } from './writer.js';
+
+export interface AuditSettings {
+  readonly durability: 'process' | 'fsync';
+  readonly maxRows: number;
+  readonly maxBytes: number;
+  /** Events of sessions that ended longer ago are deleted (their seals stay); undefined = keep all. */
+  readonly retainDays?: number;
+  /** Groups whose members may read every session; others read their own. */
+  readonly readers: readonly string[];
+  /** Path of the Ed25519 signing key (created 0600 on first start). */
+  readonly keyFile: string;
+  /** A signed checkpoint after this many sealed sessions, or this many seconds, whichever first. */
+  readonly checkpoint: { readonly sessions: number; readonly seconds: number };
+}
+
+export interface AuditService {
+  readonly instance: string;
+  readonly signer: AuditSigner;
+  readonly settings: AuditSettings;
+  /** False while the store cannot be written: new sessions are refused. */
+  readonly healthy: boolean;
+  readonly writer: AuditWriter;
+  openSession(meta: SessionMeta): SessionAudit & { readonly started: boolean };
+  /** The export as JSON Lines (each string one line without its newline). */
+  exportTrail(scope: ExportScope, gateway?: string): Promise<string[]>;
+  /** Signs the ledger's head now (if it moved since the last checkpoint). */
+  checkpoint(): Promise<void>;
+  /** Applies retention now; returns how many sessions' events were removed. */
+  applyRetention(): Promise<number>;
+  /** Flushes, writes a last checkpoint and stops the timers. The store stays open. */
+  close(): Promise<void>;
+}
+
+const HEARTBEAT_MS = 10_000;
+/** A PostgreSQL replica silent this long is presumed dead and its open sessions are closed. */
+const REPLICA_TIMEOUT_MS = 60_000;
+const RETENTION_EVERY_MS = 3_600_000;
+
+export interface StartAuditOptions {
+  store: Store;
+  settings: AuditSettings;
+  log: Logger;
+  now?: () => Date;
+}
+
+export async function startAudit({ store, settings, log, now = () => new Date() }: StartAuditOptions): Promise<AuditService> {
+  const instance = `g_${randomBytes(6).toString('base64url')}`;
+  const signer = loadOrCreateAuditKey(settings.keyFile, log);
+  const writer = new AuditWriter({ store, log: log.child({ component: 'audit' }), instance, now });
+  await store.heartbeat(instance, now());
+
+  let sealsSinceCheckpoint = 0;
+  let lastCheckpointAt = now().getTime();
+  let lastCheckpointSeq = (await store.lastCheckpoint())?.ledgerSeq ?? 0;
+  let checkpointing: Promise<void> | undefined;
+
+  async function checkpoint(): Promise<void> {
+    if (checkpointing) return checkpointing;
+    checkpointing = (async () => {
+      try {
+        await writer.flush();
+        const head = await store.ledgerHead();
+        sealsSinceCheckpoint = 0;
+        lastCheckpointAt = now().getTime();
+        if (head.seq === lastCheckpointSeq) return;
+        await store.addCheckpoint(signCheckpoint(head, signer, now()));
+        lastCheckpointSeq = head.seq;
+      } catch (err) {
+        log.error({ err }, 'cannot write an audit checkpoint');
+      } finally {
+        checkpointing = undefined;
+      }
+    })();
+    return checkpointing;
+  }
+
+  async function recoverOrphans(): Promise<void> {
+    const staleBefore = new Date(now().getTime() - (store.kind === 'sqlite' ? 0 : REPLICA_TIMEOUT_MS));
+    for (const o of await store.orphanedSessions(instance, staleBefore)) {
+      const at = now();
+      const seq = o.last.seq + 1;
+      const message = 'the gateway stopped before the session ended; closed when the trail was next opened';
+      const body = canonicalJson({ session: o.session.id, seq, kind: 'session.end', at: at.toISOString(), data: { status: 'error', message, recovered: true, queries: o.queries } });
+      const hash = chainHashOfText(o.last.hash, body);
+      try {
+        await store.commit([
+          { op: 'event', event: { session: o.session.id, seq, kind: 'session.end', at, body, hash } },
+          { op: 'end', id: o.session.id, end: { endedAt: at, status: 'error', error: message, bytesFromClient: 0, bytesToClient: 0, queries: o.queries, events: seq } },
+          { op: 'seal', build: sealSession({ id: o.session.id, startedAt: o.session.startedAt, events: seq, final: hash }, now) },
+        ]);
+        sealsSinceCheckpoint++;
+        log.warn({ session: o.session.id, events: seq }, 'closed a session left open by a gateway that stopped');
+      } catch (err) {
+        // Another replica may have closed it first (its end event took this seq).
+        log.info({ err, session: o.session.id }, 'could not close an orphaned session');
+      }
+    }
+  }
+
+  async function applyRetention(): Promise<number> {
+    if (settings.retainDays === undefined) return 0;
+    const at = now();
+    const cutoff = new Date(at.getTime() - settings.retainDays * 86_400_000);
+    await writer.flush();
+    const removed = await store.purge(cutoff, purgeEntry(cutoff), at);
+    if (removed.sessions.length > 0) {
+      log.info({ sessions: removed.sessions.length, events: removed.events, before: cutoff.toISOString() }, 'retention removed old sessions\u2019 events (their seals stay in the ledger)');
+      await checkpoint();
+    }
+    return removed.sessions.length;
+  }
+
+  await recoverOrphans();
+  await applyRetention().catch((err: unknown) => log.error({ err }, 'retention failed'));
+
+  const timers = [
+    setInterval(() => {
+      const due = sealsSinceCheckpoint >= settings.checkpoint.sessions || now().getTime() - lastCheckpointAt >= settings.checkpoint.seconds * 1000;
+      if (due && writer.healthy) void checkpoint();
+    }, 1_000),
+    setInterval(() => {
+      void writer.heartbeat();
+      if (store.kind === 'postgres' && writer.healthy) void recoverOrphans().catch((err: unknown) => log.error({ err }, 'orphan recovery failed'));
+    }, HEARTBEAT_MS),
+    setInterval(() => void applyRetention().catch((err: unknown) => log.error({ err }, 'retention failed')), RETENTION_EVERY_MS),
+  ];
+  for (const t of timers) t.unref();
+
+  const sessionLog = log.child({ component: 'audit' });
+  return {
+    instance,
+    signer,
+    settings,
+    writer,
+    get healthy() {
+      return writer.healthy;
+    },
+    openSession: (meta) =>
+      createSessionAudit(
+        {
+          writer,
+          limits: { maxRows: settings.maxRows, maxBytes: settings.maxBytes },
+          instance,
+          log: sessionLog,
+          onSealed: () => {
+            if (++sealsSinceCheckpoint >= settings.checkpoint.sessions) setImmediate(() => void checkpoint());
+          },
+          now,
+        },
+        meta,
+      ),
+    async exportTrail(scope, gateway) {
+      await writer.flush();
+      const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
+      return exportLines(snap, scope, signer, now(), gateway);
+    },
+    checkpoint,
+    applyRetention,
+    async close() {
+      for (const t of timers) clearInterval(t);
+      await writer.flush();
+      if (writer.healthy) await checkpoint();
+      writer.close();
+    },
+  };
+}
