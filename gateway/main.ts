@@ -4,8 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
-import { openSqliteStore } from './store/sqlite.js';
-import { DuplicateNameError } from './store/types.js';
+import { openStore } from './store/open.js';
+import { DuplicateNameError, type Store } from './store/types.js';
 
 interface Io {
   stdout: NodeJS.WritableStream;
@@ -43,7 +43,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .requiredOption('--groups <a,b>', 'comma-separated groups the token belongs to')
     .option('--ttl <duration>', 'lifetime, e.g. 90d, 12h, or never', '90d')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
-    .action((opts: { name: string; groups: string; ttl: string; config?: string }) => {
+    .action(async (opts: { name: string; groups: string; ttl: string; config?: string }) => {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(opts.name)) throw new UsageError(`invalid --name "${opts.name}": letters, digits, . _ - (max 63)`);
       const groups = opts.groups.split(',').map((g) => g.trim()).filter(Boolean);
       if (groups.length === 0) throw new UsageError('--groups needs at least one group');
@@ -53,8 +53,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       } catch (e) {
         throw new UsageError(`--ttl: ${(e as Error).message}`);
       }
-      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
-        out(createServiceToken(store, { name: opts.name, groups, ttlMs }));
+      await withStore(configOf({ ...program.opts(), ...opts }, false), async (store) => {
+        out(await createServiceToken(store, { name: opts.name, groups, ttlMs }));
         err(`created service token "${opts.name}" (groups: ${groups.join(', ')}; ${ttlMs === null ? 'never expires' : `expires ${new Date(Date.now() + ttlMs).toISOString()}`}). It is shown only once.`);
       });
     });
@@ -63,9 +63,9 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description('list service tokens (never their values)')
     .option('--json', 'print JSON')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
-    .action((opts: { json?: boolean; config?: string }) => {
-      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
-        const rows = store.listServiceTokens().map((t) => ({
+    .action(async (opts: { json?: boolean; config?: string }) => {
+      await withStore(configOf({ ...program.opts(), ...opts }, false), async (store) => {
+        const rows = (await store.listServiceTokens()).map((t) => ({
           name: t.name,
           groups: t.groups,
           createdAt: t.createdAt.toISOString(),
@@ -83,9 +83,9 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .command('revoke <name>')
     .description('revoke a service token; it is refused at once')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
-    .action((name: string, opts: { config?: string }) => {
-      withStore(configOf({ ...program.opts(), ...opts }, false), (store) => {
-        if (!store.revokeServiceToken(name)) throw new Error(`no active service token named "${name}"`);
+    .action(async (name: string, opts: { config?: string }) => {
+      await withStore(configOf({ ...program.opts(), ...opts }, false), async (store) => {
+        if (!(await store.revokeServiceToken(name))) throw new Error(`no active service token named "${name}"`);
         err(`revoked service token "${name}"`);
       });
     });
@@ -112,12 +112,12 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   }
 }
 
-function withStore(config: GatewayConfig, fn: (store: ReturnType<typeof openSqliteStore>) => void): void {
-  const store = openSqliteStore(config.store.sqlite);
+async function withStore(config: GatewayConfig, fn: (store: Store) => Promise<void>): Promise<void> {
+  const store = await openStore(config.store, config.audit.durability);
   try {
-    fn(store);
+    await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -131,6 +131,10 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
     },
     pino.destination({ dest: 2, sync: false }),
   );
+  // A file-size limit (ulimit -f) must make a store write fail with EFBIG, which the audit turns
+  // into refused statements and sessions, rather than kill the gateway with SIGXFSZ.
+  // (The handler must not write anything: a log line to a file would raise SIGXFSZ again.)
+  process.on('SIGXFSZ', () => undefined);
   // Loaded here, not at the top: the token commands need neither the server nor oidc-provider.
   const { startGateway } = await import('./server.js');
   const gateway = await startGateway(config, log);

@@ -14,8 +14,9 @@ import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineFor } from './engines/registry.js';
 import type { Connection, Identity } from './engines/types.js';
 import { refuseUpgrade, sendError, sendJson } from './http.js';
-import { createSessionAudit } from './sessionAudit.js';
-import { openSqliteStore } from './store/sqlite.js';
+import { createAuditRoutes } from './audit/routes.js';
+import { startAudit, type AuditService } from './audit/service.js';
+import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
 
@@ -24,6 +25,7 @@ export interface Gateway {
   readonly url: string;
   readonly tls: TlsMaterial | undefined;
   readonly store: Store;
+  readonly audit: AuditService;
   readonly devIdp: DevIdp | undefined;
   close(): Promise<void>;
 }
@@ -32,7 +34,14 @@ const DEV_IDP_PREFIX = '/dev-idp';
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const tls = config.tls === false ? undefined : await loadTls(config.tls, config.stateDir, [config.listen.host]);
-  const store = openSqliteStore(config.store.sqlite);
+  const store = await openStore(config.store, config.audit.durability);
+  let audit: AuditService;
+  try {
+    audit = await startAudit({ store, settings: config.audit, log });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
   // Tunnels live for hours; the API's own requests are short. Do not let Node time out either.
   server.requestTimeout = 0;
@@ -47,7 +56,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       });
     });
   } catch (err) {
-    store.close();
+    await audit.close();
+    await store.close();
     throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
   const port = (server.address() as AddressInfo).port;
@@ -81,6 +91,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const authConfig: AuthConfig = { issuer, clientId: config.identity.clientId, audience: config.identity.audience, scopes: [...config.identity.scopes] };
   const tunnels = new Set<AbortController>();
+  const auditRoutes = createAuditRoutes({ audit, store, authenticate, log, url });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (devIdp?.handle(req, res)) return;
@@ -94,8 +105,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
-    if (path === paths.health) return sendJson(res, 200, { status: 'ok' });
+    if (path === paths.health) return sendJson(res, audit.healthy ? 200 : 503, { status: audit.healthy ? 'ok' : 'degraded', audit: audit.healthy ? 'ok' : 'unavailable' });
     if (path === paths.authConfig) return sendJson(res, 200, authConfig);
+    if (await auditRoutes(req, res, path)) return;
     const one = /^\/v1\/connections\/([^/]+)$/.exec(path);
     if (path === paths.me || path === paths.connections || one) {
       let who: Identity;
@@ -163,6 +175,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       return refuseUpgrade(socket, found.refusal.status, found.refusal.code, found.refusal.message);
     }
     const { connection } = found;
+    // Fail closed: nothing may cross the gateway unrecorded.
+    if (!audit.healthy) {
+      log.warn({ connection: name, who: who.name }, 'tunnel refused: the audit store cannot be written');
+      return refuseUpgrade(socket, 503, 'unavailable', 'the gateway cannot write its audit trail right now; new sessions are refused until it can');
+    }
 
     const id = `s_${randomBytes(9).toString('base64url')}`;
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);
@@ -170,11 +187,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const sessionLog = log.child({ session: id, connection: name, who: who.name });
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const origin = String(req.headers['sluice-origin'] ?? 'connect');
-    const audit = createSessionAudit(store, { id, connection: name, identity: who, origin, clientAddress }, sessionLog);
+    const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress });
     const abort = new AbortController();
     tunnels.add(abort);
     try {
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs }, abort.signal);
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs }, abort.signal);
     } finally {
       tunnels.delete(abort);
       socket.destroy();
@@ -186,13 +203,15 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     url,
     tls,
     store,
+    audit,
     devIdp,
     async close() {
       for (const t of tunnels) t.abort();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await devIdp?.close();
-      store.close();
+      await audit.close();
+      await store.close();
     },
   };
 }

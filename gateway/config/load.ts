@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import type { AuditSettings } from '../audit/service.js';
 import type { Connection } from '../engines/types.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
@@ -37,8 +38,10 @@ export interface GatewayConfig {
   readonly url: string;
   readonly tls: false | { readonly selfSigned: true } | { readonly cert: string; readonly key: string };
   readonly identity: IdentityConfig;
-  readonly store: { readonly sqlite: string };
-  /** Directory for generated state (self-signed cert, dev IdP keys): next to the store. */
+  /** Exactly one of `sqlite` (absolute path) and `postgres` (URL; `password` resolved) is set. */
+  readonly store: { readonly sqlite?: string; readonly postgres?: string; readonly password?: string };
+  readonly audit: AuditSettings;
+  /** Directory for generated state (self-signed cert, dev IdP keys, audit key): next to the SQLite store, else next to this file. */
   readonly stateDir: string;
   readonly connections: readonly Connection[];
   readonly logLevel: ParsedGatewayConfig['log']['level'];
@@ -89,6 +92,20 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = (cfg.url ?? `${scheme}://${urlHost}:${port}`).replace(/\/+$/, '');
 
+  const storePassword = (ref: { env: string } | { file: string } | undefined): string | undefined => {
+    if (ref === undefined) return undefined;
+    if ('env' in ref) {
+      const v = env[ref.env];
+      if (v === undefined || v === '') problems.push(`${file}: store.password: environment variable ${ref.env} is not set`);
+      return v;
+    }
+    try {
+      return readFileSync(abs(ref.file), 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(`${file}: store.password: cannot read ${abs(ref.file)}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      return undefined;
+    }
+  };
   const connections = cfg.connections.map((c, i): Connection => {
     const where = `connections.${i}.target`;
     let password = '';
@@ -135,6 +152,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
       }
     }
   }
+  const store = 'sqlite' in cfg.store ? { sqlite: abs(cfg.store.sqlite) } : { postgres: cfg.store.postgres, password: storePassword(cfg.store.password) };
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   const identity: IdentityConfig =
@@ -150,15 +168,27 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
         }
       : { kind: 'oidc', ...cfg.identity };
 
-  const sqlite = abs(cfg.store.sqlite);
+  const stateDir = store.sqlite !== undefined ? dirname(store.sqlite) : base;
+  const units: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 * 1024 };
+  const maxBytes = typeof cfg.audit.maxBytes === 'number' ? cfg.audit.maxBytes : Number(/^\d+/.exec(cfg.audit.maxBytes)?.[0]) * (units[/[A-Za-z]+$/.exec(cfg.audit.maxBytes)?.[0] ?? 'B'] ?? 1);
+  const audit: AuditSettings = Object.freeze({
+    durability: cfg.audit.durability,
+    maxRows: cfg.audit.maxRows,
+    maxBytes,
+    ...(cfg.audit.retainDays !== undefined ? { retainDays: cfg.audit.retainDays } : {}),
+    readers: Object.freeze([...cfg.audit.readers]),
+    keyFile: cfg.audit.key !== undefined ? abs(cfg.audit.key) : resolve(stateDir, 'audit-ed25519.pem'),
+    checkpoint: Object.freeze({ ...cfg.audit.checkpoint }),
+  });
   return Object.freeze({
     file,
     listen: { host, port },
     url,
     tls: tlsCfg,
     identity,
-    store: { sqlite },
-    stateDir: dirname(sqlite),
+    store: Object.freeze(store),
+    audit,
+    stateDir,
     connections: Object.freeze(connections),
     logLevel: cfg.log.level,
     connectTimeoutMs: cfg.connectTimeoutMs,

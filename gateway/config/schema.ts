@@ -77,7 +77,27 @@ export const gatewayConfigSchema = z
     identity: z.union([devIdentity, oidcIdentity], {
       error: () => 'expected `{ issuer, audience, clientId }` for an OIDC provider or `{ dev: { users: [...] } }`',
     }),
-    store: z.strictObject({ sqlite: nonEmpty }).default({ sqlite: 'sluice.db' }),
+    store: z
+      .union([z.strictObject({ sqlite: nonEmpty }), z.strictObject({ postgres: z.string().regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// URL' }), password: secretRef.optional() })], {
+        error: () => 'expected `{ sqlite: PATH }` or `{ postgres: URL, password?: { env | file } }`',
+      })
+      .default({ sqlite: 'sluice.db' }),
+    audit: z
+      .strictObject({
+        /** process: committed events survive a gateway crash; fsync: also power loss (slower). */
+        durability: z.enum(['process', 'fsync']).default('process'),
+        /** Caps on each result's recorded sample; the true totals are always recorded. */
+        maxRows: z.number().int().min(0).max(100_000).default(100),
+        maxBytes: z.union([z.number().int().min(0), z.string().regex(/^\d+\s*(B|KiB|MiB)$/, { message: 'expected bytes, e.g. 65536 or "64KiB"' })]).default(65_536),
+        retainDays: z.number().int().min(1).optional(),
+        readers: z.array(nonEmpty).default([]),
+        /** Ed25519 signing key; created 0600 on first start. Default: audit-ed25519.pem in the state directory. */
+        key: nonEmpty.optional(),
+        checkpoint: z
+          .strictObject({ sessions: z.number().int().min(1).default(100), seconds: z.number().int().min(1).default(60) })
+          .default({ sessions: 100, seconds: 60 }),
+      })
+      .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z.array(connection).default([]),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
     /** How long the gateway waits for a target to accept and authenticate a session. */
