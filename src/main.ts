@@ -1,11 +1,17 @@
 // `sluice`: the command tree. Actions only parse flags and call a command's run function;
 // errors become exit codes here and nowhere else (see docs/cli.md).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { runAuditExport } from './commands/audit/export.js';
+import { runAuditKey } from './commands/audit/key.js';
+import { runAuditVerify } from './commands/audit/verify.js';
 import { runConfigGet, runConfigSet } from './commands/config/set.js';
 import { runConnect } from './commands/connect.js';
 import { runConnectionsList } from './commands/connections/list.js';
 import { runLogin } from './commands/login.js';
 import { runLogout } from './commands/logout.js';
+import { runSessionsList } from './commands/sessions/list.js';
+import { runSessionsReplay } from './commands/sessions/replay.js';
+import { runSessionsShow } from './commands/sessions/show.js';
 import { runWhoami } from './commands/whoami.js';
 import { CliError, ExitCode, exitCodeFor } from './errors.js';
 import { processIo, say, type Io } from './io.js';
@@ -82,6 +88,45 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       );
     });
 
+  const sessions = program.command('sessions').description('recorded sessions: yours, or all of them for audit readers');
+  type ListFlags = GatewayFlags & { connection?: string; user?: string; since?: string; limit?: number; json?: boolean };
+  const listFlags = (cmd: Command) =>
+    gatewayFlags(cmd)
+      .option('--connection <name>', 'only sessions on this connection')
+      .option('--user <email>', 'only sessions of this user (email or token name)')
+      .option('--since <when>', 'only sessions started since, e.g. 2h, 7d or 2026-11-05T09:00:00Z')
+      .addOption(new Option('--limit <n>', 'at most this many (newest first)').argParser(parsePositive))
+      .option('--json', 'print JSON')
+      .action(async (o: ListFlags) => runSessionsList(io, { ...o, json: Boolean(o.json) }));
+  listFlags(sessions.command('ls', { isDefault: true }).description('list recorded sessions (the default)'));
+  gatewayFlags(sessions.command('show'))
+    .description("a session's timeline: who, when, each statement with its verdict and outcome")
+    .argument('<id>', 'session id (see `sluice sessions`)')
+    .option('--json', 'print JSON (the session and its events with their hashes)')
+    .action(async (id: string, o: GatewayFlags & { json?: boolean }) => runSessionsShow(io, id, { ...o, json: Boolean(o.json) }));
+  gatewayFlags(sessions.command('replay'))
+    .description('play a session back: statements and their results as the audit recorded them')
+    .argument('<id>', 'session id')
+    .addOption(new Option('--speed <n>', 'playback speed (0: no waiting; idle gaps are capped at 2 s)').argParser(Number).default(1))
+    .action(async (id: string, o: GatewayFlags & { speed: number }) => withInterrupt(() => runSessionsReplay(io, id, o, abort.signal)));
+
+  const audit = program.command('audit').description('the tamper-evident audit trail');
+  gatewayFlags(audit.command('export'))
+    .description('write the trail as JSON Lines (hashes, ledger, signed checkpoints) to stdout')
+    .option('--session <id>', 'only this session')
+    .option('--since <when>', 'only sessions started since, e.g. 24h or 2026-11-05T09:00:00Z')
+    .action(async (o: GatewayFlags & { session?: string; since?: string }) => runAuditExport(io, o));
+  audit
+    .command('verify')
+    .description('check an export offline: chains, seals and signatures (exit 0 only if all verify)')
+    .argument('<file>', 'the export (JSON Lines), or - for stdin')
+    .requiredOption('--key <file>', "the gateway's public key (PEM), from `sluice audit key`")
+    .option('--json', 'print the full result as JSON')
+    .action(async (file: string, o: { key: string; json?: boolean }) => runAuditVerify(io, file, { key: o.key, json: Boolean(o.json) }));
+  gatewayFlags(audit.command('key'))
+    .description("print the gateway's public audit key (PEM)")
+    .action(async (o: GatewayFlags) => runAuditKey(io, o));
+
   const config = program.command('config').description('CLI settings');
   config
     .command('set')
@@ -105,6 +150,12 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     say(io, `sluice: ${err instanceof CliError ? err.message : (err as Error).message}`);
     return exitCodeFor(err);
   }
+}
+
+function parsePositive(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number ≥ 1');
+  return n;
 }
 
 function parsePort(v: string): number {

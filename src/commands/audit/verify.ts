@@ -1,0 +1,60 @@
+// `sluice audit verify trail.jsonl --key gateway.pub`: checks an export offline — no gateway, no
+// network. Exit 0 only when every chain, seal and signature verifies; otherwise the first broken
+// event or session is named, with why, and the exit code is 1.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { CliError, UsageError } from '../../errors.js';
+import { print, say, type Io } from '../../io.js';
+import { verifyTrail } from './trailVerifier.js';
+
+export class TrailBrokenError extends CliError {}
+
+export interface AuditVerifyOptions {
+  key: string;
+  json: boolean;
+  /** Read the export from here instead of the file (for `-`). */
+  stdin?: NodeJS.ReadableStream;
+}
+
+export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOptions): Promise<void> {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(readFileSync(opts.key, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`cannot read the public key ${opts.key}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM public key'}`);
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new UsageError(`${opts.key} is a ${key.asymmetricKeyType} key; the gateway signs with Ed25519 (get its key with \`sluice audit key\`)`);
+  let text: string;
+  try {
+    text = file === '-' ? await readAll(opts.stdin ?? process.stdin) : readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const v = verifyTrail(text, key);
+  if (opts.json) print(io, JSON.stringify(v));
+  const s = v.summary;
+  if (v.ok) {
+    say(
+      io,
+      `verified: ${s.sessions} sessions (${s.sealed} sealed, ${s.open} still open), ${s.events} events, ledger #${s.ledger.from}–#${s.ledger.to}, ` +
+        `${s.checkpoints} signed checkpoints and the signed end line, with key ${s.key}` +
+        (s.purged > 0 ? `; ${s.purged} sessions' events were removed by retention (their seals verify)` : ''),
+    );
+    return;
+  }
+  const first = v.problems[0]!;
+  const more = v.problems.length - 1;
+  if (!opts.json && v.problems.length > 1) {
+    say(io, `${v.problems.length} problems:`);
+    for (const p of v.problems.slice(0, 20)) say(io, `  ${p.line ? `line ${p.line}: ` : ''}${p.message}`);
+  }
+  throw new TrailBrokenError(
+    `the audit trail does NOT verify: ${first.line ? `line ${first.line}: ` : ''}${first.message}${more > 0 ? ` (and ${more} more problem${more > 1 ? 's' : ''})` : ''}`,
+  );
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,84 @@
+// The audit half of the gateway API, for `sluice sessions …` and `sluice audit …`: session
+// listings and timelines (validated with the shared contract), the export stream and the public
+// key. Refusals become the CLI's typed errors with the gateway's own message.
+import { describeNetworkError, errorFromResponse } from '../../api/client.js';
+import { paths, sessionDetail, sessionList, type SessionDetail, type SessionList } from '../../api/contract.js';
+import type { Endpoint } from '../../api/endpoint.js';
+import { CliError, UsageError } from '../../errors.js';
+
+export interface SessionQuery {
+  connection?: string;
+  user?: string;
+  /** ISO-8601. */
+  since?: string;
+  limit?: number;
+}
+
+export interface AuditClient {
+  sessions(token: string, q: SessionQuery): Promise<SessionList>;
+  session(token: string, id: string): Promise<SessionDetail>;
+  /** The export's JSON Lines, as the gateway streams them. */
+  exportTrail(token: string, scope: { session?: string; since?: string }): Promise<AsyncIterable<Uint8Array>>;
+  publicKey(): Promise<string>;
+}
+
+export function createAuditClient(endpoint: Endpoint): AuditClient {
+  async function request(path: string, token?: string): Promise<Response> {
+    let res: Response;
+    try {
+      res = await endpoint.fetch(endpoint.url + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    } catch (err) {
+      throw new CliError(describeNetworkError(endpoint, err));
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+      throw errorFromResponse(res.status, body);
+    }
+    return res;
+  }
+  async function json<T>(path: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } }, token: string): Promise<T> {
+    const res = await request(path, token);
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch {
+      throw new CliError(`the gateway at ${endpoint.url} answered ${path} with a body that is not JSON`);
+    }
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw new CliError(`unexpected answer from the gateway for ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    return parsed.data;
+  }
+  const qs = (params: Record<string, string | number | undefined>) => {
+    const u = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== undefined) u.set(k, String(v));
+    const s = u.toString();
+    return s ? `?${s}` : '';
+  };
+  return {
+    sessions: (token, q) => json(paths.sessions + qs({ connection: q.connection, user: q.user, since: q.since, limit: q.limit }), sessionList, token),
+    session: (token, id) => json(paths.session(id), sessionDetail, token),
+    async exportTrail(token, scope) {
+      const res = await request(paths.auditExport + qs(scope), token);
+      if (!res.body) throw new CliError('the gateway sent an empty export');
+      return res.body as unknown as AsyncIterable<Uint8Array>;
+    },
+    publicKey: async () => (await request(paths.auditKey)).text(),
+  };
+}
+
+const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--since`: a duration back from now (`90s`, `15m`, `2h`, `7d`, `2w`) or an ISO-8601 time; returns ISO. */
+export function parseSince(text: string, now = Date.now()): string {
+  const m = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (m) return new Date(now - Number(m[1]) * (units[m[2] as string] as number)).toISOString();
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new UsageError(`invalid --since "${text}": expected a duration such as 2h or 7d, or a time such as 2026-11-05T09:00:00Z`);
+  return new Date(t).toISOString();
+}

@@ -1,0 +1,71 @@
+// `sluice sessions replay ID [--speed N]`: plays a session back in time order — each statement
+// after a psql-style prompt, then its result as the audit recorded it (masked, capped) in psql's
+// table format. Waits follow the recorded timing divided by --speed (0: no waiting); idle gaps
+// are shortened to at most MAX_IDLE_MS, as asciinema does.
+import type { SessionDetail } from '../../api/contract.js';
+import { resolveEndpoint } from '../../api/endpoint.js';
+import { credentialSource } from '../../auth/credentials.js';
+import { InterruptedError, UsageError } from '../../errors.js';
+import { say, type Io } from '../../io.js';
+import { createAuditClient } from './client.js';
+import { formatTime, renderResult, statements, who } from './render.js';
+
+export const MAX_IDLE_MS = 2_000;
+
+export interface ReplayOptions {
+  gateway?: string;
+  ca?: string;
+  speed: number;
+}
+
+export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
+
+const sleep: Sleep = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new InterruptedError('replay stopped'));
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(new InterruptedError('replay stopped'))), { once: true });
+  });
+
+export async function runSessionsReplay(io: Io, id: string, opts: ReplayOptions, signal: AbortSignal): Promise<void> {
+  if (!(opts.speed >= 0) || !Number.isFinite(opts.speed)) throw new UsageError('--speed must be a number ≥ 0 (0: no waiting)');
+  const endpoint = resolveEndpoint(io, opts);
+  const token = await credentialSource(io, endpoint).token();
+  const detail = await createAuditClient(endpoint).session(token, id);
+  await replay(io, detail, opts.speed, signal);
+}
+
+/** Writes the replay of `detail` to io.stdout, waiting between statements. */
+export async function replay(io: Io, detail: SessionDetail, speed: number, signal: AbortSignal, wait: Sleep = sleep): Promise<void> {
+  const s = detail.session;
+  say(io, `replaying session ${s.id}: ${who(s)} on ${s.connection} from ${formatTime(s.startedAt)}${speed === 0 ? '' : ` at ${speed}×`}`);
+  const prompt = `${s.database ?? s.connection}=>`;
+  let clock = Date.parse(s.startedAt);
+  const pause = async (iso: string | undefined) => {
+    if (!iso) return;
+    const t = Date.parse(iso);
+    const gap = t - clock;
+    clock = Math.max(clock, t);
+    if (speed > 0 && gap > 0) await wait(Math.min(gap / speed, MAX_IDLE_MS), signal);
+  };
+  for (const st of statements(detail.events)) {
+    await pause(st.query.at);
+    const text = String(st.query.data.text ?? '');
+    const [firstLine, ...rest] = text.split('\n');
+    io.stdout.write(`${prompt} ${firstLine}\n${rest.map((l) => `${prompt.slice(0, -2)}-> ${l}\n`).join('')}`);
+    if (Array.isArray(st.query.data.params) && st.query.data.params.length > 0) {
+      io.stdout.write(`-- parameters: ${(st.query.data.params as (string | null)[]).map((p) => (p === null ? 'NULL' : JSON.stringify(p))).join(', ')}\n`);
+    }
+    if (st.decision && st.decision.data.verdict !== 'allow') io.stdout.write(`-- ${String(st.decision.data.verdict)}${st.decision.data.reason ? `: ${String(st.decision.data.reason)}` : ''}\n`);
+    await pause(st.result?.at);
+    io.stdout.write(renderResult(st.result));
+  }
+  const end = detail.events.find((e) => e.kind === 'session.end');
+  if (end) {
+    await pause(end.at);
+    say(io, `session ended ${formatTime(end.at)}: ${String(end.data.status)}${end.data.message ? ` (${String(end.data.message)})` : ''}`);
+  } else if (!s.purgedAt) {
+    say(io, 'the session is still open');
+  }
+  if (s.purgedAt) say(io, `retention removed this session's events at ${formatTime(s.purgedAt)}`);
+}
