@@ -46,9 +46,15 @@ export interface PostgresStoreOptions {
 }
 
 export async function openPostgresStore(url: string, opts: PostgresStoreOptions = {}): Promise<Store> {
+  // pg lets the URL's fields override separate ones, so a separate password goes into the URL.
+  let connectionString = url;
+  if (opts.password !== undefined) {
+    const u = new URL(url);
+    u.password = encodeURIComponent(opts.password);
+    connectionString = u.toString();
+  }
   const pool = new pg.Pool({
-    connectionString: url,
-    ...(opts.password !== undefined ? { password: opts.password } : {}),
+    connectionString,
     max: opts.max ?? 4,
     connectionTimeoutMillis: 10_000,
     options: `-c synchronous_commit=${opts.durability === 'fsync' ? 'on' : 'off'}`,

@@ -95,7 +95,7 @@ export function verifyTrail(text: string, key: KeyObject): Verification {
   const last = lines[lines.length - 1] as Parsed<Record<string, unknown>>;
   let end: ExportEndLine | undefined;
   if (last.value.type === 'end') end = take(last, exportEndLine, 'end');
-  else add({ line: last.line, message: `the export has no signed end line: it was truncated after line ${last.line} (a ${describeType(last.value)})` });
+  else add({ line: last.line, message: `the export has no signed end line: it was truncated after line ${last.line} (${describeType(last.value)})` });
 
   const events: Parsed<ExportEventLine>[] = [];
   const ledger: Parsed<ExportLedgerLine>[] = [];
@@ -290,5 +290,6 @@ function canonicalScope(s: ExportEndLine['scope']): string {
 }
 
 function describeType(v: Record<string, unknown>): string {
-  return typeof v.type === 'string' ? `${v.type} line` : 'line without a type';
+  if (typeof v.type !== 'string') return 'a line without a type';
+  return `${/^[aeiou]/.test(v.type) ? 'an' : 'a'} ${v.type} line`;
 }
