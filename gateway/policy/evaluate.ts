@@ -13,7 +13,7 @@
 import type { CompiledBlockRule, CompiledConditions, CompiledPolicy, CompiledReviewRule } from './schema.js';
 import { ruleApplies } from './schema.js';
 import { globMatches, nameMatches } from './names.js';
-import type { PreparedStatements } from './prepared.js';
+import type { PreparedStatement, PreparedStatements } from './prepared.js';
 import type { SqlAnalysis, StatementAnalysis } from './sql.js';
 import { maskPolicyFor, type MaskPolicy } from './mask/plan.js';
 
@@ -82,7 +82,8 @@ interface Applicable {
 
 const MAX_EXECUTE_DEPTH = 8;
 
-function conditionHits(c: CompiledConditions, s: StatementAnalysis): string[] | undefined {
+/** `text` is what `sql` patterns match: the whole request, or the text that prepared an EXECUTEd statement. */
+function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string): string[] | undefined {
   const results: (string | undefined)[] = [];
   if (c.statements !== undefined) results.push(c.statements.has(s.command) ? `statement ${s.command}` : c.statements.has(s.kind) ? `statement ${s.kind}` : undefined);
   if (c.tables !== undefined) {
@@ -101,7 +102,7 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis): string[] | 
   if (c.copyProgram) results.push(s.copy?.target === 'program' ? 'COPY … PROGRAM' : undefined);
   if (c.copyFile) results.push(s.copy?.target === 'file' ? 'COPY to or from a server file' : undefined);
   if (c.sql !== undefined) {
-    const re = c.sql.find((r) => r.test(s.text));
+    const re = c.sql.find((r) => r.test(text));
     results.push(re !== undefined ? `text matches /${re.source}/` : undefined);
   }
   const matched = results.filter((r): r is string => r !== undefined);
@@ -119,7 +120,7 @@ class Judge {
 
   constructor(
     readonly applicable: Applicable,
-    readonly lookup: (name: string) => StatementAnalysis | undefined,
+    readonly lookup: (name: string) => PreparedStatement | undefined,
   ) {}
 
   /** Fail closed: block when a block rule applies; else hold for review when a review rule does. */
@@ -128,9 +129,9 @@ class Judge {
     else if (mode === 'full' && this.applicable.review.length > 0) this.builtinReview ??= { rule, reason, via: this.applicable.review[0] as CompiledReviewRule };
   }
 
-  statement(s: StatementAnalysis, mode: Mode, depth: number): void {
+  statement(s: StatementAnalysis, text: string, mode: Mode, depth: number): void {
     for (const r of this.applicable.block) {
-      const why = conditionHits(r.conditions, s);
+      const why = conditionHits(r.conditions, s, text);
       if (why !== undefined) {
         this.blockRules.add(r.id);
         this.hits.push({ rule: r.id, action: 'block', command: s.command, because: why.join(', ') });
@@ -138,7 +139,7 @@ class Judge {
     }
     if (mode === 'full') {
       for (const r of this.applicable.review) {
-        const why = conditionHits(r.conditions, s);
+        const why = conditionHits(r.conditions, s, text);
         if (why !== undefined) {
           this.reviewRules.set(r.id, r);
           this.hits.push({ rule: r.id, action: 'review', command: s.command, because: why.join(', ') });
@@ -149,13 +150,27 @@ class Judge {
     if (s.executes !== undefined) {
       const target = depth < MAX_EXECUTE_DEPTH ? this.lookup(s.executes) : undefined;
       if (target === undefined) this.failClosed(BUILTIN_RULES.unknownPrepared, `EXECUTE of prepared statement "${s.executes}", which the gateway has not seen prepared`, mode, false);
-      else this.statement(target, mode, depth + 1);
+      else this.statement(target.statement, target.text, mode, depth + 1);
     }
-    for (const n of s.nested) this.statement(n.statement, n.executes ? mode : 'blockOnly', depth);
+    for (const n of s.nested) this.statement(n.statement, text, n.executes ? mode : 'blockOnly', depth);
   }
 }
 
-function applicableRules(policy: CompiledPolicy, groups: readonly string[]): Applicable {
+interface ForIdentity {
+  readonly applicable: Applicable;
+  readonly mask: MaskPolicy | undefined;
+}
+
+/** Per policy, per set of groups: the rules that apply (sessions of one person share it). */
+const perIdentity = new WeakMap<CompiledPolicy, Map<string, ForIdentity>>();
+const MAX_IDENTITIES_PER_POLICY = 1000;
+
+function forIdentity(policy: CompiledPolicy, groups: readonly string[]): ForIdentity {
+  let byGroups = perIdentity.get(policy);
+  if (byGroups === undefined) perIdentity.set(policy, (byGroups = new Map()));
+  const key = groups.map((g) => g.toLowerCase()).sort().join('\u0000');
+  const known = byGroups.get(key);
+  if (known !== undefined) return known;
   const block: CompiledBlockRule[] = [];
   const review: CompiledReviewRule[] = [];
   for (const r of policy.rules) {
@@ -163,7 +178,10 @@ function applicableRules(policy: CompiledPolicy, groups: readonly string[]): App
     if (r.action === 'block') block.push(r);
     else review.push(r);
   }
-  return { block, review };
+  const entry: ForIdentity = { applicable: { block, review }, mask: maskPolicyFor(policy, groups) };
+  if (byGroups.size >= MAX_IDENTITIES_PER_POLICY) byGroups.clear();
+  byGroups.set(key, entry);
+  return entry;
 }
 
 const withMask = <T extends object>(d: T, mask: MaskPolicy | undefined): T & { mask?: MaskPolicy } => (mask === undefined ? d : { ...d, mask });
@@ -173,8 +191,7 @@ const withMask = <T extends object>(d: T, mask: MaskPolicy | undefined): T & { m
  * recorded here (the engine reports the decision to the audit trail).
  */
 export function evaluate(identity: { readonly groups: readonly string[] }, policy: CompiledPolicy, action: SqlAction, ctx: EvaluationContext = {}): Decision {
-  const applicable = applicableRules(policy, identity.groups);
-  const mask = maskPolicyFor(policy, identity.groups);
+  const { applicable, mask } = forIdentity(policy, identity.groups);
   if (applicable.block.length === 0 && applicable.review.length === 0) return withMask({ verdict: 'allow', hits: [] }, mask);
 
   const analysis = action.analysis;
@@ -187,7 +204,7 @@ export function evaluate(identity: { readonly groups: readonly string[] }, polic
   // the statements in order and stops at the first error, so this mirrors what will run.
   // `null` marks a name deallocated earlier in the message; after DEALLOCATE ALL, names prepared
   // before the message are gone as well.
-  const local = new Map<string, StatementAnalysis | null>();
+  const local = new Map<string, PreparedStatement | null>();
   let cleared = false;
   const lookup = (name: string) => {
     if (local.has(name)) return local.get(name) ?? undefined;
@@ -195,8 +212,11 @@ export function evaluate(identity: { readonly groups: readonly string[] }, polic
   };
   const judge = new Judge(applicable, lookup);
   for (const s of analysis.statements) {
-    judge.statement(s, 'full', 0);
-    if (s.prepares !== undefined) local.set(s.prepares, s.nested.find((n) => n.via === 'prepare')?.statement ?? null);
+    judge.statement(s, action.text, 'full', 0);
+    if (s.prepares !== undefined) {
+      const inner = s.nested.find((n) => n.via === 'prepare')?.statement;
+      local.set(s.prepares, inner === undefined ? null : { statement: inner, text: action.text });
+    }
     if (s.deallocates !== undefined) {
       if (s.deallocates.all) {
         local.clear();

@@ -95,6 +95,12 @@ export interface StatementAnalysis {
   /** DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL: which prepared statements it removes. */
   readonly deallocates?: { readonly all: true } | { readonly all: false; readonly name: string };
   readonly nested: readonly NestedStatement[];
+  /**
+   * Set when a fact above was read from a literal's value (EXPLAIN options, COPY options, a
+   * function body, SQL passed to query_to_xml/dblink): another text that differs only in its
+   * literals may analyse differently, so the analysis must not be reused for it (shape.ts).
+   */
+  readonly literalSensitive?: true;
 }
 
 export type SqlAnalysis =
@@ -147,6 +153,7 @@ class Collector {
   readonly schemas: string[] = [];
   readonly nested: NestedStatement[] = [];
   opaque: string | undefined;
+  literalSensitive = false;
 
   constructor(
     readonly text: string,
@@ -254,6 +261,7 @@ class Collector {
   }
 
   private dynamicSql(fn: string, args: Json[]): void {
+    this.literalSensitive = true;
     let parsed = 0;
     for (const arg of args) {
       const s = stringConstant(arg);
@@ -275,6 +283,7 @@ class Collector {
   }
 
   private relationByName(fn: string, arg: Json | undefined): void {
+    this.literalSensitive = true;
     const s = arg === undefined ? undefined : stringConstant(arg);
     const parts = s === undefined ? undefined : splitQualifiedName(s);
     if (parts === undefined || parts.length === 0 || parts.length > 3) {
@@ -395,6 +404,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       break;
     case 'ExplainStmt': {
       const opts = defElems(body.options);
+      if (opts.size > 0) c.literalSensitive = true; // EXPLAIN (ANALYZE 0) vs (ANALYZE 1)
       const analyze = opts.has('analyze') && optionTrue(opts.get('analyze'));
       nestedAt('query', analyze ? 'explain-analyze' : 'explain', analyze);
       break;
@@ -431,6 +441,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       for (const e of Array.isArray(body.schemaElts) ? body.schemaElts : []) c.addNested('schema-element', true, e);
       break;
     case 'CopyStmt':
+      c.literalSensitive = true; // DELIMITER, NULL, QUOTE … are literals
       copy = copyInfo(body, c);
       skip.add('relation');
       skip.add('options');
@@ -441,6 +452,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       skip.add('args');
       break;
     case 'CreateFunctionStmt':
+      c.literalSensitive = true; // the body is a literal
       skip.add('funcname');
       functionBody(body, c, skip);
       break;
@@ -478,6 +490,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
+  if (c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
   return out;
 }
 

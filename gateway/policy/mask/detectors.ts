@@ -186,6 +186,9 @@ const SECRET_PATTERNS: readonly RegExp[] = [
 // are lower-case only and so are not matched).
 const AWS_SECRET = /(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
 
+/** One pass that every secret pattern needs to pass: its fixed prefix, or 40 base64 characters. */
+const SECRET_HINT = /A(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA|SCA)|-----BEGIN|eyJ|gh[pousr]_|github_pat_|xox[abposr]-|hooks\.slack\.com|AIza|[sr]k_(?:live|test)_|[A-Za-z0-9/+]{40}/;
+
 const findSecrets: Finder = (s, out) => {
   for (const re of SECRET_PATTERNS) for (const m of s.matchAll(re)) out.push({ start: m.index, end: m.index + m[0].length, detector: 'secret' });
   for (const m of s.matchAll(AWS_SECRET)) {
@@ -217,9 +220,9 @@ const NEEDS: Record<DetectorName, (s: string) => boolean> = {
   credit_card: (s) => hasDigits(s, 13),
   email: (s) => s.includes('@'),
   us_ssn: (s) => /[0-9]{4}/.test(s),
-  iban: (s) => /[0-9]{2}/.test(s),
-  phone: (s) => (s.includes('+') && hasDigits(s, 8)) || /[0-9]{4}/.test(s),
-  secret: (s) => s.length >= 20,
+  iban: (s) => /[A-Za-z]{2}[0-9]{2}/.test(s),
+  phone: (s) => (s.includes('+') && hasDigits(s, 8)) || /[0-9]{3}[ .-][0-9]{4}/.test(s),
+  secret: (s) => s.length >= 20 && SECRET_HINT.test(s),
 };
 
 /**

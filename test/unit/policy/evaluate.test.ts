@@ -244,7 +244,7 @@ function preparedFrom(sql: string): PreparedStatements {
   const prepared = new PreparedStatements();
   const a = analyzeSql(sql);
   if (!a.ok) throw new Error(a.error);
-  for (const s of a.statements) prepared.completed(s);
+  for (const s of a.statements) prepared.completed(s, sql);
   return prepared;
 }
 
@@ -284,21 +284,21 @@ describe('PREPARE and EXECUTE', () => {
     expect(decide('PREPARE w AS SELECT 1').verdict).toBe('allow');
     expect(decide('EXECUTE w', { prepared }).verdict).toBe('review');
     const dealloc = analyzeSql('DEALLOCATE w');
-    if (dealloc.ok) for (const s of dealloc.statements) prepared.completed(s);
+    if (dealloc.ok) for (const s of dealloc.statements) prepared.completed(s, 'DEALLOCATE w');
     expect(decide('EXECUTE w', { prepared }).verdict).toBe('block');
     expect(prepared.size).toBe(0);
   });
 
   it('tracks extended-protocol named statements', () => {
     const prepared = new PreparedStatements();
-    prepared.parsed('s1', analyzeSql('DELETE FROM customers WHERE id = $1'));
-    prepared.parsed('', analyzeSql('DROP TABLE customers'));
+    prepared.parsed('s1', analyzeSql('DELETE FROM customers WHERE id = $1'), 'DELETE FROM customers WHERE id = $1');
+    prepared.parsed('', analyzeSql('DROP TABLE customers'), 'DROP TABLE customers');
     expect(decide('EXECUTE s1(5)', { prepared }).verdict).toBe('review');
-    prepared.parsed('s1', analyzeSql('SELECT 1'));
+    prepared.parsed('s1', analyzeSql('SELECT 1'), 'SELECT 1');
     expect(decide('EXECUTE s1', { prepared }).verdict).toBe('allow');
-    prepared.parsed('s1', analyzeSql('SELEC 1'));
+    prepared.parsed('s1', analyzeSql('SELEC 1'), 'SELEC 1');
     expect(decide('EXECUTE s1', { prepared }).verdict).toBe('block');
-    prepared.parsed('s2', analyzeSql('SELECT 1'));
+    prepared.parsed('s2', analyzeSql('SELECT 1'), 'SELECT 1');
     prepared.closed('s2');
     expect(prepared.get('s2')).toBeUndefined();
   });
@@ -310,7 +310,7 @@ describe('PREPARE and EXECUTE', () => {
 
   it('forgets the oldest statements beyond its capacity (EXECUTE of them then fails closed)', () => {
     const prepared = new PreparedStatements(2);
-    for (const n of ['a', 'b', 'c']) prepared.parsed(n, analyzeSql('SELECT 1'));
+    for (const n of ['a', 'b', 'c']) prepared.parsed(n, analyzeSql('SELECT 1'), 'SELECT 1');
     expect(prepared.get('a')).toBeUndefined();
     expect(prepared.size).toBe(2);
   });
@@ -368,6 +368,14 @@ rules:
     expect(decide('DELETE FROM customers WHERE id = 1', { policy: p })).toMatchObject({ verdict: 'review', timeoutMs: 5_400_000 });
     expect(decide('DELETE FROM orders WHERE id = 1', { policy: p }).verdict).toBe('allow');
     expect(decide('SELECT * FROM customers', { policy: p }).verdict).toBe('allow');
+  });
+
+  it('sql patterns match the text the client sent, or the text that prepared an EXECUTEd statement', () => {
+    expect(decide('SELECT 1 /* pg_sleep( */', { policy: p }).rule).toBe('regex');
+    const prepared = new PreparedStatements();
+    prepared.parsed('s', analyzeSql('SELECT pg_sleep(5)'), 'SELECT pg_sleep(5)');
+    expect(decide('EXECUTE s', { policy: p, prepared }).rule).toBe('regex');
+    expect(decide('PREPARE q AS SELECT pg_sleep(1); EXECUTE q', { policy: p }).rule).toBe('regex');
   });
 
   it('for: scopes a rule to its groups (case-insensitively)', () => {
