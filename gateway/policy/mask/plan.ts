@@ -40,9 +40,13 @@ export function maskPolicyFor(policy: CompiledPolicy, groups: readonly string[])
   return out;
 }
 
-/** A source column a view column is computed from (see ResolvedRelation.sources). */
+/**
+ * A source column a view column is computed from (see ResolvedRelation.sources and
+ * viewLineage.ts). `column: '*'` means "some column of that table" (a whole-row reference);
+ * an absent schema means "whichever schema search_path finds".
+ */
 export interface ColumnSource {
-  readonly schema: string;
+  readonly schema?: string;
   readonly table: string;
   readonly column: string;
 }
@@ -100,7 +104,10 @@ export function tableOidsToResolve(mask: MaskPolicy, columns: readonly RowColumn
 
 function columnStrategy(mask: MaskPolicy, c: { schema?: string; table: string; column: string }): MaskStrategy | undefined {
   let s: MaskStrategy | undefined;
-  for (const m of mask.columns) if (columnMatches(m.pattern, c)) s = strongerStrategy(s, m.strategy);
+  for (const m of mask.columns) {
+    const hit = c.column === '*' ? relationHasMaskedColumns({ columns: [m], rules: [] }, { name: c.table, ...(c.schema !== undefined ? { schema: c.schema } : {}) }) : columnMatches(m.pattern, c);
+    if (hit) s = strongerStrategy(s, m.strategy);
+  }
   return s;
 }
 
