@@ -46,7 +46,9 @@ export function psqlTable(columns: readonly Column[], rows: readonly (readonly (
         const text = lines[k] ?? '';
         const more = k < lines.length - 1;
         const w = widths[i] as number;
-        if (i === last && !right[i] && !more) line += text;
+        // psql pads neither a left-aligned last column nor a last column whose value has no
+        // line left (continuation lines of a multi-line row).
+        if (i === last && ((!right[i] && !more) || k >= lines.length)) line += text;
         else line += pad(text, w, right[i] as boolean) + (more ? '+' : i === last ? '' : ' ');
         if (i !== last) line += '| ';
       });

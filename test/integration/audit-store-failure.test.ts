@@ -1,0 +1,188 @@
+// The store fails mid-session. With SQLite in WAL mode, chmod or deleting the file changes nothing
+// for a connection that is already open (it keeps its descriptors; a deleted file even goes on
+// "accepting" writes), so the test does what a full disk does: every write fails. It lowers the
+// running gateway's file-size limit to 1 byte (prlimit), which makes each write to the WAL fail
+// with EFBIG. Statements must then fail with a clear error and never reach the target, new
+// sessions must be refused, and everything must recover once writes succeed again.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Agent, fetch } from 'undici';
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import type { SessionDetail, SessionSummary } from '../../src/api/contract.js';
+import { ensureProgram } from '../support/pgCluster.js';
+import { GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+
+const cluster = inject('pgCluster');
+const PRLIMIT = ensureProgram('/usr/bin/prlimit', 'util-linux');
+const PASSWORD_ENV = 'PG_TEST_PASSWORD';
+const table = `failure_${randomBytes(4).toString('hex')}`;
+const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+const setFileSizeLimit = (pid: number, soft: string) => execFileSync(PRLIMIT, ['--pid', String(pid), `--fsize=${soft}:`]);
+
+describe('the audit store fails mid-session', () => {
+  it('fails statements closed, refuses new sessions, and recovers when writes succeed again', async () => {
+    const gw: GatewayProcess = await startGateway({
+      env: { [PASSWORD_ENV]: cluster.password },
+      connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }],
+      extra: { audit: { readers: ['eng'] } },
+    });
+    cleanups.push(() => gw.stop());
+    const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
+    const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
+    const connect: ChildProcess = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], ctx);
+    cleanups.push(async () => {
+      connect.kill('SIGINT');
+      await once(connect, 'exit');
+    });
+    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
+    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    const through = () => new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
+    const dispatcher = new Agent({ connect: gw.caFile ? { ca: readFileSync(gw.caFile) } : {} });
+    const health = async () => {
+      const res = await fetch(`${gw.url}/healthz`, { dispatcher });
+      return { status: res.status, body: await res.json() };
+    };
+
+    const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: cluster.database });
+    await admin.connect();
+    cleanups.push(() => admin.end());
+    await admin.query(`create table ${table} (n int)`);
+
+    const a = through();
+    a.on('error', () => undefined);
+    await a.connect();
+    await a.query(`insert into ${table} values (1)`);
+
+    setFileSizeLimit(gw.child.pid!, '1');
+    try {
+      const err = (await a.query(`insert into ${table} values (2)`).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: string; message?: string } | undefined;
+      expect(err?.code).toBe('58030');
+      expect(err?.message).toBe('the gateway cannot record this statement in its audit trail (the audit store is unavailable); it was not executed');
+      expect(await health()).toEqual({ status: 503, body: { status: 'degraded', audit: 'unavailable' } });
+
+      const b = through();
+      const refused = (await b.connect().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { message?: string } | undefined;
+      expect(refused?.message).toContain('the gateway cannot write its audit trail right now; new sessions are refused until it can');
+
+      // The target received nothing unrecorded.
+      expect((await admin.query(`select n from ${table} order by n`)).rows).toEqual([{ n: 1 }]);
+    } finally {
+      setFileSizeLimit(gw.child.pid!, 'unlimited');
+    }
+
+    await expect.poll(async () => (await health()).status, { timeout: 5_000, interval: 200 }).toBe(200);
+    const c = through();
+    await c.connect();
+    await c.query(`insert into ${table} values (3)`);
+    await c.end();
+    expect((await admin.query(`select n from ${table} order by n`)).rows).toEqual([{ n: 1 }, { n: 3 }]);
+
+    // The refusal is on record, and the whole trail verifies.
+    await new Promise((r) => setTimeout(r, 300));
+    const list = JSON.parse((await runCli(['sessions', '--json'], ctx)).stdout) as SessionSummary[];
+    const failed = list.find((s) => s.status === 'error')!;
+    expect(failed.error).toMatch(/^58030 /);
+    const detail = JSON.parse((await runCli(['sessions', 'show', failed.id, '--json'], ctx)).stdout) as SessionDetail;
+    const refusal = detail.events.find((e) => e.kind === 'result' && e.data.sqlstate === '58030');
+    expect(refusal?.data.message).toBe('not forwarded: the audit store could not record it');
+    const key = await runCli(['audit', 'key'], ctx);
+    const exp = await runCli(['audit', 'export'], ctx);
+    writeFileSync(join(gw.dir, 'f.pub'), key.stdout);
+    writeFileSync(join(gw.dir, 'f.jsonl'), exp.stdout);
+    const v = await runCli(['audit', 'verify', join(gw.dir, 'f.jsonl'), '--key', join(gw.dir, 'f.pub')], { configDir: newConfigDir() });
+    expect(v.code, v.stderr).toBe(0);
+    expect(gw.output()).toContain('the audit store cannot be written');
+    expect(gw.output()).toContain('the audit store accepts writes again');
+  });
+});
+
+describe('the PostgreSQL store fails mid-session', () => {
+  // Needs the engine to pass `deferCommit: true` to onQuery and await `audit.flush()` before it
+  // forwards: a PostgreSQL store cannot commit synchronously inside onQuery, so without that the
+  // first statement after the failure is forwarded before its commit fails. Enable then.
+  it.skip('fails statements closed while the store role may not insert, and recovers when it may', async () => {
+    const su = cluster.roles.superuser;
+    const db = `sluice_fail_${randomBytes(4).toString('hex')}`;
+    const role = `sluice_store_${randomBytes(4).toString('hex')}`;
+    const rolePassword = randomBytes(12).toString('hex');
+    const superuser = new pg.Client({ host: cluster.host, port: cluster.port, user: su.user, password: su.password, database: 'postgres' });
+    await superuser.connect();
+    cleanups.push(() => superuser.end());
+    await superuser.query(`CREATE ROLE ${role} LOGIN PASSWORD '${rolePassword}'`);
+    await superuser.query(`CREATE DATABASE ${db} OWNER ${role}`);
+    const gw = await startGateway({
+      env: { [PASSWORD_ENV]: cluster.password, STORE_PASSWORD: rolePassword },
+      connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }],
+      extra: { store: { postgres: `postgresql://${role}@${cluster.host}:${cluster.port}/${db}`, password: { env: 'STORE_PASSWORD' } }, audit: { readers: ['eng'] } },
+    });
+    cleanups.push(() => gw.stop());
+    const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], {
+      encoding: 'utf8',
+      env: { ...process.env, STORE_PASSWORD: rolePassword },
+    }).trim();
+    const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
+    const connect = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], ctx);
+    cleanups.push(async () => {
+      connect.kill('SIGINT');
+      await once(connect, 'exit');
+    });
+    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
+    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    const storeDb = new pg.Client({ host: cluster.host, port: cluster.port, user: su.user, password: su.password, database: db });
+    await storeDb.connect();
+    cleanups.push(() => storeDb.end());
+    const pgTable = `pgfail_${randomBytes(4).toString('hex')}`;
+    const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: cluster.database });
+    await admin.connect();
+    cleanups.push(() => admin.end());
+    await admin.query(`create table ${pgTable} (n int)`);
+
+    const a = new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
+    a.on('error', () => undefined);
+    await a.connect();
+    await a.query(`insert into ${pgTable} values (1)`);
+    await storeDb.query(`REVOKE INSERT ON audit_events FROM ${role}`);
+    try {
+      const err = (await a.query(`insert into ${pgTable} values (2)`).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: string } | undefined;
+      expect(err?.code).toBe('58030');
+      expect((await admin.query(`select n from ${pgTable} order by n`)).rows).toEqual([{ n: 1 }]);
+    } finally {
+      await storeDb.query(`GRANT INSERT ON audit_events TO ${role}`);
+    }
+    const insertThree = async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
+      c.on('error', () => undefined);
+      try {
+        await c.connect();
+        await c.query(`insert into ${pgTable} values (3)`);
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    };
+    await expect.poll(insertThree, { timeout: 5_000, interval: 500 }).toBe(true);
+    expect((await admin.query(`select n from ${pgTable} order by n`)).rows).toEqual([{ n: 1 }, { n: 3 }]);
+  });
+});
