@@ -10,6 +10,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { truncateIdentifier, splitQualifiedName } from './names.js';
 import { nameStatement } from './statementKinds.js';
+import { defElems, isConstant, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, whereBounds, type Json, type JsonObject } from './sqlTree.js';
 
 // The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
 await loadModule();
@@ -107,24 +108,6 @@ export type SqlAnalysis =
   | { readonly ok: true; readonly statements: readonly StatementAnalysis[] }
   | { readonly ok: false; readonly error: string; readonly position?: number };
 
-type Json = null | boolean | number | string | Json[] | JsonObject;
-interface JsonObject {
-  [key: string]: Json;
-}
-
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Single-key objects with a PascalCase key are typed parse-tree nodes: `{ RangeVar: {...} }`. */
-function typedNode(v: JsonObject): [string, JsonObject] | undefined {
-  const keys = Object.keys(v);
-  if (keys.length !== 1) return undefined;
-  const k = keys[0] as string;
-  const c = k.charCodeAt(0);
-  if (c < 65 || c > 90) return undefined;
-  const body = v[k];
-  return isObject(body) ? [k, body] : undefined;
-}
-
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 /**
@@ -179,19 +162,8 @@ class Collector {
     this.relations.push(ref);
   }
 
-  /** A name given as a list of String nodes (DROP TABLE a.b, trigger functions). */
-  static names(list: Json): string[] | undefined {
-    if (!Array.isArray(list)) return undefined;
-    const out: string[] = [];
-    for (const item of list) {
-      if (!isObject(item) || !isObject(item.String) || typeof item.String.sval !== 'string') return undefined;
-      out.push(item.String.sval);
-    }
-    return out;
-  }
-
   functionName(list: Json): FunctionRef | undefined {
-    const parts = Collector.names(list);
+    const parts = stringList(list);
     if (parts === undefined || parts.length === 0) return undefined;
     const name = parts[parts.length - 1] as string;
     const ref: { schema?: string; name: string } = { name };
@@ -297,20 +269,6 @@ class Collector {
   }
 }
 
-function stringConstant(v: Json): string | undefined {
-  if (!isObject(v)) return undefined;
-  if (isObject(v.A_Const) && isObject(v.A_Const.sval) && typeof v.A_Const.sval.sval === 'string') return v.A_Const.sval.sval;
-  if (isObject(v.TypeCast)) return stringConstant(v.TypeCast.arg as Json);
-  return undefined;
-}
-
-function isConstant(v: Json): boolean {
-  if (!isObject(v)) return false;
-  if (isObject(v.A_Const)) return true;
-  if (isObject(v.TypeCast)) return isConstant(v.TypeCast.arg as Json);
-  return false;
-}
-
 interface RawStmt {
   stmt?: Json;
   stmt_location?: number;
@@ -324,48 +282,6 @@ function tryParse(sql: string): RawStmt[] | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Truthiness of a DefElem option value as PostgreSQL's defGetBoolean reads it; unknown → true. */
-function optionTrue(arg: Json | undefined): boolean {
-  if (arg === undefined || arg === null) return true;
-  if (isObject(arg)) {
-    if (isObject(arg.String) && typeof arg.String.sval === 'string') return !['false', 'off', 'no', '0'].includes(arg.String.sval.toLowerCase());
-    if (isObject(arg.Integer)) return arg.Integer.ival !== undefined && arg.Integer.ival !== 0;
-    if (isObject(arg.Boolean)) return arg.Boolean.boolval === true;
-    if (isObject(arg.A_Const)) return optionTrue(Object.values(arg.A_Const).find(isObject) as Json | undefined);
-  }
-  return true;
-}
-
-function defElems(list: Json | undefined): Map<string, Json | undefined> {
-  const out = new Map<string, Json | undefined>();
-  if (!Array.isArray(list)) return out;
-  for (const item of list) {
-    if (isObject(item) && isObject(item.DefElem) && typeof item.DefElem.defname === 'string') out.set(item.DefElem.defname, item.DefElem.arg);
-  }
-  return out;
-}
-
-function optionString(arg: Json | undefined): string | undefined {
-  if (isObject(arg) && isObject(arg.String) && typeof arg.String.sval === 'string') return arg.String.sval;
-  return undefined;
-}
-
-/** A WHERE clause bounds a write only if it mentions a column (or a cursor position). */
-function whereBounds(where: Json | undefined): boolean {
-  if (where === undefined || where === null) return false;
-  let found = false;
-  const visit = (v: Json): void => {
-    if (found) return;
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (isObject(v)) {
-      if ('ColumnRef' in v || 'SubLink' in v || 'FuncCall' in v || 'ParamRef' in v || 'CurrentOfExpr' in v) found = true;
-      else for (const k in v) visit(v[k] as Json);
-    }
-  };
-  visit(where);
-  return found;
 }
 
 export function analyzeNode(type: string, body: JsonObject, text: string, depth: number): StatementAnalysis {
@@ -510,7 +426,7 @@ function copyInfo(body: JsonObject, c: Collector): CopyInfo {
     c.relation(body.relation, direction === 'from' ? 'write' : 'read');
     info.relation = c.relations[before];
   }
-  const cols = Collector.names(body.attlist ?? null);
+  const cols = stringList(body.attlist ?? null);
   if (cols !== undefined && cols.length > 0) info.columns = cols;
   for (const key of ['delimiter', 'null', 'quote', 'escape'] as const) {
     const v = optionString(opts.get(key));
@@ -531,7 +447,7 @@ function dropObjects(body: JsonObject, c: Collector): void {
       if (typeof s === 'string') c.schemas.push(s);
       continue;
     }
-    const parts = isObject(o) && isObject(o.List) ? Collector.names(o.List.items ?? null) : undefined;
+    const parts = isObject(o) && isObject(o.List) ? stringList(o.List.items ?? null) : undefined;
     if (parts === undefined || parts.length === 0) {
       c.walk(o, 'write'); // functions, operators, casts: walked for anything they contain
       continue;

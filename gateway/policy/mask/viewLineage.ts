@@ -13,10 +13,10 @@
 import { parseSync } from 'libpg-query';
 import type { ColumnSource } from './plan.js';
 import '../sql.js'; // loads the parser's WebAssembly module
+import { isObject, type Json, type JsonObject } from '../sqlTree.js';
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-type Obj = { [key: string]: Json };
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+type Obj = JsonObject;
+const isObj = isObject;
 
 interface Output {
   readonly name: string | undefined;
