@@ -44,7 +44,11 @@ export type NestedVia =
   | 'rule'
   | 'function-body'
   | 'schema-element'
-  | 'dynamic-sql';
+  | 'dynamic-sql'
+  /** A MERGE's WHEN … THEN DELETE/UPDATE/INSERT, judged as that statement on the target. */
+  | 'merge-action'
+  /** INSERT … ON CONFLICT DO UPDATE, judged as an UPDATE of the target too. */
+  | 'on-conflict';
 
 export interface NestedStatement {
   readonly via: NestedVia;
@@ -317,6 +321,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       skip.add('relation');
       c.walk(body.relation ?? null, 'write');
       if ((type === 'UpdateStmt' || type === 'DeleteStmt') && !whereBounds(body.whereClause)) unboundedWrite = true;
+      writeActions(type, body, c, text);
       break;
     case 'ExplainStmt': {
       const opts = defElems(body.options);
@@ -408,6 +413,28 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (deallocates !== undefined) out.deallocates = deallocates;
   if (c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
   return out;
+}
+
+const MERGE_COMMANDS: Record<string, string> = { CMD_DELETE: 'delete', CMD_UPDATE: 'update', CMD_INSERT: 'insert' };
+
+/**
+ * What MERGE and INSERT … ON CONFLICT DO UPDATE also do, as statements of their own, so a rule
+ * on `delete` or `update` sees `MERGE … THEN DELETE` and an upsert.
+ */
+function writeActions(type: string, body: JsonObject, c: Collector, text: string): void {
+  const target = c.relations.find((r) => r.access === 'write');
+  const action = (command: string, via: NestedVia): void => {
+    c.nested.push({ via, executes: true, statement: { kind: command, command, text, relations: target === undefined ? [] : [target], schemas: [], functions: [], unboundedWrite: false, nested: [] } });
+  };
+  if (type === 'MergeStmt') {
+    const seen = new Set<string>();
+    for (const w of Array.isArray(body.mergeWhenClauses) ? body.mergeWhenClauses : []) {
+      const cmd = isObject(w) && isObject(w.MergeWhenClause) ? MERGE_COMMANDS[String(w.MergeWhenClause.commandType)] : undefined;
+      if (cmd !== undefined && !seen.has(cmd)) action(cmd, 'merge-action');
+      if (cmd !== undefined) seen.add(cmd);
+    }
+  }
+  if (type === 'InsertStmt' && isObject(body.onConflictClause) && body.onConflictClause.action === 'ONCONFLICT_UPDATE') action('update', 'on-conflict');
 }
 
 function copyInfo(body: JsonObject, c: Collector): CopyInfo {

@@ -116,6 +116,7 @@ const REVIEWED: readonly string[] = [
   'COPY (UPDATE customers SET x = 1 WHERE id = 2 RETURNING id) TO STDOUT',
   'CREATE TABLE t2 AS WITH i AS (INSERT INTO log VALUES (1) RETURNING 1) SELECT * FROM i',
   "SELECT * FROM query_to_xml('insert into t values (1)', true, true, '')",
+  'MERGE INTO customers c USING staging s ON c.id = s.id WHEN MATCHED THEN DELETE',
 ];
 
 describe('statements held for review', () => {
@@ -376,6 +377,15 @@ rules:
     prepared.parsed('s', analyzeSql('SELECT pg_sleep(5)'), 'SELECT pg_sleep(5)');
     expect(decide('EXECUTE s', { policy: p, prepared }).rule).toBe('regex');
     expect(decide('PREPARE q AS SELECT pg_sleep(1); EXECUTE q', { policy: p }).rule).toBe('regex');
+  });
+
+  it('sees the DELETE/UPDATE inside MERGE and the UPDATE of an upsert', () => {
+    const updates = policyFromYaml('rules: [{ id: u, block: { statements: [update] } }, { id: d, block: { statements: [delete] } }]');
+    expect(decide('MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE', { policy: updates }).rule).toBe('d');
+    expect(decide('MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = 1 WHEN NOT MATCHED THEN INSERT VALUES (1)', { policy: updates }).rule).toBe('u');
+    expect(decide('INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2', { policy: updates }).rule).toBe('u');
+    expect(decide('INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING', { policy: updates }).verdict).toBe('allow');
+    expect(decide('MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (1)', { policy: updates }).verdict).toBe('allow');
   });
 
   it('for: scopes a rule to its groups (case-insensitively)', () => {

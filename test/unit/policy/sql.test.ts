@@ -190,6 +190,16 @@ describe('nested statements', () => {
     expect(only('CREATE FUNCTION f() RETURNS int LANGUAGE sql RETURN 1').nested[0]).toMatchObject({ via: 'function-body' });
   });
 
+  it('MERGE actions and upserts appear as the statements they perform on the target', () => {
+    const m = only('MERGE INTO s.t USING u ON true WHEN MATCHED AND u.x THEN DELETE WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT DEFAULT VALUES');
+    expect(m.nested.map((n) => [n.via, n.executes, n.statement.command, n.statement.relations])).toEqual([
+      ['merge-action', true, 'delete', [{ schema: 's', name: 't', access: 'write' }]],
+      ['merge-action', true, 'insert', [{ schema: 's', name: 't', access: 'write' }]],
+    ]);
+    expect(only('INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2').nested.map((n) => [n.via, n.statement.command])).toEqual([['on-conflict', 'update']]);
+    expect(only('INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING').nested).toEqual([]);
+  });
+
   it('parses dynamic SQL given as a constant', () => {
     const s = only(`SELECT query_to_xml('DELETE FROM t RETURNING 1', true, true, '')`);
     expect(s.nested[0]).toMatchObject({ via: 'dynamic-sql', executes: true, statement: { command: 'delete' } });
