@@ -3,6 +3,7 @@
 // the store directly: they report through `audit` and (later) ask `policy`.
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { CompiledPolicy } from '../policy/schema.js';
 
 /** Who is on the other end of a tunnel, as established by the gateway's authentication. */
 export interface Identity {
@@ -111,6 +112,33 @@ export interface SessionAudit {
   flush?(): Promise<void> | undefined;
 }
 
+/** What a held statement is waiting for; created by the engine when policy says `review`. */
+export interface ReviewRequest {
+  /** The statement text exactly as it will be forwarded if approved. */
+  readonly sql: string;
+  readonly rule: string;
+  /** Groups whose members may decide (never the requester themselves). */
+  readonly approvers: readonly string[];
+  readonly timeoutMs: number;
+  readonly reason?: string;
+}
+
+export type ReviewOutcome =
+  | { readonly status: 'approved'; readonly by: string; readonly reason?: string }
+  | { readonly status: 'rejected'; readonly by: string; readonly reason: string }
+  | { readonly status: 'expired' }
+  /** The client went away (or the session ended) before a decision. */
+  | { readonly status: 'cancelled' };
+
+/** Per-query approval, as the engines see it (implemented in gateway/reviews/). */
+export interface Reviews {
+  /**
+   * Creates a pending review for this session's statement and returns its id at once (for the
+   * client's NoticeResponse) with a promise of the outcome. Aborting `signal` cancels the review.
+   */
+  request(req: ReviewRequest, signal: AbortSignal): { readonly id: string; readonly outcome: Promise<ReviewOutcome> };
+}
+
 export interface SessionContext {
   readonly id: string;
   readonly identity: Identity;
@@ -119,6 +147,10 @@ export interface SessionContext {
   readonly log: Logger;
   /** How long to wait for the target to accept and authenticate before failing the session. */
   readonly connectTimeoutMs: number;
+  /** The connection's compiled policy (absent: everything is allowed and nothing is masked). */
+  readonly policy?: CompiledPolicy;
+  /** Where held statements wait for an approver (absent: a `review` verdict blocks). */
+  readonly reviews?: Reviews;
 }
 
 export interface Engine {
