@@ -93,6 +93,8 @@ export interface RowMaskStats extends MaskStats {
 export interface RowMasker {
   /** Masks one complete DataRow frame; returns the same Buffer when nothing changed. */
   maskDataRow(frame: Buffer): Buffer;
+  /** What it was built from: `plan.maskedColumns` and `plan.columns[i].name` name the masked columns for the audit trail. */
+  readonly plan: RowMaskPlan;
   /** Running totals since creation (or the last `resetStats`), for the audit trail. */
   readonly stats: RowMaskStats;
   resetStats(): void;
@@ -242,6 +244,7 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
 
   return {
     maskDataRow,
+    plan,
     stats,
     resetStats() {
       Object.assign(stats, { ...newMaskStats(), rows: 0, rowsChanged: 0, valuesNulled: 0 });

@@ -96,6 +96,8 @@ describe('planRowMask', () => {
     expect(resolver.calls).toEqual([[CUSTOMERS, ORDERS]]);
     const out = masker?.maskDataRow(dataRow(['ann@example.com', 'bob@example.com', 'Ann', 'ANN@EXAMPLE.COM']));
     expect(strings(out as Buffer)).toEqual(['***********.com', REDACTED, 'Ann', REDACTED]);
+    expect([...(masker?.plan.maskedColumns ?? [])].map(([i, s]) => [masker?.plan.columns[i]?.name, s])).toEqual([['e', 'partial']]);
+    expect(masker?.stats.detectorHits).toEqual({ email: 2 });
   });
 
   it('masks view columns computed from masked columns', () => {
