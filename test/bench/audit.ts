@@ -81,45 +81,49 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-async function series(figure: string, open: () => Promise<Store>, mode: Mode, log2: (s: string) => void): Promise<Row[]> {
-  log2(`${figure} …`);
-  const eps: number[] = [];
-  const per: number[] = [];
+/**
+ * `process` and `fsync` measured in alternating runs (P, F, P, F, …) on fresh stores; the fsync row
+ * carries the median of the paired ratios, which drifts far less than either figure on a shared
+ * VM (shared/notes/performance.md).
+ */
+async function paired(name: string, open: (d: 'process' | 'fsync') => Promise<Store>, mode: Mode, say: (s: string) => void): Promise<Row[]> {
+  say(`${name} …`);
+  const runs: Record<'process' | 'fsync', { eps: number; per: number }[]> = { process: [], fsync: [] };
   for (let i = 0; i < RUNS; i++) {
-    const store = await open();
-    try {
-      const r = await measure(store, mode);
-      eps.push(r.eventsPerSecond);
-      per.push(r.eventsPerCommit);
-    } finally {
-      await store.close();
+    for (const d of ['process', 'fsync'] as const) {
+      const store = await open(d);
+      try {
+        const r = await measure(store, mode);
+        runs[d].push({ eps: r.eventsPerSecond, per: r.eventsPerCommit });
+      } finally {
+        await store.close();
+      }
     }
   }
-  return [{ figure, value: median(eps), unit: `events/s (${median(per).toFixed(1)} ops/commit)` }];
+  const row = (d: 'process' | 'fsync'): Row => ({
+    figure: `${name}, ${d}${d === 'fsync' ? ' (ratio: ÷ process)' : ''}`,
+    value: median(runs[d].map((r) => r.eps)),
+    unit: `events/s, ${median(runs[d].map((r) => r.per)).toFixed(0)}/commit`,
+    ...(d === 'fsync' ? { ratio: median(runs.fsync.map((r, i) => r.eps / (runs.process[i] as { eps: number }).eps)) } : {}),
+  });
+  return [row('process'), row('fsync')];
 }
 
 /** The audit store benchmark for `npm run bench`. */
-export async function benchAudit(log2: (s: string) => void = (s) => process.stderr.write(`bench: ${s}\n`)): Promise<Row[]> {
+export async function benchAudit(say: (s: string) => void = (s) => process.stderr.write(`bench: ${s}\n`)): Promise<Row[]> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-audit-'));
   let n = 0;
-  const sqlite = (durability: 'process' | 'fsync') => async () => openSqliteStore(join(dir, `audit-${++n}.db`), { durability });
+  const sqlite = async (durability: 'process' | 'fsync') => openSqliteStore(join(dir, `audit-${++n}.db`), { durability });
   const rows: Row[] = [];
   try {
-    for (const durability of ['process', 'fsync'] as const) {
-      rows.push(...(await series(`audit sqlite ${durability}: commit per statement`, sqlite(durability), { kind: 'per-statement' }, log2)));
-      for (const sessions of [1, 8, 64]) {
-        rows.push(...(await series(`audit sqlite ${durability}: group commit, ${sessions} sessions`, sqlite(durability), { kind: 'group', sessions }, log2)));
-      }
-    }
+    rows.push(...(await paired('audit sqlite: commit per statement', sqlite, { kind: 'per-statement' }, say)));
+    for (const sessions of [1, 8, 64]) rows.push(...(await paired(`audit sqlite: group commit, ${sessions} sessions`, sqlite, { kind: 'group', sessions }, say)));
     const cluster = await startPgCluster();
     try {
       const url = `postgresql://${cluster.user}@${cluster.host}:${cluster.port}/${cluster.database}`;
-      for (const durability of ['process', 'fsync'] as const) {
-        for (const sessions of [1, 8, 64]) {
-          rows.push(
-            ...(await series(`audit postgres ${durability} (fsync=off cluster): group commit, ${sessions} sessions`, () => openPostgresStore(url, { password: cluster.password, durability }), { kind: 'group', sessions }, log2)),
-          );
-        }
+      const postgres = (durability: 'process' | 'fsync') => openPostgresStore(url, { password: cluster.password, durability });
+      for (const sessions of [1, 8, 64]) {
+        rows.push(...(await paired(`audit postgres (fsync=off test cluster): group commit, ${sessions} sessions`, postgres, { kind: 'group', sessions }, say)));
       }
     } finally {
       await cluster.stop();
