@@ -16,6 +16,8 @@ import type { Connection, Identity } from './engines/types.js';
 import { refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
 import { startAudit, type AuditService } from './audit/service.js';
+import { createReviewRoutes } from './reviews/routes.js';
+import { createReviewService, type ReviewService } from './reviews/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
@@ -26,6 +28,7 @@ export interface Gateway {
   readonly tls: TlsMaterial | undefined;
   readonly store: Store;
   readonly audit: AuditService;
+  readonly reviews: ReviewService;
   readonly devIdp: DevIdp | undefined;
   close(): Promise<void>;
 }
@@ -92,6 +95,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const authConfig: AuthConfig = { issuer, clientId: config.identity.clientId, audience: config.identity.audience, scopes: [...config.identity.scopes] };
   const tunnels = new Set<AbortController>();
   const auditRoutes = createAuditRoutes({ audit, store, authenticate, log, url });
+  const reviews = createReviewService({ log, readers: config.audit.readers });
+  const reviewRoutes = createReviewRoutes({ reviews, authenticate });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (devIdp?.handle(req, res)) return;
@@ -104,6 +109,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
   async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    // Review decisions are the API's only POSTs; their routes check methods themselves.
+    if (await reviewRoutes(req, res, path)) return;
     if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
     if (path === paths.health) return sendJson(res, audit.healthy ? 200 : 503, { status: audit.healthy ? 'ok' : 'degraded', audit: audit.healthy ? 'ok' : 'unavailable' });
     if (path === paths.authConfig) return sendJson(res, 200, authConfig);
@@ -191,7 +198,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const abort = new AbortController();
     tunnels.add(abort);
     try {
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs }, abort.signal);
+      const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, reviews: sessionReviews }, abort.signal);
     } finally {
       tunnels.delete(abort);
       socket.destroy();
@@ -204,9 +212,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tls,
     store,
     audit,
+    reviews,
     devIdp,
     async close() {
       for (const t of tunnels) t.abort();
+      // Held statements fail (cancelled) rather than wait for a decision nobody can make now.
+      reviews.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await devIdp?.close();

@@ -17,6 +17,10 @@ export const paths = {
   session: (id: string) => `/v1/sessions/${encodeURIComponent(id)}`,
   auditExport: '/v1/audit/export',
   auditKey: '/v1/audit/key',
+  reviews: '/v1/reviews',
+  review: (id: string) => `/v1/reviews/${encodeURIComponent(id)}`,
+  reviewApprove: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/approve`,
+  reviewReject: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/reject`,
 } as const;
 
 /** Machine-readable reasons a request was refused; the message carries the human detail. */
@@ -33,6 +37,8 @@ export const errorCodes = [
   'token_revoked',
   'forbidden',
   'not_found',
+  /** The request is valid but the resource's state forbids it (a review already decided). */
+  'conflict',
   'bad_request',
   'upgrade_required',
   'unavailable',
@@ -115,3 +121,34 @@ export type SessionEvent = z.infer<typeof sessionEvent>;
 
 export const sessionDetail = z.object({ session: sessionSummary, events: z.array(sessionEvent) });
 export type SessionDetail = z.infer<typeof sessionDetail>;
+
+/** A person or service token named by a review (`subject` is what self-approval is judged on). */
+export const reviewParty = z.object({ subject: z.string(), name: z.string(), email: z.string().optional() });
+
+/** A held statement as `GET /v1/reviews[/ID]` and the decision routes return it (times ISO-8601). */
+export const reviewInfo = z.object({
+  id: z.string(),
+  status: z.enum(['pending', 'approved', 'rejected', 'expired', 'cancelled']),
+  session: z.string(),
+  connection: z.string(),
+  requester: reviewParty,
+  sql: z.string(),
+  rule: z.string(),
+  reason: z.string().optional(),
+  approvers: z.array(z.string()),
+  createdAt: z.string(),
+  expiresAt: z.string(),
+  endedAt: z.string().optional(),
+  decidedBy: reviewParty.optional(),
+  decisionReason: z.string().optional(),
+  /** Whether the caller may approve or reject it now. */
+  canDecide: z.boolean(),
+});
+export type ReviewInfo = z.infer<typeof reviewInfo>;
+
+export const reviewList = z.object({ reviews: z.array(reviewInfo) });
+export type ReviewList = z.infer<typeof reviewList>;
+
+/** The body of `POST /v1/reviews/ID/approve` (reason optional) and `…/reject` (reason required). */
+export const reviewDecisionBody = z.strictObject({ reason: z.string().max(1000).optional() });
+export type ReviewDecisionBody = z.infer<typeof reviewDecisionBody>;
