@@ -121,8 +121,9 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .description('check an export offline: chains, seals and signatures (exit 0 only if all verify)')
     .argument('<file>', 'the export (JSON Lines), or - for stdin')
     .requiredOption('--key <file>', "the gateway's public key (PEM), from `sluice audit key`")
+    .option('--anchor <export...>', 'earlier exports whose signed ledger head the ledger must still contain')
     .option('--json', 'print the full result as JSON')
-    .action(async (file: string, o: { key: string; json?: boolean }) => runAuditVerify(io, file, { key: o.key, json: Boolean(o.json) }));
+    .action(async (file: string, o: { key: string; json?: boolean; anchor?: string[] }) => runAuditVerify(io, file, { key: o.key, json: Boolean(o.json), anchors: o.anchor ?? [] }));
   gatewayFlags(audit.command('key'))
     .description("print the gateway's public audit key (PEM)")
     .action(async (o: GatewayFlags) => runAuditKey(io, o));

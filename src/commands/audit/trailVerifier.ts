@@ -59,7 +59,15 @@ interface SessionState {
   firstLine: number;
 }
 
-export function verifyTrail(text: string, key: KeyObject): Verification {
+/** A ledger head known from before (an earlier export's signed end line): the ledger must still pass through it. */
+export interface Anchor {
+  ledgerSeq: number;
+  ledgerHash: string;
+  /** How to name it in messages, e.g. the earlier export's file name. */
+  name: string;
+}
+
+export function verifyTrail(text: string, key: KeyObject, anchors: readonly Anchor[] = []): Verification {
   const problems: Problem[] = [];
   const keyId = keyIdOf(key);
   const add = (p: Problem) => problems.push(p);
@@ -222,6 +230,17 @@ export function verifyTrail(text: string, key: KeyObject): Verification {
     summary.ledger = { from: end.ledgerFrom, to: expected - 1 };
   }
 
+  if (end) {
+    for (const a of anchors) {
+      if (a.ledgerSeq > end.ledgerSeq) {
+        add({ line: endLine, message: `the ledger ends at #${end.ledgerSeq}, before ${a.name}'s #${a.ledgerSeq}: ledger entries were removed since` });
+      } else if (a.ledgerSeq < end.ledgerFrom - 1) {
+        add({ line: endLine, message: `the export's ledger starts at #${end.ledgerFrom}, after ${a.name}'s #${a.ledgerSeq}: export a scope that includes it to check continuity` });
+      } else if (ledgerOk && hashAt.get(a.ledgerSeq) !== a.ledgerHash) {
+        add({ line: endLine, message: `the ledger differs from ${a.name} at #${a.ledgerSeq}: history was rewritten since that export` });
+      }
+    }
+  }
   for (const c of checkpoints) {
     const known = hashAt.get(c.value.ledgerSeq);
     summary.checkpoints++;

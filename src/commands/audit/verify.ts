@@ -1,17 +1,20 @@
 // `sluice audit verify trail.jsonl --key gateway.pub`: checks an export offline — no gateway, no
 // network. Exit 0 only when every chain, seal and signature verifies; otherwise the first broken
 // event or session is named, with why, and the exit code is 1.
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CliError, UsageError } from '../../errors.js';
 import { print, say, type Io } from '../../io.js';
-import { verifyTrail } from './trailVerifier.js';
+import { exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
+import { verifyTrail, type Anchor } from './trailVerifier.js';
 
 export class TrailBrokenError extends CliError {}
 
 export interface AuditVerifyOptions {
   key: string;
   json: boolean;
+  /** Earlier exports whose signed ledger heads the new export must still contain. */
+  anchors?: string[];
   /** Read the export from here instead of the file (for `-`). */
   stdin?: NodeJS.ReadableStream;
 }
@@ -30,7 +33,7 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const v = verifyTrail(text, key);
+  const v = verifyTrail(text, key, (opts.anchors ?? []).map((f) => readAnchor(f, key)));
   if (opts.json) print(io, JSON.stringify(v));
   const s = v.summary;
   if (v.ok) {
@@ -51,6 +54,26 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
   throw new TrailBrokenError(
     `the audit trail does NOT verify: ${first.line ? `line ${first.line}: ` : ''}${first.message}${more > 0 ? ` (and ${more} more problem${more > 1 ? 's' : ''})` : ''}`,
   );
+}
+
+/** The signed ledger head of an earlier export (its end line), checked with the same key. */
+function readAnchor(file: string, key: KeyObject): Anchor {
+  let last: string | undefined;
+  try {
+    last = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1);
+  } catch (err) {
+    throw new UsageError(`cannot read the anchor ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let parsed;
+  try {
+    parsed = exportEndLine.safeParse(JSON.parse(last ?? ''));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) throw new UsageError(`${file} does not end with an export's end line`);
+  const { sig, type: _t, ...body } = parsed.data;
+  if (!verifySignature(null, exportEndMessage(body), key, Buffer.from(sig, 'base64'))) throw new UsageError(`the end line of ${file} does not verify with the given key`);
+  return { ledgerSeq: body.ledgerSeq, ledgerHash: body.ledgerHash, name: file };
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

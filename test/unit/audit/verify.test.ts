@@ -175,13 +175,16 @@ describe('audit export and offline verification', () => {
 
   it('events deleted inside the store are caught in the next export', async () => {
     const raw = new Database(join(dir, 'trail.db'));
+    const row = raw.prepare('SELECT * FROM audit_events WHERE session_id = ? AND seq = 3').get(ids[2]) as Record<string, unknown>;
     try {
       raw.prepare('DELETE FROM audit_events WHERE session_id = ? AND seq = 3').run(ids[2]);
       const p = firstProblem(await lines());
       expect(p.message).toBe(`session ${ids[2]}: event #3 is missing (the export goes from #2 to #4)`);
     } finally {
+      raw.prepare('INSERT INTO audit_events (id, session_id, seq, kind, at, body, hash) VALUES (@id, @session_id, @seq, @kind, @at, @body, @hash)').run(row);
       raw.close();
     }
+    expect(verifyTrail(text(await lines()), key).ok).toBe(true);
   });
 });
 
@@ -216,6 +219,37 @@ describe('retention', () => {
     } finally {
       await a.close();
       await rstore.close();
+    }
+  });
+});
+
+describe('anchors: a later export must extend an earlier one', () => {
+  it('passes when the ledger still contains the earlier head, and names a rewritten history', async () => {
+    const earlier = await lines();
+    const endOf = (l: string[]) => JSON.parse(l.at(-1)!) as { ledgerSeq: number; ledgerHash: string };
+    const anchor = { ...endOf(earlier), name: 'earlier.jsonl' };
+    await session(BOB, ['select 7']);
+    const later = await lines();
+    expect(verifyTrail(text(later), key, [anchor]).problems).toEqual([]);
+    // Whoever holds the key and the store rebuilds a history without some session: the new trail
+    // verifies on its own, but not against what was exported before.
+    const forgedStore = openSqliteStore(':memory:');
+    const forger = await startAudit({ store: forgedStore, settings: settings(), log, now });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const s = forger.openSession({ id: `s_f${i}`, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+        s.onSessionStart({ database: 'app', clientUser: 'x' });
+        s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
+      }
+      await forger.writer.flush();
+      const forged = await forger.exportTrail({ kind: 'all' });
+      expect(verifyTrail(text(forged), key).ok).toBe(true);
+      expect(verifyTrail(text(forged), key, [anchor]).problems.map((p) => p.message)).toEqual([`the ledger differs from earlier.jsonl at #${anchor.ledgerSeq}: history was rewritten since that export`]);
+      const shorter = { ...anchor, ledgerSeq: 99 };
+      expect(verifyTrail(text(later), key, [shorter]).problems[0]?.message).toMatch(/the ledger ends at #\d+, before earlier.jsonl's #99: ledger entries were removed since/);
+    } finally {
+      await forger.close();
+      await forgedStore.close();
     }
   });
 });
