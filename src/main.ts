@@ -9,6 +9,9 @@ import { runConnect } from './commands/connect.js';
 import { runConnectionsList } from './commands/connections/list.js';
 import { runLogin } from './commands/login.js';
 import { runLogout } from './commands/logout.js';
+import { runReviewsApprove, runReviewsReject } from './commands/reviews/decide.js';
+import { runReviewsList } from './commands/reviews/list.js';
+import { runReviewsShow } from './commands/reviews/show.js';
 import { runSessionsList } from './commands/sessions/list.js';
 import { runSessionsReplay } from './commands/sessions/replay.js';
 import { runSessionsShow } from './commands/sessions/show.js';
@@ -109,6 +112,30 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument('<id>', 'session id')
     .addOption(new Option('--speed <n>', 'playback speed (0: no waiting; idle gaps are capped at 2 s)').argParser(Number).default(1))
     .action(async (id: string, o: GatewayFlags & { speed: number }) => withInterrupt(() => runSessionsReplay(io, id, o, abort.signal)));
+
+  const reviews = program.command('reviews').description('statements held for approval: list them, approve or reject them');
+  gatewayFlags(reviews.command('ls', { isDefault: true }))
+    .description('pending reviews you may decide or that you requested (the default)')
+    .option('--all', 'also those decided, expired or cancelled recently')
+    .option('--json', 'print JSON')
+    .action(async (o: GatewayFlags & { all?: boolean; json?: boolean }) => runReviewsList(io, { ...o, all: Boolean(o.all), json: Boolean(o.json) }));
+  gatewayFlags(reviews.command('show'))
+    .description('one review in full: the whole statement, who asked, which rule, what became of it')
+    .argument('<id>', 'review id, e.g. R-8F3K')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: GatewayFlags & { json?: boolean }) => runReviewsShow(io, id, { ...o, json: Boolean(o.json) }));
+  gatewayFlags(reviews.command('approve'))
+    .description('let a held statement run unchanged (not your own; you must be in an approver group)')
+    .argument('<id>', 'review id, e.g. R-8F3K')
+    .option('--reason <text>', 'a note recorded with the approval')
+    .option('--json', 'print the decided review as JSON')
+    .action(async (id: string, o: GatewayFlags & { reason?: string; json?: boolean }) => runReviewsApprove(io, id, { ...o, json: Boolean(o.json) }));
+  gatewayFlags(reviews.command('reject'))
+    .description('make a held statement fail; the requester is told your reason')
+    .argument('<id>', 'review id, e.g. R-8F3K')
+    .requiredOption('--reason <text>', 'why (sent to the requester\'s client and recorded)')
+    .option('--json', 'print the decided review as JSON')
+    .action(async (id: string, o: GatewayFlags & { reason: string; json?: boolean }) => runReviewsReject(io, id, { ...o, json: Boolean(o.json) }));
 
   const audit = program.command('audit').description('the tamper-evident audit trail');
   gatewayFlags(audit.command('export'))
