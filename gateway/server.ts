@@ -10,6 +10,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { paths, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
+import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineFor } from './engines/registry.js';
 import type { Connection, Identity } from './engines/types.js';
@@ -199,7 +200,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tunnels.add(abort);
     try {
       const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, reviews: sessionReviews }, abort.signal);
+      const policy = connection.policy ? { policy: connection.policy } : {};
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, reviews: sessionReviews, ...policy }, abort.signal);
     } finally {
       tunnels.delete(abort);
       socket.destroy();
@@ -249,7 +251,7 @@ function toConnectionInfo(c: Connection): ConnectionInfo {
     ...(c.description ? { description: c.description } : {}),
     database: c.target.database,
     databases: [c.target.database, ...c.databases],
-    policy: 'none (statements are recorded)',
+    policy: describePolicy(c.policy),
   };
 }
 

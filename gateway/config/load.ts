@@ -7,6 +7,8 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AuditSettings } from '../audit/service.js';
 import type { Connection } from '../engines/types.js';
+import { randomBytes } from 'node:crypto';
+import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -106,6 +108,9 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
       return undefined;
     }
   };
+  const store = 'sqlite' in cfg.store ? { sqlite: abs(cfg.store.sqlite) } : { postgres: cfg.store.postgres, password: storePassword(cfg.store.password) };
+  const stateDir = store.sqlite !== undefined ? dirname(store.sqlite) : base;
+  const hashKey = maskingKey(cfg, stateDir, abs, env, resolveSecrets, (p) => problems.push(`${file}: ${p}`));
   const connections = cfg.connections.map((c, i): Connection => {
     const where = `connections.${i}.target`;
     let password = '';
@@ -132,6 +137,12 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
         problems.push(`${file}: ${where}.ca: connection "${c.name}": cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       }
     }
+    let policy;
+    if (c.policy !== undefined) {
+      const compiled = compileConnectionPolicy(c.policy, hashKey);
+      if ('problem' in compiled) problems.push(`${file}: connections.${i}.policy: connection "${c.name}": ${compiled.problem}`);
+      else policy = compiled.policy;
+    }
     return Object.freeze({
       name: c.name,
       type: c.type,
@@ -139,6 +150,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
       target: Object.freeze({ ...c.target, password, ca }),
       databases: Object.freeze([...c.databases]),
       allow: Object.freeze({ groups: Object.freeze([...c.allow.groups]) }),
+      ...(policy !== undefined ? { policy } : {}),
     });
   });
 
@@ -152,7 +164,6 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
       }
     }
   }
-  const store = 'sqlite' in cfg.store ? { sqlite: abs(cfg.store.sqlite) } : { postgres: cfg.store.postgres, password: storePassword(cfg.store.password) };
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   const identity: IdentityConfig =
@@ -168,7 +179,6 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
         }
       : { kind: 'oidc', ...cfg.identity };
 
-  const stateDir = store.sqlite !== undefined ? dirname(store.sqlite) : base;
   const units: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 * 1024 };
   const maxBytes = typeof cfg.audit.maxBytes === 'number' ? cfg.audit.maxBytes : Number(/^\d+/.exec(cfg.audit.maxBytes)?.[0]) * (units[/[A-Za-z]+$/.exec(cfg.audit.maxBytes)?.[0] ?? 'B'] ?? 1);
   const audit: AuditSettings = Object.freeze({
@@ -193,6 +203,32 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     logLevel: cfg.log.level,
     connectTimeoutMs: cfg.connectTimeoutMs,
   });
+}
+
+/**
+ * The key for `with: hash` masks: `masking.hashKey` when configured, else (only when some policy
+ * needs it) the state directory's generated key. Without secrets (store maintenance) a throwaway
+ * key, since no policy runs then.
+ */
+function maskingKey(
+  cfg: ParsedGatewayConfig,
+  stateDir: string,
+  abs: (p: string) => string,
+  env: NodeJS.ProcessEnv,
+  resolveSecrets: boolean,
+  problem: (p: string) => void,
+): Buffer | undefined {
+  const configured = cfg.masking.hashKey;
+  const needed = cfg.connections.some((c) => c.policy !== undefined && usesHashMasking(c.policy));
+  if (configured === undefined && !needed) return undefined;
+  if (!resolveSecrets) return randomBytes(32);
+  const source = configured === undefined ? { generatedIn: stateDir } : 'env' in configured ? configured : { file: abs(configured.file) };
+  const loaded = loadMaskingKey(source, env);
+  if ('problem' in loaded) {
+    problem(`masking.hashKey: ${loaded.problem}`);
+    return undefined;
+  }
+  return loaded.key;
 }
 
 export { isLoopback };

@@ -2,6 +2,7 @@
 // (gateway/config/load.ts); everything past that point receives the typed, frozen result.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { policySchema } from '../policy/index.js';
 
 const hostPort = z
   .string()
@@ -66,6 +67,8 @@ const connection = z.strictObject({
   target: postgresTarget,
   databases: z.array(nonEmpty).default([]),
   allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+  /** Block, review and mask rules (docs/policy.md); absent = everything allowed, nothing masked. */
+  policy: policySchema.optional(),
 });
 
 export const gatewayConfigSchema = z
@@ -99,6 +102,8 @@ export const gatewayConfigSchema = z
       })
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z.array(connection).default([]),
+    /** The key of the `hash` masking strategy; default: `masking-key` in the state directory, created 0600. */
+    masking: z.strictObject({ hashKey: secretRef.optional() }).default({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
     /** How long the gateway waits for a target to accept and authenticate a session. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),

@@ -40,6 +40,8 @@ export interface PostgresConnection {
   /** Databases a client may ask for besides `target.database`. */
   readonly databases: readonly string[];
   readonly allow: { readonly groups: readonly string[] };
+  /** The connection's compiled `policy:` (absent: none configured); the server passes it to SessionContext.policy. */
+  readonly policy?: CompiledPolicy;
 }
 
 export type Connection = PostgresConnection;
