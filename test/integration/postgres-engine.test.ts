@@ -280,9 +280,9 @@ describe('postgres engine with the pg driver', () => {
     await c.end();
     await s.ended;
     expect(s.queries).toEqual([
-      { text: 'select $1::int + $2::int as sum, $3::text is null as n, length($4::bytea) as len', params: ['2', '3', null, '\\x010203'], protocol: 'extended' },
-      { text: 'select $1::text as v', params: ['a'], protocol: 'extended' },
-      { text: 'select $1::text as v', params: ['b'], protocol: 'extended' },
+      { text: 'select $1::int + $2::int as sum, $3::text is null as n, length($4::bytea) as len', params: ['2', '3', null, '\\x010203'], protocol: 'extended', deferCommit: true },
+      { text: 'select $1::text as v', params: ['a'], protocol: 'extended', deferCommit: true },
+      { text: 'select $1::text as v', params: ['b'], protocol: 'extended', deferCommit: true },
     ]);
     expect(s.results.map((x) => x.commands)).toEqual([['SELECT 1'], ['SELECT 1'], ['SELECT 1']]);
   });

@@ -22,6 +22,10 @@ interface Pending {
   rows?: number;
   sqlstate?: string;
   message?: string;
+  /** Bytes of the rows sent to the client (DataRow and CopyData frames). */
+  bytes?: number;
+  /** Names of the result columns masking changed. */
+  masked?: Set<string>;
 }
 
 /** The target messages `serverMessage` needs: CommandComplete, ErrorResponse, EmptyQueryResponse, PortalSuspended, ReadyForQuery. */
@@ -44,7 +48,27 @@ export class QueryTracker {
   constructor(
     private readonly audit: SessionAudit,
     private readonly now: () => number = () => performance.now(),
+    /** Stage `query` events without committing: the engine awaits `audit.flush()` before forwarding. */
+    private readonly deferCommit = false,
   ) {}
+
+  /** Cycles the client has opened (Query, Sync, FunctionCall) and the target has closed (ReadyForQuery). */
+  get cycles(): { readonly client: number; readonly server: number } {
+    return { client: this.clientCycle, server: this.serverCycle };
+  }
+
+  /** The audit id of the statement results currently belong to, if any. */
+  currentId(): number | undefined {
+    return this.current()?.id;
+  }
+
+  /** Adds row bytes and masked column names to the statement results currently belong to. */
+  noteRows(bytes: number, masked?: Iterable<string>): void {
+    const q = this.current();
+    if (!q) return;
+    if (bytes > 0) q.bytes = (q.bytes ?? 0) + bytes;
+    if (masked) for (const m of masked) (q.masked ??= new Set()).add(m);
+  }
 
   /**
    * Takes note of one client message (`buf[start, end)` is its body) before it is forwarded.
@@ -54,14 +78,16 @@ export class QueryTracker {
   clientMessage(type: number, buf: Buffer, start: number, end: number): void {
     switch (type) {
       case 0x51 /* Q */:
-        return this.query(decodeQuery(buf.subarray(start, end)).sql);
+        this.query(decodeQuery(buf.subarray(start, end)).sql);
+        return;
       case 0x50 /* P */: {
         const p = decodeParse(buf.subarray(start, end));
         return this.parse(p.statement, p.sql);
       }
       case 0x42 /* B */: {
         const b = decodeBind(buf.subarray(start, end));
-        return this.bind(b.statement, b.params);
+        this.bind(b.statement, b.params);
+        return;
       }
       case 0x43 /* C */: {
         const c = decodeClose(buf.subarray(start, end));
@@ -72,7 +98,8 @@ export class QueryTracker {
         return this.sync();
       case 0x46 /* F */: {
         const call = decodeFunctionCall(buf.subarray(start, end));
-        return this.functionCall(call.functionOid, call.args);
+        this.functionCall(call.functionOid, call.args);
+        return;
       }
     }
   }
@@ -103,10 +130,11 @@ export class QueryTracker {
     return undefined;
   }
 
-  /** A simple Query: one statement string, its own cycle. */
-  query(sql: string): void {
-    this.record(sql, undefined, 'simple');
+  /** A simple Query: one statement string, its own cycle. Returns its audit id. */
+  query(sql: string, kinds?: readonly string[]): number {
+    const id = this.record(sql, undefined, 'simple', kinds);
     this.clientCycle++;
+    return id;
   }
 
   /** Parse: remembers the statement's SQL for the Binds that follow. */
@@ -114,10 +142,15 @@ export class QueryTracker {
     this.statements.set(statement, sql);
   }
 
-  /** Bind: the statement is about to run with these parameters. */
-  bind(statement: string, params: readonly BindParam[]): void {
+  /** Bind: the statement is about to run with these parameters. Returns its audit id. */
+  bind(statement: string, params: readonly BindParam[], kinds?: readonly string[]): number {
     const sql = this.statements.get(statement) ?? `/* prepared statement "${statement}" (not prepared in this session's protocol) */`;
-    this.record(sql, params.map(paramText), 'extended');
+    return this.record(sql, params.map(paramText), 'extended', kinds);
+  }
+
+  /** A Parse the gateway refuses: recorded as a statement of its own (no Bind will follow it). */
+  refusedParse(sql: string, kinds?: readonly string[]): number {
+    return this.record(sql, undefined, 'extended', kinds);
   }
 
   /** Close of a prepared statement: forget it so long sessions do not accumulate SQL. */
@@ -131,9 +164,10 @@ export class QueryTracker {
   }
 
   /** FunctionCall: runs a function by OID without SQL; recorded as a statement, its own cycle. */
-  functionCall(functionOid: number, args: readonly BindParam[]): void {
-    this.record(`/* FunctionCall of the function with OID ${functionOid} */`, args.map(paramText), 'extended');
+  functionCall(functionOid: number, args: readonly BindParam[], name?: string): number {
+    const id = this.record(`/* FunctionCall of ${name ?? `the function with OID ${functionOid}`} */`, args.map(paramText), 'extended');
     this.clientCycle++;
+    return id;
   }
 
   /** CommandComplete from the target. */
@@ -194,9 +228,10 @@ export class QueryTracker {
     this.pending = [];
   }
 
-  private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended'): void {
-    const id = this.audit.onQuery({ text, ...(params ? { params } : {}), protocol });
+  private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended', kinds?: readonly string[]): number {
+    const id = this.audit.onQuery({ text, ...(params ? { params } : {}), protocol, ...(kinds ? { kinds } : {}), ...(this.deferCommit ? { deferCommit: true } : {}) });
     this.pending.push({ id, protocol, cycle: this.clientCycle, started: this.now(), done: false, status: 'ok', commands: [] });
+    return id;
   }
 
   /** The statement the next result belongs to: the first unfinished one of the target's cycle. */
@@ -222,6 +257,8 @@ export class QueryTracker {
       ...(q.sqlstate !== undefined ? { sqlstate: q.sqlstate } : {}),
       ...(q.message !== undefined ? { message: q.message } : {}),
       durationMs: (q.finished ?? t) - q.started,
+      ...(q.bytes !== undefined ? { bytes: q.bytes } : {}),
+      ...(q.masked !== undefined ? { masked: [...q.masked] } : {}),
     });
   }
 }

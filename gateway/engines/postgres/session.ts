@@ -2,20 +2,24 @@
 // closed: answer SSL/GSSENC requests with 'N', route a CancelRequest, accept the StartupMessage
 // without asking for a password (the tunnel already authenticated the caller), open the gateway's
 // own upstream connection, replay its startup to the client with a gateway-issued cancel key, and
-// relay. Client messages are framed (only Query, Parse, Bind, FunctionCall and Close decoded, for
-// the audit) and forwarded in runs of contiguous bytes; target bytes go out chunk by chunk as
-// received while a scanner follows message boundaries, so the gateway copies no target message.
+// relay: client messages through ClientFlow (recorded, judged, forwarded, refused or held), target
+// messages through ServerFlow (results paired with statements, refusals answered, rows masked).
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AuditUnavailableError, type SessionContext } from '../types.js';
+import { TargetCatalog } from './catalog.js';
+import { ClientFlow } from './clientFlow.js';
 import { encodeErrorResponse } from './codec/backend.js';
 import { createFrontendFramer } from './codec/framer.js';
 import { decodeFirstMessage, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
-import { PgBackendScanner, messageTypeSet } from './codec/scanner.js';
 import { PgProtocolError } from './codec/wire.js';
 import type { CancelKeyRegistry, ShutdownFanout } from './engine.js';
-import { QueryTracker, RESULT_MESSAGE_TYPES } from './queryTracker.js';
+import { PolicyGate } from './policyGate.js';
+import { QueryTracker } from './queryTracker.js';
+import { Refusals } from './refusals.js';
+import { ResultMasking } from './resultMasking.js';
+import { ServerFlow } from './serverFlow.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
 import { connectUpstream, UpstreamError } from './upstream.js';
 
@@ -24,7 +28,6 @@ const CLOSE_GRACE_MS = 5_000;
 /** At most this many SSLRequest/GSSENCRequest before the startup packet (libpq sends ≤ 2). */
 const MAX_NEGOTIATIONS = 2;
 const NO_ENCRYPTION = Buffer.from('N');
-const RESULT_TYPES = messageTypeSet(RESULT_MESSAGE_TYPES);
 
 type Phase = 'startup' | 'connecting' | 'relay' | 'closing';
 
@@ -40,17 +43,19 @@ interface Ending {
 export class PgSession {
   private phase: Phase = 'startup';
   private readonly framer = createFrontendFramer();
-  private readonly scanner = new PgBackendScanner(RESULT_TYPES, (t, b, s, e) => this.onServerMessage(t, b, s, e));
   private readonly connectAbort = new AbortController();
   private tracker: QueryTracker | undefined;
+  private fromClient: ClientFlow | undefined;
+  private fromTarget: ServerFlow | undefined;
+  private catalog: TargetCatalog | undefined;
   private upstream: Socket | undefined;
   private cancelPid: number | undefined;
   private negotiations = 0;
   private bytesFromClient = 0;
   private bytesToClient = 0;
-  /** True while every byte sent to the client ends on a message boundary. */
-  private clientAtBoundary = true;
-  private serverFatal: { sqlstate: string; message: string } | undefined;
+  /** Reading the client is paused for these reasons (a held statement, a full target buffer). */
+  private clientHeld = false;
+  private clientBackpressure = false;
   private sessionStarted = false;
   private ending: Ending | undefined;
   private clientClosed = false;
@@ -75,7 +80,9 @@ export class PgSession {
     const finished = new Promise<void>((resolve) => (this.done = resolve));
     const c = this.client;
     c.on('data', this.onClientData);
-    c.on('drain', () => this.upstream?.resume());
+    c.on('drain', () => {
+      if (!this.fromTarget?.relay.paused) this.upstream?.resume();
+    });
     c.on('end', () => this.end({ status: 'ok' }));
     c.on('error', (err: NodeJS.ErrnoException) => {
       this.ctx.log.debug({ code: err.code }, 'postgres client socket error');
@@ -107,7 +114,7 @@ export class PgSession {
     try {
       this.framer.push(chunk);
       if (this.phase === 'startup') this.readFirstMessages();
-      else this.relayClient();
+      else this.fromClient?.pump();
     } catch (err) {
       this.fail(err);
     }
@@ -192,18 +199,71 @@ export class PgSession {
       ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
     });
     this.cancelPid = key.pid;
-    this.tracker = new QueryTracker(this.ctx.audit);
+    this.startFlows(accepted.audit.database, up.parameters);
     this.writeClient(accepted.greeting(up.startupFrames, key, up.transactionStatus));
     this.ctx.log.info({ database: accepted.audit.database, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
     this.phase = 'relay';
     if (up.pending.length > 0) this.onUpstreamData(up.pending);
-    this.relayClient();
+    this.fromClient?.pump();
     if (this.phase === 'relay') this.client.resume();
+  }
+
+  /** Sets up the two directions of the relay, with the policy that applies to this caller. */
+  private startFlows(database: string, parameters: ReadonlyMap<string, string>): void {
+    const { ctx } = this;
+    const policy = ctx.policy !== undefined && ctx.policy.rules.length > 0 ? ctx.policy : undefined;
+    if (policy !== undefined) {
+      this.catalog = new TargetCatalog({ connectionName: ctx.connection.name, target: ctx.connection.target, database, timeoutMs: ctx.connectTimeoutMs, log: ctx.log, identityName: ctx.identity.name });
+    }
+    const candidate = policy === undefined ? undefined : new PolicyGate(ctx.identity, policy, this.catalog);
+    const gate = candidate !== undefined && (candidate.enforce || candidate.mask !== undefined) ? candidate : undefined;
+    for (const [name, value] of parameters) gate?.parameterStatus(name, value);
+    const tracker = (this.tracker = new QueryTracker(ctx.audit, undefined, true));
+    const refusals = new Refusals();
+    const masking = gate?.mask !== undefined && this.catalog !== undefined ? new ResultMasking(gate.mask, this.catalog) : undefined;
+    const fromTarget = (this.fromTarget = new ServerFlow({
+      ctx,
+      tracker,
+      refusals,
+      emit: (b) => this.writeClient(b),
+      onResume: () => {
+        if (!this.client.writableNeedDrain) this.upstream?.resume();
+      },
+      ...(gate !== undefined ? { gate } : {}),
+      ...(masking !== undefined ? { masking } : {}),
+    }));
+    fromTarget.relay.onError = (err) => this.fail(err, 'target');
+    this.fromClient = new ClientFlow({
+      ctx,
+      framer: this.framer,
+      tracker,
+      refusals,
+      server: fromTarget,
+      ...(gate !== undefined ? { gate } : {}),
+      ...(this.catalog !== undefined ? { catalog: this.catalog } : {}),
+      write: (b) => this.writeUpstream(b),
+      pause: () => {
+        this.clientHeld = true;
+        this.client.pause();
+      },
+      resume: () => {
+        this.clientHeld = false;
+        if (!this.clientBackpressure && this.phase === 'relay') this.client.resume();
+      },
+      terminated: () => {
+        this.terminateSent = true;
+        this.end({ status: 'ok' });
+      },
+      fail: (err) => this.fail(err),
+    });
   }
 
   private attachUpstream(s: Socket): void {
     s.on('data', this.onUpstreamData);
-    s.on('drain', () => this.client.resume());
+    s.on('drain', () => {
+      this.clientBackpressure = false;
+      if (!this.clientHeld && this.phase === 'relay') this.client.resume();
+    });
     s.on('error', (err: NodeJS.ErrnoException) => {
       this.ctx.log.warn({ code: err.code }, 'postgres target socket error');
       this.targetLost(`the connection to the target of ${this.ctx.connection.name} failed (${err.code ?? err.name})`);
@@ -223,55 +283,26 @@ export class PgSession {
     }
   }
 
-  /** Client → target: frame, record statements, forward runs of whole frames. */
-  private relayClient(): void {
-    const f = this.framer;
-    const tracker = this.tracker!;
-    let run: Buffer | undefined;
-    let runStart = 0;
-    let runEnd = 0;
-    let terminated = false;
-    while (!terminated && f.next()) {
-      if (f.type === 0x58 /* X */) terminated = true;
-      else tracker.clientMessage(f.type, f.buffer, f.bodyStart, f.end);
-      if (f.buffer === run && f.start === runEnd) {
-        runEnd = f.end;
-      } else {
-        if (run) this.writeUpstream(run, runStart, runEnd);
-        run = f.buffer;
-        runStart = f.start;
-        runEnd = f.end;
-      }
-    }
-    if (run) this.writeUpstream(run, runStart, runEnd);
-    if (terminated) {
-      this.terminateSent = true;
-      this.end({ status: 'ok' });
+  private writeUpstream(bytes: Buffer): void {
+    const up = this.upstream;
+    if (up === undefined || up.destroyed) return;
+    if (!up.write(bytes)) {
+      this.clientBackpressure = true;
+      this.client.pause();
     }
   }
 
-  private writeUpstream(buf: Buffer, start: number, end: number): void {
-    const up = this.upstream!;
-    if (!up.write(start === 0 && end === buf.length ? buf : buf.subarray(start, end))) this.client.pause();
-  }
-
-  /** Target → client: scan for results, then forward the chunk as it came. */
+  /** Target → client, through the server flow (which writes with writeClient). */
   private readonly onUpstreamData = (chunk: Buffer): void => {
     if (this.phase !== 'relay') return;
+    const flow = this.fromTarget!;
     try {
-      this.scanner.scan(chunk);
+      flow.relay.push(chunk);
     } catch (err) {
       return this.fail(err, 'target');
     }
-    this.writeClient(chunk);
-    this.clientAtBoundary = this.scanner.atBoundary;
-    if (this.client.writableNeedDrain) this.upstream!.pause();
+    if (flow.relay.paused || this.client.writableNeedDrain) this.upstream!.pause();
   };
-
-  private onServerMessage(type: number, buf: Buffer, start: number, end: number): void {
-    const e = this.tracker!.serverMessage(type, buf, start, end);
-    if (e && (e.severity === 'FATAL' || e.severity === 'PANIC')) this.serverFatal = { sqlstate: e.code, message: e.message };
-  }
 
   private writeClient(bytes: Buffer): void {
     this.bytesToClient += bytes.length;
@@ -282,7 +313,7 @@ export class PgSession {
     if (this.phase === 'closing') return;
     // A FATAL the target sent (e.g. an administrator terminated the backend) already reached the
     // client; otherwise tell it the connection failed.
-    const fatal = this.serverFatal;
+    const fatal = this.fromTarget?.fatal;
     this.end(fatal ? { status: 'error', ...fatal } : { status: 'error', sqlstate: '08006', message: why, notify: true });
   }
 
@@ -294,9 +325,9 @@ export class PgSession {
       return this.end({ status: 'error', sqlstate: side === 'client' ? err.sqlstate : '08006', message, notify: true });
     }
     if (err instanceof AuditUnavailableError) {
-      // Fail closed: the statement was not forwarded. Answering it alone (ERROR, then our own
-      // ReadyForQuery) needs the hold-and-answer machinery policy blocks will bring; until then
-      // the session ends.
+      // Fail closed: nothing of the batch was forwarded. The session ends (rather than answering
+      // the statement alone) because every later statement would be refused too, and the trail
+      // then shows the session ending with the reason.
       this.ctx.log.error({ sqlstate: err.sqlstate }, err.message);
       return this.end({ status: 'error', sqlstate: err.sqlstate, message: err.message, notify: true });
     }
@@ -308,12 +339,16 @@ export class PgSession {
   private end(ending: Ending): void {
     if (this.ending) return;
     // After a target FATAL the client may hang up before the target's FIN is seen: keep the FATAL.
-    this.ending = this.serverFatal && ending.status === 'ok' ? { status: 'error', ...this.serverFatal } : ending;
+    const fatal = this.fromTarget?.fatal;
+    this.ending = fatal && ending.status === 'ok' ? { status: 'error', ...fatal } : ending;
     this.phase = 'closing';
     clearTimeout(this.startupTimer);
     this.connectAbort.abort();
+    this.fromClient?.close();
+    this.catalog?.close();
     let last: Buffer | undefined;
-    if (ending.notify && ending.sqlstate && ending.message && this.clientAtBoundary && !this.clientClosed) {
+    const atBoundary = this.fromTarget?.relay.atBoundary ?? true;
+    if (ending.notify && ending.sqlstate && ending.message && atBoundary && !this.clientClosed) {
       last = encodeErrorResponse({ severity: 'FATAL', sqlstate: ending.sqlstate, message: ending.message });
       this.bytesToClient += last.length;
     }

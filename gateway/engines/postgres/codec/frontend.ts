@@ -176,6 +176,30 @@ export function decodeClose(body: Buffer): { readonly kind: 'statement' | 'porta
   return { kind: what === 0x53 ? 'statement' : 'portal', name };
 }
 
+/** Describe ('D'): a prepared statement or a portal to describe. */
+export function decodeDescribe(body: Buffer): { readonly kind: 'statement' | 'portal'; readonly name: string } {
+  const r = new BodyReader(body, 0, body.length, 'Describe');
+  const what = r.byte('target kind');
+  if (what !== 0x53 && what !== 0x50) throw new PgProtocolError('malformed', `Describe names target kind ${what}`);
+  const name = r.cstring('name');
+  r.finish();
+  return { kind: what === 0x53 ? 'statement' : 'portal', name };
+}
+
+/** Execute ('E'): the portal to run (and a row limit the gateway does not need). */
+export function decodeExecute(body: Buffer): { readonly portal: string } {
+  const r = new BodyReader(body, 0, body.length, 'Execute');
+  const portal = r.cstring('portal name');
+  r.int32('row limit');
+  r.finish();
+  return { portal };
+}
+
+/** Describe ('D') of a portal, which the gateway sends to learn the columns of an Execute's rows. */
+export function encodeDescribePortal(name: string): Buffer {
+  return new MessageWriter().byte(0x50).cstring(name).typed('D');
+}
+
 /** StartupMessage for protocol 3.0 with the given parameters (user, database, …), in order. */
 export function encodeStartupMessage(params: Iterable<readonly [string, string]>): Buffer {
   const w = new MessageWriter().int32(PROTOCOL_3_0);

@@ -1,0 +1,272 @@
+// The gateway's own look-ups in the target's catalog, for masking: table OIDs from RowDescription
+// to schema, table and column names; view definitions to the base columns they read; relation
+// names (COPY) and function OIDs (FunctionCall) to what they are. They run on a separate,
+// short-lived connection with the held credential — never on the client's own connection, whose
+// transaction state (an aborted transaction, an open COPY) must stay exactly what the client
+// made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { analyzeSql, viewColumnSources, type ColumnNameResolver, type ColumnSource, type ResolvedRelation } from '../../policy/index.js';
+import type { PostgresTarget } from '../types.js';
+import { decodeErrorFields } from './codec/backend.js';
+import { createBackendFramer } from './codec/framer.js';
+import { MessageWriter } from './codec/wire.js';
+import { connectUpstream } from './upstream.js';
+
+/** How long an unused catalog connection stays open. */
+const IDLE_MS = 5_000;
+/** Views over views are followed this deep; further sources are kept as they are named. */
+const MAX_VIEW_DEPTH = 4;
+
+export interface CatalogOptions {
+  readonly connectionName: string;
+  readonly target: PostgresTarget;
+  readonly database: string;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  readonly identityName: string;
+}
+
+type Row = (string | null)[];
+
+/** `"name"` with embedded quotes doubled. */
+export function quoteIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+/** A dollar-quoted literal whose tag does not occur in `s` (independent of standard_conforming_strings). */
+export function quoteLiteral(s: string): string {
+  let tag = 'q';
+  while (s.includes(`$${tag}$`)) tag += 'q';
+  return `$${tag}$${s}$${tag}$`;
+}
+
+/** Catalog look-ups for one session; answers are cached for the session's life. */
+export class TargetCatalog implements ColumnNameResolver {
+  private socket: Socket | undefined;
+  private opening: Promise<Socket> | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly byOid = new Map<number, ResolvedRelation | null>();
+  private readonly byName = new Map<string, number | null>();
+
+  constructor(private readonly opts: CatalogOptions) {}
+
+  /** The relation if its OID was resolved before (null: resolved as unknown), else undefined. */
+  cached(oid: number): ResolvedRelation | null | undefined {
+    return this.byOid.get(oid);
+  }
+
+  async resolve(oids: readonly number[]): Promise<ReadonlyMap<number, ResolvedRelation>> {
+    await this.load(oids, 0);
+    const out = new Map<number, ResolvedRelation>();
+    for (const o of oids) {
+      const r = this.byOid.get(o);
+      if (r) out.set(o, r);
+    }
+    return out;
+  }
+
+  async relationColumns(relation: { readonly schema?: string; readonly name: string }): Promise<ResolvedRelation | undefined> {
+    const oid = await this.oidOf(relation.schema, relation.name);
+    if (oid === undefined) return undefined;
+    await this.load([oid], 0);
+    return this.byOid.get(oid) ?? undefined;
+  }
+
+  /** Schema and name of a function by OID (FunctionCall names none). */
+  async functionName(oid: number): Promise<{ schema: string; name: string } | undefined> {
+    const rows = await this.query(`SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid >>> 0}`);
+    const r = rows[0];
+    return r ? { schema: r[0] ?? '', name: r[1] ?? '' } : undefined;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private async oidOf(schema: string | undefined, name: string): Promise<number | undefined> {
+    const key = `${schema ?? ''}\u0000${name}`;
+    if (!this.byName.has(key)) {
+      const qualified = schema === undefined ? quoteIdent(name) : `${quoteIdent(schema)}.${quoteIdent(name)}`;
+      const rows = await this.query(`SELECT pg_catalog.to_regclass(${quoteLiteral(qualified)})::oid`);
+      const v = rows[0]?.[0];
+      this.byName.set(key, v === null || v === undefined ? null : Number(v));
+    }
+    return this.byName.get(key) ?? undefined;
+  }
+
+  /** Resolves OIDs not yet cached, following view definitions to their base columns. */
+  private async load(oids: readonly number[], depth: number): Promise<void> {
+    const missing = [...new Set(oids)].filter((o) => !this.byOid.has(o) && Number.isInteger(o) && o > 0);
+    if (missing.length === 0) return;
+    const rows = await this.query(
+      'SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, ' +
+        "CASE WHEN c.relkind IN ('v', 'm') AND a.attnum = 1 THEN pg_catalog.pg_get_viewdef(c.oid) END " +
+        'FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
+        'LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ' +
+        `WHERE c.oid IN (${missing.join(', ')}) ORDER BY c.oid, a.attnum`,
+    );
+    const found = new Map<number, { schema: string; table: string; columns: Map<number, string>; viewdef?: string }>();
+    for (const [oid, schema, table, , attnum, attname, viewdef] of rows) {
+      const o = Number(oid);
+      let rel = found.get(o);
+      if (!rel) found.set(o, (rel = { schema: schema ?? '', table: table ?? '', columns: new Map() }));
+      if (attnum !== null && attnum !== undefined && attname !== null && attname !== undefined) rel.columns.set(Number(attnum), attname);
+      if (viewdef) rel.viewdef = viewdef;
+    }
+    for (const o of missing) {
+      const rel = found.get(o);
+      if (!rel) {
+        this.byOid.set(o, null);
+        continue;
+      }
+      const resolved: { schema: string; table: string; columns: Map<number, string>; sources?: Map<number, readonly ColumnSource[]> } = { schema: rel.schema, table: rel.table, columns: rel.columns };
+      if (rel.viewdef !== undefined) resolved.sources = await this.viewSources(rel.viewdef, rel.columns, depth);
+      this.byOid.set(o, resolved);
+    }
+  }
+
+  /**
+   * attnum → base columns for a view. Untraceable definitions count every column as computed from
+   * every relation the definition reads; sources that are views themselves are followed.
+   */
+  private async viewSources(viewdef: string, columns: ReadonlyMap<number, string>, depth: number): Promise<Map<number, readonly ColumnSource[]>> {
+    const traced = viewColumnSources(viewdef);
+    const out = new Map<number, readonly ColumnSource[]>();
+    let all: ColumnSource[] | undefined;
+    if (traced === undefined) {
+      const a = analyzeSql(viewdef);
+      const rels = a.ok ? a.statements.flatMap((s) => [s, ...s.nested.map((n) => n.statement)]).flatMap((s) => s.relations) : [];
+      all = rels.map((r) => (r.schema === undefined ? { table: r.name, column: '*' } : { schema: r.schema, table: r.name, column: '*' }));
+    }
+    for (const attnum of columns.keys()) {
+      const direct = all ?? traced?.[attnum - 1] ?? [];
+      out.set(attnum, depth < MAX_VIEW_DEPTH ? await this.expand(direct, depth + 1) : direct);
+    }
+    return out;
+  }
+
+  /** Replaces sources that name a view by what that view's column is computed from. */
+  private async expand(sources: readonly ColumnSource[], depth: number): Promise<ColumnSource[]> {
+    const out: ColumnSource[] = [];
+    for (const s of sources) {
+      out.push(s);
+      const oid = await this.oidOf(s.schema, s.table);
+      if (oid === undefined) continue;
+      await this.load([oid], depth);
+      const rel = this.byOid.get(oid);
+      if (!rel?.sources) continue;
+      for (const [attnum, name] of rel.columns) {
+        if (s.column === '*' || s.column === name) out.push(...(rel.sources.get(attnum) ?? []));
+      }
+    }
+    return out;
+  }
+
+  /** Runs one simple query on the catalog connection (serialized); text values, NULL as null. */
+  private query(sql: string): Promise<Row[]> {
+    const run = this.chain.then(() => this.exchange(sql));
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async exchange(sql: string): Promise<Row[]> {
+    if (this.closed) throw new Error('the session has ended');
+    clearTimeout(this.idleTimer);
+    const socket = this.socket ?? (await this.open());
+    try {
+      return await new Promise<Row[]>((resolve, reject) => {
+        const framer = createBackendFramer();
+        const rows: Row[] = [];
+        let error: string | undefined;
+        const cleanup = () => {
+          socket.off('data', onData);
+          socket.off('close', onClose);
+        };
+        const onClose = () => {
+          cleanup();
+          reject(new Error('the catalog connection closed'));
+        };
+        const onData = (chunk: Buffer) => {
+          try {
+            framer.push(chunk);
+            while (framer.next()) {
+              if (framer.type === 0x44) rows.push(decodeRow(framer.body));
+              else if (framer.type === 0x45) error = decodeErrorFields(framer.body).message;
+              else if (framer.type === 0x5a) {
+                cleanup();
+                if (error !== undefined) reject(new Error(`catalog query failed: ${error}`));
+                else resolve(rows);
+                return;
+              }
+            }
+          } catch (err) {
+            cleanup();
+            reject(err as Error);
+          }
+        };
+        socket.on('data', onData);
+        socket.on('close', onClose);
+        socket.write(new MessageWriter().cstring(sql).typed('Q'));
+      });
+    } finally {
+      if (!this.closed && this.socket) this.idleTimer = setTimeout(() => this.idle(), IDLE_MS).unref();
+    }
+  }
+
+  private idle(): void {
+    this.socket?.end();
+    this.socket = undefined;
+  }
+
+  private open(): Promise<Socket> {
+    this.opening ??= connectUpstream({
+      connectionName: this.opts.connectionName,
+      target: this.opts.target,
+      database: this.opts.database,
+      parameters: [
+        ['application_name', `sluice-catalog:${this.opts.identityName}`],
+        ['client_encoding', 'UTF8'],
+      ],
+      timeoutMs: this.opts.timeoutMs,
+    }).then(
+      (up) => {
+        this.opening = undefined;
+        up.socket.on('error', (err) => this.opts.log.debug({ err }, 'catalog connection error'));
+        up.socket.on('close', () => {
+          if (this.socket === up.socket) this.socket = undefined;
+        });
+        up.socket.resume();
+        if (this.closed) up.socket.destroy();
+        this.socket = up.socket;
+        return up.socket;
+      },
+      (err: unknown) => {
+        this.opening = undefined;
+        throw err;
+      },
+    );
+    return this.opening;
+  }
+}
+
+function decodeRow(body: Buffer): Row {
+  const n = body.readInt16BE(0);
+  const row: Row = [];
+  let p = 2;
+  for (let i = 0; i < n; i++) {
+    const len = body.readInt32BE(p);
+    p += 4;
+    if (len < 0) row.push(null);
+    else {
+      row.push(body.toString('utf8', p, p + len));
+      p += len;
+    }
+  }
+  return row;
+}

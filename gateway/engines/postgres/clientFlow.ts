@@ -1,0 +1,418 @@
+// Client → target: every message the client sends, in order, decided before anything of it is
+// forwarded. Statements are recorded (write-ahead: the batch is written to the target only after
+// `audit.flush()`), judged by the policy when one applies, and then forwarded, refused (the target
+// is sent a refusal marker instead, see refusals.ts) or held: for a review, for a catalog look-up,
+// or until the target has answered what was pipelined before (when a verdict depends on it).
+// While something is held nothing after it is read, so the target sees the client's messages in
+// the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
+import { encodeNoticeResponse } from './codec/backend.js';
+import type { PgFramer } from './codec/framer.js';
+import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
+import type { Decision } from '../../policy/index.js';
+import type { SessionContext } from '../types.js';
+import { quoteIdent, type TargetCatalog } from './catalog.js';
+import type { PolicyGate, StatementDef } from './policyGate.js';
+import type { QueryTracker } from './queryTracker.js';
+import type { Refusal, Refusals } from './refusals.js';
+import type { ServerFlow } from './serverFlow.js';
+
+/** Something to wait for before the next client message; settles to what to do then. */
+type Hold = () => Promise<(() => void) | undefined>;
+
+interface Frame {
+  readonly type: number;
+  readonly buf: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+const Q = 0x51, P = 0x50, B = 0x42, E = 0x45, D = 0x44, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
+
+export interface ClientFlowOptions {
+  readonly ctx: SessionContext;
+  readonly framer: PgFramer;
+  readonly tracker: QueryTracker;
+  readonly refusals: Refusals;
+  readonly server: ServerFlow;
+  /** Present when a policy applies to the caller (block/review rules or masks). */
+  readonly gate?: PolicyGate;
+  readonly catalog?: TargetCatalog;
+  /** Writes bytes to the target. */
+  readonly write: (bytes: Buffer) => void;
+  /** Stop and restart reading the client while something is held. */
+  readonly pause: () => void;
+  readonly resume: () => void;
+  /** The client's Terminate went to the target. */
+  readonly terminated: () => void;
+  readonly fail: (err: unknown) => void;
+}
+
+function blockRefusal(d: Decision): Refusal {
+  const reason = d.reason ?? 'blocked by policy';
+  return { sqlstate: '42501', message: reason.startsWith('blocked by rule ') || d.rule === undefined ? reason : `blocked by rule ${d.rule}: ${reason}` };
+}
+
+const kindsOf = (def: StatementDef) => (def.analysis.ok && def.analysis.statements.length > 0 ? def.analysis.statements.map((s) => s.command.toUpperCase()) : undefined);
+
+export class ClientFlow {
+  private readonly out: Buffer[] = [];
+  private run: Buffer | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+  /** Audit events were staged since the last flush. */
+  private dirty = false;
+  private blocked = false;
+  private closed = false;
+  private terminating = false;
+  private replay: Frame | undefined;
+  /** After a refused extended-protocol message the target skips to Sync; so does the gateway. */
+  private skip = false;
+  /** Parses sent since the last Sync, by statement name: Binds in the same cycle run them. */
+  private readonly cycleParses = new Map<string, StatementDef>();
+  /** Portals described since their Bind (masking needs every Execute's columns). */
+  private readonly described = new Set<string>();
+  private readonly functionNames = new Map<number, string | null>();
+  private readonly reviewAbort = new AbortController();
+
+  constructor(private readonly o: ClientFlowOptions) {}
+
+  /** Takes every complete message the framer holds, unless something is held. */
+  pump(): void {
+    if (this.blocked || this.closed) return;
+    let hold: Hold | undefined;
+    try {
+      const f = this.o.framer;
+      while (!this.terminating) {
+        if (this.replay !== undefined) {
+          const r = this.replay;
+          this.replay = undefined;
+          hold = this.handle(r.type, r.buf, r.start, r.end);
+        } else if (f.next()) {
+          hold = this.handle(f.type, f.buffer, f.start, f.end);
+        } else break;
+        if (hold !== undefined) break;
+      }
+    } catch (err) {
+      return this.o.fail(err);
+    }
+    this.send(hold, false);
+  }
+
+  /** The session is over: drop what is held and cancel pending reviews. */
+  close(): void {
+    this.closed = true;
+    this.reviewAbort.abort();
+  }
+
+  /** Writes the decided batch once the audit has it, then waits for `hold` if there is one. */
+  private send(hold: Hold | undefined, again: boolean): void {
+    this.closeRun();
+    const out = this.out.splice(0);
+    const flushed = this.dirty ? this.o.ctx.audit.flush?.() : undefined;
+    this.dirty = false;
+    if (flushed === undefined) return this.sent(out, hold, again);
+    this.block();
+    flushed.then(
+      () => {
+        this.unblock();
+        this.sent(out, hold, true);
+      },
+      (err: unknown) => this.o.fail(err),
+    );
+  }
+
+  private sent(out: Buffer[], hold: Hold | undefined, again: boolean): void {
+    if (this.closed) return;
+    for (const b of out) this.o.write(b);
+    if (this.terminating) {
+      this.closed = true;
+      return this.o.terminated();
+    }
+    if (hold !== undefined) return this.wait(hold);
+    // Messages may have arrived while the batch waited for the audit.
+    if (again) this.pump();
+  }
+
+  private wait(hold: Hold): void {
+    this.block();
+    hold().then(
+      (then) => {
+        if (this.closed) return;
+        this.unblock();
+        then?.();
+        if (this.run !== undefined || this.out.length > 0) this.send(undefined, true);
+        else this.pump();
+      },
+      (err: unknown) => this.o.fail(err),
+    );
+  }
+
+  private block(): void {
+    this.blocked = true;
+    this.o.pause();
+  }
+
+  private unblock(): void {
+    this.blocked = false;
+    this.o.resume();
+  }
+
+  private forward(buf: Buffer, start: number, end: number): void {
+    if (buf === this.run && start === this.runEnd) {
+      this.runEnd = end;
+      return;
+    }
+    this.closeRun();
+    this.run = buf;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  /** Bytes of the gateway's own (a refusal marker, an injected Describe). */
+  private say(bytes: Buffer): void {
+    this.closeRun();
+    this.out.push(bytes);
+  }
+
+  private closeRun(): void {
+    const r = this.run;
+    if (r === undefined) return;
+    this.out.push(this.runStart === 0 && this.runEnd === r.length ? r : r.subarray(this.runStart, this.runEnd));
+    this.run = undefined;
+  }
+
+  private handle(type: number, buf: Buffer, start: number, end: number): Hold | undefined {
+    if (type === X) {
+      this.terminating = true;
+      this.forward(buf, start, end);
+      return undefined;
+    }
+    const gate = this.o.gate;
+    if (gate === undefined) {
+      // No policy for this caller: record and forward.
+      this.o.tracker.clientMessage(type, buf, start + 5, end);
+      if (type === Q || type === B || type === F) this.dirty = true;
+      this.forward(buf, start, end);
+      return undefined;
+    }
+    if (this.skip && type !== S && type !== 0x48 /* Flush */) return undefined;
+    const frame: Frame = { type, buf, start, end };
+    const body = buf.subarray(start + 5, end);
+    switch (type) {
+      case Q:
+        return this.query(gate, frame, decodeQuery(body).sql);
+      case P:
+        return this.parse(gate, frame, body);
+      case B:
+        return this.bind(gate, frame, body);
+      case E: {
+        const { portal } = decodeExecute(body);
+        if (gate.mask !== undefined && !this.described.has(portal)) {
+          // The rows of an Execute follow a RowDescription only if the client asked for one.
+          this.say(encodeDescribePortal(portal));
+          this.o.server.expect({ k: 'describe', portal, injected: true });
+          this.described.add(portal);
+        }
+        this.forward(buf, start, end);
+        this.o.server.expect({ k: 'execute', portal });
+        return undefined;
+      }
+      case D: {
+        const d = decodeDescribe(body);
+        if (d.kind === 'portal') this.described.add(d.name);
+        this.forward(buf, start, end);
+        this.o.server.expect(d.kind === 'portal' ? { k: 'describe', portal: d.name, injected: false } : { k: 'describe', injected: false });
+        return undefined;
+      }
+      case C: {
+        const c = decodeClose(body);
+        if (c.kind === 'statement') this.o.tracker.closeStatement(c.name);
+        this.forward(buf, start, end);
+        this.o.server.expect(c.kind === 'statement' ? { k: 'close', statement: c.name } : { k: 'close' });
+        return undefined;
+      }
+      case S:
+        this.skip = false;
+        this.cycleParses.clear();
+        this.o.tracker.sync();
+        this.forward(buf, start, end);
+        this.o.server.expect({ k: 'sync' });
+        return undefined;
+      case F:
+        return this.functionCall(gate, frame, body);
+    }
+    this.forward(buf, start, end);
+    return undefined;
+  }
+
+  private query(gate: PolicyGate, frame: Frame, text: string): Hold | undefined {
+    const judged = gate.judge(text, this.o.server.outstanding > 0);
+    if (judged === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (judged instanceof Promise) return this.retry(() => judged, frame);
+    gate.queryStarted();
+    const cycle = this.o.tracker.cycles.client;
+    const id = this.o.tracker.query(text, kindsOf(judged));
+    this.decided(gate, id, judged.decision);
+    const expect = () => this.o.server.expect({ k: 'query', def: judged, done: 0 });
+    return this.act(judged.decision, id, text, {
+      forward: () => {
+        this.forward(frame.buf, frame.start, frame.end);
+        expect();
+      },
+      refuse: (r) => {
+        this.say(this.o.refusals.query(r, cycle));
+        expect();
+      },
+    });
+  }
+
+  private parse(gate: PolicyGate, frame: Frame, body: Buffer): Hold | undefined {
+    const p = decodeParse(body);
+    const judged = gate.judge(p.sql, this.o.server.outstanding > 0);
+    if (judged === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (judged instanceof Promise) return this.retry(() => judged, frame);
+    gate.parseSent(p.statement);
+    if (judged.decision.verdict === 'block') {
+      // Recorded as a statement of its own: no Bind of it will reach the target.
+      const cycle = this.o.tracker.cycles.client;
+      const id = this.o.tracker.refusedParse(p.sql, kindsOf(judged));
+      this.decided(gate, id, judged.decision);
+      this.say(this.o.refusals.parse(p.statement, blockRefusal(judged.decision), cycle));
+      this.o.server.expect({ k: 'parse', name: p.statement, def: undefined });
+      this.skip = true;
+      return undefined;
+    }
+    // A review is held at the Bind that runs the statement, with its parameters.
+    this.o.tracker.parse(p.statement, p.sql);
+    this.cycleParses.set(p.statement, judged);
+    this.forward(frame.buf, frame.start, frame.end);
+    this.o.server.expect({ k: 'parse', name: p.statement, def: judged });
+    return undefined;
+  }
+
+  private bind(gate: PolicyGate, frame: Frame, body: Buffer): Hold | undefined {
+    const b = decodeBind(body);
+    let def = this.cycleParses.get(b.statement);
+    if (def === undefined) {
+      const j = gate.judgeExecution(b.statement);
+      if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+      def = j;
+    }
+    const known = def;
+    const cycle = this.o.tracker.cycles.client;
+    const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def));
+    this.decided(gate, id, def.decision);
+    const expect = () => this.o.server.expect({ k: 'bind', portal: b.portal, def: known });
+    return this.act(def.decision, id, def.text, {
+      forward: () => {
+        this.described.delete(b.portal);
+        this.forward(frame.buf, frame.start, frame.end);
+        expect();
+      },
+      refuse: (r) => {
+        this.say(this.o.refusals.bind(r, cycle));
+        expect();
+        this.skip = true;
+      },
+    });
+  }
+
+  /** FunctionCall names a function by OID only: it is judged as a call of that function by name. */
+  private functionCall(gate: PolicyGate, frame: Frame, body: Buffer): Hold | undefined {
+    const call = decodeFunctionCall(body);
+    let decision: Decision = { verdict: 'allow', hits: [] };
+    let name: string | undefined;
+    if (gate.enforce) {
+      const known = this.functionNames.get(call.functionOid);
+      if (known === undefined) {
+        const catalog = this.o.catalog;
+        return this.retry(async () => {
+          const fn = await catalog?.functionName(call.functionOid).catch(() => undefined);
+          this.functionNames.set(call.functionOid, fn ? `${quoteIdent(fn.schema)}.${quoteIdent(fn.name)}` : null);
+        }, frame);
+      }
+      const judged = known === null ? undefined : gate.judge(`SELECT ${known}()`, false);
+      if (judged !== undefined && judged !== 'wait' && !(judged instanceof Promise)) {
+        name = known ?? undefined;
+        decision = judged.decision;
+      } else {
+        decision = { verdict: 'block', rule: 'sluice:unknown-function', reason: `FunctionCall of the function with OID ${call.functionOid}, which the gateway cannot name`, hits: [] };
+      }
+    }
+    const cycle = this.o.tracker.cycles.client;
+    const id = this.o.tracker.functionCall(call.functionOid, call.args, name);
+    this.decided(gate, id, decision);
+    return this.act(decision, id, name === undefined ? `/* FunctionCall of the function with OID ${call.functionOid} */` : `SELECT ${name}(…)`, {
+      forward: () => {
+        this.forward(frame.buf, frame.start, frame.end);
+        this.o.server.expect({ k: 'call' });
+      },
+      refuse: (r) => {
+        // A Query fails and ends its cycle exactly as a FunctionCall does.
+        this.say(this.o.refusals.query(r, cycle));
+        this.o.server.expect({ k: 'call' });
+      },
+    });
+  }
+
+  private decided(gate: PolicyGate, queryId: number, d: Decision): void {
+    this.dirty = true;
+    if (!gate.enforce && d.verdict === 'allow') return;
+    this.o.ctx.audit.onDecision?.({ queryId, verdict: d.verdict, ...(d.rule !== undefined ? { rule: d.rule } : {}), ...(d.reason !== undefined ? { reason: d.reason } : {}), deferCommit: true });
+  }
+
+  /** Waits for `until`, then takes `frame` again. */
+  private retry(until: () => Promise<unknown>, frame: Frame): Hold {
+    return async () => {
+      await until();
+      return () => void (this.replay = frame);
+    };
+  }
+
+  private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
+    if (d.verdict === 'allow') how.forward();
+    else if (d.verdict === 'block') how.refuse(blockRefusal(d));
+    else return this.review(d, queryId, sql, how);
+    return undefined;
+  }
+
+  /** Holds the statement (and everything after it) until a reviewer decides. */
+  private review(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
+    const rule = d.rule ?? 'review';
+    const reviews = this.o.ctx.reviews;
+    if (reviews === undefined) {
+      how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but this gateway has no review service: not executed` });
+      return undefined;
+    }
+    const audit = this.o.ctx.audit;
+    return async () => {
+      let request;
+      try {
+        request = reviews.request({ sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) }, this.reviewAbort.signal);
+      } catch (err) {
+        this.o.ctx.log.error({ err }, 'review could not be requested');
+        return () => how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but the review could not be created: not executed` });
+      }
+      const reviewId = request.id;
+      audit.onReview?.({ queryId, event: 'created', reviewId });
+      this.o.server.relay.inject(
+        encodeNoticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: `query held for review ${reviewId} by rule ${rule}; an approver runs: sluice reviews approve ${reviewId}` }),
+      );
+      const outcome = await request.outcome.catch(() => ({ status: 'cancelled' }) as const);
+      this.dirty = true;
+      switch (outcome.status) {
+        case 'approved':
+          audit.onReview?.({ queryId, event: 'approved', reviewId, by: outcome.by, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) });
+          return how.forward;
+        case 'rejected':
+          audit.onReview?.({ queryId, event: 'rejected', reviewId, by: outcome.by, reason: outcome.reason });
+          return () => how.refuse({ sqlstate: '42501', message: `rejected in review ${reviewId} by ${outcome.by}: ${outcome.reason}` });
+        case 'expired':
+          audit.onReview?.({ queryId, event: 'expired', reviewId });
+          return () => how.refuse({ sqlstate: '57014', message: `review ${reviewId} expired without a decision: not executed` });
+        case 'cancelled':
+          return () => how.refuse({ sqlstate: '57014', message: `review ${reviewId} was cancelled: not executed` });
+      }
+    };
+  }
+}

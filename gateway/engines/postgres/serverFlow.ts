@@ -1,0 +1,386 @@
+// Target → client: the relay of the target's messages with everything the gateway does to them.
+// Always: pair results with statements for the audit, replace the errors that answer the
+// gateway's refusal markers (refusals.ts), note FATALs. With a policy: follow the extended
+// protocol message by message (the `expected` queue mirrors what the client sent and the target
+// must answer, in order), so prepared statements are learned from the target's confirmations and
+// each DataRow is matched with the RowDescription it belongs to. With masking: rewrite DataRow and
+// COPY rows. Without masking only the few small result messages are looked at and target chunks
+// go to the client as they came.
+import type { CopyMaskPlan, RowColumn, RowMasker } from '../../policy/index.js';
+import { createCopyMasker } from '../../policy/index.js';
+import type { SessionContext } from '../types.js';
+import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
+import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
+import type { PolicyGate, StatementDef } from './policyGate.js';
+import type { QueryTracker } from './queryTracker.js';
+import type { Refusals } from './refusals.js';
+import { maskedNames, rowValues, type ResultMasking, type ResultPlan } from './resultMasking.js';
+
+/** What the client sent that the target still has to answer (policy sessions only). */
+export type Expected =
+  | { readonly k: 'parse'; readonly name: string; readonly def: StatementDef | undefined }
+  | { readonly k: 'bind'; readonly portal: string; readonly def: StatementDef | undefined }
+  | { readonly k: 'describe'; readonly portal?: string; readonly injected: boolean }
+  | { readonly k: 'execute'; readonly portal: string }
+  | { readonly k: 'close'; readonly statement?: string }
+  | { readonly k: 'sync' }
+  | { k: 'query'; readonly def: StatementDef; done: number }
+  | { readonly k: 'call' };
+
+interface Portal {
+  readonly def: StatementDef | undefined;
+  plan?: ResultPlan;
+}
+
+/** The result rows currently arriving belong to this. */
+interface Current {
+  readonly columns: readonly RowColumn[] | undefined;
+  readonly masker: RowMasker | undefined;
+  sampling: boolean;
+  readonly queryId: number | undefined;
+}
+
+const t = (c: string) => c.charCodeAt(0);
+const CC = t('C'), EE = t('E'), II = t('I'), ss = t('s'), ZZ = t('Z'), TT = t('T'), DD = t('D'), nn = t('n'), dd = t('d'), cc = t('c'), HH = t('H'), SS = t('S');
+const ONE = t('1'), TWO = t('2'), THREE = t('3');
+
+export interface ServerFlowOptions {
+  readonly ctx: SessionContext;
+  readonly tracker: QueryTracker;
+  readonly refusals: Refusals;
+  /** Writes bytes to the client. */
+  readonly emit: (bytes: Buffer) => void;
+  /** The relay waited for a catalog look-up and may take target bytes again. */
+  readonly onResume: () => void;
+  readonly gate?: PolicyGate;
+  readonly masking?: ResultMasking;
+}
+
+export class ServerFlow {
+  readonly relay: PgBackendRelay;
+  /** The target's transaction status at its last ReadyForQuery. */
+  status: TransactionStatus = 'I';
+  /** A FATAL or PANIC the target sent: the session ends with it. */
+  fatal: { sqlstate: string; message: string } | undefined;
+  private readonly expected: Expected[] = [];
+  private readonly portals = new Map<string, Portal>();
+  private current: Current | undefined;
+  private copyMask: ((line: Buffer) => Buffer) | undefined;
+  private rowBytesReported = 0;
+  private byteDelta = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: ServerFlowOptions) {
+    this.relay = new PgBackendRelay(this.onMessage, o.emit, o.onResume);
+    const a = this.relay.actions;
+    for (const c of 'CIsZ') a[t(c)] = OBSERVE;
+    a[EE] = INTERCEPT;
+    // RowDescription starts the audit's sample of a result.
+    if (o.ctx.audit.onColumns !== undefined || o.ctx.audit.onRow !== undefined) a[TT] = OBSERVE;
+    if (o.gate !== undefined) for (const c of '123tnTHcGWVS') a[t(c)] = OBSERVE;
+    if (o.masking !== undefined) {
+      a[TT] = INTERCEPT;
+      a[nn] = INTERCEPT;
+    }
+  }
+
+  /** Cycles (Query, Sync, FunctionCall) the target has not finished yet. */
+  get outstanding(): number {
+    const c = this.o.tracker.cycles;
+    return c.client - c.server;
+  }
+
+  /** Resolves once the target has answered everything sent so far. */
+  whenIdle(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The client sent (or the gateway injected) a message the target must answer. */
+  expect(e: Expected): void {
+    this.expected.push(e);
+    if (this.expected.length === 1) this.frontChanged();
+  }
+
+  private readonly onMessage = (type: number, buf: Buffer, start: number, end: number): RelayVerdict | Promise<RelayVerdict> => {
+    switch (type) {
+      case DD:
+        return this.dataRow(buf, start, end);
+      case dd:
+        return this.copyData(buf, start, end);
+      case ZZ:
+        return this.ready(buf[start + 5] as number);
+      case CC: {
+        this.noteRows();
+        const tag = decodeCommandComplete(buf.subarray(start + 5, end));
+        this.o.tracker.commandComplete(tag);
+        this.endResult();
+        const f = this.expected[0];
+        if (f?.k === 'query') this.o.gate?.completed(f.def.analysis.ok ? f.def.analysis.statements[f.done++] : undefined, f.def.text);
+        else if (f?.k === 'execute') {
+          const def = this.portals.get(f.portal)?.def;
+          if (def?.analysis.ok) this.o.gate?.completed(def.analysis.statements[0], def.text);
+          this.shift();
+        }
+        return undefined;
+      }
+      case II:
+      case ss:
+        this.noteRows();
+        this.o.tracker.executeAnswered();
+        this.endResult();
+        if (this.expected[0]?.k === 'execute') this.shift();
+        return undefined;
+      case EE:
+        return this.error(buf, start, end);
+      case TT:
+        return this.rowDescription(buf, start, end);
+      case nn: {
+        const f = this.expected[0];
+        if (f?.k !== 'describe') return undefined;
+        this.shift();
+        return f.injected ? null : undefined;
+      }
+      case ONE: {
+        const f = this.expected[0];
+        if (f?.k === 'parse') {
+          this.shift();
+          this.o.gate?.parseAnswered(f.name, f.def);
+        }
+        return undefined;
+      }
+      case TWO: {
+        const f = this.expected[0];
+        if (f?.k === 'bind') {
+          this.shift();
+          this.portals.set(f.portal, { def: f.def });
+        }
+        return undefined;
+      }
+      case THREE: {
+        const f = this.expected[0];
+        if (f?.k === 'close') {
+          this.shift();
+          if (f.statement !== undefined) this.o.gate?.closed(f.statement);
+        }
+        return undefined;
+      }
+      case HH:
+        this.copyOut();
+        return undefined;
+      case cc:
+        this.setCopyMask(undefined);
+        return undefined;
+      case SS: {
+        const p = decodeParameterStatus(buf.subarray(start + 5, end));
+        this.o.gate?.parameterStatus(p.name, p.value);
+        return undefined;
+      }
+    }
+    return undefined;
+  };
+
+  private ready(status: number): undefined {
+    this.noteRows();
+    this.o.tracker.ready();
+    this.o.refusals.expire(this.o.tracker.cycles.server);
+    this.status = status === 0x54 ? 'T' : status === 0x45 ? 'E' : 'I';
+    this.endResult();
+    this.setCopyMask(undefined);
+    const f = this.expected[0];
+    if (f !== undefined) {
+      // Whatever the target skipped before this ReadyForQuery (after an error) is over too.
+      while (this.expected.length > 0 && !['sync', 'query', 'call'].includes(this.expected[0]!.k)) this.drop();
+      this.shift();
+    }
+    // Portals do not outlive their transaction.
+    if (this.status === 'I') this.portals.clear();
+    if (this.outstanding === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
+    return undefined;
+  }
+
+  private error(buf: Buffer, start: number, end: number): RelayVerdict {
+    this.noteRows();
+    const replacement = this.o.refusals.replacement(buf, start, end);
+    const body = replacement ?? buf.subarray(start, end);
+    let e: PgErrorFields | undefined;
+    try {
+      e = decodeErrorFields(body.subarray(5));
+    } catch {
+      e = undefined;
+    }
+    this.o.tracker.error(e?.code ?? '', e?.message ?? 'error too large to record');
+    if (e && (e.severity === 'FATAL' || e.severity === 'PANIC')) this.fatal = { sqlstate: e.code, message: e.message };
+    this.endResult();
+    this.setCopyMask(undefined);
+    const f = this.expected[0];
+    if (f !== undefined && f.k !== 'query' && f.k !== 'call' && f.k !== 'sync') {
+      // Extended protocol: the failed message, and everything up to Sync, gets no other answer.
+      this.drop();
+      while (this.expected.length > 0 && this.expected[0]!.k !== 'sync') this.drop();
+      this.frontChanged();
+    }
+    return replacement;
+  }
+
+  private rowDescription(buf: Buffer, start: number, end: number): RelayVerdict | Promise<RelayVerdict> {
+    const f = this.expected[0];
+    const statementDescribe = f?.k === 'describe' && f.portal === undefined;
+    if (statementDescribe) {
+      this.shift();
+      return undefined;
+    }
+    const injected = f?.k === 'describe' && f.injected;
+    const apply = (plan: ResultPlan | undefined): RelayVerdict => {
+      if (f?.k === 'describe') {
+        const portal = this.portals.get(f.portal as string);
+        if (portal !== undefined && plan !== undefined) portal.plan = plan;
+        this.shift();
+      } else this.startResult(plan);
+      return injected ? null : undefined;
+    };
+    if (this.o.masking === undefined) {
+      // Without masking only the audit's sample needs the columns.
+      const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? decodeColumns(buf, start, end) : undefined;
+      return apply(columns ? { columns, masker: undefined } : undefined);
+    }
+    const plan = this.o.masking.forRowDescription(buf, start, end);
+    if (plan instanceof Promise) return plan.then(apply);
+    return apply(plan);
+  }
+
+  /** A result starts: its columns go to the audit; rows are masked and sampled as it says. */
+  private startResult(plan: ResultPlan | undefined): void {
+    const queryId = this.o.tracker.currentId();
+    if (plan !== undefined && queryId !== undefined) this.o.ctx.audit.onColumns?.(queryId, plan.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })));
+    this.current = { columns: plan?.columns, masker: plan?.masker, sampling: plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined, queryId };
+    this.rowAction();
+  }
+
+  private endResult(): void {
+    const masker = this.current?.masker;
+    if (masker !== undefined && masker.stats.valuesMasked > 0) this.o.tracker.noteRows(0, maskedNames(masker));
+    if (this.current !== undefined) {
+      this.current = undefined;
+      this.rowAction();
+    }
+  }
+
+  private rowAction(): void {
+    const c = this.current;
+    this.relay.actions[DD] = c?.masker !== undefined ? INTERCEPT : c?.sampling ? OBSERVE : PASS;
+  }
+
+  private dataRow(buf: Buffer, start: number, end: number): RelayVerdict {
+    const c = this.current;
+    if (c === undefined) return undefined;
+    let frame = buf;
+    let at = start;
+    let verdict: RelayVerdict;
+    if (c.masker !== undefined) {
+      const view = buf.subarray(start, end);
+      const masked = c.masker.maskDataRow(view);
+      if (masked !== view) {
+        verdict = masked;
+        frame = masked;
+        at = 0;
+        this.byteDelta += masked.length - view.length;
+      }
+    }
+    if (c.sampling && c.queryId !== undefined && c.columns !== undefined) {
+      if (this.o.ctx.audit.onRow?.(c.queryId, rowValues(frame, at, c.columns)) === false) {
+        c.sampling = false;
+        this.rowAction();
+      }
+    }
+    return verdict;
+  }
+
+  private copyOut(): void {
+    const f = this.expected[0];
+    let plan: CopyMaskPlan | undefined;
+    let def: StatementDef | undefined;
+    if (f?.k === 'query') {
+      def = f.def;
+      plan = f.def.copyPlans?.[f.done];
+    } else if (f?.k === 'execute') {
+      def = this.portals.get(f.portal)?.def;
+      plan = def?.copyPlans?.[0];
+    }
+    if (this.o.masking === undefined) return;
+    if (plan?.action === 'mask') this.setCopyMask(createCopyMasker(plan.options));
+    else if (plan?.action !== 'none') {
+      // Not planned (a COPY the gateway did not see coming): its rows cannot leave unmasked.
+      this.o.ctx.log.warn({ statement: def?.text.slice(0, 200) }, 'COPY TO STDOUT without a masking plan: rows withheld');
+      this.setCopyMask(() => EMPTY_COPY);
+    }
+  }
+
+  private setCopyMask(m: ((line: Buffer) => Buffer) | undefined): void {
+    this.copyMask = m;
+    if (this.o.masking !== undefined) this.relay.actions[dd] = m === undefined ? PASS : INTERCEPT;
+  }
+
+  private copyData(buf: Buffer, start: number, end: number): RelayVerdict {
+    const m = this.copyMask;
+    if (m === undefined) return undefined;
+    const line = buf.subarray(start + 5, end);
+    const out = m(line);
+    if (out === line) return undefined;
+    if (out === EMPTY_COPY) return null;
+    const frame = Buffer.allocUnsafe(5 + out.length);
+    frame[0] = dd;
+    frame.writeInt32BE(4 + out.length, 1);
+    out.copy(frame, 5);
+    this.byteDelta += out.length - line.length;
+    return frame;
+  }
+
+  /** Row bytes since the last report go to the statement results currently belong to. */
+  private noteRows(): void {
+    const seen = this.relay.rowBytes;
+    const n = seen - this.rowBytesReported + this.byteDelta;
+    this.rowBytesReported = seen;
+    this.byteDelta = 0;
+    if (n !== 0) this.o.tracker.noteRows(n);
+  }
+
+  private shift(): void {
+    this.expected.shift();
+    this.frontChanged();
+  }
+
+  /** Removes the front without an answer (the target skipped it after an error). */
+  private drop(): void {
+    const f = this.expected.shift();
+    if (f?.k === 'parse') this.o.gate?.parseAnswered(f.name, undefined);
+  }
+
+  /** An Execute's rows use the plan its portal was described with. */
+  private frontChanged(): void {
+    const f = this.expected[0];
+    if (f?.k === 'execute' && this.current === undefined) {
+      const plan = this.portals.get(f.portal)?.plan;
+      if (plan !== undefined) this.startResult(plan);
+    }
+  }
+}
+
+const EMPTY_COPY = Buffer.alloc(0);
+
+function decodeColumns(buf: Buffer, start: number, end: number): RowColumn[] | undefined {
+  try {
+    const n = buf.readInt16BE(start + 5);
+    const cols: RowColumn[] = [];
+    let p = start + 7;
+    for (let i = 0; i < n; i++) {
+      const nul = buf.indexOf(0, p);
+      if (nul < 0 || nul + 19 > end) return undefined;
+      cols.push({ name: buf.toString('utf8', p, nul), tableOid: buf.readUInt32BE(nul + 1), attnum: buf.readInt16BE(nul + 5), typeOid: buf.readUInt32BE(nul + 7), typeSize: buf.readInt16BE(nul + 11), typeMod: buf.readInt32BE(nul + 13), formatCode: buf.readInt16BE(nul + 17) });
+      p = nul + 19;
+    }
+    return cols;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,266 @@
+// Policy enforcement in the PostgreSQL engine against a real server, with psql and the pg driver:
+// blocked statements (with the usual evasions) never reach the target — the target's tables are
+// checked afterwards — the client gets 42501 naming the rule and the session stays usable; the
+// extended protocol (blocked Parse, pipelines), prepared statements judged by what the target
+// confirmed, fast-path function calls, and every decision on record.
+import { createConnection } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
+import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
+import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
+import type { PostgresTarget } from '../../gateway/engines/types.js';
+import { build } from '../unit/postgres/builder.js';
+import { client, compile, connectionFor, freshDatabase, psql, startEngine, type Engine } from '../support/pgEngineHarness.js';
+
+const cluster = inject('pgCluster');
+
+const BLOCKING = compile({
+  rules: [
+    { id: 'no-ddl', block: { statements: ['drop', 'truncate', 'alter'] }, message: 'DDL is not allowed on production' },
+    { id: 'no-unbounded-writes', block: { unboundedWrites: true } },
+    { id: 'no-file-access', block: { functions: ['pg_read_file', 'pg_ls_dir', 'lo_export', 'dblink', 'lowrite'], copyProgram: true } },
+    { id: 'pii', mask: { columns: ['customers.email'], with: 'partial' } },
+  ],
+});
+
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let target: PostgresTarget;
+let gw: Engine;
+
+const counts = async () => {
+  const r = await db.admin.query("select (select count(*)::int from orders) as orders, (select count(*)::int from customers) as customers, (select count(*)::int from pg_attribute where attrelid = 'orders'::regclass and attnum > 0 and not attisdropped) as order_columns");
+  return r.rows[0] as { orders: number; customers: number; order_columns: number };
+};
+
+beforeAll(async () => {
+  db = await freshDatabase(cluster, 'policy');
+  target = db.target;
+  await db.admin.query(`
+    create table customers (id int primary key, name text, email text, card_number text);
+    create table orders (id int primary key, customer_id int references customers(id), amount numeric);
+    insert into customers select g, 'name ' || g, 'user' || g || '@example.com', '4111111111111111' from generate_series(1, 5) g;
+    insert into orders select g, 1 + g % 5, g * 10 from generate_series(1, 20) g;
+    alter table customers owner to app;
+    alter table orders owner to app;
+  `);
+  gw = await startEngine(connectionFor(target), { policy: BLOCKING });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await db?.drop();
+});
+
+const BLOCKED: [string, string][] = [
+  ['DROP TABLE orders', 'no-ddl'],
+  ['drop table orders', 'no-ddl'],
+  ['/* harmless */ DrOp   TaBlE "orders"', 'no-ddl'],
+  ['-- a comment\nDROP TABLE public.orders', 'no-ddl'],
+  ['TRUNCATE orders', 'no-ddl'],
+  ['truncate table only orders restart identity', 'no-ddl'],
+  ['ALTER TABLE orders ADD COLUMN x int', 'no-ddl'],
+  ['alter table orders drop column amount', 'no-ddl'],
+  ['DROP SCHEMA public CASCADE', 'no-ddl'],
+  ['SELECT 1; DROP TABLE orders', 'no-ddl'],
+  ['insert into orders values (100, 1, 1); select 2; truncate customers cascade', 'no-ddl'],
+  ['UPDATE orders SET amount = 0', 'no-unbounded-writes'],
+  ['DELETE FROM orders', 'no-unbounded-writes'],
+  ['delete from orders where true', 'no-unbounded-writes'],
+  ['delete from orders where 1 = 1', 'no-unbounded-writes'],
+  ['WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d', 'no-unbounded-writes'],
+  ['EXPLAIN ANALYZE DELETE FROM orders', 'no-unbounded-writes'],
+  ['explain (analyze, format json) update orders set amount = amount + 1', 'no-unbounded-writes'],
+  ['PREPARE wipe AS DELETE FROM orders', 'no-unbounded-writes'],
+  ['CREATE TABLE gone AS WITH d AS (DELETE FROM orders RETURNING *) SELECT * FROM d', 'no-unbounded-writes'],
+  ["SELECT pg_read_file('/etc/passwd')", 'no-file-access'],
+  ["select PG_CATALOG.PG_READ_FILE('postgresql.conf')", 'no-file-access'],
+  ["select * from pg_ls_dir('.')", 'no-file-access'],
+  ["select (select pg_read_file('x')) as sneaky", 'no-file-access'],
+  ["select dblink('dbname=app', 'drop table orders')", 'no-ddl'],
+  ["COPY orders TO PROGRAM 'cat > /tmp/sluice-orders'", 'no-file-access'],
+  ["copy orders from program 'echo 1'", 'no-file-access'],
+  ["DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", 'sluice:opaque-code'],
+  ['do language plpgsql $x$ begin delete from orders; end $x$', 'sluice:opaque-code'],
+  ['SELEC 1 FROM orders', 'sluice:unparseable'],
+  ['EXECUTE never_prepared', 'sluice:unknown-prepared-statement'],
+];
+
+const ALLOWED = [
+  'SELECT count(*) FROM orders',
+  "SELECT 'drop table orders' AS text",
+  'select 1 /* ; drop table orders */',
+  '-- drop table orders\nselect 2',
+  'UPDATE orders SET amount = amount WHERE id = 1',
+  'DELETE FROM orders WHERE id = -1',
+  'EXPLAIN DELETE FROM orders WHERE id = 1',
+  'with x as (select * from orders where id < 3) select count(*) from x',
+  "select $$drop table orders$$ as dollar_quoted",
+  'insert into orders values (1000, 1, 5) on conflict (id) do nothing',
+  'select dblink_is_not_blocked from (select 1 as dblink_is_not_blocked) s',
+  'begin; select 1; commit',
+];
+
+describe('blocking with the simple protocol (pg driver)', () => {
+  it.each(BLOCKED)('blocks %j by %s, runs nothing, and keeps the session usable', async (sql, rule) => {
+    const before = await counts();
+    const c = client(gw.port, target.database);
+    await c.connect();
+    try {
+      const err = (await c.query(sql).then(() => undefined, (e: unknown) => e)) as { code?: string; message?: string } | undefined;
+      expect(err?.code, sql).toBe('42501');
+      expect(err?.message).toContain(rule === 'no-ddl' && !sql.includes('dblink') ? 'DDL is not allowed on production' : rule);
+      expect((await c.query('select 40 + 2 as v')).rows).toEqual([{ v: 42 }]);
+    } finally {
+      await c.end();
+    }
+    expect(await counts()).toEqual(before);
+    const s = gw.sessions.at(-1)!;
+    await s.ended;
+    const rec = s.of(sql.slice(0, 12));
+    expect(rec.decision).toMatchObject({ verdict: 'block', rule });
+    expect(rec.result).toMatchObject({ status: 'error', sqlstate: '42501' });
+  });
+
+  it.each(ALLOWED)('allows %j', async (sql) => {
+    const c = client(gw.port, target.database);
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+    const s = gw.sessions.at(-1)!;
+    await s.ended;
+    expect(s.of(sql.slice(0, 12)).decision).toMatchObject({ verdict: 'allow' });
+  });
+
+  it('inside a transaction a blocked statement aborts it, as a server error would, and the status is the real one', async () => {
+    const c = client(gw.port, target.database);
+    await c.connect();
+    try {
+      await c.query('begin');
+      await c.query('insert into orders values (500, 1, 1)');
+      await expect(c.query('drop table orders')).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('select 1')).rejects.toMatchObject({ code: '25P02' });
+      await c.query('commit'); // becomes ROLLBACK: the insert must not survive
+      expect((await c.query('select count(*)::int as n from orders where id = 500')).rows).toEqual([{ n: 0 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql: a script with one blocked statement among others runs the others and says why', async () => {
+    const r = await psql(cluster.psqlPath, gw.port, target.database, ['-At', '-f', '-'], 'select 1;\ndrop table customers;\nselect 2;\n');
+    expect(r.stdout).toBe('1\n2\n');
+    expect(r.stderr).toContain('ERROR:  blocked by rule no-ddl: DDL is not allowed on production');
+    // -c sends the string as one Query: nothing of it runs.
+    const one = await psql(cluster.psqlPath, gw.port, target.database, ['-At', '-c', 'SELECT 3; TRUNCATE customers; SELECT 4']);
+    expect(one.stdout).toBe('');
+    expect(one.stderr).toContain('ERROR:  blocked by rule no-ddl');
+    expect((await counts()).customers).toBe(5);
+  });
+});
+
+describe('blocking with the extended protocol', () => {
+  it('a blocked Parse answers 42501 and the session goes on (pg driver, unnamed and named)', async () => {
+    const c = client(gw.port, target.database);
+    await c.connect();
+    try {
+      await expect(c.query({ text: 'DELETE FROM orders', queryMode: 'extended' } as never)).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query({ name: 'wipe', text: 'TRUNCATE orders' })).rejects.toMatchObject({ code: '42501' });
+      expect((await c.query('select $1::int * 2 as v', [21])).rows).toEqual([{ v: 42 }]);
+      await expect(c.query({ text: 'update orders set amount = $1', values: [0] })).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('no-unbounded-writes') });
+      expect((await c.query({ name: 'ok', text: 'select count(*)::int as n from orders where id < $1', values: [5] })).rows).toEqual([{ n: 4 }]);
+      expect((await c.query({ name: 'ok', text: 'select count(*)::int as n from orders where id < $1', values: [3] })).rows).toEqual([{ n: 2 }]);
+    } finally {
+      await c.end();
+    }
+    const s = gw.sessions.at(-1)!;
+    await s.ended;
+    expect(s.of('count(*)::int').query).toMatchObject({ params: ['5'], protocol: 'extended' });
+    expect(s.queries.filter((q) => q.text.includes('count(*)::int')).map((q) => q.params)).toEqual([['5'], ['3']]);
+    expect(s.of('update orders set amount').decision).toMatchObject({ verdict: 'block', rule: 'no-unbounded-writes' });
+  });
+
+  it('a pipeline: the blocked statement fails after the answers before it, the rest of its batch is skipped, the next batch runs', async () => {
+    const before = await counts();
+    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
+    const framer = createBackendFramer();
+    const seen: string[] = [];
+    let readies = 0;
+    let ready!: () => void;
+    let wanted = 1;
+    let reached = new Promise<void>((r) => (ready = r));
+    socket.on('data', (d: Buffer) => {
+      framer.push(d);
+      while (framer.next()) {
+        const t = String.fromCharCode(framer.type);
+        if (t === 'E') seen.push(`E:${decodeErrorFields(framer.body).code}`);
+        else if (t === 'C') seen.push(`C:${framer.body.toString('utf8', 0, framer.body.length - 1)}`);
+        else if (t === 'Z') seen.push(`Z:${String.fromCharCode(framer.body[0]!)}`);
+        else if (!'SKRD'.includes(t)) seen.push(t);
+        if (t === 'Z' && ++readies === wanted) ready();
+      }
+    });
+    socket.write(encodeStartupMessage([['user', 'x'], ['database', target.database]]));
+    await reached;
+    seen.length = 0;
+    readies = 0;
+    const parse = (sql: string) => build().cstring('').cstring(sql).int16(0).typed('P');
+    const bind = build().cstring('').cstring('').int16(0).int16(0).int16(0).typed('B');
+    const exec = build().cstring('').int32(0).typed('E');
+    const sync = build().typed('S');
+    const query = (sql: string) => build().cstring(sql).typed('Q');
+    wanted = 4;
+    reached = new Promise<void>((r) => (ready = r));
+    socket.write(
+      Buffer.concat([
+        parse('insert into orders values (600, 1, 1)'), bind, exec,
+        parse('drop table orders'), bind, exec,
+        parse('select 1'), bind, exec, sync,
+        parse('insert into orders values (601, 1, 1)'), bind, exec, sync,
+        query('select 1; drop table customers'),
+        query('select 2'),
+      ]),
+    );
+    await reached;
+    socket.destroy();
+    expect(seen).toEqual(['1', '2', 'C:INSERT 0 1', 'E:42501', 'Z:I', '1', '2', 'C:INSERT 0 1', 'Z:I', 'E:42501', 'Z:I', 'T', 'C:SELECT 1', 'Z:I']);
+    // The first insert was in the failed implicit transaction, as with a server error.
+    const after = await counts();
+    expect(after.orders).toBe(before.orders + 1);
+    expect((await db.admin.query('select id from orders where id between 600 and 699 order by id')).rows).toEqual([{ id: 601 }]);
+    await db.admin.query('delete from orders where id between 600 and 699');
+  });
+});
+
+describe('prepared statements and fast-path calls', () => {
+  it('EXECUTE is judged as the statement the target confirmed, not the last one sent', async () => {
+    const c = client(gw.port, target.database);
+    await c.connect();
+    const n = (await counts()).orders;
+    try {
+      await c.query('PREPARE total AS SELECT count(*)::int AS n FROM orders');
+      expect((await c.query('EXECUTE total')).rows).toEqual([{ n }]);
+      // A redefinition the server refuses (the name exists) must not change what EXECUTE runs.
+      await expect(c.query('PREPARE total AS SELECT 1 AS n')).rejects.toMatchObject({ code: '42P05' });
+      expect((await c.query('EXECUTE total')).rows).toEqual([{ n }]);
+      await c.query('DEALLOCATE total');
+      await expect(c.query('EXECUTE total')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('not seen prepared') });
+      // PREPARE and EXECUTE in one message.
+      const both = (await c.query('PREPARE two AS SELECT 2 AS n; EXECUTE two')) as unknown as { rows: unknown[] }[];
+      expect(both[1]?.rows).toEqual([{ n: 2 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('fast-path function calls are judged by the function they name (\\lo_import uses lowrite)', async () => {
+    const r = await psql(cluster.psqlPath, gw.port, target.database, ['-At', '-c', "\\lo_import '/etc/hostname'"]);
+    expect(r.stderr).toContain('blocked by rule no-file-access: function');
+    const s = gw.sessions.at(-1)!;
+    await s.ended;
+    expect(s.decisions.some((d) => d.verdict === 'block' && d.rule === 'no-file-access')).toBe(true);
+    expect(s.queries.some((q) => q.text.includes('"pg_catalog"."lowrite"'))).toBe(true);
+  });
+});
