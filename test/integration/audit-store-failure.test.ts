@@ -114,10 +114,10 @@ describe('the audit store fails mid-session', () => {
 });
 
 describe('the PostgreSQL store fails mid-session', () => {
-  // Needs the engine to pass `deferCommit: true` to onQuery and await `audit.flush()` before it
-  // forwards: a PostgreSQL store cannot commit synchronously inside onQuery, so without that the
-  // first statement after the failure is forwarded before its commit fails. Enable then.
-  it.skip('fails statements closed while the store role may not insert, and recovers when it may', async () => {
+  // The engine passes `deferCommit: true` and awaits `audit.flush()` before it forwards: a
+  // PostgreSQL store cannot commit synchronously inside onQuery, so without that the first
+  // statement after the failure would be forwarded before its commit fails.
+  it('fails statements closed while the store role may not insert, and recovers when it may', async () => {
     const su = cluster.roles.superuser;
     const db = `sluice_fail_${randomBytes(4).toString('hex')}`;
     const role = `sluice_store_${randomBytes(4).toString('hex')}`;

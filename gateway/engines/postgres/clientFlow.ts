@@ -9,7 +9,7 @@ import { encodeNoticeResponse } from './codec/backend.js';
 import type { PgFramer } from './codec/framer.js';
 import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
-import type { SessionContext } from '../types.js';
+import { AuditUnavailableError, type SessionContext } from '../types.js';
 import { quoteIdent, type TargetCatalog } from './catalog.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
@@ -25,6 +25,9 @@ interface Frame {
   readonly start: number;
   readonly end: number;
 }
+
+/** What the trail says of a statement whose audit commit failed. */
+export const NOT_FORWARDED = 'not forwarded: the audit store could not record it';
 
 const Q = 0x51, P = 0x50, B = 0x42, E = 0x45, D = 0x44, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
 
@@ -61,6 +64,8 @@ export class ClientFlow {
   private runEnd = 0;
   /** Audit events were staged since the last flush. */
   private dirty = false;
+  /** tracker.recorded when the current batch began. */
+  private batchMark = 0;
   private blocked = false;
   private closed = false;
   private terminating = false;
@@ -93,6 +98,7 @@ export class ClientFlow {
         if (hold !== undefined) break;
       }
     } catch (err) {
+      if (err instanceof AuditUnavailableError) this.o.tracker.notForwarded(this.batchMark, '58030', NOT_FORWARDED);
       return this.o.fail(err);
     }
     this.send(hold, false);
@@ -110,6 +116,8 @@ export class ClientFlow {
     const out = this.out.splice(0);
     const flushed = this.dirty ? this.o.ctx.audit.flush?.() : undefined;
     this.dirty = false;
+    const mark = this.batchMark;
+    this.batchMark = this.o.tracker.recorded;
     if (flushed === undefined) return this.sent(out, hold, again);
     this.block();
     flushed.then(
@@ -117,7 +125,11 @@ export class ClientFlow {
         this.unblock();
         this.sent(out, hold, true);
       },
-      (err: unknown) => this.o.fail(err),
+      (err: unknown) => {
+        // Nothing of the batch went out: its statements are on record as not forwarded.
+        this.o.tracker.notForwarded(mark, '58030', NOT_FORWARDED);
+        this.o.fail(err);
+      },
     );
   }
 

@@ -12,6 +12,8 @@ import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQuery, 
 
 interface Pending {
   readonly id: number;
+  /** Order of recording in this session. */
+  readonly seq: number;
   readonly protocol: 'simple' | 'extended';
   readonly cycle: number;
   readonly started: number;
@@ -43,6 +45,7 @@ export class QueryTracker {
   private pending: Pending[] = [];
   private clientCycle = 0;
   private serverCycle = 0;
+  private recordedCount = 0;
   private cycleFailed = false;
 
   constructor(
@@ -60,6 +63,27 @@ export class QueryTracker {
   /** The audit id of the statement results currently belong to, if any. */
   currentId(): number | undefined {
     return this.current()?.id;
+  }
+
+  /** How many statements were recorded so far: a mark for notForwarded(). */
+  get recorded(): number {
+    return this.recordedCount;
+  }
+
+  /**
+   * Statements recorded after `mark` never reached the target (their audit commit failed): they
+   * are reported with this error whatever else happens.
+   */
+  notForwarded(mark: number, sqlstate: string, message: string): void {
+    const t = this.now();
+    for (const q of this.pending) {
+      if (q.seq <= mark || q.done) continue;
+      q.done = true;
+      q.status = 'error';
+      q.sqlstate = sqlstate;
+      q.message = message;
+      q.finished = t;
+    }
   }
 
   /** Adds row bytes and masked column names to the statement results currently belong to. */
@@ -230,7 +254,7 @@ export class QueryTracker {
 
   private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended', kinds?: readonly string[]): number {
     const id = this.audit.onQuery({ text, ...(params ? { params } : {}), protocol, ...(kinds ? { kinds } : {}), ...(this.deferCommit ? { deferCommit: true } : {}) });
-    this.pending.push({ id, protocol, cycle: this.clientCycle, started: this.now(), done: false, status: 'ok', commands: [] });
+    this.pending.push({ id, seq: ++this.recordedCount, protocol, cycle: this.clientCycle, started: this.now(), done: false, status: 'ok', commands: [] });
     return id;
   }
 
