@@ -1,0 +1,103 @@
+// Policy through the real binaries: a gateway configured with a `policy:`, `sluice connect`, and
+// psql and the pg driver on the local port — blocks with the rule's message, masked results and
+// COPY, the connection's policy summary in `sluice connections`, and the generated masking key.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { collect, GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { freshDatabase } from '../support/pgEngineHarness.js';
+
+const cluster = inject('pgCluster');
+const PASSWORD_ENV = 'PG_TEST_PASSWORD';
+
+let gw: GatewayProcess;
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let token: string;
+let port: number;
+let connect: ChildProcess;
+
+beforeAll(async () => {
+  db = await freshDatabase(cluster, 'policy_connect');
+  await db.admin.query(`
+    create table customers (id int primary key, name text, email text, card_number text);
+    insert into customers values (1, 'Ada', 'ada.lovelace@example.com', '4111111111111111'), (2, 'Grace', 'grace.hopper@example.com', '5555555555554444');
+    alter table customers owner to app;
+  `);
+  gw = await startGateway({
+    env: { [PASSWORD_ENV]: cluster.password },
+    connections: [
+      {
+        name: 'pg-prod',
+        type: 'postgres',
+        target: { host: cluster.host, port: cluster.port, database: db.target.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' },
+        allow: { groups: ['eng'] },
+        policy: {
+          rules: [
+            { id: 'no-ddl', block: { statements: ['drop', 'truncate', 'alter'] }, message: 'DDL is not allowed on production' },
+            { id: 'pii', mask: { columns: ['customers.email'], with: 'partial' } },
+            { id: 'cards', mask: { columns: ['customers.card_number'], with: 'hash' } },
+            { id: 'pii-anywhere', mask: { detect: ['credit_card', 'email'], with: 'redact' } },
+          ],
+        },
+      },
+    ],
+  });
+  token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
+  connect = spawnCli(['connect', 'pg-prod', '--json', '--port', '0'], cliCtx());
+  const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
+  port = (JSON.parse(line.toString()) as { port: number }).port;
+});
+
+afterAll(async () => {
+  connect?.kill('SIGINT');
+  if (connect) await once(connect, 'exit');
+  await gw?.stop();
+  await db?.drop();
+});
+
+function cliCtx() {
+  return { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
+}
+
+function psql(args: string[]) {
+  const child = spawn(cluster.psqlPath, ['-X', '-h', '127.0.0.1', '-p', String(port), '-d', db.target.database, '-U', 'whoever', ...args], { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
+  return collect(child);
+}
+
+describe('policy through sluice connect', () => {
+  it('lists the policy with the connection', async () => {
+    const res = await runCli(['connections', '--json'], cliCtx());
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual([expect.objectContaining({ name: 'pg-prod', policy: 'blocks: no-ddl; masks: pii (partial), cards (hash), pii-anywhere (redact)' })]);
+    // `with: hash` needs the gateway's key: generated once, private, next to the store.
+    expect(statSync(join(gw.dir, 'state', 'masking-key')).mode & 0o777).toBe(0o600);
+  });
+
+  it('psql: a blocked statement fails with the rule, nothing runs, the session goes on', async () => {
+    const res = await psql(['-At', '-c', 'DROP TABLE customers', '-c', 'select count(*) from customers']);
+    expect(res.stderr).toContain('ERROR:  blocked by rule no-ddl: DDL is not allowed on production');
+    expect(res.stdout).toBe('2\n');
+    expect((await db.admin.query('select count(*)::int as n from customers')).rows).toEqual([{ n: 2 }]);
+  });
+
+  it('psql and the pg driver see masked values; \\copy is masked too', async () => {
+    const res = await psql(['-At', '-c', 'select email, card_number from customers order by id']);
+    const [ada, grace] = res.stdout.trim().split('\n');
+    expect(ada).toMatch(/^\*{20}\.com\|h:[0-9a-f]{16}$/);
+    expect(grace).toMatch(/^\*{20}\.com\|h:[0-9a-f]{16}$/);
+    const c = new pg.Client({ host: '127.0.0.1', port, database: db.target.database, user: 'x' });
+    await c.connect();
+    try {
+      expect((await c.query('select upper(email) as u from customers where id = $1', [1])).rows).toEqual([{ u: '[redacted]' }]);
+    } finally {
+      await c.end();
+    }
+    const copy = await psql(['-c', '\\copy customers to stdout csv']);
+    expect(copy.stdout).not.toContain('@example.com');
+    expect(copy.stdout).not.toContain('4111111111111111');
+    expect(copy.stdout.split('\n')[0]).toMatch(/^1,Ada,"\*{20}\.com","h:[0-9a-f]{16}"$/);
+  });
+});
