@@ -1,5 +1,6 @@
-// A typed client for the gateway's JSON API. Responses are validated with the shared contract;
-// refusals become typed errors carrying the gateway's own message.
+// A typed client for the gateway's JSON API. Every call goes through `sendRequest`/`requestJson`
+// here, so all commands report network, TLS and refusal errors the same way; responses are
+// validated with the shared contract.
 import type { z } from 'zod';
 import { AuthError, CliError } from '../errors.js';
 import { authConfig, connectionInfo, connectionList, errorBody, me, paths, type AuthConfig, type ConnectionInfo, type ConnectionList, type Me } from './contract.js';
@@ -14,31 +15,57 @@ export interface GatewayClient {
   connection(token: string, name: string): Promise<ConnectionInfo>;
 }
 
-export function createGatewayClient(endpoint: Endpoint): GatewayClient {
-  async function get<T>(path: string, schema: z.ZodType<T>, token?: string): Promise<T> {
-    let res: Response;
-    try {
-      res = await endpoint.fetch(endpoint.url + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    } catch (err) {
-      throw new CliError(describeNetworkError(endpoint, err));
-    }
+export interface RequestOptions {
+  token?: string;
+  /** JSON body: makes the request a POST. */
+  body?: Record<string, unknown>;
+}
+
+/** Sends one request; a non-2xx answer becomes the CLI's typed error with the gateway's message. */
+export async function sendRequest(endpoint: Endpoint, path: string, opts: RequestOptions = {}): Promise<Response> {
+  let res: Response;
+  try {
+    res = await endpoint.fetch(endpoint.url + path, {
+      method: opts.body ? 'POST' : 'GET',
+      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body ? { 'content-type': 'application/json' } : {}) },
+      ...(opts.body ? { body: JSON.stringify(opts.body) } : {}),
+    });
+  } catch (err) {
+    throw new CliError(describeNetworkError(endpoint, err));
+  }
+  if (!res.ok) {
     const text = await res.text();
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      throw new CliError(`the gateway at ${endpoint.url} answered ${res.status} with a body that is not JSON (is this a Sluice gateway?)`);
+      body = undefined;
     }
-    if (!res.ok) throw errorFromResponse(res.status, body);
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new CliError(`unexpected answer from the gateway for ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    return parsed.data;
+    throw errorFromResponse(res.status, body);
   }
+  return res;
+}
+
+/** Sends one request and validates its JSON answer against `schema`. */
+export async function requestJson<T>(endpoint: Endpoint, path: string, schema: z.ZodType<T>, opts: RequestOptions = {}): Promise<T> {
+  const res = await sendRequest(endpoint, path, opts);
+  let body: unknown;
+  try {
+    body = JSON.parse(await res.text());
+  } catch {
+    throw new CliError(`the gateway at ${endpoint.url} answered ${path} with a body that is not JSON (is this a Sluice gateway?)`);
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new CliError(`unexpected answer from the gateway for ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data;
+}
+
+export function createGatewayClient(endpoint: Endpoint): GatewayClient {
   return {
-    authConfig: () => get(paths.authConfig, authConfig),
-    me: (token) => get(paths.me, me, token),
-    connections: (token) => get(paths.connections, connectionList, token),
-    connection: (token, name) => get(paths.connection(name), connectionInfo, token),
+    authConfig: () => requestJson(endpoint, paths.authConfig, authConfig),
+    me: (token) => requestJson(endpoint, paths.me, me, { token }),
+    connections: (token) => requestJson(endpoint, paths.connections, connectionList, { token }),
+    connection: (token, name) => requestJson(endpoint, paths.connection(name), connectionInfo, { token }),
   };
 }
 

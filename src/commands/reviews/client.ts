@@ -2,10 +2,10 @@
 // (validated with the shared contract) and the two decisions, which are the CLI's only POSTs.
 // Refusals become the CLI's typed errors with the gateway's own message: 401/403 → AuthError
 // (exit 4), 404 → NotFoundError (exit 1), 409 and 400 → CliError (exit 1).
-import { describeNetworkError, errorFromResponse } from '../../api/client.js';
+import type { z } from 'zod';
+import { requestJson } from '../../api/client.js';
 import { paths, reviewInfo, reviewList, type ReviewInfo } from '../../api/contract.js';
 import type { Endpoint } from '../../api/endpoint.js';
-import { CliError } from '../../errors.js';
 
 export interface ReviewsClient {
   /** Pending reviews the caller may decide or requested; with `all`, also recently ended ones. */
@@ -15,33 +15,9 @@ export interface ReviewsClient {
   reject(token: string, id: string, reason: string): Promise<ReviewInfo>;
 }
 
-type Schema<T> = { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } };
-
 export function createReviewsClient(endpoint: Endpoint): ReviewsClient {
-  async function call<T>(path: string, schema: Schema<T>, token: string, body?: Record<string, unknown>): Promise<T> {
-    let res: Response;
-    try {
-      res = await endpoint.fetch(endpoint.url + path, {
-        method: body ? 'POST' : 'GET',
-        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (err) {
-      throw new CliError(describeNetworkError(endpoint, err));
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      if (!res.ok) throw errorFromResponse(res.status, undefined);
-      throw new CliError(`the gateway at ${endpoint.url} answered ${path} with a body that is not JSON (is this a Sluice gateway?)`);
-    }
-    if (!res.ok) throw errorFromResponse(res.status, json);
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new CliError(`unexpected answer from the gateway for ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    return parsed.data;
-  }
+  const call = <T>(path: string, schema: z.ZodType<T>, token: string, body?: Record<string, unknown>) =>
+    requestJson(endpoint, path, schema, { token, ...(body ? { body } : {}) });
   return {
     list: async (token, { all }) => (await call(paths.reviews + (all ? '?all=1' : ''), reviewList, token)).reviews,
     get: (token, id) => call(paths.review(id), reviewInfo, token),

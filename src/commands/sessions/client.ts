@@ -1,7 +1,8 @@
 // The audit half of the gateway API, for `sluice sessions …` and `sluice audit …`: session
 // listings and timelines (validated with the shared contract), the export stream and the public
 // key. Refusals become the CLI's typed errors with the gateway's own message.
-import { describeNetworkError, errorFromResponse } from '../../api/client.js';
+import type { z } from 'zod';
+import { requestJson, sendRequest } from '../../api/client.js';
 import { paths, sessionDetail, sessionList, type SessionDetail, type SessionList } from '../../api/contract.js';
 import type { Endpoint } from '../../api/endpoint.js';
 import { CliError, UsageError } from '../../errors.js';
@@ -23,37 +24,7 @@ export interface AuditClient {
 }
 
 export function createAuditClient(endpoint: Endpoint): AuditClient {
-  async function request(path: string, token?: string): Promise<Response> {
-    let res: Response;
-    try {
-      res = await endpoint.fetch(endpoint.url + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-    } catch (err) {
-      throw new CliError(describeNetworkError(endpoint, err));
-    }
-    if (!res.ok) {
-      const text = await res.text();
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = undefined;
-      }
-      throw errorFromResponse(res.status, body);
-    }
-    return res;
-  }
-  async function json<T>(path: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } }, token: string): Promise<T> {
-    const res = await request(path, token);
-    let body: unknown;
-    try {
-      body = await res.json();
-    } catch {
-      throw new CliError(`the gateway at ${endpoint.url} answered ${path} with a body that is not JSON`);
-    }
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw new CliError(`unexpected answer from the gateway for ${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-    return parsed.data;
-  }
+  const json = <T>(path: string, schema: z.ZodType<T>, token: string) => requestJson(endpoint, path, schema, { token });
   const qs = (params: Record<string, string | number | undefined>) => {
     const u = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) if (v !== undefined) u.set(k, String(v));
@@ -64,11 +35,11 @@ export function createAuditClient(endpoint: Endpoint): AuditClient {
     sessions: (token, q) => json(paths.sessions + qs({ connection: q.connection, user: q.user, since: q.since, limit: q.limit }), sessionList, token),
     session: (token, id) => json(paths.session(id), sessionDetail, token),
     async exportTrail(token, scope) {
-      const res = await request(paths.auditExport + qs(scope), token);
+      const res = await sendRequest(endpoint, paths.auditExport + qs(scope), { token });
       if (!res.body) throw new CliError('the gateway sent an empty export');
       return res.body as unknown as AsyncIterable<Uint8Array>;
     },
-    publicKey: async () => (await request(paths.auditKey)).text(),
+    publicKey: async () => (await sendRequest(endpoint, paths.auditKey)).text(),
   };
 }
 
