@@ -40,6 +40,14 @@ async function demo(): Promise<void> {
             description: 'Demo orders database (embedded PGlite)',
             target: { host: db.host, port: db.port, database: db.database, user: db.user, password: { env: 'DEMO_PG_PASSWORD' }, sslmode: 'disable' },
             allow: { groups: ['eng'] },
+            policy: {
+              rules: [
+                { id: 'no-ddl', block: { statements: ['drop', 'truncate', 'alter'] }, message: 'DDL is not allowed on the demo database' },
+                { id: 'no-unbounded-writes', block: { unboundedWrites: true } },
+                { id: 'writes-need-review', review: { statements: ['insert', 'update', 'delete'], approvers: ['dba'], timeout: '10m' }, except: { groups: ['dba'] } },
+                { id: 'pii', mask: { columns: ['customers.email', 'customers.card_number'], with: 'partial' } },
+              ],
+            },
           },
         ],
         log: { level: 'warn' },
@@ -63,7 +71,11 @@ In another terminal:
   npx sluice connections
   npx sluice connect demo-pg
   psql "host=127.0.0.1 port=5433 dbname=${db.database} user=sluice"      (any PostgreSQL client works)
-  npx sluice connect demo-pg -- psql -c "select name, email from customers limit 3"
+  npx sluice connect demo-pg -- psql -c "select name, email, card_number from customers limit 3"
+      emails and card numbers arrive masked; "drop table orders" is refused (rule no-ddl);
+      log in as bob and "update orders set status = 'paid' where id = 1" waits for alice:
+  npx sluice reviews            (as alice)    npx sluice reviews approve R-XXXX
+  npx sluice sessions           npx sluice sessions replay ID      npx sluice audit export > trail.jsonl
 
 Ctrl-C stops the demo.`);
 
