@@ -135,7 +135,8 @@ export class ClientFlow {
 
   private sent(out: Buffer[], hold: Hold | undefined, again: boolean): void {
     if (this.closed) return;
-    for (const b of out) this.o.write(b);
+    if (out.length === 1) this.o.write(out[0] as Buffer);
+    else if (out.length > 1) this.o.write(Buffer.concat(out));
     if (this.terminating) {
       this.closed = true;
       return this.o.terminated();

@@ -43,6 +43,9 @@ export class PgBackendRelay {
   private waiting = false;
   private injections: Buffer[] = [];
   private emittedMidMessage = false;
+  /** Output of the current drain: emitted as one Buffer, so a result with many rewritten rows costs one socket write per chunk, not one per row. */
+  private pieces: Buffer[] = [];
+  private piecesLen = 0;
 
   /**
    * @param emit receives every byte for the client, in order.
@@ -92,6 +95,21 @@ export class PgBackendRelay {
         this.pos = 0;
       }
     }
+    this.flushPieces();
+  }
+
+  private out(b: Buffer): void {
+    this.pieces.push(b);
+    this.piecesLen += b.length;
+  }
+
+  private flushPieces(): void {
+    const p = this.pieces;
+    if (p.length === 0) return;
+    this.pieces = [];
+    const len = this.piecesLen;
+    this.piecesLen = 0;
+    this.emit(p.length === 1 ? (p[0] as Buffer) : Buffer.concat(p, len));
   }
 
   /** Processes `chunk` from `this.pos`; returns false when it stopped for an asynchronous verdict. */
@@ -101,7 +119,7 @@ export class PgBackendRelay {
     /** Start of the bytes of this chunk not yet emitted (the current run of passed messages). */
     let from = pos;
     const flushRun = (to: number) => {
-      if (to > from) this.emit(from === 0 && to === n ? chunk : chunk.subarray(from, to));
+      if (to > from) this.out(from === 0 && to === n ? chunk : chunk.subarray(from, to));
       from = to;
     };
     while (pos < n) {
@@ -135,7 +153,7 @@ export class PgBackendRelay {
       if (this.headerFill === 0 && this.injections.length > 0) {
         flushRun(pos);
         this.emittedMidMessage = false;
-        for (const b of this.injections.splice(0)) this.emit(b);
+        for (const b of this.injections.splice(0)) this.out(b);
       }
       let start: number;
       let type: number;
@@ -183,9 +201,12 @@ export class PgBackendRelay {
           this.handler(type, chunk, start, pos);
           continue;
         }
+        const v = this.handler(type, chunk, start, pos);
+        // Kept as it is: it stays in the run, so an unchanged chunk is still one piece.
+        if (v === undefined) continue;
         flushRun(start);
         from = pos;
-        if (!this.decide(type, chunk, start, pos)) {
+        if (!this.settle(v, chunk, start, pos)) {
           this.pos = pos;
           return false;
         }
@@ -222,14 +243,17 @@ export class PgBackendRelay {
     // Emitted bytes end inside a message when a passed or observed message is incomplete.
     this.emittedMidMessage = (this.left > 0 || this.headerFill > 0) && this.curAction !== INTERCEPT;
     if (!this.emittedMidMessage && this.parts === undefined && this.headerFill === 0 && this.injections.length > 0) {
-      for (const b of this.injections.splice(0)) this.emit(b);
+      for (const b of this.injections.splice(0)) this.out(b);
     }
     return true;
   }
 
   /** Applies the handler's verdict; returns false when it is asynchronous (the relay waits). */
   private decide(type: number, buf: Buffer, start: number, end: number): boolean {
-    const v = this.handler(type, buf, start, end);
+    return this.settle(this.handler(type, buf, start, end), buf, start, end);
+  }
+
+  private settle(v: RelayVerdict | Promise<RelayVerdict>, buf: Buffer, start: number, end: number): boolean {
     if (!(v instanceof Promise)) {
       this.apply(v, buf, start, end);
       return true;
@@ -237,6 +261,7 @@ export class PgBackendRelay {
     // The frame may be a view of a chunk still in the queue: keep it as it is.
     const frame = buf.subarray(start, end);
     this.waiting = true;
+    this.flushPieces();
     v.then(
       (verdict) => {
         this.apply(verdict, frame, 0, frame.length);
@@ -254,7 +279,7 @@ export class PgBackendRelay {
 
   private apply(v: RelayVerdict, buf: Buffer, start: number, end: number): void {
     if (v === null) return;
-    this.emit(v ?? (start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
+    this.out(v ?? (start === 0 && end === buf.length ? buf : buf.subarray(start, end)));
   }
 
   /** Called when an asynchronous verdict fails; the owner ends the session. */
