@@ -234,6 +234,32 @@ describe('blocking with the extended protocol', () => {
   });
 });
 
+describe('settings the parser depends on, and COPY FROM STDIN', () => {
+  it('refuses statements while standard_conforming_strings is off or the client encoding is not UTF-8, until set back', async () => {
+    const c = client(gw.port, target.database);
+    await c.connect();
+    try {
+      await c.query('set standard_conforming_strings = off');
+      await expect(c.query("select 'a\\' as x")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('standard_conforming_strings is off') });
+      await c.query('set standard_conforming_strings = on');
+      expect((await c.query("select 'a\\' as x")).rows).toEqual([{ x: 'a\\' }]);
+      await c.query("set client_encoding = 'SJIS'");
+      await expect(c.query('select 1')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('client_encoding is SJIS') });
+      await c.query("set client_encoding = 'UTF8'");
+      expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('psql \\copy FROM STDIN goes through a policy (and is judged as COPY)', async () => {
+    const r = await psql(cluster.psqlPath, gw.port, target.database, ['-c', '\\copy orders from stdin'], '700\t1\t5\n701\t2\t6\n\\.\n');
+    expect(r.stdout).toBe('COPY 2\n');
+    expect((await db.admin.query('select count(*)::int as n from orders where id in (700, 701)')).rows).toEqual([{ n: 2 }]);
+    await db.admin.query('delete from orders where id in (700, 701)');
+  });
+});
+
 describe('prepared statements and fast-path calls', () => {
   it('EXECUTE is judged as the statement the target confirmed, not the last one sent', async () => {
     const c = client(gw.port, target.database);

@@ -7,7 +7,7 @@ import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
 import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
-import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
+import { encodeCancelRequest, encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { build } from '../unit/postgres/builder.js';
 import { ALICE, client, compile, connectionFor, FakeReviews, freshDatabase, startEngine, waitFor, type Engine } from '../support/pgEngineHarness.js';
 
@@ -147,6 +147,23 @@ describe('review verdicts', () => {
     reviews.decide(r.id, { status: 'rejected', by: 'dana@example.com', reason: 'no' });
     expect(await running).toMatchObject({ code: '42501' });
     expect((await db.admin.query('select note from items where id = 1')).rows).toEqual([{ note: 'approved' }]);
+    await c.end();
+  });
+
+  it("a CancelRequest (psql's Ctrl-C) cancels a held statement: 57014, the review is cancelled, nothing runs", async () => {
+    const c = client(gw.port, database);
+    await c.connect();
+    const before = reviews.requests.length;
+    const running = c.query("insert into items values (8, 'cancelled')").catch((e: unknown) => e);
+    const r = await nextReview(before);
+    const key = c as unknown as { processID: number; secretKey: number };
+    await new Promise<void>((resolve) => {
+      const s = createConnection({ host: '127.0.0.1', port: gw.port }, () => s.end(encodeCancelRequest(key.processID, key.secretKey)));
+      s.on('close', () => resolve());
+    });
+    expect(await running).toMatchObject({ code: '57014', message: 'canceling statement due to user request' });
+    expect(r.signal.aborted).toBe(true);
+    expect((await c.query('select count(*)::int as n from items where id = 8')).rows).toEqual([{ n: 0 }]);
     await c.end();
   });
 

@@ -77,7 +77,9 @@ export class ClientFlow {
   /** Portals described since their Bind (masking needs every Execute's columns). */
   private readonly described = new Set<string>();
   private readonly functionNames = new Map<number, string | null>();
-  private readonly reviewAbort = new AbortController();
+  /** The review the flow waits for, if any: a CancelRequest or the session's end aborts it. */
+  private reviewAbort: AbortController | undefined;
+  private cancelled = false;
 
   constructor(private readonly o: ClientFlowOptions) {}
 
@@ -107,7 +109,15 @@ export class ClientFlow {
   /** The session is over: drop what is held and cancel pending reviews. */
   close(): void {
     this.closed = true;
+    this.reviewAbort?.abort();
+  }
+
+  /** The client asked to cancel (CancelRequest): a statement held for review fails with 57014. */
+  cancelHeld(): boolean {
+    if (this.reviewAbort === undefined || this.reviewAbort.signal.aborted) return false;
+    this.cancelled = true;
     this.reviewAbort.abort();
+    return true;
   }
 
   /** Writes the decided batch once the audit has it, then waits for `hold` if there is one. */
@@ -399,9 +409,11 @@ export class ClientFlow {
     }
     const audit = this.o.ctx.audit;
     return async () => {
+      const abort = (this.reviewAbort = new AbortController());
+      this.cancelled = false;
       let request;
       try {
-        request = reviews.request({ sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) }, this.reviewAbort.signal);
+        request = reviews.request({ sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) }, abort.signal);
       } catch (err) {
         this.o.ctx.log.error({ err }, 'review could not be requested');
         return () => how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but the review could not be created: not executed` });
@@ -412,6 +424,7 @@ export class ClientFlow {
         encodeNoticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: `query held for review ${reviewId} by rule ${rule}; an approver runs: sluice reviews approve ${reviewId}` }),
       );
       const outcome = await request.outcome.catch(() => ({ status: 'cancelled' }) as const);
+      this.reviewAbort = undefined;
       this.dirty = true;
       switch (outcome.status) {
         case 'approved':
@@ -424,7 +437,8 @@ export class ClientFlow {
           audit.onReview?.({ queryId, event: 'expired', reviewId });
           return () => how.refuse({ sqlstate: '57014', message: `review ${reviewId} expired without a decision: not executed` });
         case 'cancelled':
-          return () => how.refuse({ sqlstate: '57014', message: `review ${reviewId} was cancelled: not executed` });
+          // PostgreSQL's own words for a cancelled statement, when the client cancelled it.
+          return () => how.refuse({ sqlstate: '57014', message: this.cancelled ? 'canceling statement due to user request' : `review ${reviewId} was cancelled: not executed` });
       }
     };
   }

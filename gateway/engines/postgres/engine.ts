@@ -16,6 +16,11 @@ export interface CancelRoute {
   readonly target: PostgresTarget;
   /** The target's own key for the session, if it sent one. */
   readonly upstreamKey?: { readonly pid: number; readonly secret: number };
+  /**
+   * Cancels what the gateway itself holds for the session (a statement waiting for review);
+   * true when there was one, and then the target is not sent the cancel (it runs nothing of it).
+   */
+  readonly cancelHeld?: () => boolean;
 }
 
 interface Entry extends CancelRoute {

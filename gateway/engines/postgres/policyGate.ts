@@ -176,7 +176,9 @@ export class PolicyGate {
   }
 
   private refuseUnsafe(text: string): Decision | undefined {
-    if (this.unsafe === undefined || /^\s*(set|reset)\s+(session\s+)?(standard_conforming_strings|client_encoding)\b[^;'"\\$]*;?\s*$/i.test(text)) return undefined;
+    // Setting it back must stay possible: without a `;` the text is one statement, and the
+    // server runs it as a SET of that parameter however the gateway would read its value.
+    if (this.unsafe === undefined || /^\s*(set|reset)\s+(session\s+)?(standard_conforming_strings|client_encoding)\b[^;]*;?\s*$/i.test(text)) return undefined;
     return { verdict: 'block', rule: 'sluice:unsafe-setting', reason: `${this.unsafe}; statements are refused until it is changed back`, hits: [] };
   }
 

@@ -197,6 +197,7 @@ export class PgSession {
       subject: this.ctx.identity.subject,
       target,
       ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
+      cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
     });
     this.cancelPid = key.pid;
     this.startFlows(accepted.audit.database, up.parameters);

@@ -95,10 +95,13 @@ export async function forwardCancel(
   const route = cancels.lookup(pid, secret);
   // A key only cancels through a tunnel of the same connection opened by the same identity: the
   // key alone is a bearer secret, and this keeps a leaked one from crossing that boundary.
-  if (!route?.upstreamKey || route.connectionName !== ctx.connection.name || route.subject !== ctx.identity.subject) {
+  if (!route || route.connectionName !== ctx.connection.name || route.subject !== ctx.identity.subject) {
     ctx.log.debug('postgres cancel request for an unknown key dropped');
     return;
   }
+  // A statement held for review has not reached the target: the gateway cancels it itself, and a
+  // cancel sent on to the target could only hit the client's next statement.
+  if (route.cancelHeld?.() === true || !route.upstreamKey) return;
   try {
     await cancelUpstream({
       connectionName: route.connectionName,
