@@ -30,9 +30,6 @@ interface Pending {
   masked?: Set<string>;
 }
 
-/** The target messages `serverMessage` needs: CommandComplete, ErrorResponse, EmptyQueryResponse, PortalSuspended, ReadyForQuery. */
-export const RESULT_MESSAGE_TYPES = 'CEIsZ';
-
 /** Message used for statements a target skipped because an earlier one in its pipeline failed. */
 export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same Sync failed';
 
@@ -129,7 +126,7 @@ export class QueryTracker {
   }
 
   /**
-   * Takes note of a target message of the types in RESULT_MESSAGE_TYPES; returns the fields of an
+   * Takes note of a target message (CommandComplete, ErrorResponse, EmptyQueryResponse, PortalSuspended, ReadyForQuery); returns the fields of an
    * ErrorResponse so the caller can see a FATAL. An empty body (too large to collect) is an error
    * without details.
    */

@@ -1,5 +1,5 @@
 // Backend messages: decoders against hand-built bodies, encoders byte for byte, and every
-// message through the backend framer and the relay scanner in every chunking.
+// message through the backend framer and the backend relay in every chunking.
 import { describe, expect, it } from 'vitest';
 import {
   decodeAuthentication,
@@ -19,7 +19,7 @@ import {
 } from '../../../gateway/engines/postgres/codec/backend.js';
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import { createBackendFramer } from '../../../gateway/engines/postgres/codec/framer.js';
-import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
+import { OBSERVE, PgBackendRelay } from '../../../gateway/engines/postgres/codec/backendRelay.js';
 import { build, chunkings } from './builder.js';
 
 describe('Authentication requests', () => {
@@ -104,7 +104,7 @@ describe('backend encoders', () => {
   });
 });
 
-describe('backend messages through the framer and the scanner in every chunking', () => {
+describe('backend messages through the framer and the relay in every chunking', () => {
   // Every message the gateway decodes from a target, plus two it only relays (T, D).
   const catalogue: [string, Buffer, ((body: Buffer) => unknown)?, unknown?][] = [
     ['AuthenticationOk', build().int32(0).typed('R'), decodeAuthentication, { kind: 'ok' }],
@@ -132,18 +132,22 @@ describe('backend messages through the framer and the scanner in every chunking'
         const framer = createBackendFramer();
         const frames: Buffer[] = [];
         const collected: string[] = [];
-        const scanner = new PgBackendScanner(messageTypeSet('CEIZ'), (type, buf, start, end) => {
-          collected.push(`${String.fromCharCode(type)}:${buf.toString('hex', start, end)}`);
-        });
+        const relayed: Buffer[] = [];
+        const scanner = new PgBackendRelay(
+          (type, buf, start, end) => void collected.push(`${String.fromCharCode(type)}:${buf.toString('hex', start + 5, end)}`),
+          (b) => relayed.push(Buffer.from(b)),
+        );
+        for (const t of 'CEIZ') scanner.actions[t.charCodeAt(0)] = OBSERVE;
         for (const chunk of chunks) {
           framer.push(chunk);
           while (framer.next()) {
             frames.push(Buffer.from(framer.frame));
             if (frames.length === 2 && decode) expect(decode(framer.body), how).toEqual(expected);
           }
-          scanner.scan(chunk);
+          scanner.push(chunk);
         }
         expect(frames, how).toEqual([neighbour, frame, neighbour]);
+        expect(Buffer.concat(relayed), how).toEqual(stream);
         expect(scanner.atBoundary, how).toBe(true);
         const scanned = [neighbour, frame, neighbour]
           .filter((f) => 'CEIZ'.includes(String.fromCharCode(f[0]!)))

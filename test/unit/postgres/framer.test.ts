@@ -1,6 +1,6 @@
 // Framing rules a gateway adds to a driver's parser: zero copy for whole frames, length caps
 // enforced from the header alone (before any body is buffered), refusal of types a client may
-// not send, and the scanner's boundary tracking without buffering.
+// not send, and the backend relay's boundary tracking without buffering.
 import { describe, expect, it } from 'vitest';
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import {
@@ -10,7 +10,15 @@ import {
   createBackendFramer,
   createFrontendFramer,
 } from '../../../gateway/engines/postgres/codec/framer.js';
-import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
+import { OBSERVE, PgBackendRelay, type RelayHandler } from '../../../gateway/engines/postgres/codec/backendRelay.js';
+
+/** A relay that observes `types` and drops its output (what the old scanner did). */
+function observer(types: string, onBody: (type: number, body: Buffer) => void, maxLength?: number, collectCap?: number): PgBackendRelay {
+  const handler: RelayHandler = (t, b, start, end) => void onBody(t, b.subarray(start + 5, end));
+  const r = new PgBackendRelay(handler, () => undefined, undefined, maxLength, collectCap);
+  for (const t of types) r.actions[t.charCodeAt(0)] = OBSERVE;
+  return r;
+}
 import { build } from './builder.js';
 
 function header(type: string, len: number): Buffer {
@@ -124,32 +132,36 @@ describe('PgFramer', () => {
   });
 });
 
-describe('PgBackendScanner', () => {
+describe('PgBackendRelay boundaries', () => {
   it('skips bodies without collecting them and tracks boundaries', () => {
     const seen: string[] = [];
-    const s = new PgBackendScanner(messageTypeSet('C'), (t, b, start, end) => seen.push(b.toString('utf8', start, end - 1)));
+    const s = observer('C', (_t, body) => seen.push(body.toString('utf8', 0, body.length - 1)));
     const row = build().int16(1).int32(1000).raw(Buffer.alloc(1000, 0x61)).typed('D');
-    s.scan(row.subarray(0, 3));
+    s.push(row.subarray(0, 3));
     expect(s.atBoundary).toBe(false);
-    s.scan(row.subarray(3, 500));
+    s.push(row.subarray(3, 500));
     expect(s.atBoundary).toBe(false);
-    s.scan(Buffer.concat([row.subarray(500), build().cstring('SELECT 1').typed('C')]));
+    s.push(Buffer.concat([row.subarray(500), build().cstring('SELECT 1').typed('C')]));
     expect(s.atBoundary).toBe(true);
     expect(seen).toEqual(['SELECT 1']);
   });
 
-  it('reports a collected message above the collect cap with an empty body', () => {
+  it('does not assemble an observed message above the collect cap: it is reported with an empty body', () => {
     const seen: number[] = [];
-    const s = new PgBackendScanner(messageTypeSet('E'), (_t, _b, start, end) => seen.push(end - start), 1 << 30, 8);
-    s.scan(build().raw(Buffer.alloc(20, 0x41)).typed('E'));
-    expect(seen).toEqual([0]);
+    const s = observer('E', (_t, body) => seen.push(body.length), 1 << 30, 8);
+    const e = build().raw(Buffer.alloc(20, 0x41)).typed('E');
+    s.push(e.subarray(0, 10));
+    s.push(e.subarray(10));
+    // Whole in one chunk it costs nothing to look at, so it is reported whole.
+    s.push(e);
+    expect(seen).toEqual([0, 20]);
     expect(s.atBoundary).toBe(true);
   });
 
   it('rejects a declared length outside 4..cap', () => {
-    const s = new PgBackendScanner(messageTypeSet(''), () => undefined, 1000);
-    expect(errorOf(() => s.scan(header('D', 1001))).code).toBe('bad-length');
-    const t = new PgBackendScanner(messageTypeSet(''), () => undefined);
-    expect(errorOf(() => t.scan(header('D', 2))).code).toBe('bad-length');
+    const s = observer('', () => undefined, 1000);
+    expect(errorOf(() => s.push(header('D', 1001))).code).toBe('bad-length');
+    const t = observer('', () => undefined);
+    expect(errorOf(() => t.push(header('D', 2))).code).toBe('bad-length');
   });
 });

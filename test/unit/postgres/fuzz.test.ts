@@ -14,7 +14,19 @@ import {
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import { createBackendFramer, createFrontendFramer } from '../../../gateway/engines/postgres/codec/framer.js';
 import { decodeBind, decodeClose, decodeFirstMessage, decodeFunctionCall, decodeParse, decodeQuery } from '../../../gateway/engines/postgres/codec/frontend.js';
-import { PgBackendScanner, messageTypeSet } from '../../../gateway/engines/postgres/codec/scanner.js';
+import { INTERCEPT, OBSERVE, PgBackendRelay, type RelayHandler } from '../../../gateway/engines/postgres/codec/backendRelay.js';
+
+/** A relay that observes C and Z and intercepts E (replaced) and D (kept), collecting what it emits. */
+function relay(onBody: (type: number, body: Buffer) => void, out: Buffer[] = []): PgBackendRelay {
+  const handler: RelayHandler = (t, b, start, end) => {
+    onBody(t, b.subarray(start + 5, end));
+    return t === 0x45 ? Buffer.from('E\0\0\0\x04') : undefined;
+  };
+  const r = new PgBackendRelay(handler, (b) => out.push(Buffer.from(b)));
+  for (const t of 'CZ') r.actions[t.charCodeAt(0)] = OBSERVE;
+  for (const t of 'ED') r.actions[t.charCodeAt(0)] = INTERCEPT;
+  return r;
+}
 
 const RUNS = 2000;
 
@@ -64,12 +76,12 @@ function feedClient(chunks: Buffer[]): void {
 
 function feedServer(chunks: Buffer[]): void {
   const f = createBackendFramer(1 << 20);
-  const s = new PgBackendScanner(messageTypeSet('CEZ'), (t, b, start, end) => backendDecoders[String.fromCharCode(t)]?.(b.subarray(start, end)));
+  const s = relay((t, body) => void (t === 0x44 || backendDecoders[String.fromCharCode(t)]?.(body)));
   for (const chunk of chunks) {
     f.push(chunk);
     while (f.next()) backendDecoders[String.fromCharCode(f.type)]?.(f.body);
   }
-  for (const chunk of chunks) s.scan(chunk);
+  for (const chunk of chunks) s.push(chunk);
 }
 
 /** A typed frame with a correct length and a random body: reaches deep into the decoders. */
@@ -115,7 +127,7 @@ describe('fuzz', () => {
     fc.assert(fc.property(stream, offsets, (bytes, cuts) => onlyProtocolErrors(() => feedServer(cut(bytes, cuts)))), { numRuns: RUNS });
   });
 
-  it('chunking never changes the frames or the scanned messages', () => {
+  it('chunking never changes the frames, the observed messages or what the relay emits', () => {
     const stream = fc.array(typedFrame('CDEZT'), { minLength: 1, maxLength: 8 }).map((frames) => Buffer.concat(frames));
     fc.assert(
       fc.property(stream, offsets, (bytes, cuts) => {
@@ -123,13 +135,14 @@ describe('fuzz', () => {
           const f = createBackendFramer();
           const frames: string[] = [];
           const scanned: string[] = [];
-          const s = new PgBackendScanner(messageTypeSet('CEZ'), (t, b, start, end) => scanned.push(`${t}:${b.toString('hex', start, end)}`));
+          const out: Buffer[] = [];
+          const s = relay((t, body) => void scanned.push(`${t}:${body.toString('hex')}`), out);
           for (const c of chunks) {
             f.push(c);
             while (f.next()) frames.push(f.frame.toString('hex'));
-            s.scan(c);
+            s.push(c);
           }
-          return { frames, scanned, boundary: s.atBoundary, left: f.buffered };
+          return { frames, scanned, boundary: s.atBoundary, left: f.buffered, emitted: Buffer.concat(out).toString('hex') };
         };
         expect(collect(cut(bytes, cuts))).toEqual(collect([bytes]));
       }),

@@ -159,3 +159,38 @@ describe('QueryTracker on raw messages', () => {
     expect(results).toEqual([expect.objectContaining({ status: 'ok', commands: ['SELECT 1'], rows: 1 })]);
   });
 });
+
+describe('QueryTracker for policy and masking', () => {
+  it('reports row bytes and masked columns with the statement, kinds with the query', () => {
+    const { tracker, queries, results } = setup();
+    const id = tracker.query('select email from customers; select 1', ['SELECT', 'SELECT']);
+    expect(tracker.currentId()).toBe(id);
+    tracker.noteRows(120, ['email']);
+    tracker.commandComplete('SELECT 3');
+    tracker.noteRows(30, ['detect:email', 'email']);
+    tracker.commandComplete('SELECT 1');
+    tracker.ready();
+    expect(queries[0]).toMatchObject({ kinds: ['SELECT', 'SELECT'] });
+    expect(results[0]).toMatchObject({ bytes: 150, masked: ['email', 'detect:email'], rows: 4 });
+  });
+
+  it('a refused Parse is a statement of its own; a failed audit commit marks its batch as not forwarded', () => {
+    const { tracker, results } = setup();
+    tracker.refusedParse('drop table t', ['DROP TABLE']);
+    tracker.sync();
+    tracker.error('42501', 'blocked by rule no-ddl');
+    tracker.ready();
+    expect(results[0]).toMatchObject({ status: 'error', sqlstate: '42501', message: 'blocked by rule no-ddl' });
+    tracker.query('select 1');
+    const mark = tracker.recorded;
+    tracker.query('insert into t values (1)');
+    tracker.query('insert into t values (2)');
+    tracker.notForwarded(mark, '58030', 'not forwarded');
+    tracker.abandon('58030', 'the session ended');
+    expect(results.slice(1).map((r) => [r.queryId, r.message])).toEqual([
+      [2, 'the session ended'],
+      [3, 'not forwarded'],
+      [4, 'not forwarded'],
+    ]);
+  });
+});
