@@ -5,7 +5,6 @@
 // or until the target has answered what was pipelined before (when a verdict depends on it).
 // While something is held nothing after it is read, so the target sees the client's messages in
 // the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
-import { encodeNoticeResponse } from './codec/backend.js';
 import type { PgFramer } from './codec/framer.js';
 import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
@@ -14,10 +13,9 @@ import { quoteIdent, type TargetCatalog } from './catalog.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
 import type { Refusal, Refusals } from './refusals.js';
+import { HeldReviews, type Hold } from './heldReviews.js';
 import type { ServerFlow } from './serverFlow.js';
 
-/** Something to wait for before the next client message; settles to what to do then. */
-type Hold = () => Promise<(() => void) | undefined>;
 
 interface Frame {
   readonly type: number;
@@ -77,11 +75,11 @@ export class ClientFlow {
   /** Portals described since their Bind (masking needs every Execute's columns). */
   private readonly described = new Set<string>();
   private readonly functionNames = new Map<number, string | null>();
-  /** The review the flow waits for, if any: a CancelRequest or the session's end aborts it. */
-  private reviewAbort: AbortController | undefined;
-  private cancelled = false;
+  private readonly reviews: HeldReviews;
 
-  constructor(private readonly o: ClientFlowOptions) {}
+  constructor(private readonly o: ClientFlowOptions) {
+    this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
+  }
 
   /** Takes every complete message the framer holds, unless something is held. */
   pump(): void {
@@ -109,15 +107,12 @@ export class ClientFlow {
   /** The session is over: drop what is held and cancel pending reviews. */
   close(): void {
     this.closed = true;
-    this.reviewAbort?.abort();
+    this.reviews.close();
   }
 
   /** The client asked to cancel (CancelRequest): a statement held for review fails with 57014. */
   cancelHeld(): boolean {
-    if (this.reviewAbort === undefined || this.reviewAbort.signal.aborted) return false;
-    this.cancelled = true;
-    this.reviewAbort.abort();
-    return true;
+    return this.reviews.cancel();
   }
 
   /** Writes the decided batch once the audit has it, then waits for `hold` if there is one. */
@@ -395,51 +390,7 @@ export class ClientFlow {
   private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
     if (d.verdict === 'allow') how.forward();
     else if (d.verdict === 'block') how.refuse(blockRefusal(d));
-    else return this.review(d, queryId, sql, how);
+    else return this.reviews.hold(d, queryId, sql, how);
     return undefined;
-  }
-
-  /** Holds the statement (and everything after it) until a reviewer decides. */
-  private review(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
-    const rule = d.rule ?? 'review';
-    const reviews = this.o.ctx.reviews;
-    if (reviews === undefined) {
-      how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but this gateway has no review service: not executed` });
-      return undefined;
-    }
-    const audit = this.o.ctx.audit;
-    return async () => {
-      const abort = (this.reviewAbort = new AbortController());
-      this.cancelled = false;
-      let request;
-      try {
-        request = reviews.request({ sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) }, abort.signal);
-      } catch (err) {
-        this.o.ctx.log.error({ err }, 'review could not be requested');
-        return () => how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but the review could not be created: not executed` });
-      }
-      const reviewId = request.id;
-      audit.onReview?.({ queryId, event: 'created', reviewId });
-      this.o.server.relay.inject(
-        encodeNoticeResponse({ severity: 'NOTICE', sqlstate: '00000', message: `query held for review ${reviewId} by rule ${rule}; an approver runs: sluice reviews approve ${reviewId}` }),
-      );
-      const outcome = await request.outcome.catch(() => ({ status: 'cancelled' }) as const);
-      this.reviewAbort = undefined;
-      this.dirty = true;
-      switch (outcome.status) {
-        case 'approved':
-          audit.onReview?.({ queryId, event: 'approved', reviewId, by: outcome.by, ...(outcome.reason !== undefined ? { reason: outcome.reason } : {}) });
-          return how.forward;
-        case 'rejected':
-          audit.onReview?.({ queryId, event: 'rejected', reviewId, by: outcome.by, reason: outcome.reason });
-          return () => how.refuse({ sqlstate: '42501', message: `rejected in review ${reviewId} by ${outcome.by}: ${outcome.reason}` });
-        case 'expired':
-          audit.onReview?.({ queryId, event: 'expired', reviewId });
-          return () => how.refuse({ sqlstate: '57014', message: `review ${reviewId} expired without a decision: not executed` });
-        case 'cancelled':
-          // PostgreSQL's own words for a cancelled statement, when the client cancelled it.
-          return () => how.refuse({ sqlstate: '57014', message: this.cancelled ? 'canceling statement due to user request' : `review ${reviewId} was cancelled: not executed` });
-      }
-    };
   }
 }
