@@ -9,15 +9,19 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { collect, GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
 import { freshDatabase } from '../support/pgEngineHarness.js';
+import { ALLOWED, BLOCKED, CORPUS_POLICY, CORPUS_SCHEMA } from '../support/policyCorpus.js';
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
 
 let gw: GatewayProcess;
 let db: Awaited<ReturnType<typeof freshDatabase>>;
+let corpusDb: Awaited<ReturnType<typeof freshDatabase>>;
 let token: string;
 let port: number;
 let connect: ChildProcess;
+let corpusConnect: ChildProcess;
+let corpusPort: number;
 
 beforeAll(async () => {
   db = await freshDatabase(cluster, 'policy_connect');
@@ -26,6 +30,8 @@ beforeAll(async () => {
     insert into customers values (1, 'Ada', 'ada.lovelace@example.com', '4111111111111111'), (2, 'Grace', 'grace.hopper@example.com', '5555555555554444');
     alter table customers owner to app;
   `);
+  corpusDb = await freshDatabase(cluster, 'policy_corpus');
+  await corpusDb.admin.query(CORPUS_SCHEMA);
   gw = await startGateway({
     env: { [PASSWORD_ENV]: cluster.password },
     connections: [
@@ -43,19 +49,32 @@ beforeAll(async () => {
           ],
         },
       },
+      {
+        name: 'pg-corpus',
+        type: 'postgres',
+        target: { host: cluster.host, port: cluster.port, database: corpusDb.target.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' },
+        allow: { groups: ['eng'] },
+        policy: CORPUS_POLICY,
+      },
     ],
   });
   token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
   connect = spawnCli(['connect', 'pg-prod', '--json', '--port', '0'], cliCtx());
   const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
   port = (JSON.parse(line.toString()) as { port: number }).port;
+  corpusConnect = spawnCli(['connect', 'pg-corpus', '--json', '--port', '0'], cliCtx());
+  const [second] = (await once(corpusConnect.stdout!, 'data')) as [Buffer];
+  corpusPort = (JSON.parse(second.toString()) as { port: number }).port;
 });
 
 afterAll(async () => {
-  connect?.kill('SIGINT');
-  if (connect) await once(connect, 'exit');
+  for (const c of [connect, corpusConnect]) {
+    c?.kill('SIGINT');
+    if (c) await once(c, 'exit');
+  }
   await gw?.stop();
   await db?.drop();
+  await corpusDb?.drop();
 });
 
 function cliCtx() {
@@ -71,7 +90,10 @@ describe('policy through sluice connect', () => {
   it('lists the policy with the connection', async () => {
     const res = await runCli(['connections', '--json'], cliCtx());
     expect(res.code, res.stderr).toBe(0);
-    expect(JSON.parse(res.stdout)).toEqual([expect.objectContaining({ name: 'pg-prod', policy: 'blocks: no-ddl; masks: pii (partial), cards (hash), pii-anywhere (redact)' })]);
+    expect(JSON.parse(res.stdout)).toEqual([
+      expect.objectContaining({ name: 'pg-prod', policy: 'blocks: no-ddl; masks: pii (partial), cards (hash), pii-anywhere (redact)' }),
+      expect.objectContaining({ name: 'pg-corpus', policy: 'blocks: no-ddl, no-unbounded-writes, no-file-access; masks: pii (partial)' }),
+    ]);
     // `with: hash` needs the gateway's key: generated once, private, next to the store.
     expect(statSync(join(gw.dir, 'state', 'masking-key')).mode & 0o777).toBe(0o600);
   });
@@ -99,5 +121,23 @@ describe('policy through sluice connect', () => {
     expect(copy.stdout).not.toContain('@example.com');
     expect(copy.stdout).not.toContain('4111111111111111');
     expect(copy.stdout.split('\n')[0]).toMatch(/^1,Ada,"\*{20}\.com","h:[0-9a-f]{16}"$/);
+  });
+
+  it(`the corpus through the tunnel: ${BLOCKED.length} statements blocked and nothing of them run, ${ALLOWED.length} allowed`, async () => {
+    const state = async () => (await corpusDb.admin.query("select (select count(*)::int from orders) as o, (select count(*)::int from customers) as c, (select sum(amount)::int from orders) as s, (select count(*)::int from pg_class where relname in ('orders', 'customers')) as t")).rows[0] as unknown;
+    const before = await state();
+    const c = new pg.Client({ host: '127.0.0.1', port: corpusPort, database: corpusDb.target.database, user: 'x' });
+    await c.connect();
+    try {
+      for (const [sql, rule] of BLOCKED) {
+        const err = (await c.query(sql).then(() => undefined, (e: unknown) => e)) as { code?: string; message?: string } | undefined;
+        expect(err?.code, sql).toBe('42501');
+        expect(err?.message, sql).toContain(rule === 'no-ddl' && !sql.includes('dblink') ? 'DDL is not allowed on production' : rule);
+      }
+      expect(await state()).toEqual(before);
+      for (const sql of ALLOWED) await c.query(sql);
+    } finally {
+      await c.end();
+    }
   });
 });
