@@ -184,7 +184,14 @@ export class TargetCatalog implements ColumnNameResolver {
         const framer = createBackendFramer();
         const rows: Row[] = [];
         let error: string | undefined;
+        // A catalog that does not answer must not hold the session's results forever.
+        const timer = setTimeout(() => {
+          cleanup();
+          socket.destroy();
+          reject(new Error('the catalog query timed out'));
+        }, this.opts.timeoutMs);
         const cleanup = () => {
+          clearTimeout(timer);
           socket.off('data', onData);
           socket.off('close', onClose);
         };

@@ -286,7 +286,8 @@ export class PgSession {
 
   private writeUpstream(bytes: Buffer): void {
     const up = this.upstream;
-    if (up === undefined || up.destroyed) return;
+    // Closing: a decision that settles now (a review, an audit commit) has nobody to go to.
+    if (up === undefined || up.destroyed || this.phase === 'closing') return;
     if (!up.write(bytes)) {
       this.clientBackpressure = true;
       this.client.pause();
@@ -306,6 +307,7 @@ export class PgSession {
   };
 
   private writeClient(bytes: Buffer): void {
+    if (this.phase === 'closing') return;
     this.bytesToClient += bytes.length;
     this.client.write(bytes);
   }

@@ -261,6 +261,8 @@ export class PgBackendRelay {
     // The frame may be a view of a chunk still in the queue: keep it as it is.
     const frame = buf.subarray(start, end);
     this.waiting = true;
+    // Everything before this message went out; it ends on a boundary.
+    this.emittedMidMessage = false;
     this.flushPieces();
     v.then(
       (verdict) => {
