@@ -131,6 +131,23 @@ describe('masking by source column', () => {
   });
 });
 
+describe('tables the catalog cannot see yet', () => {
+  it('redacts columns of a table created in the open transaction, and masks by name once it is committed', async () => {
+    const c = client(gw.port, database);
+    await c.connect();
+    const raw = { types: { getTypeParser: () => (v: string) => v } };
+    try {
+      await c.query('begin');
+      await c.query("create table fresh as select 1 as n, 'hello' as t");
+      expect((await c.query({ text: 'select n, t from fresh', ...raw })).rows).toEqual([{ n: REDACTED, t: REDACTED }]);
+      await c.query('commit');
+      expect((await c.query({ text: 'select n, t from fresh', ...raw })).rows).toEqual([{ n: '1', t: 'hello' }]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('masking by value detectors', () => {
   it('catches what columns cannot: expressions, free text, JSON — and leaves Luhn-invalid numbers', async () => {
     expect((await rows('select upper(email) as u from customers where id = 1'))[0]).toEqual({ u: REDACTED });

@@ -48,13 +48,13 @@ export class TargetCatalog implements ColumnNameResolver {
   private chain: Promise<unknown> = Promise.resolve();
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly byOid = new Map<number, ResolvedRelation | null>();
+  private readonly byOid = new Map<number, ResolvedRelation>();
   private readonly byName = new Map<string, number | null>();
 
   constructor(private readonly opts: CatalogOptions) {}
 
-  /** The relation if its OID was resolved before (null: resolved as unknown), else undefined. */
-  cached(oid: number): ResolvedRelation | null | undefined {
+  /** The relation if its OID was resolved before, else undefined. */
+  cached(oid: number): ResolvedRelation | undefined {
     return this.byOid.get(oid);
   }
 
@@ -121,10 +121,9 @@ export class TargetCatalog implements ColumnNameResolver {
     }
     for (const o of missing) {
       const rel = found.get(o);
-      if (!rel) {
-        this.byOid.set(o, null);
-        continue;
-      }
+      // Not cached: a table created in the client's open transaction is invisible here until it
+      // commits, and must not stay unknown (redacted) for the rest of the session.
+      if (!rel) continue;
       const resolved: { schema: string; table: string; columns: Map<number, string>; sources?: Map<number, readonly ColumnSource[]> } = { schema: rel.schema, table: rel.table, columns: rel.columns };
       if (rel.viewdef !== undefined) resolved.sources = await this.viewSources(rel.viewdef, rel.columns, depth);
       this.byOid.set(o, resolved);

@@ -42,12 +42,14 @@ export class ResultMasking {
     for (const o of oids) {
       const r = this.catalog.cached(o);
       if (r === undefined) unknown.push(o);
-      else if (r !== null) known.set(o, r);
+      else known.set(o, r);
     }
     if (unknown.length === 0) return this.remember(key, columns, known);
     return this.catalog.resolve(unknown).then(
       (found) => {
         for (const [o, r] of found) known.set(o, r);
+        // Columns of a table the catalog does not know yet are redacted, for this result only.
+        if (unknown.some((o) => !found.has(o))) return { columns, masker: planRowMask(this.mask, columns, known) };
         return this.remember(key, columns, known);
       },
       // Unresolved OIDs are masked with `redact` by planRowMask: do not cache that.
