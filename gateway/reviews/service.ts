@@ -219,7 +219,7 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
         throw new ReviewError(status, code, message);
       };
       if (r.requester.subject === who.subject) {
-        refuse(403, 'forbidden', `${who.name} requested review ${r.id} and may not ${verb} it: another member of ${r.approvers.join(', ')} must decide (to withdraw the statement, close your client's connection)`);
+        refuse(403, 'forbidden', `${who.name} requested review ${r.id} and may not ${verb} it: another member of ${r.approvers.join(', ')} must decide (to withdraw the statement, cancel it in your client (Ctrl-C in psql) or close the connection)`);
       }
       if (!inApprovers(r, who)) {
         refuse(403, 'forbidden', `${who.name} may not ${verb} review ${r.id}: it needs a member of ${r.approvers.join(', ')} (you are in ${who.groups.join(', ') || 'no groups'})`);

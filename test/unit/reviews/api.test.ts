@@ -106,7 +106,7 @@ describe('the reviews API', () => {
     const { id, outcome } = hold(alice);
     const self = await api(`/v1/reviews/${id}/approve`, { token: readFileTokenOf(aliceDir), method: 'POST' });
     expect([self.status, self.body.error?.code]).toEqual([403, 'forbidden']);
-    expect(self.body.error?.message).toBe(`alice@example.com requested review ${id} and may not approve it: another member of dba must decide (to withdraw the statement, close your client's connection)`);
+    expect(self.body.error?.message).toBe(`alice@example.com requested review ${id} and may not approve it: another member of dba must decide (to withdraw the statement, cancel it in your client (Ctrl-C in psql) or close the connection)`);
     const outsider = await decide(id, 'approve', tokens.sales as string);
     expect(outsider.status).toBe(403);
     expect(outsider.body.error?.message).toBe(`sales may not approve review ${id}: it needs a member of dba (you are in sales)`);
