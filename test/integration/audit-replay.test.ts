@@ -1,7 +1,6 @@
 // Replay prints results in psql's own table format. The formatter is checked byte for byte
-// against the real psql on the same results; the end-to-end comparison (replay of a tunnelled
-// session = what psql printed in it) needs the engine to report result rows (onColumns/onRow)
-// and is skipped until it does.
+// against the real psql on the same results; the replay of a tunnelled session end to end is in
+// audit-trail.test.ts.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -40,11 +39,5 @@ describe('replay renders results as psql does', () => {
     } finally {
       await client.end();
     }
-  });
-
-  it.skip('a replay of a tunnelled session prints what psql printed in it (needs the engine to call onColumns/onRow)', () => {
-    // Run a psql script through `sluice connect`, then compare its stdout with the result
-    // tables of `sluice sessions replay ID --speed 0` (prompt lines removed). Enable once the
-    // postgres engine reports RowDescription (onColumns) and masked DataRow values (onRow).
   });
 });
