@@ -18,6 +18,7 @@ import { refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
 import { startAudit, type AuditService } from './audit/service.js';
 import { createReviewRoutes } from './reviews/routes.js';
+import { createWebhookNotifier } from './reviews/notify.js';
 import { createReviewService, type ReviewService } from './reviews/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
@@ -96,7 +97,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const authConfig: AuthConfig = { issuer, clientId: config.identity.clientId, audience: config.identity.audience, scopes: [...config.identity.scopes] };
   const tunnels = new Set<AbortController>();
   const auditRoutes = createAuditRoutes({ audit, store, authenticate, log, url });
-  const reviews = createReviewService({ log, readers: config.audit.readers });
+  const reviews = createReviewService({
+    log,
+    readers: config.audit.readers,
+    ...(config.notify ? { onEvent: createWebhookNotifier({ url: config.notify.webhook, log }) } : {}),
+  });
   const reviewRoutes = createReviewRoutes({ reviews, authenticate });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {

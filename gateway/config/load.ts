@@ -48,6 +48,8 @@ export interface GatewayConfig {
   readonly connections: readonly Connection[];
   readonly logLevel: ParsedGatewayConfig['log']['level'];
   readonly connectTimeoutMs: number;
+  /** Review events are POSTed here (docs/reviews.md). */
+  readonly notify?: { readonly webhook: string };
 }
 
 /**
@@ -202,6 +204,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     connections: Object.freeze(connections),
     logLevel: cfg.log.level,
     connectTimeoutMs: cfg.connectTimeoutMs,
+    ...(cfg.notify ? { notify: { webhook: cfg.notify.webhook } } : {}),
   });
 }
 

@@ -102,6 +102,8 @@ export const gatewayConfigSchema = z
       })
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z.array(connection).default([]),
+    /** Where review events are posted (a Slack-compatible incoming webhook works). */
+    notify: z.strictObject({ webhook: z.url({ message: 'expected the webhook URL' }) }).optional(),
     /** The key of the `hash` masking strategy; default: `masking-key` in the state directory, created 0600. */
     masking: z.strictObject({ hashKey: secretRef.optional() }).default({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
