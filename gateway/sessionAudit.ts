@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, GENESIS_HASH, type EventKind } from '../src/api/auditTrail.js';
 import type { AuditWriter } from './audit/writer.js';
-import { sealSession } from './audit/ledger.js';
+import { sealOp } from './audit/ledger.js';
 import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
 import type { AuditOp, EventRecord } from './store/types.js';
 
@@ -225,7 +225,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       stage(
         { op: 'event', event: last },
         { op: 'end', id: meta.id, end: { endedAt, status: e.status, error, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries, events: seq } },
-        { op: 'seal', build: sealSession({ id: meta.id, startedAt, events: seq, final: last.hash }, now) },
+        sealOp({ id: meta.id, startedAt, events: seq, final: last.hash }, now),
       );
       ctx.onSealed?.();
       writer.schedule();

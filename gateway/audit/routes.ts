@@ -47,6 +47,9 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     }
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const reader = isReader(who);
+    // What is journaled but not yet ingested (up to ~20 ms of events) goes to the store first, so a
+    // reader sees everything up to the moment of asking.
+    await audit.writer.flush();
 
     if (path === paths.sessions) {
       const since = parseTime(query.get('since'));

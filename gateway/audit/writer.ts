@@ -1,17 +1,28 @@
-// The one writer between every session's audit and the store: a FIFO of staged ops committed in
-// order, many at a time (group commit: with `durability: fsync` concurrent sessions share one
-// fsync). It is also the gateway's view of the store's health: the first failed write marks it
-// unavailable (new statements and sessions are refused), the staged ops are kept, and a retry
-// every second — a heartbeat when nothing is queued — notices when the store is back.
+// The one writer between every session's audit and the store: a FIFO of staged ops made durable
+// in order, many at a time (group commit). With a journal (the gateway's setting, journal.ts)
+// "durable" means appended to the journal — a microsecond or two — and the ops reach the store
+// in large batches shortly after (ingest), because a store transaction per statement cost more
+// than the whole tunnel; without one (unit tests, the store benchmark) ops are committed to the
+// store directly. The writer is also the gateway's view of the audit's health: the first failed
+// append or ingest marks it unavailable (new statements and sessions are refused), the ops are
+// kept, and a retry every second — a heartbeat when nothing is queued — notices when writes work
+// again.
 import type { Logger } from 'pino';
 import { AuditUnavailableError } from '../engines/types.js';
 import type { AuditOp, Store } from '../store/types.js';
+import type { AuditJournal } from './journal.js';
 
 export interface AuditWriterOptions {
   store: Store;
   log: Logger;
   /** This gateway process; its heartbeat row doubles as the probe of a failed store. */
   instance: string;
+  /** Where ops become durable before they are ingested into the store. */
+  journal?: AuditJournal;
+  /** Journaled ops wait at most this long for their ingest (default 20 ms)... */
+  ingestMs?: number;
+  /** ...or until this many are waiting (default 4096). */
+  ingestOps?: number;
   retryMs?: number;
   now?: () => Date;
 }
@@ -24,7 +35,7 @@ interface Waiter {
 
 export class AuditWriter {
   private queue: AuditOp[] = [];
-  /** Ops ever staged / ever committed; committed ops are always a prefix of staged ones. */
+  /** Ops ever staged / ever made durable; durable ops are always a prefix of staged ones. */
   private staged = 0;
   private committed = 0;
   private waiters: Waiter[] = [];
@@ -34,27 +45,39 @@ export class AuditWriter {
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly store: Store;
+  private readonly journal: AuditJournal | undefined;
   private readonly log: Logger;
   private readonly retryMs: number;
+  private readonly ingestMs: number;
+  private readonly ingestOps: number;
   private readonly now: () => Date;
-  /** Commits so far and ops they carried: the group-commit ratio, for logs and benchmarks. */
-  readonly stats = { commits: 0, ops: 0 };
+  /** Journaled ops not yet handed to an ingest, in order. */
+  private toIngest: AuditOp[] = [];
+  /** The ops of an ingest that has not succeeded yet (their journal file is kept until it does). */
+  private ingesting: { ops: AuditOp[]; release: () => void } | undefined;
+  private ingestTimer: NodeJS.Timeout | undefined;
+  private ingestRun: Promise<void> | undefined;
+  /** Durable commits so far and ops they carried (the group-commit ratio); store ingests. */
+  readonly stats = { commits: 0, ops: 0, ingests: 0 };
 
   constructor(private readonly opts: AuditWriterOptions) {
     this.store = opts.store;
+    this.journal = opts.journal;
     this.log = opts.log;
     this.retryMs = opts.retryMs ?? 1_000;
+    this.ingestMs = opts.ingestMs ?? 20;
+    this.ingestOps = opts.ingestOps ?? 4096;
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** False from a failed write until the store accepts writes again. */
+  /** False from a failed write until writes succeed again. */
   get healthy(): boolean {
     return this.failure === undefined;
   }
 
-  /** Whether this store can commit synchronously (so onQuery can be write-ahead by itself). */
+  /** Whether commitNow() can make ops durable synchronously (so onQuery can be write-ahead by itself). */
   get canCommitNow(): boolean {
-    return this.store.commitSync !== undefined;
+    return this.journal !== undefined || this.store.commitSync !== undefined;
   }
 
   get pending(): number {
@@ -69,12 +92,11 @@ export class AuditWriter {
   }
 
   /**
-   * Commits everything staged, synchronously (SQLite). Throws AuditUnavailableError if the store
-   * is failing or the write fails; the ops stay queued for the retry.
+   * Makes everything staged durable, synchronously. Throws AuditUnavailableError if writes are
+   * failing or this one fails; the ops stay queued for the retry.
    */
   commitNow(): void {
-    const commitSync = this.store.commitSync;
-    if (!commitSync) throw new Error('this store cannot commit synchronously');
+    if (!this.canCommitNow) throw new Error('this store cannot commit synchronously');
     if (this.failure) throw new AuditUnavailableError(undefined, { cause: this.failure });
     if (this.inflight || this.queue.length === 0) {
       // An async commit holds earlier ops; committing later ones first would break the order.
@@ -83,16 +105,17 @@ export class AuditWriter {
     }
     const ops = this.queue;
     try {
-      commitSync(ops);
+      if (this.journal) this.journal.appendSync(ops);
+      else this.store.commitSync!(ops);
     } catch (err) {
       this.fail(err);
       throw new AuditUnavailableError(undefined, { cause: err });
     }
     this.queue = [];
-    this.done(ops.length);
+    this.done(ops);
   }
 
-  /** Resolves once every op up to `ticket` is committed; undefined if that is already so. */
+  /** Resolves once every op up to `ticket` is durable; undefined if that is already so. */
   whenCommitted(ticket: number): Promise<void> | undefined {
     if (ticket <= this.committed) return undefined;
     if (this.failure) return Promise.reject(new AuditUnavailableError(undefined, { cause: this.failure }));
@@ -101,27 +124,32 @@ export class AuditWriter {
     return p;
   }
 
-  /** Commits what is staged on the next turn of the event loop (together with whatever else arrives). */
+  /** Makes what is staged durable on the next turn of the event loop (together with whatever else arrives). */
   schedule(): void {
     if (this.scheduled || this.failure || this.closed) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      void this.commit();
     });
   }
 
-  /** Commits everything staged so far; resolves when done (or when the store has failed). */
+  /** Everything staged so far is durable and in the store when this resolves (or writes are failing). For readers, checkpoints and shutdown. */
   async flush(): Promise<void> {
+    await this.commit();
+    if (this.journal && !this.failure) await this.ingest();
+  }
+
+  /** Makes everything staged durable; resolves when done (or when writes have failed). */
+  private async commit(): Promise<void> {
     while (this.inflight) await this.inflight;
     if (this.queue.length === 0 || this.failure) return;
     const ops = this.queue;
     this.queue = [];
     this.inflight = (async () => {
       try {
-        if (this.store.commitSync) this.store.commitSync(ops);
-        else await this.store.commit(ops);
-        this.done(ops.length);
+        await this.write(ops);
+        this.done(ops);
       } catch (err) {
         this.queue = ops.concat(this.queue);
         this.fail(err);
@@ -135,6 +163,14 @@ export class AuditWriter {
     if (this.queue.length > 0) this.schedule();
   }
 
+  /** The durable step: a journal append (synchronous unless it must fsync), or a store commit. */
+  private async write(ops: AuditOp[]): Promise<void> {
+    const j = this.journal;
+    if (j) return j.appendsSync ? j.appendSync(ops) : j.append(ops);
+    if (this.store.commitSync) this.store.commitSync(ops);
+    else await this.store.commit(ops);
+  }
+
   /** Records this process's heartbeat; a failure marks the store unavailable like a failed commit. */
   async heartbeat(): Promise<void> {
     if (this.failure) return; // the retry loop probes instead
@@ -145,17 +181,22 @@ export class AuditWriter {
     }
   }
 
-  /** Stops retrying; the caller flushes first if it wants the queue written. */
+  /** Stops retrying and ingesting; the caller flushes first if it wants everything written. */
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.ingestTimer);
     for (const w of this.waiters.splice(0)) w.reject(new AuditUnavailableError('the gateway is shutting down'));
   }
 
-  private done(n: number): void {
-    this.committed += n;
+  private done(ops: AuditOp[]): void {
+    this.committed += ops.length;
     this.stats.commits++;
-    this.stats.ops += n;
+    this.stats.ops += ops.length;
+    if (this.journal) {
+      for (const o of ops) this.toIngest.push(o);
+      this.scheduleIngest();
+    }
     if (this.waiters.length === 0) return;
     const still: Waiter[] = [];
     for (const w of this.waiters) {
@@ -165,12 +206,70 @@ export class AuditWriter {
     this.waiters = still;
   }
 
+  private scheduleIngest(): void {
+    if (this.failure || this.closed) return;
+    if (this.toIngest.length >= this.ingestOps) {
+      clearTimeout(this.ingestTimer);
+      this.ingestTimer = undefined;
+      setImmediate(() => void this.ingest());
+    } else if (this.ingestTimer === undefined) {
+      this.ingestTimer = setTimeout(() => {
+        this.ingestTimer = undefined;
+        void this.ingest();
+      }, this.ingestMs);
+    }
+  }
+
+  /** Moves journaled ops into the store (see ingestAll); a failure marks the audit unavailable. */
+  private async ingest(): Promise<void> {
+    try {
+      await this.ingestAll();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Moves journaled ops into the store, in order, in one transaction per journal file; throws if the store refuses them. */
+  private ingestAll(): Promise<void> {
+    if (this.ingestRun) return this.ingestRun;
+    const run = (async () => {
+      // Not before the first await: with a synchronous store the whole loop could run before
+      // ingestRun is even assigned.
+      await undefined;
+      try {
+        while (this.ingesting !== undefined || this.toIngest.length > 0) {
+          if (this.ingesting === undefined) {
+            // An append in flight goes to the file about to be rotated out: its ops must be among those taken.
+            while (this.inflight) await this.inflight;
+            this.ingesting = { ops: this.toIngest, release: this.journal!.rotate() };
+            this.toIngest = [];
+          }
+          const { ops, release } = this.ingesting;
+          if (this.store.commitSync) this.store.commitSync(ops);
+          else await this.store.commit(ops);
+          this.ingesting = undefined;
+          this.stats.ingests++;
+          try {
+            release();
+          } catch (err) {
+            // The ops are in the store; a journal file that cannot be emptied is replayed (idempotently) at the next start.
+            this.log.warn({ err }, 'cannot empty an ingested audit journal file');
+          }
+        }
+      } finally {
+        this.ingestRun = undefined;
+      }
+    })();
+    this.ingestRun = run;
+    return run;
+  }
+
   private fail(err: unknown): void {
     const first = this.failure === undefined;
     this.failure = err instanceof Error ? err : new Error(String(err));
     for (const w of this.waiters.splice(0)) w.reject(new AuditUnavailableError(undefined, { cause: this.failure }));
     if (first) {
-      this.log.error({ err: this.failure, queued: this.queue.length }, 'the audit store cannot be written: statements and new sessions are refused until it can');
+      this.log.error({ err: this.failure, queued: this.queue.length, notIngested: this.toIngest.length + (this.ingesting?.ops.length ?? 0) }, 'the audit store cannot be written: statements and new sessions are refused until it can');
       this.retryLater();
     }
   }
@@ -182,17 +281,17 @@ export class AuditWriter {
   }
 
   private async retry(): Promise<void> {
-    // A copy: sessions keep staging (results, ends) while an asynchronous commit is awaited.
+    // A copy: sessions keep staging (results, ends) while an asynchronous write is awaited.
     const ops = this.queue.slice();
+    const ingestWaiting = this.journal !== undefined && (this.ingesting !== undefined || this.toIngest.length > 0);
     try {
       if (ops.length > 0) {
-        if (this.store.commitSync) this.store.commitSync(ops);
-        else await this.store.commit(ops);
+        await this.write(ops);
         this.queue = this.queue.slice(ops.length);
-        this.done(ops.length);
-      } else {
-        await this.store.heartbeat(this.opts.instance, this.now());
+        this.done(ops);
       }
+      if (this.journal) await this.ingestAll();
+      if (ops.length === 0 && !ingestWaiting) await this.store.heartbeat(this.opts.instance, this.now());
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
       return this.retryLater();

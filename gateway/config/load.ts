@@ -189,6 +189,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     maxBytes,
     ...(cfg.audit.retainDays !== undefined ? { retainDays: cfg.audit.retainDays } : {}),
     readers: Object.freeze([...cfg.audit.readers]),
+    journalDir: stateDir,
     keyFile: cfg.audit.key !== undefined ? abs(cfg.audit.key) : resolve(stateDir, 'audit-ed25519.pem'),
     checkpoint: Object.freeze({ ...cfg.audit.checkpoint }),
   });

@@ -5,7 +5,7 @@
 import pg from 'pg';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
 import { checkLedgerRun, toCheckpoint, toEvent, toLedger, toSession, toToken, type Row } from './rows.js';
-import { DuplicateNameError, type AuditOp, type EventRecord, type LedgerHead, type LedgerRecord, type SessionFilter, type Store } from './types.js';
+import { DuplicateNameError, type AuditOp, type CommitOptions, type EventRecord, type LedgerHead, type LedgerRecord, type SessionFilter, type Store } from './types.js';
 
 const migrations: readonly string[] = [
   `CREATE TABLE service_tokens (
@@ -98,10 +98,10 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     }
   };
   // Runs of events go in one statement: a busy gateway's group commit is one round trip for them.
-  const insertEvents = (c: pg.PoolClient, events: readonly EventRecord[]) =>
+  const insertEvents = (c: pg.PoolClient, events: readonly EventRecord[], replay: boolean) =>
     c.query(
       `INSERT INTO audit_events (session_id, seq, kind, at, body, hash)
-       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])`,
+       SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[])${replay ? ' ON CONFLICT DO NOTHING' : ''}`,
       [events.map((e) => e.session), events.map((e) => e.seq), events.map((e) => e.kind), events.map((e) => e.at.getTime()), events.map((e) => e.body), events.map((e) => e.hash)],
     );
 
@@ -128,11 +128,12 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     listServiceTokens: async () => (await rows('SELECT * FROM service_tokens ORDER BY created_at')).map(toToken),
     revokeServiceToken: async (name) => ((await pool.query('UPDATE service_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL', [Date.now(), name])).rowCount ?? 0) > 0,
 
-    async commit(ops: readonly AuditOp[]) {
+    async commit(ops: readonly AuditOp[], opts?: CommitOptions) {
+      const replay = opts?.replay === true;
       await tx(async (c) => {
         let run: EventRecord[] = [];
         const flushRun = async () => {
-          if (run.length > 0) await insertEvents(c, run);
+          if (run.length > 0) await insertEvents(c, run, replay);
           run = [];
         };
         for (const o of ops) {
@@ -145,7 +146,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
             const s = o.session;
             await c.query(
               `INSERT INTO audit_sessions (id, connection, protocol, subject, identity_name, email, identity_kind, groups, origin, client_address, database, started_at, instance)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)${replay ? ' ON CONFLICT (id) DO NOTHING' : ''}`,
               [s.id, s.connection, s.protocol, s.subject, s.identityName, s.email, s.identityKind, JSON.stringify(s.groups), s.origin, s.clientAddress, s.database, s.startedAt.getTime(), s.instance],
             );
           } else if (o.op === 'end') {
@@ -155,6 +156,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
               [o.id, e.endedAt.getTime(), e.status, e.error, e.bytesFromClient, e.bytesToClient, e.queries, e.events],
             );
           } else {
+            if (replay && (await rows('SELECT ledger_seq FROM audit_sessions WHERE id = $1', [o.seal.id], c))[0]?.ledger_seq != null) continue;
             await c.query(`SELECT pg_advisory_xact_lock(${LEDGER_LOCK})`);
             const h = await headOf(c);
             const records = o.build(h);

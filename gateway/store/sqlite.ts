@@ -86,11 +86,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     findToken: db.prepare('SELECT * FROM service_tokens WHERE hash = ?'),
     listTokens: db.prepare('SELECT * FROM service_tokens ORDER BY created_at'),
     revokeToken: db.prepare('UPDATE service_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL'),
-    insertSession: db.prepare(
-      `INSERT INTO audit_sessions (id, connection, protocol, subject, identity_name, email, identity_kind, groups, origin, client_address, database, started_at, instance)
-       VALUES (@id, @connection, @protocol, @subject, @identityName, @email, @identityKind, @groups, @origin, @clientAddress, @database, @startedAt, @instance)`,
-    ),
+    insertSession: db.prepare(insertSessionSql('INSERT')),
+    replaySession: db.prepare(insertSessionSql('INSERT OR IGNORE')),
     insertEvent: db.prepare('INSERT INTO audit_events (session_id, seq, kind, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+    replayEvent: db.prepare('INSERT OR IGNORE INTO audit_events (session_id, seq, kind, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+    sealedAt: db.prepare('SELECT ledger_seq FROM audit_sessions WHERE id = ?'),
     endSession: db.prepare(
       `UPDATE audit_sessions SET ended_at = @endedAt, status = @status, error = @error, bytes_from_client = @bytesFromClient,
        bytes_to_client = @bytesToClient, queries = @queries, events = @events WHERE id = @id`,
@@ -125,23 +125,24 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     return r ? { seq: Number(r.seq), hash: String(r.hash) } : { seq: 0, hash: GENESIS_HASH };
   };
 
-  const commit = db.transaction((ops: readonly AuditOp[]) => {
+  const commit = db.transaction((ops: readonly AuditOp[], replay: boolean) => {
     for (const o of ops) {
       switch (o.op) {
         case 'session': {
           const s = o.session;
-          q.insertSession.run({ ...s, groups: JSON.stringify(s.groups), startedAt: s.startedAt.getTime() });
+          (replay ? q.replaySession : q.insertSession).run({ ...s, groups: JSON.stringify(s.groups), startedAt: s.startedAt.getTime() });
           break;
         }
         case 'event': {
           const e = o.event;
-          q.insertEvent.run(e.session, e.seq, e.kind, e.at.getTime(), e.body, e.hash);
+          (replay ? q.replayEvent : q.insertEvent).run(e.session, e.seq, e.kind, e.at.getTime(), e.body, e.hash);
           break;
         }
         case 'end':
           q.endSession.run({ id: o.id, ...o.end, endedAt: o.end.endedAt.getTime() });
           break;
         case 'seal': {
+          if (replay && (q.sealedAt.get(o.seal.id) as Row | undefined)?.ledger_seq != null) break;
           const h = head();
           const records = o.build(h);
           checkLedgerRun(h.seq, records);
@@ -225,8 +226,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     listServiceTokens: async () => (q.listTokens.all() as Row[]).map(toToken),
     revokeServiceToken: async (name) => q.revokeToken.run(Date.now(), name).changes > 0,
 
-    commitSync: (ops) => commit(ops),
-    commit: async (ops) => commit(ops),
+    commitSync: (ops, opts) => commit(ops, opts?.replay === true),
+    commit: async (ops, opts) => commit(ops, opts?.replay === true),
     async heartbeat(instance, at) {
       q.heartbeat.run(instance, at.getTime(), at.getTime());
     },
@@ -265,6 +266,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       if (db.open) db.close();
     },
   };
+}
+
+function insertSessionSql(insert: string): string {
+  return `${insert} INTO audit_sessions (id, connection, protocol, subject, identity_name, email, identity_kind, groups, origin, client_address, database, started_at, instance)
+     VALUES (@id, @connection, @protocol, @subject, @identityName, @email, @identityKind, @groups, @origin, @clientAddress, @database, @startedAt, @instance)`;
 }
 
 function migrate(db: Database.Database): void {

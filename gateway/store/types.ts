@@ -90,8 +90,21 @@ export interface CheckpointRecord {
   signature: string;
 }
 
+/** What a session's seal in the ledger says (the builder turns it into the ledger entry). */
+export interface SealInput {
+  id: string;
+  startedAt: Date;
+  events: number;
+  /** The hash of the session's last event. */
+  final: string;
+}
+
 /** Given the ledger's current head, returns the entries to append (seq head.seq + 1, …). */
 export type LedgerBuilder = (head: LedgerHead) => LedgerRecord[];
+
+export interface CommitOptions {
+  replay?: boolean;
+}
 
 /** One write in an audit commit; a commit applies its ops in order, in one transaction. */
 export type AuditOp =
@@ -99,7 +112,7 @@ export type AuditOp =
   | { op: 'event'; event: EventRecord }
   | { op: 'end'; id: string; end: SessionEnd }
   /** Appends ledger entries under the store's ledger lock (replicas append one at a time). */
-  | { op: 'seal'; build: LedgerBuilder };
+  | { op: 'seal'; seal: SealInput; build: LedgerBuilder };
 
 export interface SessionFilter {
   /** Only this identity's sessions (what a non-reader may see). */
@@ -143,10 +156,14 @@ export interface Store {
   /** Returns false when no active token has that name. */
   revokeServiceToken(name: string): Promise<boolean>;
 
-  /** Applies the ops in order in one transaction: all or nothing. */
-  commit(ops: readonly AuditOp[]): Promise<void>;
-  /** The same, synchronously, for stores that can (SQLite): lets the audit commit before a statement is forwarded without the engine awaiting anything. */
-  commitSync?(ops: readonly AuditOp[]): void;
+  /**
+   * Applies the ops in order in one transaction: all or nothing. With `replay` (the audit journal
+   * after a crash) ops already applied are skipped: a session or event that exists, a seal of a
+   * session already sealed.
+   */
+  commit(ops: readonly AuditOp[], opts?: CommitOptions): Promise<void>;
+  /** The same, synchronously, for stores that can (SQLite). */
+  commitSync?(ops: readonly AuditOp[], opts?: CommitOptions): void;
   /** Records that a gateway process is alive (also the probe that tells a failed store came back). */
   heartbeat(instance: string, at: Date): Promise<void>;
   addCheckpoint(c: CheckpointRecord): Promise<void>;

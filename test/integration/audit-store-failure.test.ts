@@ -114,9 +114,10 @@ describe('the audit store fails mid-session', () => {
 });
 
 describe('the PostgreSQL store fails mid-session', () => {
-  // The engine passes `deferCommit: true` and awaits `audit.flush()` before it forwards: a
-  // PostgreSQL store cannot commit synchronously inside onQuery, so without that the first
-  // statement after the failure would be forwarded before its commit fails.
+  // Statements are durable once in the gateway's local journal and reach the store in batches
+  // ~20 ms later, so the statement right after the store breaks may still run (it is on record in
+  // the journal and is stored when the store is back); once an ingest has failed, statements
+  // fail closed. What must hold: the target never runs a statement the trail does not have.
   it('fails statements closed while the store role may not insert, and recovers when it may', async () => {
     const su = cluster.roles.superuser;
     const db = `sluice_fail_${randomBytes(4).toString('hex')}`;
@@ -159,22 +160,33 @@ describe('the PostgreSQL store fails mid-session', () => {
     await a.connect();
     await a.query(`insert into ${pgTable} values (1)`);
     await storeDb.query(`REVOKE INSERT ON audit_events FROM ${role}`);
+    const dispatcher = new Agent({ connect: gw.caFile ? { ca: readFileSync(gw.caFile) } : {} });
+    let refusedAt: number | undefined;
     try {
-      const err = (await a.query(`insert into ${pgTable} values (2)`).then(
-        () => undefined,
-        (e: unknown) => e,
-      )) as { code?: string } | undefined;
-      expect(err?.code).toBe('58030');
-      expect((await admin.query(`select n from ${pgTable} order by n`)).rows).toEqual([{ n: 1 }]);
+      // Within a second the failed ingest is noticed; from then on every statement is refused.
+      for (let n = 2; n < 40 && refusedAt === undefined; n++) {
+        const err = (await a.query(`insert into ${pgTable} values (${n})`).then(
+          () => undefined,
+          (e: unknown) => e,
+        )) as { code?: string } | undefined;
+        if (err !== undefined) {
+          expect(err.code).toBe('58030');
+          refusedAt = n;
+        } else await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(refusedAt).toBeDefined();
+      expect((await fetch(`${gw.url}/healthz`, { dispatcher })).status).toBe(503);
+      const ran = (await admin.query(`select n from ${pgTable} order by n`)).rows.map((r: { n: number }) => r.n);
+      expect(ran).toEqual(Array.from({ length: (refusedAt as number) - 1 }, (_, i) => i + 1));
     } finally {
       await storeDb.query(`GRANT INSERT ON audit_events TO ${role}`);
     }
-    const insertThree = async () => {
+    const insertAfter = async () => {
       const c = new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
       c.on('error', () => undefined);
       try {
         await c.connect();
-        await c.query(`insert into ${pgTable} values (3)`);
+        await c.query(`insert into ${pgTable} values (1000)`);
         return true;
       } catch {
         return false;
@@ -182,7 +194,19 @@ describe('the PostgreSQL store fails mid-session', () => {
         await c.end().catch(() => undefined);
       }
     };
-    await expect.poll(insertThree, { timeout: 5_000, interval: 500 }).toBe(true);
-    expect((await admin.query(`select n from ${pgTable} order by n`)).rows).toEqual([{ n: 1 }, { n: 3 }]);
+    await expect.poll(insertAfter, { timeout: 5_000, interval: 500 }).toBe(true);
+    await a.end().catch(() => undefined);
+    // Every statement the target ran is in the trail, the refused one too (as refused), and it verifies.
+    const executed = (await admin.query(`select n from ${pgTable} order by n`)).rows.map((r: { n: number }) => r.n);
+    await new Promise((r) => setTimeout(r, 300));
+    const exp = await runCli(['audit', 'export'], ctx);
+    const trail = exp.stdout;
+    for (const n of executed) expect(trail).toContain(`insert into ${pgTable} values (${n})`);
+    expect(trail).toContain('not forwarded: the audit store could not record it');
+    const key = await runCli(['audit', 'key'], ctx);
+    writeFileSync(join(gw.dir, 'p.pub'), key.stdout);
+    writeFileSync(join(gw.dir, 'p.jsonl'), trail);
+    const v = await runCli(['audit', 'verify', join(gw.dir, 'p.jsonl'), '--key', join(gw.dir, 'p.pub')], { configDir: newConfigDir() });
+    expect(v.code, v.stderr).toBe(0);
   });
 });

@@ -213,7 +213,7 @@ describe('sluice audit export and verify', () => {
 
 describe('what the store holds', () => {
   it('never the held database password or a service token, though statements are there', async () => {
-    const files = ['sluice.db', 'sluice.db-wal'].map((f) => join(work, 'state', f));
+    const files = ['sluice.db', 'sluice.db-wal', 'audit-journal-a.jsonl', 'audit-journal-b.jsonl'].map((f) => join(work, 'state', f));
     const bytes = Buffer.concat(files.map((f) => readFileSync(f)));
     expect(bytes.includes(Buffer.from(MARKER))).toBe(true); // the right files: statements are recorded
     expect(bytes.includes(Buffer.from(cluster.password))).toBe(false);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { purgeEntry, sealSession } from '../../gateway/audit/ledger.js';
+import { purgeEntry, sealOp } from '../../gateway/audit/ledger.js';
 import { openPostgresStore } from '../../gateway/store/postgres.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';
 import { DuplicateNameError, type AuditOp, type EventRecord, type NewSession, type Store } from '../../gateway/store/types.js';
@@ -83,7 +83,7 @@ function wholeSession(s: NewSession, kinds = ['session.start', 'query', 'result'
     { op: 'session', session: s },
     ...events.map((event): AuditOp => ({ op: 'event', event })),
     { op: 'end', id: s.id, end: { endedAt, status: 'ok', error: null, bytesFromClient: 10, bytesToClient: 20, queries: 1, events: events.length } },
-    { op: 'seal', build: sealSession({ id: s.id, startedAt: s.startedAt, events: events.length, final: last.hash }, () => endedAt) },
+    sealOp({ id: s.id, startedAt: s.startedAt, events: events.length, final: last.hash }, () => endedAt),
   ];
 }
 

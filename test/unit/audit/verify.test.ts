@@ -24,6 +24,7 @@ const settings = (over: Partial<AuditSettings> = {}): AuditSettings => ({
   maxBytes: 65536,
   readers: ['auditors'],
   keyFile: join(dir, 'audit-ed25519.pem'),
+  journalDir: dir,
   checkpoint: { sessions: 2, seconds: 3600 },
   ...over,
 });
@@ -193,7 +194,7 @@ describe('retention', () => {
     const rdir = mkdtempSync(join(tmpdir(), 'sluice-retention-'));
     let t = Date.parse('2026-10-01T00:00:00.000Z');
     const rstore = openSqliteStore(join(rdir, 'r.db'));
-    const a = await startAudit({ store: rstore, settings: settings({ keyFile: join(rdir, 'k.pem'), retainDays: 30 }), log, now: () => new Date(t) });
+    const a = await startAudit({ store: rstore, settings: settings({ keyFile: join(rdir, 'k.pem'), journalDir: rdir, retainDays: 30 }), log, now: () => new Date(t) });
     try {
       const run = async (id: string) => {
         const s = a.openSession({ id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
@@ -234,7 +235,7 @@ describe('anchors: a later export must extend an earlier one', () => {
     // Whoever holds the key and the store rebuilds a history without some session: the new trail
     // verifies on its own, but not against what was exported before.
     const forgedStore = openSqliteStore(':memory:');
-    const forger = await startAudit({ store: forgedStore, settings: settings(), log, now });
+    const forger = await startAudit({ store: forgedStore, settings: settings({ journalDir: mkdtempSync(join(tmpdir(), 'sluice-forger-')) }), log, now });
     try {
       for (let i = 0; i < 4; i++) {
         const s = forger.openSession({ id: `s_f${i}`, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });

@@ -152,7 +152,7 @@ describe('sluice reviews', () => {
       const lines = table.stdout.trimEnd().split('\n');
       expect(lines[0]).toMatch(/^ID\s+STATUS\s+REQUESTED\s+BY\s+CONNECTION\s+RULE\s+YOU\s+STATEMENT$/);
       const row = lines.find((l) => l.startsWith(id));
-      expect(row).toMatch(/pending, expires in \d+s\s+.*\s+dev\s+pg-prod\s+writes-need-review\s+may decide\s+update accounts set balance = 0 where id = 42$/);
+      expect(row).toMatch(/pending, expires in (\d+m )?\d+s\s+.*\s+dev\s+pg-prod\s+writes-need-review\s+may decide\s+update accounts set balance = 0 where id = 42$/);
       expect(table.stderr).toContain('sluice reviews approve R-');
       const json = await runCli(['reviews', 'ls', '--json'], as('dev'));
       expect((JSON.parse(json.stdout) as ReviewInfo[]).find((r) => r.id === id)).toMatchObject({ canDecide: false, status: 'pending' });

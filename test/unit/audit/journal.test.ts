@@ -1,0 +1,112 @@
+// The write-ahead journal between the session recorders and the store: statements are durable once
+// appended, reach the store in batches, and a process that dies in between loses nothing — the next
+// start replays the journal (idempotently). Plus its refusals: a torn tail is tolerated, a corrupt
+// line is named, and two processes never share one journal.
+import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { AuditJournal, JournalError, readJournal } from '../../../gateway/audit/journal.js';
+import { AuditWriter } from '../../../gateway/audit/writer.js';
+import type { Identity } from '../../../gateway/engines/types.js';
+import { createSessionAudit } from '../../../gateway/sessionAudit.js';
+import { openSqliteStore } from '../../../gateway/store/sqlite.js';
+import type { AuditOp, Store } from '../../../gateway/store/types.js';
+
+const log = pino({ level: 'silent' });
+const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['eng'], kind: 'human' };
+
+const replayInto = (store: Store) => (ops: AuditOp[]) => store.commit(ops, { replay: true });
+
+/** One session with `n` statements recorded through a writer over `journal`; the ingest is far away unless asked for. */
+function record(store: Store, journal: AuditJournal, id: string, n: number, ingestMs = 60_000) {
+  const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs });
+  const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+  a.onSessionStart({ database: 'app', clientUser: 'x' });
+  for (let i = 0; i < n; i++) {
+    const q = a.onQuery({ text: `select ${i}`, protocol: 'simple' });
+    a.onResult({ queryId: q, status: 'ok', commands: ['SELECT 1'], rows: 1, durationMs: 0.1 });
+  }
+  return { writer, audit: a };
+}
+
+describe('audit journal', () => {
+  it('makes statements durable at once, and a crash before the ingest loses none of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    const { writer } = record(store, journal, 's_crash', 3);
+    // The query events are durable (the recorder committed them before returning) but not stored yet.
+    expect(await store.listEvents('s_crash')).toEqual([]);
+    expect(journal.backlogBytes).toBeGreaterThan(0);
+    await new Promise((r) => setImmediate(r)); // the results' group commit
+    writer.close();
+    // "Crash": this process's journal is never closed; a new one in the same process takes over
+    // after the lock holder is gone (here: the lock file is removed by hand).
+    const lock = join(dir, 'audit-journal.lock');
+    writeFileSync(lock, '999999999');
+    const kinds = readJournal(dir).map((o) => (o.op === 'event' ? o.event.kind : o.op));
+    expect(kinds).toEqual(['session', 'session.start', 'query', 'result', 'query', 'result', 'query', 'result']);
+    const again = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    expect((await store.listEvents('s_crash')).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(readJournal(dir)).toEqual([]); // replayed, then emptied
+    again.close();
+  });
+
+  it('replays idempotently: ops already in the store are skipped, a seal is not applied twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'fsync' }, replayInto(store));
+    const { writer, audit } = record(store, journal, 's_twice', 2);
+    audit.onSessionEnd({ status: 'ok', bytesFromClient: 1, bytesToClient: 2 });
+    await writer.flush();
+    expect((await store.getSession('s_twice'))?.ledgerSeq).toBe(1);
+    // Everything is stored, yet the same ops are handed to a replay (a crash between the ingest and emptying the file).
+    const ops = (await store.listEvents('s_twice')).map((event): AuditOp => ({ op: 'event', event }));
+    await store.commit(ops, { replay: true });
+    const sealed = await store.getSession('s_twice');
+    await store.commit([{ op: 'seal', seal: { id: 's_twice', startedAt: sealed!.startedAt, events: 6, final: 'f'.repeat(64) }, build: () => { throw new Error('must not build a second seal'); } }], { replay: true });
+    expect((await store.listEvents('s_twice')).length).toBe(6);
+    expect((await store.ledgerHead()).seq).toBe(1);
+    writer.close();
+    journal.close();
+  });
+
+  it('ingests in batches after ingestMs, emptying the journal file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    const { writer } = record(store, journal, 's_batch', 50, 10);
+    await expect.poll(async () => (await store.listEvents('s_batch')).length, { timeout: 2000 }).toBe(101);
+    expect(writer.stats.ingests).toBeLessThanOrEqual(2);
+    await expect.poll(() => journal.backlogBytes).toBe(0);
+    expect(statSync(join(dir, 'audit-journal-a.jsonl')).size + statSync(join(dir, 'audit-journal-b.jsonl')).size).toBe(0);
+    writer.close();
+    journal.close();
+  });
+
+  it('ignores a torn last line, names a corrupt one, and refuses a journal another live process holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    await expect(AuditJournal.open({ dir, durability: 'process' }, replayInto(store))).rejects.toThrow(
+      /audit-journal\.lock: the audit journal in this directory is in use by process \d+; each gateway needs its own state directory/,
+    );
+    const { writer } = record(store, journal, 's_torn', 1);
+    await new Promise((r) => setImmediate(r));
+    writer.close();
+    const file = join(dir, 'audit-journal-a.jsonl');
+    const whole = readFileSync(file, 'utf8');
+    appendFileSync(file, '{"n":99,"op":"event","sess'); // a crash in the middle of an append
+    journal.close();
+    expect(readJournal(dir)).toHaveLength(whole.trim().split('\n').length);
+
+    writeFileSync(file, `${whole}not json\n`);
+    expect(() => readJournal(dir)).toThrow(JournalError);
+    expect(() => readJournal(dir)).toThrow(`${file}: line 5 is not JSON`);
+    // A start with a corrupt journal fails and leaves the journal as it is, for the operator.
+    await expect(AuditJournal.open({ dir, durability: 'process' }, replayInto(store))).rejects.toThrow(/line 5 is not JSON/);
+    expect(readFileSync(file, 'utf8')).toContain('not json');
+  });
+});
