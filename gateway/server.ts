@@ -200,7 +200,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const sessionLog = log.child({ session: id, connection: name, who: who.name });
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const origin = String(req.headers['sluice-origin'] ?? 'connect');
-    const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress });
+    const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
     const abort = new AbortController();
     tunnels.add(abort);
     try {
@@ -257,6 +257,7 @@ function toConnectionInfo(c: Connection): ConnectionInfo {
     database: c.target.database,
     databases: [c.target.database, ...c.databases],
     policy: describePolicy(c.policy),
+    record: c.record,
   };
 }
 

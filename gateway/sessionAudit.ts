@@ -4,7 +4,7 @@
 // store that commits synchronously (SQLite) that needs nothing from the engine; otherwise the
 // engine passes `deferCommit` and awaits `flush()`.
 import type { Logger } from 'pino';
-import { canonicalJson, chainHashOfText, GENESIS_HASH, type EventKind } from '../src/api/auditTrail.js';
+import { canonicalJson, GENESIS_HASH, linkHash, type EventKind } from '../src/api/auditTrail.js';
 import type { AuditWriter } from './audit/writer.js';
 import { sealOp } from './audit/ledger.js';
 import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
@@ -17,6 +17,8 @@ export interface SessionMeta {
   identity: Identity;
   origin: string;
   clientAddress: string;
+  /** `sessions`: keep only the session and the statements the policy refused or held (the connection's `record`). Default `statements`. */
+  record?: 'statements' | 'sessions';
 }
 
 export interface SessionAuditContext {
@@ -57,11 +59,16 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   let queries = 0;
   const refused = new Set<number>();
   const captures = new Map<number, Capture>();
+  const everyStatement = meta.record !== 'sessions';
+  /** record: sessions — the last statements, kept until the policy's decision says whether they go on record. */
+  const undecided = new Map<number, { data: Record<string, unknown>; at: Date }>();
+  /** record: sessions — statements on record (refused or held), whose results are recorded too. */
+  const onRecord = new Set<number>();
 
   const event = (kind: EventKind, data: Record<string, unknown>, at = now()): EventRecord => {
     const s = ++seq;
     const body = canonicalJson({ session: meta.id, seq: s, kind, at: at.toISOString(), data });
-    prev = chainHashOfText(prev, body);
+    prev = linkHash(prev, body);
     return { session: meta.id, seq: s, kind, at, body, hash: prev };
   };
   const stage = (...ops: AuditOp[]) => (ticket = writer.stage(...ops));
@@ -91,7 +98,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     throw cause instanceof AuditUnavailableError ? cause : new AuditUnavailableError(undefined, { cause });
   };
 
-  return {
+  const recorder: SessionAudit & { readonly started: boolean } = {
     get started() {
       return started;
     },
@@ -143,16 +150,27 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
 
     onQuery(q) {
       const id = ++queries;
-      stage({
-        op: 'event',
-        event: event('query', { q: id, text: q.text, params: q.params ? [...q.params] : undefined, protocol: q.protocol, kinds: q.kinds ? [...q.kinds] : undefined }),
-      });
+      const data = { q: id, text: q.text, params: q.params ? [...q.params] : undefined, protocol: q.protocol, kinds: q.kinds ? [...q.kinds] : undefined };
+      if (!everyStatement) {
+        undecided.set(id, { data, at: now() });
+        // Without a policy no decision ever comes: keep only the few a pipeline can have in flight.
+        if (undecided.size > 256) undecided.delete(undecided.keys().next().value as number);
+        return id;
+      }
+      stage({ op: 'event', event: event('query', data) });
       writeAhead(id, q.deferCommit);
       return id;
     },
 
     onDecision(d) {
       if (refused.has(d.queryId)) return;
+      if (!everyStatement) {
+        const q = undecided.get(d.queryId);
+        undecided.delete(d.queryId);
+        if (d.verdict === 'allow' || q === undefined) return;
+        onRecord.add(d.queryId);
+        stage({ op: 'event', event: event('query', q.data, q.at) });
+      }
       stage({ op: 'event', event: event('decision', { q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason }) });
       writeAhead(d.queryId, d.deferCommit);
     },
@@ -189,6 +207,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
 
     onResult(r) {
       if (ended || refused.has(r.queryId)) return;
+      if (!everyStatement && !onRecord.delete(r.queryId)) return;
       const c = captures.get(r.queryId);
       captures.delete(r.queryId);
       const rows = r.rows ?? (c ? c.seenRows : undefined);
@@ -235,4 +254,10 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       return writer.whenCommitted(ticket);
     },
   };
+  if (!everyStatement) {
+    // No result samples to keep: without these hooks the engine does not decode result rows at all.
+    delete recorder.onColumns;
+    delete recorder.onRow;
+  }
+  return recorder;
 }

@@ -10,7 +10,9 @@
 // Two files take turns: appends go to the active one; an ingest switches appends to the other
 // (empty) file, commits the ops of the first to the store and then empties it. Each line is one
 // op as JSON with a number `n` increasing across both files, so a replay after a crash during an
-// ingest puts the two files back in order. A torn last line (a crash mid-write) is ignored; any
+// ingest puts the two files back in order. An event's line is its JSON header, a tab, and the
+// event's canonical JSON as it is (canonical JSON holds no raw tab or newline), so the body is
+// not escaped a second time. A torn last line (a crash mid-write) is ignored; any
 // other unreadable line stops the start with the file and line named.
 import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, write, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -27,7 +29,7 @@ const LOCK = 'audit-journal.lock';
 /** One op as a journal line; dates are epoch milliseconds. */
 type Line =
   | { n: number; op: 'session'; session: Omit<NewSession, 'startedAt'> & { startedAt: number } }
-  | { n: number; op: 'event'; session: string; seq: number; kind: string; at: number; body: string; hash: string }
+  | { n: number; op: 'event'; session: string; seq: number; kind: string; at: number; hash: string }
   | { n: number; op: 'end'; id: string; end: Omit<SessionEnd, 'endedAt'> & { endedAt: number } }
   | { n: number; op: 'seal'; seal: Omit<SealInput, 'startedAt'> & { startedAt: number } };
 
@@ -41,7 +43,7 @@ function toLine(n: number, o: AuditOp): string {
       return JSON.stringify({ n, op: 'session', session: { ...o.session, startedAt: o.session.startedAt.getTime() } });
     case 'event': {
       const e = o.event;
-      return JSON.stringify({ n, op: 'event', session: e.session, seq: e.seq, kind: e.kind, at: e.at.getTime(), body: e.body, hash: e.hash });
+      return `${JSON.stringify({ n, op: 'event', session: e.session, seq: e.seq, kind: e.kind, at: e.at.getTime(), hash: e.hash })}\t${e.body}`;
     }
     case 'end':
       return JSON.stringify({ n, op: 'end', id: o.id, end: { ...o.end, endedAt: o.end.endedAt.getTime() } });
@@ -50,12 +52,12 @@ function toLine(n: number, o: AuditOp): string {
   }
 }
 
-function fromLine(l: Line): AuditOp {
+function fromLine(l: Line, body: string): AuditOp {
   switch (l.op) {
     case 'session':
       return { op: 'session', session: { ...l.session, startedAt: new Date(l.session.startedAt) } };
     case 'event':
-      return { op: 'event', event: { session: l.session, seq: l.seq, kind: l.kind, at: new Date(l.at), body: l.body, hash: l.hash } };
+      return { op: 'event', event: { session: l.session, seq: l.seq, kind: l.kind, at: new Date(l.at), body, hash: l.hash } };
     case 'end':
       return { op: 'end', id: l.id, end: { ...l.end, endedAt: new Date(l.end.endedAt) } };
     case 'seal': {
@@ -73,14 +75,17 @@ function readFile(path: string): { n: number; op: AuditOp }[] {
   const torn = lines.pop(); // '' when the file ends with a newline
   const out: { n: number; op: AuditOp }[] = [];
   lines.forEach((raw, i) => {
+    const tab = raw.indexOf('\t');
     let l: Line;
     try {
-      l = JSON.parse(raw) as Line;
+      l = JSON.parse(tab < 0 ? raw : raw.slice(0, tab)) as Line;
     } catch (err) {
       throw new JournalError(`${path}: line ${i + 1} is not JSON (${(err as Error).message})`);
     }
-    if (typeof l !== 'object' || l === null || typeof l.n !== 'number' || !OPS.has(l.op)) throw new JournalError(`${path}: line ${i + 1} is not an audit op`);
-    out.push({ n: l.n, op: fromLine(l) });
+    if (typeof l !== 'object' || l === null || typeof l.n !== 'number' || !OPS.has(l.op) || (l.op === 'event') !== tab >= 0) {
+      throw new JournalError(`${path}: line ${i + 1} is not an audit op`);
+    }
+    out.push({ n: l.n, op: fromLine(l, raw.slice(tab + 1)) });
   });
   void torn;
   return out;

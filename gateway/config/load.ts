@@ -153,6 +153,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
       databases: Object.freeze([...c.databases]),
       allow: Object.freeze({ groups: Object.freeze([...c.allow.groups]) }),
       ...(policy !== undefined ? { policy } : {}),
+      record: c.record,
     });
   });
 

@@ -69,6 +69,8 @@ const connection = z.strictObject({
   allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
   /** Block, review and mask rules (docs/policy.md); absent = everything allowed, nothing masked. */
   policy: policySchema.optional(),
+  /** What the audit trail keeps: every statement (the default) or sessions and refusals only (docs/audit.md). */
+  record: z.enum(['statements', 'sessions']).default('statements'),
 });
 
 export const gatewayConfigSchema = z

@@ -42,6 +42,12 @@ export interface PostgresConnection {
   readonly allow: { readonly groups: readonly string[] };
   /** The connection's compiled `policy:` (absent: none configured); the server passes it to SessionContext.policy. */
   readonly policy?: CompiledPolicy;
+  /**
+   * What the audit trail keeps of its sessions: `statements` (every statement, decision and
+   * result) or `sessions` (who connected when, bytes and counts, plus every statement the policy
+   * blocked or held for review, with its decision) — docs/audit.md.
+   */
+  readonly record: 'statements' | 'sessions';
 }
 
 export type Connection = PostgresConnection;

@@ -43,23 +43,34 @@ export function canonicalJson(value: unknown): string {
     case 'string':
       return JSON.stringify(value);
     case 'object': {
+      // Built by concatenation, and keys sorted only when they are not already in order: every
+      // statement through the gateway is serialised here, so this is on the tunnel's hot path.
       if (Array.isArray(value)) {
-        return `[${value
-          .map((v: unknown) => {
-            if (v === undefined) throw new TypeError('canonical JSON has no form for undefined in an array');
-            return canonicalJson(v);
-          })
-          .join(',')}]`;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i];
+          if (v === undefined) throw new TypeError('canonical JSON has no form for undefined in an array');
+          out += i === 0 ? canonicalJson(v) : `,${canonicalJson(v)}`;
+        }
+        return `${out}]`;
       }
       const proto = Object.getPrototypeOf(value) as unknown;
       if (proto !== Object.prototype && proto !== null) throw new TypeError('canonical JSON takes plain objects only');
       const obj = value as Record<string, unknown>;
-      const members: string[] = [];
-      for (const key of Object.keys(obj).sort()) {
-        const v = obj[key];
-        if (v !== undefined) members.push(`${JSON.stringify(key)}:${canonicalJson(v)}`);
+      const keys = Object.keys(obj);
+      for (let i = 1; i < keys.length; i++) {
+        if ((keys[i - 1] as string) > (keys[i] as string)) {
+          keys.sort();
+          break;
+        }
       }
-      return `{${members.join(',')}}`;
+      let out = '{';
+      for (const key of keys) {
+        const v = obj[key];
+        if (v === undefined) continue;
+        out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(v)}`;
+      }
+      return `${out}}`;
     }
     default:
       throw new TypeError(`canonical JSON has no form for a ${typeof value}`);
@@ -74,6 +85,11 @@ export function chainHash(prevHex: string, body: unknown): string {
 /** chainHash for a body already in canonical JSON. */
 export function chainHashOfText(prevHex: string, canonical: string): string {
   if (!/^[0-9a-f]{64}$/.test(prevHex)) throw new TypeError('prev must be 64 lower-case hex digits');
+  return linkHash(prevHex, canonical);
+}
+
+/** chainHashOfText for a `prev` this process computed itself (the recorder's hot path): no validation. */
+export function linkHash(prevHex: string, canonical: string): string {
   return createHash('sha256').update(Buffer.from(prevHex, 'hex')).update(canonical, 'utf8').digest('hex');
 }
 

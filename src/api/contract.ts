@@ -78,6 +78,8 @@ export const connectionInfo = z.object({
   databases: z.array(z.string()),
   /** A short human summary of what policy applies; never a secret. */
   policy: z.string(),
+  /** What the audit trail keeps of sessions on it: every statement, or sessions and refusals only. */
+  record: z.enum(['statements', 'sessions']).optional(),
 });
 export type ConnectionInfo = z.infer<typeof connectionInfo>;
 

@@ -107,7 +107,7 @@ async function startGateway(
 }
 
 function connectionFor(name: string, target: PostgresTarget): PostgresConnection {
-  return { name, type: 'postgres', target, databases: ['postgres'], allow: { groups: ['dba'] } };
+  return { name, type: 'postgres', target, databases: ['postgres'], allow: { groups: ['dba'] }, record: 'statements' };
 }
 
 function psql(port: number, args: string[], db = 'app'): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> & {

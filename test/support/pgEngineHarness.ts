@@ -164,7 +164,7 @@ export async function startEngine(connection: PostgresConnection, opts: EngineOp
 export type Engine = Awaited<ReturnType<typeof startEngine>>;
 
 export function connectionFor(target: PostgresTarget, name = 'pg-policy'): PostgresConnection {
-  return { name, type: 'postgres', target, databases: [], allow: { groups: ['eng'] } };
+  return { name, type: 'postgres', target, databases: [], allow: { groups: ['eng'] }, record: 'statements' };
 }
 
 /** A fresh database owned by the cluster's app role, with a superuser client on it. */

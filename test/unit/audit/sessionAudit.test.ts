@@ -199,4 +199,29 @@ describe('session audit', () => {
     ]);
     verifyChain(await store.listEvents(id));
   });
+
+  it('record: sessions keeps the session and refused statements only, and asks for no result rows', async () => {
+    const store = faultyStore();
+    const writer = new AuditWriter({ store, log, instance: 'g_test' });
+    const id = `s_unit${++n}`;
+    const audit = createSessionAudit({ writer, limits: { maxRows: 3, maxBytes: 20 }, instance: 'g_test', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1', record: 'sessions' });
+    expect(audit.onColumns).toBeUndefined();
+    expect(audit.onRow).toBeUndefined();
+    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    // Without a policy no decision comes: hundreds of statements leave nothing behind.
+    for (let i = 0; i < 300; i++) audit.onResult({ queryId: audit.onQuery({ text: `select ${i}`, protocol: 'simple' }), status: 'ok', durationMs: 0 });
+    const allowed = audit.onQuery({ text: 'select 1', protocol: 'simple' });
+    audit.onDecision!({ queryId: allowed, verdict: 'allow' });
+    audit.onResult({ queryId: allowed, status: 'ok', durationMs: 0 });
+    const blocked = audit.onQuery({ text: 'drop table t', protocol: 'simple' });
+    audit.onDecision!({ queryId: blocked, verdict: 'block', rule: 'no-ddl', reason: 'statement drop' });
+    audit.onResult({ queryId: blocked, status: 'error', sqlstate: '42501', message: 'blocked', durationMs: 0 });
+    audit.onSessionEnd({ status: 'ok', bytesFromClient: 1, bytesToClient: 2 });
+    await writer.flush();
+    const events = await store.listEvents(id);
+    expect(events.map((e) => e.kind)).toEqual(['session.start', 'query', 'decision', 'result', 'session.end']);
+    expect(data(events[1])).toMatchObject({ q: 302, text: 'drop table t' });
+    expect(data(events[4])).toMatchObject({ queries: 302 });
+    verifyChain(events);
+  });
 });
