@@ -42,7 +42,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   const store = await openStore(config.store, config.audit.durability);
   let audit: AuditService;
   try {
-    audit = await startAudit({ store, settings: config.audit, log });
+    audit = await startAudit({ store, ingestThread: config.store, settings: config.audit, log });
   } catch (err) {
     await store.close();
     throw err;

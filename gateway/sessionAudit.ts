@@ -65,9 +65,18 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   /** record: sessions — statements on record (refused or held), whose results are recorded too. */
   const onRecord = new Set<number>();
 
-  const event = (kind: EventKind, data: Record<string, unknown>, at = now()): EventRecord => {
+  const sessionJson = JSON.stringify(meta.id);
+  /**
+   * `presorted`: every object in `data` has its keys in sorted order already and holds only
+   * strings, finite numbers, booleans, null, arrays of those and such objects — then
+   * JSON.stringify writes exactly the canonical JSON, about twice as fast (statements and results,
+   * the events of every round trip). test/unit/audit/sessionAudit.test.ts checks the two agree.
+   */
+  const event = (kind: EventKind, data: Record<string, unknown>, at = now(), presorted = false): EventRecord => {
     const s = ++seq;
-    const body = canonicalJson({ session: meta.id, seq: s, kind, at: at.toISOString(), data });
+    const body = presorted
+      ? `{"at":"${at.toISOString()}","data":${JSON.stringify(data)},"kind":"${kind}","seq":${s},"session":${sessionJson}}`
+      : canonicalJson({ session: meta.id, seq: s, kind, at: at.toISOString(), data });
     prev = linkHash(prev, body);
     return { session: meta.id, seq: s, kind, at, body, hash: prev };
   };
@@ -76,7 +85,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   /** Makes the statement's events durable now, or refuses it (fail closed). */
   const writeAhead = (queryId: number, deferCommit: boolean | undefined): void => {
     if (!writer.healthy) refuse(queryId, undefined);
-    if (deferCommit) return writer.schedule();
+    if (deferCommit && !writer.commitsCheaply) return writer.schedule();
     if (writer.canCommitNow) {
       try {
         writer.commitNow();
@@ -150,14 +159,15 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
 
     onQuery(q) {
       const id = ++queries;
-      const data = { q: id, text: q.text, params: q.params ? [...q.params] : undefined, protocol: q.protocol, kinds: q.kinds ? [...q.kinds] : undefined };
+      // Keys in sorted order: see event().
+      const data = { kinds: q.kinds ? [...q.kinds] : undefined, params: q.params ? [...q.params] : undefined, protocol: q.protocol, q: id, text: q.text };
       if (!everyStatement) {
         undecided.set(id, { data, at: now() });
         // Without a policy no decision ever comes: keep only the few a pipeline can have in flight.
         if (undecided.size > 256) undecided.delete(undecided.keys().next().value as number);
         return id;
       }
-      stage({ op: 'event', event: event('query', data) });
+      stage({ op: 'event', event: event('query', data, undefined, true) });
       writeAhead(id, q.deferCommit);
       return id;
     },
@@ -169,7 +179,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
         undecided.delete(d.queryId);
         if (d.verdict === 'allow' || q === undefined) return;
         onRecord.add(d.queryId);
-        stage({ op: 'event', event: event('query', q.data, q.at) });
+        stage({ op: 'event', event: event('query', q.data, q.at, true) });
       }
       stage({ op: 'event', event: event('decision', { q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason }) });
       writeAhead(d.queryId, d.deferCommit);
@@ -213,22 +223,28 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       const rows = r.rows ?? (c ? c.seenRows : undefined);
       stage({
         op: 'event',
-        event: event('result', {
-          q: r.queryId,
-          status: r.status,
-          commands: r.commands && r.commands.length > 0 ? [...r.commands] : undefined,
-          rows,
-          bytes: r.bytes ?? (c ? c.seenBytes : undefined),
-          durationMs: Math.round(r.durationMs * 1000) / 1000,
-          sqlstate: r.sqlstate,
-          message: r.message,
-          masked: r.masked && r.masked.length > 0 ? [...r.masked] : undefined,
-          columns: c?.columns,
-          sample: c && (c.columns || c.rows.length > 0) ? c.rows : undefined,
-          truncated: c && rows !== undefined && c.rows.length < rows ? true : undefined,
-        }),
+        // Keys in sorted order: see event().
+        event: event(
+          'result',
+          {
+            bytes: r.bytes ?? (c ? c.seenBytes : undefined),
+            columns: c?.columns,
+            commands: r.commands && r.commands.length > 0 ? [...r.commands] : undefined,
+            durationMs: Math.round(r.durationMs * 1000) / 1000,
+            masked: r.masked && r.masked.length > 0 ? [...r.masked] : undefined,
+            message: r.message,
+            q: r.queryId,
+            rows,
+            sample: c && (c.columns || c.rows.length > 0) ? c.rows : undefined,
+            sqlstate: r.sqlstate,
+            status: r.status,
+            truncated: c && rows !== undefined && c.rows.length < rows ? true : undefined,
+          },
+          undefined,
+          true,
+        ),
       });
-      writer.schedule();
+      writer.commitSoon();
     },
 
     onSessionEnd(e) {

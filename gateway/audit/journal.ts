@@ -68,9 +68,10 @@ function fromLine(l: Line, body: string): AuditOp {
 
 const OPS = new Set(['session', 'event', 'end', 'seal']);
 
-/** Reads one journal file: its ops with their numbers; a torn final line is left out. */
-function readFile(path: string): { n: number; op: AuditOp }[] {
-  const text = readFileSync(path, 'utf8');
+/** Reads one journal file (its first `bytes` bytes, or all): its ops with their numbers; a torn final line is left out. */
+function readFile(path: string, bytes?: number): { n: number; op: AuditOp }[] {
+  const whole = readFileSync(path);
+  const text = (bytes === undefined ? whole : whole.subarray(0, bytes)).toString('utf8');
   const lines = text.split('\n');
   const torn = lines.pop(); // '' when the file ends with a newline
   const out: { n: number; op: AuditOp }[] = [];
@@ -91,11 +92,16 @@ function readFile(path: string): { n: number; op: AuditOp }[] {
   return out;
 }
 
+/** The ops of the first `bytes` bytes of a journal file that rotate() handed over (for an ingest in another thread). */
+export function readJournalPart(path: string, bytes: number): AuditOp[] {
+  return readFile(path, bytes).map((x) => x.op);
+}
+
 /** What a previous process left in the journal, oldest first, to replay into the store. */
 export function readJournal(dir: string): AuditOp[] {
   const files = FILES.map((f) => join(dir, f))
     .filter((p) => existsSync(p))
-    .map(readFile)
+    .map((p) => readFile(p))
     .filter((ops) => ops.length > 0)
     .sort((a, b) => (a[0] as { n: number }).n - (b[0] as { n: number }).n);
   return files.flat().map((x) => x.op);
@@ -184,13 +190,20 @@ export class AuditJournal {
     this.sizes[at] += buf.length;
   }
 
-  /** Points appends at the other file; returns a release() that empties the one just left once its ops are in the store. */
-  rotate(): () => void {
+  /**
+   * Points appends at the other file. Returns the file just left (its path and length) and a
+   * release() that empties it once its ops are in the store.
+   */
+  rotate(): { path: string; bytes: number; release: () => void } {
     const old = this.active;
     this.active = old === 0 ? 1 : 0;
-    return () => {
-      ftruncateSync(this.fds[old], 0);
-      this.sizes[old] = 0;
+    return {
+      path: join(this.opts.dir, FILES[old]),
+      bytes: this.sizes[old],
+      release: () => {
+        ftruncateSync(this.fds[old], 0);
+        this.sizes[old] = 0;
+      },
     };
   }
 

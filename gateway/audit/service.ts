@@ -6,10 +6,12 @@ import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
 import type { SessionAudit } from '../engines/types.js';
 import { createSessionAudit, type SessionMeta } from '../sessionAudit.js';
+import type { StoreSettings } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { exportLines } from './export.js';
 import { loadOrCreateAuditKey, type AuditSigner } from './keys.js';
 import { purgeEntry, sealOp, signCheckpoint } from './ledger.js';
+import { inlineIngester, workerIngester } from './ingest.js';
 import { AuditJournal } from './journal.js';
 import { AuditWriter } from './writer.js';
 
@@ -54,12 +56,14 @@ const RETENTION_EVERY_MS = 3_600_000;
 
 export interface StartAuditOptions {
   store: Store;
+  /** How to open the store again from a worker thread: given, journaled ops are ingested there (ingest.ts); absent, on this thread. */
+  ingestThread?: StoreSettings;
   settings: AuditSettings;
   log: Logger;
   now?: () => Date;
 }
 
-export async function startAudit({ store, settings, log, now = () => new Date() }: StartAuditOptions): Promise<AuditService> {
+export async function startAudit({ store, ingestThread, settings, log, now = () => new Date() }: StartAuditOptions): Promise<AuditService> {
   const instance = `g_${randomBytes(6).toString('base64url')}`;
   const signer = loadOrCreateAuditKey(settings.keyFile, log);
   await store.heartbeat(instance, now());
@@ -68,7 +72,8 @@ export async function startAudit({ store, settings, log, now = () => new Date() 
     await store.commit(ops, { replay: true });
     log.warn({ ops: ops.length }, 'replayed audit events a stopped gateway had journaled but not yet stored');
   });
-  const writer = new AuditWriter({ store, journal, log: log.child({ component: 'audit' }), instance, now });
+  const ingester = ingestThread !== undefined ? workerIngester({ store: ingestThread, durability: settings.durability }) : inlineIngester(store);
+  const writer = new AuditWriter({ store, journal, ingester, log: log.child({ component: 'audit' }), instance, now });
 
   let sealsSinceCheckpoint = 0;
   let lastCheckpointAt = now().getTime();
@@ -183,6 +188,7 @@ export async function startAudit({ store, settings, log, now = () => new Date() 
       if (writer.healthy) await checkpoint();
       writer.close();
       journal.close();
+      await ingester.close();
       // The group-commit ratio: how many ops each store commit carried on average.
       log.info({ ...writer.stats }, 'audit writer closed');
     },

@@ -7,7 +7,7 @@ import { AuditUnavailableError, type Identity } from '../../../gateway/engines/t
 import { createSessionAudit, REFUSED_UNRECORDED } from '../../../gateway/sessionAudit.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { EventRecord, Store } from '../../../gateway/store/types.js';
-import { eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
+import { canonicalJson, eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
 
 const log = pino({ level: 'silent' });
 const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['eng'], kind: 'human' };
@@ -222,6 +222,31 @@ describe('session audit', () => {
     expect(events.map((e) => e.kind)).toEqual(['session.start', 'query', 'decision', 'result', 'session.end']);
     expect(data(events[1])).toMatchObject({ q: 302, text: 'drop table t' });
     expect(data(events[4])).toMatchObject({ queries: 302 });
+    verifyChain(events);
+  });
+
+  it('writes every statement and result body as canonical JSON (the fast path agrees with canonicalJson)', async () => {
+    const store = faultyStore();
+    const { open, writer } = setup(store, { maxRows: 2, maxBytes: 1000 });
+    const { id, audit } = open();
+    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    const shapes = [
+      { text: 'select 1', protocol: 'simple' as const },
+      { text: 'select $1, $2', protocol: 'extended' as const, params: ['a "quoted" \\ value', null], kinds: ['select'] },
+      { text: 'insert into t values (\'\u00e9\u2028\ud83d\ude00\')', protocol: 'simple' as const, kinds: ['insert', 'select'] },
+    ];
+    for (const q of shapes) {
+      const qid = audit.onQuery(q);
+      audit.onColumns!(qid, [{ name: 'z', typeOid: 25 }, { name: 'a' }]);
+      audit.onRow!(qid, ['x\ty', null]);
+      audit.onRow!(qid, ['2', '\u0000']);
+      audit.onRow!(qid, ['3', 'three']);
+      audit.onResult({ queryId: qid, status: 'error', commands: ['SELECT 3'], rows: 3, bytes: 42, durationMs: 1 / 3, sqlstate: '22012', message: 'division by zero', masked: ['z'] });
+    }
+    await writer.flush();
+    const events = await store.listEvents(id);
+    expect(events.filter((e) => e.kind === 'query' || e.kind === 'result')).toHaveLength(6);
+    for (const e of events) expect(e.body).toBe(canonicalJson(JSON.parse(e.body)));
     verifyChain(events);
   });
 });

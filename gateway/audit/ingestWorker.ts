@@ -1,0 +1,26 @@
+// The audit ingest thread (ingest.ts): reads the part of a journal file the writer handed over and
+// commits its ops to the store through its own connection, one transaction per request.
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStore } from '../store/open.js';
+import type { IngestWorkerData, WorkerReply, WorkerRequest } from './ingest.js';
+import { readJournalPart } from './journal.js';
+
+const data = workerData as IngestWorkerData;
+const port = parentPort;
+if (port === null) throw new Error('ingestWorker.js runs only as a worker thread');
+const store = await openStore(data.store, data.durability);
+
+// Requests come one at a time (the writer awaits each), so no queue is needed here.
+port.on('message', (m: WorkerRequest) => {
+  void (async (): Promise<WorkerReply> => {
+    try {
+      const ops = readJournalPart(m.path, m.bytes);
+      if (store.commitSync) store.commitSync(ops);
+      else await store.commit(ops);
+      return { id: m.id, ok: true, ops: ops.length };
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { id: m.id, ok: false, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };
+    }
+  })().then((reply) => port.postMessage(reply));
+});
