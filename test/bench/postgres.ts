@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { GATEWAY_BIN, newConfigDir, spawnCli, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../support/pgCluster.js';
+import { startSshForward } from './sshForward.js';
 import { execFileSync } from 'node:child_process';
 
 const run = promisify(execFile);
@@ -31,17 +32,30 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
 export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
   const cluster = await startPgCluster();
+  const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'BENCH_PG_PASSWORD' }, sslmode: 'disable' };
   const gw = await startGateway({
     env: { BENCH_PG_PASSWORD: cluster.password },
-    connections: [{ name: 'bench', type: 'postgres', target: { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'BENCH_PG_PASSWORD' }, sslmode: 'disable' }, allow: { groups: ['bench'] } }],
+    connections: [
+      { name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] } },
+      // The same target with recording off but for sessions (issue 5: what recording costs).
+      { name: 'bench-sessions', type: 'postgres', target, allow: { groups: ['bench'] }, record: 'sessions' },
+    ],
     extra: { log: { level: 'warn' } },
   });
   const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'bench', '--groups', 'bench'], { encoding: 'utf8' }).trim();
-  const connect = spawnCli(['connect', 'bench', '--json', '--port', '0'], { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } });
+  const cliEnv = { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string };
+  const connects = ['bench', 'bench-sessions'].map((name) => spawnCli(['connect', name, '--json', '--port', '0'], { configDir: newConfigDir(), env: cliEnv }));
+  const ssh = await startSshForward(cluster.port);
   try {
-    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
-    const tunnel: Endpoint = { port: (JSON.parse(line.toString()) as { port: number }).port };
+    const [tunnel, sessionsOnly] = await Promise.all(
+      connects.map(async (c): Promise<Endpoint> => {
+        const [line] = (await once(c.stdout!, 'data')) as [Buffer];
+        return { port: (JSON.parse(line.toString()) as { port: number }).port };
+      }),
+    );
     const direct: Endpoint = { port: cluster.port };
+    const viaSsh: Endpoint = { port: ssh.port };
+    const paths = [direct, tunnel!, viaSsh];
     const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
 
     log('pgbench -i -s 10 …');
@@ -49,33 +63,52 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
 
     const rows: Row[] = [];
     for (const clients of [1, 8]) {
-      log(`pgbench -S -c ${clients} (${PAIRS} pairs of ${SECONDS} s blocks) …`);
-      const pairs = await paired((e) => pgbench(cluster, e, clients, env), direct, tunnel);
-      rows.push(pairRow(`pgbench -S c${clients} TPS`, pairs.map((p) => [p[0].tps, p[1].tps]), 'tps', false));
-      rows.push(pairRow(`pgbench -S c${clients} latency`, pairs.map((p) => [p[0].latencyMs, p[1].latencyMs]), 'ms', true));
+      log(`pgbench -S -c ${clients}: direct, sluice, ssh -L (${PAIRS} rounds of ${SECONDS} s blocks) …`);
+      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), paths);
+      rows.push(...threeWay(`pgbench -S c${clients} TPS`, rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
+      rows.push(...threeWay(`pgbench -S c${clients} latency`, rounds.map((r) => r.map((x) => x.latencyMs)), 'ms', true));
+    }
+
+    for (const clients of [8, 1]) {
+      log(`pgbench -S -c ${clients}: recording every statement vs sessions only …`);
+      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), [sessionsOnly!, tunnel!]);
+      const row = pairRow(`c${clients} TPS, recording on ÷ off`, rounds.map((r) => [r[0]!.tps, r[1]!.tps]), 'tps', false);
+      rows.push({ ...row, figure: `pgbench -S c${clients} TPS, recording statements ÷ sessions only` });
     }
 
     log('COPY 1M rows TO STDOUT …');
-    const copy = await paired((e) => copyOut(e, env), direct, tunnel);
-    rows.push(pairRow('COPY 1M rows to stdout', copy.map((p) => [p[0], p[1]]), 'MB/s', false));
+    const copy = await blocks((e) => copyOut(e, env), paths);
+    rows.push(...threeWay('COPY 1M rows to stdout', copy, 'MB/s', false));
 
     log('200 × (connect, select 1, disconnect) …');
-    const setup = await paired((e) => connectLoop(cluster, e, 200), direct, tunnel);
-    rows.push(pairRow('connect + select 1 + close', setup.map((p) => [p[0], p[1]]), 'ms', true));
-    const extra = median(setup.map((p) => p[1] - p[0]));
-    rows.push({ figure: 'connection setup overhead', value: extra, unit: 'ms' });
+    const setup = await blocks((e) => connectLoop(cluster, e, 200), paths);
+    rows.push(...threeWay('connect + select 1 + close', setup, 'ms', true));
+    rows.push({ figure: 'connection setup overhead (sluice)', value: median(setup.map((r) => r[1]! - r[0]!)), unit: 'ms' });
     return rows;
   } finally {
-    connect.kill('SIGINT');
+    for (const c of connects) c.kill('SIGINT');
+    await ssh.stop();
     await gw.stop();
     await cluster.stop();
   }
 }
 
-async function paired<T>(measure: (e: Endpoint) => Promise<T>, direct: Endpoint, tunnel: Endpoint): Promise<[T, T][]> {
-  const out: [T, T][] = [];
-  for (let i = 0; i < PAIRS; i++) out.push([await measure(direct), await measure(tunnel)]);
+/** PAIRS rounds, each measuring every path once in order (the first is the reference). */
+async function blocks<T>(measure: (e: Endpoint) => Promise<T>, paths: Endpoint[]): Promise<T[][]> {
+  const out: T[][] = [];
+  for (let i = 0; i < PAIRS; i++) {
+    const round: T[] = [];
+    for (const p of paths) round.push(await measure(p));
+    out.push(round);
+  }
   return out;
+}
+
+/** Rounds of [direct, sluice, ssh -L]: sluice and ssh -L each against direct, and sluice against ssh -L. */
+function threeWay(figure: string, rounds: number[][], unit: string, lowerIsBetter: boolean): Row[] {
+  const pick = (i: number, j: number) => rounds.map((r): [number, number] => [r[i]!, r[j]!]);
+  const vsSsh = pairRow(figure, pick(2, 1), unit, lowerIsBetter);
+  return [pairRow(figure, pick(0, 1), unit, lowerIsBetter), pairRow(`  ssh -L`, pick(0, 2), unit, lowerIsBetter), { figure: '  sluice ÷ ssh -L', value: vsSsh.value, unit, ratio: vsSsh.ratio! }];
 }
 
 function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
