@@ -4,7 +4,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -108,5 +108,21 @@ describe('gateway crash (kill -9) while statements stream', () => {
     expect(v.code).toBe(0);
     expect(gw.output()).toContain('closed a session left open by a gateway that stopped');
     for (const c of [extended, simple]) await c.end().catch(() => undefined);
+  });
+
+  it('refuses to start on a corrupt journal, naming the file and line, and starts once it is moved away', async () => {
+    const first = await startGateway(gatewayOptions);
+    await first.stop();
+    const journal = join(first.dir, 'state', 'audit-journal-a.jsonl');
+    writeFileSync(journal, '{"n":1,"op":"session"\nnot json\n');
+    const refused = await startGateway({ ...gatewayOptions, dir: first.dir }).then(
+      (g) => g.stop().then(() => undefined),
+      (err: Error) => err.message,
+    );
+    expect(refused).toContain(`${journal}: line 1 is not JSON`);
+    expect(refused).toContain('The gateway starts once the file is repaired or moved away');
+    renameSync(journal, `${journal}.broken`);
+    const again = await startGateway({ ...gatewayOptions, dir: first.dir });
+    cleanups.push(() => again.stop());
   });
 });
