@@ -1,5 +1,6 @@
 // The audit ingest thread (ingest.ts): reads the part of a journal file the writer handed over and
 // commits its ops to the store through its own connection, one transaction per request.
+import { truncateSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from '../store/open.js';
 import type { IngestWorkerData, WorkerReply, WorkerRequest } from './ingest.js';
@@ -17,7 +18,13 @@ port.on('message', (m: WorkerRequest) => {
       const ops = readJournalPart(m.path, m.bytes);
       if (store.commitSync) store.commitSync(ops);
       else await store.commit(ops);
-      return { id: m.id, ok: true, ops: ops.length };
+      let emptied = true;
+      try {
+        truncateSync(m.path, 0);
+      } catch {
+        emptied = false; // the writer empties it then
+      }
+      return { id: m.id, ok: true, ops: ops.length, emptied };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       return { id: m.id, ok: false, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };

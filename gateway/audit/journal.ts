@@ -192,16 +192,17 @@ export class AuditJournal {
 
   /**
    * Points appends at the other file. Returns the file just left (its path and length) and a
-   * release() that empties it once its ops are in the store.
+   * release() to call once its ops are in the store: it empties the file, unless the ingest
+   * thread already did (`emptied`).
    */
-  rotate(): { path: string; bytes: number; release: () => void } {
+  rotate(): { path: string; bytes: number; release: (emptied?: boolean) => void } {
     const old = this.active;
     this.active = old === 0 ? 1 : 0;
     return {
       path: join(this.opts.dir, FILES[old]),
       bytes: this.sizes[old],
-      release: () => {
-        ftruncateSync(this.fds[old], 0);
+      release: (emptied = false) => {
+        if (!emptied) ftruncateSync(this.fds[old], 0);
         this.sizes[old] = 0;
       },
     };

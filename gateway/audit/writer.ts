@@ -62,7 +62,7 @@ export class AuditWriter {
   private toIngest: AuditOp[] = [];
   private toIngestCount = 0;
   /** An ingest that has not succeeded yet (its journal file is kept until it does). */
-  private ingesting: { path: string; bytes: number; ops: AuditOp[]; release: () => void; upTo: number } | undefined;
+  private ingesting: { path: string; bytes: number; ops: AuditOp[]; release: (emptied?: boolean) => void; upTo: number } | undefined;
   /** Every op up to this count of durable ops is in the store. */
   private ingestedUpTo = 0;
   private ingestTimer: NodeJS.Timeout | undefined;
@@ -289,12 +289,12 @@ export class AuditWriter {
             this.toIngestCount = 0;
           }
           const { release, upTo } = this.ingesting;
-          await this.ingester.ingest(this.ingesting);
+          const { emptied } = await this.ingester.ingest(this.ingesting);
           this.ingesting = undefined;
           this.ingestedUpTo = upTo;
           this.stats.ingests++;
           try {
-            release();
+            release(emptied);
           } catch (err) {
             // The ops are in the store; a journal file that cannot be emptied is replayed (idempotently) at the next start.
             this.log.warn({ err }, 'cannot empty an ingested audit journal file');
