@@ -1,0 +1,118 @@
+// `npm run profile`: where the tunnel's CPU goes. Starts a throwaway PostgreSQL, the gateway and
+// `sluice connect` as real binaries (with `node --cpu-prof` unless PROFILE_CPU=0; NODE_OPTIONS
+// refuses that flag), runs pgbench -S through the tunnel, and prints CPU per transaction of each
+// process (user and system, from /proc) and the functions with the most self time per
+// transaction, per thread (the audit ingest thread has its own profile). Settings:
+// PROFILE_CLIENTS (8), PROFILE_SECONDS (10), PROFILE_RECORD (statements | sessions),
+// PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory).
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CLI_BIN, GATEWAY_BIN, newConfigDir, writeGatewayConfig } from '../support/binaries.js';
+import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
+
+const run = promisify(execFile);
+const clients = Number(process.env.PROFILE_CLIENTS ?? 8);
+const seconds = Number(process.env.PROFILE_SECONDS ?? 10);
+const record = process.env.PROFILE_RECORD ?? 'statements';
+const top = Number(process.env.PROFILE_TOP ?? 25);
+const cpu = process.env.PROFILE_CPU !== '0';
+const out = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-profile-'));
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** User and system CPU of a process so far, in microseconds (clock ticks of 10 ms). */
+function cpuOf(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
+}
+
+async function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
+  let text = '';
+  for await (const chunk of stream) {
+    text += String(chunk);
+    const m = re.exec(text);
+    if (m) return m;
+  }
+  throw new Error(`process ${child.pid} ended before printing ${re}:\n${text}`);
+}
+
+function report(dir: string, transactions: number): void {
+  for (const file of readdirSync(dir).sort()) {
+    const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    const self = new Map<string, number>();
+    let busy = 0;
+    p.samples.forEach((id, i) => {
+      const f = byId.get(id)!.callFrame;
+      if (f.functionName === '(idle)') return;
+      const us = p.timeDeltas[i] ?? 0;
+      busy += us;
+      const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
+      self.set(key, (self.get(key) ?? 0) + us);
+    });
+    console.log(`\n${file}: busy ${(busy / transactions).toFixed(1)} µs per transaction`);
+    for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${(us / transactions).toFixed(1).padStart(8)} µs ${((100 * us) / busy).toFixed(1).padStart(5)}%  ${key}`);
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const cluster = await startPgCluster();
+  const procs: ChildProcess[] = [];
+  try {
+    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+    await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
+    const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
+    const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record }], extra: { log: { level: 'warn' } } });
+    const flags = (name: string) => (cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : []);
+    const gw = spawn(process.execPath, [...flags('gateway'), GATEWAY_BIN, '--config', config], { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(gw);
+    const started = await waitFor(gw, /listening on (\S+)[\s\S]*--ca (\S+)/, gw.stderr!);
+    const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', config, '--name', 'profile', '--groups', 'bench'], { encoding: 'utf8' }).trim();
+    const cli = spawn(process.execPath, [...flags('cli'), CLI_BIN, 'connect', 'bench', '--json', '--port', '0'], {
+      env: { ...process.env, SLUICE_CONFIG_DIR: newConfigDir(), SLUICE_TOKEN: token, SLUICE_GATEWAY: started[1], SLUICE_CA: started[2] },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    procs.push(cli);
+    const [line] = (await once(cli.stdout!, 'data')) as [Buffer];
+    const port = (JSON.parse(line.toString()) as { port: number }).port;
+
+    const before = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
+    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(port)], { env });
+    const after = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
+    const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+    console.log(`pgbench -S -c ${clients} through the tunnel, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    ['gateway', 'sluice connect'].forEach((name, i) => {
+      const u = (after[i]!.user - before[i]!.user) / transactions;
+      const s = (after[i]!.system - before[i]!.system) / transactions;
+      console.log(`${name.padEnd(15)} CPU per transaction: user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
+    });
+    // The profiles are written when the processes exit.
+    cli.kill('SIGINT');
+    gw.kill('SIGTERM');
+    await Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
+    if (cpu) {
+      report(join(out, 'gateway'), transactions);
+      report(join(out, 'cli'), transactions);
+      console.log(`\nprofiles in ${out} (open them in Chrome DevTools)`);
+    }
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    await cluster.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
