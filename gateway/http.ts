@@ -1,9 +1,12 @@
 // Small HTTP helpers shared by the API routes and the tunnel upgrade path: JSON replies and
 // errors in the contract's `{ error: { code, message } }` shape, on a response or a raw socket.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 import type { ErrorCode } from '../src/api/contract.js';
+import { AuthError, type Authenticator } from './auth/authenticate.js';
+import type { Identity } from './engines/types.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -26,4 +29,19 @@ export function refuseUpgrade(socket: Duplex, status: number, code: ErrorCode, m
       'connection: close\r\n\r\n' +
       body,
   );
+}
+
+/**
+ * Who is calling, or undefined once the refusal (401, the AuthError's code and message) has been
+ * sent. Anything but an AuthError is thrown on: that is a bug, not a refusal.
+ */
+export async function authenticateOrRefuse(authenticate: Authenticator, req: IncomingMessage, res: ServerResponse, log?: Logger): Promise<Identity | undefined> {
+  try {
+    return await authenticate(req.headers.authorization);
+  } catch (err) {
+    if (!(err instanceof AuthError)) throw err;
+    log?.info({ code: err.code }, 'refused: %s', err.message);
+    sendError(res, err.status, err.code, err.message);
+    return undefined;
+  }
 }

@@ -14,7 +14,7 @@ import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineFor } from './engines/registry.js';
 import type { Connection, Identity } from './engines/types.js';
-import { refuseUpgrade, sendError, sendJson } from './http.js';
+import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
 import { startAudit, type AuditService } from './audit/service.js';
 import { createReviewRoutes } from './reviews/routes.js';
@@ -123,12 +123,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     if (await auditRoutes(req, res, path)) return;
     const one = /^\/v1\/connections\/([^/]+)$/.exec(path);
     if (path === paths.me || path === paths.connections || one) {
-      let who: Identity;
-      try {
-        who = await authenticate(req.headers.authorization);
-      } catch (err) {
-        return replyAuthError(res, err);
-      }
+      const who = await authenticateOrRefuse(authenticate, req, res, log);
+      if (who === undefined) return;
       if (path === paths.me) return sendJson(res, 200, toMe(who));
       if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
       const found = findAllowed(decodeURIComponent(one?.[1] ?? ''), who);
@@ -150,12 +146,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       return { refusal: { status: 403, code: 'forbidden', message: `${who.name} may not use connection "${name}" (it needs one of the groups: ${connection.allow.groups.join(', ')})` } };
     }
     return { connection };
-  }
-
-  function replyAuthError(res: ServerResponse, err: unknown): void {
-    if (!(err instanceof AuthError)) throw err;
-    log.info({ code: err.code }, 'refused: %s', err.message);
-    sendError(res, err.status, err.code, err.message);
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

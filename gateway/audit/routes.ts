@@ -5,9 +5,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { paths, type SessionEvent, type SessionSummary } from '../../src/api/contract.js';
 import type { ExportScope } from '../../src/api/auditTrail.js';
-import { AuthError, type Authenticator } from '../auth/authenticate.js';
+import type { Authenticator } from '../auth/authenticate.js';
 import type { Identity } from '../engines/types.js';
-import { sendError, sendJson } from '../http.js';
+import { authenticateOrRefuse, sendError, sendJson } from '../http.js';
 import type { EventRecord, SessionRecord, Store } from '../store/types.js';
 import type { AuditService } from './service.js';
 
@@ -37,14 +37,8 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     const one = sessionMatch.exec(path);
     if (path !== paths.sessions && path !== paths.auditExport && !one) return false;
 
-    let who: Identity;
-    try {
-      who = await deps.authenticate(req.headers.authorization);
-    } catch (err) {
-      if (!(err instanceof AuthError)) throw err;
-      sendError(res, err.status, err.code, err.message);
-      return true;
-    }
+    const who = await authenticateOrRefuse(deps.authenticate, req, res);
+    if (who === undefined) return true;
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const reader = isReader(who);
     // What is journaled but not yet ingested (up to ~20 ms of events) goes to the store first, so a

@@ -4,9 +4,8 @@
 // statuses. These are the only POST routes of the gateway, so they check methods themselves.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { reviewDecisionBody, type ReviewInfo } from '../../src/api/contract.js';
-import { AuthError, type Authenticator } from '../auth/authenticate.js';
-import type { Identity } from '../engines/types.js';
-import { sendError, sendJson } from '../http.js';
+import type { Authenticator } from '../auth/authenticate.js';
+import { authenticateOrRefuse, sendError, sendJson } from '../http.js';
 import { ReviewError, type ReviewRecord } from './model.js';
 import type { ReviewService } from './service.js';
 
@@ -35,14 +34,8 @@ export function createReviewRoutes(deps: ReviewRoutesDeps): (req: IncomingMessag
       sendJson(res, 405, { error: { code: 'bad_request', message: `${req.method} is not supported on ${path}; use ${allowed}` } }, { allow: allowed });
       return true;
     }
-    let who: Identity;
-    try {
-      who = await deps.authenticate(req.headers.authorization);
-    } catch (err) {
-      if (!(err instanceof AuthError)) throw err;
-      sendError(res, err.status, err.code, err.message);
-      return true;
-    }
+    const who = await authenticateOrRefuse(deps.authenticate, req, res);
+    if (who === undefined) return true;
 
     try {
       if (list) {

@@ -5,11 +5,11 @@
 // the no-policy block of the same round, since raw throughput drifts between runs on these
 // machines (shared/notes/performance.md). Also: a 1M-row SELECT with two masked columns, masked
 // vs unmasked tunnel vs direct. Nothing is asserted; rows are printed.
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GATEWAY_BIN, newConfigDir, spawnCli, startGateway } from '../support/binaries.js';
+import { newConfigDir, serviceToken, spawnCli, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
 import type { Row } from './postgres.js';
 
@@ -43,7 +43,7 @@ export async function benchPolicy(log: (s: string) => void): Promise<Row[]> {
     ],
     extra: { log: { level: 'warn' } },
   });
-  const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'bench', '--groups', 'bench'], { encoding: 'utf8' }).trim();
+  const token = serviceToken(gw, 'bench', 'bench');
   const connects = (['none', 'block', 'mask'] as const).map((name) =>
     spawnCli(['connect', name, '--json', '--port', '0'], { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } }),
   );

@@ -7,10 +7,9 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { GATEWAY_BIN, newConfigDir, spawnCli, startGateway } from '../support/binaries.js';
+import { newConfigDir, serviceToken, spawnCli, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../support/pgCluster.js';
 import { startSshForward } from './sshForward.js';
-import { execFileSync } from 'node:child_process';
 
 const run = promisify(execFile);
 
@@ -42,7 +41,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
     ],
     extra: { log: { level: 'warn' } },
   });
-  const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'bench', '--groups', 'bench'], { encoding: 'utf8' }).trim();
+  const token = serviceToken(gw, 'bench', 'bench');
   const cliEnv = { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string };
   const connects = ['bench', 'bench-sessions'].map((name) => spawnCli(['connect', name, '--json', '--port', '0'], { configDir: newConfigDir(), env: cliEnv }));
   const ssh = await startSshForward(cluster.port);

@@ -1,15 +1,13 @@
 // Crash: `kill -9` the gateway while clients stream statements through the tunnel. After a
 // restart, every statement the target executed is in the trail (write-ahead), the sessions the
 // dead gateway left open are closed and sealed, and the whole export verifies.
-import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { SessionDetail, SessionSummary } from '../../src/api/contract.js';
-import { GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { exportAndVerify, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
@@ -47,15 +45,10 @@ describe('gateway crash (kill -9) while statements stream', () => {
 
     let gw: GatewayProcess = await startGateway(gatewayOptions);
     const port = Number(new URL(gw.url).port);
-    const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
-    const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
-    const connect: ChildProcess = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], ctx);
-    cleanups.push(async () => {
-      connect.kill('SIGINT');
-      await once(connect, 'exit');
-    });
-    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
-    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    const ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'eng'));
+    const tunnel = await openTunnel('pg-test', ctx);
+    cleanups.push(() => tunnel.stop());
+    const local = tunnel.port;
 
     const extended = new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
     const simple = new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
@@ -98,12 +91,7 @@ describe('gateway crash (kill -9) while statements stream', () => {
     expect(rows.length).toBeGreaterThanOrEqual(acknowledged[0]! + acknowledged[1]!);
     for (const r of rows) expect(recorded[r.via as 'extended' | 'simple'].has(r.n), `${r.via} ${r.n} executed but not in the trail`).toBe(true);
 
-    const key = await runCli(['audit', 'key'], ctx);
-    const exp = await runCli(['audit', 'export'], ctx);
-    expect(exp.code, exp.stderr).toBe(0);
-    writeFileSync(join(gw.dir, 'crash.pub'), key.stdout);
-    writeFileSync(join(gw.dir, 'crash.jsonl'), exp.stdout);
-    const v = await runCli(['audit', 'verify', join(gw.dir, 'crash.jsonl'), '--key', join(gw.dir, 'crash.pub')], { configDir: newConfigDir() });
+    const { verify: v } = await exportAndVerify(ctx, gw.dir);
     expect(v.stderr).toMatch(/^verified: 2 sessions \(2 sealed, 0 still open\)/);
     expect(v.code).toBe(0);
     expect(gw.output()).toContain('closed a session left open by a gateway that stopped');

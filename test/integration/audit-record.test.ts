@@ -2,13 +2,10 @@
 // connected when and every statement the policy refused (with its decision and result), but not
 // the statements that ran — and `sluice connections` says so. A `record: statements` connection on
 // the same gateway keeps everything, as before.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ConnectionInfo, SessionDetail, SessionSummary } from '../../src/api/contract.js';
-import { GATEWAY_BIN, newConfigDir, runCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { exportAndVerify, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
@@ -17,7 +14,7 @@ const target = { host: cluster.host, port: cluster.port, database: cluster.datab
 const policy = { rules: [{ id: 'no-ddl', block: { statements: ['drop'] } }] };
 
 let gw: GatewayProcess;
-let ctx: { configDir: string; env: Record<string, string> };
+let ctx: CliEnv;
 
 beforeAll(async () => {
   gw = await startGateway({
@@ -28,8 +25,7 @@ beforeAll(async () => {
     ],
     extra: { audit: { readers: ['eng'] } },
   });
-  const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
-  ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
+  ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'eng'));
 });
 afterAll(async () => {
   await gw?.stop();
@@ -77,11 +73,7 @@ describe('record: sessions', () => {
       ['pg-quiet', 'sessions'],
       ['pg-full', 'statements'],
     ]);
-    const exp = await runCli(['audit', 'export'], ctx);
-    const key = await runCli(['audit', 'key'], ctx);
-    writeFileSync(join(gw.dir, 'r.jsonl'), exp.stdout);
-    writeFileSync(join(gw.dir, 'r.pub'), key.stdout);
-    const v = await runCli(['audit', 'verify', join(gw.dir, 'r.jsonl'), '--key', join(gw.dir, 'r.pub')], { configDir: newConfigDir() });
-    expect(v.code, v.stderr).toBe(0);
+    const { verify } = await exportAndVerify(ctx, gw.dir);
+    expect(verify.code, verify.stderr).toBe(0);
   });
 });

@@ -4,18 +4,15 @@
 // running gateway's file-size limit to 1 byte (prlimit), which makes each write to the WAL fail
 // with EFBIG. Statements must then fail with a clear error and never reach the target, new
 // sessions must be refused, and everything must recover once writes succeed again.
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { Agent, fetch } from 'undici';
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { SessionDetail, SessionSummary } from '../../src/api/contract.js';
 import { ensureProgram } from '../support/pgCluster.js';
-import { GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { exportAndVerify, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PRLIMIT = ensureProgram('/usr/bin/prlimit', 'util-linux');
@@ -38,15 +35,10 @@ describe('the audit store fails mid-session', () => {
       extra: { audit: { readers: ['eng'] } },
     });
     cleanups.push(() => gw.stop());
-    const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
-    const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
-    const connect: ChildProcess = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], ctx);
-    cleanups.push(async () => {
-      connect.kill('SIGINT');
-      await once(connect, 'exit');
-    });
-    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
-    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    const ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'eng'));
+    const tunnel = await openTunnel('pg-test', ctx);
+    cleanups.push(() => tunnel.stop());
+    const local = tunnel.port;
     const through = () => new pg.Client({ host: '127.0.0.1', port: local, database: cluster.database, user: 'x' });
     const dispatcher = new Agent({ connect: gw.caFile ? { ca: readFileSync(gw.caFile) } : {} });
     const health = async () => {
@@ -102,12 +94,8 @@ describe('the audit store fails mid-session', () => {
     const detail = JSON.parse((await runCli(['sessions', 'show', failed.id, '--json'], ctx)).stdout) as SessionDetail;
     const refusal = detail.events.find((e) => e.kind === 'result' && e.data.sqlstate === '58030');
     expect(refusal?.data.message).toBe('not forwarded: the audit store could not record it');
-    const key = await runCli(['audit', 'key'], ctx);
-    const exp = await runCli(['audit', 'export'], ctx);
-    writeFileSync(join(gw.dir, 'f.pub'), key.stdout);
-    writeFileSync(join(gw.dir, 'f.jsonl'), exp.stdout);
-    const v = await runCli(['audit', 'verify', join(gw.dir, 'f.jsonl'), '--key', join(gw.dir, 'f.pub')], { configDir: newConfigDir() });
-    expect(v.code, v.stderr).toBe(0);
+    const { verify } = await exportAndVerify(ctx, gw.dir);
+    expect(verify.code, verify.stderr).toBe(0);
     expect(gw.output()).toContain('the audit store cannot be written');
     expect(gw.output()).toContain('the audit store accepts writes again');
   });
@@ -134,18 +122,10 @@ describe('the PostgreSQL store fails mid-session', () => {
       extra: { store: { postgres: `postgresql://${role}@${cluster.host}:${cluster.port}/${db}`, password: { env: 'STORE_PASSWORD' } }, audit: { readers: ['eng'] } },
     });
     cleanups.push(() => gw.stop());
-    const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], {
-      encoding: 'utf8',
-      env: { ...process.env, STORE_PASSWORD: rolePassword },
-    }).trim();
-    const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
-    const connect = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], ctx);
-    cleanups.push(async () => {
-      connect.kill('SIGINT');
-      await once(connect, 'exit');
-    });
-    const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
-    const local = (JSON.parse(line.toString()) as { port: number }).port;
+    const ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'eng', { STORE_PASSWORD: rolePassword }));
+    const tunnel = await openTunnel('pg-test', ctx);
+    cleanups.push(() => tunnel.stop());
+    const local = tunnel.port;
     const storeDb = new pg.Client({ host: cluster.host, port: cluster.port, user: su.user, password: su.password, database: db });
     await storeDb.connect();
     cleanups.push(() => storeDb.end());
@@ -199,14 +179,9 @@ describe('the PostgreSQL store fails mid-session', () => {
     // Every statement the target ran is in the trail, the refused one too (as refused), and it verifies.
     const executed = (await admin.query(`select n from ${pgTable} order by n`)).rows.map((r: { n: number }) => r.n);
     await new Promise((r) => setTimeout(r, 300));
-    const exp = await runCli(['audit', 'export'], ctx);
-    const trail = exp.stdout;
+    const { trail, verify } = await exportAndVerify(ctx, gw.dir);
     for (const n of executed) expect(trail).toContain(`insert into ${pgTable} values (${n})`);
     expect(trail).toContain('not forwarded: the audit store could not record it');
-    const key = await runCli(['audit', 'key'], ctx);
-    writeFileSync(join(gw.dir, 'p.pub'), key.stdout);
-    writeFileSync(join(gw.dir, 'p.jsonl'), trail);
-    const v = await runCli(['audit', 'verify', join(gw.dir, 'p.jsonl'), '--key', join(gw.dir, 'p.pub')], { configDir: newConfigDir() });
-    expect(v.code, v.stderr).toBe(0);
+    expect(verify.code, verify.stderr).toBe(0);
   });
 });

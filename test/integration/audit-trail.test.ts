@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { SessionDetail, SessionSummary } from '../../src/api/contract.js';
-import { GATEWAY_BIN, newConfigDir, runCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { newConfigDir, runCli, serviceToken, startGateway, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PSQL = cluster.psqlPath;
@@ -24,7 +24,7 @@ let work: string;
 const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
 
 function token(g: GatewayProcess, name: string, groups: string): string {
-  return execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', g.configFile, '--name', name, '--groups', groups], { encoding: 'utf8' }).trim();
+  return serviceToken(g, name, groups);
 }
 const ctx = (tok: string, g = gw) => ({ configDir, env: { SLUICE_TOKEN: tok, SLUICE_GATEWAY: g.url, SLUICE_CA: g.caFile as string } });
 const cli = (args: string[], tok = readerToken, g = gw) => runCli(args, ctx(tok, g));
@@ -249,10 +249,7 @@ describe('with the PostgreSQL store', () => {
       extra: { store: { postgres: `postgresql://${su.user}@${cluster.host}:${cluster.port}/${db}`, password: { env: 'STORE_PASSWORD' } }, audit: { readers: ['auditors'] } },
     });
     try {
-      const tok = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', pgw.configFile, '--name', 'pg-auditor', '--groups', 'eng,auditors'], {
-        encoding: 'utf8',
-        env: { ...process.env, STORE_PASSWORD: su.password },
-      }).trim();
+      const tok = serviceToken(pgw, 'pg-auditor', 'eng,auditors', { STORE_PASSWORD: su.password });
       const run = await psqlThrough(tok, ['select 1', 'select 2'], pgw);
       expect(run.code, run.stderr).toBe(0);
       await new Promise((r) => setTimeout(r, 300));

@@ -1,11 +1,11 @@
 // `sluice connect` end to end: the real CLI and gateway binaries, a throwaway PostgreSQL cluster
 // with SCRAM auth, the real psql and the pg driver through the tunnel.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { collect, GATEWAY_BIN, login, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { collect, login, newConfigDir, openTunnel, runCli, serviceToken, spawnCli, startGateway, type GatewayProcess, type Tunnel } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PSQL = cluster.psqlPath;
@@ -36,7 +36,7 @@ beforeAll(async () => {
       { name: 'pg-down', type: 'postgres', target: target({ port: 1 }), allow: { groups: ['eng'] } },
     ],
   });
-  token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
+  token = serviceToken(gw, 'ci', 'eng');
   configDir = newConfigDir();
 });
 afterAll(async () => {
@@ -47,23 +47,11 @@ afterAll(async () => {
 const cliCtx = () => ({ configDir, env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } });
 
 /** Starts `sluice connect NAME --json` and resolves with its port once it is ready. */
-async function connect(name: string, extra: string[] = []): Promise<{ port: number; child: ChildProcess; stderr: () => string }> {
-  const child = spawnCli(['connect', name, '--json', '--port', '0', ...extra], cliCtx());
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [line] = (await Promise.race([
-    once(child.stdout!, 'data'),
-    once(child, 'exit').then(() => {
-      throw new Error(`connect exited early: ${stderr}`);
-    }),
-  ])) as [Buffer];
-  const info = JSON.parse(line.toString()) as { port: number; host: string; connection: string; type: string; database: string };
-  expect(info).toMatchObject({ connection: name, type: 'postgres', host: '127.0.0.1', database: cluster.database });
-  cleanups.push(() => {
-    child.kill('SIGINT');
-    return once(child, 'exit');
-  });
-  return { port: info.port, child, stderr: () => stderr };
+async function connect(name: string, extra: string[] = []): Promise<Tunnel> {
+  const tunnel = await openTunnel(name, cliCtx(), extra);
+  expect(tunnel.info).toMatchObject({ connection: name, type: 'postgres', host: '127.0.0.1', database: cluster.database });
+  cleanups.push(() => tunnel.stop());
+  return tunnel;
 }
 
 function psql(port: number, args: string[], env: NodeJS.ProcessEnv = {}) {
@@ -226,7 +214,7 @@ describe('sluice connect (postgres)', () => {
   it('a client gets a clear error while the gateway is down, and connects again after it restarts', async () => {
     const own = await startGateway({ env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target: target(), allow: { groups: ['eng'] } }] });
     const port = Number(new URL(own.url).port);
-    const ownToken = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', own.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
+    const ownToken = serviceToken(own, 'ci', 'eng');
     const child = spawnCli(['connect', 'pg-test', '--json', '--port', '0'], { configDir, env: { SLUICE_TOKEN: ownToken, SLUICE_GATEWAY: own.url, SLUICE_CA: own.caFile as string } });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -1,13 +1,13 @@
 // Policy through the real binaries: a gateway configured with a `policy:`, `sluice connect`, and
 // psql and the pg driver on the local port — blocks with the rule's message, masked results and
 // COPY, the connection's policy summary in `sluice connections`, and the generated masking key.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { collect, GATEWAY_BIN, newConfigDir, runCli, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { collect, newConfigDir, runCli, serviceToken, spawnCli, startGateway, type GatewayProcess } from '../support/binaries.js';
 import { freshDatabase } from '../support/pgEngineHarness.js';
 import { ALLOWED, BLOCKED, CORPUS_POLICY, CORPUS_SCHEMA } from '../support/policyCorpus.js';
 
@@ -58,7 +58,7 @@ beforeAll(async () => {
       },
     ],
   });
-  token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', 'ci', '--groups', 'eng'], { encoding: 'utf8' }).trim();
+  token = serviceToken(gw, 'ci', 'eng');
   connect = spawnCli(['connect', 'pg-prod', '--json', '--port', '0'], cliCtx());
   const [line] = (await once(connect.stdout!, 'data')) as [Buffer];
   port = (JSON.parse(line.toString()) as { port: number }).port;

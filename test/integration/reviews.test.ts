@@ -2,13 +2,12 @@
 // review, `sluice connect` tunnels for a requester (service token) and for alice (device-flow
 // login, herself an approver), the pg driver and psql issuing INSERTs that wait, and approvers
 // deciding with `sluice reviews`. The target's table is checked directly after each outcome.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReviewInfo, SessionDetail } from '../../src/api/contract.js';
-import { collect, GATEWAY_BIN, login, newConfigDir, runCli, spawnCli, startGateway, type CliEnv, type GatewayProcess } from '../support/binaries.js';
+import { collect, login, newConfigDir, openTunnel, runCli, serviceToken, startGateway, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const TABLE = `reviews_e2e_${randomBytes(4).toString('hex')}`;
@@ -37,10 +36,7 @@ beforeAll(async () => {
     ],
   });
   for (const [name, groups] of [['dev', 'eng'], ['oncall', 'dba'], ['sales', 'sales']]) {
-    tokens[name as string] = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', name as string, '--groups', groups as string], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim();
+    tokens[name as string] = serviceToken(gw, name as string, groups as string);
   }
   aliceDir = newConfigDir();
   const res = await login(gw, aliceDir, 'alice');
@@ -59,20 +55,9 @@ const rowIds = async () => (await admin.query<{ id: number }>(`select id from ${
 
 /** `sluice connect pg-prod --json --port 0` as `ctx`; resolves with its local port. */
 async function connect(ctx: CliEnv): Promise<number> {
-  const child = spawnCli(['connect', 'pg-prod', '--json', '--port', '0'], ctx);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [line] = (await Promise.race([
-    once(child.stdout!, 'data'),
-    once(child, 'exit').then(() => {
-      throw new Error(`connect exited early: ${stderr}`);
-    }),
-  ])) as [Buffer];
-  cleanups.push(() => {
-    child.kill('SIGINT');
-    return once(child, 'exit');
-  });
-  return (JSON.parse(line.toString()) as { port: number }).port;
+  const tunnel = await openTunnel('pg-prod', ctx);
+  cleanups.push(() => tunnel.stop());
+  return tunnel.port;
 }
 
 /** A pg client through the tunnel that collects NoticeResponses. */

@@ -1,6 +1,7 @@
 // Runs the real `sluice-gateway` and `sluice` binaries (bin/*.js over dist/) as child processes,
 // each test with its own config directory, so integration tests exercise exactly what users run.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -158,6 +159,71 @@ export function waitForStderr(child: ChildProcess, re: RegExp, ms = 20_000): Pro
     };
     child.stderr?.on('data', onData);
   });
+}
+
+/** A service token made by `sluice-gateway token create` against the gateway's own config. */
+export function serviceToken(gw: GatewayProcess, name: string, groups: string, env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', gw.configFile, '--name', name, '--groups', groups], { encoding: 'utf8', env: { ...process.env, ...env } }).trim();
+}
+
+/** The CLI environment of a service token on `gw`, with a fresh config directory. */
+export function tokenCtx(gw: GatewayProcess, token: string): CliEnv & { env: Record<string, string> } {
+  return { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, ...(gw.caFile ? { SLUICE_CA: gw.caFile } : {}) } };
+}
+
+export interface TunnelInfo {
+  connection: string;
+  type: string;
+  host: string;
+  port: number;
+  database: string;
+}
+
+export interface Tunnel {
+  info: TunnelInfo;
+  port: number;
+  child: ChildProcess;
+  /** What `sluice connect` wrote to stderr so far. */
+  stderr(): string;
+  /** Ctrl-C, then waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts `sluice connect NAME --json --port 0 [...extra]` and resolves once it prints its ready line. */
+export async function openTunnel(name: string, ctx: CliEnv, extra: string[] = []): Promise<Tunnel> {
+  const child = spawnCli(['connect', name, '--json', '--port', '0', ...extra], ctx);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [line] = (await Promise.race([
+    once(child.stdout!, 'data'),
+    once(child, 'exit').then(() => {
+      throw new Error(`sluice connect ${name} exited early: ${stderr}`);
+    }),
+  ])) as [Buffer];
+  const info = JSON.parse(line.toString()) as TunnelInfo;
+  return {
+    info,
+    port: info.port,
+    child,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGINT');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** `sluice audit export` and `sluice audit key` as `ctx`, then `sluice audit verify` of the two (files in `dir`). */
+export async function exportAndVerify(ctx: CliEnv, dir: string, args: string[] = []): Promise<{ trail: string; verify: CliResult }> {
+  const exp = await runCli(['audit', 'export', ...args], ctx);
+  if (exp.code !== 0) throw new Error(`sluice audit export failed: ${exp.stderr}`);
+  const key = await runCli(['audit', 'key'], ctx);
+  const base = join(dir, `trail-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(`${base}.jsonl`, exp.stdout);
+  writeFileSync(`${base}.pub`, key.stdout);
+  const verify = await runCli(['audit', 'verify', `${base}.jsonl`, '--key', `${base}.pub`], { configDir: newConfigDir() });
+  return { trail: exp.stdout, verify };
 }
 
 export function newConfigDir(): string {
