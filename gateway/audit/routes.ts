@@ -92,11 +92,32 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     } else {
       scope = since ? { kind: 'since', since: since.toISOString() } : { kind: 'all' };
     }
-    const lines = await audit.exportTrail(scope, deps.url);
-    deps.log.info({ who: who.name, scope, lines: lines.length }, 'audit export');
-    const body = lines.join('\n') + '\n';
-    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
-    res.end(body);
+    // Streamed (chunked), in pieces of ~64 KiB, waiting for the client when it reads slowly: an
+    // export of a year of statements must not have to fit in the gateway's memory.
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    let lines = 0;
+    let piece = '';
+    const send = async (): Promise<boolean> => {
+      const ok = res.write(piece);
+      piece = '';
+      if (!ok) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
+      return !res.destroyed;
+    };
+    try {
+      for await (const line of audit.streamTrail(scope, deps.url)) {
+        lines++;
+        piece += `${line}\n`;
+        if (piece.length >= 65_536 && !(await send())) break;
+      }
+      if (!res.destroyed && piece.length > 0) await send();
+      res.end();
+      deps.log.info({ who: who.name, scope, lines }, 'audit export');
+    } catch (err) {
+      // The head is sent: cut the response short, so the client sees a truncated export (which
+      // `sluice audit verify` names as such) rather than one that looks complete.
+      deps.log.error({ err, who: who.name, scope, lines }, 'audit export failed');
+      res.destroy();
+    }
     return true;
   };
 }

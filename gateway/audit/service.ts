@@ -41,6 +41,8 @@ export interface AuditService {
   openSession(meta: SessionMeta): SessionAudit & { readonly started: boolean };
   /** The export as JSON Lines (each string one line without its newline). */
   exportTrail(scope: ExportScope, gateway?: string): Promise<string[]>;
+  /** The same lines, read from the store as they are consumed (for the HTTP export: bounded memory). */
+  streamTrail(scope: ExportScope, gateway?: string): AsyncGenerator<string>;
   /** Signs the ledger's head now (if it moved since the last checkpoint). */
   checkpoint(): Promise<void>;
   /** Applies retention now; returns how many sessions' events were removed. */
@@ -123,8 +125,26 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
     }
   }
 
+  /** Exports in progress: retention waits for its next round rather than delete what they are reading. */
+  let exporting = 0;
+
+  async function* streamTrail(scope: ExportScope, gateway?: string): AsyncGenerator<string> {
+    await writer.flush();
+    exporting++;
+    try {
+      const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
+      yield* exportLines(snap, (id, after, upTo, limit) => store.eventsPage(id, after, upTo, limit), scope, signer, now(), gateway);
+    } finally {
+      exporting--;
+    }
+  }
+
   async function applyRetention(): Promise<number> {
     if (settings.retainDays === undefined) return 0;
+    if (exporting > 0) {
+      log.info({ exports: exporting }, 'retention postponed: an export is reading the trail');
+      return 0;
+    }
     const at = now();
     const cutoff = new Date(at.getTime() - settings.retainDays * 86_400_000);
     await writer.flush();
@@ -176,10 +196,11 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
         meta,
       ),
     async exportTrail(scope, gateway) {
-      await writer.flush();
-      const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
-      return exportLines(snap, scope, signer, now(), gateway);
+      const lines: string[] = [];
+      for await (const line of streamTrail(scope, gateway)) lines.push(line);
+      return lines;
     },
+    streamTrail,
     checkpoint,
     applyRetention,
     async close() {

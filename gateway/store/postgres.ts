@@ -212,6 +212,8 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
       return r && toSession(r);
     },
     listEvents: async (id) => (await rows('SELECT * FROM audit_events WHERE session_id = $1 ORDER BY seq', [id])).map(toEvent),
+    eventsPage: async (id, after, upTo, limit) =>
+      (await rows('SELECT * FROM audit_events WHERE session_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4', [id, after, upTo, limit])).map(toEvent),
     ledgerHead: () => tx(headOf),
     snapshot: (scope) =>
       tx(async (c) => {
@@ -231,16 +233,16 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
           ledgerFrom = row && row.ledger_seq !== null ? Number(row.ledger_seq) : h.seq + 1;
         }
         const records = sessions.map(toSession);
-        const events = new Map<string, EventRecord[]>(records.map((s) => [s.id, []]));
+        const lastSeq = new Map<string, number>(records.map((s) => [s.id, 0]));
         if (records.length > 0) {
-          for (const r of await rows('SELECT * FROM audit_events WHERE session_id = ANY($1) ORDER BY session_id, seq', [records.map((s) => s.id)], c)) {
-            events.get(String(r.session_id))?.push(toEvent(r));
+          for (const r of await rows('SELECT session_id, max(seq) AS seq FROM audit_events WHERE session_id = ANY($1) GROUP BY session_id', [records.map((s) => s.id)], c)) {
+            lastSeq.set(String(r.session_id), Number(r.seq));
           }
         }
         const [prev] = ledgerFrom <= 1 ? [] : await rows('SELECT hash FROM audit_ledger WHERE seq = $1', [ledgerFrom - 1], c);
         return {
           sessions: records,
-          events,
+          lastSeq,
           ledgerFrom,
           ledgerPrev: prev ? String(prev.hash) : GENESIS_HASH,
           ledger: (await rows('SELECT * FROM audit_ledger WHERE seq >= $1 ORDER BY seq', [ledgerFrom], c)).map(toLedger),

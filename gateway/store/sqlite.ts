@@ -103,6 +103,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     lastCheckpoint: db.prepare('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1'),
     getSession: db.prepare('SELECT * FROM audit_sessions WHERE id = ?'),
     listEvents: db.prepare('SELECT * FROM audit_events WHERE session_id = ? ORDER BY seq'),
+    eventsPage: db.prepare('SELECT * FROM audit_events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     purgeable: db.prepare('SELECT id FROM audit_sessions WHERE ledger_seq IS NOT NULL AND purged_at IS NULL AND ended_at < ? ORDER BY ledger_seq'),
     deleteEvents: db.prepare('DELETE FROM audit_events WHERE session_id = ?'),
     markPurged: db.prepare('UPDATE audit_sessions SET purged_at = ? WHERE id = ?'),
@@ -173,11 +174,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       ledgerFrom = row && row.ledger_seq !== null ? Number(row.ledger_seq) : h.seq + 1;
     }
     const records = sessions.map(toSession);
-    const events = new Map(records.map((s) => [s.id, (q.listEvents.all(s.id) as Row[]).map(toEvent)]));
+    const lastSeq = new Map(records.map((s) => [s.id, Number((q.lastEvent.get(s.id) as Row | undefined)?.seq ?? 0)]));
     const prev = ledgerFrom <= 1 ? GENESIS_HASH : String((q.ledgerHashAt.get(ledgerFrom - 1) as Row).hash);
     return {
       sessions: records,
-      events,
+      lastSeq,
       ledgerFrom,
       ledgerPrev: prev,
       ledger: (q.ledgerFromSeq.all(ledgerFrom) as Row[]).map(toLedger),
@@ -259,6 +260,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       return row && toSession(row);
     },
     listEvents: async (id) => (q.listEvents.all(id) as Row[]).map(toEvent),
+    eventsPage: async (id, after, upTo, limit) => (q.eventsPage.all(id, after, upTo, limit) as Row[]).map(toEvent),
     ledgerHead: async () => head(),
     snapshot: async (scope) => snapshot(scope),
     orphanedSessions: async (instance, staleBefore) => orphans(instance, staleBefore),

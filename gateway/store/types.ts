@@ -126,11 +126,17 @@ export interface SessionFilter {
 
 export type SnapshotScope = { kind: 'all' } | { kind: 'since'; since: Date } | { kind: 'session'; id: string };
 
-/** A consistent read of everything an export needs. */
+/**
+ * A consistent read of what an export needs, except the events themselves: those are read page by
+ * page with eventsPage() up to each session's `lastSeq` (events are only ever appended, so the
+ * pages read later are the events as they were at the snapshot), so an export of any size streams
+ * in bounded memory.
+ */
 export interface AuditSnapshot {
   /** Sessions in scope whose events are still kept, oldest first. */
   sessions: SessionRecord[];
-  events: Map<string, EventRecord[]>;
+  /** Each session's last event seq at the snapshot (0: none yet). */
+  lastSeq: Map<string, number>;
   /** The hash before `ledger[0]` (GENESIS when it is entry 1) and the first seq included. */
   ledgerFrom: number;
   ledgerPrev: string;
@@ -177,6 +183,8 @@ export interface Store {
   listSessions(filter: SessionFilter): Promise<SessionRecord[]>;
   getSession(id: string): Promise<SessionRecord | undefined>;
   listEvents(sessionId: string): Promise<EventRecord[]>;
+  /** A session's events with `afterSeq < seq <= upToSeq`, in order, at most `limit` of them. */
+  eventsPage(sessionId: string, afterSeq: number, upToSeq: number, limit: number): Promise<EventRecord[]>;
   ledgerHead(): Promise<LedgerHead>;
   snapshot(scope: SnapshotScope): Promise<AuditSnapshot>;
   /** Open sessions owned by other instances not seen since `staleBefore`. */

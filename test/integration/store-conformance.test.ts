@@ -208,8 +208,15 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect(all.ledgerPrev).toBe(GENESIS_HASH);
     expect(all.head).toEqual(await store.ledgerHead());
     expect(all.sessions.map((s) => s.id)).toEqual(expect.arrayContaining([old.id, open.id]));
-    expect(all.events.get(open.id)).toHaveLength(2);
+    expect(all.lastSeq.get(open.id)).toBe(2);
     expect(all.checkpoints.length).toBeGreaterThanOrEqual(2);
+    // Events appended after the snapshot are not part of it; pages stop at lastSeq.
+    await store.commit(chain(open.id, ['session.start', 'query', 'result']).slice(2).map((event): AuditOp => ({ op: 'event', event })));
+    const stored = await store.listEvents(open.id);
+    expect(stored).toHaveLength(3);
+    expect((await store.eventsPage(open.id, 0, all.lastSeq.get(open.id)!, 1000)).map((e) => e.seq)).toEqual([1, 2]);
+    expect((await store.eventsPage(open.id, 1, 3, 1)).map((e) => e.seq)).toEqual([2]);
+    expect(await store.eventsPage(open.id, 3, 3, 10)).toEqual([]);
 
     const one = await store.snapshot({ kind: 'session', id: old.id });
     const oldSeal = (await store.getSession(old.id))!.ledgerSeq!;

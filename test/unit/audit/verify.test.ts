@@ -254,3 +254,27 @@ describe('anchors: a later export must extend an earlier one', () => {
     }
   });
 });
+
+describe('streamed export', () => {
+  it('reads a session longer than one page in order, and the export verifies', async () => {
+    const sdir = mkdtempSync(join(tmpdir(), 'sluice-stream-'));
+    const sstore = openSqliteStore(join(sdir, 's.db'));
+    const a = await startAudit({ store: sstore, settings: settings({ keyFile: join(sdir, 'k.pem'), journalDir: sdir }), log, now });
+    try {
+      const s = a.openSession({ id: 's_long', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+      s.onSessionStart({ database: 'app', clientUser: 'x' });
+      for (let i = 0; i < 1200; i++) s.onResult({ queryId: s.onQuery({ text: `select ${i}`, protocol: 'simple' }), status: 'ok', durationMs: 0 });
+      s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
+      const streamed: string[] = [];
+      for await (const line of a.streamTrail({ kind: 'all' })) streamed.push(line);
+      const events = streamed.filter((l) => l.includes('"type":"event"')).map((l) => (JSON.parse(l) as { seq: number }).seq);
+      expect(events).toEqual(Array.from({ length: 2402 }, (_, i) => i + 1));
+      const v = verifyTrail(text(streamed), createPublicKey(a.signer.publicKeyPem));
+      expect(v.problems).toEqual([]);
+      expect(v.summary).toMatchObject({ sessions: 1, sealed: 1 });
+    } finally {
+      await a.close();
+      await sstore.close();
+    }
+  });
+});
