@@ -11,7 +11,6 @@ import { exportAndVerify, openTunnel, runCli, serviceToken, startGateway, tokenC
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
-const table = `crash_${randomBytes(4).toString('hex')}`;
 const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
 const gatewayOptions = { env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }], extra: { audit: { readers: ['eng'] } } };
 
@@ -38,12 +37,16 @@ async function stream(client: pg.Client, send: (i: number) => Promise<unknown>):
 }
 
 describe('gateway crash (kill -9) while statements stream', () => {
-  it('loses no executed statement and the trail verifies after the restart', async () => {
+  // durability: process appends each statement to the journal; fsync also fdatasyncs it, with the
+  // engine waiting for the group commit: both must lose nothing that ran.
+  it.each(['process', 'fsync'])('loses no executed statement and the trail verifies after the restart (durability: %s)', async (durability) => {
+    const table = `crash_${durability}_${randomBytes(4).toString('hex')}`;
     const admin = direct();
     await admin.connect();
     await admin.query(`create table ${table} (n int not null, via text not null)`);
 
-    let gw: GatewayProcess = await startGateway(gatewayOptions);
+    const options = { ...gatewayOptions, extra: { audit: { readers: ['eng'], durability } } };
+    let gw: GatewayProcess = await startGateway(options);
     const port = Number(new URL(gw.url).port);
     const ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'eng'));
     const tunnel = await openTunnel('pg-test', ctx);
@@ -66,7 +69,7 @@ describe('gateway crash (kill -9) while statements stream', () => {
     expect(acknowledged[0]).toBeGreaterThan(10);
     expect(acknowledged[1]).toBeGreaterThan(10);
 
-    gw = await startGateway({ ...gatewayOptions, dir: gw.dir, port });
+    gw = await startGateway({ ...options, dir: gw.dir, port });
     cleanups.push(() => gw.stop());
     const { rows } = await admin.query<{ n: number; via: string }>(`select n, via from ${table}`);
     await admin.end();
