@@ -18,6 +18,8 @@ export { createRowMasker, decodeRowDescription, applyResultFormats, RowMaskError
 export type { RowColumn, RowMaskPlan, RowMasker, RowMaskStats } from './mask/dataRow.js';
 export { maskCopyLine, createCopyMasker, CopyMaskError } from './mask/copy.js';
 export type { CopyMaskOptions } from './mask/copy.js';
+export { maskNoticeFields, WITHHELD } from './mask/notices.js';
+export type { NoticeField } from './mask/notices.js';
 export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, cachingResolver } from './mask/plan.js';
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';

@@ -208,3 +208,36 @@ describe('the audit trail', () => {
     for (const secret of CLEAR) expect(everything).not.toContain(secret);
   });
 });
+
+describe('errors and notices', () => {
+  it('withholds what a constraint error quotes from masked data and masks what a notice says, keeping the session usable', async () => {
+    await db.admin.query(`
+      create schema crm;
+      create table crm.customers (id int primary key, name text not null, email text unique);
+      insert into crm.customers values (1, 'Ann', 'ann@example.com');
+      create table crm.tags (id int primary key, label text not null);
+      insert into crm.tags values (1, 'vip');
+      create function crm.leak() returns int language plpgsql as $$ begin raise notice 'card 4111111111111111 for ann@example.com'; return 1; end $$;
+      alter schema crm owner to app; alter table crm.customers owner to app; alter table crm.tags owner to app; alter function crm.leak() owner to app;
+    `);
+    const c = client(gw.port, database);
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    await c.connect();
+    const fail = (sql: string) => c.query(sql).then(() => undefined, (e: { code?: string; detail?: string; message?: string }) => e);
+    try {
+      const dup = await fail(`insert into crm.customers values (2, 'Bob', 'ann@example.com')`);
+      expect(dup).toMatchObject({ code: '23505', detail: 'Key (email)=(withheld: masked data) already exists.' });
+      const row = await fail('update crm.customers set name = null where id = 1');
+      expect(row).toMatchObject({ code: '23502', detail: 'Failing row contains (withheld: masked data).' });
+      // A table without masked columns keeps its details.
+      const tag = await fail('update crm.tags set label = null where id = 1');
+      expect(tag).toMatchObject({ code: '23502', detail: 'Failing row contains (1, null).' });
+      expect((await c.query('select crm.leak() as v')).rows).toEqual([{ v: 1 }]);
+      expect(notices).toEqual([`card ${REDACTED} for ${REDACTED}`]);
+      expect((await c.query('select 1 as still')).rows).toEqual([{ still: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+});

@@ -7,9 +7,9 @@
 // COPY rows. Without masking only the few small result messages are looked at and target chunks
 // go to the client as they came.
 import type { CopyMaskPlan, RowColumn, RowMasker } from '../../policy/index.js';
-import { createCopyMasker } from '../../policy/index.js';
+import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { SessionContext } from '../types.js';
-import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
+import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
 import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
@@ -43,6 +43,7 @@ interface Current {
 const t = (c: string) => c.charCodeAt(0);
 const CC = t('C'), EE = t('E'), II = t('I'), ss = t('s'), ZZ = t('Z'), TT = t('T'), DD = t('D'), nn = t('n'), dd = t('d'), cc = t('c'), HH = t('H'), SS = t('S');
 const ONE = t('1'), TWO = t('2'), THREE = t('3');
+const NOTICE = t('N');
 
 export interface ServerFlowOptions {
   readonly ctx: SessionContext;
@@ -81,6 +82,8 @@ export class ServerFlow {
     if (o.masking !== undefined) {
       a[TT] = INTERCEPT;
       a[nn] = INTERCEPT;
+      // Notices can quote data too (RAISE NOTICE in a function): masked like errors.
+      a[NOTICE] = INTERCEPT;
     }
   }
 
@@ -176,9 +179,30 @@ export class ServerFlow {
         this.o.gate?.parameterStatus(p.name, p.value);
         return undefined;
       }
+      case NOTICE:
+        return this.maskNotice('N', buf.subarray(start, end));
     }
     return undefined;
   };
+
+  /**
+   * With masking: the frame with what the target quoted from masked data withheld or masked
+   * (policy/mask/notices.ts), or undefined to keep it. A frame that does not decode is kept: the
+   * error path reports malformed ones.
+   */
+  private maskNotice(type: 'E' | 'N', frame: Buffer): Buffer | undefined {
+    const mask = this.o.masking?.mask;
+    if (mask === undefined) return undefined;
+    let fields: ReadonlyMap<string, string>;
+    try {
+      fields = decodeErrorFields(frame.subarray(5)).fields;
+    } catch {
+      return undefined;
+    }
+    const masked = maskNoticeFields([...fields].map(([code, value]) => ({ code: code.charCodeAt(0), value })), mask);
+    if (masked === undefined) return undefined;
+    return encodeNoticeFields(type, masked.map((f) => [String.fromCharCode(f.code), f.value] as const));
+  }
 
   private ready(status: number): undefined {
     this.noteRows();
@@ -201,7 +225,7 @@ export class ServerFlow {
 
   private error(buf: Buffer, start: number, end: number): RelayVerdict {
     this.noteRows();
-    const replacement = this.o.refusals.replacement(buf, start, end);
+    const replacement = this.o.refusals.replacement(buf, start, end) ?? this.maskNotice('E', buf.subarray(start, end));
     const body = replacement ?? buf.subarray(start, end);
     let e: PgErrorFields | undefined;
     try {

@@ -160,6 +160,13 @@ function encodeNotice(type: 'E' | 'N', n: PgNotice): Buffer {
   return w.byte(0).typed(type);
 }
 
+/** An ErrorResponse ('E') or NoticeResponse ('N') with exactly these fields, in this order (codes are single characters). */
+export function encodeNoticeFields(type: 'E' | 'N', fields: Iterable<readonly [string, string]>): Buffer {
+  const w = new MessageWriter();
+  for (const [code, value] of fields) w.byte(code.charCodeAt(0)).cstring(value);
+  return w.byte(0).typed(type);
+}
+
 /** ErrorResponse ('E'); severity ERROR, FATAL or PANIC. */
 export function encodeErrorResponse(e: PgNotice & { readonly severity: 'ERROR' | 'FATAL' | 'PANIC' }): Buffer {
   return encodeNotice('E', e);
