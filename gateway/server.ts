@@ -94,7 +94,13 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     store,
     ...(selfFetch ? { fetch: selfFetch } : {}),
   });
-  const authConfig: AuthConfig = { issuer, clientId: config.identity.clientId, audience: config.identity.audience, scopes: [...config.identity.scopes] };
+  const authConfig: AuthConfig = {
+    issuer,
+    clientId: config.identity.clientId,
+    audience: config.identity.audience,
+    scopes: [...config.identity.scopes],
+    ...(config.identity.kind === 'oidc' && config.identity.audienceParameter ? { audienceParameter: config.identity.audienceParameter } : {}),
+  };
   const tunnels = new Set<AbortController>();
   const auditRoutes = createAuditRoutes({ audit, store, authenticate, log, url });
   const reviews = createReviewService({

@@ -22,7 +22,7 @@ export class ConfigError extends Error {
 }
 
 export type IdentityConfig =
-  | { kind: 'oidc'; issuer: string; audience: string; clientId: string; groupsClaim: string; scopes: readonly string[] }
+  | { kind: 'oidc'; issuer: string; audience: string; clientId: string; groupsClaim: string; scopes: readonly string[]; audienceParameter?: 'audience' | 'resource' }
   | {
       kind: 'dev';
       audience: string;

@@ -32,6 +32,12 @@ const oidcIdentity = z.strictObject({
   clientId: nonEmpty,
   groupsClaim: nonEmpty.default('groups'),
   scopes: z.array(nonEmpty).default(['openid', 'email', 'profile', 'offline_access']),
+  /**
+   * The request parameter that names the audience when the CLI starts a device login: `audience`
+   * (Auth0 issues a JWT for the API only when asked this way) or `resource` (RFC 8707). Absent:
+   * none, for IdPs that set the audience themselves (Keycloak mappers, Okta authorization servers).
+   */
+  audienceParameter: z.enum(['audience', 'resource']).optional(),
 });
 
 const devIdentity = z.strictObject({

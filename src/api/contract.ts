@@ -56,6 +56,8 @@ export const authConfig = z.object({
   clientId: z.string(),
   audience: z.string(),
   scopes: z.array(z.string()),
+  /** Send `audience` under this parameter name when starting a device login (absent: do not send it). */
+  audienceParameter: z.enum(['audience', 'resource']).optional(),
 });
 export type AuthConfig = z.infer<typeof authConfig>;
 

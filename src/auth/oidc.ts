@@ -43,7 +43,7 @@ export async function deviceLogin(
   const config = await discoverIssuer(endpoint, auth.issuer, auth.clientId);
   let device: client.DeviceAuthorizationResponse;
   try {
-    device = await client.initiateDeviceAuthorization(config, { scope: auth.scopes.join(' ') });
+    device = await client.initiateDeviceAuthorization(config, { scope: auth.scopes.join(' '), ...(auth.audienceParameter ? { [auth.audienceParameter]: auth.audience } : {}) });
   } catch (err) {
     throw new AuthError(`the identity provider refused to start a device login: ${describe(err)}`);
   }
