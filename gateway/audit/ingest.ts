@@ -21,16 +21,16 @@ export interface Ingester {
    * `emptied: true` when it also emptied the journal file (truncating a file with fresh dirty
    * pages takes hundreds of microseconds: better not on the event loop).
    */
-  ingest(batch: IngestBatch): Promise<{ emptied: boolean }>;
+  ingest(batch: IngestBatch, opts: { replay: boolean }): Promise<{ emptied: boolean }>;
   close(): Promise<void>;
 }
 
 export function inlineIngester(store: Store): Ingester {
   return {
     readsJournal: false,
-    async ingest(batch) {
-      if (store.commitSync) store.commitSync(batch.ops);
-      else await store.commit(batch.ops);
+    async ingest(batch, { replay }) {
+      if (store.commitSync) store.commitSync(batch.ops, { replay });
+      else await store.commit(batch.ops, { replay });
       return { emptied: false };
     },
     async close() {},
@@ -41,6 +41,7 @@ export interface WorkerRequest {
   id: number;
   path: string;
   bytes: number;
+  replay: boolean;
 }
 export type WorkerReply = { id: number; ok: true; ops: number; emptied: boolean } | { id: number; ok: false; message: string; code?: string };
 
@@ -73,13 +74,13 @@ export function workerIngester(data: IngestWorkerData): Ingester {
   };
   return {
     readsJournal: true,
-    ingest(batch) {
+    ingest(batch, { replay }) {
       worker ??= start();
       const id = ++next;
       const w = worker;
       return new Promise<{ emptied: boolean }>((resolve, reject) => {
         pending.set(id, { resolve, reject });
-        w.postMessage({ id, path: batch.path, bytes: batch.bytes } satisfies WorkerRequest);
+        w.postMessage({ id, path: batch.path, bytes: batch.bytes, replay } satisfies WorkerRequest);
       });
     },
     async close() {

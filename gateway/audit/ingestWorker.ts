@@ -16,8 +16,8 @@ port.on('message', (m: WorkerRequest) => {
   void (async (): Promise<WorkerReply> => {
     try {
       const ops = readJournalPart(m.path, m.bytes);
-      if (store.commitSync) store.commitSync(ops);
-      else await store.commit(ops);
+      if (store.commitSync) store.commitSync(ops, { replay: m.replay });
+      else await store.commit(ops, { replay: m.replay });
       let emptied = true;
       try {
         truncateSync(m.path, 0);

@@ -197,7 +197,15 @@ export class AuditJournal {
    */
   rotate(): { path: string; bytes: number; release: (emptied?: boolean) => void } {
     const old = this.active;
-    this.active = old === 0 ? 1 : 0;
+    const next = old === 0 ? 1 : 0;
+    // A file whose emptying failed after its ingest is emptied now, or the rotation fails (and
+    // with it the ingest, which marks the audit unavailable): appending after already-ingested
+    // ops would ingest them twice and put them ahead of newer ones in a replay.
+    if (this.sizes[next] !== 0) {
+      ftruncateSync(this.fds[next], 0);
+      this.sizes[next] = 0;
+    }
+    this.active = next;
     return {
       path: join(this.opts.dir, FILES[old]),
       bytes: this.sizes[old],
@@ -214,7 +222,11 @@ export class AuditJournal {
   }
 }
 
+/** Journals this process holds: its own pid in a lock file it does not hold means a previous process with the same pid (a container restarted after a crash). */
+const held = new Set<string>();
+
 function releaseLock(path: string): void {
+  held.delete(path);
   try {
     unlinkSync(path);
   } catch {
@@ -226,16 +238,19 @@ function releaseLock(path: string): void {
 function takeLock(path: string): void {
   try {
     writeFileSync(path, String(process.pid), { flag: 'wx', mode: 0o600 });
+    held.add(path);
     return;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   const pid = Number(readFileSync(path, 'utf8').trim());
-  if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+  const ours = pid === process.pid;
+  if ((ours && held.has(path)) || (!ours && Number.isInteger(pid) && pid > 0 && alive(pid))) {
     throw new JournalError(`${path}: the audit journal in this directory is in use by process ${pid}; each gateway needs its own state directory`);
   }
-  // Left by a process that is gone (a crash): take it over.
+  // Left by a process that is gone (a crash), perhaps one that had this same pid: take it over.
   writeFileSync(path, String(process.pid), { mode: 0o600 });
+  held.add(path);
 }
 
 function alive(pid: number): boolean {

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { paths, type SessionEvent, type SessionSummary } from '../../src/api/contract.js';
 import type { ExportScope } from '../../src/api/auditTrail.js';
 import type { Authenticator } from '../auth/authenticate.js';
-import type { Identity } from '../engines/types.js';
+import { AuditUnavailableError, type Identity } from '../engines/types.js';
 import { authenticateOrRefuse, sendError, sendJson } from '../http.js';
 import type { EventRecord, SessionRecord, Store } from '../store/types.js';
 import type { AuditService } from './service.js';
@@ -94,19 +94,27 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     }
     // Streamed (chunked), in pieces of ~64 KiB, waiting for the client when it reads slowly: an
     // export of a year of statements must not have to fit in the gateway's memory.
+    const trail = audit.streamTrail(scope, deps.url);
+    let first: IteratorResult<string>;
+    try {
+      first = await trail.next();
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+      sendError(res, 503, 'unavailable', err.message);
+      return true;
+    }
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     let lines = 0;
     let piece = '';
     const send = async (): Promise<boolean> => {
-      const ok = res.write(piece);
+      if (!res.write(piece)) await drained(res);
       piece = '';
-      if (!ok) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)));
       return !res.destroyed;
     };
     try {
-      for await (const line of audit.streamTrail(scope, deps.url)) {
+      for (let r = first; !r.done; r = await trail.next()) {
         lines++;
-        piece += `${line}\n`;
+        piece += `${r.value}\n`;
         if (piece.length >= 65_536 && !(await send())) break;
       }
       if (!res.destroyed && piece.length > 0) await send();
@@ -117,6 +125,9 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
       // `sluice audit verify` names as such) rather than one that looks complete.
       deps.log.error({ err, who: who.name, scope, lines }, 'audit export failed');
       res.destroy();
+    } finally {
+      // Ends the generator (and its hold on retention) when the client went away mid-export.
+      await trail.return(undefined);
     }
     return true;
   };
@@ -164,3 +175,25 @@ function toEvent(e: EventRecord): SessionEvent {
   const body = JSON.parse(e.body) as { data: Record<string, unknown> };
   return { seq: e.seq, kind: e.kind, at: e.at.toISOString(), data: body.data, hash: e.hash };
 }
+
+/** A client that stops reading this long is cut off, so an export cannot hold retention forever. */
+const STALL_MS = 60_000;
+
+/** Resolves when the response can take more, or is closed (destroyed after a stall). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      res.destroy();
+      done();
+    }, STALL_MS);
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
-import type { SessionAudit } from '../engines/types.js';
+import { AuditUnavailableError, type SessionAudit } from '../engines/types.js';
 import { createSessionAudit, type SessionMeta } from '../sessionAudit.js';
 import type { StoreSettings } from '../store/open.js';
 import type { Store } from '../store/types.js';
@@ -129,9 +129,11 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
   let exporting = 0;
 
   async function* streamTrail(scope: ExportScope, gateway?: string): AsyncGenerator<string> {
-    await writer.flush();
     exporting++;
     try {
+      await writer.flush();
+      // Journaled events that cannot reach the store would be missing from a signed export.
+      if (!writer.healthy) throw new AuditUnavailableError('the audit store cannot be written right now, so an export would miss the latest events; try again when GET /healthz says ok');
       const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
       yield* exportLines(snap, (id, after, upTo, limit) => store.eventsPage(id, after, upTo, limit), scope, signer, now(), gateway);
     } finally {
@@ -141,13 +143,16 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
 
   async function applyRetention(): Promise<number> {
     if (settings.retainDays === undefined) return 0;
-    if (exporting > 0) {
+    const postponed = () => {
+      if (exporting === 0) return false;
       log.info({ exports: exporting }, 'retention postponed: an export is reading the trail');
-      return 0;
-    }
+      return true;
+    };
+    if (postponed()) return 0;
     const at = now();
     const cutoff = new Date(at.getTime() - settings.retainDays * 86_400_000);
     await writer.flush();
+    if (postponed()) return 0;
     const removed = await store.purge(cutoff, purgeEntry(cutoff), at);
     if (removed.sessions.length > 0) {
       log.info({ sessions: removed.sessions.length, events: removed.events, before: cutoff.toISOString() }, 'retention removed old sessions\u2019 events (their seals stay in the ledger)');

@@ -62,7 +62,7 @@ export class AuditWriter {
   private toIngest: AuditOp[] = [];
   private toIngestCount = 0;
   /** An ingest that has not succeeded yet (its journal file is kept until it does). */
-  private ingesting: { path: string; bytes: number; ops: AuditOp[]; release: (emptied?: boolean) => void; upTo: number } | undefined;
+  private ingesting: { path: string; bytes: number; ops: AuditOp[]; release: (emptied?: boolean) => void; upTo: number; attempts: number } | undefined;
   /** Every op up to this count of durable ops is in the store. */
   private ingestedUpTo = 0;
   private ingestTimer: NodeJS.Timeout | undefined;
@@ -118,6 +118,7 @@ export class AuditWriter {
    */
   commitNow(): void {
     if (!this.canCommitNow) throw new Error('this store cannot commit synchronously');
+    if (this.closed) throw new AuditUnavailableError('the gateway is shutting down');
     if (this.failure) throw new AuditUnavailableError(undefined, { cause: this.failure });
     if (this.inflight || this.queue.length === 0) {
       // An async commit holds earlier ops; committing later ones first would break the order.
@@ -179,7 +180,7 @@ export class AuditWriter {
   /** Makes everything staged durable; resolves when done (or when writes have failed). */
   private async commit(): Promise<void> {
     while (this.inflight) await this.inflight;
-    if (this.queue.length === 0 || this.failure) return;
+    if (this.queue.length === 0 || this.failure || this.closed) return;
     const ops = this.queue;
     this.queue = [];
     this.inflight = (async () => {
@@ -284,12 +285,15 @@ export class AuditWriter {
           if (this.ingesting === undefined) {
             // An append in flight goes to the file about to be rotated out: its ops must be among those taken.
             while (this.inflight) await this.inflight;
-            this.ingesting = { ...this.journal!.rotate(), ops: this.toIngest, upTo: this.committed };
+            this.ingesting = { ...this.journal!.rotate(), ops: this.toIngest, upTo: this.committed, attempts: 0 };
             this.toIngest = [];
             this.toIngestCount = 0;
           }
           const { release, upTo } = this.ingesting;
-          const { emptied } = await this.ingester.ingest(this.ingesting);
+          // A retry may follow a commit that succeeded without its answer arriving (a worker that
+          // died, a lost COMMIT reply): it skips what is already stored instead of failing on it forever.
+          const replay = this.ingesting.attempts++ > 0;
+          const { emptied } = await this.ingester.ingest(this.ingesting, { replay });
           this.ingesting = undefined;
           this.ingestedUpTo = upTo;
           this.stats.ingests++;
@@ -326,12 +330,21 @@ export class AuditWriter {
   }
 
   private async retry(): Promise<void> {
+    if (this.closed) return;
     // A copy: sessions keep staging (results, ends) while an asynchronous write is awaited.
     const ops = this.queue.slice();
     const ingestWaiting = this.journal !== undefined && (this.ingesting !== undefined || this.toIngestCount > 0);
     try {
       if (ops.length > 0) {
-        await this.write(ops);
+        // As `inflight`, so that an ingest running meanwhile does not rotate the file under it.
+        while (this.inflight) await this.inflight;
+        const write = this.write(ops);
+        this.inflight = write;
+        try {
+          await write;
+        } finally {
+          this.inflight = undefined;
+        }
         this.queue = this.queue.slice(ops.length);
         this.done(ops);
       }

@@ -9,7 +9,7 @@
 import type { CopyMaskPlan, RowColumn, RowMasker } from '../../policy/index.js';
 import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { SessionContext } from '../types.js';
-import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
+import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
 import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
@@ -187,17 +187,18 @@ export class ServerFlow {
 
   /**
    * With masking: the frame with what the target quoted from masked data withheld or masked
-   * (policy/mask/notices.ts), or undefined to keep it. A frame that does not decode is kept: the
-   * error path reports malformed ones.
+   * (policy/mask/notices.ts), or undefined to keep it. One that does not decode cannot be checked:
+   * an error is replaced by a generic one, a notice dropped (null).
    */
-  private maskNotice(type: 'E' | 'N', frame: Buffer): Buffer | undefined {
+  private maskNotice(type: 'E' | 'N', frame: Buffer): Buffer | null | undefined {
     const mask = this.o.masking?.mask;
     if (mask === undefined) return undefined;
     let fields: ReadonlyMap<string, string>;
     try {
       fields = decodeErrorFields(frame.subarray(5)).fields;
     } catch {
-      return undefined;
+      if (type === 'N') return null;
+      return encodeErrorResponse({ severity: 'ERROR', sqlstate: 'XX000', message: `the target of ${this.o.ctx.connection.name} sent an error the gateway could not read; withheld because masking applies` });
     }
     const masked = maskNoticeFields([...fields].map(([code, value]) => ({ code: code.charCodeAt(0), value })), mask);
     if (masked === undefined) return undefined;

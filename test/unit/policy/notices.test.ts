@@ -1,5 +1,6 @@
-// What errors and notices quote from the data, for someone a mask applies to: failing rows and
-// unique keys of masked columns withheld, detectors over every text field, nothing else touched.
+// What errors and notices quote from the data, for someone a mask applies to: the values in an
+// integrity violation's DETAIL withheld (failing rows, keys of masked columns, any other wording),
+// detectors over every text field, nothing else touched.
 import { describe, expect, it } from 'vitest';
 import { maskNoticeFields, maskPolicyFor, WITHHELD, type NoticeField } from '../../../gateway/policy/index.js';
 import { compilePolicy, policySchema } from '../../../gateway/policy/schema.js';
@@ -10,26 +11,29 @@ function maskFor(rules: unknown[]) {
 
 const fields = (o: Record<string, string>): NoticeField[] => Object.entries(o).map(([k, v]) => ({ code: k.charCodeAt(0), value: v }));
 const asObject = (f: NoticeField[] | undefined) => (f === undefined ? undefined : Object.fromEntries(f.map((x) => [String.fromCharCode(x.code), x.value])));
+const detailOf = (f: NoticeField[] | undefined) => asObject(f)?.D;
 
 const COLUMNS = maskFor([{ id: 'pii', mask: { columns: ['customers.email', 'customers.card_number'], with: 'partial' } }]);
 const DETECT = maskFor([{ id: 'any', mask: { detect: ['email', 'credit_card'], with: 'redact' } }]);
 
 describe('masking what errors quote', () => {
-  it('withholds a failing row of a table with masked columns, whatever column failed', () => {
+  it('withholds a failing row, whatever table (it may be a partition of a masked one)', () => {
     const e = fields({ S: 'ERROR', C: '23502', M: 'null value in column "name" of relation "customers" violates not-null constraint', D: 'Failing row contains (1, null, ann@example.com, 4111111111111111).', s: 'public', t: 'customers', c: 'name' });
-    expect(asObject(maskNoticeFields(e, COLUMNS))).toMatchObject({ D: `Failing row contains (${WITHHELD}).`, M: 'null value in column "name" of relation "customers" violates not-null constraint' });
-    // Another table: its rows are not masked data.
-    expect(maskNoticeFields(fields({ D: 'Failing row contains (1, x).', t: 'orders' }), COLUMNS)).toBeUndefined();
-    // No table named: withheld (it could be any).
-    expect(asObject(maskNoticeFields(fields({ D: 'Failing row contains (1, x).' }), COLUMNS))?.D).toBe(`Failing row contains (${WITHHELD}).`);
+    expect(asObject(maskNoticeFields(e, COLUMNS))).toMatchObject({ D: `Failing row contains (${WITHHELD}).`, M: 'null value in column "name" of relation "customers" violates not-null constraint', t: 'customers' });
+    expect(detailOf(maskNoticeFields(fields({ C: '23514', D: 'Failing row contains (1, x).', t: 'customers_2024' }), COLUMNS))).toBe(`Failing row contains (${WITHHELD}).`);
   });
 
-  it('withholds a unique key of a masked column, keeps other keys', () => {
-    expect(asObject(maskNoticeFields(fields({ D: 'Key (email)=(ann@example.com) already exists.', s: 'public', t: 'customers' }), COLUMNS))?.D).toBe(`Key (email)=(${WITHHELD}) already exists.`);
-    expect(asObject(maskNoticeFields(fields({ D: 'Key (id, "email")=(1, ann@example.com) already exists.', t: 'customers' }), COLUMNS))?.D).toBe(`Key (id, "email")=(${WITHHELD}) already exists.`);
-    expect(asObject(maskNoticeFields(fields({ D: 'Key (lower(email))=(ann@example.com) already exists.', t: 'customers' }), COLUMNS))?.D).toBe(`Key (lower(email))=(${WITHHELD}) already exists.`);
-    expect(maskNoticeFields(fields({ D: 'Key (id)=(1) already exists.', t: 'customers' }), COLUMNS)).toBeUndefined();
-    expect(maskNoticeFields(fields({ D: 'Key (customer_id)=(7) is not present in table "customers".', t: 'orders' }), COLUMNS)).toBeUndefined();
+  it('withholds the values of a key with a masked column name or an expression, keeps other keys', () => {
+    expect(detailOf(maskNoticeFields(fields({ C: '23505', D: 'Key (email)=(ann@example.com) already exists.', t: 'customers' }), COLUMNS))).toBe(`Key (email)=(${WITHHELD}) already exists.`);
+    expect(detailOf(maskNoticeFields(fields({ C: '23505', D: 'Key (id, "email")=(1, ann@example.com) already exists.', t: 'customers_p1' }), COLUMNS))).toBe(`Key (id, "email")=(${WITHHELD}) already exists.`);
+    expect(detailOf(maskNoticeFields(fields({ C: '23505', D: 'Key (lower(name))=(ann) already exists.', t: 'people' }), COLUMNS))).toBe(`Key (lower(name))=(${WITHHELD}) already exists.`);
+    expect(maskNoticeFields(fields({ C: '23505', D: 'Key (id)=(1) already exists.', t: 'customers' }), COLUMNS)).toBeUndefined();
+    expect(maskNoticeFields(fields({ C: '23503', D: 'Key (customer_id)=(7) is not present in table "customers".', t: 'orders' }), COLUMNS)).toBeUndefined();
+  });
+
+  it('withholds an integrity DETAIL in a wording it does not know (another lc_messages); other errors keep theirs', () => {
+    expect(detailOf(maskNoticeFields(fields({ C: '23505', D: 'Schlüssel »(email)=(ann@example.com)« existiert bereits.' }), COLUMNS))).toBe(WITHHELD);
+    expect(maskNoticeFields(fields({ C: '42P01', D: 'some detail' }), COLUMNS)).toBeUndefined();
   });
 
   it('runs the detectors over message, detail, hint, context and internal query', () => {
@@ -39,6 +43,7 @@ describe('masking what errors quote', () => {
     expect(m.D).toBe('card [redacted]');
     expect(m.H).toBe('ok');
     expect(m.S).toBe('NOTICE');
-    expect(maskNoticeFields(fields({ M: 'nothing here', D: 'Key (id)=(1) already exists.' }), DETECT)).toBeUndefined();
+    // Without column rules, an integrity DETAIL without sensitive values is kept.
+    expect(maskNoticeFields(fields({ C: '23505', M: 'nothing here', D: 'Key (id)=(1) already exists.' }), DETECT)).toBeUndefined();
   });
 });
