@@ -109,4 +109,39 @@ describe('audit journal', () => {
     await expect(AuditJournal.open({ dir, durability: 'process' }, replayInto(store))).rejects.toThrow(/line 5 is not JSON/);
     expect(readFileSync(file, 'utf8')).toContain('not json');
   });
+
+  it('takes over a lock left with its own pid by an earlier process (a container restarted after a crash)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    writeFileSync(join(dir, 'audit-journal.lock'), String(process.pid));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    journal.close();
+  });
+
+  it('retries an ingest whose commit went through but whose answer was lost, without failing forever on what is stored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const inner = openSqliteStore(join(dir, 'store.db'));
+    let lostAnswers = 1;
+    const replays: boolean[] = [];
+    const store: Store = {
+      ...inner,
+      commitSync: (ops, opts) => {
+        replays.push(opts?.replay === true);
+        inner.commitSync!(ops, opts);
+        if (lostAnswers-- > 0) throw new Error('connection lost after COMMIT');
+      },
+    };
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(inner));
+    const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 5, retryMs: 300 });
+    const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id: 's_lost', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+    a.onSessionStart({ database: 'app', clientUser: 'x' });
+    a.onQuery({ text: 'select 1', protocol: 'simple' });
+    await expect.poll(() => writer.healthy, { timeout: 2000, interval: 5 }).toBe(false);
+    await expect.poll(() => writer.healthy, { timeout: 2000 }).toBe(true);
+    expect(replays.slice(0, 2)).toEqual([false, true]);
+    expect((await inner.listEvents('s_lost')).map((e) => e.kind)).toEqual(['session.start', 'query']);
+    writer.close();
+    journal.close();
+  });
 });
+
