@@ -173,21 +173,76 @@ describe('blocking with the extended protocol', () => {
 });
 
 describe('settings the parser depends on, and COPY FROM STDIN', () => {
-  it('refuses statements while standard_conforming_strings is off or the client encoding is not UTF-8, until set back', async () => {
+  it('refuses a change to a setting under which the server would read statements differently', async () => {
     const c = client(gw.port, target.database);
     await c.connect();
     try {
-      await c.query('set standard_conforming_strings = off');
-      await expect(c.query("select 'a\\' as x")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('standard_conforming_strings is off') });
-      await c.query('set standard_conforming_strings = on');
-      expect((await c.query("select 'a\\' as x")).rows).toEqual([{ x: 'a\\' }]);
-      await c.query("set client_encoding = 'SJIS'");
-      await expect(c.query('select 1')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('client_encoding is SJIS') });
+      await expect(c.query('set standard_conforming_strings = off')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('standard_conforming_strings would be off') });
+      await expect(c.query("set client_encoding = 'SJIS'")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('client_encoding would be SJIS') });
+      await expect(c.query("set names 'BIG5'")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('client_encoding would be BIG5') });
+      await expect(c.query("select set_config('client_encoding', 'SJIS', false)")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining("set_config('client_encoding', …)") });
       await c.query("set client_encoding = 'UTF8'");
-      expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+      await c.query('set standard_conforming_strings = on');
+      await c.query("select set_config('application_name', 'fine', false)");
+      expect((await c.query("select 'a\\' as x")).rows).toEqual([{ x: 'a\\' }]);
     } finally {
       await c.end();
     }
+  });
+
+  /**
+   * Startup with `params`, then `queries` — all in one write (pipelined), or each after the answer
+   * to the one before — and the error message (or 'ok') of each.
+   */
+  async function raw(params: [string, string][], queries: (string | Buffer)[], sequential = false): Promise<string[]> {
+    const frame = (q: string | Buffer) => build().raw(Buffer.concat([Buffer.from(q), Buffer.from([0])])).typed('Q');
+    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
+    const framer = createBackendFramer();
+    const outcomes: string[] = [];
+    let error: string | undefined;
+    let readies = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    socket.on('data', (d: Buffer) => {
+      framer.push(d);
+      while (framer.next()) {
+        if (framer.type === 0x45) error = decodeErrorFields(framer.body).message;
+        if (framer.type !== 0x5a) continue;
+        if (readies++ > 0) outcomes.push(error ?? 'ok'); // the first ReadyForQuery ends the startup
+        error = undefined;
+        if (readies === queries.length + 1) done();
+        else if (sequential) socket.write(frame(queries[readies - 1] as string | Buffer));
+      }
+    });
+    socket.write(encodeStartupMessage([['user', 'x'], ['database', target.database], ...params]));
+    if (!sequential) socket.write(Buffer.concat(queries.map(frame)));
+    await finished;
+    socket.destroy();
+    return outcomes;
+  }
+
+  it('a session that starts in another client encoding runs nothing until it sets UTF-8', async () => {
+    const [first, set, after] = await raw([['client_encoding', 'LATIN1']], ['select 1', "set client_encoding = 'UTF8'", 'select 1'], true);
+    expect(first).toContain('client_encoding is LATIN1');
+    expect([set, after]).toEqual(['ok', 'ok']);
+    // Pipelined behind the change back, a statement is still refused: the gateway goes by what
+    // the server has confirmed, and the server has not answered the SET yet.
+    const piped = await raw([['client_encoding', 'LATIN1']], ["set client_encoding = 'UTF8'", 'select 1']);
+    expect(piped[0]).toBe('ok');
+    expect(piped[1]).toContain('client_encoding is LATIN1');
+  });
+
+  it('a pipelined switch to SJIS cannot smuggle a DROP past the policy inside a string literal', async () => {
+    // In SJIS, 0x95 0x5C is one character; read as UTF-8, 0x5C is a backslash that escapes the
+    // quote after it. Had the SET reached the server, the server would end the literal there and
+    // run the DROP, while a gateway reading UTF-8 saw one SELECT of one long string.
+    await db.admin.query('create table sjis_victim (id int); alter table sjis_victim owner to app');
+    const evil = Buffer.concat([Buffer.from("select E'"), Buffer.from([0x95, 0x5c]), Buffer.from("'; drop table sjis_victim; --'")]);
+    const errors = await raw([], ["set client_encoding = 'SJIS'", evil]);
+    expect(errors[0]).toContain('client_encoding would be SJIS');
+    expect(errors[1]).toMatch(/invalid byte sequence for encoding "UTF8"|blocked/);
+    expect((await db.admin.query("select to_regclass('sjis_victim') is not null as present")).rows).toEqual([{ present: true }]);
+    await db.admin.query('drop table sjis_victim');
   });
 
   it('psql \\copy FROM STDIN goes through a policy (and is judged as COPY)', async () => {

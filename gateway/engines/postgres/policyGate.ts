@@ -85,7 +85,7 @@ export class PolicyGate {
     if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const analysis = analyzer.analyze(text);
     if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
-    let decision = this.enforce ? this.refuseUnsafe(text) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared }) : ALLOW;
+    let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
@@ -175,6 +175,11 @@ export class PolicyGate {
     else if (this.unsafe?.startsWith(`${name} `)) this.unsafe = undefined;
   }
 
+  private refuseSettingChange(analysis: SqlAnalysis): Decision | undefined {
+    const problem = analysis.ok ? unsafeSettingChange(analysis.statements) : undefined;
+    return problem === undefined ? undefined : { verdict: 'block', rule: 'sluice:unsafe-setting', reason: problem, hits: [] };
+  }
+
   private refuseUnsafe(text: string): Decision | undefined {
     // Setting it back must stay possible: without a `;` the text is one statement, and the
     // server runs it as a SET of that parameter however the gateway would read its value.
@@ -215,3 +220,42 @@ export function unsafeSetting(name: string, value: string): string | undefined {
   }
   return undefined;
 }
+
+const SET_READING = /^\s*set\s+(?:session\s+|local\s+)?(client_encoding|names|standard_conforming_strings)\b\s*(?:to\b|=)?\s*(.*?)\s*;?\s*$/is;
+const SET_CONFIG = /\bset_config\s*\(\s*('(?:[^']|'')*')?/gi;
+const READING_SETTINGS = /^(client_encoding|standard_conforming_strings)$/i;
+
+/**
+ * A statement that would switch the server to reading SQL differently from the gateway (see
+ * unsafeSetting): refused before it is forwarded. Checking the ParameterStatus the server sends
+ * afterwards is not enough on its own: statements a client pipelines behind the change reach the
+ * server before that answer reaches the gateway, and the server would read them in the new
+ * setting. Covers SET [SESSION|LOCAL] client_encoding / NAMES / standard_conforming_strings and
+ * set_config() (whose setting name must then be a literal); DEFAULT and RESET return to the
+ * session's start value, which the gateway has checked already.
+ */
+export function unsafeSettingChange(statements: readonly StatementAnalysis[]): string | undefined {
+  for (const s of statements) {
+    if (s.kind === 'set') {
+      const m = SET_READING.exec(s.text);
+      if (m) {
+        const raw = (m[2] as string).trim();
+        if (/^default$/i.test(raw) || raw === '') continue;
+        const value = raw.replace(/^'(.*)'$/s, '$1').replace(/''/g, "'");
+        const name = (m[1] as string).toLowerCase() === 'names' ? 'client_encoding' : (m[1] as string).toLowerCase();
+        const problem = unsafeSetting(name, name === 'standard_conforming_strings' && /^(true|yes|1|on)$/i.test(value) ? 'on' : value);
+        if (problem !== undefined) return `${problem.replace(/ is /, ' would be ')}`;
+      }
+    }
+    if (s.functions.some((f) => f.name.toLowerCase() === 'set_config')) {
+      for (const call of s.text.matchAll(SET_CONFIG)) {
+        const literal = call[1];
+        if (literal === undefined) return 'set_config() with a setting name that is not a literal could change how the server reads statements';
+        const name = literal.slice(1, -1).replace(/''/g, "'");
+        if (READING_SETTINGS.test(name)) return `set_config('${name}', …) would change how the server reads statements; use SET ${name} with a value the gateway reads as the server does`;
+      }
+    }
+  }
+  return undefined;
+}
+
