@@ -65,6 +65,14 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   /** record: sessions — statements on record (refused or held), whose results are recorded too. */
   const onRecord = new Set<number>();
 
+  /** Result events not built yet (see onResult), in order. */
+  let deferred: (() => void)[] = [];
+  const settle = () => {
+    if (deferred.length === 0) return;
+    const run = deferred;
+    deferred = [];
+    for (const f of run) f();
+  };
   const sessionJson = JSON.stringify(meta.id);
   /**
    * `presorted`: every object in `data` has its keys in sorted order already and holds only
@@ -73,6 +81,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
    * the events of every round trip). test/unit/audit/sessionAudit.test.ts checks the two agree.
    */
   const event = (kind: EventKind, data: Record<string, unknown>, at = now(), presorted = false): EventRecord => {
+    settle(); // a result still to be built comes first in the chain
     const s = ++seq;
     const body = presorted
       ? `{"at":"${at.toISOString()}","data":${JSON.stringify(data)},"kind":"${kind}","seq":${s},"session":${sessionJson}}`
@@ -220,6 +229,12 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       if (!everyStatement && !onRecord.delete(r.queryId)) return;
       const c = captures.get(r.queryId);
       captures.delete(r.queryId);
+      const at = now();
+      // The result's event is built after the relay has passed the target's answer on (the
+      // engine reports results while it scans the chunk it is about to send): off the round
+      // trip. Any other event of this session settles it first, so the chain keeps its order.
+      if (deferred.length === 0) process.nextTick(settle);
+      deferred.push(() => {
       const rows = r.rows ?? (c ? c.seenRows : undefined);
       stage({
         op: 'event',
@@ -240,11 +255,12 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
             status: r.status,
             truncated: c && rows !== undefined && c.rows.length < rows ? true : undefined,
           },
-          undefined,
+          at,
           true,
         ),
       });
       writer.commitSoon();
+      });
     },
 
     onSessionEnd(e) {
@@ -267,6 +283,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     },
 
     flush() {
+      settle();
       return writer.whenCommitted(ticket);
     },
   };

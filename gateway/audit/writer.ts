@@ -171,6 +171,8 @@ export class AuditWriter {
 
   /** Everything staged so far is durable and in the store when this resolves (or writes are failing). For readers, checkpoints and shutdown. */
   async flush(): Promise<void> {
+    // Recorders build result events on the next tick (sessionAudit.ts): let them stage first.
+    await new Promise<void>((resolve) => process.nextTick(resolve));
     await this.commit();
     if (!this.journal) return;
     const target = this.committed;
