@@ -79,7 +79,9 @@ describe('audit journal', () => {
     const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
     const { writer } = record(store, journal, 's_batch', 50, 10);
     await expect.poll(async () => (await store.listEvents('s_batch')).length, { timeout: 2000 }).toBe(101);
-    expect(writer.stats.ingests).toBeLessThan(101); // batched, not one per op (how many depends on the machine's speed)
+    // The statements are recorded in one synchronous loop, so no timer fires in between: one ingest
+    // takes them all, and at most one more takes the last result (built on the next tick).
+    expect(writer.stats.ingests).toBeLessThanOrEqual(2);
     await expect.poll(() => journal.backlogBytes).toBe(0);
     expect(statSync(join(dir, 'audit-journal-a.jsonl')).size + statSync(join(dir, 'audit-journal-b.jsonl')).size).toBe(0);
     writer.close();
