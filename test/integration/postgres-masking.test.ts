@@ -3,13 +3,10 @@
 // Luhn), the three strategies, NULLs, multi-byte UTF-8, binary result formats, Executes without a
 // Describe, COPY TO STDOUT in text and CSV (binary and COPY (query) refused), and the audit's
 // sample rows — which must never hold a clear value.
-import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
-import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { REDACTED } from '../../gateway/policy/index.js';
 import { build } from '../unit/postgres/builder.js';
-import { client, compile, connectionFor, freshDatabase, psql, startEngine, type Engine } from '../support/pgEngineHarness.js';
+import { client, compile, connectionFor, freshDatabase, psql, rawClient, startEngine, type Engine } from '../support/pgEngineHarness.js';
 
 const cluster = inject('pgCluster');
 
@@ -99,23 +96,8 @@ describe('masking by source column', () => {
 
   it('masks the extended protocol with parameters, named statements and Executes without a Describe', async () => {
     expect(await rows('select email from customers where id = $1', { values: [1] })).toEqual([{ email: '***********.com' }]);
-    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
-    const framer = createBackendFramer();
-    const got: string[] = [];
-    let readies = 0;
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    socket.on('data', (d: Buffer) => {
-      framer.push(d);
-      while (framer.next()) {
-        const t = String.fromCharCode(framer.type);
-        if (t === 'D') got.push(`D:${framer.body.toString('utf8', 6)}`);
-        else if (!'SKRN'.includes(t)) got.push(t);
-        if (t === 'Z' && ++readies === 3) done();
-      }
-    });
-    socket.write(encodeStartupMessage([['user', 'x'], ['database', database]]));
-    socket.write(
+    const c = await rawClient(gw.port, database);
+    c.send(
       Buffer.concat([
         build().cstring('s1').cstring('select email from customers where id = $1').int16(0).typed('P'),
         build().typed('S'),
@@ -124,10 +106,10 @@ describe('masking by source column', () => {
         build().typed('S'),
       ]),
     );
-    await finished;
-    socket.destroy();
+    const got = (await c.until(2)).filter((m) => !'SKRN'.includes(m.type)).map((m) => (m.type === 'D' ? `D:${m.body.toString('utf8', 6)}` : m.type));
+    c.close();
     // The gateway's own Describe is answered to the gateway, not to the client.
-    expect(got).toEqual(['Z', '1', 'Z', '2', 'D:***********.com', 'C', 'Z']);
+    expect(got).toEqual(['1', 'Z', '2', 'D:***********.com', 'C', 'Z']);
   });
 });
 

@@ -3,14 +3,11 @@
 // checked afterwards — the client gets 42501 naming the rule and the session stays usable; the
 // extended protocol (blocked Parse, pipelines), prepared statements judged by what the target
 // confirmed, fast-path function calls, and every decision on record.
-import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
 import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
-import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import type { PostgresTarget } from '../../gateway/engines/types.js';
 import { build } from '../unit/postgres/builder.js';
-import { client, compile, connectionFor, freshDatabase, psql, startEngine, type Engine } from '../support/pgEngineHarness.js';
+import { client, compile, connectionFor, freshDatabase, psql, rawClient, startEngine, type Engine, type RawMessage } from '../support/pgEngineHarness.js';
 import { ALLOWED, BLOCKED, CORPUS_POLICY, CORPUS_SCHEMA } from '../support/policyCorpus.js';
 
 const cluster = inject('pgCluster');
@@ -122,36 +119,13 @@ describe('blocking with the extended protocol', () => {
 
   it('a pipeline: the blocked statement fails after the answers before it, the rest of its batch is skipped, the next batch runs', async () => {
     const before = await counts();
-    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
-    const framer = createBackendFramer();
-    const seen: string[] = [];
-    let readies = 0;
-    let ready!: () => void;
-    let wanted = 1;
-    let reached = new Promise<void>((r) => (ready = r));
-    socket.on('data', (d: Buffer) => {
-      framer.push(d);
-      while (framer.next()) {
-        const t = String.fromCharCode(framer.type);
-        if (t === 'E') seen.push(`E:${decodeErrorFields(framer.body).code}`);
-        else if (t === 'C') seen.push(`C:${framer.body.toString('utf8', 0, framer.body.length - 1)}`);
-        else if (t === 'Z') seen.push(`Z:${String.fromCharCode(framer.body[0]!)}`);
-        else if (!'SKRD'.includes(t)) seen.push(t);
-        if (t === 'Z' && ++readies === wanted) ready();
-      }
-    });
-    socket.write(encodeStartupMessage([['user', 'x'], ['database', target.database]]));
-    await reached;
-    seen.length = 0;
-    readies = 0;
+    const c = await rawClient(gw.port, target.database);
     const parse = (sql: string) => build().cstring('').cstring(sql).int16(0).typed('P');
     const bind = build().cstring('').cstring('').int16(0).int16(0).int16(0).typed('B');
     const exec = build().cstring('').int32(0).typed('E');
     const sync = build().typed('S');
     const query = (sql: string) => build().cstring(sql).typed('Q');
-    wanted = 4;
-    reached = new Promise<void>((r) => (ready = r));
-    socket.write(
+    c.send(
       Buffer.concat([
         parse('insert into orders values (600, 1, 1)'), bind, exec,
         parse('drop table orders'), bind, exec,
@@ -161,8 +135,15 @@ describe('blocking with the extended protocol', () => {
         query('select 2'),
       ]),
     );
-    await reached;
-    socket.destroy();
+    const seen = (await c.until(4))
+      .filter((m) => !'SKRD'.includes(m.type))
+      .map((m) => {
+        if (m.type === 'E') return `E:${decodeErrorFields(m.body).code}`;
+        if (m.type === 'C') return `C:${m.body.toString('utf8', 0, m.body.length - 1)}`;
+        if (m.type === 'Z') return `Z:${String.fromCharCode(m.body[0]!)}`;
+        return m.type;
+      });
+    c.close();
     expect(seen).toEqual(['1', '2', 'C:INSERT 0 1', 'E:42501', 'Z:I', '1', '2', 'C:INSERT 0 1', 'Z:I', 'E:42501', 'Z:I', 'T', 'C:SELECT 1', 'Z:I']);
     // The first insert was in the failed implicit transaction, as with a server error.
     const after = await counts();
@@ -194,40 +175,39 @@ describe('settings the parser depends on, and COPY FROM STDIN', () => {
    * Startup with `params`, then `queries` — all in one write (pipelined), or each after the answer
    * to the one before — and the error message (or 'ok') of each.
    */
-  async function raw(params: [string, string][], queries: (string | Buffer)[], sequential = false): Promise<string[]> {
+  async function outcomes(params: [string, string][], queries: (string | Buffer)[], sequential = false): Promise<string[]> {
     const frame = (q: string | Buffer) => build().raw(Buffer.concat([Buffer.from(q), Buffer.from([0])])).typed('Q');
-    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
-    const framer = createBackendFramer();
-    const outcomes: string[] = [];
-    let error: string | undefined;
-    let readies = 0;
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    socket.on('data', (d: Buffer) => {
-      framer.push(d);
-      while (framer.next()) {
-        if (framer.type === 0x45) error = decodeErrorFields(framer.body).message;
-        if (framer.type !== 0x5a) continue;
-        if (readies++ > 0) outcomes.push(error ?? 'ok'); // the first ReadyForQuery ends the startup
-        error = undefined;
-        if (readies === queries.length + 1) done();
-        else if (sequential) socket.write(frame(queries[readies - 1] as string | Buffer));
+    const errorOf = (msgs: RawMessage[]) => msgs.filter((m) => m.type === 'E').map((m) => decodeErrorFields(m.body).message)[0] ?? 'ok';
+    const c = await rawClient(gw.port, target.database, params);
+    const out: string[] = [];
+    if (sequential) {
+      for (const q of queries) {
+        c.send(frame(q));
+        out.push(errorOf(await c.until(1)));
       }
-    });
-    socket.write(encodeStartupMessage([['user', 'x'], ['database', target.database], ...params]));
-    if (!sequential) socket.write(Buffer.concat(queries.map(frame)));
-    await finished;
-    socket.destroy();
-    return outcomes;
+    } else {
+      c.send(Buffer.concat(queries.map(frame)));
+      // Split the answers at each ReadyForQuery: one per query.
+      let current: RawMessage[] = [];
+      for (const m of await c.until(queries.length)) {
+        current.push(m);
+        if (m.type === 'Z') {
+          out.push(errorOf(current));
+          current = [];
+        }
+      }
+    }
+    c.close();
+    return out;
   }
 
   it('a session that starts in another client encoding runs nothing until it sets UTF-8', async () => {
-    const [first, set, after] = await raw([['client_encoding', 'LATIN1']], ['select 1', "set client_encoding = 'UTF8'", 'select 1'], true);
+    const [first, set, after] = await outcomes([['client_encoding', 'LATIN1']], ['select 1', "set client_encoding = 'UTF8'", 'select 1'], true);
     expect(first).toContain('client_encoding is LATIN1');
     expect([set, after]).toEqual(['ok', 'ok']);
     // Pipelined behind the change back, a statement is still refused: the gateway goes by what
     // the server has confirmed, and the server has not answered the SET yet.
-    const piped = await raw([['client_encoding', 'LATIN1']], ["set client_encoding = 'UTF8'", 'select 1']);
+    const piped = await outcomes([['client_encoding', 'LATIN1']], ["set client_encoding = 'UTF8'", 'select 1']);
     expect(piped[0]).toBe('ok');
     expect(piped[1]).toContain('client_encoding is LATIN1');
   });
@@ -238,7 +218,7 @@ describe('settings the parser depends on, and COPY FROM STDIN', () => {
     // run the DROP, while a gateway reading UTF-8 saw one SELECT of one long string.
     await db.admin.query('create table sjis_victim (id int); alter table sjis_victim owner to app');
     const evil = Buffer.concat([Buffer.from("select E'"), Buffer.from([0x95, 0x5c]), Buffer.from("'; drop table sjis_victim; --'")]);
-    const errors = await raw([], ["set client_encoding = 'SJIS'", evil]);
+    const errors = await outcomes([], ["set client_encoding = 'SJIS'", evil]);
     expect(errors[0]).toContain('client_encoding would be SJIS');
     expect(errors[1]).toMatch(/invalid byte sequence for encoding "UTF8"|blocked/);
     expect((await db.admin.query("select to_regclass('sjis_victim') is not null as present")).rows).toEqual([{ present: true }]);

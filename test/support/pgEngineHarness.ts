@@ -5,9 +5,11 @@
 // the shared test cluster.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import pino from 'pino';
+import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
+import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
 import type { Identity, PostgresConnection, PostgresTarget, ReviewOutcome, ReviewRequest, Reviews, SessionAudit } from '../../gateway/engines/types.js';
 import { compilePolicy, policySchema, type CompiledPolicy, type PolicyInput } from '../../gateway/policy/index.js';
@@ -209,4 +211,47 @@ export async function waitFor(what: string, check: () => boolean | Promise<boole
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** A server message as a raw client saw it (`type` as its letter). */
+export interface RawMessage {
+  readonly type: string;
+  readonly body: Buffer;
+}
+
+/**
+ * A client that speaks the wire protocol by hand, for what a driver will not send: pipelines,
+ * odd encodings, chosen bytes. Connected and past startup (its first ReadyForQuery) when it
+ * resolves.
+ */
+export interface RawClient {
+  send(bytes: Buffer): void;
+  /** Resolves with the messages received since the last call, once `readies` more ReadyForQuery have come. */
+  until(readies: number): Promise<RawMessage[]>;
+  close(): void;
+}
+
+export async function rawClient(port: number, database: string, params: [string, string][] = []): Promise<RawClient> {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  const framer = createBackendFramer();
+  let received: RawMessage[] = [];
+  let readies = 0;
+  let waiting: { count: number; resolve: () => void } | undefined;
+  socket.on('data', (d: Buffer) => {
+    framer.push(d);
+    while (framer.next()) {
+      received.push({ type: String.fromCharCode(framer.type), body: Buffer.from(framer.body) });
+      if (framer.type === 0x5a && ++readies === waiting?.count) waiting.resolve();
+    }
+  });
+  const until = async (more: number): Promise<RawMessage[]> => {
+    const count = readies + more;
+    if (readies < count) await new Promise<void>((resolve) => (waiting = { count, resolve }));
+    const out = received;
+    received = [];
+    return out;
+  };
+  socket.write(encodeStartupMessage([['user', 'x'], ['database', database], ...params]));
+  await until(1);
+  return { send: (bytes) => socket.write(bytes), until, close: () => socket.destroy() };
 }
