@@ -66,6 +66,8 @@ export class AuditWriter {
   /** Every op up to this count of durable ops is in the store. */
   private ingestedUpTo = 0;
   private ingestTimer: NodeJS.Timeout | undefined;
+  /** An ingest is set for the next turn (enough ops are waiting): later commits need not set another. */
+  private ingestDue = false;
   private ingestRun: Promise<void> | undefined;
   private lazyTimer: NodeJS.Timeout | undefined;
   /** Durable commits so far and ops they carried (the group-commit ratio); store ingests. */
@@ -99,10 +101,6 @@ export class AuditWriter {
    */
   get commitsCheaply(): boolean {
     return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined;
-  }
-
-  get pending(): number {
-    return this.queue.length;
   }
 
   /** Queues ops; returns a ticket for whenCommitted(). Never throws, never writes. */
@@ -250,9 +248,14 @@ export class AuditWriter {
   private scheduleIngest(): void {
     if (this.failure || this.closed) return;
     if (this.toIngestCount >= this.ingestOps) {
+      if (this.ingestDue) return;
+      this.ingestDue = true;
       clearTimeout(this.ingestTimer);
       this.ingestTimer = undefined;
-      setImmediate(() => void this.ingest());
+      setImmediate(() => {
+        this.ingestDue = false;
+        void this.ingest();
+      });
     } else if (this.ingestTimer === undefined) {
       this.ingestTimer = setTimeout(() => {
         this.ingestTimer = undefined;
