@@ -1,14 +1,15 @@
 // The audit of one tunnel session, behind the engines' SessionAudit interface: turns the engine's
-// hooks into hash-chained events (docs/audit.md), stages them with the gateway's one AuditWriter,
-// and makes `query`/`decision` events durable before the engine forwards the statement. With a
+// hooks into events (docs/audit.md), stages them with the gateway's one AuditWriter, and makes
+// `query`/`decision` events durable before the engine forwards the statement. The events are
+// staged as entries — numbered, data in canonical JSON — and hash-chained where they are
+// committed to the store (audit/chain.ts), off the event loop. With a
 // store that commits synchronously (SQLite) that needs nothing from the engine; otherwise the
 // engine passes `deferCommit` and awaits `flush()`.
 import type { Logger } from 'pino';
-import { canonicalJson, GENESIS_HASH, linkHash, type EventKind } from '../src/api/auditTrail.js';
+import { canonicalJson, type EventKind } from '../src/api/auditTrail.js';
+import type { EventEntry, StagedOp } from './audit/chain.js';
 import type { AuditWriter } from './audit/writer.js';
-import { sealOp } from './audit/ledger.js';
 import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
-import type { AuditOp, EventRecord } from './store/types.js';
 
 export interface SessionMeta {
   id: string;
@@ -54,7 +55,6 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   let ended = false;
   let startedAt = now();
   let seq = 0;
-  let prev = GENESIS_HASH;
   let ticket = 0;
   let queries = 0;
   const refused = new Set<number>();
@@ -73,23 +73,17 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     deferred = [];
     for (const f of run) f();
   };
-  const sessionJson = JSON.stringify(meta.id);
   /**
    * `presorted`: every object in `data` has its keys in sorted order already and holds only
    * strings, finite numbers, booleans, null, arrays of those and such objects — then
    * JSON.stringify writes exactly the canonical JSON, about twice as fast (statements and results,
    * the events of every round trip). test/unit/audit/sessionAudit.test.ts checks the two agree.
    */
-  const event = (kind: EventKind, data: Record<string, unknown>, at = now(), presorted = false): EventRecord => {
+  const event = (kind: EventKind, data: Record<string, unknown>, at = now(), presorted = false): EventEntry => {
     settle(); // a result still to be built comes first in the chain
-    const s = ++seq;
-    const body = presorted
-      ? `{"at":"${at.toISOString()}","data":${JSON.stringify(data)},"kind":"${kind}","seq":${s},"session":${sessionJson}}`
-      : canonicalJson({ session: meta.id, seq: s, kind, at: at.toISOString(), data });
-    prev = linkHash(prev, body);
-    return { session: meta.id, seq: s, kind, at, body, hash: prev };
+    return { session: meta.id, seq: ++seq, kind, at: at.getTime(), data: presorted ? JSON.stringify(data) : canonicalJson(data) };
   };
-  const stage = (...ops: AuditOp[]) => (ticket = writer.stage(...ops));
+  const stage = (...ops: StagedOp[]) => (ticket = writer.stage(...ops));
 
   /** Makes the statement's events durable now, or refuses it (fail closed). */
   const writeAhead = (queryId: number, deferCommit: boolean | undefined): void => {
@@ -112,7 +106,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   const refuse = (queryId: number, cause: unknown): never => {
     refused.add(queryId);
     // Staged behind the query: written when the store is back, so the trail shows the refusal.
-    stage({ op: 'event', event: event('result', { q: queryId, status: 'error', sqlstate: '58030', message: REFUSED_UNRECORDED, durationMs: 0 }) });
+    stage({ op: 'entry', entry: event('result', { q: queryId, status: 'error', sqlstate: '58030', message: REFUSED_UNRECORDED, durationMs: 0 }) });
     throw cause instanceof AuditUnavailableError ? cause : new AuditUnavailableError(undefined, { cause });
   };
 
@@ -145,8 +139,8 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
           },
         },
         {
-          op: 'event',
-          event: event(
+          op: 'entry',
+          entry: event(
             'session.start',
             {
               connection: meta.connection,
@@ -176,7 +170,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
         if (undecided.size > 256) undecided.delete(undecided.keys().next().value as number);
         return id;
       }
-      stage({ op: 'event', event: event('query', data, undefined, true) });
+      stage({ op: 'entry', entry: event('query', data, undefined, true) });
       writeAhead(id, q.deferCommit);
       return id;
     },
@@ -188,15 +182,15 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
         undecided.delete(d.queryId);
         if (d.verdict === 'allow' || q === undefined) return;
         onRecord.add(d.queryId);
-        stage({ op: 'event', event: event('query', q.data, q.at, true) });
+        stage({ op: 'entry', entry: event('query', q.data, q.at, true) });
       }
-      stage({ op: 'event', event: event('decision', { q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason }) });
+      stage({ op: 'entry', entry: event('decision', { q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason }) });
       writeAhead(d.queryId, d.deferCommit);
     },
 
     onReview(r) {
       if (ended) return;
-      stage({ op: 'event', event: event(`review.${r.event}`, { q: r.queryId, review: r.reviewId, by: r.by, reason: r.reason }) });
+      stage({ op: 'entry', entry: event(`review.${r.event}`, { q: r.queryId, review: r.reviewId, by: r.by, reason: r.reason }) });
       writer.schedule();
     },
 
@@ -237,9 +231,9 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       deferred.push(() => {
       const rows = r.rows ?? (c ? c.seenRows : undefined);
       stage({
-        op: 'event',
+        op: 'entry',
         // Keys in sorted order: see event().
-        event: event(
+        entry: event(
           'result',
           {
             bytes: r.bytes ?? (c ? c.seenBytes : undefined),
@@ -274,9 +268,10 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
         endedAt,
       );
       stage(
-        { op: 'event', event: last },
+        { op: 'entry', entry: last },
         { op: 'end', id: meta.id, end: { endedAt, status: e.status, error, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries, events: seq } },
-        sealOp({ id: meta.id, startedAt, events: seq, final: last.hash }, now),
+        // Sealed with the chain's final hash once chained (audit/chain.ts).
+        { op: 'close', close: { id: meta.id, startedAt, events: seq } },
       );
       ctx.onSealed?.();
       writer.schedule();

@@ -3,14 +3,15 @@
 // SQLite) then happens beside the event loop that relays traffic instead of on it, and no op is
 // copied between threads. Without a worker (unit tests, tools) the ops are committed in-line.
 import { Worker } from 'node:worker_threads';
-import type { AuditOp, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
 import type { StoreSettings } from '../store/open.js';
+import { EventChains, storeLookup, type StagedOp } from './chain.js';
 
 /** A journal file handed over by rotate(), with the ops it holds (in memory too, for in-line ingest). */
 export interface IngestBatch {
   readonly path: string;
   readonly bytes: number;
-  readonly ops: readonly AuditOp[];
+  readonly ops: readonly StagedOp[];
 }
 
 export interface Ingester {
@@ -25,16 +26,24 @@ export interface Ingester {
   close(): Promise<void>;
 }
 
-export function inlineIngester(store: Store): Ingester {
+export function inlineIngester(store: Store, now?: () => Date): Ingester {
+  const chains = new EventChains(storeLookup(store));
   return {
     readsJournal: false,
     async ingest(batch, { replay }) {
-      if (store.commitSync) store.commitSync(batch.ops, { replay });
-      else await store.commit(batch.ops, { replay });
+      await commitStaged(store, chains, batch.ops, replay, now);
       return { emptied: false };
     },
     async close() {},
   };
+}
+
+/** Chains staged ops (chain.ts) and commits them to the store in one transaction. */
+export async function commitStaged(store: Store, chains: EventChains, staged: readonly StagedOp[], replay: boolean, now?: () => Date): Promise<void> {
+  const { ops, done } = await chains.chain(staged, now);
+  if (store.commitSync) store.commitSync(ops, { replay });
+  else await store.commit(ops, { replay });
+  done();
 }
 
 export interface WorkerRequest {

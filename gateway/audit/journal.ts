@@ -9,15 +9,18 @@
 //
 // Two files take turns: appends go to the active one; an ingest switches appends to the other
 // (empty) file, commits the ops of the first to the store and then empties it. Each line is one
-// op as JSON with a number `n` increasing across both files, so a replay after a crash during an
-// ingest puts the two files back in order. An event's line is its JSON header, a tab, and the
-// event's canonical JSON as it is (canonical JSON holds no raw tab or newline), so the body is
-// not escaped a second time. A torn last line (a crash mid-write) is ignored; any
-// other unreadable line stops the start with the file and line named.
+// op with a number `n` increasing across both files, so a replay after a crash during an ingest
+// puts the two files back in order. Events are staged unchained (chain.ts) and written as
+// `E<TAB>n<TAB>session<TAB>seq<TAB>kind<TAB>at<TAB>data` — the data is canonical JSON, which
+// holds no raw tab or newline, so it is written as it is; every other op is one JSON object
+// (older journals also hold chained events: a JSON header, a tab, the event's body). A torn last
+// line (a crash mid-write) is ignored; any other unreadable line stops the start with the file
+// and line named.
 import { closeSync, existsSync, fdatasync, fdatasyncSync, ftruncateSync, openSync, readFileSync, unlinkSync, write, writeFileSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import type { AuditOp, NewSession, SealInput, SessionEnd } from '../store/types.js';
+import type { NewSession, SealInput, SessionEnd } from '../store/types.js';
+import type { StagedOp } from './chain.js';
 import { sealOp } from './ledger.js';
 
 const writeAsync = promisify(write);
@@ -31,14 +34,21 @@ type Line =
   | { n: number; op: 'session'; session: Omit<NewSession, 'startedAt'> & { startedAt: number } }
   | { n: number; op: 'event'; session: string; seq: number; kind: string; at: number; hash: string }
   | { n: number; op: 'end'; id: string; end: Omit<SessionEnd, 'endedAt'> & { endedAt: number } }
-  | { n: number; op: 'seal'; seal: Omit<SealInput, 'startedAt'> & { startedAt: number } };
+  | { n: number; op: 'seal'; seal: Omit<SealInput, 'startedAt'> & { startedAt: number } }
+  | { n: number; op: 'close'; close: Omit<SealInput, 'startedAt' | 'final'> & { startedAt: number } };
 
 export class JournalError extends Error {
   override readonly name = 'JournalError';
 }
 
-function toLine(n: number, o: AuditOp): string {
+function toLine(n: number, o: StagedOp): string {
   switch (o.op) {
+    case 'entry': {
+      const e = o.entry;
+      return `E\t${n}\t${e.session}\t${e.seq}\t${e.kind}\t${e.at}\t${e.data}`;
+    }
+    case 'close':
+      return JSON.stringify({ n, op: 'close', close: { ...o.close, startedAt: o.close.startedAt.getTime() } });
     case 'session':
       return JSON.stringify({ n, op: 'session', session: { ...o.session, startedAt: o.session.startedAt.getTime() } });
     case 'event': {
@@ -52,8 +62,10 @@ function toLine(n: number, o: AuditOp): string {
   }
 }
 
-function fromLine(l: Line, body: string): AuditOp {
+function fromLine(l: Line, body: string): StagedOp {
   switch (l.op) {
+    case 'close':
+      return { op: 'close', close: { ...l.close, startedAt: new Date(l.close.startedAt) } };
     case 'session':
       return { op: 'session', session: { ...l.session, startedAt: new Date(l.session.startedAt) } };
     case 'event':
@@ -66,18 +78,40 @@ function fromLine(l: Line, body: string): AuditOp {
   }
 }
 
-const OPS = new Set(['session', 'event', 'end', 'seal']);
+const OPS = new Set(['session', 'event', 'end', 'seal', 'close']);
+
+/** An `E` line's fields after the tag: n, session, seq, kind, at; then the data. */
+function fromEntryLine(raw: string): { n: number; op: StagedOp } | undefined {
+  const f: string[] = [];
+  let from = 2;
+  for (let i = 0; i < 5; i++) {
+    const tab = raw.indexOf('\t', from);
+    if (tab < 0) return undefined;
+    f.push(raw.slice(from, tab));
+    from = tab + 1;
+  }
+  const [n, session, seq, kind, at] = [Number(f[0]), f[1]!, Number(f[2]), f[3]!, Number(f[4])];
+  const data = raw.slice(from);
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(seq) || seq < 1 || !Number.isSafeInteger(at) || session === '' || kind === '' || data[0] !== '{') return undefined;
+  return { n, op: { op: 'entry', entry: { session, seq, kind, at, data } } };
+}
 
 /** Reads one journal file (its first `bytes` bytes, or all): its ops with their numbers; a torn final line is left out. */
-function readFile(path: string, bytes?: number): { n: number; op: AuditOp }[] {
+function readFile(path: string, bytes?: number): { n: number; op: StagedOp }[] {
   const whole = readFileSync(path);
   const text = (bytes === undefined ? whole : whole.subarray(0, bytes)).toString('utf8');
   const lines = text.split('\n');
   // What follows the last newline: '' in a whole file, a torn line after a crash mid-append (never
   // acknowledged, so never forwarded on).
   lines.pop();
-  const out: { n: number; op: AuditOp }[] = [];
+  const out: { n: number; op: StagedOp }[] = [];
   lines.forEach((raw, i) => {
+    if (raw.startsWith('E\t')) {
+      const entry = fromEntryLine(raw);
+      if (entry === undefined) throw new JournalError(`${path}: line ${i + 1} is not an audit event entry`);
+      out.push(entry);
+      return;
+    }
     const tab = raw.indexOf('\t');
     let l: Line;
     try {
@@ -94,12 +128,12 @@ function readFile(path: string, bytes?: number): { n: number; op: AuditOp }[] {
 }
 
 /** The ops of the first `bytes` bytes of a journal file that rotate() handed over (for an ingest in another thread). */
-export function readJournalPart(path: string, bytes: number): AuditOp[] {
+export function readJournalPart(path: string, bytes: number): StagedOp[] {
   return readFile(path, bytes).map((x) => x.op);
 }
 
 /** What a previous process left in the journal, oldest first, to replay into the store. */
-export function readJournal(dir: string): AuditOp[] {
+export function readJournal(dir: string): StagedOp[] {
   const files = FILES.map((f) => join(dir, f))
     .filter((p) => existsSync(p))
     .map((p) => readFile(p))
@@ -129,7 +163,7 @@ export class AuditJournal {
    * what a previous process left in it to `replay` (which must put it in the store), then starts
    * both files empty.
    */
-  static async open(opts: JournalOptions, replay: (ops: AuditOp[]) => Promise<void>): Promise<AuditJournal> {
+  static async open(opts: JournalOptions, replay: (ops: StagedOp[]) => Promise<void>): Promise<AuditJournal> {
     const lockPath = join(opts.dir, LOCK);
     takeLock(lockPath);
     try {
@@ -162,29 +196,35 @@ export class AuditJournal {
     return this.sizes[0] + this.sizes[1];
   }
 
-  private encode(ops: readonly AuditOp[]): Buffer {
+  private encode(ops: readonly StagedOp[]): string {
     let text = '';
     for (const o of ops) text += `${toLine(++this.n, o)}\n`;
-    return Buffer.from(text, 'utf8');
+    return text;
   }
 
   /** Appends synchronously (and fdatasyncs with durability fsync). Throws on any failure; a retry rewrites the same place. */
-  appendSync(ops: readonly AuditOp[]): void {
+  appendSync(ops: readonly StagedOp[]): void {
     if (ops.length === 0) return;
     const at = this.active;
-    const buf = this.encode(ops);
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fds[at], buf, off, buf.length - off, this.sizes[at] + off);
+    const text = this.encode(ops);
+    // The string as it is (no Buffer in between): one pwrite encodes and writes it.
+    const bytes = Buffer.byteLength(text, 'utf8');
+    let written = writeSync(this.fds[at], text, this.sizes[at], 'utf8');
+    if (written < bytes) {
+      // Short only when the disk is (nearly) full: finish byte-exactly, or throw with the reason.
+      const buf = Buffer.from(text, 'utf8');
+      while (written < buf.length) written += writeSync(this.fds[at], buf, written, buf.length - written, this.sizes[at] + written);
+    }
     if (this.opts.durability === 'fsync') fdatasyncSync(this.fds[at]);
-    this.sizes[at] += buf.length;
+    this.sizes[at] += written;
   }
 
   /** Appends without blocking the event loop (for fsync, where the flush takes milliseconds). */
-  async append(ops: readonly AuditOp[]): Promise<void> {
+  async append(ops: readonly StagedOp[]): Promise<void> {
     if (ops.length === 0) return;
     const at = this.active;
     const fd = this.fds[at];
-    const buf = this.encode(ops);
+    const buf = Buffer.from(this.encode(ops), 'utf8');
     let off = 0;
     while (off < buf.length) off += (await writeAsync(fd, buf, off, buf.length - off, this.sizes[at] + off)).bytesWritten;
     if (this.opts.durability === 'fsync') await fdatasyncAsync(fd);

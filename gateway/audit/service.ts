@@ -11,7 +11,8 @@ import type { Store } from '../store/types.js';
 import { exportLines } from './export.js';
 import { loadOrCreateAuditKey, type AuditSigner } from './keys.js';
 import { purgeEntry, sealOp, signCheckpoint } from './ledger.js';
-import { inlineIngester, workerIngester } from './ingest.js';
+import { EventChains, storeLookup } from './chain.js';
+import { commitStaged, inlineIngester, workerIngester } from './ingest.js';
 import { AuditJournal } from './journal.js';
 import { AuditWriter } from './writer.js';
 
@@ -71,10 +72,10 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
   await store.heartbeat(instance, now());
   // Before anything reads the trail: what a stopped gateway journaled but did not ingest.
   const journal = await AuditJournal.open({ dir: settings.journalDir, durability: settings.durability }, async (ops) => {
-    await store.commit(ops, { replay: true });
+    await commitStaged(store, new EventChains(storeLookup(store)), ops, true, now);
     log.warn({ ops: ops.length }, 'replayed audit events a stopped gateway had journaled but not yet stored');
   });
-  const ingester = ingestThread !== undefined ? workerIngester({ store: ingestThread, durability: settings.durability }) : inlineIngester(store);
+  const ingester = ingestThread !== undefined ? workerIngester({ store: ingestThread, durability: settings.durability }) : inlineIngester(store, now);
   const writer = new AuditWriter({ store, journal, ingester, log: log.child({ component: 'audit' }), instance, now });
 
   let sealsSinceCheckpoint = 0;

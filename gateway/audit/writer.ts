@@ -9,7 +9,8 @@
 // again.
 import type { Logger } from 'pino';
 import { AuditUnavailableError } from '../engines/types.js';
-import type { AuditOp, Store } from '../store/types.js';
+import type { Store } from '../store/types.js';
+import { EventChains, storeLookup, type StagedOp } from './chain.js';
 import { inlineIngester, type Ingester } from './ingest.js';
 import type { AuditJournal } from './journal.js';
 
@@ -40,7 +41,7 @@ interface Waiter {
 }
 
 export class AuditWriter {
-  private queue: AuditOp[] = [];
+  private queue: StagedOp[] = [];
   /** Ops ever staged / ever made durable; durable ops are always a prefix of staged ones. */
   private staged = 0;
   private committed = 0;
@@ -58,11 +59,13 @@ export class AuditWriter {
   private readonly ingestOps: number;
   private readonly now: () => Date;
   private readonly ingester: Ingester;
+  /** Without a journal, events are chained here, just before their commit (chain.ts). */
+  private readonly chains: EventChains;
   /** Journaled ops not yet handed to an ingest, in order (kept only when the ingester needs them in memory), and their count. */
-  private toIngest: AuditOp[] = [];
+  private toIngest: StagedOp[] = [];
   private toIngestCount = 0;
   /** An ingest that has not succeeded yet (its journal file is kept until it does). */
-  private ingesting: { path: string; bytes: number; ops: AuditOp[]; release: (emptied?: boolean) => void; upTo: number; attempts: number } | undefined;
+  private ingesting: { path: string; bytes: number; ops: StagedOp[]; release: (emptied?: boolean) => void; upTo: number; attempts: number } | undefined;
   /** Every op up to this count of durable ops is in the store. */
   private ingestedUpTo = 0;
   private ingestTimer: NodeJS.Timeout | undefined;
@@ -76,7 +79,8 @@ export class AuditWriter {
   constructor(private readonly opts: AuditWriterOptions) {
     this.store = opts.store;
     this.journal = opts.journal;
-    this.ingester = opts.ingester ?? inlineIngester(opts.store);
+    this.ingester = opts.ingester ?? inlineIngester(opts.store, opts.now);
+    this.chains = new EventChains(storeLookup(opts.store));
     this.log = opts.log;
     this.retryMs = opts.retryMs ?? 1_000;
     this.ingestMs = opts.ingestMs ?? 20;
@@ -104,7 +108,7 @@ export class AuditWriter {
   }
 
   /** Queues ops; returns a ticket for whenCommitted(). Never throws, never writes. */
-  stage(...ops: AuditOp[]): number {
+  stage(...ops: StagedOp[]): number {
     for (const op of ops) this.queue.push(op);
     this.staged += ops.length;
     return this.staged;
@@ -126,7 +130,11 @@ export class AuditWriter {
     const ops = this.queue;
     try {
       if (this.journal) this.journal.appendSync(ops);
-      else this.store.commitSync!(ops);
+      else {
+        const chained = this.chains.chainSync(ops, this.now);
+        this.store.commitSync!(chained.ops);
+        chained.done();
+      }
     } catch (err) {
       this.fail(err);
       throw new AuditUnavailableError(undefined, { cause: err });
@@ -201,11 +209,13 @@ export class AuditWriter {
   }
 
   /** The durable step: a journal append (synchronous unless it must fsync), or a store commit. */
-  private async write(ops: AuditOp[]): Promise<void> {
+  private async write(ops: StagedOp[]): Promise<void> {
     const j = this.journal;
     if (j) return j.appendsSync ? j.appendSync(ops) : j.append(ops);
-    if (this.store.commitSync) this.store.commitSync(ops);
-    else await this.store.commit(ops);
+    const chained = this.store.commitSync ? this.chains.chainSync(ops, this.now) : await this.chains.chain(ops, this.now);
+    if (this.store.commitSync) this.store.commitSync(chained.ops);
+    else await this.store.commit(chained.ops);
+    chained.done();
   }
 
   /** Records this process's heartbeat; a failure marks the store unavailable like a failed commit. */
@@ -227,7 +237,7 @@ export class AuditWriter {
     for (const w of this.waiters.splice(0)) w.reject(new AuditUnavailableError('the gateway is shutting down'));
   }
 
-  private done(ops: AuditOp[]): void {
+  private done(ops: StagedOp[]): void {
     this.committed += ops.length;
     this.stats.commits++;
     this.stats.ops += ops.length;

@@ -4,7 +4,8 @@
 // process (user and system, from /proc) and the functions with the most self time per
 // transaction, per thread (the audit ingest thread has its own profile). Settings:
 // PROFILE_CLIENTS (8), PROFILE_SECONDS (10), PROFILE_RECORD (statements | sessions),
-// PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory).
+// PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory), PROFILE_CPU=0 (no
+// --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -32,6 +33,26 @@ interface CpuProfile {
 function cpuOf(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
+}
+
+/** The same per thread (`tid name` → CPU): the main thread has the process's id; Node names them all "node". */
+function threadsOf(pid: number): Map<string, { user: number; system: number }> {
+  const out = new Map<string, { user: number; system: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = `${tid} ${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}`;
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    const t = out.get(name) ?? { user: 0, system: 0 };
+    t.user += Number(fields[11]) * 10_000;
+    t.system += Number(fields[12]) * 10_000;
+    out.set(name, t);
+  }
+  return out;
 }
 
 async function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
@@ -74,7 +95,9 @@ async function main(): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
     const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record }], extra: { log: { level: 'warn' } } });
-    const flags = (name: string) => (cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : []);
+    // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
+    const extraFlags = (process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const flags = (name: string) => [...extraFlags, ...(cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : [])];
     const gw = spawn(process.execPath, [...flags('gateway'), GATEWAY_BIN, '--config', config], { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
     procs.push(gw);
     const started = await waitFor(gw, /listening on (\S+)[\s\S]*--ca (\S+)/, gw.stderr!);
@@ -88,8 +111,10 @@ async function main(): Promise<void> {
     const port = (JSON.parse(line.toString()) as { port: number }).port;
 
     const before = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
+    const threadsBefore = threadsOf(gw.pid!);
     const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(port)], { env });
     const after = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
+    const threadsAfter = threadsOf(gw.pid!);
     const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
     console.log(`pgbench -S -c ${clients} through the tunnel, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
     ['gateway', 'sluice connect'].forEach((name, i) => {
@@ -97,6 +122,12 @@ async function main(): Promise<void> {
       const s = (after[i]!.system - before[i]!.system) / transactions;
       console.log(`${name.padEnd(15)} CPU per transaction: user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
     });
+    for (const [name, t] of threadsAfter) {
+      const b = threadsBefore.get(name) ?? { user: 0, system: 0 };
+      const u = (t.user - b.user) / transactions;
+      const s = (t.system - b.system) / transactions;
+      if (u + s >= 0.5) console.log(`  gateway thread ${name.padEnd(16)} user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
+    }
     // The profiles are written when the processes exit.
     cli.kill('SIGINT');
     gw.kill('SIGTERM');

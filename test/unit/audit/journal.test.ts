@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
+import { commitStaged } from '../../../gateway/audit/ingest.js';
 import { AuditJournal, JournalError, readJournal } from '../../../gateway/audit/journal.js';
 import { AuditWriter } from '../../../gateway/audit/writer.js';
 import type { Identity } from '../../../gateway/engines/types.js';
@@ -17,7 +19,7 @@ import type { AuditOp, Store } from '../../../gateway/store/types.js';
 const log = pino({ level: 'silent' });
 const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['eng'], kind: 'human' };
 
-const replayInto = (store: Store) => (ops: AuditOp[]) => store.commit(ops, { replay: true });
+const replayInto = (store: Store) => (ops: StagedOp[]) => commitStaged(store, new EventChains(storeLookup(store)), ops, true);
 
 /** One session with `n` statements recorded through a writer over `journal`; the ingest is far away unless asked for. */
 function record(store: Store, journal: AuditJournal, id: string, n: number, ingestMs = 60_000) {
@@ -46,7 +48,7 @@ describe('audit journal', () => {
     // after the lock holder is gone (here: the lock file is removed by hand).
     const lock = join(dir, 'audit-journal.lock');
     writeFileSync(lock, '999999999');
-    const kinds = readJournal(dir).map((o) => (o.op === 'event' ? o.event.kind : o.op));
+    const kinds = readJournal(dir).map((o) => (o.op === 'entry' ? o.entry.kind : o.op));
     expect(kinds).toEqual(['session', 'session.start', 'query', 'result', 'query', 'result', 'query', 'result']);
     const again = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
     expect((await store.listEvents('s_crash')).map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);

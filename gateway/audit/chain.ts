@@ -1,0 +1,143 @@
+// Chaining recorded events on their way into the store. A recorder stages each event as an entry
+// (its session, number, kind, time and data in canonical JSON) and a session's end as a close;
+// the hash chain — each event's canonical body and `sha256(prev ‖ body)`, and the seal's final
+// hash — is computed here, where the ops are committed to the store: in the ingest thread for a
+// gateway with a journal. Building and hashing bodies was a third of what recording cost the event
+// loop per statement (docs/performance.md), and the event loop sits between two socket hops of
+// every round trip; the journal keeps the entries, so nothing is lost by hashing later: the chain
+// is a pure function of the entries in order.
+import { GENESIS_HASH, linkHash } from '../../src/api/auditTrail.js';
+import type { AuditOp, SealInput } from '../store/types.js';
+import { sealOp } from './ledger.js';
+
+/** An event as a recorder stages it, before it is chained. */
+export interface EventEntry {
+  readonly session: string;
+  /** 1, 2, 3, … within the session. */
+  readonly seq: number;
+  readonly kind: string;
+  /** Epoch milliseconds. */
+  readonly at: number;
+  /** The event's data as canonical JSON (keys sorted, no undefined). */
+  readonly data: string;
+}
+
+/** What a recorder stages: store ops, plus events and seals still to be chained. */
+export type StagedOp = AuditOp | { op: 'entry'; entry: EventEntry } | { op: 'close'; close: Omit<SealInput, 'final'> };
+
+/** The canonical JSON of an entry's event (what its hash covers; docs/audit.md): keys in sorted order. */
+export function entryBody(e: EventEntry): string {
+  return `{"at":"${new Date(e.at).toISOString()}","data":${e.data},"kind":${JSON.stringify(e.kind)},"seq":${e.seq},"session":${JSON.stringify(e.session)}}`;
+}
+
+interface Head {
+  seq: number;
+  hash: string;
+}
+
+/** The hash of event `seq` of `session` as the store has it; undefined if it has no such event. */
+export type EventHashLookup = (session: string, seq: number) => Promise<string | undefined>;
+
+export class ChainError extends Error {
+  override readonly name = 'ChainError';
+}
+
+/**
+ * The chain heads of the sessions whose events pass through one committer (one per thread that
+ * commits). Heads move only when the store has accepted the ops (`done()`), so a failed commit is
+ * retried from the same heads; a session this committer has not seen continuing (a restarted
+ * ingest thread, a replay after a crash) is continued from the store.
+ */
+export class EventChains {
+  private readonly heads = new Map<string, Head>();
+
+  constructor(private readonly lookup?: EventHashLookup) {}
+
+  /** Sessions being chained (for tests: sealed sessions are forgotten). */
+  get size(): number {
+    return this.heads.size;
+  }
+
+  /** chainSync, after fetching from the store the heads of sessions it would not know. */
+  async chain(ops: readonly StagedOp[], now?: () => Date): Promise<{ ops: AuditOp[]; done: () => void }> {
+    const fetched = new Map<string, Head>();
+    for (const [session, seq] of this.unknown(ops)) {
+      const hash = this.lookup ? await this.lookup(session, seq) : undefined;
+      if (hash === undefined) throw new ChainError(`the audit store has no event ${seq} of session ${session}, which the journal continues: the chain cannot be continued`);
+      fetched.set(session, { seq, hash });
+    }
+    return this.chainSync(ops, now, fetched);
+  }
+
+  /**
+   * Turns staged ops into store ops: each entry becomes an event with its body and hash, each
+   * close a seal with the final hash. Throws ChainError for a session it cannot continue.
+   */
+  chainSync(ops: readonly StagedOp[], now?: () => Date, fetched?: ReadonlyMap<string, Head>): { ops: AuditOp[]; done: () => void } {
+    const local = new Map<string, Head | null>();
+    const head = (s: string): Head | undefined => {
+      const l = local.get(s);
+      return l === null ? undefined : (l ?? this.heads.get(s) ?? fetched?.get(s));
+    };
+    const out: AuditOp[] = [];
+    for (const o of ops) {
+      if (o.op === 'entry') {
+        const e = o.entry;
+        let prev: string;
+        if (e.seq === 1) prev = GENESIS_HASH;
+        else {
+          const h = head(e.session);
+          if (h === undefined || h.seq !== e.seq - 1) throw new ChainError(`event ${e.seq} of session ${e.session} does not follow ${h === undefined ? 'any known event' : `event ${h.seq}`}`);
+          prev = h.hash;
+        }
+        const body = entryBody(e);
+        const hash = linkHash(prev, body);
+        local.set(e.session, { seq: e.seq, hash });
+        out.push({ op: 'event', event: { session: e.session, seq: e.seq, kind: e.kind, at: new Date(e.at), body, hash } });
+      } else if (o.op === 'close') {
+        const c = o.close;
+        const h = head(c.id);
+        if (h === undefined || h.seq !== c.events) throw new ChainError(`session ${c.id} ends after event ${c.events}, but its chain ${h === undefined ? 'is unknown' : `ends at event ${h.seq}`}`);
+        out.push(sealOp({ ...c, final: h.hash }, now));
+        local.set(c.id, null);
+      } else {
+        // Already chained (a journal written before entries existed): it moves the head too.
+        if (o.op === 'event') local.set(o.event.session, { seq: o.event.seq, hash: o.event.hash });
+        else if (o.op === 'seal') local.set(o.seal.id, null);
+        out.push(o);
+      }
+    }
+    return {
+      ops: out,
+      done: () => {
+        for (const [s, h] of local) {
+          if (h === null) this.heads.delete(s);
+          else this.heads.set(s, h);
+        }
+      },
+    };
+  }
+
+  /** Sessions the ops continue from an event this committer has not seen, and that event's number. */
+  private unknown(ops: readonly StagedOp[]): Map<string, number> {
+    const seen = new Set<string>();
+    const need = new Map<string, number>();
+    const first = (session: string, after: number) => {
+      if (seen.has(session)) return;
+      seen.add(session);
+      if (after > 0 && this.heads.get(session)?.seq !== after) need.set(session, after);
+    };
+    for (const o of ops) {
+      if (o.op === 'entry') first(o.entry.session, o.entry.seq - 1);
+      else if (o.op === 'close') first(o.close.id, o.close.events);
+      else if (o.op === 'event') first(o.event.session, 0);
+      else if (o.op === 'seal') first(o.seal.id, 0);
+    }
+    return need;
+  }
+}
+
+/** The lookup over a store's events. */
+export function storeLookup(store: { eventsPage(sessionId: string, afterSeq: number, upToSeq: number, limit: number): Promise<{ hash: string }[]> }): EventHashLookup {
+  return async (session, seq) => (await store.eventsPage(session, seq - 1, seq, 1))[0]?.hash;
+}
