@@ -157,6 +157,7 @@ export class AuditJournal {
   private readonly sizes: [number, number] = [0, 0];
   private active: 0 | 1 = 0;
   private n = 0;
+  private readonly scratch = Buffer.allocUnsafe(64 * 1024);
 
   /**
    * Takes the journal in `opts.dir` (refusing if another live gateway process holds it), hands
@@ -207,14 +208,12 @@ export class AuditJournal {
     if (ops.length === 0) return;
     const at = this.active;
     const text = this.encode(ops);
-    // The string as it is (no Buffer in between): one pwrite encodes and writes it.
-    const bytes = Buffer.byteLength(text, 'utf8');
-    let written = writeSync(this.fds[at], text, this.sizes[at], 'utf8');
-    if (written < bytes) {
-      // Short only when the disk is (nearly) full: finish byte-exactly, or throw with the reason.
-      const buf = Buffer.from(text, 'utf8');
-      while (written < buf.length) written += writeSync(this.fds[at], buf, written, buf.length - written, this.sizes[at] + written);
-    }
+    // Encoded into a buffer kept for the purpose (no allocation per statement) when it surely
+    // fits: a UTF-16 unit never takes more than 3 bytes of UTF-8.
+    const buf = text.length * 3 <= this.scratch.length ? this.scratch : Buffer.from(text, 'utf8');
+    const bytes = buf === this.scratch ? buf.write(text, 0, 'utf8') : buf.length;
+    let written = 0;
+    while (written < bytes) written += writeSync(this.fds[at], buf, written, bytes - written, this.sizes[at] + written);
     if (this.opts.durability === 'fsync') fdatasyncSync(this.fds[at]);
     this.sizes[at] += written;
   }

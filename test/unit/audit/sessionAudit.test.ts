@@ -247,6 +247,22 @@ describe('session audit', () => {
     const events = await store.listEvents(id);
     expect(events.filter((e) => e.kind === 'query' || e.kind === 'result')).toHaveLength(6);
     for (const e of events) expect(e.body).toBe(canonicalJson(JSON.parse(e.body)));
+    // Every member, exactly (the hand-built forms must not lose or invent one).
+    expect(data(events.find((e) => e.kind === 'query' && data(e).q === 2))).toEqual({ kinds: ['select'], params: ['a "quoted" \\ value', null], protocol: 'extended', q: 2, text: 'select $1, $2' });
+    expect(data(events.find((e) => e.kind === 'result' && data(e).q === 3))).toEqual({
+      bytes: 42,
+      columns: [{ name: 'z', type: 25 }, { name: 'a' }],
+      commands: ['SELECT 3'],
+      durationMs: 0.333,
+      masked: ['z'],
+      message: 'division by zero',
+      q: 3,
+      rows: 3,
+      sample: [['x\ty', null], ['2', '\u0000']],
+      sqlstate: '22012',
+      status: 'error',
+      truncated: true,
+    });
     verifyChain(events);
   });
 });
