@@ -1,0 +1,106 @@
+// Chaining at ingest (gateway/audit/chain.ts): recorders stage unchained entries, and whoever
+// commits them to the store hashes them onto each session's chain — continuing from the store
+// when it has not seen the session (a restarted ingest thread, a replay at start), never moving
+// its heads for a batch the store refused, and naming the session when the chain cannot go on.
+import { describe, expect, it } from 'vitest';
+import { ChainError, entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
+import { openSqliteStore } from '../../../gateway/store/sqlite.js';
+import type { NewSession, Store } from '../../../gateway/store/types.js';
+import { eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
+
+const T0 = Date.parse('2026-11-28T10:00:00.000Z');
+
+function session(id: string): NewSession {
+  return {
+    id,
+    connection: 'pg',
+    protocol: 'postgres',
+    subject: 'user:alice',
+    identityName: 'alice@example.com',
+    email: 'alice@example.com',
+    identityKind: 'human',
+    groups: ['eng'],
+    origin: 'connect',
+    clientAddress: '127.0.0.1',
+    database: 'app',
+    startedAt: new Date(T0),
+    instance: 'g_chain',
+  };
+}
+
+const entry = (s: string, seq: number, kind = 'query'): StagedOp => ({ op: 'entry', entry: { session: s, seq, kind, at: T0 + seq, data: `{"q":${seq},"text":"select ${seq}"}` } });
+
+async function commit(store: Store, chains: EventChains, ops: StagedOp[]): Promise<void> {
+  const c = await chains.chain(ops);
+  await store.commit(c.ops);
+  c.done();
+}
+
+/** Recomputes every hash of the session from its stored bodies. */
+async function verify(store: Store, id: string): Promise<number> {
+  let prev = GENESIS_HASH;
+  const events = await store.listEvents(id);
+  events.forEach((e, i) => {
+    expect(e.seq).toBe(i + 1);
+    const body = JSON.parse(e.body) as { session: string; seq: number; kind: EventKind; at: string; data: Record<string, unknown> };
+    expect(eventHash(prev, body)).toBe(e.hash);
+    prev = e.hash;
+  });
+  return events.length;
+}
+
+describe('event chains', () => {
+  it('builds the canonical body of an entry', () => {
+    expect(entryBody({ session: 's_1', seq: 3, kind: 'result', at: T0, data: '{"q":1}' })).toBe(
+      '{"at":"2026-11-28T10:00:00.000Z","data":{"q":1},"kind":"result","seq":3,"session":"s_1"}',
+    );
+  });
+
+  it('continues a session from the store when another committer chained its start (a restarted ingest thread)', async () => {
+    const store = openSqliteStore(':memory:');
+    await commit(store, new EventChains(storeLookup(store)), [{ op: 'session', session: session('s_a') }, entry('s_a', 1, 'session.start'), entry('s_a', 2)]);
+    const second = new EventChains(storeLookup(store));
+    await commit(store, second, [entry('s_a', 3), entry('s_a', 4), { op: 'close', close: { id: 's_a', startedAt: new Date(T0), events: 4 } }]);
+    expect(await verify(store, 's_a')).toBe(4);
+    // The seal carries the chain's final hash, and the sealed session is forgotten.
+    const last = (await store.listEvents('s_a'))[3]!;
+    const snapshot = await store.snapshot({ kind: 'session', id: 's_a' });
+    expect(JSON.parse(snapshot.ledger[0]!.body)).toMatchObject({ kind: 'session', session: 's_a', events: 4, final: last.hash });
+    expect(second.size).toBe(0);
+  });
+
+  it('moves its heads only once the store has accepted the batch', async () => {
+    const store = openSqliteStore(':memory:');
+    const chains = new EventChains(storeLookup(store));
+    await commit(store, chains, [{ op: 'session', session: session('s_b') }, entry('s_b', 1, 'session.start')]);
+    const refused = await chains.chain([entry('s_b', 2)]); // the store refuses this one: done() is never called
+    const again = await chains.chain([entry('s_b', 2)]);
+    expect(again.ops).toEqual(refused.ops);
+    await store.commit(again.ops);
+    again.done();
+    await commit(store, chains, [entry('s_b', 3)]);
+    expect(await verify(store, 's_b')).toBe(3);
+  });
+
+  it('names the session when its chain cannot be continued', async () => {
+    const store = openSqliteStore(':memory:');
+    await expect(new EventChains(storeLookup(store)).chain([entry('s_gone', 5)])).rejects.toThrow(
+      new ChainError('the audit store has no event 4 of session s_gone, which the journal continues: the chain cannot be continued'),
+    );
+    const chains = new EventChains();
+    expect(() => chains.chainSync([entry('s_c', 1), entry('s_c', 3)])).toThrow('event 3 of session s_c does not follow event 1');
+    expect(() => chains.chainSync([{ op: 'close', close: { id: 's_c', startedAt: new Date(T0), events: 2 } }])).toThrow('session s_c ends after event 2, but its chain is unknown');
+  });
+
+  it('continues after events a journal of the previous format holds already chained', async () => {
+    const store = openSqliteStore(':memory:');
+    const body = entryBody({ session: 's_old', seq: 1, kind: 'session.start', at: T0, data: '{}' });
+    const hash = eventHash(GENESIS_HASH, JSON.parse(body) as Parameters<typeof eventHash>[1]);
+    await commit(store, new EventChains(), [
+      { op: 'session', session: session('s_old') },
+      { op: 'event', event: { session: 's_old', seq: 1, kind: 'session.start', at: new Date(T0), body, hash } },
+      entry('s_old', 2),
+    ]);
+    expect(await verify(store, 's_old')).toBe(2);
+  });
+});
