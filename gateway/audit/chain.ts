@@ -25,9 +25,17 @@ export interface EventEntry {
 /** What a recorder stages: store ops, plus events and seals still to be chained. */
 export type StagedOp = AuditOp | { op: 'entry'; entry: EventEntry } | { op: 'close'; close: Omit<SealInput, 'final'> };
 
+/** The last time formatted (events of one ingest mostly share their millisecond with a neighbour). */
+let isoAt = NaN;
+let iso = '';
+
 /** The canonical JSON of an entry's event (what its hash covers; docs/audit.md): keys in sorted order. */
 export function entryBody(e: EventEntry): string {
-  return `{"at":"${new Date(e.at).toISOString()}","data":${e.data},"kind":${JSON.stringify(e.kind)},"seq":${e.seq},"session":${JSON.stringify(e.session)}}`;
+  if (e.at !== isoAt) {
+    iso = new Date(e.at).toISOString();
+    isoAt = e.at;
+  }
+  return `{"at":"${iso}","data":${e.data},"kind":${JSON.stringify(e.kind)},"seq":${e.seq},"session":${JSON.stringify(e.session)}}`;
 }
 
 interface Head {

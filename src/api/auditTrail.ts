@@ -88,13 +88,22 @@ export function chainHashOfText(prevHex: string, canonical: string): string {
   return linkHash(prevHex, canonical);
 }
 
-/** chainHashOfText for a `prev` this process computed itself (the recorder's hot path): no validation. */
+/** Where linkHash assembles `prev ‖ canonical` (one per thread; a body that does not surely fit gets a buffer of its own). */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/** chainHashOfText for a `prev` this process computed itself (the ingest's hot path): no validation. */
 export function linkHash(prevHex: string, canonical: string): string {
-  // One buffer and the one-shot hash: half the cost of a Hash object per event.
-  const buf = Buffer.allocUnsafe(32 + Buffer.byteLength(canonical, 'utf8'));
-  buf.write(prevHex, 0, 32, 'hex');
-  buf.write(canonical, 32, 'utf8');
-  return hash('sha256', buf, 'hex');
+  // The one-shot hash over a buffer kept for the purpose: no Hash object, no allocation, and the
+  // body's UTF-8 length comes from encoding it (a UTF-16 unit never takes more than 3 bytes).
+  if (32 + canonical.length * 3 > scratch.length) {
+    const buf = Buffer.allocUnsafe(32 + Buffer.byteLength(canonical, 'utf8'));
+    buf.write(prevHex, 0, 32, 'hex');
+    buf.write(canonical, 32, 'utf8');
+    return hash('sha256', buf, 'hex');
+  }
+  scratch.write(prevHex, 0, 32, 'hex');
+  const n = scratch.write(canonical, 32, 'utf8');
+  return hash('sha256', scratch.subarray(0, 32 + n), 'hex');
 }
 
 /** What an event's hash covers: everything in the event except the hash itself. */

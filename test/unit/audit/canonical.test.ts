@@ -37,6 +37,12 @@ describe('chainHash', () => {
     const expected = createHash('sha256').update(Buffer.from(prev, 'hex')).update('{"a":1}').digest('hex');
     expect(chainHash(prev, { a: 1 })).toBe(expected);
     expect(() => chainHash('xyz', {})).toThrow(/64/);
+    // Multi-byte text, short and past the size linkHash assembles in its kept buffer.
+    for (const text of ['caf\u00e9 \ud83d\ude00', '\u00e9'.repeat(30_000)]) {
+      const body = { text };
+      const json = `{"text":${JSON.stringify(text)}}`;
+      expect(chainHash(prev, body)).toBe(createHash('sha256').update(Buffer.from(prev, 'hex')).update(json, 'utf8').digest('hex'));
+    }
   });
 
   it('covers every field of an event, so moving, renumbering or editing it changes the hash', () => {
