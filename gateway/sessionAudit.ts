@@ -38,7 +38,8 @@ export interface SessionAuditContext {
 export const REFUSED_UNRECORDED = 'not forwarded: the audit store could not record it';
 
 interface Capture {
-  columns?: { name: string; type?: number }[];
+  /** The columns as canonical JSON (`[{"name":…,"type":…},…]`). */
+  columns?: string;
   rows: (string | null)[][];
   keptBytes: number;
   seenRows: number;
@@ -54,36 +55,59 @@ let warnedNotWriteAhead = false;
 // checks both against canonicalJson.
 
 /** A number as canonical JSON writes it; the one that is not finite is written as null (never fails a recording). */
-const num = (n: number): string => (Number.isFinite(n) ? String(n) : 'null');
+const num = (n: number): string => (Number.isFinite(n) ? `${n}` : 'null');
+
+/** What JSON.stringify would escape in a string (lone surrogates included: any surrogate takes the slow path). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as canonical JSON writes it; most need no escape and skip the call into JSON.stringify. */
+const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+/** A list of strings as canonical JSON. */
+function strs(list: readonly string[]): string {
+  let out = '';
+  for (const s of list) out += out === '' ? str(s) : `,${str(s)}`;
+  return `[${out}]`;
+}
+
+/** Result columns as canonical JSON; the engine hands over the same array for a repeated RowDescription, so the last one is kept. */
+let lastColumns: readonly { name: string; typeOid?: number }[] | undefined;
+let lastColumnsJson = '';
+function columnsJson(columns: readonly { name: string; typeOid?: number }[]): string {
+  if (columns === lastColumns) return lastColumnsJson;
+  let cols = '';
+  for (const col of columns) cols += `${cols === '' ? '' : ','}{"name":${str(col.name)}${col.typeOid === undefined ? '' : `,"type":${num(col.typeOid)}`}}`;
+  lastColumns = columns;
+  lastColumnsJson = `[${cols}]`;
+  return lastColumnsJson;
+}
 
 function queryJson(q: Parameters<SessionAudit['onQuery']>[0], id: number): string {
   let out = '{';
-  if (q.kinds !== undefined) out += `"kinds":${JSON.stringify(q.kinds)},`;
+  if (q.kinds !== undefined) out += `"kinds":${strs(q.kinds)},`;
   if (q.params !== undefined) out += `"params":${JSON.stringify(q.params)},`;
-  return `${out}"protocol":${JSON.stringify(q.protocol)},"q":${id},"text":${JSON.stringify(q.text)}}`;
+  return `${out}"protocol":${str(q.protocol)},"q":${id},"text":${str(q.text)}}`;
 }
 
 function resultJson(r: Parameters<SessionAudit['onResult']>[0], c: Capture | undefined): string {
   const rows = r.rows ?? (c ? c.seenRows : undefined);
   const bytes = r.bytes ?? (c ? c.seenBytes : undefined);
-  let out = '';
-  if (bytes !== undefined) out += `,"bytes":${num(bytes)}`;
-  if (c?.columns !== undefined) {
-    let cols = '';
-    for (const col of c.columns) cols += `${cols === '' ? '' : ','}{"name":${JSON.stringify(col.name)}${col.type === undefined ? '' : `,"type":${num(col.type)}`}}`;
-    out += `,"columns":[${cols}]`;
-  }
-  if (r.commands && r.commands.length > 0) out += `,"commands":${JSON.stringify(r.commands)}`;
-  out += `,"durationMs":${num(Math.round(r.durationMs * 1000) / 1000)}`;
-  if (r.masked && r.masked.length > 0) out += `,"masked":${JSON.stringify(r.masked)}`;
-  if (r.message !== undefined) out += `,"message":${JSON.stringify(r.message)}`;
+  // Members in sorted key order; durationMs is always present, so only the first one (bytes or columns) needs care about its comma.
+  let out = '{';
+  if (bytes !== undefined) out += `"bytes":${num(bytes)},`;
+  if (c?.columns !== undefined) out += `"columns":${c.columns},`;
+  if (r.commands && r.commands.length > 0) out += `"commands":${strs(r.commands)},`;
+  out += `"durationMs":${num(Math.round(r.durationMs * 1000) / 1000)}`;
+  if (r.masked && r.masked.length > 0) out += `,"masked":${strs(r.masked)}`;
+  if (r.message !== undefined) out += `,"message":${str(r.message)}`;
   out += `,"q":${r.queryId}`;
   if (rows !== undefined) out += `,"rows":${num(rows)}`;
-  if (c && (c.columns || c.rows.length > 0)) out += `,"sample":${JSON.stringify(c.rows)}`;
-  if (r.sqlstate !== undefined) out += `,"sqlstate":${JSON.stringify(r.sqlstate)}`;
-  out += `,"status":${JSON.stringify(r.status)}`;
+  if (c && (c.columns !== undefined || c.rows.length > 0)) out += `,"sample":${JSON.stringify(c.rows)}`;
+  if (r.sqlstate !== undefined) out += `,"sqlstate":${str(r.sqlstate)}`;
+  out += `,"status":${str(r.status)}`;
   if (c && rows !== undefined && c.rows.length < rows) out += ',"truncated":true';
-  return `{${out.slice(1)}}`;
+  return `${out}}`;
 }
 
 export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta): SessionAudit & { readonly started: boolean } {
@@ -228,7 +252,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
 
     onColumns(queryId, columns) {
       const c = captures.get(queryId) ?? { rows: [], keptBytes: 0, seenRows: 0, seenBytes: 0, full: false };
-      c.columns = columns.map((col) => ({ name: col.name, type: col.typeOid }));
+      c.columns = columnsJson(columns);
       captures.set(queryId, c);
     },
 

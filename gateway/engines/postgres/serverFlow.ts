@@ -66,6 +66,8 @@ export class ServerFlow {
   private readonly expected: Expected[] = [];
   private readonly portals = new Map<string, Portal>();
   private current: Current | undefined;
+  /** The last RowDescription decoded for the audit (columnsOf). */
+  private lastColumns: { bytes: Buffer; columns: RowColumn[] } | undefined;
   private copyMask: ((line: Buffer) => Buffer) | undefined;
   private rowBytesReported = 0;
   private byteDelta = 0;
@@ -266,7 +268,7 @@ export class ServerFlow {
     };
     if (this.o.masking === undefined) {
       // Without masking only the audit's sample needs the columns.
-      const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? decodeColumns(buf, start, end) : undefined;
+      const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
       return apply(columns ? { columns, masker: undefined } : undefined);
     }
     const plan = this.o.masking.forRowDescription(buf, start, end);
@@ -274,10 +276,23 @@ export class ServerFlow {
     return apply(plan);
   }
 
+  /**
+   * The columns of a RowDescription, decoded once per distinct description: a session mostly
+   * repeats the same few statements, and the audit then recognises the same array (and reuses
+   * what it built from it) instead of decoding and serialising the columns on every round trip.
+   */
+  private columnsOf(buf: Buffer, start: number, end: number): RowColumn[] | undefined {
+    const last = this.lastColumns;
+    if (last !== undefined && last.bytes.length === end - start && buf.compare(last.bytes, 0, last.bytes.length, start, end) === 0) return last.columns;
+    const columns = decodeColumns(buf, start, end);
+    this.lastColumns = columns === undefined ? undefined : { bytes: Buffer.from(buf.subarray(start, end)), columns };
+    return columns;
+  }
+
   /** A result starts: its columns go to the audit; rows are masked and sampled as it says. */
   private startResult(plan: ResultPlan | undefined): void {
     const queryId = this.o.tracker.currentId();
-    if (plan !== undefined && queryId !== undefined) this.o.ctx.audit.onColumns?.(queryId, plan.columns.map((c) => ({ name: c.name, typeOid: c.typeOid })));
+    if (plan !== undefined && queryId !== undefined) this.o.ctx.audit.onColumns?.(queryId, plan.columns);
     this.current = { columns: plan?.columns, masker: plan?.masker, sampling: plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined, queryId };
     this.rowAction();
   }

@@ -234,6 +234,8 @@ describe('session audit', () => {
       { text: 'select 1', protocol: 'simple' as const },
       { text: 'select $1, $2', protocol: 'extended' as const, params: ['a "quoted" \\ value', null], kinds: ['select'] },
       { text: 'insert into t values (\'\u00e9\u2028\ud83d\ude00\')', protocol: 'simple' as const, kinds: ['insert', 'select'] },
+      // Quotes, a backslash, control characters and a lone surrogate: the escaping paths.
+      { text: 'select "x",\n\t\'\\\' -- \u0001\ud800', protocol: 'simple' as const, kinds: ['se"lect'] },
     ];
     for (const q of shapes) {
       const qid = audit.onQuery(q);
@@ -245,7 +247,7 @@ describe('session audit', () => {
     }
     await writer.flush();
     const events = await store.listEvents(id);
-    expect(events.filter((e) => e.kind === 'query' || e.kind === 'result')).toHaveLength(6);
+    expect(events.filter((e) => e.kind === 'query' || e.kind === 'result')).toHaveLength(8);
     for (const e of events) expect(e.body).toBe(canonicalJson(JSON.parse(e.body)));
     // Every member, exactly (the hand-built forms must not lose or invent one).
     expect(data(events.find((e) => e.kind === 'query' && data(e).q === 2))).toEqual({ kinds: ['select'], params: ['a "quoted" \\ value', null], protocol: 'extended', q: 2, text: 'select $1, $2' });
@@ -263,6 +265,7 @@ describe('session audit', () => {
       status: 'error',
       truncated: true,
     });
+    expect(data(events.find((e) => e.kind === 'query' && data(e).q === 4))).toMatchObject({ kinds: ['se"lect'], text: 'select "x",\n\t\'\\\' -- \u0001\ud800' });
     verifyChain(events);
   });
 });
