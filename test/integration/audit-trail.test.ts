@@ -149,6 +149,18 @@ describe('sluice audit export and verify', () => {
     expect(res.code).toBe(0);
   });
 
+  it('verifies an export piped to stdin (`-`), and names an edit in it the same way', async () => {
+    const piped = await runCli(['audit', 'verify', '-', '--key', pub], { configDir: newConfigDir() }, trail);
+    expect(piped.stderr).toMatch(/^verified: 2 sessions \(2 sealed, 0 still open\), 12 events/);
+    expect(piped.code).toBe(0);
+    const l = lines();
+    const i = eventIndex(l, 'query');
+    l[i] = l[i]!.replace('40 + 2', '40 + 3');
+    const edited = await runCli(['audit', 'verify', '-', '--key', pub], { configDir: newConfigDir() }, l.join('\n'));
+    expect(edited.code).toBe(1);
+    expect(edited.stderr).toContain(`line ${i + 1}: session s_`);
+  });
+
   it('an edited payload: exit 1, names the session, the event and why', async () => {
     const l = lines();
     const i = eventIndex(l, 'query');

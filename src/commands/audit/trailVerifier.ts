@@ -1,7 +1,8 @@
 // Offline verification of an audit export (docs/audit.md, "Verifying an export"): recomputes every
 // event chain and the ledger chain, checks each checkpoint's and the end line's Ed25519 signature
 // with the auditor's copy of the gateway's public key, and cross-checks sessions against their
-// seals and the signed end line. Pure: text and a key in, a list of problems out.
+// seals and the signed end line. Pure: lines and a key in, a list of problems out; fed line by
+// line (TrailVerifier), it holds one entry per session and ledger entry, never the events.
 import { verify as verifySignature, type KeyObject } from 'node:crypto';
 import type { z } from 'zod';
 import {
@@ -54,9 +55,9 @@ interface Parsed<T> {
 interface SessionState {
   count: number;
   prev: string;
-  broken: boolean;
-  hashes: Map<number, string>;
   firstLine: number;
+  /** The first thing wrong with the chain; later events of the session are not checked. */
+  broken?: { line: number; message?: string; seq?: number; expected?: number; laterLine?: number };
 }
 
 /** A ledger head known from before (an earlier export's signed end line): the ledger must still pass through it. */
@@ -67,228 +68,275 @@ export interface Anchor {
   name: string;
 }
 
+/** verifyTrail over a whole export in memory (tests, small files). */
 export function verifyTrail(text: string, key: KeyObject, anchors: readonly Anchor[] = []): Verification {
-  const problems: Problem[] = [];
-  const keyId = keyIdOf(key);
-  const add = (p: Problem) => problems.push(p);
+  const v = new TrailVerifier(key, anchors);
+  for (const line of text.split('\n')) v.push(line);
+  return v.finish();
+}
 
-  // ---- parse ----
-  const raw = text.split('\n');
-  const lines: Parsed<Record<string, unknown>>[] = [];
-  raw.forEach((t, i) => {
-    if (t.trim() === '') return;
+/**
+ * The verifier, fed one line at a time: memory grows with the number of sessions and ledger
+ * entries, not with the events, so an export of any size verifies as it streams from disk. The
+ * event chains are checked as the lines arrive; the ledger, checkpoints and sessions are checked
+ * at the end, against the signed end line (the export's last line).
+ */
+export class TrailVerifier {
+  private readonly problems: Problem[] = [];
+  private readonly keyId: string;
+  private lineNo = 0;
+  private first: Parsed<Record<string, unknown>> | undefined;
+  private header: z.infer<typeof exportHeaderLine> | undefined;
+  /** The latest line: the end line if nothing follows it, a line in the middle otherwise. */
+  private pending: Parsed<Record<string, unknown>> | undefined;
+  private events = 0;
+  private readonly states = new Map<string, SessionState>();
+  private readonly ledger: Parsed<ExportLedgerLine>[] = [];
+  private readonly checkpoints: Parsed<z.infer<typeof exportCheckpointLine>>[] = [];
+
+  constructor(
+    private readonly key: KeyObject,
+    private readonly anchors: readonly Anchor[] = [],
+  ) {
+    this.keyId = keyIdOf(key);
+  }
+
+  /** One line of the export, without its newline. */
+  push(text: string): void {
+    const line = ++this.lineNo;
+    if (text.trim() === '') return;
+    let value: Record<string, unknown>;
     try {
-      const v = JSON.parse(t) as unknown;
+      const v = JSON.parse(text) as unknown;
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-      lines.push({ line: i + 1, value: v as Record<string, unknown> });
+      value = v as Record<string, unknown>;
     } catch {
-      add({ line: i + 1, message: 'not a JSON object (the line was damaged or cut)' });
+      this.problems.push({ line, message: 'not a JSON object (the line was damaged or cut)' });
+      return;
     }
-  });
-  const summary: Verification['summary'] = { key: keyId, sessions: 0, events: 0, sealed: 0, open: 0, purged: 0, ledger: { from: 0, to: 0 }, checkpoints: 0 };
-  if (lines.length === 0) return done([{ message: 'the export is empty' }]);
+    const p = { line, value };
+    if (this.first === undefined) {
+      this.first = p;
+      if (value.type === 'header') this.header = this.take(p, exportHeaderLine, 'header');
+      else this.problems.push({ line, message: `the export does not start with its header line (found ${describeType(value)}${value.format && value.format !== TRAIL_FORMAT ? `, format ${String(value.format)}` : ''})` });
+    } else if (this.pending !== undefined && this.pending !== this.first) {
+      this.middle(this.pending);
+    }
+    this.pending = p;
+  }
 
-  const take = <T>(p: Parsed<Record<string, unknown>>, schema: z.ZodType<T>, what: string): T | undefined => {
+  private take<T>(p: Parsed<Record<string, unknown>>, schema: z.ZodType<T>, what: string): T | undefined {
     const r = schema.safeParse(p.value);
     if (r.success) return r.data;
     const issue = r.error.issues[0];
-    add({ line: p.line, message: `malformed ${what} line: ${issue ? `${issue.path.join('.') || '(line)'}: ${issue.message}` : 'invalid'}` });
+    this.problems.push({ line: p.line, message: `malformed ${what} line: ${issue ? `${issue.path.join('.') || '(line)'}: ${issue.message}` : 'invalid'}` });
     return undefined;
-  };
+  }
 
-  const first = lines[0] as Parsed<Record<string, unknown>>;
-  const header = first.value.type === 'header' ? take(first, exportHeaderLine, 'header') : undefined;
-  if (first.value.type !== 'header') add({ line: first.line, message: `the export does not start with its header line (found ${describeType(first.value)}${first.value.format && first.value.format !== TRAIL_FORMAT ? `, format ${String(first.value.format)}` : ''})` });
-
-  const last = lines[lines.length - 1] as Parsed<Record<string, unknown>>;
-  let end: ExportEndLine | undefined;
-  if (last.value.type === 'end') end = take(last, exportEndLine, 'end');
-  else add({ line: last.line, message: `the export has no signed end line: it was truncated after line ${last.line} (${describeType(last.value)})` });
-
-  const events: Parsed<ExportEventLine>[] = [];
-  const ledger: Parsed<ExportLedgerLine>[] = [];
-  const checkpoints: Parsed<z.infer<typeof exportCheckpointLine>>[] = [];
-  for (const p of lines) {
-    if (p === first || p === last) continue;
+  /** A line that is neither the first nor the last. */
+  private middle(p: Parsed<Record<string, unknown>>): void {
     switch (p.value.type) {
       case 'event': {
-        const v = take(p, exportEventLine, 'event');
-        if (v) events.push({ line: p.line, value: v });
+        const v = this.take(p, exportEventLine, 'event');
+        if (v) this.event(p.line, v);
         break;
       }
       case 'ledger': {
-        const v = take(p, exportLedgerLine, 'ledger');
-        if (v) ledger.push({ line: p.line, value: v });
+        const v = this.take(p, exportLedgerLine, 'ledger');
+        if (v) this.ledger.push({ line: p.line, value: v });
         break;
       }
       case 'checkpoint': {
-        const v = take(p, exportCheckpointLine, 'checkpoint');
-        if (v) checkpoints.push({ line: p.line, value: v });
+        const v = this.take(p, exportCheckpointLine, 'checkpoint');
+        if (v) this.checkpoints.push({ line: p.line, value: v });
         break;
       }
       case 'header':
       case 'end':
-        add({ line: p.line, message: `a second ${String(p.value.type)} line in the middle of the export (exports were concatenated or lines moved)` });
+        this.problems.push({ line: p.line, message: `a second ${String(p.value.type)} line in the middle of the export (exports were concatenated or lines moved)` });
         break;
       default:
-        add({ line: p.line, message: `unknown line type ${JSON.stringify(p.value.type)}` });
+        this.problems.push({ line: p.line, message: `unknown line type ${JSON.stringify(p.value.type)}` });
     }
   }
 
-  // ---- signatures ----
-  const signedBy = (k: string) => (k === keyId ? `key ${keyId}` : `key ${k}, not the given key ${keyId}`);
-  const endLine = last.line;
-  if (end) {
-    const { sig, type: _t, ...body } = end;
-    if (!checkSig(exportEndMessage(body), sig, key)) add({ line: endLine, message: `the end line's signature does not verify with the given key (the export names ${signedBy(end.key)}): the export was altered or signed by another gateway` });
-    if (header && canonicalScope(header.scope) !== canonicalScope(end.scope)) add({ line: first.line, message: 'the header and the signed end line disagree about the export\u2019s scope' });
-  }
-  for (const c of checkpoints) {
-    const v = c.value;
-    if (!checkSig(checkpointMessage({ ledgerSeq: v.ledgerSeq, ledgerHash: v.ledgerHash, at: v.at, key: v.key }), v.sig, key)) {
-      add({ line: c.line, message: `checkpoint of ledger #${v.ledgerSeq} (${v.at}): the signature does not verify with the given key (signed by ${signedBy(v.key)})` });
+  /** One event, checked against its session's chain so far. */
+  private event(line: number, v: ExportEventLine): void {
+    this.events++;
+    let st = this.states.get(v.session);
+    if (!st) this.states.set(v.session, (st = { count: 0, prev: GENESIS, firstLine: line }));
+    const b = st.broken;
+    if (b !== undefined) {
+      // Whether the event the chain expected comes after all (then the two were reordered).
+      if (b.expected !== undefined && b.laterLine === undefined && v.seq === b.expected) b.laterLine = line;
+      return;
     }
-  }
-
-  // ---- event chains ----
-  const positions = new Map<string, Map<number, number>>();
-  for (const e of events) {
-    const m = positions.get(e.value.session) ?? new Map<number, number>();
-    if (!m.has(e.value.seq)) m.set(e.value.seq, e.line);
-    positions.set(e.value.session, m);
-  }
-  const states = new Map<string, SessionState>();
-  for (const e of events) {
-    const v = e.value;
-    let st = states.get(v.session);
-    if (!st) states.set(v.session, (st = { count: 0, prev: '0'.repeat(64), broken: false, hashes: new Map(), firstLine: e.line }));
-    if (st.broken) continue;
     const expected = st.count + 1;
-    const name = `session ${v.session}`;
     if (v.seq !== expected) {
-      const laterLine = positions.get(v.session)?.get(expected);
-      const message =
-        laterLine !== undefined && laterLine > e.line
-          ? `${name}: events are out of order: #${v.seq} (line ${e.line}) comes before #${expected} (line ${laterLine})`
-          : v.seq > expected
-            ? `${name}: event #${expected} is missing (the export goes from #${expected - 1} to #${v.seq})`
-            : `${name}: event #${v.seq} appears again after #${expected - 1} (events reordered or duplicated)`;
-      add({ line: e.line, session: v.session, message });
-      st.broken = true;
-      continue;
+      st.broken = { line, seq: v.seq, expected };
+      return;
     }
     const hash = eventHash(st.prev, { session: v.session, seq: v.seq, kind: v.kind as EventKind, at: v.at, data: v.data });
     if (hash !== v.hash) {
-      add({ line: e.line, session: v.session, message: `${name} event #${v.seq} (${v.kind}): its content does not match its hash: it was changed after it was recorded` });
-      st.broken = true;
-      continue;
+      st.broken = { line, message: `session ${v.session} event #${v.seq} (${v.kind}): its content does not match its hash: it was changed after it was recorded` };
+      return;
     }
     st.prev = v.hash;
     st.count = v.seq;
-    st.hashes.set(v.seq, v.hash);
-  }
-  summary.sessions = states.size;
-  summary.events = events.length;
-
-  // ---- ledger chain ----
-  const sealed = new Map<string, { seq: number; line: number; entry: Extract<LedgerBody, { kind: 'session' }> }>();
-  const purged = new Set<string>();
-  const hashAt = new Map<number, string>();
-  let ledgerOk = true;
-  if (end) {
-    let prev = end.ledgerPrev;
-    let expected = end.ledgerFrom;
-    hashAt.set(end.ledgerFrom - 1, end.ledgerPrev);
-    for (const l of ledger) {
-      const { type: _t, hash: stored, ...entry } = l.value;
-      if (entry.seq !== expected) {
-        add({ line: l.line, message: entry.seq > expected ? `ledger entry #${expected} is missing (the export goes on with #${entry.seq})` : `ledger entry #${entry.seq} is out of order (expected #${expected})` });
-        ledgerOk = false;
-        break;
-      }
-      if (ledgerHash(prev, entry as LedgerBody) !== stored) {
-        add({ line: l.line, message: `ledger entry #${entry.seq}${entry.kind === 'session' ? ` (seal of session ${entry.session})` : ' (retention)'}: its content does not match its hash: the ledger was changed` });
-        ledgerOk = false;
-        break;
-      }
-      hashAt.set(entry.seq, stored);
-      prev = stored;
-      expected++;
-      if (entry.kind === 'session') sealed.set(entry.session, { seq: entry.seq, line: l.line, entry });
-      else for (const s of entry.sessions) purged.add(s);
-    }
-    if (ledgerOk && (expected - 1 !== end.ledgerSeq || prev !== end.ledgerHash)) {
-      add({
-        line: endLine,
-        message:
-          expected - 1 < end.ledgerSeq
-            ? `the export's ledger stops at #${expected - 1} but the signed end line says it reaches #${end.ledgerSeq}: ledger entries were removed`
-            : `the export's ledger (up to #${expected - 1}) does not end where the signed end line says (#${end.ledgerSeq})`,
-      });
-      ledgerOk = false;
-    }
-    summary.ledger = { from: end.ledgerFrom, to: expected - 1 };
   }
 
-  if (end) {
-    for (const a of anchors) {
-      if (a.ledgerSeq > end.ledgerSeq) {
-        add({ line: endLine, message: `the ledger ends at #${end.ledgerSeq}, before ${a.name}'s #${a.ledgerSeq}: ledger entries were removed since` });
-      } else if (a.ledgerSeq < end.ledgerFrom - 1) {
-        add({ line: endLine, message: `the export's ledger starts at #${end.ledgerFrom}, after ${a.name}'s #${a.ledgerSeq}: export a scope that includes it to check continuity` });
-      } else if (ledgerOk && hashAt.get(a.ledgerSeq) !== a.ledgerHash) {
-        add({ line: endLine, message: `the ledger differs from ${a.name} at #${a.ledgerSeq}: history was rewritten since that export` });
-      }
+  /** Everything has been pushed: the checks that need the signed end line, and the verdict. */
+  finish(): Verification {
+    const { problems, key, keyId, states } = this;
+    const add = (p: Problem) => problems.push(p);
+    const summary: Verification['summary'] = { key: keyId, sessions: 0, events: 0, sealed: 0, open: 0, purged: 0, ledger: { from: 0, to: 0 }, checkpoints: 0 };
+    const done = (): Verification => {
+      const sorted = [...problems].sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+      return { ok: sorted.length === 0, problems: sorted, summary };
+    };
+    const first = this.first;
+    const last = this.pending;
+    if (first === undefined || last === undefined) {
+      problems.push({ message: 'the export is empty' });
+      return done();
     }
-  }
-  for (const c of checkpoints) {
-    const known = hashAt.get(c.value.ledgerSeq);
-    summary.checkpoints++;
-    if (known !== undefined && known !== c.value.ledgerHash) {
-      add({ line: c.line, message: `checkpoint of ledger #${c.value.ledgerSeq} (${c.value.at}) signed a different ledger: the ledger was rewritten after it was signed` });
-    }
-  }
+    let end: ExportEndLine | undefined;
+    if (last.value.type === 'end') end = this.take(last, exportEndLine, 'end');
+    else add({ line: last.line, message: `the export has no signed end line: it was truncated after line ${last.line} (${describeType(last.value)})` });
 
-  // ---- sessions against seals and the signed end line ----
-  if (end) {
-    const listed = new Map(end.sessions.map((s) => [s.id, s]));
-    for (const [id, s] of listed) {
-      const st = states.get(id);
-      if (!st) {
-        add({ line: endLine, session: id, message: `session ${id}: the signed end line lists ${s.events} events, but none are in the export: the session was deleted` });
-        continue;
-      }
-      if (st.broken) continue;
-      if (st.count < s.events) add({ line: endLine, session: id, message: `session ${id}: the export holds ${st.count} of its ${s.events} events: the events after #${st.count} were removed (truncated)` });
-      else if (st.count > s.events || st.prev !== s.last) add({ line: endLine, session: id, message: `session ${id}: its last event differs from the one the gateway signed at export: events were added or replaced` });
-    }
+    // ---- event chains: what broke them ----
     for (const [id, st] of states) {
-      if (!listed.has(id)) add({ line: st.firstLine, session: id, message: `session ${id} is in the export but not in the signed end line: it was added after the export` });
+      const b = st.broken;
+      if (b === undefined) continue;
+      const name = `session ${id}`;
+      let message = b.message;
+      if (message === undefined) {
+        const [seq, expected] = [b.seq as number, b.expected as number];
+        message =
+          b.laterLine !== undefined
+            ? `${name}: events are out of order: #${seq} (line ${b.line}) comes before #${expected} (line ${b.laterLine})`
+            : seq > expected
+              ? `${name}: event #${expected} is missing (the export goes from #${expected - 1} to #${seq})`
+              : `${name}: event #${seq} appears again after #${expected - 1} (events reordered or duplicated)`;
+      }
+      add({ line: b.line, session: id, message });
     }
-    if (ledgerOk) {
-      for (const [id, seal] of sealed) {
+    summary.sessions = states.size;
+    summary.events = this.events;
+
+    // ---- signatures ----
+    const signedBy = (k: string) => (k === keyId ? `key ${keyId}` : `key ${k}, not the given key ${keyId}`);
+    const endLine = last.line;
+    if (end) {
+      const { sig, type: _t, ...body } = end;
+      if (!checkSig(exportEndMessage(body), sig, key)) add({ line: endLine, message: `the end line's signature does not verify with the given key (the export names ${signedBy(end.key)}): the export was altered or signed by another gateway` });
+      if (this.header && canonicalScope(this.header.scope) !== canonicalScope(end.scope)) add({ line: first.line, message: 'the header and the signed end line disagree about the export\u2019s scope' });
+    }
+    for (const c of this.checkpoints) {
+      const v = c.value;
+      if (!checkSig(checkpointMessage({ ledgerSeq: v.ledgerSeq, ledgerHash: v.ledgerHash, at: v.at, key: v.key }), v.sig, key)) {
+        add({ line: c.line, message: `checkpoint of ledger #${v.ledgerSeq} (${v.at}): the signature does not verify with the given key (signed by ${signedBy(v.key)})` });
+      }
+    }
+
+    // ---- ledger chain ----
+    const sealed = new Map<string, { seq: number; line: number; entry: Extract<LedgerBody, { kind: 'session' }> }>();
+    const purged = new Set<string>();
+    const hashAt = new Map<number, string>();
+    let ledgerOk = true;
+    if (end) {
+      let prev = end.ledgerPrev;
+      let expected = end.ledgerFrom;
+      hashAt.set(end.ledgerFrom - 1, end.ledgerPrev);
+      for (const l of this.ledger) {
+        const { type: _t, hash: stored, ...entry } = l.value;
+        if (entry.seq !== expected) {
+          add({ line: l.line, message: entry.seq > expected ? `ledger entry #${expected} is missing (the export goes on with #${entry.seq})` : `ledger entry #${entry.seq} is out of order (expected #${expected})` });
+          ledgerOk = false;
+          break;
+        }
+        if (ledgerHash(prev, entry as LedgerBody) !== stored) {
+          add({ line: l.line, message: `ledger entry #${entry.seq}${entry.kind === 'session' ? ` (seal of session ${entry.session})` : ' (retention)'}: its content does not match its hash: the ledger was changed` });
+          ledgerOk = false;
+          break;
+        }
+        hashAt.set(entry.seq, stored);
+        prev = stored;
+        expected++;
+        if (entry.kind === 'session') sealed.set(entry.session, { seq: entry.seq, line: l.line, entry });
+        else for (const s of entry.sessions) purged.add(s);
+      }
+      if (ledgerOk && (expected - 1 !== end.ledgerSeq || prev !== end.ledgerHash)) {
+        add({
+          line: endLine,
+          message:
+            expected - 1 < end.ledgerSeq
+              ? `the export's ledger stops at #${expected - 1} but the signed end line says it reaches #${end.ledgerSeq}: ledger entries were removed`
+              : `the export's ledger (up to #${expected - 1}) does not end where the signed end line says (#${end.ledgerSeq})`,
+        });
+        ledgerOk = false;
+      }
+      summary.ledger = { from: end.ledgerFrom, to: expected - 1 };
+    }
+
+    if (end) {
+      for (const a of this.anchors) {
+        if (a.ledgerSeq > end.ledgerSeq) {
+          add({ line: endLine, message: `the ledger ends at #${end.ledgerSeq}, before ${a.name}'s #${a.ledgerSeq}: ledger entries were removed since` });
+        } else if (a.ledgerSeq < end.ledgerFrom - 1) {
+          add({ line: endLine, message: `the export's ledger starts at #${end.ledgerFrom}, after ${a.name}'s #${a.ledgerSeq}: export a scope that includes it to check continuity` });
+        } else if (ledgerOk && hashAt.get(a.ledgerSeq) !== a.ledgerHash) {
+          add({ line: endLine, message: `the ledger differs from ${a.name} at #${a.ledgerSeq}: history was rewritten since that export` });
+        }
+      }
+    }
+    for (const c of this.checkpoints) {
+      const known = hashAt.get(c.value.ledgerSeq);
+      summary.checkpoints++;
+      if (known !== undefined && known !== c.value.ledgerHash) {
+        add({ line: c.line, message: `checkpoint of ledger #${c.value.ledgerSeq} (${c.value.at}) signed a different ledger: the ledger was rewritten after it was signed` });
+      }
+    }
+
+    // ---- sessions against seals and the signed end line ----
+    if (end) {
+      const listed = new Map(end.sessions.map((s) => [s.id, s]));
+      for (const [id, s] of listed) {
         const st = states.get(id);
         if (!st) {
-          if (!purged.has(id) && inScope(end.scope, seal.entry)) add({ line: seal.line, session: id, message: `session ${id} was sealed in ledger #${seal.seq} (${seal.entry.events} events) but its events are not in the export: the session was deleted` });
+          add({ line: endLine, session: id, message: `session ${id}: the signed end line lists ${s.events} events, but none are in the export: the session was deleted` });
           continue;
         }
         if (st.broken) continue;
-        if (st.count !== seal.entry.events || st.hashes.get(seal.entry.events) !== seal.entry.final) {
-          add({ line: seal.line, session: id, message: `session ${id}: its events do not match its seal in ledger #${seal.seq} (${seal.entry.events} events ending in ${seal.entry.final.slice(0, 12)}…)` });
+        if (st.count < s.events) add({ line: endLine, session: id, message: `session ${id}: the export holds ${st.count} of its ${s.events} events: the events after #${st.count} were removed (truncated)` });
+        else if (st.count > s.events || st.prev !== s.last) add({ line: endLine, session: id, message: `session ${id}: its last event differs from the one the gateway signed at export: events were added or replaced` });
+      }
+      for (const [id, st] of states) {
+        if (!listed.has(id)) add({ line: st.firstLine, session: id, message: `session ${id} is in the export but not in the signed end line: it was added after the export` });
+      }
+      if (ledgerOk) {
+        for (const [id, seal] of sealed) {
+          const st = states.get(id);
+          if (!st) {
+            if (!purged.has(id) && inScope(end.scope, seal.entry)) add({ line: seal.line, session: id, message: `session ${id} was sealed in ledger #${seal.seq} (${seal.entry.events} events) but its events are not in the export: the session was deleted` });
+            continue;
+          }
+          if (st.broken) continue;
+          // The chain's head is the hash of event #count: compared only when the counts agree.
+          if (st.count !== seal.entry.events || st.prev !== seal.entry.final) {
+            add({ line: seal.line, session: id, message: `session ${id}: its events do not match its seal in ledger #${seal.seq} (${seal.entry.events} events ending in ${seal.entry.final.slice(0, 12)}…)` });
+          }
         }
       }
+      summary.sealed = [...states.keys()].filter((id) => sealed.has(id)).length;
+      summary.open = [...states.keys()].filter((id) => !sealed.has(id)).length;
+      summary.purged = purged.size;
     }
-    summary.sealed = [...states.keys()].filter((id) => sealed.has(id)).length;
-    summary.open = [...states.keys()].filter((id) => !sealed.has(id)).length;
-    summary.purged = purged.size;
-  }
-  return done(problems);
-
-  function done(p: Problem[]): Verification {
-    const sorted = [...p].sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
-    return { ok: sorted.length === 0, problems: sorted, summary };
+    return done();
   }
 }
+
+const GENESIS = '0'.repeat(64);
 
 function checkSig(message: Buffer, sig: string, key: KeyObject): boolean {
   try {

@@ -2,11 +2,12 @@
 // network. Exit 0 only when every chain, seal and signature verifies; otherwise the first broken
 // event or session is named, with why, and the exit code is 1.
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { CliError, UsageError } from '../../errors.js';
 import { print, say, type Io } from '../../io.js';
 import { exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
-import { verifyTrail, type Anchor } from './trailVerifier.js';
+import { TrailVerifier, type Anchor, type Verification } from './trailVerifier.js';
 
 export class TrailBrokenError extends CliError {}
 
@@ -27,13 +28,7 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
     throw new UsageError(`cannot read the public key ${opts.key}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM public key'}`);
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new UsageError(`${opts.key} is a ${key.asymmetricKeyType} key; the gateway signs with Ed25519 (get its key with \`sluice audit key\`)`);
-  let text: string;
-  try {
-    text = file === '-' ? await readAll(opts.stdin ?? process.stdin) : readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const v = verifyTrail(text, key, (opts.anchors ?? []).map((f) => readAnchor(f, key)));
+  const v = await verifyStream(file, file === '-' ? (opts.stdin ?? process.stdin) : undefined, key, (opts.anchors ?? []).map((f) => readAnchor(f, key)));
   if (opts.json) print(io, JSON.stringify(v));
   const s = v.summary;
   if (v.ok) {
@@ -76,8 +71,14 @@ function readAnchor(file: string, key: KeyObject): Anchor {
   return { ledgerSeq: body.ledgerSeq, ledgerHash: body.ledgerHash, name: file };
 }
 
-async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
-  return Buffer.concat(chunks).toString('utf8');
+/** Feeds the export to the verifier line by line as it is read: an export of any size verifies in little memory. */
+async function verifyStream(file: string, stdin: NodeJS.ReadableStream | undefined, key: KeyObject, anchors: Anchor[]): Promise<Verification> {
+  const verifier = new TrailVerifier(key, anchors);
+  const input = stdin ?? createReadStream(file);
+  try {
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) verifier.push(line);
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return verifier.finish();
 }
