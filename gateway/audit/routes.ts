@@ -18,6 +18,8 @@ export interface AuditRoutesDeps {
   log: Logger;
   /** This gateway's URL, named in export headers. */
   url: string;
+  /** An export whose client reads nothing for this long is cut off (default 60 s), so it cannot hold retention forever. */
+  stallMs?: number;
 }
 
 const MAX_LIMIT = 1000;
@@ -107,7 +109,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     let lines = 0;
     let piece = '';
     const send = async (): Promise<boolean> => {
-      if (!res.write(piece)) await drained(res);
+      if (!res.write(piece)) await drained(res, deps.stallMs ?? STALL_MS);
       piece = '';
       return !res.destroyed;
     };
@@ -179,8 +181,8 @@ function toEvent(e: EventRecord): SessionEvent {
 /** A client that stops reading this long is cut off, so an export cannot hold retention forever. */
 const STALL_MS = 60_000;
 
-/** Resolves when the response can take more, or is closed (destroyed after a stall). */
-function drained(res: ServerResponse): Promise<void> {
+/** Resolves when the response can take more, or is closed (destroyed after a stall of `stallMs`). */
+function drained(res: ServerResponse, stallMs: number): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -191,7 +193,7 @@ function drained(res: ServerResponse): Promise<void> {
     const timer = setTimeout(() => {
       res.destroy();
       done();
-    }, STALL_MS);
+    }, stallMs);
     res.on('drain', done);
     res.on('close', done);
   });
