@@ -218,6 +218,8 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     },
 
     onQuery(q) {
+      // A statement after the end has nothing to be recorded in (the session is sealed): refused, never forwarded unrecorded.
+      if (ended) throw new AuditUnavailableError('the session has ended; the statement was not executed');
       const id = ++queries;
       const data = queryJson(q, id);
       if (!everyStatement) {
@@ -232,6 +234,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     },
 
     onDecision(d) {
+      if (ended) throw new AuditUnavailableError('the session has ended; the statement was not executed');
       if (refused.has(d.queryId)) return;
       if (!everyStatement) {
         const q = undecided.get(d.queryId);

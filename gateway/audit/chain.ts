@@ -46,8 +46,19 @@ interface Head {
 /** The hash of event `seq` of `session` as the store has it; undefined if it has no such event. */
 export type EventHashLookup = (session: string, seq: number) => Promise<string | undefined>;
 
-export class ChainError extends Error {
-  override readonly name = 'ChainError';
+/** A session whose events could not be chained: its entries of one batch were set aside (`dropped` ops). */
+export interface ChainProblem {
+  session: string;
+  message: string;
+  dropped: number;
+}
+
+export interface Chained {
+  ops: AuditOp[];
+  /** Sessions set aside in this batch (to log: their events are missing from the trail). */
+  problems: ChainProblem[];
+  /** Call once the store has accepted `ops`: moves the chain heads. */
+  done: () => void;
 }
 
 /**
@@ -67,35 +78,55 @@ export class EventChains {
   }
 
   /** chainSync, after fetching from the store the heads of sessions it would not know. */
-  async chain(ops: readonly StagedOp[], now?: () => Date): Promise<{ ops: AuditOp[]; done: () => void }> {
-    const fetched = new Map<string, Head>();
+  async chain(ops: readonly StagedOp[], now?: () => Date): Promise<Chained> {
+    const fetched = new Map<string, Head | undefined>();
     for (const [session, seq] of this.unknown(ops)) {
       const hash = this.lookup ? await this.lookup(session, seq) : undefined;
-      if (hash === undefined) throw new ChainError(`the audit store has no event ${seq} of session ${session}, which the journal continues: the chain cannot be continued`);
-      fetched.set(session, { seq, hash });
+      fetched.set(session, hash === undefined ? undefined : { seq, hash });
     }
     return this.chainSync(ops, now, fetched);
   }
 
   /**
    * Turns staged ops into store ops: each entry becomes an event with its body and hash, each
-   * close a seal with the final hash. Throws ChainError for a session it cannot continue.
+   * close a seal with the final hash. A session whose chain cannot be continued (an event that
+   * does not follow the last one known, one after the session's seal, or one whose predecessor
+   * the store does not have) is a problem of that session alone: its entries in this batch are
+   * set aside and reported, everything else is committed — one stray entry must not stop the
+   * audit of every session (each retry would fail the same way). Verification then names the
+   * session's gap.
    */
-  chainSync(ops: readonly StagedOp[], now?: () => Date, fetched?: ReadonlyMap<string, Head>): { ops: AuditOp[]; done: () => void } {
+  chainSync(ops: readonly StagedOp[], now?: () => Date, fetched?: ReadonlyMap<string, Head | undefined>): Chained {
     const local = new Map<string, Head | null>();
     const head = (s: string): Head | undefined => {
       const l = local.get(s);
-      return l === null ? undefined : (l ?? this.heads.get(s) ?? fetched?.get(s));
+      // What the store says beats this committer's memory: it is only asked when that memory disagrees.
+      return l === null ? undefined : (l ?? (fetched?.has(s) ? fetched.get(s) : this.heads.get(s)));
+    };
+    const problems: ChainProblem[] = [];
+    const setAside = new Map<string, ChainProblem>();
+    const refuse = (session: string, message: string) => {
+      const p = { session, message: `${message}: its events are not stored from there on`, dropped: 1 };
+      setAside.set(session, p);
+      problems.push(p);
     };
     const out: AuditOp[] = [];
     for (const o of ops) {
       if (o.op === 'entry') {
         const e = o.entry;
+        const aside = setAside.get(e.session);
+        if (aside !== undefined) {
+          aside.dropped++;
+          continue;
+        }
         let prev: string;
         if (e.seq === 1) prev = GENESIS_HASH;
         else {
           const h = head(e.session);
-          if (h === undefined || h.seq !== e.seq - 1) throw new ChainError(`event ${e.seq} of session ${e.session} does not follow ${h === undefined ? 'any known event' : `event ${h.seq}`}`);
+          if (h === undefined || h.seq !== e.seq - 1) {
+            refuse(e.session, `event ${e.seq} of session ${e.session} does not follow ${h === undefined ? (local.get(e.session) === null ? 'the session\u2019s seal' : 'any event the store has') : `event ${h.seq}`}`);
+            continue;
+          }
           prev = h.hash;
         }
         const body = entryBody(e);
@@ -104,8 +135,16 @@ export class EventChains {
         out.push({ op: 'event', event: { session: e.session, seq: e.seq, kind: e.kind, at: new Date(e.at), body, hash } });
       } else if (o.op === 'close') {
         const c = o.close;
+        const aside = setAside.get(c.id);
+        if (aside !== undefined) {
+          aside.dropped++;
+          continue;
+        }
         const h = head(c.id);
-        if (h === undefined || h.seq !== c.events) throw new ChainError(`session ${c.id} ends after event ${c.events}, but its chain ${h === undefined ? 'is unknown' : `ends at event ${h.seq}`}`);
+        if (h === undefined || h.seq !== c.events) {
+          refuse(c.id, `session ${c.id} ends after event ${c.events}, but its chain ${h === undefined ? 'is unknown' : `ends at event ${h.seq}`}`);
+          continue;
+        }
         out.push(sealOp({ ...c, final: h.hash }, now));
         local.set(c.id, null);
       } else {
@@ -117,6 +156,7 @@ export class EventChains {
     }
     return {
       ops: out,
+      problems,
       done: () => {
         for (const [s, h] of local) {
           if (h === null) this.heads.delete(s);

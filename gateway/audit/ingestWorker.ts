@@ -20,14 +20,14 @@ port.on('message', (m: WorkerRequest) => {
   void (async (): Promise<WorkerReply> => {
     try {
       const ops = readJournalPart(m.path, m.bytes);
-      await commitStaged(store, chains, ops, m.replay);
+      const problems = await commitStaged(store, chains, ops, m.replay);
       let emptied = true;
       try {
         truncateSync(m.path, 0);
       } catch {
         emptied = false; // the writer empties it then
       }
-      return { id: m.id, ok: true, ops: ops.length, emptied };
+      return { id: m.id, ok: true, ops: ops.length, emptied, problems };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       return { id: m.id, ok: false, message: e.message, ...(e.code !== undefined ? { code: e.code } : {}) };

@@ -72,7 +72,9 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
   await store.heartbeat(instance, now());
   // Before anything reads the trail: what a stopped gateway journaled but did not ingest.
   const journal = await AuditJournal.open({ dir: settings.journalDir, durability: settings.durability }, async (ops) => {
-    await commitStaged(store, new EventChains(storeLookup(store)), ops, true, now);
+    for (const p of await commitStaged(store, new EventChains(storeLookup(store)), ops, true, now)) {
+      log.error({ session: p.session, dropped: p.dropped }, 'audit events not stored: %s', p.message);
+    }
     log.warn({ ops: ops.length }, 'replayed audit events a stopped gateway had journaled but not yet stored');
   });
   const ingester = ingestThread !== undefined ? workerIngester({ store: ingestThread, durability: settings.durability }) : inlineIngester(store, now);

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { AuditUnavailableError } from '../engines/types.js';
 import type { Store } from '../store/types.js';
-import { EventChains, storeLookup, type StagedOp } from './chain.js';
+import { EventChains, storeLookup, type ChainProblem, type StagedOp } from './chain.js';
 import { inlineIngester, type Ingester } from './ingest.js';
 import type { AuditJournal } from './journal.js';
 
@@ -134,6 +134,7 @@ export class AuditWriter {
         const chained = this.chains.chainSync(ops, this.now);
         this.store.commitSync!(chained.ops);
         chained.done();
+        this.logProblems(chained.problems);
       }
     } catch (err) {
       this.fail(err);
@@ -216,6 +217,7 @@ export class AuditWriter {
     if (this.store.commitSync) this.store.commitSync(chained.ops);
     else await this.store.commit(chained.ops);
     chained.done();
+    this.logProblems(chained.problems);
   }
 
   /** Records this process's heartbeat; a failure marks the store unavailable like a failed commit. */
@@ -308,7 +310,8 @@ export class AuditWriter {
           // A retry may follow a commit that succeeded without its answer arriving (a worker that
           // died, a lost COMMIT reply): it skips what is already stored instead of failing on it forever.
           const replay = this.ingesting.attempts++ > 0;
-          const { emptied } = await this.ingester.ingest(this.ingesting, { replay });
+          const { emptied, problems } = await this.ingester.ingest(this.ingesting, { replay });
+          this.logProblems(problems);
           this.ingesting = undefined;
           this.ingestedUpTo = upTo;
           this.stats.ingests++;
@@ -326,6 +329,11 @@ export class AuditWriter {
     })();
     this.ingestRun = run;
     return run;
+  }
+
+  /** Sessions whose events could not be chained (chain.ts): the trail misses them, loudly. */
+  private logProblems(problems: readonly ChainProblem[]): void {
+    for (const p of problems) this.log.error({ session: p.session, dropped: p.dropped }, 'audit events not stored: %s', p.message);
   }
 
   private fail(err: unknown): void {

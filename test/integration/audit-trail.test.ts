@@ -161,6 +161,17 @@ describe('sluice audit export and verify', () => {
     expect(edited.stderr).toContain(`line ${i + 1}: session s_`);
   });
 
+  it('reads lines ending at LF only (a stray CR is whitespace), and calls a file with nothing readable empty', async () => {
+    const l = lines();
+    l[1] = l[1]!.replace('{', '{\r');
+    const crlf = await verify(`${l.join('\r\n')}\r\n`);
+    expect(crlf.stderr).toMatch(/^verified: 2 sessions/);
+    expect(crlf.code).toBe(0);
+    const garbage = await verify('this is not\nan export\n');
+    expect(garbage.stderr).toBe('sluice: the audit trail does NOT verify: the export is empty\n');
+    expect(garbage.code).toBe(1);
+  });
+
   it('an edited payload: exit 1, names the session, the event and why', async () => {
     const l = lines();
     const i = eventIndex(l, 'query');

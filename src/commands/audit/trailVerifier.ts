@@ -197,7 +197,8 @@ export class TrailVerifier {
     const first = this.first;
     const last = this.pending;
     if (first === undefined || last === undefined) {
-      problems.push({ message: 'the export is empty' });
+      // Nothing readable at all (the wrong file, or an empty one): one problem says so, not one per line.
+      problems.splice(0, problems.length, { message: 'the export is empty' });
       return done();
     }
     let end: ExportEndLine | undefined;

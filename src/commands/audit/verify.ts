@@ -3,7 +3,6 @@
 // event or session is named, with why, and the exit code is 1.
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { CliError, UsageError } from '../../errors.js';
 import { print, say, type Io } from '../../io.js';
 import { exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
@@ -71,14 +70,31 @@ function readAnchor(file: string, key: KeyObject): Anchor {
   return { ledgerSeq: body.ledgerSeq, ledgerHash: body.ledgerHash, name: file };
 }
 
-/** Feeds the export to the verifier line by line as it is read: an export of any size verifies in little memory. */
+/**
+ * Feeds the export to the verifier line by line as it is read: an export of any size verifies in
+ * little memory. Lines end at LF only (a stray CR is JSON whitespace, as in the gateway's
+ * exports), and a character split between two reads is decoded whole.
+ */
 async function verifyStream(file: string, stdin: NodeJS.ReadableStream | undefined, key: KeyObject, anchors: Anchor[]): Promise<Verification> {
   const verifier = new TrailVerifier(key, anchors);
-  const input = stdin ?? createReadStream(file);
-  try {
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) verifier.push(line);
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  const chunks = (stdin ?? createReadStream(file))[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
+  let rest = Buffer.alloc(0);
+  for (;;) {
+    let r: IteratorResult<Buffer | string>;
+    try {
+      r = await chunks.next();
+    } catch (err) {
+      // Only reading fails this way; a problem inside the verifier is not a read error.
+      throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    if (r.done) break;
+    let buf = Buffer.concat([rest, typeof r.value === 'string' ? Buffer.from(r.value) : r.value]);
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a)) {
+      verifier.push(buf.toString('utf8', 0, nl));
+      buf = buf.subarray(nl + 1);
+    }
+    rest = buf;
   }
+  if (rest.length > 0) verifier.push(rest.toString('utf8'));
   return verifier.finish();
 }

@@ -3,7 +3,7 @@
 // when it has not seen the session (a restarted ingest thread, a replay at start), never moving
 // its heads for a batch the store refused, and naming the session when the chain cannot go on.
 import { describe, expect, it } from 'vitest';
-import { ChainError, entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
+import { entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { NewSession, Store } from '../../../gateway/store/types.js';
 import { eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
@@ -32,6 +32,7 @@ const entry = (s: string, seq: number, kind = 'query'): StagedOp => ({ op: 'entr
 
 async function commit(store: Store, chains: EventChains, ops: StagedOp[]): Promise<void> {
   const c = await chains.chain(ops);
+  expect(c.problems).toEqual([]);
   await store.commit(c.ops);
   c.done();
 }
@@ -82,14 +83,32 @@ describe('event chains', () => {
     expect(await verify(store, 's_b')).toBe(3);
   });
 
-  it('names the session when its chain cannot be continued', async () => {
+  it('sets aside only the session whose chain cannot be continued, naming it, and commits the rest', async () => {
     const store = openSqliteStore(':memory:');
-    await expect(new EventChains(storeLookup(store)).chain([entry('s_gone', 5)])).rejects.toThrow(
-      new ChainError('the audit store has no event 4 of session s_gone, which the journal continues: the chain cannot be continued'),
-    );
-    const chains = new EventChains();
-    expect(() => chains.chainSync([entry('s_c', 1), entry('s_c', 3)])).toThrow('event 3 of session s_c does not follow event 1');
-    expect(() => chains.chainSync([{ op: 'close', close: { id: 's_c', startedAt: new Date(T0), events: 2 } }])).toThrow('session s_c ends after event 2, but its chain is unknown');
+    const chains = new EventChains(storeLookup(store));
+    // The store has no event 4 of s_gone: that session's entries are set aside, s_ok's go on.
+    const c = await chains.chain([{ op: 'session', session: session('s_ok') }, entry('s_gone', 5), entry('s_ok', 1, 'session.start'), entry('s_gone', 6), entry('s_ok', 2)]);
+    expect(c.problems).toEqual([{ session: 's_gone', message: 'event 5 of session s_gone does not follow any event the store has: its events are not stored from there on', dropped: 2 }]);
+    await store.commit(c.ops);
+    c.done();
+    expect(await verify(store, 's_ok')).toBe(2);
+    // A gap inside one batch, and an entry after the session's seal (a hook called after the end).
+    const sync = new EventChains();
+    expect(sync.chainSync([entry('s_c', 1), entry('s_c', 3)]).problems[0]?.message).toBe('event 3 of session s_c does not follow event 1: its events are not stored from there on');
+    const late = sync.chainSync([entry('s_d', 1), { op: 'close', close: { id: 's_d', startedAt: new Date(T0), events: 1 } }, entry('s_d', 2)]);
+    expect(late.ops.map((o) => o.op)).toEqual(['event', 'seal']);
+    expect(late.problems[0]?.message).toBe('event 2 of session s_d does not follow the session\u2019s seal: its events are not stored from there on');
+    expect(sync.chainSync([{ op: 'close', close: { id: 's_e', startedAt: new Date(T0), events: 2 } }]).problems[0]?.message).toBe('session s_e ends after event 2, but its chain is unknown: its events are not stored from there on');
+  });
+
+  it('asks the store when its memory of a session disagrees with the journal, and believes the store', async () => {
+    const store = openSqliteStore(':memory:');
+    const chains = new EventChains(storeLookup(store));
+    await commit(store, chains, [{ op: 'session', session: session('s_x') }, entry('s_x', 1, 'session.start'), entry('s_x', 2), entry('s_x', 3)]);
+    // A retry of #3 (say, after an answer lost in transit): the heads say #3, the store has #2 before it.
+    const again = await chains.chain([entry('s_x', 3)]);
+    expect(again.problems).toEqual([]);
+    expect(again.ops).toEqual([{ op: 'event', event: (await store.listEvents('s_x'))[2] }]);
   });
 
   it('continues after events a journal of the previous format holds already chained', async () => {

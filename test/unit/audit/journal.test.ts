@@ -19,7 +19,9 @@ import type { AuditOp, Store } from '../../../gateway/store/types.js';
 const log = pino({ level: 'silent' });
 const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['eng'], kind: 'human' };
 
-const replayInto = (store: Store) => (ops: StagedOp[]) => commitStaged(store, new EventChains(storeLookup(store)), ops, true);
+const replayInto = (store: Store) => async (ops: StagedOp[]) => {
+  expect(await commitStaged(store, new EventChains(storeLookup(store)), ops, true)).toEqual([]);
+};
 
 /** One session with `n` statements recorded through a writer over `journal`; the ingest is far away unless asked for. */
 function record(store: Store, journal: AuditJournal, id: string, n: number, ingestMs = 60_000) {

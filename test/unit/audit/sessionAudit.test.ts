@@ -78,7 +78,11 @@ describe('session audit', () => {
     audit.onSessionEnd({ status: 'ok', bytesFromClient: 10, bytesToClient: 20 });
     audit.onResult({ queryId: q, status: 'ok', durationMs: 1 }); // after the end: ignored
     audit.onSessionEnd({ status: 'error', bytesFromClient: 0, bytesToClient: 0 }); // once only
+    // A statement after the end is refused (nothing could record it), and the audit stays healthy.
+    expect(() => audit.onQuery({ text: 'select 2', protocol: 'simple' })).toThrow(AuditUnavailableError);
+    expect(() => audit.onDecision?.({ queryId: q, verdict: 'allow' })).toThrow(AuditUnavailableError);
     await writer.flush();
+    expect(writer.healthy).toBe(true);
     const events = await store.listEvents(id);
     expect(events.map((e) => e.kind)).toEqual(['session.start', 'query', 'result', 'session.end']);
     verifyChain(events);
