@@ -4,6 +4,7 @@
 // (shared/notes/performance.md). Nothing here asserts a time: it prints.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -70,9 +71,18 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
 
     for (const clients of [8, 1]) {
       log(`pgbench -S -c ${clients}: recording every statement vs sessions only …`);
-      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), [sessionsOnly!, tunnel!]);
+      // The gateway's CPU per transaction as well: steadier than TPS on a shared machine, and what
+      // recording costs whether or not the cores are saturated.
+      const measured = async (e: Endpoint) => {
+        const before = cpuMicros(gw.child.pid!);
+        const r = await pgbench(cluster, e, clients, env);
+        return { ...r, gatewayCpu: (cpuMicros(gw.child.pid!) - before) / r.transactions };
+      };
+      const rounds = await blocks(measured, [sessionsOnly!, tunnel!]);
       const row = pairRow(`c${clients} TPS, recording on ÷ off`, rounds.map((r) => [r[0]!.tps, r[1]!.tps]), 'tps', false);
       rows.push({ ...row, figure: `pgbench -S c${clients} TPS, recording statements ÷ sessions only` });
+      const cpu = pairRow('', rounds.map((r) => [r[0]!.gatewayCpu, r[1]!.gatewayCpu]), 'µs', true);
+      rows.push({ ...cpu, figure: `  gateway CPU per transaction, statements ÷ sessions only` });
     }
 
     log('COPY 1M rows TO STDOUT …');
@@ -121,12 +131,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-async function pgbench(_c: PgCluster, e: Endpoint, clients: number, env: NodeJS.ProcessEnv): Promise<{ tps: number; latencyMs: number }> {
+/** User + system CPU a process has used so far, in µs (/proc, clock ticks of 10 ms). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function pgbench(_c: PgCluster, e: Endpoint, clients: number, env: NodeJS.ProcessEnv): Promise<{ tps: number; latencyMs: number; transactions: number }> {
   const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-p', String(e.port)], { env });
   const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
-  if (!Number.isFinite(tps) || !Number.isFinite(latencyMs)) throw new Error(`cannot read pgbench output:\n${stdout}`);
-  return { tps, latencyMs };
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+  if (!Number.isFinite(tps) || !Number.isFinite(latencyMs) || !(transactions > 0)) throw new Error(`cannot read pgbench output:\n${stdout}`);
+  return { tps, latencyMs, transactions };
 }
 
 /** MB/s of `COPY (1M rows) TO STDOUT` read by psql (the server backend is the usual bottleneck). */
