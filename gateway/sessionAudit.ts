@@ -175,6 +175,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       if (started) return;
       started = true;
       startedAt = now();
+      writer.sessionStarted();
       const id = meta.identity;
       stage(
         {
@@ -296,6 +297,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     onSessionEnd(e) {
       if (!started || ended) return;
       ended = true;
+      writer.sessionEnded();
       const endedAt = now();
       const error = e.message ? (e.sqlstate ? `${e.sqlstate} ${e.message}` : e.message) : null;
       const last = event(

@@ -77,6 +77,39 @@ describe('audit journal', () => {
     journal.close();
   });
 
+  it('appends a lone session\'s statement at once, and lets statements of several open sessions share one append', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000 });
+    const open = (id: string) => {
+      const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+      a.onSessionStart({ database: 'app', clientUser: 'x' });
+      return a;
+    };
+    const one = open('s_one');
+    const appended = journal.backlogBytes;
+    one.onQuery({ text: 'select 1', protocol: 'simple', deferCommit: true });
+    expect(journal.backlogBytes).toBeGreaterThan(appended); // durable before onQuery returned
+    expect(one.flush!()).toBeUndefined(); // nothing for the engine to wait for
+    const two = open('s_two');
+    const commits = writer.stats.commits;
+    const before = journal.backlogBytes;
+    one.onQuery({ text: 'select 2', protocol: 'simple', deferCommit: true });
+    two.onQuery({ text: 'select 3', protocol: 'simple', deferCommit: true });
+    expect(journal.backlogBytes).toBe(before); // staged: the engine waits for flush() before forwarding
+    await Promise.all([one.flush!(), two.flush!()]);
+    expect(journal.backlogBytes).toBeGreaterThan(before);
+    expect(writer.stats.commits - commits).toBe(1); // both statements (and the second session's start) in one append
+    two.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
+    await writer.flush();
+    const alone = journal.backlogBytes;
+    one.onQuery({ text: 'select 4', protocol: 'simple', deferCommit: true });
+    expect(journal.backlogBytes).toBeGreaterThan(alone); // alone again: at once
+    writer.close();
+    journal.close();
+  });
+
   it('ingests in batches after ingestMs, emptying the journal file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
     const store = openSqliteStore(join(dir, 'store.db'));
