@@ -5,8 +5,8 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
-import { checkLedgerRun, toCheckpoint, toEvent, toLedger, toSession, toToken, type Row } from './rows.js';
-import { DuplicateNameError, type AuditOp, type AuditSnapshot, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
+import { checkLedgerRun, toCheckpoint, toLedger, toSession, toToken, type Row } from './rows.js';
+import { DuplicateNameError, type AuditOp, type AuditSnapshot, type EventRecord, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
 
 /** Versioned migrations, applied in order at open; the index + 1 is the schema version (user_version). */
 const migrations: readonly string[] = [
@@ -60,7 +60,36 @@ const migrations: readonly string[] = [
    DROP TABLE audit_events;
    ALTER TABLE audit_events_v3 RENAME TO audit_events;
    CREATE UNIQUE INDEX audit_events_session_seq ON audit_events (session_id, seq);`,
+  // 4: a session's events of one commit in one row (a run): the ingest commits a batch of ~20 ms
+  // per transaction, and a row (with its index entry and foreign-key probe) per event was half of
+  // the ingest thread's work. Each line of `lines` is seq, kind, at, hash and the body, separated
+  // by tabs (canonical JSON holds no raw tab or newline).
+  `CREATE TABLE audit_event_runs (
+     id INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES audit_sessions (id),
+     first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, events INTEGER NOT NULL, lines TEXT NOT NULL);
+   INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines)
+     SELECT session_id, seq, seq, 1, seq || char(9) || kind || char(9) || at || char(9) || hash || char(9) || body FROM audit_events ORDER BY id;
+   DROP TABLE audit_events;
+   CREATE UNIQUE INDEX audit_event_runs_session ON audit_event_runs (session_id, first_seq);`,
 ];
+
+/** One event as a line of a run (see migration 4). */
+function eventLine(e: EventRecord): string {
+  return `${e.seq}\t${e.kind}\t${e.at.getTime()}\t${e.hash}\t${e.body}`;
+}
+
+/** The events of a run, in order. */
+function runEvents(session: string, lines: string): EventRecord[] {
+  const out: EventRecord[] = [];
+  for (const line of lines.split('\n')) {
+    const a = line.indexOf('\t');
+    const b = line.indexOf('\t', a + 1);
+    const c = line.indexOf('\t', b + 1);
+    const d = line.indexOf('\t', c + 1);
+    out.push({ session, seq: Number(line.slice(0, a)), kind: line.slice(a + 1, b), at: new Date(Number(line.slice(b + 1, c))), hash: line.slice(c + 1, d), body: line.slice(d + 1) });
+  }
+  return out;
+}
 
 export interface SqliteStoreOptions {
   /** `process`: synchronous=NORMAL (commits survive a gateway crash); `fsync`: FULL (and power loss). */
@@ -88,8 +117,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     revokeToken: db.prepare('UPDATE service_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL'),
     insertSession: db.prepare(insertSessionSql('INSERT')),
     replaySession: db.prepare(insertSessionSql('INSERT OR IGNORE')),
-    insertEvent: db.prepare('INSERT INTO audit_events (session_id, seq, kind, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
-    replayEvent: db.prepare('INSERT OR IGNORE INTO audit_events (session_id, seq, kind, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertRun: db.prepare('INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines) VALUES (?, ?, ?, ?, ?)'),
+    lastRun: db.prepare('SELECT last_seq, lines FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq DESC LIMIT 1'),
     sealedAt: db.prepare('SELECT ledger_seq FROM audit_sessions WHERE id = ?'),
     endSession: db.prepare(
       `UPDATE audit_sessions SET ended_at = @endedAt, status = @status, error = @error, bytes_from_client = @bytesFromClient,
@@ -102,17 +131,16 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     addCheckpoint: db.prepare('INSERT INTO audit_checkpoints (ledger_seq, ledger_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)'),
     lastCheckpoint: db.prepare('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1'),
     getSession: db.prepare('SELECT * FROM audit_sessions WHERE id = ?'),
-    listEvents: db.prepare('SELECT * FROM audit_events WHERE session_id = ? ORDER BY seq'),
-    eventsPage: db.prepare('SELECT * FROM audit_events WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+    runs: db.prepare('SELECT lines FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq'),
+    runsPage: db.prepare('SELECT lines FROM audit_event_runs WHERE session_id = ? AND last_seq > ? AND first_seq <= ? ORDER BY first_seq'),
     purgeable: db.prepare('SELECT id FROM audit_sessions WHERE ledger_seq IS NOT NULL AND purged_at IS NULL AND ended_at < ? ORDER BY ledger_seq'),
-    deleteEvents: db.prepare('DELETE FROM audit_events WHERE session_id = ?'),
+    countEvents: db.prepare('SELECT coalesce(sum(events), 0) AS n FROM audit_event_runs WHERE session_id = ?'),
+    deleteEvents: db.prepare('DELETE FROM audit_event_runs WHERE session_id = ?'),
     markPurged: db.prepare('UPDATE audit_sessions SET purged_at = ? WHERE id = ?'),
     orphans: db.prepare(
       `SELECT s.* FROM audit_sessions s LEFT JOIN audit_instances i ON i.id = s.instance
        WHERE s.status = 'open' AND s.instance <> ? AND (i.seen_at IS NULL OR i.seen_at < ?) ORDER BY s.started_at`,
     ),
-    lastEvent: db.prepare('SELECT seq, hash FROM audit_events WHERE session_id = ? ORDER BY seq DESC LIMIT 1'),
-    countQueries: db.prepare("SELECT count(*) AS n FROM audit_events WHERE session_id = ? AND kind = 'query'"),
     ledgerFromSeq: db.prepare('SELECT * FROM audit_ledger WHERE seq >= ? ORDER BY seq'),
     ledgerHashAt: db.prepare('SELECT hash FROM audit_ledger WHERE seq = ?'),
     firstLedgerSince: db.prepare('SELECT min(seq) AS seq FROM audit_ledger WHERE at >= ?'),
@@ -126,7 +154,39 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     return r ? { seq: Number(r.seq), hash: String(r.hash) } : { seq: 0, hash: GENESIS_HASH };
   };
 
+  /** The last event of a session (seq and hash), if it has any. */
+  const lastEvent = (id: string): { seq: number; hash: string } | undefined => {
+    const r = q.lastRun.get(id) as Row | undefined;
+    if (r === undefined) return undefined;
+    const lines = String(r.lines);
+    const last = runEvents(id, lines.slice(lines.lastIndexOf('\n') + 1))[0]!;
+    return { seq: last.seq, hash: last.hash };
+  };
+
+  /**
+   * Stores a session's events of one commit as one run. They must follow what is stored (a
+   * number already stored is a conflict, like a unique key); in a replay, those already stored
+   * are skipped instead.
+   */
+  const writeRun = (session: string, events: readonly EventRecord[], replay: boolean) => {
+    let after = lastEvent(session)?.seq ?? 0;
+    const kept: EventRecord[] = [];
+    for (const e of events) {
+      if (e.seq <= after) {
+        if (replay) continue;
+        throw new Error(`UNIQUE constraint failed: event ${e.seq} of session ${session} is already stored`);
+      }
+      kept.push(e);
+      after = e.seq;
+    }
+    if (kept.length === 0) return;
+    q.insertRun.run(session, kept[0]!.seq, kept[kept.length - 1]!.seq, kept.length, kept.map(eventLine).join('\n'));
+  };
+
   const commit = db.transaction((ops: readonly AuditOp[], replay: boolean) => {
+    // Events are gathered per session and written as runs at the end of the transaction (every
+    // session row they refer to is in by then).
+    const runs = new Map<string, EventRecord[]>();
     for (const o of ops) {
       switch (o.op) {
         case 'session': {
@@ -135,8 +195,9 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
           break;
         }
         case 'event': {
-          const e = o.event;
-          (replay ? q.replayEvent : q.insertEvent).run(e.session, e.seq, e.kind, e.at.getTime(), e.body, e.hash);
+          const run = runs.get(o.event.session);
+          if (run === undefined) runs.set(o.event.session, [o.event]);
+          else run.push(o.event);
           break;
         }
         case 'end':
@@ -155,6 +216,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
         }
       }
     }
+    for (const [session, events] of runs) writeRun(session, events, replay);
   });
 
   const snapshot = db.transaction((scope: SnapshotScope): AuditSnapshot => {
@@ -174,7 +236,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       ledgerFrom = row && row.ledger_seq !== null ? Number(row.ledger_seq) : h.seq + 1;
     }
     const records = sessions.map(toSession);
-    const lastSeq = new Map(records.map((s) => [s.id, Number((q.lastEvent.get(s.id) as Row | undefined)?.seq ?? 0)]));
+    const lastSeq = new Map(records.map((s) => [s.id, lastEvent(s.id)?.seq ?? 0]));
     const prev = ledgerFrom <= 1 ? GENESIS_HASH : String((q.ledgerHashAt.get(ledgerFrom - 1) as Row).hash);
     return {
       sessions: records,
@@ -192,7 +254,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     if (ids.length === 0) return { sessions: [], events: 0 };
     let events = 0;
     for (const id of ids) {
-      events += q.deleteEvents.run(id).changes;
+      events += Number((q.countEvents.get(id) as Row).n);
+      q.deleteEvents.run(id);
       q.markPurged.run(at.getTime(), id);
     }
     const h = head();
@@ -205,8 +268,9 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
   const orphans = db.transaction((instance: string, staleBefore: Date) =>
     (q.orphans.all(instance, staleBefore.getTime()) as Row[]).map((r) => {
       const session = toSession(r);
-      const last = q.lastEvent.get(session.id) as Row;
-      return { session, last: { seq: Number(last.seq), hash: String(last.hash) }, queries: Number((q.countQueries.get(session.id) as Row).n) };
+      const all = (q.runs.all(session.id) as Row[]).flatMap((run) => runEvents(session.id, String(run.lines)));
+      const last = all[all.length - 1]!;
+      return { session, last: { seq: last.seq, hash: last.hash }, queries: all.filter((e) => e.kind === 'query').length };
     }),
   );
 
@@ -259,8 +323,18 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       const row = q.getSession.get(id) as Row | undefined;
       return row && toSession(row);
     },
-    listEvents: async (id) => (q.listEvents.all(id) as Row[]).map(toEvent),
-    eventsPage: async (id, after, upTo, limit) => (q.eventsPage.all(id, after, upTo, limit) as Row[]).map(toEvent),
+    listEvents: async (id) => (q.runs.all(id) as Row[]).flatMap((r) => runEvents(id, String(r.lines))),
+    async eventsPage(id, after, upTo, limit) {
+      const out: EventRecord[] = [];
+      for (const r of q.runsPage.iterate(id, after, upTo) as Iterable<Row>) {
+        for (const e of runEvents(id, String(r.lines))) {
+          if (e.seq <= after || e.seq > upTo) continue;
+          out.push(e);
+          if (out.length === limit) return out;
+        }
+      }
+      return out;
+    },
     ledgerHead: async () => head(),
     snapshot: async (scope) => snapshot(scope),
     orphanedSessions: async (instance, staleBefore) => orphans(instance, staleBefore),

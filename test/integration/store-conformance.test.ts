@@ -235,6 +235,24 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect(since.ledger[0]!.at.getTime()).toBeGreaterThanOrEqual(Date.now() - 61_000);
   });
 
+  it('reads a session committed in several batches back in order, pages across batches, refuses a stored event again and replays idempotently', async () => {
+    const s = newSession();
+    const events = chain(s.id, ['session.start', ...Array.from({ length: 10 }, () => 'query')]);
+    const ev = (from: number, to: number) => events.slice(from - 1, to).map((event): AuditOp => ({ op: 'event', event }));
+    await store.commit([{ op: 'session', session: s }, ...ev(1, 3)]);
+    await store.commit(ev(4, 7));
+    await store.commit(ev(8, 10));
+    expect(await store.listEvents(s.id)).toEqual(events.slice(0, 10));
+    expect((await store.eventsPage(s.id, 2, 9, 3)).map((e) => e.seq)).toEqual([3, 4, 5]);
+    expect((await store.eventsPage(s.id, 5, 9, 10)).map((e) => e.seq)).toEqual([6, 7, 8, 9]);
+    expect(await store.eventsPage(s.id, 2, 9, 3)).toEqual(events.slice(2, 5));
+    await expect(store.commit(ev(10, 11))).rejects.toThrow();
+    expect(await store.listEvents(s.id)).toHaveLength(10); // all or nothing: event 11 was not stored either
+    await store.commit(ev(9, 11), { replay: true });
+    expect(await store.listEvents(s.id)).toEqual(events);
+    expect((await store.snapshot({ kind: 'session', id: s.id })).lastSeq.get(s.id)).toBe(11);
+  });
+
   it('purges the events of sealed sessions that ended before the cutoff, and records it in the ledger', async () => {
     const ancient = newSession({ startedAt: new Date(Date.now() - 40 * 86_400_000) });
     await store.commit(wholeSession(ancient, undefined, new Date(Date.now() - 40 * 86_400_000)));

@@ -176,13 +176,14 @@ describe('audit export and offline verification', () => {
 
   it('events deleted inside the store are caught in the next export', async () => {
     const raw = new Database(join(dir, 'trail.db'));
-    const row = raw.prepare('SELECT * FROM audit_events WHERE session_id = ? AND seq = 3').get(ids[2]) as Record<string, unknown>;
+    // The SQLite store keeps a session's events of one commit as lines of one row (a run).
+    const run = (raw.prepare('SELECT id, lines FROM audit_event_runs WHERE session_id = ?').all(ids[2]) as { id: number; lines: string }[]).find((r) => r.lines.split('\n').some((l) => l.startsWith('3\t')))!;
     try {
-      raw.prepare('DELETE FROM audit_events WHERE session_id = ? AND seq = 3').run(ids[2]);
+      raw.prepare('UPDATE audit_event_runs SET lines = ? WHERE id = ?').run(run.lines.split('\n').filter((l) => !l.startsWith('3\t')).join('\n'), run.id);
       const p = firstProblem(await lines());
       expect(p.message).toBe(`session ${ids[2]}: event #3 is missing (the export goes from #2 to #4)`);
     } finally {
-      raw.prepare('INSERT INTO audit_events (id, session_id, seq, kind, at, body, hash) VALUES (@id, @session_id, @seq, @kind, @at, @body, @hash)').run(row);
+      raw.prepare('UPDATE audit_event_runs SET lines = ? WHERE id = ?').run(run.lines, run.id);
       raw.close();
     }
     expect(verifyTrail(text(await lines()), key).ok).toBe(true);
