@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { purgeEntry, sealOp } from '../../gateway/audit/ledger.js';
 import { openPostgresStore } from '../../gateway/store/postgres.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';
+import { newSession } from '../support/auditFixtures.js';
 import { DuplicateNameError, type AuditOp, type EventRecord, type NewSession, type Store } from '../../gateway/store/types.js';
 import { canonicalJson, chainHashOfText, GENESIS_HASH, ledgerHash, type LedgerBody } from '../../src/api/auditTrail.js';
 
@@ -42,27 +43,6 @@ afterAll(async () => {
   await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   await admin.end();
 });
-
-let n = 0;
-function newSession(over: Partial<NewSession> = {}): NewSession {
-  n++;
-  return {
-    id: `s_test${n}_${randomBytes(3).toString('hex')}`,
-    connection: 'pg-prod',
-    protocol: 'postgres',
-    subject: 'user:alice',
-    identityName: 'alice@example.com',
-    email: 'alice@example.com',
-    identityKind: 'human',
-    groups: ['eng'],
-    origin: 'connect',
-    clientAddress: '127.0.0.1',
-    database: 'app',
-    startedAt: new Date(),
-    instance: 'g_test',
-    ...over,
-  };
-}
 
 /** A chain of events for a session, hashed like the gateway does. */
 function chain(session: string, kinds: string[], from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH }, at = new Date()): EventRecord[] {

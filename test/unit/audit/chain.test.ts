@@ -5,28 +5,13 @@
 import { describe, expect, it } from 'vitest';
 import { entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
-import type { NewSession, Store } from '../../../gateway/store/types.js';
+import type { Store } from '../../../gateway/store/types.js';
+import { newSession } from '../../support/auditFixtures.js';
 import { eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
 
 const T0 = Date.parse('2026-11-28T10:00:00.000Z');
 
-function session(id: string): NewSession {
-  return {
-    id,
-    connection: 'pg',
-    protocol: 'postgres',
-    subject: 'user:alice',
-    identityName: 'alice@example.com',
-    email: 'alice@example.com',
-    identityKind: 'human',
-    groups: ['eng'],
-    origin: 'connect',
-    clientAddress: '127.0.0.1',
-    database: 'app',
-    startedAt: new Date(T0),
-    instance: 'g_chain',
-  };
-}
+const session = (id: string) => newSession({ id, startedAt: new Date(T0) });
 
 const entry = (s: string, seq: number, kind = 'query'): StagedOp => ({ op: 'entry', entry: { session: s, seq, kind, at: T0 + seq, data: `{"q":${seq},"text":"select ${seq}"}` } });
 
