@@ -291,8 +291,12 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     listServiceTokens: async () => (q.listTokens.all() as Row[]).map(toToken),
     revokeServiceToken: async (name) => q.revokeToken.run(Date.now(), name).changes > 0,
 
-    commitSync: (ops, opts) => commit(ops, opts?.replay === true),
-    commit: async (ops, opts) => commit(ops, opts?.replay === true),
+    // BEGIN IMMEDIATE: a transaction that reads first (a run's predecessor, the ledger head) and
+    // then writes cannot take the write lock once another connection (the ingest thread's or the
+    // event loop's) has committed since its read: SQLite then fails it at once with
+    // SQLITE_BUSY_SNAPSHOT instead of waiting. Taking the write lock at BEGIN waits instead.
+    commitSync: (ops, opts) => commit.immediate(ops, opts?.replay === true),
+    commit: async (ops, opts) => commit.immediate(ops, opts?.replay === true),
     async heartbeat(instance, at) {
       q.heartbeat.run(instance, at.getTime(), at.getTime());
     },
@@ -303,7 +307,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       const r = q.lastCheckpoint.get() as Row | undefined;
       return r && toCheckpoint(r);
     },
-    purge: async (cutoff, build, at) => purge(cutoff, build, at),
+    purge: async (cutoff, build, at) => purge.immediate(cutoff, build, at),
 
     async listSessions(f: SessionFilter) {
       const where: string[] = [];

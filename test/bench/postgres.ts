@@ -94,6 +94,10 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
     rows.push(...threeWay('connect + select 1 + close', setup, 'ms', true));
     rows.push({ figure: 'connection setup overhead (sluice)', value: median(setup.map((r) => r[1]! - r[0]!)), unit: 'ms' });
     return rows;
+  } catch (err) {
+    // What the gateway said is usually the explanation (a refused statement names only its SQLSTATE).
+    log(`the benchmark failed; the gateway's log ends with:\n${gw.output().slice(-6000)}`);
+    throw err;
   } finally {
     for (const c of connects) c.kill('SIGINT');
     await ssh.stop();
