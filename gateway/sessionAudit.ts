@@ -2,9 +2,10 @@
 // hooks into events (docs/audit.md), stages them with the gateway's one AuditWriter, and makes
 // `query`/`decision` events durable before the engine forwards the statement. The events are
 // staged as entries — numbered, data in canonical JSON — and hash-chained where they are
-// committed to the store (audit/chain.ts), off the event loop. With a
-// store that commits synchronously (SQLite) that needs nothing from the engine; otherwise the
-// engine passes `deferCommit` and awaits `flush()`.
+// committed to the store (audit/chain.ts), off the event loop. A statement is appended to the
+// journal at once when its session is the only one open; otherwise (and with durability: fsync, or
+// a store that only commits asynchronously) the engine passes `deferCommit` and awaits `flush()`,
+// and the statements of one event-loop turn share one append (AuditWriter.commitsAtOnce).
 import type { Logger } from 'pino';
 import { canonicalJson, type EventKind } from '../src/api/auditTrail.js';
 import type { EventEntry, StagedOp } from './audit/chain.js';
@@ -145,7 +146,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   /** Makes the statement's events durable now, or refuses it (fail closed). */
   const writeAhead = (queryId: number, deferCommit: boolean | undefined): void => {
     if (!writer.healthy) refuse(queryId, undefined);
-    if (deferCommit && !writer.commitsCheaply) return writer.schedule();
+    if (deferCommit && !writer.commitsAtOnce) return writer.schedule();
     if (writer.canCommitNow) {
       try {
         writer.commitNow();

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { AuditUnavailableError } from '../engines/types.js';
 import type { Store } from '../store/types.js';
 import { EventChains, storeLookup, type ChainProblem, type StagedOp } from './chain.js';
-import { inlineIngester, type Ingester } from './ingest.js';
+import { commitStaged, inlineIngester, type Ingester } from './ingest.js';
 import type { AuditJournal } from './journal.js';
 
 export interface AuditWriterOptions {
@@ -73,6 +73,8 @@ export class AuditWriter {
   private ingestDue = false;
   private ingestRun: Promise<void> | undefined;
   private lazyTimer: NodeJS.Timeout | undefined;
+  /** Recorders started and not yet ended (commitsAtOnce). */
+  private openSessions = 0;
   /** Durable commits so far and ops they carried (the group-commit ratio); store ingests. */
   readonly stats = { commits: 0, ops: 0, ingests: 0 };
 
@@ -106,12 +108,9 @@ export class AuditWriter {
    * `pwrite` — about 4 µs less CPU per statement with 8 busy sessions on these machines, and no
    * measurable change with one (docs/performance.md).
    */
-  get commitsCheaply(): boolean {
+  get commitsAtOnce(): boolean {
     return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && this.openSessions <= 1;
   }
-
-  /** Recorders started and not yet ended (commitsCheaply). */
-  private openSessions = 0;
 
   /** A recorder's session started (counts the sessions that could share an append). */
   sessionStarted(): void {
@@ -228,11 +227,7 @@ export class AuditWriter {
   private async write(ops: StagedOp[]): Promise<void> {
     const j = this.journal;
     if (j) return j.appendsSync ? j.appendSync(ops) : j.append(ops);
-    const chained = this.store.commitSync ? this.chains.chainSync(ops, this.now) : await this.chains.chain(ops, this.now);
-    if (this.store.commitSync) this.store.commitSync(chained.ops);
-    else await this.store.commit(chained.ops);
-    chained.done();
-    this.logProblems(chained.problems);
+    this.logProblems(await commitStaged(this.store, this.chains, ops, false, this.now));
   }
 
   /** Records this process's heartbeat; a failure marks the store unavailable like a failed commit. */

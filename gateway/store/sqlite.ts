@@ -118,7 +118,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     insertSession: db.prepare(insertSessionSql('INSERT')),
     replaySession: db.prepare(insertSessionSql('INSERT OR IGNORE')),
     insertRun: db.prepare('INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines) VALUES (?, ?, ?, ?, ?)'),
-    lastRun: db.prepare('SELECT last_seq, lines FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq DESC LIMIT 1'),
+    lastSeq: db.prepare('SELECT last_seq FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq DESC LIMIT 1'),
     sealedAt: db.prepare('SELECT ledger_seq FROM audit_sessions WHERE id = ?'),
     endSession: db.prepare(
       `UPDATE audit_sessions SET ended_at = @endedAt, status = @status, error = @error, bytes_from_client = @bytesFromClient,
@@ -154,14 +154,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     return r ? { seq: Number(r.seq), hash: String(r.hash) } : { seq: 0, hash: GENESIS_HASH };
   };
 
-  /** The last event of a session (seq and hash), if it has any. */
-  const lastEvent = (id: string): { seq: number; hash: string } | undefined => {
-    const r = q.lastRun.get(id) as Row | undefined;
-    if (r === undefined) return undefined;
-    const lines = String(r.lines);
-    const last = runEvents(id, lines.slice(lines.lastIndexOf('\n') + 1))[0]!;
-    return { seq: last.seq, hash: last.hash };
-  };
+  /** The number of a session's last stored event (0: none) — without reading the run's lines (once per session per ingest). */
+  const lastSeq = (id: string): number => Number((q.lastSeq.get(id) as Row | undefined)?.last_seq ?? 0);
 
   /**
    * Stores a session's events of one commit as one run. They must follow what is stored (a
@@ -169,7 +163,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
    * are skipped instead.
    */
   const writeRun = (session: string, events: readonly EventRecord[], replay: boolean) => {
-    let after = lastEvent(session)?.seq ?? 0;
+    let after = lastSeq(session);
     const kept: EventRecord[] = [];
     for (const e of events) {
       if (e.seq <= after) {
@@ -236,11 +230,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       ledgerFrom = row && row.ledger_seq !== null ? Number(row.ledger_seq) : h.seq + 1;
     }
     const records = sessions.map(toSession);
-    const lastSeq = new Map(records.map((s) => [s.id, lastEvent(s.id)?.seq ?? 0]));
+    const lastSeqs = new Map(records.map((s) => [s.id, lastSeq(s.id)]));
     const prev = ledgerFrom <= 1 ? GENESIS_HASH : String((q.ledgerHashAt.get(ledgerFrom - 1) as Row).hash);
     return {
       sessions: records,
-      lastSeq,
+      lastSeq: lastSeqs,
       ledgerFrom,
       ledgerPrev: prev,
       ledger: (q.ledgerFromSeq.all(ledgerFrom) as Row[]).map(toLedger),
