@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { newConfigDir, serviceToken, spawnCli, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../support/pgCluster.js';
+import { startBareRelayPair } from './bareRelay.js';
 import { startSshForward } from './sshForward.js';
 
 const run = promisify(execFile);
@@ -46,6 +47,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
   const cliEnv = { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string };
   const connects = ['bench', 'bench-sessions'].map((name) => spawnCli(['connect', name, '--json', '--port', '0'], { configDir: newConfigDir(), env: cliEnv }));
   const ssh = await startSshForward(cluster.port);
+  const bare = await startBareRelayPair(cluster.port);
   try {
     const [tunnel, sessionsOnly] = await Promise.all(
       connects.map(async (c): Promise<Endpoint> => {
@@ -56,6 +58,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
     const direct: Endpoint = { port: cluster.port };
     const viaSsh: Endpoint = { port: ssh.port };
     const paths = [direct, tunnel!, viaSsh];
+    const viaBare: Endpoint = { port: bare.port };
     const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
 
     log('pgbench -i -s 10 …');
@@ -63,9 +66,10 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
 
     const rows: Row[] = [];
     for (const clients of [1, 8]) {
-      log(`pgbench -S -c ${clients}: direct, sluice, ssh -L (${PAIRS} rounds of ${SECONDS} s blocks) …`);
-      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), paths);
+      log(`pgbench -S -c ${clients}: direct, sluice, ssh -L, bare Node TLS relay pair (${PAIRS} rounds of ${SECONDS} s blocks) …`);
+      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), [...paths, viaBare]);
       rows.push(...threeWay(`pgbench -S c${clients} TPS`, rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
+      rows.push(...bareRows(rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
       rows.push(...threeWay(`pgbench -S c${clients} latency`, rounds.map((r) => r.map((x) => x.latencyMs)), 'ms', true));
     }
 
@@ -101,6 +105,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
   } finally {
     for (const c of connects) c.kill('SIGINT');
     await ssh.stop();
+    await bare.stop();
     await gw.stop();
     await cluster.stop();
   }
@@ -122,6 +127,22 @@ function threeWay(figure: string, rounds: number[][], unit: string, lowerIsBette
   const pick = (i: number, j: number) => rounds.map((r): [number, number] => [r[i]!, r[j]!]);
   const vsSsh = pairRow(figure, pick(2, 1), unit, lowerIsBetter);
   return [pairRow(figure, pick(0, 1), unit, lowerIsBetter), pairRow(`  ssh -L`, pick(0, 2), unit, lowerIsBetter), { figure: '  sluice ÷ ssh -L', value: vsSsh.value, unit, ratio: vsSsh.ratio! }];
+}
+
+/**
+ * Rounds of [direct, sluice, ssh -L, bare pair]: the bare Node.js TLS relay pair (bareRelay.ts) is
+ * the floor of the tunnel's design; against ssh -L it says what the design itself costs, and
+ * sluice against it what the engine, policy and audit cost on top.
+ */
+function bareRows(rounds: number[][], unit: string, lowerIsBetter: boolean): Row[] {
+  const pick = (i: number, j: number) => rounds.map((r): [number, number] => [r[i]!, r[j]!]);
+  const vsSsh = pairRow('', pick(2, 3), unit, lowerIsBetter);
+  const sluiceVsBare = pairRow('', pick(3, 1), unit, lowerIsBetter);
+  return [
+    pairRow('  bare Node TLS relay pair', pick(0, 3), unit, lowerIsBetter),
+    { figure: '  bare pair ÷ ssh -L', value: vsSsh.value, unit, ratio: vsSsh.ratio! },
+    { figure: '  sluice ÷ bare pair', value: sluiceVsBare.value, unit, ratio: sluiceVsBare.ratio! },
+  ];
 }
 
 function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
