@@ -7,7 +7,7 @@
 // a store that only commits asynchronously) the engine passes `deferCommit` and awaits `flush()`,
 // and the statements of one event-loop turn share one append (AuditWriter.commitsAtOnce).
 import type { Logger } from 'pino';
-import { canonicalJson, type EventKind } from '../src/api/auditTrail.js';
+import { canonicalJson, jsonString, type EventKind } from '../src/api/auditTrail.js';
 import type { EventEntry, StagedOp } from './audit/chain.js';
 import type { AuditWriter } from './audit/writer.js';
 import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
@@ -58,12 +58,7 @@ let warnedNotWriteAhead = false;
 /** A number as canonical JSON writes it; the one that is not finite is written as null (never fails a recording). */
 const num = (n: number): string => (Number.isFinite(n) ? `${n}` : 'null');
 
-/** What JSON.stringify would escape in a string (lone surrogates included: any surrogate takes the slow path). */
-// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
-const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/** A string as canonical JSON writes it; most need no escape and skip the call into JSON.stringify. */
-const str = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+const str = jsonString;
 
 /** A list of strings as canonical JSON. */
 function strs(list: readonly string[]): string {

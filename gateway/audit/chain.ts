@@ -6,7 +6,7 @@
 // loop per statement (docs/performance.md), and the event loop sits between two socket hops of
 // every round trip; the journal keeps the entries, so nothing is lost by hashing later: the chain
 // is a pure function of the entries in order.
-import { GENESIS_HASH, linkHash } from '../../src/api/auditTrail.js';
+import { GENESIS_HASH, jsonString, linkHash } from '../../src/api/auditTrail.js';
 import type { AuditOp, SealInput } from '../store/types.js';
 import { sealOp } from './ledger.js';
 
@@ -35,7 +35,7 @@ export function entryBody(e: EventEntry): string {
     iso = new Date(e.at).toISOString();
     isoAt = e.at;
   }
-  return `{"at":"${iso}","data":${e.data},"kind":${JSON.stringify(e.kind)},"seq":${e.seq},"session":${JSON.stringify(e.session)}}`;
+  return `{"at":"${iso}","data":${e.data},"kind":${jsonString(e.kind)},"seq":${e.seq},"session":${jsonString(e.session)}}`;
 }
 
 interface Head {

@@ -23,7 +23,7 @@ export interface AuditWriterOptions {
   journal?: AuditJournal;
   /** Who moves journaled ops into the store (default: in-line, on this thread). */
   ingester?: Ingester;
-  /** Journaled ops wait at most this long for their ingest (default 20 ms)... */
+  /** Journaled ops wait at most this long for their ingest (default 100 ms)... */
   ingestMs?: number;
   /** ...or until this many are waiting (default 4096). */
   ingestOps?: number;
@@ -85,7 +85,7 @@ export class AuditWriter {
     this.chains = new EventChains(storeLookup(opts.store));
     this.log = opts.log;
     this.retryMs = opts.retryMs ?? 1_000;
-    this.ingestMs = opts.ingestMs ?? 20;
+    this.ingestMs = opts.ingestMs ?? 100;
     this.ingestOps = opts.ingestOps ?? 4096;
     this.now = opts.now ?? (() => new Date());
   }

@@ -77,6 +77,13 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+/** What JSON.stringify would escape in a string (lone surrogates included: any surrogate takes the slow path). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as canonical JSON writes it; most need no escape and skip the call into JSON.stringify (hot paths of recording). */
+export const jsonString = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`);
+
 /** `sha256(prev ‖ canonical_json(body))`, with `prev` as its 32 raw bytes; lower-case hex. */
 export function chainHash(prevHex: string, body: unknown): string {
   return chainHashOfText(prevHex, canonicalJson(body));
