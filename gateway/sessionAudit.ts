@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { canonicalJson, jsonString, type EventKind } from '../src/api/auditTrail.js';
 import type { EventEntry, StagedOp } from './audit/chain.js';
 import type { AuditWriter } from './audit/writer.js';
-import { AuditUnavailableError, type Identity, type SessionAudit } from './engines/types.js';
+import { AuditUnavailableError, type Identity, type ResultInfo, type SessionAudit } from './engines/types.js';
 
 export interface SessionMeta {
   id: string;
@@ -79,6 +79,26 @@ function columnsJson(columns: readonly { name: string; typeOid?: number }[]): st
   return lastColumnsJson;
 }
 
+/**
+ * A duration in milliseconds rounded to the microsecond, as canonical JSON writes
+ * `Math.round(ms * 1000) / 1000`, from integers: turning a fraction into its shortest decimal
+ * was a visible part of building a result on the event loop. (A decimal of up to 15 significant
+ * digits is what the nearest double prints as, so both agree; the sessionAudit test sweeps it.)
+ */
+export function durationJson(ms: number): string {
+  const us = Math.round(ms * 1000);
+  if (!(us >= 0 && us < 1e15)) return num(Math.round(ms * 1000) / 1000);
+  const whole = Math.floor(us / 1000);
+  let frac = us - whole * 1000;
+  if (frac === 0) return `${whole}`;
+  let digits = 3;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    digits--;
+  }
+  return `${whole}.${`${frac}`.padStart(digits, '0')}`;
+}
+
 function queryJson(q: Parameters<SessionAudit['onQuery']>[0], id: number): string {
   let out = '{';
   if (q.kinds !== undefined) out += `"kinds":${strs(q.kinds)},`;
@@ -86,7 +106,7 @@ function queryJson(q: Parameters<SessionAudit['onQuery']>[0], id: number): strin
   return `${out}"protocol":${str(q.protocol)},"q":${id},"text":${str(q.text)}}`;
 }
 
-function resultJson(r: Parameters<SessionAudit['onResult']>[0], c: Capture | undefined): string {
+function resultJson(r: ResultInfo, c: Capture | undefined): string {
   const rows = r.rows ?? (c ? c.seenRows : undefined);
   const bytes = r.bytes ?? (c ? c.seenBytes : undefined);
   // Members in sorted key order; durationMs is always present, so only the first one (bytes or columns) needs care about its comma.
@@ -94,7 +114,7 @@ function resultJson(r: Parameters<SessionAudit['onResult']>[0], c: Capture | und
   if (bytes !== undefined) out += `"bytes":${num(bytes)},`;
   if (c?.columns !== undefined) out += `"columns":${c.columns},`;
   if (r.commands && r.commands.length > 0) out += `"commands":${strs(r.commands)},`;
-  out += `"durationMs":${num(Math.round(r.durationMs * 1000) / 1000)}`;
+  out += `"durationMs":${durationJson(r.durationMs)}`;
   if (r.masked && r.masked.length > 0) out += `,"masked":${strs(r.masked)}`;
   if (r.message !== undefined) out += `,"message":${str(r.message)}`;
   out += `,"q":${r.queryId}`;
@@ -108,6 +128,7 @@ function resultJson(r: Parameters<SessionAudit['onResult']>[0], c: Capture | und
 
 export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta): SessionAudit & { readonly started: boolean } {
   const now = ctx.now ?? (() => new Date());
+  const nowMs = ctx.now === undefined ? Date.now : () => now().getTime();
   const { writer } = ctx;
   let started = false;
   let ended = false;
@@ -119,22 +140,25 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   const captures = new Map<number, Capture>();
   const everyStatement = meta.record !== 'sessions';
   /** record: sessions — the last statements, kept until the policy's decision says whether they go on record. */
-  const undecided = new Map<number, { data: string; at: Date }>();
+  const undecided = new Map<number, { data: string; at: number }>();
   /** record: sessions — statements on record (refused or held), whose results are recorded too. */
   const onRecord = new Set<number>();
 
-  /** Result events not built yet (see onResult), in order. */
-  let deferred: (() => void)[] = [];
+  /** Result events not built yet (see onResult), in order: result, capture, epoch ms — three slots each, no closure per result. */
+  let deferred: (ResultInfo | Capture | number | undefined)[] = [];
   const settle = () => {
     if (deferred.length === 0) return;
     const run = deferred;
     deferred = [];
-    for (const f of run) f();
+    for (let i = 0; i < run.length; i += 3) {
+      stage({ op: 'entry', entry: event('result', resultJson(run[i] as ResultInfo, run[i + 1] as Capture | undefined), run[i + 2] as number) });
+    }
+    writer.commitSoon();
   };
   /** `data`: canonical JSON (canonicalJson, or one of the hand-built forms below). */
-  const event = (kind: EventKind, data: string, at = now()): EventEntry => {
+  const event = (kind: EventKind, data: string, at: number = nowMs()): EventEntry => {
     settle(); // a result still to be built comes first in the chain
-    return { session: meta.id, seq: ++seq, kind, at: at.getTime(), data };
+    return { session: meta.id, seq: ++seq, kind, at, data };
   };
   const stage = (...ops: StagedOp[]) => (ticket = writer.stage(...ops));
 
@@ -207,7 +231,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
               clientApplication: info.clientApplication,
               gateway: ctx.instance,
             }),
-            startedAt,
+            startedAt.getTime(),
           ),
         },
       );
@@ -220,7 +244,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       const id = ++queries;
       const data = queryJson(q, id);
       if (!everyStatement) {
-        undecided.set(id, { data, at: now() });
+        undecided.set(id, { data, at: nowMs() });
         // Without a policy no decision ever comes: keep only the few a pipeline can have in flight.
         if (undecided.size > 256) undecided.delete(undecided.keys().next().value as number);
         return id;
@@ -279,15 +303,12 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       if (!everyStatement && !onRecord.delete(r.queryId)) return;
       const c = captures.get(r.queryId);
       captures.delete(r.queryId);
-      const at = now();
       // The result's event is built after the relay has passed the target's answer on (the
       // engine reports results while it scans the chunk it is about to send): off the round
       // trip. Any other event of this session settles it first, so the chain keeps its order.
+      // The engine hands over its own record of the statement, which it no longer changes.
       if (deferred.length === 0) process.nextTick(settle);
-      deferred.push(() => {
-        stage({ op: 'entry', entry: event('result', resultJson(r, c), at) });
-        writer.commitSoon();
-      });
+      deferred.push(r, c, nowMs());
     },
 
     onSessionEnd(e) {
@@ -299,7 +320,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       const last = event(
         'session.end',
         canonicalJson({ status: e.status, sqlstate: e.sqlstate, message: e.message, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries }),
-        endedAt,
+        endedAt.getTime(),
       );
       stage(
         { op: 'entry', entry: last },

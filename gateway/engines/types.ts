@@ -72,6 +72,22 @@ export class AuditUnavailableError extends Error {
  * `flush()` before forwarding the statement. Only `onQuery`, `onDecision` and `flush()` fail, and
  * only with AuditUnavailableError (fail closed); the other hooks never throw into the engine.
  */
+/** What a statement's result was (SessionAudit.onResult). */
+export interface ResultInfo {
+  queryId: number;
+  status: 'ok' | 'error';
+  /** CommandComplete tags, e.g. `SELECT 3`. */
+  commands?: readonly string[] | undefined;
+  rows?: number | undefined;
+  sqlstate?: string | undefined;
+  message?: string | undefined;
+  durationMs: number;
+  /** Total bytes of the result's rows as sent to the client (the audit keeps a capped sample). */
+  bytes?: number | undefined;
+  /** Columns whose values masking changed. */
+  masked?: readonly string[] | undefined;
+}
+
 export interface SessionAudit {
   /** Called once the client's startup is accepted (not for CancelRequest connections). */
   onSessionStart(info: { database: string; clientUser: string; clientApplication?: string }): void;
@@ -85,20 +101,7 @@ export interface SessionAudit {
     /** Stage the event and return at once; the engine awaits `flush()` before forwarding. */
     deferCommit?: boolean;
   }): number;
-  onResult(result: {
-    queryId: number;
-    status: 'ok' | 'error';
-    /** CommandComplete tags, e.g. `SELECT 3`. */
-    commands?: readonly string[];
-    rows?: number;
-    sqlstate?: string;
-    message?: string;
-    durationMs: number;
-    /** Total bytes of the result's rows as sent to the client (the audit keeps a capped sample). */
-    bytes?: number;
-    /** Columns whose values masking changed. */
-    masked?: readonly string[];
-  }): void;
+  onResult(result: ResultInfo): void;
   onSessionEnd(end: { status: 'ok' | 'error'; sqlstate?: string; message?: string; bytesFromClient: number; bytesToClient: number }): void;
   /** Policy's verdict for a statement, before it is forwarded (or refused). Write-ahead like onQuery. */
   onDecision?(decision: { queryId: number; verdict: 'allow' | 'block' | 'review'; rule?: string; reason?: string; deferCommit?: boolean }): void;

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../../gateway/audit/writer.js';
 import { AuditUnavailableError, type Identity } from '../../../gateway/engines/types.js';
-import { createSessionAudit, REFUSED_UNRECORDED } from '../../../gateway/sessionAudit.js';
+import { createSessionAudit, durationJson, REFUSED_UNRECORDED } from '../../../gateway/sessionAudit.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { EventRecord, Store } from '../../../gateway/store/types.js';
 import { canonicalJson, eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
@@ -271,5 +271,19 @@ describe('session audit', () => {
     });
     expect(data(events.find((e) => e.kind === 'query' && data(e).q === 4))).toMatchObject({ kinds: ['se"lect'], text: 'select "x",\n\t\'\\\' -- \u0001\ud800' });
     verifyChain(events);
+  });
+
+  it('writes durations as JSON.stringify writes them rounded to the microsecond', () => {
+    const samples = [0, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.412, 0.41, 1, 1 / 3, 2 / 3, 10.5, 999.9995, 1000, 12345.678, 86_400_000.001, 3.14159e9, 1e11 + 0.007];
+    // And a deterministic sweep of values a round trip takes (fractions of a ms to minutes).
+    let x = 0.000_123;
+    for (let i = 0; i < 20_000; i++) {
+      samples.push(x);
+      x = (x * 1.0007 + 0.000_37) % 200_000;
+    }
+    for (const ms of samples) expect(durationJson(ms), String(ms)).toBe(JSON.stringify(Math.round(ms * 1000) / 1000));
+    // Not finite, or negative (a clock that went backwards): the general path.
+    expect(durationJson(-1.5)).toBe('-1.5');
+    expect(durationJson(Number.NaN)).toBe('null');
   });
 });

@@ -16,7 +16,9 @@ function setup() {
   const audit: SessionAudit = {
     onSessionStart: () => undefined,
     onQuery: (q) => queries.push(q),
-    onResult: (r) => results.push(r),
+    // What the audit is told, member by member (the tracker hands over its own record of the statement).
+    onResult: ({ queryId, status, commands, rows, sqlstate, message, durationMs, bytes, masked }) =>
+      results.push(JSON.parse(JSON.stringify({ queryId, status, commands, rows, sqlstate, message, durationMs, bytes, masked })) as Result),
     onSessionEnd: () => undefined,
   };
   const tracker = new QueryTracker(audit, () => (clock += 10));
