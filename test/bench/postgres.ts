@@ -31,7 +31,8 @@ interface Endpoint {
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
-export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
+/** `recording` measures only what recording costs (BENCH_ONLY=recording): the issue 5 figure, quickly. */
+export async function benchPostgres(log: (s: string) => void, only?: 'recording'): Promise<Row[]> {
   const cluster = await startPgCluster();
   const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'BENCH_PG_PASSWORD' }, sslmode: 'disable' };
   const gw = await startGateway({
@@ -65,7 +66,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
 
     const rows: Row[] = [];
-    for (const clients of [1, 8]) {
+    for (const clients of only === 'recording' ? [] : [1, 8]) {
       log(`pgbench -S -c ${clients}: direct, sluice, ssh -L, bare Node TLS relay pair (${PAIRS} rounds of ${SECONDS} s blocks) …`);
       const rounds = await blocks((e) => pgbench(cluster, e, clients, env), [...paths, viaBare]);
       rows.push(...threeWay(`pgbench -S c${clients} TPS`, rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
@@ -89,6 +90,7 @@ export async function benchPostgres(log: (s: string) => void): Promise<Row[]> {
       rows.push({ ...cpu, figure: `  gateway CPU per transaction, statements ÷ sessions only` });
     }
 
+    if (only === 'recording') return rows;
     log('COPY 1M rows TO STDOUT …');
     const copy = await blocks((e) => copyOut(e, env), paths);
     rows.push(...threeWay('COPY 1M rows to stdout', copy, 'MB/s', false));

@@ -7,10 +7,11 @@ import { benchPostgres, type Row } from './postgres.js';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one.
   const only = process.env.BENCH_ONLY;
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
+  if (only === 'recording') rows.push(...(await benchPostgres(log, 'recording')));
   if (only === undefined || only === 'policy') rows.push(...(await benchPolicy(log)));
   if (only === undefined || only === 'audit') rows.push(...(await benchAudit(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
