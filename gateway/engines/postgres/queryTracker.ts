@@ -264,7 +264,8 @@ export class QueryTracker {
   }
 
   private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended', kinds?: readonly string[]): number {
-    const id = this.audit.onQuery({ text, ...(params ? { params } : {}), protocol, ...(kinds ? { kinds } : {}), ...(this.deferCommit ? { deferCommit: true } : {}) });
+    // Every member present (undefined when absent): one object shape, no spreads, on every statement.
+    const id = this.audit.onQuery({ text, params, protocol, kinds, deferCommit: this.deferCommit || undefined });
     this.pending.push(new Pending(id, ++this.recordedCount, protocol, this.clientCycle, this.now()));
     return id;
   }
