@@ -10,8 +10,8 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { newConfigDir, serviceToken, spawnCli, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster, type PgCluster } from '../support/pgCluster.js';
-import { startBareRelayPair } from './bareRelay.js';
-import { startSshForward } from './sshForward.js';
+import { startBareRelayPair, type BareRelayPair } from './bareRelay.js';
+import { startSshForward, type SshForward } from './sshForward.js';
 
 const run = promisify(execFile);
 
@@ -47,9 +47,11 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
   const token = serviceToken(gw, 'bench', 'bench');
   const cliEnv = { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string };
   const connects = ['bench', 'bench-sessions'].map((name) => spawnCli(['connect', name, '--json', '--port', '0'], { configDir: newConfigDir(), env: cliEnv }));
-  const ssh = await startSshForward(cluster.port);
-  const bare = await startBareRelayPair(cluster.port);
+  let ssh: SshForward | undefined;
+  let bare: BareRelayPair | undefined;
   try {
+    ssh = await startSshForward(cluster.port);
+    bare = await startBareRelayPair(cluster.port);
     const [tunnel, sessionsOnly] = await Promise.all(
       connects.map(async (c): Promise<Endpoint> => {
         const [line] = (await once(c.stdout!, 'data')) as [Buffer];
@@ -106,8 +108,8 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
     throw err;
   } finally {
     for (const c of connects) c.kill('SIGINT');
-    await ssh.stop();
-    await bare.stop();
+    await ssh?.stop();
+    await bare?.stop();
     await gw.stop();
     await cluster.stop();
   }
