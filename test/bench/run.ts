@@ -1,19 +1,21 @@
 // `npm run bench`: every benchmark, printed as one table of ratios to a direct connection
 // measured in the same run. See docs/performance.md for results and how to read them.
 import { benchAudit } from './audit.js';
+import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
 import { benchPostgres, type Row } from './postgres.js';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event.
   const only = process.env.BENCH_ONLY;
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
   if (only === 'recording') rows.push(...(await benchPostgres(log, 'recording')));
   if (only === undefined || only === 'policy') rows.push(...(await benchPolicy(log)));
   if (only === undefined || only === 'audit') rows.push(...(await benchAudit(log)));
+  if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'direct', 'sluice', 'unit', 'ratio'],
