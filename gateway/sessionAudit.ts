@@ -7,7 +7,7 @@
 // a store that only commits asynchronously) the engine passes `deferCommit` and awaits `flush()`,
 // and the statements of one event-loop turn share one append (AuditWriter.commitsAtOnce).
 import type { Logger } from 'pino';
-import { canonicalJson, jsonString, type EventKind } from '../src/api/auditTrail.js';
+import { canonicalJson, jsonString as str, type EventKind } from '../src/api/auditTrail.js';
 import type { EventEntry, StagedOp } from './audit/chain.js';
 import type { AuditWriter } from './audit/writer.js';
 import { AuditUnavailableError, type Identity, type ResultInfo, type SessionAudit } from './engines/types.js';
@@ -57,8 +57,6 @@ let warnedNotWriteAhead = false;
 
 /** A number as canonical JSON writes it; the one that is not finite is written as null (never fails a recording). */
 const num = (n: number): string => (Number.isFinite(n) ? `${n}` : 'null');
-
-const str = jsonString;
 
 /** A list of strings as canonical JSON. */
 function strs(list: readonly string[]): string {

@@ -43,7 +43,7 @@ export function createAuditRoutes(deps: AuditRoutesDeps): (req: IncomingMessage,
     if (who === undefined) return true;
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     const reader = isReader(who);
-    // What is journaled but not yet ingested (up to ~20 ms of events) goes to the store first, so a
+    // What is journaled but not yet ingested (up to ~100 ms of events) goes to the store first, so a
     // reader sees everything up to the moment of asking.
     await audit.writer.flush();
 

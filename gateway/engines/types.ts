@@ -67,12 +67,9 @@ export class AuditUnavailableError extends Error {
 }
 
 /**
- * The audit hooks for one session. Write-ahead: when `onQuery` (and `onDecision`) return, the
- * event is durably committed, unless the engine passed `deferCommit: true` — then it must await
- * `flush()` before forwarding the statement. Only `onQuery`, `onDecision` and `flush()` fail, and
- * only with AuditUnavailableError (fail closed); the other hooks never throw into the engine.
+ * What a statement's result was (SessionAudit.onResult). The engine may hand over its own record
+ * of the statement; it does not change it afterwards, so the audit may keep it until it builds the event.
  */
-/** What a statement's result was (SessionAudit.onResult). */
 export interface ResultInfo {
   queryId: number;
   status: 'ok' | 'error';
@@ -88,6 +85,12 @@ export interface ResultInfo {
   masked?: readonly string[] | undefined;
 }
 
+/**
+ * The audit hooks for one session. Write-ahead: when `onQuery` (and `onDecision`) return, the
+ * event is durably committed, unless the engine passed `deferCommit: true` — then it must await
+ * `flush()` before forwarding the statement. Only `onQuery`, `onDecision` and `flush()` fail, and
+ * only with AuditUnavailableError (fail closed); the other hooks never throw into the engine.
+ */
 export interface SessionAudit {
   /** Called once the client's startup is accepted (not for CancelRequest connections). */
   onSessionStart(info: { database: string; clientUser: string; clientApplication?: string }): void;

@@ -60,7 +60,7 @@ const migrations: readonly string[] = [
    DROP TABLE audit_events;
    ALTER TABLE audit_events_v3 RENAME TO audit_events;
    CREATE UNIQUE INDEX audit_events_session_seq ON audit_events (session_id, seq);`,
-  // 4: a session's events of one commit in one row (a run): the ingest commits a batch of ~20 ms
+  // 4: a session's events of one commit in one row (a run): the ingest commits a batch of ~100 ms
   // per transaction, and a row (with its index entry and foreign-key probe) per event was half of
   // the ingest thread's work. Each line of `lines` is seq, kind, at, hash and the body, separated
   // by tabs (canonical JSON holds no raw tab or newline).

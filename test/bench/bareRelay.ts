@@ -19,7 +19,7 @@ export interface BareRelayPair {
 }
 
 /** Relays both ways with plain 'data' handlers (no streams piping): the cheapest a Node relay gets. */
-function join(a: Socket, b: Socket): void {
+function relayBoth(a: Socket, b: Socket): void {
   a.on('data', (d: Buffer) => b.write(d));
   b.on('data', (d: Buffer) => a.write(d));
   const end = () => {
@@ -43,14 +43,14 @@ async function runRelay(role: string, port: number): Promise<void> {
     const server = createTlsServer({ cert: process.env.SLUICE_BENCH_CERT, key: process.env.SLUICE_BENCH_KEY }, (client) => {
       client.setNoDelay(true);
       const target = tcpConnect({ host: '127.0.0.1', port, noDelay: true });
-      join(client, target);
+      relayBoth(client, target);
     });
     process.stdout.write(`${await listen(server)}\n`);
   } else {
     const server = createServer({ noDelay: true }, (client) => {
       const up = tlsConnect({ host: '127.0.0.1', port, ca: process.env.SLUICE_BENCH_CERT, servername: 'localhost' });
       up.setNoDelay(true);
-      join(client, up);
+      relayBoth(client, up);
     });
     process.stdout.write(`${await listen(server)}\n`);
   }

@@ -103,7 +103,7 @@ describe('the audit store fails mid-session', () => {
 
 describe('the PostgreSQL store fails mid-session', () => {
   // Statements are durable once in the gateway's local journal and reach the store in batches
-  // ~20 ms later, so the statement right after the store breaks may still run (it is on record in
+  // ~100 ms later, so the statement right after the store breaks may still run (it is on record in
   // the journal and is stored when the store is back); once an ingest has failed, statements
   // fail closed. What must hold: the target never runs a statement the trail does not have.
   it('fails statements closed while the store role may not insert, and recovers when it may', async () => {

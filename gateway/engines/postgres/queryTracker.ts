@@ -288,7 +288,6 @@ export class QueryTracker {
     q.durationMs = (q.finished ?? t) - q.started;
     this.audit.onResult(q);
   }
-
 }
 
 /** Audit form of a Bind parameter: text as is, binary as PostgreSQL's bytea hex form. */
