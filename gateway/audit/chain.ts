@@ -7,7 +7,8 @@
 // every round trip; the journal keeps the entries, so nothing is lost by hashing later: the chain
 // is a pure function of the entries in order.
 import { GENESIS_HASH, jsonString, linkHash } from '../../src/api/auditTrail.js';
-import type { AuditOp, SealInput } from '../store/types.js';
+import { hash } from 'node:crypto';
+import type { AuditOp, EventRecord, SealInput } from '../store/types.js';
 import { sealOp } from './ledger.js';
 
 /** An event as a recorder stages it, before it is chained. */
@@ -29,13 +30,69 @@ export type StagedOp = AuditOp | { op: 'entry'; entry: EventEntry } | { op: 'clo
 let isoAt = NaN;
 let iso = '';
 
+function isoOf(at: number): string {
+  if (at !== isoAt) {
+    iso = new Date(at).toISOString();
+    isoAt = at;
+  }
+  return iso;
+}
+
 /** The canonical JSON of an entry's event (what its hash covers; docs/audit.md): keys in sorted order. */
 export function entryBody(e: EventEntry): string {
-  if (e.at !== isoAt) {
-    iso = new Date(e.at).toISOString();
-    isoAt = e.at;
+  return `{"at":"${isoOf(e.at)}","data":${e.data},"kind":${jsonString(e.kind)},"seq":${e.seq},"session":${jsonString(e.session)}}`;
+}
+
+/** Where entryHash assembles `prev ‖ body` (one per thread). */
+const scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * `linkHash(prev, entryBody(e))` without building the body as a string: its three parts are
+ * written straight into a buffer (the ingest hashes every event; joining and then flattening the
+ * body string was most of what hashing cost there).
+ */
+export function entryHash(prevHex: string, e: EventEntry): string {
+  const head = `{"at":"${isoOf(e.at)}","data":`;
+  const tail = `,"kind":${jsonString(e.kind)},"seq":${e.seq},"session":${jsonString(e.session)}}`;
+  // A UTF-16 unit never takes more than 3 bytes of UTF-8; a body that might not fit takes the plain way.
+  if (32 + (head.length + e.data.length + tail.length) * 3 > scratch.length) return linkHash(prevHex, entryBody(e));
+  scratch.write(prevHex, 0, 32, 'hex');
+  let n = 32 + scratch.write(head, 32, 'latin1');
+  n += scratch.write(e.data, n, 'utf8');
+  n += scratch.write(tail, n, 'utf8');
+  return hash('sha256', scratch.subarray(0, n), 'hex');
+}
+
+/**
+ * An event chained from an entry. Its body is built only when asked for: a store that keeps the
+ * data instead (SQLite's runs, migration 5) never needs it, and it is a pure function of the fields.
+ */
+export class EntryEvent implements EventRecord {
+  constructor(
+    private readonly entry: EventEntry,
+    readonly hash: string,
+  ) {}
+  get session(): string {
+    return this.entry.session;
   }
-  return `{"at":"${iso}","data":${e.data},"kind":${jsonString(e.kind)},"seq":${e.seq},"session":${jsonString(e.session)}}`;
+  get seq(): number {
+    return this.entry.seq;
+  }
+  get kind(): string {
+    return this.entry.kind;
+  }
+  get at(): Date {
+    return new Date(this.entry.at);
+  }
+  get atMs(): number {
+    return this.entry.at;
+  }
+  get data(): string {
+    return this.entry.data;
+  }
+  get body(): string {
+    return entryBody(this.entry);
+  }
 }
 
 interface Head {
@@ -129,10 +186,9 @@ export class EventChains {
           }
           prev = h.hash;
         }
-        const body = entryBody(e);
-        const hash = linkHash(prev, body);
+        const hash = entryHash(prev, e);
         local.set(e.session, { seq: e.seq, hash });
-        out.push({ op: 'event', event: { session: e.session, seq: e.seq, kind: e.kind, at: new Date(e.at), body, hash } });
+        out.push({ op: 'event', event: new EntryEvent(e, hash) });
       } else if (o.op === 'close') {
         const c = o.close;
         const aside = setAside.get(c.id);

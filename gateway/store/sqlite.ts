@@ -4,6 +4,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { entryBody } from '../audit/chain.js';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
 import { checkLedgerRun, toCheckpoint, toLedger, toSession, toToken, type Row } from './rows.js';
 import { DuplicateNameError, type AuditOp, type AuditSnapshot, type EventRecord, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
@@ -71,25 +72,38 @@ const migrations: readonly string[] = [
      SELECT session_id, seq, seq, 1, seq || char(9) || kind || char(9) || at || char(9) || hash || char(9) || body FROM audit_events ORDER BY id;
    DROP TABLE audit_events;
    CREATE UNIQUE INDEX audit_event_runs_session ON audit_event_runs (session_id, first_seq);`,
+  // 5: a run whose events all carry their data (EventRecord.data: each body is built from the
+  // event's fields and data) keeps the data in place of the body: the body repeats the session,
+  // number, kind and time the line already has, a third of what the ingest wrote per event.
+  `ALTER TABLE audit_event_runs ADD COLUMN data_only INTEGER NOT NULL DEFAULT 0;`,
 ];
 
-/** One event as a line of a run (see migration 4). */
-function eventLine(e: EventRecord): string {
-  return `${e.seq}\t${e.kind}\t${e.at.getTime()}\t${e.hash}\t${e.body}`;
+/** One event as a line of a run (see migrations 4 and 5): its data in a data-only run, else its body. */
+function eventLine(e: EventRecord, dataOnly: boolean): string {
+  return `${e.seq}\t${e.kind}\t${e.at.getTime()}\t${e.hash}\t${dataOnly ? e.data : e.body}`;
 }
 
 /** The events of a run, in order. */
-function runEvents(session: string, lines: string): EventRecord[] {
+function runEvents(session: string, lines: string, dataOnly: boolean): EventRecord[] {
   const out: EventRecord[] = [];
   for (const line of lines.split('\n')) {
     const a = line.indexOf('\t');
     const b = line.indexOf('\t', a + 1);
     const c = line.indexOf('\t', b + 1);
     const d = line.indexOf('\t', c + 1);
-    out.push({ session, seq: Number(line.slice(0, a)), kind: line.slice(a + 1, b), at: new Date(Number(line.slice(b + 1, c))), hash: line.slice(c + 1, d), body: line.slice(d + 1) });
+    const seq = Number(line.slice(0, a));
+    const kind = line.slice(a + 1, b);
+    const at = Number(line.slice(b + 1, c));
+    const hash = line.slice(c + 1, d);
+    const last = line.slice(d + 1);
+    if (dataOnly) out.push({ session, seq, kind, at: new Date(at), hash, data: last, body: entryBody({ session, seq, kind, at, data: last }) });
+    else out.push({ session, seq, kind, at: new Date(at), hash, body: last });
   }
   return out;
 }
+
+/** The events of a run's row. */
+const rowEvents = (session: string, r: Row): EventRecord[] => runEvents(session, String(r.lines), r.data_only === 1);
 
 export interface SqliteStoreOptions {
   /** `process`: synchronous=NORMAL (commits survive a gateway crash); `fsync`: FULL (and power loss). */
@@ -117,7 +131,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     revokeToken: db.prepare('UPDATE service_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL'),
     insertSession: db.prepare(insertSessionSql('INSERT')),
     replaySession: db.prepare(insertSessionSql('INSERT OR IGNORE')),
-    insertRun: db.prepare('INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines) VALUES (?, ?, ?, ?, ?)'),
+    insertRun: db.prepare('INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines, data_only) VALUES (?, ?, ?, ?, ?, ?)'),
     lastSeq: db.prepare('SELECT last_seq FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq DESC LIMIT 1'),
     sealedAt: db.prepare('SELECT ledger_seq FROM audit_sessions WHERE id = ?'),
     endSession: db.prepare(
@@ -131,8 +145,8 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     addCheckpoint: db.prepare('INSERT INTO audit_checkpoints (ledger_seq, ledger_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)'),
     lastCheckpoint: db.prepare('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1'),
     getSession: db.prepare('SELECT * FROM audit_sessions WHERE id = ?'),
-    runs: db.prepare('SELECT lines FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq'),
-    runsPage: db.prepare('SELECT lines FROM audit_event_runs WHERE session_id = ? AND last_seq > ? AND first_seq <= ? ORDER BY first_seq'),
+    runs: db.prepare('SELECT lines, data_only FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq'),
+    runsPage: db.prepare('SELECT lines, data_only FROM audit_event_runs WHERE session_id = ? AND last_seq > ? AND first_seq <= ? ORDER BY first_seq'),
     purgeable: db.prepare('SELECT id FROM audit_sessions WHERE ledger_seq IS NOT NULL AND purged_at IS NULL AND ended_at < ? ORDER BY ledger_seq'),
     countEvents: db.prepare('SELECT coalesce(sum(events), 0) AS n FROM audit_event_runs WHERE session_id = ?'),
     deleteEvents: db.prepare('DELETE FROM audit_event_runs WHERE session_id = ?'),
@@ -165,6 +179,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
   const writeRun = (session: string, events: readonly EventRecord[], replay: boolean) => {
     let after = lastSeq(session);
     const kept: EventRecord[] = [];
+    let dataOnly = true;
     for (const e of events) {
       if (e.seq <= after) {
         if (replay) continue;
@@ -172,9 +187,12 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       }
       kept.push(e);
       after = e.seq;
+      if (e.data === undefined) dataOnly = false;
     }
     if (kept.length === 0) return;
-    q.insertRun.run(session, kept[0]!.seq, kept[kept.length - 1]!.seq, kept.length, kept.map(eventLine).join('\n'));
+    let lines = eventLine(kept[0]!, dataOnly);
+    for (let i = 1; i < kept.length; i++) lines += `\n${eventLine(kept[i]!, dataOnly)}`;
+    q.insertRun.run(session, kept[0]!.seq, kept[kept.length - 1]!.seq, kept.length, lines, dataOnly ? 1 : 0);
   };
 
   const commit = db.transaction((ops: readonly AuditOp[], replay: boolean) => {
@@ -262,7 +280,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
   const orphans = db.transaction((instance: string, staleBefore: Date) =>
     (q.orphans.all(instance, staleBefore.getTime()) as Row[]).map((r) => {
       const session = toSession(r);
-      const all = (q.runs.all(session.id) as Row[]).flatMap((run) => runEvents(session.id, String(run.lines)));
+      const all = (q.runs.all(session.id) as Row[]).flatMap((run) => rowEvents(session.id, run));
       const last = all[all.length - 1]!;
       return { session, last: { seq: last.seq, hash: last.hash }, queries: all.filter((e) => e.kind === 'query').length };
     }),
@@ -321,11 +339,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       const row = q.getSession.get(id) as Row | undefined;
       return row && toSession(row);
     },
-    listEvents: async (id) => (q.runs.all(id) as Row[]).flatMap((r) => runEvents(id, String(r.lines))),
+    listEvents: async (id) => (q.runs.all(id) as Row[]).flatMap((r) => rowEvents(id, r)),
     async eventsPage(id, after, upTo, limit) {
       const out: EventRecord[] = [];
       for (const r of q.runsPage.iterate(id, after, upTo) as Iterable<Row>) {
-        for (const e of runEvents(id, String(r.lines))) {
+        for (const e of rowEvents(id, r)) {
           if (e.seq <= after || e.seq > upTo) continue;
           out.push(e);
           if (out.length === limit) return out;

@@ -57,12 +57,18 @@ export interface SessionEnd {
 
 /** One event as stored: `body` is the canonical JSON its hash covers, kept byte for byte. */
 export interface EventRecord {
-  session: string;
-  seq: number;
-  kind: string;
-  at: Date;
-  body: string;
-  hash: string;
+  readonly session: string;
+  readonly seq: number;
+  readonly kind: string;
+  readonly at: Date;
+  readonly body: string;
+  readonly hash: string;
+  /**
+   * Set when the body is exactly what gateway/audit/chain.ts entryBody builds from the fields
+   * above and this data (its canonical JSON): a store may then keep only the data and rebuild the
+   * same body byte for byte when read.
+   */
+  readonly data?: string;
 }
 
 export interface LedgerRecord {

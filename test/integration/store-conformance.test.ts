@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EventChains, storeLookup, type StagedOp } from '../../gateway/audit/chain.js';
 import { purgeEntry, sealOp } from '../../gateway/audit/ledger.js';
 import { openPostgresStore } from '../../gateway/store/postgres.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';
@@ -115,6 +116,31 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect(after.seq).toBe(head.seq + 1);
     const entry: LedgerBody = { seq: after.seq, at: row!.endedAt!.toISOString(), kind: 'session', session: s.id, startedAt: s.startedAt.toISOString(), events: 4, final: written[3]!.hash };
     expect(after.hash).toBe(ledgerHash(head.hash, entry));
+  });
+
+  it('events chained from entries come back with the body their hash covers, byte for byte, whichever way the store keeps them', async () => {
+    const s = newSession();
+    const at = Date.UTC(2026, 10, 5, 10, 4, 5, 123);
+    const data = (i: number) => canonicalJson({ q: i, text: `select '\u00e9\t\ud83d\ude00 ${i}'` });
+    const entries = [1, 2, 3, 4, 5].map((seq): StagedOp => ({ op: 'entry', entry: { session: s.id, seq, kind: seq === 1 ? 'session.start' : 'query', at: at + seq, data: data(seq) } }));
+    const chains = new EventChains();
+    // Batch one mixes an event chained here with one chained elsewhere (no data): the store keeps bodies.
+    const first = chains.chainSync(entries.slice(0, 1));
+    const two = chain(s.id, ['query'], { seq: 1, hash: first.ops[0]!.op === 'event' ? first.ops[0]!.event.hash : '' }, new Date(at))[0]!;
+    await store.commit([{ op: 'session', session: s }, ...first.ops, { op: 'event', event: two }]);
+    // Batch two continues from what the store has (as a restarted ingest thread would): all chained here, so data only in SQLite.
+    const rest = await new EventChains(storeLookup(store)).chain(entries.slice(2));
+    await store.commit(rest.ops);
+    const stored = await store.listEvents(s.id);
+    // What the gateway would compute from scratch: canonical JSON of the event, hashed onto the previous hash.
+    let prev = GENESIS_HASH;
+    const expected = stored.map((e, i) => {
+      const body = i === 1 ? two.body : canonicalJson({ session: s.id, seq: i + 1, kind: e.kind, at: new Date(at + i + 1).toISOString(), data: JSON.parse(data(i + 1)) as unknown });
+      prev = i === 1 ? two.hash : chainHashOfText(prev, body);
+      return { session: s.id, seq: i + 1, body, hash: prev };
+    });
+    expect(stored.map((e) => ({ session: e.session, seq: e.seq, body: e.body, hash: e.hash }))).toEqual(expected);
+    expect(stored.map((e) => e.at.getTime())).toEqual([at + 1, at, at + 3, at + 4, at + 5]);
   });
 
   it('a commit is all or nothing', async () => {

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { EventChains } from '../../gateway/audit/chain.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';
+import { newSession } from '../support/auditFixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-migrate-'));
 
@@ -27,12 +29,12 @@ describe('SQLite store migrations', () => {
     expect(await store.listSessions({})).toEqual([]);
     await store.close();
     const after = new Database(file);
-    expect(after.pragma('user_version', { simple: true })).toBe(4);
+    expect(after.pragma('user_version', { simple: true })).toBe(5);
     expect(after.prepare('SELECT text FROM legacy_queries').all()).toEqual([{ text: 'select 1' }]);
     after.close();
   });
 
-  it('upgrades a version 2 store (through 3 and 4) without touching its trail', async () => {
+  it('upgrades a version 2 store (through 3, 4 and 5) without touching its trail', async () => {
     const file = join(dir, 'v2.db');
     const v2 = openSqliteStore(file);
     await v2.close();
@@ -49,11 +51,28 @@ describe('SQLite store migrations', () => {
     await store.close();
   });
 
+  it('keeps the data in place of the body for events chained from entries (version 5), and rebuilds the body', async () => {
+    const file = join(dir, 'v5.db');
+    const store = openSqliteStore(file);
+    const s = newSession();
+    const chained = new EventChains().chainSync([{ op: 'session', session: s }, { op: 'entry', entry: { session: s.id, seq: 1, kind: 'session.start', at: 1_000, data: '{"x":1}' } }]);
+    await store.commit(chained.ops);
+    await store.close();
+    const raw = new Database(file);
+    const run = raw.prepare('SELECT data_only, lines FROM audit_event_runs').get() as { data_only: number; lines: string };
+    raw.close();
+    expect(run.data_only).toBe(1);
+    expect(run.lines.endsWith('\t{"x":1}')).toBe(true);
+    const again = openSqliteStore(file);
+    expect((await again.listEvents(s.id))[0]?.body).toBe(`{"at":"1970-01-01T00:00:01.000Z","data":{"x":1},"kind":"session.start","seq":1,"session":"${s.id}"}`);
+    await again.close();
+  });
+
   it('refuses a store from a newer gateway', () => {
     const file = join(dir, 'future.db');
     const raw = new Database(file);
     raw.pragma('user_version = 99');
     raw.close();
-    expect(() => openSqliteStore(file)).toThrow(/has schema version 99, newer than this gateway knows \(4\); upgrade the gateway/);
+    expect(() => openSqliteStore(file)).toThrow(/has schema version 99, newer than this gateway knows \(5\); upgrade the gateway/);
   });
 });

@@ -3,11 +3,11 @@
 // when it has not seen the session (a restarted ingest thread, a replay at start), never moving
 // its heads for a batch the store refused, and naming the session when the chain cannot go on.
 import { describe, expect, it } from 'vitest';
-import { entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
+import { entryBody, entryHash, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
-import type { Store } from '../../../gateway/store/types.js';
+import type { EventRecord, Store } from '../../../gateway/store/types.js';
 import { newSession } from '../../support/auditFixtures.js';
-import { eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
+import { canonicalJson, eventHash, GENESIS_HASH, linkHash, type EventKind } from '../../../src/api/auditTrail.js';
 
 const T0 = Date.parse('2026-11-28T10:00:00.000Z');
 
@@ -35,11 +35,23 @@ async function verify(store: Store, id: string): Promise<number> {
   return events.length;
 }
 
+/** An event's fields (a chained event builds its body when asked). */
+const plain = (e: EventRecord) => ({ session: e.session, seq: e.seq, kind: e.kind, at: e.at, body: e.body, hash: e.hash });
+
 describe('event chains', () => {
   it('builds the canonical body of an entry', () => {
     expect(entryBody({ session: 's_1', seq: 3, kind: 'result', at: T0, data: '{"q":1}' })).toBe(
       '{"at":"2026-11-28T10:00:00.000Z","data":{"q":1},"kind":"result","seq":3,"session":"s_1"}',
     );
+  });
+
+  it('hashes an entry as linkHash of its body, for bodies of every size and character', () => {
+    const texts = ['select 1', 'caf\u00e9 \ud83d\ude00 \u4e2d', 'x'.repeat(30_000), '\u00e9'.repeat(25_000), 'a\u0000b'];
+    for (const text of texts) {
+      const e = { session: 's_\u00e9', seq: 7, kind: 'query', at: T0 + 1, data: canonicalJson({ text }) };
+      expect(entryHash(GENESIS_HASH, e)).toBe(linkHash(GENESIS_HASH, entryBody(e)));
+      expect(entryHash(GENESIS_HASH, e)).toBe(eventHash(GENESIS_HASH, { session: e.session, seq: 7, kind: 'query', at: new Date(T0 + 1).toISOString(), data: { text } }));
+    }
   });
 
   it('continues a session from the store when another committer chained its start (a restarted ingest thread)', async () => {
@@ -93,7 +105,8 @@ describe('event chains', () => {
     // A retry of #3 (say, after an answer lost in transit): the heads say #3, the store has #2 before it.
     const again = await chains.chain([entry('s_x', 3)]);
     expect(again.problems).toEqual([]);
-    expect(again.ops).toEqual([{ op: 'event', event: (await store.listEvents('s_x'))[2] }]);
+    const [op] = again.ops;
+    expect(op?.op === 'event' && plain(op.event)).toEqual(plain((await store.listEvents('s_x'))[2]!));
   });
 
   it('continues after events a journal of the previous format holds already chained', async () => {
