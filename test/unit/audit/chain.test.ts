@@ -3,11 +3,11 @@
 // when it has not seen the session (a restarted ingest thread, a replay at start), never moving
 // its heads for a batch the store refused, and naming the session when the chain cannot go on.
 import { describe, expect, it } from 'vitest';
-import { entryBody, entryHash, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
+import { entryBody, EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { EventRecord, Store } from '../../../gateway/store/types.js';
 import { newSession } from '../../support/auditFixtures.js';
-import { canonicalJson, eventHash, GENESIS_HASH, linkHash, type EventKind } from '../../../src/api/auditTrail.js';
+import { canonicalJson, eventHash, GENESIS_HASH, type EventKind } from '../../../src/api/auditTrail.js';
 
 const T0 = Date.parse('2026-11-28T10:00:00.000Z');
 
@@ -45,13 +45,21 @@ describe('event chains', () => {
     );
   });
 
-  it('hashes an entry as linkHash of its body, for bodies of every size and character', () => {
-    const texts = ['select 1', 'caf\u00e9 \ud83d\ude00 \u4e2d', 'x'.repeat(30_000), '\u00e9'.repeat(25_000), 'a\u0000b'];
-    for (const text of texts) {
-      const e = { session: 's_\u00e9', seq: 7, kind: 'query', at: T0 + 1, data: canonicalJson({ text }) };
-      expect(entryHash(GENESIS_HASH, e)).toBe(linkHash(GENESIS_HASH, entryBody(e)));
-      expect(entryHash(GENESIS_HASH, e)).toBe(eventHash(GENESIS_HASH, { session: e.session, seq: 7, kind: 'query', at: new Date(T0 + 1).toISOString(), data: { text } }));
-    }
+  it('builds the same body as canonical JSON of the event, for any time, kind, session and data', () => {
+    const texts = ['select 1', 'caf\u00e9 \ud83d\ude00 \u4e2d', 'x'.repeat(30_000), 'a\u0000b\t"'];
+    // Times within one second, across seconds, each width of milliseconds, and outside years 0000-9999.
+    const times = [T0, T0 + 7, T0 + 42, T0 + 999, T0 + 1000, T0 - 1, 0, -1, Date.UTC(-5, 0, 1), Date.UTC(12000, 0, 1, 0, 0, 0, 5), T0 + 5];
+    const kinds = ['query', 'result', 'review.approved', 'k\u00e9"'];
+    const sessions = ['s_1', 's_\u00e9', 's_1'];
+    let i = 0;
+    for (const text of texts)
+      for (const at of times)
+        for (const kind of kinds)
+          for (const session of sessions) {
+            const seq = ++i;
+            const data = { text, n: i };
+            expect(entryBody({ session, seq, kind, at, data: canonicalJson(data) })).toBe(canonicalJson({ session, seq, kind, at: new Date(at).toISOString(), data }));
+          }
   });
 
   it('continues a session from the store when another committer chained its start (a restarted ingest thread)', async () => {
