@@ -58,8 +58,20 @@ let warnedNotWriteAhead = false;
 /** A number as canonical JSON writes it; the one that is not finite is written as null (never fails a recording). */
 const num = (n: number): string => (Number.isFinite(n) ? `${n}` : 'null');
 
+/** The last single command tag written, and its JSON (a session mostly repeats the same statements). */
+let lastTag = '';
+let lastTagJson = '[""]';
+
 /** A list of strings as canonical JSON. */
 function strs(list: readonly string[]): string {
+  if (list.length === 1) {
+    const tag = list[0]!;
+    if (tag !== lastTag) {
+      lastTag = tag;
+      lastTagJson = `[${str(tag)}]`;
+    }
+    return lastTagJson;
+  }
   let out = '';
   for (const s of list) out += out === '' ? str(s) : `,${str(s)}`;
   return `[${out}]`;
@@ -287,7 +299,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       c.seenBytes += size;
       if (!c.full) {
         if (c.rows.length < ctx.limits.maxRows && c.keptBytes + size <= ctx.limits.maxBytes) {
-          c.rows.push([...values]);
+          c.rows.push(values);
           c.keptBytes += size;
         } else {
           c.full = true;

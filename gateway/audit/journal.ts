@@ -41,11 +41,19 @@ export class JournalError extends Error {
   override readonly name = 'JournalError';
 }
 
+/** The last event time written, as text: epoch milliseconds exceed V8's small integers, and turning one into a string takes its slow path. */
+let atMs = NaN;
+let atText = '';
+
 function toLine(n: number, o: StagedOp): string {
   switch (o.op) {
     case 'entry': {
       const e = o.entry;
-      return `E\t${n}\t${e.session}\t${e.seq}\t${e.kind}\t${e.at}\t${e.data}`;
+      if (e.at !== atMs) {
+        atMs = e.at;
+        atText = `${e.at}`;
+      }
+      return `E\t${n}\t${e.session}\t${e.seq}\t${e.kind}\t${atText}\t${e.data}`;
     }
     case 'close':
       return JSON.stringify({ n, op: 'close', close: { ...o.close, startedAt: o.close.startedAt.getTime() } });

@@ -66,7 +66,8 @@ export interface StartAuditOptions {
   now?: () => Date;
 }
 
-export async function startAudit({ store, ingestThread, settings, log, now = () => new Date() }: StartAuditOptions): Promise<AuditService> {
+export async function startAudit({ store, ingestThread, settings, log, now: clock }: StartAuditOptions): Promise<AuditService> {
+  const now = clock ?? (() => new Date());
   const instance = `g_${randomBytes(6).toString('base64url')}`;
   const signer = loadOrCreateAuditKey(settings.keyFile, log);
   await store.heartbeat(instance, now());
@@ -199,7 +200,8 @@ export async function startAudit({ store, ingestThread, settings, log, now = () 
           onSealed: () => {
             if (++sealsSinceCheckpoint >= settings.checkpoint.sessions) setImmediate(() => void checkpoint());
           },
-          now,
+          // Only a clock the caller set: without one, recorders read Date.now() (no Date per event).
+          ...(clock !== undefined ? { now: clock } : {}),
         },
         meta,
       ),

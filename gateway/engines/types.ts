@@ -115,9 +115,10 @@ export interface SessionAudit {
   /**
    * One result row as the client receives it (after masking; NULL as null). Returns false once the
    * audit has its sample (caps `audit.maxRows` / `maxBytes`): the engine may stop calling it for
-   * that statement and only count rows and bytes for `onResult`.
+   * that statement and only count rows and bytes for `onResult`. The array is the audit's to
+   * keep: the engine builds one per call and never touches it again.
    */
-  onRow?(queryId: number, values: readonly (string | null)[]): boolean;
+  onRow?(queryId: number, values: (string | null)[]): boolean;
   /**
    * Resolves when every event this session recorded so far is durably committed; rejects with
    * AuditUnavailableError if the store cannot write. Returns undefined when nothing is pending,
