@@ -349,8 +349,10 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   };
   if (!everyStatement) {
     // No result samples to keep: without these hooks the engine does not decode result rows at all.
-    delete recorder.onColumns;
-    delete recorder.onRow;
+    // Set to undefined, not deleted: a deleted property turns the object into a dictionary, and
+    // the engine's calls on every recorder (both kinds share one gateway) would stop being fast.
+    recorder.onColumns = undefined;
+    recorder.onRow = undefined;
   }
   return recorder;
 }

@@ -7,6 +7,7 @@
 // vs unmasked tunnel vs direct. Nothing is asserted; rows are printed.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { newConfigDir, serviceToken, spawnCli, startGateway } from '../support/binaries.js';
@@ -85,6 +86,8 @@ export async function benchPolicy(log: (s: string) => void): Promise<Row[]> {
   } finally {
     for (const c of connects) c.kill('SIGINT');
     await gw.stop();
+    // The bench's trail runs to hundreds of megabytes: not left behind in the temporary directory.
+    rmSync(gw.dir, { recursive: true, force: true });
     await cluster.stop();
   }
 }

@@ -4,7 +4,7 @@
 // (shared/notes/performance.md). Nothing here asserts a time: it prints.
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -86,6 +86,9 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
         return { ...r, gatewayCpu: (cpuMicros(gw.child.pid!) - before) / r.transactions };
       };
       const rounds = await blocks(measured, [sessionsOnly!, tunnel!]);
+      for (const [i, [off, on]] of rounds.entries()) {
+        log(`  round ${i + 1}: sessions only ${off!.tps.toFixed(0)} tps, ${off!.gatewayCpu.toFixed(1)} µs; statements ${on!.tps.toFixed(0)} tps, ${on!.gatewayCpu.toFixed(1)} µs`);
+      }
       const row = pairRow(`c${clients} TPS, recording on ÷ off`, rounds.map((r) => [r[0]!.tps, r[1]!.tps]), 'tps', false);
       rows.push({ ...row, figure: `pgbench -S c${clients} TPS, recording statements ÷ sessions only` });
       const cpu = pairRow('', rounds.map((r) => [r[0]!.gatewayCpu, r[1]!.gatewayCpu]), 'µs', true);
@@ -111,6 +114,8 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
     await ssh?.stop();
     await bare?.stop();
     await gw.stop();
+    // The bench's trail runs to hundreds of megabytes: not left behind in the temporary directory.
+    rmSync(gw.dir, { recursive: true, force: true });
     await cluster.stop();
   }
 }

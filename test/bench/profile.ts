@@ -8,7 +8,7 @@
 // --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -89,10 +89,10 @@ function report(dir: string, transactions: number): void {
 async function main(): Promise<void> {
   const cluster = await startPgCluster();
   const procs: ChildProcess[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
   try {
     const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
     const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record }], extra: { log: { level: 'warn' } } });
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
@@ -140,6 +140,7 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
     await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
