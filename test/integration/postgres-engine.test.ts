@@ -49,6 +49,11 @@ class RecordingAudit implements SessionAudit {
   onResult(r: Result): void {
     this.results.push(r);
   }
+  /** While set, statements wait for it before they are forwarded (an audit store taking its time). */
+  gate: Promise<void> | undefined;
+  flush(): Promise<void> | undefined {
+    return this.gate;
+  }
   onSessionEnd(e: End): void {
     expect(this.end, 'onSessionEnd is called once').toBeUndefined();
     expect(this.start, 'onSessionEnd only after onSessionStart').toBeDefined();
@@ -354,6 +359,41 @@ describe('postgres engine with the pg driver', () => {
     const done = new Promise<void>((r) => socket.on('data', () => received >= 300_000_000 && r()));
     socket.resume();
     await done;
+    socket.destroy();
+  });
+
+  it('stops reading a client that keeps sending while its statements wait for the audit', async () => {
+    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
+    const framer = createBackendFramer();
+    let readies = 0;
+    let commands = 0;
+    let resolveReady!: () => void;
+    let ready = new Promise<void>((r) => (resolveReady = r));
+    socket.on('data', (d: Buffer) => {
+      framer.push(d);
+      while (framer.next()) {
+        if (framer.type === 0x43) commands++;
+        if (framer.type === 0x5a && ++readies % 512 === 1) resolveReady();
+      }
+    });
+    const before = gw.sessions.length;
+    socket.write(encodeStartupMessage([['user', 'x'], ['database', 'app']]));
+    await ready;
+    let open!: () => void;
+    gw.sessions[before]!.gate = new Promise<void>((r) => (open = r));
+    // 32 MiB of statements at once, more than the socket buffers of both ends hold: the gateway
+    // reads on while the first ones wait for the audit only up to a limit (1 MiB), then pauses.
+    const query = Buffer.from(`Q\0\0\0\0select 1 /* ${'x'.repeat(64 * 1024)} */\0`);
+    query.writeInt32BE(query.length - 1, 1);
+    ready = new Promise<void>((r) => (resolveReady = r));
+    for (let i = 0; i < 512; i++) socket.write(query);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(commands).toBe(0);
+    expect(socket.writableLength, 'the client could hand everything over: the gateway did not stop reading').toBeGreaterThan(0);
+    open();
+    await ready;
+    expect(commands).toBe(512);
+    expect(gw.sessions[before]!.queries).toHaveLength(512);
     socket.destroy();
   });
 

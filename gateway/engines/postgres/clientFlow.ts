@@ -27,6 +27,9 @@ interface Frame {
 /** What the trail says of a statement whose audit commit failed. */
 export const NOT_FORWARDED = 'not forwarded: the audit store could not record it';
 
+/** Bytes a client may send while its statements wait for the audit before reading it is paused. */
+const AUDIT_WAIT_BUFFER = 1 << 20;
+
 const Q = 0x51, P = 0x50, B = 0x42, E = 0x45, D = 0x44, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
 
 export interface ClientFlowOptions {
@@ -65,6 +68,8 @@ export class ClientFlow {
   /** tracker.recorded when the current batch began. */
   private batchMark = 0;
   private blocked = false;
+  /** Reading from the client is paused (a hold, or too much arrived during an audit wait). */
+  private paused = false;
   private closed = false;
   private terminating = false;
   private replay: Frame | undefined;
@@ -83,7 +88,12 @@ export class ClientFlow {
 
   /** Takes every complete message the framer holds, unless something is held. */
   pump(): void {
-    if (this.blocked || this.closed) return;
+    if (this.blocked || this.closed) {
+      // An audit wait does not pause reading (it lasts one turn of the event loop: pausing and
+      // resuming the socket cost more than the wait); a client that sends this much meanwhile is paused.
+      if (this.blocked && !this.paused && this.o.framer.buffered > AUDIT_WAIT_BUFFER) this.pause();
+      return;
+    }
     let hold: Hold | undefined;
     try {
       const f = this.o.framer;
@@ -124,7 +134,7 @@ export class ClientFlow {
     const mark = this.batchMark;
     this.batchMark = this.o.tracker.recorded;
     if (flushed === undefined) return this.sent(out, hold, again);
-    this.block();
+    this.blocked = true;
     flushed.then(
       () => {
         this.unblock();
@@ -167,12 +177,20 @@ export class ClientFlow {
 
   private block(): void {
     this.blocked = true;
-    this.o.pause();
+    this.pause();
   }
 
   private unblock(): void {
     this.blocked = false;
-    this.o.resume();
+    if (this.paused) {
+      this.paused = false;
+      this.o.resume();
+    }
+  }
+
+  private pause(): void {
+    this.paused = true;
+    this.o.pause();
   }
 
   private forward(buf: Buffer, start: number, end: number): void {

@@ -72,6 +72,22 @@ describe('PgFramer', () => {
     expect(f.frame).toEqual(frame);
   });
 
+  it('takes every frame in order from chunks pushed while no frame was taken, however they split', () => {
+    const frames = Array.from({ length: 40 }, (_, i) => build().cstring(`select ${i} /* ${'x'.repeat(i * 7)} */`).typed('Q'));
+    const all = Buffer.concat(frames);
+    for (const size of [1, 3, 17, 64, 1000, all.length]) {
+      const f = typedFramer();
+      // A frame taken, then the rest pushed without a next() between: frames pile up in the stash.
+      f.push(all.subarray(0, frames[0]!.length + 2));
+      expect(f.next()).toBe(true);
+      for (let at = frames[0]!.length + 2; at < all.length; at += size) f.push(all.subarray(at, Math.min(at + size, all.length)));
+      const got = [Buffer.from(f.frame)];
+      while (f.next()) got.push(Buffer.from(f.frame));
+      expect(got, `chunks of ${size} bytes`).toEqual(frames);
+      expect(f.buffered).toBe(0);
+    }
+  });
+
   it('rejects a declared length above the cap from the header alone', () => {
     const f = typedFramer();
     f.push(header('Q', CLIENT_LARGE_MAX_LENGTH + 1));

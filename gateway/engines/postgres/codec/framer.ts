@@ -151,6 +151,18 @@ export class PgFramer {
       this.stash();
       return false;
     }
+    if (this.partsLen >= total) {
+      // Chunks pushed while nobody took frames (a session waiting for its audit reads on): the
+      // stash holds whole frames. Joined once, they are taken from the joined chunk as usual.
+      this.stash();
+      const all = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLen);
+      this.parts = [];
+      this.partsLen = 0;
+      this.need = -1;
+      this.cur = all;
+      this.pos = 0;
+      return this.next();
+    }
     const fromCur = total - this.partsLen;
     this.parts.push(this.cur.subarray(this.pos, this.pos + fromCur));
     const frame = Buffer.concat(this.parts, total);
