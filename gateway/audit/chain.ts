@@ -87,9 +87,6 @@ export class EntryEvent implements EventRecord {
   get at(): Date {
     return new Date(this.entry.at);
   }
-  get atMs(): number {
-    return this.entry.at;
-  }
   get data(): string {
     return this.entry.data;
   }
