@@ -10,6 +10,8 @@ const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 async function main(): Promise<void> {
   // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event.
   const only = process.env.BENCH_ONLY;
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest'];
+  if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
   if (only === 'recording') rows.push(...(await benchPostgres(log, 'recording')));

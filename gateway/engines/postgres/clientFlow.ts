@@ -134,6 +134,7 @@ export class ClientFlow {
     const mark = this.batchMark;
     this.batchMark = this.o.tracker.recorded;
     if (flushed === undefined) return this.sent(out, hold, again);
+    // Blocked without block(): reading goes on during an audit wait (see pump).
     this.blocked = true;
     flushed.then(
       () => {
