@@ -50,8 +50,11 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
   let ssh: SshForward | undefined;
   let bare: BareRelayPair | undefined;
   try {
-    ssh = await startSshForward(cluster.port);
-    bare = await startBareRelayPair(cluster.port);
+    // The recording comparison measures two gateway connections only: no ssh -L, no bare pair.
+    if (only !== 'recording') {
+      ssh = await startSshForward(cluster.port);
+      bare = await startBareRelayPair(cluster.port);
+    }
     const [tunnel, sessionsOnly] = await Promise.all(
       connects.map(async (c): Promise<Endpoint> => {
         const [line] = (await once(c.stdout!, 'data')) as [Buffer];
@@ -59,9 +62,9 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
       }),
     );
     const direct: Endpoint = { port: cluster.port };
-    const viaSsh: Endpoint = { port: ssh.port };
-    const paths = [direct, tunnel!, viaSsh];
-    const viaBare: Endpoint = { port: bare.port };
+    // Empty in the recording comparison, which starts neither ssh -L nor the bare pair.
+    const paths: Endpoint[] = ssh ? [direct, tunnel!, { port: ssh.port }] : [];
+    const compared: Endpoint[] = bare ? [...paths, { port: bare.port }] : [];
     const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
 
     log('pgbench -i -s 10 …');
@@ -70,7 +73,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
     const rows: Row[] = [];
     for (const clients of only === 'recording' ? [] : [1, 8]) {
       log(`pgbench -S -c ${clients}: direct, sluice, ssh -L, bare Node TLS relay pair (${PAIRS} rounds of ${SECONDS} s blocks) …`);
-      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), [...paths, viaBare]);
+      const rounds = await blocks((e) => pgbench(cluster, e, clients, env), compared);
       rows.push(...threeWay(`pgbench -S c${clients} TPS`, rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
       rows.push(...bareRows(rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
       rows.push(...threeWay(`pgbench -S c${clients} latency`, rounds.map((r) => r.map((x) => x.latencyMs)), 'ms', true));
