@@ -15,6 +15,9 @@ import type { Row } from './postgres.js';
 
 const SESSIONS = 8;
 const EVENTS = Number(process.env.BENCH_INGEST_EVENTS ?? 60_000);
+/** Statements per batch to measure (`BENCH_INGEST_BATCHES=16,64,320`). */
+const BATCHES = (process.env.BENCH_INGEST_BATCHES ?? '16,64,320').split(',').map(Number);
+if (BATCHES.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new Error(`BENCH_INGEST_BATCHES=${process.env.BENCH_INGEST_BATCHES} is not a list of positive integers`);
 
 /** CPU µs per event over `EVENTS` events ingested in batches of `statements` statements (two events each). */
 async function measure(statements: number): Promise<number> {
@@ -72,7 +75,7 @@ async function measure(statements: number): Promise<number> {
 
 export async function benchIngest(log: (s: string) => void): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const statements of [16, 64, 320]) {
+  for (const statements of BATCHES) {
     log(`audit ingest, ${statements} statements per batch …`);
     rows.push({ figure: `audit ingest CPU per event, ${statements} statements per batch (SQLite)`, value: await measure(statements), unit: 'µs' });
   }

@@ -17,10 +17,11 @@ const run = promisify(execFile);
 
 export interface Row {
   figure: string;
-  direct?: number;
+  /** What `value` is compared with: a direct connection, unless the figure names another (`÷ sessions only`, `÷ unmasked tunnel`). */
+  reference?: number;
   value: number;
   unit: string;
-  /** sluice / direct (for times: direct / sluice, so higher is always better). */
+  /** value / reference (for times: reference / value, so higher is always better). */
   ratio?: number;
 }
 
@@ -30,6 +31,8 @@ interface Endpoint {
 
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+/** An unmeasured pgbench run per path first: the first measured block of a cold path (JIT, caches) ran up to 25% off the others here. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 
 /** `recording` measures only what recording costs (BENCH_ONLY=recording): the issue 5 figure, quickly. */
 export async function benchPostgres(log: (s: string) => void, only?: 'recording'): Promise<Row[]> {
@@ -69,10 +72,15 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
 
     log('pgbench -i -s 10 …');
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
+    // pgbench -i leaves ~160 MB of dirty pages: written now, not by a checkpoint during the first measured blocks.
+    const admin = new pg.Client({ host: '127.0.0.1', port: cluster.port, user: cluster.roles.superuser.user, password: cluster.roles.superuser.password, database: cluster.database });
+    await admin.connect();
+    await admin.query('CHECKPOINT').finally(() => admin.end());
 
     const rows: Row[] = [];
     for (const clients of only === 'recording' ? [] : [1, 8]) {
       log(`pgbench -S -c ${clients}: direct, sluice, ssh -L, bare Node TLS relay pair (${PAIRS} rounds of ${SECONDS} s blocks) …`);
+      await warmUp(cluster, compared, clients, env);
       const rounds = await blocks((e) => pgbench(cluster, e, clients, env), compared);
       rows.push(...threeWay(`pgbench -S c${clients} TPS`, rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
       rows.push(...bareRows(rounds.map((r) => r.map((x) => x.tps)), 'tps', false));
@@ -88,6 +96,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
         const r = await pgbench(cluster, e, clients, env);
         return { ...r, gatewayCpu: (cpuMicros(gw.child.pid!) - before) / r.transactions };
       };
+      await warmUp(cluster, [sessionsOnly!, tunnel!], clients, env);
       const rounds = await blocks(measured, [sessionsOnly!, tunnel!]);
       for (const [i, [off, on]] of rounds.entries()) {
         log(`  round ${i + 1}: sessions only ${off!.tps.toFixed(0)} tps, ${off!.gatewayCpu.toFixed(1)} µs; statements ${on!.tps.toFixed(0)} tps, ${on!.gatewayCpu.toFixed(1)} µs`);
@@ -123,12 +132,17 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
   }
 }
 
-/** PAIRS rounds, each measuring every path once in order (the first is the reference). */
+/**
+ * PAIRS rounds, each measuring every path once (the first is the reference); results in path
+ * order. Every other round measures the paths in reverse order (A B, B A, …): the machine's speed
+ * drifts within a round too, and a fixed order would hand that drift to one side every time.
+ */
 async function blocks<T>(measure: (e: Endpoint) => Promise<T>, paths: Endpoint[]): Promise<T[][]> {
   const out: T[][] = [];
   for (let i = 0; i < PAIRS; i++) {
-    const round: T[] = [];
-    for (const p of paths) round.push(await measure(p));
+    const round: T[] = new Array<T>(paths.length);
+    const order = paths.map((_, j) => (i % 2 === 0 ? j : paths.length - 1 - j));
+    for (const j of order) round[j] = await measure(paths[j]!);
     out.push(round);
   }
   return out;
@@ -159,7 +173,7 @@ function bareRows(rounds: number[][], unit: string, lowerIsBetter: boolean): Row
 
 function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
   const ratios = pairs.map(([d, t]) => (lowerIsBetter ? d / t : t / d));
-  return { figure, direct: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
+  return { figure, reference: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
 }
 
 function median(xs: number[]): number {
@@ -174,8 +188,12 @@ function cpuMicros(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
-async function pgbench(_c: PgCluster, e: Endpoint, clients: number, env: NodeJS.ProcessEnv): Promise<{ tps: number; latencyMs: number; transactions: number }> {
-  const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS), '-p', String(e.port)], { env });
+async function warmUp(c: PgCluster, paths: Endpoint[], clients: number, env: NodeJS.ProcessEnv): Promise<void> {
+  if (WARMUP > 0) for (const e of paths) await pgbench(c, e, clients, env, WARMUP);
+}
+
+async function pgbench(_c: PgCluster, e: Endpoint, clients: number, env: NodeJS.ProcessEnv, seconds = SECONDS): Promise<{ tps: number; latencyMs: number; transactions: number }> {
+  const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(e.port)], { env });
   const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1]);
   const latencyMs = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);

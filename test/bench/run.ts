@@ -20,12 +20,12 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
-    ['figure', 'direct', 'sluice', 'unit', 'ratio'],
-    ...rows.map((r) => [r.figure, fmt(r.direct), fmt(r.value), r.unit, r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`]),
+    ['figure', 'reference', 'measured', 'unit', 'ratio'],
+    ...rows.map((r) => [r.figure, fmt(r.reference), fmt(r.value), r.unit, r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`]),
   ];
   const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
   for (const r of table) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
-  console.log('\nratio: sluice relative to direct (higher is better; for times, direct ÷ sluice); medians of paired blocks');
+  console.log('\nreference: a direct connection, unless the figure names another (÷ …); ratio: measured relative to reference (higher is better; for times, reference ÷ measured); medians of paired blocks');
 }
 
 main().catch((err: unknown) => {
