@@ -25,7 +25,13 @@ export interface AuditWriterOptions {
   ingester?: Ingester;
   /** Journaled ops wait at most this long for their ingest (default 100 ms)... */
   ingestMs?: number;
-  /** ...or until this many are waiting (default 4096). */
+  /**
+   * ...or until this many are waiting (default 640: about 320 statements). The ingest's cost per
+   * event rises with the batch beyond that — 15–35% more at 1000 statements than at 320, as
+   * everything a batch parses stays alive until its commit (docs/performance.md, session 6) —
+   * while smaller batches down to ~160 statements cost no more per event. An ingest running
+   * meanwhile lets the next batch grow, so a store that falls behind still gets larger batches.
+   */
   ingestOps?: number;
   retryMs?: number;
   now?: () => Date;
@@ -86,7 +92,7 @@ export class AuditWriter {
     this.log = opts.log;
     this.retryMs = opts.retryMs ?? 1_000;
     this.ingestMs = opts.ingestMs ?? 100;
-    this.ingestOps = opts.ingestOps ?? 4096;
+    this.ingestOps = opts.ingestOps ?? 640;
     this.now = opts.now ?? (() => new Date());
   }
 

@@ -125,6 +125,34 @@ describe('audit journal', () => {
     journal.close();
   });
 
+  it('ingests before ingestMs once ingestOps ops wait (640 by default), so batches stay small under load', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    // ingestMs is a minute: whatever reaches the store within the poll's two seconds came by the op count.
+    const small = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000, ingestOps: 10 });
+    const a = createSessionAudit({ writer: small, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id: 's_ops', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+    a.onSessionStart({ database: 'app', clientUser: 'x' });
+    for (let turn = 0; turn < 6; turn++) {
+      for (let i = 0; i < 3; i++) a.onResult({ queryId: a.onQuery({ text: `select ${turn}${i}`, protocol: 'simple' }), status: 'ok', rows: 1, durationMs: 0.1 });
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // 37 events; fewer than ingestOps may still wait for the timer.
+    await expect.poll(async () => (await store.listEvents('s_ops')).length, { timeout: 2000 }).toBeGreaterThan(37 - 10);
+    expect(small.stats.ingests).toBeGreaterThanOrEqual(3); // several small batches, not one
+    small.close();
+    journal.close();
+
+    const dir2 = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store2 = openSqliteStore(join(dir2, 'store.db'));
+    const journal2 = await AuditJournal.open({ dir: dir2, durability: 'process' }, replayInto(store2));
+    const { writer } = record(store2, journal2, 's_default', 400);
+    // 801 events in one synchronous loop: past the default, so the ingest comes at once, not after a minute.
+    await expect.poll(async () => (await store2.listEvents('s_default')).length, { timeout: 2000 }).toBeGreaterThanOrEqual(640);
+    writer.close();
+    journal2.close();
+  });
+
   it('ignores a torn last line, names a corrupt one, and refuses a journal another live process holds', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
     const store = openSqliteStore(join(dir, 'store.db'));
