@@ -3,7 +3,7 @@
 // checkpoints in that range, and a last line the gateway signs over all of it (docs/audit.md).
 // Streamed: events are read a page at a time while the lines are sent.
 import { exportEndMessage, TRAIL_FORMAT, type ExportEndBody, type ExportScope } from '../../src/api/auditTrail.js';
-import type { AuditSnapshot, EventRecord } from '../store/types.js';
+import type { AuditSnapshot, CheckpointRecord, EventRecord } from '../store/types.js';
 import type { AuditSigner } from './keys.js';
 
 /** How many events one read fetches: bounds the gateway's memory whatever the trail's size. */
@@ -12,8 +12,18 @@ const PAGE = 1000;
 /** Reads a session's events after `afterSeq` up to `upToSeq`, at most `limit`: Store.eventsPage. */
 export type EventPages = (sessionId: string, afterSeq: number, upToSeq: number, limit: number) => Promise<EventRecord[]>;
 
+export interface ExportExtras {
+  /** The gateway's URL, for the header. */
+  gateway?: string | undefined;
+  /** A checkpoint of the snapshot's head signed for this export, when the store has none (it comes last). */
+  final?: CheckpointRecord | undefined;
+  /** The gateway's checkpoint interval, signed in the end line: verify fails a ledger left unsigned longer. */
+  checkpointSeconds?: number | undefined;
+}
+
 /** The export's lines (without newlines), read from the store page by page as they are consumed. */
-export async function* exportLines(snap: AuditSnapshot, pages: EventPages, scope: ExportScope, signer: AuditSigner, at: Date, gateway?: string): AsyncGenerator<string> {
+export async function* exportLines(snap: AuditSnapshot, pages: EventPages, scope: ExportScope, signer: AuditSigner, at: Date, extras: ExportExtras = {}): AsyncGenerator<string> {
+  const { gateway, final, checkpointSeconds } = extras;
   yield JSON.stringify({ type: 'header', format: TRAIL_FORMAT, at: at.toISOString(), scope, key: signer.keyId, ...(gateway ? { gateway } : {}) });
   const sessions: { id: string; events: number; last: string }[] = [];
   for (const s of snap.sessions) {
@@ -35,7 +45,8 @@ export async function* exportLines(snap: AuditSnapshot, pages: EventPages, scope
     if (count > 0) sessions.push({ id: s.id, events: count, last });
   }
   for (const l of snap.ledger) yield JSON.stringify({ type: 'ledger', ...(JSON.parse(l.body) as object), hash: l.hash });
-  for (const c of snap.checkpoints) {
+  const checkpoints = final === undefined || snap.checkpoints.includes(final) ? snap.checkpoints : [...snap.checkpoints, final];
+  for (const c of checkpoints) {
     yield JSON.stringify({ type: 'checkpoint', ledgerSeq: c.ledgerSeq, ledgerHash: c.ledgerHash, at: c.at.toISOString(), key: c.keyId, sig: c.signature });
   }
   const end: ExportEndBody = {
@@ -47,6 +58,7 @@ export async function* exportLines(snap: AuditSnapshot, pages: EventPages, scope
     ledgerSeq: snap.head.seq,
     ledgerHash: snap.head.hash,
     sessions,
+    ...(checkpointSeconds !== undefined ? { checkpointSeconds } : {}),
   };
   yield JSON.stringify({ type: 'end', ...end, sig: signer.sign(exportEndMessage(end)) });
 }

@@ -2,6 +2,7 @@
 // periodic signed checkpoints, retention, crash recovery of sessions a dead gateway left open,
 // and exports. server.ts starts it after the store and closes it before the store.
 import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
 import { AuditUnavailableError, type SessionAudit } from '../engines/types.js';
@@ -10,6 +11,7 @@ import type { StoreSettings } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { exportLines } from './export.js';
 import { loadOrCreateAuditKey, type AuditSigner } from './keys.js';
+import { AuditHistoryError, LastCheckpoint } from './lastCheckpoint.js';
 import { purgeEntry, sealOp, signCheckpoint } from './ledger.js';
 import { EventChains, storeLookup } from './chain.js';
 import { commitStaged, inlineIngester, workerIngester } from './ingest.js';
@@ -30,6 +32,8 @@ export interface AuditSettings {
   readonly keyFile: string;
   /** A signed checkpoint after this many sealed sessions, or this many seconds, whichever first. */
   readonly checkpoint: { readonly sessions: number; readonly seconds: number };
+  /** Where the last signed checkpoint is kept outside the store; default: `audit-last-checkpoint.json` beside the key. */
+  readonly lastCheckpointFile?: string;
 }
 
 export interface AuditService {
@@ -71,6 +75,9 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
   const instance = `g_${randomBytes(6).toString('base64url')}`;
   const signer = loadOrCreateAuditKey(settings.keyFile, log);
   await store.heartbeat(instance, now());
+  // Before the journal's replay appends to it: a store that lost or changed what this gateway
+  // signed is refused as it is found.
+  const lastSigned = await LastCheckpoint.open({ file: settings.lastCheckpointFile ?? join(dirname(settings.keyFile), 'audit-last-checkpoint.json'), store, signer, log });
   // Before anything reads the trail: what a stopped gateway journaled but did not ingest.
   const journal = await AuditJournal.open({ dir: settings.journalDir, durability: settings.durability }, async (ops) => {
     for (const p of await commitStaged(store, new EventChains(storeLookup(store)), ops, true, now)) {
@@ -85,25 +92,48 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
   let lastCheckpointAt = now().getTime();
   let lastCheckpointSeq = (await store.lastCheckpoint())?.ledgerSeq ?? 0;
   let checkpointing: Promise<void> | undefined;
+  /** Set once the store no longer holds what this gateway signed: nothing is signed after that, new sessions are refused. */
+  let historyProblem: string | undefined;
+  /** Checkpoints are signed one at a time, so the file's record only moves forward. */
+  let signing: Promise<unknown> = Promise.resolve();
+  const serially = <T>(f: () => Promise<T>): Promise<T> => {
+    const next = signing.then(f, f);
+    signing = next.catch(() => undefined);
+    return next;
+  };
+  const historyFailed = (err: AuditHistoryError) => {
+    if (historyProblem === undefined) log.error({ code: err.code }, 'the audit store does not hold what this gateway signed; no more checkpoints or exports are signed and new sessions are refused: %s', err.message);
+    historyProblem = err.message;
+  };
 
-  async function checkpoint(): Promise<void> {
+  /** Signs the ledger's head if it moved; throws AuditHistoryError when the store lost what was signed before. */
+  function signHead(): Promise<void> {
     if (checkpointing) return checkpointing;
-    checkpointing = (async () => {
+    checkpointing = serially(async () => {
       try {
         await writer.flush();
         const head = await store.ledgerHead();
         sealsSinceCheckpoint = 0;
         lastCheckpointAt = now().getTime();
-        if (head.seq === lastCheckpointSeq) return;
-        await store.addCheckpoint(signCheckpoint(head, signer, now()));
+        if (historyProblem !== undefined) throw new AuditHistoryError(historyProblem);
+        await lastSigned.assertInStore();
+        if (head.seq === lastCheckpointSeq || head.seq === 0) return;
+        await lastSigned.record(signCheckpoint(head, signer, now()));
         lastCheckpointSeq = head.seq;
-      } catch (err) {
-        log.error({ err }, 'cannot write an audit checkpoint');
       } finally {
         checkpointing = undefined;
       }
-    })();
+    });
     return checkpointing;
+  }
+
+  async function checkpoint(): Promise<void> {
+    try {
+      await signHead();
+    } catch (err) {
+      if (err instanceof AuditHistoryError) historyFailed(err);
+      else log.error({ err }, 'cannot write an audit checkpoint');
+    }
   }
 
   async function recoverOrphans(): Promise<void> {
@@ -138,10 +168,41 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
       await writer.flush();
       // Journaled events that cannot reach the store would be missing from a signed export.
       if (!writer.healthy) throw new AuditUnavailableError('the audit store cannot be written right now, so an export would miss the latest events; try again when GET /healthz says ok');
-      const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
-      yield* exportLines(snap, (id, after, upTo, limit) => store.eventsPage(id, after, upTo, limit), scope, signer, now(), gateway);
+      const snap = await exportSnapshot(scope);
+      yield* exportLines(snap.snap, (id, after, upTo, limit) => store.eventsPage(id, after, upTo, limit), scope, signer, now(), { gateway, final: snap.final, checkpointSeconds: settings.checkpoint.seconds });
     } finally {
       exporting--;
+    }
+  }
+
+  /**
+   * The snapshot an export signs, after checking that it passes through the last checkpoint signed,
+   * and the checkpoint it ends with: one of the snapshot's ledger head, signed now if none is stored
+   * (and recorded like any other when it is newer than the last), so an honest export always ends
+   * covered by a checkpoint and one cut short of it cannot pass (docs/audit.md).
+   */
+  async function exportSnapshot(scope: ExportScope) {
+    try {
+      await signHead();
+      const snap = await store.snapshot(scope.kind === 'all' ? scope : scope.kind === 'since' ? { kind: 'since', since: new Date(scope.since) } : { kind: 'session', id: scope.session });
+      lastSigned.assertInSnapshot(snap);
+      const head = snap.head;
+      let final = snap.checkpoints.find((c) => c.ledgerSeq === head.seq && c.ledgerHash === head.hash);
+      if (final === undefined) {
+        const signed = signCheckpoint(head, signer, now());
+        await serially(async () => {
+          if (head.seq <= lastSigned.seq) return;
+          await lastSigned.assertInStore();
+          await lastSigned.record(signed);
+          lastCheckpointSeq = Math.max(lastCheckpointSeq, head.seq);
+        });
+        final = signed;
+      }
+      return { snap, final };
+    } catch (err) {
+      if (!(err instanceof AuditHistoryError)) throw err;
+      historyFailed(err);
+      throw new AuditUnavailableError(`the gateway does not sign this export: ${err.message}`);
     }
   }
 
@@ -188,7 +249,7 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
     settings,
     writer,
     get healthy() {
-      return writer.healthy;
+      return writer.healthy && historyProblem === undefined;
     },
     openSession: (meta) =>
       createSessionAudit(

@@ -177,6 +177,11 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
       const [r] = await rows('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1');
       return r && toCheckpoint(r);
     },
+    hasCheckpoint: async (seq, hash) => (await rows('SELECT 1 FROM audit_checkpoints WHERE ledger_seq = $1 AND ledger_hash = $2 LIMIT 1', [seq, hash])).length > 0,
+    async ledgerHashAt(seq) {
+      const [r] = await rows('SELECT hash FROM audit_ledger WHERE seq = $1', [seq]);
+      return r && String(r.hash);
+    },
     purge: (cutoff, build, at) =>
       tx(async (c) => {
         await c.query(`SELECT pg_advisory_xact_lock(${LEDGER_LOCK})`);

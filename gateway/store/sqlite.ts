@@ -144,6 +144,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     heartbeat: db.prepare('INSERT INTO audit_instances (id, started_at, seen_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at'),
     addCheckpoint: db.prepare('INSERT INTO audit_checkpoints (ledger_seq, ledger_hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?)'),
     lastCheckpoint: db.prepare('SELECT * FROM audit_checkpoints ORDER BY id DESC LIMIT 1'),
+    hasCheckpoint: db.prepare('SELECT 1 FROM audit_checkpoints WHERE ledger_seq = ? AND ledger_hash = ? LIMIT 1'),
     getSession: db.prepare('SELECT * FROM audit_sessions WHERE id = ?'),
     runs: db.prepare('SELECT lines, data_only FROM audit_event_runs WHERE session_id = ? ORDER BY first_seq'),
     runsPage: db.prepare('SELECT lines, data_only FROM audit_event_runs WHERE session_id = ? AND last_seq > ? AND first_seq <= ? ORDER BY first_seq'),
@@ -318,6 +319,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     async lastCheckpoint() {
       const r = q.lastCheckpoint.get() as Row | undefined;
       return r && toCheckpoint(r);
+    },
+    hasCheckpoint: async (seq, hash) => q.hasCheckpoint.get(seq, hash) !== undefined,
+    async ledgerHashAt(seq) {
+      const r = q.ledgerHashAt.get(seq) as Row | undefined;
+      return r && String(r.hash);
     },
     purge: async (cutoff, build, at) => purge.immediate(cutoff, build, at),
 

@@ -180,6 +180,10 @@ export interface Store {
   heartbeat(instance: string, at: Date): Promise<void>;
   addCheckpoint(c: CheckpointRecord): Promise<void>;
   lastCheckpoint(): Promise<CheckpointRecord | undefined>;
+  /** Whether a checkpoint of exactly this ledger entry and hash is stored (gateway/audit/lastCheckpoint.ts). */
+  hasCheckpoint(ledgerSeq: number, ledgerHash: string): Promise<boolean>;
+  /** The hash of ledger entry `seq`; undefined when the ledger has no such entry. */
+  ledgerHashAt(seq: number): Promise<string | undefined>;
   /**
    * Deletes the events of sealed sessions that ended before `cutoff`, marks them purged and appends
    * the ledger entries `build` returns for them, in one transaction. Returns what was removed.

@@ -181,6 +181,12 @@ export interface ExportEndBody {
   readonly ledgerHash: string;
   /** Every session whose events the export holds, with its event count and last hash. */
   readonly sessions: readonly { readonly id: string; readonly events: number; readonly last: string }[];
+  /**
+   * The gateway's checkpoint interval in seconds (`audit.checkpoint.seconds`): no part of an honest
+   * export's trail is left longer than this after its last signed checkpoint. Absent from exports of
+   * gateways before it was signed, which therefore do not verify.
+   */
+  readonly checkpointSeconds?: number;
 }
 
 export function exportEndMessage(e: ExportEndBody): Buffer {
@@ -195,6 +201,7 @@ export function exportEndMessage(e: ExportEndBody): Buffer {
       ledgerSeq: e.ledgerSeq,
       ledgerHash: e.ledgerHash,
       sessions: e.sessions.map((s) => ({ id: s.id, events: s.events, last: s.last })),
+      ...(e.checkpointSeconds !== undefined ? { checkpointSeconds: e.checkpointSeconds } : {}),
     }),
     'utf8',
   );
@@ -241,6 +248,7 @@ export const exportEndLine = z.strictObject({
   ledgerSeq: z.number().int().min(0),
   ledgerHash: hex64,
   sessions: z.array(z.object({ id: z.string(), events: z.number().int().min(1), last: hex64 })),
+  checkpointSeconds: z.number().int().min(1).optional(),
   sig: z.string(),
 });
 export type ExportEventLine = z.infer<typeof exportEventLine>;

@@ -18,6 +18,7 @@ import {
   ledgerHash,
   TRAIL_FORMAT,
   type EventKind,
+  type ExportCheckpointLine,
   type ExportEndLine,
   type ExportEventLine,
   type ExportLedgerLine,
@@ -90,9 +91,11 @@ export class TrailVerifier {
   /** The latest line: the end line if nothing follows it, a line in the middle otherwise. */
   private pending: Parsed<Record<string, unknown>> | undefined;
   private events = 0;
+  /** The latest `at` of any event, in epoch ms: how long the trail goes on after its last checkpoint. */
+  private lastEventAt = Number.NEGATIVE_INFINITY;
   private readonly states = new Map<string, SessionState>();
   private readonly ledger: Parsed<ExportLedgerLine>[] = [];
-  private readonly checkpoints: Parsed<z.infer<typeof exportCheckpointLine>>[] = [];
+  private readonly checkpoints: Parsed<ExportCheckpointLine>[] = [];
 
   constructor(
     private readonly key: KeyObject,
@@ -163,6 +166,8 @@ export class TrailVerifier {
   /** One event, checked against its session's chain so far. */
   private event(line: number, v: ExportEventLine): void {
     this.events++;
+    const at = Date.parse(v.at);
+    if (at > this.lastEventAt) this.lastEventAt = at;
     let st = this.states.get(v.session);
     if (!st) this.states.set(v.session, (st = { count: 0, prev: GENESIS, firstLine: line }));
     const b = st.broken;
@@ -183,6 +188,13 @@ export class TrailVerifier {
     }
     st.prev = v.hash;
     st.count = v.seq;
+  }
+
+  private checkUnsignedTail(end: ExportEndLine, endLine: number, signed: readonly Parsed<ExportCheckpointLine>[], add: (p: Problem) => void): void {
+    let last: ExportCheckpointLine | undefined;
+    for (const { value: c } of signed) if (last === undefined || c.ledgerSeq > last.ledgerSeq || (c.ledgerSeq === last.ledgerSeq && c.at > last.at)) last = c;
+    const message = unsignedTail(end, last, this.lastEventAt, this.ledger);
+    if (message !== undefined) add({ line: endLine, message });
   }
 
   /** Everything has been pushed: the checks that need the signed end line, and the verdict. */
@@ -228,14 +240,18 @@ export class TrailVerifier {
     // ---- signatures ----
     const signedBy = (k: string) => (k === keyId ? `key ${keyId}` : `key ${k}, not the given key ${keyId}`);
     const endLine = last.line;
+    let endSigned = false;
     if (end) {
       const { sig, type: _t, ...body } = end;
-      if (!checkSig(exportEndMessage(body), sig, key)) add({ line: endLine, message: `the end line's signature does not verify with the given key (the export names ${signedBy(end.key)}): the export was altered or signed by another gateway` });
+      endSigned = checkSig(exportEndMessage(body), sig, key);
+      if (!endSigned) add({ line: endLine, message: `the end line's signature does not verify with the given key (the export names ${signedBy(end.key)}): the export was altered or signed by another gateway` });
       if (this.header && canonicalScope(this.header.scope) !== canonicalScope(end.scope)) add({ line: first.line, message: 'the header and the signed end line disagree about the export\u2019s scope' });
     }
+    const signedCheckpoints = new Set<Parsed<ExportCheckpointLine>>();
     for (const c of this.checkpoints) {
       const v = c.value;
-      if (!checkSig(checkpointMessage({ ledgerSeq: v.ledgerSeq, ledgerHash: v.ledgerHash, at: v.at, key: v.key }), v.sig, key)) {
+      if (checkSig(checkpointMessage({ ledgerSeq: v.ledgerSeq, ledgerHash: v.ledgerHash, at: v.at, key: v.key }), v.sig, key)) signedCheckpoints.add(c);
+      else {
         add({ line: c.line, message: `checkpoint of ledger #${v.ledgerSeq} (${v.at}): the signature does not verify with the given key (signed by ${signedBy(v.key)})` });
       }
     }
@@ -296,8 +312,10 @@ export class TrailVerifier {
       summary.checkpoints++;
       if (known !== undefined && known !== c.value.ledgerHash) {
         add({ line: c.line, message: `checkpoint of ledger #${c.value.ledgerSeq} (${c.value.at}) signed a different ledger: the ledger was rewritten after it was signed` });
-      }
+        signedCheckpoints.delete(c);
+      } else if (known === undefined) signedCheckpoints.delete(c);
     }
+    if (end && endSigned && ledgerOk) this.checkUnsignedTail(end, endLine, [...signedCheckpoints], add);
 
     // ---- sessions against seals and the signed end line ----
     if (end) {
@@ -338,6 +356,28 @@ export class TrailVerifier {
 }
 
 const GENESIS = '0'.repeat(64);
+
+/**
+ * The gateway signs a checkpoint at least every `checkpointSeconds` and one at export time, so in an
+ * honest export nothing comes after its last checkpoint. Events or ledger entries that go on longer
+ * than the interval after the last checkpoint that verifies mean checkpoints were removed — what
+ * someone rewriting history without the key must do.
+ */
+function unsignedTail(end: ExportEndLine, last: ExportCheckpointLine | undefined, lastEventAt: number, ledger: readonly Parsed<ExportLedgerLine>[]): string | undefined {
+  if (end.checkpointSeconds === undefined) {
+    return 'the signed end line does not say the gateway\u2019s checkpoint interval (an export from a gateway that did not sign it): nothing shows that no checkpoint was removed; export again';
+  }
+  const limitMs = end.checkpointSeconds * 1000;
+  const after = ledger.filter((l) => last === undefined || l.value.seq > last.ledgerSeq).map((l) => Date.parse(l.value.at));
+  if (last === undefined || lastEventAt > Date.parse(last.at)) after.push(lastEventAt);
+  const finite = after.filter(Number.isFinite);
+  if (finite.length === 0) return undefined;
+  const from = last === undefined ? Math.min(...finite) : Date.parse(last.at);
+  const span = Math.max(...finite) - from;
+  if (last === undefined) return span > limitMs || ledger.length > 0 ? `the export has no signed checkpoint over its ledger: checkpoints were removed (the gateway signs one at least every ${end.checkpointSeconds} s and one at export)` : undefined;
+  if (span <= limitMs) return undefined;
+  return `the trail goes on ${Math.round(span / 1000)} s after the export's last signed checkpoint (ledger #${last.ledgerSeq}, ${last.at}), longer than the gateway's checkpoint interval of ${end.checkpointSeconds} s: checkpoints were removed, or the history after them was rewritten`;
+}
 
 function checkSig(message: Buffer, sig: string, key: KeyObject): boolean {
   try {

@@ -236,7 +236,9 @@ describe('anchors: a later export must extend an earlier one', () => {
     // Whoever holds the key and the store rebuilds a history without some session: the new trail
     // verifies on its own, but not against what was exported before.
     const forgedStore = openSqliteStore(':memory:');
-    const forger = await startAudit({ store: forgedStore, settings: settings({ journalDir: mkdtempSync(join(tmpdir(), 'sluice-forger-')) }), log, now });
+    // The key holder starts a gateway on the forged store with a state directory of their own.
+    const forgerDir = mkdtempSync(join(tmpdir(), 'sluice-forger-'));
+    const forger = await startAudit({ store: forgedStore, settings: settings({ journalDir: forgerDir, lastCheckpointFile: join(forgerDir, 'last.json') }), log, now });
     try {
       for (let i = 0; i < 4; i++) {
         const s = forger.openSession({ id: `s_f${i}`, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
