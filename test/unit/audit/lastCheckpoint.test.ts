@@ -1,0 +1,235 @@
+// The last signed checkpoint kept outside the store (gateway/audit/lastCheckpoint.ts): a real audit
+// service over a SQLite file, then what someone with write access to that file but not the key can
+// do — rewrite and rehash, truncate, delete checkpoints, restore an older copy — each refused at the
+// next start or the next signature; and the honest paths: restarts, the crash between signing and
+// storing a checkpoint, an upgrade without the file. Then exports: they end with a checkpoint of
+// their head, sign the checkpoint interval, and one stripped of its checkpoints does not verify.
+import { createPublicKey } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AuditHistoryError } from '../../../gateway/audit/lastCheckpoint.js';
+import { startAudit, type AuditService, type AuditSettings } from '../../../gateway/audit/service.js';
+import { AuditUnavailableError, type Identity } from '../../../gateway/engines/types.js';
+import { openSqliteStore } from '../../../gateway/store/sqlite.js';
+import type { Store } from '../../../gateway/store/types.js';
+import { exportEndMessage, type ExportEndBody } from '../../../src/api/auditTrail.js';
+import { verifyTrail } from '../../../src/commands/audit/trailVerifier.js';
+import { deleteCheckpoints, rewriteHistory, truncateHistory } from '../../support/auditTamper.js';
+
+const log = pino({ level: 'silent' });
+const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', email: 'alice@example.com', groups: ['eng'], kind: 'human' };
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+let clock = Date.parse('2026-12-01T10:00:00.000Z');
+const now = () => new Date(clock);
+
+interface Gateway {
+  dir: string;
+  db: string;
+  lastFile: string;
+  settings: AuditSettings;
+}
+
+function newGateway(): Gateway {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-last-cp-'));
+  dirs.push(dir);
+  const settings: AuditSettings = { durability: 'process', maxRows: 10, maxBytes: 4096, readers: [], keyFile: join(dir, 'audit-ed25519.pem'), journalDir: dir, checkpoint: { sessions: 1000, seconds: 60 } };
+  return { dir, db: join(dir, 'trail.db'), lastFile: join(dir, 'audit-last-checkpoint.json'), settings };
+}
+
+/** Starts the audit on the gateway's store; `wrap` may replace store methods. */
+async function start(g: Gateway, wrap: (s: Store) => Store = (s) => s): Promise<{ audit: AuditService; store: Store; stop: () => Promise<void> }> {
+  const store = openSqliteStore(g.db);
+  let audit: AuditService;
+  try {
+    audit = await startAudit({ store: wrap(store), settings: g.settings, log, now });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return {
+    audit,
+    store,
+    stop: async () => {
+      await audit.close();
+      await store.close();
+    },
+  };
+}
+
+async function session(audit: AuditService, id: string, text: string): Promise<void> {
+  const a = audit.openSession({ id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+  a.onSessionStart({ database: 'app', clientUser: 'x' });
+  clock += 1000;
+  a.onResult({ queryId: a.onQuery({ text, protocol: 'simple' }), status: 'ok', durationMs: 1 });
+  clock += 1000;
+  a.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
+  await audit.writer.flush();
+}
+
+/** A gateway that recorded three sessions, signed a checkpoint (ledger #3) and stopped cleanly. */
+async function recorded(): Promise<Gateway> {
+  const g = newGateway();
+  const gw = await start(g);
+  for (const [i, text] of ['select 1', "update accounts set balance = 0 where id = 7 -- evidence", 'select 3'].entries()) await session(gw.audit, `s_${i + 1}`, text);
+  await gw.stop();
+  return g;
+}
+
+const fileOf = (g: Gateway) => JSON.parse(readFileSync(g.lastFile, 'utf8')) as { checkpoint: { ledgerSeq: number; ledgerHash: string } | null; pending?: unknown };
+
+describe('the last signed checkpoint, outside the store', () => {
+  it('is written beside the key on first start and moves with each checkpoint; a clean restart starts', async () => {
+    const g = newGateway();
+    const gw = await start(g);
+    expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: null });
+    await session(gw.audit, 's_1', 'select 1');
+    await gw.audit.checkpoint();
+    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 1, ledgerHash: await gw.store.ledgerHashAt(1) });
+    await gw.stop();
+    const again = await start(g);
+    expect(again.audit.healthy).toBe(true);
+    await again.stop();
+  });
+
+  it('refuses to start on a history rewritten and rehashed without the key', async () => {
+    const g = await recorded();
+    const r = rewriteHistory(g.db, 'balance = 0 where id = 7 -- evidence', 'balance = balance where id = 7');
+    expect(r).toMatchObject({ sessions: ['s_2'], checkpointsDropped: 1 });
+    const err = await start(g).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AuditHistoryError);
+    expect((err as Error).message).toMatch(new RegExp(`^${g.lastFile}: this gateway last signed a checkpoint of ledger #3 \\(hash [0-9a-f]{12}…, signed .+\\), but the store's ledger has hash [0-9a-f]{12}… at #3: the ledger was rewritten`));
+  });
+
+  it('refuses to start on a truncated history', async () => {
+    const g = await recorded();
+    truncateHistory(g.db, 1);
+    await expect(start(g)).rejects.toThrow(/this gateway last signed a checkpoint of ledger #3 .* but the store's ledger ends at #2: ledger entries were removed \(truncated, or the store was restored from an older backup\)/);
+  });
+
+  it('refuses to start on a store restored from an older copy', async () => {
+    const g = await recorded();
+    copyFileSync(g.db, join(g.dir, 'backup.db'));
+    const gw = await start(g);
+    await session(gw.audit, 's_4', 'delete from audit_me');
+    await gw.stop();
+    copyFileSync(join(g.dir, 'backup.db'), g.db);
+    await expect(start(g)).rejects.toThrow(/last signed a checkpoint of ledger #4 .* the store's ledger ends at #3/);
+  });
+
+  it('refuses to start when the last checkpoint was deleted, even with the ledger untouched', async () => {
+    const g = await recorded();
+    expect(deleteCheckpoints(g.db)).toBe(1);
+    await expect(start(g)).rejects.toThrow(`${g.lastFile}: the last checkpoint this gateway signed, ledger #3`);
+    await expect(start(g)).rejects.toThrow(/is not among the store's checkpoints: checkpoints were deleted from the store$/);
+  });
+
+  it('a running gateway refuses to sign over a history changed under it: no checkpoint, no export, new sessions refused', async () => {
+    const g = await recorded();
+    const gw = await start(g);
+    try {
+      rewriteHistory(g.db, 'select 3', 'select 33');
+      await session(gw.audit, 's_4', 'select 4');
+      await gw.audit.checkpoint();
+      expect(gw.audit.healthy).toBe(false);
+      expect(await gw.store.lastCheckpoint()).toBeUndefined();
+      const err = await gw.audit.exportTrail({ kind: 'all' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AuditUnavailableError);
+      expect((err as Error).message).toMatch(/^the gateway does not sign this export: .*last signed a checkpoint of ledger #3 .* the ledger was rewritten/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('recovers the crash between signing a checkpoint and storing it: the next start stores it from the file', async () => {
+    const g = newGateway();
+    let crash = true;
+    const gw = await start(g, (s) => ({
+      ...s,
+      addCheckpoint: async (c) => {
+        if (crash) throw new Error('killed before the store had it');
+        return s.addCheckpoint(c);
+      },
+    }));
+    await session(gw.audit, 's_1', 'select 1');
+    await gw.audit.checkpoint();
+    expect(fileOf(g)).toMatchObject({ checkpoint: null, pending: { ledgerSeq: 1 } });
+    expect(await gw.store.lastCheckpoint()).toBeUndefined();
+    await gw.stop(); // its last checkpoint on the way out dies the same way
+    expect(fileOf(g)).toMatchObject({ checkpoint: null, pending: { ledgerSeq: 1 } });
+    crash = false;
+    const again = await start(g);
+    try {
+      expect(await again.store.hasCheckpoint(1, (await again.store.ledgerHashAt(1)) as string)).toBe(true);
+      expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: expect.objectContaining({ ledgerSeq: 1 }) });
+    } finally {
+      await again.stop();
+    }
+  });
+
+  it('an upgrade (a store but no file) adopts the store\u2019s last checkpoint signed with this key; without one it is refused until accepted', async () => {
+    const g = await recorded();
+    rmSync(g.lastFile);
+    const gw = await start(g);
+    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 3 });
+    await gw.stop();
+
+    rmSync(g.lastFile);
+    deleteCheckpoints(g.db);
+    await expect(start(g)).rejects.toThrow(
+      `${g.lastFile} does not exist, and the store's ledger (#1–#3) has no last checkpoint signed with this gateway's key`,
+    );
+    writeFileSync(g.lastFile, '{"format":"sluice-audit/1 last-checkpoint","checkpoint":null}');
+    const accepted = await start(g);
+    await accepted.audit.checkpoint();
+    await accepted.stop();
+    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 3 });
+  });
+
+  it('a file that is not the gateway\u2019s record stops the start', async () => {
+    const g = await recorded();
+    writeFileSync(g.lastFile, '{"format":"sluice-audit/1 last-checkpoint","checkpoint":{"ledgerSeq":"three"}}');
+    await expect(start(g)).rejects.toThrow(`${g.lastFile} is not the gateway's record of its last signed checkpoint`);
+  });
+});
+
+describe('exports end with a checkpoint and sign the interval', () => {
+  it('an honest export ends with a checkpoint of its head; one stripped of its checkpoints or without the interval does not verify', async () => {
+    const g = newGateway();
+    const gw = await start(g);
+    try {
+      await session(gw.audit, 's_1', 'select 1');
+      await gw.audit.checkpoint();
+      clock += 5 * 60_000; // five checkpoint intervals with nothing sealed
+      await session(gw.audit, 's_2', 'select 2');
+      const lines = await gw.audit.exportTrail({ kind: 'all' });
+      const key = createPublicKey(gw.audit.signer.publicKeyPem);
+      const text = (l: string[]) => `${l.join('\n')}\n`;
+      expect(verifyTrail(text(lines), key).problems).toEqual([]);
+      const end = JSON.parse(lines.at(-1) as string) as ExportEndBody & { type: 'end'; sig: string };
+      expect(end.checkpointSeconds).toBe(60);
+      expect(JSON.parse(lines.at(-2) as string)).toMatchObject({ type: 'checkpoint', ledgerSeq: end.ledgerSeq, ledgerHash: end.ledgerHash, at: end.at });
+      expect(await gw.store.hasCheckpoint(end.ledgerSeq, end.ledgerHash)).toBe(true);
+
+      const stripped = lines.filter((l, i) => i !== lines.length - 2);
+      expect(verifyTrail(text(stripped), key).problems.map((p) => p.message)).toEqual([
+        expect.stringMatching(/^the trail goes on 30\d s after the export's last signed checkpoint \(ledger #1, .+\), longer than the gateway's checkpoint interval of 60 s: checkpoints were removed/),
+      ]);
+      const none = lines.filter((l) => !l.includes('"type":"checkpoint"'));
+      expect(verifyTrail(text(none), key).problems[0]?.message).toMatch(/^the export has no signed checkpoint over its ledger/);
+
+      // The same export as a gateway that did not sign its interval would have made it.
+      const { type: _t, sig: _s, checkpointSeconds: _c, ...body } = end;
+      const old = [...lines.slice(0, -1), JSON.stringify({ type: 'end', ...body, sig: gw.audit.signer.sign(exportEndMessage(body)) })];
+      expect(verifyTrail(text(old), key).problems.map((p) => p.message)).toEqual([expect.stringMatching(/^the signed end line does not say the gateway’s checkpoint interval/)]);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
