@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { eventHash, exportEndMessage, GENESIS_HASH, keyIdOf, ledgerHash, TRAIL_FORMAT, type LedgerBody } from '../../src/api/auditTrail.js';
+import { checkpointMessage, eventHash, exportEndMessage, GENESIS_HASH, keyIdOf, ledgerHash, TRAIL_FORMAT, type LedgerBody } from '../../src/api/auditTrail.js';
 import { CLI_BIN, cliEnv, collect, newConfigDir } from '../support/binaries.js';
 
 const SESSIONS = 200;
@@ -46,7 +46,10 @@ describe('audit verify of a large export', () => {
       ledgerHead = ledgerHash(ledgerHead, entry);
       await write({ type: 'ledger', ...entry, hash: ledgerHead });
     }
-    const end = { scope: { kind: 'all' as const }, at, key, ledgerFrom: 1, ledgerPrev: GENESIS_HASH, ledgerSeq: SESSIONS, ledgerHash: ledgerHead, sessions };
+    // As the gateway does: a checkpoint of the head signed at export time, and the interval in the end line.
+    const checkpoint = { ledgerSeq: SESSIONS, ledgerHash: ledgerHead, at, key };
+    await write({ type: 'checkpoint', ...checkpoint, sig: sign(null, checkpointMessage(checkpoint), privateKey).toString('base64') });
+    const end = { scope: { kind: 'all' as const }, at, key, ledgerFrom: 1, ledgerPrev: GENESIS_HASH, ledgerSeq: SESSIONS, ledgerHash: ledgerHead, sessions, checkpointSeconds: 60 };
     await write({ type: 'end', ...end, sig: sign(null, exportEndMessage(end), privateKey).toString('base64') });
     out.end();
     await once(out, 'close');
@@ -56,7 +59,7 @@ describe('audit verify of a large export', () => {
 
     const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, CLI_BIN, 'audit', 'verify', file, '--key', pub], { env: cliEnv({ configDir: newConfigDir() }), stdio: ['ignore', 'pipe', 'pipe'] });
     const r = await collect(child);
-    expect(r.stderr).toContain(`verified: ${SESSIONS} sessions (${SESSIONS} sealed, 0 still open), ${SESSIONS * EVENTS} events, ledger #1–#${SESSIONS}`);
+    expect(r.stderr).toContain(`verified: ${SESSIONS} sessions (${SESSIONS} sealed, 0 still open), ${SESSIONS * EVENTS} events, ledger #1–#${SESSIONS}, 1 signed checkpoints`);
     expect(r.code).toBe(0);
   }, 120_000);
 });

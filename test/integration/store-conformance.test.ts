@@ -201,6 +201,11 @@ describe.each(backends)('store conformance: $name', (backend) => {
     await store.addCheckpoint({ ledgerSeq: head.seq, ledgerHash: head.hash, at: new Date(1_000), keyId: 'k1', signature: 'c2ln' });
     await store.addCheckpoint({ ledgerSeq: head.seq, ledgerHash: head.hash, at: new Date(2_000), keyId: 'k1', signature: 'c2lnMg==' });
     expect(await store.lastCheckpoint()).toEqual({ ledgerSeq: head.seq, ledgerHash: head.hash, at: new Date(2_000), keyId: 'k1', signature: 'c2lnMg==' });
+    expect(await store.hasCheckpoint(head.seq, head.hash)).toBe(true);
+    expect(await store.hasCheckpoint(head.seq, 'f'.repeat(64))).toBe(false);
+    expect(await store.hasCheckpoint(head.seq + 1, head.hash)).toBe(false);
+    expect(await store.ledgerHashAt(head.seq)).toBe(head.seq === 0 ? undefined : head.hash);
+    expect(await store.ledgerHashAt(head.seq + 1)).toBeUndefined();
   });
 
   it('snapshots by scope: everything, since a time, one session', async () => {

@@ -99,7 +99,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
     output: () => out,
     stop: (signal = 'SIGTERM') =>
       new Promise((res) => {
-        if (child.exitCode !== null) return res(child.exitCode);
+        // A child already killed by a signal has a signalCode and no exitCode, and emits no second exit.
+        if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);
         child.once('exit', (code) => res(code));
         child.kill(signal);
       }),
