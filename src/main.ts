@@ -149,8 +149,11 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .argument('<file>', 'the export (JSON Lines), or - for stdin')
     .requiredOption('--key <file>', "the gateway's public key (PEM), from `sluice audit key`")
     .option('--anchor <export...>', 'earlier exports whose signed ledger head the ledger must still contain')
+    .option('--witness <file>', "the gateway's witness file (audit.witness): every checkpoint in it must be in the ledger, and the export not behind it")
     .option('--json', 'print the full result as JSON')
-    .action(async (file: string, o: { key: string; json?: boolean; anchor?: string[] }) => runAuditVerify(io, file, { key: o.key, json: Boolean(o.json), anchors: o.anchor ?? [] }));
+    .action(async (file: string, o: { key: string; json?: boolean; anchor?: string[]; witness?: string }) =>
+      runAuditVerify(io, file, { key: o.key, json: Boolean(o.json), anchors: o.anchor ?? [], ...(o.witness !== undefined ? { witness: o.witness } : {}) }),
+    );
   gatewayFlags(audit.command('key'))
     .description("print the gateway's public audit key (PEM)")
     .action(async (o: GatewayFlags) => runAuditKey(io, o));

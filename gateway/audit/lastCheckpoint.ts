@@ -12,7 +12,7 @@
 // signed checkpoint in the store that the file does not protect. A confirmed checkpoint whose row is
 // missing cannot be explained by a crash: it was deleted.
 import { verify as verifySignature, createPublicKey } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { checkpointMessage } from '../../src/api/auditTrail.js';
@@ -55,7 +55,8 @@ const describe = (c: SignedCheckpoint) => `ledger #${c.ledgerSeq} (hash ${short(
 /** Writes the file so that a crash leaves the old content or the new, never a mix: temp, fsync, rename, fsync the directory. */
 function writeAtomically(path: string, content: FileContent): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp`;
+  // Unique per process: replicas on one host that share a key path share this file too.
+  const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, `${JSON.stringify(content)}\n`);
@@ -99,6 +100,8 @@ function readFile(path: string): FileContent | undefined {
 
 export interface LastCheckpointOptions {
   file: string;
+  /** An append-only file that also receives each checkpoint, as an export's checkpoint line. */
+  witness?: string;
   store: Store;
   signer: AuditSigner;
   log: Pick<Logger, 'warn' | 'info'>;
@@ -199,9 +202,27 @@ export class LastCheckpoint {
     const { file, store } = this.opts;
     const next = toFile(c);
     writeAtomically(file, { format: FORMAT, checkpoint: this.last, pending: next });
+    if (this.opts.witness !== undefined) appendToWitness(this.opts.witness, next);
     await store.addCheckpoint(c);
     writeAtomically(file, { format: FORMAT, checkpoint: next });
     this.last = next;
+  }
+}
+
+/**
+ * Appends the checkpoint as one line (the export's checkpoint line) and fsyncs it. A failure fails
+ * the checkpoint, which is retried: a checkpoint the witness does not have is not stored either.
+ */
+function appendToWitness(path: string, c: SignedCheckpoint): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'a', 0o600);
+    appendFileSync(fd, `${JSON.stringify({ type: 'checkpoint', ...c })}\n`);
+    fsyncSync(fd);
+  } catch (err) {
+    throw new Error(`cannot append to the audit witness ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -34,6 +34,8 @@ export interface AuditSettings {
   readonly checkpoint: { readonly sessions: number; readonly seconds: number };
   /** Where the last signed checkpoint is kept outside the store; default: `audit-last-checkpoint.json` beside the key. */
   readonly lastCheckpointFile?: string;
+  /** Every checkpoint signed is also appended here (a witness kept elsewhere than the store). */
+  readonly witnessFile?: string;
 }
 
 export interface AuditService {
@@ -77,7 +79,13 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
   await store.heartbeat(instance, now());
   // Before the journal's replay appends to it: a store that lost or changed what this gateway
   // signed is refused as it is found.
-  const lastSigned = await LastCheckpoint.open({ file: settings.lastCheckpointFile ?? join(dirname(settings.keyFile), 'audit-last-checkpoint.json'), store, signer, log });
+  const lastSigned = await LastCheckpoint.open({
+    file: settings.lastCheckpointFile ?? join(dirname(settings.keyFile), 'audit-last-checkpoint.json'),
+    ...(settings.witnessFile !== undefined ? { witness: settings.witnessFile } : {}),
+    store,
+    signer,
+    log,
+  });
   // Before anything reads the trail: what a stopped gateway journaled but did not ingest.
   const journal = await AuditJournal.open({ dir: settings.journalDir, durability: settings.durability }, async (ops) => {
     for (const p of await commitStaged(store, new EventChains(storeLookup(store)), ops, true, now)) {

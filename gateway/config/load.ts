@@ -193,6 +193,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     journalDir: stateDir,
     keyFile: cfg.audit.key !== undefined ? abs(cfg.audit.key) : resolve(stateDir, 'audit-ed25519.pem'),
     checkpoint: Object.freeze({ ...cfg.audit.checkpoint }),
+    ...(cfg.audit.witness !== undefined ? { witnessFile: abs(cfg.audit.witness.file) } : {}),
   });
   return Object.freeze({
     file,

@@ -107,6 +107,8 @@ export const gatewayConfigSchema = z
         checkpoint: z
           .strictObject({ sessions: z.number().int().min(1).default(100), seconds: z.number().int().min(1).default(60) })
           .default({ sessions: 100, seconds: 60 }),
+        /** An append-only file that receives every checkpoint the gateway signs (`sluice audit verify --witness`). */
+        witness: z.strictObject({ file: nonEmpty }).optional(),
       })
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z.array(connection).default([]),

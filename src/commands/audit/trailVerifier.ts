@@ -45,6 +45,8 @@ export interface Verification {
     purged: number;
     ledger: { from: number; to: number };
     checkpoints: number;
+    /** Witnessed checkpoints found in the export's ledger range and matched. */
+    witnessed: number;
   };
 }
 
@@ -67,6 +69,8 @@ export interface Anchor {
   ledgerHash: string;
   /** How to name it in messages, e.g. the earlier export's file name. */
   name: string;
+  /** A checkpoint from a witness file (`--witness`) rather than an earlier export's end line. */
+  witness?: boolean;
 }
 
 /** verifyTrail over a whole export in memory (tests, small files). */
@@ -201,7 +205,7 @@ export class TrailVerifier {
   finish(): Verification {
     const { problems, key, keyId, states } = this;
     const add = (p: Problem) => problems.push(p);
-    const summary: Verification['summary'] = { key: keyId, sessions: 0, events: 0, sealed: 0, open: 0, purged: 0, ledger: { from: 0, to: 0 }, checkpoints: 0 };
+    const summary: Verification['summary'] = { key: keyId, sessions: 0, events: 0, sealed: 0, open: 0, purged: 0, ledger: { from: 0, to: 0 }, checkpoints: 0, witnessed: 0 };
     const done = (): Verification => {
       const sorted = [...problems].sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
       return { ok: sorted.length === 0, problems: sorted, summary };
@@ -298,6 +302,13 @@ export class TrailVerifier {
 
     if (end) {
       for (const a of this.anchors) {
+        if (a.witness === true) {
+          if (a.ledgerSeq > end.ledgerSeq) add({ line: endLine, message: `the export ends at ledger #${end.ledgerSeq}, behind ${a.name} of #${a.ledgerSeq}: ledger entries were removed, or the export is older than the witness` });
+          else if (a.ledgerSeq < end.ledgerFrom - 1 || !ledgerOk) continue; // before a partial export's range: nothing to compare
+          else if (hashAt.get(a.ledgerSeq) !== a.ledgerHash) add({ line: endLine, message: `the ledger differs at #${a.ledgerSeq} from ${a.name}: history was rewritten after it was signed` });
+          else summary.witnessed++;
+          continue;
+        }
         if (a.ledgerSeq > end.ledgerSeq) {
           add({ line: endLine, message: `the ledger ends at #${end.ledgerSeq}, before ${a.name}'s #${a.ledgerSeq}: ledger entries were removed since` });
         } else if (a.ledgerSeq < end.ledgerFrom - 1) {

@@ -3,9 +3,10 @@
 // event or session is named, with why, and the exit code is 1.
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { CliError, UsageError } from '../../errors.js';
 import { print, say, type Io } from '../../io.js';
-import { exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
+import { checkpointMessage, exportCheckpointLine, exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
 import { TrailVerifier, type Anchor, type Verification } from './trailVerifier.js';
 
 export class TrailBrokenError extends CliError {}
@@ -15,6 +16,8 @@ export interface AuditVerifyOptions {
   json: boolean;
   /** Earlier exports whose signed ledger heads the new export must still contain. */
   anchors?: string[];
+  /** The gateway's witness file: each checkpoint in it must be in the export's ledger, and the export not behind it. */
+  witness?: string;
   /** Read the export from here instead of the file (for `-`). */
   stdin?: NodeJS.ReadableStream;
 }
@@ -27,7 +30,9 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
     throw new UsageError(`cannot read the public key ${opts.key}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM public key'}`);
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new UsageError(`${opts.key} is a ${key.asymmetricKeyType} key; the gateway signs with Ed25519 (get its key with \`sluice audit key\`)`);
-  const v = await verifyStream(file, file === '-' ? (opts.stdin ?? process.stdin) : undefined, key, (opts.anchors ?? []).map((f) => readAnchor(f, key)));
+  const anchors = (opts.anchors ?? []).map((f) => readAnchor(f, key));
+  if (opts.witness !== undefined) anchors.push(...(await readWitness(opts.witness, key)));
+  const v = await verifyStream(file, file === '-' ? (opts.stdin ?? process.stdin) : undefined, key, anchors);
   if (opts.json) print(io, JSON.stringify(v));
   const s = v.summary;
   if (v.ok) {
@@ -35,6 +40,7 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
       io,
       `verified: ${s.sessions} sessions (${s.sealed} sealed, ${s.open} still open), ${s.events} events, ledger #${s.ledger.from}–#${s.ledger.to}, ` +
         `${s.checkpoints} signed checkpoints and the signed end line, with key ${s.key}` +
+        (opts.witness !== undefined ? `; ${s.witnessed} checkpoints of the witness found in the ledger` : '') +
         (s.purged > 0 ? `; ${s.purged} sessions' events were removed by retention (their seals verify)` : ''),
     );
     return;
@@ -68,6 +74,38 @@ function readAnchor(file: string, key: KeyObject): Anchor {
   const { sig, type: _t, ...body } = parsed.data;
   if (!verifySignature(null, exportEndMessage(body), key, Buffer.from(sig, 'base64'))) throw new UsageError(`the end line of ${file} does not verify with the given key`);
   return { ledgerSeq: body.ledgerSeq, ledgerHash: body.ledgerHash, name: file };
+}
+
+/**
+ * The checkpoints of a witness file, one line each as the gateway appends them, each checked with
+ * the key: a line that is not a checkpoint signed with it makes the witness unusable. A checkpoint
+ * repeated (the same ledger entry and hash signed again after a failed store write) is kept once.
+ */
+export async function readWitness(file: string, key: KeyObject): Promise<Anchor[]> {
+  const seen = new Map<string, Anchor>();
+  let n = 0;
+  try {
+    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      n++;
+      if (text.trim() === '') continue;
+      let parsed;
+      try {
+        parsed = exportCheckpointLine.safeParse(JSON.parse(text));
+      } catch {
+        parsed = undefined;
+      }
+      const c = parsed?.success ? parsed.data : undefined;
+      if (c === undefined || !verifySignature(null, checkpointMessage(c), key, Buffer.from(c.sig, 'base64'))) {
+        throw new UsageError(`the witness ${file} line ${n} is not a checkpoint signed with the given key`);
+      }
+      const id = `${c.ledgerSeq}:${c.ledgerHash}`;
+      if (!seen.has(id)) seen.set(id, { ledgerSeq: c.ledgerSeq, ledgerHash: c.ledgerHash, name: `the witness's checkpoint (${file} line ${n})`, witness: true });
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read the witness ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return [...seen.values()];
 }
 
 /**

@@ -5,7 +5,7 @@
 // storing a checkpoint, an upgrade without the file. Then exports: they end with a checkpoint of
 // their head, sign the checkpoint interval, and one stripped of its checkpoints does not verify.
 import { createPublicKey } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -17,6 +17,7 @@ import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { Store } from '../../../gateway/store/types.js';
 import { exportEndMessage, type ExportEndBody } from '../../../src/api/auditTrail.js';
 import { verifyTrail } from '../../../src/commands/audit/trailVerifier.js';
+import { readWitness } from '../../../src/commands/audit/verify.js';
 import { deleteCheckpoints, rewriteHistory, truncateHistory } from '../../support/auditTamper.js';
 
 const log = pino({ level: 'silent' });
@@ -228,6 +229,75 @@ describe('exports end with a checkpoint and sign the interval', () => {
       const { type: _t, sig: _s, checkpointSeconds: _c, ...body } = end;
       const old = [...lines.slice(0, -1), JSON.stringify({ type: 'end', ...body, sig: gw.audit.signer.sign(exportEndMessage(body)) })];
       expect(verifyTrail(text(old), key).problems.map((p) => p.message)).toEqual([expect.stringMatching(/^the signed end line does not say the gateway’s checkpoint interval/)]);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('a witness: every checkpoint also appended to a file kept elsewhere', () => {
+  it('the gateway appends each checkpoint; verify --witness passes an honest export and fails one behind it or one rewritten with the key', async () => {
+    const g = newGateway();
+    const witness = join(g.dir, 'elsewhere', 'witness.jsonl');
+    mkdirSync(join(g.dir, 'elsewhere'));
+    g.settings = { ...g.settings, witnessFile: witness, checkpoint: { sessions: 1000, seconds: 3600 } };
+    const gw = await start(g);
+    try {
+      const key = createPublicKey(gw.audit.signer.publicKeyPem);
+      const text = (l: string[]) => `${l.join('\n')}\n`;
+      await session(gw.audit, 's_1', 'select 1');
+      await gw.audit.checkpoint();
+      const earlier = await gw.audit.exportTrail({ kind: 'all' });
+      await session(gw.audit, 's_2', 'select 2');
+      await gw.audit.checkpoint();
+      const witnessed = readFileSync(witness, 'utf8').trimEnd().split('\n');
+      expect(witnessed.map((l) => (JSON.parse(l) as { ledgerSeq: number }).ledgerSeq)).toEqual([1, 2]);
+      const anchors = await readWitness(witness, key);
+
+      const current = verifyTrail(text(await gw.audit.exportTrail({ kind: 'all' })), key, anchors);
+      expect(current.problems).toEqual([]);
+      expect(current.summary.witnessed).toBe(2);
+      expect(verifyTrail(text(earlier), key, anchors).problems.map((p) => p.message)).toEqual([
+        `the export ends at ledger #1, behind the witness's checkpoint (${witness} line 2) of #2: ledger entries were removed, or the export is older than the witness`,
+      ]);
+
+      // Whoever holds the key and the store rebuilds the history elsewhere: it verifies on its own, not against the witness.
+      const forgerDir = mkdtempSync(join(tmpdir(), 'sluice-forger-'));
+      dirs.push(forgerDir);
+      const forgedStore = openSqliteStore(':memory:');
+      const forger = await startAudit({ store: forgedStore, settings: { ...g.settings, journalDir: forgerDir, lastCheckpointFile: join(forgerDir, 'last.json'), witnessFile: join(forgerDir, 'w.jsonl') }, log, now });
+      try {
+        await session(forger, 's_1', 'select 1');
+        await session(forger, 's_2', 'select 2 -- not what happened');
+        const forged = await forger.exportTrail({ kind: 'all' });
+        expect(verifyTrail(text(forged), key).ok).toBe(true);
+        // Its seals were made at other times, so both witnessed entries differ.
+        expect(verifyTrail(text(forged), key, anchors).problems.map((p) => p.message)).toEqual(
+          [1, 2].map((n) => `the ledger differs at #${n} from the witness's checkpoint (${witness} line ${n}): history was rewritten after it was signed`),
+        );
+      } finally {
+        await forger.close();
+        await forgedStore.close();
+      }
+
+      writeFileSync(witness, `${witnessed[0]}\n${witnessed[1]!.replace(/"ledgerSeq":2/, '"ledgerSeq":3')}\n`);
+      await expect(readWitness(witness, key)).rejects.toThrow(`the witness ${witness} line 2 is not a checkpoint signed with the given key`);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  it('a session export of a session still open verifies and ends with a checkpoint of the head', async () => {
+    const g = newGateway();
+    const gw = await start(g);
+    try {
+      await session(gw.audit, 's_1', 'select 1');
+      const open = gw.audit.openSession({ id: 's_open', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+      open.onSessionStart({ database: 'app', clientUser: 'x' });
+      await gw.audit.writer.flush();
+      const lines = await gw.audit.exportTrail({ kind: 'session', session: 's_open' });
+      expect(verifyTrail(`${lines.join('\n')}\n`, createPublicKey(gw.audit.signer.publicKeyPem)).problems).toEqual([]);
+      expect(JSON.parse(lines.at(-2) as string)).toMatchObject({ type: 'checkpoint', ledgerSeq: 1 });
     } finally {
       await gw.stop();
     }
