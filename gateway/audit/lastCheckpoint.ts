@@ -216,6 +216,7 @@ export class LastCheckpoint {
 function appendToWitness(path: string, c: SignedCheckpoint): void {
   let fd: number | undefined;
   try {
+    mkdirSync(dirname(path), { recursive: true });
     fd = openSync(path, 'a', 0o600);
     appendFileSync(fd, `${JSON.stringify({ type: 'checkpoint', ...c })}\n`);
     fsyncSync(fd);

@@ -17,7 +17,7 @@ const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
 const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
 // A checkpoint after every sealed session: each session below is signed before the next.
-const options = { env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }], extra: { audit: { readers: ['eng'], checkpoint: { sessions: 1, seconds: 60 } } } };
+const options = { env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }], extra: { audit: { readers: ['eng'], checkpoint: { sessions: 1, seconds: 60 }, witness: { file: 'witness/checkpoints.jsonl' } } } };
 const EVIDENCE = 'update accounts set balance = 0 where owner = $$evidence$$';
 
 const running: GatewayProcess[] = [];
@@ -161,6 +161,14 @@ describe('honest restarts', () => {
     const stripped = await runCli(['audit', 'verify', file, '--key', key], { configDir: ctx.configDir });
     expect(stripped.code).toBe(1);
     expect(stripped.stderr).toContain('the export has no signed checkpoint over its ledger: checkpoints were removed');
+
+    // Against the witness the gateway appended every checkpoint to: the export holds each one.
+    const witness = join(r.dir, 'witness', 'checkpoints.jsonl');
+    const exported = join(r.dir, 'trail.jsonl');
+    writeFileSync(exported, trail);
+    const witnessed = await runCli(['audit', 'verify', exported, '--key', key, '--witness', witness], { configDir: ctx.configDir });
+    expect(witnessed.stderr).toMatch(new RegExp(`; ${readFileSync(witness, 'utf8').trimEnd().split('\n').length} checkpoints of the witness found in the ledger\n$`));
+    expect(witnessed.code).toBe(0);
 
     expect(await gw.stop()).toBe(0);
     const again = await start(r.dir);
