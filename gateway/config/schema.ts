@@ -1,7 +1,7 @@
 // The gateway's configuration file, as a zod schema. Validation happens once, at load time
 // (gateway/config/load.ts); everything past that point receives the typed, frozen result.
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
 
 const hostPort = z
@@ -139,8 +139,7 @@ export const gatewayConfigSchema = z
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type ParsedGatewayConfig = z.output<typeof gatewayConfigSchema>;
 
+/** Whether a listen host is loopback (the one vetted rule: src/net/loopback.ts). */
 export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
+  return isLoopbackHost(host);
 }
