@@ -202,7 +202,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     try {
       const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
       const policy = connection.policy ? { policy: connection.policy } : {};
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, reviews: sessionReviews, ...policy }, abort.signal);
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy }, abort.signal);
     } finally {
       tunnels.delete(abort);
       socket.destroy();

@@ -162,6 +162,11 @@ export interface SessionContext {
   readonly log: Logger;
   /** How long to wait for the target to accept and authenticate before failing the session. */
   readonly connectTimeoutMs: number;
+  /**
+   * Largest single client message the engine will buffer, in bytes: statement text and data
+   * (`messageBytes`) and parameter values (`bindBytes`); absent: the engine's defaults.
+   */
+  readonly limits?: { readonly messageBytes: number; readonly bindBytes: number };
   /** The connection's compiled policy (absent: everything is allowed and nothing is masked). */
   readonly policy?: CompiledPolicy;
   /** Where held statements wait for an approver (absent: a `review` verdict blocks). */

@@ -10,7 +10,7 @@ import { AuditUnavailableError, type SessionContext } from '../types.js';
 import { TargetCatalog } from './catalog.js';
 import { ClientFlow } from './clientFlow.js';
 import { encodeErrorResponse } from './codec/backend.js';
-import { createFrontendFramer } from './codec/framer.js';
+import { createFrontendFramer, type PgFramer } from './codec/framer.js';
 import { decodeFirstMessage, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import { PgProtocolError } from './codec/wire.js';
@@ -42,7 +42,7 @@ interface Ending {
 /** Runs one session; `run()` resolves when both sides are closed. */
 export class PgSession {
   private phase: Phase = 'startup';
-  private readonly framer = createFrontendFramer();
+  private readonly framer: PgFramer;
   private readonly connectAbort = new AbortController();
   private tracker: QueryTracker | undefined;
   private fromClient: ClientFlow | undefined;
@@ -74,7 +74,9 @@ export class PgSession {
     private readonly signal: AbortSignal,
     private readonly cancels: CancelKeyRegistry,
     private readonly shutdown: ShutdownFanout,
-  ) {}
+  ) {
+    this.framer = createFrontendFramer(ctx.limits);
+  }
 
   run(): Promise<void> {
     const finished = new Promise<void>((resolve) => (this.done = resolve));
