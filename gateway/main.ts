@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
+import { openLogDestination, tolerateBrokenStdio } from './logDestination.js';
 import { openStore } from './store/open.js';
 import { DuplicateNameError, type Store } from './store/types.js';
 
@@ -129,8 +130,9 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
       // Belt and braces: nothing below should log these, but if it does they are replaced.
       redact: { paths: ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'], censor: '[redacted]' },
     },
-    pino.destination({ dest: 2, sync: false }),
+    openLogDestination(config.logFile).stream,
   );
+  tolerateBrokenStdio();
   // A file-size limit (ulimit -f) must make a store write fail with EFBIG, which the audit turns
   // into refused statements and sessions, rather than kill the gateway with SIGXFSZ.
   // (The handler must not write anything: a log line to a file would raise SIGXFSZ again.)

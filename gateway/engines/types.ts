@@ -177,3 +177,18 @@ export interface Engine {
   /** Takes over the upgraded client stream for one session; resolves when both sides are closed. */
   handle(client: Duplex, session: SessionContext, signal: AbortSignal): Promise<void>;
 }
+
+/**
+ * Why the gateway ended a session itself (a revoked credential, …), passed as the reason of the
+ * session's AbortSignal: the engine tells the client with this SQLSTATE and message, and the audit
+ * records them as the session's end. An abort without one is the gateway shutting down.
+ */
+export class SessionTermination extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SessionTermination';
+  }
+}

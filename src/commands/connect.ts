@@ -18,6 +18,8 @@ export interface ConnectOptions {
   bind: string;
   json: boolean;
   localPassword: boolean;
+  /** Seconds a local client has to send its startup packet. */
+  startupTimeout?: number;
   command: string[];
 }
 
@@ -40,6 +42,7 @@ export async function runConnect(io: Io, name: string, opts: ConnectOptions, sig
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,
     ...(localPassword ? { localPassword } : {}),
+    ...(opts.startupTimeout !== undefined ? { startupTimeoutMs: opts.startupTimeout * 1000 } : {}),
     onClientError: (message) => say(io, `sluice connect: a client could not be connected: ${message}`),
   });
   try {

@@ -6,7 +6,7 @@
 // messages through ServerFlow (results paired with statements, refusals answered, rows masked).
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AuditUnavailableError, type SessionContext } from '../types.js';
+import { AuditUnavailableError, SessionTermination, type SessionContext } from '../types.js';
 import { TargetCatalog } from './catalog.js';
 import { ClientFlow } from './clientFlow.js';
 import { encodeErrorResponse } from './codec/backend.js';
@@ -104,6 +104,8 @@ export class PgSession {
   }
 
   private readonly onAbort = () => {
+    const why: unknown = this.signal.reason;
+    if (why instanceof SessionTermination) return this.end({ status: 'error', sqlstate: why.sqlstate, message: why.message, notify: true });
     this.end({ status: 'error', sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down', notify: true });
   };
 
