@@ -15,6 +15,12 @@ export interface LogDestination {
   readonly stream: DestinationStream;
   /** Log lines dropped because the destination could not take them (for tests and metrics). */
   readonly dropped: () => number;
+  /**
+   * Call at shutdown, after the last log line. A destination that is failing is destroyed with
+   * what it still holds: otherwise pino's exit hook retries the write on every 'beforeExit',
+   * each retry schedules more work, and the process never exits.
+   */
+  abandonIfFailing(): void;
 }
 
 /**
@@ -39,7 +45,13 @@ export function openLogDestination(file: string | undefined): LogDestination {
   dest.on('drop', () => {
     dropped++;
   });
-  return { stream: dest, dropped: () => dropped };
+  return {
+    stream: dest,
+    dropped: () => dropped,
+    abandonIfFailing() {
+      if (failing) dest.destroy();
+    },
+  };
 }
 
 /**

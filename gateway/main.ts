@@ -82,7 +82,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   token
     .command('revoke <name>')
-    .description('revoke a service token; it is refused at once')
+    .description('revoke a service token: refused at once, its open sessions end within limits.revocationCheckMs')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
     .action(async (name: string, opts: { config?: string }) => {
       await withStore(configOf({ ...program.opts(), ...opts }, false), async (store) => {
@@ -123,6 +123,7 @@ async function withStore(config: GatewayConfig, fn: (store: Store) => Promise<vo
 }
 
 async function run(config: GatewayConfig, io: Io): Promise<number> {
+  const logDestination = openLogDestination(config.logFile);
   const log = pino(
     {
       level: config.logLevel,
@@ -130,7 +131,7 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
       // Belt and braces: nothing below should log these, but if it does they are replaced.
       redact: { paths: ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'], censor: '[redacted]' },
     },
-    openLogDestination(config.logFile).stream,
+    logDestination.stream,
   );
   tolerateBrokenStdio();
   // A file-size limit (ulimit -f) must make a store write fail with EFBIG, which the audit turns
@@ -154,6 +155,7 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
       void gateway.close().then(
         () => {
           log.flush();
+          logDestination.abandonIfFailing();
           resolve(0);
         },
         (e: unknown) => {
