@@ -244,6 +244,20 @@ describe('revoking a service token ends its open sessions', () => {
     const retry = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
     await expect(retry.connect()).rejects.toMatchObject({ code: '28000', message: expect.stringContaining('service token "doomed" was revoked') });
   });
+
+  it('also stops a statement the revoked token has running on the target', async () => {
+    const tunnel = await tunnelOn(arena.gw, 'pg-prod', 'doomed-busy');
+    const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
+    await c.connect();
+    c.on('error', () => undefined);
+    const running = c.query(`select pg_sleep(60), 'busy-marker'`).then(() => 'finished', (e: { code?: string }) => e.code ?? 'failed');
+    const busy = `select count(*)::int as n from pg_stat_activity where query like '%busy-marker%' and pid <> pg_backend_pid()`;
+    await waitFor('the statement to run', async () => (await arena.admin.query<{ n: number }>(busy)).rows[0]?.n === 1);
+    execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'revoke', 'doomed-busy', '--config', arena.gw.configFile], { stdio: 'ignore' });
+    expect(await running).not.toBe('finished');
+    await waitFor('the statement to stop on the target', async () => (await arena.admin.query<{ n: number }>(busy)).rows[0]?.n === 0, 5_000);
+    await c.end().catch(() => undefined);
+  });
 });
 
 describe('client-supplied text reaches the audit trail escaped and capped', () => {

@@ -21,7 +21,7 @@ import { Refusals } from './refusals.js';
 import { ResultMasking } from './resultMasking.js';
 import { ServerFlow } from './serverFlow.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
-import { connectUpstream, UpstreamError } from './upstream.js';
+import { cancelUpstream, connectUpstream, UpstreamError } from './upstream.js';
 
 /** How long a closing side may take to close on its own before it is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
@@ -49,6 +49,8 @@ export class PgSession {
   private fromTarget: ServerFlow | undefined;
   private catalog: TargetCatalog | undefined;
   private upstream: Socket | undefined;
+  /** The target's cancel key for this session, if it sent one. */
+  private upstreamKey: { readonly pid: number; readonly secret: number } | undefined;
   private cancelPid: number | undefined;
   private negotiations = 0;
   private bytesFromClient = 0;
@@ -105,9 +107,23 @@ export class PgSession {
 
   private readonly onAbort = () => {
     const why: unknown = this.signal.reason;
-    if (why instanceof SessionTermination) return this.end({ status: 'error', sqlstate: why.sqlstate, message: why.message, notify: true });
+    if (why instanceof SessionTermination) {
+      // Closing our side does not stop a statement the target is running (it notices a closed
+      // client only when it next writes): cancel it, so a revoked caller's work ends now too.
+      this.cancelRunningStatement();
+      return this.end({ status: 'error', sqlstate: why.sqlstate, message: why.message, notify: true });
+    }
     this.end({ status: 'error', sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down', notify: true });
   };
+
+  private cancelRunningStatement(): void {
+    const key = this.upstreamKey;
+    if (key === undefined || this.phase !== 'relay') return;
+    const { name, target } = this.ctx.connection;
+    cancelUpstream({ connectionName: name, target, pid: key.pid, secret: key.secret, timeoutMs: this.ctx.connectTimeoutMs }).catch((err: unknown) =>
+      this.ctx.log.warn(`cancel of the running statement not delivered: ${(err as Error).message}`),
+    );
+  }
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.bytesFromClient += chunk.length;
@@ -189,6 +205,7 @@ export class PgSession {
     }
     this.connecting = false;
     this.upstream = up.socket;
+    this.upstreamKey = up.backendKey;
     this.upstreamClosed = false;
     this.attachUpstream(up.socket);
     if (this.ending) {
