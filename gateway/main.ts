@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
+import { openLogDestination, tolerateBrokenStdio } from './logDestination.js';
 import { openStore } from './store/open.js';
 import { DuplicateNameError, type Store } from './store/types.js';
 
@@ -81,7 +82,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   token
     .command('revoke <name>')
-    .description('revoke a service token; it is refused at once')
+    .description('revoke a service token: refused at once, its open sessions end within limits.revocationCheckMs')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
     .action(async (name: string, opts: { config?: string }) => {
       await withStore(configOf({ ...program.opts(), ...opts }, false), async (store) => {
@@ -122,6 +123,7 @@ async function withStore(config: GatewayConfig, fn: (store: Store) => Promise<vo
 }
 
 async function run(config: GatewayConfig, io: Io): Promise<number> {
+  const logDestination = openLogDestination(config.logFile);
   const log = pino(
     {
       level: config.logLevel,
@@ -129,8 +131,9 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
       // Belt and braces: nothing below should log these, but if it does they are replaced.
       redact: { paths: ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'], censor: '[redacted]' },
     },
-    pino.destination({ dest: 2, sync: false }),
+    logDestination.stream,
   );
+  tolerateBrokenStdio();
   // A file-size limit (ulimit -f) must make a store write fail with EFBIG, which the audit turns
   // into refused statements and sessions, rather than kill the gateway with SIGXFSZ.
   // (The handler must not write anything: a log line to a file would raise SIGXFSZ again.)
@@ -152,6 +155,7 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
       void gateway.close().then(
         () => {
           log.flush();
+          logDestination.abandonIfFailing();
           resolve(0);
         },
         (e: unknown) => {

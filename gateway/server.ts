@@ -23,6 +23,9 @@ import { createReviewService, type ReviewService } from './reviews/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
+import { tunnelOrigin } from './clientText.js';
+import { hashServiceToken } from './auth/serviceTokens.js';
+import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
 
 export interface Gateway {
   /** The URL clients use (with the real port when `listen` asked for port 0). */
@@ -47,9 +50,17 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     await store.close();
     throw err;
   }
-  const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }) : createHttpServer();
-  // Tunnels live for hours; the API's own requests are short. Do not let Node time out either.
-  server.requestTimeout = 0;
+  const { limits } = config;
+  // A client must finish TLS and its request headers within headersTimeoutMs, and the rest of the
+  // request within requestTimeoutMs (Node's defaults, 120 s for the TLS handshake and 60 s for the
+  // headers checked only every 30 s, let a silent client hold a socket for minutes). Neither
+  // applies once a tunnel is upgraded: Node stops tracking the socket as an HTTP request then.
+  const timeouts = {
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+    connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(limits.headersTimeoutMs / 4))),
+  };
+  const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, handshakeTimeout: limits.headersTimeoutMs, ...timeouts }) : createHttpServer(timeouts);
   server.keepAliveTimeout = 5_000;
 
   try {
@@ -102,6 +113,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.identity.kind === 'oidc' && config.identity.audienceParameter ? { audienceParameter: config.identity.audienceParameter } : {}),
   };
   const tunnels = new Set<AbortController>();
+  const sessionLimiter = new SessionLimiter(limits.sessionsPerIdentity);
+  const revocations = new RevocationWatch(store, limits.revocationCheckMs, log);
   const auditRoutes = createAuditRoutes({ audit, store, authenticate, log, url });
   const reviews = createReviewService({
     log,
@@ -190,23 +203,40 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       return refuseUpgrade(socket, 503, 'unavailable', 'the gateway cannot write its audit trail right now; new sessions are refused until it can');
     }
 
+    const origin = tunnelOrigin(req.headers['sluice-origin']);
+    if (origin === undefined) return refuseUpgrade(socket, 400, 'bad_request', 'invalid sluice-origin header: expected a short lower-case word such as "connect"');
+    const release = sessionLimiter.acquire(who.subject);
     const id = `s_${randomBytes(9).toString('base64url')}`;
+    if (release === undefined) return refuseTooMany(req, socket, id, who, connection, origin);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);
     if (head.length > 0) socket.unshift(head);
     const sessionLog = log.child({ session: id, connection: name, who: who.name });
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
-    const origin = String(req.headers['sluice-origin'] ?? 'connect');
     const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
     const abort = new AbortController();
     tunnels.add(abort);
+    const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
     try {
       const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
       const policy = connection.policy ? { policy: connection.policy } : {};
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, reviews: sessionReviews, ...policy }, abort.signal);
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy }, abort.signal);
     } finally {
+      unwatch?.();
+      release();
       tunnels.delete(abort);
       socket.destroy();
     }
+  }
+
+  /** 429 for a tunnel over the identity's limit; recorded as a session that ended refused. */
+  function refuseTooMany(req: IncomingMessage, socket: Duplex, id: string, who: Identity, connection: Connection, origin: string): void {
+    const message = `${who.name} already has ${sessionLimiter.limit} open sessions, the most one identity may hold (limits.sessionsPerIdentity); close one and retry`;
+    log.warn({ connection: connection.name, who: who.name }, 'tunnel refused: %s', message);
+    const clientAddress = req.socket.remoteAddress ?? 'unknown';
+    const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
+    refused.onSessionStart({ database: connection.target.database, clientUser: '' });
+    refused.onSessionEnd({ status: 'error', sqlstate: '53300', message, bytesFromClient: 0, bytesToClient: 0 });
+    refuseUpgrade(socket, 429, 'too_many_sessions', message);
   }
 
   log.info({ url, issuer, fingerprint: tls?.fingerprint }, 'sluice-gateway listening');
@@ -218,6 +248,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     reviews,
     devIdp,
     async close() {
+      revocations.close();
       for (const t of tunnels) t.abort();
       // Held statements fail (cancelled) rather than wait for a decision nobody can make now.
       reviews.close();
@@ -255,6 +286,11 @@ function toConnectionInfo(c: Connection): ConnectionInfo {
     policy: describePolicy(c.policy),
     record: c.record,
   };
+}
+
+/** The SHA-256 of the service token in an Authorization header that has already authenticated. */
+function serviceTokenHash(authorization: string | undefined): string {
+  return hashServiceToken(/^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1] ?? '');
 }
 
 function ownCaFetch(ca: string): typeof fetch {

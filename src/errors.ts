@@ -24,6 +24,9 @@ export class AuthError extends CliError {
   override readonly exitCode = ExitCode.notAuthenticated;
 }
 
+/** The gateway refused because the caller is at one of its limits (HTTP 429); later may succeed. */
+export class LimitError extends CliError {}
+
 /** The user pressed Ctrl-C while the command waited. */
 export class InterruptedError extends CliError {
   override readonly exitCode = ExitCode.interrupted;

@@ -85,7 +85,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
-    .action(async (name: string, command: string[], o: GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean }) => {
+    .addOption(new Option('--startup-timeout <seconds>', 'seconds a local client has to send its startup packet (default 10)').argParser(parseSeconds))
+    .action(async (name: string, command: string[], o: GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; startupTimeout?: number }) => {
       exitCode = await withInterrupt(() =>
         runConnect(io, name, { ...o, json: Boolean(o.json), localPassword: Boolean(o.localPassword), command }, abort.signal),
       );
@@ -192,5 +193,11 @@ function parsePositive(v: string): number {
 function parsePort(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number 0-65535 (0: any free port)');
+  return n;
+}
+
+function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 3600) throw new InvalidArgumentError('expected a number of seconds, more than 0 and at most 3600');
   return n;
 }

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { AuditSettings } from '../audit/service.js';
 import type { Connection } from '../engines/types.js';
 import { randomBytes } from 'node:crypto';
+import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
@@ -47,7 +48,10 @@ export interface GatewayConfig {
   readonly stateDir: string;
   readonly connections: readonly Connection[];
   readonly logLevel: ParsedGatewayConfig['log']['level'];
+  /** Absolute path of the log file; absent: stderr. */
+  readonly logFile?: string;
   readonly connectTimeoutMs: number;
+  readonly limits: GatewayLimits;
   /** Review events are POSTed here (docs/reviews.md). */
   readonly notify?: { readonly webhook: string };
 }
@@ -206,7 +210,9 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     stateDir,
     connections: Object.freeze(connections),
     logLevel: cfg.log.level,
+    ...(cfg.log.file !== undefined ? { logFile: abs(cfg.log.file) } : {}),
     connectTimeoutMs: cfg.connectTimeoutMs,
+    limits: resolveLimits(cfg.limits),
     ...(cfg.notify ? { notify: { webhook: cfg.notify.webhook } } : {}),
   });
 }

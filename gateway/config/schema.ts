@@ -1,8 +1,9 @@
 // The gateway's configuration file, as a zod schema. Validation happens once, at load time
 // (gateway/config/load.ts); everything past that point receives the typed, frozen result.
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
+import { limitsSchema } from './limits.js';
 
 const hostPort = z
   .string()
@@ -116,9 +117,17 @@ export const gatewayConfigSchema = z
     notify: z.strictObject({ webhook: z.url({ message: 'expected the webhook URL' }) }).optional(),
     /** The key of the `hash` masking strategy; default: `masking-key` in the state directory, created 0600. */
     masking: z.strictObject({ hashKey: secretRef.optional() }).default({}),
-    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Append log lines to this file instead of stderr; a file that cannot be written is reported once on stderr. */
+        file: nonEmpty.optional(),
+      })
+      .default({ level: 'info' }),
     /** How long the gateway waits for a target to accept and authenticate a session. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /** Resource limits and timeouts (gateway/config/limits.ts). */
+    limits: limitsSchema,
   })
   .superRefine((cfg, ctx) => {
     if (cfg.tls === false) {
@@ -141,8 +150,7 @@ export const gatewayConfigSchema = z
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>;
 export type ParsedGatewayConfig = z.output<typeof gatewayConfigSchema>;
 
+/** Whether a listen host is loopback (the one vetted rule: src/net/loopback.ts). */
 export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
+  return isLoopbackHost(host);
 }

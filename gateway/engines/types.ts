@@ -162,6 +162,11 @@ export interface SessionContext {
   readonly log: Logger;
   /** How long to wait for the target to accept and authenticate before failing the session. */
   readonly connectTimeoutMs: number;
+  /**
+   * Largest single client message the engine will buffer, in bytes: statement text and data
+   * (`messageBytes`) and parameter values (`bindBytes`); absent: the engine's defaults.
+   */
+  readonly limits?: { readonly messageBytes: number; readonly bindBytes: number };
   /** The connection's compiled policy (absent: everything is allowed and nothing is masked). */
   readonly policy?: CompiledPolicy;
   /** Where held statements wait for an approver (absent: a `review` verdict blocks). */
@@ -171,4 +176,19 @@ export interface SessionContext {
 export interface Engine {
   /** Takes over the upgraded client stream for one session; resolves when both sides are closed. */
   handle(client: Duplex, session: SessionContext, signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Why the gateway ended a session itself (a revoked credential, …), passed as the reason of the
+ * session's AbortSignal: the engine tells the client with this SQLSTATE and message, and the audit
+ * records them as the session's end. An abort without one is the gateway shutting down.
+ */
+export class SessionTermination extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SessionTermination';
+  }
 }

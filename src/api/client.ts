@@ -2,7 +2,7 @@
 // here, so all commands report network, TLS and refusal errors the same way; responses are
 // validated with the shared contract.
 import type { z } from 'zod';
-import { AuthError, CliError } from '../errors.js';
+import { AuthError, CliError, LimitError } from '../errors.js';
 import { authConfig, connectionInfo, connectionList, errorBody, me, paths, type AuthConfig, type ConnectionInfo, type ConnectionList, type Me } from './contract.js';
 import type { Endpoint } from './endpoint.js';
 
@@ -75,6 +75,7 @@ export function errorFromResponse(status: number, body: unknown): CliError {
   const message = parsed.success ? parsed.data.error.message : `the gateway answered ${status}`;
   if (status === 401 || status === 403) return new AuthError(message);
   if (status === 404) return new NotFoundError(message);
+  if (status === 429) return new LimitError(message);
   return new CliError(message);
 }
 

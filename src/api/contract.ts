@@ -42,6 +42,8 @@ export const errorCodes = [
   'bad_request',
   'upgrade_required',
   'unavailable',
+  /** The caller holds as many open sessions as one identity may (HTTP 429). */
+  'too_many_sessions',
   'internal',
 ] as const;
 export type ErrorCode = (typeof errorCodes)[number];

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
+import { isLoopbackUrl } from '../net/loopback.js';
 import { openSettings } from '../settings.js';
 
 export interface Endpoint {
@@ -26,9 +27,12 @@ export function normaliseGatewayUrl(raw: string): string {
     throw new UsageError(`invalid gateway URL "${raw}": expected e.g. https://gateway.example.com:8443`);
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`invalid gateway URL "${raw}": use https://`);
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (u.protocol === 'http:' && !(host === 'localhost' || host === '::1' || /^127\./.test(host))) {
-    throw new UsageError(`refusing plain http:// for ${u.host}: tokens would travel unencrypted; use https:// (http is allowed only on loopback)`);
+  // Credentials in the URL would be sent on every request and could hide the real host.
+  if (u.username !== '' || u.password !== '') throw new UsageError(`invalid gateway URL: it must not contain "user:password@"`);
+  if (u.protocol === 'http:' && !isLoopbackUrl(u)) {
+    throw new UsageError(
+      `refusing plain http:// for ${u.host}: tokens would travel unencrypted; use https:// (http is allowed only for 127.0.0.0/8, [::1] and localhost)`,
+    );
   }
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
 }

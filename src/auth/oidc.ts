@@ -4,15 +4,14 @@ import * as client from 'openid-client';
 import type { AuthConfig } from '../api/contract.js';
 import type { Endpoint } from '../api/endpoint.js';
 import { AuthError } from '../errors.js';
+import { isLoopbackUrl } from '../net/loopback.js';
 import type { StoredTokens } from './tokenStore.js';
-
-const isLoopbackHost = (h: string) => h === 'localhost' || h === '[::1]' || h === '::1' || /^127\./.test(h);
 
 /** Discovers the issuer. The gateway's own CA is trusted only for an IdP on the gateway's origin. */
 export async function discoverIssuer(endpoint: Endpoint, issuer: string, clientId: string): Promise<client.Configuration> {
   const url = new URL(issuer);
   const sameOrigin = url.origin === new URL(endpoint.url).origin;
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopbackUrl(url)) {
     throw new AuthError(`refusing the identity provider ${issuer}: plain http is allowed only on loopback`);
   }
   const options: client.DiscoveryRequestOptions = {

@@ -8,6 +8,7 @@ import { resolveEndpoint } from '../api/endpoint.js';
 import { credentialSource } from '../auth/credentials.js';
 import { UsageError } from '../errors.js';
 import { print, say, type Io } from '../io.js';
+import { isLoopbackHost } from '../net/loopback.js';
 import { listenLocal, type LocalListener } from '../tunnel/localListener.js';
 
 export interface ConnectOptions {
@@ -17,6 +18,8 @@ export interface ConnectOptions {
   bind: string;
   json: boolean;
   localPassword: boolean;
+  /** Seconds a local client has to send its startup packet. */
+  startupTimeout?: number;
   command: string[];
 }
 
@@ -28,7 +31,7 @@ export async function runConnect(io: Io, name: string, opts: ConnectOptions, sig
   const credentials = credentialSource(io, endpoint);
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
   const info = await createGatewayClient(endpoint).connection(await credentials.token(), name);
-  if (!isLoopback(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
+  if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
 
   const listener = await listenLocal({
@@ -39,6 +42,7 @@ export async function runConnect(io: Io, name: string, opts: ConnectOptions, sig
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,
     ...(localPassword ? { localPassword } : {}),
+    ...(opts.startupTimeout !== undefined ? { startupTimeoutMs: opts.startupTimeout * 1000 } : {}),
     onClientError: (message) => say(io, `sluice connect: a client could not be connected: ${message}`),
   });
   try {
@@ -114,8 +118,4 @@ function human(n: number): string {
   if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
   if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }

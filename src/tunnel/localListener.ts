@@ -4,9 +4,11 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Endpoint } from '../api/endpoint.js';
 import type { CredentialSource } from '../auth/credentials.js';
-import { AuthError, CliError } from '../errors.js';
+import { AuthError, CliError, LimitError } from '../errors.js';
 import { dialTunnel } from './dial.js';
 import { checkLocalPassword, readLocalStartup, sendFatal } from './pgLocal.js';
+
+const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
 
 export interface TunnelStats {
   open: number;
@@ -31,6 +33,11 @@ export interface ListenOptions {
   /** When the requested port is taken, try the following ones (the default port only). */
   fallbackToNextFree: boolean;
   localPassword?: string;
+  /**
+   * Time a local client has to send its startup packet (and the local password): a client that
+   * sends half of one is closed then, as PostgreSQL's authentication_timeout does. Default 10 s.
+   */
+  startupTimeoutMs?: number;
   /** Told of each client that could not be connected (the message also goes to that client). */
   onClientError(message: string): void;
 }
@@ -62,11 +69,21 @@ export async function listenLocal(opts: ListenOptions): Promise<LocalListener> {
 
 async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelStats, sockets: Set<Socket>): Promise<void> {
   client.on('error', () => client.destroy());
-  const startup = await readLocalStartup(client);
-  if (startup.kind === 'startup' && opts.localPassword !== undefined) {
-    if (!(await checkLocalPassword(client, opts.localPassword))) {
-      return sendFatal(client, '28P01', 'sluice connect: wrong local password (it was printed when `sluice connect` started)');
+  // Destroying the socket fails the pending read below, which ends this client.
+  const startupTimer = setTimeout(() => {
+    opts.onClientError('a local client did not send its startup packet in time; closed');
+    client.destroy();
+  }, opts.startupTimeoutMs ?? DEFAULT_STARTUP_TIMEOUT_MS);
+  let startup;
+  try {
+    startup = await readLocalStartup(client);
+    if (startup.kind === 'startup' && opts.localPassword !== undefined) {
+      if (!(await checkLocalPassword(client, opts.localPassword))) {
+        return sendFatal(client, '28P01', 'sluice connect: wrong local password (it was printed when `sluice connect` started)');
+      }
     }
+  } finally {
+    clearTimeout(startupTimer);
   }
   let tunnel;
   try {
@@ -75,7 +92,9 @@ async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelSta
   } catch (err) {
     const message = err instanceof CliError ? err.message : String(err);
     opts.onClientError(message);
-    if (startup.kind === 'startup') sendFatal(client, err instanceof AuthError ? '28000' : '08006', `sluice: ${message}`);
+    // 53300 is PostgreSQL's own "too many connections": drivers and poolers know to back off.
+    const sqlstate = err instanceof AuthError ? '28000' : err instanceof LimitError ? '53300' : '08006';
+    if (startup.kind === 'startup') sendFatal(client, sqlstate, `sluice: ${message}`);
     else client.destroy();
     return;
   }

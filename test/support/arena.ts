@@ -76,6 +76,8 @@ export interface ArenaOptions {
   readonly groups?: string;
   /** Extra keys for the connection (e.g. `masking: { derived: redact }`). */
   readonly connection?: Record<string, unknown>;
+  /** Extra top-level keys of the gateway's configuration (e.g. `limits: { … }`). */
+  readonly gateway?: Record<string, unknown>;
 }
 
 const PASSWORD_ENV = 'ARENA_PG_PASSWORD';
@@ -99,6 +101,7 @@ export async function startArena(cluster: PgClusterDetails, opts: ArenaOptions):
           ...opts.connection,
         },
       ],
+      ...(opts.gateway ? { extra: opts.gateway } : {}),
     });
     const token = serviceToken(gw, 'attacker', opts.groups ?? 'eng');
     const tunnel = await openTunnel('pg-prod', tokenCtx(gw, token));

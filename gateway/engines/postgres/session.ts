@@ -6,11 +6,11 @@
 // messages through ServerFlow (results paired with statements, refusals answered, rows masked).
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AuditUnavailableError, type SessionContext } from '../types.js';
+import { AuditUnavailableError, SessionTermination, type SessionContext } from '../types.js';
 import { TargetCatalog } from './catalog.js';
 import { ClientFlow } from './clientFlow.js';
 import { encodeErrorResponse } from './codec/backend.js';
-import { createFrontendFramer } from './codec/framer.js';
+import { createFrontendFramer, type PgFramer } from './codec/framer.js';
 import { decodeFirstMessage, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import { PgProtocolError } from './codec/wire.js';
@@ -21,7 +21,7 @@ import { Refusals } from './refusals.js';
 import { ResultMasking } from './resultMasking.js';
 import { ServerFlow } from './serverFlow.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
-import { connectUpstream, UpstreamError } from './upstream.js';
+import { cancelUpstream, connectUpstream, UpstreamError } from './upstream.js';
 
 /** How long a closing side may take to close on its own before it is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
@@ -42,13 +42,15 @@ interface Ending {
 /** Runs one session; `run()` resolves when both sides are closed. */
 export class PgSession {
   private phase: Phase = 'startup';
-  private readonly framer = createFrontendFramer();
+  private readonly framer: PgFramer;
   private readonly connectAbort = new AbortController();
   private tracker: QueryTracker | undefined;
   private fromClient: ClientFlow | undefined;
   private fromTarget: ServerFlow | undefined;
   private catalog: TargetCatalog | undefined;
   private upstream: Socket | undefined;
+  /** The target's cancel key for this session, if it sent one. */
+  private upstreamKey: { readonly pid: number; readonly secret: number } | undefined;
   private cancelPid: number | undefined;
   private negotiations = 0;
   private bytesFromClient = 0;
@@ -74,7 +76,9 @@ export class PgSession {
     private readonly signal: AbortSignal,
     private readonly cancels: CancelKeyRegistry,
     private readonly shutdown: ShutdownFanout,
-  ) {}
+  ) {
+    this.framer = createFrontendFramer(ctx.limits);
+  }
 
   run(): Promise<void> {
     const finished = new Promise<void>((resolve) => (this.done = resolve));
@@ -102,8 +106,24 @@ export class PgSession {
   }
 
   private readonly onAbort = () => {
+    const why: unknown = this.signal.reason;
+    if (why instanceof SessionTermination) {
+      // Closing our side does not stop a statement the target is running (it notices a closed
+      // client only when it next writes): cancel it, so a revoked caller's work ends now too.
+      this.cancelRunningStatement();
+      return this.end({ status: 'error', sqlstate: why.sqlstate, message: why.message, notify: true });
+    }
     this.end({ status: 'error', sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down', notify: true });
   };
+
+  private cancelRunningStatement(): void {
+    const key = this.upstreamKey;
+    if (key === undefined || this.phase !== 'relay') return;
+    const { name, target } = this.ctx.connection;
+    cancelUpstream({ connectionName: name, target, pid: key.pid, secret: key.secret, timeoutMs: this.ctx.connectTimeoutMs }).catch((err: unknown) =>
+      this.ctx.log.warn(`cancel of the running statement not delivered: ${(err as Error).message}`),
+    );
+  }
 
   private readonly onClientData = (chunk: Buffer): void => {
     this.bytesFromClient += chunk.length;
@@ -185,6 +205,7 @@ export class PgSession {
     }
     this.connecting = false;
     this.upstream = up.socket;
+    this.upstreamKey = up.backendKey;
     this.upstreamClosed = false;
     this.attachUpstream(up.socket);
     if (this.ending) {

@@ -2,6 +2,7 @@
 // open, which of its startup parameters travel to the target, what the client is told once the
 // upstream is ready, and how a CancelRequest is routed. Kept apart from the session so these
 // rules read in one place.
+import { clientText, NAME_MAX_CHARS } from '../../clientText.js';
 import type { SessionContext } from '../types.js';
 import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeReadyForQuery } from './codec/backend.js';
 import type { TransactionStatus } from './codec/backend.js';
@@ -57,7 +58,7 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
   // database means the connection's own rather than PostgreSQL's default of the user name.
   const database = m.params.get('database') || connection.target.database;
   if (database !== connection.target.database && !connection.databases.includes(database)) {
-    throw new StartupRefusal('3D000', `database "${database}" is not served by connection ${connection.name}`);
+    throw new StartupRefusal('3D000', `database "${clientText(database, NAME_MAX_CHARS)}" is not served by connection ${connection.name}`);
   }
   const upstreamParameters: [string, string][] = [['application_name', `sluice:${identity.name}`]];
   const unrecognized: string[] = [];
@@ -67,8 +68,10 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
     else if (name.startsWith('_pq_.')) unrecognized.push(name);
   }
   const application = m.params.get('application_name');
+  // Recorded, never forwarded (the target sees the gateway's own user and application_name).
+  const clientUser = clientText(user, NAME_MAX_CHARS);
   return {
-    audit: { database, clientUser: user, ...(application !== undefined ? { clientApplication: application } : {}) },
+    audit: { database, clientUser, ...(application !== undefined ? { clientApplication: clientText(application, NAME_MAX_CHARS) } : {}) },
     upstreamParameters,
     greeting(startupFrames, key, status) {
       const parts: Buffer[] = [];

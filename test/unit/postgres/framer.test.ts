@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import {
-  CLIENT_LARGE_MAX_LENGTH,
+  DEFAULT_CLIENT_LIMITS,
   CLIENT_SMALL_MAX_LENGTH,
   STARTUP_MAX_LENGTH,
   createBackendFramer,
@@ -90,8 +90,9 @@ describe('PgFramer', () => {
 
   it('rejects a declared length above the cap from the header alone', () => {
     const f = typedFramer();
-    f.push(header('Q', CLIENT_LARGE_MAX_LENGTH + 1));
-    expect(errorOf(() => f.next())).toMatchObject({ code: 'bad-length', sqlstate: '08P01' });
+    f.push(header('Q', DEFAULT_CLIENT_LIMITS.messageBytes + 1));
+    // Over a configured cap: program_limit_exceeded, naming the setting.
+    expect(errorOf(() => f.next())).toMatchObject({ code: 'bad-length', sqlstate: '54000', message: expect.stringContaining('(limits.messageBytes)') });
 
     const small = typedFramer();
     small.push(header('S', CLIENT_SMALL_MAX_LENGTH + 1));
@@ -104,6 +105,35 @@ describe('PgFramer', () => {
     expect(split.next()).toBe(false);
     split.push(h.subarray(2));
     expect(errorOf(() => split.next()).code).toBe('bad-length');
+  });
+
+  it('applies the configured caps: messageBytes to Query/Parse/CopyData/CopyFail, bindBytes to Bind/FunctionCall', () => {
+    const limits = { messageBytes: 2048, bindBytes: 8192 };
+    const framer = () => {
+      const f = createFrontendFramer(limits);
+      f.expectTyped();
+      return f;
+    };
+    for (const t of ['Q', 'P', 'd', 'f']) {
+      const at = framer();
+      at.push(header(t, 2048));
+      expect(at.next()).toBe(false); // at the cap: waits for the body
+      const over = framer();
+      over.push(header(t, 2049));
+      expect(errorOf(() => over.next())).toMatchObject({ sqlstate: '54000', message: expect.stringContaining('cap of 2048 bytes (limits.messageBytes)') });
+    }
+    for (const t of ['B', 'F']) {
+      const at = framer();
+      at.push(header(t, 8192));
+      expect(at.next()).toBe(false);
+      const over = framer();
+      over.push(header(t, 8193));
+      expect(errorOf(() => over.next())).toMatchObject({ sqlstate: '54000', message: expect.stringContaining('(limits.bindBytes)') });
+    }
+    // CopyDone carries no body: the small cap, a protocol violation past it.
+    const done = framer();
+    done.push(header('c', CLIENT_SMALL_MAX_LENGTH + 1));
+    expect(errorOf(() => done.next()).sqlstate).toBe('08P01');
   });
 
   it('rejects lengths below 4 (or 8 for a startup packet) and negative ones', () => {

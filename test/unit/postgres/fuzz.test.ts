@@ -47,7 +47,7 @@ function onlyProtocolErrors(run: () => void): void {
     run();
   } catch (err) {
     if (!(err instanceof PgProtocolError)) throw err;
-    expect(err.sqlstate).toMatch(/^(08P01|0A000)$/);
+    expect(err.sqlstate).toMatch(/^(08P01|0A000|54000)$/);
   }
 }
 

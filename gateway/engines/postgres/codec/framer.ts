@@ -11,13 +11,24 @@ import { PgProtocolError } from './wire.js';
 /** PostgreSQL's own limit for the startup packet (MAX_STARTUP_PACKET_LENGTH). */
 export const STARTUP_MAX_LENGTH = 10_000;
 /**
- * Cap for client messages that carry SQL or data (Query, Parse, Bind, FunctionCall, CopyData,
- * CopyDone, CopyFail). PostgreSQL allows up to 1 GiB; the gateway buffers each client message
- * whole (it must see all of a statement before forwarding it), so it holds at most this much per
- * session. 64 MiB fits any hand-written statement and large bulk parameters; COPY streams are
- * many small CopyData messages and are not limited in total.
+ * Default caps for client messages that carry SQL or data. PostgreSQL allows up to 1 GiB; the
+ * gateway buffers each client message whole (it must see all of a statement before forwarding
+ * it), so a session that declares a large message and sends it slowly holds the cap in gateway
+ * memory. 64 MiB let twelve such sessions take the gateway from 444 MB to 874 MB; the defaults now
+ * are 1 MiB for Query, Parse, CopyData and CopyFail (SQL text, and COPY streams, which clients
+ * send as many small CopyData messages: psql 8 KiB, JDBC 64 KiB) and 16 MiB for Bind and
+ * FunctionCall (parameter values, e.g. a bytea upload). Both are configurable (`limits:`).
  */
-export const CLIENT_LARGE_MAX_LENGTH = 64 * 1024 * 1024;
+export const DEFAULT_CLIENT_LIMITS: ClientMessageLimits = Object.freeze({ messageBytes: 1024 * 1024, bindBytes: 16 * 1024 * 1024 });
+
+/** The two configurable caps on client messages, in bytes (the declared length, which counts itself). */
+export interface ClientMessageLimits {
+  /** Query, Parse, CopyData, CopyFail. */
+  readonly messageBytes: number;
+  /** Bind, FunctionCall. */
+  readonly bindBytes: number;
+}
+
 /** PostgreSQL's PQ_SMALL_MESSAGE_LIMIT, for Sync, Flush, Describe, Execute, Close, Terminate. */
 export const CLIENT_SMALL_MAX_LENGTH = 10_000;
 /** PostgreSQL's own ceiling for one message (MaxAllocSize): large DataRow and CopyData. */
@@ -61,6 +72,8 @@ export class PgFramer {
     private readonly caps: Uint32Array,
     untyped: boolean,
     private readonly side: 'client' | 'server',
+    /** The configuration key behind a type's cap, for types whose cap is configurable. */
+    private readonly capNames?: readonly (string | undefined)[],
   ) {
     this.untyped = untyped;
   }
@@ -206,17 +219,42 @@ export class PgFramer {
     const min = this.untyped ? 8 : 4;
     const what = this.untyped ? `${this.side} startup packet` : `${this.side} message ${describeType(type)}`;
     if (len < min) throw new PgProtocolError('bad-length', `${what} declares length ${len}, below the minimum of ${min}`);
-    if (len > cap) throw new PgProtocolError('bad-length', `${what} declares length ${len}, above the gateway's cap of ${cap} bytes`);
+    if (len > cap) {
+      // A well-formed message over a configured limit is program_limit_exceeded, not a protocol
+      // violation, and the message names the setting so an operator can find it.
+      const setting = this.untyped ? undefined : this.capNames?.[type];
+      const message = `${what} declares length ${len}, above the gateway's cap of ${cap} bytes${setting ? ` (${setting})` : ''}`;
+      throw new PgProtocolError('bad-length', message, setting ? { sqlstate: PROGRAM_LIMIT_EXCEEDED } : {});
+    }
     return len;
   }
 }
 
-const FRONTEND_CAPS = (() => {
+const PROGRAM_LIMIT_EXCEEDED = '54000';
+
+/** Configurable caps: which setting limits which client message type. */
+const LARGE_TYPES: readonly [string, keyof ClientMessageLimits][] = [
+  ['Q', 'messageBytes'],
+  ['P', 'messageBytes'],
+  ['d', 'messageBytes'],
+  ['f', 'messageBytes'],
+  ['B', 'bindBytes'],
+  ['F', 'bindBytes'],
+];
+
+function frontendCaps(limits: ClientMessageLimits): { caps: Uint32Array; names: (string | undefined)[] } {
   const caps = new Uint32Array(256);
-  for (const t of 'QPBFdcf') caps[t.charCodeAt(0)] = CLIENT_LARGE_MAX_LENGTH;
-  for (const t of 'SHDECX') caps[t.charCodeAt(0)] = CLIENT_SMALL_MAX_LENGTH;
-  return caps;
-})();
+  const names: (string | undefined)[] = [];
+  for (const [t, key] of LARGE_TYPES) {
+    caps[t.charCodeAt(0)] = limits[key];
+    names[t.charCodeAt(0)] = `limits.${key}`;
+  }
+  // CopyDone has no body; it shares the small messages' cap.
+  for (const t of 'SHDECXc') caps[t.charCodeAt(0)] = CLIENT_SMALL_MAX_LENGTH;
+  return { caps, names };
+}
+
+const DEFAULT_FRONTEND = frontendCaps(DEFAULT_CLIENT_LIMITS);
 
 /**
  * A framer for client → gateway bytes. It starts in untyped mode for StartupMessage, SSLRequest,
@@ -224,8 +262,9 @@ const FRONTEND_CAPS = (() => {
  * types a client may send after startup are accepted (PostgreSQL itself rejects the others with a
  * FATAL protocol violation); PasswordMessage is refused because the gateway never asks for one.
  */
-export function createFrontendFramer(): PgFramer {
-  return new PgFramer(FRONTEND_CAPS, true, 'client');
+export function createFrontendFramer(limits: ClientMessageLimits = DEFAULT_CLIENT_LIMITS): PgFramer {
+  const { caps, names } = limits === DEFAULT_CLIENT_LIMITS ? DEFAULT_FRONTEND : frontendCaps(limits);
+  return new PgFramer(caps, true, 'client', names);
 }
 
 /**

@@ -1,0 +1,106 @@
+// What the gateway enforces on tunnels as a whole rather than on their bytes: how many sessions
+// one identity may hold open at once, and that a service token revoked while its sessions are
+// open ends them. Both are kept apart from server.ts so the rules read in one place.
+import type { Logger } from 'pino';
+import { SessionTermination } from './engines/types.js';
+import type { Store } from './store/types.js';
+
+/** Open tunnels per identity subject, with a cap. */
+export class SessionLimiter {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly perIdentity: number) {}
+
+  /**
+   * Takes one of `subject`'s slots and returns its release function (idempotent), or undefined
+   * when the subject already holds the maximum. Synchronous, so two tunnels arriving together
+   * cannot both take the last slot.
+   */
+  acquire(subject: string): (() => void) | undefined {
+    const n = this.open.get(subject) ?? 0;
+    if (n >= this.perIdentity) return undefined;
+    this.open.set(subject, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.open.get(subject) ?? 1) - 1;
+      if (left <= 0) this.open.delete(subject);
+      else this.open.set(subject, left);
+    };
+  }
+
+  get limit(): number {
+    return this.perIdentity;
+  }
+}
+
+interface Watched {
+  readonly name: string;
+  readonly terminate: (why: SessionTermination) => void;
+}
+
+/**
+ * Ends the open sessions of service tokens that have been revoked (or deleted) since their tunnel
+ * was opened. `sluice-gateway token revoke` runs as its own process and other replicas share the
+ * store, so the store is polled: every `intervalMs`, one lookup per distinct token with an open
+ * session, none when there is none.
+ */
+export class RevocationWatch {
+  private readonly sessions = new Map<string, Set<Watched>>();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(
+    private readonly store: Store,
+    intervalMs: number,
+    private readonly log: Logger,
+  ) {
+    this.timer = setInterval(() => void this.check(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Watches one session of the token whose SHA-256 is `hash`; returns the unwatch function. */
+  watch(hash: string, name: string, terminate: (why: SessionTermination) => void): () => void {
+    let set = this.sessions.get(hash);
+    if (!set) this.sessions.set(hash, (set = new Set()));
+    const entry: Watched = { name, terminate };
+    set.add(entry);
+    return () => {
+      set.delete(entry);
+      if (set.size === 0 && this.sessions.get(hash) === set) this.sessions.delete(hash);
+    };
+  }
+
+  /** One pass over the watched tokens (also called by tests). */
+  async check(): Promise<void> {
+    if (this.checking || this.sessions.size === 0) return;
+    this.checking = true;
+    try {
+      for (const [hash, set] of [...this.sessions]) {
+        let record;
+        try {
+          record = await this.store.findServiceToken(hash);
+        } catch (err) {
+          // A store that cannot answer now is asked again next time; the audit's own health
+          // check decides whether sessions may continue at all.
+          this.log.warn({ err }, 'cannot check service tokens for revocation');
+          return;
+        }
+        if (record && !record.revokedAt) continue;
+        const name = [...set][0]?.name ?? 'unknown';
+        const when = record?.revokedAt ? ` at ${record.revokedAt.toISOString()}` : '';
+        const why = new SessionTermination('28000', `terminating connection: service token "${name}" was revoked${when}`);
+        this.log.info({ token: name, sessions: set.size }, 'ending the sessions of a revoked service token');
+        this.sessions.delete(hash);
+        for (const s of set) s.terminate(why);
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
