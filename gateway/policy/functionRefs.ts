@@ -172,6 +172,7 @@ export function sqlTextArguments(name: string, args: readonly Json[]): SqlTextAr
   const positions = SQL_TEXT_FUNCTIONS.get(name.toLowerCase());
   if (positions === undefined) return undefined;
   const at = positions(args.length);
+  if (at !== undefined && at.length === 0 && !args.some((a) => isObject(a) && isObject(a.NamedArgExpr))) return undefined;
   const literals: string[] = [];
   let computed = false;
   args.forEach((raw, i) => {
