@@ -12,8 +12,8 @@ import { runsSqlText } from './functionRefs.js';
  * name. `ambient` functions may run in any statement without it naming anything: implicit and
  * assignment casts, and the operators and support functions of default operator classes (ORDER
  * BY, DISTINCT, joins and indexes pick them). Selectivity estimators that are built in are left
- * out: they only read planner statistics. An explicit cast is found by its user-defined type
- * (`'x'::ft::bytea` by ft, not by every `::bytea`), or by both types when neither is.
+ * out: they only read planner statistics. An explicit cast runs only where its target type is
+ * written (`CAST(x AS t)`, `x::t`), so it is found by that name; its source may be any value.
  */
 export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
   SELECT 'operator', n.nspname, o.oprname, u.fid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace,
@@ -28,8 +28,8 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
   SELECT 'type', n.nspname, t.typname, u.fid FROM pg_catalog.pg_range r JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace,
     LATERAL unnest(ARRAY[r.rngcanonical::oid, r.rngsubdiff::oid]) u(fid) WHERE r.rngtypid >= 16384
   UNION ALL
-  SELECT CASE WHEN c.castcontext = 'e' THEN 'type' ELSE 'ambient' END, n.nspname, t.typname, c.castfunc FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid IN (c.castsource, c.casttarget) JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
-    WHERE c.oid >= 16384 AND c.castfunc <> 0 AND (t.oid >= 16384 OR (c.castsource < 16384 AND c.casttarget < 16384))
+  SELECT CASE WHEN c.castcontext = 'e' THEN 'type' ELSE 'ambient' END, n.nspname, t.typname, c.castfunc FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid = c.casttarget JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE c.oid >= 16384 AND c.castfunc <> 0
   UNION ALL
   SELECT 'ambient', '', '', ap.amproc::oid FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_opclass oc ON oc.opcfamily = ap.amprocfamily WHERE oc.opcdefault AND oc.oid >= 16384
   UNION ALL
