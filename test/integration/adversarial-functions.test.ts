@@ -8,7 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
 import { RECOMMENDED_POLICY, startArena, type Arena } from '../support/arena.js';
+import { build } from '../unit/postgres/builder.js';
 
 const cluster = inject('pgCluster');
 const TOKEN = `file-token-${randomBytes(8).toString('hex')}`;
@@ -37,12 +39,12 @@ const POLICY = { rules: [...RECOMMENDED_POLICY.rules, { id: 'no-secrets', block:
 
 /** Definitions the attacker tries: none of them may exist afterwards. */
 const DEFINITIONS: readonly string[] = [
-  'CREATE OPERATOR ~#1 (FUNCTION = pg_read_file, RIGHTARG = text)',
-  'CREATE OPERATOR ~#2 (PROCEDURE = pg_catalog.pg_read_file, RIGHTARG = text)',
-  'CREATE OPERATOR ~#3 ("function" = "pg_read_file", RIGHTARG = text)',
-  "create operator ~#4 (function = 'pg_read_file', rightarg = text)",
-  'CREATE OPERATOR ~#5 (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text, RESTRICT = pg_ls_dir)',
-  'CREATE OPERATOR ~#6 (FUNCTION = /* */ PG_CATALOG . PG_STAT_FILE, LEFTARG = text, RIGHTARG = boolean)',
+  'CREATE OPERATOR ~#~ (FUNCTION = pg_read_file, RIGHTARG = text)',
+  'CREATE OPERATOR ~## (PROCEDURE = pg_catalog.pg_read_file, RIGHTARG = text)',
+  'CREATE OPERATOR ~#@ ("function" = "pg_read_file", RIGHTARG = text)',
+  "create operator ~#! (function = 'pg_read_file', rightarg = text)",
+  'CREATE OPERATOR ~#% (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text, RESTRICT = pg_ls_dir)',
+  'CREATE OPERATOR ~#^ (FUNCTION = /* */ PG_CATALOG . PG_STAT_FILE, LEFTARG = text, RIGHTARG = boolean)',
   'CREATE AGGREGATE evil_agg1(text) (SFUNC = textcat, STYPE = text, FINALFUNC = pg_read_file)',
   "CREATE AGGREGATE evil_agg2(bytea) (SFUNC = lo_from_bytea, STYPE = oid, INITCOND = '0')",
   'CREATE AGGREGATE evil_agg3(text) (SFUNC = textcat, STYPE = text, MSFUNC = textcat, MINVFUNC = pg_read_file, MSTYPE = text)',
@@ -134,6 +136,7 @@ async function refused(sql: string): Promise<string> {
   const out = r.stdout + r.stderr;
   expect(r.code, `${sql}\n${out}`).not.toBe(0);
   expect(out).toMatch(/ERROR:\s+42501/);
+  expect(out, 'the case must parse: it is about the policy, not the grammar').not.toContain('sluice:unparseable');
   expect(out).not.toContain(TOKEN);
   expect(out).not.toContain(VAULT);
   return out;
@@ -187,5 +190,87 @@ describe('ordinary use keeps working', () => {
     const r = await arena.psql(['CREATE OPERATOR ~~~> (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)', "SELECT 'a' ~~~> 'b'"]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('ab');
+  });
+});
+
+describe('other protocols and placements', () => {
+  it('refuses the operator in an extended-protocol Parse (pg driver) and keeps the session', async () => {
+    const c = await arena.client();
+    try {
+      await expect(c.query({ text: 'SELECT ### $1::text AS t', values: [FILE] })).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query({ text: 'SELECT rd(x) FROM unnest($1::text[]) x', values: [[FILE]] })).rejects.toMatchObject({ code: '42501' });
+      expect((await c.query('SELECT 40 + 2 AS v')).rows).toEqual([{ v: 42 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses a use pipelined behind a harmless statement in one write, and runs neither', async () => {
+    const frame = (q: string) => build().raw(Buffer.concat([Buffer.from(q), Buffer.from([0])])).typed('Q');
+    const c = await arena.raw();
+    try {
+      c.send(Buffer.concat([frame('SELECT 1'), frame(`SELECT 1; SELECT ### '${FILE}'`), frame(`SELECT convert_from(('${FILE}'::ft)::bytea, 'UTF8')`)]));
+      const msgs = await c.until(3);
+      const bytes = Buffer.concat(msgs.map((m) => m.body)).toString('latin1');
+      expect(bytes).not.toContain(TOKEN);
+      const errors = msgs.filter((m) => m.type === 'E').map((m) => decodeErrorFields(m.body));
+      expect(errors.map((e) => e.code)).toEqual(['42501', '42501']);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('functions: { allow: [...] } for an agent connection', () => {
+  let allowArena: Arena;
+  const ALLOW_POLICY = {
+    rules: [
+      { id: 'agent-functions', block: { functions: { allow: ['lower', 'upper', 'count', 'sum', 'now', 'coalesce', 'query_to_xml'] } } },
+      { id: 'no-unbounded-writes', block: { unboundedWrites: true } },
+    ],
+  };
+
+  beforeAll(async () => {
+    allowArena = await startArena(cluster, { prefix: 'adv_functions_allow', policy: ALLOW_POLICY, schema: ADMIN_OBJECTS.replace(/copy \(select[^;]*;/, '') });
+  });
+
+  afterAll(async () => {
+    await allowArena?.stop();
+  });
+
+  it.each([
+    ['SELECT lower(name) FROM customers WHERE id = 1', 'ada'],
+    ['SELECT count(*), sum(amount) FROM orders WHERE amount > 10 AND id IN (SELECT id FROM orders) ORDER BY 1', '8|440'],
+    ["SELECT upper(coalesce(name, 'x')) FROM customers WHERE name LIKE 'G%' OR id BETWEEN 5 AND 6", 'grace'],
+    ["SELECT now() > '2000-01-01'::timestamptz, 1::text, '2'::int", 't|1|2'],
+    ["SELECT query_to_xml('SELECT count(*) FROM orders', true, true, '') IS NOT NULL", 't'],
+  ])('allows %s', async (sql, expected) => {
+    const r = await allowArena.psql(sql);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().toLowerCase()).toBe(expected);
+  });
+
+  it.each([
+    'SELECT md5(name) FROM customers',
+    'SELECT version()',
+    "SELECT lower(pg_catalog.current_setting('data_directory'))",
+    `SELECT ### '${FILE}'`,
+    `SELECT rd(x) FROM (VALUES ('${FILE}')) v(x)`,
+    `SELECT convert_from(('${FILE}'::ft)::bytea, 'UTF8')`,
+    "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, true, '')",
+    'CREATE OPERATOR ~#& (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)',
+    "CREATE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT md5($1)'",
+    'SELECT count(*) FROM orders GROUP BY id HAVING max(amount) > 0',
+  ])('refuses %s', async (sql) => {
+    const r = await allowArena.psql(sql);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).not.toContain('sluice:unparseable');
+    expect(r.stderr).toContain('agent-functions');
+    expect(r.stderr).toContain('not in the allow list');
+  });
+
+  it('created nothing', async () => {
+    expect(await allowArena.admin.query("select count(*)::int as n from pg_operator where oprname = '~#&'")).toMatchObject({ rows: [{ n: 0 }] });
+    expect(await allowArena.admin.query("select count(*)::int as n from pg_proc where proname = 'lower' and pronamespace <> 'pg_catalog'::regnamespace")).toMatchObject({ rows: [{ n: 0 }] });
   });
 });
