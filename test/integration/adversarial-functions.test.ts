@@ -35,7 +35,7 @@ const ADMIN_OBJECTS = `
   copy (select '${TOKEN}') to '${FILE}';
 `;
 
-const POLICY = { rules: [...RECOMMENDED_POLICY.rules, { id: 'no-secrets', block: { tables: ['secrets'] } }] };
+const POLICY = { rules: [...(RECOMMENDED_POLICY.rules ?? []), { id: 'no-secrets', block: { tables: ['secrets'] } }] };
 
 /** Definitions the attacker tries: none of them may exist afterwards. */
 const DEFINITIONS: readonly string[] = [
