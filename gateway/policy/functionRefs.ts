@@ -136,6 +136,20 @@ export function expressionOperators(type: string, body: JsonObject): NameParts[]
     const name = stringList(body.useOp ?? null);
     return name === undefined || name.length === 0 ? [] : [name];
   }
+  // JOIN … USING, NATURAL JOIN and CASE x WHEN y compare with an `=` they do not spell.
+  if (type === 'JoinExpr') return body.isNatural === true || Array.isArray(body.usingClause) ? [['=']] : [];
+  if (type === 'CaseExpr') return body.arg !== undefined ? [['=']] : [];
+  if (type === 'Constraint' && Array.isArray(body.exclusions)) {
+    // EXCLUDE (col WITH op, …): each pair is [IndexElem, [op name]].
+    const out: NameParts[] = [];
+    for (const pair of body.exclusions) {
+      const items = isObject(pair) && isObject(pair.List) && Array.isArray(pair.List.items) ? pair.List.items : [];
+      const op = items[1];
+      const name = isObject(op) && isObject(op.List) ? stringList(op.List.items ?? null) : undefined;
+      if (name !== undefined && name.length > 0) out.push(name);
+    }
+    return out;
+  }
   return [];
 }
 

@@ -232,6 +232,9 @@ class Collector {
       case 'A_Expr':
       case 'SubLink':
       case 'SortBy':
+      case 'JoinExpr':
+      case 'CaseExpr':
+      case 'Constraint':
         for (const op of expressionOperators(type, body)) this.named(this.operators, op);
         break;
       case 'CommonTableExpr':

@@ -65,6 +65,11 @@ describe('operators and types', () => {
     expect(names(only('SELECT 1 WHERE 1 IN (SELECT 1)').operators)).toContain('=');
     expect(names(only('SELECT 1 WHERE 1 < ALL (SELECT 1)').operators)).toContain('<');
     expect(names(only('CREATE OPERATOR CLASS c FOR TYPE t USING btree AS OPERATOR 1 <#').operators)).toContain('<#');
+    expect(names(only('SELECT * FROM a JOIN b USING (id)').operators)).toEqual(['=']);
+    expect(names(only('SELECT * FROM a NATURAL JOIN b').operators)).toEqual(['=']);
+    expect(names(only('SELECT CASE x WHEN 1 THEN 2 END FROM t').operators)).toEqual(['=']);
+    expect(names(only('CREATE TABLE x (c int, EXCLUDE USING gist (c WITH &&#))').operators)).toEqual(['&&#']);
+    expect(only('SELECT CASE WHEN x THEN 2 END FROM t').operators).toBeUndefined();
   });
 
   it('records types named by casts and definitions', () => {
