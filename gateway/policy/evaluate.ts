@@ -25,6 +25,8 @@ export const BUILTIN_RULES = {
   unparseable: 'sluice:unparseable',
   opaque: 'sluice:opaque-code',
   unknownPrepared: 'sluice:unknown-prepared-statement',
+  /** A rule on functions applies and the target's user-defined operators, casts, … could not be read. */
+  catalogUnavailable: 'sluice:catalog-unavailable',
 } as const;
 
 export interface RuleHit {

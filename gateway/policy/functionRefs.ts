@@ -165,6 +165,12 @@ const SQL_TEXT_FUNCTIONS: ReadonlyMap<string, SqlPositions> = new Map<string, Sq
   ['ts_stat', () => [0]],
   // ts_rewrite(query tsquery, select text); the three-argument form takes no SQL.
   ['ts_rewrite', (n: number) => (n === 2 ? [1] : [])],
+  // tablefunc: crosstab(source_sql [, category_sql]), crosstab2/3/4(source_sql), crosstab_hash.
+  ['crosstab', () => undefined],
+  ['crosstab2', () => [0]],
+  ['crosstab3', () => [0]],
+  ['crosstab4', () => [0]],
+  ['crosstab_hash', () => undefined],
   ['dblink', () => undefined],
   ['dblink_exec', () => undefined],
   ['dblink_open', () => undefined],

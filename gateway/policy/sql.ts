@@ -127,7 +127,15 @@ export type SqlAnalysis =
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 /** Functions that read a whole relation named by a string argument. */
-const RELATION_NAME_FUNCTIONS = new Set(['table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema']);
+const RELATION_NAME_FUNCTIONS = new Set([
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  // tablefunc's connectby walks a table named by its first argument; pageinspect's
+  // get_raw_page returns a relation's pages, rows and all.
+  'connectby',
+  'get_raw_page',
+]);
 
 /** Far beyond real queries; a deeper tree is refused (fail closed) rather than risking the stack. */
 const MAX_DEPTH = 5000;

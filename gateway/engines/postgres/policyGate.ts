@@ -92,7 +92,7 @@ export class PolicyGate {
     if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
     const userObjects = this.enforce ? this.userObjects.current() : undefined;
     if (userObjects instanceof Promise) return userObjects;
-    if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: 'sluice:catalog-unavailable', reason: userObjects.refused, hits: [] } };
+    if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
@@ -118,7 +118,7 @@ export class PolicyGate {
         const objects = this.enforce ? this.userObjects.current() : undefined;
         if (objects instanceof Promise || (objects !== undefined && 'refused' in objects)) {
           // Rare (the objects were re-read after a definition): refuse rather than judge blind.
-          return { text: p.text, analysis, decision: { verdict: 'block', rule: 'sluice:catalog-unavailable', reason: 'the operators, aggregates, types and casts defined in the target are being read again; retry the statement', hits: [] } };
+          return { text: p.text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: 'the operators, aggregates, types and casts defined in the target are being read again; retry the statement', hits: [] } };
         }
         d = { text: p.text, analysis, decision: this.enforce ? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text: p.text }, { prepared: this.prepared, ...(objects !== undefined ? { userObjects: objects } : {}) }) : ALLOW };
         this.preparedDecisions.set(p, d);

@@ -90,6 +90,12 @@ describe('built-ins that run SQL text', () => {
     expect(s.literalSensitive).toBe(true);
   });
 
+  it('reads tablefunc and pageinspect calls', () => {
+    expect(only("SELECT * FROM crosstab('SELECT a, b, c FROM t', 'SELECT DISTINCT b FROM u') AS ct(a text, x int)").nested.flatMap((n) => n.statement.relations.map((r) => r.name))).toEqual(['t', 'u']);
+    expect(only("SELECT * FROM connectby('vault.tree', 'id', 'parent', '1', 0) AS t(id int, p int, l int)").relations).toContainEqual({ schema: 'vault', name: 'tree', access: 'read' });
+    expect(only("SELECT get_raw_page('secrets', 0)").relations).toContainEqual({ name: 'secrets', access: 'read' });
+  });
+
   it('is opaque when the SQL is computed', () => {
     expect(only("SELECT * FROM ts_stat('SELECT ' || 'x')").opaque).toMatch(/computed at run time/);
     expect(only('SELECT ts_rewrite(q, sql) FROM t').opaque).toMatch(/computed at run time/);
