@@ -213,3 +213,27 @@ export const SCHEMA_READING_FUNCTIONS: ReadonlySet<string> = new Set(['schema_to
 
 /** Built-ins that read every table of the database. */
 export const DATABASE_READING_FUNCTIONS: ReadonlySet<string> = new Set(['database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema']);
+
+/**
+ * A name that PostgreSQL may read as a call in column notation: `(x).f` is `f(x)` for any value
+ * x when no field f exists (`SELECT (v).pg_read_file FROM …` reads the file named by v), and
+ * `t.f` (or `s.t.f`) is `f(t)` when t has no column f. `ofRow`: the latter, where f would take
+ * t's whole row, so only a function that accepts a row can be called that way.
+ */
+export interface NotationRef {
+  readonly name: string;
+  readonly ofRow?: true;
+}
+
+/** The candidate in a qualified ColumnRef (`t.c`, `s.t.c`): its last name. */
+export function columnNotation(fields: readonly string[]): NotationRef[] {
+  return fields.length < 2 ? [] : [{ name: fields[fields.length - 1] as string, ofRow: true }];
+}
+
+/**
+ * Built-in functions that accept a whole row as their one argument (record, anyelement, "any",
+ * …), from PostgreSQL 15's pg_proc: `t.to_json` is `to_json(t)`.
+ */
+export const ROW_FUNCTIONS: ReadonlySet<string> = new Set(
+  'any_out anycompatible_out anycompatiblenonarray_out anyelement_out anynonarray_out concat hash_record json_build_array json_build_object jsonb_build_array jsonb_build_object num_nonnulls num_nulls pg_collation_for pg_column_compression pg_column_size pg_typeof quote_literal quote_nullable record_out record_send row_to_json to_json to_jsonb'.split(' '),
+);

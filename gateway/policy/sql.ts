@@ -11,7 +11,7 @@ import { loadModule, parseSync } from 'libpg-query';
 import { truncateIdentifier, splitQualifiedName } from './names.js';
 import { nameStatement } from './statementKinds.js';
 import { defElems, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, type Json, type JsonObject } from './sqlTree.js';
-import { DATABASE_READING_FUNCTIONS, definitionRefs, expressionOperators, runsSqlText, SCHEMA_READING_FUNCTIONS, sqlTextArguments, type NameParts } from './functionRefs.js';
+import { columnNotation, DATABASE_READING_FUNCTIONS, definitionRefs, expressionOperators, runsSqlText, SCHEMA_READING_FUNCTIONS, sqlTextArguments, type NameParts, type NotationRef } from './functionRefs.js';
 import { mergeActionBounded, writeBounded } from './writeBounds.js';
 
 // The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
@@ -98,6 +98,8 @@ export interface StatementAnalysis {
   readonly operators?: readonly FunctionRef[];
   /** Types named (casts, column types, definitions): their I/O and cast functions may run. */
   readonly types?: readonly FunctionRef[];
+  /** Names that may be calls in column notation (`x.f`, `(x).f`): a rule on functions counts them. */
+  readonly columnNotation?: readonly NotationRef[];
   /** Reads every table of the database (database_to_xml): matches every `tables:` pattern. */
   readonly everyTable?: true;
   /** UPDATE or DELETE with no WHERE, or a WHERE without any column reference (`WHERE true`). */
@@ -145,6 +147,8 @@ class Collector {
   readonly functions: FunctionRef[] = [];
   readonly operators: FunctionRef[] = [];
   readonly types: FunctionRef[] = [];
+  /** Names that may be calls in column notation (`t.f`, `(x).f`). */
+  readonly notation: NotationRef[] = [];
   everyTable = false;
   readonly schemas: string[] = [];
   readonly nested: NestedStatement[] = [];
@@ -237,6 +241,18 @@ class Collector {
       case 'TypeName':
         this.typeName(body.names ?? null);
         break;
+      case 'ColumnRef': {
+        const fields = stringList((Array.isArray(body.fields) ? body.fields : []).filter((f) => !(isObject(f) && 'A_Star' in f)));
+        if (fields !== undefined) this.notation.push(...columnNotation(fields));
+        return;
+      }
+      case 'A_Indirection':
+        for (const i of Array.isArray(body.indirection) ? body.indirection : []) if (isObject(i) && isObject(i.String) && typeof i.String.sval === 'string') this.notation.push({ name: i.String.sval });
+        break;
+      case 'CommonTableExpr':
+        this.addNested('cte', true, body.ctequery as Json);
+        for (const k in body) if (k !== 'ctequery') this.walk(body[k] as Json, access, depth + 1);
+        return;
       case 'A_Expr':
       case 'SubLink':
       case 'SortBy':
@@ -245,10 +261,6 @@ class Collector {
       case 'Constraint':
         for (const op of expressionOperators(type, body)) this.named(this.operators, op);
         break;
-      case 'CommonTableExpr':
-        this.addNested('cte', true, body.ctequery as Json);
-        for (const k in body) if (k !== 'ctequery') this.walk(body[k] as Json, access, depth + 1);
-        return;
       case 'SelectStmt':
       case 'InsertStmt':
       case 'UpdateStmt':
@@ -461,6 +473,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (c.operators.length > 0) out.operators = dedupeFunctions(c.operators);
   if (c.types.length > 0) out.types = dedupeFunctions(c.types);
   if (c.everyTable) out.everyTable = true;
+  if (c.notation.length > 0) out.columnNotation = [...new Map(c.notation.map((n) => [`${n.name}\u0000${n.ofRow === true}`, n])).values()];
   if (copy !== undefined) out.copy = copy;
   if (c.opaque !== undefined) out.opaque = c.opaque;
   if (prepares !== undefined) out.prepares = prepares;

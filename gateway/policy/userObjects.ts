@@ -5,13 +5,14 @@
 // counts using such an object as calling its functions. Built-in operators, casts, aggregates
 // and types (oid < 16384) add nothing: their functions are part of the server.
 import type { FunctionRef, StatementAnalysis } from './sql.js';
-import { runsSqlText } from './functionRefs.js';
+import { ROW_FUNCTIONS, runsSqlText } from './functionRefs.js';
 
 /**
  * One row per (object, function): kind, the object's schema and name, the function's schema and
  * name. `ambient` functions may run in any statement without it naming anything: implicit and
  * assignment casts, and the operators and support functions of default operator classes (ORDER
- * BY, DISTINCT, joins and indexes pick them). Selectivity estimators that are built in are left
+ * BY, DISTINCT, joins and indexes pick them). `row` functions take a whole row as their one
+ * argument, so `t.f` may call them (column notation). Selectivity estimators that are built in are left
  * out: they only read planner statistics. An explicit cast runs only where its target type is
  * written (`CAST(x AS t)`, `x::t`), so it is found by that name; its source may be any value.
  */
@@ -34,6 +35,9 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
   SELECT 'ambient', '', '', ap.amproc::oid FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_opclass oc ON oc.opcfamily = ap.amprocfamily WHERE oc.opcdefault AND oc.oid >= 16384
   UNION ALL
   SELECT 'ambient', '', '', o.oprcode::oid FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_opclass oc ON oc.opcfamily = ao.amopfamily JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr WHERE oc.opcdefault AND oc.oid >= 16384
+  UNION ALL
+  SELECT 'row', '', '', p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+    WHERE p.oid >= 16384 AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 AND (t.typtype IN ('c', 'p'))
 )
 SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
 
@@ -51,16 +55,23 @@ export interface UserObjects {
   readonly aggregates: ByName;
   readonly types: ByName;
   readonly ambient: readonly { readonly schema: string; readonly name: string }[];
+  /** Lower-cased names of user-defined functions that take a whole row (`t.f` is `f(t)`). */
+  readonly rowFunctions: ReadonlySet<string>;
 }
 
-export const NO_USER_OBJECTS: UserObjects = Object.freeze({ operators: new Map(), aggregates: new Map(), types: new Map(), ambient: [] });
+export const NO_USER_OBJECTS: UserObjects = Object.freeze({ operators: new Map(), aggregates: new Map(), types: new Map(), ambient: [], rowFunctions: new Set<string>() });
 
 export function userObjectsFromRows(rows: readonly (readonly (string | null)[])[]): UserObjects {
   const maps = { operator: new Map<string, Implementation[]>(), aggregate: new Map<string, Implementation[]>(), type: new Map<string, Implementation[]>() };
   const ambient: { schema: string; name: string }[] = [];
+  const rowFunctions = new Set<string>();
   for (const [kind, schema, name, fnSchema, fnName] of rows) {
     if (fnName === null || fnName === undefined) continue;
     const fn = { schema: fnSchema ?? '', name: fnName };
+    if (kind === 'row') {
+      rowFunctions.add(fnName.toLowerCase());
+      continue;
+    }
     if (kind === 'ambient') {
       ambient.push(fn);
       continue;
@@ -72,7 +83,7 @@ export function userObjectsFromRows(rows: readonly (readonly (string | null)[])[
     list.push({ schema: schema ?? '', fn });
     map.set(key, list);
   }
-  return { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient };
+  return { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions };
 }
 
 /** A function a statement references, and how when it does not name it. */
@@ -80,6 +91,11 @@ export interface FunctionUse {
   readonly ref: FunctionRef;
   /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
   readonly via?: string;
+  /**
+   * Column notation on a relation's row (`t.f`) with a name no known function taking a row has:
+   * almost surely a column. Block lists still count it (over-matching is safe); allow lists do not.
+   */
+  readonly probablyColumn?: true;
 }
 
 function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
@@ -95,6 +111,10 @@ function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, 
 /** Every function statement `s` references itself (not its nested statements), however it is reached. */
 export function functionUses(s: StatementAnalysis, objects: UserObjects | undefined): FunctionUse[] {
   const out: FunctionUse[] = s.functions.map((ref) => ({ ref }));
+  for (const n of s.columnNotation ?? []) {
+    const takesRow = ROW_FUNCTIONS.has(n.name.toLowerCase()) || objects?.rowFunctions.has(n.name.toLowerCase()) === true;
+    out.push(n.ofRow === true && !takesRow ? { ref: { name: n.name }, via: 'column notation', probablyColumn: true } : { ref: { name: n.name }, via: 'column notation' });
+  }
   if (objects === undefined) return out;
   implementations(objects.aggregates, s.functions, 'aggregate', out);
   implementations(objects.operators, s.operators, 'operator', out);

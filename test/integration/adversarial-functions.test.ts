@@ -88,6 +88,10 @@ const USES: readonly string[] = [
   `PREPARE p1 AS SELECT ### $1`,
   `CREATE VIEW evil_view AS SELECT ### '${FILE}' AS t`,
   `CREATE FUNCTION evil_fn() RETURNS text LANGUAGE sql AS $$ SELECT ### '${FILE}' $$`,
+  `SELECT (x).pg_read_file FROM (VALUES ('${FILE}')) v(x)`,
+  `SELECT ('${FILE}'::text)."pg_read_file"`,
+  `SELECT ('${FILE}'::text).PG_READ_FILE AS t`,
+  `SELECT ('SELECT to_tsvector(pg_read_file(''${FILE}''))'::text).ts_stat`,
   `SELECT query_to_xml('SELECT pg_read_file(''${FILE}'')', true, true, '')`,
   `SELECT query_to_xml($q$SELECT ### '${FILE}'$q$, true, true, '')`,
   `SELECT * FROM ts_stat('SELECT to_tsvector(pg_read_file(''${FILE}''))')`,
@@ -244,6 +248,7 @@ describe('functions: { allow: [...] } for an agent connection', () => {
     ["SELECT upper(coalesce(name, 'x')) FROM customers WHERE name LIKE 'G%' OR id BETWEEN 5 AND 6", 'grace'],
     ["SELECT now() > '2000-01-01'::timestamptz, 1::text, '2'::int", 't|1|2'],
     ["SELECT query_to_xml('SELECT count(*) FROM orders', true, true, '') IS NOT NULL", 't'],
+    ['SELECT c.name FROM customers c WHERE c.id = 3', 'edsger'],
   ])('allows %s', async (sql, expected) => {
     const r = await allowArena.psql(sql);
     expect(r.stderr).toBe('');
@@ -261,6 +266,8 @@ describe('functions: { allow: [...] } for an agent connection', () => {
     'CREATE OPERATOR ~#& (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)',
     "CREATE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT md5($1)'",
     'SELECT count(*) FROM orders GROUP BY id HAVING max(amount) > 0',
+    'SELECT c.to_json FROM customers c',
+    'SELECT (c.name).md5 FROM customers c',
   ])('refuses %s', async (sql) => {
     const r = await allowArena.psql(sql);
     expect(r.code).not.toBe(0);

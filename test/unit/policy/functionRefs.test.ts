@@ -78,6 +78,27 @@ describe('operators and types', () => {
   });
 });
 
+describe('column notation', () => {
+  it('records `(x).f` and `t.f` as possible calls', () => {
+    expect(only("SELECT (x).pg_read_file, c.email, s.t.to_json, ('q'::text).ts_stat FROM t").columnNotation).toEqual([
+      { name: 'pg_read_file' },
+      { name: 'email', ofRow: true },
+      { name: 'to_json', ofRow: true },
+      { name: 'ts_stat' },
+    ]);
+    expect(only('SELECT email FROM t').columnNotation).toBeUndefined();
+  });
+
+  const BLOCK = policyFromYaml('rules: [{ id: no-file-access, block: { functions: [pg_read_file] } }]');
+  it.each([
+    ["SELECT (x).pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
+    ["SELECT v.pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
+    ["SELECT ('SELECT to_tsvector(pg_read_file(''/etc/passwd''))'::text).ts_stat", 'sluice:opaque-code'],
+  ])('blocks %s', (sql, rule) => {
+    expect(evaluate(DEV, BLOCK, { kind: 'sql', analysis: analyzeSql(sql), text: sql })).toMatchObject({ verdict: 'block', rule });
+  });
+});
+
 describe('built-ins that run SQL text', () => {
   it.each([
     ["SELECT * FROM ts_stat('DELETE FROM t RETURNING to_tsvector(a)')", 'delete'],
@@ -146,6 +167,14 @@ describe('functions: { allow: [...] }', () => {
     expect(d.verdict).toBe('block');
     expect(d.rule).toBe('agent-functions');
     expect(d.reason).toContain(because);
+  });
+
+  it('counts column notation that calls a function, not a qualified column', () => {
+    expect(decide('SELECT c.name, c.email FROM customers c WHERE c.id = 1').verdict).toBe('allow');
+    expect(decide('SELECT c.to_json FROM customers c').reason).toContain('function to_json (through column notation)');
+    expect(decide('SELECT (c.email).md5 FROM customers c').reason).toContain('function md5');
+    const objects = userObjectsFromRows([['row', '', '', 'public', 'full_name']]);
+    expect(decide('SELECT c.full_name FROM customers c', objects).reason).toContain('function full_name');
   });
 
   it('reports configuration mistakes at the key', () => {
