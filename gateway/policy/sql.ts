@@ -197,6 +197,9 @@ class Collector {
   /** Functions and operators a definition attaches; one that runs SQL text hides what it will run. */
   definition(type: string, body: JsonObject): void {
     const refs = definitionRefs(type, body);
+    // `FUNCTION = 'pg_read_file'` names the function in a literal: another text of the same
+    // shape may name another function.
+    if (refs.functions.length > 0 || refs.operators.length > 0) this.literalSensitive = true;
     for (const parts of refs.functions) {
       const ref = this.named(this.functions, parts);
       if (runsSqlText(ref.name)) this.markOpaque(`${ref.name}() attached by a definition runs SQL text the gateway cannot see`);

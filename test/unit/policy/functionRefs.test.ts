@@ -5,6 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { evaluate } from '../../../gateway/policy/evaluate.js';
 import { policySchema } from '../../../gateway/policy/schema.js';
+import { createSqlAnalyzer } from '../../../gateway/policy/shape.js';
 import { analyzeSql, type StatementAnalysis } from '../../../gateway/policy/sql.js';
 import { userObjectsFromRows, type UserObjects } from '../../../gateway/policy/userObjects.js';
 import { DEV, policyFromYaml } from './fixtures.js';
@@ -45,6 +46,14 @@ describe('definitions that name a function', () => {
     ['CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW EXECUTE FUNCTION tf()', ['tf']],
   ])('%s', (sql, expected) => {
     expect(names(only(sql).functions)).toEqual(expect.arrayContaining(expected));
+  });
+
+  it('is never answered from the shape cache (a function may be named by a literal)', () => {
+    const analyzer = createSqlAnalyzer();
+    const first = analyzer.analyze("CREATE OPERATOR ~#! (FUNCTION = 'lower', RIGHTARG = text)");
+    const second = analyzer.analyze("CREATE OPERATOR ~#! (FUNCTION = 'pg_read_file', RIGHTARG = text)");
+    expect(first.ok && names(first.statements[0]?.functions)).toEqual(['lower']);
+    expect(second.ok && names(second.statements[0]?.functions)).toEqual(['pg_read_file']);
   });
 
   it('does not take type-valued options for functions', () => {
