@@ -198,6 +198,13 @@ describe('ordinary use keeps working', () => {
 });
 
 describe('other protocols and placements', () => {
+  it('a definition naming its function in a literal is judged on its own, not as the shape it shares', async () => {
+    const define = (fn: string) => `CREATE OR REPLACE AGGREGATE cache_agg(text) (SFUNC = 'textcat', STYPE = text, FINALFUNC = '${fn}')`;
+    expect((await arena.psql(define('upper'))).stderr).toBe('');
+    await refused(define('pg_read_file'));
+    expect(await adminValue("select aggfinalfn::text from pg_aggregate where aggfnoid = 'cache_agg'::regproc")).toBe('pg_catalog.upper');
+  });
+
   it('refuses the operator in an extended-protocol Parse (pg driver) and keeps the session', async () => {
     const c = await arena.client();
     try {
