@@ -32,6 +32,8 @@ describe('unbounded writes', () => {
     'DELETE FROM t WHERE id = 1 OR true',
     'DELETE FROM t WHERE NOT (id <> 1 AND false)',
     'DELETE FROM t WHERE id = id',
+    'DELETE FROM t WHERE id + 1 = id + 1',
+    'DELETE FROM t WHERE id + 1 = id + 2',
     'DELETE FROM t AS x WHERE t.id = 1',
     'DELETE FROM public.t WHERE other.t.id = 1',
     'DELETE FROM t WHERE u.id = 1',
