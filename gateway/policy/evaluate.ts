@@ -16,6 +16,7 @@ import { globMatches, nameMatches } from './names.js';
 import type { PreparedStatement, PreparedStatements } from './prepared.js';
 import type { SqlAnalysis, StatementAnalysis } from './sql.js';
 import { maskPolicyFor, type MaskPolicy } from './mask/plan.js';
+import { functionUses, hiddenSqlText, type FunctionUse, type UserObjects } from './userObjects.js';
 
 export type Verdict = 'allow' | 'block' | 'review';
 
@@ -24,6 +25,8 @@ export const BUILTIN_RULES = {
   unparseable: 'sluice:unparseable',
   opaque: 'sluice:opaque-code',
   unknownPrepared: 'sluice:unknown-prepared-statement',
+  /** A rule on functions applies and the target's user-defined operators, casts, … could not be read. */
+  catalogUnavailable: 'sluice:catalog-unavailable',
 } as const;
 
 export interface RuleHit {
@@ -71,6 +74,8 @@ export interface SqlAction {
 export interface EvaluationContext {
   /** The session's prepared statements (for EXECUTE); absent = none known. */
   readonly prepared?: PreparedStatements;
+  /** The target's user-defined operators, aggregates, types and casts (absent: none known). */
+  readonly userObjects?: UserObjects;
 }
 
 type Mode = 'full' | 'blockOnly';
@@ -83,7 +88,7 @@ interface Applicable {
 const MAX_EXECUTE_DEPTH = 8;
 
 /** `text` is what `sql` patterns match: the whole request, or the text that prepared an EXECUTEd statement. */
-function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string): string[] | undefined {
+function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string, uses: () => readonly FunctionUse[]): string[] | undefined {
   const results: (string | undefined)[] = [];
   if (c.statements !== undefined) results.push(c.statements.has(s.command) ? `statement ${s.command}` : c.statements.has(s.kind) ? `statement ${s.kind}` : undefined);
   if (c.tables !== undefined) {
@@ -91,12 +96,17 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
     const rel = s.relations.find((r) => tables.some((p) => nameMatches(p, r)));
     // A whole schema (DROP SCHEMA s CASCADE) touches every table a pattern could name in it.
     const schema = rel === undefined ? s.schemas.find((sc) => tables.some((p) => p.schema === undefined || globMatches(p.schema, sc))) : undefined;
-    results.push(rel !== undefined ? `table ${rel.schema !== undefined ? `${rel.schema}.` : ''}${rel.name}` : schema !== undefined ? `schema ${schema}` : undefined);
+    results.push(rel !== undefined ? `table ${rel.schema !== undefined ? `${rel.schema}.` : ''}${rel.name}` : schema !== undefined ? `schema ${schema}` : s.everyTable === true ? 'every table of the database' : undefined);
   }
   if (c.functions !== undefined) {
     const fns = c.functions;
-    const fn = s.functions.find((f) => fns.some((p) => nameMatches(p, f)));
-    results.push(fn !== undefined ? `function ${fn.schema !== undefined ? `${fn.schema}.` : ''}${fn.name}` : undefined);
+    const use = uses().find((u) => fns.some((p) => nameMatches(p, u.ref)));
+    results.push(use !== undefined ? describeUse(use) : undefined);
+  }
+  if (c.functionsAllowed !== undefined) {
+    const allowed = c.functionsAllowed;
+    const use = uses().find((u) => u.probablyColumn !== true && !allowed.some((p) => nameMatches(p, u.ref)));
+    results.push(use !== undefined ? `${describeUse(use)}, which is not in the allow list` : undefined);
   }
   if (c.unboundedWrites) results.push(s.unboundedWrite ? `${s.command} without a WHERE clause` : undefined);
   if (c.copyProgram) results.push(s.copy?.target === 'program' ? 'COPY … PROGRAM' : undefined);
@@ -110,6 +120,8 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
   return matched.length > 0 ? matched : undefined;
 }
 
+const describeUse = (u: FunctionUse): string => `function ${u.ref.schema !== undefined ? `${u.ref.schema}.` : ''}${u.ref.name}${u.via !== undefined ? ` (through ${u.via})` : ''}`;
+
 class Judge {
   readonly hits: RuleHit[] = [];
   /** Review rules hit, with their requirements. */
@@ -121,6 +133,7 @@ class Judge {
   constructor(
     readonly applicable: Applicable,
     readonly lookup: (name: string) => PreparedStatement | undefined,
+    readonly userObjects: UserObjects | undefined,
   ) {}
 
   /** Fail closed: block when a block rule applies; else hold for review when a review rule does. */
@@ -130,8 +143,10 @@ class Judge {
   }
 
   statement(s: StatementAnalysis, text: string, mode: Mode, depth: number): void {
+    let known: FunctionUse[] | undefined;
+    const uses = () => (known ??= functionUses(s, this.userObjects));
     for (const r of this.applicable.block) {
-      const why = conditionHits(r.conditions, s, text);
+      const why = conditionHits(r.conditions, s, text, uses);
       if (why !== undefined) {
         this.blockRules.add(r.id);
         this.hits.push({ rule: r.id, action: 'block', command: s.command, because: why.join(', ') });
@@ -139,7 +154,7 @@ class Judge {
     }
     if (mode === 'full') {
       for (const r of this.applicable.review) {
-        const why = conditionHits(r.conditions, s, text);
+        const why = conditionHits(r.conditions, s, text, uses);
         if (why !== undefined) {
           this.reviewRules.set(r.id, r);
           this.hits.push({ rule: r.id, action: 'review', command: s.command, because: why.join(', ') });
@@ -147,6 +162,8 @@ class Judge {
       }
     }
     if (s.opaque !== undefined) this.failClosed(BUILTIN_RULES.opaque, `${s.opaque}; the policy cannot be checked against it`, mode, true);
+    const hidden = this.userObjects === undefined && s.columnNotation === undefined ? undefined : hiddenSqlText(uses());
+    if (hidden !== undefined) this.failClosed(BUILTIN_RULES.opaque, `${describeUse(hidden)} runs SQL text the gateway cannot see; the policy cannot be checked against it`, mode, true);
     if (s.executes !== undefined) {
       const target = depth < MAX_EXECUTE_DEPTH ? this.lookup(s.executes) : undefined;
       if (target === undefined) this.failClosed(BUILTIN_RULES.unknownPrepared, `EXECUTE of prepared statement "${s.executes}", which the gateway has not seen prepared`, mode, false);
@@ -210,7 +227,7 @@ export function evaluate(identity: { readonly groups: readonly string[] }, polic
     if (local.has(name)) return local.get(name) ?? undefined;
     return cleared ? undefined : ctx.prepared?.get(name);
   };
-  const judge = new Judge(applicable, lookup);
+  const judge = new Judge(applicable, lookup, ctx.userObjects);
   for (const s of analysis.statements) {
     judge.statement(s, action.text, 'full', 0);
     if (s.prepares !== undefined) {

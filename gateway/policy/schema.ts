@@ -29,6 +29,16 @@ const functionPattern = nonEmpty.refine((s) => compileNamePattern(s) !== undefin
   error: (iss) => `invalid function "${String(iss.input)}" (expected "name" or "schema.name"; * matches any characters)`,
 });
 
+const functionList = z.array(functionPattern).min(1, { message: 'expected at least one function' });
+
+/**
+ * `functions: [...]` blocks (or holds) a statement that references one of these functions;
+ * `functions: { allow: [...] }` one that references any function not among these.
+ */
+const functionsCondition = z.union([functionList, z.strictObject({ allow: functionList })], {
+  error: () => 'expected a list of functions, or { allow: [...] } listing the only functions allowed',
+});
+
 const columnPattern = nonEmpty.refine((s) => compileColumnPattern(s) !== undefined, {
   error: (iss) => `invalid column "${String(iss.input)}" (expected "table.column" or "schema.table.column")`,
 });
@@ -71,7 +81,7 @@ const duration = z.string().refine(
 const conditions = {
   statements: z.array(statementName).min(1).optional(),
   tables: z.array(tablePattern).min(1).optional(),
-  functions: z.array(functionPattern).min(1).optional(),
+  functions: functionsCondition.optional(),
   unboundedWrites: z.boolean().optional(),
   copyProgram: z.boolean().optional(),
   copyFile: z.boolean().optional(),
@@ -145,6 +155,8 @@ export interface CompiledConditions {
   readonly statements?: ReadonlySet<string>;
   readonly tables?: readonly NamePattern[];
   readonly functions?: readonly NamePattern[];
+  /** `functions: { allow }`: a statement referencing any function outside these matches. */
+  readonly functionsAllowed?: readonly NamePattern[];
   readonly unboundedWrites: boolean;
   readonly copyProgram: boolean;
   readonly copyFile: boolean;
@@ -206,7 +218,8 @@ function compileConditions(c: z.output<typeof block>): CompiledConditions {
   };
   if (c.statements !== undefined) out.statements = new Set(c.statements);
   if (c.tables !== undefined) out.tables = c.tables.map((t) => compileNamePattern(t) as NamePattern);
-  if (c.functions !== undefined) out.functions = c.functions.map((f) => compileNamePattern(f) as NamePattern);
+  if (Array.isArray(c.functions)) out.functions = c.functions.map((f) => compileNamePattern(f) as NamePattern);
+  else if (c.functions !== undefined) out.functionsAllowed = c.functions.allow.map((f) => compileNamePattern(f) as NamePattern);
   if (c.sql !== undefined) out.sql = (Array.isArray(c.sql) ? c.sql : [c.sql]).map((s) => new RegExp(s, SQL_REGEX_FLAGS));
   return out;
 }

@@ -10,7 +10,9 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { truncateIdentifier, splitQualifiedName } from './names.js';
 import { nameStatement } from './statementKinds.js';
-import { defElems, isConstant, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, whereBounds, type Json, type JsonObject } from './sqlTree.js';
+import { defElems, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, type Json, type JsonObject } from './sqlTree.js';
+import { columnNotation, DATABASE_READING_FUNCTIONS, definitionRefs, expressionOperators, runsSqlText, SCHEMA_READING_FUNCTIONS, sqlTextArguments, type NameParts, type NotationRef } from './functionRefs.js';
+import { mergeActionBounded, writeBounded } from './writeBounds.js';
 
 // The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
 await loadModule();
@@ -86,8 +88,20 @@ export interface StatementAnalysis {
   readonly relations: readonly RelationRef[];
   /** Schemas created, altered or dropped as a whole (DROP SCHEMA s CASCADE touches every table in s). */
   readonly schemas: readonly string[];
-  /** Functions called (or attached as trigger/event-trigger functions) by this statement itself. */
+  /**
+   * Functions called by this statement itself, or named by it as what something runs: trigger
+   * and event-trigger functions, the functions of an operator, aggregate, type, cast, operator
+   * class, transform, conversion, language, foreign-data wrapper or access method it defines.
+   */
   readonly functions: readonly FunctionRef[];
+  /** Operators used (`=`, `OPERATOR(s.###)`, `ORDER BY … USING <`, `= ANY`): each runs a function. */
+  readonly operators?: readonly FunctionRef[];
+  /** Types named (casts, column types, definitions): their I/O and cast functions may run. */
+  readonly types?: readonly FunctionRef[];
+  /** Names that may be calls in column notation (`x.f`, `(x).f`): a rule on functions counts them. */
+  readonly columnNotation?: readonly NotationRef[];
+  /** Reads every table of the database (database_to_xml): matches every `tables:` pattern. */
+  readonly everyTable?: true;
   /** UPDATE or DELETE with no WHERE, or a WHERE without any column reference (`WHERE true`). */
   readonly unboundedWrite: boolean;
   readonly copy?: CopyInfo;
@@ -114,22 +128,16 @@ export type SqlAnalysis =
 
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
-/**
- * Functions that run SQL given to them as a string. A constant argument that parses is analysed
- * as a nested statement; a computed one makes the statement opaque.
- */
-const DYNAMIC_SQL_FUNCTIONS = new Set([
-  'query_to_xml',
-  'query_to_xmlschema',
-  'query_to_xml_and_xmlschema',
-  'dblink',
-  'dblink_exec',
-  'dblink_open',
-  'dblink_send_query',
-]);
-
 /** Functions that read a whole relation named by a string argument. */
-const RELATION_NAME_FUNCTIONS = new Set(['table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema']);
+const RELATION_NAME_FUNCTIONS = new Set([
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  // tablefunc's connectby walks a table named by its first argument; pageinspect's
+  // get_raw_page returns a relation's pages, rows and all.
+  'connectby',
+  'get_raw_page',
+]);
 
 /** Far beyond real queries; a deeper tree is refused (fail closed) rather than risking the stack. */
 const MAX_DEPTH = 5000;
@@ -137,6 +145,11 @@ const MAX_DEPTH = 5000;
 class Collector {
   readonly relations: RelationRef[] = [];
   readonly functions: FunctionRef[] = [];
+  readonly operators: FunctionRef[] = [];
+  readonly types: FunctionRef[] = [];
+  /** Names that may be calls in column notation (`t.f`, `(x).f`). */
+  readonly notation: NotationRef[] = [];
+  everyTable = false;
   readonly schemas: string[] = [];
   readonly nested: NestedStatement[] = [];
   opaque: string | undefined;
@@ -169,11 +182,29 @@ class Collector {
   functionName(list: Json): FunctionRef | undefined {
     const parts = stringList(list);
     if (parts === undefined || parts.length === 0) return undefined;
+    return this.named(this.functions, parts);
+  }
+
+  /** Adds `a.b.name` to `into` as `{ schema: b, name }`. */
+  named(into: FunctionRef[], parts: NameParts): FunctionRef {
     const name = parts[parts.length - 1] as string;
     const ref: { schema?: string; name: string } = { name };
     if (parts.length >= 2) ref.schema = parts[parts.length - 2] as string;
-    this.functions.push(ref);
+    into.push(ref);
     return ref;
+  }
+
+  /** Functions and operators a definition attaches; one that runs SQL text hides what it will run. */
+  definition(type: string, body: JsonObject): void {
+    const refs = definitionRefs(type, body);
+    // `FUNCTION = 'pg_read_file'` names the function in a literal: another text of the same
+    // shape may name another function.
+    if (refs.functions.length > 0 || refs.operators.length > 0) this.literalSensitive = true;
+    for (const parts of refs.functions) {
+      const ref = this.named(this.functions, parts);
+      if (runsSqlText(ref.name)) this.markOpaque(`${ref.name}() attached by a definition runs SQL text the gateway cannot see`);
+    }
+    for (const parts of refs.operators) this.named(this.operators, parts);
   }
 
   /** Visits every node under `v`; RangeVars get `access`, nested statements are split off. */
@@ -195,7 +226,11 @@ class Collector {
       return;
     }
     if (Array.isArray(v.funcname) && 'funcformat' in v) this.funcCall(v, access, depth);
-    else for (const k in v) this.walk(v[k] as Json, access, depth + 1);
+    else {
+      // An inline TypeName (`x::t`, a column's type): its I/O and cast functions may run.
+      if (Array.isArray(v.names) && 'typemod' in v) this.typeName(v.names);
+      for (const k in v) this.walk(v[k] as Json, access, depth + 1);
+    }
   }
 
   private visitTyped(type: string, body: JsonObject, access: RelationAccess, depth: number): void {
@@ -206,10 +241,29 @@ class Collector {
       case 'FuncCall':
         this.funcCall(body, access, depth);
         return;
+      case 'TypeName':
+        this.typeName(body.names ?? null);
+        break;
+      case 'ColumnRef': {
+        const fields = stringList((Array.isArray(body.fields) ? body.fields : []).filter((f) => !(isObject(f) && 'A_Star' in f)));
+        if (fields !== undefined) this.notation.push(...columnNotation(fields));
+        return;
+      }
+      case 'A_Indirection':
+        for (const i of Array.isArray(body.indirection) ? body.indirection : []) if (isObject(i) && isObject(i.String) && typeof i.String.sval === 'string') this.notation.push({ name: i.String.sval });
+        break;
       case 'CommonTableExpr':
         this.addNested('cte', true, body.ctequery as Json);
         for (const k in body) if (k !== 'ctequery') this.walk(body[k] as Json, access, depth + 1);
         return;
+      case 'A_Expr':
+      case 'SubLink':
+      case 'SortBy':
+      case 'JoinExpr':
+      case 'CaseExpr':
+      case 'Constraint':
+        for (const op of expressionOperators(type, body)) this.named(this.operators, op);
+        break;
       case 'SelectStmt':
       case 'InsertStmt':
       case 'UpdateStmt':
@@ -222,29 +276,32 @@ class Collector {
         if (type === 'SelectStmt') for (const k in body) this.walk(body[k] as Json, 'read', depth + 1);
         else this.addNested('cte', true, { [type]: body });
         return;
-      default:
-        for (const k in body) this.walk(body[k] as Json, access, depth + 1);
     }
+    for (const k in body) this.walk(body[k] as Json, access, depth + 1);
+  }
+
+  private typeName(names: Json): void {
+    const parts = stringList(names);
+    if (parts !== undefined && parts.length > 0) this.named(this.types, parts);
   }
 
   private funcCall(body: JsonObject, access: RelationAccess, depth: number): void {
     const ref = this.functionName(body.funcname as Json);
     const args = Array.isArray(body.args) ? body.args : [];
     // Whatever schema they are called through: a look-alike in another schema is treated the same.
-    if (ref !== undefined && DYNAMIC_SQL_FUNCTIONS.has(ref.name)) this.dynamicSql(ref.name, args);
+    const sqlArgs = ref === undefined ? undefined : sqlTextArguments(ref.name, args);
+    if (ref !== undefined && sqlArgs !== undefined) this.dynamicSql(ref.name, sqlArgs.literals, sqlArgs.computed);
     else if (ref !== undefined && RELATION_NAME_FUNCTIONS.has(ref.name)) this.relationByName(ref.name, args[0]);
+    else if (ref !== undefined && SCHEMA_READING_FUNCTIONS.has(ref.name)) this.schemaByName(ref.name, args[0]);
+    else if (ref !== undefined && DATABASE_READING_FUNCTIONS.has(ref.name)) this.everyTable = true;
     for (const k in body) if (k !== 'funcname') this.walk(body[k] as Json, access, depth + 1);
   }
 
-  private dynamicSql(fn: string, args: Json[]): void {
+  private dynamicSql(fn: string, literals: readonly string[], computed: boolean): void {
     this.literalSensitive = true;
+    if (computed) this.markOpaque(`${fn}() runs SQL computed at run time`);
     let parsed = 0;
-    for (const arg of args) {
-      const s = stringConstant(arg);
-      if (s === undefined) {
-        if (!isConstant(arg)) this.markOpaque(`${fn}() runs SQL computed at run time`);
-        continue;
-      }
+    for (const s of literals) {
       const inner = tryParse(s);
       if (inner === undefined) continue; // a connection or cursor name, not SQL
       for (const stmt of inner) {
@@ -256,6 +313,15 @@ class Collector {
       }
     }
     if (parsed === 0) this.markOpaque(`${fn}() runs SQL the gateway cannot see`);
+  }
+
+  /** schema_to_xml('s', …) reads every table of `s`, like DROP SCHEMA s touches them. */
+  private schemaByName(fn: string, arg: Json | undefined): void {
+    this.literalSensitive = true;
+    const s = arg === undefined ? undefined : stringConstant(arg);
+    // The argument is of type name: taken verbatim, not folded or split.
+    if (s === undefined) this.everyTable = true;
+    else this.schemas.push(truncateIdentifier(s));
   }
 
   private relationByName(fn: string, arg: Json | undefined): void {
@@ -303,6 +369,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     c.addNested(via, executesNow, body[key] as Json);
   };
 
+  c.definition(type, body);
   switch (type) {
     case 'SelectStmt':
       if (body.intoClause !== undefined) {
@@ -320,7 +387,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     case 'MergeStmt':
       skip.add('relation');
       c.walk(body.relation ?? null, 'write');
-      if ((type === 'UpdateStmt' || type === 'DeleteStmt') && !whereBounds(body.whereClause)) unboundedWrite = true;
+      if ((type === 'UpdateStmt' || type === 'DeleteStmt') && !writeBounded(type, body)) unboundedWrite = true;
       writeActions(type, body, c, text);
       break;
     case 'ExplainStmt': {
@@ -406,6 +473,10 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     unboundedWrite,
     nested: c.nested,
   };
+  if (c.operators.length > 0) out.operators = dedupeFunctions(c.operators);
+  if (c.types.length > 0) out.types = dedupeFunctions(c.types);
+  if (c.everyTable) out.everyTable = true;
+  if (c.notation.length > 0) out.columnNotation = [...new Map(c.notation.map((n) => [`${n.name}\u0000${n.ofRow === true}`, n])).values()];
   if (copy !== undefined) out.copy = copy;
   if (c.opaque !== undefined) out.opaque = c.opaque;
   if (prepares !== undefined) out.prepares = prepares;
@@ -423,16 +494,20 @@ const MERGE_COMMANDS: Record<string, string> = { CMD_DELETE: 'delete', CMD_UPDAT
  */
 function writeActions(type: string, body: JsonObject, c: Collector, text: string): void {
   const target = c.relations.find((r) => r.access === 'write');
-  const action = (command: string, via: NestedVia): void => {
-    c.nested.push({ via, executes: true, statement: { kind: command, command, text, relations: target === undefined ? [] : [target], schemas: [], functions: [], unboundedWrite: false, nested: [] } });
+  const action = (command: string, via: NestedVia, unboundedWrite = false): void => {
+    c.nested.push({ via, executes: true, statement: { kind: command, command, text, relations: target === undefined ? [] : [target], schemas: [], functions: [], unboundedWrite, nested: [] } });
   };
   if (type === 'MergeStmt') {
-    const seen = new Set<string>();
+    // One action per command; it is unbounded when any WHEN clause of that command is.
+    const unbounded = new Map<string, boolean>();
     for (const w of Array.isArray(body.mergeWhenClauses) ? body.mergeWhenClauses : []) {
-      const cmd = isObject(w) && isObject(w.MergeWhenClause) ? MERGE_COMMANDS[String(w.MergeWhenClause.commandType)] : undefined;
-      if (cmd !== undefined && !seen.has(cmd)) action(cmd, 'merge-action');
-      if (cmd !== undefined) seen.add(cmd);
+      const when = isObject(w) && isObject(w.MergeWhenClause) ? w.MergeWhenClause : undefined;
+      const cmd = when === undefined ? undefined : MERGE_COMMANDS[String(when.commandType)];
+      if (when === undefined || cmd === undefined) continue;
+      const free = cmd !== 'insert' && !mergeActionBounded(body, when);
+      unbounded.set(cmd, (unbounded.get(cmd) ?? false) || free);
     }
+    for (const [cmd, free] of unbounded) action(cmd, 'merge-action', free);
   }
   if (type === 'InsertStmt' && isObject(body.onConflictClause) && body.onConflictClause.action === 'ONCONFLICT_UPDATE') action('update', 'on-conflict');
 }

@@ -70,19 +70,3 @@ export function optionString(arg: Json | undefined): string | undefined {
   if (isObject(arg) && isObject(arg.String) && typeof arg.String.sval === 'string') return arg.String.sval;
   return undefined;
 }
-
-/** A WHERE clause bounds a write only if it mentions a column (or a cursor position). */
-export function whereBounds(where: Json | undefined): boolean {
-  if (where === undefined || where === null) return false;
-  let found = false;
-  const visit = (v: Json): void => {
-    if (found) return;
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (isObject(v)) {
-      if ('ColumnRef' in v || 'SubLink' in v || 'FuncCall' in v || 'ParamRef' in v || 'CurrentOfExpr' in v) found = true;
-      else for (const k in v) visit(v[k] as Json);
-    }
-  };
-  visit(where);
-  return found;
-}

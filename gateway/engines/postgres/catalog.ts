@@ -6,7 +6,7 @@
 // made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { analyzeSql, viewColumnSources, type ColumnNameResolver, type ColumnSource, type ResolvedRelation } from '../../policy/index.js';
+import { analyzeSql, USER_OBJECTS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
 import type { PostgresTarget } from '../types.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -80,6 +80,11 @@ export class TargetCatalog implements ColumnNameResolver {
     const rows = await this.query(`SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid >>> 0}`);
     const r = rows[0];
     return r ? { schema: r[0] ?? '', name: r[1] ?? '' } : undefined;
+  }
+
+  /** The target's user-defined operators, aggregates, types and casts with their functions. */
+  async userObjects(): Promise<UserObjects> {
+    return userObjectsFromRows(await this.query(USER_OBJECTS_SQL));
   }
 
   close(): void {

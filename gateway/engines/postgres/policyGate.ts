@@ -23,6 +23,7 @@ import {
 } from '../../policy/index.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
+import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -64,14 +65,18 @@ export class PolicyGate {
   private readonly inFlight = new Map<string, number>();
   private readonly preparedDecisions = new WeakMap<PreparedStatement, StatementDef>();
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
+  /** What user-defined operators, aggregates, types and casts run (rules on functions only). */
+  private readonly userObjects: SessionUserObjects;
 
   constructor(
     private readonly identity: Identity,
     private readonly policy: CompiledPolicy,
     private readonly resolver: ColumnNameResolver | undefined,
+    objects?: UserObjectsSource,
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
+    this.userObjects = new SessionUserObjects(policy, identity.groups, objects);
   }
 
   /**
@@ -85,7 +90,10 @@ export class PolicyGate {
     if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const analysis = analyzer.analyze(text);
     if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
-    let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
+    const userObjects = this.enforce ? this.userObjects.current() : undefined;
+    if (userObjects instanceof Promise) return userObjects;
+    if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
+    let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
@@ -107,7 +115,12 @@ export class PolicyGate {
       let d = this.preparedDecisions.get(p);
       if (d === undefined) {
         const analysis: SqlAnalysis = { ok: true, statements: [p.statement] };
-        d = { text: p.text, analysis, decision: this.enforce ? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text: p.text }, { prepared: this.prepared }) : ALLOW };
+        const objects = this.enforce ? this.userObjects.current() : undefined;
+        if (objects instanceof Promise || (objects !== undefined && 'refused' in objects)) {
+          // Rare (the objects were re-read after a definition): refuse rather than judge blind.
+          return { text: p.text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: 'the operators, aggregates, types and casts defined in the target are being read again; retry the statement', hits: [] } };
+        }
+        d = { text: p.text, analysis, decision: this.enforce ? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text: p.text }, { prepared: this.prepared, ...(objects !== undefined ? { userObjects: objects } : {}) }) : ALLOW };
         this.preparedDecisions.set(p, d);
       }
       return d;
@@ -160,6 +173,7 @@ export class PolicyGate {
   /** CommandComplete of a top-level statement (PREPARE, DEALLOCATE and DISCARD change the namespace). */
   completed(statement: StatementAnalysis | undefined, text: string): void {
     if (statement === undefined) return;
+    this.userObjects.completed(statement);
     this.prepared.completed(statement, text);
     if (statement.deallocates !== undefined) {
       if (statement.deallocates.all) this.confirmed.clear();

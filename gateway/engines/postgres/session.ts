@@ -237,7 +237,7 @@ export class PgSession {
     if (policy !== undefined) {
       this.catalog = new TargetCatalog({ connectionName: ctx.connection.name, target: ctx.connection.target, database, timeoutMs: ctx.connectTimeoutMs, log: ctx.log, identityName: ctx.identity.name });
     }
-    const candidate = policy === undefined ? undefined : new PolicyGate(ctx.identity, policy, this.catalog);
+    const candidate = policy === undefined ? undefined : new PolicyGate(ctx.identity, policy, this.catalog, this.catalog);
     const gate = candidate !== undefined && (candidate.enforce || candidate.mask !== undefined) ? candidate : undefined;
     for (const [name, value] of parameters) gate?.parameterStatus(name, value);
     const tracker = (this.tracker = new QueryTracker(ctx.audit, undefined, true));

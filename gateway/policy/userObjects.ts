@@ -1,0 +1,129 @@
+// Operators, aggregates, types and casts that already exist in the target database (created
+// outside the gateway, oid >= 16384: by an administrator or an extension) run functions that
+// the statement using them never names: `SELECT ### 'x'` may run pg_read_file. The engine reads
+// them once per session (USER_OBJECTS_SQL) when a function rule applies, and `functionUses`
+// counts using such an object as calling its functions. Built-in operators, casts, aggregates
+// and types (oid < 16384) add nothing: their functions are part of the server.
+import type { FunctionRef, StatementAnalysis } from './sql.js';
+import { ROW_FUNCTIONS, runsSqlText } from './functionRefs.js';
+
+/**
+ * One row per (object, function): kind, the object's schema and name, the function's schema and
+ * name. `ambient` functions may run in any statement without it naming anything: implicit and
+ * assignment casts, and the operators and support functions of default operator classes (ORDER
+ * BY, DISTINCT, joins and indexes pick them). `row` functions take a whole row as their one
+ * argument, so `t.f` may call them (column notation). Selectivity estimators that are built in are left
+ * out: they only read planner statistics. An explicit cast runs only where its target type is
+ * written (`CAST(x AS t)`, `x::t`), so it is found by that name; its source may be any value.
+ */
+export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
+  SELECT 'operator', n.nspname, o.oprname, u.fid FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace,
+    LATERAL unnest(ARRAY[o.oprcode::oid, o.oprrest::oid, o.oprjoin::oid]) WITH ORDINALITY u(fid, i) WHERE o.oid >= 16384 AND (u.i = 1 OR u.fid >= 16384)
+  UNION ALL
+  SELECT 'aggregate', n.nspname, p.proname, u.fid FROM pg_catalog.pg_aggregate a JOIN pg_catalog.pg_proc p ON p.oid = a.aggfnoid JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace,
+    LATERAL unnest(ARRAY[a.aggtransfn::oid, a.aggfinalfn::oid, a.aggcombinefn::oid, a.aggserialfn::oid, a.aggdeserialfn::oid, a.aggmtransfn::oid, a.aggminvtransfn::oid, a.aggmfinalfn::oid]) u(fid) WHERE a.aggfnoid >= 16384
+  UNION ALL
+  SELECT 'type', n.nspname, t.typname, u.fid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace,
+    LATERAL unnest(ARRAY[t.typinput::oid, t.typoutput::oid, t.typreceive::oid, t.typsend::oid, t.typmodin::oid, t.typmodout::oid, t.typanalyze::oid, t.typsubscript::oid]) u(fid) WHERE t.oid >= 16384 AND t.typtype = 'b'
+  UNION ALL
+  SELECT 'type', n.nspname, t.typname, u.fid FROM pg_catalog.pg_range r JOIN pg_catalog.pg_type t ON t.oid = r.rngtypid JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace,
+    LATERAL unnest(ARRAY[r.rngcanonical::oid, r.rngsubdiff::oid]) u(fid) WHERE r.rngtypid >= 16384
+  UNION ALL
+  SELECT CASE WHEN c.castcontext = 'e' THEN 'type' ELSE 'ambient' END, n.nspname, t.typname, c.castfunc FROM pg_catalog.pg_cast c JOIN pg_catalog.pg_type t ON t.oid = c.casttarget JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+    WHERE c.oid >= 16384 AND c.castfunc <> 0
+  UNION ALL
+  SELECT 'ambient', '', '', ap.amproc::oid FROM pg_catalog.pg_amproc ap JOIN pg_catalog.pg_opclass oc ON oc.opcfamily = ap.amprocfamily WHERE oc.opcdefault AND oc.oid >= 16384
+  UNION ALL
+  SELECT 'ambient', '', '', o.oprcode::oid FROM pg_catalog.pg_amop ao JOIN pg_catalog.pg_opclass oc ON oc.opcfamily = ao.amopfamily JOIN pg_catalog.pg_operator o ON o.oid = ao.amopopr WHERE oc.opcdefault AND oc.oid >= 16384
+  UNION ALL
+  SELECT 'row', '', '', p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[0]
+    WHERE p.oid >= 16384 AND p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1 AND (t.typtype IN ('c', 'p'))
+)
+SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
+
+interface Implementation {
+  /** The object's schema. */
+  readonly schema: string;
+  readonly fn: { readonly schema: string; readonly name: string };
+}
+
+type ByName = ReadonlyMap<string, readonly Implementation[]>;
+
+/** The session's user-defined operators, aggregates, types and casts, by lower-cased name. */
+export interface UserObjects {
+  readonly operators: ByName;
+  readonly aggregates: ByName;
+  readonly types: ByName;
+  readonly ambient: readonly { readonly schema: string; readonly name: string }[];
+  /** Lower-cased names of user-defined functions that take a whole row (`t.f` is `f(t)`). */
+  readonly rowFunctions: ReadonlySet<string>;
+}
+
+export const NO_USER_OBJECTS: UserObjects = Object.freeze({ operators: new Map(), aggregates: new Map(), types: new Map(), ambient: [], rowFunctions: new Set<string>() });
+
+export function userObjectsFromRows(rows: readonly (readonly (string | null)[])[]): UserObjects {
+  const maps = { operator: new Map<string, Implementation[]>(), aggregate: new Map<string, Implementation[]>(), type: new Map<string, Implementation[]>() };
+  const ambient: { schema: string; name: string }[] = [];
+  const rowFunctions = new Set<string>();
+  for (const [kind, schema, name, fnSchema, fnName] of rows) {
+    if (fnName === null || fnName === undefined) continue;
+    const fn = { schema: fnSchema ?? '', name: fnName };
+    if (kind === 'row') {
+      rowFunctions.add(fnName.toLowerCase());
+      continue;
+    }
+    if (kind === 'ambient') {
+      ambient.push(fn);
+      continue;
+    }
+    const map = maps[kind as keyof typeof maps] as Map<string, Implementation[]> | undefined;
+    if (map === undefined || name === null || name === undefined) continue;
+    const key = name.toLowerCase();
+    const list = map.get(key) ?? [];
+    list.push({ schema: schema ?? '', fn });
+    map.set(key, list);
+  }
+  return { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions };
+}
+
+/** A function a statement references, and how when it does not name it. */
+export interface FunctionUse {
+  readonly ref: FunctionRef;
+  /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
+  readonly via?: string;
+  /**
+   * Column notation on a relation's row (`t.f`) with a name no known function taking a row has:
+   * almost surely a column. Block lists still count it (over-matching is safe); allow lists do not.
+   */
+  readonly probablyColumn?: true;
+}
+
+function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
+  for (const r of refs ?? []) {
+    for (const impl of map.get(r.name.toLowerCase()) ?? []) {
+      // `OPERATOR(s.###)` names one schema; an unqualified name may resolve to any.
+      if (r.schema !== undefined && r.schema.toLowerCase() !== impl.schema.toLowerCase()) continue;
+      out.push({ ref: impl.fn, via: `${what} ${r.schema !== undefined ? `${r.schema}.` : ''}${r.name}` });
+    }
+  }
+}
+
+/** Every function statement `s` references itself (not its nested statements), however it is reached. */
+export function functionUses(s: StatementAnalysis, objects: UserObjects | undefined): FunctionUse[] {
+  const out: FunctionUse[] = s.functions.map((ref) => ({ ref }));
+  for (const n of s.columnNotation ?? []) {
+    const takesRow = ROW_FUNCTIONS.has(n.name.toLowerCase()) || objects?.rowFunctions.has(n.name.toLowerCase()) === true;
+    out.push(n.ofRow === true && !takesRow ? { ref: { name: n.name }, via: 'column notation', probablyColumn: true } : { ref: { name: n.name }, via: 'column notation' });
+  }
+  if (objects === undefined) return out;
+  implementations(objects.aggregates, s.functions, 'aggregate', out);
+  implementations(objects.operators, s.operators, 'operator', out);
+  implementations(objects.types, s.types, 'type', out);
+  for (const fn of objects.ambient) out.push({ ref: fn, via: 'an implicit cast or default operator class' });
+  return out;
+}
+
+/** A use through an object (not a call by name) of a built-in that runs SQL text: what it runs is unseen. */
+export function hiddenSqlText(uses: readonly FunctionUse[]): FunctionUse | undefined {
+  return uses.find((u) => u.via !== undefined && runsSqlText(u.ref.name));
+}
