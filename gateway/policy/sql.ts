@@ -10,6 +10,7 @@
 import { loadModule, parseSync } from 'libpg-query';
 import { truncateIdentifier, splitQualifiedName } from './names.js';
 import { nameStatement } from './statementKinds.js';
+import { readingChangeOf, type ReadingChange } from './readingState.js';
 import { defElems, isConstant, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, whereBounds, type Json, type JsonObject } from './sqlTree.js';
 
 // The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
@@ -106,6 +107,8 @@ export interface StatementAnalysis {
    * literals may analyse differently, so the analysis must not be reused for it (shape.ts).
    */
   readonly literalSensitive?: true;
+  /** Whether it may change how the server reads the next statement's text (readingState.ts). */
+  readonly reading?: ReadingChange;
 }
 
 export type SqlAnalysis =
@@ -411,7 +414,9 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
-  if (c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
+  const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, change: n.statement.reading })));
+  if (reading.change !== undefined) out.reading = reading.change;
+  if (reading.literalSensitive || c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
   return out;
 }
 
