@@ -87,6 +87,8 @@ describe('uncertain: the statements behind it wait for the server', () => {
     "SELECT set_config(current_setting('x.y'), 'SJIS', false)",
     "SELECT set_config('client_encoding', $1, false)",
     "SELECT set_config('client_encoding', 'SJ' || 'IS', false)",
+    "SELECT set_config(setting_name => 'client_encoding', new_value => 'SJIS', is_local => false)",
+    "SELECT set_config('client_encoding', 'SJIS' COLLATE \"C\", false)",
     'SELECT pg_reload_conf()',
     'SELECT pg_catalog.pg_reload_conf()',
     'SELECT my_function()',
