@@ -68,7 +68,13 @@ const TRUSTED_BUILTINS = new Set(
   rank regexp_match regexp_matches regexp_replace regexp_split_to_array regexp_split_to_table repeat replace reverse right round
   row_number row_to_json rpad rtrim sign split_part sqrt starts_with statement_timestamp stddev string_agg string_to_array strpos substr
   substring sum timeofday timezone to_char to_date to_hex to_json to_jsonb to_number to_timestamp transaction_timestamp translate trim
-  trunc unnest upper variance version`.split(/\s+/),
+  trunc unnest upper variance version nextval currval setval lastval uuid_generate_v4 to_tsvector to_tsquery plainto_tsquery
+  websearch_to_tsquery ts_rank array_remove array_cat array_prepend array_upper array_lower cardinality age date_bin txid_current
+  pg_current_xact_id quote_ident quote_literal quote_nullable format_type has_schema_privilege has_column_privilege pg_has_role pg_sleep
+  pg_advisory_lock pg_advisory_unlock pg_try_advisory_lock pg_advisory_xact_lock json_extract_path json_extract_path_text
+  jsonb_extract_path jsonb_extract_path_text json_array_elements jsonb_array_elements json_each jsonb_each jsonb_object_keys
+  jsonb_strip_nulls jsonb_pretty jsonb_insert width_bucket sha256 convert_to convert_from ascii bit_and bit_or pi degrees radians
+  isempty lower_inc upper_inc daterange tstzrange tsrange numrange int4range int8range generate_subscripts`.split(/\s+/),
 );
 
 /** Built-ins that change settings however they are reached (set_config is judged by its arguments). */
@@ -83,10 +89,22 @@ const UNCERTAIN_STATEMENTS: Record<string, string> = {
   LoadStmt: 'LOAD runs library code, which may change client_encoding',
   CreateExtensionStmt: "an extension's script may change client_encoding",
   AlterExtensionStmt: "an extension's script may change client_encoding",
+  RefreshMatViewStmt: "REFRESH runs the materialized view's query, which may change client_encoding",
 };
 
+/**
+ * Options of CREATE OPERATOR / AGGREGATE / TYPE (and their ALTERs) that name a function the
+ * server then calls without a statement naming it.
+ */
+const FUNCTION_SLOTS = new Set(
+  'function procedure sfunc finalfunc combinefunc serialfunc deserialfunc msfunc minvfunc mfinalfunc restrict join input output receive send typmod_in typmod_out analyze subscript subtype_diff canonical'.split(' '),
+);
+
 /** Statements whose expressions run when the statement runs; in any other, they are definitions run later. */
-const RUNS_NOW = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt', 'VariableSetStmt', 'DiscardStmt', 'CallStmt', 'ExecuteStmt', 'ExplainStmt', 'CreateTableAsStmt', 'CopyStmt', 'DoStmt', 'DeclareCursorStmt', 'PrepareStmt', 'FetchStmt']);
+const RUNS_NOW = new Set(
+  ('SelectStmt InsertStmt UpdateStmt DeleteStmt MergeStmt VariableSetStmt DiscardStmt CallStmt ExecuteStmt ExplainStmt CreateTableAsStmt CopyStmt DoStmt ' +
+    'DeclareCursorStmt PrepareStmt FetchStmt LoadStmt CreateExtensionStmt AlterExtensionStmt RefreshMatViewStmt').split(' '),
+);
 
 class ReadingWalk {
   refuse: string | undefined;
@@ -137,6 +155,23 @@ class ReadingWalk {
         break;
       case 'AlterObjectSchemaStmt':
         if (body.newschema === 'pg_catalog') this.refuse ??= 'moving an object into pg_catalog would let it pass for a built-in';
+        break;
+      case 'DefineStmt':
+        if (body.kind === 'OBJECT_AGGREGATE') this.definesFunction(stringList(body.defnames ?? null));
+        break;
+      case 'DefElem':
+        if (FUNCTION_SLOTS.has(String(body.defname)) && isObject(body.arg) && isObject(body.arg.TypeName)) {
+          this.implicitCall(stringList(body.arg.TypeName.names ?? null), `${String(body.defname)} function`);
+        }
+        break;
+      case 'CreateCastStmt':
+        if (isObject(body.func)) this.implicitCall(stringList(body.func.objname ?? null), 'cast function');
+        break;
+      case 'CreateOpClassItem':
+        if (body.itemtype === 2 && isObject(body.name)) this.implicitCall(stringList(body.name.objname ?? null), 'operator class support function');
+        break;
+      case 'CreateConversionStmt':
+        this.refuse ??= 'a conversion changes how the server converts client text';
         break;
     }
     for (const k in body) this.visit(body[k] as Json, false);
@@ -193,6 +228,20 @@ class ReadingWalk {
     if (problem !== undefined) this.refuse ??= problem.replace(' is ', ' would be ');
   }
 
+  /**
+   * A function the server will call without a statement naming it (an operator's, an aggregate's
+   * or a cast's): refused unless it is a trusted built-in, since no statement that later runs it
+   * would be seen to call code that may change client_encoding.
+   */
+  private implicitCall(parts: string[] | undefined, slot: string): void {
+    if (parts === undefined || parts.length === 0) return;
+    const name = parts[parts.length - 1] as string;
+    const schema = parts.length >= 2 ? parts[parts.length - 2] : undefined;
+    if (SETTING_CHANGERS.has(name) || !(schema === 'pg_catalog' || (schema === undefined && TRUSTED_BUILTINS.has(name)))) {
+      this.refuse ??= `${parts.join('.')}() as a ${slot} would run where no statement names it, so the gateway would not see a call of code that may change client_encoding`;
+    }
+  }
+
   /** A function created (or renamed) through the gateway may not pass for a trusted built-in. */
   private definesFunction(parts: string[] | undefined): void {
     if (parts === undefined || parts.length === 0) return;
@@ -218,6 +267,8 @@ function constantText(v: Json): string | undefined {
 /** A statement the analysis split off, with whether it runs when its parent does. */
 export interface NestedReading {
   readonly executes: boolean;
+  /** How it is reached (sql.ts NestedVia): a view's or a rule's query runs without being named. */
+  readonly via: string;
   readonly change: ReadingChange | undefined;
 }
 
@@ -231,12 +282,15 @@ export interface NestedReading {
 export function readingChangeOf(type: string, body: JsonObject, nested: readonly NestedReading[]): { change: ReadingChange | undefined; literalSensitive: boolean } {
   const w = new ReadingWalk();
   w.visit({ [type]: body }, true);
-  const definition = (why: string) => `${why}, in a definition that runs later, where the gateway would not see the change`;
+  const definition = (why: string) => `${why}, in a definition that runs later, where the gateway would not see it coming`;
   if (w.settingUncertain !== undefined && !RUNS_NOW.has(type)) w.refuse ??= definition(w.settingUncertain);
+  // A call in a view, rule, default, policy, index or trigger condition runs whenever the object
+  // is used, by statements that name no function; a function body only when the function is called.
+  if (w.uncertain !== undefined && !RUNS_NOW.has(type) && type !== 'CreateFunctionStmt') w.refuse ??= definition(w.uncertain);
   for (const n of nested) {
     const c = n.change;
     if (c?.effect === 'refuse') w.refuse ??= c.reason;
-    else if (c?.effect === 'uncertain' && c.settings && !n.executes) w.refuse ??= definition(c.reason);
+    else if (c?.effect === 'uncertain' && !n.executes && (c.settings || n.via === 'view' || n.via === 'rule')) w.refuse ??= definition(c.reason);
     else if (c?.effect === 'uncertain' && c.settings) w.settingUncertain ??= c.reason;
     else if (c?.effect === 'uncertain') w.uncertain ??= c.reason;
   }

@@ -414,7 +414,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
-  const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, change: n.statement.reading })));
+  const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, via: n.via, change: n.statement.reading })));
   if (reading.change !== undefined) out.reading = reading.change;
   if (reading.literalSensitive || c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
   return out;

@@ -17,6 +17,8 @@ let arena: Arena;
 const SCHEMA = `
   create function app_set_encoding(e text) returns text language sql as $$ select set_config('client_encoding', e, false) $$;
   create procedure app_set_encoding_proc(e text) language plpgsql as $$ begin perform set_config('client_encoding', e, false); end $$;
+  create function app_set_encoding_step(s text, e text) returns text language sql as $$ select set_config('client_encoding', e, false) $$;
+  create function app_set_encoding_op(a text, e text) returns text language sql as $$ select set_config('client_encoding', e, false) $$;
 `;
 
 beforeAll(async () => {
@@ -147,12 +149,19 @@ describe('spellings of a change the gateway would not read as the server does: r
     ["create function enc3() returns int language sql set client_encoding = 'SJIS' as 'select 1'", "a function's SET clause"],
     ["create function lower(int) returns text language sql as $$ select app_set_encoding('SJIS') $$", 'a function shadowing a trusted built-in'],
     ["create view enc_view as select set_config('client_encoding', 'SJIS', false)", 'a view'],
+    ["create view enc_view as select app_set_encoding('SJIS') as e", "a view calling the administrator's routine"],
+    ["create table enc_table (a text default app_set_encoding('SJIS'))", 'a column default calling it'],
+    ["create aggregate sum(text) (sfunc = app_set_encoding_step, stype = text)", 'an aggregate shadowing sum'],
+    ['create operator ### (function = app_set_encoding_op, leftarg = text, rightarg = text)', 'an operator over it'],
   ])('%s (%s) is refused at definition', async (definition) => {
     const o = await pipeline([query(definition)], 1);
     expect(refusedByParseState(o), JSON.stringify(o.errors)).toBe(true);
-    const r = await arena.admin.query("select count(*)::int as n from pg_proc where proname in ('enc', 'enc2', 'enc3') or (proname = 'lower' and pronamespace = 'public'::regnamespace)");
+    const r = await arena.admin.query("select count(*)::int as n from pg_proc where proname in ('enc', 'enc2', 'enc3') or (proname in ('lower', 'sum') and pronamespace = 'public'::regnamespace)");
     expect(r.rows).toEqual([{ n: 0 }]);
+    const o2 = await arena.admin.query("select count(*)::int as n from pg_operator where oprname = '###'");
+    expect(o2.rows).toEqual([{ n: 0 }]);
     expect(await exists('enc_view')).toBe(false);
+    expect(await exists('enc_table')).toBe(false);
   });
 });
 
@@ -290,6 +299,23 @@ describe('what must keep working', () => {
   it('a call of a routine that changes nothing it cannot follow waits, then runs what follows', async () => {
     const o = await pipeline([query("select app_set_encoding('UTF8')"), query('select 2')], 2);
     expect(ok(o)).toEqual([]);
+  });
+
+  it('definitions using built-ins, and SQL functions calling other routines', async () => {
+    const o = await pipeline(
+      [
+        query('create table kept_defaults (id serial primary key, at timestamptz default now(), u uuid default gen_random_uuid(), name text)'),
+        query('create index on kept_defaults (lower(name))'),
+        query('create view kept_view as select id, upper(name) as name from kept_defaults'),
+        query("create function kept_wrapper(e text) returns text language sql as $$ select app_set_encoding(e) $$"),
+        query("insert into kept_defaults (name) values ('x')"),
+        query("select kept_wrapper('UTF8')"),
+        query('select count(*) from kept_view'),
+      ],
+      7,
+    );
+    expect(ok(o)).toEqual([]);
+    expect(rows(o).at(-1)).toEqual(['1']);
   });
 
   it('the pg driver with bind parameters', async () => {

@@ -71,6 +71,32 @@ describe('refused: a value the gateway would not read as the server does', () =>
     expect(effect('ALTER FUNCTION f() RENAME TO now')).toBe('refuse');
     expect(effect('ALTER FUNCTION f() SET SCHEMA pg_catalog')).toBe('refuse');
     expect(effect("CREATE FUNCTION my_lower(text) RETURNS text LANGUAGE sql AS 'SELECT lower($1)'")).toBe('none');
+    expect(effect('CREATE AGGREGATE sum(int8range) (sfunc = range_merge, stype = int8range)')).toBe('refuse');
+  });
+
+  it('a call of code that may change the settings, in an object that runs it where no statement names it', () => {
+    expect(effect("CREATE VIEW v AS SELECT app_set_encoding('SJIS')")).toBe('refuse');
+    expect(effect('CREATE TABLE t (a text DEFAULT app.f())')).toBe('refuse');
+    expect(effect('ALTER TABLE t ADD CHECK (app.f(a))')).toBe('refuse');
+    expect(effect('CREATE INDEX ON t (app.f(a))')).toBe('refuse');
+    expect(effect('CREATE POLICY p ON t USING (app.f(a))')).toBe('refuse');
+    expect(effect('CREATE RULE r AS ON INSERT TO t DO ALSO SELECT app.f()')).toBe('refuse');
+    expect(effect('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW WHEN (app.f(NEW.a)) EXECUTE FUNCTION trg()')).toBe('refuse');
+    expect(effect('CREATE OPERATOR ### (function = evil, leftarg = text, rightarg = text)')).toBe('refuse');
+    expect(effect('CREATE AGGREGATE agg(int) (sfunc = public.step, stype = int)')).toBe('refuse');
+    expect(effect('CREATE CAST (text AS int) WITH FUNCTION my_cast(text)')).toBe('refuse');
+    expect(effect('CREATE OPERATOR CLASS oc FOR TYPE int USING btree AS OPERATOR 1 <, FUNCTION 1 my_cmp(int, int)')).toBe('refuse');
+    expect(effect('CREATE TYPE r AS RANGE (subtype = float8, subtype_diff = my_diff)')).toBe('refuse');
+    expect(effect("CREATE CONVERSION c FOR 'SJIS' TO 'UTF8' FROM sjis_to_utf8")).toBe('refuse');
+    // Built-ins stay usable in definitions; a function body runs only when called (which waits).
+    expect(effect('CREATE TABLE t (id serial, at timestamptz DEFAULT now(), u uuid DEFAULT gen_random_uuid(), n int DEFAULT nextval(\'s\'))')).toBe('none');
+    expect(effect('CREATE INDEX ON t (lower(name))')).toBe('none');
+    expect(effect('CREATE VIEW v AS SELECT id, upper(name) FROM t')).toBe('none');
+    expect(effect('CREATE OPERATOR === (function = pg_catalog.int4eq, leftarg = int, rightarg = int)')).toBe('none');
+    expect(effect('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()')).toBe('none');
+    expect(effect("CREATE FUNCTION g() RETURNS text LANGUAGE sql AS 'SELECT app.f()'")).toBe('uncertain');
+    expect(effect("CREATE MATERIALIZED VIEW mv AS SELECT app.f()")).toBe('uncertain');
+    expect(effect('REFRESH MATERIALIZED VIEW mv')).toBe('uncertain');
   });
 });
 
