@@ -180,6 +180,13 @@ describe('changes the gateway cannot evaluate: what follows waits, and a contrad
     expect(await exists(table)).toBe(true);
   });
 
+  it('inside a transaction block, changed for the transaction only', async () => {
+    const table = await victim();
+    const o = await pipeline([query('begin'), query("select set_config('client_encoding', 'SJ' || 'IS', true)"), sjisDrop(table), query('commit')], 4);
+    expect(endedByParseState(o), JSON.stringify(o.errors)).toBe(true);
+    expect(await exists(table)).toBe(true);
+  });
+
   it('the extended protocol, with the setting name and value as parameters', async () => {
     const table = await victim();
     const o = await pipeline([parse('select set_config($1, $2, false)'), bind(['client_encoding', 'SJIS']), execute(), sync(), sjisDrop(table)], 2);
