@@ -77,6 +77,18 @@ const TRUSTED_BUILTINS = new Set(
   isempty lower_inc upper_inc daterange tstzrange tsrange numrange int4range int8range generate_subscripts`.split(/\s+/),
 );
 
+/**
+ * Operator names of the built-in operators (and the keywords BETWEEN is named by). Another
+ * operator runs a function the client or an administrator wrote; one created through the gateway
+ * over such a function is refused (see `implicitCall`), so these names reach built-in code.
+ */
+const BUILTIN_OPERATORS = new Set(
+  [
+    ...'= <> != < > <= >= + - * / % ^ | & # ~ << >> || ~~ !~~ ~~* !~~* ~* !~ !~* @> <@ && -> ->> #> #>> ? ?| ?& @@ @@@ @? @ @-@ ## <-> <<| |>> &< &> <^ >^ ?# ?- ?|| ?-| |/ ||/ #- -|- <<= >>= !!'.split(' '),
+    'BETWEEN', 'NOT BETWEEN', 'BETWEEN SYMMETRIC', 'NOT BETWEEN SYMMETRIC',
+  ],
+);
+
 /** Built-ins that change settings however they are reached (set_config is judged by its arguments). */
 const SETTING_CHANGERS = new Set(['set_config', 'pg_reload_conf']);
 
@@ -145,6 +157,13 @@ class ReadingWalk {
       case 'FuncCall':
         this.funcCall(body);
         return;
+      case 'A_Expr': {
+        const parts = stringList(body.name ?? null) ?? [];
+        const op = parts[parts.length - 1] ?? '';
+        const schema = parts.length >= 2 ? parts[parts.length - 2] : undefined;
+        if (!(schema === 'pg_catalog' || (schema === undefined && BUILTIN_OPERATORS.has(op)))) this.uncertain ??= `operator ${parts.join('.')} is not a built-in known to leave client_encoding alone`;
+        break;
+      }
       case 'CreateFunctionStmt':
         this.definesFunction(stringList(body.funcname ?? null));
         break;

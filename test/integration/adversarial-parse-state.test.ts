@@ -19,6 +19,7 @@ const SCHEMA = `
   create procedure app_set_encoding_proc(e text) language plpgsql as $$ begin perform set_config('client_encoding', e, false); end $$;
   create function app_set_encoding_step(s text, e text) returns text language sql as $$ select set_config('client_encoding', e, false) $$;
   create function app_set_encoding_op(a text, e text) returns text language sql as $$ select set_config('client_encoding', e, false) $$;
+  create operator %%% (function = app_set_encoding_op, leftarg = text, rightarg = text);
 `;
 
 beforeAll(async () => {
@@ -172,6 +173,7 @@ describe('changes the gateway cannot evaluate: what follows waits, and a contrad
     ["select app_set_encoding('SJIS')", 'sjis'],
     ["select * from orders where amount > length(app_set_encoding('SJIS'))", 'sjis'],
     ["call app_set_encoding_proc('SJIS')", 'sjis'],
+    ["select 'x' %%% 'SJIS'", 'sjis'],
   ])('%s, with a DROP pipelined behind it', async (change, how) => {
     const table = await victim();
     const o = await pipeline([query(change), how === 'sjis' ? sjisDrop(table) : scsDrop(table)], 2);

@@ -130,6 +130,8 @@ describe('uncertain: the statements behind it wait for the server', () => {
     "SELECT query_to_xml('SELECT my_function()', true, true, '')",
     'EXPLAIN ANALYZE SELECT my_function()',
     'SELECT 1; SELECT my_function()',
+    "SELECT 'SJIS' ### 'x'",
+    'SELECT a OPERATOR(public.=) b FROM t',
   ])('%s', (sql) => {
     expect(effect(sql)).toBe('uncertain');
   });
@@ -155,6 +157,8 @@ describe('left alone', () => {
     "SELECT pg_catalog.set_config('application_name', 'x', false)",
     'SELECT abalance FROM pgbench_accounts WHERE aid = $1',
     'SELECT count(*), max(id), now() FROM orders',
+    "SELECT -a, a IS DISTINCT FROM b, a LIKE 'x%', a BETWEEN 1 AND 2, a NOT BETWEEN SYMMETRIC 2 AND 1, a IN (1, 2), a = ANY(b), a || 'x', j ->> 'k' FROM t",
+    'SELECT a OPERATOR(pg_catalog.+) b FROM t',
     "SELECT lower(name), coalesce(email, ''), pg_catalog.upper(name) FROM customers",
     'SELECT extract(year FROM now()), substring(name FROM 1 FOR 2) FROM customers',
     "SELECT current_setting('client_encoding')",
