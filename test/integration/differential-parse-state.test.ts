@@ -80,6 +80,24 @@ describe('what the gateway believed it would run is what the server ran', () => 
     expect(matches, `${JSON.stringify(text)}: the gateway believed [${believed.join(', ')}], the server ran [${tags.join(', ')}]`).toBe(true);
   });
 
+  it.each([
+    ['select amount from orders where id = $1', [1]],
+    ["select $1::text || E'\\'' as quoted", ['x']],
+    ['update orders set amount = amount where id = $1', [2]],
+    ["select set_config('application_name', $1, false)", ['diff']],
+    ['insert into orders values ($1, 1, 1) on conflict (id) do nothing', [3]],
+  ] as const)('extended protocol: %s', async (text, values) => {
+    const analysis = analyzer.analyze(text);
+    if (!analysis.ok) throw new Error(analysis.error);
+    const c = await arena.client();
+    try {
+      const r = await c.query(text, [...values]);
+      expect(analysis.statements.map((s) => s.command), text).toEqual([r.command.toLowerCase()]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('a mismatch is detected (the check is not vacuous)', () => {
     expect(same('select', tagCommand('SELECT 1'))).toBe(true);
     expect(same('select', tagCommand('DELETE 3'))).toBe(false);
