@@ -13,6 +13,7 @@ import { nameStatement } from './statementKinds.js';
 import { defElems, isObject, optionString, optionTrue, stringConstant, stringList, typedNode, type Json, type JsonObject } from './sqlTree.js';
 import { columnNotation, DATABASE_READING_FUNCTIONS, definitionRefs, expressionOperators, runsSqlText, SCHEMA_READING_FUNCTIONS, sqlTextArguments, type NameParts, type NotationRef } from './functionRefs.js';
 import { mergeActionBounded, writeBounded } from './writeBounds.js';
+import { readingChangeOf, type ReadingChange } from './readingState.js';
 
 // The WASM module is compiled once per process (~100 ms); parseSync needs it loaded.
 await loadModule();
@@ -120,6 +121,8 @@ export interface StatementAnalysis {
    * literals may analyse differently, so the analysis must not be reused for it (shape.ts).
    */
   readonly literalSensitive?: true;
+  /** Whether it may change how the server reads the next statement's text (readingState.ts). */
+  readonly reading?: ReadingChange;
 }
 
 export type SqlAnalysis =
@@ -482,7 +485,9 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
-  if (c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
+  const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, via: n.via, change: n.statement.reading })));
+  if (reading.change !== undefined) out.reading = reading.change;
+  if (reading.literalSensitive || c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;
   return out;
 }
 

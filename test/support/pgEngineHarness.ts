@@ -237,6 +237,13 @@ export async function rawClient(port: number, database: string, params: [string,
   let received: RawMessage[] = [];
   let readies = 0;
   let waiting: { count: number; resolve: () => void } | undefined;
+  let closed = false;
+  // A session the gateway ends (a FATAL, then its FIN) answers no more: stop waiting then.
+  socket.on('close', () => {
+    closed = true;
+    waiting?.resolve();
+  });
+  socket.on('error', () => undefined);
   socket.on('data', (d: Buffer) => {
     framer.push(d);
     while (framer.next()) {
@@ -246,12 +253,14 @@ export async function rawClient(port: number, database: string, params: [string,
   });
   const until = async (more: number): Promise<RawMessage[]> => {
     const count = readies + more;
-    if (readies < count) await new Promise<void>((resolve) => (waiting = { count, resolve }));
+    if (readies < count && !closed) await new Promise<void>((resolve) => (waiting = { count, resolve }));
     const out = received;
     received = [];
     return out;
   };
   socket.write(encodeStartupMessage([['user', 'x'], ['database', database], ...params]));
-  await until(1);
+  const startup = await until(1);
+  // Refused at startup: what the server (or gateway) said is the first thing `until` returns.
+  if (closed) received = startup;
   return { send: (bytes) => socket.write(bytes), until, close: () => socket.destroy() };
 }

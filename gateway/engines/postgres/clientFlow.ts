@@ -14,6 +14,7 @@ import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
 import type { Refusal, Refusals } from './refusals.js';
 import { HeldReviews, type Hold } from './heldReviews.js';
+import { ReadingGuard } from './readingGuard.js';
 import type { ServerFlow } from './serverFlow.js';
 
 
@@ -81,6 +82,8 @@ export class ClientFlow {
   private readonly described = new Set<string>();
   private readonly functionNames = new Map<number, string | null>();
   private readonly reviews: HeldReviews;
+  /** What went to the target that may have changed how it reads the next statement's text. */
+  private readonly reading = new ReadingGuard();
 
   constructor(private readonly o: ClientFlowOptions) {
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
@@ -251,6 +254,7 @@ export class ClientFlow {
           this.described.add(portal);
         }
         this.forward(buf, start, end);
+        this.reading.execute(portal);
         this.o.server.expect({ k: 'execute', portal });
         return undefined;
       }
@@ -272,6 +276,7 @@ export class ClientFlow {
         this.skip = false;
         this.cycleParses.clear();
         this.o.tracker.sync();
+        this.reading.sync();
         this.forward(buf, start, end);
         this.o.server.expect({ k: 'sync' });
         return undefined;
@@ -283,9 +288,12 @@ export class ClientFlow {
   }
 
   private query(gate: PolicyGate, frame: Frame, text: string): Hold | undefined {
-    const judged = gate.judge(text, this.o.server.outstanding > 0);
-    if (judged === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
-    if (judged instanceof Promise) return this.retry(() => judged, frame);
+    const reading = this.reading.beforeText(this.o.server.outstanding);
+    if (reading === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    const j = gate.judge(text, this.o.server.outstanding > 0);
+    if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (j instanceof Promise) return this.retry(() => j, frame);
+    const judged = reading === undefined ? j : { ...j, decision: reading };
     gate.queryStarted();
     const cycle = this.o.tracker.cycles.client;
     const id = this.o.tracker.query(text, kindsOf(judged));
@@ -294,6 +302,7 @@ export class ClientFlow {
     return this.act(judged.decision, id, text, {
       forward: () => {
         this.forward(frame.buf, frame.start, frame.end);
+        this.reading.query(judged);
         expect();
       },
       refuse: (r) => {
@@ -305,9 +314,12 @@ export class ClientFlow {
 
   private parse(gate: PolicyGate, frame: Frame, body: Buffer): Hold | undefined {
     const p = decodeParse(body);
-    const judged = gate.judge(p.sql, this.o.server.outstanding > 0);
-    if (judged === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
-    if (judged instanceof Promise) return this.retry(() => judged, frame);
+    const reading = this.reading.beforeText(this.o.server.outstanding);
+    if (reading === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    const j = gate.judge(p.sql, this.o.server.outstanding > 0);
+    if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (j instanceof Promise) return this.retry(() => j, frame);
+    const judged = reading === undefined ? j : { ...j, decision: reading };
     gate.parseSent(p.statement);
     if (judged.decision.verdict === 'block') {
       // Recorded as a statement of its own: no Bind of it will reach the target.
@@ -344,6 +356,7 @@ export class ClientFlow {
       forward: () => {
         this.described.delete(b.portal);
         this.forward(frame.buf, frame.start, frame.end);
+        this.reading.bind(b.portal, known);
         expect();
       },
       refuse: (r) => {
@@ -359,6 +372,7 @@ export class ClientFlow {
     const call = decodeFunctionCall(body);
     let decision: Decision = { verdict: 'allow', hits: [] };
     let name: string | undefined;
+    let def: StatementDef | undefined;
     if (gate.enforce) {
       const known = this.functionNames.get(call.functionOid);
       if (known === undefined) {
@@ -373,6 +387,7 @@ export class ClientFlow {
       if (judged !== undefined && judged !== 'wait' && !(judged instanceof Promise)) {
         name = known ?? undefined;
         decision = judged.decision;
+        def = judged;
       } else {
         decision = { verdict: 'block', rule: 'sluice:unknown-function', reason: `FunctionCall of the function with OID ${call.functionOid}, which the gateway cannot name`, hits: [] };
       }
@@ -383,6 +398,7 @@ export class ClientFlow {
     return this.act(decision, id, name === undefined ? `/* FunctionCall of the function with OID ${call.functionOid} */` : `SELECT ${name}(…)`, {
       forward: () => {
         this.forward(frame.buf, frame.start, frame.end);
+        if (gate.enforce) this.reading.call(def);
         this.o.server.expect({ k: 'call' });
       },
       refuse: (r) => {

@@ -21,6 +21,7 @@ import {
   type SqlAnalysis,
   type StatementAnalysis,
 } from '../../policy/index.js';
+import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
@@ -59,8 +60,6 @@ export class PolicyGate {
   readonly mask: MaskPolicy | undefined;
   /** Statements the target confirmed by name (protocol Parse and SQL PREPARE share one namespace). */
   readonly prepared = new PreparedStatements();
-  /** Why statements are refused while the session's settings make SQL ambiguous, if they do. */
-  unsafe: string | undefined;
   private readonly confirmed = new Map<string, StatementDef>();
   private readonly inFlight = new Map<string, number>();
   private readonly preparedDecisions = new WeakMap<PreparedStatement, StatementDef>();
@@ -93,7 +92,7 @@ export class PolicyGate {
     const userObjects = this.enforce ? this.userObjects.current() : undefined;
     if (userObjects instanceof Promise) return userObjects;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
-    let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
+    let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
@@ -182,23 +181,12 @@ export class PolicyGate {
     if (statement.prepares !== undefined) this.confirmed.delete(statement.prepares);
   }
 
-  /** Called with every ParameterStatus: the parser reads SQL as the server does only in these settings. */
-  parameterStatus(name: string, value: string): void {
-    const problem = unsafeSetting(name, value);
-    if (problem !== undefined) this.unsafe = problem;
-    else if (this.unsafe?.startsWith(`${name} `)) this.unsafe = undefined;
-  }
-
-  private refuseSettingChange(analysis: SqlAnalysis): Decision | undefined {
-    const problem = analysis.ok ? unsafeSettingChange(analysis.statements) : undefined;
-    return problem === undefined ? undefined : { verdict: 'block', rule: 'sluice:unsafe-setting', reason: problem, hits: [] };
-  }
-
-  private refuseUnsafe(text: string): Decision | undefined {
-    // Setting it back must stay possible: without a `;` the text is one statement, and the
-    // server runs it as a SET of that parameter however the gateway would read its value.
-    if (this.unsafe === undefined || /^\s*(set|reset)\s+(session\s+)?(standard_conforming_strings|client_encoding)\b[^;]*;?\s*$/i.test(text)) return undefined;
-    return { verdict: 'block', rule: 'sluice:unsafe-setting', reason: `${this.unsafe}; statements are refused until it is changed back`, hits: [] };
+  /**
+   * Called with every ParameterStatus (and the target's startup parameters): why the session
+   * must end because the target now reads text differently from the gateway, if it must.
+   */
+  parameterStatus(name: string, value: string): string | undefined {
+    return readingProblem(name, value);
   }
 
   private planCopies(statements: readonly StatementAnalysis[]): (CopyMaskPlan | undefined)[] | Promise<unknown> {
@@ -219,57 +207,17 @@ export class PolicyGate {
   }
 }
 
-const CLIENT_ENCODINGS_READ_AS_UTF8 = new Set(['utf8', 'unicode', 'sql_ascii']);
-
 /**
- * The settings under which the gateway's parser could read a statement differently from the
- * server: backslashes in strings (standard_conforming_strings off) and client encodings that are
- * not UTF-8 (some, like SJIS or BIG5, put ASCII quote and backslash bytes inside characters).
- */
-export function unsafeSetting(name: string, value: string): string | undefined {
-  const n = name.toLowerCase();
-  if (n === 'standard_conforming_strings' && value.toLowerCase() !== 'on') return 'standard_conforming_strings is off, so the gateway cannot read string literals as the server does';
-  if (n === 'client_encoding' && !CLIENT_ENCODINGS_READ_AS_UTF8.has(value.toLowerCase().replace(/-/g, ''))) {
-    return `client_encoding is ${value}, and the gateway reads statements as UTF-8`;
-  }
-  return undefined;
-}
-
-const SET_READING = /^\s*set\s+(?:session\s+|local\s+)?(client_encoding|names|standard_conforming_strings)\b\s*(?:to\b|=)?\s*(.*?)\s*;?\s*$/is;
-const SET_CONFIG = /\bset_config\s*\(\s*('(?:[^']|'')*')?/gi;
-const READING_SETTINGS = /^(client_encoding|standard_conforming_strings)$/i;
-
-/**
- * A statement that would switch the server to reading SQL differently from the gateway (see
- * unsafeSetting): refused before it is forwarded. Checking the ParameterStatus the server sends
- * afterwards is not enough on its own: statements a client pipelines behind the change reach the
+ * A statement that would switch the target to reading text differently from the gateway (see
+ * policy/readingState.ts) is refused before it is forwarded: checking the ParameterStatus that
+ * follows is not enough on its own, because statements pipelined behind the change reach the
  * server before that answer reaches the gateway, and the server would read them in the new
- * setting. Covers SET [SESSION|LOCAL] client_encoding / NAMES / standard_conforming_strings and
- * set_config() (whose setting name must then be a literal); DEFAULT and RESET return to the
- * session's start value, which the gateway has checked already.
+ * setting.
  */
-export function unsafeSettingChange(statements: readonly StatementAnalysis[]): string | undefined {
-  for (const s of statements) {
-    if (s.kind === 'set') {
-      const m = SET_READING.exec(s.text);
-      if (m) {
-        const raw = (m[2] as string).trim();
-        if (/^default$/i.test(raw) || raw === '') continue;
-        const value = raw.replace(/^'(.*)'$/s, '$1').replace(/''/g, "'");
-        const name = (m[1] as string).toLowerCase() === 'names' ? 'client_encoding' : (m[1] as string).toLowerCase();
-        const problem = unsafeSetting(name, name === 'standard_conforming_strings' && /^(true|yes|1|on)$/i.test(value) ? 'on' : value);
-        if (problem !== undefined) return `${problem.replace(/ is /, ' would be ')}`;
-      }
-    }
-    if (s.functions.some((f) => f.name.toLowerCase() === 'set_config')) {
-      for (const call of s.text.matchAll(SET_CONFIG)) {
-        const literal = call[1];
-        if (literal === undefined) return 'set_config() with a setting name that is not a literal could change how the server reads statements';
-        const name = literal.slice(1, -1).replace(/''/g, "'");
-        if (READING_SETTINGS.test(name)) return `set_config('${name}', …) would change how the server reads statements; use SET ${name} with a value the gateway reads as the server does`;
-      }
-    }
+function refuseReadingChange(analysis: SqlAnalysis): Decision | undefined {
+  if (!analysis.ok) return undefined;
+  for (const s of analysis.statements) {
+    if (s.reading?.effect === 'refuse') return { verdict: 'block', rule: PARSE_STATE_RULE, reason: s.reading.reason, hits: [] };
   }
   return undefined;
 }
-

@@ -55,6 +55,8 @@ export interface ServerFlowOptions {
   readonly onResume: () => void;
   readonly gate?: PolicyGate;
   readonly masking?: ResultMasking;
+  /** The target reports a setting under which it reads text differently from the gateway: end the session. */
+  readonly readingContradicted?: (problem: string) => void;
 }
 
 export class ServerFlow {
@@ -178,7 +180,8 @@ export class ServerFlow {
         return undefined;
       case SS: {
         const p = decodeParameterStatus(buf.subarray(start + 5, end));
-        this.o.gate?.parameterStatus(p.name, p.value);
+        const problem = this.o.gate?.parameterStatus(p.name, p.value);
+        if (problem !== undefined) this.o.readingContradicted?.(problem);
         return undefined;
       }
       case NOTICE:

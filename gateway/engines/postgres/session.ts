@@ -15,6 +15,7 @@ import { decodeFirstMessage, encodeTerminate } from './codec/frontend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import { PgProtocolError } from './codec/wire.js';
 import type { CancelKeyRegistry, ShutdownFanout } from './engine.js';
+import { PARSE_STATE_RULE } from '../../policy/readingState.js';
 import { PolicyGate } from './policyGate.js';
 import { QueryTracker } from './queryTracker.js';
 import { Refusals } from './refusals.js';
@@ -221,7 +222,8 @@ export class PgSession {
       cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
     });
     this.cancelPid = key.pid;
-    this.startFlows(accepted.audit.database, up.parameters);
+    const contradiction = this.startFlows(accepted.audit.database, up.parameters);
+    if (contradiction !== undefined) return this.readingContradicted(contradiction);
     this.writeClient(accepted.greeting(up.startupFrames, key, up.transactionStatus));
     this.ctx.log.info({ database: accepted.audit.database, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
     this.phase = 'relay';
@@ -230,8 +232,13 @@ export class PgSession {
     if (this.phase === 'relay') this.client.resume();
   }
 
-  /** Sets up the two directions of the relay, with the policy that applies to this caller. */
-  private startFlows(database: string, parameters: ReadonlyMap<string, string>): void {
+  /**
+   * Sets up the two directions of the relay, with the policy that applies to this caller. Returns
+   * why the session cannot go on when the target's startup parameters (its defaults, an ALTER
+   * ROLE/DATABASE … SET, the client's own client_encoding) make it read text differently from
+   * the gateway.
+   */
+  private startFlows(database: string, parameters: ReadonlyMap<string, string>): string | undefined {
     const { ctx } = this;
     const policy = ctx.policy !== undefined && ctx.policy.rules.length > 0 ? ctx.policy : undefined;
     if (policy !== undefined) {
@@ -239,7 +246,8 @@ export class PgSession {
     }
     const candidate = policy === undefined ? undefined : new PolicyGate(ctx.identity, policy, this.catalog, this.catalog);
     const gate = candidate !== undefined && (candidate.enforce || candidate.mask !== undefined) ? candidate : undefined;
-    for (const [name, value] of parameters) gate?.parameterStatus(name, value);
+    let contradiction: string | undefined;
+    for (const [name, value] of parameters) contradiction ??= gate?.parameterStatus(name, value);
     const tracker = (this.tracker = new QueryTracker(ctx.audit, undefined, true));
     const refusals = new Refusals();
     const masking = gate?.mask !== undefined && this.catalog !== undefined ? new ResultMasking(gate.mask, this.catalog) : undefined;
@@ -253,6 +261,7 @@ export class PgSession {
       },
       ...(gate !== undefined ? { gate } : {}),
       ...(masking !== undefined ? { masking } : {}),
+      readingContradicted: (problem) => this.readingContradicted(problem),
     }));
     fromTarget.relay.onError = (err) => this.fail(err, 'target');
     this.fromClient = new ClientFlow({
@@ -278,6 +287,17 @@ export class PgSession {
       },
       fail: (err) => this.fail(err),
     });
+    return contradiction;
+  }
+
+  /**
+   * The target reads text in a setting the gateway cannot follow (a ParameterStatus, or its
+   * startup parameters): nothing more is forwarded, the client gets a FATAL naming the setting,
+   * and the session ends with that reason in the audit trail.
+   */
+  private readingContradicted(problem: string): void {
+    this.ctx.log.warn({ rule: PARSE_STATE_RULE }, `postgres session ended: ${problem}`);
+    this.end({ status: 'error', sqlstate: '0A000', message: `terminating connection: ${PARSE_STATE_RULE}: ${problem}`, notify: true });
   }
 
   private attachUpstream(s: Socket): void {

@@ -1,0 +1,62 @@
+// The reading guard: after a statement that may change how the target reads text, the next
+// Query or Parse waits until the target has answered (or is refused inside the same
+// extended-protocol cycle, where the target reports settings only at Sync); statements that
+// change nothing pass at once, which keeps the hot path free of waits.
+import { describe, expect, it } from 'vitest';
+import type { StatementDef } from '../../../gateway/engines/postgres/policyGate.js';
+import { ReadingGuard } from '../../../gateway/engines/postgres/readingGuard.js';
+import { analyzeSql } from '../../../gateway/policy/sql.js';
+
+const def = (text: string): StatementDef => ({ text, analysis: analyzeSql(text), decision: { verdict: 'allow', hits: [] } });
+const SAFE = def('SELECT abalance FROM pgbench_accounts WHERE aid = $1');
+const UNSURE = def('SELECT app.set_encoding($1)');
+
+describe('ReadingGuard', () => {
+  it('lets everything through behind statements that change nothing, pipelined or not', () => {
+    const g = new ReadingGuard();
+    g.query(SAFE);
+    expect(g.beforeText(3)).toBeUndefined();
+    g.bind('', SAFE);
+    g.execute('');
+    expect(g.beforeText(0)).toBeUndefined();
+  });
+
+  it('holds the next text behind an uncertain Query until the target is idle', () => {
+    const g = new ReadingGuard();
+    g.query(UNSURE);
+    expect(g.beforeText(1)).toBe('wait');
+    expect(g.beforeText(0)).toBeUndefined();
+    // Answered: the next pipelined text goes at once.
+    expect(g.beforeText(2)).toBeUndefined();
+  });
+
+  it('refuses a Parse in the same extended-protocol cycle as an uncertain Bind/Execute', () => {
+    const g = new ReadingGuard();
+    g.bind('p', UNSURE);
+    g.execute('p');
+    expect(g.beforeText(0)).toMatchObject({ verdict: 'block', rule: 'sluice:parse-state', reason: expect.stringContaining('send Sync before the next statement') });
+    g.sync();
+    expect(g.beforeText(1)).toBe('wait');
+    expect(g.beforeText(0)).toBeUndefined();
+  });
+
+  it('remembers the portal: an Execute in a later cycle runs the statement again', () => {
+    const g = new ReadingGuard();
+    g.bind('cursor', UNSURE);
+    g.sync();
+    expect(g.beforeText(0)).toBeUndefined();
+    g.execute('cursor');
+    expect(g.beforeText(0)).toMatchObject({ verdict: 'block' });
+    g.bind('cursor', SAFE);
+    g.sync();
+    expect(g.beforeText(0)).toBeUndefined();
+    g.execute('cursor');
+    expect(g.beforeText(0)).toBeUndefined();
+  });
+
+  it('a fast-path call of a function it could not name is uncertain', () => {
+    const g = new ReadingGuard();
+    g.call(undefined);
+    expect(g.beforeText(1)).toBe('wait');
+  });
+});
