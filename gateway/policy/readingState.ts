@@ -186,6 +186,10 @@ class ReadingWalk {
       case 'CreateCastStmt':
         if (isObject(body.func)) this.implicitCall(stringList(body.func.objname ?? null), 'cast function');
         break;
+      case 'CreateTrigStmt':
+      case 'CreateEventTrigStmt':
+        this.implicitCall(stringList(body.funcname ?? null), type === 'CreateTrigStmt' ? 'trigger function' : 'event trigger function');
+        break;
       case 'CreateOpClassItem':
         if (body.itemtype === 2 && isObject(body.name)) this.implicitCall(stringList(body.name.objname ?? null), 'operator class support function');
         break;

@@ -93,7 +93,10 @@ describe('refused: a value the gateway would not read as the server does', () =>
     expect(effect('CREATE INDEX ON t (lower(name))')).toBe('none');
     expect(effect('CREATE VIEW v AS SELECT id, upper(name) FROM t')).toBe('none');
     expect(effect('CREATE OPERATOR === (function = pg_catalog.int4eq, leftarg = int, rightarg = int)')).toBe('none');
-    expect(effect('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()')).toBe('none');
+    expect(effect('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()')).toBe('refuse');
+    expect(effect('CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION app.on_ddl()')).toBe('refuse');
+    expect(effect('CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()')).toBe('refuse');
+    expect(effect('CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION pg_catalog.suppress_redundant_updates_trigger()')).toBe('none');
     expect(effect("CREATE FUNCTION g() RETURNS text LANGUAGE sql AS 'SELECT app.f()'")).toBe('uncertain');
     expect(effect("CREATE MATERIALIZED VIEW mv AS SELECT app.f()")).toBe('uncertain');
     expect(effect('REFRESH MATERIALIZED VIEW mv')).toBe('uncertain');
