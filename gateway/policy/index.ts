@@ -23,3 +23,5 @@ export type { NoticeField } from './mask/notices.js';
 export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, cachingResolver } from './mask/plan.js';
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';
+export { judgeExfiltration, MASKED_COPY_RULE, MASKED_CATALOG_RULE } from './mask/exfiltration.js';
+export type { ExfiltrationVerdict, RelationLookup, RelationName } from './mask/exfiltration.js';

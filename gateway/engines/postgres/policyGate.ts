@@ -23,6 +23,7 @@ import {
 } from '../../policy/index.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
+import { ExfiltrationGuard } from './exfiltrationGuard.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -64,6 +65,8 @@ export class PolicyGate {
   private readonly inFlight = new Map<string, number>();
   private readonly preparedDecisions = new WeakMap<PreparedStatement, StatementDef>();
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
+  /** With column masks: refuses statements that would copy masked values (exfiltrationGuard.ts). */
+  private readonly exfiltration: ExfiltrationGuard | undefined;
 
   constructor(
     private readonly identity: Identity,
@@ -72,6 +75,7 @@ export class PolicyGate {
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
+    if (this.mask !== undefined && this.mask.columns.length > 0) this.exfiltration = new ExfiltrationGuard(this.mask, resolver);
   }
 
   /**
@@ -82,10 +86,15 @@ export class PolicyGate {
    */
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
-    if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
+    if (!this.enforce && !maybeCopy && this.exfiltration === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const analysis = analyzer.analyze(text);
     if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
+    if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
+      const copy = this.exfiltration.judge(analysis, decision.hits);
+      if (copy instanceof Promise) return copy;
+      if (copy !== undefined) return { text, analysis, decision: copy };
+    }
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
@@ -160,6 +169,7 @@ export class PolicyGate {
   /** CommandComplete of a top-level statement (PREPARE, DEALLOCATE and DISCARD change the namespace). */
   completed(statement: StatementAnalysis | undefined, text: string): void {
     if (statement === undefined) return;
+    this.exfiltration?.completed(statement.kind);
     this.prepared.completed(statement, text);
     if (statement.deallocates !== undefined) {
       if (statement.deallocates.all) this.confirmed.clear();

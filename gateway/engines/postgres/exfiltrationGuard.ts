@@ -1,0 +1,51 @@
+// The session side of policy/mask/exfiltration.ts: the catalog answers it needs (one lookup per
+// relation per session, through the engine's catalog connection) and the refusal it turns into.
+// Lookups are forgotten after any statement that may change what a name refers to, so a table
+// dropped and recreated as a view over masked columns is looked up again.
+import { judgeExfiltration, type ColumnNameResolver, type Decision, type MaskPolicy, type RelationName, type ResolvedRelation, type SqlAnalysis } from '../../policy/index.js';
+
+const key = (r: RelationName) => `${r.schema ?? ''}\u0000${r.name}`;
+
+/** Kinds after which a relation name may refer to something else. */
+const RENAMING_KINDS = new Set(['create', 'alter', 'drop', 'set', 'reset', 'discard', 'import foreign schema']);
+
+export class ExfiltrationGuard {
+  private readonly relations = new Map<string, ResolvedRelation | null>();
+
+  constructor(
+    private readonly mask: MaskPolicy,
+    private readonly resolver: ColumnNameResolver | undefined,
+  ) {}
+
+  /**
+   * A refusal for the first statement that would copy masked values or read an exposing catalog
+   * object; undefined to allow; a promise while relations are being looked up (judge again once
+   * it settles).
+   */
+  judge(analysis: SqlAnalysis, hits: Decision['hits']): Decision | undefined | Promise<unknown> {
+    if (!analysis.ok) return undefined;
+    const lookup = (r: RelationName) => this.relations.get(key(r));
+    for (const s of analysis.statements) {
+      const v = judgeExfiltration(this.mask, s, lookup);
+      if (v.action === 'refuse') return { verdict: 'block', rule: v.rule, reason: v.reason, hits };
+      if (v.action === 'lookup') return this.look(v.relations);
+    }
+    return undefined;
+  }
+
+  /** A statement completed: forget lookups when it may have renamed, created or dropped a relation. */
+  completed(kind: string | undefined): void {
+    if (kind !== undefined && RENAMING_KINDS.has(kind)) this.relations.clear();
+  }
+
+  private look(relations: readonly RelationName[]): Promise<unknown> {
+    const resolver = this.resolver;
+    return Promise.all(
+      relations.map(async (r) => {
+        // No catalog, or a failed lookup: the relation counts as one the gateway cannot name (refused).
+        const rel = resolver === undefined ? undefined : await resolver.relationColumns(r).catch(() => undefined);
+        this.relations.set(key(r), rel ?? null);
+      }),
+    );
+  }
+}

@@ -1,0 +1,188 @@
+// Side doors for masked values: a statement that copies a masked value somewhere the client can
+// read it back unmasked (a table, a view, a function, a session setting, a notification, a
+// sequence, a server file) and catalog objects that hand stored values out without a column the
+// masking could trace. Masking rewrites results by their source column; a copy has none, so the
+// gateway refuses the statement before it is forwarded.
+//
+// The rule is deliberately coarse (fail closed): a statement that stores anything — any statement
+// in it that is not a plain read, or a call of a function that keeps a value — and can read a
+// masked column — by name, through `*`, a whole-row reference, a NATURAL JOIN, a view whose
+// column is computed from a masked one, or a relation the gateway cannot name — is refused, and so
+// is code the gateway cannot see into. Pure: relations are looked up through the caller, which
+// asks the target's catalog once per relation and answers `undefined` until it has.
+import type { StatementAnalysis } from '../sql.js';
+import { columnMatches, globMatches } from '../names.js';
+import type { MaskPolicy, ResolvedRelation } from './plan.js';
+import { columnReads, type ColumnReads } from './columnReads.js';
+import { EXPOSING_COMMANDS, EXPOSING_FUNCTIONS, EXPOSING_RELATIONS } from './exposingCatalog.js';
+
+export const MASKED_COPY_RULE = 'sluice:masked-copy';
+export const MASKED_CATALOG_RULE = 'sluice:masked-catalog';
+
+/** A relation as SQL names it. */
+export interface RelationName {
+  readonly schema?: string;
+  readonly name: string;
+}
+
+/**
+ * The catalog's answer for a relation: its columns (with view sources), null when it does not
+ * exist, undefined when not looked up yet.
+ */
+export type RelationLookup = (relation: RelationName) => ResolvedRelation | null | undefined;
+
+export type ExfiltrationVerdict =
+  | { readonly action: 'allow' }
+  | { readonly action: 'refuse'; readonly rule: string; readonly reason: string }
+  /** Ask the catalog about these relations, then judge again. */
+  | { readonly action: 'lookup'; readonly relations: readonly RelationName[] };
+
+const ALLOW: ExfiltrationVerdict = Object.freeze({ action: 'allow' });
+
+/** Kinds that neither write nor keep anything a later statement could read back. */
+const READ_KINDS = new Set(['select', 'show', 'explain', 'declare', 'fetch', 'move', 'close', 'begin', 'commit', 'rollback', 'savepoint', 'release', 'listen', 'unlisten', 'notify', 'set', 'reset', 'discard', 'deallocate', 'execute', 'prepare', 'prepare transaction', 'commit prepared', 'rollback prepared', 'checkpoint', 'lock', 'vacuum', 'analyze']);
+
+/** Functions that keep a value where a later statement (or another session) can read it back. */
+const STORING_FUNCTIONS = new Set([
+  'set_config', 'pg_notify', 'setval', 'pg_logical_emit_message', 'lo_from_bytea', 'lo_put', 'lowrite', 'lo_import', 'lo_export',
+  'pg_file_write', 'pg_create_restore_point', 'pg_create_logical_replication_slot', 'pg_create_physical_replication_slot',
+  'pg_replication_origin_create', 'pg_backup_start', 'pg_start_backup',
+  'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',
+  'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared', 'pg_try_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared',
+]);
+
+/**
+ * Triggers and rules hand the rows of the relation they are attached to to other code; ALTER can
+ * rename a masked table or column (masks match names), change a column's type with a USING
+ * expression, or attach it where another name reads it. Refused on relations with masked columns.
+ */
+const attachesOrReshapes = (s: StatementAnalysis) => s.command === 'create trigger' || s.command === 'create rule' || s.kind === 'alter';
+
+/** Commands whose written relation is the one they create (it cannot be looked up yet, and holds nothing). */
+const CREATES_RELATION = new Set(['create table', 'create view', 'create materialized view', 'create sequence']);
+
+/** `COPY t [(columns)] TO …` names its columns in a list, not as column references. */
+function withCopiedColumns(reads: ColumnReads, s: StatementAnalysis): ColumnReads {
+  const copy = s.copy;
+  if (copy?.relation === undefined || copy.direction !== 'to') return reads;
+  if (copy.columns === undefined) return { ...reads, unnamed: true };
+  return { ...reads, columns: new Set([...reads.columns, ...copy.columns]) };
+}
+
+function* tree(s: StatementAnalysis): Generator<StatementAnalysis> {
+  yield s;
+  for (const n of s.nested) yield* tree(n.statement);
+}
+
+const qualified = (r: RelationName) => (r.schema !== undefined ? `${r.schema}.${r.name}` : r.name);
+
+/** Why this statement stores something, or undefined when it only reads. */
+function storesBecause(s: StatementAnalysis): string | undefined {
+  for (const t of tree(s)) {
+    if (t.kind === 'copy') {
+      if (t.copy?.direction === 'to' && t.copy.target !== 'stdio') return `COPY … TO ${t.copy.target === 'file' ? 'a server file' : 'a program'}`;
+    } else if (!READ_KINDS.has(t.kind)) return t.command.toUpperCase();
+    const f = t.functions.find((fn) => STORING_FUNCTIONS.has(fn.name.toLowerCase()));
+    if (f !== undefined) return `${f.name}()`;
+  }
+  return undefined;
+}
+
+/** Catalog objects that expose stored values, for someone with column masks. */
+function exposingCatalog(s: StatementAnalysis): string | undefined {
+  for (const t of tree(s)) {
+    const command = EXPOSING_COMMANDS.get(t.command);
+    if (command !== undefined) return `${t.command.toUpperCase()}: ${command}`;
+    for (const r of t.relations) {
+      const why = EXPOSING_RELATIONS.get(r.name.toLowerCase());
+      if (why !== undefined) return `${qualified(r)}: ${why}`;
+    }
+    for (const f of t.functions) {
+      const why = EXPOSING_FUNCTIONS.get(f.name.toLowerCase());
+      if (why !== undefined) return `${f.name}(): ${why}`;
+    }
+  }
+  return undefined;
+}
+
+/** Column patterns that name this relation (a pattern with a schema also matches an unqualified name). */
+function patternsFor(mask: MaskPolicy, r: RelationName): MaskPolicy['columns'] {
+  return mask.columns.filter((m) => globMatches(m.pattern.table, r.name) && (m.pattern.schema === undefined || r.schema === undefined || globMatches(m.pattern.schema, r.schema)));
+}
+
+/** Names of a looked-up relation's columns that are masked, or computed from masked ones (views). */
+function maskedColumnsOf(mask: MaskPolicy, rel: ResolvedRelation): string[] {
+  const out: string[] = [];
+  for (const [attnum, column] of rel.columns) {
+    const direct = mask.columns.some((m) => columnMatches(m.pattern, { schema: rel.schema, table: rel.table, column }));
+    const viaSource = (rel.sources?.get(attnum) ?? []).some((src) =>
+      mask.columns.some((m) => (src.column === '*' ? patternsFor({ ...mask, columns: [m] }, { name: src.table, ...(src.schema !== undefined ? { schema: src.schema } : {}) }).length > 0 : columnMatches(m.pattern, src))),
+    );
+    if (direct || viaSource) out.push(column);
+  }
+  return out;
+}
+
+/** The masked column this statement can read from `r`, described for the client; undefined if none. */
+function readsMasked(reads: ColumnReads, r: RelationName, masked: (column: string) => boolean, example: string): string | undefined {
+  const table = qualified(r);
+  if (reads.unnamed) return `${table}.${example} (read through *, a NATURAL JOIN or a whole-table function)`;
+  for (const single of reads.singles) if (reads.rangeNames.has(single)) return `${table}.${example} (read through the whole-row reference ${single})`;
+  for (const c of reads.columns) if (masked(c)) return `${table}.${c}`;
+  return undefined;
+}
+
+/**
+ * Judges one top-level statement for someone `mask` applies to. Only column masks make copies
+ * dangerous (detectors follow values wherever they are returned), so a mask policy without
+ * columns allows everything here.
+ */
+export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis, lookup: RelationLookup): ExfiltrationVerdict {
+  if (mask.columns.length === 0) return ALLOW;
+  const exposing = exposingCatalog(statement);
+  if (exposing !== undefined) return { action: 'refuse', rule: MASKED_CATALOG_RULE, reason: `${exposing}; refused because column masks apply` };
+  const stores = storesBecause(statement);
+  if (stores === undefined) return ALLOW;
+  for (const t of tree(statement)) {
+    if (t.opaque !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${t.opaque}; it could copy masked values where they are read back unmasked` };
+  }
+  let reads: ColumnReads;
+  try {
+    reads = withCopiedColumns(columnReads(statement), statement);
+  } catch (err) {
+    return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `the columns this statement reads cannot be analysed (${(err as Error).message})` };
+  }
+  const relations = [...tree(statement)].flatMap((t) => (CREATES_RELATION.has(t.command) ? t.relations.filter((r) => r.access === 'read') : t.relations));
+  const attaching = [...tree(statement)].some(attachesOrReshapes);
+  const readsAnything = reads.unnamed || reads.columns.size > 0 || reads.singles.size > 0;
+  if (!readsAnything && !attaching) return ALLOW;
+  const pending: RelationName[] = [];
+  for (const r of relations) {
+    const patterns = patternsFor(mask, r);
+    let masked: ((column: string) => boolean) | undefined;
+    let example = '';
+    if (patterns.length > 0) {
+      masked = (column) => patterns.some((m) => globMatches(m.pattern.column, column));
+      example = patterns[0]?.pattern.text.split('.').pop() ?? '*';
+    } else {
+      const rel = lookup(r);
+      if (rel === undefined) {
+        pending.push(r);
+        continue;
+      }
+      if (rel === null) {
+        if (r.schema === undefined && reads.cteNames.has(r.name)) continue;
+        return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} reads ${qualified(r)}, which the gateway cannot find in the catalog, so it cannot tell whether it holds masked columns` };
+      }
+      const columns = maskedColumnsOf(mask, rel);
+      if (columns.length === 0) continue;
+      const set = new Set(columns);
+      masked = (column) => set.has(column);
+      example = columns[0] as string;
+    }
+    if (attaching) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} on ${qualified(r)}, which has masked columns, could hand its rows to code that stores them, or unmask them by renaming` };
+    const hit = readsMasked(reads, r, masked, example);
+    if (hit !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} can read the masked column ${hit} and keep it where it is read back unmasked` };
+  }
+  return pending.length > 0 ? { action: 'lookup', relations: pending } : ALLOW;
+}
