@@ -159,8 +159,8 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
   const pending: RelationName[] = [];
   for (const r of relations) {
     const patterns = patternsFor(mask, r);
-    let masked: ((column: string) => boolean) | undefined;
-    let example = '';
+    let masked: (column: string) => boolean;
+    let example: string;
     if (patterns.length > 0) {
       masked = (column) => patterns.some((m) => globMatches(m.pattern.column, column));
       example = patterns[0]?.pattern.text.split('.').pop() ?? '*';
