@@ -7,7 +7,7 @@ import type { CompiledPolicy } from '../schema.js';
 import { ruleApplies } from '../schema.js';
 import { columnMatches, globMatches, type ColumnPattern } from '../names.js';
 import type { StatementAnalysis } from '../sql.js';
-import type { DetectorName } from './detectors.js';
+import { DETECTOR_NAMES, type DetectorName } from './detectors.js';
 import { strongerStrategy, type DetectPlan, type MaskStrategy } from './strategies.js';
 import { createRowMasker, type RowColumn, type RowMasker } from './dataRow.js';
 import type { CopyMaskOptions } from './copy.js';
@@ -34,6 +34,9 @@ export function maskPolicyFor(policy: CompiledPolicy, groups: readonly string[])
     for (const d of r.detect) detect.set(d, strongerStrategy(detect.get(d), r.strategy));
   }
   if (rules.length === 0) return undefined;
+  // The backstop: masked values copied or computed where no column rule can follow them are
+  // still caught when they look like what the detectors find.
+  for (const d of policy.backstop ?? DETECTOR_NAMES) if (!detect.has(d)) detect.set(d, 'redact');
   const out: { -readonly [K in keyof MaskPolicy]: MaskPolicy[K] } = { columns, rules };
   if (detect.size > 0) out.detect = detect;
   if (policy.hashKey !== undefined) out.hashKey = policy.hashKey;
