@@ -138,8 +138,24 @@ class ReadCollector {
 /** Reads of one top-level statement text; throws RangeError when it cannot be analysed. */
 export function columnReadsOf(text: string): ColumnReads {
   const c = new ReadCollector();
-  c.walk(parseSync(text) as unknown as Json, 0);
+  const tree = parseSync(text) as unknown as { stmts?: { stmt?: Json }[] };
+  for (const raw of tree.stmts ?? []) c.walk(withoutOwnReturning(raw.stmt ?? null), 0);
   return { columns: c.columns, singles: c.singles, rangeNames: c.rangeNames, cteNames: c.cteNames, unnamed: c.unnamed };
+}
+
+const WRITES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * A top-level write's RETURNING list goes to the client, whose result is masked like any other
+ * (RowDescription names the source columns); it is not a copy. RETURNING inside a CTE or rule
+ * feeds another statement and stays counted.
+ */
+function withoutOwnReturning(stmt: Json): Json {
+  const typed = isObject(stmt) ? typedNode(stmt) : undefined;
+  if (typed === undefined || !WRITES.has(typed[0])) return stmt;
+  // PostgreSQL 18's grammar (RETURNING OLD/NEW) holds the list in `returningClause`.
+  const { returningClause: _clause, returningList: _list, ...rest } = typed[1];
+  return { [typed[0]]: rest };
 }
 
 const CAPACITY = 2000;

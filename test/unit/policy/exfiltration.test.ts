@@ -78,7 +78,8 @@ const REFUSED_COPIES = [
   'EXPLAIN ANALYZE CREATE TABLE leak AS SELECT email FROM customers',
   'INSERT INTO archive SELECT 1, query_to_xml(\'select email from customers\', true, true, \'\')::text',
   'DELETE FROM customers WHERE email LIKE \'a%\'',
-  'INSERT INTO customers (id, name) SELECT 9, email FROM customers WHERE id = 1 RETURNING email',
+  'INSERT INTO customers (id, name) SELECT 9, email FROM customers WHERE id = 1 RETURNING id',
+  'WITH d AS (UPDATE customers SET name = \'x\' WHERE id = 1 RETURNING email) INSERT INTO archive SELECT 1, email FROM d',
 ];
 
 describe('statements that copy masked values are refused (sluice:masked-copy)', () => {
@@ -114,6 +115,8 @@ const ALLOWED = [
   'CREATE VIEW names AS SELECT id, name FROM customers',
   'ALTER TABLE orders ADD COLUMN note text',
   'DELETE FROM customers WHERE id = 3',
+  'UPDATE customers SET name = name WHERE id = 1 RETURNING email',
+  'DELETE FROM customers WHERE id = 3 RETURNING *',
 ];
 
 describe('reads and writes that touch no masked column are allowed', () => {
