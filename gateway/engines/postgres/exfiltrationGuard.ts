@@ -2,15 +2,21 @@
 // relation per session, through the engine's catalog connection) and the refusal it turns into.
 // Lookups are forgotten after any statement that may change what a name refers to, so a table
 // dropped and recreated as a view over masked columns is looked up again.
-import { judgeExfiltration, type ColumnNameResolver, type Decision, type MaskPolicy, type RelationName, type ResolvedRelation, type SqlAnalysis } from '../../policy/index.js';
+import { judgeExfiltration, type ColumnNameResolver, type Decision, type MaskPolicy, type RelationName, type NamedRelation, type SqlAnalysis } from '../../policy/index.js';
 
 const key = (r: RelationName) => `${r.schema ?? ''}\u0000${r.name}`;
 
 /** Kinds after which a relation name may refer to something else. */
 const RENAMING_KINDS = new Set(['create', 'alter', 'drop', 'set', 'reset', 'discard', 'import foreign schema']);
 
+async function candidates(resolver: ColumnNameResolver, r: RelationName): Promise<readonly NamedRelation[]> {
+  if (resolver.relationsNamed !== undefined) return resolver.relationsNamed(r);
+  const rel = await resolver.relationColumns(r);
+  return rel === undefined ? [] : [{ ...rel, ancestors: [] }];
+}
+
 export class ExfiltrationGuard {
-  private readonly relations = new Map<string, ResolvedRelation | null>();
+  private readonly relations = new Map<string, readonly NamedRelation[]>();
 
   constructor(
     private readonly mask: MaskPolicy,
@@ -43,8 +49,7 @@ export class ExfiltrationGuard {
     return Promise.all(
       relations.map(async (r) => {
         // No catalog, or a failed lookup: the relation counts as one the gateway cannot name (refused).
-        const rel = resolver === undefined ? undefined : await resolver.relationColumns(r).catch(() => undefined);
-        this.relations.set(key(r), rel ?? null);
+        this.relations.set(key(r), resolver === undefined ? [] : await candidates(resolver, r).catch(() => []));
       }),
     );
   }

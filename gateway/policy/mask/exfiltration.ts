@@ -12,7 +12,7 @@
 // asks the target's catalog once per relation and answers `undefined` until it has.
 import type { StatementAnalysis } from '../sql.js';
 import { columnMatches, globMatches } from '../names.js';
-import type { MaskPolicy, ResolvedRelation } from './plan.js';
+import type { MaskPolicy, NamedRelation } from './plan.js';
 import { columnReads, type ColumnReads } from './columnReads.js';
 import { EXPOSING_COMMANDS, EXPOSING_FUNCTIONS, EXPOSING_RELATIONS } from './exposingCatalog.js';
 
@@ -26,10 +26,10 @@ export interface RelationName {
 }
 
 /**
- * The catalog's answer for a relation: its columns (with view sources), null when it does not
- * exist, undefined when not looked up yet.
+ * The catalog's answer for a name: every relation it could refer to (empty when there is none),
+ * or undefined when not looked up yet.
  */
-export type RelationLookup = (relation: RelationName) => ResolvedRelation | null | undefined;
+export type RelationLookup = (relation: RelationName) => readonly NamedRelation[] | undefined;
 
 export type ExfiltrationVerdict =
   | { readonly action: 'allow' }
@@ -110,15 +110,20 @@ function patternsFor(mask: MaskPolicy, r: RelationName): MaskPolicy['columns'] {
   return mask.columns.filter((m) => globMatches(m.pattern.table, r.name) && (m.pattern.schema === undefined || r.schema === undefined || globMatches(m.pattern.schema, r.schema)));
 }
 
-/** Names of a looked-up relation's columns that are masked, or computed from masked ones (views). */
-function maskedColumnsOf(mask: MaskPolicy, rel: ResolvedRelation): string[] {
+/**
+ * Names of a looked-up relation's columns that are masked: directly, computed from masked ones
+ * (views), or inherited from a masked table (a partition or child holds the parent's rows).
+ */
+function maskedColumnsOf(mask: MaskPolicy, rel: NamedRelation): string[] {
+  const inherited = rel.ancestors.flatMap((a) => patternsFor(mask, { schema: a.schema, name: a.table }));
   const out: string[] = [];
   for (const [attnum, column] of rel.columns) {
     const direct = mask.columns.some((m) => columnMatches(m.pattern, { schema: rel.schema, table: rel.table, column }));
+    const viaParent = inherited.some((m) => globMatches(m.pattern.column, column));
     const viaSource = (rel.sources?.get(attnum) ?? []).some((src) =>
       mask.columns.some((m) => (src.column === '*' ? patternsFor({ ...mask, columns: [m] }, { name: src.table, ...(src.schema !== undefined ? { schema: src.schema } : {}) }).length > 0 : columnMatches(m.pattern, src))),
     );
-    if (direct || viaSource) out.push(column);
+    if (direct || viaParent || viaSource) out.push(column);
   }
   return out;
 }
@@ -165,16 +170,16 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
       masked = (column) => patterns.some((m) => globMatches(m.pattern.column, column));
       example = patterns[0]?.pattern.text.split('.').pop() ?? '*';
     } else {
-      const rel = lookup(r);
-      if (rel === undefined) {
+      const candidates = lookup(r);
+      if (candidates === undefined) {
         pending.push(r);
         continue;
       }
-      if (rel === null) {
+      if (candidates.length === 0) {
         if (r.schema === undefined && reads.cteNames.has(r.name)) continue;
         return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} reads ${qualified(r)}, which the gateway cannot find in the catalog, so it cannot tell whether it holds masked columns` };
       }
-      const columns = maskedColumnsOf(mask, rel);
+      const columns = [...new Set(candidates.flatMap((rel) => maskedColumnsOf(mask, rel)))];
       if (columns.length === 0) continue;
       const set = new Set(columns);
       masked = (column) => set.has(column);

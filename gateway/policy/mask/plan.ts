@@ -79,6 +79,18 @@ export interface ColumnNameResolver {
   resolve(tableOids: readonly number[]): Promise<ReadonlyMap<number, ResolvedRelation>>;
   /** The columns of a relation named in SQL (search_path applies when `schema` is absent). */
   relationColumns(relation: { readonly schema?: string; readonly name: string }): Promise<ResolvedRelation | undefined>;
+  /**
+   * Every relation a name in SQL could refer to: the one in `schema`, or, without a schema, the
+   * relations of that name in every schema (the client's search_path is not the gateway's), each
+   * with the tables it inherits from or is a partition of. Optional: without it, callers fall
+   * back to relationColumns.
+   */
+  relationsNamed?(relation: { readonly schema?: string; readonly name: string }): Promise<readonly NamedRelation[]>;
+}
+
+/** A relation found by name, with its ancestors (inheritance parents and partitioned tables above it). */
+export interface NamedRelation extends ResolvedRelation {
+  readonly ancestors: readonly { readonly schema: string; readonly table: string }[];
 }
 
 /** Wraps a resolver with a per-session cache of OID answers. */

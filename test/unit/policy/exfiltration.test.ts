@@ -3,16 +3,17 @@
 // touch no masked column, allowed. Pure: the catalog is a map.
 import { describe, expect, it } from 'vitest';
 import { judgeExfiltration, MASKED_CATALOG_RULE, MASKED_COPY_RULE, type RelationLookup } from '../../../gateway/policy/mask/exfiltration.js';
-import { maskPolicyFor, type MaskPolicy, type ResolvedRelation } from '../../../gateway/policy/mask/plan.js';
+import { maskPolicyFor, type MaskPolicy, type NamedRelation, type ResolvedRelation } from '../../../gateway/policy/mask/plan.js';
 import { analyzeSql } from '../../../gateway/policy/sql.js';
 import { ISSUE_POLICY, policyFromYaml } from './fixtures.js';
 
 const MASK = maskPolicyFor(ISSUE_POLICY, ['eng']) as MaskPolicy;
 
-const CATALOG = new Map<string, ResolvedRelation>([
+const CATALOG = new Map<string, ResolvedRelation & { ancestors?: NamedRelation['ancestors'] }>([
   ['orders', { schema: 'public', table: 'orders', columns: new Map([[1, 'id'], [2, 'customer_id'], [3, 'amount']]) }],
   ['archive', { schema: 'public', table: 'archive', columns: new Map([[1, 'id'], [2, 'note']]) }],
   ['users', { schema: 'public', table: 'users', columns: new Map([[1, 'id'], [2, 'email']]) }],
+  ['customers_2024', { schema: 'public', table: 'customers_2024', columns: new Map([[1, 'id'], [2, 'email']]), ancestors: [{ schema: 'public', table: 'customers' }] }],
   ['pg_class', { schema: 'pg_catalog', table: 'pg_class', columns: new Map([[1, 'relname']]) }],
   [
     'contacts',
@@ -27,7 +28,10 @@ const CATALOG = new Map<string, ResolvedRelation>([
     },
   ],
 ]);
-const lookup: RelationLookup = (r) => CATALOG.get(r.name) ?? null;
+const lookup: RelationLookup = (r) => {
+  const rel = CATALOG.get(r.name);
+  return rel === undefined ? [] : [{ ancestors: [], ...rel }];
+};
 
 function judge(sql: string, mask: MaskPolicy = MASK, look: RelationLookup = lookup) {
   const a = analyzeSql(sql);
@@ -73,6 +77,7 @@ const REFUSED_COPIES = [
   'ALTER TABLE customers RENAME TO clients',
   'INSERT INTO archive SELECT 1, reach FROM contacts',
   'INSERT INTO archive SELECT * FROM contacts',
+  'INSERT INTO archive SELECT id, email FROM customers_2024',
   'INSERT INTO archive SELECT 1, x FROM nowhere',
   'PREPARE p AS INSERT INTO archive SELECT id, email FROM customers',
   'EXPLAIN ANALYZE CREATE TABLE leak AS SELECT email FROM customers',
