@@ -24,4 +24,4 @@ export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCo
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, NamedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';
 export { judgeExfiltration, MASKED_COPY_RULE, MASKED_CATALOG_RULE } from './mask/exfiltration.js';
-export type { ExfiltrationVerdict, RelationLookup, RelationName } from './mask/exfiltration.js';
+export type { ExfiltrationVerdict, CatalogLookup, RelationName } from './mask/exfiltration.js';

@@ -25,6 +25,8 @@ const SCHEMA = `
   create sequence leak_seq;
   create table customers_archive () inherits (customers);
   insert into customers_archive values (5, 'Old Ada', '${SECRET_EMAILS[0]}', '${SECRET_CARDS[0]}');
+  create function admin_fn() returns text language sql as $$ select email from customers where id = 2 $$;
+  create function audit_log(t text) returns bool language plpgsql as $$ begin insert into archive values (99, t); return true; end $$;
   create schema shadow;
   create view shadow.orders as select id, email as memo from customers;
   create function shout() returns int language plpgsql as $$
@@ -117,6 +119,17 @@ describe('copies of masked values are refused before they reach the target', () 
     const r = await arena.psql(['SET search_path = shadow, public', 'INSERT INTO archive SELECT id, memo FROM orders']);
     expectNoSecret(r.stdout, r.stderr);
     expect(r.stderr).toMatch(/blocked by rule sluice:masked-copy: .*orders\.memo/);
+    await archiveUntouched();
+  });
+
+  it('a function written in the database that reads masked data, called by a write', async () => {
+    await refused('INSERT INTO archive SELECT 1, admin_fn()', COPY);
+    await archiveUntouched();
+  });
+
+  it('a masked column handed to a function written in the database (which stores it)', async () => {
+    await refused('SELECT audit_log(email) FROM customers', COPY);
+    await refused('SELECT audit_log(c::text) FROM customers c', COPY);
     await archiveUntouched();
   });
 
@@ -297,6 +310,13 @@ describe('what must keep working', () => {
     const r = await arena.psql('SELECT email, card_number FROM customers_archive');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('[redacted]');
+    expectNoSecret(r.stdout, r.stderr);
+  });
+
+  it('a function that returns a masked value: allowed, and the backstop redacts what it finds', async () => {
+    const r = await arena.psql('SELECT admin_fn()');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('[redacted]');
     expectNoSecret(r.stdout, r.stderr);
   });
 

@@ -99,6 +99,20 @@ export class TargetCatalog implements ColumnNameResolver {
     return out;
   }
 
+  /**
+   * Whether any function named `name` (any schema, any overload) was written in the database in
+   * SQL or a procedural language — its body can read and store anything — or none exists yet.
+   * Built-in functions have OIDs below FirstNormalObjectId (16384).
+   */
+  async functionIsUserCode(name: string): Promise<boolean> {
+    const rows = await this.query(
+      "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE p.oid >= 16384 AND l.lanname NOT IN ('c', 'internal')) " +
+        `FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.proname = ${quoteLiteral(name)}`,
+    );
+    const [all, user] = rows[0] ?? ['0', '0'];
+    return Number(all) === 0 || Number(user) > 0;
+  }
+
   /** Schema and name of a function by OID (FunctionCall names none). */
   async functionName(oid: number): Promise<{ schema: string; name: string } | undefined> {
     const rows = await this.query(`SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid >>> 0}`);

@@ -17,6 +17,11 @@ async function candidates(resolver: ColumnNameResolver, r: RelationName): Promis
 
 export class ExfiltrationGuard {
   private readonly relations = new Map<string, readonly NamedRelation[]>();
+  private readonly functions = new Map<string, boolean>();
+  private readonly lookup = {
+    relation: (r: RelationName) => this.relations.get(key(r)),
+    userCode: (name: string) => this.functions.get(name),
+  };
 
   constructor(
     private readonly mask: MaskPolicy,
@@ -30,27 +35,32 @@ export class ExfiltrationGuard {
    */
   judge(analysis: SqlAnalysis, hits: Decision['hits']): Decision | undefined | Promise<unknown> {
     if (!analysis.ok) return undefined;
-    const lookup = (r: RelationName) => this.relations.get(key(r));
     for (const s of analysis.statements) {
-      const v = judgeExfiltration(this.mask, s, lookup);
+      const v = judgeExfiltration(this.mask, s, this.lookup);
       if (v.action === 'refuse') return { verdict: 'block', rule: v.rule, reason: v.reason, hits };
-      if (v.action === 'lookup') return this.look(v.relations);
+      if (v.action === 'lookup') return this.look(v.relations, v.functions);
     }
     return undefined;
   }
 
-  /** A statement completed: forget lookups when it may have renamed, created or dropped a relation. */
+  /** A statement completed: forget lookups when it may have renamed, created or dropped something. */
   completed(kind: string | undefined): void {
-    if (kind !== undefined && RENAMING_KINDS.has(kind)) this.relations.clear();
+    if (kind === undefined || !RENAMING_KINDS.has(kind)) return;
+    this.relations.clear();
+    this.functions.clear();
   }
 
-  private look(relations: readonly RelationName[]): Promise<unknown> {
+  private look(relations: readonly RelationName[], functions: readonly string[]): Promise<unknown> {
     const resolver = this.resolver;
-    return Promise.all(
-      relations.map(async (r) => {
-        // No catalog, or a failed lookup: the relation counts as one the gateway cannot name (refused).
+    // No catalog, or a failed lookup: the relation counts as one the gateway cannot name, the
+    // function as code it cannot see (both refused).
+    return Promise.all([
+      ...relations.map(async (r) => {
         this.relations.set(key(r), resolver === undefined ? [] : await candidates(resolver, r).catch(() => []));
       }),
-    );
+      ...functions.map(async (f) => {
+        this.functions.set(f, resolver?.functionIsUserCode === undefined ? true : await resolver.functionIsUserCode(f).catch(() => true));
+      }),
+    ]);
   }
 }

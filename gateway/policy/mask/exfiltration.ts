@@ -25,17 +25,22 @@ export interface RelationName {
   readonly name: string;
 }
 
-/**
- * The catalog's answer for a name: every relation it could refer to (empty when there is none),
- * or undefined when not looked up yet.
- */
-export type RelationLookup = (relation: RelationName) => readonly NamedRelation[] | undefined;
+/** What the caller has learned from the target's catalog; undefined for what it has not looked up yet. */
+export interface CatalogLookup {
+  /** Every relation a name could refer to (empty when there is none). */
+  relation(relation: RelationName): readonly NamedRelation[] | undefined;
+  /**
+   * Whether a function of this name (any schema, any overload) is code written in the database —
+   * SQL or a procedural language, not a built-in or C function — or does not exist yet.
+   */
+  userCode(name: string): boolean | undefined;
+}
 
 export type ExfiltrationVerdict =
   | { readonly action: 'allow' }
   | { readonly action: 'refuse'; readonly rule: string; readonly reason: string }
-  /** Ask the catalog about these relations, then judge again. */
-  | { readonly action: 'lookup'; readonly relations: readonly RelationName[] };
+  /** Ask the catalog about these relations and functions, then judge again. */
+  | { readonly action: 'lookup'; readonly relations: readonly RelationName[]; readonly functions: readonly string[] };
 
 const ALLOW: ExfiltrationVerdict = Object.freeze({ action: 'allow' });
 
@@ -142,15 +147,19 @@ function readsMasked(reads: ColumnReads, r: RelationName, masked: (column: strin
  * dangerous (detectors follow values wherever they are returned), so a mask policy without
  * columns allows everything here.
  */
-export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis, lookup: RelationLookup): ExfiltrationVerdict {
+export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis, lookup: CatalogLookup): ExfiltrationVerdict {
   if (mask.columns.length === 0) return ALLOW;
   const exposing = exposingCatalog(statement);
   if (exposing !== undefined) return { action: 'refuse', rule: MASKED_CATALOG_RULE, reason: `${exposing}; refused because column masks apply` };
   const stores = storesBecause(statement);
-  if (stores === undefined) return ALLOW;
+  const functions = [...new Set([...tree(statement)].flatMap((t) => t.functions.map((f) => f.name.toLowerCase())))];
+  if (stores === undefined) return functions.length === 0 ? ALLOW : judgeCalls(mask, statement, functions, lookup);
   for (const t of tree(statement)) {
     if (t.opaque !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${t.opaque}; it could copy masked values where they are read back unmasked` };
   }
+  const unknownFunctions = functions.filter((f) => lookup.userCode(f) === undefined);
+  const userFunction = functions.find((f) => lookup.userCode(f) === true);
+  if (userFunction !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} calls ${userFunction}(), code written in the database that can read masked columns the gateway does not see` };
   let reads: ColumnReads;
   try {
     reads = withCopiedColumns(columnReads(statement), statement);
@@ -160,7 +169,7 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
   const relations = [...tree(statement)].flatMap((t) => (CREATES_RELATION.has(t.command) ? t.relations.filter((r) => r.access === 'read') : t.relations));
   const attaching = [...tree(statement)].some(attachesOrReshapes);
   const readsAnything = reads.unnamed || reads.columns.size > 0 || reads.singles.size > 0;
-  if (!readsAnything && !attaching) return ALLOW;
+  if (!readsAnything && !attaching) return unknownFunctions.length === 0 ? ALLOW : { action: 'lookup', relations: [], functions: unknownFunctions };
   const pending: RelationName[] = [];
   for (const r of relations) {
     const patterns = patternsFor(mask, r);
@@ -170,7 +179,7 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
       masked = (column) => patterns.some((m) => globMatches(m.pattern.column, column));
       example = patterns[0]?.pattern.text.split('.').pop() ?? '*';
     } else {
-      const candidates = lookup(r);
+      const candidates = lookup.relation(r);
       if (candidates === undefined) {
         pending.push(r);
         continue;
@@ -189,5 +198,26 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
     const hit = readsMasked(reads, r, masked, example);
     if (hit !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} can read the masked column ${hit} and keep it where it is read back unmasked` };
   }
-  return pending.length > 0 ? { action: 'lookup', relations: pending } : ALLOW;
+  return pending.length > 0 || unknownFunctions.length > 0 ? { action: 'lookup', relations: pending, functions: unknownFunctions } : ALLOW;
+}
+
+/**
+ * A statement that only reads, but hands a masked column (named in it, or a whole row of a table
+ * a column rule names) to functions: refused when one of them is code written in the database,
+ * which could store what it is given.
+ */
+function judgeCalls(mask: MaskPolicy, statement: StatementAnalysis, functions: readonly string[], lookup: CatalogLookup): ExfiltrationVerdict {
+  let reads: ColumnReads;
+  try {
+    reads = columnReads(statement);
+  } catch (err) {
+    return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `the columns this statement reads cannot be analysed (${(err as Error).message})` };
+  }
+  const maskedRelations = [...tree(statement)].flatMap((t) => t.relations).filter((r) => patternsFor(mask, r).length > 0);
+  const hit = maskedRelations.map((r) => readsMasked(reads, r, (c) => patternsFor(mask, r).some((m) => globMatches(m.pattern.column, c)), patternsFor(mask, r)[0]?.pattern.text.split('.').pop() ?? '*')).find((h) => h !== undefined);
+  if (hit === undefined) return ALLOW;
+  const unknown = functions.filter((f) => lookup.userCode(f) === undefined);
+  if (unknown.length > 0) return { action: 'lookup', relations: [], functions: unknown };
+  const user = functions.find((f) => lookup.userCode(f) === true);
+  return user === undefined ? ALLOW : { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${user}() is code written in the database and this statement can hand it the masked column ${hit}, which it could store` };
 }

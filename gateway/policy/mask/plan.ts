@@ -86,6 +86,12 @@ export interface ColumnNameResolver {
    * back to relationColumns.
    */
   relationsNamed?(relation: { readonly schema?: string; readonly name: string }): Promise<readonly NamedRelation[]>;
+  /**
+   * Whether a function of this name (any schema, any overload) is code written in the database
+   * (SQL or a procedural language, not built in and not C), or does not exist. Optional: without
+   * it, every function counts as such.
+   */
+  functionIsUserCode?(name: string): Promise<boolean>;
 }
 
 /** A relation found by name, with its ancestors (inheritance parents and partitioned tables above it). */

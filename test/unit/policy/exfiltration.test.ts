@@ -2,7 +2,7 @@
 // that expose stored values: refused for someone a column mask applies to; reads, and writes that
 // touch no masked column, allowed. Pure: the catalog is a map.
 import { describe, expect, it } from 'vitest';
-import { judgeExfiltration, MASKED_CATALOG_RULE, MASKED_COPY_RULE, type RelationLookup } from '../../../gateway/policy/mask/exfiltration.js';
+import { judgeExfiltration, MASKED_CATALOG_RULE, MASKED_COPY_RULE, type CatalogLookup } from '../../../gateway/policy/mask/exfiltration.js';
 import { maskPolicyFor, type MaskPolicy, type NamedRelation, type ResolvedRelation } from '../../../gateway/policy/mask/plan.js';
 import { analyzeSql } from '../../../gateway/policy/sql.js';
 import { ISSUE_POLICY, policyFromYaml } from './fixtures.js';
@@ -28,12 +28,18 @@ const CATALOG = new Map<string, ResolvedRelation & { ancestors?: NamedRelation['
     },
   ],
 ]);
-const lookup: RelationLookup = (r) => {
-  const rel = CATALOG.get(r.name);
-  return rel === undefined ? [] : [{ ancestors: [], ...rel }];
+/** Functions written in the test's database; everything else is built in. */
+const USER_CODE = new Set(['admin_fn', 'audit_log']);
+const lookup: CatalogLookup = {
+  relation: (r) => {
+    const rel = CATALOG.get(r.name);
+    return rel === undefined ? [] : [{ ancestors: [], ...rel }];
+  },
+  userCode: (name) => USER_CODE.has(name),
 };
+const NOTHING_KNOWN: CatalogLookup = { relation: () => undefined, userCode: () => undefined };
 
-function judge(sql: string, mask: MaskPolicy = MASK, look: RelationLookup = lookup) {
+function judge(sql: string, mask: MaskPolicy = MASK, look: CatalogLookup = lookup) {
   const a = analyzeSql(sql);
   if (!a.ok) throw new Error(a.error);
   const verdicts = a.statements.map((s) => judgeExfiltration(mask, s, look));
@@ -170,11 +176,22 @@ describe('scope', () => {
   });
 
   it('asks for the relations it cannot judge by name, and refuses a CTE only when the catalog does not know it', () => {
-    expect(judge('INSERT INTO archive SELECT 1, reach FROM contacts', MASK, () => undefined)).toEqual({ action: 'lookup', relations: [{ name: 'archive' }, { name: 'contacts' }].map((r) => expect.objectContaining(r)) });
+    expect(judge('INSERT INTO archive SELECT 1, upper(reach) FROM contacts', MASK, NOTHING_KNOWN)).toEqual({ action: 'lookup', relations: [{ name: 'archive' }, { name: 'contacts' }].map((r) => expect.objectContaining(r)), functions: ['upper'] });
     expect(judge('WITH nowhere AS (SELECT 1 AS x) INSERT INTO archive SELECT 1, x FROM nowhere')).toEqual({ action: 'allow' });
   });
 
   it('skips the catalog for writes that read no column', () => {
-    expect(judge('INSERT INTO archive VALUES (1, \'x\')', MASK, () => undefined)).toEqual({ action: 'allow' });
+    expect(judge('INSERT INTO archive VALUES (1, \'x\')', MASK, NOTHING_KNOWN)).toEqual({ action: 'allow' });
+  });
+
+  it('refuses code written in the database where it could read or be handed masked values', () => {
+    expect(judge('INSERT INTO archive SELECT 1, admin_fn()')).toMatchObject({ action: 'refuse', rule: MASKED_COPY_RULE, reason: expect.stringContaining('admin_fn()') });
+    expect(judge('SELECT audit_log(email) FROM customers')).toMatchObject({ action: 'refuse', reason: expect.stringContaining('customers.email') });
+    expect(judge('SELECT audit_log(c) FROM customers c')).toMatchObject({ action: 'refuse' });
+    expect(judge('SELECT audit_log(id) FROM customers')).toEqual({ action: 'allow' });
+    expect(judge('SELECT admin_fn()')).toEqual({ action: 'allow' });
+    expect(judge('SELECT upper(email) FROM customers')).toEqual({ action: 'allow' });
+    expect(judge('SELECT audit_log(email) FROM customers', MASK, NOTHING_KNOWN)).toEqual({ action: 'lookup', relations: [], functions: ['audit_log'] });
+    expect(judge('INSERT INTO archive SELECT id, now()::text FROM orders')).toEqual({ action: 'allow' });
   });
 });
