@@ -10,7 +10,7 @@
 // column is computed from a masked one, or a relation the gateway cannot name — is refused, and so
 // is code the gateway cannot see into. Pure: relations are looked up through the caller, which
 // asks the target's catalog once per relation and answers `undefined` until it has.
-import type { StatementAnalysis } from '../sql.js';
+import type { RelationRef, StatementAnalysis } from '../sql.js';
 import { columnMatches, globMatches } from '../names.js';
 import type { MaskPolicy, NamedRelation } from './plan.js';
 import { columnReads, type ColumnReads } from './columnReads.js';
@@ -133,6 +133,17 @@ function maskedColumnsOf(mask: MaskPolicy, rel: NamedRelation): string[] {
   return out;
 }
 
+/** Per mask policy (one per session) and catalog answer (cached per session): its masked columns. */
+const maskedColumnsCache = new WeakMap<MaskPolicy, WeakMap<NamedRelation, readonly string[]>>();
+
+function maskedColumnsCached(mask: MaskPolicy, rel: NamedRelation): readonly string[] {
+  let byRelation = maskedColumnsCache.get(mask);
+  if (byRelation === undefined) maskedColumnsCache.set(mask, (byRelation = new WeakMap()));
+  let columns = byRelation.get(rel);
+  if (columns === undefined) byRelation.set(rel, (columns = maskedColumnsOf(mask, rel)));
+  return columns;
+}
+
 /** The masked column this statement can read from `r`, described for the client; undefined if none. */
 function readsMasked(reads: ColumnReads, r: RelationName, masked: (column: string) => boolean, example: string): string | undefined {
   const table = qualified(r);
@@ -142,6 +153,66 @@ function readsMasked(reads: ColumnReads, r: RelationName, masked: (column: strin
   return undefined;
 }
 
+/** What judging a statement needs from its analysis alone (no policy, no catalog). */
+interface StatementFacts {
+  readonly exposing: string | undefined;
+  readonly stores: string | undefined;
+  readonly opaque: string | undefined;
+  readonly functions: readonly string[];
+  /** Every relation named, less the ones a CREATE makes (they cannot be looked up yet). */
+  readonly relations: readonly RelationRef[];
+  readonly attaching: boolean;
+  /** Parsed on first need: the columns read, or why they cannot be known. */
+  reads?: ColumnReads | string;
+}
+
+/**
+ * Facts by analysis. The shape cache (shape.ts) hands out a shallow copy of one analysis for
+ * every text of a shape, so its `relations` array identifies the shape: a statement repeated with
+ * other literals is judged from these facts without walking or parsing it again.
+ */
+const factsCache = new WeakMap<object, StatementFacts>();
+
+function factsOf(statement: StatementAnalysis): StatementFacts {
+  let f = factsCache.get(statement.relations);
+  if (f === undefined) {
+    const all = [...tree(statement)];
+    f = {
+      exposing: exposingCatalog(statement),
+      stores: storesBecause(statement),
+      opaque: all.find((t) => t.opaque !== undefined)?.opaque,
+      functions: [...new Set(all.flatMap((t) => t.functions.map((fn) => fn.name.toLowerCase())))],
+      relations: all.flatMap((t) => (CREATES_RELATION.has(t.command) ? t.relations.filter((r) => r.access === 'read') : t.relations)),
+      attaching: all.some(attachesOrReshapes),
+    };
+    factsCache.set(statement.relations, f);
+  }
+  return f;
+}
+
+function readsOf(f: StatementFacts, statement: StatementAnalysis): ColumnReads | string {
+  if (f.reads === undefined) {
+    try {
+      f.reads = withCopiedColumns(columnReads(statement), statement);
+    } catch (err) {
+      f.reads = `the columns this statement reads cannot be analysed (${(err as Error).message})`;
+    }
+  }
+  return f.reads;
+}
+
+/** How a relation's masked columns are recognised, or what to do instead. */
+function maskedColumnsIn(mask: MaskPolicy, r: RelationRef, reads: ColumnReads, lookup: CatalogLookup): { masked: (column: string) => boolean; example: string } | 'none' | 'pending' | 'unknown' {
+  const patterns = patternsFor(mask, r);
+  if (patterns.length > 0) return { masked: (column) => patterns.some((m) => globMatches(m.pattern.column, column)), example: patterns[0]?.pattern.text.split('.').pop() ?? '*' };
+  const candidates = lookup.relation(r);
+  if (candidates === undefined) return 'pending';
+  if (candidates.length === 0) return r.schema === undefined && reads.cteNames.has(r.name) ? 'none' : 'unknown';
+  const columns = new Set(candidates.flatMap((rel) => maskedColumnsCached(mask, rel)));
+  if (columns.size === 0) return 'none';
+  return { masked: (column) => columns.has(column), example: columns.values().next().value as string };
+}
+
 /**
  * Judges one top-level statement for someone `mask` applies to. Only column masks make copies
  * dangerous (detectors follow values wherever they are returned), so a mask policy without
@@ -149,53 +220,29 @@ function readsMasked(reads: ColumnReads, r: RelationName, masked: (column: strin
  */
 export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis, lookup: CatalogLookup): ExfiltrationVerdict {
   if (mask.columns.length === 0) return ALLOW;
-  const exposing = exposingCatalog(statement);
-  if (exposing !== undefined) return { action: 'refuse', rule: MASKED_CATALOG_RULE, reason: `${exposing}; refused because column masks apply` };
-  const stores = storesBecause(statement);
-  const functions = [...new Set([...tree(statement)].flatMap((t) => t.functions.map((f) => f.name.toLowerCase())))];
-  if (stores === undefined) return functions.length === 0 ? ALLOW : judgeCalls(mask, statement, functions, lookup);
-  for (const t of tree(statement)) {
-    if (t.opaque !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${t.opaque}; it could copy masked values where they are read back unmasked` };
-  }
-  const unknownFunctions = functions.filter((f) => lookup.userCode(f) === undefined);
-  const userFunction = functions.find((f) => lookup.userCode(f) === true);
+  const f = factsOf(statement);
+  if (f.exposing !== undefined) return { action: 'refuse', rule: MASKED_CATALOG_RULE, reason: `${f.exposing}; refused because column masks apply` };
+  const stores = f.stores;
+  if (stores === undefined) return f.functions.length === 0 ? ALLOW : judgeCalls(mask, statement, f, lookup);
+  if (f.opaque !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${f.opaque}; it could copy masked values where they are read back unmasked` };
+  const unknownFunctions = f.functions.filter((fn) => lookup.userCode(fn) === undefined);
+  const userFunction = f.functions.find((fn) => lookup.userCode(fn) === true);
   if (userFunction !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} calls ${userFunction}(), code written in the database that can read masked columns the gateway does not see` };
-  let reads: ColumnReads;
-  try {
-    reads = withCopiedColumns(columnReads(statement), statement);
-  } catch (err) {
-    return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `the columns this statement reads cannot be analysed (${(err as Error).message})` };
-  }
-  const relations = [...tree(statement)].flatMap((t) => (CREATES_RELATION.has(t.command) ? t.relations.filter((r) => r.access === 'read') : t.relations));
-  const attaching = [...tree(statement)].some(attachesOrReshapes);
+  const reads = readsOf(f, statement);
+  if (typeof reads === 'string') return { action: 'refuse', rule: MASKED_COPY_RULE, reason: reads };
   const readsAnything = reads.unnamed || reads.columns.size > 0 || reads.singles.size > 0;
-  if (!readsAnything && !attaching) return unknownFunctions.length === 0 ? ALLOW : { action: 'lookup', relations: [], functions: unknownFunctions };
+  if (!readsAnything && !f.attaching) return unknownFunctions.length === 0 ? ALLOW : { action: 'lookup', relations: [], functions: unknownFunctions };
   const pending: RelationName[] = [];
-  for (const r of relations) {
-    const patterns = patternsFor(mask, r);
-    let masked: (column: string) => boolean;
-    let example: string;
-    if (patterns.length > 0) {
-      masked = (column) => patterns.some((m) => globMatches(m.pattern.column, column));
-      example = patterns[0]?.pattern.text.split('.').pop() ?? '*';
-    } else {
-      const candidates = lookup.relation(r);
-      if (candidates === undefined) {
-        pending.push(r);
-        continue;
-      }
-      if (candidates.length === 0) {
-        if (r.schema === undefined && reads.cteNames.has(r.name)) continue;
-        return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} reads ${qualified(r)}, which the gateway cannot find in the catalog, so it cannot tell whether it holds masked columns` };
-      }
-      const columns = [...new Set(candidates.flatMap((rel) => maskedColumnsOf(mask, rel)))];
-      if (columns.length === 0) continue;
-      const set = new Set(columns);
-      masked = (column) => set.has(column);
-      example = columns[0] as string;
+  for (const r of f.relations) {
+    const m = maskedColumnsIn(mask, r, reads, lookup);
+    if (m === 'none') continue;
+    if (m === 'pending') {
+      pending.push(r);
+      continue;
     }
-    if (attaching) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} on ${qualified(r)}, which has masked columns, could hand its rows to code that stores them, or unmask them by renaming` };
-    const hit = readsMasked(reads, r, masked, example);
+    if (m === 'unknown') return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} reads ${qualified(r)}, which the gateway cannot find in the catalog, so it cannot tell whether it holds masked columns` };
+    if (f.attaching) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} on ${qualified(r)}, which has masked columns, could hand its rows to code that stores them, or unmask them by renaming` };
+    const hit = readsMasked(reads, r, m.masked, m.example);
     if (hit !== undefined) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} can read the masked column ${hit} and keep it where it is read back unmasked` };
   }
   return pending.length > 0 || unknownFunctions.length > 0 ? { action: 'lookup', relations: pending, functions: unknownFunctions } : ALLOW;
@@ -206,18 +253,17 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
  * a column rule names) to functions: refused when one of them is code written in the database,
  * which could store what it is given.
  */
-function judgeCalls(mask: MaskPolicy, statement: StatementAnalysis, functions: readonly string[], lookup: CatalogLookup): ExfiltrationVerdict {
-  let reads: ColumnReads;
-  try {
-    reads = columnReads(statement);
-  } catch (err) {
-    return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `the columns this statement reads cannot be analysed (${(err as Error).message})` };
+function judgeCalls(mask: MaskPolicy, statement: StatementAnalysis, f: StatementFacts, lookup: CatalogLookup): ExfiltrationVerdict {
+  const reads = readsOf(f, statement);
+  if (typeof reads === 'string') return { action: 'refuse', rule: MASKED_COPY_RULE, reason: reads };
+  let hit: string | undefined;
+  for (const r of f.relations) {
+    const patterns = patternsFor(mask, r);
+    if (patterns.length > 0) hit ??= readsMasked(reads, r, (c) => patterns.some((m) => globMatches(m.pattern.column, c)), patterns[0]?.pattern.text.split('.').pop() ?? '*');
   }
-  const maskedRelations = [...tree(statement)].flatMap((t) => t.relations).filter((r) => patternsFor(mask, r).length > 0);
-  const hit = maskedRelations.map((r) => readsMasked(reads, r, (c) => patternsFor(mask, r).some((m) => globMatches(m.pattern.column, c)), patternsFor(mask, r)[0]?.pattern.text.split('.').pop() ?? '*')).find((h) => h !== undefined);
   if (hit === undefined) return ALLOW;
-  const unknown = functions.filter((f) => lookup.userCode(f) === undefined);
+  const unknown = f.functions.filter((fn) => lookup.userCode(fn) === undefined);
   if (unknown.length > 0) return { action: 'lookup', relations: [], functions: unknown };
-  const user = functions.find((f) => lookup.userCode(f) === true);
+  const user = f.functions.find((fn) => lookup.userCode(fn) === true);
   return user === undefined ? ALLOW : { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${user}() is code written in the database and this statement can hand it the masked column ${hit}, which it could store` };
 }
