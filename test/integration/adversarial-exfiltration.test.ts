@@ -347,6 +347,12 @@ describe('what must keep working', () => {
     expect(await exists('ok_view')).toBe(true);
   });
 
+  it('a table created in an open transaction, then filled from unmasked columns', async () => {
+    const r = await arena.psql(['BEGIN', 'CREATE TABLE ok_tx (id int, amount numeric)', 'INSERT INTO ok_tx SELECT id, amount FROM public.orders', 'COMMIT']);
+    expect(r.stderr).toBe('');
+    expect(await one('select count(*)::int as n from ok_tx')).toEqual({ n: 9 });
+  });
+
   it('NOTIFY and pg_notify with a constant payload', async () => {
     const r = await arena.psql(["NOTIFY ok, 'constant payload'", "SELECT pg_notify('ok', 'another')"]);
     expect(r.stderr).toBe('');

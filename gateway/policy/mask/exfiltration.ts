@@ -161,6 +161,11 @@ interface StatementFacts {
   readonly functions: readonly string[];
   /** Every relation named, less the ones a CREATE makes (they cannot be looked up yet). */
   readonly relations: readonly RelationRef[];
+  /**
+   * Relations only inserted into: nothing is read from them, so one the catalog connection cannot
+   * see yet (created in the client's open transaction) is no reason to refuse.
+   */
+  readonly insertedOnly: ReadonlySet<string>;
   readonly attaching: boolean;
   /** Parsed on first need: the columns read, or why they cannot be known. */
   reads?: ColumnReads | string;
@@ -183,11 +188,20 @@ function factsOf(statement: StatementAnalysis): StatementFacts {
       opaque: all.find((t) => t.opaque !== undefined)?.opaque,
       functions: [...new Set(all.flatMap((t) => t.functions.map((fn) => fn.name.toLowerCase())))],
       relations: all.flatMap((t) => (CREATES_RELATION.has(t.command) ? t.relations.filter((r) => r.access === 'read') : t.relations)),
+      insertedOnly: insertedOnly(all),
       attaching: all.some(attachesOrReshapes),
     };
     factsCache.set(statement.relations, f);
   }
   return f;
+}
+
+const relationKey = (r: RelationName) => `${r.schema ?? ''}\u0000${r.name}`;
+
+function insertedOnly(all: readonly StatementAnalysis[]): Set<string> {
+  const inserted = new Set(all.filter((t) => t.command === 'insert').flatMap((t) => t.relations.filter((r) => r.access === 'write').map(relationKey)));
+  for (const t of all) for (const r of t.relations) if (t.command !== 'insert' || r.access !== 'write') inserted.delete(relationKey(r));
+  return inserted;
 }
 
 function readsOf(f: StatementFacts, statement: StatementAnalysis): ColumnReads | string {
@@ -240,6 +254,7 @@ export function judgeExfiltration(mask: MaskPolicy, statement: StatementAnalysis
       pending.push(r);
       continue;
     }
+    if (m === 'unknown' && f.insertedOnly.has(relationKey(r))) continue;
     if (m === 'unknown') return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} reads ${qualified(r)}, which the gateway cannot find in the catalog, so it cannot tell whether it holds masked columns` };
     if (f.attaching) return { action: 'refuse', rule: MASKED_COPY_RULE, reason: `${stores} on ${qualified(r)}, which has masked columns, could hand its rows to code that stores them, or unmask them by renaming` };
     const hit = readsMasked(reads, r, m.masked, m.example);

@@ -85,6 +85,7 @@ const REFUSED_COPIES = [
   'INSERT INTO archive SELECT * FROM contacts',
   'INSERT INTO archive SELECT id, email FROM customers_2024',
   'INSERT INTO archive SELECT 1, x FROM nowhere',
+  'INSERT INTO nowhere SELECT id FROM orders ON CONFLICT (id) DO UPDATE SET x = nowhere.x',
   'PREPARE p AS INSERT INTO archive SELECT id, email FROM customers',
   'EXPLAIN ANALYZE CREATE TABLE leak AS SELECT email FROM customers',
   'INSERT INTO archive SELECT 1, query_to_xml(\'select email from customers\', true, true, \'\')::text',
@@ -128,6 +129,7 @@ const ALLOWED = [
   'DELETE FROM customers WHERE id = 3',
   'UPDATE customers SET name = name WHERE id = 1 RETURNING email',
   'DELETE FROM customers WHERE id = 3 RETURNING *',
+  'INSERT INTO created_in_this_transaction SELECT id, amount FROM orders',
 ];
 
 describe('reads and writes that touch no masked column are allowed', () => {
