@@ -16,7 +16,7 @@ export interface ColumnReads {
   readonly columns: ReadonlySet<string>;
   /** Single names that may be whole-row references (`SELECT c FROM customers c`). */
   readonly singles: ReadonlySet<string>;
-  /** Relation names and aliases the statement declares: a single name equal to one is a whole row. */
+  /** Relation names and aliases the statement declares, other than INSERT targets: a single name equal to one is a whole row. */
   readonly rangeNames: ReadonlySet<string>;
   /** CTE names defined anywhere in the statement. */
   readonly cteNames: ReadonlySet<string>;
@@ -65,6 +65,11 @@ class ReadCollector {
       case 'RangeVar':
         this.rangeVar(body);
         break;
+      case 'InsertStmt':
+        // The target is written, not read (ON CONFLICT … DO UPDATE reads it through `excluded` and
+        // its own name, which sql.ts reports as an UPDATE of it).
+        for (const k in body) if (k !== 'relation') this.walk(body[k] as Json, depth + 1);
+        return;
       case 'RangeSubselect':
       case 'RangeFunction':
         if (isObject(body.alias) && typeof body.alias.aliasname === 'string') this.rangeNames.add(body.alias.aliasname);
