@@ -305,6 +305,34 @@ describe('the detector backstop (no rule lists a detector)', () => {
   });
 });
 
+describe('FunctionCall (a function named by OID, as libpq\'s large-object calls do)', () => {
+  async function call(fn: string, args: string[] = []): Promise<RawMessage[]> {
+    const oid = (await one(`select '${fn}'::regprocedure::oid::int as oid`)).oid as number;
+    const msg = build().int32(oid).int16(0).int16(args.length);
+    for (const a of args) msg.int32(Buffer.byteLength(a)).raw(a);
+    const raw = await arena.raw();
+    try {
+      raw.send(msg.int16(0).typed('F'));
+      return await raw.until(1);
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('a function that exposes stored values is refused', async () => {
+    const msgs = await call('pg_stat_get_backend_activity(integer)', ['1']);
+    expect(msgs.find((m) => m.type === 'E')?.body.toString()).toContain('sluice:masked-catalog');
+    expect(msgs.some((m) => m.type === 'V')).toBe(false);
+  });
+
+  it('the result of a function that returns a masked value goes through the backstop', async () => {
+    const msgs = await call('admin_fn()');
+    const result = msgs.find((m) => m.type === 'V');
+    expect(result?.body.toString()).toContain('[redacted]');
+    expectNoSecret(...msgs.map((m) => m.body.toString()));
+  });
+});
+
 describe('what must keep working', () => {
   it('reads of a child table, which row masking does not name, are caught by the backstop', async () => {
     const r = await arena.psql('SELECT email, card_number FROM customers_archive');

@@ -359,7 +359,7 @@ export class ClientFlow {
     const call = decodeFunctionCall(body);
     let decision: Decision = { verdict: 'allow', hits: [] };
     let name: string | undefined;
-    if (gate.enforce) {
+    if (gate.enforce || gate.guardsCopies) {
       const known = this.functionNames.get(call.functionOid);
       if (known === undefined) {
         const catalog = this.o.catalog;

@@ -68,6 +68,11 @@ export class PolicyGate {
   /** With column masks: refuses statements that would copy masked values (exfiltrationGuard.ts). */
   private readonly exfiltration: ExfiltrationGuard | undefined;
 
+  /** Column masks apply: every statement (and FunctionCall) is judged, even without block rules. */
+  get guardsCopies(): boolean {
+    return this.exfiltration !== undefined;
+  }
+
   constructor(
     private readonly identity: Identity,
     private readonly policy: CompiledPolicy,

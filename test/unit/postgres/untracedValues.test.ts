@@ -1,7 +1,7 @@
-// NotificationResponse payloads for someone masking applies to: detected values masked, lengths
-// recomputed, undecodable frames dropped, clean frames kept as they are.
+// NotificationResponse payloads and FunctionCallResponse values for someone masking applies to:
+// detected values masked, lengths recomputed, undecodable frames dropped, clean frames kept.
 import { describe, expect, it } from 'vitest';
-import { maskNotification } from '../../../gateway/engines/postgres/notificationMasking.js';
+import { maskFunctionResult, maskNotification } from '../../../gateway/engines/postgres/untracedValues.js';
 import { maskPolicyFor, type MaskPolicy } from '../../../gateway/policy/index.js';
 import { policyFromYaml } from '../policy/fixtures.js';
 
@@ -32,5 +32,23 @@ describe('maskNotification', () => {
     const good = notification(1, 'c', 'p');
     expect(maskNotification(good.subarray(0, good.length - 1), MASK)).toBeNull();
     expect(maskNotification(Buffer.from([0x41, 0, 0, 0, 4]), MASK)).toBeNull();
+  });
+});
+
+function functionResult(value: string | null): Buffer {
+  const bytes = value === null ? Buffer.alloc(0) : Buffer.from(value);
+  const b = Buffer.alloc(9);
+  b[0] = 0x56;
+  b.writeUInt32BE(8 + bytes.length, 1);
+  b.writeInt32BE(value === null ? -1 : bytes.length, 5);
+  return Buffer.concat([b, bytes]);
+}
+
+describe('maskFunctionResult', () => {
+  it('masks what the detectors find, keeps NULL and clean values, drops what does not decode', () => {
+    expect(maskFunctionResult(functionResult('card 4111111111111111'), MASK)).toEqual(functionResult('card [redacted]'));
+    expect(maskFunctionResult(functionResult(null), MASK)).toBeUndefined();
+    expect(maskFunctionResult(functionResult('42'), MASK)).toBeUndefined();
+    expect(maskFunctionResult(functionResult('abc').subarray(0, 10), MASK)).toBeNull();
   });
 });
