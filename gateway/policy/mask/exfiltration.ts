@@ -50,6 +50,8 @@ const READ_KINDS = new Set(['select', 'show', 'explain', 'declare', 'fetch', 'mo
 /** Functions that keep a value where a later statement (or another session) can read it back. */
 const STORING_FUNCTIONS = new Set([
   'set_config', 'pg_notify', 'setval', 'pg_logical_emit_message', 'lo_from_bytea', 'lo_put', 'lowrite', 'lo_import', 'lo_export',
+  // A large object's OID, chosen by the caller, is listed in pg_largeobject_metadata.
+  'lo_create', 'lo_creat',
   'pg_file_write', 'pg_create_restore_point', 'pg_create_logical_replication_slot', 'pg_create_physical_replication_slot',
   'pg_replication_origin_create', 'pg_backup_start', 'pg_start_backup',
   'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_try_advisory_lock', 'pg_try_advisory_lock_shared',

@@ -95,4 +95,5 @@ export const EXPOSING_COMMANDS: ReadonlyMap<string, string> = new Map([
   ['create publication', 'a publication sends rows, masked columns included, to another database'],
   ['create subscription', 'a subscription copies rows between databases'],
   ['create extension', 'an extension can add functions that read stored values'],
+  ['create database', 'a database created from this one is a copy of it, masked tables included'],
 ]);

@@ -73,6 +73,7 @@ const REFUSED_COPIES = [
   'SELECT set_config(\'x.y\', email, false) FROM customers WHERE id = 1',
   'SELECT setval(\'s\', ascii(card_number)) FROM customers',
   'SELECT pg_logical_emit_message(true, \'p\', email) FROM customers',
+  'SELECT lo_create(ascii(substr(email, 1, 1))) FROM customers',
   'CREATE FUNCTION leak() RETURNS SETOF text LANGUAGE sql AS $$ SELECT email FROM customers $$',
   'CREATE FUNCTION leak() RETURNS SETOF text LANGUAGE sql BEGIN ATOMIC SELECT card_number FROM customers; END',
   'CREATE FUNCTION leak() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$',
@@ -167,6 +168,7 @@ describe('catalog objects that expose stored values (sluice:masked-catalog)', ()
     'SELECT table_to_xml(\'customers\', true, true, \'\')',
     'CREATE FOREIGN TABLE ft (email text) SERVER loop OPTIONS (table_name \'customers\')',
     'CREATE EXTENSION pageinspect',
+    'CREATE DATABASE copy TEMPLATE arena',
   ])('%s', (sql) => {
     expect(judge(sql)).toMatchObject({ action: 'refuse', rule: MASKED_CATALOG_RULE });
   });
