@@ -2,7 +2,7 @@
 // relation per session, through the engine's catalog connection) and the refusal it turns into.
 // Lookups are forgotten after any statement that may change what a name refers to, so a table
 // dropped and recreated as a view over masked columns is looked up again.
-import { judgeExfiltration, type ColumnNameResolver, type Decision, type MaskPolicy, type RelationName, type NamedRelation, type SqlAnalysis } from '../../policy/index.js';
+import { BUILTIN_RULES, judgeExfiltration, type ColumnNameResolver, type Decision, type MaskPolicy, type RelationName, type NamedRelation, type SqlAnalysis } from '../../policy/index.js';
 
 const key = (r: RelationName) => `${r.schema ?? ''}\u0000${r.name}`;
 
@@ -34,7 +34,8 @@ export class ExfiltrationGuard {
    * it settles).
    */
   judge(analysis: SqlAnalysis, hits: Decision['hits']): Decision | undefined | Promise<unknown> {
-    if (!analysis.ok) return undefined;
+    // What the gateway cannot read it cannot judge for copies (block rules refuse it the same way).
+    if (!analysis.ok) return { verdict: 'block', rule: BUILTIN_RULES.unparseable, reason: `the statement does not parse, so it cannot be checked for copies of masked values: ${analysis.error}`, hits };
     for (const s of analysis.statements) {
       const v = judgeExfiltration(this.mask, s, this.lookup);
       if (v.action === 'refuse') return { verdict: 'block', rule: v.rule, reason: v.reason, hits };

@@ -49,6 +49,7 @@ describe('PolicyGate with column masks only', () => {
     expect((await settle(gate, 'SELECT * FROM pg_stats')).decision).toMatchObject({ verdict: 'block', rule: 'sluice:masked-catalog' });
     expect((await settle(gate, 'INSERT INTO archive SELECT 1, admin_fn()')).decision).toMatchObject({ verdict: 'block', reason: expect.stringContaining('admin_fn()') });
     expect((await settle(gate, 'SELECT email FROM customers')).decision).toEqual({ verdict: 'allow', hits: [] });
+    expect((await settle(gate, 'SELEC email FROM customers')).decision).toMatchObject({ verdict: 'block', rule: 'sluice:unparseable' });
     expect((await settle(gate, 'INSERT INTO archive SELECT id, note FROM archive')).decision).toEqual({ verdict: 'allow', hits: [] });
   });
 
