@@ -8,8 +8,10 @@
 // in it that is not a plain read, or a call of a function that keeps a value — and can read a
 // masked column — by name, through `*`, a whole-row reference, a NATURAL JOIN, a view whose
 // column is computed from a masked one, or a relation the gateway cannot name — is refused, and so
-// is code the gateway cannot see into. Pure: relations are looked up through the caller, which
-// asks the target's catalog once per relation and answers `undefined` until it has.
+// is code the gateway cannot see into or code written in the database (a SQL or procedural
+// function can read and store anything). Pure: relations and functions are looked up through the
+// caller, which asks the target's catalog once per name and session and answers `undefined`
+// until it has.
 import type { RelationRef, StatementAnalysis } from '../sql.js';
 import { columnMatches, globMatches } from '../names.js';
 import type { MaskPolicy, NamedRelation } from './plan.js';
