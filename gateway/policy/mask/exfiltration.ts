@@ -221,7 +221,9 @@ function readsOf(f: StatementFacts, statement: StatementAnalysis): ColumnReads |
 
 /** How a relation's masked columns are recognised, or what to do instead. */
 function maskedColumnsIn(mask: MaskPolicy, r: RelationRef, reads: ColumnReads, lookup: CatalogLookup): { masked: (column: string) => boolean; example: string } | 'none' | 'pending' | 'unknown' {
-  const patterns = patternsFor(mask, r);
+  // A rule that names the table decides by name; one whose table is a glob (`*.email`) would
+  // make every relation look masked, so the catalog says which columns it really matches.
+  const patterns = patternsFor(mask, r).filter((m) => 'exact' in m.pattern.table);
   if (patterns.length > 0) return { masked: (column) => patterns.some((m) => globMatches(m.pattern.column, column)), example: patterns[0]?.pattern.text.split('.').pop() ?? '*' };
   const candidates = lookup.relation(r);
   if (candidates === undefined) return 'pending';

@@ -10,6 +10,7 @@ import { ISSUE_POLICY, policyFromYaml } from './fixtures.js';
 const MASK = maskPolicyFor(ISSUE_POLICY, ['eng']) as MaskPolicy;
 
 const CATALOG = new Map<string, ResolvedRelation & { ancestors?: NamedRelation['ancestors'] }>([
+  ['customers', { schema: 'public', table: 'customers', columns: new Map([[1, 'id'], [2, 'name'], [3, 'email'], [4, 'card_number']]) }],
   ['orders', { schema: 'public', table: 'orders', columns: new Map([[1, 'id'], [2, 'customer_id'], [3, 'amount']]) }],
   ['archive', { schema: 'public', table: 'archive', columns: new Map([[1, 'id'], [2, 'note']]) }],
   ['users', { schema: 'public', table: 'users', columns: new Map([[1, 'id'], [2, 'email']]) }],
@@ -184,6 +185,15 @@ describe('scope', () => {
   it('asks for the relations it cannot judge by name, and refuses a CTE only when the catalog does not know it', () => {
     expect(judge('INSERT INTO archive SELECT 1, upper(reach) FROM contacts', MASK, NOTHING_KNOWN)).toEqual({ action: 'lookup', relations: [{ name: 'archive' }, { name: 'contacts' }].map((r) => expect.objectContaining(r)), functions: ['upper'] });
     expect(judge('WITH nowhere AS (SELECT 1 AS x) INSERT INTO archive SELECT 1, x FROM nowhere')).toEqual({ action: 'allow' });
+  });
+
+  it('with a glob table pattern, asks the catalog which relations really have a matching column', () => {
+    const glob = maskPolicyFor(policyFromYaml('rules: [{ id: g, mask: { columns: ["*.email"] } }]'), []) as MaskPolicy;
+    expect(judge('INSERT INTO archive SELECT * FROM orders', glob)).toEqual({ action: 'allow' });
+    expect(judge('INSERT INTO archive SELECT * FROM users', glob)).toMatchObject({ action: 'refuse', reason: expect.stringContaining('users.email') });
+    expect(judge('INSERT INTO archive SELECT id, reach FROM contacts', glob)).toMatchObject({ action: 'refuse', reason: expect.stringContaining('contacts.reach') });
+    expect(judge('INSERT INTO archive SELECT 1, email FROM customers', glob)).toMatchObject({ action: 'refuse', reason: expect.stringContaining('customers.email') });
+    expect(judge('INSERT INTO archive SELECT id, name FROM customers', glob)).toEqual({ action: 'allow' });
   });
 
   it('skips the catalog for writes that read no column', () => {
