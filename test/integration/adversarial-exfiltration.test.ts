@@ -97,6 +97,7 @@ describe('copies of masked values are refused before they reach the target', () 
     ['row_to_json of the row', 'INSERT INTO archive SELECT id, row_to_json(c)::text FROM customers AS c'],
     ['a field of a whole row', 'INSERT INTO archive SELECT id, (c).card_number FROM customers c'],
     ['NATURAL JOIN', 'INSERT INTO archive SELECT o.id, o.amount::text FROM orders o NATURAL JOIN customers'],
+    ['columns renamed by a FROM alias', 'INSERT INTO archive SELECT i, e FROM customers AS c(i, n, e)'],
     ['UPDATE … FROM', 'UPDATE archive a SET note = c.email FROM customers c WHERE c.id = a.id'],
     ['UPDATE … SET x = (subquery)', 'UPDATE archive SET note = (SELECT email FROM customers WHERE id = 1) WHERE id = 1'],
     ['MERGE … USING', 'MERGE INTO archive a USING customers c ON a.id = c.id WHEN MATCHED THEN UPDATE SET note = c.card_number'],

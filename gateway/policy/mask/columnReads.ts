@@ -2,7 +2,7 @@
 // reference anywhere in it (target lists, WHERE, joins, subqueries, CTEs, RETURNING, rule actions,
 // SQL function bodies and SQL text given as a literal to query_to_xml/dblink), plus the forms that
 // read columns without naming them (`*`, `t.*`, a whole-row reference `t`, NATURAL JOIN, a
-// relation named by a string to table_to_xml). StatementAnalysis keeps relations and functions
+// relation named by a string to table_to_xml, column aliases in FROM). StatementAnalysis keeps relations and functions
 // but not columns; exfiltration.ts needs them only for statements that store something, so the
 // text is parsed again here and the answer cached by statement shape.
 import { parseSync } from 'libpg-query';
@@ -20,7 +20,7 @@ export interface ColumnReads {
   readonly rangeNames: ReadonlySet<string>;
   /** CTE names defined anywhere in the statement. */
   readonly cteNames: ReadonlySet<string>;
-  /** Some column is read without being named (`*`, NATURAL JOIN, table_to_xml). */
+  /** Some column is read without being named (`*`, NATURAL JOIN, table_to_xml) or under another name (`AS c(a, b)`). */
   readonly unnamed: boolean;
 }
 
@@ -79,6 +79,7 @@ class ReadCollector {
         break;
       case 'JoinExpr':
         if (body.isNatural === true) this.unnamed = true;
+        this.renamesColumns(body);
         for (const n of stringList(body.usingClause ?? null) ?? []) this.columns.add(n);
         break;
       case 'FuncCall':
@@ -106,6 +107,12 @@ class ReadCollector {
   private rangeVar(body: JsonObject): void {
     if (typeof body.relname === 'string') this.rangeNames.add(body.relname);
     if (isObject(body.alias) && typeof body.alias.aliasname === 'string') this.rangeNames.add(body.alias.aliasname);
+    this.renamesColumns(body);
+  }
+
+  /** `customers AS c(i, n, e)` and `(a JOIN b …) AS j(x, y)` read columns under names of the client's choosing. */
+  private renamesColumns(body: JsonObject): void {
+    if (isObject(body.alias) && Array.isArray(body.alias.colnames) && body.alias.colnames.length > 0) this.unnamed = true;
   }
 
   private funcCall(body: JsonObject): void {

@@ -91,6 +91,8 @@ const REFUSED_COPIES = [
   'PREPARE p AS INSERT INTO archive SELECT id, email FROM customers',
   'EXPLAIN ANALYZE CREATE TABLE leak AS SELECT email FROM customers',
   'DELETE FROM customers WHERE email LIKE \'a%\'',
+  'INSERT INTO archive SELECT i, e FROM customers AS c(i, n, e)',
+  'INSERT INTO archive SELECT a, d FROM (customers JOIN orders USING (id)) AS j(a, b, c, d)',
   'INSERT INTO customers (id, name) SELECT 9, email FROM customers WHERE id = 1 RETURNING id',
   'WITH d AS (UPDATE customers SET name = \'x\' WHERE id = 1 RETURNING email) INSERT INTO archive SELECT 1, email FROM d',
 ];
