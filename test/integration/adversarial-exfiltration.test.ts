@@ -389,6 +389,13 @@ describe('what must keep working', () => {
     expect(await exists('ok_view')).toBe(true);
   });
 
+  it('psql\'s catalog queries (\\d, \\dt, \\df) and an upsert returning a masked column', async () => {
+    const r = await arena.psql(['\\d customers', '\\dt', '\\df admin_fn', "INSERT INTO customers (id, name, email) VALUES (6, 'Kay', 'kay@example.net') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING id, email"]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('card_number');
+    expect(r.stdout).toContain('admin_fn');
+  });
+
   it('a table created in an open transaction, then filled from unmasked columns', async () => {
     const r = await arena.psql(['BEGIN', 'CREATE TABLE ok_tx (id int, amount numeric)', 'INSERT INTO ok_tx SELECT id, amount FROM public.orders', 'COMMIT']);
     expect(r.stderr).toBe('');
