@@ -23,5 +23,7 @@ export type { CopyMaskOptions } from './mask/copy.js';
 export { maskNoticeFields, WITHHELD } from './mask/notices.js';
 export type { NoticeField } from './mask/notices.js';
 export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, cachingResolver } from './mask/plan.js';
-export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
+export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, NamedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';
+export { judgeExfiltration, MASKED_COPY_RULE, MASKED_CATALOG_RULE } from './mask/exfiltration.js';
+export type { ExfiltrationVerdict, CatalogLookup, RelationName } from './mask/exfiltration.js';

@@ -135,6 +135,11 @@ const rule = z
 export const policySchema = z
   .strictObject({
     rules: z.array(rule).default([]),
+    /**
+     * The value detectors run on everything returned to someone any mask rule applies to, on top
+     * of what the rules list (with `redact`): `true` (default) for all of them, a list, or `false`.
+     */
+    backstop: z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
@@ -198,6 +203,11 @@ export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   /** The key for the `hash` strategy (HMAC-SHA256); required when any rule uses `with: hash`. */
   readonly hashKey?: Buffer;
+  /**
+   * Detectors run with `redact` on every value returned to someone any mask rule applies to, as a
+   * backstop for copies and computations the column rules cannot follow; absent means all of them.
+   */
+  readonly backstop?: readonly DetectorName[];
 }
 
 export class PolicyCompileError extends Error {
@@ -255,7 +265,10 @@ export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}
   if (usesHash && (opts.hashKey === undefined || opts.hashKey.length < 16)) {
     throw new PolicyCompileError('a mask rule uses `with: hash`, which needs the gateway masking key (at least 16 bytes)');
   }
-  const policy: { rules: CompiledRule[]; hashKey?: Buffer } = { rules };
+  const policy: { rules: CompiledRule[]; hashKey?: Buffer; backstop: readonly DetectorName[] } = {
+    rules,
+    backstop: cfg.backstop === true ? DETECTOR_NAMES : cfg.backstop === false ? [] : [...new Set(cfg.backstop)],
+  };
   if (opts.hashKey !== undefined) policy.hashKey = opts.hashKey;
   return Object.freeze(policy);
 }

@@ -6,7 +6,7 @@
 // made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { analyzeSql, USER_OBJECTS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
+import { analyzeSql, USER_OBJECTS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type NamedRelation, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
 import type { PostgresTarget } from '../types.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -73,6 +73,44 @@ export class TargetCatalog implements ColumnNameResolver {
     if (oid === undefined) return undefined;
     await this.load([oid], 0);
     return this.byOid.get(oid) ?? undefined;
+  }
+
+  /**
+   * Every relation named `name` (in `schema`, or in any schema: the client's search_path is not
+   * this connection's), with the tables each inherits from or is a partition of.
+   */
+  async relationsNamed(relation: { readonly schema?: string; readonly name: string }): Promise<NamedRelation[]> {
+    const rows = await this.query(
+      'SELECT c.oid, (WITH RECURSIVE up(oid) AS (SELECT inhparent FROM pg_catalog.pg_inherits WHERE inhrelid = c.oid ' +
+        'UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.oid) ' +
+        'SELECT pg_catalog.json_agg(pg_catalog.json_build_array(an.nspname, ac.relname)) FROM up ' +
+        'JOIN pg_catalog.pg_class ac ON ac.oid = up.oid JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace) ' +
+        'FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
+        `WHERE c.relname = ${quoteLiteral(relation.name)}${relation.schema === undefined ? '' : ` AND n.nspname = ${quoteLiteral(relation.schema)}`}`,
+    );
+    const oids = rows.map((r) => Number(r[0]));
+    await this.load(oids, 0);
+    const out: NamedRelation[] = [];
+    rows.forEach(([, up], i) => {
+      const rel = this.byOid.get(oids[i] as number);
+      const ancestors = up === null || up === undefined ? [] : (JSON.parse(up) as [string, string][]).map(([schema, table]) => ({ schema, table }));
+      if (rel !== undefined) out.push({ ...rel, ancestors });
+    });
+    return out;
+  }
+
+  /**
+   * Whether any function named `name` (any schema, any overload) was written in the database in
+   * SQL or a procedural language — its body can read and store anything — or none exists yet.
+   * Built-in functions have OIDs below FirstNormalObjectId (16384).
+   */
+  async functionIsUserCode(name: string): Promise<boolean> {
+    const rows = await this.query(
+      "SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE p.oid >= 16384 AND l.lanname NOT IN ('c', 'internal')) " +
+        `FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.proname = ${quoteLiteral(name)}`,
+    );
+    const [all, user] = rows[0] ?? ['0', '0'];
+    return Number(all) === 0 || Number(user) > 0;
   }
 
   /** Schema and name of a function by OID (FunctionCall names none). */

@@ -373,7 +373,7 @@ export class ClientFlow {
     let decision: Decision = { verdict: 'allow', hits: [] };
     let name: string | undefined;
     let def: StatementDef | undefined;
-    if (gate.enforce) {
+    if (gate.enforce || gate.guardsCopies) {
       const known = this.functionNames.get(call.functionOid);
       if (known === undefined) {
         const catalog = this.o.catalog;

@@ -25,6 +25,7 @@ import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
+import { ExfiltrationGuard } from './exfiltrationGuard.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -66,6 +67,13 @@ export class PolicyGate {
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
   /** What user-defined operators, aggregates, types and casts run (rules on functions only). */
   private readonly userObjects: SessionUserObjects;
+  /** With column masks: refuses statements that would copy masked values (exfiltrationGuard.ts). */
+  private readonly exfiltration: ExfiltrationGuard | undefined;
+
+  /** Column masks apply: every statement (and FunctionCall) is judged, even without block rules. */
+  get guardsCopies(): boolean {
+    return this.exfiltration !== undefined;
+  }
 
   constructor(
     private readonly identity: Identity,
@@ -76,6 +84,7 @@ export class PolicyGate {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
     this.userObjects = new SessionUserObjects(policy, identity.groups, objects);
+    if (this.mask !== undefined && this.mask.columns.length > 0) this.exfiltration = new ExfiltrationGuard(this.mask, resolver);
   }
 
   /**
@@ -86,13 +95,18 @@ export class PolicyGate {
    */
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
-    if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
+    if (!this.enforce && !maybeCopy && this.exfiltration === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const analysis = analyzer.analyze(text);
     if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
     const userObjects = this.enforce ? this.userObjects.current() : undefined;
     if (userObjects instanceof Promise) return userObjects;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
     let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
+    if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
+      const copy = this.exfiltration.judge(analysis, decision.hits);
+      if (copy instanceof Promise) return copy;
+      if (copy !== undefined) return { text, analysis, decision: copy };
+    }
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
@@ -173,6 +187,7 @@ export class PolicyGate {
   completed(statement: StatementAnalysis | undefined, text: string): void {
     if (statement === undefined) return;
     this.userObjects.completed(statement);
+    this.exfiltration?.completed(statement.kind);
     this.prepared.completed(statement, text);
     if (statement.deallocates !== undefined) {
       if (statement.deallocates.all) this.confirmed.clear();

@@ -14,6 +14,7 @@ import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './c
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
 import type { Refusals } from './refusals.js';
+import { maskFunctionResult, maskNotification } from './untracedValues.js';
 import { maskedNames, rowValues, type ResultMasking, type ResultPlan } from './resultMasking.js';
 
 /** What the client sent that the target still has to answer (policy sessions only). */
@@ -44,6 +45,8 @@ const t = (c: string) => c.charCodeAt(0);
 const CC = t('C'), EE = t('E'), II = t('I'), ss = t('s'), ZZ = t('Z'), TT = t('T'), DD = t('D'), nn = t('n'), dd = t('d'), cc = t('c'), HH = t('H'), SS = t('S');
 const ONE = t('1'), TWO = t('2'), THREE = t('3');
 const NOTICE = t('N');
+const NOTIFICATION = t('A');
+const FUNCTION_RESULT = t('V');
 
 export interface ServerFlowOptions {
   readonly ctx: SessionContext;
@@ -88,6 +91,10 @@ export class ServerFlow {
       a[nn] = INTERCEPT;
       // Notices can quote data too (RAISE NOTICE in a function): masked like errors.
       a[NOTICE] = INTERCEPT;
+      // So can notification payloads (pg_notify from another session or a trigger) and the
+      // results of FunctionCall, which have no source column.
+      a[NOTIFICATION] = INTERCEPT;
+      a[FUNCTION_RESULT] = INTERCEPT;
     }
   }
 
@@ -186,6 +193,10 @@ export class ServerFlow {
       }
       case NOTICE:
         return this.maskNotice('N', buf.subarray(start, end));
+      case NOTIFICATION:
+        return this.o.masking?.mask === undefined ? undefined : maskNotification(buf.subarray(start, end), this.o.masking.mask);
+      case FUNCTION_RESULT:
+        return this.o.masking?.mask === undefined ? undefined : maskFunctionResult(buf.subarray(start, end), this.o.masking.mask);
     }
     return undefined;
   };

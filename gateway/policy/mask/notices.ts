@@ -9,6 +9,11 @@
 // - for "Failing row contains (…)", the row withheld (which columns it holds is not said, and the
 //   table may be a partition);
 // - in any other wording (another lc_messages), withheld whole.
+// A data exception (SQLSTATE class 22: `invalid input syntax for type integer: "ann@e"`, `value
+// "4111…" is out of range`, XML and JSON errors that print the input with its position) quotes the
+// value that failed to convert, which may be computed from a masked column (`substr(email, 1, 5)
+// ::int`): for someone a column rule applies to, the quoted part of the message and the whole
+// DETAIL and CONTEXT are withheld.
 // Then every text field goes through the value detectors the rules ask for.
 // Pure: field values in, field values out (gateway/engines/postgres applies it to the frames).
 import { globMatches } from '../names.js';
@@ -30,17 +35,27 @@ const SQLSTATE = F('C');
 /** Fields that carry free text (message, detail, hint, context, internal query). */
 const TEXT_FIELDS = new Set([F('M'), F('D'), F('H'), F('W'), F('q')]);
 
+const MESSAGE = F('M');
+const CONTEXT = F('W');
+/** From the first to the last double quote: PostgreSQL does not escape quotes inside the value. */
+const QUOTED = /"[\s\S]*"/;
+const HEX_BYTES = /0x[0-9a-f]{2}(?: 0x[0-9a-f]{2})*/gi;
+
 const FAILING_ROW = /^(Failing row contains )\((.*)\)(\.?)$/s;
 const KEY = /^(Key \()(.+?)(\)=\()(.*)(\).*)$/s;
 
 /** The fields with what the mask hides replaced; undefined when nothing changed. */
 export function maskNoticeFields(fields: readonly NoticeField[], mask: MaskPolicy): NoticeField[] | undefined {
-  const integrity = (fields.find((f) => f.code === SQLSTATE)?.value ?? '').startsWith('23');
+  const sqlstate = fields.find((f) => f.code === SQLSTATE)?.value ?? '';
+  const integrity = sqlstate.startsWith('23');
+  const dataException = sqlstate.startsWith('22') && mask.columns.length > 0;
   const valueMask: ValueMask | undefined = mask.detect !== undefined && mask.detect.size > 0 ? { detect: mask.detect, ...(mask.hashKey ? { hashKey: mask.hashKey } : {}) } : undefined;
   let changed = false;
   const out = fields.map((f) => {
     let value = f.value;
     if (f.code === DETAIL && integrity && mask.columns.length > 0) value = withholdQuoted(value, mask);
+    if (dataException && (f.code === DETAIL || f.code === CONTEXT)) value = WITHHELD;
+    if (dataException && f.code === MESSAGE) value = value.replace(QUOTED, `"${WITHHELD}"`).replace(HEX_BYTES, WITHHELD);
     if (valueMask !== undefined && TEXT_FIELDS.has(f.code)) value = maskValue(value, valueMask);
     if (value === f.value) return f;
     changed = true;

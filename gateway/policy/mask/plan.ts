@@ -7,7 +7,7 @@ import type { CompiledPolicy } from '../schema.js';
 import { ruleApplies } from '../schema.js';
 import { columnMatches, globMatches, type ColumnPattern } from '../names.js';
 import type { StatementAnalysis } from '../sql.js';
-import type { DetectorName } from './detectors.js';
+import { DETECTOR_NAMES, type DetectorName } from './detectors.js';
 import { strongerStrategy, type DetectPlan, type MaskStrategy } from './strategies.js';
 import { createRowMasker, type RowColumn, type RowMasker } from './dataRow.js';
 import type { CopyMaskOptions } from './copy.js';
@@ -34,6 +34,9 @@ export function maskPolicyFor(policy: CompiledPolicy, groups: readonly string[])
     for (const d of r.detect) detect.set(d, strongerStrategy(detect.get(d), r.strategy));
   }
   if (rules.length === 0) return undefined;
+  // The backstop: masked values copied or computed where no column rule can follow them are
+  // still caught when they look like what the detectors find.
+  for (const d of policy.backstop ?? DETECTOR_NAMES) if (!detect.has(d)) detect.set(d, 'redact');
   const out: { -readonly [K in keyof MaskPolicy]: MaskPolicy[K] } = { columns, rules };
   if (detect.size > 0) out.detect = detect;
   if (policy.hashKey !== undefined) out.hashKey = policy.hashKey;
@@ -76,6 +79,24 @@ export interface ColumnNameResolver {
   resolve(tableOids: readonly number[]): Promise<ReadonlyMap<number, ResolvedRelation>>;
   /** The columns of a relation named in SQL (search_path applies when `schema` is absent). */
   relationColumns(relation: { readonly schema?: string; readonly name: string }): Promise<ResolvedRelation | undefined>;
+  /**
+   * Every relation a name in SQL could refer to: the one in `schema`, or, without a schema, the
+   * relations of that name in every schema (the client's search_path is not the gateway's), each
+   * with the tables it inherits from or is a partition of. Optional: without it, callers fall
+   * back to relationColumns.
+   */
+  relationsNamed?(relation: { readonly schema?: string; readonly name: string }): Promise<readonly NamedRelation[]>;
+  /**
+   * Whether a function of this name (any schema, any overload) is code written in the database
+   * (SQL or a procedural language, not built in and not C), or does not exist. Optional: without
+   * it, every function counts as such.
+   */
+  functionIsUserCode?(name: string): Promise<boolean>;
+}
+
+/** A relation found by name, with its ancestors (inheritance parents and partitioned tables above it). */
+export interface NamedRelation extends ResolvedRelation {
+  readonly ancestors: readonly { readonly schema: string; readonly table: string }[];
 }
 
 /** Wraps a resolver with a per-session cache of OID answers. */

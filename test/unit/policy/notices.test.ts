@@ -36,6 +36,15 @@ describe('masking what errors quote', () => {
     expect(maskNoticeFields(fields({ C: '42P01', D: 'some detail' }), COLUMNS)).toBeUndefined();
   });
 
+  it('withholds what a data exception quotes from the value that failed to convert', () => {
+    expect(asObject(maskNoticeFields(fields({ C: '22P02', M: 'invalid input syntax for type integer: "ann@e"' }), COLUMNS))).toMatchObject({ M: `invalid input syntax for type integer: "${WITHHELD}"` });
+    expect(asObject(maskNoticeFields(fields({ C: '22003', M: 'value "41111111" is out of range for type integer' }), COLUMNS))).toMatchObject({ M: `value "${WITHHELD}" is out of range for type integer` });
+    expect(asObject(maskNoticeFields(fields({ C: '22P02', M: 'invalid input syntax for type json', D: 'Token "ann" is invalid.', W: 'JSON data, line 1: ann...' }), COLUMNS))).toMatchObject({ M: 'invalid input syntax for type json', D: WITHHELD, W: WITHHELD });
+    expect(asObject(maskNoticeFields(fields({ C: '22021', M: 'invalid byte sequence for encoding "UTF8": 0x61 0xff' }), COLUMNS))?.M).not.toMatch(/0x61|UTF8/);
+    expect(asObject(maskNoticeFields(fields({ C: '22P02', M: 'invalid input syntax for type integer: "ann@e"' }), DETECT))).toBeUndefined();
+    expect(maskNoticeFields(fields({ C: '22012', M: 'division by zero' }), COLUMNS)).toBeUndefined();
+  });
+
   it('runs the detectors over message, detail, hint, context and internal query', () => {
     const n = fields({ S: 'NOTICE', C: '00000', M: 'contact ann@example.com', D: 'card 4111 1111 1111 1111', H: 'ok', W: 'PL/pgSQL function leak() line 3 at RAISE' });
     const m = asObject(maskNoticeFields(n, DETECT))!;

@@ -116,9 +116,20 @@ describe('planRowMask', () => {
   it('returns no masker when nothing can need masking, and resolves nothing without column rules', async () => {
     const detectOnly = maskPolicyFor(policyFromYaml('rules: [{ id: d, mask: { detect: [email] } }]'), []);
     expect(detectOnly && tableOidsToResolve(detectOnly, [column('a', { tableOid: CUSTOMERS, attnum: 3 })])).toEqual([]);
-    const columnsOnly = maskPolicyFor(policyFromYaml('rules: [{ id: c, mask: { columns: [customers.email] } }]'), []);
+    const columnsOnly = maskPolicyFor(policyFromYaml('{ backstop: false, rules: [{ id: c, mask: { columns: [customers.email] } }] }'), []);
     expect(planRowMask(columnsOnly, [column('id', { tableOid: CUSTOMERS, attnum: 1 }), column('n')], RELATIONS)).toBeUndefined();
     expect(await planRowMaskWith(undefined, [column('a')], fakeResolver())).toBeUndefined();
+  });
+
+  it('runs every detector with redact as a backstop for anyone a mask rule applies to, unless the policy says otherwise', () => {
+    const byDefault = maskPolicyFor(policyFromYaml('rules: [{ id: c, mask: { columns: [customers.email] } }, { id: d, mask: { detect: [email], with: partial } }]'), []);
+    expect(byDefault?.detect).toEqual(new Map([['email', 'partial'], ['credit_card', 'redact'], ['us_ssn', 'redact'], ['iban', 'redact'], ['phone', 'redact'], ['secret', 'redact']]));
+    const listed = maskPolicyFor(policyFromYaml('{ backstop: [credit_card], rules: [{ id: c, mask: { columns: [customers.email] } }] }'), []);
+    expect(listed?.detect).toEqual(new Map([['credit_card', 'redact']]));
+    expect(maskPolicyFor(policyFromYaml('{ backstop: false, rules: [{ id: c, mask: { columns: [customers.email] } }] }'), [])?.detect).toBeUndefined();
+    expect(maskPolicyFor(policyFromYaml('rules: [{ id: c, mask: { columns: [customers.email] }, for: { groups: [ops] } }]'), ['eng'])).toBeUndefined();
+    const masker = planRowMask(byDefault, [column('id', { tableOid: CUSTOMERS, attnum: 1 }), column('n')], RELATIONS);
+    expect(strings(masker?.maskDataRow(dataRow(['1', 'card 4111 1111 1111 1111'])) as Buffer)).toEqual(['1', `card ${REDACTED}`]);
   });
 
   it('caches resolver answers per session', async () => {
@@ -163,7 +174,7 @@ describe('planCopyMask', () => {
     expect(await planCopyMask(mask, onlyStatement('COPY customers FROM STDIN'), fakeResolver())).toEqual({ action: 'none' });
     expect(await planCopyMask(mask, onlyStatement("COPY customers TO '/tmp/x'"), fakeResolver())).toEqual({ action: 'none' });
     expect(await planCopyMask(undefined, onlyStatement('COPY customers TO STDOUT'), fakeResolver())).toEqual({ action: 'none' });
-    const columnsOnly = maskPolicyFor(policyFromYaml('rules: [{ id: c, mask: { columns: [customers.email] } }]'), []);
+    const columnsOnly = maskPolicyFor(policyFromYaml('{ backstop: false, rules: [{ id: c, mask: { columns: [customers.email] } }] }'), []);
     expect(await planCopyMask(columnsOnly, onlyStatement('COPY orders TO STDOUT (FORMAT binary)'), fakeResolver())).toEqual({ action: 'none' });
   });
 

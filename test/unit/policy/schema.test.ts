@@ -21,7 +21,9 @@ describe('policy schema', () => {
   });
 
   it('defaults: no rules, review timeout 10m, mask with redact', () => {
-    expect(policySchema.parse({})).toEqual({ rules: [] });
+    expect(policySchema.parse({})).toEqual({ rules: [], backstop: true });
+    expect(policySchema.safeParse({ backstop: ['nope'] }).success).toBe(false);
+    expect(policySchema.parse({ backstop: ['email'] }).backstop).toEqual(['email']);
     const cfg = policySchema.parse(parseYaml('rules: [{ id: r, review: { statements: [delete], approvers: [dba] } }, { id: m, mask: { detect: [email] } }]'));
     expect(cfg.rules[0]?.review?.timeout).toBe('10m');
     expect(cfg.rules[1]?.mask?.with).toBe('redact');

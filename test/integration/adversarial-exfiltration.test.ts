@@ -1,0 +1,420 @@
+// Adversarial corpus, class "masked values by a side door": statements that copy a masked value
+// where it could be read back unmasked (tables, views, functions, settings, notifications,
+// sequences, server files, rules, triggers, renames), catalog objects that expose stored values,
+// and the detector backstop on errors, notices and notifications. Each case goes through the real
+// gateway (recommended policy: customers.email and customers.card_number masked) and a real
+// `sluice connect` tunnel, then checks the effect on the target directly (nothing created, no row
+// written, no notification sent), the client's bytes and the audit store. Allowed cases show the
+// product stays usable.
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { build } from '../unit/postgres/builder.js';
+import { SECRET_CARDS, SECRET_EMAILS, startArena, type Arena } from '../support/arena.js';
+import { waitFor, type RawMessage } from '../support/pgEngineHarness.js';
+
+const cluster = inject('pgCluster');
+const SECRETS = [...SECRET_EMAILS, ...SECRET_CARDS];
+
+const SCHEMA = `
+  create table archive (id int, note text);
+  insert into archive values (1, 'seed'), (2, 'seed'), (3, 'seed');
+  create view contacts as select id, email as reach from customers;
+  create sequence leak_seq;
+  create table customers_archive () inherits (customers);
+  insert into customers_archive values (5, 'Old Ada', '${SECRET_EMAILS[0]}', '${SECRET_CARDS[0]}');
+  create function admin_fn() returns text language sql as $$ select email from customers where id = 2 $$;
+  create function audit_log(t text) returns bool language plpgsql as $$ begin insert into archive values (99, t); return true; end $$;
+  create schema shadow;
+  create view shadow.orders as select id, email as memo from customers;
+  create function shout() returns int language plpgsql as $$
+    begin raise notice 'contact %', (select email from customers where id = 1); return 1; end $$;
+`;
+
+let arena: Arena;
+let listener: pg.Client;
+const heard: { channel: string; payload: string | undefined }[] = [];
+
+beforeAll(async () => {
+  arena = await startArena(cluster, { prefix: 'exfil', schema: SCHEMA });
+  listener = directClient();
+  await listener.connect();
+  listener.on('notification', (n) => heard.push({ channel: n.channel, payload: n.payload }));
+  await listener.query('LISTEN leak; LISTEN ok; LISTEN marker');
+});
+
+afterAll(async () => {
+  await listener?.end();
+  await arena?.stop();
+});
+
+function directClient(): pg.Client {
+  const a = arena.admin;
+  return new pg.Client({ host: a.host, port: a.port, user: a.user, database: a.database, ...(a.password !== undefined && a.password !== null ? { password: a.password } : {}) });
+}
+
+const one = async (sql: string) => (await arena.admin.query(sql)).rows[0] as Record<string, unknown>;
+const exists = async (regclass: string) => (await one(`select to_regclass('${regclass}') is not null as e`)).e as boolean;
+const archiveUntouched = async () => expect(await one("select count(*)::int as n, count(*) filter (where note <> 'seed')::int as changed from archive")).toEqual({ n: 3, changed: 0 });
+
+function expectNoSecret(...texts: string[]): void {
+  for (const s of SECRETS) {
+    for (const t of texts) expect(t).not.toContain(s);
+    expect(arena.auditContains(s)).toBe(false);
+  }
+}
+
+/** Runs statements through the tunnel; expects the last to be refused by `rule` (any rule when undefined). */
+async function refused(statements: string | string[], rule?: string): Promise<string> {
+  const r = await arena.psql(statements);
+  expectNoSecret(r.stdout, r.stderr);
+  expect(r.stderr).toMatch(rule === undefined ? /blocked by rule/ : new RegExp(`blocked by rule ${rule}`));
+  return r.stdout;
+}
+
+describe('copies of masked values are refused before they reach the target', () => {
+  const COPY = 'sluice:masked-copy';
+  it.each([
+    ['CREATE TABLE … AS', 'CREATE TABLE leak1 AS SELECT email FROM customers', 'leak1'],
+    ['SELECT … INTO', 'SELECT email, card_number INTO leak2 FROM customers', 'leak2'],
+    ['CREATE MATERIALIZED VIEW', 'CREATE MATERIALIZED VIEW leak3 AS SELECT * FROM customers', 'leak3'],
+    ['CREATE TABLE … AS TABLE', 'create table leak4 as table public.customers', 'leak4'],
+    ['CREATE VIEW over a masked column', 'CREATE VIEW leak5 AS SELECT id, lower(email) AS e FROM customers', 'leak5'],
+    ['CREATE TABLE AS from a view over a masked column', 'CREATE TABLE leak6 AS SELECT * FROM contacts', 'leak6'],
+    ['EXPLAIN ANALYZE CREATE TABLE AS', 'EXPLAIN ANALYZE CREATE TABLE leak7 AS SELECT email FROM customers', 'leak7'],
+    ['temporary table, quoted and commented', 'CREATE /* x */ TEMP TABLE "leak8" AS SELECT "EMAIL" FROM (SELECT email AS "EMAIL" FROM customers) s', 'pg_temp.leak8'],
+  ])('%s', async (_name, sql, relation) => {
+    await refused(sql, COPY);
+    expect(await exists(relation)).toBe(false);
+  });
+
+  it.each([
+    ['INSERT … SELECT', 'INSERT INTO archive SELECT id, email FROM customers'],
+    ['INSERT … VALUES ((subquery))', 'INSERT INTO archive VALUES (7, (SELECT card_number FROM customers WHERE id = 1))'],
+    ['a whole-row reference', 'INSERT INTO archive SELECT id, c::text FROM customers c'],
+    ['row_to_json of the row', 'INSERT INTO archive SELECT id, row_to_json(c)::text FROM customers AS c'],
+    ['a field of a whole row', 'INSERT INTO archive SELECT id, (c).card_number FROM customers c'],
+    ['NATURAL JOIN', 'INSERT INTO archive SELECT o.id, o.amount::text FROM orders o NATURAL JOIN customers'],
+    ['columns renamed by a FROM alias', 'INSERT INTO archive SELECT i, e FROM customers AS c(i, n, e)'],
+    ['UPDATE … FROM', 'UPDATE archive a SET note = c.email FROM customers c WHERE c.id = a.id'],
+    ['UPDATE … SET x = (subquery)', 'UPDATE archive SET note = (SELECT email FROM customers WHERE id = 1) WHERE id = 1'],
+    ['MERGE … USING', 'MERGE INTO archive a USING customers c ON a.id = c.id WHEN MATCHED THEN UPDATE SET note = c.card_number'],
+    ['a CTE feeding an INSERT', 'WITH x AS (SELECT email FROM customers) INSERT INTO archive SELECT 9, email FROM x'],
+    ['a writable CTE', 'WITH x AS (INSERT INTO archive SELECT id, email FROM customers RETURNING 1) SELECT count(*) FROM x'],
+    ['a view whose column is a masked one', 'INSERT INTO archive SELECT id, reach FROM contacts'],
+    ['COPY (INSERT … RETURNING) TO STDOUT', 'COPY (INSERT INTO archive SELECT id, email FROM customers RETURNING id) TO STDOUT'],
+  ])('%s', async (_name, sql) => {
+    await refused(sql, COPY);
+    await archiveUntouched();
+  });
+
+  it('from a child table of the masked one (it holds rows the parent returns)', async () => {
+    await refused('INSERT INTO archive SELECT id, email FROM customers_archive', COPY);
+    await archiveUntouched();
+  });
+
+  it('through a view the session finds first on its own search_path', async () => {
+    const r = await arena.psql(['SET search_path = shadow, public', 'INSERT INTO archive SELECT id, memo FROM orders']);
+    expectNoSecret(r.stdout, r.stderr);
+    expect(r.stderr).toMatch(/blocked by rule sluice:masked-copy: .*orders\.memo/);
+    await archiveUntouched();
+  });
+
+  it('a function written in the database that reads masked data, called by a write', async () => {
+    await refused('INSERT INTO archive SELECT 1, admin_fn()', COPY);
+    await archiveUntouched();
+  });
+
+  it('a masked column handed to a function written in the database (which stores it)', async () => {
+    await refused('SELECT audit_log(email) FROM customers', COPY);
+    await refused('SELECT audit_log(c::text) FROM customers c', COPY);
+    await archiveUntouched();
+  });
+
+  it('UPDATE copying a masked column into an unmasked one', async () => {
+    await refused('UPDATE customers SET name = email WHERE id = 1', COPY);
+    expect(await one('select name from customers where id = 1')).toEqual({ name: 'Ada' });
+  });
+
+  it('UPDATE of a reviewed table with a masked value is refused, not held for review', async () => {
+    await refused("UPDATE payments SET note = (SELECT email FROM customers WHERE id = 1) WHERE id = 1", COPY);
+    expect(await one('select note from payments where id = 1')).toEqual({ note: 'first' });
+  });
+
+  it('a write whose WHERE reads a masked column (an oracle that changes data)', async () => {
+    await refused("DELETE FROM customers WHERE email LIKE 'a%'", COPY);
+    expect(await one('select count(*)::int as n from only customers')).toEqual({ n: 3 });
+  });
+
+  it('pg_notify with a masked payload', async () => {
+    await refused("SELECT pg_notify('leak', email) FROM customers", COPY);
+    await arena.admin.query("NOTIFY marker, 'after pg_notify'");
+    await waitFor('the marker notification', () => heard.some((n) => n.channel === 'marker'));
+    expect(heard.filter((n) => n.channel === 'leak')).toEqual([]);
+  });
+
+  it('set_config read back with current_setting in the same session', async () => {
+    const out = await arena.psql(["SELECT set_config('leak.v', email, false) FROM customers WHERE id = 1", "SELECT coalesce(current_setting('leak.v', true), 'unset')"]);
+    expectNoSecret(out.stdout, out.stderr);
+    expect(out.stderr).toMatch(/blocked by rule sluice:masked-copy/);
+    expect(out.stdout.trim()).toBe('unset');
+  });
+
+  it('setval stores a value derived from a masked column', async () => {
+    await refused("SELECT setval('leak_seq', ascii(card_number)) FROM customers WHERE id = 1", COPY);
+    expect(await one('select last_value::int as v, is_called from leak_seq')).toEqual({ v: 1, is_called: false });
+  });
+
+  it.each([
+    ['a SQL function reading a masked column', 'CREATE FUNCTION leak_fn() RETURNS SETOF text LANGUAGE sql AS $$ SELECT email FROM customers $$', 'leak_fn'],
+    ['a SQL-standard function body', 'CREATE FUNCTION leak_std() RETURNS SETOF text LANGUAGE sql BEGIN ATOMIC SELECT card_number FROM customers; END', 'leak_std'],
+  ])('%s', async (_name, sql, fn) => {
+    await refused(sql, COPY);
+    expect(await one(`select to_regproc('${fn}') is null as gone`)).toEqual({ gone: true });
+  });
+
+  it('an opaque PL/pgSQL function (refused as opaque code by the recommended block rules, and by masking without them)', async () => {
+    await refused('CREATE FUNCTION leak_pl() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT email FROM customers LIMIT 1); END $$');
+    expect(await one("select to_regproc('leak_pl') is null as gone")).toEqual({ gone: true });
+  });
+
+  it('a rule that copies masked values on a later plain INSERT', async () => {
+    await refused('CREATE RULE leak_rule AS ON INSERT TO archive DO ALSO INSERT INTO archive SELECT id, email FROM customers', COPY);
+    expect(await one("select count(*)::int as n from pg_rules where rulename = 'leak_rule'")).toEqual({ n: 0 });
+  });
+
+  it('a trigger on the masked table', async () => {
+    await refused('CREATE TRIGGER leak_trg AFTER UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()', COPY);
+    expect(await one("select count(*)::int as n from pg_trigger where tgname = 'leak_trg'")).toEqual({ n: 0 });
+  });
+
+  it('PREPARE of a copy, then EXECUTE', async () => {
+    const out = await arena.psql(['PREPARE leak_p AS INSERT INTO archive SELECT id, email FROM customers', 'EXECUTE leak_p']);
+    expectNoSecret(out.stdout, out.stderr);
+    expect(out.stderr).toMatch(/blocked by rule sluice:masked-copy/);
+    await archiveUntouched();
+  });
+
+  it('the extended protocol (Parse/Bind) through the pg driver', async () => {
+    const c = await arena.client();
+    try {
+      await expect(c.query('INSERT INTO archive SELECT $1::int, email FROM customers WHERE id = $1', [1])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('sluice:masked-copy') });
+    } finally {
+      await c.end();
+    }
+    await archiveUntouched();
+  });
+
+  it('pipelined behind a harmless Query in one write', async () => {
+    const raw = await arena.raw();
+    try {
+      raw.send(Buffer.concat([build().cstring('SELECT 1').typed('Q'), build().cstring('CREATE TABLE leak9 AS SELECT card_number FROM customers').typed('Q')]));
+      const msgs = await raw.until(2);
+      const errors = msgs.filter((m) => m.type === 'E').map((m) => m.body.toString());
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain('sluice:masked-copy');
+      expectNoSecret(...msgs.map((m) => m.body.toString()));
+    } finally {
+      raw.close();
+    }
+    expect(await exists('leak9')).toBe(false);
+  });
+
+  it('COPY to a server file and to a program (refused by the file rule first)', async () => {
+    const file = join(tmpdir(), `sluice-exfil-${process.pid}.csv`);
+    await refused(`COPY customers TO '${file}'`);
+    await refused(`COPY (SELECT email FROM customers) TO PROGRAM 'cat > ${file}'`);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('renaming the masked column (refused by the DDL rule first)', async () => {
+    await refused('ALTER TABLE customers RENAME COLUMN email TO contact');
+    expect(await one("select count(*)::int as n from information_schema.columns where table_name = 'customers' and column_name = 'email'")).toEqual({ n: 1 });
+  });
+});
+
+describe('catalog objects that expose stored values are refused (sluice:masked-catalog)', () => {
+  beforeAll(async () => {
+    await arena.admin.query('ANALYZE customers');
+  });
+
+  it.each([
+    ["SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'"],
+    ['TABLE pg_catalog."pg_stats"'],
+    ['SELECT stavalues1::text FROM pg_statistic'],
+    ['SELECT * FROM pg_stats_ext'],
+    ['SELECT query FROM pg_stat_activity'],
+    ['SELECT statement FROM pg_prepared_statements'],
+    ["SELECT * FROM heap_page_items(get_raw_page('customers', 0))"],
+    ["SELECT * FROM pg_logical_slot_peek_changes('s', NULL, NULL)"],
+    ['CREATE VIEW stats_copy AS SELECT * FROM pg_stats'],
+    ["SELECT query_to_xml('select email from customers', true, true, '')"],
+    ["INSERT INTO archive SELECT 1, query_to_xml('select email from customers', true, true, '')::text"],
+    ["SELECT table_to_xml('customers', true, true, '')"],
+  ])('%s', async (sql) => {
+    await refused(sql, 'sluice:masked-catalog');
+  });
+
+  it('another session\'s statement text in pg_stat_activity', async () => {
+    const other = directClient();
+    await other.connect();
+    try {
+      await other.query('SELECT email FROM customers WHERE id = 2');
+      await refused("SELECT query FROM pg_stat_activity WHERE query LIKE '%customers%'", 'sluice:masked-catalog');
+    } finally {
+      await other.end();
+    }
+  });
+
+  it('no view over the statistics was created', async () => {
+    expect(await exists('stats_copy')).toBe(false);
+  });
+});
+
+describe('the detector backstop (no rule lists a detector)', () => {
+  it('an error that quotes a masked value', async () => {
+    const r = await arena.psql('SELECT card_number::int FROM customers WHERE id = 1');
+    expectNoSecret(r.stdout, r.stderr);
+    expect(r.stderr).toMatch(/ERROR/);
+  });
+
+  it('a data exception that quotes part of a masked value (withheld, not only detected)', async () => {
+    const r = await arena.psql('SELECT id FROM customers WHERE substr(email, 1, 9)::int = 1');
+    expect(r.stderr).toMatch(/ERROR/);
+    expect(r.stderr).not.toContain('ada.lovel');
+    expect(arena.auditContains('ada.lovel')).toBe(false);
+    const json = await arena.psql('SELECT id FROM customers WHERE card_number::json IS NULL OR email::json IS NULL');
+    expect(json.stderr).toMatch(/ERROR/);
+    expectNoSecret(json.stdout, json.stderr);
+    expect(json.stderr).not.toMatch(/ada|grace|edsger|41111|55555|37828/);
+  });
+
+  it('a notice raised by an existing function', async () => {
+    const r = await arena.psql('SELECT shout()');
+    expectNoSecret(r.stdout, r.stderr);
+    expect(r.stderr).toContain('contact [redacted]');
+  });
+
+  it('a notification payload another session sends', async () => {
+    const raw = await arena.raw();
+    try {
+      raw.send(build().cstring('LISTEN news').typed('Q'));
+      await raw.until(1);
+      await arena.admin.query("SELECT pg_notify('news', 'new contact ' || email) FROM customers WHERE id = 3");
+      // The target delivers a notification between transactions: ask until it has.
+      const msgs: RawMessage[] = [];
+      for (let i = 0; i < 50 && !msgs.some((m) => m.type === 'A'); i++) {
+        raw.send(build().cstring('SELECT 1').typed('Q'));
+        msgs.push(...(await raw.until(1)));
+      }
+      const notes = msgs.filter((m) => m.type === 'A').map((m) => m.body.toString());
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toContain('new contact [redacted]');
+      expectNoSecret(...msgs.map((m) => m.body.toString()));
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('FunctionCall (a function named by OID, as libpq\'s large-object calls do)', () => {
+  async function call(fn: string, args: string[] = []): Promise<RawMessage[]> {
+    const oid = (await one(`select '${fn}'::regprocedure::oid::int as oid`)).oid as number;
+    const msg = build().int32(oid).int16(0).int16(args.length);
+    for (const a of args) msg.int32(Buffer.byteLength(a)).raw(a);
+    const raw = await arena.raw();
+    try {
+      raw.send(msg.int16(0).typed('F'));
+      return await raw.until(1);
+    } finally {
+      raw.close();
+    }
+  }
+
+  it('a function that exposes stored values is refused', async () => {
+    const msgs = await call('pg_stat_get_backend_activity(integer)', ['1']);
+    expect(msgs.find((m) => m.type === 'E')?.body.toString()).toContain('sluice:masked-catalog');
+    expect(msgs.some((m) => m.type === 'V')).toBe(false);
+  });
+
+  it('the result of a function that returns a masked value goes through the backstop', async () => {
+    const msgs = await call('admin_fn()');
+    const result = msgs.find((m) => m.type === 'V');
+    expect(result?.body.toString()).toContain('[redacted]');
+    expectNoSecret(...msgs.map((m) => m.body.toString()));
+  });
+});
+
+describe('what must keep working', () => {
+  it('reads of a child table, which row masking does not name, are caught by the backstop', async () => {
+    const r = await arena.psql('SELECT email, card_number FROM customers_archive');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[redacted]');
+    expectNoSecret(r.stdout, r.stderr);
+  });
+
+  it('a function that returns a masked value: allowed, and the backstop redacts what it finds', async () => {
+    const r = await arena.psql('SELECT admin_fn()');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe('[redacted]');
+    expectNoSecret(r.stdout, r.stderr);
+  });
+
+  it('reads of masked columns are masked, not refused', async () => {
+    const r = await arena.psql('SELECT email, card_number FROM customers ORDER BY id');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('.com');
+    expectNoSecret(r.stdout, r.stderr);
+  });
+
+  it('CREATE TABLE AS and INSERT … SELECT of unmasked columns', async () => {
+    const r = await arena.psql(['CREATE TABLE ok_names AS SELECT id, name FROM customers', 'INSERT INTO ok_names SELECT id + 10, name FROM customers', 'CREATE TABLE ok_orders AS SELECT * FROM public.orders']);
+    expect(r.stderr).toBe('');
+    expect(await one('select count(*)::int as n from ok_names')).toEqual({ n: 8 }); // with the child table's row
+    expect(await one('select count(*)::int as n from ok_orders')).toEqual({ n: 9 });
+  });
+
+  it('writes that set a masked column from the client\'s own value, and views and SQL functions over unmasked columns', async () => {
+    const r = await arena.psql([
+      "INSERT INTO customers (id, name, email) VALUES (4, 'Alan', 'alan@example.net')",
+      "UPDATE customers SET name = 'Alan T' WHERE id = 4",
+      'CREATE VIEW ok_view AS SELECT id, name FROM customers',
+      'CREATE FUNCTION ok_fn() RETURNS SETOF int LANGUAGE sql AS $$ SELECT id FROM customers $$',
+      "SELECT set_config('app.tenant', '42', false)",
+    ]);
+    expect(r.stderr).toBe('');
+    expect(await one('select name, email from customers where id = 4')).toEqual({ name: 'Alan T', email: 'alan@example.net' });
+    expect(await exists('ok_view')).toBe(true);
+  });
+
+  it('psql\'s catalog queries (\\d, \\dt, \\df) and an upsert returning a masked column', async () => {
+    const r = await arena.psql(['\\d customers', '\\dt', '\\df admin_fn', "INSERT INTO customers (id, name, email) VALUES (6, 'Kay', 'kay@example.net') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name RETURNING id, email"]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('card_number');
+    expect(r.stdout).toContain('admin_fn');
+  });
+
+  it('a table created in an open transaction, then filled from unmasked columns', async () => {
+    const r = await arena.psql(['BEGIN', 'CREATE TABLE ok_tx (id int, amount numeric)', 'INSERT INTO ok_tx SELECT id, amount FROM public.orders', 'COMMIT']);
+    expect(r.stderr).toBe('');
+    expect(await one('select count(*)::int as n from ok_tx')).toEqual({ n: 9 });
+  });
+
+  it('NOTIFY and pg_notify with a constant payload', async () => {
+    const r = await arena.psql(["NOTIFY ok, 'constant payload'", "SELECT pg_notify('ok', 'another')"]);
+    expect(r.stderr).toBe('');
+    await waitFor('both notifications', () => heard.filter((n) => n.channel === 'ok').length === 2);
+    expect(heard.filter((n) => n.channel === 'ok').map((n) => n.payload)).toEqual(['constant payload', 'another']);
+  });
+});
+
+describe('the audit trail', () => {
+  it('holds no clear value once everything above is recorded', async () => {
+    const marker = `audit marker ${process.pid}`;
+    await arena.psql(`SELECT '${marker}'`);
+    await waitFor('the marker statement in the audit store', () => arena.auditContains(marker), 20_000);
+    for (const s of SECRETS) expect(arena.auditContains(s)).toBe(false);
+  });
+});
