@@ -98,10 +98,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .command('accept-store')
     .description('accept the audit store as it is: the gateway then starts on it without a record of its last signed checkpoint (an upgrade, or a record lost)')
     .option('-c, --config <file>', 'gateway configuration (YAML)')
-    .action((opts: { config?: string }) => {
+    .action(async (opts: { config?: string }) => {
       const config = configOf({ ...program.opts(), ...opts }, false);
       const file = lastCheckpointFileOf(config.audit);
-      acceptStore(file, loadOrCreateAuditKey(config.audit.keyFile, pino({ level: 'silent' })));
+      await acceptStore(file, loadOrCreateAuditKey(config.audit.keyFile, pino({ level: 'silent' })));
       err(`wrote ${file}: the next start accepts the store's history as it is, and records the checkpoints it signs from then on. Verify an export against an earlier one (--anchor) or the witness (--witness).`);
     });
 

@@ -235,6 +235,9 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
 
   await recoverOrphans();
   await applyRetention().catch((err: unknown) => log.error({ err }, 'retention failed'));
+  // What the journal's replay and the recovery sealed is signed now, not an interval later: the
+  // unsigned window after a crash closes at the start.
+  await checkpoint();
 
   const timers = [
     setInterval(() => {

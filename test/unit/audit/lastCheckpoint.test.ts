@@ -182,7 +182,7 @@ describe('the last signed checkpoint, outside the store', () => {
     await expect(start(g)).rejects.toThrow(/To accept the store as it is, run `sluice-gateway audit accept-store` with this configuration and start again/);
     const gw = await start(g).catch(() => undefined);
     expect(gw).toBeUndefined();
-    acceptStore(g.lastFile, loadOrCreateAuditKey(g.settings.keyFile, log));
+    await acceptStore(g.lastFile, loadOrCreateAuditKey(g.settings.keyFile, log));
     const accepted = await start(g);
     await session(accepted.audit, 's_4', 'select 4');
     await accepted.audit.checkpoint();
