@@ -2,6 +2,8 @@
 // only bin/sluice-gateway.js sets it on the process.
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
+import { acceptStore, lastCheckpointFileOf } from './audit/lastCheckpoint.js';
+import { loadOrCreateAuditKey } from './audit/keys.js';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
 import { openLogDestination, tolerateBrokenStdio } from './logDestination.js';
@@ -89,6 +91,19 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         if (!(await store.revokeServiceToken(name))) throw new Error(`no active service token named "${name}"`);
         err(`revoked service token "${name}"`);
       });
+    });
+
+  program
+    .command('audit')
+    .description('the audit trail\u2019s keys and records')
+    .command('accept-store')
+    .description('accept the audit store as it is: the gateway then starts on it without a record of its last signed checkpoint (an upgrade, or a record lost)')
+    .option('-c, --config <file>', 'gateway configuration (YAML)')
+    .action(async (opts: { config?: string }) => {
+      const config = configOf({ ...program.opts(), ...opts }, false);
+      const file = lastCheckpointFileOf(config.audit);
+      await acceptStore(file, loadOrCreateAuditKey(config.audit.keyFile, pino({ level: 'silent' })));
+      err(`wrote ${file}: the next start accepts the store's history as it is, and records the checkpoints it signs from then on. Verify an export against an earlier one (--anchor) or the witness (--witness).`);
     });
 
   try {

@@ -3,7 +3,9 @@
 // cannot sign it, and cannot reach this file. The gateway refuses to start, to sign a checkpoint or
 // to sign an export over a ledger that no longer holds that checkpoint with the same hash (a
 // rewrite), that ends before it (a truncation, a store restored from an older backup), or whose
-// checkpoint row was deleted (docs/audit.md, "The last signed checkpoint").
+// checkpoint row was deleted (docs/audit.md, "The last signed checkpoint"). The file is signed with
+// the audit key as a whole, so it can be neither edited nor replaced by one naming an older
+// checkpoint copied from the store, nor by one that names none.
 //
 // A checkpoint is written in three steps: the file names it `pending`, then the store gets it, then
 // the file names it `checkpoint`. The ledger entries it covers are already committed when it is
@@ -11,11 +13,12 @@
 // the next start stores it again from the file (it is signed) — recoverable, and at no moment is a
 // signed checkpoint in the store that the file does not protect. A confirmed checkpoint whose row is
 // missing cannot be explained by a crash: it was deleted.
-import { verify as verifySignature, createPublicKey } from 'node:crypto';
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
+import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { checkpointMessage } from '../../src/api/auditTrail.js';
+import { canonicalJson } from '../../src/api/auditTrail.js';
 import type { AuditSnapshot, CheckpointRecord, Store } from '../store/types.js';
 import type { AuditSigner } from './keys.js';
 
@@ -38,6 +41,16 @@ interface FileContent {
   pending?: SignedCheckpoint;
 }
 
+/** What the file's own signature covers: its content, under a purpose no other signature has. */
+function fileMessage(c: FileContent): Buffer {
+  return Buffer.from(canonicalJson({ purpose: FORMAT, checkpoint: c.checkpoint, ...(c.pending !== undefined ? { pending: c.pending } : {}) }), 'utf8');
+}
+
+/** Where the file is: `audit-last-checkpoint.json` beside the signing key unless configured. */
+export function lastCheckpointFileOf(settings: { readonly keyFile: string; readonly lastCheckpointFile?: string | undefined }): string {
+  return settings.lastCheckpointFile ?? join(dirname(settings.keyFile), 'audit-last-checkpoint.json');
+}
+
 /** The store does not hold what this gateway signed: history was rewritten, truncated, or checkpoints deleted. */
 export class AuditHistoryError extends Error {
   readonly code = 'audit_history_rewritten';
@@ -52,24 +65,28 @@ const toRecord = (c: SignedCheckpoint): CheckpointRecord => ({ ledgerSeq: c.ledg
 const short = (hash: string) => `${hash.slice(0, 12)}…`;
 const describe = (c: SignedCheckpoint) => `ledger #${c.ledgerSeq} (hash ${short(c.ledgerHash)}, signed ${c.at})`;
 
-/** Writes the file so that a crash leaves the old content or the new, never a mix: temp, fsync, rename, fsync the directory. */
-function writeAtomically(path: string, content: FileContent): void {
-  mkdirSync(dirname(path), { recursive: true });
+/**
+ * Writes the file so that a crash leaves the old content or the new, never a mix: temp, fsync,
+ * rename, fsync the directory. Asynchronous: the fsyncs take 10–35 ms on these disks, which on
+ * the event loop would stall every tunnel.
+ */
+async function writeAtomically(path: string, content: FileContent, signer: AuditSigner): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
   // Unique per process: replicas on one host that share a key path share this file too.
   const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const file = await open(tmp, 'w', 0o600);
   try {
-    writeSync(fd, `${JSON.stringify(content)}\n`);
-    fsyncSync(fd);
+    await file.writeFile(`${JSON.stringify({ ...content, sig: signer.sign(fileMessage(content)) })}\n`);
+    await file.sync();
   } finally {
-    closeSync(fd);
+    await file.close();
   }
-  renameSync(tmp, path);
-  const dir = openSync(dirname(path), 'r');
+  await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
   try {
-    fsyncSync(dir);
+    await dir.sync();
   } finally {
-    closeSync(dir);
+    await dir.close();
   }
 }
 
@@ -78,7 +95,7 @@ function isSigned(v: unknown): v is SignedCheckpoint {
   return typeof c === 'object' && c !== null && Number.isInteger(c.ledgerSeq) && c.ledgerSeq >= 0 && /^[0-9a-f]{64}$/.test(c.ledgerHash) && typeof c.at === 'string' && typeof c.key === 'string' && typeof c.sig === 'string';
 }
 
-function readFile(path: string): FileContent | undefined {
+function readFile(path: string, signer: AuditSigner): FileContent | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -86,7 +103,7 @@ function readFile(path: string): FileContent | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new Error(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  let v: Partial<FileContent>;
+  let v: Partial<FileContent> & { sig?: unknown };
   try {
     v = JSON.parse(text) as Partial<FileContent>;
   } catch {
@@ -95,7 +112,22 @@ function readFile(path: string): FileContent | undefined {
   if (v.format !== FORMAT || (v.checkpoint !== null && !isSigned(v.checkpoint)) || (v.pending !== undefined && !isSigned(v.pending))) {
     throw new AuditHistoryError(`${path} is not the gateway's record of its last signed checkpoint (format ${JSON.stringify(v.format)}); it must not be edited`);
   }
-  return v as FileContent;
+  const content: FileContent = { format: FORMAT, checkpoint: v.checkpoint ?? null, ...(v.pending !== undefined ? { pending: v.pending } : {}) };
+  const key: KeyObject = createPublicKey(signer.publicKeyPem);
+  if (typeof v.sig !== 'string' || !verifySignature(null, fileMessage(content), key, Buffer.from(v.sig, 'base64'))) {
+    throw new AuditHistoryError(`${path} was not written by this gateway (it is not signed with the audit key ${signer.keyId}): it was edited or replaced. Restore it, or accept the store as it is with \`sluice-gateway audit accept-store\``);
+  }
+  return content;
+}
+
+/**
+ * Accepts the store as it is: writes the file naming no checkpoint (signed), so the next start
+ * checks nothing before its first checkpoint. For an upgrade from a gateway that did not keep the
+ * file, or after the operator has checked the store otherwise (`sluice audit verify --anchor`,
+ * `--witness`). Run by `sluice-gateway audit accept-store`, which can read the key.
+ */
+export async function acceptStore(file: string, signer: AuditSigner): Promise<void> {
+  await writeAtomically(file, { format: FORMAT, checkpoint: null }, signer);
 }
 
 export interface LastCheckpointOptions {
@@ -121,8 +153,8 @@ export class LastCheckpoint {
 
   /** The checks of a start (see the module comment), after which the file names what the store holds. */
   static async open(opts: LastCheckpointOptions): Promise<LastCheckpoint> {
-    const { file, store, log } = opts;
-    const content = readFile(file);
+    const { file, store, signer, log } = opts;
+    const content = readFile(file, signer);
     if (content === undefined) return LastCheckpoint.adopt(opts);
     let last = content.checkpoint;
     const pending = content.pending;
@@ -137,41 +169,33 @@ export class LastCheckpoint {
     }
     const guard = new LastCheckpoint(opts, last);
     await guard.assertInStore();
-    if (pending !== undefined) writeAtomically(file, { format: FORMAT, checkpoint: last });
+    if (pending !== undefined) await writeAtomically(file, { format: FORMAT, checkpoint: last }, signer);
     return guard;
   }
 
   /**
-   * No file: a first start, an upgrade from a gateway that did not keep one, or a state directory
-   * that was lost. An empty ledger needs nothing. Otherwise the store's last checkpoint is adopted
-   * when this key signed it and the ledger still holds it — what came before this start is then only
-   * as trustworthy as the store was, which the log says. A ledger without such a checkpoint is refused.
+   * No file: a first start, an upgrade from a gateway that did not keep one, or a file someone
+   * removed — with SQLite, whoever can write the store can write its directory, where the file
+   * lives by default. An empty ledger needs nothing. A ledger with entries is refused: adopting the
+   * store's last checkpoint would let whoever removed the file truncate the ledger to any checkpoint
+   * or rewrite what came after it. The operator accepts the store explicitly (the message says how).
    */
   private static async adopt(opts: LastCheckpointOptions): Promise<LastCheckpoint> {
-    const { file, store, signer, log } = opts;
+    const { file, store, signer } = opts;
     const head = await store.ledgerHead();
-    const stored = await store.lastCheckpoint();
-    if (head.seq === 0 && stored === undefined) {
-      writeAtomically(file, { format: FORMAT, checkpoint: null });
+    if (head.seq === 0) {
+      await writeAtomically(file, { format: FORMAT, checkpoint: null }, signer);
       return new LastCheckpoint(opts, null);
     }
-    const publicKey = createPublicKey(signer.publicKeyPem);
-    const signedHere =
-      stored !== undefined &&
-      stored.keyId === signer.keyId &&
-      verifySignature(null, checkpointMessage({ ledgerSeq: stored.ledgerSeq, ledgerHash: stored.ledgerHash, at: stored.at.toISOString(), key: stored.keyId }), publicKey, Buffer.from(stored.signature, 'base64')) &&
-      (await store.ledgerHashAt(stored.ledgerSeq)) === stored.ledgerHash;
-    if (!signedHere) {
-      throw new AuditHistoryError(
-        `${file} does not exist, and the store's ledger (#1–#${head.seq}) has no last checkpoint signed with this gateway's key ${signer.keyId} that it still holds, ` +
-          `so nothing shows that this is the history this gateway wrote. If it is (an upgrade from a gateway that did not keep the file), ` +
-          `write {"format":"${FORMAT}","checkpoint":null} to ${file} to accept the store as it is; the next checkpoint is then recorded there`,
-      );
-    }
-    const last = toFile(stored);
-    writeAtomically(file, { format: FORMAT, checkpoint: last });
-    log.warn({ file, ledgerSeq: last.ledgerSeq }, 'no record of the last signed checkpoint: adopted the store\u2019s last one (history before it is only as trustworthy as the store was)');
-    return new LastCheckpoint(opts, last);
+    const stored = await store.lastCheckpoint();
+    throw new AuditHistoryError(
+      `${file} does not exist, but the store's ledger holds entries #1–#${head.seq}` +
+        (stored ? ` (its last checkpoint: ledger #${stored.ledgerSeq}, ${stored.at.toISOString()})` : ' (and no checkpoint)') +
+        `: this gateway has no record of what it signed, so it cannot tell this history from a rewritten or truncated one. ` +
+        `The file is missing after an upgrade from a gateway that did not keep it, or because it was removed. ` +
+        `To accept the store as it is, run \`sluice-gateway audit accept-store\` with this configuration and start again; ` +
+        `then verify an export against an earlier one (--anchor) or the witness (--witness)`,
+    );
   }
 
   /** Before signing anything: the ledger still holds the last signed checkpoint, and the store its row. */
@@ -199,12 +223,12 @@ export class LastCheckpoint {
 
   /** Records a newly signed checkpoint: pending in the file, then in the store, then confirmed in the file. */
   async record(c: CheckpointRecord): Promise<void> {
-    const { file, store } = this.opts;
+    const { file, store, signer } = this.opts;
     const next = toFile(c);
-    writeAtomically(file, { format: FORMAT, checkpoint: this.last, pending: next });
-    if (this.opts.witness !== undefined) appendToWitness(this.opts.witness, next);
+    await writeAtomically(file, { format: FORMAT, checkpoint: this.last, pending: next }, signer);
+    if (this.opts.witness !== undefined) await appendToWitness(this.opts.witness, next);
     await store.addCheckpoint(c);
-    writeAtomically(file, { format: FORMAT, checkpoint: next });
+    await writeAtomically(file, { format: FORMAT, checkpoint: next }, signer);
     this.last = next;
   }
 }
@@ -213,17 +237,18 @@ export class LastCheckpoint {
  * Appends the checkpoint as one line (the export's checkpoint line) and fsyncs it. A failure fails
  * the checkpoint, which is retried: a checkpoint the witness does not have is not stored either.
  */
-function appendToWitness(path: string, c: SignedCheckpoint): void {
-  let fd: number | undefined;
+async function appendToWitness(path: string, c: SignedCheckpoint): Promise<void> {
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(path, 'a', 0o600);
-    appendFileSync(fd, `${JSON.stringify({ type: 'checkpoint', ...c })}\n`);
-    fsyncSync(fd);
+    await mkdir(dirname(path), { recursive: true });
+    const file = await open(path, 'a', 0o600);
+    try {
+      await file.appendFile(`${JSON.stringify({ type: 'checkpoint', ...c })}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
   } catch (err) {
     throw new Error(`cannot append to the audit witness ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

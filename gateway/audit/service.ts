@@ -2,7 +2,6 @@
 // periodic signed checkpoints, retention, crash recovery of sessions a dead gateway left open,
 // and exports. server.ts starts it after the store and closes it before the store.
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
 import { AuditUnavailableError, type SessionAudit } from '../engines/types.js';
@@ -11,7 +10,7 @@ import type { StoreSettings } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { exportLines } from './export.js';
 import { loadOrCreateAuditKey, type AuditSigner } from './keys.js';
-import { AuditHistoryError, LastCheckpoint } from './lastCheckpoint.js';
+import { AuditHistoryError, LastCheckpoint, lastCheckpointFileOf } from './lastCheckpoint.js';
 import { purgeEntry, sealOp, signCheckpoint } from './ledger.js';
 import { EventChains, storeLookup } from './chain.js';
 import { commitStaged, inlineIngester, workerIngester } from './ingest.js';
@@ -80,7 +79,7 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
   // Before the journal's replay appends to it: a store that lost or changed what this gateway
   // signed is refused as it is found.
   const lastSigned = await LastCheckpoint.open({
-    file: settings.lastCheckpointFile ?? join(dirname(settings.keyFile), 'audit-last-checkpoint.json'),
+    file: lastCheckpointFileOf(settings),
     ...(settings.witnessFile !== undefined ? { witness: settings.witnessFile } : {}),
     store,
     signer,
@@ -236,6 +235,9 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
 
   await recoverOrphans();
   await applyRetention().catch((err: unknown) => log.error({ err }, 'retention failed'));
+  // What the journal's replay and the recovery sealed is signed now, not an interval later: the
+  // unsigned window after a crash closes at the start.
+  await checkpoint();
 
   const timers = [
     setInterval(() => {

@@ -6,12 +6,13 @@
 // naming its record of the last signed checkpoint, the ledger entry and what it found instead. A
 // store changed under a running gateway stops its signatures, exports and new sessions. And the
 // honest paths: a restart after a clean stop and after kill -9 starts, and the export verifies.
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { deleteCheckpoints, rewriteHistory, truncateHistory } from '../support/auditTamper.js';
-import { exportAndVerify, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
+import { exportAndVerify, GATEWAY_BIN, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
@@ -102,6 +103,25 @@ describe('history changed in the store without the key: the gateway refuses to s
     expect(lastSigned(r)).toBe(4);
     copyFileSync(join(r.dir, 'backup.db'), r.db);
     expect(await refusedStart(r)).toMatch(/last signed a checkpoint of ledger #4 .* the store's ledger ends at #3/);
+  });
+});
+
+describe('the record of the last checkpoint', () => {
+  it('removed: the start is refused until `sluice-gateway audit accept-store`; replaced by an unsigned one: refused', async () => {
+    const r = await recorded();
+    const original = readFileSync(r.lastFile, 'utf8');
+    rmSync(r.lastFile);
+    expect(await refusedStart(r)).toContain(`${r.lastFile} does not exist, but the store's ledger holds entries #1–#3`);
+    writeFileSync(r.lastFile, '{"format":"sluice-audit/1 last-checkpoint","checkpoint":null}');
+    expect(await refusedStart(r)).toContain(`${r.lastFile} was not written by this gateway`);
+    const accept = spawnSync(process.execPath, [GATEWAY_BIN, 'audit', 'accept-store', '--config', join(r.dir, 'gateway.yaml')], { encoding: 'utf8' });
+    expect(accept.status, accept.stderr).toBe(0);
+    expect(accept.stderr).toContain(`wrote ${r.lastFile}`);
+    expect(readFileSync(r.lastFile, 'utf8')).not.toBe(original);
+    const gw = await start(r.dir);
+    expect((await psql(tokenCtx(gw, r.token), ['select 4'])).code).toBe(0);
+    expect(await gw.stop()).toBe(0);
+    expect(lastSigned(r)).toBe(4);
   });
 });
 

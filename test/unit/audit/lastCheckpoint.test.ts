@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuditHistoryError } from '../../../gateway/audit/lastCheckpoint.js';
+import { loadOrCreateAuditKey } from '../../../gateway/audit/keys.js';
+import { acceptStore, AuditHistoryError } from '../../../gateway/audit/lastCheckpoint.js';
 import { startAudit, type AuditService, type AuditSettings } from '../../../gateway/audit/service.js';
 import { AuditUnavailableError, type Identity } from '../../../gateway/engines/types.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
@@ -89,7 +90,7 @@ describe('the last signed checkpoint, outside the store', () => {
   it('is written beside the key on first start and moves with each checkpoint; a clean restart starts', async () => {
     const g = newGateway();
     const gw = await start(g);
-    expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: null });
+    expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: null, sig: expect.any(String) });
     await session(gw.audit, 's_1', 'select 1');
     await gw.audit.checkpoint();
     expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 1, ledgerHash: await gw.store.ledgerHashAt(1) });
@@ -168,35 +169,49 @@ describe('the last signed checkpoint, outside the store', () => {
     const again = await start(g);
     try {
       expect(await again.store.hasCheckpoint(1, (await again.store.ledgerHashAt(1)) as string)).toBe(true);
-      expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: expect.objectContaining({ ledgerSeq: 1 }) });
+      expect(fileOf(g)).toEqual({ format: 'sluice-audit/1 last-checkpoint', checkpoint: expect.objectContaining({ ledgerSeq: 1 }), sig: expect.any(String) });
     } finally {
       await again.stop();
     }
   });
 
-  it('an upgrade (a store but no file) adopts the store\u2019s last checkpoint signed with this key; without one it is refused until accepted', async () => {
+  it('without the file a store with history is refused until the operator accepts it', async () => {
     const g = await recorded();
     rmSync(g.lastFile);
-    const gw = await start(g);
-    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 3 });
-    await gw.stop();
-
-    rmSync(g.lastFile);
-    deleteCheckpoints(g.db);
-    await expect(start(g)).rejects.toThrow(
-      `${g.lastFile} does not exist, and the store's ledger (#1–#3) has no last checkpoint signed with this gateway's key`,
-    );
-    writeFileSync(g.lastFile, '{"format":"sluice-audit/1 last-checkpoint","checkpoint":null}');
+    await expect(start(g)).rejects.toThrow(`${g.lastFile} does not exist, but the store's ledger holds entries #1–#3 (its last checkpoint: ledger #3, `);
+    await expect(start(g)).rejects.toThrow(/To accept the store as it is, run `sluice-gateway audit accept-store` with this configuration and start again/);
+    const gw = await start(g).catch(() => undefined);
+    expect(gw).toBeUndefined();
+    await acceptStore(g.lastFile, loadOrCreateAuditKey(g.settings.keyFile, log));
     const accepted = await start(g);
+    await session(accepted.audit, 's_4', 'select 4');
     await accepted.audit.checkpoint();
     await accepted.stop();
-    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 3 });
+    expect(fileOf(g).checkpoint).toMatchObject({ ledgerSeq: 4 });
   });
 
-  it('a file that is not the gateway\u2019s record stops the start', async () => {
+  it('a file edited or replaced (unsigned, or naming an older checkpoint copied from the store) stops the start', async () => {
     const g = await recorded();
+    const gw = await start(g);
+    await session(gw.audit, 's_4', 'select 4');
+    await gw.stop();
+    const store = openSqliteStore(g.db);
+    const [first] = (await store.snapshot({ kind: 'all' })).checkpoints;
+    await store.close();
+    expect(first?.ledgerSeq).toBe(3); // older than the file's #4
+    const older = { ledgerSeq: first!.ledgerSeq, ledgerHash: first!.ledgerHash, at: first!.at.toISOString(), key: first!.keyId, sig: first!.signature };
+    const original = readFileSync(g.lastFile, 'utf8');
+    for (const forged of [
+      { format: 'sluice-audit/1 last-checkpoint', checkpoint: null },
+      { format: 'sluice-audit/1 last-checkpoint', checkpoint: older, sig: (JSON.parse(original) as { sig: string }).sig },
+    ]) {
+      writeFileSync(g.lastFile, JSON.stringify(forged));
+      await expect(start(g)).rejects.toThrow(`${g.lastFile} was not written by this gateway (it is not signed with the audit key`);
+    }
     writeFileSync(g.lastFile, '{"format":"sluice-audit/1 last-checkpoint","checkpoint":{"ledgerSeq":"three"}}');
     await expect(start(g)).rejects.toThrow(`${g.lastFile} is not the gateway's record of its last signed checkpoint`);
+    writeFileSync(g.lastFile, original);
+    await (await start(g)).stop();
   });
 });
 
