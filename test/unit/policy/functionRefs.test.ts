@@ -225,6 +225,25 @@ describe('user-defined objects of the target', () => {
     expect(d).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
   });
 
+  it('counts what SQL functions created outside the gateway call, to the end', () => {
+    const bodies = userObjectsFromRows(
+      [['operator', 'public', '###', 'pg_catalog', 'pg_read_file']],
+      [
+        ['public', 'read_cfg', 'CREATE FUNCTION public.read_cfg(p text) RETURNS text LANGUAGE sql AS $f$ SELECT pg_read_file(p) $f$'],
+        ['public', 'read_cfg2', "CREATE FUNCTION public.read_cfg2() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT read_cfg('x'); END"],
+        ['app', 'via_op', "CREATE FUNCTION app.via_op() RETURNS text LANGUAGE sql AS $f$ SELECT ### 'x' $f$"],
+        ['app', 'loop', 'CREATE FUNCTION app.loop() RETURNS int LANGUAGE sql AS $f$ SELECT loop() $f$'],
+        ['app', 'dyn', "CREATE FUNCTION app.dyn(q text) RETURNS xml LANGUAGE sql AS $f$ SELECT query_to_xml(q, true, true, '') $f$"],
+      ],
+    );
+    expect(decide('SELECT read_cfg2()', bodies, BLOCK).reason).toContain('function pg_read_file (through function read_cfg2)');
+    expect(decide('SELECT app.via_op()', bodies, BLOCK).reason).toContain('pg_catalog.pg_read_file');
+    expect(decide('SELECT other.via_op()', bodies, BLOCK).verdict).toBe('allow');
+    expect(decide('SELECT loop()', bodies, BLOCK).verdict).toBe('allow');
+    expect(decide("SELECT dyn('SELECT 1')", bodies, BLOCK)).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
+    expect(decide("SELECT lower(read_cfg('x'))", bodies).reason).toContain('read_cfg, which is not in the allow list');
+  });
+
   it('requires user-defined operators’ functions on the allow list', () => {
     expect(decide("SELECT ### 'x'", objects).verdict).toBe('block');
     expect(decide('SELECT lower(name) FROM customers WHERE id = 1', objects).verdict).toBe('allow');
