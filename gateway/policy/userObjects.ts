@@ -144,11 +144,6 @@ export interface FunctionUse {
   readonly ref: FunctionRef;
   /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
   readonly via?: string;
-  /**
-   * Column notation on a relation's row (`t.f`) with a name no known function taking a row has:
-   * almost surely a column. Block lists still count it (over-matching is safe); allow lists do not.
-   */
-  readonly probablyColumn?: true;
 }
 
 function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
@@ -165,8 +160,10 @@ function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, 
 export function functionUses(s: StatementAnalysis, objects: UserObjects | undefined): FunctionUse[] {
   const out: FunctionUse[] = s.functions.map((ref) => ({ ref }));
   for (const n of s.columnNotation ?? []) {
+    // `t.f` is f(t) only for a function that takes a whole row (record, anyelement, a composite
+    // type: no implicit cast turns a row into anything else); otherwise f is t's column.
     const takesRow = ROW_FUNCTIONS.has(n.name.toLowerCase()) || objects?.rowFunctions.has(n.name.toLowerCase()) === true;
-    out.push(n.ofRow === true && !takesRow ? { ref: { name: n.name }, via: 'column notation', probablyColumn: true } : { ref: { name: n.name }, via: 'column notation' });
+    if (n.ofRow !== true || takesRow) out.push({ ref: { name: n.name }, via: 'column notation' });
   }
   if (objects === undefined) return out;
   implementations(objects.aggregates, s.functions, 'aggregate', out);

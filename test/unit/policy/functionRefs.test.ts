@@ -98,10 +98,14 @@ describe('column notation', () => {
     expect(only('SELECT email FROM t').columnNotation).toBeUndefined();
   });
 
-  const BLOCK = policyFromYaml('rules: [{ id: no-file-access, block: { functions: [pg_read_file] } }]');
+  const BLOCK = policyFromYaml('rules: [{ id: no-file-access, block: { functions: [pg_read_file, lo_*] } }, { id: no-json, block: { functions: [to_json] } }]');
+  it('does not take a qualified column for a call of a function that cannot take a row', () => {
+    expect(evaluate(DEV, BLOCK, { kind: 'sql', analysis: analyzeSql('SELECT r.lo_bound, r.pg_read_file FROM ranges r'), text: '' }).verdict).toBe('allow');
+  });
+
   it.each([
     ["SELECT (x).pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
-    ["SELECT v.pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
+    ["SELECT v.to_json FROM (VALUES ('/etc/passwd')) v(x)", 'no-json'],
     ["SELECT ('SELECT to_tsvector(pg_read_file(''/etc/passwd''))'::text).ts_stat", 'sluice:opaque-code'],
   ])('blocks %s', (sql, rule) => {
     expect(evaluate(DEV, BLOCK, { kind: 'sql', analysis: analyzeSql(sql), text: sql })).toMatchObject({ verdict: 'block', rule });
