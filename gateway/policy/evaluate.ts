@@ -105,7 +105,7 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
   }
   if (c.functionsAllowed !== undefined) {
     const allowed = c.functionsAllowed;
-    const use = uses().find((u) => u.probablyColumn !== true && !allowed.some((p) => nameMatches(p, u.ref)));
+    const use = uses().find((u) => !allowed.some((p) => nameMatches(p, u.ref)));
     results.push(use !== undefined ? `${describeUse(use)}, which is not in the allow list` : undefined);
   }
   if (c.unboundedWrites) results.push(s.unboundedWrite ? `${s.command} without a WHERE clause` : undefined);

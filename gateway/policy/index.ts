@@ -9,7 +9,7 @@ export type { SqlAnalyzer } from './shape.js';
 export { evaluate, BUILTIN_RULES } from './evaluate.js';
 export type { Decision, Verdict, RuleHit, ReviewRequirement, SqlAction, EvaluationContext } from './evaluate.js';
 export { PreparedStatements } from './prepared.js';
-export { USER_OBJECTS_SQL, userObjectsFromRows, NO_USER_OBJECTS } from './userObjects.js';
+export { USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, NO_USER_OBJECTS } from './userObjects.js';
 export type { UserObjects, FunctionUse } from './userObjects.js';
 export type { PreparedStatement } from './prepared.js';
 export { DETECTOR_NAMES, findSpans } from './mask/detectors.js';

@@ -4,7 +4,7 @@
 // them once per session (USER_OBJECTS_SQL) when a function rule applies, and `functionUses`
 // counts using such an object as calling its functions. Built-in operators, casts, aggregates
 // and types (oid < 16384) add nothing: their functions are part of the server.
-import type { FunctionRef, StatementAnalysis } from './sql.js';
+import { analyzeSql, type FunctionRef, type StatementAnalysis } from './sql.js';
 import { ROW_FUNCTIONS, runsSqlText } from './functionRefs.js';
 
 /**
@@ -41,10 +41,19 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
 )
 SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
 
+/**
+ * The definitions of SQL-language functions and procedures created outside the gateway: what
+ * their bodies call counts as called by whoever calls them (`read_config()` that wraps
+ * pg_read_file is pg_read_file). Bodies in other languages are not read (docs/policy.md).
+ */
+export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p
+  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+  WHERE p.oid >= 16384 AND l.lanname = 'sql' AND p.prokind IN ('f', 'p')`;
+
 interface Implementation {
   /** The object's schema. */
   readonly schema: string;
-  readonly fn: { readonly schema: string; readonly name: string };
+  readonly fn: FunctionRef;
 }
 
 type ByName = ReadonlyMap<string, readonly Implementation[]>;
@@ -57,11 +66,15 @@ export interface UserObjects {
   readonly ambient: readonly { readonly schema: string; readonly name: string }[];
   /** Lower-cased names of user-defined functions that take a whole row (`t.f` is `f(t)`). */
   readonly rowFunctions: ReadonlySet<string>;
+  /** SQL-language functions created outside the gateway: everything their bodies use, transitively. */
+  readonly bodies?: ByName;
 }
 
 export const NO_USER_OBJECTS: UserObjects = Object.freeze({ operators: new Map(), aggregates: new Map(), types: new Map(), ambient: [], rowFunctions: new Set<string>() });
 
-export function userObjectsFromRows(rows: readonly (readonly (string | null)[])[]): UserObjects {
+type Rows = readonly (readonly (string | null)[])[];
+
+export function userObjectsFromRows(rows: Rows, sqlFunctions: Rows = []): UserObjects {
   const maps = { operator: new Map<string, Implementation[]>(), aggregate: new Map<string, Implementation[]>(), type: new Map<string, Implementation[]>() };
   const ambient: { schema: string; name: string }[] = [];
   const rowFunctions = new Set<string>();
@@ -83,7 +96,47 @@ export function userObjectsFromRows(rows: readonly (readonly (string | null)[])[
     list.push({ schema: schema ?? '', fn });
     map.set(key, list);
   }
-  return { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions };
+  const objects: UserObjects = { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions };
+  return sqlFunctions.length === 0 ? objects : { ...objects, bodies: bodyUses(sqlFunctions, objects) };
+}
+
+/** Every function a statement and the statements nested in it use (a body is judged whole). */
+function usesWithin(s: StatementAnalysis, objects: UserObjects): FunctionUse[] {
+  return [...functionUses(s, objects), ...s.nested.flatMap((n) => usesWithin(n.statement, objects))];
+}
+
+/**
+ * name → what the bodies of the SQL functions of that name use, with calls of other such
+ * functions followed to the end (a cycle stops where it closes). A definition that does not
+ * parse counts as calling itself only.
+ */
+function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
+  const direct = new Map<string, { schema: string; name: string; uses: FunctionUse[] }[]>();
+  for (const [schema, name, def] of sqlFunctions) {
+    if (name === null || name === undefined || def === null || def === undefined) continue;
+    const a = analyzeSql(def);
+    const uses = a.ok ? a.statements.flatMap((st) => usesWithin(st, objects)) : [];
+    const key = name.toLowerCase();
+    direct.set(key, [...(direct.get(key) ?? []), { schema: schema ?? '', name, uses }]);
+  }
+  const out = new Map<string, Implementation[]>();
+  for (const [key, fns] of direct) {
+    const impls: Implementation[] = [];
+    for (const fn of fns) {
+      const seen = new Set<string>([key]);
+      const pending = [...fn.uses];
+      while (pending.length > 0) {
+        const u = pending.pop() as FunctionUse;
+        impls.push({ schema: fn.schema, fn: u.ref });
+        const next = u.ref.name.toLowerCase();
+        if (seen.has(next)) continue;
+        seen.add(next);
+        for (const inner of direct.get(next) ?? []) pending.push(...inner.uses);
+      }
+    }
+    out.set(key, impls);
+  }
+  return out;
 }
 
 /** A function a statement references, and how when it does not name it. */
@@ -91,11 +144,6 @@ export interface FunctionUse {
   readonly ref: FunctionRef;
   /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
   readonly via?: string;
-  /**
-   * Column notation on a relation's row (`t.f`) with a name no known function taking a row has:
-   * almost surely a column. Block lists still count it (over-matching is safe); allow lists do not.
-   */
-  readonly probablyColumn?: true;
 }
 
 function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
@@ -112,11 +160,14 @@ function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, 
 export function functionUses(s: StatementAnalysis, objects: UserObjects | undefined): FunctionUse[] {
   const out: FunctionUse[] = s.functions.map((ref) => ({ ref }));
   for (const n of s.columnNotation ?? []) {
+    // `t.f` is f(t) only for a function that takes a whole row (record, anyelement, a composite
+    // type: no implicit cast turns a row into anything else); otherwise f is t's column.
     const takesRow = ROW_FUNCTIONS.has(n.name.toLowerCase()) || objects?.rowFunctions.has(n.name.toLowerCase()) === true;
-    out.push(n.ofRow === true && !takesRow ? { ref: { name: n.name }, via: 'column notation', probablyColumn: true } : { ref: { name: n.name }, via: 'column notation' });
+    if (n.ofRow !== true || takesRow) out.push({ ref: { name: n.name }, via: 'column notation' });
   }
   if (objects === undefined) return out;
   implementations(objects.aggregates, s.functions, 'aggregate', out);
+  if (objects.bodies !== undefined) implementations(objects.bodies, s.functions, 'function', out);
   implementations(objects.operators, s.operators, 'operator', out);
   implementations(objects.types, s.types, 'type', out);
   for (const fn of objects.ambient) out.push({ ref: fn, via: 'an implicit cast or default operator class' });

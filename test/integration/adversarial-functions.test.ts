@@ -29,6 +29,8 @@ const ADMIN_OBJECTS = `
   create type ft (input = ft_in, output = ft_out, like = text);
   create cast (ft as text) without function as implicit;
   create cast (ft as bytea) with function pg_catalog.pg_read_binary_file(text);
+  create function read_cfg(p text) returns text language sql as $$ select pg_read_file(p) $$;
+  create function read_cfg_atomic() returns text begin atomic select read_cfg('${FILE}'); end;
   create schema vault;
   create table vault.secrets (id int, secret text);
   insert into vault.secrets values (1, '${VAULT}');
@@ -92,6 +94,9 @@ const USES: readonly string[] = [
   `SELECT ('${FILE}'::text)."pg_read_file"`,
   `SELECT ('${FILE}'::text).PG_READ_FILE AS t`,
   `SELECT ('SELECT to_tsvector(pg_read_file(''${FILE}''))'::text).ts_stat`,
+  `SELECT read_cfg('${FILE}')`,
+  'SELECT public.read_cfg_atomic()',
+  `SELECT * FROM read_cfg('${FILE}')`,
   `SELECT query_to_xml('SELECT pg_read_file(''${FILE}'')', true, true, '')`,
   `SELECT query_to_xml($q$SELECT ### '${FILE}'$q$, true, true, '')`,
   `SELECT * FROM ts_stat('SELECT to_tsvector(pg_read_file(''${FILE}''))')`,

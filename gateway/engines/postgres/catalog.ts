@@ -6,7 +6,7 @@
 // made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { analyzeSql, USER_OBJECTS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type NamedRelation, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
+import { analyzeSql, USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type NamedRelation, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
 import type { PostgresTarget } from '../types.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -122,7 +122,7 @@ export class TargetCatalog implements ColumnNameResolver {
 
   /** The target's user-defined operators, aggregates, types and casts with their functions. */
   async userObjects(): Promise<UserObjects> {
-    return userObjectsFromRows(await this.query(USER_OBJECTS_SQL));
+    return userObjectsFromRows(await this.query(USER_OBJECTS_SQL), await this.query(USER_SQL_FUNCTIONS_SQL));
   }
 
   close(): void {

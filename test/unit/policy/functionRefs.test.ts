@@ -98,10 +98,14 @@ describe('column notation', () => {
     expect(only('SELECT email FROM t').columnNotation).toBeUndefined();
   });
 
-  const BLOCK = policyFromYaml('rules: [{ id: no-file-access, block: { functions: [pg_read_file] } }]');
+  const BLOCK = policyFromYaml('rules: [{ id: no-file-access, block: { functions: [pg_read_file, lo_*] } }, { id: no-json, block: { functions: [to_json] } }]');
+  it('does not take a qualified column for a call of a function that cannot take a row', () => {
+    expect(evaluate(DEV, BLOCK, { kind: 'sql', analysis: analyzeSql('SELECT r.lo_bound, r.pg_read_file FROM ranges r'), text: '' }).verdict).toBe('allow');
+  });
+
   it.each([
     ["SELECT (x).pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
-    ["SELECT v.pg_read_file FROM (VALUES ('/etc/passwd')) v(x)", 'no-file-access'],
+    ["SELECT v.to_json FROM (VALUES ('/etc/passwd')) v(x)", 'no-json'],
     ["SELECT ('SELECT to_tsvector(pg_read_file(''/etc/passwd''))'::text).ts_stat", 'sluice:opaque-code'],
   ])('blocks %s', (sql, rule) => {
     expect(evaluate(DEV, BLOCK, { kind: 'sql', analysis: analyzeSql(sql), text: sql })).toMatchObject({ verdict: 'block', rule });
@@ -223,6 +227,25 @@ describe('user-defined objects of the target', () => {
   it('refuses an operator whose function runs SQL text', () => {
     const d = decide("SELECT 'a'::tsquery @@@ 'SELECT 1'", objects, BLOCK);
     expect(d).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
+  });
+
+  it('counts what SQL functions created outside the gateway call, to the end', () => {
+    const bodies = userObjectsFromRows(
+      [['operator', 'public', '###', 'pg_catalog', 'pg_read_file']],
+      [
+        ['public', 'read_cfg', 'CREATE FUNCTION public.read_cfg(p text) RETURNS text LANGUAGE sql AS $f$ SELECT pg_read_file(p) $f$'],
+        ['public', 'read_cfg2', "CREATE FUNCTION public.read_cfg2() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT read_cfg('x'); END"],
+        ['app', 'via_op', "CREATE FUNCTION app.via_op() RETURNS text LANGUAGE sql AS $f$ SELECT ### 'x' $f$"],
+        ['app', 'loop', 'CREATE FUNCTION app.loop() RETURNS int LANGUAGE sql AS $f$ SELECT loop() $f$'],
+        ['app', 'dyn', "CREATE FUNCTION app.dyn(q text) RETURNS xml LANGUAGE sql AS $f$ SELECT query_to_xml(q, true, true, '') $f$"],
+      ],
+    );
+    expect(decide('SELECT read_cfg2()', bodies, BLOCK).reason).toContain('function pg_read_file (through function read_cfg2)');
+    expect(decide('SELECT app.via_op()', bodies, BLOCK).reason).toContain('pg_catalog.pg_read_file');
+    expect(decide('SELECT other.via_op()', bodies, BLOCK).verdict).toBe('allow');
+    expect(decide('SELECT loop()', bodies, BLOCK).verdict).toBe('allow');
+    expect(decide("SELECT dyn('SELECT 1')", bodies, BLOCK)).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
+    expect(decide("SELECT lower(read_cfg('x'))", bodies).reason).toContain('read_cfg, which is not in the allow list');
   });
 
   it('requires user-defined operators’ functions on the allow list', () => {
