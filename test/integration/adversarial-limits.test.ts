@@ -4,12 +4,16 @@
 // audit trail what a reader will misread, or to talk the CLI into sending its token in clear.
 // Everything runs through the real binaries; effects are checked on the gateway process (its
 // memory, its sockets, its state directory) and on the target (pg_stat_activity).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startArena, type Arena } from '../support/arena.js';
-import { GATEWAY_BIN, newConfigDir, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess, type Tunnel } from '../support/binaries.js';
+import { GATEWAY_BIN, newConfigDir, openTunnel, runCli, serviceToken, startGateway, tokenCtx, writeGatewayConfig, type GatewayProcess, type Tunnel } from '../support/binaries.js';
 import { waitFor } from '../support/pgEngineHarness.js';
 import { errorsIn, localProbe, messageHeader, pgProbe, rssMiB, startupPacket, stateContains, tcpProbe, tlsProbe, upgrade, type Probe } from '../support/limitsProbes.js';
 
@@ -54,6 +58,17 @@ afterAll(async () => {
   await lean?.stop();
   await arena?.stop();
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 const startup = (params: [string, Buffer | string][] = []) => startupPacket([['user', 'attacker'], ['database', arena.database], ...params]);
 
@@ -183,6 +198,56 @@ describe('a log file that can no longer be written does not take the gateway dow
     await waitFor('the statements in the audit store', () => stateContains(lean, 'log-full-marker-3'));
     const reports = lean.output().split('\n').filter((l) => l.includes('cannot write the log file'));
     expect(reports).toEqual(['sluice-gateway: cannot write the log file /dev/full (ENOSPC); log lines are dropped until it can be written again. The audit trail is not affected.']);
+  });
+});
+
+describe('a gateway whose stderr is a full disk', () => {
+  it('starts, serves sessions and records them (it used to stop answering)', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-gw-full-'));
+    const su = cluster.roles.superuser;
+    const configFile = writeGatewayConfig(dir, {
+      port,
+      tls: false,
+      connections: [
+        {
+          name: 'pg-full',
+          type: 'postgres',
+          target: { host: cluster.host, port: cluster.port, database: arena.database, user: su.user, password: { env: 'FULL_PG_PASSWORD' }, sslmode: 'disable' },
+          allow: { groups: ['eng'] },
+        },
+      ],
+      extra: { log: { level: 'debug' } },
+    });
+    const stderr = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [GATEWAY_BIN, '--config', configFile], { env: { ...process.env, FULL_PG_PASSWORD: su.password }, stdio: ['ignore', 'ignore', stderr] });
+    closeSync(stderr);
+    const gw: GatewayProcess = {
+      url: `http://127.0.0.1:${port}`,
+      caFile: undefined,
+      configFile,
+      dir,
+      child,
+      output: () => '',
+      stop: async () => {
+        if (child.exitCode !== null) return child.exitCode;
+        child.kill('SIGTERM');
+        return (await once(child, 'exit'))[0] as number | null;
+      },
+    };
+    cleanups.push(async () => {
+      await gw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    // A request that arrives while the gateway is still starting is not answered (see the report), hence the per-try timeout.
+    await waitFor('the gateway to answer', () => fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false), 20_000);
+    const tunnel = await tunnelOn(gw, 'pg-full', 'full-disk');
+    const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
+    await c.connect();
+    expect((await c.query(`select 'stderr-full-marker' as m`)).rows).toEqual([{ m: 'stderr-full-marker' }]);
+    await c.end();
+    expect(child.exitCode).toBeNull();
+    await waitFor('the statement in the audit store', () => stateContains(gw, 'stderr-full-marker'));
   });
 });
 
