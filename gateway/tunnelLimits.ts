@@ -41,8 +41,8 @@ interface Watched {
 }
 
 /**
- * Ends the open sessions of service tokens that have been revoked (or deleted) since their tunnel
- * was opened. `sluice-gateway token revoke` runs as its own process and other replicas share the
+ * Ends the open sessions of service tokens that have been revoked (or deleted) or have expired
+ * since their tunnel was opened. `sluice-gateway token revoke` runs as its own process and other replicas share the
  * store, so the store is polled: every `intervalMs`, one lookup per distinct token with an open
  * session, none when there is none.
  */
@@ -87,11 +87,17 @@ export class RevocationWatch {
           this.log.warn({ err }, 'cannot check service tokens for revocation');
           return;
         }
-        if (record && !record.revokedAt) continue;
+        const expired = record?.expiresAt != null && record.expiresAt.getTime() <= Date.now();
+        if (record && !record.revokedAt && !expired) continue;
         const name = [...set][0]?.name ?? 'unknown';
-        const when = record?.revokedAt ? ` at ${record.revokedAt.toISOString()}` : '';
-        const why = new SessionTermination('28000', `terminating connection: service token "${name}" was revoked${when}`);
-        this.log.info({ token: name, sessions: set.size }, 'ending the sessions of a revoked service token');
+        // The same reasons, in the same words, as the refusal of a new request with the token.
+        const reason = !record
+          ? 'was revoked'
+          : record.revokedAt
+            ? `was revoked at ${record.revokedAt.toISOString()}`
+            : `expired at ${record.expiresAt!.toISOString()}`;
+        const why = new SessionTermination('28000', `terminating connection: service token "${name}" ${reason}`);
+        this.log.info({ token: name, sessions: set.size }, `ending the sessions of a service token that ${reason}`);
         this.sessions.delete(hash);
         for (const s of set) s.terminate(why);
       }

@@ -84,6 +84,19 @@ describe('RevocationWatch', () => {
     watch.close();
   });
 
+  it('ends the sessions of a token once it has expired', async () => {
+    const tokens = new Map([['h', { ...record(null), expiresAt: new Date(Date.now() + 60_000) }]]);
+    const watch = new RevocationWatch(storeWith(tokens), 60_000, pino({ level: 'silent' }));
+    const ended: string[] = [];
+    watch.watch('h', 'ci', (why) => ended.push(why.message));
+    await watch.check();
+    expect(ended).toEqual([]);
+    tokens.set('h', { ...record(null), expiresAt: new Date('2026-01-01T00:00:00Z') });
+    await watch.check();
+    expect(ended).toEqual(['terminating connection: service token "ci" expired at 2026-01-01T00:00:00.000Z']);
+    watch.close();
+  });
+
   it('keeps sessions when the store cannot answer (asked again next time)', async () => {
     const failing = { findServiceToken: () => Promise.reject(new Error('store down')) } as unknown as Store;
     const watch = new RevocationWatch(failing, 60_000, pino({ level: 'silent' }));
