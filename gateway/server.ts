@@ -76,6 +76,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     await store.close();
     throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
+  // Listening starts before the routes exist (the dev IdP needs the real port): a request that
+  // arrives meanwhile would otherwise never be answered.
+  const starting = (_req: IncomingMessage, res: ServerResponse) => sendError(res, 503, 'unavailable', 'the gateway is starting; retry');
+  const startingUpgrade = (_req: IncomingMessage, socket: Duplex) => refuseUpgrade(socket, 503, 'unavailable', 'the gateway is starting; retry');
+  server.on('request', starting);
+  server.on('upgrade', startingUpgrade);
   const port = (server.address() as AddressInfo).port;
   const url = config.listen.port === 0 ? config.url.replace(/:0$/, `:${port}`) : config.url;
 
@@ -123,6 +129,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const reviewRoutes = createReviewRoutes({ reviews, authenticate });
 
+  server.off('request', starting);
+  server.off('upgrade', startingUpgrade);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (devIdp?.handle(req, res)) return;
     void handleApi(req, res).catch((err: unknown) => {

@@ -134,6 +134,15 @@ describe('one unfinished client message cannot hold more than its cap of gateway
     console.log(`gateway RSS: ${before} MiB before; ${afterGreedy} MiB after 12 sessions declaring 64 MiB; ${afterAtCap} MiB with 12 sessions holding 1 MiB less one byte each`);
     expect(afterGreedy - before).toBeLessThan(48);
     expect(afterAtCap - before).toBeLessThan(96);
+    // The gateway held every byte: the last one completes each statement, which is then answered.
+    await Promise.all(
+      atCap.map(async (p) => {
+        p.socket.write(Buffer.from([0]));
+        await waitFor('an answer', () => errorsIn(p.received()).length > 0);
+        // Not SQL: refused by the policy (42501, it cannot parse what it judges) rather than the session ended.
+        expect(errorsIn(p.received())[0]).toMatchObject({ severity: 'ERROR', code: expect.stringMatching(/^42[56]01$/) });
+      }),
+    );
     for (const p of atCap) p.socket.destroy();
   });
 });
