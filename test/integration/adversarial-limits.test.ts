@@ -179,6 +179,42 @@ describe('one identity cannot take every session slot', () => {
     await again.end();
   });
 
+  it('at the limit the identity can still cancel its own statements, and a cancel tunnel carries nothing else', async () => {
+    const tunnel = await tunnelOn(lean, 'pg-lean', 'full-pool');
+    const clients = await Promise.all([0, 1].map(async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
+      await c.connect();
+      return c;
+    }));
+    const running = clients[0]!.query(`select pg_sleep(30), 'cancel-me'`).then(() => 'finished', (e: { code?: string }) => e.code);
+    await waitFor('the statement to run', async () => (await arena.admin.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like '%cancel-me%' and pid <> pg_backend_pid()`)).rows[0]?.n === 1);
+    // The CancelRequest with the gateway-issued key, as libpq sends it on a connection of its own.
+    const { processID, secretKey } = clients[0] as unknown as { processID: number; secretKey: number };
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(processID, 8);
+    cancel.writeInt32BE(secretKey, 12);
+    const c = await localProbe(tunnel.port);
+    c.socket.write(cancel);
+    expect(await running).toBe('57014');
+    await Promise.all(clients.map((cl) => cl.end()));
+
+    // A tunnel that says it is for a cancel cannot be used for a session past the limit.
+    const token = serviceToken(lean, 'sneaky', 'eng');
+    const held = await Promise.all([0, 1].map(async () => {
+      const p = await tlsProbe(lean);
+      await upgrade(p, 'pg-lean', token);
+      return p;
+    }));
+    const p = await tlsProbe(lean);
+    expect(await upgrade(p, 'pg-lean', token, ['sluice-purpose: cancel'])).toBe('HTTP/1.1 101 Switching Protocols');
+    p.socket.write(startup());
+    await p.closed;
+    expect(errorsIn(p.received().subarray(p.received().indexOf('\r\n\r\n') + 4))).toContainEqual(expect.objectContaining({ code: '08P01', message: expect.stringContaining('CancelRequest only') }));
+    held.forEach((h) => h.socket.destroy());
+  });
+
   it('over the raw upgrade the answer is HTTP 429 with the JSON error', async () => {
     const token = serviceToken(lean, 'raw-greedy', 'eng');
     const held = await Promise.all([0, 1].map(async () => {

@@ -58,6 +58,10 @@ describe('SessionLimiter', () => {
     a1!(); // a second release must not free another slot
     expect(l.acquire('a')).toBeDefined();
     expect(l.acquire('a')).toBeUndefined();
+    // Cancel tunnels are counted apart: a full pool can still cancel.
+    expect(l.acquire('a', 'cancel')).toBeDefined();
+    expect(l.acquire('a', 'cancel')).toBeDefined();
+    expect(l.acquire('a', 'cancel')).toBeUndefined();
   });
 });
 
