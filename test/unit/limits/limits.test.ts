@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clientText, NAME_MAX_CHARS, tunnelOrigin } from '../../../gateway/clientText.js';
@@ -127,6 +128,18 @@ describe('clientText', () => {
     ['bad \ufffd utf8', 'bad \\u{fffd} utf8'],
     ['naïve – ok 😀', 'naïve – ok 😀'],
   ])('%j → %j', (input, expected) => expect(clientText(input, 200)).toBe(expected));
+
+  it('never lets an unsafe character through and never exceeds the cap (fast-check)', () => {
+    // eslint-disable-next-line no-control-regex -- the characters clientText must escape
+    const unsafe = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffd]/u;
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.integer({ min: 1, max: 100 }), (input, cap) => {
+        const out = clientText(input, cap);
+        expect(unsafe.test(out)).toBe(false);
+        expect(Array.from(out).length).toBeLessThanOrEqual(cap);
+      }),
+    );
+  });
 
   it('cuts to the cap in code points, marking the cut', () => {
     expect(clientText('x'.repeat(63), NAME_MAX_CHARS)).toBe('x'.repeat(63));
