@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { paths, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type Me } from '../src/api/contract.js';
+import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
 import { describePolicy } from './config/policy.js';
@@ -76,6 +76,12 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     await store.close();
     throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
+  // Listening starts before the routes exist (the dev IdP needs the real port): a request that
+  // arrives meanwhile would otherwise never be answered.
+  const starting = (_req: IncomingMessage, res: ServerResponse) => sendError(res, 503, 'unavailable', 'the gateway is starting; retry');
+  const startingUpgrade = (_req: IncomingMessage, socket: Duplex) => refuseUpgrade(socket, 503, 'unavailable', 'the gateway is starting; retry');
+  server.on('request', starting);
+  server.on('upgrade', startingUpgrade);
   const port = (server.address() as AddressInfo).port;
   const url = config.listen.port === 0 ? config.url.replace(/:0$/, `:${port}`) : config.url;
 
@@ -123,6 +129,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   });
   const reviewRoutes = createReviewRoutes({ reviews, authenticate });
 
+  server.off('request', starting);
+  server.off('upgrade', startingUpgrade);
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (devIdp?.handle(req, res)) return;
     void handleApi(req, res).catch((err: unknown) => {
@@ -205,7 +213,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
     const origin = tunnelOrigin(req.headers['sluice-origin']);
     if (origin === undefined) return refuseUpgrade(socket, 400, 'bad_request', 'invalid sluice-origin header: expected a short lower-case word such as "connect"');
-    const release = sessionLimiter.acquire(who.subject);
+    const cancelOnly = req.headers[PURPOSE_HEADER] === 'cancel';
+    const release = sessionLimiter.acquire(who.subject, cancelOnly ? 'cancel' : 'session');
     const id = `s_${randomBytes(9).toString('base64url')}`;
     if (release === undefined) return refuseTooMany(req, socket, id, who, connection, origin);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);
@@ -219,7 +228,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     try {
       const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
       const policy = connection.policy ? { policy: connection.policy } : {};
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy }, abort.signal);
+      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, ...(cancelOnly ? { cancelOnly } : {}), reviews: sessionReviews, ...policy }, abort.signal);
     } finally {
       unwatch?.();
       release();

@@ -5,9 +5,13 @@ import type { Logger } from 'pino';
 import { SessionTermination } from './engines/types.js';
 import type { Store } from './store/types.js';
 
-/** Open tunnels per identity subject, with a cap. */
+/**
+ * Open tunnels per identity subject, with a cap. Tunnels for a CancelRequest are counted apart,
+ * with the same cap: a caller whose pool holds every session it may open must still be able to
+ * cancel their statements, and the engine refuses anything but a CancelRequest on such a tunnel.
+ */
 export class SessionLimiter {
-  private readonly open = new Map<string, number>();
+  private readonly open = { session: new Map<string, number>(), cancel: new Map<string, number>() };
 
   constructor(private readonly perIdentity: number) {}
 
@@ -16,17 +20,18 @@ export class SessionLimiter {
    * when the subject already holds the maximum. Synchronous, so two tunnels arriving together
    * cannot both take the last slot.
    */
-  acquire(subject: string): (() => void) | undefined {
-    const n = this.open.get(subject) ?? 0;
+  acquire(subject: string, purpose: 'session' | 'cancel' = 'session'): (() => void) | undefined {
+    const open = this.open[purpose];
+    const n = open.get(subject) ?? 0;
     if (n >= this.perIdentity) return undefined;
-    this.open.set(subject, n + 1);
+    open.set(subject, n + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.open.get(subject) ?? 1) - 1;
-      if (left <= 0) this.open.delete(subject);
-      else this.open.set(subject, left);
+      const left = (open.get(subject) ?? 1) - 1;
+      if (left <= 0) open.delete(subject);
+      else open.set(subject, left);
     };
   }
 
@@ -41,8 +46,8 @@ interface Watched {
 }
 
 /**
- * Ends the open sessions of service tokens that have been revoked (or deleted) since their tunnel
- * was opened. `sluice-gateway token revoke` runs as its own process and other replicas share the
+ * Ends the open sessions of service tokens that have been revoked (or deleted) or have expired
+ * since their tunnel was opened. `sluice-gateway token revoke` runs as its own process and other replicas share the
  * store, so the store is polled: every `intervalMs`, one lookup per distinct token with an open
  * session, none when there is none.
  */
@@ -87,11 +92,17 @@ export class RevocationWatch {
           this.log.warn({ err }, 'cannot check service tokens for revocation');
           return;
         }
-        if (record && !record.revokedAt) continue;
+        const expired = record?.expiresAt != null && record.expiresAt.getTime() <= Date.now();
+        if (record && !record.revokedAt && !expired) continue;
         const name = [...set][0]?.name ?? 'unknown';
-        const when = record?.revokedAt ? ` at ${record.revokedAt.toISOString()}` : '';
-        const why = new SessionTermination('28000', `terminating connection: service token "${name}" was revoked${when}`);
-        this.log.info({ token: name, sessions: set.size }, 'ending the sessions of a revoked service token');
+        // The same reasons, in the same words, as the refusal of a new request with the token.
+        const reason = !record
+          ? 'was revoked'
+          : record.revokedAt
+            ? `was revoked at ${record.revokedAt.toISOString()}`
+            : `expired at ${record.expiresAt!.toISOString()}`;
+        const why = new SessionTermination('28000', `terminating connection: service token "${name}" ${reason}`);
+        this.log.info({ token: name, sessions: set.size }, `ending the sessions of a service token that ${reason}`);
         this.sessions.delete(hash);
         for (const s of set) s.terminate(why);
       }

@@ -167,6 +167,8 @@ export interface SessionContext {
    * (`messageBytes`) and parameter values (`bindBytes`); absent: the engine's defaults.
    */
   readonly limits?: { readonly messageBytes: number; readonly bindBytes: number };
+  /** The stream was opened to carry one CancelRequest (past the session limit): refuse anything else. */
+  readonly cancelOnly?: boolean;
   /** The connection's compiled policy (absent: everything is allowed and nothing is masked). */
   readonly policy?: CompiledPolicy;
   /** Where held statements wait for an approver (absent: a `review` verdict blocks). */

@@ -5,6 +5,8 @@ import { z } from 'zod';
 
 export const TUNNEL_PROTOCOL = 'sluice-tunnel/1';
 export const SESSION_HEADER = 'sluice-session';
+/** On a tunnel request: `cancel` when the stream will carry only a CancelRequest. */
+export const PURPOSE_HEADER = 'sluice-purpose';
 
 export const paths = {
   health: '/healthz',

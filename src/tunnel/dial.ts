@@ -3,7 +3,7 @@
 // body of a refusal, so this dispatches by hand to surface the gateway's JSON error.
 import type { Duplex } from 'node:stream';
 import { errorFromResponse, describeNetworkError } from '../api/client.js';
-import { paths, SESSION_HEADER, TUNNEL_PROTOCOL } from '../api/contract.js';
+import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL } from '../api/contract.js';
 import type { Endpoint } from '../api/endpoint.js';
 import { CliError } from '../errors.js';
 
@@ -12,7 +12,12 @@ export interface Tunnel {
   sessionId: string;
 }
 
-export function dialTunnel(endpoint: Endpoint, connection: string, token: string, origin: 'connect' | 'exec' = 'connect'): Promise<Tunnel> {
+/**
+ * `purpose: 'cancel'` says the stream will carry only a CancelRequest: the gateway lets such a
+ * tunnel past the caller's session limit (a full pool must still be able to cancel) and refuses
+ * anything else on it.
+ */
+export function dialTunnel(endpoint: Endpoint, connection: string, token: string, origin: 'connect' | 'exec' = 'connect', purpose: 'session' | 'cancel' = 'session'): Promise<Tunnel> {
   const url = new URL(endpoint.url + paths.tunnel(connection));
   return new Promise<Tunnel>((resolve, reject) => {
     let status = 0;
@@ -23,7 +28,7 @@ export function dialTunnel(endpoint: Endpoint, connection: string, token: string
         path: url.pathname,
         method: 'GET',
         upgrade: TUNNEL_PROTOCOL,
-        headers: { authorization: `Bearer ${token}`, 'sluice-origin': origin },
+        headers: { authorization: `Bearer ${token}`, 'sluice-origin': origin, ...(purpose === 'cancel' ? { [PURPOSE_HEADER]: 'cancel' } : {}) },
       },
       {
         // undici treats a handler as the new (controller) kind only when this method exists.

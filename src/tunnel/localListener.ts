@@ -88,7 +88,7 @@ async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelSta
   let tunnel;
   try {
     const token = await opts.credentials.token();
-    tunnel = await dialTunnel(opts.endpoint, opts.connection, token);
+    tunnel = await dialTunnel(opts.endpoint, opts.connection, token, 'connect', startup.kind === 'cancel' ? 'cancel' : 'session');
   } catch (err) {
     const message = err instanceof CliError ? err.message : String(err);
     opts.onClientError(message);

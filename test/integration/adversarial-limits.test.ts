@@ -4,12 +4,16 @@
 // audit trail what a reader will misread, or to talk the CLI into sending its token in clear.
 // Everything runs through the real binaries; effects are checked on the gateway process (its
 // memory, its sockets, its state directory) and on the target (pg_stat_activity).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startArena, type Arena } from '../support/arena.js';
-import { GATEWAY_BIN, newConfigDir, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess, type Tunnel } from '../support/binaries.js';
+import { GATEWAY_BIN, newConfigDir, openTunnel, runCli, serviceToken, startGateway, tokenCtx, writeGatewayConfig, type GatewayProcess, type Tunnel } from '../support/binaries.js';
 import { waitFor } from '../support/pgEngineHarness.js';
 import { errorsIn, localProbe, messageHeader, pgProbe, rssMiB, startupPacket, stateContains, tcpProbe, tlsProbe, upgrade, type Probe } from '../support/limitsProbes.js';
 
@@ -54,6 +58,17 @@ afterAll(async () => {
   await lean?.stop();
   await arena?.stop();
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 const startup = (params: [string, Buffer | string][] = []) => startupPacket([['user', 'attacker'], ['database', arena.database], ...params]);
 
@@ -119,6 +134,15 @@ describe('one unfinished client message cannot hold more than its cap of gateway
     console.log(`gateway RSS: ${before} MiB before; ${afterGreedy} MiB after 12 sessions declaring 64 MiB; ${afterAtCap} MiB with 12 sessions holding 1 MiB less one byte each`);
     expect(afterGreedy - before).toBeLessThan(48);
     expect(afterAtCap - before).toBeLessThan(96);
+    // The gateway held every byte: the last one completes each statement, which is then answered.
+    await Promise.all(
+      atCap.map(async (p) => {
+        p.socket.write(Buffer.from([0]));
+        await waitFor('an answer', () => errorsIn(p.received()).length > 0);
+        // Not SQL: refused by the policy (42501, it cannot parse what it judges) rather than the session ended.
+        expect(errorsIn(p.received())[0]).toMatchObject({ severity: 'ERROR', code: expect.stringMatching(/^42[56]01$/) });
+      }),
+    );
     for (const p of atCap) p.socket.destroy();
   });
 });
@@ -155,6 +179,42 @@ describe('one identity cannot take every session slot', () => {
     await again.end();
   });
 
+  it('at the limit the identity can still cancel its own statements, and a cancel tunnel carries nothing else', async () => {
+    const tunnel = await tunnelOn(lean, 'pg-lean', 'full-pool');
+    const clients = await Promise.all([0, 1].map(async () => {
+      const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
+      await c.connect();
+      return c;
+    }));
+    const running = clients[0]!.query(`select pg_sleep(30), 'cancel-me'`).then(() => 'finished', (e: { code?: string }) => e.code);
+    await waitFor('the statement to run', async () => (await arena.admin.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where query like '%cancel-me%' and pid <> pg_backend_pid()`)).rows[0]?.n === 1);
+    // The CancelRequest with the gateway-issued key, as libpq sends it on a connection of its own.
+    const { processID, secretKey } = clients[0] as unknown as { processID: number; secretKey: number };
+    const cancel = Buffer.alloc(16);
+    cancel.writeInt32BE(16, 0);
+    cancel.writeInt32BE(80877102, 4);
+    cancel.writeInt32BE(processID, 8);
+    cancel.writeInt32BE(secretKey, 12);
+    const c = await localProbe(tunnel.port);
+    c.socket.write(cancel);
+    expect(await running).toBe('57014');
+    await Promise.all(clients.map((cl) => cl.end()));
+
+    // A tunnel that says it is for a cancel cannot be used for a session past the limit.
+    const token = serviceToken(lean, 'sneaky', 'eng');
+    const held = await Promise.all([0, 1].map(async () => {
+      const p = await tlsProbe(lean);
+      await upgrade(p, 'pg-lean', token);
+      return p;
+    }));
+    const p = await tlsProbe(lean);
+    expect(await upgrade(p, 'pg-lean', token, ['sluice-purpose: cancel'])).toBe('HTTP/1.1 101 Switching Protocols');
+    p.socket.write(startup());
+    await p.closed;
+    expect(errorsIn(p.received().subarray(p.received().indexOf('\r\n\r\n') + 4))).toContainEqual(expect.objectContaining({ code: '08P01', message: expect.stringContaining('CancelRequest only') }));
+    held.forEach((h) => h.socket.destroy());
+  });
+
   it('over the raw upgrade the answer is HTTP 429 with the JSON error', async () => {
     const token = serviceToken(lean, 'raw-greedy', 'eng');
     const held = await Promise.all([0, 1].map(async () => {
@@ -183,6 +243,56 @@ describe('a log file that can no longer be written does not take the gateway dow
     await waitFor('the statements in the audit store', () => stateContains(lean, 'log-full-marker-3'));
     const reports = lean.output().split('\n').filter((l) => l.includes('cannot write the log file'));
     expect(reports).toEqual(['sluice-gateway: cannot write the log file /dev/full (ENOSPC); log lines are dropped until it can be written again. The audit trail is not affected.']);
+  });
+});
+
+describe('a gateway whose stderr is a full disk', () => {
+  it('starts, serves sessions and records them (it used to stop answering)', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-gw-full-'));
+    const su = cluster.roles.superuser;
+    const configFile = writeGatewayConfig(dir, {
+      port,
+      tls: false,
+      connections: [
+        {
+          name: 'pg-full',
+          type: 'postgres',
+          target: { host: cluster.host, port: cluster.port, database: arena.database, user: su.user, password: { env: 'FULL_PG_PASSWORD' }, sslmode: 'disable' },
+          allow: { groups: ['eng'] },
+        },
+      ],
+      extra: { log: { level: 'debug' } },
+    });
+    const stderr = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [GATEWAY_BIN, '--config', configFile], { env: { ...process.env, FULL_PG_PASSWORD: su.password }, stdio: ['ignore', 'ignore', stderr] });
+    closeSync(stderr);
+    const gw: GatewayProcess = {
+      url: `http://127.0.0.1:${port}`,
+      caFile: undefined,
+      configFile,
+      dir,
+      child,
+      output: () => '',
+      stop: async () => {
+        if (child.exitCode !== null) return child.exitCode;
+        child.kill('SIGTERM');
+        return (await once(child, 'exit'))[0] as number | null;
+      },
+    };
+    cleanups.push(async () => {
+      await gw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    // A request that arrives while the gateway is still starting is not answered (see the report), hence the per-try timeout.
+    await waitFor('the gateway to answer', () => fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(1_000) }).then((r) => r.ok, () => false), 20_000);
+    const tunnel = await tunnelOn(gw, 'pg-full', 'full-disk');
+    const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'x', database: arena.database });
+    await c.connect();
+    expect((await c.query(`select 'stderr-full-marker' as m`)).rows).toEqual([{ m: 'stderr-full-marker' }]);
+    await c.end();
+    expect(child.exitCode).toBeNull();
+    await waitFor('the statement in the audit store', () => stateContains(gw, 'stderr-full-marker'));
   });
 });
 

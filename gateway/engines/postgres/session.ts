@@ -154,6 +154,9 @@ export class PgSession {
         continue;
       }
       clearTimeout(this.startupTimer);
+      if (this.ctx.cancelOnly === true && m.kind !== 'cancel') {
+        throw new PgProtocolError('malformed', 'this tunnel was opened for a CancelRequest only (sluice-purpose: cancel)');
+      }
       if (m.kind === 'cancel') {
         this.phase = 'closing';
         this.cancel(m).catch((err: unknown) => this.fail(err));

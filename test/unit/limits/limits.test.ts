@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clientText, NAME_MAX_CHARS, tunnelOrigin } from '../../../gateway/clientText.js';
@@ -58,6 +59,10 @@ describe('SessionLimiter', () => {
     a1!(); // a second release must not free another slot
     expect(l.acquire('a')).toBeDefined();
     expect(l.acquire('a')).toBeUndefined();
+    // Cancel tunnels are counted apart: a full pool can still cancel.
+    expect(l.acquire('a', 'cancel')).toBeDefined();
+    expect(l.acquire('a', 'cancel')).toBeDefined();
+    expect(l.acquire('a', 'cancel')).toBeUndefined();
   });
 });
 
@@ -81,6 +86,19 @@ describe('RevocationWatch', () => {
     expect(ended).toEqual(['s1 28000 terminating connection: service token "ci" was revoked at 2026-01-02T03:04:05.000Z', 's2 28000']);
     await watch.check();
     expect(ended).toHaveLength(2);
+    watch.close();
+  });
+
+  it('ends the sessions of a token once it has expired', async () => {
+    const tokens = new Map([['h', { ...record(null), expiresAt: new Date(Date.now() + 60_000) }]]);
+    const watch = new RevocationWatch(storeWith(tokens), 60_000, pino({ level: 'silent' }));
+    const ended: string[] = [];
+    watch.watch('h', 'ci', (why) => ended.push(why.message));
+    await watch.check();
+    expect(ended).toEqual([]);
+    tokens.set('h', { ...record(null), expiresAt: new Date('2026-01-01T00:00:00Z') });
+    await watch.check();
+    expect(ended).toEqual(['terminating connection: service token "ci" expired at 2026-01-01T00:00:00.000Z']);
     watch.close();
   });
 
@@ -110,6 +128,18 @@ describe('clientText', () => {
     ['bad \ufffd utf8', 'bad \\u{fffd} utf8'],
     ['naïve – ok 😀', 'naïve – ok 😀'],
   ])('%j → %j', (input, expected) => expect(clientText(input, 200)).toBe(expected));
+
+  it('never lets an unsafe character through and never exceeds the cap (fast-check)', () => {
+    // eslint-disable-next-line no-control-regex -- the characters clientText must escape
+    const unsafe = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufffd]/u;
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 300 }), fc.integer({ min: 1, max: 100 }), (input, cap) => {
+        const out = clientText(input, cap);
+        expect(unsafe.test(out)).toBe(false);
+        expect(Array.from(out).length).toBeLessThanOrEqual(cap);
+      }),
+    );
+  });
 
   it('cuts to the cap in code points, marking the cut', () => {
     expect(clientText('x'.repeat(63), NAME_MAX_CHARS)).toBe('x'.repeat(63));

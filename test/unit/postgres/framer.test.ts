@@ -130,6 +130,10 @@ describe('PgFramer', () => {
       over.push(header(t, 8193));
       expect(errorOf(() => over.next())).toMatchObject({ sqlstate: '54000', message: expect.stringContaining('(limits.bindBytes)') });
     }
+    // A length no PostgreSQL message can have (above 1 GiB) is a protocol violation, whatever the cap.
+    const absurd = framer();
+    absurd.push(header('Q', 0x7fffffff));
+    expect(errorOf(() => absurd.next()).sqlstate).toBe('08P01');
     // CopyDone carries no body: the small cap, a protocol violation past it.
     const done = framer();
     done.push(header('c', CLIENT_SMALL_MAX_LENGTH + 1));

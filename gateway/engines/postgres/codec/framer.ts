@@ -220,11 +220,12 @@ export class PgFramer {
     const what = this.untyped ? `${this.side} startup packet` : `${this.side} message ${describeType(type)}`;
     if (len < min) throw new PgProtocolError('bad-length', `${what} declares length ${len}, below the minimum of ${min}`);
     if (len > cap) {
-      // A well-formed message over a configured limit is program_limit_exceeded, not a protocol
-      // violation, and the message names the setting so an operator can find it.
+      // A message PostgreSQL itself could accept but over a configured limit is
+      // program_limit_exceeded, naming the setting so an operator can find it; a length no
+      // PostgreSQL message can have stays a protocol violation.
       const setting = this.untyped ? undefined : this.capNames?.[type];
       const message = `${what} declares length ${len}, above the gateway's cap of ${cap} bytes${setting ? ` (${setting})` : ''}`;
-      throw new PgProtocolError('bad-length', message, setting ? { sqlstate: PROGRAM_LIMIT_EXCEEDED } : {});
+      throw new PgProtocolError('bad-length', message, setting && len <= SERVER_MAX_LENGTH ? { sqlstate: PROGRAM_LIMIT_EXCEEDED } : {});
     }
     return len;
   }
