@@ -82,6 +82,11 @@ export class TargetCatalog implements ColumnNameResolver {
     return r ? { schema: r[0] ?? '', name: r[1] ?? '' } : undefined;
   }
 
+  /** Runs a read-only query on the catalog connection (text values, NULL as null): writeRouteCatalog.ts. */
+  rows(sql: string): Promise<Row[]> {
+    return this.query(sql);
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);

@@ -11,6 +11,7 @@ import {
   maskPolicyFor,
   planCopyMask,
   PreparedStatements,
+  routesMatter,
   ruleApplies,
   type ColumnNameResolver,
   type CompiledPolicy,
@@ -23,6 +24,7 @@ import {
 } from '../../policy/index.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
+import { WriteRoutes, type CatalogRows } from './writeRouteCatalog.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -64,6 +66,8 @@ export class PolicyGate {
   private readonly inFlight = new Map<string, number>();
   private readonly preparedDecisions = new WeakMap<PreparedStatement, StatementDef>();
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
+  /** Writes through views, rules, inheritance and keys (issue 13): present when a rule names tables. */
+  private readonly routes: WriteRoutes | undefined;
 
   constructor(
     private readonly identity: Identity,
@@ -72,6 +76,8 @@ export class PolicyGate {
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
+    const rows = resolver as Partial<CatalogRows> | undefined;
+    if (this.enforce && routesMatter(policy, identity.groups)) this.routes = new WriteRoutes(typeof rows?.rows === 'function' ? (rows as CatalogRows) : undefined);
   }
 
   /**
@@ -83,9 +89,12 @@ export class PolicyGate {
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
     if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
-    const analysis = analyzer.analyze(text);
-    if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
+    const parsed = analyzer.analyze(text);
+    if (this.enforce && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
+    const analysis = this.routes?.expand(parsed) ?? parsed;
+    if (analysis instanceof Promise) return analysis;
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
+    this.routes?.judged(analysis, decision.verdict);
     if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;

@@ -1,0 +1,174 @@
+// What a write to a relation reaches, from the target's catalog: a view's base relations and the
+// relations its rules' actions name (pg_rewrite and pg_depend, so auto-updatable views and INSTEAD
+// rules alike), inheritance parents and children (pg_inherits: partitions too), the tables whose
+// foreign keys cascade from it (pg_constraint), and triggers whose functions the gateway cannot read
+// (pg_trigger), followed recursively. Asked once per relation per session and cached, on the
+// session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
+// already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
+// (a failed look-up, too many relations, a trigger) is answered as opaque: the policy fails closed.
+import { definesRoutes, expandWrites, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
+import { quoteLiteral } from './catalog.js';
+
+/** The catalog connection's one capability this module needs. */
+export interface CatalogRows {
+  rows(sql: string): Promise<(string | null)[][]>;
+}
+
+interface RelationFacts {
+  readonly schema: string;
+  readonly name: string;
+  readonly parents: readonly number[];
+  readonly children: readonly number[];
+  /** Relations the rules on it (a view's _RETURN rule included) depend on. */
+  readonly ruleRefs: readonly number[];
+  /** Tables whose foreign keys to it cascade (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT). */
+  readonly cascading: readonly number[];
+  /** Every table with a foreign key to it (TRUNCATE … CASCADE empties them all). */
+  readonly referencing: readonly number[];
+  /** Triggers whose function is not a built-in, as `name (function f)`; absent when none. */
+  readonly triggers?: string;
+}
+
+/** Far beyond real schemas; a route wider than this is not followed but refused. */
+const MAX_RELATIONS = 1000;
+/** Relation kinds a statement can write or define routes through. */
+const RELKINDS = "('r', 'v', 'p', 'f', 'm')";
+
+const oidList = (text: string | null | undefined): number[] => (text ?? '').match(/\d+/g)?.map(Number) ?? [];
+
+/** Per-session write routes: PolicyGate asks `expand` before judging a statement. */
+export class WriteRoutes {
+  private readonly answers = new Map<string, RouteAnswer>();
+  private readonly facts = new Map<number, RelationFacts>();
+  private memo = new WeakMap<SqlAnalysis, SqlAnalysis>();
+  /**
+   * A definition that reaches a governed table went to review in this session: a relation the
+   * catalog does not know may be such a route, created in the client's open transaction (which
+   * the catalog connection cannot see), so writes to unknown relations fail closed from then on.
+   */
+  private routesDefined = false;
+
+  constructor(private readonly catalog: CatalogRows | undefined) {}
+
+  /** The analysis with reached writes added; a promise when the catalog must be asked first. */
+  expand(analysis: SqlAnalysis): SqlAnalysis | Promise<void> {
+    const known = this.memo.get(analysis);
+    if (known !== undefined) return known;
+    const out = expandWrites(analysis, (s) => this.answers.get(siteKey(s)));
+    if ('missing' in out) return this.load(out.missing);
+    this.memo.set(analysis, out);
+    return out;
+  }
+
+  /** The verdict for a statement that may now be forwarded (allowed, or held for review). */
+  judged(analysis: SqlAnalysis, verdict: 'allow' | 'block' | 'review'): void {
+    if (!analysis.ok || verdict === 'block') return;
+    const ddl = analysis.statements.some((s) => ['create', 'alter', 'drop', 'comment', 'security label'].includes(s.kind) || s.nested.some((n) => n.via === 'schema-element'));
+    if (verdict === 'review' && definesRoutes(analysis)) this.routesDefined = true;
+    // The DDL may change what any relation reaches; ask the catalog again.
+    if (ddl) this.forget();
+  }
+
+  private forget(): void {
+    this.answers.clear();
+    this.facts.clear();
+    this.memo = new WeakMap();
+  }
+
+  private async load(sites: readonly WriteSite[]): Promise<void> {
+    try {
+      for (const site of sites) this.answers.set(siteKey(site), await this.route(site));
+    } catch (err) {
+      const reason = `the gateway could not look up in the catalog what a write reaches (${(err as Error).message})`;
+      for (const site of sites) if (!this.answers.has(siteKey(site))) this.answers.set(siteKey(site), { opaque: reason });
+    }
+  }
+
+  private async route(site: WriteSite): Promise<RouteAnswer> {
+    const label = site.schema === undefined ? site.name : `${site.schema}.${site.name}`;
+    if (this.catalog === undefined) return { opaque: `the gateway has no catalog connection to look up what a write to ${label} reaches` };
+    const start = await this.resolve(site);
+    if (start.length === 0) {
+      if (site.class !== 'define' && this.routesDefined) return { opaque: `${label} is not in the catalog (created in this transaction?) after a definition that reaches a governed table; what a write to it reaches cannot be known` };
+      return { found: false, reached: [] };
+    }
+    const seen = new Map<number, boolean>(start.map((o) => [o, false]));
+    let frontier: { oid: number; viaRule: boolean; class: WriteClass }[] = start.map((oid) => ({ oid, viaRule: false, class: site.class }));
+    while (frontier.length > 0) {
+      await this.loadFacts(frontier.map((f) => f.oid));
+      const next: typeof frontier = [];
+      for (const node of frontier) {
+        const f = this.facts.get(node.oid);
+        if (f === undefined) continue;
+        if (node.class !== 'define' && f.triggers !== undefined) {
+          return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose trigger ${f.triggers} runs code the gateway cannot see into` };
+        }
+        const step = (oids: readonly number[], viaRule: boolean, cls: WriteClass) => {
+          for (const o of oids) {
+            if (seen.has(o)) continue;
+            seen.set(o, viaRule);
+            next.push({ oid: o, viaRule, class: cls });
+          }
+        };
+        step(f.parents, node.viaRule, node.class);
+        step(f.children, node.viaRule, node.class);
+        // A rule's action may be any command: what it reaches is written in every way.
+        step(f.ruleRefs, true, node.class === 'define' ? 'define' : 'modify');
+        if (node.class === 'modify' || node.class === 'define') step(f.cascading, node.viaRule, node.class);
+        if (node.class === 'truncate') step(f.referencing, node.viaRule, 'truncate');
+      }
+      if (seen.size > MAX_RELATIONS) return { opaque: `a write to ${label} reaches more than ${MAX_RELATIONS} relations` };
+      frontier = next;
+    }
+    const reached: ReachedRelation[] = [];
+    for (const [oid, viaRule] of seen) {
+      const f = this.facts.get(oid);
+      if (f !== undefined && !start.includes(oid)) reached.push({ schema: f.schema, name: f.name, viaRule });
+    }
+    return { found: true, reached };
+  }
+
+  /**
+   * Every relation the name may denote. Unqualified names are matched in every schema: the
+   * client's search_path (and its temporary schema) is not the catalog connection's.
+   */
+  private async resolve(site: WriteSite): Promise<number[]> {
+    const schema = site.schema?.toLowerCase() === 'pg_temp' ? "n.nspname LIKE 'pg\\_temp\\_%'" : site.schema === undefined ? 'true' : `n.nspname = ${quoteLiteral(site.schema)}`;
+    const rows = await this.catalog?.rows(
+      `SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = ${quoteLiteral(site.name)} AND ${schema} AND c.relkind IN ${RELKINDS}`,
+    );
+    return (rows ?? []).map((r) => Number(r[0]));
+  }
+
+  private async loadFacts(oids: readonly number[]): Promise<void> {
+    const missing = [...new Set(oids)].filter((o) => !this.facts.has(o) && Number.isInteger(o) && o > 0);
+    if (missing.length === 0 || this.catalog === undefined) return;
+    const rows = await this.catalog.rows(
+      'SELECT c.oid, n.nspname, c.relname, ' +
+        'ARRAY(SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)::text, ' +
+        'ARRAY(SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)::text, ' +
+        'ARRAY(SELECT DISTINCT d.refobjid FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d ' +
+        "ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid " +
+        "WHERE r.ev_class = c.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid <> c.oid)::text, " +
+        "ARRAY(SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid " +
+        "AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')))::text, " +
+        "ARRAY(SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid)::text, " +
+        "(SELECT pg_catalog.string_agg(pg_catalog.concat(t.tgname, ' (function ', p.proname, ')'), ', ') FROM pg_catalog.pg_trigger t " +
+        'JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid ' +
+        "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace) " +
+        `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IN (${missing.join(', ')})`,
+    );
+    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggers] of rows) {
+      this.facts.set(Number(oid), {
+        schema: schema ?? '',
+        name: name ?? '',
+        parents: oidList(parents),
+        children: oidList(children),
+        ruleRefs: oidList(ruleRefs),
+        cascading: oidList(cascading),
+        referencing: oidList(referencing),
+        ...(triggers !== null && triggers !== undefined ? { triggers } : {}),
+      });
+    }
+  }
+}
