@@ -6,7 +6,7 @@
 // While something is held nothing after it is read, so the target sees the client's messages in
 // the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
 import type { PgFramer } from './codec/framer.js';
-import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
+import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
 import { AuditUnavailableError, type SessionContext } from '../types.js';
 import { quoteIdent, type TargetCatalog } from './catalog.js';
@@ -341,6 +341,7 @@ export class ClientFlow {
     this.decided(gate, id, def.decision);
     const expect = () => this.o.server.expect({ k: 'bind', portal: b.portal, def: known });
     return this.act(def.decision, id, def.text, {
+      params: b.params,
       forward: () => {
         this.described.delete(b.portal);
         this.forward(frame.buf, frame.start, frame.end);
@@ -406,10 +407,10 @@ export class ClientFlow {
     };
   }
 
-  private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
+  private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void; params?: readonly BindParam[] }): Hold | undefined {
     if (d.verdict === 'allow') how.forward();
     else if (d.verdict === 'block') how.refuse(blockRefusal(d));
-    else return this.reviews.hold(d, queryId, sql, how);
+    else return this.reviews.hold(d, queryId, sql, how, how.params);
     return undefined;
   }
 }
