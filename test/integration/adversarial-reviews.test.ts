@@ -1,0 +1,235 @@
+// Adversarial corpus, class "writes to a reviewed table by a way the review rule does not name"
+// (issue 13, item 4). The arena's policy reviews insert/update/delete/merge on `payments` (2 s
+// timeout, approvers dba); the attacker (group eng) tries every route to write it that the parser
+// can see: views (auto-updatable, INSTEAD rule, INSTEAD OF trigger), an inheritance child, a
+// cascading foreign key, COPY FROM, MERGE, writable CTEs, upserts, EXPLAIN ANALYZE, PREPARE/EXECUTE,
+// the extended protocol, a pipeline, and definitions that would make a new route (rules, triggers,
+// SQL functions, views, inheritance). Each is checked on the target itself: the rows of payments
+// (children included) are unchanged, and no definition was left behind. Writes elsewhere and
+// reads of payments stay allowed; an approver sees a held Bind's values and approves it once.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { ReviewInfo } from '../../src/api/contract.js';
+import { MessageWriter } from '../../gateway/engines/postgres/codec/wire.js';
+import { RECOMMENDED_POLICY, startArena, type Arena } from '../support/arena.js';
+import { runCli, serviceToken, tokenCtx } from '../support/binaries.js';
+import { waitFor } from '../support/pgEngineHarness.js';
+
+const cluster = inject('pgCluster');
+
+/** Routes the admin builds before the attacker arrives: the catalog must find them. */
+const ROUTES_SCHEMA = `
+  create table payment_batches (id int primary key);
+  insert into payment_batches values (1);
+  alter table payments add column batch_id int references payment_batches(id) on delete cascade;
+  update payments set batch_id = 1 where id = 1;
+  create view payments_view as select * from payments;
+  create view payments_rule_view as select id, amount from payments group by id, amount;
+  create rule payments_rule_view_ins as on insert to payments_rule_view
+    do instead insert into payments (id, amount, note) values (new.id, new.amount, 'via rule');
+  create function payments_trigger_fn() returns trigger language plpgsql as
+    $$ begin insert into payments (id, amount, note) values (new.id, new.amount, 'via trigger'); return new; end $$;
+  create view payments_trigger_view as select id, amount from payments group by id, amount;
+  create trigger payments_trigger_view_ins instead of insert on payments_trigger_view
+    for each row execute function payments_trigger_fn();
+  create table payments_2024 () inherits (payments);
+  insert into payments_2024 (id, amount, note) values (3, 300, 'child');
+  create function orders_to_payments_fn() returns trigger language plpgsql as
+    $$ begin insert into payments (id, amount, note) values (new.id + 1000, new.amount, 'via orders trigger'); return new; end $$;
+`;
+
+const HELD = /query held for review R-[2-9A-Z]{4} by rule payments-review[\s\S]*expired without a decision: not executed/;
+const REFUSED = /ERROR: {2}(blocked by rule|DDL is not allowed|.*the policy cannot be checked)/;
+
+let arena: Arena;
+let before: string;
+
+const paymentsRows = async (): Promise<string> =>
+  (await arena.admin.query<{ s: string }>("select string_agg(concat_ws(':', id, amount, note, batch_id), ',' order by id) as s from payments")).rows[0]?.s ?? '';
+const one = async (sql: string): Promise<unknown> => Object.values((await arena.admin.query(sql)).rows[0] ?? {})[0];
+
+beforeAll(async () => {
+  arena = await startArena(cluster, { prefix: 'adv_reviews', schema: ROUTES_SCHEMA });
+  before = await paymentsRows();
+});
+afterAll(async () => {
+  await arena?.stop();
+});
+
+interface Route {
+  readonly sql: string | readonly string[];
+  readonly input?: string;
+  /** held for review (then expired), or refused outright */
+  readonly outcome: 'held' | 'refused';
+  /** A query on the target that must answer true afterwards (the definition was not made). */
+  readonly after?: string;
+}
+
+const ROUTES: Record<string, Route> = {
+  'the direct insert (the baseline)': { sql: "insert into payments values (10, 1, 'direct')", outcome: 'held' },
+  'a schema-qualified, quoted name': { sql: `insert into public."payments" values (11, 1, 'quoted')`, outcome: 'held' },
+  'an auto-updatable view (insert)': { sql: "insert into payments_view values (12, 1, 'view')", outcome: 'held' },
+  'an auto-updatable view (update)': { sql: 'update payments_view set amount = 0 where id = 1', outcome: 'held' },
+  'a view with an INSTEAD rule': { sql: 'insert into payments_rule_view values (13, 1)', outcome: 'held' },
+  'a view with an INSTEAD OF trigger': { sql: 'insert into payments_trigger_view values (14, 1)', outcome: 'refused' },
+  'an inheritance child (insert)': { sql: "insert into payments_2024 (id, amount, note) values (15, 1, 'child')", outcome: 'held' },
+  'an inheritance child (delete)': { sql: 'delete from payments_2024 where id = 3', outcome: 'held' },
+  'a foreign key that cascades into payments': { sql: 'delete from payment_batches where id = 1', outcome: 'held' },
+  'COPY … FROM STDIN': { sql: 'copy payments (id, amount, note) from stdin', input: '16\t1\tcopy\n\\.\n', outcome: 'held' },
+  'COPY … FROM STDIN into the child': { sql: 'copy payments_2024 (id, amount, note) from stdin', input: '17\t1\tcopy\n\\.\n', outcome: 'held' },
+  'MERGE … WHEN NOT MATCHED THEN INSERT': {
+    sql: "merge into payments p using (values (18, 1)) v(id, amount) on p.id = v.id when not matched then insert (id, amount, note) values (v.id, v.amount, 'merge')",
+    outcome: 'held',
+  },
+  'MERGE into the child … THEN DELETE': { sql: 'merge into payments_2024 p using orders o on p.id = o.id when matched then delete', outcome: 'held' },
+  'a writable CTE': { sql: "with w as (insert into payments_view values (19, 1, 'cte') returning id) select * from w", outcome: 'held' },
+  'INSERT … ON CONFLICT DO UPDATE': { sql: "insert into payments values (1, 999, 'upsert') on conflict (id) do update set amount = excluded.amount", outcome: 'held' },
+  'EXPLAIN ANALYZE through the view': { sql: "explain analyze insert into payments_view values (20, 1, 'explain')", outcome: 'held' },
+  'PREPARE then EXECUTE through the child': { sql: ["prepare p as insert into payments_2024 (id, amount, note) values (21, 1, 'prepared')", 'execute p'], outcome: 'held' },
+  'TRUNCATE of the child': { sql: 'truncate payments_2024', outcome: 'refused' },
+  'CREATE RULE on orders that also inserts into payments': {
+    sql: "create rule orders_sneak as on insert to orders do also insert into payments (id, amount, note) values (new.id + 100, new.amount, 'rule')",
+    outcome: 'held',
+    after: "select not exists (select 1 from pg_rewrite where rulename = 'orders_sneak')",
+  },
+  'CREATE TRIGGER on orders with a function the gateway cannot read': {
+    sql: 'create trigger orders_sneak after insert on orders for each row execute function orders_to_payments_fn()',
+    outcome: 'refused',
+    after: "select not exists (select 1 from pg_trigger where tgname = 'orders_sneak')",
+  },
+  'CREATE FUNCTION in SQL whose body writes payments': {
+    sql: "create function pay_sneak() returns void language sql as $$ insert into payments_view values (22, 1, 'function') $$",
+    outcome: 'held',
+    after: "select to_regprocedure('pay_sneak()') is null",
+  },
+  'CREATE FUNCTION … BEGIN ATOMIC writing the child': {
+    sql: 'create function pay_sneak_atomic() returns void language sql begin atomic; delete from payments_2024 where id = 3; end',
+    outcome: 'held',
+    after: "select to_regprocedure('pay_sneak_atomic()') is null",
+  },
+  'CREATE VIEW over payments (a new auto-updatable route)': { sql: 'create view my_payments as select * from payments', outcome: 'held', after: "select to_regclass('my_payments') is null" },
+  'a temporary view that shadows orders': { sql: 'create temp view orders as select * from payments', outcome: 'held' },
+  'CREATE TABLE … INHERITS (payments)': { sql: 'create table payments_2025 () inherits (payments)', outcome: 'held', after: "select to_regclass('payments_2025') is null" },
+  'ALTER TABLE orders INHERIT payments': {
+    sql: 'alter table orders inherit payments',
+    outcome: 'refused',
+    after: "select not exists (select 1 from pg_inherits where inhrelid = 'orders'::regclass)",
+  },
+};
+
+describe('writes to a reviewed table by routes the rule does not name', () => {
+  it.each(Object.entries(ROUTES))('%s', async (_name, route) => {
+    const res = await arena.psql(route.sql, [], route.input);
+    expect(res.code, res.stdout).not.toBe(0);
+    if (route.outcome === 'held') expect(res.stderr).toMatch(HELD);
+    else {
+      expect(res.stderr).toMatch(REFUSED);
+      expect(res.stderr).not.toMatch(/held for review/);
+    }
+    expect(await paymentsRows()).toBe(before);
+    if (route.after !== undefined) expect(await one(route.after)).toBe(true);
+  });
+
+  it('an extended-protocol Bind through the view is held, and nothing is written when it expires', async () => {
+    const c = await arena.client();
+    try {
+      const err = await c.query('insert into payments_view (id, amount, note) values ($1, $2, $3)', [23, 1, 'bind']).then(() => undefined, (e: unknown) => e as { code?: string });
+      expect(err?.code).toBe('57014');
+    } finally {
+      await c.end();
+    }
+    expect(await paymentsRows()).toBe(before);
+  });
+
+  it('in a pipeline, the allowed write runs and the one through the child waits and expires', async () => {
+    const raw = await arena.raw();
+    try {
+      const q = (sql: string) => new MessageWriter().cstring(sql).typed('Q');
+      raw.send(Buffer.concat([q('insert into orders values (200, 1, 1)'), q("insert into payments_2024 (id, amount, note) values (24, 1, 'pipelined')")]));
+      const messages = await raw.until(2);
+      const texts = messages.filter((m) => m.type === 'E' || m.type === 'N').map((m) => m.body.toString('utf8'));
+      expect(texts.some((t) => t.includes('held for review'))).toBe(true);
+      expect(texts.some((t) => t.includes('expired without a decision'))).toBe(true);
+    } finally {
+      raw.close();
+    }
+    expect(await one('select count(*)::int from orders where id = 200')).toBe(1);
+    expect(await paymentsRows()).toBe(before);
+  });
+});
+
+describe('what stays allowed', () => {
+  it.each([
+    ['an insert into orders', 'insert into orders values (100, 1, 5)', 'select count(*) = 1 from orders where id = 100'],
+    ['an update of orders', 'update orders set amount = 7 where id = 9', 'select amount = 7 from orders where id = 9'],
+    ['an insert into the table payments references (inserts do not cascade)', 'insert into payment_batches values (2)', 'select count(*) = 1 from payment_batches where id = 2'],
+    ['a table made and filled in one transaction', 'begin; create table scratch (id int); insert into scratch values (1); commit', 'select count(*) = 1 from scratch'],
+    ['a view over orders', 'create view order_totals as select customer_id, sum(amount) from orders group by 1', "select to_regclass('order_totals') is not null"],
+  ])('%s', async (_name, sql, check) => {
+    const res = await arena.psql(sql);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).not.toMatch(/held for review|ERROR/);
+    expect(await one(check)).toBe(true);
+  });
+
+  it('COPY into orders', async () => {
+    const res = await arena.psql('copy orders from stdin', [], '300\t1\t30\n\\.\n');
+    expect(res.code, res.stderr).toBe(0);
+    expect(await one('select count(*) = 1 from orders where id = 300')).toBe(true);
+  });
+
+  it('reads of payments, directly, through the view and the child', async () => {
+    const res = await arena.psql(['select count(*) from payments', 'select count(*) from payments_view', 'select count(*) from payments_2024']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout.trim().split('\n')).toEqual(['3', '3', '1']);
+    expect(await paymentsRows()).toBe(before);
+  });
+});
+
+describe('an approver sees the values of a held Bind and approves them', () => {
+  let slow: Arena;
+  beforeAll(async () => {
+    // The same policy with time for three CLI runs before the review expires.
+    const rules = RECOMMENDED_POLICY.rules.map((r) => (r.id === 'payments-review' && 'review' in r ? { ...r, review: { ...r.review, timeout: '60s' } } : r));
+    slow = await startArena(cluster, { prefix: 'adv_reviews_ok', schema: ROUTES_SCHEMA, policy: { rules } });
+  });
+  afterAll(async () => {
+    await slow?.stop();
+  });
+
+  it('the write happens exactly once, with exactly those values', async () => {
+    const approver = tokenCtx(slow.gw, serviceToken(slow.gw, 'oncall', 'dba'));
+    const c = await slow.client();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    try {
+      const write = c.query('insert into payments_view (id, amount, note) values ($1, $2, $3)', [30, '42.50', "approved 'bind'"]);
+      write.catch(() => undefined); // awaited below; a failed step before that must not leave it unhandled
+      await waitFor('the review notice', () => notices.some((n) => n.includes('held for review')), 20_000);
+      const id = /held for review (R-[2-9A-Z]{4})/.exec(notices.join('\n'))?.[1] as string;
+
+      const list = await runCli(['reviews', 'ls', '--json'], approver);
+      expect(list.code, list.stderr).toBe(0);
+      expect((JSON.parse(list.stdout) as ReviewInfo[]).map((r) => r.id)).toContain(id);
+      const show = await runCli(['reviews', 'show', id, '--json'], approver);
+      expect(show.code, show.stderr).toBe(0);
+      const info = JSON.parse(show.stdout) as ReviewInfo;
+      expect(info.sql).toBe('insert into payments_view (id, amount, note) values ($1, $2, $3)');
+      expect(info.parameters).toEqual([
+        { value: '30', bytes: 2 },
+        { value: '42.50', bytes: 5 },
+        { value: "approved 'bind'", bytes: 15 },
+      ]);
+      expect(info.reason).toMatch(/payments/);
+      const text = await runCli(['reviews', 'show', id], approver);
+      expect(text.stdout).toContain(`$3 = "approved 'bind'"`);
+
+      const approve = await runCli(['reviews', 'approve', id, '--reason', 'ticket OPS-13'], approver);
+      expect(approve.code, approve.stderr).toBe(0);
+      await write;
+    } finally {
+      await c.end();
+    }
+    const rows = await slow.admin.query("select amount::text, note from payments where id = 30");
+    expect(rows.rows).toEqual([{ amount: '42.50', note: "approved 'bind'" }]);
+  });
+});
