@@ -86,6 +86,11 @@ function ownSites(s: StatementAnalysis): { sites: WriteSite[]; also: { command: 
   return { sites, also };
 }
 
+/** A cheap test that lets reads (the hot path) through without collecting anything. */
+function mayWrite(s: StatementAnalysis): boolean {
+  return s.command !== 'select' || s.relations.some((r) => r.access === 'write') || s.nested.some((n) => mayWrite(n.statement));
+}
+
 /** Every site in an analysis, nested statements included, for loading the catalog's answers. */
 export function writeSites(analysis: SqlAnalysis): WriteSite[] {
   const out = new Map<string, WriteSite>();
@@ -135,7 +140,7 @@ function triggerOpaque(s: StatementAnalysis): string | undefined {
  * definitions are returned as the same objects (the hot path allocates nothing).
  */
 export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) => RouteAnswer | undefined): SqlAnalysis | { readonly missing: readonly WriteSite[] } {
-  if (!analysis.ok) return analysis;
+  if (!analysis.ok || !analysis.statements.some(mayWrite)) return analysis;
   const missing = writeSites(analysis).filter((s) => answer(s) === undefined);
   if (missing.length > 0) return { missing };
 
