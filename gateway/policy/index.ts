@@ -23,5 +23,5 @@ export type { NoticeField } from './mask/notices.js';
 export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, cachingResolver } from './mask/plan.js';
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';
-export { expandWrites, writeSites, definesRoutes, routesMatter, siteKey } from './writeRoutes.js';
+export { expandWrites, writeSites, definesRoutes, routesMatter, siteKey, mayWrite, stripWriteRoutes } from './writeRoutes.js';
 export type { WriteSite, WriteClass, RouteAnswer, ReachedRelation } from './writeRoutes.js';

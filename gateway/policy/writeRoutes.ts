@@ -87,7 +87,7 @@ function ownSites(s: StatementAnalysis): { sites: WriteSite[]; also: { command: 
 }
 
 /** A cheap test that lets reads (the hot path) through without collecting anything. */
-function mayWrite(s: StatementAnalysis): boolean {
+export function mayWrite(s: StatementAnalysis): boolean {
   return s.command !== 'select' || s.relations.some((r) => r.access === 'write') || s.nested.some((n) => mayWrite(n.statement));
 }
 
@@ -170,4 +170,10 @@ export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) =>
   };
   const statements = analysis.statements.map(visit);
   return statements.every((s, i) => s === analysis.statements[i]) ? analysis : { ok: true, statements };
+}
+
+/** A statement without the writes expandWrites added, to expand it again after the catalog changed. */
+export function stripWriteRoutes(s: StatementAnalysis): StatementAnalysis {
+  if (!s.nested.some((n) => n.via === 'write-route' || n.statement.nested.length > 0)) return s;
+  return { ...s, nested: s.nested.filter((n) => n.via !== 'write-route').map((n) => ({ ...n, statement: stripWriteRoutes(n.statement) })) };
 }

@@ -7,6 +7,7 @@
 // SQL functions, views, inheritance). Each is checked on the target itself: the rows of payments
 // (children included) are unchanged, and no definition was left behind. Writes elsewhere and
 // reads of payments stay allowed; an approver sees a held Bind's values and approves it once.
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReviewInfo } from '../../src/api/contract.js';
 import { MessageWriter } from '../../gateway/engines/postgres/codec/wire.js';
@@ -189,8 +190,11 @@ describe('an approver sees the values of a held Bind and approves them', () => {
   let slow: Arena;
   beforeAll(async () => {
     // The same policy with time for three CLI runs before the review expires.
-    const rules = RECOMMENDED_POLICY.rules.map((r) => (r.id === 'payments-review' && 'review' in r ? { ...r, review: { ...r.review, timeout: '60s' } } : r));
-    slow = await startArena(cluster, { prefix: 'adv_reviews_ok', schema: ROUTES_SCHEMA, policy: { rules } });
+    const policy = structuredClone(RECOMMENDED_POLICY);
+    const review = policy.rules?.find((r) => r.id === 'payments-review')?.review;
+    if (review === undefined) throw new Error('the recommended policy reviews payments');
+    review.timeout = '60s';
+    slow = await startArena(cluster, { prefix: 'adv_reviews_ok', schema: ROUTES_SCHEMA, policy });
   });
   afterAll(async () => {
     await slow?.stop();
@@ -232,4 +236,60 @@ describe('an approver sees the values of a held Bind and approves them', () => {
     const rows = await slow.admin.query("select amount::text, note from payments where id = 30");
     expect(rows.rows).toEqual([{ amount: '42.50', note: "approved 'bind'" }]);
   });
+
+  /** A pg client through the slow arena whose notices name the reviews it waits for. */
+  async function requester(): Promise<{ c: pg.Client; heldAt: (n: number) => Promise<string> }> {
+    const c = await slow.client();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    const heldAt = async (n: number): Promise<string> => {
+      const held = () => notices.filter((m) => m.includes('held for review'));
+      await waitFor(`review notice ${n + 1}`, () => held().length > n, 20_000);
+      return /held for review (R-[2-9A-Z]{4})/.exec(held()[n] as string)?.[1] as string;
+    };
+    return { c, heldAt };
+  }
+  const decide = async (verb: 'approve' | 'reject', id: string) => {
+    const res = await runCli(['reviews', verb, id, '--reason', `${verb} in test`], tokenCtx(slow.gw, serviceToken(slow.gw, `oncall-${verb}-${id}`, 'dba')));
+    expect(res.code, res.stderr).toBe(0);
+  };
+
+  it('a statement prepared before an approved rule made a route is judged again at its next Bind', async () => {
+    const { c, heldAt } = await requester();
+    try {
+      const insert = (id: number) => c.query({ name: 'ins_orders', text: 'insert into orders values ($1, 1, 1)', values: [id] });
+      await insert(501);
+      const rule = c.query("create rule orders_to_payments as on insert to orders do also insert into payments (id, amount, note) values (new.id, new.amount, 'via approved rule')");
+      await decide('approve', await heldAt(0));
+      await rule;
+      const again = insert(502).then(() => undefined, (e: unknown) => e as { code?: string });
+      await decide('reject', await heldAt(1));
+      expect((await again)?.code).toBe('42501');
+    } finally {
+      await c.end();
+      await slow.admin.query('drop rule if exists orders_to_payments on orders');
+    }
+    expect(await one2('select count(*)::int from orders where id in (501, 502)')).toBe(1);
+    expect(await one2('select count(*)::int from payments where id in (501, 502)')).toBe(0);
+  });
+
+  it('in the transaction of an approved rule, writes are refused until it commits', async () => {
+    const { c, heldAt } = await requester();
+    try {
+      await c.query('begin');
+      const rule = c.query("create rule orders_to_payments_tx as on insert to orders do also insert into payments (id, amount, note) values (new.id, new.amount, 'via uncommitted rule')");
+      await decide('approve', await heldAt(0));
+      await rule;
+      const err = await c.query('insert into orders values (503, 1, 1)').then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toMatch(/committed/);
+      await c.query('rollback');
+    } finally {
+      await c.end();
+    }
+    expect(await one2("select count(*)::int from pg_rewrite where rulename = 'orders_to_payments_tx'")).toBe(0);
+    expect(await one2('select count(*)::int from payments where id = 503')).toBe(0);
+  });
+
+  const one2 = async (sql: string): Promise<unknown> => Object.values((await slow.admin.query(sql)).rows[0] ?? {})[0];
 });

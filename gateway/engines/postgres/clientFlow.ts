@@ -333,8 +333,15 @@ export class ClientFlow {
     if (def === undefined) {
       const j = gate.judgeExecution(b.statement);
       if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+      if (j instanceof Promise) return this.retry(() => j, frame);
       def = j;
     }
+    // A verdict from before the session's DDL changed where writes go is judged again.
+    const now = gate.fresh(b.statement, def, this.o.server.outstanding > 0);
+    if (now === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (now instanceof Promise) return this.retry(() => now, frame);
+    if (now !== def && this.cycleParses.get(b.statement) === def) this.cycleParses.set(b.statement, now);
+    def = now;
     const known = def;
     const cycle = this.o.tracker.cycles.client;
     const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def));

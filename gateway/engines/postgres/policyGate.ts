@@ -13,6 +13,7 @@ import {
   PreparedStatements,
   routesMatter,
   ruleApplies,
+  stripWriteRoutes,
   type ColumnNameResolver,
   type CompiledPolicy,
   type CopyMaskPlan,
@@ -39,6 +40,8 @@ export interface StatementDef {
   readonly decision: Decision;
   /** Per top-level statement, how a `COPY … TO STDOUT` in it is masked (mask policies only). */
   readonly copyPlans?: readonly (CopyMaskPlan | undefined)[];
+  /** The write-route generation it was judged in (writeRouteCatalog.ts); older verdicts are judged again. */
+  readonly routesGeneration?: number;
 }
 
 const ALLOW: Decision = Object.freeze({ verdict: 'allow', hits: [] });
@@ -68,6 +71,8 @@ export class PolicyGate {
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
   /** Writes through views, rules, inheritance and keys (issue 13): present when a rule names tables. */
   private readonly routes: WriteRoutes | undefined;
+  /** The write-route generation the prepared statements were last expanded in. */
+  private preparedGeneration = 0;
 
   constructor(
     private readonly identity: Identity,
@@ -91,24 +96,61 @@ export class PolicyGate {
     if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const parsed = analyzer.analyze(text);
     if (this.enforce && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
+    if (pipelined && this.routes?.waitsForCommit(parsed) === true) return 'wait';
+    const refreshed = this.refreshPrepared();
+    if (refreshed !== undefined) return refreshed;
     const analysis = this.routes?.expand(parsed) ?? parsed;
     if (analysis instanceof Promise) return analysis;
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
     this.routes?.judged(analysis, decision.verdict);
-    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
+    const stamp = this.routes === undefined ? {} : { routesGeneration: this.routes.generation };
+    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision, ...stamp };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
-    return { text, analysis, decision, copyPlans: plans };
+    return { text, analysis, decision, copyPlans: plans, ...stamp };
+  }
+
+  /**
+   * `def` as judged now: a verdict from before the session's DDL changed what relations reach
+   * (a Parse, a confirmed statement) is judged again; its name keeps the new verdict.
+   */
+  fresh(name: string, def: StatementDef, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
+    if (this.routes === undefined || def.routesGeneration === undefined || def.routesGeneration === this.routes.generation) return def;
+    const again = this.judge(def.text, pipelined);
+    if (again !== 'wait' && !(again instanceof Promise) && this.confirmed.get(name) === def) this.confirmed.set(name, again);
+    return again;
+  }
+
+  /** ReadyForQuery: idle outside a transaction, the client's definitions are visible to the catalog. */
+  ready(status: 'I' | 'T' | 'E', idle: boolean): void {
+    if (status === 'I' && idle) this.routes?.settled();
+  }
+
+  /** Expands the prepared statements again after the catalog changed (EXECUTE and Bind judge them). */
+  private refreshPrepared(): Promise<unknown> | undefined {
+    const routes = this.routes;
+    if (routes === undefined || routes.generation === this.preparedGeneration) return undefined;
+    const generation = routes.generation;
+    for (const [name, p] of this.prepared.entries()) {
+      const again = routes.expand({ ok: true, statements: [stripWriteRoutes(p.statement)] });
+      if (again instanceof Promise) return again;
+      const statement = again.ok ? again.statements[0] : undefined;
+      if (statement !== undefined) this.prepared.define(name, statement, p.text);
+    }
+    this.preparedGeneration = generation;
+    return undefined;
   }
 
   /**
    * The verdict for running prepared statement `name` (Bind), from the target-confirmed
    * definition; 'wait' while a Parse of that name is still unanswered.
    */
-  judgeExecution(name: string): StatementDef | 'wait' {
+  judgeExecution(name: string): StatementDef | 'wait' | Promise<unknown> {
     if ((this.inFlight.get(name) ?? 0) > 0) return 'wait';
+    const refreshed = this.refreshPrepared();
+    if (refreshed !== undefined) return refreshed;
     const def = this.confirmed.get(name);
     if (def !== undefined) return def;
     const p = name === '' ? undefined : this.prepared.get(name);

@@ -6,7 +6,7 @@
 // session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
 // already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
 // (a failed look-up, too many relations, a trigger) is answered as opaque: the policy fails closed.
-import { definesRoutes, expandWrites, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
+import { definesRoutes, expandWrites, mayWrite, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
 import { quoteLiteral } from './catalog.js';
 
 /** The catalog connection's one capability this module needs. */
@@ -34,6 +34,8 @@ const MAX_RELATIONS = 1000;
 /** Relation kinds a statement can write or define routes through. */
 const RELKINDS = "('r', 'v', 'p', 'f', 'm')";
 
+const UNSETTLED = 'a definition that reaches a governed table was sent for review earlier in this transaction, and the gateway sees it only once committed: writes fail closed until then';
+
 const oidList = (text: string | null | undefined): number[] => (text ?? '').match(/\d+/g)?.map(Number) ?? [];
 
 /** Per-session write routes: PolicyGate asks `expand` before judging a statement. */
@@ -41,38 +43,64 @@ export class WriteRoutes {
   private readonly answers = new Map<string, RouteAnswer>();
   private readonly facts = new Map<number, RelationFacts>();
   private memo = new WeakMap<SqlAnalysis, SqlAnalysis>();
+  /** Bumped whenever cached answers are dropped: verdicts computed before it are stale. */
+  generation = 0;
   /**
-   * A definition that reaches a governed table went to review in this session: a relation the
-   * catalog does not know may be such a route, created in the client's open transaction (which
-   * the catalog connection cannot see), so writes to unknown relations fail closed from then on.
+   * A definition that reaches a governed table went to review (and so may have run, approved)
+   * and the target has not been idle outside a transaction since: the catalog connection cannot
+   * see the client's uncommitted definitions, so the routes it would report may be incomplete.
+   * Until then writes fail closed (and pipelined ones wait for the target, see waitsForCommit).
    */
-  private routesDefined = false;
+  private unsettled = false;
 
   constructor(private readonly catalog: CatalogRows | undefined) {}
 
   /** The analysis with reached writes added; a promise when the catalog must be asked first. */
   expand(analysis: SqlAnalysis): SqlAnalysis | Promise<void> {
-    const known = this.memo.get(analysis);
-    if (known !== undefined) return known;
-    const out = expandWrites(analysis, (s) => this.answers.get(siteKey(s)));
+    const memoised = this.memo.get(analysis);
+    if (memoised !== undefined) return memoised;
+    const known = (s: WriteSite) => this.answers.get(siteKey(s));
+    const answer = !this.unsettled
+      ? known
+      : (s: WriteSite): RouteAnswer | undefined => {
+          if (s.class !== 'define') return { opaque: UNSETTLED };
+          const a = known(s);
+          // A name the catalog does not know may be the uncommitted route itself.
+          return a !== undefined && 'found' in a && !a.found ? { opaque: UNSETTLED } : a;
+        };
+    const out = expandWrites(analysis, answer);
     if ('missing' in out) return this.load(out.missing);
     this.memo.set(analysis, out);
     return out;
+  }
+
+  /** Whether a pipelined statement must wait until the target has answered what went before. */
+  waitsForCommit(analysis: SqlAnalysis): boolean {
+    return this.unsettled && analysis.ok && analysis.statements.some(mayWrite);
+  }
+
+  /** The target is idle outside a transaction: every definition is committed or gone. */
+  settled(): void {
+    if (!this.unsettled) return;
+    this.unsettled = false;
+    this.forget();
   }
 
   /** The verdict for a statement that may now be forwarded (allowed, or held for review). */
   judged(analysis: SqlAnalysis, verdict: 'allow' | 'block' | 'review'): void {
     if (!analysis.ok || verdict === 'block') return;
     const ddl = analysis.statements.some((s) => ['create', 'alter', 'drop', 'comment', 'security label'].includes(s.kind) || s.nested.some((n) => n.via === 'schema-element'));
-    if (verdict === 'review' && definesRoutes(analysis)) this.routesDefined = true;
+    const defines = verdict === 'review' && definesRoutes(analysis);
+    if (defines) this.unsettled = true;
     // The DDL may change what any relation reaches; ask the catalog again.
-    if (ddl) this.forget();
+    if (ddl || defines) this.forget();
   }
 
   private forget(): void {
     this.answers.clear();
     this.facts.clear();
     this.memo = new WeakMap();
+    this.generation++;
   }
 
   private async load(sites: readonly WriteSite[]): Promise<void> {
@@ -88,10 +116,7 @@ export class WriteRoutes {
     const label = site.schema === undefined ? site.name : `${site.schema}.${site.name}`;
     if (this.catalog === undefined) return { opaque: `the gateway has no catalog connection to look up what a write to ${label} reaches` };
     const start = await this.resolve(site);
-    if (start.length === 0) {
-      if (site.class !== 'define' && this.routesDefined) return { opaque: `${label} is not in the catalog (created in this transaction?) after a definition that reaches a governed table; what a write to it reaches cannot be known` };
-      return { found: false, reached: [] };
-    }
+    if (start.length === 0) return { found: false, reached: [] };
     const seen = new Map<number, boolean>(start.map((o) => [o, false]));
     let frontier: { oid: number; viaRule: boolean; class: WriteClass }[] = start.map((oid) => ({ oid, viaRule: false, class: site.class }));
     while (frontier.length > 0) {
