@@ -17,9 +17,10 @@ import type { NestedStatement, RelationRef, SqlAnalysis, StatementAnalysis } fro
  * How a relation is written, which decides the routes that carry the write on: an insert reaches
  * inheritance parents and children, rules and triggers; an update or delete also reaches the
  * tables whose foreign keys cascade from it; TRUNCATE (… CASCADE) every referencing table; a
- * definition every route at all (a view, rule or function may later do any of these).
+ * definition every route at all (a view, rule or function may later do any of these). `trigger`
+ * names the function of CREATE TRIGGER: what its body writes is written in every way.
  */
-export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define';
+export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger';
 
 /** A relation written by a statement, or named by a definition that could become a route. */
 export interface WriteSite {
@@ -48,7 +49,7 @@ export const siteKey = (s: WriteSite): string => `${s.class}\u0000${s.schema ?? 
 const ALL_WRITES = ['insert', 'update', 'delete', 'merge'] as const;
 const DML = new Set(['insert', 'update', 'delete', 'merge']);
 /** Definitions whose own relations (the table a rule is on, an inheritance parent) become routes. */
-const DEFINES_ON_RELATIONS = new Set(['create table', 'create foreign table', 'alter table', 'alter foreign table', 'create rule']);
+const DEFINES_ON_RELATIONS = new Set(['create table', 'create foreign table', 'alter table', 'alter foreign table', 'create rule', 'create trigger']);
 /** Definitions whose nested statements (a view's query, a rule's actions, a SQL function's body) become routes. */
 const DEFINES_BY_BODY = new Set(['create view', 'create rule', 'create function', 'create procedure']);
 
@@ -83,6 +84,9 @@ function ownSites(s: StatementAnalysis): { sites: WriteSite[]; also: { command: 
   if (DEFINES_ON_RELATIONS.has(s.command)) defined.push(...s.relations.map(bare));
   if (DEFINES_BY_BODY.has(s.command)) for (const n of s.nested) allRelations(n.statement, defined);
   for (const d of defined) sites.push({ ...d, class: 'define' });
+  // Built-in trigger functions (pg_catalog) write nothing but the row they are given.
+  const fn = s.command === 'create trigger' ? s.functions[0] : undefined;
+  if (fn !== undefined && fn.schema?.toLowerCase() !== 'pg_catalog') sites.push({ ...(fn.schema !== undefined ? { schema: fn.schema } : {}), name: fn.name, class: 'trigger' });
   return { sites, also };
 }
 
@@ -125,13 +129,9 @@ const synthetic = (s: StatementAnalysis, command: string, relation: { schema?: s
   },
 });
 
-/** CREATE TRIGGER runs a function the gateway cannot read (trigger functions are never SQL). */
+/** An event trigger runs its function on DDL, any DDL: not a route from one table. */
 function triggerOpaque(s: StatementAnalysis): string | undefined {
-  if (s.command === 'create event trigger') return 'an event trigger runs a function on DDL that the gateway cannot see into';
-  if (s.command !== 'create trigger') return undefined;
-  const fn = s.functions[0];
-  if (fn?.schema?.toLowerCase() === 'pg_catalog') return undefined;
-  return `a trigger runs function ${fn?.name ?? '(unknown)'} on every write, and the gateway cannot see what that function writes`;
+  return s.command === 'create event trigger' ? 'an event trigger runs a function on DDL that the gateway cannot see into' : undefined;
 }
 
 /**
@@ -155,10 +155,10 @@ export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) =>
     for (const site of sites) {
       const a = answer(site) as RouteAnswer;
       if ('opaque' in a) {
-        added.push(synthetic(s, site.class === 'define' ? 'create' : s.command, site, a.opaque));
+        added.push(synthetic(s, site.class === 'define' || site.class === 'trigger' ? 'create' : s.command, site, a.opaque));
         continue;
       }
-      const commands = site.class === 'define' ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
+      const commands = site.class === 'define' || site.class === 'trigger' ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
       // A definition names its relations so that rules on them see it; a write names them already.
       if (site.class === 'define') for (const c of commands) added.push(synthetic(s, c, site));
       for (const r of a.reached) for (const c of r.viaRule ? ALL_WRITES : commands) added.push(synthetic(s, c, { schema: r.schema, name: r.name }));

@@ -34,6 +34,15 @@ const ROUTES_SCHEMA = `
     for each row execute function payments_trigger_fn();
   create table payments_2024 () inherits (payments);
   insert into payments_2024 (id, amount, note) values (3, 300, 'child');
+  create table order_notes (id int primary key, body text, updated_at timestamptz);
+  create function touch_fn() returns trigger language plpgsql as $$ begin new.updated_at := now(); return new; end $$;
+  create trigger order_notes_touch before insert or update on order_notes for each row execute function touch_fn();
+  create table refunds (id int primary key, amount numeric);
+  create function refunds_to_payments_fn() returns trigger language plpgsql as
+    $$ begin insert into payments (id, amount, note) values (new.id + 2000, -new.amount, 'refund'); return new; end $$;
+  create trigger refunds_to_payments after insert on refunds for each row execute function refunds_to_payments_fn();
+  create function dynamic_fn() returns trigger language plpgsql as
+    $$ begin execute 'insert into pay' || 'ments (id, amount) values (9999, 1)'; return new; end $$;
   create function orders_to_payments_fn() returns trigger language plpgsql as
     $$ begin insert into payments (id, amount, note) values (new.id + 1000, new.amount, 'via orders trigger'); return new; end $$;
 `;
@@ -71,7 +80,7 @@ const ROUTES: Record<string, Route> = {
   'an auto-updatable view (insert)': { sql: "insert into payments_view values (12, 1, 'view')", outcome: 'held' },
   'an auto-updatable view (update)': { sql: 'update payments_view set amount = 0 where id = 1', outcome: 'held' },
   'a view with an INSTEAD rule': { sql: 'insert into payments_rule_view values (13, 1)', outcome: 'held' },
-  'a view with an INSTEAD OF trigger': { sql: 'insert into payments_trigger_view values (14, 1)', outcome: 'refused' },
+  'a view with an INSTEAD OF trigger': { sql: 'insert into payments_trigger_view values (14, 1)', outcome: 'held' },
   'an inheritance child (insert)': { sql: "insert into payments_2024 (id, amount, note) values (15, 1, 'child')", outcome: 'held' },
   'an inheritance child (delete)': { sql: 'delete from payments_2024 where id = 3', outcome: 'held' },
   'a foreign key that cascades into payments': { sql: 'delete from payment_batches where id = 1', outcome: 'held' },
@@ -92,10 +101,16 @@ const ROUTES: Record<string, Route> = {
     outcome: 'held',
     after: "select not exists (select 1 from pg_rewrite where rulename = 'orders_sneak')",
   },
-  'CREATE TRIGGER on orders with a function the gateway cannot read': {
+  'a table whose existing trigger writes payments': { sql: 'insert into refunds values (40, 5)', outcome: 'held' },
+  'CREATE TRIGGER on orders whose function writes payments': {
     sql: 'create trigger orders_sneak after insert on orders for each row execute function orders_to_payments_fn()',
-    outcome: 'refused',
+    outcome: 'held',
     after: "select not exists (select 1 from pg_trigger where tgname = 'orders_sneak')",
+  },
+  'CREATE TRIGGER whose function builds its SQL at run time': {
+    sql: 'create trigger orders_dynamic after insert on orders for each row execute function dynamic_fn()',
+    outcome: 'refused',
+    after: "select not exists (select 1 from pg_trigger where tgname = 'orders_dynamic')",
   },
   'CREATE FUNCTION in SQL whose body writes payments': {
     sql: "create function pay_sneak() returns void language sql as $$ insert into payments_view values (22, 1, 'function') $$",
@@ -165,6 +180,8 @@ describe('what stays allowed', () => {
     ['an insert into the table payments references (inserts do not cascade)', 'insert into payment_batches values (2)', 'select count(*) = 1 from payment_batches where id = 2'],
     ['a table made and filled in one transaction', 'begin; create table scratch (id int); insert into scratch values (1); commit', 'select count(*) = 1 from scratch'],
     ['a view over orders', 'create view order_totals as select customer_id, sum(amount) from orders group by 1', "select to_regclass('order_totals') is not null"],
+    ['a write to a table whose trigger writes nothing else', "insert into order_notes values (1, 'note')", 'select updated_at is not null from order_notes where id = 1'],
+    ['a trigger whose function writes nothing else', 'create trigger orders_touch before update on orders for each row execute function touch_fn()', "select count(*) = 1 from pg_trigger where tgname = 'orders_touch'"],
   ])('%s', async (_name, sql, check) => {
     const res = await arena.psql(sql);
     expect(res.code, res.stderr).toBe(0);

@@ -2,11 +2,12 @@
 // relations its rules' actions name (pg_rewrite and pg_depend, so auto-updatable views and INSTEAD
 // rules alike), inheritance parents and children (pg_inherits: partitions too), the tables whose
 // foreign keys cascade from it (pg_constraint), and triggers whose functions the gateway cannot read
-// (pg_trigger), followed recursively. Asked once per relation per session and cached, on the
+// (pg_trigger; a PL/pgSQL body is read for what it writes), followed recursively. Asked once per relation per session and cached, on the
 // session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
 // already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
 // (a failed look-up, too many relations, a trigger) is answered as opaque: the policy fails closed.
 import { definesRoutes, expandWrites, mayWrite, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
+import { plpgsqlWrites, type BodyWrites } from '../../policy/plpgsqlBody.js';
 import { quoteLiteral } from './catalog.js';
 
 /** The catalog connection's one capability this module needs. */
@@ -25,8 +26,15 @@ interface RelationFacts {
   readonly cascading: readonly number[];
   /** Every table with a foreign key to it (TRUNCATE … CASCADE empties them all). */
   readonly referencing: readonly number[];
-  /** Triggers whose function is not a built-in, as `name (function f)`; absent when none. */
-  readonly triggers?: string;
+  /** Functions of its triggers that are not built-ins (pg_catalog's are known not to write elsewhere). */
+  readonly triggerFunctions: readonly number[];
+}
+
+interface Node {
+  readonly oid: number;
+  /** Reached through a rule's action or a trigger's body (whose command may differ from the write's). */
+  readonly viaRule: boolean;
+  readonly class: WriteClass;
 }
 
 /** Far beyond real schemas; a route wider than this is not followed but refused. */
@@ -42,6 +50,7 @@ const oidList = (text: string | null | undefined): number[] => (text ?? '').matc
 export class WriteRoutes {
   private readonly answers = new Map<string, RouteAnswer>();
   private readonly facts = new Map<number, RelationFacts>();
+  private readonly functions = new Map<number, BodyWrites>();
   private memo = new WeakMap<SqlAnalysis, SqlAnalysis>();
   /** Bumped whenever cached answers are dropped: verdicts computed before it are stale. */
   generation = 0;
@@ -99,6 +108,7 @@ export class WriteRoutes {
   private forget(): void {
     this.answers.clear();
     this.facts.clear();
+    this.functions.clear();
     this.memo = new WeakMap();
     this.generation++;
   }
@@ -115,26 +125,54 @@ export class WriteRoutes {
   private async route(site: WriteSite): Promise<RouteAnswer> {
     const label = site.schema === undefined ? site.name : `${site.schema}.${site.name}`;
     if (this.catalog === undefined) return { opaque: `the gateway has no catalog connection to look up what a write to ${label} reaches` };
+    if (site.class === 'trigger') return this.triggerRoute(site, label);
     const start = await this.resolve(site);
     if (start.length === 0) return { found: false, reached: [] };
-    const seen = new Map<number, boolean>(start.map((o) => [o, false]));
-    let frontier: { oid: number; viaRule: boolean; class: WriteClass }[] = start.map((oid) => ({ oid, viaRule: false, class: site.class }));
+    return this.closure(label, start.map((oid) => ({ oid, viaRule: false, class: site.class })), start);
+  }
+
+  /** CREATE TRIGGER … EXECUTE FUNCTION f: what f's body writes, and what that reaches. */
+  private async triggerRoute(site: WriteSite, label: string): Promise<RouteAnswer> {
+    const schema = site.schema === undefined ? 'true' : `n.nspname = ${quoteLiteral(site.schema)}`;
+    const rows = await this.catalog?.rows(
+      `SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${quoteLiteral(site.name)} AND ${schema}`,
+    );
+    const fns = (rows ?? []).map((r) => Number(r[0]));
+    if (fns.length === 0) return { opaque: `trigger function ${label} is not in the catalog, so the gateway cannot see what it writes` };
+    const start: Node[] = [];
+    for (const fn of fns) {
+      const body = await this.functionWrites(fn);
+      if ('opaque' in body) return { opaque: `a trigger would run ${body.opaque}` };
+      for (const w of body.writes) for (const oid of await this.resolve(w)) start.push({ oid, viaRule: true, class: w.class });
+    }
+    return this.closure(label, start, []);
+  }
+
+  /** Everything the nodes reach, breadth first; `own` (the written relation itself) is not listed. */
+  private async closure(label: string, nodes: Node[], own: readonly number[]): Promise<RouteAnswer> {
+    const seen = new Map<number, boolean>(nodes.map((n) => [n.oid, n.viaRule]));
+    let frontier = nodes;
     while (frontier.length > 0) {
       await this.loadFacts(frontier.map((f) => f.oid));
-      const next: typeof frontier = [];
+      const next: Node[] = [];
+      const step = (oids: readonly number[], viaRule: boolean, cls: WriteClass) => {
+        for (const o of oids) {
+          if (seen.has(o)) continue;
+          seen.set(o, viaRule);
+          next.push({ oid: o, viaRule, class: cls });
+        }
+      };
       for (const node of frontier) {
         const f = this.facts.get(node.oid);
         if (f === undefined) continue;
-        if (node.class !== 'define' && f.triggers !== undefined) {
-          return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose trigger ${f.triggers} runs code the gateway cannot see into` };
-        }
-        const step = (oids: readonly number[], viaRule: boolean, cls: WriteClass) => {
-          for (const o of oids) {
-            if (seen.has(o)) continue;
-            seen.set(o, viaRule);
-            next.push({ oid: o, viaRule, class: cls });
+        // A definition names the table a trigger is on; the trigger runs when that table is written.
+        if (node.class !== 'define') {
+          for (const fn of f.triggerFunctions) {
+            const body = await this.functionWrites(fn);
+            if ('opaque' in body) return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose trigger runs ${body.opaque}` };
+            for (const w of body.writes) step(await this.resolve(w), true, w.class);
           }
-        };
+        }
         step(f.parents, node.viaRule, node.class);
         step(f.children, node.viaRule, node.class);
         // A rule's action may be any command: what it reaches is written in every way.
@@ -148,9 +186,27 @@ export class WriteRoutes {
     const reached: ReachedRelation[] = [];
     for (const [oid, viaRule] of seen) {
       const f = this.facts.get(oid);
-      if (f !== undefined && !start.includes(oid)) reached.push({ schema: f.schema, name: f.name, viaRule });
+      if (f !== undefined && !own.includes(oid)) reached.push({ schema: f.schema, name: f.name, viaRule });
     }
     return { found: true, reached };
+  }
+
+  /** What a (trigger) function's body writes: PL/pgSQL is read, any other language is opaque. */
+  private async functionWrites(oid: number): Promise<BodyWrites> {
+    const known = this.functions.get(oid);
+    if (known !== undefined) return known;
+    const rows = await this.catalog?.rows(
+      `SELECT p.proname, l.lanname, p.prosrc FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.oid = ${oid >>> 0}`,
+    );
+    const [name, language, src] = rows?.[0] ?? [];
+    const body: BodyWrites =
+      name === undefined || name === null
+        ? { opaque: `a function (OID ${oid}) the catalog does not know` }
+        : language === 'plpgsql'
+          ? plpgsqlWrites(name, src ?? '')
+          : { opaque: `function ${name}, written in ${language ?? 'an unknown language'}, which the gateway cannot see into` };
+    this.functions.set(oid, body);
+    return body;
   }
 
   /**
@@ -178,12 +234,11 @@ export class WriteRoutes {
         "ARRAY(SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid " +
         "AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')))::text, " +
         "ARRAY(SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid)::text, " +
-        "(SELECT pg_catalog.string_agg(pg_catalog.concat(t.tgname, ' (function ', p.proname, ')'), ', ') FROM pg_catalog.pg_trigger t " +
-        'JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid ' +
-        "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace) " +
+        'ARRAY(SELECT DISTINCT t.tgfoid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid ' +
+        "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)::text " +
         `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IN (${missing.join(', ')})`,
     );
-    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggers] of rows) {
+    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions] of rows) {
       this.facts.set(Number(oid), {
         schema: schema ?? '',
         name: name ?? '',
@@ -192,7 +247,7 @@ export class WriteRoutes {
         ruleRefs: oidList(ruleRefs),
         cascading: oidList(cascading),
         referencing: oidList(referencing),
-        ...(triggers !== null && triggers !== undefined ? { triggers } : {}),
+        triggerFunctions: oidList(triggerFunctions),
       });
     }
   }

@@ -17,6 +17,10 @@ const ENG = { groups: ['eng'] };
 
 /** The catalog of the test: payments_view and payments_2024 reach payments; everything else nothing. */
 function answer(site: WriteSite): RouteAnswer {
+  if (site.class === 'trigger') {
+    if (site.name === 'pay_fn') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: true }] };
+    return site.name === 'dynamic_fn' ? { opaque: 'a trigger would run function dynamic_fn, which runs SQL built at run time' } : { found: true, reached: [] };
+  }
   if (site.name === 'payments_view' || site.name === 'payments_2024') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: site.name === 'payments_view' }] };
   if (site.name === 'audited') return { opaque: 'a write to audited fires trigger t (function f), code the gateway cannot see into' };
   return { found: site.name !== 'fresh', reached: [] };
@@ -72,6 +76,8 @@ describe('write routes', () => {
     'create rule r as on insert to orders do also insert into payments values (new.id, 1)',
     'create rule r as on insert to orders do instead insert into payments_view values (new.id, 1)',
     "create function f() returns void language sql as $$ insert into payments values (9, 9) $$",
+    'create trigger t after insert on orders for each row execute function pay_fn()',
+    'create trigger t before insert on payments for each row execute function touch_fn()',
     'create function f() returns void language sql begin atomic; delete from payments_2024 where id = 1; end',
     'create schema s create view v as select * from payments',
   ])('holds %s for review', (sql) => {
@@ -80,7 +86,7 @@ describe('write routes', () => {
 
   it.each([
     ['insert into audited values (1)', 'block'],
-    ['create trigger t after insert on orders for each row execute function f()', 'block'],
+    ['create trigger t after insert on orders for each row execute function dynamic_fn()', 'block'],
     ['create event trigger e on ddl_command_start execute function f()', 'block'],
   ])('refuses %s, whose writes it cannot see', (sql, expected) => {
     expect(verdict(sql)).toBe(expected);
@@ -95,6 +101,7 @@ describe('write routes', () => {
     'create view order_totals as select sum(amount) from orders',
     'create table t as select * from payments',
     'create trigger t before update on orders for each row execute function pg_catalog.suppress_redundant_updates_trigger()',
+    'create trigger t before update on orders for each row execute function touch_fn()',
     'explain insert into payments_view values (1, 1)',
   ])('allows %s', (sql) => {
     expect(verdict(sql)).toBe('allow');
