@@ -62,11 +62,32 @@ const bare = (r: RelationRef): { schema?: string; name: string } => (r.schema ==
 
 function allRelations(s: StatementAnalysis, out: { schema?: string; name: string }[]): void {
   for (const r of s.relations) out.push(bare(r));
-  for (const n of s.nested) allRelations(n.statement, out);
+  for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, out);
+}
+
+interface OwnSites {
+  readonly sites: readonly WriteSite[];
+  readonly keys: readonly string[];
+  readonly also: readonly { command: string; relation: { schema?: string; name: string } }[];
+}
+
+/**
+ * By the statement's `relations` array: the shape cache (shape.ts) hands out copies of one cached
+ * analysis that differ only in `text` and share that array, so a statement repeated with other
+ * literals is looked at once.
+ */
+const ownSitesMemo = new WeakMap<readonly RelationRef[], OwnSites>();
+
+function ownSites(s: StatementAnalysis): OwnSites {
+  const known = ownSitesMemo.get(s.relations);
+  if (known !== undefined) return known;
+  const out = collectOwnSites(s);
+  ownSitesMemo.set(s.relations, out);
+  return out;
 }
 
 /** The writes of one statement itself (not its nested statements), and what it is in all but name. */
-function ownSites(s: StatementAnalysis): { sites: WriteSite[]; also: { command: string; relation: { schema?: string; name: string } }[] } {
+function collectOwnSites(s: StatementAnalysis): OwnSites {
   const sites: WriteSite[] = [];
   const also: { command: string; relation: { schema?: string; name: string } }[] = [];
   const writes = s.relations.filter((r) => r.access === 'write');
@@ -82,12 +103,13 @@ function ownSites(s: StatementAnalysis): { sites: WriteSite[]; also: { command: 
   }
   const defined: { schema?: string; name: string }[] = [];
   if (DEFINES_ON_RELATIONS.has(s.command)) defined.push(...s.relations.map(bare));
-  if (DEFINES_BY_BODY.has(s.command)) for (const n of s.nested) allRelations(n.statement, defined);
+  // Added writes are left out, so a statement and its expansion give the same sites (ownSitesMemo).
+  if (DEFINES_BY_BODY.has(s.command)) for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, defined);
   for (const d of defined) sites.push({ ...d, class: 'define' });
   // Built-in trigger functions (pg_catalog) write nothing but the row they are given.
   const fn = s.command === 'create trigger' ? s.functions[0] : undefined;
   if (fn !== undefined && fn.schema?.toLowerCase() !== 'pg_catalog') sites.push({ ...(fn.schema !== undefined ? { schema: fn.schema } : {}), name: fn.name, class: 'trigger' });
-  return { sites, also };
+  return { sites, keys: sites.map(siteKey), also };
 }
 
 /** A cheap test that lets reads (the hot path) through without collecting anything. */
@@ -99,7 +121,8 @@ export function mayWrite(s: StatementAnalysis): boolean {
 export function writeSites(analysis: SqlAnalysis): WriteSite[] {
   const out = new Map<string, WriteSite>();
   const visit = (s: StatementAnalysis): void => {
-    for (const site of ownSites(s).sites) out.set(siteKey(site), site);
+    const own = ownSites(s);
+    own.sites.forEach((site, i) => out.set(own.keys[i] as string, site));
     for (const n of s.nested) visit(n.statement);
   };
   if (analysis.ok) analysis.statements.forEach(visit);
