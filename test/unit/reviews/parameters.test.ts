@@ -6,8 +6,9 @@ import { reviewInfo } from '../../../src/api/contract.js';
 import { describeReview } from '../../../src/commands/reviews/show.js';
 import type { Identity } from '../../../gateway/engines/types.js';
 import { MAX_PARAMETER_BINARY_BYTES, MAX_PARAMETER_CHARS, MAX_PARAMETERS, reviewParameters } from '../../../gateway/reviews/parameters.js';
+import { webhookPayload } from '../../../gateway/reviews/notify.js';
 import { toReviewInfo } from '../../../gateway/reviews/routes.js';
-import { createReviewService } from '../../../gateway/reviews/service.js';
+import { createReviewService, type ReviewEvent } from '../../../gateway/reviews/service.js';
 
 const ALICE: Identity = { subject: 'sub-alice', name: 'alice@example.com', groups: ['eng'], kind: 'human' };
 const DBA: Identity = { subject: 'token:oncall', name: 'oncall', groups: ['dba'], kind: 'service' };
@@ -35,7 +36,8 @@ describe('review parameters', () => {
   });
 
   it('reach the approver through the service, the API and reviews show', async () => {
-    const svc = createReviewService({ log: pino({ level: 'silent' }) });
+    const events: ReviewEvent[] = [];
+    const svc = createReviewService({ log: pino({ level: 'silent' }), onEvent: (e) => events.push(e) });
     try {
       const parameters = reviewParameters(['7', 'evil\u001b[2J"quoted"\nline', null]);
       const { id } = svc.forSession({ sessionId: 's_1', identity: ALICE, connection: 'pg-prod' }).request(
@@ -49,6 +51,8 @@ describe('review parameters', () => {
       expect(text).toContain('$2 = "evil\\u001b[2J\\"quoted\\"\\nline"');
       expect(text).toContain('$3 = NULL');
       expect(text).not.toContain('\u001b');
+      // Webhooks lead outside the audit boundary: neither the statement nor its values go there.
+      expect(JSON.stringify(events.map(webhookPayload))).not.toContain('quoted');
     } finally {
       svc.close();
     }
