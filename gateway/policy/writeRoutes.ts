@@ -18,9 +18,10 @@ import type { NestedStatement, RelationRef, SqlAnalysis, StatementAnalysis } fro
  * inheritance parents and children, rules and triggers; an update or delete also reaches the
  * tables whose foreign keys cascade from it; TRUNCATE (… CASCADE) every referencing table; a
  * definition every route at all (a view, rule or function may later do any of these). `trigger`
- * names the function of CREATE TRIGGER: what its body writes is written in every way.
+ * names the function of CREATE TRIGGER, `call` a function a statement calls: what its body writes
+ * is written in every way.
  */
-export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger';
+export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger' | 'call';
 
 /** A relation written by a statement, or named by a definition that could become a route. */
 export interface WriteSite {
@@ -60,10 +61,14 @@ export function routesMatter(policy: CompiledPolicy, groups: readonly string[]):
 
 const bare = (r: RelationRef): { schema?: string; name: string } => (r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name });
 
-function allRelations(s: StatementAnalysis, out: { schema?: string; name: string }[]): void {
+function allRelations(s: StatementAnalysis, out: { schema?: string; name: string }[], calls: { schema?: string; name: string }[]): void {
   for (const r of s.relations) out.push(bare(r));
-  for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, out);
+  calls.push(...s.functions);
+  for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, out, calls);
 }
+
+/** Functions whose bodies the catalog is not asked about: the built-ins write no table. */
+const builtin = (f: { schema?: string }) => f.schema !== undefined && ['pg_catalog', 'information_schema'].includes(f.schema.toLowerCase());
 
 interface OwnSites {
   readonly sites: readonly WriteSite[];
@@ -102,10 +107,19 @@ function collectOwnSites(s: StatementAnalysis): OwnSites {
     }
   }
   const defined: { schema?: string; name: string }[] = [];
+  // Functions called now, and those a view, rule or function body will call when it runs.
+  const calls: { schema?: string; name: string }[] = s.command.endsWith('trigger') ? [] : [...s.functions];
   if (DEFINES_ON_RELATIONS.has(s.command)) defined.push(...s.relations.map(bare));
   // Added writes are left out, so a statement and its expansion give the same sites (ownSitesMemo).
-  if (DEFINES_BY_BODY.has(s.command)) for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, defined);
+  if (DEFINES_BY_BODY.has(s.command)) for (const n of s.nested) if (n.via !== 'write-route') allRelations(n.statement, defined, calls);
   for (const d of defined) sites.push({ ...d, class: 'define' });
+  const called = new Set<string>();
+  for (const f of calls) {
+    const key = `${f.schema ?? ''}\u0000${f.name}`;
+    if (builtin(f) || called.has(key)) continue;
+    called.add(key);
+    sites.push({ ...(f.schema !== undefined ? { schema: f.schema } : {}), name: f.name, class: 'call' });
+  }
   // Built-in trigger functions (pg_catalog) write nothing but the row they are given.
   const fn = s.command === 'create trigger' ? s.functions[0] : undefined;
   if (fn !== undefined && fn.schema?.toLowerCase() !== 'pg_catalog') sites.push({ ...(fn.schema !== undefined ? { schema: fn.schema } : {}), name: fn.name, class: 'trigger' });
@@ -114,7 +128,7 @@ function collectOwnSites(s: StatementAnalysis): OwnSites {
 
 /** A cheap test that lets reads (the hot path) through without collecting anything. */
 export function mayWrite(s: StatementAnalysis): boolean {
-  return s.command !== 'select' || s.relations.some((r) => r.access === 'write') || s.nested.some((n) => mayWrite(n.statement));
+  return s.command !== 'select' || s.functions.length > 0 || s.relations.some((r) => r.access === 'write') || s.nested.some((n) => mayWrite(n.statement));
 }
 
 /** Every site in an analysis, nested statements included, for loading the catalog's answers. */
@@ -178,10 +192,11 @@ export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) =>
     for (const site of sites) {
       const a = answer(site) as RouteAnswer;
       if ('opaque' in a) {
-        added.push(synthetic(s, site.class === 'define' || site.class === 'trigger' ? 'create' : s.command, site, a.opaque));
+        added.push(synthetic(s, site.class === 'define' ? 'create' : s.command, site, a.opaque));
         continue;
       }
-      const commands = site.class === 'define' || site.class === 'trigger' ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
+      const byBody = site.class === 'trigger' || site.class === 'call';
+      const commands = site.class === 'define' || byBody ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
       // A definition names its relations so that rules on them see it; a write names them already.
       if (site.class === 'define') for (const c of commands) added.push(synthetic(s, c, site));
       for (const r of a.reached) for (const c of r.viaRule ? ALL_WRITES : commands) added.push(synthetic(s, c, { schema: r.schema, name: r.name }));

@@ -43,6 +43,10 @@ const ROUTES_SCHEMA = `
   create trigger refunds_to_payments after insert on refunds for each row execute function refunds_to_payments_fn();
   create function dynamic_fn() returns trigger language plpgsql as
     $$ begin execute 'insert into pay' || 'ments (id, amount) values (9999, 1)'; return new; end $$;
+  create function pay_admin_fn() returns void language sql as $$ insert into payments (id, amount, note) values (50, 1, 'admin fn') $$;
+  create procedure pay_admin_proc() language plpgsql as $$ begin insert into payments (id, amount, note) values (51, 1, 'admin proc'); end $$;
+  create function pay_outer_fn() returns int language plpgsql as $$ begin perform pay_admin_fn(); return 1; end $$;
+  create function order_count() returns bigint language sql as $$ select count(*) from orders $$;
   create function orders_to_payments_fn() returns trigger language plpgsql as
     $$ begin insert into payments (id, amount, note) values (new.id + 1000, new.amount, 'via orders trigger'); return new; end $$;
 `;
@@ -101,6 +105,9 @@ const ROUTES: Record<string, Route> = {
     outcome: 'held',
     after: "select not exists (select 1 from pg_rewrite where rulename = 'orders_sneak')",
   },
+  'a SQL function that writes payments': { sql: 'select pay_admin_fn()', outcome: 'held' },
+  'a procedure that writes payments': { sql: 'call pay_admin_proc()', outcome: 'held' },
+  'a function in a WHERE clause that calls one that writes payments': { sql: 'select * from orders where id = pay_outer_fn()', outcome: 'held' },
   'a table whose existing trigger writes payments': { sql: 'insert into refunds values (40, 5)', outcome: 'held' },
   'CREATE TRIGGER on orders whose function writes payments': {
     sql: 'create trigger orders_sneak after insert on orders for each row execute function orders_to_payments_fn()',
@@ -180,6 +187,8 @@ describe('what stays allowed', () => {
     ['an insert into the table payments references (inserts do not cascade)', 'insert into payment_batches values (2)', 'select count(*) = 1 from payment_batches where id = 2'],
     ['a table made and filled in one transaction', 'begin; create table scratch (id int); insert into scratch values (1); commit', 'select count(*) = 1 from scratch'],
     ['a view over orders', 'create view order_totals as select customer_id, sum(amount) from orders group by 1', "select to_regclass('order_totals') is not null"],
+    ['a function that only reads', 'select order_count()', 'select true'],
+    ['built-in functions', "select upper('x'), now(), count(*) from orders", 'select true'],
     ['a write to a table whose trigger writes nothing else', "insert into order_notes values (1, 'note')", 'select updated_at is not null from order_notes where id = 1'],
     ['a trigger whose function writes nothing else', 'create trigger orders_touch before update on orders for each row execute function touch_fn()', "select count(*) = 1 from pg_trigger where tgname = 'orders_touch'"],
   ])('%s', async (_name, sql, check) => {

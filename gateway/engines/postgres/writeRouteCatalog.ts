@@ -7,7 +7,7 @@
 // already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
 // (a failed look-up, too many relations, a trigger) is answered as opaque: the policy fails closed.
 import { definesRoutes, expandWrites, mayWrite, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
-import { plpgsqlWrites, type BodyWrites } from '../../policy/plpgsqlBody.js';
+import { plpgsqlWrites, sqlFunctionWrites, type BodyWrites } from '../../policy/plpgsqlBody.js';
 import { quoteLiteral } from './catalog.js';
 
 /** The catalog connection's one capability this module needs. */
@@ -39,6 +39,8 @@ interface Node {
 
 /** Far beyond real schemas; a route wider than this is not followed but refused. */
 const MAX_RELATIONS = 1000;
+/** Calls inside function bodies are followed this deep; deeper is opaque. */
+const MAX_CALL_DEPTH = 4;
 /** Relation kinds a statement can write or define routes through. */
 const RELKINDS = "('r', 'v', 'p', 'f', 'm')";
 
@@ -51,6 +53,7 @@ export class WriteRoutes {
   private readonly answers = new Map<string, RouteAnswer>();
   private readonly facts = new Map<number, RelationFacts>();
   private readonly functions = new Map<number, BodyWrites>();
+  private readonly transitive = new Map<number, BodyWrites>();
   private memo = new WeakMap<SqlAnalysis, SqlAnalysis>();
   /** Bumped whenever cached answers are dropped: verdicts computed before it are stale. */
   generation = 0;
@@ -109,6 +112,7 @@ export class WriteRoutes {
     this.answers.clear();
     this.facts.clear();
     this.functions.clear();
+    this.transitive.clear();
     this.memo = new WeakMap();
     this.generation++;
   }
@@ -125,27 +129,59 @@ export class WriteRoutes {
   private async route(site: WriteSite): Promise<RouteAnswer> {
     const label = site.schema === undefined ? site.name : `${site.schema}.${site.name}`;
     if (this.catalog === undefined) return { opaque: `the gateway has no catalog connection to look up what a write to ${label} reaches` };
-    if (site.class === 'trigger') return this.triggerRoute(site, label);
+    if (site.class === 'trigger' || site.class === 'call') return this.functionRoute(site, label);
     const start = await this.resolve(site);
     if (start.length === 0) return { found: false, reached: [] };
     return this.closure(label, start.map((oid) => ({ oid, viaRule: false, class: site.class })), start);
   }
 
-  /** CREATE TRIGGER … EXECUTE FUNCTION f: what f's body writes, and what that reaches. */
-  private async triggerRoute(site: WriteSite, label: string): Promise<RouteAnswer> {
-    const schema = site.schema === undefined ? 'true' : `n.nspname = ${quoteLiteral(site.schema)}`;
-    const rows = await this.catalog?.rows(
-      `SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${quoteLiteral(site.name)} AND ${schema}`,
-    );
-    const fns = (rows ?? []).map((r) => Number(r[0]));
-    if (fns.length === 0) return { opaque: `trigger function ${label} is not in the catalog, so the gateway cannot see what it writes` };
+  /**
+   * A function called, or named by CREATE TRIGGER: what its body (and the bodies of what it calls)
+   * writes, and what that reaches. A called name the catalog does not know outside pg_catalog is
+   * a built-in; a trigger function it does not know is opaque.
+   */
+  private async functionRoute(site: WriteSite, label: string): Promise<RouteAnswer> {
+    const fns = await this.functionsNamed(site);
+    if (fns.length === 0) return site.class === 'trigger' ? { opaque: `trigger function ${label} is not in the catalog, so the gateway cannot see what it writes` } : { found: false, reached: [] };
     const start: Node[] = [];
     for (const fn of fns) {
-      const body = await this.functionWrites(fn);
-      if ('opaque' in body) return { opaque: `a trigger would run ${body.opaque}` };
+      const body = await this.transitiveWrites(fn, 0, new Set());
+      if ('opaque' in body) return { opaque: `${site.class === 'trigger' ? 'a trigger would run' : 'the statement calls'} ${body.opaque}` };
       for (const w of body.writes) for (const oid of await this.resolve(w)) start.push({ oid, viaRule: true, class: w.class });
     }
     return this.closure(label, start, []);
+  }
+
+  private async functionsNamed(f: { readonly schema?: string; readonly name: string }): Promise<number[]> {
+    const schema = f.schema === undefined ? "n.nspname NOT IN ('pg_catalog', 'information_schema')" : `n.nspname = ${quoteLiteral(f.schema)}`;
+    const rows = await this.catalog?.rows(
+      `SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${quoteLiteral(f.name)} AND ${schema}`,
+    );
+    return (rows ?? []).map((r) => Number(r[0]));
+  }
+
+  /** What a function writes, with the functions it calls followed (MAX_CALL_DEPTH deep). */
+  private async transitiveWrites(oid: number, depth: number, visiting: Set<number>): Promise<BodyWrites> {
+    const known = this.transitive.get(oid);
+    if (known !== undefined) return known;
+    if (depth > MAX_CALL_DEPTH) return { opaque: `functions calling functions more than ${MAX_CALL_DEPTH} deep` };
+    const own = await this.functionWrites(oid);
+    if ('opaque' in own || own.calls.length === 0) return own;
+    visiting.add(oid);
+    const writes = [...own.writes];
+    for (const call of own.calls) {
+      if (call.schema !== undefined && ['pg_catalog', 'information_schema'].includes(call.schema.toLowerCase())) continue;
+      for (const fn of await this.functionsNamed(call)) {
+        if (visiting.has(fn)) continue;
+        const inner = await this.transitiveWrites(fn, depth + 1, visiting);
+        if ('opaque' in inner) return inner;
+        writes.push(...inner.writes);
+      }
+    }
+    visiting.delete(oid);
+    const out: BodyWrites = { writes, calls: [] };
+    this.transitive.set(oid, out);
+    return out;
   }
 
   /** Everything the nodes reach, breadth first; `own` (the written relation itself) is not listed. */
@@ -168,7 +204,7 @@ export class WriteRoutes {
         // A definition names the table a trigger is on; the trigger runs when that table is written.
         if (node.class !== 'define') {
           for (const fn of f.triggerFunctions) {
-            const body = await this.functionWrites(fn);
+            const body = await this.transitiveWrites(fn, 0, new Set());
             if ('opaque' in body) return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose trigger runs ${body.opaque}` };
             for (const w of body.writes) step(await this.resolve(w), true, w.class);
           }
@@ -191,20 +227,27 @@ export class WriteRoutes {
     return { found: true, reached };
   }
 
-  /** What a (trigger) function's body writes: PL/pgSQL is read, any other language is opaque. */
+  /**
+   * What a function's own body writes and calls: SQL and PL/pgSQL are read; C and internal
+   * functions are compiled code a superuser installed (extensions) and taken to write no table;
+   * any other language is opaque.
+   */
   private async functionWrites(oid: number): Promise<BodyWrites> {
     const known = this.functions.get(oid);
     if (known !== undefined) return known;
     const rows = await this.catalog?.rows(
-      `SELECT p.proname, l.lanname, p.prosrc FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.oid = ${oid >>> 0}`,
+      'SELECT p.proname, l.lanname, p.prosrc, ' +
+        "CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) END, " +
+        "CASE WHEN p.prokind = 'p' THEN 'void' ELSE pg_catalog.concat(CASE WHEN p.proretset THEN 'SETOF ' END, pg_catalog.format_type(p.prorettype, NULL)) END " +
+        `FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE p.oid = ${oid >>> 0}`,
     );
-    const [name, language, src] = rows?.[0] ?? [];
-    const body: BodyWrites =
-      name === undefined || name === null
-        ? { opaque: `a function (OID ${oid}) the catalog does not know` }
-        : language === 'plpgsql'
-          ? plpgsqlWrites(name, src ?? '')
-          : { opaque: `function ${name}, written in ${language ?? 'an unknown language'}, which the gateway cannot see into` };
+    const [name, language, src, definition, returns] = rows?.[0] ?? [];
+    let body: BodyWrites;
+    if (name === undefined || name === null) body = { opaque: `a function (OID ${oid}) the catalog does not know` };
+    else if (language === 'plpgsql') body = plpgsqlWrites(name, src ?? '', returns ?? 'void');
+    else if (language === 'sql') body = sqlFunctionWrites(name, definition ?? '');
+    else if (language === 'c' || language === 'internal') body = { writes: [], calls: [] };
+    else body = { opaque: `function ${name}, written in ${language ?? 'an unknown language'}, which the gateway cannot see into` };
     this.functions.set(oid, body);
     return body;
   }

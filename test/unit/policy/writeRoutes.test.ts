@@ -17,7 +17,7 @@ const ENG = { groups: ['eng'] };
 
 /** The catalog of the test: payments_view and payments_2024 reach payments; everything else nothing. */
 function answer(site: WriteSite): RouteAnswer {
-  if (site.class === 'trigger') {
+  if (site.class === 'trigger' || site.class === 'call') {
     if (site.name === 'pay_fn') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: true }] };
     return site.name === 'dynamic_fn' ? { opaque: 'a trigger would run function dynamic_fn, which runs SQL built at run time' } : { found: true, reached: [] };
   }
@@ -80,6 +80,10 @@ describe('write routes', () => {
     'create trigger t before insert on payments for each row execute function touch_fn()',
     'create function f() returns void language sql begin atomic; delete from payments_2024 where id = 1; end',
     'create schema s create view v as select * from payments',
+    'select pay_fn()',
+    'select * from orders where id = public.pay_fn()',
+    'call pay_fn()',
+    'create view v as select pay_fn()',
   ])('holds %s for review', (sql) => {
     expect(verdict(sql)).toBe('review');
   });
@@ -88,6 +92,7 @@ describe('write routes', () => {
     ['insert into audited values (1)', 'block'],
     ['create trigger t after insert on orders for each row execute function dynamic_fn()', 'block'],
     ['create event trigger e on ddl_command_start execute function f()', 'block'],
+    ['select dynamic_fn()', 'block'],
   ])('refuses %s, whose writes it cannot see', (sql, expected) => {
     expect(verdict(sql)).toBe(expected);
   });
@@ -103,6 +108,8 @@ describe('write routes', () => {
     'create trigger t before update on orders for each row execute function pg_catalog.suppress_redundant_updates_trigger()',
     'create trigger t before update on orders for each row execute function touch_fn()',
     'explain insert into payments_view values (1, 1)',
+    'select lower(name), now() from customers',
+    'select touch_fn()',
   ])('allows %s', (sql) => {
     expect(verdict(sql)).toBe('allow');
   });
