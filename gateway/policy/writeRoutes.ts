@@ -50,7 +50,7 @@ export const siteKey = (s: WriteSite): string => `${s.class}\u0000${s.schema ?? 
 const ALL_WRITES = ['insert', 'update', 'delete', 'merge'] as const;
 const DML = new Set(['insert', 'update', 'delete', 'merge']);
 /** Definitions whose own relations (the table a rule is on, an inheritance parent) become routes. */
-const DEFINES_ON_RELATIONS = new Set(['create table', 'create foreign table', 'alter table', 'alter foreign table', 'create rule', 'create trigger']);
+const DEFINES_ON_RELATIONS = new Set(['create table', 'create foreign table', 'alter table', 'alter foreign table', 'alter view', 'create rule', 'create trigger']);
 /** Definitions whose nested statements (a view's query, a rule's actions, a SQL function's body) become routes. */
 const DEFINES_BY_BODY = new Set(['create view', 'create rule', 'create function', 'create procedure']);
 

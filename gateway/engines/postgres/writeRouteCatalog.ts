@@ -137,12 +137,13 @@ export class WriteRoutes {
 
   /**
    * A function called, or named by CREATE TRIGGER: what its body (and the bodies of what it calls)
-   * writes, and what that reaches. A called name the catalog does not know outside pg_catalog is
-   * a built-in; a trigger function it does not know is opaque.
+   * writes, and what that reaches. A name the catalog does not know at all may be a function
+   * created or renamed in the client's open transaction: opaque.
    */
   private async functionRoute(site: WriteSite, label: string): Promise<RouteAnswer> {
-    const fns = await this.functionsNamed(site);
-    if (fns.length === 0) return site.class === 'trigger' ? { opaque: `trigger function ${label} is not in the catalog, so the gateway cannot see what it writes` } : { found: false, reached: [] };
+    const { builtin, oids: fns } = await this.functionsNamed(site);
+    if (fns.length === 0 && builtin) return { found: true, reached: [] };
+    if (fns.length === 0) return { opaque: `function ${label} is not in the catalog (created or renamed in this transaction?), so the gateway cannot see what it writes` };
     const start: Node[] = [];
     for (const fn of fns) {
       const body = await this.transitiveWrites(fn, 0, new Set());
@@ -152,12 +153,18 @@ export class WriteRoutes {
     return this.closure(label, start, []);
   }
 
-  private async functionsNamed(f: { readonly schema?: string; readonly name: string }): Promise<number[]> {
-    const schema = f.schema === undefined ? "n.nspname NOT IN ('pg_catalog', 'information_schema')" : `n.nspname = ${quoteLiteral(f.schema)}`;
+  /**
+   * The functions a name may denote outside pg_catalog and information_schema (every schema when
+   * unqualified: the client's search_path is not ours), and whether a built-in has the name.
+   */
+  private async functionsNamed(f: { readonly schema?: string; readonly name: string }): Promise<{ builtin: boolean; oids: number[] }> {
+    const schema = f.schema === undefined ? 'true' : `n.nspname = ${quoteLiteral(f.schema)}`;
     const rows = await this.catalog?.rows(
-      `SELECT p.oid FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${quoteLiteral(f.name)} AND ${schema}`,
+      "SELECT p.oid, n.nspname IN ('pg_catalog', 'information_schema') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace " +
+        `WHERE p.proname = ${quoteLiteral(f.name)} AND ${schema}`,
     );
-    return (rows ?? []).map((r) => Number(r[0]));
+    const all = rows ?? [];
+    return { builtin: all.some((r) => r[1] === 't'), oids: all.filter((r) => r[1] !== 't').map((r) => Number(r[0])) };
   }
 
   /** What a function writes, with the functions it calls followed (MAX_CALL_DEPTH deep). */
@@ -171,7 +178,9 @@ export class WriteRoutes {
     const writes = [...own.writes];
     for (const call of own.calls) {
       if (call.schema !== undefined && ['pg_catalog', 'information_schema'].includes(call.schema.toLowerCase())) continue;
-      for (const fn of await this.functionsNamed(call)) {
+      const named = await this.functionsNamed(call);
+      if (named.oids.length === 0 && !named.builtin) return { opaque: `function ${call.name}, called by a function, which is not in the catalog` };
+      for (const fn of named.oids) {
         if (visiting.has(fn)) continue;
         const inner = await this.transitiveWrites(fn, depth + 1, visiting);
         if ('opaque' in inner) return inner;

@@ -72,6 +72,7 @@ describe('write routes', () => {
     'create table p2 () inherits (payments)',
     'create table p3 partition of payments for values in (1)',
     'alter table orders inherit payments',
+    'alter view payments_view rename to orders',
     'alter table payments attach partition p2025 for values in (2025)',
     'create rule r as on insert to orders do also insert into payments values (new.id, 1)',
     'create rule r as on insert to orders do instead insert into payments_view values (new.id, 1)',

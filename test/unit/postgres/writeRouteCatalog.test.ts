@@ -26,6 +26,8 @@ function fakeCatalog(): CatalogRows & { queries: string[]; fail: boolean } {
     rows(sql: string): Promise<(string | null)[][]> {
       cat.queries.push(sql);
       if (cat.fail) return Promise.reject(new Error('the catalog connection closed'));
+      const fn = /proname = \$q\$(\w+)\$q\$/.exec(sql)?.[1];
+      if (fn !== undefined) return Promise.resolve(fn === 'now' ? [['1299', 't']] : []);
       const named = /relname = \$q\$(\w+)\$q\$/.exec(sql)?.[1];
       if (named !== undefined) return Promise.resolve(Object.entries(rel).filter(([, [, n]]) => n === named).map(([oid]) => [oid]));
       const oids = (/c\.oid IN \(([\d, ]+)\)/.exec(sql)?.[1] ?? '').split(', ').map(Number);
@@ -69,6 +71,12 @@ describe('write routes from the catalog', () => {
     expect(routes.generation).toBeGreaterThan(before);
     await judge(routes, 'insert into orders values (1)');
     expect(cat.queries.length).toBeGreaterThan(asked + 1);
+  });
+
+  it('lets built-in functions through and refuses a call of a function the catalog does not know', async () => {
+    const routes = new WriteRoutes(fakeCatalog());
+    expect(await judge(routes, 'select now()')).toBe('allow');
+    expect(await judge(routes, 'select made_in_this_transaction()')).toBe('block sluice:opaque-code');
   });
 
   it('fails closed when the look-up fails or there is no catalog', async () => {
