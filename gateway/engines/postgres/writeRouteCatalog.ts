@@ -54,7 +54,6 @@ export class WriteRoutes {
   private readonly facts = new Map<number, RelationFacts>();
   private readonly functions = new Map<number, BodyWrites>();
   private readonly transitive = new Map<number, BodyWrites>();
-  private memo = new WeakMap<SqlAnalysis, SqlAnalysis>();
   /** Bumped whenever cached answers are dropped: verdicts computed before it are stale. */
   generation = 0;
   /**
@@ -69,8 +68,6 @@ export class WriteRoutes {
 
   /** The analysis with reached writes added; a promise when the catalog must be asked first. */
   expand(analysis: SqlAnalysis): SqlAnalysis | Promise<void> {
-    const memoised = this.memo.get(analysis);
-    if (memoised !== undefined) return memoised;
     const known = (s: WriteSite) => this.answers.get(siteKey(s));
     const answer = !this.unsettled
       ? known
@@ -82,7 +79,6 @@ export class WriteRoutes {
         };
     const out = expandWrites(analysis, answer);
     if ('missing' in out) return this.load(out.missing);
-    this.memo.set(analysis, out);
     return out;
   }
 
@@ -113,7 +109,6 @@ export class WriteRoutes {
     this.facts.clear();
     this.functions.clear();
     this.transitive.clear();
-    this.memo = new WeakMap();
     this.generation++;
   }
 
