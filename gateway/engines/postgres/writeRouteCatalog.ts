@@ -113,9 +113,17 @@ export class WriteRoutes {
   }
 
   private async load(sites: readonly WriteSite[]): Promise<void> {
+    // Answers read before the caches were dropped may predate the DDL that dropped them: the
+    // statement is judged again anyway (it retries), and looks them up afresh.
+    const generation = this.generation;
     try {
-      for (const site of sites) this.answers.set(siteKey(site), await this.route(site));
+      for (const site of sites) {
+        const answer = await this.route(site);
+        if (this.generation !== generation) return;
+        this.answers.set(siteKey(site), answer);
+      }
     } catch (err) {
+      if (this.generation !== generation) return;
       const reason = `the gateway could not look up in the catalog what a write reaches (${(err as Error).message})`;
       for (const site of sites) if (!this.answers.has(siteKey(site))) this.answers.set(siteKey(site), { opaque: reason });
     }
