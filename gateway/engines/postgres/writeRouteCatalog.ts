@@ -172,6 +172,7 @@ export class WriteRoutes {
 
   /** What a function writes, with the functions it calls followed (MAX_CALL_DEPTH deep). */
   private async transitiveWrites(oid: number, depth: number, visiting: Set<number>): Promise<BodyWrites> {
+    const generation = this.generation;
     const known = this.transitive.get(oid);
     if (known !== undefined) return known;
     if (depth > MAX_CALL_DEPTH) return { opaque: `functions calling functions more than ${MAX_CALL_DEPTH} deep` };
@@ -192,7 +193,7 @@ export class WriteRoutes {
     }
     visiting.delete(oid);
     const out: BodyWrites = { writes, calls: [] };
-    this.transitive.set(oid, out);
+    if (this.generation === generation) this.transitive.set(oid, out);
     return out;
   }
 
@@ -245,6 +246,7 @@ export class WriteRoutes {
    * any other language is opaque.
    */
   private async functionWrites(oid: number): Promise<BodyWrites> {
+    const generation = this.generation;
     const known = this.functions.get(oid);
     if (known !== undefined) return known;
     const rows = await this.catalog?.rows(
@@ -260,7 +262,7 @@ export class WriteRoutes {
     else if (language === 'sql') body = sqlFunctionWrites(name, definition ?? '');
     else if (language === 'c' || language === 'internal') body = { writes: [], calls: [] };
     else body = { opaque: `function ${name}, written in ${language ?? 'an unknown language'}, which the gateway cannot see into` };
-    this.functions.set(oid, body);
+    if (this.generation === generation) this.functions.set(oid, body);
     return body;
   }
 
@@ -277,6 +279,7 @@ export class WriteRoutes {
   }
 
   private async loadFacts(oids: readonly number[]): Promise<void> {
+    const generation = this.generation;
     const missing = [...new Set(oids)].filter((o) => !this.facts.has(o) && Number.isInteger(o) && o > 0);
     if (missing.length === 0 || this.catalog === undefined) return;
     const rows = await this.catalog.rows(
@@ -293,6 +296,8 @@ export class WriteRoutes {
         "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)::text " +
         `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IN (${missing.join(', ')})`,
     );
+    // Facts read before the caches were dropped are not kept (load() drops what they answered).
+    if (this.generation !== generation) return;
     for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions] of rows) {
       this.facts.set(Number(oid), {
         schema: schema ?? '',
