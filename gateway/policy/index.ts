@@ -25,3 +25,5 @@ export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, ColumnSource, Co
 export { viewColumnSources } from './mask/viewLineage.js';
 export { expandWrites, writeSites, definesRoutes, routesMatter, siteKey, mayWrite, stripWriteRoutes } from './writeRoutes.js';
 export type { WriteSite, WriteClass, RouteAnswer, ReachedRelation } from './writeRoutes.js';
+export { plpgsqlWrites, sqlFunctionWrites } from './plpgsqlBody.js';
+export type { BodyWrites } from './plpgsqlBody.js';

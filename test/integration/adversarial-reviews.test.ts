@@ -47,6 +47,9 @@ const ROUTES_SCHEMA = `
   create procedure pay_admin_proc() language plpgsql as $$ begin insert into payments (id, amount, note) values (51, 1, 'admin proc'); end $$;
   create function pay_outer_fn() returns int language plpgsql as $$ begin perform pay_admin_fn(); return 1; end $$;
   create function order_count() returns bigint language sql as $$ select count(*) from orders $$;
+  create function receipt_fn() returns int language sql as
+    $$ insert into payments (id, amount, note) values (60, 1, 'via default'); select 1 $$;
+  create table donations (id int primary key, amount numeric, receipt int default receipt_fn());
   create function orders_to_payments_fn() returns trigger language plpgsql as
     $$ begin insert into payments (id, amount, note) values (new.id + 1000, new.amount, 'via orders trigger'); return new; end $$;
 `;
@@ -108,6 +111,7 @@ const ROUTES: Record<string, Route> = {
   'a SQL function that writes payments': { sql: 'select pay_admin_fn()', outcome: 'held' },
   'a procedure that writes payments': { sql: 'call pay_admin_proc()', outcome: 'held' },
   'a function in a WHERE clause that calls one that writes payments': { sql: 'select * from orders where id = pay_outer_fn()', outcome: 'held' },
+  'a table whose column default calls a function that writes payments': { sql: 'insert into donations (id, amount) values (1, 5)', outcome: 'held' },
   'a table whose existing trigger writes payments': { sql: 'insert into refunds values (40, 5)', outcome: 'held' },
   'CREATE TRIGGER on orders whose function writes payments': {
     sql: 'create trigger orders_sneak after insert on orders for each row execute function orders_to_payments_fn()',

@@ -1,13 +1,27 @@
 // What a write to a relation reaches, from the target's catalog: a view's base relations and the
 // relations its rules' actions name (pg_rewrite and pg_depend, so auto-updatable views and INSTEAD
 // rules alike), inheritance parents and children (pg_inherits: partitions too), the tables whose
-// foreign keys cascade from it (pg_constraint), and triggers whose functions the gateway cannot read
-// (pg_trigger; a PL/pgSQL body is read for what it writes), followed recursively. Asked once per relation per session and cached, on the
+// foreign keys cascade from it (pg_constraint), triggers (pg_trigger) and the functions its column
+// defaults, checks and index expressions call (pg_depend) with their SQL and PL/pgSQL bodies read
+// for what they write, followed recursively. Asked once per relation per session and cached, on the
 // session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
 // already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
-// (a failed look-up, too many relations, a trigger) is answered as opaque: the policy fails closed.
-import { definesRoutes, expandWrites, mayWrite, siteKey, type ReachedRelation, type RouteAnswer, type SqlAnalysis, type WriteClass, type WriteSite } from '../../policy/index.js';
-import { plpgsqlWrites, sqlFunctionWrites, type BodyWrites } from '../../policy/plpgsqlBody.js';
+// (a failed look-up, too many relations, a function it cannot read) is answered as opaque: the
+// policy fails closed.
+import {
+  definesRoutes,
+  expandWrites,
+  mayWrite,
+  plpgsqlWrites,
+  siteKey,
+  sqlFunctionWrites,
+  type BodyWrites,
+  type ReachedRelation,
+  type RouteAnswer,
+  type SqlAnalysis,
+  type WriteClass,
+  type WriteSite,
+} from '../../policy/index.js';
 import { quoteLiteral } from './catalog.js';
 
 /** The catalog connection's one capability this module needs. */
@@ -28,6 +42,8 @@ interface RelationFacts {
   readonly referencing: readonly number[];
   /** Functions of its triggers that are not built-ins (pg_catalog's are known not to write elsewhere). */
   readonly triggerFunctions: readonly number[];
+  /** Functions (not built-ins) its defaults, check constraints and index expressions call: they run on writes. */
+  readonly expressionFunctions: readonly number[];
 }
 
 interface Node {
@@ -216,9 +232,9 @@ export class WriteRoutes {
         if (f === undefined) continue;
         // A definition names the table a trigger is on; the trigger runs when that table is written.
         if (node.class !== 'define') {
-          for (const fn of f.triggerFunctions) {
+          for (const fn of [...f.triggerFunctions, ...f.expressionFunctions]) {
             const body = await this.transitiveWrites(fn, 0, new Set());
-            if ('opaque' in body) return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose trigger runs ${body.opaque}` };
+            if ('opaque' in body) return { opaque: `a write to ${label} reaches ${f.schema}.${f.name}, whose triggers or column expressions run ${body.opaque}` };
             for (const w of body.writes) step(await this.resolve(w), true, w.class);
           }
         }
@@ -293,12 +309,18 @@ export class WriteRoutes {
         "AND (k.confdeltype IN ('c', 'n', 'd') OR k.confupdtype IN ('c', 'n', 'd')))::text, " +
         "ARRAY(SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.confrelid = c.oid)::text, " +
         'ARRAY(SELECT DISTINCT t.tgfoid FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid ' +
-        "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)::text " +
+        "WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace)::text, " +
+        // Functions its column defaults (generated columns too), check constraints and index expressions call.
+        'ARRAY(SELECT DISTINCT d.refobjid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid ' +
+        "WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace AND (" +
+        "(d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid = c.oid)) " +
+        "OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)) " +
+        "OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))))::text " +
         `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IN (${missing.join(', ')})`,
     );
     // Facts read before the caches were dropped are not kept (load() drops what they answered).
     if (this.generation !== generation) return;
-    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions] of rows) {
+    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions, expressionFunctions] of rows) {
       this.facts.set(Number(oid), {
         schema: schema ?? '',
         name: name ?? '',
@@ -308,6 +330,7 @@ export class WriteRoutes {
         cascading: oidList(cascading),
         referencing: oidList(referencing),
         triggerFunctions: oidList(triggerFunctions),
+        expressionFunctions: oidList(expressionFunctions),
       });
     }
   }

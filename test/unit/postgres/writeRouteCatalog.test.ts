@@ -31,7 +31,7 @@ function fakeCatalog(): CatalogRows & { queries: string[]; fail: boolean } {
       const named = /relname = \$q\$(\w+)\$q\$/.exec(sql)?.[1];
       if (named !== undefined) return Promise.resolve(Object.entries(rel).filter(([, [, n]]) => n === named).map(([oid]) => [oid]));
       const oids = (/c\.oid IN \(([\d, ]+)\)/.exec(sql)?.[1] ?? '').split(', ').map(Number);
-      return Promise.resolve(oids.filter((o) => rel[o]).map((o) => [String(o), ...(rel[o] as [string, string]), '{}', '{}', o === 2 ? '{1}' : '{}', '{}', '{}', null]));
+      return Promise.resolve(oids.filter((o) => rel[o]).map((o) => [String(o), ...(rel[o] as [string, string]), '{}', '{}', o === 2 ? '{1}' : '{}', '{}', '{}', '{}']));
     },
   };
   return cat;
