@@ -5,7 +5,7 @@
 // defaults, checks and index expressions call (pg_depend) with their SQL and PL/pgSQL bodies read
 // for what they write, followed recursively. Asked once per relation per session and cached, on the
 // session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
-// already takes for COPY plans; cleared when the session runs DDL. Whatever cannot be classified
+// already takes for COPY plans; cleared when the session runs DDL, and after a minute. Whatever cannot be classified
 // (a failed look-up, too many relations, a function it cannot read) is answered as opaque: the
 // policy fails closed.
 import {
@@ -55,6 +55,12 @@ interface Node {
 
 /** Far beyond real schemas; a route wider than this is not followed but refused. */
 const MAX_RELATIONS = 1000;
+/**
+ * How long the session trusts what it looked up. The session's own DDL drops it at once; this
+ * bounds how long a route made elsewhere (another session, the database's owner) goes unseen, at
+ * the cost of one look-up per relation written per minute.
+ */
+const ANSWERS_TTL_MS = 60_000;
 /** Calls inside function bodies are followed this deep; deeper is opaque. */
 const MAX_CALL_DEPTH = 4;
 /** Relation kinds a statement can write or define routes through. */
@@ -80,10 +86,18 @@ export class WriteRoutes {
    */
   private unsettled = false;
 
-  constructor(private readonly catalog: CatalogRows | undefined) {}
+  /** When the cached answers were first looked up (undefined: none cached). */
+  private since: number | undefined;
+
+  constructor(
+    private readonly catalog: CatalogRows | undefined,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The analysis with reached writes added; a promise when the catalog must be asked first. */
   expand(analysis: SqlAnalysis): SqlAnalysis | Promise<void> {
+    // Routes another session (or the database's owner) made are seen within ANSWERS_TTL_MS.
+    if (this.since !== undefined && this.now() - this.since > ANSWERS_TTL_MS) this.forget();
     const known = (s: WriteSite) => this.answers.get(siteKey(s));
     const answer = !this.unsettled
       ? known
@@ -121,6 +135,7 @@ export class WriteRoutes {
   }
 
   private forget(): void {
+    this.since = undefined;
     this.answers.clear();
     this.facts.clear();
     this.functions.clear();
@@ -132,6 +147,7 @@ export class WriteRoutes {
     // Answers read before the caches were dropped may predate the DDL that dropped them: the
     // statement is judged again anyway (it retries), and looks them up afresh.
     const generation = this.generation;
+    this.since ??= this.now();
     try {
       for (const site of sites) {
         const answer = await this.route(site);

@@ -61,6 +61,20 @@ describe('write routes from the catalog', () => {
     expect(await judge(routes, 'insert into orders values (1)')).toBe('allow');
   });
 
+  it('asks again after a minute, for routes made elsewhere', async () => {
+    const cat = fakeCatalog();
+    let now = 1_000_000;
+    const routes = new WriteRoutes(cat, () => now);
+    await judge(routes, 'insert into orders values (1)');
+    const asked = cat.queries.length;
+    now += 30_000;
+    await judge(routes, 'insert into orders values (1)');
+    expect(cat.queries.length).toBe(asked);
+    now += 31_000;
+    await judge(routes, 'insert into orders values (1)');
+    expect(cat.queries.length).toBeGreaterThan(asked);
+  });
+
   it('asks again after the session runs DDL', async () => {
     const cat = fakeCatalog();
     const routes = new WriteRoutes(cat);
