@@ -321,5 +321,40 @@ describe('an approver sees the values of a held Bind and approves them', () => {
     expect(await one2('select count(*)::int from payments where id = 503')).toBe(0);
   });
 
+  it('a write pipelined behind a rule that is approved waits for it, and is then held through it', async () => {
+    const approver = tokenCtx(slow.gw, serviceToken(slow.gw, 'oncall-pipeline', 'dba'));
+    const pending = async (seen: readonly string[]): Promise<string> => {
+      let id: string | undefined;
+      await waitFor('a new pending review', async () => {
+        const ls = await runCli(['reviews', 'ls', '--json'], approver);
+        id = (JSON.parse(ls.stdout) as ReviewInfo[]).map((r) => r.id).find((r) => !seen.includes(r));
+        return id !== undefined;
+      }, 30_000);
+      return id as string;
+    };
+    const raw = await slow.raw();
+    try {
+      const q = (sql: string) => new MessageWriter().cstring(sql).typed('Q');
+      raw.send(
+        Buffer.concat([
+          q("create rule orders_pipe as on insert to orders do also insert into payments (id, amount, note) values (new.id, new.amount, 'via pipelined rule')"),
+          q('insert into orders values (504, 1, 1)'),
+        ]),
+      );
+      // Counted from now: both ReadyForQuery come while the reviews are decided.
+      const answered = raw.until(2);
+      const rule = await pending([]);
+      await decide('approve', rule);
+      await decide('reject', await pending([rule]));
+      const texts = (await answered).filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'));
+      expect(texts.some((t) => t.includes('rejected in review'))).toBe(true);
+    } finally {
+      raw.close();
+      await slow.admin.query('drop rule if exists orders_pipe on orders');
+    }
+    expect(await one2('select count(*)::int from orders where id = 504')).toBe(0);
+    expect(await one2('select count(*)::int from payments where id = 504')).toBe(0);
+  });
+
   const one2 = async (sql: string): Promise<unknown> => Object.values((await slow.admin.query(sql)).rows[0] ?? {})[0];
 });
