@@ -4,6 +4,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CompiledPolicy } from '../policy/schema.js';
+import type { ReviewParameters } from '../reviews/parameters.js';
 
 /** Who is on the other end of a tunnel, as established by the gateway's authentication. */
 export interface Identity {
@@ -136,6 +137,8 @@ export interface ReviewRequest {
   readonly approvers: readonly string[];
   readonly timeoutMs: number;
   readonly reason?: string;
+  /** An extended-protocol statement's Bind values, as the reviewer is shown them (reviews/parameters.ts). */
+  readonly parameters?: ReviewParameters;
 }
 
 export type ReviewOutcome =

@@ -27,3 +27,7 @@ export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, NamedRelation, C
 export { viewColumnSources } from './mask/viewLineage.js';
 export { judgeExfiltration, MASKED_COPY_RULE, MASKED_CATALOG_RULE } from './mask/exfiltration.js';
 export type { ExfiltrationVerdict, CatalogLookup, RelationName } from './mask/exfiltration.js';
+export { expandWrites, writeSites, definesRoutes, routesMatter, siteKey, mayWrite, stripWriteRoutes } from './writeRoutes.js';
+export type { WriteSite, WriteClass, RouteAnswer, ReachedRelation } from './writeRoutes.js';
+export { plpgsqlWrites, sqlFunctionWrites } from './plpgsqlBody.js';
+export type { BodyWrites } from './plpgsqlBody.js';

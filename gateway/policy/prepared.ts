@@ -26,6 +26,11 @@ export class PreparedStatements {
     return this.byName.get(name);
   }
 
+  /** Every statement known, by name (a copy: redefining while iterating is safe). */
+  entries(): [string, PreparedStatement][] {
+    return [...this.byName];
+  }
+
   get size(): number {
     return this.byName.size;
   }

@@ -51,7 +51,9 @@ export type NestedVia =
   /** A MERGE's WHEN … THEN DELETE/UPDATE/INSERT, judged as that statement on the target. */
   | 'merge-action'
   /** INSERT … ON CONFLICT DO UPDATE, judged as an UPDATE of the target too. */
-  | 'on-conflict';
+  | 'on-conflict'
+  /** A write the statement makes through a view, rule, inheritance or key it does not name (writeRoutes.ts). */
+  | 'write-route';
 
 export interface NestedStatement {
   readonly via: NestedVia;

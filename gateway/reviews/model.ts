@@ -1,6 +1,7 @@
 // The records and errors of the review service, apart from its in-memory machinery, so a
 // store-backed implementation and the HTTP routes share them without importing each other.
 import type { ErrorCode } from '../../src/api/contract.js';
+import type { ReviewParameter } from './parameters.js';
 
 /** A review is pending until it is approved, rejected, expires, or its client goes away. */
 export type ReviewStatus = 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
@@ -25,6 +26,10 @@ export interface ReviewRecord {
   readonly connection: string;
   /** The statement exactly as it is forwarded if approved. */
   readonly sql: string;
+  /** A Bind's parameter values: approving releases that Bind, with exactly these values. */
+  readonly parameters?: readonly ReviewParameter[];
+  /** How many further parameters were not kept (parameters.ts caps the list). */
+  readonly parametersOmitted?: number;
   /** The policy rule that asked for the review, and its explanation. */
   readonly rule: string;
   readonly reason?: string;

@@ -96,6 +96,8 @@ export function toReviewInfo(r: ReviewRecord, canDecide: boolean): ReviewInfo {
     connection: r.connection,
     requester: { ...r.requester },
     sql: r.sql,
+    ...(r.parameters !== undefined ? { parameters: r.parameters.map((p) => ({ ...p })) } : {}),
+    ...(r.parametersOmitted !== undefined ? { parametersOmitted: r.parametersOmitted } : {}),
     rule: r.rule,
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     approvers: [...r.approvers],

@@ -151,6 +151,8 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
       requester: { subject: who.subject, name: who.name, ...(who.email ? { email: who.email } : {}) },
       connection: session.connection,
       sql: req.sql,
+      ...(req.parameters !== undefined ? { parameters: req.parameters.parameters } : {}),
+      ...(req.parameters?.parametersOmitted !== undefined ? { parametersOmitted: req.parameters.parametersOmitted } : {}),
       rule: req.rule,
       ...(req.reason ? { reason: req.reason } : {}),
       approvers: [...req.approvers],

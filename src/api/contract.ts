@@ -133,6 +133,13 @@ export type SessionDetail = z.infer<typeof sessionDetail>;
 /** A person or service token named by a review (`subject` is what self-approval is judged on). */
 export const reviewParty = z.object({ subject: z.string(), name: z.string(), email: z.string().optional() });
 
+/**
+ * One parameter of a statement held at an extended-protocol Bind: text as sent, binary as `\x`
+ * hex, null for SQL NULL; `value` is cut after 1000 characters (binary: 500 bytes) and then says
+ * `truncated`, with the full length in `bytes`.
+ */
+export const reviewParameter = z.object({ value: z.string().nullable(), binary: z.literal(true).optional(), bytes: z.number().int().nonnegative(), truncated: z.literal(true).optional() });
+
 /** A held statement as `GET /v1/reviews[/ID]` and the decision routes return it (times ISO-8601). */
 export const reviewInfo = z.object({
   id: z.string(),
@@ -141,6 +148,10 @@ export const reviewInfo = z.object({
   connection: z.string(),
   requester: reviewParty,
   sql: z.string(),
+  /** The Bind's values ($1, $2, …) when the statement came by the extended protocol; at most 100. */
+  parameters: z.array(reviewParameter).optional(),
+  /** Parameters beyond the first 100, not shown. */
+  parametersOmitted: z.number().int().positive().optional(),
   rule: z.string(),
   reason: z.string().optional(),
   approvers: z.array(z.string()),

@@ -56,8 +56,8 @@ export interface Arena {
   readonly database: string;
   /** A direct superuser connection to the arena database, bypassing the gateway. */
   readonly admin: pg.Client;
-  /** psql through the tunnel: each statement as its own `-c` (one Query message each). */
-  psql(statements: string | readonly string[], extra?: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** psql through the tunnel: each statement as its own `-c` (one Query message each); `input` is its stdin (COPY … FROM STDIN). */
+  psql(statements: string | readonly string[], extra?: readonly string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** A raw wire client through the tunnel (startup done): send any bytes, in one write. */
   raw(params?: [string, string][]): Promise<RawClient>;
   /** A pg driver client through the tunnel, connected. */
@@ -114,7 +114,7 @@ export async function startArena(cluster: PgClusterDetails, opts: ArenaOptions):
       port: tunnel.port,
       database,
       admin: db.admin,
-      psql: (statements, extra = []) => runPsql(cluster.psqlPath, tunnel.port, database, ['-At', ...extra, ...(typeof statements === 'string' ? [statements] : statements).flatMap((s) => ['-c', s])]),
+      psql: (statements, extra = [], input) => runPsql(cluster.psqlPath, tunnel.port, database, ['-At', ...extra, ...(typeof statements === 'string' ? [statements] : statements).flatMap((s) => ['-c', s])], input),
       raw: (params = []) => rawClient(tunnel.port, database, params),
       async client() {
         const c = new pg.Client({ host: '127.0.0.1', port: tunnel.port, user: 'whoever', database, connectionTimeoutMillis: 10_000 });

@@ -125,6 +125,11 @@ export class TargetCatalog implements ColumnNameResolver {
     return userObjectsFromRows(await this.query(USER_OBJECTS_SQL), await this.query(USER_SQL_FUNCTIONS_SQL));
   }
 
+  /** Runs a read-only query on the catalog connection (text values, NULL as null): writeRouteCatalog.ts. */
+  rows(sql: string): Promise<Row[]> {
+    return this.query(sql);
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);

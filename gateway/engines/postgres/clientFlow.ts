@@ -6,7 +6,7 @@
 // While something is held nothing after it is read, so the target sees the client's messages in
 // the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
 import type { PgFramer } from './codec/framer.js';
-import { decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
+import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
 import { AuditUnavailableError, type SessionContext } from '../types.js';
 import { quoteIdent, type TargetCatalog } from './catalog.js';
@@ -345,14 +345,22 @@ export class ClientFlow {
     if (def === undefined) {
       const j = gate.judgeExecution(b.statement);
       if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+      if (j instanceof Promise) return this.retry(() => j, frame);
       def = j;
     }
+    // A verdict from before the session's DDL changed where writes go is judged again.
+    const now = gate.fresh(b.statement, def, this.o.server.outstanding > 0);
+    if (now === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (now instanceof Promise) return this.retry(() => now, frame);
+    if (now !== def && this.cycleParses.get(b.statement) === def) this.cycleParses.set(b.statement, now);
+    def = now;
     const known = def;
     const cycle = this.o.tracker.cycles.client;
     const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def));
     this.decided(gate, id, def.decision);
     const expect = () => this.o.server.expect({ k: 'bind', portal: b.portal, def: known });
     return this.act(def.decision, id, def.text, {
+      params: b.params,
       forward: () => {
         this.described.delete(b.portal);
         this.forward(frame.buf, frame.start, frame.end);
@@ -423,10 +431,10 @@ export class ClientFlow {
     };
   }
 
-  private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void }): Hold | undefined {
+  private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void; params?: readonly BindParam[] }): Hold | undefined {
     if (d.verdict === 'allow') how.forward();
     else if (d.verdict === 'block') how.refuse(blockRefusal(d));
-    else return this.reviews.hold(d, queryId, sql, how);
+    else return this.reviews.hold(d, queryId, sql, how, how.params);
     return undefined;
   }
 }

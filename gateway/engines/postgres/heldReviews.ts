@@ -4,7 +4,9 @@
 // statement is held at a time: the client flow reads nothing after it until it is settled.
 import type { Decision } from '../../policy/index.js';
 import type { SessionContext } from '../types.js';
+import { reviewParameters } from '../../reviews/parameters.js';
 import { encodeNoticeResponse } from './codec/backend.js';
+import type { BindParam } from './codec/frontend.js';
 import type { Refusal } from './refusals.js';
 
 /** Something to wait for before the next client message; settles to what to do then. */
@@ -46,7 +48,7 @@ export class HeldReviews {
   }
 
   /** Holds the statement (and everything after it) until a reviewer decides. */
-  hold(d: Decision, queryId: number, sql: string, how: HeldStatement): Hold | undefined {
+  hold(d: Decision, queryId: number, sql: string, how: HeldStatement, params?: readonly BindParam[]): Hold | undefined {
     const rule = d.rule ?? 'review';
     const reviews = this.ctx.reviews;
     if (reviews === undefined) {
@@ -60,7 +62,11 @@ export class HeldReviews {
       this.cancelled = false;
       let request;
       try {
-        request = reviews.request({ sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) }, abort.signal);
+        const parameters = params === undefined ? undefined : reviewParameters(params);
+        request = reviews.request(
+          { sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}), ...(parameters !== undefined ? { parameters } : {}) },
+          abort.signal,
+        );
       } catch (err) {
         this.ctx.log.error({ err }, 'review could not be requested');
         return () => how.refuse({ sqlstate: '42501', message: `held for review by rule ${rule}, but the review could not be created: not executed` });

@@ -11,7 +11,9 @@ import {
   maskPolicyFor,
   planCopyMask,
   PreparedStatements,
+  routesMatter,
   ruleApplies,
+  stripWriteRoutes,
   type ColumnNameResolver,
   type CompiledPolicy,
   type CopyMaskPlan,
@@ -26,6 +28,7 @@ import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 import { ExfiltrationGuard } from './exfiltrationGuard.js';
+import { WriteRoutes, type CatalogRows } from './writeRouteCatalog.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -40,6 +43,8 @@ export interface StatementDef {
   readonly decision: Decision;
   /** Per top-level statement, how a `COPY … TO STDOUT` in it is masked (mask policies only). */
   readonly copyPlans?: readonly (CopyMaskPlan | undefined)[];
+  /** The write-route generation it was judged in (writeRouteCatalog.ts); older verdicts are judged again. */
+  readonly routesGeneration?: number;
 }
 
 const ALLOW: Decision = Object.freeze({ verdict: 'allow', hits: [] });
@@ -74,6 +79,10 @@ export class PolicyGate {
   get guardsCopies(): boolean {
     return this.exfiltration !== undefined;
   }
+  /** Writes through views, rules, inheritance and keys (issue 13): present when a rule names tables. */
+  private readonly routes: WriteRoutes | undefined;
+  /** The write-route generation the prepared statements were last expanded in. */
+  private preparedGeneration = 0;
 
   constructor(
     private readonly identity: Identity,
@@ -85,6 +94,8 @@ export class PolicyGate {
     this.mask = maskPolicyFor(policy, identity.groups);
     this.userObjects = new SessionUserObjects(policy, identity.groups, objects);
     if (this.mask !== undefined && this.mask.columns.length > 0) this.exfiltration = new ExfiltrationGuard(this.mask, resolver);
+    const rows = resolver as Partial<CatalogRows> | undefined;
+    if (this.enforce && routesMatter(policy, identity.groups)) this.routes = new WriteRoutes(typeof rows?.rows === 'function' ? (rows as CatalogRows) : undefined);
   }
 
   /**
@@ -96,31 +107,71 @@ export class PolicyGate {
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
     if (!this.enforce && !maybeCopy && this.exfiltration === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
-    const analysis = analyzer.analyze(text);
-    if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
+    const parsed = analyzer.analyze(text);
+    if (this.enforce && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
+    if (pipelined && this.routes?.waitsForCommit(parsed) === true) return 'wait';
+    const refreshed = this.refreshPrepared();
+    if (refreshed !== undefined) return refreshed;
     const userObjects = this.enforce ? this.userObjects.current() : undefined;
     if (userObjects instanceof Promise) return userObjects;
+    const analysis = this.routes?.expand(parsed) ?? parsed;
+    if (analysis instanceof Promise) return analysis;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
     let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
+    this.routes?.judged(analysis, decision.verdict);
+    const stamp = this.routes === undefined ? {} : { routesGeneration: this.routes.generation };
     if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
       const copy = this.exfiltration.judge(analysis, decision.hits);
       if (copy instanceof Promise) return copy;
-      if (copy !== undefined) return { text, analysis, decision: copy };
+      if (copy !== undefined) return { text, analysis, decision: copy, ...stamp };
     }
-    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
+    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision, ...stamp };
     const plans = this.planCopies(analysis.statements);
     if (plans instanceof Promise) return plans;
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
-    return { text, analysis, decision, copyPlans: plans };
+    return { text, analysis, decision, copyPlans: plans, ...stamp };
+  }
+
+  /**
+   * `def` as judged now: a verdict from before the session's DDL changed what relations reach
+   * (a Parse, a confirmed statement) is judged again; its name keeps the new verdict.
+   */
+  fresh(name: string, def: StatementDef, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
+    if (this.routes === undefined || def.routesGeneration === undefined || def.routesGeneration === this.routes.generation) return def;
+    const again = this.judge(def.text, pipelined);
+    if (again !== 'wait' && !(again instanceof Promise) && this.confirmed.get(name) === def) this.confirmed.set(name, again);
+    return again;
+  }
+
+  /** ReadyForQuery: idle outside a transaction, the client's definitions are visible to the catalog. */
+  ready(status: 'I' | 'T' | 'E', idle: boolean): void {
+    if (status === 'I' && idle) this.routes?.settled();
+  }
+
+  /** Expands the prepared statements again after the catalog changed (EXECUTE and Bind judge them). */
+  private refreshPrepared(): Promise<unknown> | undefined {
+    const routes = this.routes;
+    if (routes === undefined || routes.generation === this.preparedGeneration) return undefined;
+    const generation = routes.generation;
+    for (const [name, p] of this.prepared.entries()) {
+      const again = routes.expand({ ok: true, statements: [stripWriteRoutes(p.statement)] });
+      if (again instanceof Promise) return again;
+      const statement = again.ok ? again.statements[0] : undefined;
+      if (statement !== undefined) this.prepared.define(name, statement, p.text);
+    }
+    this.preparedGeneration = generation;
+    return undefined;
   }
 
   /**
    * The verdict for running prepared statement `name` (Bind), from the target-confirmed
    * definition; 'wait' while a Parse of that name is still unanswered.
    */
-  judgeExecution(name: string): StatementDef | 'wait' {
+  judgeExecution(name: string): StatementDef | 'wait' | Promise<unknown> {
     if ((this.inFlight.get(name) ?? 0) > 0) return 'wait';
+    const refreshed = this.refreshPrepared();
+    if (refreshed !== undefined) return refreshed;
     const def = this.confirmed.get(name);
     if (def !== undefined) return def;
     const p = name === '' ? undefined : this.prepared.get(name);

@@ -236,6 +236,7 @@ export class ServerFlow {
     }
     // Portals do not outlive their transaction.
     if (this.status === 'I') this.portals.clear();
+    this.o.gate?.ready(this.status, this.outstanding === 0);
     if (this.outstanding === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
     return undefined;
   }

@@ -29,5 +29,21 @@ export function describeReview(r: ReviewInfo, now = Date.now()): string {
   if (r.endedAt) lines.push(`  ended      ${formatTime(r.endedAt)}`);
   if (r.decisionReason) lines.push(`  reason     ${r.decisionReason}`);
   lines.push('  statement', ...r.sql.split('\n').map((l) => `    ${l}`));
+  if (r.parameters !== undefined) lines.push(...describeParameters(r.parameters, r.parametersOmitted));
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The Bind's values, one per line as `$n = "…"`: JSON-quoted, so a value's quotes, newlines and
+ * control characters are shown, not interpreted by the terminal.
+ */
+function describeParameters(params: NonNullable<ReviewInfo['parameters']>, omitted: number | undefined): string[] {
+  const lines = ['  parameters (the approval runs exactly these values)'];
+  params.forEach((p, i) => {
+    const shown = p.value === null ? 'NULL' : p.binary ? p.value : JSON.stringify(p.value);
+    const note = p.truncated ? ` … (cut; ${p.bytes} bytes in all)` : '';
+    lines.push(`    $${i + 1} = ${shown}${p.binary ? ' (binary)' : ''}${note}`);
+  });
+  if (omitted !== undefined) lines.push(`    … and ${omitted} more parameters, not shown`);
+  return lines;
 }
