@@ -1,0 +1,108 @@
+// The vocabulary of result-column lineage (lineage.ts): what an output column's value can depend
+// on, how lineages combine, and the catalog facts the analysis needs. Kept apart from the tree
+// walk so the engine and the row masker can use it without the parser.
+import { columnMatches, globMatches } from '../names.js';
+import { strongerStrategy, type MaskStrategy } from './strategies.js';
+import type { MaskPolicy } from './plan.js';
+
+/**
+ * What one output column's value can depend on:
+ * - `clean`: no masked column;
+ * - `pass`: a masked column's value unchanged (renamed, cast to an unbounded text type, given a
+ *   collation, passed through a view, a subquery or a set operation whose every branch passes a
+ *   masked column): it gets that column's mask;
+ * - `derived`: anything else computed from a masked column, or something the gateway cannot see
+ *   into (a user-defined function, a relation it cannot look up): redacted whole or refused.
+ * `source` names the masked column (or the unknown) for messages.
+ */
+export type Lineage =
+  | { readonly kind: 'clean' }
+  | { readonly kind: 'pass'; readonly strategy: MaskStrategy; readonly source: string }
+  | { readonly kind: 'derived'; readonly source: string };
+
+/** One output column; `spread` stands for an unknown number of columns with this lineage. */
+export interface OutputColumn {
+  readonly name: string | undefined;
+  readonly lineage: Lineage;
+  readonly spread?: true;
+}
+
+/** A relation as the target's catalog describes it. */
+export interface RelationFacts {
+  readonly schema: string;
+  readonly name: string;
+  readonly kind: 'table' | 'view';
+  /** Live column names in attnum order. */
+  readonly columns: readonly string[];
+  /** `pg_get_viewdef` of a view or materialized view. */
+  readonly definition?: string;
+}
+
+export interface QualifiedRef {
+  readonly schema?: string;
+  readonly name: string;
+}
+
+/**
+ * Catalog facts, answered from what the engine has already looked up: `undefined` means "not
+ * looked up yet" (the analysis then reports it as needed and the engine asks and runs it again).
+ */
+export interface LineageCatalog {
+  /** Every relation the name could denote (an unqualified name: in any schema); empty if none. */
+  relations(ref: QualifiedRef): readonly RelationFacts[] | undefined;
+  /** Whether every function of that name is built into the server (none created later). */
+  isBuiltinFunction(ref: QualifiedRef): boolean | undefined;
+}
+
+export const CLEAN: Lineage = Object.freeze({ kind: 'clean' });
+
+export const derived = (source: string): Lineage => ({ kind: 'derived', source });
+
+/** A value computed from `l`: a pass-through stops being one. */
+export function derive(l: Lineage): Lineage {
+  return l.kind === 'pass' ? { kind: 'derived', source: l.source } : l;
+}
+
+/** An expression over several inputs: clean only when every input is. */
+export function combine(list: readonly Lineage[]): Lineage {
+  for (const l of list) if (l.kind === 'derived') return l;
+  for (const l of list) if (l.kind === 'pass') return derive(l);
+  return CLEAN;
+}
+
+/** Either of two values (an ambiguous name, one of several relations): the more revealing one. */
+export function worst(a: Lineage, b: Lineage): Lineage {
+  if (a.kind === 'derived') return a;
+  if (b.kind === 'derived') return b;
+  if (a.kind === 'pass' && b.kind === 'pass') return strongerStrategy(a.strategy, b.strategy) === a.strategy ? a : b;
+  return a.kind === 'pass' ? a : b;
+}
+
+/**
+ * Two branches of a set operation (or the two sides of a FULL JOIN … USING): a pass-through only
+ * when both are, with the stronger mask; a masked branch beside a clean one is derived.
+ */
+export function mergeBranches(a: Lineage, b: Lineage): Lineage {
+  if (a.kind === 'clean' && b.kind === 'clean') return CLEAN;
+  if (a.kind === 'pass' && b.kind === 'pass') return worst(a, b);
+  if (a.kind === 'derived') return a;
+  if (b.kind === 'derived') return b;
+  return derive(a.kind === 'pass' ? a : b);
+}
+
+/** The strategy of the mask rules covering a source column, if any. */
+export function columnMask(mask: MaskPolicy, c: { schema?: string; table: string; column: string }): MaskStrategy | undefined {
+  let s: MaskStrategy | undefined;
+  for (const m of mask.columns) if (columnMatches(m.pattern, c)) s = strongerStrategy(s, m.strategy);
+  return s;
+}
+
+/** Whether a mask rule could name a column of a relation called this (in any schema when unqualified). */
+export function relationMayBeMasked(mask: MaskPolicy, rel: QualifiedRef): boolean {
+  return mask.columns.some((m) => globMatches(m.pattern.table, rel.name) && (m.pattern.schema === undefined || rel.schema === undefined || globMatches(m.pattern.schema, rel.schema)));
+}
+
+/** `schema.table.column` for messages. */
+export function columnLabel(schema: string | undefined, table: string, column: string): string {
+  return `${schema === undefined || schema === '' ? '' : `${schema}.`}${table}.${column}`;
+}
