@@ -125,6 +125,8 @@ const rule = z
 export const policySchema = z
   .strictObject({
     rules: z.array(rule).default([]),
+    /** What happens to a result column computed from a masked column (docs/policy.md, "Masking by lineage"). */
+    derived: z.enum(['refuse', 'redact'], { error: () => 'expected refuse or redact' }).default('refuse'),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
@@ -186,6 +188,8 @@ export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   /** The key for the `hash` strategy (HMAC-SHA256); required when any rule uses `with: hash`. */
   readonly hashKey?: Buffer;
+  /** Result columns computed from masked columns: redacted whole, or (absent) the statement refused. */
+  readonly derived?: 'redact';
 }
 
 export class PolicyCompileError extends Error {
@@ -242,8 +246,9 @@ export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}
   if (usesHash && (opts.hashKey === undefined || opts.hashKey.length < 16)) {
     throw new PolicyCompileError('a mask rule uses `with: hash`, which needs the gateway masking key (at least 16 bytes)');
   }
-  const policy: { rules: CompiledRule[]; hashKey?: Buffer } = { rules };
+  const policy: { rules: CompiledRule[]; hashKey?: Buffer; derived?: 'redact' } = { rules };
   if (opts.hashKey !== undefined) policy.hashKey = opts.hashKey;
+  if (cfg.derived === 'redact') policy.derived = 'redact';
   return Object.freeze(policy);
 }
 

@@ -333,6 +333,7 @@ export class ClientFlow {
     if (def === undefined) {
       const j = gate.judgeExecution(b.statement);
       if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+      if (j instanceof Promise) return this.retry(() => j, frame);
       def = j;
     }
     const known = def;

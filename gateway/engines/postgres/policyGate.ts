@@ -17,12 +17,14 @@ import {
   type CopyMaskPlan,
   type Decision,
   type MaskPolicy,
+  type OutputColumn,
   type PreparedStatement,
   type SqlAnalysis,
   type StatementAnalysis,
 } from '../../policy/index.js';
 import type { Identity } from '../types.js';
 import { quoteIdent } from './catalog.js';
+import { copyPlanFromLineage, LineageGate, type LineageFacts } from './lineageGate.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -37,6 +39,8 @@ export interface StatementDef {
   readonly decision: Decision;
   /** Per top-level statement, how a `COPY … TO STDOUT` in it is masked (mask policies only). */
   readonly copyPlans?: readonly (CopyMaskPlan | undefined)[];
+  /** Per top-level statement, its result columns' lineage when one needs masking (lineageGate.ts). */
+  readonly lineage?: readonly (readonly OutputColumn[] | undefined)[];
 }
 
 const ALLOW: Decision = Object.freeze({ verdict: 'allow', hits: [] });
@@ -64,14 +68,17 @@ export class PolicyGate {
   private readonly inFlight = new Map<string, number>();
   private readonly preparedDecisions = new WeakMap<PreparedStatement, StatementDef>();
   private readonly copyPlans = new Map<string, CopyMaskPlan>();
+  /** Masking by lineage, for sessions with column masks. */
+  private readonly lineage: LineageGate | undefined;
 
   constructor(
     private readonly identity: Identity,
     private readonly policy: CompiledPolicy,
-    private readonly resolver: ColumnNameResolver | undefined,
+    private readonly resolver: (ColumnNameResolver & LineageFacts) | undefined,
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
+    if (this.mask !== undefined && this.mask.columns.length > 0 && resolver !== undefined) this.lineage = new LineageGate(this.mask, resolver, (name) => this.prepared.get(name)?.statement.text);
   }
 
   /**
@@ -82,23 +89,29 @@ export class PolicyGate {
    */
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
-    if (!this.enforce && !maybeCopy) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
+    if (!this.enforce && !maybeCopy && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const analysis = analyzer.analyze(text);
-    if (this.enforce && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
+    if ((this.enforce || this.lineage !== undefined) && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
-    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
-    const plans = this.planCopies(analysis.statements);
+    if (!analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
+    // Lineage (lineageGate.ts): refusals, and the result columns masked beyond their OIDs.
+    const lineage = this.lineage?.judge(analysis.statements);
+    if (lineage instanceof Promise) return lineage;
+    if (lineage?.refusal !== undefined) return { text, analysis, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: decision.hits } };
+    const traced = lineage !== undefined && lineage.results.some((r) => r !== undefined) ? { lineage: lineage.results } : {};
+    if (!maybeCopy) return { text, analysis, decision, ...traced };
+    const plans = this.planCopies(analysis.statements, lineage?.results);
     if (plans instanceof Promise) return plans;
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
-    return { text, analysis, decision, copyPlans: plans };
+    return { text, analysis, decision, copyPlans: plans, ...traced };
   }
 
   /**
    * The verdict for running prepared statement `name` (Bind), from the target-confirmed
    * definition; 'wait' while a Parse of that name is still unanswered.
    */
-  judgeExecution(name: string): StatementDef | 'wait' {
+  judgeExecution(name: string): StatementDef | 'wait' | Promise<unknown> {
     if ((this.inFlight.get(name) ?? 0) > 0) return 'wait';
     const def = this.confirmed.get(name);
     if (def !== undefined) return def;
@@ -108,6 +121,10 @@ export class PolicyGate {
       if (d === undefined) {
         const analysis: SqlAnalysis = { ok: true, statements: [p.statement] };
         d = { text: p.text, analysis, decision: this.enforce ? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text: p.text }, { prepared: this.prepared }) : ALLOW };
+        const lineage = this.lineage !== undefined && d.decision.verdict !== 'block' ? this.lineage.judgePrepared(name) : undefined;
+        if (lineage instanceof Promise) return lineage;
+        if (lineage?.refusal !== undefined) d = { ...d, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: d.decision.hits } };
+        else if (lineage?.results[0] !== undefined) d = { ...d, lineage: lineage.results };
         this.preparedDecisions.set(p, d);
       }
       return d;
@@ -187,10 +204,12 @@ export class PolicyGate {
     return { verdict: 'block', rule: 'sluice:unsafe-setting', reason: `${this.unsafe}; statements are refused until it is changed back`, hits: [] };
   }
 
-  private planCopies(statements: readonly StatementAnalysis[]): (CopyMaskPlan | undefined)[] | Promise<unknown> {
+  private planCopies(statements: readonly StatementAnalysis[], lineage: readonly (readonly OutputColumn[] | undefined)[] | undefined): (CopyMaskPlan | undefined)[] | Promise<unknown> {
     const mask = this.mask;
     if (mask === undefined || !statements.some(copiesOut)) return statements.map(() => undefined);
-    const missing = statements.filter((s) => copiesOut(s) && !this.copyPlans.has(s.text));
+    // COPY (query): its columns' lineage says what to mask (none of them: nothing but detectors).
+    const traced = (s: StatementAnalysis, i: number) => (this.lineage !== undefined && s.copy !== undefined && s.copy.relation === undefined ? copyPlanFromLineage(mask, s.copy, lineage?.[i]) : undefined);
+    const missing = statements.filter((s, i) => copiesOut(s) && traced(s, i) === undefined && !this.copyPlans.has(s.text));
     if (missing.length > 0) {
       if (this.resolver === undefined) return statements.map((s) => (copiesOut(s) ? { action: 'refuse', reason: 'the gateway cannot look up the columns to mask' } : undefined));
       const resolver = this.resolver;
@@ -201,7 +220,7 @@ export class PolicyGate {
         }),
       );
     }
-    return statements.map((s) => (copiesOut(s) ? this.copyPlans.get(s.text) : undefined));
+    return statements.map((s, i) => (copiesOut(s) ? (traced(s, i) ?? this.copyPlans.get(s.text)) : undefined));
   }
 }
 

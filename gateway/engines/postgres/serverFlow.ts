@@ -271,7 +271,8 @@ export class ServerFlow {
       const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
       return apply(columns ? { columns, masker: undefined } : undefined);
     }
-    const plan = this.o.masking.forRowDescription(buf, start, end);
+    const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portals.get(f.portal)?.def?.lineage?.[0] : undefined;
+    const plan = this.o.masking.forRowDescription(buf, start, end, lineage);
     if (plan instanceof Promise) return plan.then(apply);
     return apply(plan);
   }

@@ -15,7 +15,7 @@
 // a binary search.
 import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { CLEAN, combine, derive, derived, worst, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
+import { CLEAN, combine, derive, derived, readsUntracedData, worst, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
 
 /** A FROM item in scope: its name, its columns (undefined: unknown), the worst of them. */
 export interface Entry {
@@ -38,11 +38,6 @@ const SYSTEM_COLUMNS = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoi
 /** Casting to these (without a length) keeps the value as it is: still a pass-through. */
 const TEXT_TYPES = new Set(['text', 'varchar', 'bpchar', 'citext']);
 
-/**
- * Built-ins that read data the parse tree does not show: SQL or a relation named in a string,
- * an open cursor. Their results count as derived from something masked.
- */
-const DATA_READING_FUNCTIONS = /^(query_to_xml|query_to_xmlschema|query_to_xml_and_xmlschema|table_to_xml.*|cursor_to_xml.*|schema_to_xml.*|database_to_xml.*|ts_stat|dblink.*)$/;
 
 const strs = (list: Json | undefined): string[] => (Array.isArray(list) ? list.flatMap((i) => (isObject(i) && isObject(i.String) && typeof i.String.sval === 'string' ? [i.String.sval] : [])) : []);
 const hasStar = (fields: Json | undefined) => Array.isArray(fields) && fields.some((f) => isObject(f) && 'A_Star' in f);
@@ -140,7 +135,7 @@ export abstract class ExpressionTracer {
     const name = parts[parts.length - 1] ?? '';
     const ref: QualifiedRef = parts.length >= 2 ? { schema: parts[parts.length - 2] as string, name } : { name };
     let own: Lineage = CLEAN;
-    if (DATA_READING_FUNCTIONS.test(name)) own = derived(`${name}(), which reads data the gateway cannot trace`);
+    if (readsUntracedData(name)) own = derived(`${name}(), which reads data the gateway cannot trace`);
     else {
       const builtin = this.catalog.isBuiltinFunction(ref);
       if (builtin === undefined) this.needFunction(ref);

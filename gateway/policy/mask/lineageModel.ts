@@ -54,6 +54,14 @@ export interface LineageCatalog {
   isBuiltinFunction(ref: QualifiedRef): boolean | undefined;
 }
 
+/**
+ * Built-ins that read data the parse tree does not show: SQL or a relation named in a string,
+ * an open cursor. Their results count as derived from something masked.
+ */
+const DATA_READING_FUNCTIONS = /^(query_to_xml|query_to_xmlschema|query_to_xml_and_xmlschema|table_to_xml.*|cursor_to_xml.*|schema_to_xml.*|database_to_xml.*|ts_stat|dblink.*)$/;
+
+export const readsUntracedData = (functionName: string): boolean => DATA_READING_FUNCTIONS.test(functionName);
+
 export const CLEAN: Lineage = Object.freeze({ kind: 'clean' });
 
 export const derived = (source: string): Lineage => ({ kind: 'derived', source });

@@ -1,0 +1,256 @@
+// Masking by lineage for one session (policy/mask/lineage.ts): which result columns of a
+// statement carry a masked value unchanged (they get its mask even when RowDescription says
+// OID 0), which are derived from one (redacted whole, or the statement refused, per the
+// connection's `derived:`), and which statements use a masked value to filter or order rows
+// (refused). Catalog facts are looked up once per relation or function name per session on the
+// catalog connection and kept until the session's own DDL or SET could change what a name means.
+//
+// The hot path: a statement whose relations are all tables without masked columns and whose
+// functions are all built in costs a few map look-ups; lineage proper runs once per statement
+// shape per session.
+import {
+  analyzeLineage,
+  columnMask,
+  readsUntracedData,
+  sqlShape,
+  type LineageCatalog,
+  type MaskPolicy,
+  type OutputColumn,
+  type QualifiedRef,
+  type RelationFacts,
+  type StatementAnalysis,
+  type StatementLineage,
+  type CopyInfo,
+  type CopyMaskOptions,
+  type CopyMaskPlan,
+  type MaskStrategy,
+} from '../../policy/index.js';
+import { lineageKey } from './catalog.js';
+
+export const RULE_DERIVED = 'sluice:masked-derivation';
+export const RULE_PREDICATE = 'sluice:masked-predicate';
+
+/** The catalog look-ups lineage needs (TargetCatalog implements them). */
+export interface LineageFacts {
+  relationsNamed(refs: readonly QualifiedRef[]): Promise<Map<string, RelationFacts[]>>;
+  builtinFunctions(refs: readonly QualifiedRef[]): Promise<Map<string, boolean>>;
+}
+
+/** What lineage says about the statements of one Query or Parse. */
+export interface LineageVerdict {
+  readonly refusal?: { readonly rule: string; readonly reason: string };
+  /** Per top-level statement: its result columns when one of them needs masking. */
+  readonly results: readonly (readonly OutputColumn[] | undefined)[];
+}
+
+/** Statement kinds after which what a name denotes is still what the catalog said. */
+const KEEPS_FACTS = new Set(['select', 'insert', 'update', 'delete', 'merge', 'explain', 'fetch', 'move', 'declare', 'close', 'prepare', 'execute', 'deallocate', 'copy', 'begin', 'commit', 'rollback', 'savepoint', 'release', 'show', 'listen', 'unlisten', 'notify', 'vacuum', 'analyze', 'checkpoint', 'lock']);
+
+/** Distinct statement shapes remembered per session; beyond it, oldest first out. */
+const MAX_RESULTS = 2048;
+
+const NOTHING: LineageVerdict = Object.freeze({ results: [] });
+
+function* statementTree(s: StatementAnalysis): Generator<StatementAnalysis> {
+  yield s;
+  for (const n of s.nested) yield* statementTree(n.statement);
+}
+
+interface Missing {
+  readonly relations: QualifiedRef[];
+  readonly functions: QualifiedRef[];
+}
+
+export class LineageGate {
+  private readonly relations = new Map<string, readonly RelationFacts[]>();
+  private readonly cleanRelations = new Map<string, boolean>();
+  private readonly functions = new Map<string, boolean>();
+  private readonly results = new Map<string, StatementLineage>();
+  private views = new WeakMap<object, readonly OutputColumn[]>();
+  /** Cursors declared in this session: their columns, or null when two declarations differed. */
+  private readonly cursors = new Map<string, readonly OutputColumn[] | null>();
+  private readonly catalog: LineageCatalog = {
+    relations: (ref) => this.relations.get(lineageKey(ref)),
+    isBuiltinFunction: (ref) => this.functions.get(lineageKey(ref)),
+  };
+
+  constructor(
+    private readonly mask: MaskPolicy,
+    private readonly facts: LineageFacts,
+    /** The text a prepared statement was defined with, as the target confirmed it. */
+    private readonly preparedText: (name: string) => string | undefined,
+  ) {}
+
+  /**
+   * The verdict for a Query's or Parse's statements, or a promise that settles once the catalog
+   * facts it needs are known (judge again then). Session state (cursors) changes only when a
+   * verdict is returned.
+   */
+  judge(statements: readonly StatementAnalysis[]): LineageVerdict | Promise<unknown> {
+    const missing: Missing = { relations: [], functions: [] };
+    const lineages = statements.map((s) => (this.obviouslyClean(s, missing) ? undefined : this.lineageOf(s.text, missing)));
+    const executed = lineages.map((l) => (l?.executes === undefined ? undefined : this.lineageOfPrepared(l.executes, missing)));
+    if (missing.relations.length > 0 || missing.functions.length > 0) return this.load(missing);
+    const verdict = this.verdict(lineages, executed);
+    if (verdict.refusal === undefined) {
+      for (const l of lineages) this.track(l);
+      if (statements.some((s) => !KEEPS_FACTS.has(s.kind))) this.forget();
+    }
+    return verdict;
+  }
+
+  /** The verdict for running a prepared statement by name (a protocol Bind of a SQL-PREPAREd one). */
+  judgePrepared(name: string): LineageVerdict | Promise<unknown> {
+    const missing: Missing = { relations: [], functions: [] };
+    const l = this.lineageOfPrepared(name, missing);
+    if (missing.relations.length > 0 || missing.functions.length > 0) return this.load(missing);
+    return this.verdict([{ executes: name }], [l]);
+  }
+
+  private verdict(lineages: readonly (StatementLineage | undefined)[], executed: readonly (StatementLineage | undefined)[]): LineageVerdict {
+    if (lineages.every((l) => l === undefined)) return NOTHING;
+    const results: (readonly OutputColumn[] | undefined)[] = [];
+    const cursors = new Map(this.cursors);
+    for (const [i, l] of lineages.entries()) {
+      const refusal = l?.refusal ?? executed[i]?.refusal;
+      if (refusal !== undefined) return { refusal: { rule: RULE_PREDICATE, reason: refusal }, results: [] };
+      let columns = l?.executes !== undefined ? (executed[i]?.columns ?? unknownColumns(`prepared statement ${l.executes}, which the gateway cannot trace`)) : l?.columns;
+      if (l?.fetches !== undefined) columns = cursors.get(l.fetches) ?? unknownColumns(`cursor ${l.fetches}, which the gateway did not see declared`);
+      if (l?.declares !== undefined) cursors.set(l.declares, columns ?? []);
+      const derived = columns?.find((c) => c.lineage.kind === 'derived');
+      if (derived !== undefined && this.mask.derived !== 'redact') {
+        const name = derived.name === undefined ? 'an output column' : `output column "${derived.name}"`;
+        return { refusal: { rule: RULE_DERIVED, reason: `${name} is computed from ${derived.lineage.kind === 'derived' ? derived.lineage.source : ''}, which is masked; select the column itself (it is masked) or ask for derived: redact` }, results: [] };
+      }
+      // DECLARE and PREPARE return no rows themselves; FETCH and EXECUTE return theirs.
+      results.push(l?.declares !== undefined || l?.prepares !== undefined || columns === undefined || !columns.some((c) => c.lineage.kind !== 'clean') ? undefined : columns);
+    }
+    return { results };
+  }
+
+  private track(l: StatementLineage | undefined): void {
+    if (l?.declares !== undefined) {
+      const before = this.cursors.get(l.declares);
+      const columns = l.columns ?? [];
+      // A DECLARE the server refused (the name is taken) leaves the old cursor: if they differ, assume neither.
+      this.cursors.set(l.declares, before === undefined || (before !== null && sameLineage(before, columns)) ? columns : null);
+    }
+    if (l?.closes !== undefined) {
+      if (typeof l.closes === 'string') this.cursors.delete(l.closes);
+      else this.cursors.clear();
+    }
+  }
+
+  /** True when nothing the statement reads can carry a masked value; unknown names go to `missing`. */
+  private obviouslyClean(s: StatementAnalysis, missing: Missing): boolean {
+    if (s.kind === 'fetch' || s.kind === 'execute' || s.kind === 'call' || s.kind === 'declare' || s.kind === 'close') return false;
+    let clean = true;
+    for (const t of statementTree(s)) {
+      for (const r of t.relations) {
+        const ref: QualifiedRef = r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name };
+        const c = this.relationClean(ref);
+        if (c === undefined) missing.relations.push(ref);
+        if (c !== true) clean = false;
+      }
+      for (const f of t.functions) {
+        const b = readsUntracedData(f.name) ? false : this.functions.get(lineageKey(f));
+        if (b === undefined) missing.functions.push(f);
+        if (b !== true) clean = false;
+      }
+    }
+    return clean;
+  }
+
+  private relationClean(ref: QualifiedRef): boolean | undefined {
+    const key = lineageKey(ref);
+    const known = this.cleanRelations.get(key);
+    if (known !== undefined) return known;
+    const facts = this.relations.get(key);
+    if (facts === undefined) return undefined;
+    const clean = facts.length > 0 && facts.every((f) => f.kind === 'table' && f.columns.every((c) => columnMask(this.mask, { schema: f.schema, table: f.name, column: c }) === undefined));
+    this.cleanRelations.set(key, clean);
+    return clean;
+  }
+
+  /** One statement's lineage, by shape (lineage reads no literal's value), or undefined when facts are missing. */
+  private lineageOf(text: string, missing: Missing): StatementLineage | undefined {
+    const shape = sqlShape(text);
+    const key = shape === undefined ? `t:${text}` : `s:${shape}`;
+    const hit = this.results.get(key);
+    if (hit !== undefined) return hit;
+    const a = analyzeLineage(text, this.mask, this.catalog, this.views);
+    if (!a.ok) {
+      missing.relations.push(...a.needs.relations);
+      missing.functions.push(...a.needs.functions);
+      return undefined;
+    }
+    const l = a.statements[0] ?? {};
+    if (this.results.size >= MAX_RESULTS) this.results.delete(this.results.keys().next().value as string);
+    this.results.set(key, l);
+    return l;
+  }
+
+  private lineageOfPrepared(name: string, missing: Missing): StatementLineage | undefined {
+    const text = this.preparedText(name);
+    if (text === undefined) return undefined;
+    const l = this.lineageOf(text, missing);
+    return l === undefined ? undefined : { ...(l.refusal !== undefined ? { refusal: l.refusal } : {}), ...(l.columns !== undefined ? { columns: l.columns } : {}) };
+  }
+
+  private async load(missing: Missing): Promise<void> {
+    const rels = dedupe(missing.relations.filter((r) => !this.relations.has(lineageKey(r))));
+    const fns = dedupe(missing.functions.filter((f) => !this.functions.has(lineageKey(f))));
+    // A look-up that fails leaves the names unknown: their lineage stays derived (fail closed).
+    const [r, f] = await Promise.all([
+      rels.length === 0 ? new Map<string, RelationFacts[]>() : this.facts.relationsNamed(rels).catch(() => new Map(rels.map((x) => [lineageKey(x), [] as RelationFacts[]]))),
+      fns.length === 0 ? new Map<string, boolean>() : this.facts.builtinFunctions(fns).catch(() => new Map(fns.map((x) => [lineageKey(x), false]))),
+    ]);
+    for (const x of rels) this.relations.set(lineageKey(x), r.get(lineageKey(x)) ?? []);
+    for (const x of fns) this.functions.set(lineageKey(x), f.get(lineageKey(x)) ?? false);
+  }
+
+  private forget(): void {
+    this.relations.clear();
+    this.cleanRelations.clear();
+    this.functions.clear();
+    this.results.clear();
+    this.views = new WeakMap();
+  }
+}
+
+/**
+ * How `COPY (query) TO STDOUT` is masked from its columns' lineage (undefined: none needs it):
+ * pass-throughs get their mask, derived columns `redact` (in refuse mode the statement was
+ * refused before). COPY carries no column count to align an unknown width with: refused.
+ */
+export function copyPlanFromLineage(mask: MaskPolicy, copy: CopyInfo, columns: readonly OutputColumn[] | undefined): CopyMaskPlan {
+  if (copy.direction !== 'to' || copy.target !== 'stdio') return { action: 'none' };
+  const masked = new Map<number, MaskStrategy>();
+  for (const [i, c] of (columns ?? []).entries()) {
+    if (c.spread === true) return { action: 'refuse', reason: 'COPY (query) with columns the gateway cannot count reads masked data; use SELECT (its result is masked)' };
+    if (c.lineage.kind === 'pass') masked.set(i, c.lineage.strategy);
+    else if (c.lineage.kind === 'derived') masked.set(i, 'redact');
+  }
+  if (masked.size === 0 && mask.detect === undefined) return { action: 'none' };
+  if (copy.format === 'binary') return { action: 'refuse', reason: 'binary COPY cannot be masked; use COPY … (FORMAT text) or (FORMAT csv)' };
+  const options: { -readonly [K in keyof CopyMaskOptions]: CopyMaskOptions[K] } & { header: boolean } = { format: copy.format, columns: masked, header: copy.header };
+  if (mask.detect !== undefined) options.detect = mask.detect;
+  if (mask.hashKey !== undefined) options.hashKey = mask.hashKey;
+  if (copy.delimiter !== undefined) options.delimiter = copy.delimiter;
+  if (copy.null !== undefined) options.null = copy.null;
+  if (copy.quote !== undefined) options.quote = copy.quote;
+  if (copy.escape !== undefined) options.escape = copy.escape;
+  return { action: 'mask', options };
+}
+
+function unknownColumns(source: string): OutputColumn[] {
+  return [{ name: undefined, lineage: { kind: 'derived', source }, spread: true }];
+}
+
+function sameLineage(a: readonly OutputColumn[], b: readonly OutputColumn[]): boolean {
+  return a.length === b.length && a.every((c, i) => c.lineage.kind === b[i]?.lineage.kind && c.spread === b[i]?.spread);
+}
+
+function dedupe(refs: readonly QualifiedRef[]): QualifiedRef[] {
+  return [...new Map(refs.map((r) => [lineageKey(r), r])).values()];
+}
