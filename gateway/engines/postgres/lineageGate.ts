@@ -46,6 +46,9 @@ export interface LineageVerdict {
 /** Statement kinds after which what a name denotes is still what the catalog said. */
 const KEEPS_FACTS = new Set(['select', 'insert', 'update', 'delete', 'merge', 'explain', 'fetch', 'move', 'declare', 'close', 'prepare', 'execute', 'deallocate', 'copy', 'begin', 'commit', 'rollback', 'savepoint', 'release', 'show', 'listen', 'unlisten', 'notify', 'vacuum', 'analyze', 'checkpoint', 'lock']);
 
+/** Statements whose lineage is not in the relations and functions they name. */
+const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', 'do']);
+
 /** Distinct statement shapes remembered per session; beyond it, oldest first out. */
 const MAX_RESULTS = 2048;
 
@@ -67,6 +70,7 @@ export class LineageGate {
   private readonly functions = new Map<string, boolean>();
   private readonly results = new Map<string, StatementLineage>();
   private views = new WeakMap<object, readonly OutputColumn[]>();
+  private changedInTransaction = false;
   /** Cursors declared in this session: their columns, or null when two declarations differed. */
   private readonly cursors = new Map<string, readonly OutputColumn[] | null>();
   private readonly catalog: LineageCatalog = {
@@ -94,7 +98,14 @@ export class LineageGate {
     const verdict = this.verdict(lineages, executed);
     if (verdict.refusal === undefined) {
       for (const l of lineages) this.track(l);
-      if (statements.some((s) => !KEEPS_FACTS.has(s.kind))) this.forget();
+      // The catalog connection sees DDL only once it commits: forget at the DDL and at its commit.
+      if (statements.some((s) => !KEEPS_FACTS.has(s.kind))) {
+        this.forget();
+        this.changedInTransaction = true;
+      } else if (this.changedInTransaction && statements.some((s) => s.kind === 'commit')) {
+        this.forget();
+        this.changedInTransaction = false;
+      }
     }
     return verdict;
   }
@@ -114,13 +125,16 @@ export class LineageGate {
     for (const [i, l] of lineages.entries()) {
       const refusal = l?.refusal ?? executed[i]?.refusal;
       if (refusal !== undefined) return { refusal: { rule: RULE_PREDICATE, reason: refusal }, results: [] };
+      const opaque = l?.opaque ?? executed[i]?.opaque;
+      if (opaque !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `the statement runs ${opaque}, code the gateway cannot see into, which could read masked columns and reveal them outside the result` }, results: [] };
       let columns = l?.executes !== undefined ? (executed[i]?.columns ?? unknownColumns(`prepared statement ${l.executes}, which the gateway cannot trace`)) : l?.columns;
       if (l?.fetches !== undefined) columns = cursors.get(l.fetches) ?? unknownColumns(`cursor ${l.fetches}, which the gateway did not see declared`);
       if (l?.declares !== undefined) cursors.set(l.declares, columns ?? []);
       const derived = columns?.find((c) => c.lineage.kind === 'derived');
       if (derived !== undefined && this.mask.derived !== 'redact') {
         const name = derived.name === undefined ? 'an output column' : `output column "${derived.name}"`;
-        return { refusal: { rule: RULE_DERIVED, reason: `${name} is computed from ${derived.lineage.kind === 'derived' ? derived.lineage.source : ''}, which is masked; select the column itself (it is masked) or ask for derived: redact` }, results: [] };
+        const source = derived.lineage.kind === 'derived' ? derived.lineage.source : 'a masked column';
+        return { refusal: { rule: RULE_DERIVED, reason: `${name} is computed from ${source}; only a masked column passed through unchanged can be masked (select the column itself, or ask for derived: redact)` }, results: [] };
       }
       // DECLARE and PREPARE return no rows themselves; FETCH and EXECUTE return theirs.
       results.push(l?.declares !== undefined || l?.prepares !== undefined || columns === undefined || !columns.some((c) => c.lineage.kind !== 'clean') ? undefined : columns);
@@ -143,7 +157,7 @@ export class LineageGate {
 
   /** True when nothing the statement reads can carry a masked value; unknown names go to `missing`. */
   private obviouslyClean(s: StatementAnalysis, missing: Missing): boolean {
-    if (s.kind === 'fetch' || s.kind === 'execute' || s.kind === 'call' || s.kind === 'declare' || s.kind === 'close') return false;
+    if (LINEAGE_KINDS.has(s.kind)) return false;
     let clean = true;
     for (const t of statementTree(s)) {
       for (const r of t.relations) {
@@ -194,7 +208,7 @@ export class LineageGate {
     const text = this.preparedText(name);
     if (text === undefined) return undefined;
     const l = this.lineageOf(text, missing);
-    return l === undefined ? undefined : { ...(l.refusal !== undefined ? { refusal: l.refusal } : {}), ...(l.columns !== undefined ? { columns: l.columns } : {}) };
+    return l === undefined ? undefined : { ...(l.refusal !== undefined ? { refusal: l.refusal } : {}), ...(l.opaque !== undefined ? { opaque: l.opaque } : {}), ...(l.columns !== undefined ? { columns: l.columns } : {}) };
   }
 
   private async load(missing: Missing): Promise<void> {

@@ -24,6 +24,12 @@ export interface StatementLineage {
   readonly columns?: readonly OutputColumn[];
   /** Why the statement must be refused whatever the derived mode (predicate misuse). */
   readonly refusal?: string;
+  /**
+   * Code the gateway cannot see into runs (a user-defined function or procedure, a DO block, a
+   * built-in that runs SQL text): it can read masked columns and say them in a notice, an error,
+   * a write or its timing, so it is refused whatever the derived mode.
+   */
+  readonly opaque?: string;
   /** DECLARE name CURSOR: `columns` are what FETCH from it returns. */
   readonly declares?: string;
   /** FETCH from this cursor: its columns are the declaring statement's. */
@@ -63,8 +69,9 @@ export function analyzeLineage(text: string, mask: MaskPolicy, catalog: LineageC
     const typed = isObject(raw.stmt) ? typedNode(raw.stmt) : undefined;
     if (typed === undefined) continue;
     tracer.refusal = undefined;
+    tracer.opaque = typed[0] === 'DoStmt' ? 'a DO block' : undefined;
     const s = statementLineage(tracer, typed[0], typed[1]);
-    out.push(tracer.refusal === undefined ? s : { ...s, refusal: tracer.refusal });
+    out.push({ ...s, ...(tracer.refusal !== undefined ? { refusal: tracer.refusal } : {}), ...(tracer.opaque !== undefined ? { opaque: tracer.opaque } : {}) });
   }
   if (tracer.needs.relations.length > 0 || tracer.needs.functions.length > 0) return { ok: false, needs: tracer.needs };
   return { ok: true, statements: out };

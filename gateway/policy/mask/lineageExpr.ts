@@ -60,6 +60,8 @@ function outputName(t: JsonObject): string | undefined {
 export abstract class ExpressionTracer {
   /** The first reason the statement must be refused, if any. */
   refusal: string | undefined;
+  /** Code the gateway cannot see into runs (a user-defined function): it can read anything. */
+  opaque: string | undefined;
   abstract readonly mask: MaskPolicy;
   abstract readonly catalog: LineageCatalog;
   abstract select(sel: JsonObject, outer: readonly (readonly Entry[])[], ctes: ReadonlyMap<string, readonly OutputColumn[]>): OutputColumn[];
@@ -141,6 +143,7 @@ export abstract class ExpressionTracer {
       if (builtin === undefined) this.needFunction(ref);
       if (builtin !== true) own = derived(`${name}(), a function the gateway cannot see into`);
     }
+    if (own.kind === 'derived') this.opaque ??= own.source;
     this.predicate(f.agg_filter, env, 'FILTER (WHERE …)');
     if (isObject(f.over)) this.window(f.over, env);
     const order = Array.isArray(f.agg_order) ? f.agg_order.map((s) => (isObject(s) && isObject(s.SortBy) ? (s.SortBy.node ?? null) : s)) : [];

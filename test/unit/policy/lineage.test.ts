@@ -124,6 +124,22 @@ describe('output columns', () => {
   });
 });
 
+describe('code the gateway cannot see into', () => {
+  it.each([
+    ['select leak(id) from orders', 'leak()'],
+    ['select id from orders order by digest(id)', 'digest()'],
+    ["select query_to_xml('select 1', true, true, '')", 'query_to_xml()'],
+    ["do $$ begin raise notice '%', 1; end $$", 'a DO block'],
+    ['call leak(1)', 'leak()'],
+  ])('%s is opaque', (sql, what) => {
+    expect(lineage(sql).opaque).toContain(what);
+  });
+
+  it('built-in functions are not', () => {
+    expect(lineage('select upper(name), now(), count(*) from customers group by 1').opaque).toBeUndefined();
+  });
+});
+
 describe('the predicate rule', () => {
   it.each([
     "select id from customers where email = 'a@b.c'",
