@@ -370,6 +370,7 @@ export class ClientFlow {
         }, frame);
       }
       const judged = known === null ? undefined : gate.judge(`SELECT ${known}()`, false);
+      if (judged instanceof Promise) return this.retry(() => judged, frame);
       if (judged !== undefined && judged !== 'wait' && !(judged instanceof Promise)) {
         name = known ?? undefined;
         decision = judged.decision;

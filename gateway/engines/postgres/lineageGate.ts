@@ -93,7 +93,13 @@ export class LineageGate {
   judge(statements: readonly StatementAnalysis[]): LineageVerdict | Promise<unknown> {
     const missing: Missing = { relations: [], functions: [] };
     const lineages = statements.map((s) => (this.obviouslyClean(s, missing) ? undefined : this.lineageOf(s.text, missing)));
-    const executed = lineages.map((l) => (l?.executes === undefined ? undefined : this.lineageOfPrepared(l.executes, missing)));
+    // EXECUTE of a name PREPAREd earlier in the same message runs that (if the PREPARE fails, so does the rest).
+    const local = new Map<string, StatementLineage>();
+    const executed = lineages.map((l, i) => {
+      const prepares = statements[i]?.prepares;
+      if (prepares !== undefined) local.set(prepares, l ?? {});
+      return l?.executes === undefined ? undefined : (local.get(l.executes) ?? this.lineageOfPrepared(l.executes, missing));
+    });
     if (missing.relations.length > 0 || missing.functions.length > 0) return this.load(missing);
     const verdict = this.verdict(lineages, executed);
     if (verdict.refusal === undefined) {
@@ -127,7 +133,8 @@ export class LineageGate {
       if (refusal !== undefined) return { refusal: { rule: RULE_PREDICATE, reason: refusal }, results: [] };
       const opaque = l?.opaque ?? executed[i]?.opaque;
       if (opaque !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `the statement runs ${opaque}, code the gateway cannot see into, which could read masked columns and reveal them outside the result` }, results: [] };
-      let columns = l?.executes !== undefined ? (executed[i]?.columns ?? unknownColumns(`prepared statement ${l.executes}, which the gateway cannot trace`)) : l?.columns;
+      const ran = executed[i];
+      let columns = l?.executes === undefined ? l?.columns : ran !== undefined ? ran.columns : unknownColumns(`prepared statement ${l.executes}, which the gateway cannot trace`);
       if (l?.fetches !== undefined) columns = cursors.get(l.fetches) ?? unknownColumns(`cursor ${l.fetches}, which the gateway did not see declared`);
       if (l?.declares !== undefined) cursors.set(l.declares, columns ?? []);
       const derived = columns?.find((c) => c.lineage.kind === 'derived');
