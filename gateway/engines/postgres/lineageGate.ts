@@ -29,6 +29,7 @@ import { lineageKey } from './catalog.js';
 
 export const RULE_DERIVED = 'sluice:masked-derivation';
 export const RULE_PREDICATE = 'sluice:masked-predicate';
+export const RULE_COPY = 'sluice:masked-copy';
 
 /** The catalog look-ups lineage needs (TargetCatalog implements them). */
 export interface LineageFacts {
@@ -131,6 +132,8 @@ export class LineageGate {
     for (const [i, l] of lineages.entries()) {
       const refusal = l?.refusal ?? executed[i]?.refusal;
       if (refusal !== undefined) return { refusal: { rule: RULE_PREDICATE, reason: refusal }, results: [] };
+      const copies = l?.copies ?? executed[i]?.copies;
+      if (copies !== undefined) return { refusal: { rule: RULE_COPY, reason: `the statement ${copies}` }, results: [] };
       const opaque = l?.opaque ?? executed[i]?.opaque;
       if (opaque !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `the statement runs ${opaque}, code the gateway cannot see into, which could read masked columns and reveal them outside the result` }, results: [] };
       const ran = executed[i];
@@ -215,7 +218,7 @@ export class LineageGate {
     const text = this.preparedText(name);
     if (text === undefined) return undefined;
     const l = this.lineageOf(text, missing);
-    return l === undefined ? undefined : { ...(l.refusal !== undefined ? { refusal: l.refusal } : {}), ...(l.opaque !== undefined ? { opaque: l.opaque } : {}), ...(l.columns !== undefined ? { columns: l.columns } : {}) };
+    return l === undefined ? undefined : { ...(l.refusal !== undefined ? { refusal: l.refusal } : {}), ...(l.opaque !== undefined ? { opaque: l.opaque } : {}), ...(l.copies !== undefined ? { copies: l.copies } : {}), ...(l.columns !== undefined ? { columns: l.columns } : {}) };
   }
 
   private async load(missing: Missing): Promise<void> {

@@ -30,6 +30,8 @@ export interface StatementLineage {
    * a write or its timing, so it is refused whatever the derived mode.
    */
   readonly opaque?: string;
+  /** A masked value is written into a column that is not masked (it could be read back): refused. */
+  readonly copies?: string;
   /** DECLARE name CURSOR: `columns` are what FETCH from it returns. */
   readonly declares?: string;
   /** FETCH from this cursor: its columns are the declaring statement's. */
@@ -70,8 +72,9 @@ export function analyzeLineage(text: string, mask: MaskPolicy, catalog: LineageC
     if (typed === undefined) continue;
     tracer.refusal = undefined;
     tracer.opaque = typed[0] === 'DoStmt' ? 'a DO block' : undefined;
+    tracer.copies = undefined;
     const s = statementLineage(tracer, typed[0], typed[1]);
-    out.push({ ...s, ...(tracer.refusal !== undefined ? { refusal: tracer.refusal } : {}), ...(tracer.opaque !== undefined ? { opaque: tracer.opaque } : {}) });
+    out.push({ ...s, ...(tracer.refusal !== undefined ? { refusal: tracer.refusal } : {}), ...(tracer.opaque !== undefined ? { opaque: tracer.opaque } : {}), ...(tracer.copies !== undefined ? { copies: tracer.copies } : {}) });
   }
   if (tracer.needs.relations.length > 0 || tracer.needs.functions.length > 0) return { ok: false, needs: tracer.needs };
   return { ok: true, statements: out };

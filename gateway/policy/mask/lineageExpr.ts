@@ -62,6 +62,8 @@ export abstract class ExpressionTracer {
   refusal: string | undefined;
   /** Code the gateway cannot see into runs (a user-defined function): it can read anything. */
   opaque: string | undefined;
+  /** A masked value is written somewhere it would not be masked. */
+  copies: string | undefined;
   abstract readonly mask: MaskPolicy;
   abstract readonly catalog: LineageCatalog;
   abstract select(sel: JsonObject, outer: readonly (readonly Entry[])[], ctes: ReadonlyMap<string, readonly OutputColumn[]>): OutputColumn[];

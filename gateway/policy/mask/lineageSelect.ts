@@ -113,6 +113,13 @@ export class SelectTracer extends ExpressionTracer {
       written = worst(written, this.expr(w.MergeWhenClause.values ?? null, inner));
       for (const t of Array.isArray(w.MergeWhenClause.targetList) ? w.MergeWhenClause.targetList : []) if (isObject(t) && isObject(t.ResTarget)) written = worst(written, this.expr(t.ResTarget.val ?? null, inner));
     }
+    // A masked value written where it is not masked can be read back in the clear.
+    const label = `${target.schema !== undefined ? `${target.schema}.` : ''}${isObject(body.relation) ? String(body.relation.relname) : 'the target'}`;
+    if (written.kind !== 'clean') this.copies ??= `writes a value from ${written.source} into ${label}`;
+    for (const [name, l] of assigned) {
+      const col = target.columns?.find((c) => c.name === name)?.lineage ?? target.any;
+      if (l.kind !== 'clean' && col.kind === 'clean') this.copies ??= `writes a value from ${l.source} into ${label}.${name}, which is not masked`;
+    }
     const returning = isObject(body.returningClause) ? body.returningClause.exprs : body.returningList;
     if (!Array.isArray(returning) || returning.length === 0) return undefined;
     // A returned column holds what was written into it: the target's own value or the new one.

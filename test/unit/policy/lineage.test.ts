@@ -124,6 +124,22 @@ describe('output columns', () => {
   });
 });
 
+describe('writes of masked values', () => {
+  it.each([
+    ['update customers set name = email where id = 1', 'into customers.name'],
+    ['update orders set amount = length(c.email) from customers c where c.id = orders.customer_id', 'into orders.amount'],
+    ['insert into contacts select id, email from customers', 'into contacts'],
+    ["insert into orders values (1, 1, 1) on conflict (id) do update set amount = (select length(email) from customers limit 1)", 'into orders.amount'],
+  ])('%s is refused', (sql, what) => {
+    expect(lineage(sql).copies).toContain(what);
+  });
+
+  it('writing clean values or into the masked column itself is not', () => {
+    expect(lineage("update customers set email = lower(email), name = 'x' where id = 1").copies).toBeUndefined();
+    expect(lineage('insert into orders select id, id, 1 from customers').copies).toBeUndefined();
+  });
+});
+
 describe('code the gateway cannot see into', () => {
   it.each([
     ['select leak(id) from orders', 'leak()'],
