@@ -10,6 +10,9 @@ import { RECOMMENDED_POLICY, SECRET_CARDS, SECRET_EMAILS, startArena, type Arena
 
 const cluster = inject('pgCluster');
 
+/** Binary result format (node-postgres supports it; its types do not declare it). */
+const BINARY: object = { binary: true };
+
 /** Views, a table to copy into, owned by the superuser (the attacker's role is one too). */
 const SCHEMA = `
   create view contacts as select id, email as contact from customers;
@@ -217,7 +220,7 @@ describe('masking by lineage, derived: refuse (the default)', () => {
       const rows = (await c.query('select email from customers union all select email from customers')).rows as { email: string }[];
       expect(rows.map((r) => r.email)).toHaveLength(6);
       for (const r of rows) expect(r.email).toMatch(/^\*+\.(com|org)$/);
-      const binary = (await c.query({ text: 'select e from customers c(i, n, e) where i = $1', values: [2], binary: true })).rows;
+      const binary = (await c.query({ text: 'select e from customers c(i, n, e) where i = $1', values: [2], ...BINARY })).rows;
       expect(binary).toEqual([{ e: expect.stringMatching(/^\*+\.com$/) }]);
       await expect(c.query('select upper(email) from customers where id = $1', [1])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('sluice:masked-derivation') });
       await expect(c.query('select id from customers where email like $1', ['g%'])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('sluice:masked-predicate') });
@@ -273,7 +276,7 @@ describe('masking by lineage, derived: redact', () => {
   it('the pg driver: derived binary values are redacted in place (text) or NULL', async () => {
     const c = await arena.client();
     try {
-      expect((await c.query({ text: 'select md5(email) as h, length(email) as n from customers where id = $1', values: [1], binary: true })).rows).toEqual([{ h: '[redacted]', n: null }]);
+      expect((await c.query({ text: 'select md5(email) as h, length(email) as n from customers where id = $1', values: [1], ...BINARY })).rows).toEqual([{ h: '[redacted]', n: null }]);
       expect((await c.query('select c as whole from customers c where id = $1', [2])).rows).toEqual([{ whole: '[redacted]' }]);
     } finally {
       await c.end();

@@ -47,6 +47,9 @@ export interface LineageVerdict {
 /** Statement kinds after which what a name denotes is still what the catalog said. */
 const KEEPS_FACTS = new Set(['select', 'insert', 'update', 'delete', 'merge', 'explain', 'fetch', 'move', 'declare', 'close', 'prepare', 'execute', 'deallocate', 'copy', 'begin', 'commit', 'rollback', 'savepoint', 'release', 'show', 'listen', 'unlisten', 'notify', 'vacuum', 'analyze', 'checkpoint', 'lock']);
 
+/** Definitions of code that can later run without a call the gateway sees. */
+const CODE_DEFINITIONS = new Set(['create function', 'create procedure', 'create trigger', 'create event trigger', 'create rule', 'create operator', 'create cast', 'create aggregate', 'create conversion', 'create transform', 'create language']);
+
 /** Statements whose lineage is not in the relations and functions they name. */
 const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', 'do']);
 
@@ -92,6 +95,11 @@ export class LineageGate {
    * verdict is returned.
    */
   judge(statements: readonly StatementAnalysis[]): LineageVerdict | Promise<unknown> {
+    for (const s of statements) {
+      for (const t of statementTree(s)) {
+        if (CODE_DEFINITIONS.has(t.command)) return { refusal: { rule: RULE_DERIVED, reason: `${t.command.toUpperCase()} defines code the gateway cannot see into, which runs without being named (a trigger, an operator, a default) and could read masked columns` }, results: [] };
+      }
+    }
     const missing: Missing = { relations: [], functions: [] };
     const lineages = statements.map((s) => (this.obviouslyClean(s, missing) ? undefined : this.lineageOf(s.text, missing)));
     // EXECUTE of a name PREPAREd earlier in the same message runs that (if the PREPARE fails, so does the rest).

@@ -57,6 +57,31 @@ function outputName(t: JsonObject): string | undefined {
   return undefined;
 }
 
+/** Collations whose equality is byte equality (deterministic by construction). */
+const BYTE_COLLATIONS = new Set(['C', 'POSIX', 'default', 'ucs_basic']);
+
+/** The first COLLATE in `node` naming another collation (a nondeterministic one can be made to ignore characters). */
+function unsafeCollation(node: Json): string | undefined {
+  if (Array.isArray(node)) {
+    for (const n of node) {
+      const c = unsafeCollation(n);
+      if (c !== undefined) return c;
+    }
+    return undefined;
+  }
+  if (!isObject(node)) return undefined;
+  if (isObject(node.CollateClause)) {
+    const name = strs(node.CollateClause.collname);
+    const last = name[name.length - 1] ?? '';
+    if (!BYTE_COLLATIONS.has(last) || (name.length > 1 && name[0] !== 'pg_catalog')) return name.join('.');
+  }
+  for (const k in node) {
+    const c = unsafeCollation(node[k] ?? null);
+    if (c !== undefined) return c;
+  }
+  return undefined;
+}
+
 export abstract class ExpressionTracer {
   /** The first reason the statement must be refused, if any. */
   refusal: string | undefined;
@@ -186,7 +211,12 @@ export abstract class ExpressionTracer {
         for (const e of scope) {
           if (e.merged === true) continue;
           if (e.columns === undefined) acc = worst(acc ?? CLEAN, e.any);
-          else for (const c of e.columns) if (c.name === name) ((hit = true), (acc = worst(acc ?? CLEAN, c.lineage)));
+          else
+            for (const c of e.columns) {
+              if (c.name !== name) continue;
+              hit = true;
+              acc = worst(acc ?? CLEAN, c.lineage);
+            }
         }
         if (hit) return acc as Lineage;
         const rows = scope.filter((e) => e.alias === name);
@@ -220,6 +250,12 @@ export abstract class ExpressionTracer {
     if (type === 'BoolExpr' && (b.boolop === 'AND_EXPR' || b.boolop === 'OR_EXPR')) {
       for (const a of Array.isArray(b.args) ? b.args : []) this.predicate(a, env, clause);
       return;
+    }
+    // Equality under a collation the client chose may not be equality of the whole value.
+    const collation = (type === 'A_Expr' || type === 'SubLink') ? unsafeCollation(node) : undefined;
+    if (collation !== undefined) {
+      const l = this.expr(node, env);
+      if (l.kind !== 'clean') return this.refuse(`${clause} compares ${l.source} under collation "${collation}", which need not compare whole values`);
     }
     if (type === 'A_Expr' && isEquality(b.name) && (b.kind === 'AEXPR_OP' || b.kind === 'AEXPR_NOT_DISTINCT' || b.kind === 'AEXPR_OP_ANY')) {
       return this.equality(this.expr(b.lexpr ?? null, env), this.expr(b.rexpr ?? null, env), clause);

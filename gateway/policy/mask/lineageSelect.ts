@@ -3,7 +3,7 @@
 import { parseSync } from 'libpg-query';
 import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { CLEAN, columnLabel, columnMask, combine, derive, derived, mergeBranches, worst, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef, type RelationFacts } from './lineageModel.js';
+import { CLEAN, columnLabel, columnMask, derive, derived, mergeBranches, worst, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef, type RelationFacts } from './lineageModel.js';
 import { ExpressionTracer, type Env, type Entry } from './lineageExpr.js';
 
 /** Views over views are followed this deep; deeper counts as unknown (derived). */

@@ -170,6 +170,7 @@ describe('the predicate rule', () => {
     "select count(*) filter (where email = 'x') from customers",
     "delete from customers where email = 'gone@example.com'",
     'select exists (select 1 from customers where email = $1)',
+    'select id from customers where email = $1 collate "C"',
   ])('allows %s', (sql) => {
     expect(refusal(sql)).toBeUndefined();
   });
@@ -200,6 +201,8 @@ describe('the predicate rule', () => {
     ["explain analyze select id from customers where email like 'a%'", 'WHERE'],
     ['select id from orders where leak(id)', 'WHERE uses leak()'],
     ["with x as (select id from customers where left(email, 1) = 'a') select * from x", 'WHERE'],
+    ["select id from customers where email = 'a' collate ci", 'collation "ci"'],
+    ["select id from customers where email collate \"und-x-icu\" in ('a')", 'collation'],
   ])('refuses %s', (sql, reason) => {
     expect(refusal(sql)).toContain(reason);
   });
