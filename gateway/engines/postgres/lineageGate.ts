@@ -50,6 +50,19 @@ const KEEPS_FACTS = new Set(['select', 'insert', 'update', 'delete', 'merge', 'e
 /** Definitions of code that can later run without a call the gateway sees. */
 const CODE_DEFINITIONS = new Set(['create function', 'create procedure', 'create trigger', 'create event trigger', 'create rule', 'create operator', 'create cast', 'create aggregate', 'create conversion', 'create transform', 'create language']);
 
+/** byAnalysis's answer for a statement nothing masked can reach. */
+const CLEAN_STATEMENT = Symbol('clean');
+
+/** The command of a definition of code in the statement or a statement it carries, if any. */
+function codeDefinition(s: StatementAnalysis): string | undefined {
+  if (CODE_DEFINITIONS.has(s.command)) return s.command;
+  for (const n of s.nested) {
+    const c = codeDefinition(n.statement);
+    if (c !== undefined) return c;
+  }
+  return undefined;
+}
+
 /** Statements whose lineage is not in the relations and functions they name. */
 const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', 'do']);
 
@@ -57,11 +70,6 @@ const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', '
 const MAX_RESULTS = 2048;
 
 const NOTHING: LineageVerdict = Object.freeze({ results: [] });
-
-function* statementTree(s: StatementAnalysis): Generator<StatementAnalysis> {
-  yield s;
-  for (const n of s.nested) yield* statementTree(n.statement);
-}
 
 interface Missing {
   readonly relations: QualifiedRef[];
@@ -74,6 +82,7 @@ export class LineageGate {
   private readonly functions = new Map<string, boolean>();
   private readonly results = new Map<string, StatementLineage>();
   private views = new WeakMap<object, readonly OutputColumn[]>();
+  private byAnalysis = new WeakMap<object, StatementLineage | typeof CLEAN_STATEMENT>();
   private changedInTransaction = false;
   /** Cursors declared in this session: their columns, or null when two declarations differed. */
   private readonly cursors = new Map<string, readonly OutputColumn[] | null>();
@@ -95,13 +104,28 @@ export class LineageGate {
    * verdict is returned.
    */
   judge(statements: readonly StatementAnalysis[]): LineageVerdict | Promise<unknown> {
-    for (const s of statements) {
-      for (const t of statementTree(s)) {
-        if (CODE_DEFINITIONS.has(t.command)) return { refusal: { rule: RULE_DERIVED, reason: `${t.command.toUpperCase()} defines code the gateway cannot see into, which runs without being named (a trigger, an operator, a default) and could read masked columns` }, results: [] };
-      }
-    }
     const missing: Missing = { relations: [], functions: [] };
-    const lineages = statements.map((s) => (this.obviouslyClean(s, missing) ? undefined : this.lineageOf(s.text, missing)));
+    const lineages: (StatementLineage | undefined)[] = [];
+    for (const s of statements) {
+      // The analyzer hands out one `relations` array per statement shape (shape.ts): a statement
+      // repeated with other literals is answered here without lexing or walking it again.
+      const hit = this.byAnalysis.get(s.relations);
+      if (hit !== undefined) {
+        lineages.push(hit === CLEAN_STATEMENT ? undefined : hit);
+        continue;
+      }
+      const defined = codeDefinition(s);
+      if (defined !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `${defined.toUpperCase()} defines code the gateway cannot see into, which runs without being named (a trigger, an operator, a default) and could read masked columns` }, results: [] };
+      const before = missing.relations.length + missing.functions.length;
+      if (this.obviouslyClean(s, missing)) {
+        this.byAnalysis.set(s.relations, CLEAN_STATEMENT);
+        lineages.push(undefined);
+        continue;
+      }
+      const l = missing.relations.length + missing.functions.length > before ? undefined : this.lineageOf(s.text, missing);
+      if (l !== undefined) this.byAnalysis.set(s.relations, l);
+      lineages.push(l);
+    }
     // EXECUTE of a name PREPAREd earlier in the same message runs that (if the PREPARE fails, so does the rest).
     const local = new Map<string, StatementLineage>();
     const executed = lineages.map((l, i) => {
@@ -177,19 +201,18 @@ export class LineageGate {
   private obviouslyClean(s: StatementAnalysis, missing: Missing): boolean {
     if (LINEAGE_KINDS.has(s.kind)) return false;
     let clean = true;
-    for (const t of statementTree(s)) {
-      for (const r of t.relations) {
-        const ref: QualifiedRef = r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name };
-        const c = this.relationClean(ref);
-        if (c === undefined) missing.relations.push(ref);
-        if (c !== true) clean = false;
-      }
-      for (const f of t.functions) {
-        const b = readsUntracedData(f.name) ? false : this.functions.get(lineageKey(f));
-        if (b === undefined) missing.functions.push(f);
-        if (b !== true) clean = false;
-      }
+    for (const r of s.relations) {
+      const ref: QualifiedRef = r.schema === undefined ? { name: r.name } : { schema: r.schema, name: r.name };
+      const c = this.relationClean(ref);
+      if (c === undefined) missing.relations.push(ref);
+      if (c !== true) clean = false;
     }
+    for (const f of s.functions) {
+      const b = readsUntracedData(f.name) ? false : this.functions.get(lineageKey(f));
+      if (b === undefined) missing.functions.push(f);
+      if (b !== true) clean = false;
+    }
+    for (const n of s.nested) if (!this.obviouslyClean(n.statement, missing)) clean = false;
     return clean;
   }
 
@@ -247,6 +270,7 @@ export class LineageGate {
     this.functions.clear();
     this.results.clear();
     this.views = new WeakMap();
+    this.byAnalysis = new WeakMap();
   }
 }
 
