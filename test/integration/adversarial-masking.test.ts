@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RECOMMENDED_POLICY, SECRET_CARDS, SECRET_EMAILS, startArena, type Arena } from '../support/arena.js';
+import { build } from '../unit/postgres/builder.js';
 
 const cluster = inject('pgCluster');
 
@@ -212,6 +213,42 @@ describe('masking by lineage, derived: refuse (the default)', () => {
     expect((await psqlCase(arena, 'select count(*) from customers where card_number in ($$1$$, $$2$$)')).stdout).toBe('0\n');
     expect((await psqlCase(arena, ['begin', 'declare k cursor for select id, name from customers order by id', 'fetch 1 from k', 'commit'])).stdout).toContain('1|Ada');
     expect((await psqlCase(arena, 'explain select id from customers where email = $$x$$')).stdout).toContain('Seq Scan');
+  });
+
+  it('a raw client: pipelined Queries, and Parse/Bind/Execute without a Describe', async () => {
+    const raw = await arena.raw();
+    try {
+      const q = (sql: string) => build().cstring(sql).typed('Q');
+      raw.send(Buffer.concat([q('select 1'), q('select email from customers union all select email from customers'), q('select upper(email) from customers'), q('select 2')]));
+      const piped = await raw.until(4);
+      const text = piped.map((m) => `${m.type}:${m.body.toString('latin1')}`).join('\n');
+      expect(leaked(text), text).toEqual([]);
+      expect(piped.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6))).toEqual(['1', ...Array.from({ length: 6 }, () => expect.stringMatching(/^\*+\.(com|org)$/)), '2']);
+      expect(piped.filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'))).toEqual([expect.stringContaining('sluice:masked-derivation')]);
+      raw.send(
+        Buffer.concat([
+          build().cstring('').cstring('with recursive r(e, n) as (select email, 1 from customers union all select e, n + 1 from r where n < 2) select e from r').int16(0).typed('P'),
+          build().cstring('').cstring('').int16(0).int16(0).int16(0).typed('B'),
+          build().cstring('').int32(0).typed('E'),
+          build().cstring('').cstring('select md5(email) from customers').int16(0).typed('P'),
+          build().typed('S'),
+        ]),
+      );
+      const ext = await raw.until(1);
+      const extText = ext.map((m) => `${m.type}:${m.body.toString('latin1')}`).join('\n');
+      expect(leaked(extText), extText).toEqual([]);
+      expect(ext.filter((m) => m.type === 'D').map((m) => m.body.toString('utf8', 6))).toEqual(Array.from({ length: 6 }, () => expect.stringMatching(/^\*+\.(com|org)$/)));
+      expect(ext.filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'))).toEqual([expect.stringContaining('sluice:masked-derivation')]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('psql meta-commands, information_schema and upserts keep working', async () => {
+    expect((await psqlCase(arena, '\\d customers')).stdout).toContain('card_number');
+    expect((await psqlCase(arena, "select column_name from information_schema.columns where table_name = 'customers' order by ordinal_position")).stdout).toBe('id\nname\nemail\ncard_number\n');
+    const up = await psqlCase(arena, "insert into orders values (1, 1, 10) on conflict (id) do update set amount = excluded.amount returning id, amount");
+    expect(up.stdout).toContain('1|10');
   });
 
   it('the pg driver: extended protocol, parameters and binary results', async () => {

@@ -97,6 +97,8 @@ export class SelectTracer extends ExpressionTracer {
       written = worstOf(this.select(body.selectStmt.SelectStmt, [], env.ctes), CLEAN);
     }
     for (const k of ['fromClause', 'usingClause'] as const) entries.push(...this.fromList(body[k], env).entries);
+    // ON CONFLICT … DO UPDATE reads the row proposed for insertion as `excluded`.
+    if (isObject(body.onConflictClause)) entries.push({ alias: 'excluded', columns: target.columns?.map((c) => ({ name: c.name, lineage: written })), any: written });
     if (isObject(body.sourceRelation)) entries.push(...this.fromList([body.sourceRelation], env).entries);
     const inner: Env = { scopes: [entries], ctes: env.ctes };
     this.predicate(body.whereClause, inner, 'WHERE');

@@ -137,6 +137,8 @@ describe('writes of masked values', () => {
   it('writing clean values or into the masked column itself is not', () => {
     expect(lineage("update customers set email = lower(email), name = 'x' where id = 1").copies).toBeUndefined();
     expect(lineage('insert into orders select id, id, 1 from customers').copies).toBeUndefined();
+    expect(lineage("insert into customers values (1, 'a', 'b', 'c') on conflict (id) do update set name = excluded.name returning email")).toMatchObject({ columns: [{ lineage: { kind: 'pass' } }] });
+    expect(lineage("insert into customers values (1, 'a', 'b', 'c') on conflict (id) do update set name = excluded.name").copies).toBeUndefined();
   });
 });
 
@@ -229,6 +231,16 @@ describe('catalog facts', () => {
     const two: LineageCatalog = { ...catalog(), relations: (ref) => (ref.name === 'customers' ? [table('public', 'customers', ['id', 'email']), table('crm', 'customers', ['id'])] : []) };
     const a = analyzeLineage('select * from customers', MASK, two);
     expect(a.ok && a.statements[0]?.columns).toEqual([{ name: undefined, lineage: { kind: 'pass', strategy: 'partial', source: 'public.customers.email' }, spread: true }]);
+  });
+});
+
+describe('the derived: key', () => {
+  it('defaults to refuse, accepts redact, and names what it expected otherwise', () => {
+    expect(compilePolicy(policySchema.parse({ rules: [] })).derived).toBeUndefined();
+    expect(compilePolicy(policySchema.parse({ derived: 'redact' })).derived).toBe('redact');
+    const bad = policySchema.safeParse({ derived: 'mask' });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]).toMatchObject({ path: ['derived'], message: 'expected refuse or redact' });
   });
 });
 
