@@ -310,6 +310,19 @@ describe('masking by lineage, derived: redact', () => {
     expect(f.stderr).toContain('sluice:masked-derivation');
   });
 
+  it('withholds the message of an error a derived value raised (it could quote the value)', async () => {
+    for (const sql of ['select email::int from customers', 'select email::date from customers', "select to_number(email, '9') from customers", 'select email::jsonb from customers']) {
+      const r = await psqlCase(arena, sql);
+      expect(r.stderr).toContain('error withheld: the statement computes values from masked columns');
+    }
+    const c = await arena.client();
+    try {
+      await expect(c.query('select card_number::int as n from customers where id = $1', [1])).rejects.toMatchObject({ code: '22003', message: expect.stringContaining('error withheld') });
+    } finally {
+      await c.end();
+    }
+  });
+
   it('the pg driver: derived binary values are redacted in place (text) or NULL', async () => {
     const c = await arena.client();
     try {

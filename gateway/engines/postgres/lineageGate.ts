@@ -26,6 +26,7 @@ import {
   type MaskStrategy,
 } from '../../policy/index.js';
 import { lineageKey } from './catalog.js';
+import { decodeErrorFields, encodeErrorResponse } from './codec/backend.js';
 
 export const RULE_DERIVED = 'sluice:masked-derivation';
 export const RULE_PREDICATE = 'sluice:masked-predicate';
@@ -297,6 +298,24 @@ export function copyPlanFromLineage(mask: MaskPolicy, copy: CopyInfo, columns: r
   if (copy.quote !== undefined) options.quote = copy.quote;
   if (copy.escape !== undefined) options.escape = copy.escape;
   return { action: 'mask', options };
+}
+
+/**
+ * An ErrorResponse of a statement that computes values from masked columns (derived: redact),
+ * with only its severity and SQLSTATE kept: the server's message may quote the value it failed
+ * on (`invalid input syntax for type integer: "ann@example.com"`).
+ */
+export function withheldError(frame: Buffer): Buffer {
+  let severity: 'ERROR' | 'FATAL' | 'PANIC' = 'ERROR';
+  let sqlstate = 'XX000';
+  try {
+    const e = decodeErrorFields(frame.subarray(5));
+    if (e.severity === 'FATAL' || e.severity === 'PANIC') severity = e.severity;
+    if (/^[0-9A-Z]{5}$/.test(e.code)) sqlstate = e.code;
+  } catch {
+    // undecodable: the generic error stands
+  }
+  return encodeErrorResponse({ severity, sqlstate, message: 'error withheld: the statement computes values from masked columns, and the message could quote one' });
 }
 
 function unknownColumns(source: string): OutputColumn[] {

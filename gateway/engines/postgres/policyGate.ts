@@ -41,6 +41,14 @@ export interface StatementDef {
   readonly copyPlans?: readonly (CopyMaskPlan | undefined)[];
   /** Per top-level statement, its result columns' lineage when one needs masking (lineageGate.ts). */
   readonly lineage?: readonly (readonly OutputColumn[] | undefined)[];
+  /** It computes values from masked columns (derived: redact): its errors' messages are withheld. */
+  readonly withholdErrors?: true;
+}
+
+/** The lineage a StatementDef keeps (none when no result column needs masking). */
+function keptLineage(results: readonly (readonly OutputColumn[] | undefined)[]): Pick<StatementDef, 'lineage' | 'withholdErrors'> {
+  if (!results.some((r) => r !== undefined)) return {};
+  return results.some((r) => r?.some((c) => c.lineage.kind === 'derived')) ? { lineage: results, withholdErrors: true } : { lineage: results };
 }
 
 const ALLOW: Decision = Object.freeze({ verdict: 'allow', hits: [] });
@@ -98,7 +106,7 @@ export class PolicyGate {
     const lineage = this.lineage?.judge(analysis.statements);
     if (lineage instanceof Promise) return lineage;
     if (lineage?.refusal !== undefined) return { text, analysis, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: decision.hits } };
-    const traced = lineage !== undefined && lineage.results.some((r) => r !== undefined) ? { lineage: lineage.results } : {};
+    const traced = lineage === undefined ? {} : keptLineage(lineage.results);
     if (!maybeCopy) return { text, analysis, decision, ...traced };
     const plans = this.planCopies(analysis.statements, lineage?.results);
     if (plans instanceof Promise) return plans;
@@ -124,7 +132,7 @@ export class PolicyGate {
         const lineage = this.lineage !== undefined && d.decision.verdict !== 'block' ? this.lineage.judgePrepared(name) : undefined;
         if (lineage instanceof Promise) return lineage;
         if (lineage?.refusal !== undefined) d = { ...d, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: d.decision.hits } };
-        else if (lineage?.results[0] !== undefined) d = { ...d, lineage: lineage.results };
+        else if (lineage !== undefined) d = { ...d, ...keptLineage(lineage.results) };
         this.preparedDecisions.set(p, d);
       }
       return d;
