@@ -26,4 +26,4 @@ export { viewColumnSources } from './mask/viewLineage.js';
 export { analyzeLineage, alignColumns, hasMaskedColumns } from './mask/lineage.js';
 export type { StatementLineage, LineageAnswer, Needs } from './mask/lineage.js';
 export { relationMayBeMasked, columnMask, readsUntracedData } from './mask/lineageModel.js';
-export type { Lineage, OutputColumn, RelationFacts, QualifiedRef, LineageCatalog } from './mask/lineageModel.js';
+export type { Lineage, OutputColumn, RelationFacts, QualifiedRef, LineageCatalog, FunctionKind } from './mask/lineageModel.js';

@@ -310,6 +310,25 @@ describe('masking by lineage, derived: redact', () => {
     expect(f.stderr).toContain('sluice:masked-derivation');
   });
 
+  it('refuses handing a masked value to something with side effects, which could be read back', async () => {
+    const setting = await psqlCase(arena, ["select set_config('my.v', email, false) from customers", "select coalesce(current_setting('my.v', true), 'unset')"]);
+    expect(setting.stderr).toContain('sluice:masked-copy');
+    expect(setting.stdout).toBe('unset\n');
+    const raw = await arena.raw();
+    try {
+      raw.send(Buffer.concat([build().cstring('listen c').typed('Q'), build().cstring("select pg_notify('c', email) from customers").typed('Q')]));
+      const got = await raw.until(2);
+      const text = got.map((m) => `${m.type}:${m.body.toString('latin1')}`).join('\n');
+      expect(leaked(text), text).toEqual([]);
+      expect(got.filter((m) => m.type === 'A')).toEqual([]);
+      expect(got.filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'))).toEqual([expect.stringContaining('sluice:masked-copy')]);
+    } finally {
+      raw.close();
+    }
+    const sleep = await psqlCase(arena, 'select pg_sleep(length(email) / 100.0) from customers');
+    expect(sleep.stderr).toContain('sluice:masked-copy');
+  });
+
   it('withholds the message of an error a derived value raised (it could quote the value)', async () => {
     for (const sql of ['select email::int from customers', 'select email::date from customers', "select to_number(email, '9') from customers", 'select email::jsonb from customers']) {
       const r = await psqlCase(arena, sql);

@@ -6,7 +6,7 @@
 // made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { analyzeSql, viewColumnSources, type ColumnNameResolver, type ColumnSource, type QualifiedRef, type RelationFacts, type ResolvedRelation } from '../../policy/index.js';
+import { analyzeSql, viewColumnSources, type ColumnNameResolver, type ColumnSource, type FunctionKind, type QualifiedRef, type RelationFacts, type ResolvedRelation } from '../../policy/index.js';
 import type { PostgresTarget } from '../types.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -106,17 +106,24 @@ export class TargetCatalog implements ColumnNameResolver {
     return new Map(refs.map((r) => [lineageKey(r), facts.filter((f) => f.name === r.name && (r.schema === undefined || f.schema === r.schema))]));
   }
 
-  /** For lineage: whether every function of each name is built in (OID below 16384); false when none exists. */
-  async builtinFunctions(refs: readonly QualifiedRef[]): Promise<Map<string, boolean>> {
+  /**
+   * For lineage: what calling each function name can do (FunctionKind). Shipped means an OID
+   * below 16384 (created by initdb) or a member of an installed extension; `user` also when no
+   * function of that name exists yet.
+   */
+  async functionKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>> {
     const names = [...new Set(refs.map((r) => r.name))];
     const rows = await this.query(
-      'SELECT n.nspname, p.proname, (p.oid < 16384)::text FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace ' +
+      'SELECT n.nspname, p.proname, CASE WHEN p.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d ' +
+        "WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e') " +
+        "THEN p.provolatile::text ELSE 'user' END FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace " +
         `WHERE p.proname IN (${names.map(quoteLiteral).join(', ')})`,
     );
     return new Map(
-      refs.map((r) => {
-        const found = rows.filter(([schema, name]) => name === r.name && (r.schema === undefined || schema === r.schema));
-        return [lineageKey(r), found.length > 0 && found.every((f) => f[2] === 'true')];
+      refs.map((r): [string, FunctionKind] => {
+        const found = rows.filter(([schema, name]) => name === r.name && (r.schema === undefined || schema === r.schema)).map((f) => f[2]);
+        const kind: FunctionKind = found.length === 0 || found.includes('user') ? 'user' : found.includes('v') ? 'volatile' : 'stable';
+        return [lineageKey(r), kind];
       }),
     );
   }

@@ -21,6 +21,7 @@ import {
   type StatementAnalysis,
   type StatementLineage,
   type CopyInfo,
+  type FunctionKind,
   type CopyMaskOptions,
   type CopyMaskPlan,
   type MaskStrategy,
@@ -35,7 +36,7 @@ export const RULE_COPY = 'sluice:masked-copy';
 /** The catalog look-ups lineage needs (TargetCatalog implements them). */
 export interface LineageFacts {
   relationsNamed(refs: readonly QualifiedRef[]): Promise<Map<string, RelationFacts[]>>;
-  builtinFunctions(refs: readonly QualifiedRef[]): Promise<Map<string, boolean>>;
+  functionKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>>;
 }
 
 /** What lineage says about the statements of one Query or Parse. */
@@ -80,7 +81,7 @@ interface Missing {
 export class LineageGate {
   private readonly relations = new Map<string, readonly RelationFacts[]>();
   private readonly cleanRelations = new Map<string, boolean>();
-  private readonly functions = new Map<string, boolean>();
+  private readonly functions = new Map<string, FunctionKind>();
   private readonly results = new Map<string, StatementLineage>();
   private views = new WeakMap<object, readonly OutputColumn[]>();
   private byAnalysis = new WeakMap<object, StatementLineage | typeof CLEAN_STATEMENT>();
@@ -89,7 +90,7 @@ export class LineageGate {
   private readonly cursors = new Map<string, readonly OutputColumn[] | null>();
   private readonly catalog: LineageCatalog = {
     relations: (ref) => this.relations.get(lineageKey(ref)),
-    isBuiltinFunction: (ref) => this.functions.get(lineageKey(ref)),
+    functionKind: (ref) => this.functions.get(lineageKey(ref)),
   };
 
   constructor(
@@ -209,9 +210,10 @@ export class LineageGate {
       if (c !== true) clean = false;
     }
     for (const f of s.functions) {
-      const b = readsUntracedData(f.name) ? false : this.functions.get(lineageKey(f));
-      if (b === undefined) missing.functions.push(f);
-      if (b !== true) clean = false;
+      // Nothing masked is in reach, so side effects do not matter here; code someone wrote does.
+      const k = readsUntracedData(f.name) ? 'user' : this.functions.get(lineageKey(f));
+      if (k === undefined) missing.functions.push(f);
+      if (k !== 'stable' && k !== 'volatile') clean = false;
     }
     for (const n of s.nested) if (!this.obviouslyClean(n.statement, missing)) clean = false;
     return clean;
@@ -259,10 +261,10 @@ export class LineageGate {
     // A look-up that fails leaves the names unknown: their lineage stays derived (fail closed).
     const [r, f] = await Promise.all([
       rels.length === 0 ? new Map<string, RelationFacts[]>() : this.facts.relationsNamed(rels).catch(() => new Map(rels.map((x) => [lineageKey(x), [] as RelationFacts[]]))),
-      fns.length === 0 ? new Map<string, boolean>() : this.facts.builtinFunctions(fns).catch(() => new Map(fns.map((x) => [lineageKey(x), false]))),
+      fns.length === 0 ? new Map<string, FunctionKind>() : this.facts.functionKinds(fns).catch(() => new Map(fns.map((x): [string, FunctionKind] => [lineageKey(x), 'user']))),
     ]);
     for (const x of rels) this.relations.set(lineageKey(x), r.get(lineageKey(x)) ?? []);
-    for (const x of fns) this.functions.set(lineageKey(x), f.get(lineageKey(x)) ?? false);
+    for (const x of fns) this.functions.set(lineageKey(x), f.get(lineageKey(x)) ?? 'user');
   }
 
   private forget(): void {

@@ -15,7 +15,7 @@
 // a binary search.
 import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { CLEAN, combine, derive, derived, readsUntracedData, worst, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
+import { CLEAN, combine, derive, derived, readsUntracedData, worst, type FunctionKind, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
 
 /** A FROM item in scope: its name, its columns (undefined: unknown), the worst of them. */
 export interface Entry {
@@ -164,17 +164,22 @@ export abstract class ExpressionTracer {
     const name = parts[parts.length - 1] ?? '';
     const ref: QualifiedRef = parts.length >= 2 ? { schema: parts[parts.length - 2] as string, name } : { name };
     let own: Lineage = CLEAN;
+    let kind: FunctionKind | undefined = 'user';
     if (readsUntracedData(name)) own = derived(`${name}(), which reads data the gateway cannot trace`);
     else {
-      const builtin = this.catalog.isBuiltinFunction(ref);
-      if (builtin === undefined) this.needFunction(ref);
-      if (builtin !== true) own = derived(`${name}(), a function the gateway cannot see into`);
+      kind = this.catalog.functionKind(ref);
+      if (kind === undefined) this.needFunction(ref);
+      if (kind !== 'stable' && kind !== 'volatile') own = derived(`${name}(), a function the gateway cannot see into`);
     }
     if (own.kind === 'derived') this.opaque ??= own.source;
     this.predicate(f.agg_filter, env, 'FILTER (WHERE …)');
     if (isObject(f.over)) this.window(f.over, env);
     const order = Array.isArray(f.agg_order) ? f.agg_order.map((s) => (isObject(s) && isObject(s.SortBy) ? (s.SortBy.node ?? null) : s)) : [];
-    return combine([own, this.expr(f.args ?? null, env), this.expr(order, env)]);
+    const args = combine([this.expr(f.args ?? null, env), this.expr(order, env)]);
+    // A masked value handed to something with side effects (a notification, a setting, a large
+    // object, a sleep) can be read back or timed even when the result itself is redacted.
+    if (kind === 'volatile' && args.kind !== 'clean') this.copies ??= `passes a value from ${args.source} to ${name}(), which has side effects`;
+    return combine([own, args]);
   }
 
   private sublink(b: JsonObject, env: Env): Lineage {

@@ -50,15 +50,23 @@ export interface QualifiedRef {
 export interface LineageCatalog {
   /** Every relation the name could denote (an unqualified name: in any schema); empty if none. */
   relations(ref: QualifiedRef): readonly RelationFacts[] | undefined;
-  /** Whether every function of that name is built into the server (none created later). */
-  isBuiltinFunction(ref: QualifiedRef): boolean | undefined;
+  /** What calling a function of that name can do (see FunctionKind). */
+  functionKind(ref: QualifiedRef): FunctionKind | undefined;
 }
+
+/**
+ * `stable`: shipped with the server or an installed extension, and none of that name can change
+ * anything (immutable or stable); `volatile`: shipped, but one can have side effects (pg_notify,
+ * set_config, lo_from_bytea, pg_sleep); `user`: code someone created (or no such function yet).
+ */
+export type FunctionKind = 'stable' | 'volatile' | 'user';
 
 /**
  * Built-ins that read data the parse tree does not show: SQL or a relation named in a string,
  * an open cursor. Their results count as derived from something masked.
  */
-const DATA_READING_FUNCTIONS = /^(query_to_xml|query_to_xmlschema|query_to_xml_and_xmlschema|table_to_xml.*|cursor_to_xml.*|schema_to_xml.*|database_to_xml.*|ts_stat|dblink.*)$/;
+const DATA_READING_FUNCTIONS =
+  /^(query_to_xml|query_to_xmlschema|query_to_xml_and_xmlschema|table_to_xml.*|cursor_to_xml.*|schema_to_xml.*|database_to_xml.*|ts_stat|dblink.*|pg_read_file|pg_read_binary_file|pg_file_read|pg_logdir_ls|get_raw_page|heap_page_item.*|tuple_data_split|bt_page_items|brin_page_items|gist_page_items.*|hash_page_items|gin_leafpage_items|pg_get_wal_.*)$/;
 
 export const readsUntracedData = (functionName: string): boolean => DATA_READING_FUNCTIONS.test(functionName);
 

@@ -35,6 +35,7 @@ const RELATIONS: RelationFacts[] = [
   view('public', 'nested', ['c'], ' SELECT customer_emails.contact AS c\n   FROM customer_emails;'),
 ];
 const USER_FUNCTIONS = new Set(['leak', 'digest']);
+const VOLATILE = new Set(['pg_notify', 'set_config', 'pg_sleep', 'random']);
 
 function catalog(seen: { relations: string[]; functions: string[] } = { relations: [], functions: [] }): LineageCatalog {
   return {
@@ -42,9 +43,9 @@ function catalog(seen: { relations: string[]; functions: string[] } = { relation
       seen.relations.push(ref.name);
       return RELATIONS.filter((r) => r.name === ref.name && (ref.schema === undefined || ref.schema === r.schema));
     },
-    isBuiltinFunction(ref) {
+    functionKind(ref) {
       seen.functions.push(ref.name);
-      return !USER_FUNCTIONS.has(ref.name);
+      return USER_FUNCTIONS.has(ref.name) ? 'user' : VOLATILE.has(ref.name) ? 'volatile' : 'stable';
     },
   };
 }
@@ -130,6 +131,9 @@ describe('writes of masked values', () => {
     ['update orders set amount = length(c.email) from customers c where c.id = orders.customer_id', 'into orders.amount'],
     ['insert into contacts select id, email from customers', 'into contacts'],
     ["insert into orders values (1, 1, 1) on conflict (id) do update set amount = (select length(email) from customers limit 1)", 'into orders.amount'],
+    ["select pg_notify('c', email) from customers", 'to pg_notify()'],
+    ["select set_config('my.v', email, false) from customers", 'to set_config()'],
+    ['select pg_sleep(length(email)) from customers', 'to pg_sleep()'],
   ])('%s is refused', (sql, what) => {
     expect(lineage(sql).copies).toContain(what);
   });
@@ -137,6 +141,7 @@ describe('writes of masked values', () => {
   it('writing clean values or into the masked column itself is not', () => {
     expect(lineage("update customers set email = lower(email), name = 'x' where id = 1").copies).toBeUndefined();
     expect(lineage('insert into orders select id, id, 1 from customers').copies).toBeUndefined();
+    expect(lineage('select random(), pg_sleep(1), email from customers').copies).toBeUndefined();
     expect(lineage("insert into customers values (1, 'a', 'b', 'c') on conflict (id) do update set name = excluded.name returning email")).toMatchObject({ columns: [{ lineage: { kind: 'pass' } }] });
     expect(lineage("insert into customers values (1, 'a', 'b', 'c') on conflict (id) do update set name = excluded.name").copies).toBeUndefined();
   });
@@ -213,7 +218,7 @@ describe('the predicate rule', () => {
 describe('catalog facts', () => {
   it('reports what it has not looked up, and asks for nothing on a clean statement twice', () => {
     const seen = { relations: [] as string[], functions: [] as string[] };
-    const empty: LineageCatalog = { relations: () => undefined, isBuiltinFunction: () => undefined };
+    const empty: LineageCatalog = { relations: () => undefined, functionKind: () => undefined };
     const a = analyzeLineage('select upper(email) from customers join v using (id)', MASK, empty);
     expect(a.ok).toBe(false);
     if (!a.ok) expect(a.needs).toEqual({ relations: [{ name: 'customers' }, { name: 'v' }], functions: [{ name: 'upper' }] });
