@@ -263,6 +263,7 @@ describe('masking by lineage, derived: refuse (the default)', () => {
       await expect(c.query('select id from customers where email like $1', ['g%'])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('sluice:masked-predicate') });
       // A whole-value guess with a parameter is allowed: it finds the row (and says nothing else).
       expect((await c.query('select id from customers where email = $1', [SECRET_EMAILS[1]])).rows).toEqual([{ id: 2 }]);
+      expect((await c.query('select id from customers where lower(email) = lower($1)', [SECRET_EMAILS[1].toUpperCase()])).rows).toEqual([{ id: 2 }]);
       expect((await c.query('select id, name from customers where id = $1', [3])).rows).toEqual([{ id: 3, name: 'Edsger' }]);
     } finally {
       await c.end();

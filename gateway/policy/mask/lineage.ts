@@ -15,7 +15,7 @@ import { parseSync } from 'libpg-query';
 import '../sql.js'; // loads the parser's WebAssembly module
 import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { CLEAN, derived, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
+import { derived, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
 import { SelectTracer } from './lineageSelect.js';
 
 /** The lineage facts of one top-level statement. */
@@ -127,11 +127,6 @@ function statementLineage(t: SelectTracer, type: string, body: JsonObject): Stat
   }
 }
 
-/** Whether any output column needs masking or refusing. */
-export function hasMaskedColumns(columns: readonly OutputColumn[] | undefined): boolean {
-  return columns !== undefined && columns.some((c) => c.lineage.kind !== 'clean');
-}
-
 /**
  * Aligns output columns with a result of `width` columns: a single spread takes up what the
  * others do not; anything else that does not fit is undefined (the caller redacts every column).
@@ -145,4 +140,3 @@ export function alignColumns(columns: readonly OutputColumn[], width: number): r
   return [...columns.slice(0, at), ...Array.from({ length: width - (columns.length - 1) }, () => ({ name: fill.name, lineage: fill.lineage })), ...columns.slice(at + 1)];
 }
 
-export { CLEAN };

@@ -57,6 +57,9 @@ function outputName(t: JsonObject): string | undefined {
   return undefined;
 }
 
+/** Functions that fold case and keep everything else of a value. */
+const CASE_FOLDING = new Set(['lower', 'upper']);
+
 /** Collations whose equality is byte equality (deterministic by construction). */
 const BYTE_COLLATIONS = new Set(['C', 'POSIX', 'default', 'ucs_basic']);
 
@@ -263,10 +266,10 @@ export abstract class ExpressionTracer {
       if (l.kind !== 'clean') return this.refuse(`${clause} compares ${l.source} under collation "${collation}", which need not compare whole values`);
     }
     if (type === 'A_Expr' && isEquality(b.name) && (b.kind === 'AEXPR_OP' || b.kind === 'AEXPR_NOT_DISTINCT' || b.kind === 'AEXPR_OP_ANY')) {
-      return this.equality(this.expr(b.lexpr ?? null, env), this.expr(b.rexpr ?? null, env), clause);
+      return this.equality(this.compared(b.lexpr ?? null, env), this.compared(b.rexpr ?? null, env), clause);
     }
     if (type === 'A_Expr' && b.kind === 'AEXPR_IN' && isEquality(b.name)) {
-      const lhs = this.expr(b.lexpr ?? null, env);
+      const lhs = this.compared(b.lexpr ?? null, env);
       const items = isObject(b.rexpr) && isObject(b.rexpr.List) && Array.isArray(b.rexpr.List.items) ? b.rexpr.List.items : [b.rexpr ?? null];
       for (const i of items) this.equality(lhs, this.expr(i, env), clause);
       return;
@@ -282,6 +285,22 @@ export abstract class ExpressionTracer {
       return this.equality(this.expr(b.testexpr ?? null, env), outs.reduce((l, o) => worst(l, o.lineage), CLEAN as Lineage), clause);
     }
     this.refuseIfMasked(this.expr(node, env), clause);
+  }
+
+  /**
+   * One side of an equality: `lower(email) = lower($1)` still compares the whole value (ignoring
+   * case), so case folding keeps a pass-through a pass-through here, and only here.
+   */
+  private compared(node: Json, env: Env): Lineage {
+    if (isObject(node) && isObject(node.FuncCall) && Array.isArray(node.FuncCall.args) && node.FuncCall.args.length === 1 && node.FuncCall.agg_star !== true && node.FuncCall.over === undefined) {
+      const parts = strs(node.FuncCall.funcname);
+      const folds = CASE_FOLDING.has(parts[parts.length - 1] ?? '') && (parts.length === 1 || (parts.length === 2 && parts[0] === 'pg_catalog'));
+      if (folds && this.catalog.functionKind({ name: parts[parts.length - 1] as string }) === 'stable') {
+        const arg = this.expr(node.FuncCall.args[0] ?? null, env);
+        if (arg.kind !== 'derived') return arg;
+      }
+    }
+    return this.expr(node, env);
   }
 
   /** Whole-value equality: with a known value it is a guess the client may make; nothing else is. */

@@ -1,7 +1,7 @@
 // The vocabulary of result-column lineage (lineage.ts): what an output column's value can depend
 // on, how lineages combine, and the catalog facts the analysis needs. Kept apart from the tree
 // walk so the engine and the row masker can use it without the parser.
-import { columnMatches, globMatches } from '../names.js';
+import { columnMatches } from '../names.js';
 import { strongerStrategy, type MaskStrategy } from './strategies.js';
 import type { MaskPolicy } from './plan.js';
 
@@ -111,11 +111,6 @@ export function columnMask(mask: MaskPolicy, c: { schema?: string; table: string
   let s: MaskStrategy | undefined;
   for (const m of mask.columns) if (columnMatches(m.pattern, c)) s = strongerStrategy(s, m.strategy);
   return s;
-}
-
-/** Whether a mask rule could name a column of a relation called this (in any schema when unqualified). */
-export function relationMayBeMasked(mask: MaskPolicy, rel: QualifiedRef): boolean {
-  return mask.columns.some((m) => globMatches(m.pattern.table, rel.name) && (m.pattern.schema === undefined || rel.schema === undefined || globMatches(m.pattern.schema, rel.schema)));
 }
 
 /** `schema.table.column` for messages. */

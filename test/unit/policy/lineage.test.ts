@@ -178,6 +178,8 @@ describe('the predicate rule', () => {
     "delete from customers where email = 'gone@example.com'",
     'select exists (select 1 from customers where email = $1)',
     'select id from customers where email = $1 collate "C"',
+    'select id from customers where lower(email) = lower($1)',
+    "select id from customers where upper(email) in ('A@B.C')",
   ])('allows %s', (sql) => {
     expect(refusal(sql)).toBeUndefined();
   });
@@ -189,6 +191,8 @@ describe('the predicate rule', () => {
     ["select id from customers where not (email = 'x')", 'WHERE'],
     ['select id from customers where email is not null', 'WHERE'],
     ["select id from customers where email::bytea = 'x'", 'WHERE'],
+    ["select id from customers where lower(substr(email, 1, 1)) = 'a'", 'WHERE'],
+    ["select id from customers where lower(email, 'x') = 'a'", 'WHERE'],
     ['select id from customers order by email', 'ORDER BY'],
     ['select email e, id from customers order by e', 'ORDER BY'],
     ['select id, email from customers order by 1', 'ORDER BY'],
