@@ -52,6 +52,9 @@ const KEEPS_FACTS = new Set(['select', 'insert', 'update', 'delete', 'merge', 'e
 /** Definitions of code that can later run without a call the gateway sees. */
 const CODE_DEFINITIONS = new Set(['create function', 'create procedure', 'create trigger', 'create event trigger', 'create rule', 'create operator', 'create cast', 'create aggregate', 'create conversion', 'create transform', 'create language']);
 
+/** The lineage of a statement too deep to trace: refused like code the gateway cannot see into. */
+const UNTRACEABLE: StatementLineage = Object.freeze({ opaque: 'a statement nested too deeply to trace its columns' });
+
 /** byAnalysis's answer for a statement nothing masked can reach. */
 const CLEAN_STATEMENT = Symbol('clean');
 
@@ -236,7 +239,14 @@ export class LineageGate {
     const key = shape === undefined ? `t:${text}` : `s:${shape}`;
     const hit = this.results.get(key);
     if (hit !== undefined) return hit;
-    const a = analyzeLineage(text, this.mask, this.catalog, this.views);
+    let a: ReturnType<typeof analyzeLineage>;
+    try {
+      a = analyzeLineage(text, this.mask, this.catalog, this.views);
+    } catch (err) {
+      // A tree deep enough to exhaust the stack: what cannot be traced cannot run.
+      if (!(err instanceof RangeError)) throw err;
+      return UNTRACEABLE;
+    }
     if (!a.ok) {
       missing.relations.push(...a.needs.relations);
       missing.functions.push(...a.needs.functions);

@@ -101,6 +101,8 @@ export class PolicyGate {
     const analysis = analyzer.analyze(text);
     if ((this.enforce || this.lineage !== undefined) && pipelined && analysis.ok && runsExecute(analysis.statements)) return 'wait';
     let decision = this.enforce ? (this.refuseUnsafe(text) ?? this.refuseSettingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared })) : ALLOW;
+    // Masked sessions trace every statement's columns: what cannot be parsed cannot be traced.
+    if (!analysis.ok && this.lineage !== undefined && decision.verdict !== 'block') decision = { verdict: 'block', rule: BUILTIN_RULES.unparseable, reason: `the gateway cannot parse this SQL (${analysis.error}), so its result columns cannot be traced for masking`, hits: [] };
     if (!analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     // Lineage (lineageGate.ts): refusals, and the result columns masked beyond their OIDs.
     const lineage = this.lineage?.judge(analysis.statements);

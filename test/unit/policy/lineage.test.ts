@@ -261,3 +261,17 @@ describe('alignColumns', () => {
     expect(alignColumns([c('clean', true), c('derived', true)], 3)).toBeUndefined();
   });
 });
+
+describe('deep statements', () => {
+  it('are traced as deep as the stack allows; deeper ones throw a RangeError (the engine refuses the statement)', () => {
+    const nested = (n: number) => `select ${'upper('.repeat(n)}email${')'.repeat(n)} from customers`;
+    expect(lineage(nested(500)).columns?.[0]?.lineage.kind).toBe('derived');
+    let thrown: unknown;
+    try {
+      analyzeLineage(nested(5000), MASK, catalog());
+    } catch (err) {
+      thrown = err;
+    }
+    if (thrown !== undefined) expect(thrown).toBeInstanceOf(RangeError);
+  });
+});
