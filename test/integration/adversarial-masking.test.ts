@@ -204,6 +204,14 @@ describe('masking by lineage, derived: refuse (the default)', () => {
     expect((await arena.admin.query('select (select count(*)::int from customers) as c, (select count(*)::int from notes) as n, (select name from customers where id = 1) as name')).rows).toEqual([{ c: 3, n: 0, name: 'Ada' }]);
   });
 
+  it('refuses planner settings that would read a masked column through its index, in its order', async () => {
+    await arena.admin.query('create index if not exists customers_email on customers (email)');
+    const r = await psqlCase(arena, ['set enable_seqscan = off', "select set_config('enable_bitmapscan', 'off', false)", 'show enable_seqscan', 'show enable_bitmapscan', "set statement_timeout = '5s'", 'show statement_timeout']);
+    expect(r.stderr.match(/sluice:masked-predicate: (SET enable_seqscan|set_config\('enable_bitmapscan')/g)).toHaveLength(2);
+    expect(r.stdout).toBe('on\non\nSET\n5s\n');
+    await arena.admin.query('drop index customers_email');
+  });
+
   it('keeps ordinary work working', async () => {
     expect((await psqlCase(arena, 'select id, name from customers order by id')).stdout).toBe('1|Ada\n2|Grace\n3|Edsger\n');
     expect((await psqlCase(arena, 'select count(*) from customers')).stdout).toBe('3\n');

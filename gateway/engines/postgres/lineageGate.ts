@@ -69,7 +69,7 @@ function codeDefinition(s: StatementAnalysis): string | undefined {
 }
 
 /** Statements whose lineage is not in the relations and functions they name. */
-const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', 'do']);
+const LINEAGE_KINDS = new Set(['fetch', 'execute', 'call', 'declare', 'close', 'do', 'set']);
 
 /** Distinct statement shapes remembered per session; beyond it, oldest first out. */
 const MAX_RESULTS = 2048;
@@ -214,7 +214,8 @@ export class LineageGate {
     }
     for (const f of s.functions) {
       // Nothing masked is in reach, so side effects do not matter here; code someone wrote does.
-      const k = readsUntracedData(f.name) ? 'user' : this.functions.get(lineageKey(f));
+      // set_config() may steer the planner (lineage.ts looks at the setting it names).
+      const k = readsUntracedData(f.name) || f.name === 'set_config' ? 'user' : this.functions.get(lineageKey(f));
       if (k === undefined) missing.functions.push(f);
       if (k !== 'stable' && k !== 'volatile') clean = false;
     }

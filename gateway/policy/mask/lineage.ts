@@ -15,7 +15,7 @@ import { parseSync } from 'libpg-query';
 import '../sql.js'; // loads the parser's WebAssembly module
 import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { derived, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
+import { derived, steersPlanner, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
 import { SelectTracer } from './lineageSelect.js';
 
 /** The lineage facts of one top-level statement. */
@@ -115,6 +115,10 @@ function statementLineage(t: SelectTracer, type: string, body: JsonObject): Stat
     case 'ViewStmt':
       // What they copy or define is judged elsewhere; how their query filters is judged here.
       if (query !== undefined) statementLineage(t, query[0], query[1]);
+      return {};
+    case 'VariableSetStmt':
+      // SET x TO DEFAULT, RESET and RESET ALL return to what the server started with.
+      if (body.kind === 'VAR_SET_VALUE' && typeof body.name === 'string' && steersPlanner(body.name)) t.refusal ??= `SET ${body.name} can make a read go through a masked column's index and return rows in its order`;
       return {};
     case 'CallStmt': {
       // A procedure's OUT values come back as a row whose width the gateway cannot know.

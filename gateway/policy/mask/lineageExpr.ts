@@ -13,9 +13,9 @@
 // set operation without ALL, a window's PARTITION BY/ORDER BY, LIMIT or OFFSET: sorting and
 // deduplicating return rows in value order, and with rows the client inserts itself an order is
 // a binary search.
-import { isObject, typedNode, type Json, type JsonObject } from '../sqlTree.js';
+import { isObject, stringConstant, typedNode, type Json, type JsonObject } from '../sqlTree.js';
 import type { MaskPolicy } from './plan.js';
-import { CLEAN, combine, derive, derived, readsUntracedData, worst, type FunctionKind, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
+import { CLEAN, combine, derive, derived, readsUntracedData, steersPlanner, worst, type FunctionKind, type Lineage, type LineageCatalog, type OutputColumn, type QualifiedRef } from './lineageModel.js';
 
 /** A FROM item in scope: its name, its columns (undefined: unknown), the worst of them. */
 export interface Entry {
@@ -175,6 +175,10 @@ export abstract class ExpressionTracer {
       if (kind !== 'stable' && kind !== 'volatile') own = derived(`${name}(), a function the gateway cannot see into`);
     }
     if (own.kind === 'derived') this.opaque ??= own.source;
+    if (name === 'set_config') {
+      const setting = Array.isArray(f.args) ? stringConstant(f.args[0] ?? null) : undefined;
+      if (setting === undefined || steersPlanner(setting)) this.refuse(`set_config(${setting === undefined ? 'a name computed at run time' : `'${setting}'`}, …) can make a read go through a masked column's index and return rows in its order`);
+    }
     this.predicate(f.agg_filter, env, 'FILTER (WHERE …)');
     if (isObject(f.over)) this.window(f.over, env);
     const order = Array.isArray(f.agg_order) ? f.agg_order.map((s) => (isObject(s) && isObject(s.SortBy) ? (s.SortBy.node ?? null) : s)) : [];
@@ -341,7 +345,7 @@ export abstract class ExpressionTracer {
     this.refuse(`${clause} uses ${l.source}, which is masked: a masked value may only be compared whole for equality with a constant or parameter (=, IN, = ANY, IS NOT DISTINCT FROM, IS NULL)`);
   }
 
-  private refuse(reason: string): void {
+  refuse(reason: string): void {
     this.refusal ??= reason;
   }
 }

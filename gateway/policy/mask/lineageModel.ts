@@ -70,6 +70,14 @@ const DATA_READING_FUNCTIONS =
 
 export const readsUntracedData = (functionName: string): boolean => DATA_READING_FUNCTIONS.test(functionName);
 
+/**
+ * Settings that steer the planner: with them a client can make a plain read go through a masked
+ * column's index (an index-only scan) and so return rows in that column's order.
+ */
+const PLANNER_SETTINGS = /^(enable_\w+|seq_page_cost|random_page_cost|cpu_\w+_cost|parallel_\w+_cost|effective_cache_size|min_parallel_\w+|geqo\w*|from_collapse_limit|join_collapse_limit|plan_cache_mode|cursor_tuple_fraction|constraint_exclusion|jit\w*|force_parallel_mode|debug_parallel_query)$/i;
+
+export const steersPlanner = (setting: string): boolean => PLANNER_SETTINGS.test(setting);
+
 export const CLEAN: Lineage = Object.freeze({ kind: 'clean' });
 
 export const derived = (source: string): Lineage => ({ kind: 'derived', source });

@@ -179,6 +179,9 @@ describe('the predicate rule', () => {
     'select exists (select 1 from customers where email = $1)',
     'select id from customers where email = $1 collate "C"',
     'select id from customers where lower(email) = lower($1)',
+    'set enable_seqscan to default',
+    'reset enable_seqscan',
+    "set statement_timeout = '5s'",
     "select id from customers where upper(email) in ('A@B.C')",
   ])('allows %s', (sql) => {
     expect(refusal(sql)).toBeUndefined();
@@ -213,6 +216,10 @@ describe('the predicate rule', () => {
     ['select id from orders where leak(id)', 'WHERE uses leak()'],
     ["with x as (select id from customers where left(email, 1) = 'a') select * from x", 'WHERE'],
     ["select id from customers where email = 'a' collate ci", 'collation "ci"'],
+    ['set enable_seqscan = off', 'SET enable_seqscan'],
+    ["set local random_page_cost to '0.01'", 'SET random_page_cost'],
+    ["select set_config('enable_seqscan', 'off', false)", "set_config('enable_seqscan'"],
+    ["select set_config(name, 'off', false) from orders", 'computed at run time'],
     ["select id from customers where email collate \"und-x-icu\" in ('a')", 'collation'],
   ])('refuses %s', (sql, reason) => {
     expect(refusal(sql)).toContain(reason);

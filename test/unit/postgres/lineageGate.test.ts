@@ -64,6 +64,9 @@ describe('LineageGate', () => {
     expect((await judge(refuse, 'update customers set name = email where id = 1')).refusal?.rule).toBe(RULE_COPY);
     expect((await judge(refuse, 'select leak(1)')).refusal?.reason).toContain('leak()');
     expect((await judge(refuse, 'create function f() returns int language sql as $$select 1$$')).refusal?.reason).toContain('CREATE FUNCTION');
+    expect((await judge(refuse, 'set enable_seqscan = off')).refusal?.rule).toBe(RULE_PREDICATE);
+    expect((await judge(refuse, "select set_config('enable_indexscan', 'on', false)")).refusal?.rule).toBe(RULE_PREDICATE);
+    expect((await judge(refuse, "set statement_timeout = '1s'")).refusal).toBeUndefined();
     const redact = new LineageGate(mask('redact'), facts(), () => undefined);
     const r = await judge(redact, 'select id, upper(email) from customers');
     expect(r.refusal).toBeUndefined();
