@@ -143,7 +143,8 @@ export class LineageGate {
     if (verdict.refusal === undefined) {
       for (const l of lineages) this.track(l);
       // The catalog connection sees DDL only once it commits: forget at the DDL and at its commit.
-      if (statements.some((s) => !KEEPS_FACTS.has(s.kind))) {
+      // A SET other than search_path changes nothing a name denotes (sessions that SET per transaction stay cheap).
+      if (statements.some((s, i) => !KEEPS_FACTS.has(s.kind) && !(s.kind === 'set' && lineages[i] !== undefined && lineages[i]?.renames !== true))) {
         this.forget();
         this.changedInTransaction = true;
       } else if (this.changedInTransaction && statements.some((s) => s.kind === 'commit')) {

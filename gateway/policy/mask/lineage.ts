@@ -44,6 +44,8 @@ export interface StatementLineage {
   readonly executes?: string;
   /** The rows go out as COPY data, not DataRows. */
   readonly copy?: true;
+  /** A SET that can change what an unqualified name denotes (search_path). */
+  readonly renames?: true;
 }
 
 export interface Needs {
@@ -119,7 +121,7 @@ function statementLineage(t: SelectTracer, type: string, body: JsonObject): Stat
     case 'VariableSetStmt':
       // SET x TO DEFAULT, RESET and RESET ALL return to what the server started with.
       if (body.kind === 'VAR_SET_VALUE' && typeof body.name === 'string' && steersPlanner(body.name)) t.refusal ??= `SET ${body.name} can make a read go through a masked column's index and return rows in its order`;
-      return {};
+      return body.name === 'search_path' || typeof body.name !== 'string' ? { renames: true } : {};
     case 'CallStmt': {
       // A procedure's OUT values come back as a row whose width the gateway cannot know.
       const call = isObject(body.funccall) ? body.funccall : undefined;

@@ -100,7 +100,12 @@ describe('LineageGate', () => {
     await judge(gate, 'select id from customers');
     await judge(gate, 'commit');
     await judge(gate, 'select id from customers');
+    await judge(gate, "set statement_timeout = '1s'");
+    await judge(gate, 'select id from customers');
     expect(f.asked.filter((a) => a === 'rel:customers')).toHaveLength(3);
+    await judge(gate, 'set search_path = public');
+    await judge(gate, 'select id from customers');
+    expect(f.asked.filter((a) => a === 'rel:customers')).toHaveLength(4);
   });
 
   it('plans COPY (query) from lineage: pass-throughs masked, derived redacted, unknown widths refused', () => {
