@@ -14,7 +14,7 @@ export type { UserObjects, FunctionUse } from './userObjects.js';
 export type { PreparedStatement } from './prepared.js';
 export { DETECTOR_NAMES, findSpans } from './mask/detectors.js';
 export type { DetectorName, Span } from './mask/detectors.js';
-export { maskValue, REDACTED } from './mask/strategies.js';
+export { maskValue, REDACTED, strongerStrategy } from './mask/strategies.js';
 export type { MaskStrategy, DetectPlan, ValueMask, MaskStats } from './mask/strategies.js';
 export { createRowMasker, decodeRowDescription, applyResultFormats, RowMaskError } from './mask/dataRow.js';
 export type { RowColumn, RowMaskPlan, RowMasker, RowMaskStats } from './mask/dataRow.js';
@@ -31,3 +31,7 @@ export { expandWrites, writeSites, definesRoutes, routesMatter, siteKey, mayWrit
 export type { WriteSite, WriteClass, RouteAnswer, ReachedRelation } from './writeRoutes.js';
 export { plpgsqlWrites, sqlFunctionWrites } from './plpgsqlBody.js';
 export type { BodyWrites } from './plpgsqlBody.js';
+export { analyzeLineage, alignColumns } from './mask/lineage.js';
+export type { StatementLineage, LineageAnswer, Needs } from './mask/lineage.js';
+export { columnMask, readsUntracedData } from './mask/lineageModel.js';
+export type { Lineage, OutputColumn, RelationFacts, QualifiedRef, LineageCatalog, FunctionKind } from './mask/lineageModel.js';

@@ -140,6 +140,8 @@ export const policySchema = z
      * of what the rules list (with `redact`): `true` (default) for all of them, a list, or `false`.
      */
     backstop: z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true),
+    /** What happens to a result column computed from a masked column (docs/policy.md, "Masking by lineage"). */
+    derived: z.enum(['refuse', 'redact'], { error: () => 'expected refuse or redact' }).default('refuse'),
   })
   .superRefine((p, ctx) => {
     const seen = new Set<string>();
@@ -208,6 +210,8 @@ export interface CompiledPolicy {
    * backstop for copies and computations the column rules cannot follow; absent means all of them.
    */
   readonly backstop?: readonly DetectorName[];
+  /** Result columns computed from masked columns: redacted whole, or (absent) the statement refused. */
+  readonly derived?: 'redact';
 }
 
 export class PolicyCompileError extends Error {
@@ -265,11 +269,12 @@ export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}
   if (usesHash && (opts.hashKey === undefined || opts.hashKey.length < 16)) {
     throw new PolicyCompileError('a mask rule uses `with: hash`, which needs the gateway masking key (at least 16 bytes)');
   }
-  const policy: { rules: CompiledRule[]; hashKey?: Buffer; backstop: readonly DetectorName[] } = {
+  const policy: { rules: CompiledRule[]; hashKey?: Buffer; backstop: readonly DetectorName[]; derived?: 'redact' } = {
     rules,
     backstop: cfg.backstop === true ? DETECTOR_NAMES : cfg.backstop === false ? [] : [...new Set(cfg.backstop)],
   };
   if (opts.hashKey !== undefined) policy.hashKey = opts.hashKey;
+  if (cfg.derived === 'redact') policy.derived = 'redact';
   return Object.freeze(policy);
 }
 

@@ -113,7 +113,8 @@ describe('policy through sluice connect', () => {
     const c = new pg.Client({ host: '127.0.0.1', port, database: db.target.database, user: 'x' });
     await c.connect();
     try {
-      expect((await c.query('select upper(email) as u from customers where id = $1', [1])).rows).toEqual([{ u: '[redacted]' }]);
+      // Computed from a masked column: refused (derived: refuse is the default).
+      await expect(c.query('select upper(email) as u from customers where id = $1', [1])).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('sluice:masked-derivation') });
     } finally {
       await c.end();
     }

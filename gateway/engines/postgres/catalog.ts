@@ -6,7 +6,7 @@
 // made it — opened on the first look-up of a session, kept while look-ups follow, closed when idle.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { analyzeSql, USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type NamedRelation, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
+import { analyzeSql, USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type FunctionKind, type NamedRelation, type QualifiedRef, type RelationFacts, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
 import type { PostgresTarget } from '../types.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -28,6 +28,9 @@ export interface CatalogOptions {
 }
 
 type Row = (string | null)[];
+
+/** How lineage look-ups are keyed: `schema\0name`, the schema empty when unqualified. */
+export const lineageKey = (r: QualifiedRef): string => `${r.schema ?? ''}\u0000${r.name}`;
 
 /** `"name"` with embedded quotes doubled. */
 export function quoteIdent(s: string): string {
@@ -128,6 +131,49 @@ export class TargetCatalog implements ColumnNameResolver {
   /** Runs a read-only query on the catalog connection (text values, NULL as null): writeRouteCatalog.ts. */
   rows(sql: string): Promise<Row[]> {
     return this.query(sql);
+  }
+
+  /**
+   * For result-column lineage: every relation each name could denote (an unqualified name in any
+   * schema, since the client's search_path is not the catalog connection's), with its columns
+   * and, for views, its definition. Keyed by lineageKey().
+   */
+  async lineageRelations(refs: readonly QualifiedRef[]): Promise<Map<string, RelationFacts[]>> {
+    const names = [...new Set(refs.map((r) => r.name))];
+    const rows = await this.query(
+      'SELECT n.nspname, c.relname, c.relkind, ' +
+        "CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END, " +
+        '(SELECT pg_catalog.array_to_json(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum))::text FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) ' +
+        'FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ' +
+        `WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND c.relname IN (${names.map(quoteLiteral).join(', ')})`,
+    );
+    const facts = rows.map(([schema, name, kind, definition, columns]): RelationFacts => {
+      const f = { schema: schema ?? '', name: name ?? '', kind: kind === 'v' || kind === 'm' ? ('view' as const) : ('table' as const), columns: JSON.parse(columns ?? '[]') as string[] };
+      return definition === null || definition === undefined ? f : { ...f, definition };
+    });
+    return new Map(refs.map((r) => [lineageKey(r), facts.filter((f) => f.name === r.name && (r.schema === undefined || f.schema === r.schema))]));
+  }
+
+  /**
+   * For lineage: what calling each function name can do (FunctionKind). Shipped means an OID
+   * below 16384 (created by initdb) or a member of an installed extension; `user` also when no
+   * function of that name exists yet.
+   */
+  async functionKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>> {
+    const names = [...new Set(refs.map((r) => r.name))];
+    const rows = await this.query(
+      'SELECT n.nspname, p.proname, CASE WHEN p.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d ' +
+        "WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e') " +
+        "THEN p.provolatile::text ELSE 'user' END FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace " +
+        `WHERE p.proname IN (${names.map(quoteLiteral).join(', ')})`,
+    );
+    return new Map(
+      refs.map((r): [string, FunctionKind] => {
+        const found = rows.filter(([schema, name]) => name === r.name && (r.schema === undefined || schema === r.schema)).map((f) => f[2]);
+        const kind: FunctionKind = found.length === 0 || found.includes('user') ? 'user' : found.includes('v') ? 'volatile' : 'stable';
+        return [lineageKey(r), kind];
+      }),
+    );
   }
 
   close(): void {

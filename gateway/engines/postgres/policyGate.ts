@@ -19,6 +19,7 @@ import {
   type CopyMaskPlan,
   type Decision,
   type MaskPolicy,
+  type OutputColumn,
   type PreparedStatement,
   type SqlAnalysis,
   type StatementAnalysis,
@@ -29,6 +30,7 @@ import { quoteIdent } from './catalog.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 import { ExfiltrationGuard } from './exfiltrationGuard.js';
 import { WriteRoutes, type CatalogRows } from './writeRouteCatalog.js';
+import { copyPlanFromLineage, LineageGate, type LineageFacts } from './lineageGate.js';
 
 /** Analyses depend only on the text, so one cache serves every session of the process. */
 const analyzer = createSqlAnalyzer();
@@ -45,6 +47,16 @@ export interface StatementDef {
   readonly copyPlans?: readonly (CopyMaskPlan | undefined)[];
   /** The write-route generation it was judged in (writeRouteCatalog.ts); older verdicts are judged again. */
   readonly routesGeneration?: number;
+  /** Per top-level statement, its result columns' lineage when one needs masking (lineageGate.ts). */
+  readonly lineage?: readonly (readonly OutputColumn[] | undefined)[];
+  /** It computes values from masked columns (derived: redact): its errors' messages are withheld. */
+  readonly withholdErrors?: true;
+}
+
+/** The lineage a StatementDef keeps (none when no result column needs masking). */
+function keptLineage(results: readonly (readonly OutputColumn[] | undefined)[]): Pick<StatementDef, 'lineage' | 'withholdErrors'> {
+  if (!results.some((r) => r !== undefined)) return {};
+  return results.some((r) => r?.some((c) => c.lineage.kind === 'derived')) ? { lineage: results, withholdErrors: true } : { lineage: results };
 }
 
 const ALLOW: Decision = Object.freeze({ verdict: 'allow', hits: [] });
@@ -83,17 +95,20 @@ export class PolicyGate {
   private readonly routes: WriteRoutes | undefined;
   /** The write-route generation the prepared statements were last expanded in. */
   private preparedGeneration = 0;
+  /** Masking by lineage, for sessions with column masks. */
+  private readonly lineage: LineageGate | undefined;
 
   constructor(
     private readonly identity: Identity,
     private readonly policy: CompiledPolicy,
-    private readonly resolver: ColumnNameResolver | undefined,
+    private readonly resolver: (ColumnNameResolver & LineageFacts) | undefined,
     objects?: UserObjectsSource,
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
     this.mask = maskPolicyFor(policy, identity.groups);
     this.userObjects = new SessionUserObjects(policy, identity.groups, objects);
     if (this.mask !== undefined && this.mask.columns.length > 0) this.exfiltration = new ExfiltrationGuard(this.mask, resolver);
+    if (this.mask !== undefined && this.mask.columns.length > 0 && resolver !== undefined) this.lineage = new LineageGate(this.mask, resolver, (name) => this.prepared.get(name)?.statement.text);
     const rows = resolver as Partial<CatalogRows> | undefined;
     if (this.enforce && routesMatter(policy, identity.groups)) this.routes = new WriteRoutes(typeof rows?.rows === 'function' ? (rows as CatalogRows) : undefined);
   }
@@ -106,9 +121,9 @@ export class PolicyGate {
    */
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
-    if (!this.enforce && !maybeCopy && this.exfiltration === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
+    if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const parsed = analyzer.analyze(text);
-    if (this.enforce && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
+    if ((this.enforce || this.lineage !== undefined) && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
     if (pipelined && this.routes?.waitsForCommit(parsed) === true) return 'wait';
     const refreshed = this.refreshPrepared();
     if (refreshed !== undefined) return refreshed;
@@ -125,12 +140,20 @@ export class PolicyGate {
       if (copy instanceof Promise) return copy;
       if (copy !== undefined) return { text, analysis, decision: copy, ...stamp };
     }
-    if (!maybeCopy || !analysis.ok || decision.verdict === 'block') return { text, analysis, decision, ...stamp };
-    const plans = this.planCopies(analysis.statements);
+    // Masked sessions trace every statement's columns: what cannot be parsed cannot be traced.
+    if (!analysis.ok && this.lineage !== undefined && decision.verdict !== 'block') decision = { verdict: 'block', rule: BUILTIN_RULES.unparseable, reason: `the gateway cannot parse this SQL (${analysis.error}), so its result columns cannot be traced for masking`, hits: [] };
+    if (!analysis.ok || decision.verdict === 'block') return { text, analysis, decision, ...stamp };
+    // Lineage (lineageGate.ts): refusals, and the result columns masked beyond their OIDs.
+    const lineage = this.lineage?.judge(analysis.statements);
+    if (lineage instanceof Promise) return lineage;
+    if (lineage?.refusal !== undefined) return { text, analysis, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: decision.hits }, ...stamp };
+    const traced = lineage === undefined ? {} : keptLineage(lineage.results);
+    if (!maybeCopy) return { text, analysis, decision, ...traced, ...stamp };
+    const plans = this.planCopies(analysis.statements, lineage?.results);
     if (plans instanceof Promise) return plans;
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
-    return { text, analysis, decision, copyPlans: plans, ...stamp };
+    return { text, analysis, decision, copyPlans: plans, ...traced, ...stamp };
   }
 
   /**
@@ -185,6 +208,10 @@ export class PolicyGate {
           return { text: p.text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: 'the operators, aggregates, types and casts defined in the target are being read again; retry the statement', hits: [] } };
         }
         d = { text: p.text, analysis, decision: this.enforce ? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text: p.text }, { prepared: this.prepared, ...(objects !== undefined ? { userObjects: objects } : {}) }) : ALLOW };
+        const lineage = this.lineage !== undefined && d.decision.verdict !== 'block' ? this.lineage.judgePrepared(name) : undefined;
+        if (lineage instanceof Promise) return lineage;
+        if (lineage?.refusal !== undefined) d = { ...d, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: d.decision.hits } };
+        else if (lineage !== undefined) d = { ...d, ...keptLineage(lineage.results) };
         this.preparedDecisions.set(p, d);
       }
       return d;
@@ -255,10 +282,12 @@ export class PolicyGate {
     return readingProblem(name, value);
   }
 
-  private planCopies(statements: readonly StatementAnalysis[]): (CopyMaskPlan | undefined)[] | Promise<unknown> {
+  private planCopies(statements: readonly StatementAnalysis[], lineage: readonly (readonly OutputColumn[] | undefined)[] | undefined): (CopyMaskPlan | undefined)[] | Promise<unknown> {
     const mask = this.mask;
     if (mask === undefined || !statements.some(copiesOut)) return statements.map(() => undefined);
-    const missing = statements.filter((s) => copiesOut(s) && !this.copyPlans.has(s.text));
+    // COPY (query): its columns' lineage says what to mask (none of them: nothing but detectors).
+    const traced = (s: StatementAnalysis, i: number) => (this.lineage !== undefined && s.copy !== undefined && s.copy.relation === undefined ? copyPlanFromLineage(mask, s.copy, lineage?.[i]) : undefined);
+    const missing = statements.filter((s, i) => copiesOut(s) && traced(s, i) === undefined && !this.copyPlans.has(s.text));
     if (missing.length > 0) {
       if (this.resolver === undefined) return statements.map((s) => (copiesOut(s) ? { action: 'refuse', reason: 'the gateway cannot look up the columns to mask' } : undefined));
       const resolver = this.resolver;
@@ -269,7 +298,7 @@ export class PolicyGate {
         }),
       );
     }
-    return statements.map((s) => (copiesOut(s) ? this.copyPlans.get(s.text) : undefined));
+    return statements.map((s, i) => (copiesOut(s) ? (traced(s, i) ?? this.copyPlans.get(s.text)) : undefined));
   }
 }
 

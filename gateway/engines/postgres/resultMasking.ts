@@ -3,7 +3,7 @@
 // names of the masked columns for the audit trail, and the audit's view of a row (after masking).
 // A RowDescription seen before is answered from a cache keyed by its bytes, so a statement run in
 // a loop costs one map lookup per result, not a plan.
-import { decodeRowDescription, planRowMask, tableOidsToResolve, type MaskPolicy, type ResolvedRelation, type RowColumn, type RowMasker } from '../../policy/index.js';
+import { alignColumns, createRowMasker, strongerStrategy, decodeRowDescription, planRowMask, tableOidsToResolve, type MaskPolicy, type MaskStrategy, type OutputColumn, type ResolvedRelation, type RowColumn, type RowMasker } from '../../policy/index.js';
 import type { TargetCatalog } from './catalog.js';
 
 /** Enough for the distinct result shapes of any real session; beyond it, oldest first out. */
@@ -17,6 +17,8 @@ export interface ResultPlan {
 
 export class ResultMasking {
   private readonly cache = new Map<string, ResultPlan>();
+  /** Plans with a statement's lineage applied, per lineage (one per statement shape) and description. */
+  private readonly traced = new WeakMap<readonly OutputColumn[], Map<string, ResultPlan>>();
 
   constructor(
     readonly mask: MaskPolicy,
@@ -28,7 +30,25 @@ export class ResultMasking {
    * when a table OID must first be looked up. A look-up that fails masks every column that comes
    * from a table (fail closed).
    */
-  forRowDescription(buf: Buffer, start: number, end: number): ResultPlan | Promise<ResultPlan> {
+  forRowDescription(buf: Buffer, start: number, end: number, lineage?: readonly OutputColumn[]): ResultPlan | Promise<ResultPlan> {
+    if (lineage === undefined) return this.byColumnOids(buf, start, end);
+    // The statement's lineage (lineageGate.ts) on top of what the column OIDs say.
+    const key = buf.toString('latin1', start + 5, end);
+    const hit = this.traced.get(lineage)?.get(key);
+    if (hit !== undefined) {
+      hit.masker?.resetStats();
+      return hit;
+    }
+    const base = this.byColumnOids(buf, start, end);
+    if (base instanceof Promise) return base.then((p) => withLineage(this.mask, p, lineage));
+    const plan = withLineage(this.mask, base, lineage);
+    let byKey = this.traced.get(lineage);
+    if (byKey === undefined) this.traced.set(lineage, (byKey = new Map()));
+    if (byKey.size < MAX_CACHED_MASKERS) byKey.set(key, plan);
+    return plan;
+  }
+
+  private byColumnOids(buf: Buffer, start: number, end: number): ResultPlan | Promise<ResultPlan> {
     const key = buf.toString('latin1', start + 5, end);
     const hit = this.cache.get(key);
     if (hit !== undefined) {
@@ -63,6 +83,25 @@ export class ResultMasking {
     this.cache.set(key, plan);
     return plan;
   }
+}
+
+/**
+ * Columns the lineage calls pass-throughs get their mask, derived ones `redact`, whatever their
+ * OIDs say; a lineage that does not fit the description redacts every column (fail closed).
+ */
+function withLineage(mask: MaskPolicy, plan: ResultPlan, lineage: readonly OutputColumn[]): ResultPlan {
+  const aligned = alignColumns(lineage, plan.columns.length);
+  const masked = new Map<number, MaskStrategy>(plan.masker?.plan.maskedColumns ?? []);
+  plan.columns.forEach((_, i) => {
+    const l = aligned?.[i]?.lineage;
+    if (l?.kind === 'clean') return;
+    masked.set(i, strongerStrategy(masked.get(i), l?.kind === 'pass' ? l.strategy : 'redact'));
+  });
+  if (masked.size === 0) return plan;
+  return {
+    columns: plan.columns,
+    masker: createRowMasker({ columns: plan.columns, maskedColumns: masked, ...(mask.detect !== undefined ? { detect: mask.detect } : {}), ...(mask.hashKey !== undefined ? { hashKey: mask.hashKey } : {}) }),
+  };
 }
 
 /**

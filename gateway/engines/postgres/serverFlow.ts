@@ -11,6 +11,7 @@ import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { SessionContext } from '../types.js';
 import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
 import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
+import { withheldError } from './lineageGate.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
 import type { Refusals } from './refusals.js';
@@ -243,7 +244,9 @@ export class ServerFlow {
 
   private error(buf: Buffer, start: number, end: number): RelayVerdict {
     this.noteRows();
-    const replacement = this.o.refusals.replacement(buf, start, end) ?? this.maskNotice('E', buf.subarray(start, end));
+    const front = this.expected[0];
+    const statement = front?.k === 'query' ? front.def : front?.k === 'execute' ? this.portals.get(front.portal)?.def : undefined;
+    const replacement = this.o.refusals.replacement(buf, start, end) ?? (statement?.withholdErrors === true ? withheldError(buf.subarray(start, end)) : this.maskNotice('E', buf.subarray(start, end)));
     const body = replacement ?? buf.subarray(start, end);
     let e: PgErrorFields | undefined;
     try {
@@ -286,7 +289,8 @@ export class ServerFlow {
       const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
       return apply(columns ? { columns, masker: undefined } : undefined);
     }
-    const plan = this.o.masking.forRowDescription(buf, start, end);
+    const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portals.get(f.portal)?.def?.lineage?.[0] : undefined;
+    const plan = this.o.masking.forRowDescription(buf, start, end, lineage);
     if (plan instanceof Promise) return plan.then(apply);
     return apply(plan);
   }

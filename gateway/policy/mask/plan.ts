@@ -20,6 +20,8 @@ export interface MaskPolicy {
   readonly hashKey?: Buffer;
   /** Ids of the applicable mask rules, for the audit trail. */
   readonly rules: readonly string[];
+  /** Result columns computed from masked columns are redacted whole (absent: the statement is refused). */
+  readonly derived?: 'redact';
 }
 
 /** The mask rules for someone in `groups`; undefined when nothing is masked for them. */
@@ -40,6 +42,7 @@ export function maskPolicyFor(policy: CompiledPolicy, groups: readonly string[])
   const out: { -readonly [K in keyof MaskPolicy]: MaskPolicy[K] } = { columns, rules };
   if (detect.size > 0) out.detect = detect;
   if (policy.hashKey !== undefined) out.hashKey = policy.hashKey;
+  if (policy.derived === 'redact') out.derived = 'redact';
   return out;
 }
 

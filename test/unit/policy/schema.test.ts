@@ -20,8 +20,8 @@ describe('policy schema', () => {
     expect(cfg.rules[4]?.mask).toEqual({ columns: ['customers.email', 'customers.card_number'], with: 'partial' });
   });
 
-  it('defaults: no rules, review timeout 10m, mask with redact', () => {
-    expect(policySchema.parse({})).toEqual({ rules: [], backstop: true });
+  it('defaults: no rules, review timeout 10m, mask with redact, derived columns refused', () => {
+    expect(policySchema.parse({})).toEqual({ rules: [], backstop: true, derived: 'refuse' });
     expect(policySchema.safeParse({ backstop: ['nope'] }).success).toBe(false);
     expect(policySchema.parse({ backstop: ['email'] }).backstop).toEqual(['email']);
     const cfg = policySchema.parse(parseYaml('rules: [{ id: r, review: { statements: [delete], approvers: [dba] } }, { id: m, mask: { detect: [email] } }]'));

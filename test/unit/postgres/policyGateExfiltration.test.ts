@@ -3,7 +3,9 @@
 // a statement that may have changed what a name refers to.
 import { describe, expect, it } from 'vitest';
 import { PolicyGate, type StatementDef } from '../../../gateway/engines/postgres/policyGate.js';
-import type { ColumnNameResolver, NamedRelation } from '../../../gateway/policy/index.js';
+import type { LineageFacts } from '../../../gateway/engines/postgres/lineageGate.js';
+import { lineageKey } from '../../../gateway/engines/postgres/catalog.js';
+import type { ColumnNameResolver, FunctionKind, NamedRelation, QualifiedRef, RelationFacts } from '../../../gateway/policy/index.js';
 import { analyzeSql } from '../../../gateway/policy/sql.js';
 import { policyFromYaml } from '../policy/fixtures.js';
 
@@ -13,7 +15,15 @@ const IDENTITY = { subject: 'user:eve', name: 'eve', groups: ['eng'], kind: 'hum
 function fakeCatalog() {
   const asked: string[] = [];
   const relations = new Map<string, NamedRelation>([['archive', { schema: 'public', table: 'archive', columns: new Map([[1, 'id'], [2, 'note']]), ancestors: [] }]]);
-  const resolver: ColumnNameResolver = {
+  // Lineage's facts (lineageGate.ts) are answered too, without being counted: this test is about
+  // the exfiltration guard's own look-ups.
+  const facts: RelationFacts[] = [
+    { schema: 'public', name: 'customers', kind: 'table', columns: ['id', 'name', 'email'] },
+    { schema: 'public', name: 'archive', kind: 'table', columns: ['id', 'note'] },
+  ];
+  const resolver: ColumnNameResolver & LineageFacts = {
+    lineageRelations: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r) => [lineageKey(r), facts.filter((f) => f.name === r.name)])),
+    functionKinds: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), r.name === 'admin_fn' ? 'user' : 'stable'])),
     resolve: async () => new Map(),
     relationColumns: async () => undefined,
     relationsNamed: async (r) => {
