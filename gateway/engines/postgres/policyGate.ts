@@ -219,7 +219,7 @@ export class PolicyGate {
     // Nothing by that name was confirmed: the target will refuse it too, unless it holds a
     // statement the gateway never saw, which cannot be allowed.
     const text = `EXECUTE ${quoteIdent(name)}`;
-    if (!this.enforce) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
+    if (!this.enforce && this.lineage === undefined && this.exfiltration === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     return {
       text,
       analysis: NOT_ANALYSED,
