@@ -7,10 +7,16 @@
 // SQL functions, views, inheritance). Each is checked on the target itself: the rows of payments
 // (children included) are unchanged, and no definition was left behind. Writes elsewhere and
 // reads of payments stay allowed; an approver sees a held Bind's values and approves it once.
+//
+// The corpus runs twice: against the recommended block and review rules alone, where this class's
+// own mechanism (the hold) shows for every route, and against the whole recommended policy, whose
+// column masks refuse user-written code and definitions of code earlier (sluice:masked-*): there
+// the same routes must stay held or refused, with the same effect on the target.
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReviewInfo } from '../../src/api/contract.js';
 import { MessageWriter } from '../../gateway/engines/postgres/codec/wire.js';
+import type { PolicyInput } from '../../gateway/policy/index.js';
 import { RECOMMENDED_POLICY, startArena, type Arena } from '../support/arena.js';
 import { runCli, serviceToken, tokenCtx } from '../support/binaries.js';
 import { waitFor } from '../support/pgEngineHarness.js';
@@ -56,27 +62,25 @@ const ROUTES_SCHEMA = `
 
 const HELD = /query held for review R-[2-9A-Z]{4} by rule payments-review[\s\S]*expired without a decision: not executed/;
 const REFUSED = /ERROR: {2}(blocked by rule|DDL is not allowed|.*the policy cannot be checked)/;
+const MASKED_REFUSAL = /ERROR: {2}blocked by rule sluice:masked-/;
 
-let arena: Arena;
-let before: string;
+/** The recommended policy's block and review rules without its column masks: this class alone. */
+const REVIEWS_POLICY: PolicyInput = { rules: (RECOMMENDED_POLICY.rules ?? []).filter((r) => r.mask === undefined) };
 
-const paymentsRows = async (): Promise<string> =>
+const paymentsRows = async (arena: Arena): Promise<string> =>
   (await arena.admin.query<{ s: string }>("select string_agg(concat_ws(':', id, amount, note, batch_id), ',' order by id) as s from payments")).rows[0]?.s ?? '';
-const one = async (sql: string): Promise<unknown> => Object.values((await arena.admin.query(sql)).rows[0] ?? {})[0];
-
-beforeAll(async () => {
-  arena = await startArena(cluster, { prefix: 'adv_reviews', schema: ROUTES_SCHEMA });
-  before = await paymentsRows();
-});
-afterAll(async () => {
-  await arena?.stop();
-});
+const first = async (arena: Arena, sql: string): Promise<unknown> => Object.values((await arena.admin.query(sql)).rows[0] ?? {})[0];
 
 interface Route {
   readonly sql: string | readonly string[];
   readonly input?: string;
   /** held for review (then expired), or refused outright */
   readonly outcome: 'held' | 'refused';
+  /**
+   * Under column masks, refused before it is judged for review by a masking rule (sluice:masked-*):
+   * a call of user-written code or a definition of code, which could read masked columns.
+   */
+  readonly masked?: 'refused';
   /** A query on the target that must answer true afterwards (the definition was not made). */
   readonly after?: string;
 }
@@ -106,16 +110,20 @@ const ROUTES: Record<string, Route> = {
   'CREATE RULE on orders that also inserts into payments': {
     sql: "create rule orders_sneak as on insert to orders do also insert into payments (id, amount, note) values (new.id + 100, new.amount, 'rule')",
     outcome: 'held',
+    masked: 'refused',
     after: "select not exists (select 1 from pg_rewrite where rulename = 'orders_sneak')",
   },
-  'a SQL function that writes payments': { sql: 'select pay_admin_fn()', outcome: 'held' },
-  'a procedure that writes payments': { sql: 'call pay_admin_proc()', outcome: 'held' },
-  'a function in a WHERE clause that calls one that writes payments': { sql: 'select * from orders where id = pay_outer_fn()', outcome: 'held' },
+  'a SQL function that writes payments': { sql: 'select pay_admin_fn()', outcome: 'held', masked: 'refused' },
+  'a procedure that writes payments': { sql: 'call pay_admin_proc()', outcome: 'held', masked: 'refused' },
+  'a function in a WHERE clause that calls one that writes payments': { sql: 'select * from orders where id = pay_outer_fn()', outcome: 'held', masked: 'refused' },
   'a table whose column default calls a function that writes payments': { sql: 'insert into donations (id, amount) values (1, 5)', outcome: 'held' },
   'a table whose existing trigger writes payments': { sql: 'insert into refunds values (40, 5)', outcome: 'held' },
+  // Refused before its review by sluice:parse-state, masks or not: a trigger on any function but a
+  // trusted built-in would run code no statement names (code that could change client_encoding).
+  // That the route it would make is held shows in test/unit/policy/writeRoutes.test.ts.
   'CREATE TRIGGER on orders whose function writes payments': {
     sql: 'create trigger orders_sneak after insert on orders for each row execute function orders_to_payments_fn()',
-    outcome: 'held',
+    outcome: 'refused',
     after: "select not exists (select 1 from pg_trigger where tgname = 'orders_sneak')",
   },
   'CREATE TRIGGER whose function builds its SQL at run time': {
@@ -126,11 +134,13 @@ const ROUTES: Record<string, Route> = {
   'CREATE FUNCTION in SQL whose body writes payments': {
     sql: "create function pay_sneak() returns void language sql as $$ insert into payments_view values (22, 1, 'function') $$",
     outcome: 'held',
+    masked: 'refused',
     after: "select to_regprocedure('pay_sneak()') is null",
   },
   'CREATE FUNCTION … BEGIN ATOMIC writing the child': {
     sql: 'create function pay_sneak_atomic() returns void language sql begin atomic; delete from payments_2024 where id = 3; end',
     outcome: 'held',
+    masked: 'refused',
     after: "select to_regprocedure('pay_sneak_atomic()') is null",
   },
   'CREATE VIEW over payments (a new auto-updatable route)': { sql: 'create view my_payments as select * from payments', outcome: 'held', after: "select to_regclass('my_payments') is null" },
@@ -143,86 +153,146 @@ const ROUTES: Record<string, Route> = {
   },
 };
 
-describe('writes to a reviewed table by routes the rule does not name', () => {
-  it.each(Object.entries(ROUTES))('%s', async (_name, route) => {
-    const res = await arena.psql(route.sql, [], route.input);
-    expect(res.code, res.stdout).not.toBe(0);
-    if (route.outcome === 'held') expect(res.stderr).toMatch(HELD);
-    else {
-      expect(res.stderr).toMatch(REFUSED);
-      expect(res.stderr).not.toMatch(/held for review/);
-    }
-    expect(await paymentsRows()).toBe(before);
-    if (route.after !== undefined) expect(await one(route.after)).toBe(true);
+/** An allowed case; `masked` says why the masked arena refuses it instead (a check that must hold then). */
+interface Allowed {
+  readonly sql: string;
+  readonly check: string;
+  readonly masked?: { readonly why: string; readonly check: string };
+}
+
+const ALLOWED: Record<string, Allowed> = {
+  'an insert into orders': { sql: 'insert into orders values (100, 1, 5)', check: 'select count(*) = 1 from orders where id = 100' },
+  'an update of orders': { sql: 'update orders set amount = 7 where id = 9', check: 'select amount = 7 from orders where id = 9' },
+  'an insert into the table payments references (inserts do not cascade)': { sql: 'insert into payment_batches values (2)', check: 'select count(*) = 1 from payment_batches where id = 2' },
+  'a table made and filled in one transaction': { sql: 'begin; create table scratch (id int); insert into scratch values (1); commit', check: 'select count(*) = 1 from scratch' },
+  'a view over orders': { sql: 'create view order_totals as select customer_id, sum(amount) from orders group by 1', check: "select to_regclass('order_totals') is not null" },
+  'a function that only reads': {
+    sql: 'select order_count()',
+    check: 'select true',
+    // Masked sessions refuse calls of user-written code: the gateway cannot see what it reads.
+    masked: { why: 'a function the gateway cannot see into', check: 'select true' },
+  },
+  'built-in functions': { sql: "select upper('x'), now(), count(*) from orders", check: 'select true' },
+  'a write to a table whose trigger writes nothing else': { sql: "insert into order_notes values (1, 'note')", check: 'select updated_at is not null from order_notes where id = 1' },
+  // A trigger on a user-written function (even one that writes nothing else, like touch_fn) is
+  // refused by sluice:parse-state (see the last case); one on a built-in stays allowed.
+  'a trigger whose function is a built-in': {
+    sql: 'create trigger orders_same before update on orders for each row execute function pg_catalog.suppress_redundant_updates_trigger()',
+    check: "select count(*) = 1 from pg_trigger where tgname = 'orders_same'",
+    // Masked sessions refuse every definition of code that runs without being named.
+    masked: { why: 'CREATE TRIGGER defines code', check: "select count(*) = 0 from pg_trigger where tgname = 'orders_same'" },
+  },
+};
+
+describe.each([
+  { label: 'reviews alone (the recommended block and review rules, no column masks)', masked: false },
+  { label: 'the recommended policy (column masks too)', masked: true },
+])('$label', ({ masked }) => {
+  let arena: Arena;
+  let before: string;
+  const one = (sql: string) => first(arena, sql);
+
+  beforeAll(async () => {
+    arena = await startArena(cluster, { prefix: masked ? 'adv_reviews_masked' : 'adv_reviews', schema: ROUTES_SCHEMA, policy: masked ? RECOMMENDED_POLICY : REVIEWS_POLICY });
+    before = await paymentsRows(arena);
+  });
+  afterAll(async () => {
+    await arena?.stop();
   });
 
-  it('an extended-protocol Bind through the view is held, and nothing is written when it expires', async () => {
-    const c = await arena.client();
-    try {
-      const err = await c.query('insert into payments_view (id, amount, note) values ($1, $2, $3)', [23, 1, 'bind']).then(() => undefined, (e: unknown) => e as { code?: string });
-      expect(err?.code).toBe('57014');
-    } finally {
-      await c.end();
-    }
-    expect(await paymentsRows()).toBe(before);
+  describe('writes to a reviewed table by routes the rule does not name', () => {
+    it.each(Object.entries(ROUTES))('%s', async (_name, route) => {
+      const res = await arena.psql(route.sql, [], route.input);
+      expect(res.code, res.stdout).not.toBe(0);
+      if (masked && route.masked === 'refused') {
+        expect(res.stderr).toMatch(MASKED_REFUSAL);
+        expect(res.stderr).not.toMatch(/held for review/);
+      } else if (route.outcome === 'held') expect(res.stderr).toMatch(HELD);
+      else {
+        expect(res.stderr).toMatch(REFUSED);
+        expect(res.stderr).not.toMatch(/held for review/);
+      }
+      expect(await paymentsRows(arena)).toBe(before);
+      if (route.after !== undefined) expect(await one(route.after)).toBe(true);
+    });
+
+    it('an extended-protocol Bind through the view is held, and nothing is written when it expires', async () => {
+      const c = await arena.client();
+      try {
+        const err = await c.query('insert into payments_view (id, amount, note) values ($1, $2, $3)', [23, 1, 'bind']).then(() => undefined, (e: unknown) => e as { code?: string });
+        expect(err?.code).toBe('57014');
+      } finally {
+        await c.end();
+      }
+      expect(await paymentsRows(arena)).toBe(before);
+    });
+
+    it('in a pipeline, the allowed write runs and the one through the child waits and expires', async () => {
+      const raw = await arena.raw();
+      try {
+        const q = (sql: string) => new MessageWriter().cstring(sql).typed('Q');
+        raw.send(Buffer.concat([q('insert into orders values (200, 1, 1)'), q("insert into payments_2024 (id, amount, note) values (24, 1, 'pipelined')")]));
+        const messages = await raw.until(2);
+        const texts = messages.filter((m) => m.type === 'E' || m.type === 'N').map((m) => m.body.toString('utf8'));
+        expect(texts.some((t) => t.includes('held for review'))).toBe(true);
+        expect(texts.some((t) => t.includes('expired without a decision'))).toBe(true);
+      } finally {
+        raw.close();
+      }
+      expect(await one('select count(*)::int from orders where id = 200')).toBe(1);
+      expect(await paymentsRows(arena)).toBe(before);
+    });
   });
 
-  it('in a pipeline, the allowed write runs and the one through the child waits and expires', async () => {
-    const raw = await arena.raw();
-    try {
-      const q = (sql: string) => new MessageWriter().cstring(sql).typed('Q');
-      raw.send(Buffer.concat([q('insert into orders values (200, 1, 1)'), q("insert into payments_2024 (id, amount, note) values (24, 1, 'pipelined')")]));
-      const messages = await raw.until(2);
-      const texts = messages.filter((m) => m.type === 'E' || m.type === 'N').map((m) => m.body.toString('utf8'));
-      expect(texts.some((t) => t.includes('held for review'))).toBe(true);
-      expect(texts.some((t) => t.includes('expired without a decision'))).toBe(true);
-    } finally {
-      raw.close();
-    }
-    expect(await one('select count(*)::int from orders where id = 200')).toBe(1);
-    expect(await paymentsRows()).toBe(before);
-  });
-});
+  describe('what stays allowed', () => {
+    it.each(Object.entries(ALLOWED))('%s', async (_name, { sql, check, masked: refusedMasked }) => {
+      const res = await arena.psql(sql);
+      if (masked && refusedMasked !== undefined) {
+        expect(res.stderr).toMatch(MASKED_REFUSAL);
+        expect(res.stderr).toContain(refusedMasked.why);
+        expect(await one(refusedMasked.check)).toBe(true);
+        return;
+      }
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stderr).not.toMatch(/held for review|ERROR/);
+      expect(await one(check)).toBe(true);
+    });
 
-describe('what stays allowed', () => {
-  it.each([
-    ['an insert into orders', 'insert into orders values (100, 1, 5)', 'select count(*) = 1 from orders where id = 100'],
-    ['an update of orders', 'update orders set amount = 7 where id = 9', 'select amount = 7 from orders where id = 9'],
-    ['an insert into the table payments references (inserts do not cascade)', 'insert into payment_batches values (2)', 'select count(*) = 1 from payment_batches where id = 2'],
-    ['a table made and filled in one transaction', 'begin; create table scratch (id int); insert into scratch values (1); commit', 'select count(*) = 1 from scratch'],
-    ['a view over orders', 'create view order_totals as select customer_id, sum(amount) from orders group by 1', "select to_regclass('order_totals') is not null"],
-    ['a function that only reads', 'select order_count()', 'select true'],
-    ['built-in functions', "select upper('x'), now(), count(*) from orders", 'select true'],
-    ['a write to a table whose trigger writes nothing else', "insert into order_notes values (1, 'note')", 'select updated_at is not null from order_notes where id = 1'],
-    ['a trigger whose function writes nothing else', 'create trigger orders_touch before update on orders for each row execute function touch_fn()', "select count(*) = 1 from pg_trigger where tgname = 'orders_touch'"],
-  ])('%s', async (_name, sql, check) => {
-    const res = await arena.psql(sql);
-    expect(res.code, res.stderr).toBe(0);
-    expect(res.stderr).not.toMatch(/held for review|ERROR/);
-    expect(await one(check)).toBe(true);
-  });
+    it('COPY into orders', async () => {
+      const res = await arena.psql('copy orders from stdin', [], '300\t1\t30\n\\.\n');
+      expect(res.code, res.stderr).toBe(0);
+      expect(await one('select count(*) = 1 from orders where id = 300')).toBe(true);
+    });
 
-  it('COPY into orders', async () => {
-    const res = await arena.psql('copy orders from stdin', [], '300\t1\t30\n\\.\n');
-    expect(res.code, res.stderr).toBe(0);
-    expect(await one('select count(*) = 1 from orders where id = 300')).toBe(true);
-  });
+    it('reads of payments, directly, through the view and the child', async () => {
+      const res = await arena.psql(['select count(*) from payments', 'select count(*) from payments_view', 'select count(*) from payments_2024']);
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout.trim().split('\n')).toEqual(['3', '3', '1']);
+      expect(await paymentsRows(arena)).toBe(before);
+    });
 
-  it('reads of payments, directly, through the view and the child', async () => {
-    const res = await arena.psql(['select count(*) from payments', 'select count(*) from payments_view', 'select count(*) from payments_2024']);
-    expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout.trim().split('\n')).toEqual(['3', '3', '1']);
-    expect(await paymentsRows()).toBe(before);
+    // Not allowed, but here because it writes nothing else: sluice:parse-state refuses a trigger on
+    // any function but a trusted built-in, whatever the function does, since it would run code no
+    // statement names and the gateway could not see it change client_encoding.
+    it('a trigger whose function writes nothing else is refused all the same', async () => {
+      const res = await arena.psql('create trigger orders_touch before update on orders for each row execute function touch_fn()');
+      expect(res.code).not.toBe(0);
+      // Judged before the masking rules, so refused for this reason under masks too.
+      expect(res.stderr).toMatch(/ERROR: {2}blocked by rule sluice:parse-state: touch_fn\(\) as a trigger function/);
+      expect(await one("select count(*) = 0 from pg_trigger where tgname = 'orders_touch'")).toBe(true);
+    });
   });
 });
 
 describe('an approver sees the values of a held Bind and approves them', () => {
   let slow: Arena;
   beforeAll(async () => {
-    // The same policy with time for three CLI runs before the review expires.
-    const policy = structuredClone(RECOMMENDED_POLICY);
+    // The reviews-only policy with time for three CLI runs before the review expires. No column
+    // masks: masked sessions refuse CREATE RULE before its review (sluice:masked-derivation), and
+    // these cases need a rule that is approved.
+    const policy = structuredClone(REVIEWS_POLICY);
     const review = policy.rules?.find((r) => r.id === 'payments-review')?.review;
-    if (review === undefined) throw new Error('the recommended policy reviews payments');
+    if (review === undefined) throw new Error('the reviews policy reviews payments');
     review.timeout = '60s';
     slow = await startArena(cluster, { prefix: 'adv_reviews_ok', schema: ROUTES_SCHEMA, policy });
   });

@@ -120,6 +120,16 @@ export class PolicyGate {
    * COPY text is seen (the catalog is asked); ask again once it settles.
    */
   judge(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
+    const def = this.verdict(text, pipelined);
+    if (this.routes === undefined || def === 'wait' || def instanceof Promise) return def;
+    // Only the final verdict (after the copy guard and lineage, and never a pass that waits for
+    // the catalog and is retried) may mark a definition as sent for review: one marked but then
+    // refused would leave the session's writes failing closed, and its own retry refused.
+    this.routes.judged(def.analysis, def.decision.verdict);
+    return { ...def, routesGeneration: this.routes.generation };
+  }
+
+  private verdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
     if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const parsed = analyzer.analyze(text);
@@ -133,27 +143,25 @@ export class PolicyGate {
     if (analysis instanceof Promise) return analysis;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
     let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
-    this.routes?.judged(analysis, decision.verdict);
-    const stamp = this.routes === undefined ? {} : { routesGeneration: this.routes.generation };
     if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
       const copy = this.exfiltration.judge(analysis, decision.hits);
       if (copy instanceof Promise) return copy;
-      if (copy !== undefined) return { text, analysis, decision: copy, ...stamp };
+      if (copy !== undefined) return { text, analysis, decision: copy };
     }
     // Masked sessions trace every statement's columns: what cannot be parsed cannot be traced.
     if (!analysis.ok && this.lineage !== undefined && decision.verdict !== 'block') decision = { verdict: 'block', rule: BUILTIN_RULES.unparseable, reason: `the gateway cannot parse this SQL (${analysis.error}), so its result columns cannot be traced for masking`, hits: [] };
-    if (!analysis.ok || decision.verdict === 'block') return { text, analysis, decision, ...stamp };
+    if (!analysis.ok || decision.verdict === 'block') return { text, analysis, decision };
     // Lineage (lineageGate.ts): refusals, and the result columns masked beyond their OIDs.
     const lineage = this.lineage?.judge(analysis.statements);
     if (lineage instanceof Promise) return lineage;
-    if (lineage?.refusal !== undefined) return { text, analysis, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: decision.hits }, ...stamp };
+    if (lineage?.refusal !== undefined) return { text, analysis, decision: { verdict: 'block', rule: lineage.refusal.rule, reason: lineage.refusal.reason, hits: decision.hits } };
     const traced = lineage === undefined ? {} : keptLineage(lineage.results);
-    if (!maybeCopy) return { text, analysis, decision, ...traced, ...stamp };
+    if (!maybeCopy) return { text, analysis, decision, ...traced };
     const plans = this.planCopies(analysis.statements, lineage?.results);
     if (plans instanceof Promise) return plans;
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
-    return { text, analysis, decision, copyPlans: plans, ...traced, ...stamp };
+    return { text, analysis, decision, copyPlans: plans, ...traced };
   }
 
   /**
