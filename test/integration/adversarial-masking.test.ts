@@ -380,7 +380,7 @@ describe('masking by lineage, derived: redact', () => {
 describe('masking by lineage with the mask rules alone (no block or review rules)', () => {
   let arena: Arena;
   beforeAll(async () => {
-    const masks = RECOMMENDED_POLICY.rules.filter((r) => 'mask' in r);
+    const masks = (RECOMMENDED_POLICY.rules ?? []).filter((r) => 'mask' in r);
     arena = await startArena(cluster, { prefix: 'adv_mask_alone', schema: SCHEMA + READS_MASKED_CODE, policy: { ...RECOMMENDED_POLICY, rules: masks } });
   });
   afterAll(async () => {
