@@ -408,10 +408,11 @@ describe('what must keep working', () => {
   });
 
   it('CREATE TABLE AS and INSERT … SELECT of unmasked columns', async () => {
-    const r = await arena.psql(['CREATE TABLE ok_names AS SELECT id, name FROM customers', 'INSERT INTO ok_names SELECT id + 10, name FROM customers', 'CREATE TABLE ok_orders AS SELECT * FROM public.orders']);
+    const r = await arena.psql(['CREATE TABLE ok_names AS SELECT id, name FROM customers', 'INSERT INTO ok_names SELECT id + 10, name FROM customers', 'CREATE TABLE ok_orders AS SELECT * FROM public.orders', 'SELECT id, name INTO ok_into FROM customers', 'CREATE MATERIALIZED VIEW ok_mv AS SELECT id, amount FROM orders']);
     expect(r.stderr).toBe('');
     expect(await one('select count(*)::int as n from ok_names')).toEqual({ n: 8 }); // with the child table's row
     expect(await one('select count(*)::int as n from ok_orders')).toEqual({ n: 9 });
+    expect(await one('select (select count(*)::int from ok_into) as i, (select count(*)::int from ok_mv) as m')).toEqual({ i: 4, m: 9 });
   });
 
   it('writes that set a masked column from the client\'s own value, and views over unmasked columns', async () => {
