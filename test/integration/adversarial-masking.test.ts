@@ -3,7 +3,8 @@
 // psql and the pg driver (extended protocol, binary results), a target role that is a superuser.
 // Every attack is checked where it matters: no clear value (nor a recognisable part of one, in
 // any case or the usual encodings) in what the client received or in the gateway's store, and
-// for writes, the target itself unchanged. Allowed statements must keep working.
+// for writes, the target itself unchanged. Allowed statements must keep working. A third arena
+// with the mask rules alone shows the lineage refusals the recommended block rules make first.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RECOMMENDED_POLICY, SECRET_CARDS, SECRET_EMAILS, startArena, type Arena } from '../support/arena.js';
@@ -20,6 +21,13 @@ const SCHEMA = `
   create view shouty as select id, upper(email) as loud from customers;
   create view a_customers as select id from customers where email like 'a%';
   create table notes (id int, body text);
+`;
+
+/** Code written in the database by an administrator that returns or stores masked values. */
+const READS_MASKED_CODE = `
+  create function reveal() returns text language sql as $$ select email from customers limit 1 $$;
+  create function reveal_all() returns setof text language plpgsql as $$ begin return query select card_number from customers; end $$;
+  create procedure reveal_proc() language sql as $$ insert into notes select id, email from customers $$;
 `;
 
 /** What must never reach the client or the store: the values, their parts and usual encodings. */
@@ -192,15 +200,17 @@ describe('masking by lineage, derived: refuse (the default)', () => {
     const d = await psqlCase(arena, "do $$ begin raise notice '%', (select email from customers limit 1); end $$");
     // The recommended policy's block rules refuse DO already; without them lineage would.
     expect(d.stderr).toMatch(/sluice:opaque-code|sluice:masked-derivation: the statement runs a DO block/);
+    // The block rules refuse calling a function not yet in the catalog first; masks alone below.
     const f = await psqlCase(arena, "create function leak() returns text language sql as 'select email from customers limit 1'; select leak()");
-    expect(f.stderr).toContain('sluice:masked-derivation');
+    expect(f.stderr).toMatch(/sluice:opaque-code|sluice:masked-derivation/);
     expect((await arena.admin.query("select count(*)::int as n from pg_proc where proname = 'leak'")).rows).toEqual([{ n: 0 }]);
     const u = await psqlCase(arena, 'update customers set name = email where id = 1');
     expect(u.stderr).toContain('sluice:masked-copy');
     const i = await psqlCase(arena, 'insert into notes select id, email from customers');
     expect(i.stderr).toMatch(/sluice:masked-copy|blocked by rule/);
+    // The copy guard (a write that can read a masked column) judges before lineage does.
     const del = await psqlCase(arena, "delete from customers where email like 'zzz%'");
-    expect(del.stderr).toContain('sluice:masked-predicate');
+    expect(del.stderr).toMatch(/sluice:masked-predicate|sluice:masked-copy/);
     expect((await arena.admin.query('select (select count(*)::int from customers) as c, (select count(*)::int from notes) as n, (select name from customers where id = 1) as name')).rows).toEqual([{ c: 3, n: 0, name: 'Ada' }]);
   });
 
@@ -316,7 +326,8 @@ describe('masking by lineage, derived: redact', () => {
     const d = await psqlCase(arena, "do $$ begin raise notice '%', (select email from customers limit 1); end $$");
     expect(d.stderr).toMatch(/sluice:opaque-code|sluice:masked-derivation/);
     const f = await psqlCase(arena, "create function leak2() returns text language sql as 'select email from customers limit 1'; select leak2()");
-    expect(f.stderr).toContain('sluice:masked-derivation');
+    expect(f.stderr).toMatch(/sluice:opaque-code|sluice:masked-derivation/);
+    expect((await arena.admin.query("select count(*)::int as n from pg_proc where proname = 'leak2'")).rows).toEqual([{ n: 0 }]);
   });
 
   it('refuses handing a masked value to something with side effects, which could be read back', async () => {
@@ -359,6 +370,47 @@ describe('masking by lineage, derived: redact', () => {
     } finally {
       await c.end();
     }
+  });
+
+  it('nothing reached the audit store', () => {
+    expect(auditLeaks(arena)).toEqual([]);
+  });
+});
+
+describe('masking by lineage with the mask rules alone (no block or review rules)', () => {
+  let arena: Arena;
+  beforeAll(async () => {
+    const masks = (RECOMMENDED_POLICY.rules ?? []).filter((r) => 'mask' in r);
+    arena = await startArena(cluster, { prefix: 'adv_mask_alone', schema: SCHEMA + READS_MASKED_CODE, policy: { ...RECOMMENDED_POLICY, rules: masks } });
+  });
+  afterAll(async () => {
+    await arena?.stop();
+  });
+
+  it('refuses code it cannot see into, defined in the statement or already in the database', async () => {
+    const d = await psqlCase(arena, "do $$ begin raise notice '%', (select email from customers limit 1); end $$");
+    // DO may store, so the copy guard refuses it before lineage does; both say why.
+    expect(d.stderr).toMatch(/sluice:masked-(copy|derivation): .*DO block/);
+    // A definition whose body reads a masked column is a copy to the copy guard, which judges first.
+    const f = await psqlCase(arena, "create function leak() returns text language sql as 'select email from customers limit 1'; select leak()");
+    expect(f.stderr).toMatch(/sluice:masked-(copy|derivation)/);
+    // One that reads none is still code that can run unnamed: lineage refuses it.
+    const g = await psqlCase(arena, "create function later() returns int language sql as 'select 1'");
+    expect(g.stderr).toContain('blocked by rule sluice:masked-derivation: CREATE FUNCTION defines code');
+    expect((await arena.admin.query("select count(*)::int as n from pg_proc where proname in ('leak', 'later')")).rows).toEqual([{ n: 0 }]);
+    for (const sql of ['select reveal()', 'select * from reveal_all()']) {
+      const r = await psqlCase(arena, sql);
+      expect(r.stderr).toContain('blocked by rule sluice:masked-derivation');
+      expect(r.stdout).toBe('');
+    }
+    // CALL may store, so the copy guard refuses it before lineage does.
+    expect((await psqlCase(arena, 'call reveal_proc()')).stderr).toMatch(/blocked by rule sluice:masked-(copy|derivation)/);
+    expect((await arena.admin.query('select count(*)::int as n from notes')).rows).toEqual([{ n: 0 }]);
+  });
+
+  it('still masks and allows what the other arenas allow', async () => {
+    expect((await psqlCase(arena, 'select email from customers where id = 1')).stdout).toMatch(/^\*{20}\.com\n$/);
+    expect((await psqlCase(arena, 'select id, name from customers order by id')).stdout).toBe('1|Ada\n2|Grace\n3|Edsger\n');
   });
 
   it('nothing reached the audit store', () => {

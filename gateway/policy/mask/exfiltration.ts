@@ -78,9 +78,15 @@ function withCopiedColumns(reads: ColumnReads, s: StatementAnalysis): ColumnRead
   return { ...reads, columns: new Set([...reads.columns, ...copy.columns]) };
 }
 
+/**
+ * The statement and what it nests, less the writes writeRoutes.ts adds for block and review rules:
+ * those name what a write reaches (a table a CREATE makes, which cannot be looked up yet, among
+ * them), not what the statement reads, and they exist only when a rule names tables, so the
+ * verdict here, cached by shape, must not depend on them.
+ */
 function* tree(s: StatementAnalysis): Generator<StatementAnalysis> {
   yield s;
-  for (const n of s.nested) yield* tree(n.statement);
+  for (const n of s.nested) if (n.via !== 'write-route') yield* tree(n.statement);
 }
 
 const qualified = (r: RelationName) => (r.schema !== undefined ? `${r.schema}.${r.name}` : r.name);

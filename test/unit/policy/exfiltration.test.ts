@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { judgeExfiltration, MASKED_CATALOG_RULE, MASKED_COPY_RULE, type CatalogLookup } from '../../../gateway/policy/mask/exfiltration.js';
 import { maskPolicyFor, type MaskPolicy, type NamedRelation, type ResolvedRelation } from '../../../gateway/policy/mask/plan.js';
 import { analyzeSql } from '../../../gateway/policy/sql.js';
+import { expandWrites } from '../../../gateway/policy/writeRoutes.js';
 import { ISSUE_POLICY, policyFromYaml } from './fixtures.js';
 
 const MASK = maskPolicyFor(ISSUE_POLICY, ['eng']) as MaskPolicy;
@@ -196,6 +197,21 @@ describe('scope', () => {
     expect(judge('INSERT INTO archive SELECT id, reach FROM contacts', glob)).toMatchObject({ action: 'refuse', reason: expect.stringContaining('contacts.reach') });
     expect(judge('INSERT INTO archive SELECT 1, email FROM customers', glob)).toMatchObject({ action: 'refuse', reason: expect.stringContaining('customers.email') });
     expect(judge('INSERT INTO archive SELECT id, name FROM customers', glob)).toEqual({ action: 'allow' });
+  });
+
+  it('judges the statement, not the writes that write routes add for block and review rules', () => {
+    // writeRoutes.ts adds, for CREATE TABLE, writes of the table it creates (which the catalog
+    // cannot know yet); the verdict must be the one the statement gets without them.
+    const expanded = (sql: string) => {
+      const a = expandWrites(analyzeSql(sql), () => ({ found: false, reached: [] }));
+      const s = 'ok' in a && a.ok ? a.statements[0] : undefined;
+      if (s === undefined) throw new Error(`no expansion of ${sql}`);
+      return s;
+    };
+    const ok = expanded('CREATE TABLE ok_names AS SELECT id, name FROM customers');
+    expect(ok.nested.some((n) => n.via === 'write-route' && n.statement.relations.some((r) => r.name === 'ok_names'))).toBe(true);
+    expect(judgeExfiltration(MASK, ok, lookup)).toEqual({ action: 'allow' });
+    expect(judgeExfiltration(MASK, expanded('CREATE TABLE leak AS SELECT email FROM customers'), lookup)).toMatchObject({ action: 'refuse', rule: MASKED_COPY_RULE });
   });
 
   it('skips the catalog for writes that read no column', () => {
