@@ -57,7 +57,7 @@ function boolTrue(value: string): boolean {
  * gateway may not take one of these names (see `definesTrustedName`), so overloading cannot
  * redirect such a call to code that changes settings.
  */
-const TRUSTED_BUILTINS = new Set(
+export const TRUSTED_BUILTINS: ReadonlySet<string> = new Set(
   `abs array_agg array_append array_length array_position array_to_string avg bit_length bool_and bool_or btrim ceil ceiling char_length
   character_length chr clock_timestamp coalesce concat concat_ws count cume_dist current_database current_schema current_schemas
   current_setting current_user date_part date_trunc dense_rank div encode decode every exp first_value floor format gen_random_uuid
@@ -82,7 +82,7 @@ const TRUSTED_BUILTINS = new Set(
  * operator runs a function the client or an administrator wrote; one created through the gateway
  * over such a function is refused (see `implicitCall`), so these names reach built-in code.
  */
-const BUILTIN_OPERATORS = new Set(
+export const BUILTIN_OPERATORS: ReadonlySet<string> = new Set(
   [
     ...'= <> != < > <= >= + - * / % ^ | & # ~ << >> || ~~ !~~ ~~* !~~* ~* !~ !~* @> <@ && -> ->> #> #>> ? ?| ?& @@ @@@ @? @ @-@ ## <-> <<| |>> &< &> <^ >^ ?# ?- ?|| ?-| |/ ||/ #- -|- <<= >>= !!'.split(' '),
     'BETWEEN', 'NOT BETWEEN', 'BETWEEN SYMMETRIC', 'NOT BETWEEN SYMMETRIC',

@@ -236,6 +236,29 @@ describe('changes the gateway cannot evaluate: what follows waits, and a contrad
     expect(await exists(table)).toBe(true);
   });
 
+  it('a function or operator created outside the gateway under a built-in name: what follows waits for the server', async () => {
+    // public.lower(int) is what lower(1) calls; the + on (int, text) runs a function written in
+    // the database. Both look like built-ins the gateway trusts; the session reads the catalog.
+    await arena.admin.query(`
+      create function lower(e int) returns text language sql as $$ select set_config('client_encoding', 'SJIS', false) $$;
+      create function enc_plus(a int, e text) returns int language sql as $$ select length(set_config('client_encoding', e, false)) $$;
+      create operator + (function = enc_plus, leftarg = int, rightarg = text);
+    `);
+    try {
+      for (const change of ['select lower(1)', "select 1 + 'SJIS'::text"]) {
+        const table = await victim();
+        const o = await pipeline([query(change), sjisDrop(table)], 2);
+        expect(endedByParseState(o), `${change}: ${JSON.stringify(o.errors)}`).toBe(true);
+        expect(await exists(table)).toBe(true);
+      }
+    } finally {
+      await arena.admin.query('drop operator + (int, text); drop function enc_plus(int, text); drop function lower(int)');
+    }
+    // Without them, the same pipeline of built-ins goes through at once.
+    const o = await pipeline([query("select lower('A')"), query('select 1 + 1')], 2);
+    expect(o.errors).toEqual([]);
+  });
+
   it.each(RESETS)('%s returns to the checked session default, and what follows is read in it', async (reset) => {
     const table = await victim();
     const o = await pipeline([query(reset), sjisDrop(table), query('select 1')], 3);
