@@ -57,7 +57,7 @@ function boolTrue(value: string): boolean {
  * gateway may not take one of these names (see `definesTrustedName`), so overloading cannot
  * redirect such a call to code that changes settings.
  */
-const TRUSTED_BUILTINS = new Set(
+export const TRUSTED_BUILTINS: ReadonlySet<string> = new Set(
   `abs array_agg array_append array_length array_position array_to_string avg bit_length bool_and bool_or btrim ceil ceiling char_length
   character_length chr clock_timestamp coalesce concat concat_ws count cume_dist current_database current_schema current_schemas
   current_setting current_user date_part date_trunc dense_rank div encode decode every exp first_value floor format gen_random_uuid
@@ -74,7 +74,7 @@ const TRUSTED_BUILTINS = new Set(
   pg_advisory_lock pg_advisory_unlock pg_try_advisory_lock pg_advisory_xact_lock json_extract_path json_extract_path_text
   jsonb_extract_path jsonb_extract_path_text json_array_elements jsonb_array_elements json_each jsonb_each jsonb_object_keys
   jsonb_strip_nulls jsonb_pretty jsonb_insert width_bucket sha256 convert_to convert_from ascii bit_and bit_or pi degrees radians
-  isempty lower_inc upper_inc daterange tstzrange tsrange numrange int4range int8range generate_subscripts`.split(/\s+/),
+  isempty lower_inc upper_inc daterange tstzrange tsrange numrange int4range int8range generate_subscripts textcat`.split(/\s+/),
 );
 
 /**
@@ -82,7 +82,7 @@ const TRUSTED_BUILTINS = new Set(
  * operator runs a function the client or an administrator wrote; one created through the gateway
  * over such a function is refused (see `implicitCall`), so these names reach built-in code.
  */
-const BUILTIN_OPERATORS = new Set(
+export const BUILTIN_OPERATORS: ReadonlySet<string> = new Set(
   [
     ...'= <> != < > <= >= + - * / % ^ | & # ~ << >> || ~~ !~~ ~~* !~~* ~* !~ !~* @> <@ && -> ->> #> #>> ? ?| ?& @@ @@@ @? @ @-@ ## <-> <<| |>> &< &> <^ >^ ?# ?- ?|| ?-| |/ ||/ #- -|- <<= >>= !!'.split(' '),
     'BETWEEN', 'NOT BETWEEN', 'BETWEEN SYMMETRIC', 'NOT BETWEEN SYMMETRIC',
@@ -180,7 +180,9 @@ class ReadingWalk {
         break;
       case 'DefElem':
         if (FUNCTION_SLOTS.has(String(body.defname)) && isObject(body.arg) && isObject(body.arg.TypeName)) {
-          this.implicitCall(stringList(body.arg.TypeName.names ?? null), `${String(body.defname)} function`);
+          // CREATE OPERATOR names its function FUNCTION (or PROCEDURE); every other slot is named after its role.
+          const slot = body.defname === 'function' || body.defname === 'procedure' ? 'function of an operator' : `${String(body.defname)} function`;
+          this.implicitCall(stringList(body.arg.TypeName.names ?? null), slot);
         }
         break;
       case 'CreateCastStmt':

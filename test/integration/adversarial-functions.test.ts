@@ -5,6 +5,9 @@
 // define an object that runs a blocked function, or run SQL text through a built-in. Operators,
 // aggregates and a type with a cast that run blocked functions are pre-created by the
 // administrator, outside the gateway. The effects are checked on the target directly.
+// The attacks run twice: under the recommended policy, and under it without its column masks, where
+// a masked session's refusals of code and SQL text it cannot trace (sluice:masked-*) do not come
+// first, so the refusals shown are this class's own.
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -38,6 +41,7 @@ const ADMIN_OBJECTS = `
 `;
 
 const POLICY = { rules: [...(RECOMMENDED_POLICY.rules ?? []), { id: 'no-secrets', block: { tables: ['secrets'] } }] };
+const UNMASKED_POLICY = { rules: POLICY.rules.filter((r) => !('mask' in r)) };
 
 /** Definitions the attacker tries: none of them may exist afterwards. */
 const DEFINITIONS: readonly string[] = [
@@ -119,35 +123,47 @@ const STILL_ALLOWED: readonly [sql: string, expected: string][] = [
   ["SELECT id FROM customers WHERE name = ANY (ARRAY['Grace']) ORDER BY id USING <", '2'],
   ["SELECT 'a'::text || 'b'", 'ab'],
   ["SELECT ts_rewrite('a & b'::tsquery, 'a'::tsquery, 'c'::tsquery)", "'b' & 'c'"],
-  ["SELECT query_to_xml('SELECT id FROM orders WHERE id = 1', true, true, '') IS NOT NULL", 't'],
-  ["SELECT count(*) FROM ts_stat('SELECT to_tsvector(name) FROM customers')", '3'],
   ["SELECT 'ok'::ft::text", 'ok'],
 ];
 
-let arena: Arena;
-let largeObjects: number;
+/**
+ * SQL text run by a built-in, reading no blocked function: allowed where no column is masked. In a
+ * masked session the text's result columns cannot be traced to their tables, so it is refused there
+ * (sluice:masked-catalog, sluice:masked-derivation), whatever it reads.
+ */
+const SQL_TEXT_ALLOWED: readonly [sql: string, expected: string][] = [
+  ["SELECT query_to_xml('SELECT id FROM orders WHERE id = 1', true, true, '') IS NOT NULL", 't'],
+  ["SELECT count(*) FROM ts_stat('SELECT to_tsvector(name) FROM customers')", '3'],
+];
 
-const adminValue = async (sql: string): Promise<unknown> => Object.values((await arena.admin.query(sql)).rows[0] as object)[0];
+let arena: Arena;
+let unmasked: Arena;
+const largeObjects = new Map<Arena, number>();
+
+const adminValue = async (sql: string, on = arena): Promise<unknown> => Object.values((await on.admin.query(sql)).rows[0] as object)[0];
 
 beforeAll(async () => {
   arena = await startArena(cluster, { prefix: 'adv_functions', policy: POLICY, schema: ADMIN_OBJECTS });
-  largeObjects = Number(await adminValue('select count(*) from pg_largeobject_metadata'));
+  unmasked = await startArena(cluster, { prefix: 'adv_functions_unmasked', policy: UNMASKED_POLICY, schema: ADMIN_OBJECTS });
+  for (const on of [arena, unmasked]) largeObjects.set(on, Number(await adminValue('select count(*) from pg_largeobject_metadata', on)));
 });
 
 afterAll(async () => {
   await arena?.stop();
+  await unmasked?.stop();
   rmSync(FILE, { force: true });
 });
 
 /** Runs `sql` through the tunnel and checks it was refused with 42501 and leaked nothing. */
-async function refused(sql: string): Promise<string> {
-  const r = await arena.psql(sql, ['-v', 'VERBOSITY=verbose']);
+async function refused(sql: string, on = arena): Promise<string> {
+  const r = await on.psql(sql, ['-v', 'VERBOSITY=verbose']);
   const out = r.stdout + r.stderr;
   expect(r.code, `${sql}\n${out}`).not.toBe(0);
   expect(out).toMatch(/ERROR:\s+42501/);
   expect(out, 'the case must parse: it is about the policy, not the grammar').not.toContain('sluice:unparseable');
   expect(out).not.toContain(TOKEN);
   expect(out).not.toContain(VAULT);
+  if (on === unmasked) expect(out, 'no mask rule may be what refuses it').not.toMatch(/sluice:masked-/);
   return out;
 }
 
@@ -159,57 +175,84 @@ describe('the attacks would work without the gateway', () => {
   });
 });
 
-describe('definitions that name a blocked function are refused', () => {
-  it.each(DEFINITIONS)('%s', async (sql) => {
-    await refused(sql);
+/** Each attack runs in both arenas: the second shows this class's own refusals, with no mask rule to come first. */
+const ARENAS: readonly [policy: string, on: () => Arena][] = [
+  ['the recommended policy', () => arena],
+  ['the recommended policy without column masks', () => unmasked],
+];
+
+describe.each(ARENAS)('under %s', (_policy, on) => {
+  describe('definitions that name a blocked function are refused', () => {
+    it.each(DEFINITIONS)('%s', async (sql) => {
+      await refused(sql, on());
+    });
+
+    it('created nothing', async () => {
+      const value = (sql: string) => adminValue(sql, on());
+      expect(await value("select count(*)::int from pg_operator where oprname like '~#%'")).toBe(0);
+      expect(await value("select count(*)::int from pg_proc where proname like 'evil%'")).toBe(0);
+      expect(await value("select count(*)::int from pg_type where typname like 'evil%'")).toBe(0);
+      expect(await value("select count(*)::int from pg_cast where casttarget = 'json'::regtype and castsource = 'ft'::regtype")).toBe(0);
+      expect(await value("select (select count(*) from pg_opclass where opcname like 'evil%') + (select count(*) from pg_conversion where conname like 'evil%') + (select count(*) from pg_language where lanname like 'evil%') + (select count(*) from pg_foreign_data_wrapper where fdwname like 'evil%') + (select count(*) from pg_am where amname like 'evil%') + (select count(*) from pg_ts_template where tmplname like 'evil%') + (select count(*) from pg_ts_parser where prsname like 'evil%') + (select count(*) from pg_transform)")).toBe('0');
+    });
   });
 
-  it('created nothing', async () => {
-    expect(await adminValue("select count(*)::int from pg_operator where oprname like '~#%'")).toBe(0);
-    expect(await adminValue("select count(*)::int from pg_proc where proname like 'evil%'")).toBe(0);
-    expect(await adminValue("select count(*)::int from pg_type where typname like 'evil%'")).toBe(0);
-    expect(await adminValue("select count(*)::int from pg_cast where casttarget = 'json'::regtype and castsource = 'ft'::regtype")).toBe(0);
-    expect(await adminValue("select (select count(*) from pg_opclass where opcname like 'evil%') + (select count(*) from pg_conversion where conname like 'evil%') + (select count(*) from pg_language where lanname like 'evil%') + (select count(*) from pg_foreign_data_wrapper where fdwname like 'evil%') + (select count(*) from pg_am where amname like 'evil%') + (select count(*) from pg_ts_template where tmplname like 'evil%') + (select count(*) from pg_ts_parser where prsname like 'evil%') + (select count(*) from pg_transform)")).toBe('0');
+  describe('operators, aggregates, casts and SQL-running built-ins are calls', () => {
+    it.each(USES)('%s', async (sql) => {
+      await refused(sql, on());
+      expect(on().auditContains(TOKEN)).toBe(false);
+      expect(on().auditContains(VAULT)).toBe(false);
+    });
+
+    it('left the target as it was', async () => {
+      const value = (sql: string) => adminValue(sql, on());
+      expect(Number(await value('select count(*) from pg_largeobject_metadata'))).toBe(largeObjects.get(on()));
+      expect(await value('select count(*)::int from orders')).toBe(9);
+      expect(await value("select count(*)::int from pg_class where relname in ('evil_view')")).toBe(0);
+      expect(await value("select count(*)::int from pg_proc where proname = 'evil_fn'")).toBe(0);
+    });
+  });
+
+  describe('ordinary use keeps working', () => {
+    it.each(STILL_ALLOWED)('%s', async (sql, expected) => {
+      const r = await on().psql(sql);
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim().toLowerCase()).toContain(expected.toLowerCase());
+    });
   });
 });
 
-describe('operators, aggregates, casts and SQL-running built-ins are calls', () => {
-  it.each(USES)('%s', async (sql) => {
-    await refused(sql);
-    expect(arena.auditContains(TOKEN)).toBe(false);
-    expect(arena.auditContains(VAULT)).toBe(false);
-  });
-
-  it('left the target as it was', async () => {
-    expect(Number(await adminValue('select count(*) from pg_largeobject_metadata'))).toBe(largeObjects);
-    expect(await adminValue('select count(*)::int from orders')).toBe(9);
-    expect(await adminValue("select count(*)::int from pg_class where relname in ('evil_view')")).toBe(0);
-    expect(await adminValue("select count(*)::int from pg_proc where proname = 'evil_fn'")).toBe(0);
-  });
-});
-
-describe('ordinary use keeps working', () => {
-  it.each(STILL_ALLOWED)('%s', async (sql, expected) => {
-    const r = await arena.psql(sql);
+describe('SQL text run by a built-in', () => {
+  it.each(SQL_TEXT_ALLOWED)('%s is allowed where no column is masked', async (sql, expected) => {
+    const r = await unmasked.psql(sql);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().toLowerCase()).toContain(expected.toLowerCase());
   });
 
+  it.each(SQL_TEXT_ALLOWED)('%s is refused in a masked session', async (sql) => {
+    expect(await refused(sql)).toMatch(/sluice:masked-(catalog|derivation)/);
+  });
+});
+
+// A masked session refuses CREATE OPERATOR and CREATE AGGREGATE whatever function they name
+// (sluice:masked-derivation: code that runs where no statement names it), so what these show of
+// this class — definitions judged by the functions they name — is shown where no column is masked.
+describe('definitions over allowed functions, where no column is masked', () => {
   it('an operator defined through the gateway over an allowed function can be used', async () => {
-    const r = await arena.psql(['CREATE OPERATOR ~~~> (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)', "SELECT 'a' ~~~> 'b'"]);
+    const r = await unmasked.psql(['CREATE OPERATOR ~~~> (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)', "SELECT 'a' ~~~> 'b'"]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('ab');
+  });
+
+  it('a definition naming its function in a literal is judged on its own, not as the shape it shares', async () => {
+    const define = (fn: string) => `CREATE OR REPLACE AGGREGATE cache_agg(text) (SFUNC = 'textcat', STYPE = text, FINALFUNC = '${fn}')`;
+    expect((await unmasked.psql(define('upper'))).stderr).toBe('');
+    await refused(define('pg_read_file'), unmasked);
+    expect(await adminValue("select aggfinalfn::text from pg_aggregate where aggfnoid = 'cache_agg'::regproc", unmasked)).toBe('pg_catalog.upper');
   });
 });
 
 describe('other protocols and placements', () => {
-  it('a definition naming its function in a literal is judged on its own, not as the shape it shares', async () => {
-    const define = (fn: string) => `CREATE OR REPLACE AGGREGATE cache_agg(text) (SFUNC = 'textcat', STYPE = text, FINALFUNC = '${fn}')`;
-    expect((await arena.psql(define('upper'))).stderr).toBe('');
-    await refused(define('pg_read_file'));
-    expect(await adminValue("select aggfinalfn::text from pg_aggregate where aggfnoid = 'cache_agg'::regproc")).toBe('pg_catalog.upper');
-  });
-
   it('refuses the operator in an extended-protocol Parse (pg driver) and keeps the session', async () => {
     const c = await arena.client();
     try {
@@ -276,7 +319,7 @@ describe('functions: { allow: [...] } for an agent connection', () => {
     `SELECT convert_from(('${FILE}'::ft)::bytea, 'UTF8')`,
     "SELECT query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, true, '')",
     'CREATE OPERATOR ~#& (FUNCTION = textcat, LEFTARG = text, RIGHTARG = text)',
-    "CREATE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT md5($1)'",
+    "CREATE FUNCTION md5_of(text) RETURNS text LANGUAGE sql AS 'SELECT md5($1)'",
     'SELECT count(*) FROM orders GROUP BY id HAVING max(amount) > 0',
     'SELECT c.to_json FROM customers c',
     'SELECT (c.name).md5 FROM customers c',
@@ -288,8 +331,17 @@ describe('functions: { allow: [...] } for an agent connection', () => {
     expect(r.stderr).toContain('not in the allow list');
   });
 
+  it('refuses a function shadowing an allowed built-in with a body that calls another', async () => {
+    // The parse-state gate refuses the name first (lower is a built-in it trusts not to change
+    // client_encoding); the allow list refuses the body, as md5_of above shows on its own.
+    const r = await allowArena.psql("CREATE FUNCTION lower(text) RETURNS text LANGUAGE sql AS 'SELECT md5($1)'");
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/ERROR:\s+blocked by rule (agent-functions|sluice:parse-state)/);
+  });
+
   it('created nothing', async () => {
     expect(await allowArena.admin.query("select count(*)::int as n from pg_operator where oprname = '~#&'")).toMatchObject({ rows: [{ n: 0 }] });
+    expect(await allowArena.admin.query("select count(*)::int as n from pg_proc where proname = 'md5_of'")).toMatchObject({ rows: [{ n: 0 }] });
     expect(await allowArena.admin.query("select count(*)::int as n from pg_proc where proname = 'lower' and pronamespace <> 'pg_catalog'::regnamespace")).toMatchObject({ rows: [{ n: 0 }] });
   });
 });

@@ -4,14 +4,22 @@
 // new setting, reads a DROP TABLE after it. Every case goes through the real gateway and tunnel
 // with a raw wire client and then checks on the target itself that the table is still there.
 // Allowed cases check that the settings the gateway can follow still work, pipelined too.
+// The class runs in an arena whose policy is the recommended one without its column masks: in a
+// masked session the gateway refuses user-written routines and SQL it cannot trace before the
+// parse-state gate would see them (sluice:masked-*), which would hide the waits and session ends
+// shown here. The last block runs the same attacks against the full recommended policy.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
-import { startArena, type Arena } from '../support/arena.js';
+import { RECOMMENDED_POLICY, startArena, type Arena } from '../support/arena.js';
 import { waitFor, type RawMessage } from '../support/pgEngineHarness.js';
 import { build } from '../unit/postgres/builder.js';
 
 const cluster = inject('pgCluster');
+/** The recommended policy without its column masks: what this class shows, isolated. */
+const UNMASKED_POLICY = { rules: (RECOMMENDED_POLICY.rules ?? []).filter((r) => !('mask' in r)) };
+
 let arena: Arena;
+let masked: Arena;
 
 /** Admin-created routines that change client_encoding to their argument (the gateway never saw them defined). */
 const SCHEMA = `
@@ -23,11 +31,13 @@ const SCHEMA = `
 `;
 
 beforeAll(async () => {
-  arena = await startArena(cluster, { prefix: 'adv_parse', schema: SCHEMA });
+  arena = await startArena(cluster, { prefix: 'adv_parse', policy: UNMASKED_POLICY, schema: SCHEMA });
+  masked = await startArena(cluster, { prefix: 'adv_parse_masked', schema: SCHEMA });
 });
 
 afterAll(async () => {
   await arena?.stop();
+  await masked?.stop();
 });
 
 const query = (sql: string | Buffer) => build().raw(Buffer.concat([Buffer.from(sql), Buffer.of(0)])).typed('Q');
@@ -43,14 +53,14 @@ const sync = () => build().typed('S');
 let victims = 0;
 
 /** A fresh table for one case, owned by the target role. */
-async function victim(): Promise<string> {
+async function victim(on = arena): Promise<string> {
   const name = `victim_${++victims}`;
-  await arena.admin.query(`create table ${name} (id int)`);
+  await on.admin.query(`create table ${name} (id int)`);
   return name;
 }
 
-async function exists(table: string): Promise<boolean> {
-  const r = await arena.admin.query('select to_regclass($1) is not null as present', [table]);
+async function exists(table: string, on = arena): Promise<boolean> {
+  const r = await on.admin.query('select to_regclass($1) is not null as present', [table]);
   return (r.rows[0] as { present: boolean }).present;
 }
 
@@ -70,8 +80,8 @@ interface Outcome {
 }
 
 /** Sends `frames` in one write (a pipeline) and collects the answers to `readies` cycles (or until the session ends). */
-async function pipeline(frames: Buffer[], readies: number, params: [string, string][] = []): Promise<Outcome> {
-  const c = await arena.raw(params);
+async function pipeline(frames: Buffer[], readies: number, params: [string, string][] = [], on = arena): Promise<Outcome> {
+  const c = await on.raw(params);
   try {
     c.send(Buffer.concat(frames));
     const messages = await c.until(readies);
@@ -166,15 +176,29 @@ describe('spellings of a change the gateway would not read as the server does: r
   });
 });
 
+/** Changes to a value the gateway cannot know before the server answers. */
+const UNCERTAIN_CHANGES: readonly [string, 'sjis' | 'scs'][] = [
+  ["select set_config('client_' || 'encoding', 'SJ' || 'IS', false)", 'sjis'],
+  ["select set_config('standard_' || 'conforming_strings', 'o' || 'ff', false)", 'scs'],
+  ["select app_set_encoding('SJIS')", 'sjis'],
+  ["select * from orders where amount > length(app_set_encoding('SJIS'))", 'sjis'],
+  ["call app_set_encoding_proc('SJIS')", 'sjis'],
+  ["select 'x' %%% 'SJIS'", 'sjis'],
+];
+
+const RESETS = ['RESET client_encoding', 'SET client_encoding TO DEFAULT', 'SET NAMES DEFAULT', 'RESET ALL', 'DISCARD ALL'];
+
+/** A set_config(client_encoding, SJIS) by the fast-path FunctionCall message, naming the function by OID. */
+async function fastPathSetConfig(on: Arena): Promise<Buffer> {
+  const oid = ((await on.admin.query("select 'pg_catalog.set_config'::regproc::oid::int as oid")).rows[0] as { oid: number }).oid;
+  const args = ['client_encoding', 'SJIS', 'false'];
+  const call = build().int32(oid).int16(0).int16(args.length);
+  for (const a of args) call.int32(Buffer.byteLength(a)).raw(a);
+  return call.int16(0).typed('F');
+}
+
 describe('changes the gateway cannot evaluate: what follows waits, and a contradicting ParameterStatus ends the session', () => {
-  it.each([
-    ["select set_config('client_' || 'encoding', 'SJ' || 'IS', false)", 'sjis'],
-    ["select set_config('standard_' || 'conforming_strings', 'o' || 'ff', false)", 'scs'],
-    ["select app_set_encoding('SJIS')", 'sjis'],
-    ["select * from orders where amount > length(app_set_encoding('SJIS'))", 'sjis'],
-    ["call app_set_encoding_proc('SJIS')", 'sjis'],
-    ["select 'x' %%% 'SJIS'", 'sjis'],
-  ])('%s, with a DROP pipelined behind it', async (change, how) => {
+  it.each(UNCERTAIN_CHANGES)('%s, with a DROP pipelined behind it', async (change, how) => {
     const table = await victim();
     const o = await pipeline([query(change), how === 'sjis' ? sjisDrop(table) : scsDrop(table)], 2);
     expect(endedByParseState(o), JSON.stringify(o.errors)).toBe(true);
@@ -207,16 +231,35 @@ describe('changes the gateway cannot evaluate: what follows waits, and a contrad
 
   it('a fast-path FunctionCall of set_config by OID', async () => {
     const table = await victim();
-    const oid = ((await arena.admin.query("select 'pg_catalog.set_config'::regproc::oid::int as oid")).rows[0] as { oid: number }).oid;
-    const args = ['client_encoding', 'SJIS', 'false'];
-    const call = build().int32(oid).int16(0).int16(args.length);
-    for (const a of args) call.int32(Buffer.byteLength(a)).raw(a);
-    const o = await pipeline([call.int16(0).typed('F'), sjisDrop(table)], 2);
+    const o = await pipeline([await fastPathSetConfig(arena), sjisDrop(table)], 2);
     expect(endedByParseState(o), JSON.stringify(o.errors)).toBe(true);
     expect(await exists(table)).toBe(true);
   });
 
-  it.each(['RESET client_encoding', 'SET client_encoding TO DEFAULT', 'SET NAMES DEFAULT', 'RESET ALL', 'DISCARD ALL'])('%s returns to the checked session default, and what follows is read in it', async (reset) => {
+  it('a function or operator created outside the gateway under a built-in name: what follows waits for the server', async () => {
+    // public.lower(int) is what lower(1) calls; the + on (int, text) runs a function written in
+    // the database. Both look like built-ins the gateway trusts; the session reads the catalog.
+    await arena.admin.query(`
+      create function lower(e int) returns text language sql as $$ select set_config('client_encoding', 'SJIS', false) $$;
+      create function enc_plus(a int, e text) returns int language sql as $$ select length(set_config('client_encoding', e, false)) $$;
+      create operator + (function = enc_plus, leftarg = int, rightarg = text);
+    `);
+    try {
+      for (const change of ['select lower(1)', "select 1 + 'SJIS'::text"]) {
+        const table = await victim();
+        const o = await pipeline([query(change), sjisDrop(table)], 2);
+        expect(endedByParseState(o), `${change}: ${JSON.stringify(o.errors)}`).toBe(true);
+        expect(await exists(table)).toBe(true);
+      }
+    } finally {
+      await arena.admin.query('drop operator + (int, text); drop function enc_plus(int, text); drop function lower(int)');
+    }
+    // Without them, the same pipeline of built-ins goes through at once.
+    const o = await pipeline([query("select lower('A')"), query('select 1 + 1')], 2);
+    expect(o.errors).toEqual([]);
+  });
+
+  it.each(RESETS)('%s returns to the checked session default, and what follows is read in it', async (reset) => {
     const table = await victim();
     const o = await pipeline([query(reset), sjisDrop(table), query('select 1')], 3);
     // The server reads the smuggled bytes as UTF-8 and refuses them; the session goes on.
@@ -311,20 +354,22 @@ describe('what must keep working', () => {
   });
 
   it('definitions using built-ins, and SQL functions calling other routines', async () => {
-    const o = await pipeline(
+    const defined = await pipeline(
       [
         query('create table kept_defaults (id serial primary key, at timestamptz default now(), u uuid default gen_random_uuid(), name text)'),
         query('create index on kept_defaults (lower(name))'),
         query('create view kept_view as select id, upper(name) as name from kept_defaults'),
         query("create function kept_wrapper(e text) returns text language sql as $$ select app_set_encoding(e) $$"),
-        query("insert into kept_defaults (name) values ('x')"),
-        query("select kept_wrapper('UTF8')"),
-        query('select count(*) from kept_view'),
       ],
-      7,
+      4,
     );
-    expect(ok(o)).toEqual([]);
-    expect(rows(o).at(-1)).toEqual(['1']);
+    expect(ok(defined)).toEqual([]);
+    // Used in a second write: under a table rule (payments-review) a call of a function the
+    // catalog does not know yet fails closed (sluice:opaque-code), and a statement is judged when
+    // it arrives, before a definition pipelined ahead of it has run.
+    const used = await pipeline([query("insert into kept_defaults (name) values ('x')"), query("select kept_wrapper('UTF8')"), query('select count(*) from kept_view')], 3);
+    expect(ok(used)).toEqual([]);
+    expect(rows(used).at(-1)).toEqual(['1']);
   });
 
   it('the pg driver with bind parameters', async () => {
@@ -334,5 +379,38 @@ describe('what must keep working', () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+// The same attacks against the full recommended policy, column masks included. A masked session
+// refuses user-written routines, set_config() of a computed name and calls the gateway cannot see
+// into before the parse-state gate sees them (sluice:masked-derivation, -predicate, -copy): either
+// refusal stops the change, and the DROP pipelined behind it is then read as UTF-8 and fails.
+describe('with the column masks of the recommended policy too', () => {
+  const stopped = (o: Outcome) => endedByParseState(o) || o.errors.some((e) => e.code === '42501' && /sluice:(parse-state|masked-)/.test(e.message));
+
+  it.each(UNCERTAIN_CHANGES)('%s, with a DROP pipelined behind it, is stopped', async (change, how) => {
+    const table = await victim(masked);
+    const o = await pipeline([query(change), how === 'sjis' ? sjisDrop(table) : scsDrop(table)], 2, [], masked);
+    expect(stopped(o), JSON.stringify(o.errors)).toBe(true);
+    expect(await exists(table, masked)).toBe(true);
+  });
+
+  it('the extended protocol and a fast-path call are stopped', async () => {
+    const table = await victim(masked);
+    const extended = await pipeline([parse('select set_config($1, $2, false)'), bind(['client_encoding', 'SJIS']), execute(), sync(), sjisDrop(table)], 2, [], masked);
+    expect(stopped(extended), JSON.stringify(extended.errors)).toBe(true);
+    const fastPath = await pipeline([await fastPathSetConfig(masked), sjisDrop(table)], 2, [], masked);
+    expect(stopped(fastPath), JSON.stringify(fastPath.errors)).toBe(true);
+    expect(await exists(table, masked)).toBe(true);
+  });
+
+  it.each(RESETS)('%s: what follows is read as UTF-8', async (reset) => {
+    const table = await victim(masked);
+    const o = await pipeline([query(reset), sjisDrop(table), query('select 1')], 3, [], masked);
+    // 22021 (invalid byte sequence): the server read the bytes as UTF-8, not SJIS. Its message is
+    // a data exception's, whose quoted parts a masked session does not see (policy/mask/notices.ts).
+    expect(o.errors.map((e) => e.code)).toEqual(['22021']);
+    expect(await exists(table, masked)).toBe(true);
   });
 });

@@ -83,9 +83,10 @@ export class ClientFlow {
   private readonly functionNames = new Map<number, string | null>();
   private readonly reviews: HeldReviews;
   /** What went to the target that may have changed how it reads the next statement's text. */
-  private readonly reading = new ReadingGuard();
+  private readonly reading: ReadingGuard;
 
   constructor(private readonly o: ClientFlowOptions) {
+    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined);
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
   }
 
@@ -290,6 +291,7 @@ export class ClientFlow {
   private query(gate: PolicyGate, frame: Frame, text: string): Hold | undefined {
     const reading = this.reading.beforeText(this.o.server.outstanding);
     if (reading === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (reading instanceof Promise) return this.retry(() => reading, frame);
     const j = gate.judge(text, this.o.server.outstanding > 0);
     if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
     if (j instanceof Promise) return this.retry(() => j, frame);
@@ -316,6 +318,7 @@ export class ClientFlow {
     const p = decodeParse(body);
     const reading = this.reading.beforeText(this.o.server.outstanding);
     if (reading === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
+    if (reading instanceof Promise) return this.retry(() => reading, frame);
     const j = gate.judge(p.sql, this.o.server.outstanding > 0);
     if (j === 'wait') return this.retry(() => this.o.server.whenIdle(), frame);
     if (j instanceof Promise) return this.retry(() => j, frame);

@@ -74,6 +74,11 @@ describe('refused: a value the gateway would not read as the server does', () =>
     expect(effect('CREATE AGGREGATE sum(int8range) (sfunc = range_merge, stype = int8range)')).toBe('refuse');
   });
 
+  it("names the operator's function as such in the reason", () => {
+    const a = analyzeSql('CREATE OPERATOR ### (procedure = evil, leftarg = text, rightarg = text)');
+    expect(a.ok && a.statements[0]?.reading).toMatchObject({ effect: 'refuse', reason: expect.stringMatching(/^evil\(\) as a function of an operator would run/) });
+  });
+
   it('a call of code that may change the settings, in an object that runs it where no statement names it', () => {
     expect(effect("CREATE VIEW v AS SELECT app_set_encoding('SJIS')")).toBe('refuse');
     expect(effect('CREATE TABLE t (a text DEFAULT app.f())')).toBe('refuse');
@@ -93,6 +98,7 @@ describe('refused: a value the gateway would not read as the server does', () =>
     expect(effect('CREATE INDEX ON t (lower(name))')).toBe('none');
     expect(effect('CREATE VIEW v AS SELECT id, upper(name) FROM t')).toBe('none');
     expect(effect('CREATE OPERATOR === (function = pg_catalog.int4eq, leftarg = int, rightarg = int)')).toBe('none');
+    expect(effect('CREATE OPERATOR ~~~> (function = textcat, leftarg = text, rightarg = text)')).toBe('none');
     expect(effect('CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg()')).toBe('refuse');
     expect(effect('CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION app.on_ddl()')).toBe('refuse');
     expect(effect('CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()')).toBe('refuse');

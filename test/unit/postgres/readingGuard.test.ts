@@ -60,3 +60,48 @@ describe('ReadingGuard', () => {
     expect(g.beforeText(1)).toBe('wait');
   });
 });
+
+describe('ReadingGuard where the database may shadow the built-ins it trusts', () => {
+  const catalog = (rows: (string | null)[][] | Error) => {
+    const sql: string[] = [];
+    return { sql, rows: (q: string) => (sql.push(q), rows instanceof Error ? Promise.reject(rows) : Promise.resolve(rows)) };
+  };
+
+  it('reads the catalog once, the first time text is pipelined, and then holds pipelined text', async () => {
+    const c = catalog([['function public.lower']]);
+    const g = new ReadingGuard(c);
+    g.query(SAFE);
+    expect(g.beforeText(0)).toBeUndefined();
+    expect(c.sql).toHaveLength(0);
+    const lookUp = g.beforeText(1);
+    expect(lookUp).toBeInstanceOf(Promise);
+    await lookUp;
+    expect(g.beforeText(1)).toBe('wait');
+    expect(g.beforeText(0)).toBeUndefined();
+    expect(g.beforeText(2)).toBe('wait');
+    expect(c.sql).toHaveLength(1);
+  });
+
+  it('refuses a Parse after a Bind in the same cycle, naming what it found', async () => {
+    const g = new ReadingGuard(catalog([['operator public.+']]));
+    g.bind('', SAFE);
+    await g.beforeText(0);
+    expect(g.beforeText(0)).toMatchObject({ verdict: 'block', rule: 'sluice:parse-state', reason: expect.stringContaining('operator public.+') });
+    g.sync();
+    expect(g.beforeText(1)).toBe('wait');
+  });
+
+  it('trusts the names when the catalog has nothing that could pass for them', async () => {
+    const g = new ReadingGuard(catalog([]));
+    g.query(SAFE);
+    await g.beforeText(3);
+    expect(g.beforeText(3)).toBeUndefined();
+  });
+
+  it('a catalog that cannot be read trusts nothing', async () => {
+    const g = new ReadingGuard(catalog(new Error('connection refused')));
+    g.query(SAFE);
+    await g.beforeText(1);
+    expect(g.beforeText(1)).toBe('wait');
+  });
+});
