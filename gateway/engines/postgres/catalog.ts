@@ -175,6 +175,30 @@ export class TargetCatalog implements ColumnNameResolver {
       }),
     );
   }
+  /**
+   * For lineage: per operator name, `user` when an operator of that name (any schema, any
+   * argument types: the gateway does not know the operands' types) runs a function written in the
+   * database — its code, restriction or join estimator — and `stable` when all are shipped (OID
+   * below 16384 or part of an installed extension). A name with no operator is `user` too.
+   */
+  async operatorKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>> {
+    const names = [...new Set(refs.map((r) => r.name))];
+    const shipped = (col: string) =>
+      `(${col} = 0 OR ${col} < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass ` +
+      `AND d.objid = ${col} AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'))`;
+    const rows = await this.query(
+      `SELECT n.nspname, o.oprname, CASE WHEN ${shipped('o.oprcode::pg_catalog.oid')} AND ${shipped('o.oprrest::pg_catalog.oid')} AND ${shipped('o.oprjoin::pg_catalog.oid')} THEN 'stable' ELSE 'user' END ` +
+        'FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ' +
+        `WHERE o.oprname IN (${names.map(quoteLiteral).join(', ')})`,
+    );
+    return new Map(
+      refs.map((r): [string, FunctionKind] => {
+        const found = rows.filter(([schema, name]) => name === r.name && (r.schema === undefined || schema === r.schema)).map((f) => f[2]);
+        return [lineageKey(r), found.length === 0 || found.includes('user') ? 'user' : 'stable'];
+      }),
+    );
+  }
+
 
   close(): void {
     this.closed = true;

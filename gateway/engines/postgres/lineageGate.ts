@@ -37,6 +37,8 @@ export const RULE_COPY = 'sluice:masked-copy';
 export interface LineageFacts {
   lineageRelations(refs: readonly QualifiedRef[]): Promise<Map<string, RelationFacts[]>>;
   functionKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>>;
+  /** `user` for an operator name any of whose operators runs a function written in the database. */
+  operatorKinds(refs: readonly QualifiedRef[]): Promise<Map<string, FunctionKind>>;
 }
 
 /** What lineage says about the statements of one Query or Parse. */
@@ -79,12 +81,18 @@ const NOTHING: LineageVerdict = Object.freeze({ results: [] });
 interface Missing {
   readonly relations: QualifiedRef[];
   readonly functions: QualifiedRef[];
+  readonly operators: QualifiedRef[];
 }
+
+const nothingMissing = (): Missing => ({ relations: [], functions: [], operators: [] });
+const missingCount = (m: Missing): number => m.relations.length + m.functions.length + m.operators.length;
 
 export class LineageGate {
   private readonly relations = new Map<string, readonly RelationFacts[]>();
   private readonly cleanRelations = new Map<string, boolean>();
   private readonly functions = new Map<string, FunctionKind>();
+  /** Operator names: whether one of that name runs code written in the database (any overload: types are not known here). */
+  private readonly operators = new Map<string, FunctionKind>();
   private readonly results = new Map<string, StatementLineage>();
   private views = new WeakMap<object, readonly OutputColumn[]>();
   private byAnalysis = new WeakMap<object, StatementLineage | typeof CLEAN_STATEMENT>();
@@ -109,7 +117,7 @@ export class LineageGate {
    * verdict is returned.
    */
   judge(statements: readonly StatementAnalysis[]): LineageVerdict | Promise<unknown> {
-    const missing: Missing = { relations: [], functions: [] };
+    const missing = nothingMissing();
     const lineages: (StatementLineage | undefined)[] = [];
     for (const s of statements) {
       // The analyzer hands out one `relations` array per statement shape (shape.ts): a statement
@@ -121,6 +129,16 @@ export class LineageGate {
       }
       const defined = codeDefinition(s);
       if (defined !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `${defined.toUpperCase()} defines code the gateway cannot see into, which runs without being named (a trigger, an operator, a default) and could read masked columns` }, results: [] };
+      // An operator is a call of its function: one written in the database is code the gateway
+      // cannot see into, like a call of that function by name.
+      const operatorsBefore = missing.operators.length;
+      const operator = this.userOperator(s, missing);
+      if (operator !== undefined) return { refusal: { rule: RULE_DERIVED, reason: `operator ${operator} runs a function written in the database, code the gateway cannot see into, which could read masked columns` }, results: [] };
+      if (missing.operators.length > operatorsBefore) {
+        this.obviouslyClean(s, missing); // what else is unknown comes in the same look-up
+        lineages.push(undefined);
+        continue;
+      }
       const before = missing.relations.length + missing.functions.length;
       if (this.obviouslyClean(s, missing)) {
         this.byAnalysis.set(s.relations, CLEAN_STATEMENT);
@@ -138,7 +156,7 @@ export class LineageGate {
       if (prepares !== undefined) local.set(prepares, l ?? {});
       return l?.executes === undefined ? undefined : (local.get(l.executes) ?? this.lineageOfPrepared(l.executes, missing));
     });
-    if (missing.relations.length > 0 || missing.functions.length > 0) return this.load(missing);
+    if (missingCount(missing) > 0) return this.load(missing);
     const verdict = this.verdict(lineages, executed);
     if (verdict.refusal === undefined) {
       for (const l of lineages) this.track(l);
@@ -157,9 +175,9 @@ export class LineageGate {
 
   /** The verdict for running a prepared statement by name (a protocol Bind of a SQL-PREPAREd one). */
   judgePrepared(name: string): LineageVerdict | Promise<unknown> {
-    const missing: Missing = { relations: [], functions: [] };
+    const missing = nothingMissing();
     const l = this.lineageOfPrepared(name, missing);
-    if (missing.relations.length > 0 || missing.functions.length > 0) return this.load(missing);
+    if (missingCount(missing) > 0) return this.load(missing);
     return this.verdict([{ executes: name }], [l]);
   }
 
@@ -201,6 +219,21 @@ export class LineageGate {
       if (typeof l.closes === 'string') this.cursors.delete(l.closes);
       else this.cursors.clear();
     }
+  }
+
+  /** An operator of the statement (or of one it carries) that runs code written in the database; unknown names go to `missing`. */
+  private userOperator(s: StatementAnalysis, missing: Missing): string | undefined {
+    for (const o of s.operators ?? []) {
+      const ref: QualifiedRef = o.schema === undefined ? { name: o.name } : { schema: o.schema, name: o.name };
+      const kind = this.operators.get(lineageKey(ref));
+      if (kind === undefined) missing.operators.push(ref);
+      else if (kind === 'user') return o.schema === undefined ? o.name : `${o.schema}.${o.name}`;
+    }
+    for (const n of s.nested) {
+      const found = this.userOperator(n.statement, missing);
+      if (found !== undefined) return found;
+    }
+    return undefined;
   }
 
   /** True when nothing the statement reads can carry a masked value; unknown names go to `missing`. */
@@ -270,11 +303,14 @@ export class LineageGate {
   private async load(missing: Missing): Promise<void> {
     const rels = dedupe(missing.relations.filter((r) => !this.relations.has(lineageKey(r))));
     const fns = dedupe(missing.functions.filter((f) => !this.functions.has(lineageKey(f))));
+    const ops = dedupe(missing.operators.filter((o) => !this.operators.has(lineageKey(o))));
     // A look-up that fails leaves the names unknown: their lineage stays derived (fail closed).
-    const [r, f] = await Promise.all([
+    const [r, f, o] = await Promise.all([
       rels.length === 0 ? new Map<string, RelationFacts[]>() : this.facts.lineageRelations(rels).catch(() => new Map(rels.map((x) => [lineageKey(x), [] as RelationFacts[]]))),
       fns.length === 0 ? new Map<string, FunctionKind>() : this.facts.functionKinds(fns).catch(() => new Map(fns.map((x): [string, FunctionKind] => [lineageKey(x), 'user']))),
+      ops.length === 0 ? new Map<string, FunctionKind>() : this.facts.operatorKinds(ops).catch(() => new Map(ops.map((x): [string, FunctionKind] => [lineageKey(x), 'user']))),
     ]);
+    for (const x of ops) this.operators.set(lineageKey(x), o.get(lineageKey(x)) ?? 'user');
     for (const x of rels) this.relations.set(lineageKey(x), r.get(lineageKey(x)) ?? []);
     for (const x of fns) this.functions.set(lineageKey(x), f.get(lineageKey(x)) ?? 'user');
   }
@@ -283,6 +319,7 @@ export class LineageGate {
     this.relations.clear();
     this.cleanRelations.clear();
     this.functions.clear();
+    this.operators.clear();
     this.results.clear();
     this.views = new WeakMap();
     this.byAnalysis = new WeakMap();

@@ -28,6 +28,10 @@ function facts(): LineageFacts & { asked: string[] } {
       asked.push(...refs.map((r) => `fn:${r.name}`));
       return new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), r.name === 'leak' ? 'user' : 'stable']));
     },
+    async operatorKinds(refs: readonly QualifiedRef[]) {
+      asked.push(...refs.map((r) => `op:${r.name}`));
+      return new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), r.name === '~%~' ? 'user' : 'stable']));
+    },
   };
 }
 
@@ -52,7 +56,15 @@ describe('LineageGate', () => {
     const gate = new LineageGate(mask(), f, () => undefined);
     expect(await judge(gate, 'select abalance from pgbench_accounts where aid = 1')).toEqual({ results: [] });
     expect(await judge(gate, 'select abalance from pgbench_accounts where aid = 2')).toEqual({ results: [] });
-    expect(f.asked).toEqual(['rel:pgbench_accounts']);
+    expect(f.asked).toEqual(['rel:pgbench_accounts', 'op:=']);
+  });
+
+  it('refuses an operator that runs a function written in the database, like a call of that function', async () => {
+    const f = facts();
+    const gate = new LineageGate(mask(), f, () => undefined);
+    expect((await judge(gate, 'select 1 ~%~ 1')).refusal).toEqual({ rule: RULE_DERIVED, reason: expect.stringContaining('operator ~%~ runs a function written in the database') });
+    expect((await judge(gate, 'select id from orders where (select 1 ~%~ 2) is null')).refusal?.rule).toBe(RULE_DERIVED);
+    expect((await judge(gate, 'select id from pgbench_accounts where aid = 1 + 1')).refusal).toBeUndefined();
   });
 
   it('keeps pass-through lineage for the RowDescription, refuses derived columns by default and redacts them on request', async () => {

@@ -24,6 +24,7 @@ function fakeCatalog() {
   const resolver: ColumnNameResolver & LineageFacts = {
     lineageRelations: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r) => [lineageKey(r), facts.filter((f) => f.name === r.name)])),
     functionKinds: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), r.name === 'admin_fn' ? 'user' : 'stable'])),
+    operatorKinds: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), 'stable'])),
     resolve: async () => new Map(),
     relationColumns: async () => undefined,
     relationsNamed: async (r) => {

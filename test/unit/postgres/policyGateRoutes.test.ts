@@ -39,6 +39,7 @@ function fakeCatalog(): ColumnNameResolver & LineageFacts & CatalogRows {
     },
     lineageRelations: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r) => [lineageKey(r), facts.filter((f) => f.name === r.name)])),
     functionKinds: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), 'user'])),
+    operatorKinds: async (refs: readonly QualifiedRef[]) => new Map(refs.map((r): [string, FunctionKind] => [lineageKey(r), 'stable'])),
     resolve: async () => new Map(),
     relationColumns: async () => undefined,
     relationsNamed: async () => [],
