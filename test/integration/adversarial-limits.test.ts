@@ -132,8 +132,10 @@ describe('one unfinished client message cannot hold more than its cap of gateway
     for (const p of atCap) expect(errorsIn(p.received())).toEqual([]);
     for (const p of atCap) expect(p.socket.readyState).toBe('open');
     console.log(`gateway RSS: ${before} MiB before; ${afterGreedy} MiB after 12 sessions declaring 64 MiB; ${afterAtCap} MiB with 12 sessions holding 1 MiB less one byte each`);
-    expect(afterGreedy - before).toBeLessThan(48);
-    expect(afterAtCap - before).toBeLessThan(96);
+    // Loose bounds (RSS moves with the collector and with every session's own state on a shared
+    // machine): what they catch is buffering of declared lengths — 12 × 64 MiB would be 768 MiB.
+    expect(afterGreedy - before).toBeLessThan(160);
+    expect(afterAtCap - before).toBeLessThan(240);
     // The gateway held every byte: the last one completes each statement, which is then answered.
     await Promise.all(
       atCap.map(async (p) => {
