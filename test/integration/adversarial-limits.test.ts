@@ -133,7 +133,7 @@ describe('one unfinished client message cannot hold more than its cap of gateway
     for (const p of atCap) expect(p.socket.readyState).toBe('open');
     console.log(`gateway RSS: ${before} MiB before; ${afterGreedy} MiB after 12 sessions declaring 64 MiB; ${afterAtCap} MiB with 12 sessions holding 1 MiB less one byte each`);
     // Loose bounds (RSS moves with the collector and with every session's own state on a shared
-    // machine): what they catch is buffering of declared lengths — 12 × 64 MiB would be 768 MiB.
+    // machine): they catch a gateway that reserves or buffers by declared length (12 × 64 MiB).
     expect(afterGreedy - before).toBeLessThan(160);
     expect(afterAtCap - before).toBeLessThan(240);
     // The gateway held every byte: the last one completes each statement, which is then answered.
