@@ -22,7 +22,7 @@ export { maskCopyLine, createCopyMasker, CopyMaskError } from './mask/copy.js';
 export type { CopyMaskOptions } from './mask/copy.js';
 export { maskNoticeFields, WITHHELD } from './mask/notices.js';
 export type { NoticeField } from './mask/notices.js';
-export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, cachingResolver } from './mask/plan.js';
+export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, copyMaskPlan, cachingResolver } from './mask/plan.js';
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, NamedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';
 export { viewColumnSources } from './mask/viewLineage.js';
 export { judgeExfiltration, MASKED_COPY_RULE, MASKED_CATALOG_RULE } from './mask/exfiltration.js';

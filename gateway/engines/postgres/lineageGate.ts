@@ -11,6 +11,7 @@
 import {
   analyzeLineage,
   columnMask,
+  copyMaskPlan,
   readsUntracedData,
   sqlShape,
   type LineageCatalog,
@@ -22,7 +23,6 @@ import {
   type StatementLineage,
   type CopyInfo,
   type FunctionKind,
-  type CopyMaskOptions,
   type CopyMaskPlan,
   type MaskStrategy,
 } from '../../policy/index.js';
@@ -339,16 +339,7 @@ export function copyPlanFromLineage(mask: MaskPolicy, copy: CopyInfo, columns: r
     if (c.lineage.kind === 'pass') masked.set(i, c.lineage.strategy);
     else if (c.lineage.kind === 'derived') masked.set(i, 'redact');
   }
-  if (masked.size === 0 && mask.detect === undefined) return { action: 'none' };
-  if (copy.format === 'binary') return { action: 'refuse', reason: 'binary COPY cannot be masked; use COPY … (FORMAT text) or (FORMAT csv)' };
-  const options: { -readonly [K in keyof CopyMaskOptions]: CopyMaskOptions[K] } & { header: boolean } = { format: copy.format, columns: masked, header: copy.header };
-  if (mask.detect !== undefined) options.detect = mask.detect;
-  if (mask.hashKey !== undefined) options.hashKey = mask.hashKey;
-  if (copy.delimiter !== undefined) options.delimiter = copy.delimiter;
-  if (copy.null !== undefined) options.null = copy.null;
-  if (copy.quote !== undefined) options.quote = copy.quote;
-  if (copy.escape !== undefined) options.escape = copy.escape;
-  return { action: 'mask', options };
+  return copyMaskPlan(mask, copy, masked);
 }
 
 /**

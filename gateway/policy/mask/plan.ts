@@ -6,7 +6,7 @@
 import type { CompiledPolicy } from '../schema.js';
 import { ruleApplies } from '../schema.js';
 import { columnMatches, globMatches, type ColumnPattern } from '../names.js';
-import type { StatementAnalysis } from '../sql.js';
+import type { CopyInfo, StatementAnalysis } from '../sql.js';
 import { DETECTOR_NAMES, type DetectorName } from './detectors.js';
 import { strongerStrategy, type DetectPlan, type MaskStrategy } from './strategies.js';
 import { createRowMasker, type RowColumn, type RowMasker } from './dataRow.js';
@@ -200,7 +200,6 @@ function relationHasMaskedColumns(mask: MaskPolicy, rel: { schema?: string; name
 export async function planCopyMask(mask: MaskPolicy | undefined, statement: StatementAnalysis, resolver: ColumnNameResolver): Promise<CopyMaskPlan> {
   const copy = statement.copy;
   if (mask === undefined || copy === undefined || copy.direction !== 'to' || copy.target !== 'stdio') return { action: 'none' };
-  const detect = mask.detect;
   const columns = new Map<number, MaskStrategy>();
   if (copy.relation === undefined) {
     for (const s of statementTree(statement)) {
@@ -225,10 +224,19 @@ export async function planCopyMask(mask: MaskPolicy | undefined, statement: Stat
       if (s !== undefined) columns.set(i, s);
     });
   }
-  if (columns.size === 0 && detect === undefined) return { action: 'none' };
+  return copyMaskPlan(mask, copy, columns);
+}
+
+/**
+ * The plan for a `COPY … TO STDOUT` once its masked columns (position → strategy) are known: none
+ * when nothing is masked and no detector runs, refused for binary COPY, else the options for the
+ * row masker in the statement's own format.
+ */
+export function copyMaskPlan(mask: MaskPolicy, copy: CopyInfo, columns: ReadonlyMap<number, MaskStrategy>): CopyMaskPlan {
+  if (columns.size === 0 && mask.detect === undefined) return { action: 'none' };
   if (copy.format === 'binary') return { action: 'refuse', reason: 'binary COPY cannot be masked; use COPY … (FORMAT text) or (FORMAT csv)' };
-  const options: { -readonly [K in keyof CopyMaskOptions]: CopyMaskOptions[K] } & { header: boolean } = { format: copy.format, columns, header: copy.header };
-  if (detect !== undefined) options.detect = detect;
+  const options: { -readonly [K in keyof CopyMaskOptions]: CopyMaskOptions[K] } & { header: boolean } = { format: copy.format, columns: new Map(columns), header: copy.header };
+  if (mask.detect !== undefined) options.detect = mask.detect;
   if (mask.hashKey !== undefined) options.hashKey = mask.hashKey;
   if (copy.delimiter !== undefined) options.delimiter = copy.delimiter;
   if (copy.null !== undefined) options.null = copy.null;
