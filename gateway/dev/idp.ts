@@ -1,4 +1,4 @@
-// The embedded development OpenID provider: oidc-provider 9 with the device authorization grant
+// The embedded development OpenID provider: oidc-provider 8 with the device authorization grant
 // (RFC 8628), one public client (the Sluice CLI), JWT access tokens for the gateway's audience and
 // a name-only login page. The gateway mounts it under a path prefix of its own HTTP(S) server
 // (`https://host:port/dev-idp`), so the demo and the tests run a real IdP and a real flow.

@@ -1,4 +1,4 @@
-// Just enough types for the parts of oidc-provider 9 that the dev IdP uses. The package ships no
+// Just enough types for the parts of oidc-provider 8 that the dev IdP uses. The package ships no
 // types and @types/oidc-provider is not a dependency; if it becomes one, delete this file.
 declare module 'oidc-provider' {
   import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../gateway/config/load.js';
-import type { Identity, ReviewOutcome, ReviewRequest } from '../../../gateway/engines/types.js';
-import { startGateway, type Gateway } from '../../../gateway/server.js';
-import type { ReviewInfo } from '../../../src/api/contract.js';
-import { GATEWAY_BIN, login, newConfigDir, runCli, writeGatewayConfig, type GatewayProcess } from '../../support/binaries.js';
+import { loadConfig } from '../../gateway/config/load.js';
+import type { Identity, ReviewOutcome, ReviewRequest } from '../../gateway/engines/types.js';
+import { startGateway, type Gateway } from '../../gateway/server.js';
+import type { ReviewInfo } from '../../src/api/contract.js';
+import { GATEWAY_BIN, login, newConfigDir, runCli, writeGatewayConfig, type GatewayProcess } from '../support/binaries.js';
 
 let gw: Gateway;
 let configFile: string;

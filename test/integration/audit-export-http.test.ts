@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAuditRoutes } from '../../../gateway/audit/routes.js';
-import { startAudit, type AuditService } from '../../../gateway/audit/service.js';
-import type { Identity } from '../../../gateway/engines/types.js';
-import { openSqliteStore } from '../../../gateway/store/sqlite.js';
-import type { Store } from '../../../gateway/store/types.js';
+import { createAuditRoutes } from '../../gateway/audit/routes.js';
+import { startAudit, type AuditService } from '../../gateway/audit/service.js';
+import type { Identity } from '../../gateway/engines/types.js';
+import { openSqliteStore } from '../../gateway/store/sqlite.js';
+import type { Store } from '../../gateway/store/types.js';
 
 const log = pino({ level: 'silent' });
 const AUDITOR: Identity = { subject: 'user:ada', name: 'ada@example.com', email: 'ada@example.com', groups: ['auditors'], kind: 'human' };
