@@ -23,6 +23,7 @@ export const paths = {
   review: (id: string) => `/v1/reviews/${encodeURIComponent(id)}`,
   reviewApprove: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/approve`,
   reviewReject: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/reject`,
+  exec: (name: string) => `/v1/connections/${encodeURIComponent(name)}/exec`,
 } as const;
 
 /** Machine-readable reasons a request was refused; the message carries the human detail. */
@@ -171,3 +172,69 @@ export type ReviewList = z.infer<typeof reviewList>;
 /** The body of `POST /v1/reviews/ID/approve` (reason optional) and `…/reject` (reason required). */
 export const reviewDecisionBody = z.strictObject({ reason: z.string().max(1000).optional() });
 export type ReviewDecisionBody = z.infer<typeof reviewDecisionBody>;
+
+/**
+ * The body of `POST /v1/connections/NAME/exec`: the gateway runs `input` itself over its upstream
+ * connection, through the same policy, masking, reviews and audit as a tunnel session (origin
+ * `exec`), one statement after another, stopping at the first error.
+ */
+export const execRequest = z.strictObject({
+  /** The SQL script (one or more statements). */
+  input: z.string().max(16 * 1024 * 1024),
+  /** Run the input a review approved earlier (`--review ID`): it must be exactly that review's input. */
+  review: z.string().max(40).optional(),
+  /** false (`--no-wait`): when the input needs a review, create it, answer `review` then `end`, and stop. */
+  wait: z.boolean().optional(),
+  /** Cancel the running statement on the target after this long. */
+  timeoutMs: z.number().int().positive().max(7 * 24 * 3_600_000).optional(),
+});
+export type ExecRequest = z.infer<typeof execRequest>;
+
+export const EXEC_CONTENT_TYPE = 'application/x-ndjson';
+
+/** A result column: its name and PostgreSQL type (OID and name, for typed JSON output). */
+export const execColumn = z.object({ name: z.string(), typeOid: z.number().int(), type: z.string() });
+export type ExecColumn = z.infer<typeof execColumn>;
+
+/** How an exec ended; the CLI's exit code follows from it (docs/cli.md). */
+export const execEndStatus = z.enum(['ok', 'error', 'blocked', 'denied', 'review_pending', 'review_rejected', 'review_expired', 'timeout', 'cancelled']);
+export type ExecEndStatus = z.infer<typeof execEndStatus>;
+
+/**
+ * The exec response body: NDJSON, one event per line, streamed as the target answers (rows come in
+ * batches; the gateway never holds a whole result). `statement` is the 0-based index of the statement
+ * in the input. The stream always ends with exactly one `end` event; a stream that stops without
+ * one means the connection broke.
+ */
+export const execEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('session'), id: z.string() }),
+  /** The input (or a statement of it) is held for review; sent again when its status changes. */
+  z.object({
+    type: z.literal('review'),
+    id: z.string(),
+    status: z.enum(['pending', 'approved', 'rejected', 'expired', 'cancelled']),
+    rule: z.string().optional(),
+    approvers: z.array(z.string()).optional(),
+    expiresAt: z.string().optional(),
+    by: z.string().optional(),
+    reason: z.string().optional(),
+  }),
+  /** Sent every 15 s while a review is pending, so idle proxies keep the stream open. */
+  z.object({ type: z.literal('waiting'), review: z.string() }),
+  z.object({ type: z.literal('columns'), statement: z.number().int(), columns: z.array(execColumn) }),
+  /** Rows as text (NULL as null), after masking, in order. */
+  z.object({ type: z.literal('rows'), statement: z.number().int(), rows: z.array(z.array(z.string().nullable())) }),
+  z.object({ type: z.literal('notice'), statement: z.number().int().optional(), severity: z.string(), message: z.string(), sqlstate: z.string().optional() }),
+  /** A statement finished: its command tag (`INSERT 0 3`) and row count. */
+  z.object({ type: z.literal('complete'), statement: z.number().int(), command: z.string(), rows: z.number().int().nullable() }),
+  /** Why the exec stopped early: a SQL error, a policy refusal (`rule`), a review's end, a timeout. */
+  z.object({
+    type: z.literal('error'),
+    statement: z.number().int().optional(),
+    sqlstate: z.string().optional(),
+    message: z.string(),
+    rule: z.string().optional(),
+  }),
+  z.object({ type: z.literal('end'), status: execEndStatus, statements: z.number().int(), session: z.string().optional() }),
+]);
+export type ExecEvent = z.infer<typeof execEvent>;
