@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, printed as one table of ratios to a direct connection
 // measured in the same run. See docs/performance.md for results and how to read them.
 import { benchAudit } from './audit.js';
+import { benchExec } from './exec.js';
 import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
 import { benchPostgres, type Row } from './postgres.js';
@@ -8,9 +9,9 @@ import { benchPostgres, type Row } from './postgres.js';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'policy') rows.push(...(await benchPolicy(log)));
   if (only === undefined || only === 'audit') rows.push(...(await benchAudit(log)));
   if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
+  if (only === undefined || only === 'exec') rows.push(...(await benchExec(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'reference', 'measured', 'unit', 'ratio'],
