@@ -2,8 +2,9 @@
 // in with the same config directory (the same token store); new clients of alice's tunnel still run
 // as alice, and alice's policy still holds her writes for review. Access tokens live 31 s, one
 // more than the CLI's renewal margin, so every new client makes the tunnel renew its login, the
-// path where it used to pick up whoever was stored.
+// path where it used to pick up whoever was stored. Also: `connect NAME -- CMD` needs no port notice.
 import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ReviewInfo } from '../../src/api/contract.js';
@@ -97,5 +98,21 @@ describe('sluice connect keeps its identity', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ email: 'bob@example.com' });
     expect(tunnel.stderr()).not.toContain('could not be connected');
+  });
+
+  it('`connect NAME -- CMD` takes any free port without the default-port notice', async () => {
+    const configDir = newConfigDir();
+    expect((await login(gw, configDir, 'alice')).code).toBe(0);
+    // 5433 may already be taken by something else: either way the command gets a port.
+    const blocker: Server = createServer();
+    await new Promise<void>((res) => blocker.once('error', () => res()).listen(5433, '127.0.0.1', () => res()));
+    try {
+      const res = await runCli(['connect', 'pg-shared', '--', process.execPath, '-e', 'console.log(process.env.PGPORT)'], { configDir });
+      expect(res.code, res.stderr).toBe(0);
+      expect(Number(res.stdout.trim())).toBeGreaterThan(0);
+      expect(res.stderr).not.toContain('is in use');
+    } finally {
+      blocker.close();
+    }
   });
 });
