@@ -82,9 +82,9 @@ export async function pinCredentials(io: Io, endpoint: Endpoint, deps: PinDeps =
         const next = await refresh(stored);
         store.save(endpoint.url, next);
         return (mine = next).accessToken;
-      } catch {
+      } catch (err) {
         // Fall back to our own refresh token below, if it differs from the stored one.
-        if (stored.refreshToken === mine.refreshToken) throw cannotKeep(identity);
+        if (stored.refreshToken === mine.refreshToken) throw cannotKeep(identity, err);
       }
     }
     try {
