@@ -1,5 +1,7 @@
 // `sluice-gateway`: run the gateway, or manage its service tokens. Returns the exit code;
 // only bin/sluice-gateway.js sets it on the process.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { pino } from 'pino';
 import { acceptStore, lastCheckpointFileOf } from './audit/lastCheckpoint.js';
@@ -32,6 +34,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   const program = new Command('sluice-gateway')
     .description('The Sluice gateway: authenticates tunnels, applies policy, records sessions.')
     .option('-c, --config <file>', 'gateway configuration (YAML); default $SLUICE_CONFIG')
+    .version(packageVersion(), '--version', 'print the version and exit')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .action((opts: { config?: string }) => {
@@ -125,6 +128,15 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     }
     err(`sluice-gateway: ${(e as Error).message}`);
     return 1;
+  }
+}
+
+/** The version in the package.json above this module (gateway/ in the clone, dist/gateway/ built). */
+function packageVersion(): string {
+  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+    if (dirname(dir) === dir) return 'unknown';
   }
 }
 

@@ -146,6 +146,8 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
   let seq = 0;
   let ticket = 0;
   let queries = 0;
+  let blocked = 0;
+  let reviewed = 0;
   const refused = new Set<number>();
   const captures = new Map<number, Capture>();
   const everyStatement = meta.record !== 'sessions';
@@ -267,6 +269,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
     onDecision(d) {
       if (ended) throw new AuditUnavailableError('the session has ended; the statement was not executed');
       if (refused.has(d.queryId)) return;
+      if (d.verdict === 'block') blocked++;
       if (!everyStatement) {
         const q = undecided.get(d.queryId);
         undecided.delete(d.queryId);
@@ -280,6 +283,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
 
     onReview(r) {
       if (ended) return;
+      if (r.event === 'created') reviewed++;
       stage({ op: 'entry', entry: event(`review.${r.event}`, canonicalJson({ q: r.queryId, review: r.reviewId, by: r.by, reason: r.reason })) });
       writer.schedule();
     },
@@ -334,7 +338,7 @@ export function createSessionAudit(ctx: SessionAuditContext, meta: SessionMeta):
       );
       stage(
         { op: 'entry', entry: last },
-        { op: 'end', id: meta.id, end: { endedAt, status: e.status, error, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries, events: seq } },
+        { op: 'end', id: meta.id, end: { endedAt, status: e.status, error, bytesFromClient: e.bytesFromClient, bytesToClient: e.bytesToClient, queries, blocked, reviewed, events: seq } },
         // Sealed with the chain's final hash once chained (audit/chain.ts).
         { op: 'close', close: { id: meta.id, startedAt, events: seq } },
       );

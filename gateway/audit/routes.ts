@@ -167,6 +167,8 @@ export function toSummary(s: SessionRecord): SessionSummary {
     bytesFromClient: s.bytesFromClient,
     bytesToClient: s.bytesToClient,
     queries: s.queries,
+    blocked: s.blocked,
+    reviewed: s.reviewed,
     events: s.events,
     ledgerSeq: s.ledgerSeq,
     purgedAt: s.purgedAt?.toISOString() ?? null,

@@ -154,7 +154,7 @@ export async function startAudit({ store, ingestThread, settings, log, now: cloc
       try {
         await store.commit([
           { op: 'event', event: { session: o.session.id, seq, kind: 'session.end', at, body, hash } },
-          { op: 'end', id: o.session.id, end: { endedAt: at, status: 'error', error: message, bytesFromClient: 0, bytesToClient: 0, queries: o.queries, events: seq } },
+          { op: 'end', id: o.session.id, end: { endedAt: at, status: 'error', error: message, bytesFromClient: 0, bytesToClient: 0, queries: o.queries, blocked: o.blocked, reviewed: o.reviewed, events: seq } },
           sealOp({ id: o.session.id, startedAt: o.session.startedAt, events: seq, final: hash }, now),
         ]);
         sealsSinceCheckpoint++;

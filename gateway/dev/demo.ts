@@ -33,6 +33,8 @@ async function demo(): Promise<void> {
           },
         },
         store: { sqlite: 'state/sluice.db' },
+        // alice (dba) reads everyone's sessions and exports the trail, as the printed steps show.
+        audit: { readers: ['dba'] },
         connections: [
           {
             name: 'demo-pg',
@@ -58,24 +60,42 @@ async function demo(): Promise<void> {
   const gateway = await startGateway(config, log);
   const ca = relative(process.cwd(), gateway.tls?.certFile ?? '') || gateway.tls?.certFile;
 
+  // Every command below is run as printed by test/integration/demo.test.ts (R-XXXX and ID are
+  // the only placeholders); keep each on its own line, comments after `#`.
+  const login = `npx sluice login --gateway ${gateway.url} --ca ${ca}`;
+  const bobDir = join(dir, 'cli-bob');
   console.error(`
 Sluice demo is running.
   gateway   ${gateway.url}  (certificate SHA-256 ${gateway.tls?.fingerprint ?? 'n/a'})
   dev IdP   ${gateway.devIdp?.issuer} — users: alice (eng, dba), bob (eng), carol (sales)
   database  demo-pg → embedded PGlite with tables customers and orders
+  audit     readers: group dba (alice)
   config    ${relative(process.cwd(), configFile)}
 
-In another terminal:
-  npx sluice login --gateway ${gateway.url} --ca ${ca}
-      open the URL it prints, confirm the code, and sign in as "alice"
+In another terminal, as alice (dba: her writes run at once, she approves others'):
+  ${login}    # open the URL it prints, sign in as "alice"
   npx sluice connections
-  npx sluice connect demo-pg
-  psql "host=127.0.0.1 port=5433 dbname=${db.database} user=sluice"      (any PostgreSQL client works)
-  npx sluice connect demo-pg -- psql -c "select name, email, card_number from customers limit 3"
-      emails and card numbers arrive masked; "drop table orders" is refused (rule no-ddl);
-      log in as bob and "update orders set status = 'paid' where id = 1" waits for alice:
-  npx sluice reviews            (as alice)    npx sluice reviews approve R-XXXX
-  npx sluice sessions           npx sluice sessions replay ID      npx sluice audit export > trail.jsonl
+  npx sluice connect demo-pg -- psql -c "select name, email, card_number from customers limit 3"    # emails and cards arrive masked
+  npx sluice connect demo-pg -- psql -c "drop table orders"    # refused by rule no-ddl
+  npx sluice connect demo-pg    # a tunnel for any PostgreSQL client, until Ctrl-C; then, elsewhere:
+  psql "host=127.0.0.1 port=5433 dbname=${db.database} user=sluice"
+
+Two users at once: each terminal keeps its login in its own config directory
+(SLUICE_CONFIG_DIR), so logging in as bob does not replace alice's login. In a second terminal:
+  export SLUICE_CONFIG_DIR=${bobDir}
+  ${login}    # sign in as "bob"
+  npx sluice connect demo-pg -- psql -c "update orders set status = 'paid' where id = 1"    # held for review: note its id R-XXXX
+
+Back in alice's terminal, approve it (bob's update then runs):
+  npx sluice reviews
+  npx sluice reviews approve R-XXXX
+
+The audit trail (alice may read it all: she is in dba, the audit readers):
+  npx sluice sessions
+  npx sluice sessions replay ID    # an ID from the list
+  npx sluice audit key > audit-key.pem
+  npx sluice audit export > trail.jsonl
+  npx sluice audit verify trail.jsonl --key audit-key.pem
 
 Ctrl-C stops the demo.`);
 

@@ -31,6 +31,9 @@ const migrations: readonly string[] = [
      id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ledger_seq BIGINT NOT NULL, ledger_hash TEXT NOT NULL,
      at BIGINT NOT NULL, key_id TEXT NOT NULL, signature TEXT NOT NULL);
    CREATE TABLE audit_instances (id TEXT PRIMARY KEY, started_at BIGINT NOT NULL, seen_at BIGINT NOT NULL);`,
+  // 2: per-session counts of statements refused by policy and held for review, kept at the end
+  // like `queries` (sessions ended before this show 0).
+  `ALTER TABLE audit_sessions ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0, ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 const MIGRATE_LOCK = "hashtextextended('sluice.store.migrate', 0)";
@@ -152,8 +155,8 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
           } else if (o.op === 'end') {
             const e = o.end;
             await c.query(
-              `UPDATE audit_sessions SET ended_at = $2, status = $3, error = $4, bytes_from_client = $5, bytes_to_client = $6, queries = $7, events = $8 WHERE id = $1`,
-              [o.id, e.endedAt.getTime(), e.status, e.error, e.bytesFromClient, e.bytesToClient, e.queries, e.events],
+              `UPDATE audit_sessions SET ended_at = $2, status = $3, error = $4, bytes_from_client = $5, bytes_to_client = $6, queries = $7, events = $8, blocked = $9, reviewed = $10 WHERE id = $1`,
+              [o.id, e.endedAt.getTime(), e.status, e.error, e.bytesFromClient, e.bytesToClient, e.queries, e.events, e.blocked ?? 0, e.reviewed ?? 0],
             );
           } else {
             if (replay && (await rows('SELECT ledger_seq FROM audit_sessions WHERE id = $1', [o.seal.id], c))[0]?.ledger_seq != null) continue;
@@ -265,8 +268,14 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
       for (const r of found) {
         const session = toSession(r);
         const [last] = await rows('SELECT seq, hash FROM audit_events WHERE session_id = $1 ORDER BY seq DESC LIMIT 1', [session.id]);
-        const [n] = await rows("SELECT count(*) AS n FROM audit_events WHERE session_id = $1 AND kind = 'query'", [session.id]);
-        if (last) out.push({ session, last: { seq: Number(last.seq), hash: String(last.hash) }, queries: Number(n?.n ?? 0) });
+        const [n] = await rows(
+          `SELECT count(*) FILTER (WHERE kind = 'query') AS queries, count(*) FILTER (WHERE kind = 'review.created') AS reviewed,
+             count(*) FILTER (WHERE kind = 'decision' AND body::jsonb -> 'data' ->> 'verdict' = 'block') AS blocked
+           FROM audit_events WHERE session_id = $1`,
+          [session.id],
+        );
+        const counts = { queries: Number(n?.queries ?? 0), blocked: Number(n?.blocked ?? 0), reviewed: Number(n?.reviewed ?? 0) };
+        if (last) out.push({ session, last: { seq: Number(last.seq), hash: String(last.hash) }, ...counts });
       }
       return out;
     },

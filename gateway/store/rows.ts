@@ -38,6 +38,8 @@ export function toSession(r: Row): SessionRecord {
     bytesFromClient: Number(r.bytes_from_client),
     bytesToClient: Number(r.bytes_to_client),
     queries: Number(r.queries),
+    blocked: Number(r.blocked ?? 0),
+    reviewed: Number(r.reviewed ?? 0),
     events: Number(r.events),
     ledgerSeq: r.ledger_seq === null || r.ledger_seq === undefined ? null : Number(r.ledger_seq),
     purgedAt: date(r.purged_at),
@@ -69,4 +71,20 @@ export function checkLedgerRun(headSeq: number, records: readonly LedgerRecord[]
   records.forEach((r, i) => {
     if (r.seq !== headSeq + 1 + i) throw new Error(`ledger entry ${r.seq} does not follow ${headSeq + i}`);
   });
+}
+
+/** What a session's events say it had: statements, policy refusals and reviews (for sessions closed on recovery). */
+export function tallyEvents(events: readonly EventRecord[]): { queries: number; blocked: number; reviewed: number } {
+  let queries = 0;
+  let blocked = 0;
+  let reviewed = 0;
+  for (const e of events) {
+    if (e.kind === 'query') queries++;
+    else if (e.kind === 'review.created') reviewed++;
+    else if (e.kind === 'decision') {
+      const data = e.data !== undefined ? (JSON.parse(e.data) as { verdict?: unknown }) : (JSON.parse(e.body) as { data?: { verdict?: unknown } }).data;
+      if (data?.verdict === 'block') blocked++;
+    }
+  }
+  return { queries, blocked, reviewed };
 }

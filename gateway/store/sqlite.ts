@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { entryBody } from '../audit/chain.js';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
-import { checkLedgerRun, toCheckpoint, toLedger, toSession, toToken, type Row } from './rows.js';
+import { checkLedgerRun, tallyEvents, toCheckpoint, toLedger, toSession, toToken, type Row } from './rows.js';
 import { DuplicateNameError, type AuditOp, type AuditSnapshot, type EventRecord, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
 
 /** Versioned migrations, applied in order at open; the index + 1 is the schema version (user_version). */
@@ -76,6 +76,11 @@ const migrations: readonly string[] = [
   // event's fields and data) keeps the data in place of the body: the body repeats the session,
   // number, kind and time the line already has, a third of what the ingest wrote per event.
   `ALTER TABLE audit_event_runs ADD COLUMN data_only INTEGER NOT NULL DEFAULT 0;`,
+  // 6: per-session counts of statements refused by policy and held for review, kept at the end
+  // like `queries` so `sessions ls` reads them from the row instead of every session's events.
+  // Sessions ended before this show 0.
+  `ALTER TABLE audit_sessions ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE audit_sessions ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** One event as a line of a run (see migrations 4 and 5): its data in a data-only run, else its body. */
@@ -136,7 +141,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     sealedAt: db.prepare('SELECT ledger_seq FROM audit_sessions WHERE id = ?'),
     endSession: db.prepare(
       `UPDATE audit_sessions SET ended_at = @endedAt, status = @status, error = @error, bytes_from_client = @bytesFromClient,
-       bytes_to_client = @bytesToClient, queries = @queries, events = @events WHERE id = @id`,
+       bytes_to_client = @bytesToClient, queries = @queries, blocked = @blocked, reviewed = @reviewed, events = @events WHERE id = @id`,
     ),
     head: db.prepare('SELECT seq, hash FROM audit_ledger ORDER BY seq DESC LIMIT 1'),
     insertLedger: db.prepare('INSERT INTO audit_ledger (seq, kind, session_id, at, body, hash) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -214,7 +219,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
           break;
         }
         case 'end':
-          q.endSession.run({ id: o.id, ...o.end, endedAt: o.end.endedAt.getTime() });
+          q.endSession.run({ id: o.id, ...o.end, blocked: o.end.blocked ?? 0, reviewed: o.end.reviewed ?? 0, endedAt: o.end.endedAt.getTime() });
           break;
         case 'seal': {
           if (replay && (q.sealedAt.get(o.seal.id) as Row | undefined)?.ledger_seq != null) break;
@@ -283,7 +288,7 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
       const session = toSession(r);
       const all = (q.runs.all(session.id) as Row[]).flatMap((run) => rowEvents(session.id, run));
       const last = all[all.length - 1]!;
-      return { session, last: { seq: last.seq, hash: last.hash }, queries: all.filter((e) => e.kind === 'query').length };
+      return { session, last: { seq: last.seq, hash: last.hash }, ...tallyEvents(all) };
     }),
   );
 

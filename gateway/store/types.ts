@@ -34,6 +34,10 @@ export interface SessionRecord {
   bytesFromClient: number;
   bytesToClient: number;
   queries: number;
+  /** Statements refused by policy (a `decision` with verdict `block`). */
+  blocked: number;
+  /** Statements held for review (a `review.created` event), whatever the outcome. */
+  reviewed: number;
   events: number;
   /** Ledger entry that sealed the session's final hash; null while open. */
   ledgerSeq: number | null;
@@ -43,7 +47,7 @@ export interface SessionRecord {
   instance: string;
 }
 
-export type NewSession = Omit<SessionRecord, 'endedAt' | 'status' | 'error' | 'bytesFromClient' | 'bytesToClient' | 'queries' | 'events' | 'ledgerSeq' | 'purgedAt'>;
+export type NewSession = Omit<SessionRecord, 'endedAt' | 'status' | 'error' | 'bytesFromClient' | 'bytesToClient' | 'queries' | 'blocked' | 'reviewed' | 'events' | 'ledgerSeq' | 'purgedAt'>;
 
 export interface SessionEnd {
   endedAt: Date;
@@ -52,6 +56,9 @@ export interface SessionEnd {
   bytesFromClient: number;
   bytesToClient: number;
   queries: number;
+  /** Absent: 0 (an end journaled by an older gateway). */
+  blocked?: number;
+  reviewed?: number;
   events: number;
 }
 
@@ -156,6 +163,8 @@ export interface OrphanedSession {
   session: SessionRecord;
   last: { seq: number; hash: string };
   queries: number;
+  blocked: number;
+  reviewed: number;
 }
 
 export interface Store {

@@ -113,6 +113,10 @@ export const sessionSummary = z.object({
   bytesFromClient: z.number(),
   bytesToClient: z.number(),
   queries: z.number(),
+  /** Statements refused by policy; absent from gateways older than the count. */
+  blocked: z.number().optional(),
+  /** Statements held for review, whatever the outcome; absent from older gateways. */
+  reviewed: z.number().optional(),
   events: z.number(),
   /** Ledger entry that sealed it; null while open. */
   ledgerSeq: z.number().nullable(),

@@ -2,10 +2,10 @@
 // the config directory where no keyring works (headless Linux, CI), and the user is told once.
 // See docs/decisions.md for why @napi-rs/keyring rather than keytar.
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Entry } from '@napi-rs/keyring';
 import { say, type Io } from '../io.js';
-import { openSettings } from '../settings.js';
+import { configDir, openSettings } from '../settings.js';
 
 export interface StoredTokens {
   accessToken: string;
@@ -30,7 +30,7 @@ const SERVICE = 'sluice';
 export function openTokenStore(io: Io, opts: { insecureStorage?: boolean } = {}): TokenStore {
   const settings = openSettings(io);
   const file = join(dirname(settings.path), 'tokens.json');
-  if (!opts.insecureStorage && keyringWorks()) return keyringStore();
+  if (!opts.insecureStorage && keyringWorks()) return keyringStore(configDir(io));
   if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
     say(io, `notice: no OS keyring is available; tokens are stored in ${file} (mode 0600)`);
     settings.set('fileStorageNoticeShown', true);
@@ -51,19 +51,24 @@ function keyringWorks(): boolean {
   }
 }
 
-function keyringStore(): TokenStore {
+/**
+ * The keyring is one per OS user, not per config directory: a SLUICE_CONFIG_DIR also names the
+ * entries, so two terminals with their own config directories keep two logins (docs/cli.md).
+ */
+function keyringStore(dir: string | undefined): TokenStore {
+  const account = (gateway: string) => (dir ? `${gateway} ${resolve(dir)}` : gateway);
   return {
     kind: 'keyring',
     location: 'the OS keyring',
     load(gateway) {
-      const v = new Entry(SERVICE, gateway).getPassword();
+      const v = new Entry(SERVICE, account(gateway)).getPassword();
       return v ? (JSON.parse(v) as StoredTokens) : undefined;
     },
     save(gateway, tokens) {
-      new Entry(SERVICE, gateway).setPassword(JSON.stringify(tokens));
+      new Entry(SERVICE, account(gateway)).setPassword(JSON.stringify(tokens));
     },
     remove(gateway) {
-      return new Entry(SERVICE, gateway).deletePassword();
+      return new Entry(SERVICE, account(gateway)).deletePassword();
     },
   };
 }

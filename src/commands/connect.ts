@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { createGatewayClient } from '../api/client.js';
 import type { ConnectionInfo } from '../api/contract.js';
 import { resolveEndpoint } from '../api/endpoint.js';
-import { credentialSource } from '../auth/credentials.js';
+import { pinCredentials } from '../auth/pinnedCredentials.js';
 import { UsageError } from '../errors.js';
 import { print, say, type Io } from '../io.js';
 import { isLoopbackHost } from '../net/loopback.js';
@@ -28,7 +28,9 @@ const LOCAL_USER = 'sluice';
 
 export async function runConnect(io: Io, name: string, opts: ConnectOptions, signal: AbortSignal): Promise<number> {
   const endpoint = resolveEndpoint(io, opts);
-  const credentials = credentialSource(io, endpoint);
+  // The tunnel keeps the identity it starts as, whatever later logins in this config dir do.
+  const credentials = await pinCredentials(io, endpoint);
+  const as = credentials.identity.label;
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
   const info = await createGatewayClient(endpoint).connection(await credentials.token(), name);
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
@@ -47,13 +49,14 @@ export async function runConnect(io: Io, name: string, opts: ConnectOptions, sig
   });
   try {
     const defaultPort = DEFAULT_PORTS[info.type];
-    if (opts.port === undefined && listener.port !== defaultPort) say(io, `port ${defaultPort} is in use; listening on ${listener.port} instead`);
+    // With a command, any free port will do: the command is told which one.
+    if (opts.port === undefined && opts.command.length === 0 && listener.port !== defaultPort) say(io, `port ${defaultPort} is in use; listening on ${listener.port} instead`);
     const host = opts.bind;
     if (localPassword) say(io, `local password (required from every local client, shown once): ${localPassword}`);
-    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database }));
+    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
     if (opts.command.length > 0) return await runChild(io, opts.command, listener, info, localPassword, signal);
 
-    say(io, `${name} is ready on ${host}:${listener.port} (Ctrl-C to close)`);
+    say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
     say(io, `  psql "host=${host} port=${listener.port} dbname=${info.database} user=${LOCAL_USER}"`);
     await waitWithStatus(io, listener, signal);
     return 0;

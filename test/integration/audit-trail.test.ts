@@ -70,7 +70,7 @@ describe('sluice sessions', () => {
     expect(await sessions(readerToken, ['--connection', 'nope'])).toEqual([]);
     expect((await sessions(readerToken, ['--since', '1h'])).length).toBe(2);
     const human = await cli(['sessions']);
-    expect(human.stdout).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATUS\s+QUERIES\s+DURATION\n/);
+    expect(human.stdout).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATUS\s+QUERIES\s+BLOCKED\s+REVIEWED\s+DURATION\n/);
     expect(human.stdout).toMatch(/auditor\s+pg-test\s+ok\s+3\s/);
   });
 

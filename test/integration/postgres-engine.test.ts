@@ -427,7 +427,7 @@ describe('refusals and failures', () => {
   it('refuses a database the connection does not serve (3D000) without opening a session', async () => {
     const before = gw.sessions.length;
     const c = client(gw.port, 'template1');
-    await expect(c.connect()).rejects.toMatchObject({ code: '3D000', message: 'database "template1" is not served by connection pg-test' });
+    await expect(c.connect()).rejects.toMatchObject({ code: '3D000', message: 'connection "pg-test" does not serve database "template1"; it serves: app, postgres' });
     await waitFor('the refused session to close', () => gw.engine.cancelKeys.size === 0);
     expect(gw.sessions[before]!.start).toBeUndefined();
     // `databases` lists the others it may open.

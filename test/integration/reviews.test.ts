@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ReviewInfo, SessionDetail } from '../../src/api/contract.js';
+import type { ReviewInfo, SessionDetail, SessionSummary } from '../../src/api/contract.js';
 import { collect, login, newConfigDir, openTunnel, runCli, serviceToken, startGateway, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 
 const cluster = inject('pgCluster');
@@ -31,7 +31,12 @@ beforeAll(async () => {
         type: 'postgres',
         target: { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PG_TEST_PASSWORD' }, sslmode: 'disable' },
         allow: { groups: ['eng', 'dba'] },
-        policy: { rules: [{ id: RULE, review: { statements: ['insert', 'update', 'delete'], approvers: ['dba'], timeout: '10s' } }] },
+        policy: {
+          rules: [
+            { id: 'no-drop', block: { statements: ['drop'] } },
+            { id: RULE, review: { statements: ['insert', 'update', 'delete'], approvers: ['dba'], timeout: '10s' } },
+          ],
+        },
       },
     ],
   });
@@ -176,6 +181,29 @@ describe('reviews through the tunnel', () => {
     await pb;
     expect(await rowIds()).toEqual(expect.arrayContaining([6]));
     expect(await rowIds()).not.toContain(5);
+  });
+});
+
+describe('sessions ls counts', () => {
+  it('a session with one blocked and one reviewed statement shows 1 and 1 (--json and the table)', async () => {
+    const { c, notices } = await client(await connect(as('dev')));
+    await expect(c.query(`drop table ${TABLE}`)).rejects.toMatchObject({ code: '42501' });
+    const insert = c.query(`insert into ${TABLE} values (7, 'counted')`);
+    const id = await heldAs(notices);
+    expect((await runCli(['reviews', 'approve', id], as('oncall'))).code).toBe(0);
+    await insert;
+    const session = (await reviewsJson(as('oncall'), true)).find((r) => r.id === id)?.session as string;
+    await c.end();
+    let listed: SessionSummary | undefined;
+    await waitUntil(async () => {
+      const res = await runCli(['sessions', '--json', '--connection', 'pg-prod'], as('dev'));
+      listed = (JSON.parse(res.stdout) as SessionSummary[]).find((s) => s.id === session);
+      return listed !== undefined && listed.status !== 'open';
+    });
+    expect(listed).toMatchObject({ queries: 2, blocked: 1, reviewed: 1 });
+    const table = await runCli(['sessions', '--connection', 'pg-prod'], as('dev'));
+    expect(table.stdout).toMatch(/^ID\s+STARTED\s+USER\s+CONNECTION\s+STATUS\s+QUERIES\s+BLOCKED\s+REVIEWED\s+DURATION$/m);
+    expect(table.stdout).toMatch(new RegExp(`^${session}\\s.*\\s(ok|error)\\s+2\\s+1\\s+1\\s+\\d.*$`, 'm'));
   });
 });
 

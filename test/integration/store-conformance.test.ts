@@ -50,7 +50,7 @@ function chain(session: string, kinds: string[], from: { seq: number; hash: stri
   let prev = from.hash;
   return kinds.map((kind, i) => {
     const seq = from.seq + i + 1;
-    const body = canonicalJson({ session, seq, kind, at: at.toISOString(), data: kind === 'query' ? { q: i, text: 'select \u00e9\u0000\ud83d\ude00' } : {} });
+    const body = canonicalJson({ session, seq, kind, at: at.toISOString(), data: kind === 'query' ? { q: i, text: 'select \u00e9\u0000\ud83d\ude00' } : kind === 'decision' ? { q: i, verdict: 'block' } : {} });
     prev = chainHashOfText(prev, body);
     return { session, seq, kind, at, body, hash: prev };
   });
@@ -63,7 +63,7 @@ function wholeSession(s: NewSession, kinds = ['session.start', 'query', 'result'
   return [
     { op: 'session', session: s },
     ...events.map((event): AuditOp => ({ op: 'event', event })),
-    { op: 'end', id: s.id, end: { endedAt, status: 'ok', error: null, bytesFromClient: 10, bytesToClient: 20, queries: 1, events: events.length } },
+    { op: 'end', id: s.id, end: { endedAt, status: 'ok', error: null, bytesFromClient: 10, bytesToClient: 20, queries: 1, blocked: 1, reviewed: 2, events: events.length } },
     sealOp({ id: s.id, startedAt: s.startedAt, events: events.length, final: last.hash }, () => endedAt),
   ];
 }
@@ -111,7 +111,7 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect(events).toEqual(written);
     expect(events[1]?.body).toContain('\\u0000'); // canonical JSON escapes NUL: PostgreSQL TEXT holds it
     const row = await store.getSession(s.id);
-    expect(row).toMatchObject({ id: s.id, status: 'ok', queries: 1, events: 4, bytesFromClient: 10, bytesToClient: 20, ledgerSeq: head.seq + 1, purgedAt: null, email: 'alice@example.com', groups: ['eng'] });
+    expect(row).toMatchObject({ id: s.id, status: 'ok', queries: 1, blocked: 1, reviewed: 2, events: 4, bytesFromClient: 10, bytesToClient: 20, ledgerSeq: head.seq + 1, purgedAt: null, email: 'alice@example.com', groups: ['eng'] });
     const after = await store.ledgerHead();
     expect(after.seq).toBe(head.seq + 1);
     const entry: LedgerBody = { seq: after.seq, at: row!.endedAt!.toISOString(), kind: 'session', session: s.id, startedAt: s.startedAt.toISOString(), events: 4, final: written[3]!.hash };
@@ -296,7 +296,7 @@ describe.each(backends)('store conformance: $name', (backend) => {
     const dead = newSession({ instance: 'g_dead' });
     const alive = newSession({ instance: 'g_alive' });
     const mine = newSession({ instance: 'g_me' });
-    const deadEvents = chain(dead.id, ['session.start', 'query', 'result', 'query']);
+    const deadEvents = chain(dead.id, ['session.start', 'query', 'result', 'query', 'decision', 'review.created']);
     await store.commit([
       { op: 'session', session: dead },
       ...deadEvents.map((event): AuditOp => ({ op: 'event', event })),
@@ -311,7 +311,7 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect(ids).not.toContain(alive.id);
     expect(ids).not.toContain(mine.id);
     const o = orphans.find((x) => x.session.id === dead.id)!;
-    expect(o.last).toEqual({ seq: 4, hash: deadEvents[3]!.hash });
-    expect(o.queries).toBe(2);
+    expect(o.last).toEqual({ seq: 6, hash: deadEvents[5]!.hash });
+    expect(o).toMatchObject({ queries: 2, blocked: 1, reviewed: 1 });
   });
 });

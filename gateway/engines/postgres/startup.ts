@@ -58,7 +58,10 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
   // database means the connection's own rather than PostgreSQL's default of the user name.
   const database = m.params.get('database') || connection.target.database;
   if (database !== connection.target.database && !connection.databases.includes(database)) {
-    throw new StartupRefusal('3D000', `database "${clientText(database, NAME_MAX_CHARS)}" is not served by connection ${connection.name}`);
+    // Naming the served databases tells the caller what to type instead; they are no secret from
+    // someone already allowed on the connection.
+    const served = [connection.target.database, ...connection.databases.filter((d) => d !== connection.target.database)];
+    throw new StartupRefusal('3D000', `connection "${connection.name}" does not serve database "${clientText(database, NAME_MAX_CHARS)}"; it serves: ${served.join(', ')}`);
   }
   const upstreamParameters: [string, string][] = [['application_name', `sluice:${identity.name}`]];
   const unrecognized: string[] = [];

@@ -29,7 +29,7 @@ export async function runSessionsList(io: Io, opts: SessionsListOptions): Promis
   if (opts.json) return print(io, JSON.stringify(sessions));
   if (sessions.length === 0) return say(io, 'no recorded sessions match');
   const rows = [
-    ['ID', 'STARTED', 'USER', 'CONNECTION', 'STATUS', 'QUERIES', 'DURATION'],
+    ['ID', 'STARTED', 'USER', 'CONNECTION', 'STATUS', 'QUERIES', 'BLOCKED', 'REVIEWED', 'DURATION'],
     ...sessions.map((s) => [
       s.id,
       formatTime(s.startedAt),
@@ -37,6 +37,9 @@ export async function runSessionsList(io: Io, opts: SessionsListOptions): Promis
       s.connection,
       s.status,
       s.status === 'open' ? '-' : String(s.queries),
+      // Counted when the session ends; a gateway older than the counts sends none.
+      s.status === 'open' || s.blocked === undefined ? '-' : String(s.blocked),
+      s.status === 'open' || s.reviewed === undefined ? '-' : String(s.reviewed),
       s.endedAt ? formatDuration(Date.parse(s.endedAt) - Date.parse(s.startedAt)) : 'open',
     ]),
   ];

@@ -93,6 +93,22 @@ describe('session audit', () => {
     expect(row).toMatchObject({ status: 'ok', queries: 1, events: 4, ledgerSeq: 1 });
   });
 
+  it('counts statements refused by policy and held for review into the session row', async () => {
+    const store = faultyStore();
+    const { open, writer } = setup(store);
+    const { id, audit } = open();
+    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    const blocked = audit.onQuery({ text: 'drop table t', protocol: 'simple' });
+    audit.onDecision?.({ queryId: blocked, verdict: 'block', rule: 'no-ddl', reason: 'no' });
+    const held = audit.onQuery({ text: 'insert into t values (1)', protocol: 'simple' });
+    audit.onDecision?.({ queryId: held, verdict: 'review', rule: 'writes' });
+    audit.onReview?.({ queryId: held, event: 'created', reviewId: 'R-2345' });
+    audit.onReview?.({ queryId: held, event: 'approved', reviewId: 'R-2345', by: 'bob' });
+    audit.onSessionEnd({ status: 'ok', bytesFromClient: 1, bytesToClient: 1 });
+    await writer.flush();
+    expect(await store.getSession(id)).toMatchObject({ queries: 2, blocked: 1, reviewed: 1 });
+  });
+
   it('keeps a capped sample of each result with the true totals', async () => {
     const store = faultyStore();
     const { open, writer } = setup(store, { maxRows: 3, maxBytes: 20 });

@@ -32,11 +32,11 @@ describe('acceptStartup', () => {
     expect(a.upstreamParameters).toEqual([['application_name', 'sluice:alice@example.com']]);
   });
 
-  it('serves the listed databases and refuses others with 3D000', () => {
+  it('serves the listed databases and refuses others with 3D000, naming those it serves', () => {
     expect(acceptStartup(startup({ user: 'me', database: 'reports' }), ctx).audit.database).toBe('reports');
     expect(refusal(() => acceptStartup(startup({ user: 'me', database: 'postgres' }), ctx))).toMatchObject({
       sqlstate: '3D000',
-      message: 'database "postgres" is not served by connection pg-prod',
+      message: 'connection "pg-prod" does not serve database "postgres"; it serves: shop, reports',
     });
   });
 
