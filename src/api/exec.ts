@@ -49,7 +49,7 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
       }
       const type = String(res.headers['content-type'] ?? '');
       if (!type.startsWith(EXEC_CONTENT_TYPE)) {
-        res.body.destroy();
+        discard(res.body);
         throw new CliError(`the gateway at ${endpoint.url} answered the exec with "${type || 'no content type'}" instead of ${EXEC_CONTENT_TYPE} (is this a Sluice gateway that supports exec?)`);
       }
       return parseExecStream(res.body, (err) => (signal.aborted ? err : new CliError(describeNetworkError(endpoint, err))));
@@ -109,7 +109,7 @@ export async function* parseExecStream(
     }
     throw brokeOff('the stream ended before its end event (the connection closed early)');
   } finally {
-    if (!ended) body.destroy?.();
+    if (!ended) discard(body);
   }
 }
 
@@ -129,6 +129,12 @@ function brokeOff(detail: string): CliError {
   return new CliError(`the gateway's answer broke off: ${detail}; statements before the break may have run (see \`sluice sessions\`)`);
 }
 
+/** Closes a body we stop reading; the abort error that closing raises on it is expected, not news. */
+function discard(body: { destroy?: () => unknown; on?: (event: 'error', listener: () => void) => unknown }): void {
+  body.on?.('error', () => {});
+  body.destroy?.();
+}
+
 async function readErrorBody(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -136,7 +142,7 @@ async function readErrorBody(body: AsyncIterable<Buffer> & { destroy(): unknown 
     chunks.push(chunk);
     size += chunk.length;
     if (size > MAX_ERROR_BODY_BYTES) {
-      body.destroy();
+      discard(body);
       break;
     }
   }

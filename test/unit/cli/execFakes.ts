@@ -11,6 +11,8 @@ import type { Clock } from '../../../src/factory.js';
 
 export class BufferStream extends Writable {
   text = '';
+  /** Newlines written so far. */
+  lines = 0;
   isTTY: boolean;
   constructor(opts: { isTTY?: boolean; highWaterMark?: number; slow?: boolean } = {}) {
     super({ highWaterMark: opts.highWaterMark ?? 16 * 1024, decodeStrings: false });
@@ -18,8 +20,24 @@ export class BufferStream extends Writable {
     this.slow = opts.slow ?? false;
   }
   private readonly slow: boolean;
+  // tty.WriteStream's cursor methods, which spinners call on a terminal.
+  readonly columns = 80;
+  cursorTo(_x: number, _y?: number | (() => void), cb?: () => void): boolean {
+    (typeof _y === 'function' ? _y : cb)?.();
+    return true;
+  }
+  moveCursor(_dx: number, _dy: number, cb?: () => void): boolean {
+    cb?.();
+    return true;
+  }
+  clearLine(_dir: number, cb?: () => void): boolean {
+    cb?.();
+    return true;
+  }
   override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.text += chunk.toString();
+    const text = chunk.toString();
+    this.text += text;
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) this.lines++;
     if (this.slow) setImmediate(cb);
     else cb();
   }
