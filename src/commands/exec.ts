@@ -50,6 +50,8 @@ const MAX_TIMEOUT_MS = 7 * 24 * 3_600_000;
  * cannot hold a CI job forever.
  */
 export const TIMEOUT_GRACE_MS = 10_000;
+/** While a review is pending the gateway sends a keep-alive every 15 s; silence this long means it is gone. */
+export const REVIEW_SILENCE_MS = 45_000;
 
 export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> {
   const { io, clock } = deps;
@@ -69,11 +71,13 @@ export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> 
   const state: ExecState = { statements: [] };
   const local = new AbortController();
   const signal = deps.signal ? AbortSignal.any([deps.signal, local.signal]) : local.signal;
+  const silenceLimit = (): number => {
+    const limit = (timeoutMs ?? 0) + TIMEOUT_GRACE_MS;
+    return state.review?.status === 'pending' ? Math.max(limit, REVIEW_SILENCE_MS) : limit;
+  };
   const watchdog =
     timeoutMs !== undefined
-      ? startWatchdog(clock, timeoutMs + TIMEOUT_GRACE_MS, () =>
-          local.abort(new TimeoutError(`cancelled after ${opts.timeout} (--timeout): the gateway did not end the exec in time`)),
-        )
+      ? startWatchdog(clock, silenceLimit, () => local.abort(new TimeoutError(`cancelled after ${opts.timeout} (--timeout): the gateway did not end the exec in time`)))
       : undefined;
   let progress: ReviewProgress | undefined;
 
@@ -179,13 +183,13 @@ function asFailure(err: unknown, interrupt: AbortSignal | undefined, local: Abor
   return new CliError((err as Error).message ?? String(err));
 }
 
-/** Calls `fire` once when `limitMs` pass without a `touch()`. */
-function startWatchdog(clock: Clock, limitMs: number, fire: () => void): { touch(): void; stop(): void } {
+/** Calls `fire` once when `limitMs()` pass without a `touch()`. */
+function startWatchdog(clock: Clock, limitMs: () => number, fire: () => void): { touch(): void; stop(): void } {
   let last = clock.now();
   const stopped = new AbortController();
   void (async () => {
     for (;;) {
-      const wait = last + limitMs - clock.now();
+      const wait = last + limitMs() - clock.now();
       if (wait <= 0) return fire();
       try {
         await clock.sleep(wait, stopped.signal);
@@ -214,8 +218,13 @@ export function defineExec(f: Factory): Command {
     .option('--ca <file>', "PEM file of the CA that signs the gateway's certificate (default: $SLUICE_CA)")
     .action(async (name: string, o: Omit<ExecOptions, 'name' | 'json'> & { json?: boolean; gateway?: string; ca?: string }) => {
       const io: ExecIo = { ...f.io, stdin: 'stdin' in f.io ? (f.io as ExecIo).stdin : process.stdin };
-      const endpoint = resolveEndpoint(io, o);
-      const exec = createExecClient(endpoint, credentialSource(io, endpoint));
+      // Resolved at the first request, so that mistakes in the command line are reported first.
+      const exec: ExecClient = {
+        exec: (n, request, signal) => {
+          const endpoint = resolveEndpoint(io, o);
+          return createExecClient(endpoint, credentialSource(io, endpoint)).exec(n, request, signal);
+        },
+      };
       // The first Ctrl-C cancels cleanly (the gateway cancels the statement or review when the
       // request goes away); with the listener gone, a second one ends the process at once.
       const interrupt = new AbortController();

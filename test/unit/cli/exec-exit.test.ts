@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ExecEvent } from '../../../src/api/contract.js';
 import { AuthError, CliError } from '../../../src/errors.js';
-import { TIMEOUT_GRACE_MS } from '../../../src/commands/exec.js';
+import { REVIEW_SILENCE_MS, TIMEOUT_GRACE_MS } from '../../../src/commands/exec.js';
 import { FakeClock, fakeExec, run, settle, until } from './execFakes.js';
 
 const ended = (status: Extract<ExecEvent, { type: 'end' }>['status'], ...before: ExecEvent[]): ExecEvent[] => [...before, { type: 'end', status, statements: 1 }];
@@ -177,5 +177,22 @@ describe('sluice exec --timeout when the gateway goes silent', () => {
     const r = await done;
     expect(aborted).toBe(true);
     expect(r).toMatchObject({ code: 1, stderr: 'sluice: cancelled after 1s (--timeout): the gateway did not end the exec in time\n' });
+  });
+
+  it('allows the longer silence between keep-alives while a review is pending', async () => {
+    const clock = new FakeClock();
+    let aborted = false;
+    const client = fakeExec(async function* (_req, signal) {
+      signal.addEventListener('abort', () => (aborted = true));
+      yield { type: 'review', id: 'R-7Q2M', status: 'pending' };
+      await until(new Promise<never>(() => {}), signal);
+    });
+    const done = run({ timeout: '1s' }, { client, clock });
+    await settle();
+    await clock.advance(REVIEW_SILENCE_MS - 1);
+    expect(aborted).toBe(false);
+    await clock.advance(1);
+    expect((await done).code).toBe(1);
+    expect(aborted).toBe(true);
   });
 });
