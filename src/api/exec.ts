@@ -120,9 +120,29 @@ function parseLine(text: string, line: number): ExecEvent {
   } catch {
     throw brokeOff(`line ${line} is not JSON`);
   }
+  const rows = rowsEvent(value);
+  if (rows) return rows;
   const parsed = execEvent.safeParse(value);
   if (!parsed.success) throw brokeOff(`line ${line} is not an exec event (${parsed.error.issues[0]?.message ?? 'invalid'})`);
   return parsed.data;
+}
+
+type RowsEvent = Extract<ExecEvent, { type: 'rows' }>;
+
+/**
+ * The `rows` event checked by hand: the same rule as the contract (an integer statement, arrays of
+ * strings or nulls), without the copy zod makes of every row, which for a million-row result was
+ * most of the CLI's garbage. Anything else (including a malformed rows event) goes to zod, which
+ * then refuses it with its message.
+ */
+function rowsEvent(value: unknown): RowsEvent | undefined {
+  const v = value as { type?: unknown; statement?: unknown; rows?: unknown };
+  if (typeof v !== 'object' || v === null || v.type !== 'rows' || !Number.isInteger(v.statement) || !Array.isArray(v.rows)) return undefined;
+  for (const row of v.rows as unknown[]) {
+    if (!Array.isArray(row)) return undefined;
+    for (const cell of row as unknown[]) if (cell !== null && typeof cell !== 'string') return undefined;
+  }
+  return { type: 'rows', statement: v.statement as number, rows: v.rows as (string | null)[][] };
 }
 
 function brokeOff(detail: string): CliError {
