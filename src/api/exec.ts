@@ -39,6 +39,9 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
           headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: EXEC_CONTENT_TYPE },
           body: JSON.stringify(request),
           signal,
+          // A statement may run for hours without a row; the gateway's own timeout (--timeout)
+          // and keep-alives during reviews decide how long silence may last, not undici's default.
+          bodyTimeout: 0,
         });
       } catch (err) {
         if (signal.aborted) throw err;
