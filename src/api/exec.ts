@@ -55,7 +55,7 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
         discard(res.body);
         throw new CliError(`the gateway at ${endpoint.url} answered the exec with "${type || 'no content type'}" instead of ${EXEC_CONTENT_TYPE} (is this a Sluice gateway that supports exec?)`);
       }
-      return parseExecStream(res.body, (err) => (signal.aborted ? err : new CliError(describeNetworkError(endpoint, err))));
+      return parseExecStream(res.body, (err) => (signal.aborted ? err : brokeOff(`the connection failed (${networkCode(err)})`)));
     },
   };
 }
@@ -146,6 +146,11 @@ function rowsEvent(value: unknown): RowsEvent | undefined {
     for (const cell of row as unknown[]) if (cell !== null && typeof cell !== 'string') return undefined;
   }
   return { type: 'rows', statement: v.statement as number, rows: v.rows as (string | null)[][] };
+}
+
+function networkCode(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  return e.cause?.code ?? e.code ?? e.message ?? String(err);
 }
 
 function brokeOff(detail: string): CliError {

@@ -158,3 +158,23 @@ describe('a 100k-row result', () => {
     expect(maxLag).toBeLessThanOrEqual(3 * BATCH);
   });
 });
+
+describe('a connection that fails mid-stream', () => {
+  it('is reported as a broken answer, not as an unreachable gateway', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': EXEC_CONTENT_TYPE });
+      res.write(JSON.stringify(EVENTS[0]) + '\n', () => res.socket?.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const endpoint = endpointFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, undefined);
+      const events = await createExecClient(endpoint, { kind: 'env', token: async () => 't' }).exec('pg-prod', { input: 'select 1' }, new AbortController().signal);
+      const seen: ExecEvent[] = [];
+      await expect((async () => { for await (const ev of events) seen.push(ev); })()).rejects.toThrow(/the gateway's answer broke off: the connection failed \(\w+\)/);
+      expect(seen).toEqual([EVENTS[0]]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
