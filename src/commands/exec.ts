@@ -4,7 +4,7 @@
 // how it ended (docs/cli.md). The gateway applies the same policy, masking, reviews and audit as a
 // tunnel session.
 import { Command } from 'commander';
-import type { ExecEvent, ExecRequest } from '../api/contract.js';
+import type { ExecRequest } from '../api/contract.js';
 import { resolveEndpoint } from '../api/endpoint.js';
 import { createExecClient, type ExecClient } from '../api/exec.js';
 import { credentialSource } from '../auth/credentials.js';
@@ -14,8 +14,8 @@ import type { Clock, Factory } from '../factory.js';
 import { say, type Io } from '../io.js';
 import { createFormat, FORMATS, silentFormat, type Format, type ResultFormat } from './exec/formats.js';
 import { readExecInput, sourceArgs, type Stdin } from './exec/input.js';
+import { ExecEvents } from './exec/events.js';
 import { outcomeError, statusOfFailure, summary, TimeoutError, type ExecState } from './exec/outcome.js';
-import { startReviewProgress, type ReviewProgress } from './exec/reviewProgress.js';
 import { StdoutSink } from './exec/sink.js';
 
 export interface ExecOptions {
@@ -68,7 +68,8 @@ export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> 
   };
   const sink = new StdoutSink(io.stdout);
   const results: ResultFormat = opts.json ? silentFormat : createFormat(format, sink);
-  const state: ExecState = { statements: [] };
+  const handler = new ExecEvents(io, clock, results, opts.wait);
+  const { state } = handler;
   const local = new AbortController();
   const signal = deps.signal ? AbortSignal.any([deps.signal, local.signal]) : local.signal;
   const silenceLimit = (): number => {
@@ -79,54 +80,12 @@ export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> 
     timeoutMs !== undefined
       ? startWatchdog(clock, silenceLimit, () => local.abort(new TimeoutError(`cancelled after ${opts.timeout} (--timeout): the gateway did not end the exec in time`)))
       : undefined;
-  let progress: ReviewProgress | undefined;
-
-  const onEvent = (ev: ExecEvent): void => {
-    switch (ev.type) {
-      case 'session':
-        state.session = ev.id;
-        return;
-      case 'review': {
-        const { type: _t, ...review } = ev;
-        state.review = review;
-        if (ev.status === 'pending') {
-          if (opts.wait && !progress) progress = startReviewProgress(io, clock, ev);
-          return;
-        }
-        progress?.stop();
-        progress = undefined;
-        if (ev.status === 'approved') say(io, `sluice: review ${ev.id} approved${ev.by ? ` by ${ev.by}` : ''}; running`);
-        return;
-      }
-      case 'waiting':
-        return;
-      case 'columns':
-        return results.columns(ev.statement, ev.columns);
-      case 'rows':
-        return results.rows(ev.statement, ev.rows);
-      case 'notice':
-        return say(io, `${ev.severity}:  ${ev.message}`);
-      case 'complete':
-        state.statements.push({ command: ev.command, rows: ev.rows });
-        return results.complete(ev.statement, ev.command, ev.rows);
-      case 'error': {
-        const { type: _t, statement, ...failure } = ev;
-        state.error = { ...(statement !== undefined ? { statement } : {}), ...failure };
-        return results.error(statement, failure);
-      }
-      case 'end':
-        state.end = { status: ev.status, statements: ev.statements };
-        if (ev.session) state.session = ev.session;
-        return;
-    }
-  };
-
   let failure: CliError | undefined;
   try {
     const events = await deps.exec.exec(opts.name, request, signal);
     for await (const ev of events) {
       watchdog?.touch();
-      onEvent(ev);
+      handler.on(ev);
       // Wait until stdout took this event's output before pulling the next one: backpressure.
       await sink.flush();
     }
@@ -137,7 +96,7 @@ export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> 
   } catch (err) {
     failure = asFailure(err, deps.signal, local.signal, state);
   } finally {
-    progress?.stop();
+    handler.stop();
     watchdog?.stop();
   }
 
