@@ -27,6 +27,21 @@ export class AuthError extends CliError {
 /** The gateway refused because the caller is at one of its limits (HTTP 429); later may succeed. */
 export class LimitError extends CliError {}
 
+/** A policy rule refused the work before it reached the target (the message names the rule). */
+export class BlockedError extends CliError {
+  override readonly exitCode = ExitCode.blockedByPolicy;
+}
+
+/** A review the work needed was rejected or expired without a decision: it did not run. */
+export class ReviewRejectedError extends CliError {
+  override readonly exitCode = ExitCode.reviewRejected;
+}
+
+/** The work waits for a review and the caller chose not to wait (`--no-wait`); run it again once approved. */
+export class ReviewPendingError extends CliError {
+  override readonly exitCode = ExitCode.reviewPending;
+}
+
 /** The user pressed Ctrl-C while the command waited. */
 export class InterruptedError extends CliError {
   override readonly exitCode = ExitCode.interrupted;

@@ -7,6 +7,7 @@ import { runAuditVerify } from './commands/audit/verify.js';
 import { runConfigGet, runConfigSet } from './commands/config/set.js';
 import { runConnect } from './commands/connect.js';
 import { runConnectionsList } from './commands/connections/list.js';
+import { defineExec } from './commands/exec.js';
 import { runLogin } from './commands/login.js';
 import { runLogout } from './commands/logout.js';
 import { runReviewsApprove, runReviewsReject } from './commands/reviews/decide.js';
@@ -17,6 +18,7 @@ import { runSessionsReplay } from './commands/sessions/replay.js';
 import { runSessionsShow } from './commands/sessions/show.js';
 import { runWhoami } from './commands/whoami.js';
 import { CliError, ExitCode, exitCodeFor } from './errors.js';
+import { systemClock } from './factory.js';
 import { processIo, say, type Io } from './io.js';
 
 interface GatewayFlags {
@@ -91,6 +93,8 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
         runConnect(io, name, { ...o, json: Boolean(o.json), localPassword: Boolean(o.localPassword), command }, abort.signal),
       );
     });
+
+  program.addCommand(defineExec({ io, clock: systemClock }).copyInheritedSettings(program));
 
   const sessions = program.command('sessions').description('recorded sessions: yours, or all of them for audit readers');
   type ListFlags = GatewayFlags & { connection?: string; user?: string; since?: string; limit?: number; json?: boolean };

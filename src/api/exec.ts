@@ -1,0 +1,182 @@
+// The exec half of the gateway API: `POST /v1/connections/NAME/exec` answers with NDJSON events
+// (src/api/contract.ts) as the target produces them. The body is read as a stream and split into
+// lines here, one event at a time, so a result of millions of rows never sits whole in memory;
+// every line is validated against the contract, and a stream that stops before its `end` event is
+// an error, never a silent success.
+import { StringDecoder } from 'node:string_decoder';
+import type { Dispatcher } from 'undici';
+import type { CredentialSource } from '../auth/credentials.js';
+import { CliError } from '../errors.js';
+import { describeNetworkError, errorFromResponse } from './client.js';
+import { EXEC_CONTENT_TYPE, execEvent, paths, type ExecEvent, type ExecRequest } from './contract.js';
+import type { Endpoint } from './endpoint.js';
+
+export interface ExecClient {
+  /**
+   * Starts an exec and resolves once the gateway accepted it (2xx); iterate the result for its
+   * events, which always end with one `end` event. Aborting `signal` drops the request, and the
+   * gateway then cancels the running statement (or the pending review) on its side.
+   */
+  exec(name: string, request: ExecRequest, signal: AbortSignal): Promise<AsyncIterable<ExecEvent>>;
+}
+
+/** A single line longer than this is not an answer we can trust to stream: fail rather than grow. */
+export const MAX_EVENT_LINE_BYTES = 64 * 1024 * 1024;
+/** How much of a refusal's body is read to find its message. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+export function createExecClient(endpoint: Endpoint, credentials: CredentialSource): ExecClient {
+  return {
+    async exec(name, request, signal) {
+      const token = await credentials.token();
+      const url = new URL(endpoint.url + paths.exec(name));
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await endpoint.dispatcher.request({
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: EXEC_CONTENT_TYPE },
+          body: JSON.stringify(request),
+          signal,
+          // A statement may run for hours without a row; the gateway's own timeout (--timeout)
+          // and keep-alives during reviews decide how long silence may last, not undici's default.
+          bodyTimeout: 0,
+        });
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw new CliError(describeNetworkError(endpoint, err));
+      }
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        throw errorFromResponse(res.statusCode, await readErrorBody(res.body));
+      }
+      const type = String(res.headers['content-type'] ?? '');
+      if (!type.startsWith(EXEC_CONTENT_TYPE)) {
+        discard(res.body);
+        throw new CliError(`the gateway at ${endpoint.url} answered the exec with "${type || 'no content type'}" instead of ${EXEC_CONTENT_TYPE} (is this a Sluice gateway that supports exec?)`);
+      }
+      return parseExecStream(res.body, (err) => (signal.aborted ? err : brokeOff(`the connection failed (${networkCode(err)})`)));
+    },
+  };
+}
+
+/**
+ * The events of an NDJSON exec body, validated one line at a time. Stops after `end`; a line that
+ * is not a valid event, or a body that ends before `end`, raises "the gateway's answer broke off".
+ * Leaving the loop early destroys the body, which closes the request.
+ */
+export async function* parseExecStream(
+  body: AsyncIterable<Buffer | string> & { destroy?: () => unknown },
+  onNetworkError: (err: unknown) => unknown = (err) => err,
+): AsyncGenerator<ExecEvent> {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let line = 0;
+  let ended = false;
+  try {
+    try {
+      for await (const chunk of body) {
+        // Search only the new text for line ends, so a long line arriving in many chunks costs
+        // one pass, not one pass per chunk.
+        let searchFrom = pending.length;
+        pending += typeof chunk === 'string' ? chunk : decoder.write(chunk);
+        let start = 0;
+        let nl: number;
+        while ((nl = pending.indexOf('\n', searchFrom)) !== -1) {
+          const text = pending.slice(start, nl);
+          start = searchFrom = nl + 1;
+          line++;
+          if (text.trim() === '') continue;
+          const event = parseLine(text, line);
+          yield event;
+          if (event.type === 'end') {
+            ended = true;
+            return;
+          }
+        }
+        pending = pending.slice(start);
+        if (pending.length > MAX_EVENT_LINE_BYTES) throw brokeOff(`line ${line + 1} is longer than ${MAX_EVENT_LINE_BYTES} characters`);
+      }
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw onNetworkError(err);
+    }
+    pending += decoder.end();
+    if (pending.trim() !== '') {
+      const event = parseLine(pending, line + 1);
+      yield event;
+      if (event.type === 'end') {
+        ended = true;
+        return;
+      }
+    }
+    throw brokeOff('the stream ended before its end event (the connection closed early)');
+  } finally {
+    if (!ended) discard(body);
+  }
+}
+
+function parseLine(text: string, line: number): ExecEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw brokeOff(`line ${line} is not JSON`);
+  }
+  const rows = rowsEvent(value);
+  if (rows) return rows;
+  const parsed = execEvent.safeParse(value);
+  if (!parsed.success) throw brokeOff(`line ${line} is not an exec event (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+  return parsed.data;
+}
+
+type RowsEvent = Extract<ExecEvent, { type: 'rows' }>;
+
+/**
+ * The `rows` event checked by hand: the same rule as the contract (an integer statement, arrays of
+ * strings or nulls), without the copy zod makes of every row, which for a million-row result was
+ * most of the CLI's garbage. Anything else (including a malformed rows event) goes to zod, which
+ * then refuses it with its message.
+ */
+function rowsEvent(value: unknown): RowsEvent | undefined {
+  const v = value as { type?: unknown; statement?: unknown; rows?: unknown };
+  if (typeof v !== 'object' || v === null || v.type !== 'rows' || !Number.isInteger(v.statement) || !Array.isArray(v.rows)) return undefined;
+  for (const row of v.rows as unknown[]) {
+    if (!Array.isArray(row)) return undefined;
+    for (const cell of row as unknown[]) if (cell !== null && typeof cell !== 'string') return undefined;
+  }
+  return { type: 'rows', statement: v.statement as number, rows: v.rows as (string | null)[][] };
+}
+
+function networkCode(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string } };
+  return e.cause?.code ?? e.code ?? e.message ?? String(err);
+}
+
+function brokeOff(detail: string): CliError {
+  return new CliError(`the gateway's answer broke off: ${detail}; statements before the break may have run (see \`sluice sessions\`)`);
+}
+
+/** Closes a body we stop reading; the abort error that closing raises on it is expected, not news. */
+function discard(body: { destroy?: () => unknown; on?: (event: 'error', listener: () => void) => unknown }): void {
+  body.on?.('error', () => {});
+  body.destroy?.();
+}
+
+async function readErrorBody(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > MAX_ERROR_BODY_BYTES) {
+      discard(body);
+      break;
+    }
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
