@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { preCheck, splitScript } from '../../../gateway/exec/statements.js';
 import type { Identity } from '../../../gateway/engines/types.js';
-import { compilePolicy } from '../../../gateway/policy/index.js';
+import { compilePolicy, policySchema } from '../../../gateway/policy/index.js';
 
 const ALICE: Identity = { subject: 'sub-alice', name: 'alice', groups: ['eng'], kind: 'human' };
 
@@ -29,12 +29,12 @@ describe('splitScript', () => {
 });
 
 describe('preCheck', () => {
-  const policy = compilePolicy({
+  const policy = compilePolicy(policySchema.parse({
     rules: [
       { id: 'no-ddl', block: { statements: ['drop'] } },
       { id: 'payments-review', review: { statements: ['update'], tables: ['payments'], match: 'all', approvers: ['dba'], timeout: '5m' } },
     ],
-  });
+  }));
 
   it('allows what no rule matches, and everything without a policy', () => {
     expect(preCheck(splitScript('select 1; select 2'), ALICE, policy, 'select 1; select 2').verdict).toBe('allow');
