@@ -4,7 +4,7 @@
 // refuses or holds is recorded in the session's audit as the engine records a refused or held
 // Query, so the trail reads the same whichever judged first.
 import type { ExecEndStatus, ExecEvent } from '../../src/api/contract.js';
-import { AuditUnavailableError, type Engine, type ReviewOutcome, type SessionContext } from '../engines/types.js';
+import { AuditUnavailableError, SessionTermination, type Engine, type ReviewOutcome, type SessionContext } from '../engines/types.js';
 import type { ReviewService } from '../reviews/service.js';
 import type { EventSink } from './events.js';
 import { execReviews, type Approval } from './execReviews.js';
@@ -77,7 +77,10 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
       audit.onDecision?.({ queryId, verdict: 'review', rule, ...(d.reason !== undefined ? { reason: d.reason } : {}) });
       const session = { sessionId: ctx.id, identity: ctx.identity, connection: ctx.connection.name };
       const req = { sql: o.input, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) };
-      const held = o.wait ? o.reviews.forSession(session).request(req, o.signal) : o.reviews.requestDetached(session, req);
+      // Waited for, the review ends with the session or with the client going away.
+      const gone = new AbortController();
+      void o.clientGone.then(() => gone.abort());
+      const held = o.wait ? o.reviews.forSession(session).request(req, AbortSignal.any([o.signal, gone.signal])) : o.reviews.requestDetached(session, req);
       audit.onReview?.({ queryId, event: 'created', reviewId: held.id });
       const record = await o.reviews.get(held.id, ctx.identity);
       await sink.emit({ type: 'review', id: held.id, status: 'pending', rule, approvers: [...record.approvers], expiresAt: record.expiresAt.toISOString() });
@@ -103,7 +106,7 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
         audit.onResult({ queryId, status: 'error', sqlstate: outcome.status === 'rejected' ? '42501' : '57014', message, durationMs });
         endRecord = { status: 'error', sqlstate: outcome.status === 'rejected' ? '42501' : '57014', message };
         await sink.emit(reviewEvent(held.id, outcome));
-        status = outcome.status === 'cancelled' ? 'cancelled' : REVIEW_END[outcome.status];
+        status = outcome.status !== 'cancelled' ? REVIEW_END[outcome.status] : o.signal.reason instanceof SessionTermination ? 'denied' : 'cancelled';
         return;
       }
     }

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { EXEC_CONTENT_TYPE, execEvent, type ExecEvent, type SessionDetail, type SessionList } from '../../src/api/contract.js';
 import type { PolicyInput } from '../../gateway/policy/index.js';
 import { RECOMMENDED_POLICY, SECRET_CARDS, SECRET_EMAILS, startArena, type Arena } from '../support/arena.js';
-import { serviceToken } from '../support/binaries.js';
+import { execFileSync } from 'node:child_process';
+import { GATEWAY_BIN, serviceToken } from '../support/binaries.js';
 import { waitFor } from '../support/pgEngineHarness.js';
 
 const cluster = inject('pgCluster');
@@ -24,7 +25,13 @@ let ci: string;
 let dba: string;
 
 beforeAll(async () => {
-  arena = await startArena(cluster, { prefix: 'exec_gw', policy: POLICY });
+  arena = await startArena(cluster, {
+    prefix: 'exec_gw',
+    policy: POLICY,
+    // A view the pre-check cannot see through: only the engine, with the catalog, holds its writes.
+    schema: 'create view payments_view as select * from payments;',
+    gateway: { limits: { revocationCheckMs: 200 } },
+  });
   ci = serviceToken(arena.gw, 'ci', 'eng');
   dba = serviceToken(arena.gw, 'oncall', 'dba');
   dispatcher = new Agent({ connect: arena.gw.caFile ? { ca: readFileSync(arena.gw.caFile) } : {} });
@@ -213,6 +220,26 @@ describe('exec', () => {
     expect((await exec({ input, review: id })).status).toBe(409);
   });
 
+  it('a hold only the engine foresees: without wait it is cancelled and the exec ends review_pending', async () => {
+    const r = await exec({ input: "insert into orders values (103, 1, 1); insert into payments_view values (30, 30, 'via view')", wait: false });
+    expect(ofType(r, 'complete').map((c) => c.command)).toEqual(['INSERT 0 1']);
+    expect(ofType(r, 'error')[0]).toMatchObject({ statement: 1, message: expect.stringMatching(/^statement 2 needed a review \(rule payments-review\) that only became known while it ran/) });
+    expect(endOf(r)).toMatchObject({ status: 'review_pending', statements: 1 });
+    expect(await one('select count(*)::int from orders where id = 103')).toBe(1);
+    expect(await one('select count(*)::int from payments where id = 30')).toBe(0);
+  });
+
+  it('a hold only the engine foresees: with wait it is reviewed like a tunnel client', async () => {
+    const r = await exec({ input: "insert into payments_view values (31, 31, 'via view')" }, {
+      onEvent: async (e) => {
+        if (e.type === 'review' && e.status === 'pending') expect(await decide(e.id, 'approve')).toBe(200);
+      },
+    });
+    expect(ofType(r, 'review').map((e) => e.status)).toEqual(['pending', 'approved']);
+    expect(endOf(r)).toMatchObject({ status: 'ok', statements: 1 });
+    expect(await one('select count(*)::int from payments where id = 31')).toBe(1);
+  });
+
   it('timeoutMs cancels the statement on the target', async () => {
     const r = await exec({ input: 'select pg_sleep(30) /* timeout */', timeoutMs: 1000 });
     expect(ofType(r, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '57014' });
@@ -227,6 +254,28 @@ describe('exec', () => {
     abort.abort();
     await pending;
     await waitFor('the sleep to stop on the target', async () => (await sleeping('abort')) === 0);
+  });
+
+  it('a revoked service token ends the exec as denied and stops its statement', async () => {
+    const doomed = serviceToken(arena.gw, 'doomed', 'eng');
+    const pending = exec({ input: 'select pg_sleep(30) /* revoked */' }, { token: doomed });
+    await waitFor('the sleep to run on the target', async () => (await sleeping('revoked')) === 1);
+    execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'revoke', 'doomed', '--config', arena.gw.configFile], { stdio: 'ignore' });
+    const r = await pending;
+    expect(ofType(r, 'error')[0]).toMatchObject({ sqlstate: '28000', message: expect.stringMatching(/service token "doomed" was revoked/) });
+    expect(endOf(r).status).toBe('denied');
+    await waitFor('the sleep to stop on the target', async () => (await sleeping('revoked')) === 0);
+  });
+
+  it('records a refused input as the engine records a refused query', async () => {
+    const r = await exec({ input: 'drop table payments' });
+    const id = (r.events[0] as { id: string }).id;
+    await waitFor('the session to end', async () => (await api<SessionList>('/v1/sessions?limit=50')).sessions.some((s) => s.id === id && s.status !== 'open'));
+    const detail = await api<SessionDetail>(`/v1/sessions/${id}`);
+    expect(detail.session).toMatchObject({ origin: 'exec', status: 'error' });
+    const kinds = detail.events.map((e) => e.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['query', 'decision']));
+    expect(detail.events.find((e) => e.kind === 'decision')?.data).toMatchObject({ verdict: 'block', rule: 'no-ddl' });
   });
 
   it('records an exec session with its statements in the audit trail', async () => {
