@@ -27,6 +27,8 @@ export interface ExecSessionOptions {
   readonly approval?: Approval;
   readonly timeoutMs?: number;
   readonly clientGone: Promise<void>;
+  /** How often `waiting` is sent (default WAITING_EVERY_MS). */
+  readonly waitingEveryMs?: number;
 }
 
 type ReviewEvent = Extract<ExecEvent, { type: 'review' }>;
@@ -42,7 +44,7 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
   let endRecord: { status: 'ok' | 'error'; sqlstate?: string; message?: string } = { status: 'ok' };
   const waiting = new Map<string, ReturnType<typeof setInterval>>();
   const startWaiting = (id: string) => {
-    const t = setInterval(() => void sink.emit({ type: 'waiting', review: id }), WAITING_EVERY_MS);
+    const t = setInterval(() => void sink.emit({ type: 'waiting', review: id }), o.waitingEveryMs ?? WAITING_EVERY_MS);
     t.unref();
     waiting.set(id, t);
   };
