@@ -127,6 +127,39 @@ describe('exec', () => {
     expect(endOf(r).status).toBe('ok');
   });
 
+  it('streams a million rows with bounded gateway memory, holding the target while the client does not read', async () => {
+    const pid = arena.gw.child.pid as number;
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    const res = await fetch(`${arena.gw.url}/v1/connections/pg-prod/exec`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ci}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ input: "select g, md5(g::text) from generate_series(1, 1000000) g /* million */" }),
+      dispatcher,
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let bytes = (await reader.read()).value?.length ?? 0;
+    const before = rss();
+    // The client reads nothing for a while: the gateway must stop reading too, not buffer the result.
+    await new Promise((r) => setTimeout(r, 2000));
+    const settled = rss();
+    await new Promise((r) => setTimeout(r, 2000));
+    // Memory levels off once the buffers between target and client are full (it would climb by
+    // tens of MB a second if the gateway kept reading), and the target is still running the query.
+    const paused = rss() - settled;
+    expect(await one("select count(*)::int from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and query like '%/* million */%'")).toBe(1);
+    let peak = 0;
+    let tail = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      bytes += r.value.length;
+      tail = (tail + Buffer.from(r.value).toString('utf8')).slice(-300);
+      peak = Math.max(peak, rss());
+    }
+    expect(JSON.parse(tail.trim().split('\n').at(-1) as string)).toMatchObject({ type: 'end', status: 'ok', statements: 1 });
+    expect(bytes).toBeGreaterThan(40_000_000);
+    expect(paused).toBeLessThan(10);
+    expect(peak - before).toBeLessThan(150);
+  }, 120_000);
+
   it('runs a script in order and stops at the first error; earlier statements stay', async () => {
     const r = await exec({ input: 'insert into orders values (100, 1, 5);\nselect 1 / 0;\ninsert into orders values (101, 1, 6);' });
     expect(ofType(r, 'complete').map((c) => c.command)).toEqual(['INSERT 0 1']);
