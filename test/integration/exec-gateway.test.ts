@@ -30,7 +30,7 @@ beforeAll(async () => {
     policy: POLICY,
     // A view the pre-check cannot see through: only the engine, with the catalog, holds its writes.
     schema: 'create view payments_view as select * from payments;',
-    gateway: { limits: { revocationCheckMs: 200 } },
+    gateway: { limits: { revocationCheckMs: 200, sessionsPerIdentity: 2 } },
   });
   ci = serviceToken(arena.gw, 'ci', 'eng');
   dba = serviceToken(arena.gw, 'oncall', 'dba');
@@ -298,6 +298,19 @@ describe('exec', () => {
     expect(ofType(r, 'error')[0]).toMatchObject({ sqlstate: '28000', message: expect.stringMatching(/service token "doomed" was revoked/) });
     expect(endOf(r).status).toBe('denied');
     await waitFor('the sleep to stop on the target', async () => (await sleeping('revoked')) === 0);
+  });
+
+  it('counts execs against the per-identity session limit, like tunnels', async () => {
+    const busy = serviceToken(arena.gw, 'busy', 'eng');
+    const abort = new AbortController();
+    const running = [1, 2].map((n) => exec({ input: `select pg_sleep(30) /* busy${n} */` }, { token: busy, signal: abort.signal }).catch(() => undefined));
+    await waitFor('both to run on the target', async () => (await sleeping('busy1')) === 1 && (await sleeping('busy2')) === 1);
+    const third = await exec({ input: 'select 1' }, { token: busy });
+    expect([third.status, third.error?.code]).toEqual([429, 'too_many_sessions']);
+    expect(third.error?.message).toMatch(/busy already has 2 open sessions/);
+    abort.abort();
+    await Promise.all(running);
+    await waitFor('the sleeps to stop', async () => (await sleeping('busy1')) === 0 && (await sleeping('busy2')) === 0);
   });
 
   it('records a refused input as the engine records a refused query', async () => {
