@@ -184,6 +184,16 @@ describe('exec', () => {
     expect(ofType(r, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '42501', rule: 'sluice:unparseable' });
   });
 
+  it('streams COPY TO STDOUT as one text column and refuses COPY FROM STDIN', async () => {
+    const out = await exec({ input: 'copy (select id, amount from orders where id <= 2 order by id) to stdout' });
+    expect(ofType(out, 'columns')[0]?.columns).toEqual([{ name: 'copy', typeOid: 25, type: 'text' }]);
+    expect(ofType(out, 'rows').flatMap((e) => e.rows)).toEqual([['1\t10'], ['2\t20']]);
+    expect(ofType(out, 'complete')[0]?.command).toBe('COPY 2');
+    const into = await exec({ input: 'copy orders from stdin' });
+    expect(ofType(into, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '57014', message: expect.stringContaining('exec has no input for COPY FROM STDIN; use -f with INSERT or a tunnel') });
+    expect(endOf(into).status).toBe('error');
+  });
+
   it('masks values as a tunnel does', async () => {
     const r = await exec({ input: 'select email, card_number from customers order by id' });
     const text = JSON.stringify(ofType(r, 'rows'));
