@@ -51,7 +51,6 @@ export interface Admission {
   readonly connection: Connection;
   /** Aborted by the gateway's shutdown, or with a SessionTermination when its service token is revoked. */
   readonly signal: AbortSignal;
-  abort(reason?: unknown): void;
   /** The engine's context for the session (its audit session is open, not yet started). */
   readonly context: SessionContext;
   /** Gives back the session's slot and stops watching its token (idempotent). */
@@ -287,7 +286,6 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       who,
       connection,
       signal: abort.signal,
-      abort: (reason?: unknown) => abort.abort(reason),
       context: { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy },
       done() {
         if (done) return;
