@@ -224,6 +224,9 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
   } catch (err) {
     await sink.emit({ type: 'error', ...(current !== undefined ? { statement: current } : {}), sqlstate: '08P01', message: `exec failed: ${(err as Error).message}` });
     status = 'error';
+    // The answers can no longer be read: stop the statement, then drop the session.
+    await cancel();
+    client.destroy();
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     if (!client.destroyed) client.end(encodeTerminate());
