@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type Me } from '../src/api/contract.js';
+import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
 import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineFor } from './engines/registry.js';
-import type { Connection, Identity } from './engines/types.js';
+import type { Connection, Identity, SessionContext } from './engines/types.js';
+import { createExecRoute } from './exec/routes.js';
 import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
 import { startAudit, type AuditService } from './audit/service.js';
@@ -39,6 +40,22 @@ export interface Gateway {
 }
 
 const DEV_IDP_PREFIX = '/dev-idp';
+
+/** Refuses a session before it starts: an HTTP error on a response or on an upgrade's socket. */
+export type Refuse = (status: number, code: ErrorCode, message: string) => void;
+
+/** A session the gateway admitted (see admitSession in startGateway). */
+export interface Admission {
+  readonly id: string;
+  readonly who: Identity;
+  readonly connection: Connection;
+  /** Aborted by the gateway's shutdown, or with a SessionTermination when its service token is revoked. */
+  readonly signal: AbortSignal;
+  /** The engine's context for the session (its audit session is open, not yet started). */
+  readonly context: SessionContext;
+  /** Gives back the session's slot and stops watching its token (idempotent). */
+  done(): void;
+}
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const tls = config.tls === false ? undefined : await loadTls(config.tls, config.stateDir, [config.listen.host]);
@@ -128,6 +145,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.notify ? { onEvent: createWebhookNotifier({ url: config.notify.webhook, log }) } : {}),
   });
   const reviewRoutes = createReviewRoutes({ reviews, authenticate });
+  const execRoute = createExecRoute({
+    admit: (req, name, refuse) => admitSession(req, name, refuse, { kind: 'exec', origin: 'exec', purpose: 'session' }),
+    reviews,
+    log,
+  });
 
   server.off('request', starting);
   server.off('upgrade', startingUpgrade);
@@ -142,8 +164,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
 
   async function handleApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    // Review decisions are the API's only POSTs; their routes check methods themselves.
+    // Review decisions and exec are the API's only POSTs; their routes check methods themselves.
     if (await reviewRoutes(req, res, path)) return;
+    const exec = /^\/v1\/connections\/([^/]+)\/exec$/.exec(path);
+    if (exec) return execRoute(req, res, decodeURIComponent(exec[1] as string));
     if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
     if (path === paths.health) return sendJson(res, audit.healthy ? 200 : 503, { status: audit.healthy ? 'ok' : 'degraded', audit: audit.healthy ? 'ok' : 'unavailable' });
     if (path === paths.authConfig) return sendJson(res, 200, authConfig);
@@ -190,62 +214,98 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     if ((req.headers.upgrade ?? '').toLowerCase() !== TUNNEL_PROTOCOL) {
       return refuseUpgrade(socket, 400, 'bad_request', `unsupported upgrade protocol; expected "${TUNNEL_PROTOCOL}"`);
     }
+    const cancelOnly = req.headers[PURPOSE_HEADER] === 'cancel';
+    const admitted = await admitSession(req, decodeURIComponent(m[1] as string), (status, code, message) => refuseUpgrade(socket, status, code, message), {
+      kind: 'tunnel',
+      origin: tunnelOrigin(req.headers['sluice-origin']),
+      purpose: cancelOnly ? 'cancel' : 'session',
+    });
+    if (admitted === undefined) return;
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${admitted.id}\r\n\r\n`);
+    if (head.length > 0) socket.unshift(head);
+    try {
+      await engineFor(admitted.connection).handle(socket, { ...admitted.context, ...(cancelOnly ? { cancelOnly } : {}) }, admitted.signal);
+    } finally {
+      admitted.done();
+      socket.destroy();
+    }
+  }
+
+  /**
+   * What every session (a tunnel or an exec) goes through before it starts: authentication, the
+   * connection's groups, a writable audit trail, the per-identity session limit. Refusals go to
+   * `refuse` (and are logged; one over the limit is recorded as a refused session). Admitted, the
+   * session has its audit session, an abort signal that the gateway's shutdown and the revocation
+   * of its service token fire, and its slot; `done()` gives them back.
+   */
+  async function admitSession(req: IncomingMessage, name: string, refuse: Refuse, opts: { kind: 'tunnel' | 'exec'; origin: string | undefined; purpose: 'session' | 'cancel' }): Promise<Admission | undefined> {
     let who: Identity;
     try {
       who = await authenticate(req.headers.authorization);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      log.info({ code: err.code }, 'tunnel refused: %s', err.message);
-      return refuseUpgrade(socket, err.status, err.code, err.message);
+      log.info({ code: err.code }, '%s refused: %s', opts.kind, err.message);
+      refuse(err.status, err.code, err.message);
+      return undefined;
     }
-    const name = decodeURIComponent(m[1] as string);
     const found = findAllowed(name, who);
     if ('refusal' in found) {
-      log.info({ connection: name, who: who.name }, 'tunnel refused: %s', found.refusal.message);
-      return refuseUpgrade(socket, found.refusal.status, found.refusal.code, found.refusal.message);
+      log.info({ connection: name, who: who.name }, '%s refused: %s', opts.kind, found.refusal.message);
+      refuse(found.refusal.status, found.refusal.code, found.refusal.message);
+      return undefined;
     }
     const { connection } = found;
     // Fail closed: nothing may cross the gateway unrecorded.
     if (!audit.healthy) {
-      log.warn({ connection: name, who: who.name }, 'tunnel refused: the audit store cannot be written');
-      return refuseUpgrade(socket, 503, 'unavailable', 'the gateway cannot write its audit trail right now; new sessions are refused until it can');
+      log.warn({ connection: name, who: who.name }, '%s refused: the audit store cannot be written', opts.kind);
+      refuse(503, 'unavailable', 'the gateway cannot write its audit trail right now; new sessions are refused until it can');
+      return undefined;
     }
-
-    const origin = tunnelOrigin(req.headers['sluice-origin']);
-    if (origin === undefined) return refuseUpgrade(socket, 400, 'bad_request', 'invalid sluice-origin header: expected a short lower-case word such as "connect"');
-    const cancelOnly = req.headers[PURPOSE_HEADER] === 'cancel';
-    const release = sessionLimiter.acquire(who.subject, cancelOnly ? 'cancel' : 'session');
+    const { origin } = opts;
+    if (origin === undefined) {
+      refuse(400, 'bad_request', 'invalid sluice-origin header: expected a short lower-case word such as "connect"');
+      return undefined;
+    }
+    const release = sessionLimiter.acquire(who.subject, opts.purpose);
     const id = `s_${randomBytes(9).toString('base64url')}`;
-    if (release === undefined) return refuseTooMany(req, socket, id, who, connection, origin);
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${id}\r\n\r\n`);
-    if (head.length > 0) socket.unshift(head);
+    if (release === undefined) {
+      refuseTooMany(req, refuse, opts.kind, id, who, connection, origin);
+      return undefined;
+    }
     const sessionLog = log.child({ session: id, connection: name, who: who.name });
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
     const abort = new AbortController();
     tunnels.add(abort);
     const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
-    try {
-      const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
-      const policy = connection.policy ? { policy: connection.policy } : {};
-      await engineFor(connection).handle(socket, { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, ...(cancelOnly ? { cancelOnly } : {}), reviews: sessionReviews, ...policy }, abort.signal);
-    } finally {
-      unwatch?.();
-      release();
-      tunnels.delete(abort);
-      socket.destroy();
-    }
+    const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
+    const policy = connection.policy ? { policy: connection.policy } : {};
+    let done = false;
+    return {
+      id,
+      who,
+      connection,
+      signal: abort.signal,
+      context: { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy },
+      done() {
+        if (done) return;
+        done = true;
+        unwatch?.();
+        release();
+        tunnels.delete(abort);
+      },
+    };
   }
 
-  /** 429 for a tunnel over the identity's limit; recorded as a session that ended refused. */
-  function refuseTooMany(req: IncomingMessage, socket: Duplex, id: string, who: Identity, connection: Connection, origin: string): void {
+  /** 429 for a session over the identity's limit; recorded as a session that ended refused. */
+  function refuseTooMany(req: IncomingMessage, refuse: Refuse, kind: string, id: string, who: Identity, connection: Connection, origin: string): void {
     const message = `${who.name} already has ${sessionLimiter.limit} open sessions, the most one identity may hold (limits.sessionsPerIdentity); close one and retry`;
-    log.warn({ connection: connection.name, who: who.name }, 'tunnel refused: %s', message);
+    log.warn({ connection: connection.name, who: who.name }, '%s refused: %s', kind, message);
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
     refused.onSessionStart({ database: connection.target.database, clientUser: '' });
     refused.onSessionEnd({ status: 'error', sqlstate: '53300', message, bytesFromClient: 0, bytesToClient: 0 });
-    refuseUpgrade(socket, 429, 'too_many_sessions', message);
+    refuse(429, 'too_many_sessions', message);
   }
 
   log.info({ url, issuer, fingerprint: tls?.fingerprint }, 'sluice-gateway listening');

@@ -44,7 +44,19 @@ export interface ReviewRecord {
   readonly decidedBy?: ReviewParty;
   /** The approver's note; for a rejection, the reason the client is told. */
   readonly decisionReason?: string;
+  /**
+   * Held for an exec that did not wait (`--no-wait`): no session waits on it, so its session's end
+   * does not cancel it, and once approved it is run by a later exec naming it (`consume`).
+   */
+  readonly detached?: true;
+  /** When an exec ran the approved input (it runs once). */
+  readonly ranAt?: Date;
 }
+
+/** What `consume` found: an approved review is marked as run; any other status is reported. */
+export type Consumption =
+  | { readonly status: 'approved'; readonly record: ReviewRecord }
+  | { readonly status: 'pending' | 'rejected' | 'expired'; readonly record: ReviewRecord };
 
 /** What an approver asks for. A rejection's reason is mandatory: the client is told it. */
 export interface Decision {

@@ -6,9 +6,9 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Identity, ReviewOutcome, ReviewRequest, Reviews } from '../engines/types.js';
-import { describeEnd, ReviewError, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
+import { describeEnd, ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
 
-export { ReviewError, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
+export { ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
 
 /** What a review's life looked like at one step, for listeners (webhooks, a replicated store). */
 export interface ReviewEvent {
@@ -53,6 +53,18 @@ export interface ReviewService {
    * pending; 400 a rejection without a reason.
    */
   decide(id: string, who: Identity, decision: Decision): Promise<ReviewRecord>;
+  /**
+   * Creates a review no session waits on (an exec with `wait: false`): only a decision, its expiry
+   * or the service's close end it. The outcome promise settles then, like a session's.
+   */
+  requestDetached(session: ReviewSession, req: ReviewRequest): { readonly id: string; readonly outcome: Promise<ReviewOutcome> };
+  /**
+   * Claims an approved review's input to run it once (an exec with `review: ID`), atomically: of
+   * two racing callers one gets `approved`, the other a 409. ReviewError: 404 no such review; 403
+   * `who` did not request it on `connection`; 409 it already ran, was cancelled, or `sql` is not
+   * byte for byte what was reviewed. A pending, rejected or expired review is returned as such.
+   */
+  consume(id: string, who: Identity, connection: string, sql: string): Consumption;
   /** Whether `who` may decide `review` now (pending, not theirs, in an approver group). */
   canDecide(review: ReviewRecord, who: Identity): boolean;
   /** Cancels every pending review (their statements fail) and stops the timers. */
@@ -139,7 +151,7 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
     return record ? { record } : undefined;
   };
 
-  function request(session: ReviewSession, req: ReviewRequest, signal: AbortSignal): { id: string; outcome: Promise<ReviewOutcome> } {
+  function request(session: ReviewSession, req: ReviewRequest, signal: AbortSignal, detached = false): { id: string; outcome: Promise<ReviewOutcome> } {
     const id = newId();
     const created = now();
     const timeoutMs = Math.min(Math.max(req.timeoutMs, 0), MAX_TIMEOUT_MS);
@@ -158,6 +170,7 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
       approvers: [...req.approvers],
       createdAt: created,
       expiresAt: new Date(created.getTime() + timeoutMs),
+      ...(detached ? { detached: true as const } : {}),
     };
     let resolve!: (o: ReviewOutcome) => void;
     const outcome = new Promise<ReviewOutcome>((r) => (resolve = r));
@@ -193,6 +206,28 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
 
   const service: ReviewService = {
     forSession: (session) => ({ request: (req, signal) => request(session, req, signal) }),
+
+    // A signal nobody aborts: the review outlives the session that asked for it.
+    requestDetached: (session, req) => request(session, req, new AbortController().signal, true),
+
+    consume(id, who, connection, sql) {
+      const key = normalizeReviewId(id);
+      const found = find(key);
+      if (!found) throw new ReviewError(404, 'not_found', `no review ${key} (reviews are kept ${Math.round(keepEndedMs / 3_600_000)} h after they end)`);
+      const r = found.record;
+      if (r.requester.subject !== who.subject || r.connection !== connection) {
+        throw new ReviewError(403, 'forbidden', `review ${r.id} was not requested by ${who.name} on connection "${connection}": only its requester may run it, on its connection`);
+      }
+      if (r.status === 'pending' || r.status === 'rejected' || r.status === 'expired') return { status: r.status, record: r };
+      if (r.status === 'cancelled') throw new ReviewError(409, 'conflict', `review ${r.id} cannot run: ${describeEnd(r)}; run the input without --review to ask for a new review`);
+      if (r.ranAt !== undefined) throw new ReviewError(409, 'conflict', `review ${r.id} has already run (at ${r.ranAt.toISOString()}); run the input without --review to ask for a new review`);
+      if (r.sql !== sql) throw new ReviewError(409, 'conflict', `the input differs from what review ${r.id} approved; run it without --review to ask for a new review`);
+      // Synchronous from the check to here: a second caller sees ranAt.
+      const ran: ReviewRecord = { ...r, ranAt: now() };
+      ended.set(r.id, ran);
+      log.info({ review: r.id, session: r.session, requester: who.name }, 'approved input claimed to run');
+      return { status: 'approved', record: ran };
+    },
 
     async list(who, { all = false } = {}) {
       prune();
