@@ -73,7 +73,7 @@ export function createGatewayClient(endpoint: Endpoint): GatewayClient {
 export function errorFromResponse(status: number, body: unknown): CliError {
   const parsed = errorBody.safeParse(body);
   const message = parsed.success ? parsed.data.error.message : `the gateway answered ${status}`;
-  if (status === 401 || status === 403) return new AuthError(message);
+  if (status === 401 || status === 403) return new AuthError(message, status);
   if (status === 404) return new NotFoundError(message);
   if (status === 429) return new LimitError(message);
   return new CliError(message);
@@ -85,5 +85,20 @@ export function describeNetworkError(endpoint: Endpoint, err: unknown): string {
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
     return `cannot verify the TLS certificate of ${endpoint.url} (${code})${endpoint.caFile ? ` against ${endpoint.caFile}` : ': pass --ca FILE (or set SLUICE_CA) with the gateway\'s certificate'}`;
   }
+  if (code === 'ECONNREFUSED') {
+    return `cannot reach the gateway at ${endpoint.url}: connection refused — is sluice-gateway running there? (check the URL: --gateway, SLUICE_GATEWAY or \`sluice config get gateway\`)`;
+  }
+  if (endpoint.url.startsWith('http://') && speaksTls(code, cause.message)) {
+    return `cannot talk to the gateway at ${endpoint.url}: it answers with TLS; use ${endpoint.url.replace(/^http:/, 'https:')}`;
+  }
   return `cannot reach the gateway at ${endpoint.url}: ${code || cause.message || String(err)}`;
+}
+
+/**
+ * Whether a plain-http request failed because the server spoke TLS: its first bytes are a TLS
+ * record (0x15 alert / 0x16 handshake), which undici's HTTP parser rejects as an invalid status
+ * line (HPE_INVALID_CONSTANT), or the server hung up on our clear-text request (UND_ERR_SOCKET).
+ */
+function speaksTls(code: string, message: string | undefined): boolean {
+  return code === 'HPE_INVALID_CONSTANT' || code === 'UND_ERR_SOCKET' || /Expected HTTP/.test(message ?? '');
 }

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { Entry } from '@napi-rs/keyring';
 import { say, type Io } from '../io.js';
-import { openSettings } from '../settings.js';
+import type { SettingsStore } from '../settings.js';
 
 export interface StoredTokens {
   accessToken: string;
@@ -27,8 +27,7 @@ export interface TokenStore {
 
 const SERVICE = 'sluice';
 
-export function openTokenStore(io: Io, opts: { insecureStorage?: boolean } = {}): TokenStore {
-  const settings = openSettings(io);
+export function openTokenStore(io: Io, settings: SettingsStore, opts: { insecureStorage?: boolean } = {}): TokenStore {
   const file = join(dirname(settings.path), 'tokens.json');
   if (!opts.insecureStorage && keyringWorks()) return keyringStore();
   if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
