@@ -31,7 +31,7 @@ export async function sendRequest(endpoint: Endpoint, path: string, opts: Reques
       ...(opts.body ? { body: JSON.stringify(opts.body) } : {}),
     });
   } catch (err) {
-    throw new CliError(describeNetworkError(endpoint, err));
+    throw new CliError(await explainNetworkError(endpoint, err));
   }
   if (!res.ok) {
     const text = await res.text();
@@ -88,17 +88,19 @@ export function describeNetworkError(endpoint: Endpoint, err: unknown): string {
   if (code === 'ECONNREFUSED') {
     return `cannot reach the gateway at ${endpoint.url}: connection refused — is sluice-gateway running there? (check the URL: --gateway, SLUICE_GATEWAY or \`sluice config get gateway\`)`;
   }
-  if (endpoint.url.startsWith('http://') && speaksTls(code, cause.message)) {
-    return `cannot talk to the gateway at ${endpoint.url}: it answers with TLS; use ${endpoint.url.replace(/^http:/, 'https:')}`;
-  }
   return `cannot reach the gateway at ${endpoint.url}: ${code || cause.message || String(err)}`;
 }
 
-/**
- * Whether a plain-http request failed because the server spoke TLS: its first bytes are a TLS
- * record (0x15 alert / 0x16 handshake), which undici's HTTP parser rejects as an invalid status
- * line (HPE_INVALID_CONSTANT), or the server hung up on our clear-text request (UND_ERR_SOCKET).
- */
-function speaksTls(code: string, message: string | undefined): boolean {
-  return code === 'HPE_INVALID_CONSTANT' || code === 'UND_ERR_SOCKET' || /Expected HTTP/.test(message ?? '');
+/** describeNetworkError, and when an http:// URL meets a server that hangs up, whether it speaks TLS. */
+export async function explainNetworkError(endpoint: Endpoint, err: unknown): Promise<string> {
+  const code = ((err as { cause?: { code?: string } }).cause ?? (err as { code?: string })).code;
+  const url = new URL(endpoint.url);
+  if (url.protocol === 'http:' && code === 'UND_ERR_SOCKET') {
+    const { speaksTls } = await import('../net/speaksTls.js');
+    if (await speaksTls(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 80))) {
+      const https = endpoint.url.replace(/^http:/, 'https:');
+      return `cannot talk to the gateway at ${endpoint.url}: it speaks TLS; use ${https} (--gateway, SLUICE_GATEWAY or \`sluice config set gateway ${https}\`)`;
+    }
+  }
+  return describeNetworkError(endpoint, err);
 }
