@@ -27,12 +27,12 @@ export interface TokenStore {
 
 const SERVICE = 'sluice';
 
-export function openTokenStore(io: Io, settings: SettingsStore, opts: { insecureStorage?: boolean } = {}): TokenStore {
+export async function openTokenStore(io: Io, settings: SettingsStore, opts: { insecureStorage?: boolean } = {}): Promise<TokenStore> {
   const file = join(dirname(settings.path), 'tokens.json');
   if (!opts.insecureStorage && keyringWorks()) return keyringStore();
   if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
     say(io, `notice: no OS keyring is available; tokens are stored in ${file} (mode 0600)`);
-    settings.set('fileStorageNoticeShown', true);
+    await settings.set('fileStorageNoticeShown', true);
   }
   return fileStore(file);
 }

@@ -59,8 +59,8 @@ export async function runLogin(opts: LoginOptions, f: Factory, signal: AbortSign
   store.save(gateway.url, tokens);
   // Remember where we logged in, so later commands need no --gateway/--ca.
   const settings = await f.settings();
-  if (opts.gateway || !settings.get('gateway')) settings.set('gateway', gateway.url);
-  if (opts.ca) settings.set('ca', { ...settings.get('ca'), [gateway.url]: resolve(opts.ca) });
+  if (opts.gateway || !settings.get('gateway')) await settings.set('gateway', gateway.url);
+  if (opts.ca) await settings.set('ca', { ...settings.get('ca'), [gateway.url]: resolve(opts.ca) });
 
   say(io, `Logged in to ${gateway.url} as ${who.name}${who.email && who.email !== who.name ? ` <${who.email}>` : ''}`);
   say(io, `  groups: ${who.groups.join(', ') || '(none)'}`);

@@ -19,13 +19,13 @@ export async function runConfigSet(opts: { key: string; value: string }, f: Fact
   if (opts.key === 'gateway') {
     const { normaliseGatewayUrl } = await import('../../api/endpoint.js');
     const url = normaliseGatewayUrl(opts.value);
-    settings.set('gateway', url);
+    await settings.set('gateway', url);
     return say(f.io, `gateway set to ${url}`);
   }
   if (opts.key === 'ca') {
     const gateway = (await f.endpoint({})).url;
     const file = resolve(opts.value);
-    settings.set('ca', { ...settings.get('ca'), [gateway]: file });
+    await settings.set('ca', { ...settings.get('ca'), [gateway]: file });
     return say(f.io, `CA for ${gateway} set to ${file}`);
   }
   throw unknownSetting(opts.key);

@@ -55,7 +55,7 @@ export function fakeFactory(opts: { gateway?: GatewayOverrides; env?: NodeJS.Pro
   const settings: SettingsStore = {
     path: '/nonexistent/sluice/settings.json',
     get: <K extends keyof Settings>(k: K) => settingsMap.get(k) as Settings[K] | undefined,
-    set: (k, v) => void settingsMap.set(k, v),
+    set: async (k, v) => void settingsMap.set(k, v),
   };
   const store: TokenStore = {
     kind: 'file',
