@@ -22,6 +22,13 @@ export class UsageError extends CliError {
 /** Not logged in, token expired beyond refresh, or refused by the gateway (401/403). */
 export class AuthError extends CliError {
   override readonly exitCode = ExitCode.notAuthenticated;
+  /** The gateway's HTTP status when it refused (401: the token itself; 403: its holder). */
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
 }
 
 /** The gateway refused because the caller is at one of its limits (HTTP 429); later may succeed. */
@@ -45,6 +52,16 @@ export class ReviewPendingError extends CliError {
 /** The user pressed Ctrl-C while the command waited. */
 export class InterruptedError extends CliError {
   override readonly exitCode = ExitCode.interrupted;
+}
+
+/**
+ * Ends the command with `exitCode` and no message of ours: whatever needed saying was said (e.g.
+ * `connect NAME -- CMD` exits with CMD's code, and CMD printed its own errors).
+ */
+export class SilentExit extends CliError {
+  constructor(override readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
 }
 
 export function exitCodeFor(err: unknown): number {

@@ -1,13 +1,23 @@
 // The streams and environment a command runs with. Commands receive this instead of touching
 // `process` so tests can run them with buffers and a synthetic environment.
 export interface Io {
+  /** Read only by commands that take input (`exec`, `audit verify -`), as an async iterable of chunks. */
+  readonly stdin: AsyncIterable<Buffer | string> & { readonly isTTY?: boolean };
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
 }
 
 export function processIo(): Io {
-  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+  return {
+    // Touching process.stdin opens it: only commands that read input (exec, audit verify -) do.
+    get stdin() {
+      return process.stdin;
+    },
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  };
 }
 
 /** Writes one line for humans (stderr): notices, prompts, progress. */

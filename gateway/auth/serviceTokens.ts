@@ -2,6 +2,7 @@
 // SHA-256 is stored, so a copy of the store grants nothing.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Store } from '../store/types.js';
+import { parseDuration as parseProductDuration } from '../../src/duration.js';
 
 export const SERVICE_TOKEN_PREFIX = 'slc_';
 
@@ -22,14 +23,11 @@ export async function createServiceToken(store: Store, t: { name: string; groups
   return token;
 }
 
-const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** Parses `90d`, `12h`, `30m`, `45s`, `2w`, or `never`; returns ms (null for never). */
+/** `--ttl`: a duration in the product's one syntax (src/duration.ts), e.g. `90d`, or `never`; returns ms (null for never). */
 export function parseDuration(text: string): number | null {
   if (text === 'never') return null;
-  const m = /^(\d+)([smhdw])$/.exec(text.trim());
-  if (!m) throw new Error(`invalid duration "${text}": expected a number and a unit (s, m, h, d, w), e.g. 90d, or "never"`);
-  const ms = Number(m[1]) * (units[m[2] as string] as number);
+  const ms = parseProductDuration(text);
+  if (ms === undefined) throw new Error(`invalid duration "${text}": expected a number and a unit (s, m, h, d, w), e.g. 90d, or "never"`);
   if (ms <= 0) throw new Error(`invalid duration "${text}": must be greater than zero`);
   return ms;
 }

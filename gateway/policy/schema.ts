@@ -7,6 +7,7 @@ import { DETECTOR_NAMES, type DetectorName } from './mask/detectors.js';
 import type { MaskStrategy } from './mask/strategies.js';
 import { compileColumnPattern, compileNamePattern, type ColumnPattern, type NamePattern } from './names.js';
 import { KNOWN_STATEMENT_NAMES } from './statementKinds.js';
+import { parseDuration } from '../../src/duration.js';
 
 const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
 
@@ -57,17 +58,10 @@ const sqlRegex = nonEmpty.refine(
   { error: (iss) => `invalid regular expression ${JSON.stringify(iss.input)}` },
 );
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
 
-/** `500ms`, `30s`, `10m`, `2h`, `1d`, or combinations such as `1h30m`. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^\s*((?:\d+\s*(?:ms|s|m|h|d)\s*)+)$/.exec(text);
-  if (m === null) return undefined;
-  let total = 0;
-  for (const part of (m[1] as string).matchAll(/(\d+)\s*(ms|s|m|h|d)/g)) total += Number(part[1]) * (DURATION_UNITS_MS[part[2] as string] as number);
-  return total;
-}
+/** The product's one duration syntax (src/duration.ts), re-exported for the policy's callers. */
+export { parseDuration };
 
 const duration = z.string().refine(
   (s) => {

@@ -31,7 +31,7 @@ export async function sendRequest(endpoint: Endpoint, path: string, opts: Reques
       ...(opts.body ? { body: JSON.stringify(opts.body) } : {}),
     });
   } catch (err) {
-    throw new CliError(describeNetworkError(endpoint, err));
+    throw new CliError(await explainNetworkError(endpoint, err));
   }
   if (!res.ok) {
     const text = await res.text();
@@ -73,7 +73,7 @@ export function createGatewayClient(endpoint: Endpoint): GatewayClient {
 export function errorFromResponse(status: number, body: unknown): CliError {
   const parsed = errorBody.safeParse(body);
   const message = parsed.success ? parsed.data.error.message : `the gateway answered ${status}`;
-  if (status === 401 || status === 403) return new AuthError(message);
+  if (status === 401 || status === 403) return new AuthError(message, status);
   if (status === 404) return new NotFoundError(message);
   if (status === 429) return new LimitError(message);
   return new CliError(message);
@@ -85,5 +85,22 @@ export function describeNetworkError(endpoint: Endpoint, err: unknown): string {
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
     return `cannot verify the TLS certificate of ${endpoint.url} (${code})${endpoint.caFile ? ` against ${endpoint.caFile}` : ': pass --ca FILE (or set SLUICE_CA) with the gateway\'s certificate'}`;
   }
+  if (code === 'ECONNREFUSED') {
+    return `cannot reach the gateway at ${endpoint.url}: connection refused — is sluice-gateway running there? (check the URL: --gateway, SLUICE_GATEWAY or \`sluice config get gateway\`)`;
+  }
   return `cannot reach the gateway at ${endpoint.url}: ${code || cause.message || String(err)}`;
+}
+
+/** describeNetworkError, and when an http:// URL meets a server that hangs up, whether it speaks TLS. */
+export async function explainNetworkError(endpoint: Endpoint, err: unknown): Promise<string> {
+  const code = ((err as { cause?: { code?: string } }).cause ?? (err as { code?: string })).code;
+  const url = new URL(endpoint.url);
+  if (url.protocol === 'http:' && code === 'UND_ERR_SOCKET') {
+    const { speaksTls } = await import('../net/speaksTls.js');
+    if (await speaksTls(url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 80))) {
+      const https = endpoint.url.replace(/^http:/, 'https:');
+      return `cannot talk to the gateway at ${endpoint.url}: it speaks TLS; use ${https} (--gateway, SLUICE_GATEWAY or \`sluice config set gateway ${https}\`)`;
+    }
+  }
+  return describeNetworkError(endpoint, err);
 }

@@ -7,7 +7,7 @@ import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { isLoopbackUrl } from '../net/loopback.js';
-import { openSettings } from '../settings.js';
+import type { SettingsStore } from '../settings.js';
 
 export interface Endpoint {
   /** Normalised base URL, no trailing slash. */
@@ -37,8 +37,7 @@ export function normaliseGatewayUrl(raw: string): string {
   return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
 }
 
-export function resolveEndpoint(io: Io, flags: { gateway?: string; ca?: string }): Endpoint {
-  const settings = openSettings(io);
+export function resolveEndpoint(io: Io, flags: { gateway?: string; ca?: string }, settings: SettingsStore): Endpoint {
   const raw = flags.gateway ?? io.env.SLUICE_GATEWAY ?? settings.get('gateway');
   if (!raw) throw new UsageError('no gateway configured: pass --gateway URL, set SLUICE_GATEWAY, or run `sluice config set gateway URL`');
   const url = normaliseGatewayUrl(raw);

@@ -4,14 +4,12 @@
 // (they would skip the reviews the first user's policy demands). The pinned source keeps its own
 // tokens in memory; when they need renewing it adopts the stored login only if that is still the
 // same subject, else renews its own in memory and leaves the store (the other user's) untouched.
-import { createGatewayClient } from '../api/client.js';
 import type { Me } from '../api/contract.js';
 import type { Endpoint } from '../api/endpoint.js';
 import { AuthError } from '../errors.js';
 import type { Io } from '../io.js';
 import { credentialSource, type CredentialSource } from './credentials.js';
-import { refreshTokens } from './oidc.js';
-import { openTokenStore, type StoredTokens, type TokenStore } from './tokenStore.js';
+import type { StoredTokens, TokenStore } from './tokenStore.js';
 
 /** Renew this long before expiry, so a token never expires in flight (as credentials.ts does). */
 const REFRESH_MARGIN_SECONDS = 30;
@@ -27,11 +25,11 @@ export interface PinnedCredentials extends CredentialSource {
   readonly identity: PinnedIdentity;
 }
 
-/** The seams a unit test replaces: the token store, the IdP refresh and the gateway's /v1/me. */
+/** Where the credential comes from and who it belongs to (the factory's store, the gateway's /v1/me); tests replace them. */
 export interface PinDeps {
-  store?: TokenStore;
+  store: () => Promise<TokenStore>;
+  whoIs: (token: string) => Promise<Me>;
   refresh?: (stored: StoredTokens) => Promise<StoredTokens>;
-  whoIs?: (token: string) => Promise<Me>;
   now?: () => number;
 }
 
@@ -40,19 +38,19 @@ export interface PinDeps {
  * asks the gateway once who it belongs to. Every later `token()` is for that same subject, or
  * fails with an AuthError naming it; it never silently switches to another stored login.
  */
-export async function pinCredentials(io: Io, endpoint: Endpoint, deps: PinDeps = {}): Promise<PinnedCredentials> {
-  const whoIs = deps.whoIs ?? ((token: string) => createGatewayClient(endpoint).me(token));
+export async function pinCredentials(io: Io, endpoint: Endpoint, deps: PinDeps): Promise<PinnedCredentials> {
+  const { whoIs } = deps;
   const fromEnv = io.env.SLUICE_TOKEN;
   if (fromEnv) {
     const identity = describeIdentity(await whoIs(fromEnv));
     return { kind: 'env', identity, token: async () => fromEnv };
   }
-  const store = deps.store ?? openTokenStore(io);
-  const refresh = deps.refresh ?? ((stored: StoredTokens) => refreshTokens(endpoint, stored));
+  const store = await deps.store();
+  const refresh = deps.refresh ?? (async (stored: StoredTokens) => (await import('./oidc.js')).refreshTokens(endpoint, stored));
   const now = deps.now ?? (() => Date.now());
   // The ordinary source does the first load (and a due renewal, written back: at this moment the
   // stored login is by definition the identity we start as).
-  const first = await credentialSource(io, endpoint, store).token();
+  const first = await credentialSource(io, endpoint, async () => store).token();
   const identity = describeIdentity(await whoIs(first));
   let mine: StoredTokens = store.load(endpoint.url) ?? { accessToken: first, expiresAt: Infinity, issuer: '', clientId: '' };
   if (mine.accessToken !== first) mine = { ...mine, accessToken: first };
@@ -97,11 +95,12 @@ export async function pinCredentials(io: Io, endpoint: Endpoint, deps: PinDeps =
 }
 
 function cannotKeep(identity: PinnedIdentity, cause?: unknown): AuthError {
-  return new AuthError(
+  const err = new AuthError(
     `this tunnel connects as ${identity.label}, and that login has expired and could not be renewed; ` +
       `restart \`sluice connect\` (after \`sluice login\` as ${identity.label} if needed)`,
-    cause === undefined ? undefined : { cause },
   );
+  if (cause !== undefined) err.cause = cause;
+  return err;
 }
 
 function describeIdentity(me: Me): PinnedIdentity {

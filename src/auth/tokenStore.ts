@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { dirname, join, resolve } from 'node:path';
 import { Entry } from '@napi-rs/keyring';
 import { say, type Io } from '../io.js';
-import { configDir, openSettings } from '../settings.js';
+import { configDir, type SettingsStore } from '../settings.js';
 
 export interface StoredTokens {
   accessToken: string;
@@ -27,13 +27,12 @@ export interface TokenStore {
 
 const SERVICE = 'sluice';
 
-export function openTokenStore(io: Io, opts: { insecureStorage?: boolean } = {}): TokenStore {
-  const settings = openSettings(io);
+export async function openTokenStore(io: Io, settings: SettingsStore, opts: { insecureStorage?: boolean } = {}): Promise<TokenStore> {
   const file = join(dirname(settings.path), 'tokens.json');
   if (!opts.insecureStorage && keyringWorks()) return keyringStore(configDir(io));
   if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
     say(io, `notice: no OS keyring is available; tokens are stored in ${file} (mode 0600)`);
-    settings.set('fileStorageNoticeShown', true);
+    await settings.set('fileStorageNoticeShown', true);
   }
   return fileStore(file);
 }

@@ -2,49 +2,81 @@
 // With `-- CMD ARGS…` it runs CMD against the tunnel and exits with CMD's exit code.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createGatewayClient } from '../api/client.js';
+import { Command, Option } from 'commander';
 import type { ConnectionInfo } from '../api/contract.js';
-import { resolveEndpoint } from '../api/endpoint.js';
-import { pinCredentials } from '../auth/pinnedCredentials.js';
-import { UsageError } from '../errors.js';
+import { SilentExit, UsageError } from '../errors.js';
+import type { Factory, GatewayFlags } from '../factory.js';
 import { print, say, type Io } from '../io.js';
 import { isLoopbackHost } from '../net/loopback.js';
-import { listenLocal, type LocalListener } from '../tunnel/localListener.js';
+import type { LocalListener } from '../tunnel/localListener.js';
+import { parsePort, parseStartupTimeout, withGatewayFlags } from './flags.js';
 
-export interface ConnectOptions {
-  gateway?: string;
-  ca?: string;
+export interface ConnectOptions extends GatewayFlags {
+  name: string;
   port?: number;
   bind: string;
   json: boolean;
   localPassword: boolean;
-  /** Seconds a local client has to send its startup packet. */
-  startupTimeout?: number;
+  /** Milliseconds a local client has to send its startup packet. */
+  startupTimeoutMs?: number;
   command: string[];
+}
+
+type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; startupTimeout?: number };
+
+export function defineConnect(f: Factory): Command {
+  return withGatewayFlags(new Command('connect'))
+    .description('open a localhost port to a connection (or run `-- CMD ARGS…` against it)')
+    .argument('<name>', 'connection name (see `sluice connections`)')
+    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … set; exits with its code')
+    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, or the next free one)').argParser(parsePort))
+    .option('--bind <address>', 'local address to listen on', '127.0.0.1')
+    .option('--json', 'print one JSON line with host and port on stdout')
+    .option('--local-password', 'require a one-time password (printed once) from local clients')
+    .addOption(
+      new Option('--startup-timeout <duration>', 'how long a local client has to send its startup packet, e.g. 10s (a bare number is seconds; default 10s)').argParser(
+        parseStartupTimeout,
+      ),
+    )
+    .action(async (name: string, command: string[], o: ConnectFlags) => {
+      const { startupTimeout, ...rest } = o;
+      const opts: ConnectOptions = {
+        ...rest,
+        name,
+        command,
+        json: Boolean(o.json),
+        localPassword: Boolean(o.localPassword),
+        ...(startupTimeout !== undefined ? { startupTimeoutMs: startupTimeout } : {}),
+      };
+      const code = await f.interruptible((signal) => runConnect(opts, f, signal));
+      if (code !== 0) throw new SilentExit(code);
+    });
 }
 
 const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433 };
 const LOCAL_USER = 'sluice';
 
-export async function runConnect(io: Io, name: string, opts: ConnectOptions, signal: AbortSignal): Promise<number> {
-  const endpoint = resolveEndpoint(io, opts);
-  // The tunnel keeps the identity it starts as, whatever later logins in this config dir do.
-  const credentials = await pinCredentials(io, endpoint);
-  const as = credentials.identity.label;
+/** Returns the exit code: 0 when the tunnel closed on Ctrl-C, or CMD's own code. */
+export async function runConnect(opts: ConnectOptions, f: Factory, signal: AbortSignal): Promise<number> {
+  const { io } = f;
+  const name = opts.name;
+  const gateway = await f.pinnedGateway(opts);
+  const as = gateway.identity.label;
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
-  const info = await createGatewayClient(endpoint).connection(await credentials.token(), name);
+  const info = await gateway.connection(name);
+  const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
 
   const listener = await listenLocal({
-    endpoint,
-    credentials,
+    endpoint: gateway.endpoint,
+    credentials: gateway.credentials,
     connection: name,
     host: opts.bind,
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,
     ...(localPassword ? { localPassword } : {}),
-    ...(opts.startupTimeout !== undefined ? { startupTimeoutMs: opts.startupTimeout * 1000 } : {}),
+    ...(opts.startupTimeoutMs !== undefined ? { startupTimeoutMs: opts.startupTimeoutMs } : {}),
     onClientError: (message) => say(io, `sluice connect: a client could not be connected: ${message}`),
   });
   try {

@@ -5,18 +5,17 @@
 // tunnel session.
 import { Command } from 'commander';
 import type { ExecRequest } from '../api/contract.js';
-import { resolveEndpoint } from '../api/endpoint.js';
-import { createExecClient, type ExecClient } from '../api/exec.js';
-import { credentialSource } from '../auth/credentials.js';
+import type { ExecClient } from '../api/exec.js';
 import { DURATION_EXAMPLES, parseDuration } from '../duration.js';
 import { CliError, InterruptedError, UsageError } from '../errors.js';
-import type { Clock, Factory } from '../factory.js';
+import type { Clock, Factory, GatewayFlags } from '../factory.js';
 import { say, type Io } from '../io.js';
 import { createFormat, FORMATS, silentFormat, type Format, type ResultFormat } from './exec/formats.js';
-import { readExecInput, sourceArgs, type Stdin } from './exec/input.js';
+import { readExecInput, sourceArgs } from './exec/input.js';
 import { ExecEvents } from './exec/events.js';
 import { outcomeError, statusOfFailure, summary, TimeoutError, type ExecState } from './exec/outcome.js';
 import { StdoutSink } from './exec/sink.js';
+import { withGatewayFlags } from './flags.js';
 
 export interface ExecOptions {
   name: string;
@@ -30,9 +29,8 @@ export interface ExecOptions {
   timeout?: string;
 }
 
-export interface ExecIo extends Io {
-  readonly stdin: Stdin;
-}
+/** What exec reads and writes: the command's Io (stdin is read only for piped or `-f -` input). */
+export type ExecIo = Io;
 
 export interface ExecDeps {
   io: ExecIo;
@@ -163,7 +161,7 @@ function startWatchdog(clock: Clock, limitMs: () => number, fire: () => void): {
 
 /** The `exec` command with its flags; the action only gathers them and calls runExec. */
 export function defineExec(f: Factory): Command {
-  return new Command('exec')
+  const cmd = new Command('exec')
     .description('run SQL through the gateway (no psql needed): results on stdout, exit code says how it ended')
     .argument('<name>', 'connection name (see `sluice connections`)')
     .option('-i, --input <sql>', 'the SQL to run (one or more statements)')
@@ -172,39 +170,32 @@ export function defineExec(f: Factory): Command {
     .option('--json', 'print only one summary object at the end (status, session, statements, error, review)')
     .option('--no-wait', 'when a review is needed, print its id and exit 75 instead of waiting')
     .option('--review <id>', 'run the input an approved review holds (exactly the same input)')
-    .option('--timeout <duration>', `cancel the running statement on the target after this long (${DURATION_EXAMPLES})`)
-    .option('--gateway <url>', 'gateway URL (default: $SLUICE_GATEWAY, or `sluice config set gateway`)')
-    .option('--ca <file>', "PEM file of the CA that signs the gateway's certificate (default: $SLUICE_CA)")
-    .action(async (name: string, o: Omit<ExecOptions, 'name' | 'json'> & { json?: boolean; gateway?: string; ca?: string }) => {
-      const io: ExecIo = { ...f.io, stdin: 'stdin' in f.io ? (f.io as ExecIo).stdin : process.stdin };
-      // Resolved at the first request, so that mistakes in the command line are reported first.
-      const exec: ExecClient = {
-        exec: (n, request, signal) => {
-          const endpoint = resolveEndpoint(io, o);
-          return createExecClient(endpoint, credentialSource(io, endpoint)).exec(n, request, signal);
+    .option('--timeout <duration>', `cancel the running statement on the target after this long (${DURATION_EXAMPLES})`);
+  return withGatewayFlags(cmd).action(async (name: string, o: Omit<ExecOptions, 'name' | 'json'> & GatewayFlags & { json?: boolean }) => {
+    // Resolved at the first request, so that mistakes in the command line are reported first.
+    const exec: ExecClient = {
+      exec: async (n, request, signal) => {
+        const endpoint = await f.endpoint(o);
+        const [{ createExecClient }, credentials] = await Promise.all([import('../api/exec.js'), f.credentials(endpoint)]);
+        return createExecClient(endpoint, credentials).exec(n, request, signal);
+      },
+    };
+    // The first Ctrl-C cancels cleanly (the gateway cancels the statement or review when the
+    // request goes away); a second one a moment later ends the process at once.
+    await f.interruptible((signal) =>
+      runExec(
+        {
+          name,
+          ...(o.input !== undefined ? { input: o.input } : {}),
+          ...(o.file !== undefined ? { file: o.file } : {}),
+          ...(o.format !== undefined ? { format: o.format } : {}),
+          json: Boolean(o.json),
+          wait: o.wait,
+          ...(o.review !== undefined ? { review: o.review } : {}),
+          ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
         },
-      };
-      // The first Ctrl-C cancels cleanly (the gateway cancels the statement or review when the
-      // request goes away); with the listener gone, a second one ends the process at once.
-      const interrupt = new AbortController();
-      const onSigint = () => interrupt.abort();
-      process.once('SIGINT', onSigint);
-      try {
-        await runExec(
-          {
-            name,
-            ...(o.input !== undefined ? { input: o.input } : {}),
-            ...(o.file !== undefined ? { file: o.file } : {}),
-            ...(o.format !== undefined ? { format: o.format } : {}),
-            json: Boolean(o.json),
-            wait: o.wait,
-            ...(o.review !== undefined ? { review: o.review } : {}),
-            ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
-          },
-          { io, clock: f.clock, exec, signal: interrupt.signal },
-        );
-      } finally {
-        process.off('SIGINT', onSigint);
-      }
-    });
+        { io: f.io, clock: f.clock, exec, signal },
+      ),
+    );
+  });
 }

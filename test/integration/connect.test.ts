@@ -225,7 +225,7 @@ describe('sluice connect (postgres)', () => {
       await own.stop();
       const during = await psql(local, ['-c', 'select 1']).done;
       expect(during.code).not.toBe(0);
-      expect(during.stderr).toMatch(/sluice: cannot reach the gateway at https:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+      expect(during.stderr).toMatch(/sluice: cannot reach the gateway at https:\/\/127\.0\.0\.1:\d+: connection refused — is sluice-gateway running there\?/);
       expect(stderr).toContain('a client could not be connected: cannot reach the gateway');
       const again = await startGateway({ dir: own.dir, port, env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target: target(), allow: { groups: ['eng'] } }] });
       cleanups.push(() => again.stop());

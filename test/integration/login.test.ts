@@ -109,6 +109,13 @@ describe('sluice login', () => {
     expect(res.stderr).toMatch(/cannot verify the TLS certificate of https:\/\/127\.0\.0\.1:\d+ \(\w+\): pass --ca FILE/);
   });
 
+  it('http:// to the TLS gateway suggests https:// (the server hangs up on clear text)', async () => {
+    const plain = gw.url.replace(/^https:/, 'http:');
+    const res = await runCli(['whoami', '--gateway', plain], { configDir: newConfigDir(), env: { SLUICE_TOKEN: 'not-sent-anywhere-useful' } });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain(`sluice: cannot talk to the gateway at ${plain}: it speaks TLS; use ${gw.url}`);
+  });
+
   it('refuses plain http to a non-loopback gateway (usage error, exit 2)', async () => {
     const res = await runCli(['whoami', '--gateway', 'http://gateway.example.com:8443'], { configDir: newConfigDir() });
     expect(res.code).toBe(2);

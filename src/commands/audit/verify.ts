@@ -1,28 +1,47 @@
 // `sluice audit verify trail.jsonl --key gateway.pub`: checks an export offline — no gateway, no
 // network. Exit 0 only when every chain, seal and signature verifies; otherwise the first broken
 // event or session is named, with why, and the exit code is 1.
+// The verifier and the trail's schemas are loaded when the command runs, not when `sluice` starts.
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { Command } from 'commander';
 import { CliError, UsageError } from '../../errors.js';
-import { print, say, type Io } from '../../io.js';
-import { checkpointMessage, exportCheckpointLine, exportEndLine, exportEndMessage } from '../../api/auditTrail.js';
-import { TrailVerifier, type Anchor, type Verification } from './trailVerifier.js';
+import type { Factory } from '../../factory.js';
+import { print, say } from '../../io.js';
+import type { Anchor, Verification } from './trailVerifier.js';
 
 export class TrailBrokenError extends CliError {}
 
+const trailSchemas = () => import('../../api/auditTrail.js');
+
+export function defineAuditVerify(f: Factory): Command {
+  return new Command('verify')
+    .description('check an export offline: chains, seals and signatures (exit 0 only if all verify)')
+    .argument('<file>', 'the export (JSON Lines), or - for stdin')
+    .requiredOption('--key <file>', "the gateway's public key (PEM), from `sluice audit key`")
+    .option('--anchor <export...>', 'earlier exports whose signed ledger head the ledger must still contain')
+    .option('--witness <file>', "the gateway's witness file (audit.witness): every checkpoint in it must be in the ledger, and the export not behind it")
+    .option('--json', 'print the full result as JSON')
+    .action((file: string, o: { key: string; json?: boolean; anchor?: string[]; witness?: string }) =>
+      runAuditVerify({ file, key: o.key, json: Boolean(o.json), anchors: o.anchor ?? [], ...(o.witness !== undefined ? { witness: o.witness } : {}) }, f),
+    );
+}
+
 export interface AuditVerifyOptions {
+  /** The export, or `-` for stdin. */
+  file: string;
   key: string;
   json: boolean;
   /** Earlier exports whose signed ledger heads the new export must still contain. */
   anchors?: string[];
   /** The gateway's witness file: each checkpoint in it must be in the export's ledger, and the export not behind it. */
   witness?: string;
-  /** Read the export from here instead of the file (for `-`). */
-  stdin?: NodeJS.ReadableStream;
 }
 
-export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOptions): Promise<void> {
+export async function runAuditVerify(opts: AuditVerifyOptions, f: Factory): Promise<void> {
+  const { io } = f;
+  const file = opts.file;
   let key: KeyObject;
   try {
     key = createPublicKey(readFileSync(opts.key, 'utf8'));
@@ -30,9 +49,10 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
     throw new UsageError(`cannot read the public key ${opts.key}: ${(err as NodeJS.ErrnoException).code ?? 'not a PEM public key'}`);
   }
   if (key.asymmetricKeyType !== 'ed25519') throw new UsageError(`${opts.key} is a ${key.asymmetricKeyType} key; the gateway signs with Ed25519 (get its key with \`sluice audit key\`)`);
-  const anchors = (opts.anchors ?? []).map((f) => readAnchor(f, key));
+  const anchors: Anchor[] = [];
+  for (const a of opts.anchors ?? []) anchors.push(await readAnchor(a, key));
   if (opts.witness !== undefined) anchors.push(...(await readWitness(opts.witness, key)));
-  const v = await verifyStream(file, file === '-' ? (opts.stdin ?? process.stdin) : undefined, key, anchors);
+  const v = await verifyStream(file, file === '-' ? io.stdin : undefined, key, anchors);
   if (opts.json) print(io, JSON.stringify(v));
   const s = v.summary;
   if (v.ok) {
@@ -57,7 +77,8 @@ export async function runAuditVerify(io: Io, file: string, opts: AuditVerifyOpti
 }
 
 /** The signed ledger head of an earlier export (its end line), checked with the same key. */
-function readAnchor(file: string, key: KeyObject): Anchor {
+async function readAnchor(file: string, key: KeyObject): Promise<Anchor> {
+  const { exportEndLine, exportEndMessage } = await trailSchemas();
   let last: string | undefined;
   try {
     last = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1);
@@ -82,6 +103,7 @@ function readAnchor(file: string, key: KeyObject): Anchor {
  * repeated (the same ledger entry and hash signed again after a failed store write) is kept once.
  */
 export async function readWitness(file: string, key: KeyObject): Promise<Anchor[]> {
+  const { checkpointMessage, exportCheckpointLine } = await trailSchemas();
   const seen = new Map<string, Anchor>();
   let n = 0;
   try {
@@ -113,7 +135,8 @@ export async function readWitness(file: string, key: KeyObject): Promise<Anchor[
  * little memory. Lines end at LF only (a stray CR is JSON whitespace, as in the gateway's
  * exports), and a character split between two reads is decoded whole.
  */
-async function verifyStream(file: string, stdin: NodeJS.ReadableStream | undefined, key: KeyObject, anchors: Anchor[]): Promise<Verification> {
+async function verifyStream(file: string, stdin: AsyncIterable<Buffer | string> | undefined, key: KeyObject, anchors: Anchor[]): Promise<Verification> {
+  const { TrailVerifier } = await import('./trailVerifier.js');
   const verifier = new TrailVerifier(key, anchors);
   const chunks = (stdin ?? createReadStream(file))[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
   let rest = Buffer.alloc(0);

@@ -1,29 +1,36 @@
-// `sluice config set KEY VALUE` / `sluice config get KEY`: persistent CLI settings.
+// `sluice config set KEY VALUE`: persistent CLI settings (the gateway URL, its CA file).
 import { resolve } from 'node:path';
-import { normaliseGatewayUrl, resolveEndpoint } from '../../api/endpoint.js';
+import { Command } from 'commander';
 import { UsageError } from '../../errors.js';
-import { print, say, type Io } from '../../io.js';
-import { openSettings, settingKeys } from '../../settings.js';
+import type { Factory } from '../../factory.js';
+import { say } from '../../io.js';
+import { settingKeys } from '../../settings.js';
 
-export function runConfigSet(io: Io, key: string, value: string): void {
-  const settings = openSettings(io);
-  if (key === 'gateway') {
-    const url = normaliseGatewayUrl(value);
-    settings.set('gateway', url);
-    return say(io, `gateway set to ${url}`);
-  }
-  if (key === 'ca') {
-    const gateway = resolveEndpoint(io, {}).url;
-    const file = resolve(value);
-    settings.set('ca', { ...settings.get('ca'), [gateway]: file });
-    return say(io, `CA for ${gateway} set to ${file}`);
-  }
-  throw new UsageError(`unknown setting "${key}"; settings are: ${settingKeys.join(', ')}`);
+export function defineConfigSet(f: Factory): Command {
+  return new Command('set')
+    .description('set a setting: gateway URL | ca FILE')
+    .argument('<key>')
+    .argument('<value>')
+    .action((key: string, value: string) => runConfigSet({ key, value }, f));
 }
 
-export function runConfigGet(io: Io, key: string): void {
-  const settings = openSettings(io);
-  if (key === 'gateway') return print(io, settings.get('gateway') ?? '');
-  if (key === 'ca') return print(io, settings.get('ca')?.[resolveEndpoint(io, {}).url] ?? '');
-  throw new UsageError(`unknown setting "${key}"; settings are: ${settingKeys.join(', ')}`);
+export async function runConfigSet(opts: { key: string; value: string }, f: Factory): Promise<void> {
+  const settings = await f.settings();
+  if (opts.key === 'gateway') {
+    const { normaliseGatewayUrl } = await import('../../api/endpoint.js');
+    const url = normaliseGatewayUrl(opts.value);
+    await settings.set('gateway', url);
+    return say(f.io, `gateway set to ${url}`);
+  }
+  if (opts.key === 'ca') {
+    const gateway = (await f.endpoint({})).url;
+    const file = resolve(opts.value);
+    await settings.set('ca', { ...settings.get('ca'), [gateway]: file });
+    return say(f.io, `CA for ${gateway} set to ${file}`);
+  }
+  throw unknownSetting(opts.key);
+}
+
+export function unknownSetting(key: string): UsageError {
+  return new UsageError(`unknown setting "${key}"; settings are: ${settingKeys.join(', ')}`);
 }

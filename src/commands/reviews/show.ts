@@ -1,18 +1,25 @@
 // `sluice reviews show ID [--json]`: one review in full — the whole statement an approver is asked
 // to let through, who asked, under which rule, and what became of it.
+import { Command } from 'commander';
 import type { ReviewInfo } from '../../api/contract.js';
-import { resolveEndpoint } from '../../api/endpoint.js';
-import { credentialSource } from '../../auth/credentials.js';
-import { print, type Io } from '../../io.js';
+import type { Factory, GatewayFlags } from '../../factory.js';
+import { print } from '../../io.js';
+import { withGatewayFlags } from '../flags.js';
 import { formatTime } from '../sessions/render.js';
-import { createReviewsClient, statusLine } from './client.js';
+import { statusLine } from './format.js';
 
-export async function runReviewsShow(io: Io, id: string, opts: { gateway?: string; ca?: string; json: boolean }): Promise<void> {
-  const endpoint = resolveEndpoint(io, opts);
-  const token = await credentialSource(io, endpoint).token();
-  const review = await createReviewsClient(endpoint).get(token, id);
-  if (opts.json) return print(io, JSON.stringify(review));
-  io.stdout.write(describeReview(review));
+export function defineReviewsShow(f: Factory): Command {
+  return withGatewayFlags(new Command('show'))
+    .description('one review in full: the whole statement, who asked, which rule, what became of it')
+    .argument('<id>', 'review id, e.g. R-8F3K')
+    .option('--json', 'print JSON')
+    .action((id: string, o: GatewayFlags & { json?: boolean }) => runReviewsShow({ ...o, id, json: Boolean(o.json) }, f));
+}
+
+export async function runReviewsShow(opts: GatewayFlags & { id: string; json: boolean }, f: Factory): Promise<void> {
+  const review = await (await f.gateway(opts)).reviews.get(opts.id);
+  if (opts.json) return print(f.io, JSON.stringify(review));
+  f.io.stdout.write(describeReview(review, f.clock.now()));
 }
 
 /** The human text of `reviews show` (also printed by approve/reject on stderr). */

@@ -1,14 +1,14 @@
 // `sluice sessions [ls]`: recorded sessions, newest first — your own, or everyone's for members of
 // the gateway's audit reader groups.
-import { resolveEndpoint } from '../../api/endpoint.js';
-import { credentialSource } from '../../auth/credentials.js';
-import { print, say, type Io } from '../../io.js';
-import { createAuditClient, parseSince } from './client.js';
+import { Command, Option } from 'commander';
+import { parseSince } from '../../duration.js';
+import type { Factory, GatewayFlags } from '../../factory.js';
+import { print, say } from '../../io.js';
+import { printPlainTable } from '../../output/table.js';
+import { parsePositive, withGatewayFlags } from '../flags.js';
 import { formatDuration, formatTime, who } from './render.js';
 
-export interface SessionsListOptions {
-  gateway?: string;
-  ca?: string;
+export interface SessionsListOptions extends GatewayFlags {
   connection?: string;
   user?: string;
   since?: string;
@@ -16,11 +16,22 @@ export interface SessionsListOptions {
   json: boolean;
 }
 
-export async function runSessionsList(io: Io, opts: SessionsListOptions): Promise<void> {
-  const since = opts.since !== undefined ? parseSince(opts.since) : undefined;
-  const endpoint = resolveEndpoint(io, opts);
-  const token = await credentialSource(io, endpoint).token();
-  const { sessions } = await createAuditClient(endpoint).sessions(token, {
+export function defineSessionsList(f: Factory): Command {
+  return withGatewayFlags(new Command('ls'))
+    .description('list recorded sessions (the default)')
+    .option('--connection <name>', 'only sessions on this connection')
+    .option('--user <email>', 'only sessions of this user (email or token name)')
+    .option('--since <when>', 'only sessions started since, e.g. 2h, 7d or 2026-11-05T09:00:00Z')
+    .addOption(new Option('--limit <n>', 'at most this many (newest first)').argParser(parsePositive))
+    .option('--json', 'print JSON')
+    .action((o: Omit<SessionsListOptions, 'json'> & { json?: boolean }) => runSessionsList({ ...o, json: Boolean(o.json) }, f));
+}
+
+export async function runSessionsList(opts: SessionsListOptions, f: Factory): Promise<void> {
+  const { io } = f;
+  const since = opts.since !== undefined ? parseSince(opts.since, f.clock.now()) : undefined;
+  const gateway = await f.gateway(opts);
+  const { sessions } = await gateway.audit.sessions({
     ...(opts.connection ? { connection: opts.connection } : {}),
     ...(opts.user ? { user: opts.user } : {}),
     ...(since ? { since } : {}),
@@ -28,9 +39,10 @@ export async function runSessionsList(io: Io, opts: SessionsListOptions): Promis
   });
   if (opts.json) return print(io, JSON.stringify(sessions));
   if (sessions.length === 0) return say(io, 'no recorded sessions match');
-  const rows = [
+  printPlainTable(
+    io.stdout,
     ['ID', 'STARTED', 'USER', 'CONNECTION', 'STATUS', 'QUERIES', 'BLOCKED', 'REVIEWED', 'DURATION'],
-    ...sessions.map((s) => [
+    sessions.map((s) => [
       s.id,
       formatTime(s.startedAt),
       who(s),
@@ -42,7 +54,5 @@ export async function runSessionsList(io: Io, opts: SessionsListOptions): Promis
       s.status === 'open' || s.reviewed === undefined ? '-' : String(s.reviewed),
       s.endedAt ? formatDuration(Date.parse(s.endedAt) - Date.parse(s.startedAt)) : 'open',
     ]),
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) print(io, r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  );
 }

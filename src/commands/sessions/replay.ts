@@ -2,20 +2,27 @@
 // after a psql-style prompt, then its result as the audit recorded it (masked, capped) in psql's
 // table format. Waits follow the recorded timing divided by --speed (0: no waiting); idle gaps
 // are shortened to at most MAX_IDLE_MS, as asciinema does.
+import { Command, Option } from 'commander';
 import type { SessionDetail } from '../../api/contract.js';
-import { resolveEndpoint } from '../../api/endpoint.js';
-import { credentialSource } from '../../auth/credentials.js';
 import { InterruptedError, UsageError } from '../../errors.js';
+import type { Factory, GatewayFlags } from '../../factory.js';
 import { say, type Io } from '../../io.js';
-import { createAuditClient } from './client.js';
+import { withGatewayFlags } from '../flags.js';
 import { formatTime, renderResult, statements, who } from './render.js';
 
 export const MAX_IDLE_MS = 2_000;
 
-export interface ReplayOptions {
-  gateway?: string;
-  ca?: string;
+export interface ReplayOptions extends GatewayFlags {
+  id: string;
   speed: number;
+}
+
+export function defineSessionsReplay(f: Factory): Command {
+  return withGatewayFlags(new Command('replay'))
+    .description('play a session back: statements and their results as the audit recorded them')
+    .argument('<id>', 'session id')
+    .addOption(new Option('--speed <n>', 'playback speed (0: no waiting; idle gaps are capped at 2 s)').argParser(Number).default(1))
+    .action((id: string, o: GatewayFlags & { speed: number }) => f.interruptible((signal) => runSessionsReplay({ ...o, id }, f, signal)));
 }
 
 export type Sleep = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -27,12 +34,11 @@ const sleep: Sleep = (ms, signal) =>
     signal.addEventListener('abort', () => (clearTimeout(t), reject(new InterruptedError('replay stopped'))), { once: true });
   });
 
-export async function runSessionsReplay(io: Io, id: string, opts: ReplayOptions, signal: AbortSignal): Promise<void> {
+export async function runSessionsReplay(opts: ReplayOptions, f: Factory, signal: AbortSignal): Promise<void> {
   if (!(opts.speed >= 0) || !Number.isFinite(opts.speed)) throw new UsageError('--speed must be a number ≥ 0 (0: no waiting)');
-  const endpoint = resolveEndpoint(io, opts);
-  const token = await credentialSource(io, endpoint).token();
-  const detail = await createAuditClient(endpoint).session(token, id);
-  await replay(io, detail, opts.speed, signal);
+  const detail = await (await f.gateway(opts)).audit.session(opts.id);
+  const wait: Sleep = (ms, s) => f.clock.sleep(ms, s).catch(() => Promise.reject(new InterruptedError('replay stopped')));
+  await replay(f.io, detail, opts.speed, signal, wait);
 }
 
 /** Writes the replay of `detail` to io.stdout, waiting between statements. */

@@ -3,7 +3,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { SessionDetail, SessionEvent } from '../../../src/api/contract.js';
-import { parseSince } from '../../../src/commands/sessions/client.js';
+import { parseSince } from '../../../src/duration.js';
 import { timeline } from '../../../src/commands/sessions/render.js';
 import { MAX_IDLE_MS, replay } from '../../../src/commands/sessions/replay.js';
 import type { Io } from '../../../src/io.js';
@@ -15,7 +15,7 @@ function fakeIo(): Io & { out: () => string; err: () => string } {
   let err = '';
   stdout.on('data', (d: Buffer) => (out += d.toString()));
   stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return { stdout, stderr, env: {}, out: () => out, err: () => err };
+  return { stdin: new PassThrough(), stdout, stderr, env: {}, out: () => out, err: () => err };
 }
 
 const t = (s: number) => new Date(Date.parse('2026-11-05T10:00:00.000Z') + s * 1000).toISOString();

@@ -10,7 +10,7 @@ import type { Io } from '../../../src/io.js';
 
 const URL_ = 'https://gw.test';
 const endpoint = { url: URL_ } as Endpoint;
-const io = (env: NodeJS.ProcessEnv = {}): Io => ({ stdout: process.stdout, stderr: process.stderr, env });
+const io = (env: NodeJS.ProcessEnv = {}): Io => ({ stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env });
 
 /** An unsigned JWT-shaped token: only its `sub` matters here. */
 const jwt = (sub: string, n: number) => `h.${Buffer.from(JSON.stringify({ sub, n })).toString('base64url')}.s`;
@@ -40,7 +40,7 @@ const whoIs = async (token: string): Promise<Me> => {
 
 describe('pinCredentials', () => {
   it('names the service token identity and always returns SLUICE_TOKEN', async () => {
-    const pinned = await pinCredentials(io({ SLUICE_TOKEN: 'svc' }), endpoint, { whoIs });
+    const pinned = await pinCredentials(io({ SLUICE_TOKEN: 'svc' }), endpoint, { whoIs, store: () => Promise.reject(new Error('no store expected')) });
     expect(pinned.kind).toBe('env');
     expect(pinned.identity.label).toBe('token:svc@example.com');
     expect(await pinned.token()).toBe('svc');
@@ -48,7 +48,7 @@ describe('pinCredentials', () => {
 
   it('keeps its own token while fresh, even after another user logs in', async () => {
     const store = memoryStore(tokens('alice', 1));
-    const pinned = await pinCredentials(io(), endpoint, { store, whoIs, refresh: () => Promise.reject(new Error('no refresh expected')) });
+    const pinned = await pinCredentials(io(), endpoint, { store: async () => store, whoIs, refresh: () => Promise.reject(new Error('no refresh expected')) });
     expect(pinned.identity).toEqual({ subject: 'alice', label: 'alice@example.com' });
     store.value = tokens('bob', 1);
     expect(tokenSubject(await pinned.token())).toBe('alice');
@@ -59,7 +59,7 @@ describe('pinCredentials', () => {
     let clock = Date.now();
     const refreshed: StoredTokens[] = [];
     const refresh = async (t: StoredTokens) => (refreshed.push(t), tokens(tokenSubject(t.accessToken) as string, 2, Math.floor(clock / 1000) + 300));
-    const pinned = await pinCredentials(io(), endpoint, { store, whoIs, refresh, now: () => clock });
+    const pinned = await pinCredentials(io(), endpoint, { store: async () => store, whoIs, refresh, now: () => clock });
     const bob = tokens('bob', 1);
     store.value = bob;
     clock += 3600_000;
@@ -73,7 +73,7 @@ describe('pinCredentials', () => {
   it('adopts a stored login of the same subject (renewed elsewhere) instead of its stale refresh token', async () => {
     const store = memoryStore(tokens('alice', 1));
     let clock = Date.now();
-    const pinned = await pinCredentials(io(), endpoint, { store, whoIs, now: () => clock, refresh: () => Promise.reject(new Error('rotated away')) });
+    const pinned = await pinCredentials(io(), endpoint, { store: async () => store, whoIs, now: () => clock, refresh: () => Promise.reject(new Error('rotated away')) });
     clock += 3600_000;
     const renewed = tokens('alice', 7, Math.floor(clock / 1000) + 300);
     store.value = renewed;
@@ -84,7 +84,7 @@ describe('pinCredentials', () => {
     const store = memoryStore(tokens('alice', 1));
     let clock = Date.now();
     const refresh = async () => tokens('alice', 2, Math.floor(clock / 1000) + 300);
-    const pinned = await pinCredentials(io(), endpoint, { store, whoIs, refresh, now: () => clock });
+    const pinned = await pinCredentials(io(), endpoint, { store: async () => store, whoIs, refresh, now: () => clock });
     clock += 3600_000;
     expect(tokenSubject(await pinned.token())).toBe('alice');
     expect(store.saves).toBe(1);
@@ -94,7 +94,7 @@ describe('pinCredentials', () => {
   it('refuses, naming the identity, when its login cannot be renewed: never switches', async () => {
     const store = memoryStore(tokens('alice', 1));
     let clock = Date.now();
-    const pinned = await pinCredentials(io(), endpoint, { store, whoIs, now: () => clock, refresh: () => Promise.reject(new Error('invalid_grant')) });
+    const pinned = await pinCredentials(io(), endpoint, { store: async () => store, whoIs, now: () => clock, refresh: () => Promise.reject(new Error('invalid_grant')) });
     store.value = tokens('bob', 1, Math.floor(clock / 1000) + 99_999);
     clock += 3600_000;
     const err = await pinned.token().catch((e: unknown) => e);

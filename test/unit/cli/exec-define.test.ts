@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineExec } from '../../../src/commands/exec.js';
 import { CliError, UsageError } from '../../../src/errors.js';
+import { createFactory } from '../../../src/factory.js';
 import { BufferStream, FakeClock, stdinOf } from './execFakes.js';
 
 const configDir = mkdtempSync(join(tmpdir(), 'sluice-exec-define-'));
@@ -15,7 +16,7 @@ function command(env: Record<string, string> = {}) {
   const stdout = new BufferStream();
   const stderr = new BufferStream();
   const io = { stdout, stderr, env: { SLUICE_CONFIG_DIR: configDir, ...env }, stdin: stdinOf(undefined) };
-  const cmd = defineExec({ io, clock: new FakeClock() }).exitOverride();
+  const cmd = defineExec({ ...createFactory(io), clock: new FakeClock() }).exitOverride();
   return { cmd, stdout, stderr };
 }
 

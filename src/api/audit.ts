@@ -2,10 +2,10 @@
 // listings and timelines (validated with the shared contract), the export stream and the public
 // key. Refusals become the CLI's typed errors with the gateway's own message.
 import type { z } from 'zod';
-import { requestJson, sendRequest } from '../../api/client.js';
-import { paths, sessionDetail, sessionList, type SessionDetail, type SessionList } from '../../api/contract.js';
-import type { Endpoint } from '../../api/endpoint.js';
-import { CliError, UsageError } from '../../errors.js';
+import { requestJson, sendRequest } from './client.js';
+import { paths, sessionDetail, sessionList, type SessionDetail, type SessionList } from './contract.js';
+import type { Endpoint } from './endpoint.js';
+import { CliError } from '../errors.js';
 
 export interface SessionQuery {
   connection?: string;
@@ -41,15 +41,4 @@ export function createAuditClient(endpoint: Endpoint): AuditClient {
     },
     publicKey: async () => (await sendRequest(endpoint, paths.auditKey)).text(),
   };
-}
-
-const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `--since`: a duration back from now (`90s`, `15m`, `2h`, `7d`, `2w`) or an ISO-8601 time; returns ISO. */
-export function parseSince(text: string, now = Date.now()): string {
-  const m = /^(\d+)([smhdw])$/.exec(text.trim());
-  if (m) return new Date(now - Number(m[1]) * (units[m[2] as string] as number)).toISOString();
-  const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new UsageError(`invalid --since "${text}": expected a duration such as 2h or 7d, or a time such as 2026-11-05T09:00:00Z`);
-  return new Date(t).toISOString();
 }
