@@ -128,7 +128,7 @@ describe('createExecClient (against a loopback HTTP server)', () => {
   it('names the gateway when it cannot be reached', async () => {
     const endpoint = endpointFor('http://127.0.0.1:1', undefined);
     const client = createExecClient(endpoint, { kind: 'env', token: async () => 't' });
-    await expect(client.exec('pg-prod', { input: 'select 1' }, new AbortController().signal)).rejects.toThrow(/cannot reach the gateway at http:\/\/127\.0\.0\.1:1: ECONNREFUSED/);
+    await expect(client.exec('pg-prod', { input: 'select 1' }, new AbortController().signal)).rejects.toThrow(/cannot reach the gateway at http:\/\/127\.0\.0\.1:1: connection refused/);
   });
 });
 

@@ -5,12 +5,12 @@ import { detail, fakeFactory, run, session } from './fakes.js';
 
 describe('sluice sessions', () => {
   it('ls is the default: a table on stdout', async () => {
-    const f = fakeFactory({ gateway: { audit: { sessions: async () => ({ sessions: [session(), session({ id: 'S-2', status: 'open', endedAt: null, email: null })] }) } } });
+    const f = fakeFactory({ gateway: { audit: { sessions: async () => ({ sessions: [session({ blocked: 1, reviewed: 2 }), session({ id: 'S-2', status: 'open', endedAt: null, email: null })] }) } } });
     expect(await run(f, 'sessions')).toBe(0);
     expect(f.out().split('\n')).toEqual([
-      'ID   STARTED               USER               CONNECTION  STATUS  QUERIES  DURATION',
-      'S-1  2026-11-05 11:00:00Z  alice@example.com  pg-prod     ok      3        2m 5s',
-      'S-2  2026-11-05 11:00:00Z  alice              pg-prod     open    -        open',
+      'ID   STARTED               USER               CONNECTION  STATUS  QUERIES  BLOCKED  REVIEWED  DURATION',
+      'S-1  2026-11-05 11:00:00Z  alice@example.com  pg-prod     ok      3        1        2         2m 5s',
+      'S-2  2026-11-05 11:00:00Z  alice              pg-prod     open    -        -        -         open',
       '',
     ]);
     expect(f.err()).toBe('');
