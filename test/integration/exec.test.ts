@@ -79,9 +79,11 @@ describe('formats', () => {
 
 describe('errors and exit codes', () => {
   it('a multi-statement script stops at the first error (exit 1, SQLSTATE on stderr)', async () => {
-    const r = await exec(['-i', 'insert into orders values (200, 1, 5); select * from nope; insert into orders values (201, 1, 5)']);
+    // (A relation that does not exist would be refused by masking's lineage before it reached the
+    // target: this connection masks columns. A division by zero is an error of the target's.)
+    const r = await exec(['-i', 'insert into orders values (200, 1, 5); select 1/0; insert into orders values (201, 1, 5)']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('sluice: ERROR 42P01: relation "nope" does not exist');
+    expect(r.stderr).toContain('sluice: ERROR 22012: division by zero');
     expect(r.stderr).toContain('stopped at statement 2');
     expect(await one('select count(*)::int from orders where id = 200')).toBe(1);
     expect(await one('select count(*)::int from orders where id = 201')).toBe(0);
