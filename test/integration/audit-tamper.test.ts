@@ -193,5 +193,6 @@ describe('honest restarts', () => {
     expect(await gw.stop()).toBe(0);
     const again = await start(r.dir);
     expect((await psql(tokenCtx(again, r.token), ['select 6'])).code).toBe(0);
-  });
+    // Four gateway starts, two kills and several CLI runs: more than the default minute on a busy machine.
+  }, 180_000);
 });
