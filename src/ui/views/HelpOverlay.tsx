@@ -4,9 +4,9 @@ import { fit } from '../text.js';
 
 export const HELP = [
   'Keys',
-  '  Tab, Shift-Tab   next, previous view      c s r   Connections, Sessions, Reviews',
-  '  ↑ ↓              select                   /       filter (Esc clears it)',
-  '  q, Ctrl-C        quit (closes every tunnel)       ?       this help',
+  '  Tab, Shift-Tab   next, previous view   c s r   Connections, Sessions, Reviews',
+  '  ↑ ↓              select                /       filter (Esc clears it)',
+  '  q, Ctrl-C        quit, closing tunnels ?       this help',
   '',
   'Connections',
   '  Enter            open a tunnel to the selected connection and show its panel',
@@ -14,7 +14,7 @@ export const HELP = [
   "  Esc              close the selected connection's tunnel",
   '',
   'Sessions',
-  '  Enter            show the timeline     r   replay it     Esc   back to the list',
+  '  Enter            show the timeline   r   replay it   Esc   back to the list',
   '',
   'Reviews',
   '  Enter            show the whole statement with its parameters',
