@@ -45,11 +45,11 @@ export function handleKey(current: UiState, input: string, key: Key, ctx: KeyCon
     const p = s.prompt;
     if (key.escape) return { ...s, prompt: undefined };
     if (key.return) {
-      const decide = p.action === 'approve' ? model.reviews.approve(p.id, p.text) : model.reviews.reject(p.id, p.text);
+      if (p.action === 'approve') void model.reviews.approve(p.id, p.text);
+      else void model.reviews.reject(p.id, p.text);
       // A rejection without a reason keeps the prompt open; the store says why.
-      if (p.action === 'reject' && !p.text.trim()) return void decide, s;
-      void decide;
-      return { ...s, prompt: undefined, detail: false };
+      if (p.action === 'reject' && !p.text.trim()) return s;
+      return { ...s, prompt: undefined, detail: false, scroll: 0 };
     }
     if (erase) return { ...s, prompt: { ...p, text: [...p.text].slice(0, -1).join('') } };
     if (printable(input, key)) return { ...s, prompt: { ...p, text: p.text + input } };
