@@ -15,7 +15,7 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   const polls = [useStore(model.pollers[model.view]), useStore(model.pollers.reviews), useStore(model.pollers.identity)];
   const failing = polls.find((p) => p.error !== undefined);
   let message: { text: string; color?: string | undefined } = { text: '' };
-  if (failing) message = { text: pollError(failing), color: t.error };
+  if (failing) message = { text: pollError(failing, width), color: t.error };
   else if (announcement) message = { text: `★ new review ${announcement.id} from ${announcement.requester.name} on ${announcement.connection} (r: Reviews)`, color: t.warn };
   else if (flash) message = { text: flash, color: t.ok };
   const who = me ? `${me.email ?? me.name}${me.kind === 'service' ? ' (service token)' : ''}` : '…';
@@ -28,7 +28,9 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   );
 }
 
-export function pollError(p: PollStatus): string {
+/** The failure and when the next try is; a long message is cut so the retry always shows. */
+export function pollError(p: PollStatus, width: number): string {
   const retry = p.retryInMs !== undefined ? ` — retrying in ${Math.round(p.retryInMs / 1000)} s` : '';
-  return `${p.error ?? 'error'}${retry}`;
+  const error = p.error ?? 'error';
+  return [...error].length + retry.length <= width ? error + retry : fit(error, width - retry.length) + retry;
 }
