@@ -108,7 +108,7 @@ export async function startTmux(opts: TmuxOptions): Promise<TmuxSession> {
   const height = opts.height ?? 24;
   const target = 'sluice-test:0.0';
   // The server inherits the environment of the client that starts it and hands it to the pane.
-  const env = { LANG: 'C.UTF-8', ...(opts.env ?? process.env) };
+  const env: NodeJS.ProcessEnv = { LANG: 'C.UTF-8', ...(opts.env ?? process.env) };
   delete env.TMUX;
 
   const tmux = async (...args: string[]): Promise<string> => {
