@@ -1,0 +1,215 @@
+// `sluice` (the interactive picker) in a real terminal: tmux at 80×24 running the real binary as
+// alice (logged in with the device flow, an approver), a real gateway and PostgreSQL. The test
+// types a filter, opens a tunnel, runs psql with the command the screen shows, watches the client
+// count, closes the tunnel, approves a statement another user's psql holds in a second terminal,
+// and quits; the terminal must come back in cooked mode and off the alternate screen, also after
+// Ctrl-C, SIGTERM and SIGHUP. With UPDATE_SCREENSHOTS=1 it writes each view to docs/screenshots/.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CLI_BIN, cliEnv, login, newConfigDir, ROOT, runCli, serviceToken, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { freshDatabase } from '../support/pgEngineHarness.js';
+import { startTmux, type TmuxSession } from '../support/tmux.js';
+
+const cluster = inject('pgCluster');
+const SCREENSHOTS = join(ROOT, 'docs/screenshots');
+const PASSWORD_ENV = 'UI_TMUX_PG_PASSWORD';
+
+let gw: GatewayProcess;
+let db: Awaited<ReturnType<typeof freshDatabase>>;
+let aliceDir: string;
+let devToken: string;
+const terminals: TmuxSession[] = [];
+
+beforeAll(async () => {
+  db = await freshDatabase(cluster, 'ui_tmux');
+  await db.admin.query(`
+    create table customers (id int primary key, name text not null, email text);
+    insert into customers values (1, 'Ada', 'ada.lovelace@example.com'), (2, 'Grace', 'grace.hopper@example.com');
+    create table payments (id int primary key, amount numeric not null, note text);
+  `);
+  const su = cluster.roles.superuser;
+  const target = { host: cluster.host, port: cluster.port, database: db.target.database, user: su.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
+  gw = await startGateway({
+    env: { [PASSWORD_ENV]: su.password },
+    connections: [
+      {
+        name: 'pg-prod',
+        type: 'postgres',
+        description: 'orders and payments (primary)',
+        target,
+        allow: { groups: ['eng', 'dba'] },
+        policy: {
+          rules: [
+            { id: 'no-ddl', block: { statements: ['drop', 'truncate', 'alter'] } },
+            { id: 'payments-review', review: { statements: ['insert', 'update', 'delete'], tables: ['payments'], approvers: ['dba'], timeout: '120s' } },
+            { id: 'pii', mask: { columns: ['customers.email'], with: 'partial' } },
+          ],
+        },
+      },
+      { name: 'analytics', type: 'postgres', description: 'reporting replica', target, allow: { groups: ['eng', 'dba'] } },
+    ],
+  });
+  devToken = serviceToken(gw, 'dev', 'eng');
+  aliceDir = newConfigDir();
+  const res = await login(gw, aliceDir, 'alice');
+  expect(res.code, res.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  for (const t of terminals.splice(0)) await t.kill();
+  await gw?.stop();
+  await db?.drop();
+});
+
+/** The environment of a terminal where alice runs `sluice`. */
+function aliceEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return cliEnv({ configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string, ...extra } });
+}
+
+async function terminal(command: string[], env: NodeJS.ProcessEnv): Promise<TmuxSession> {
+  const t = await startTmux({ command, env, cwd: ROOT });
+  terminals.push(t);
+  return t;
+}
+
+/** `sluice` with no arguments, in a fresh 80×24 terminal, once its first frame is up. */
+async function startPicker(extra: NodeJS.ProcessEnv = {}): Promise<TmuxSession> {
+  const t = await terminal([process.execPath, CLI_BIN], aliceEnv(extra));
+  await t.waitFor('pg-prod');
+  return t;
+}
+
+/** With UPDATE_SCREENSHOTS=1, the screen goes to docs/screenshots/NAME.txt. */
+function screenshot(name: string, screen: string): void {
+  if (process.env.UPDATE_SCREENSHOTS !== '1') return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  writeFileSync(join(SCREENSHOTS, `${name}.txt`), `${screen}\n`);
+}
+
+/** psql with the conninfo the picker shows, kept open on a pipe until `end()`. */
+function openPsql(conninfo: string): { child: ChildProcessWithoutNullStreams; output: () => string; run: (sql: string, expect: RegExp) => Promise<void>; end: () => Promise<number | null> } {
+  const child = spawn(cluster.psqlPath, ['-X', '-w', '-At', '-d', `${conninfo} connect_timeout=10`], { env: { ...process.env, PGPASSWORD: '' } });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    child,
+    output: () => out,
+    async run(sql, re) {
+      child.stdin.write(`${sql}\n`);
+      const until = Date.now() + 15_000;
+      while (!re.test(out)) {
+        if (child.exitCode !== null) throw new Error(`psql exited with ${child.exitCode}:\n${out}`);
+        if (Date.now() > until) throw new Error(`psql printed no ${re} within 15 s:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async end() {
+      child.stdin.end();
+      if (child.exitCode === null) await once(child, 'exit');
+      return child.exitCode;
+    },
+  };
+}
+
+const clientsOpen = (n: number): RegExp => new RegExp(`clients(?: open)?:?\\s+${n}\\b`, 'i');
+
+describe('sluice in a real terminal', () => {
+  it('filter, open a tunnel, psql through it, close it, approve a held statement, quit: the terminal is restored', async () => {
+    const ui = await startPicker();
+    const first = await ui.capture();
+    expect(first).toContain('analytics');
+    expect(first).toMatch(/alice/);
+    screenshot('connections', first);
+
+    await ui.type('prod');
+    await ui.waitUntil((s) => s.includes('pg-prod') && !s.includes('reporting replica'), 'the filter to hide analytics');
+    await ui.keys('Enter');
+    const { screen: panel, match } = await ui.waitFor(/psql "(host=\S+ port=(\d+) dbname=\S+ user=\S+)"/);
+    const [, conninfo, port] = match as unknown as [string, string, string];
+    expect(panel).toMatch(clientsOpen(0));
+
+    const psql = openPsql(conninfo);
+    await psql.run('select name, email from customers order by id;', /^Grace\|/m);
+    expect(psql.output()).not.toContain('ada.lovelace@example.com');
+    const busy = await ui.waitFor(clientsOpen(1));
+    screenshot('tunnel', busy.screen);
+    expect(await psql.end()).toBe(0);
+    await ui.waitFor(clientsOpen(0));
+
+    await ui.keys('Escape');
+    await ui.waitUntil((s) => !s.includes(`port=${port}`), 'the tunnel panel to close');
+    const refused = spawn(cluster.psqlPath, ['-X', '-w', '-d', `${conninfo} connect_timeout=5`, '-c', 'select 1']);
+    expect((await once(refused, 'exit'))[0]).not.toBe(0);
+
+    // Another user's statement waits for review in a second terminal.
+    const requester = await terminal(
+      [process.execPath, CLI_BIN, 'connect', 'pg-prod', '--', cluster.psqlPath, '-X', '-w', '-c', `insert into payments values (1, 42, 'from the other pane')`],
+      cliEnv({ configDir: newConfigDir(), env: { SLUICE_TOKEN: devToken, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } }),
+    );
+    const held = await requester.waitFor(/query held for review (R-[2-9A-Z]{4})/);
+    const reviewId = (held.match as unknown as [string, string])[1];
+
+    // Esc leaves the filter so `r` switches views instead of typing.
+    await ui.keys('Escape');
+    await ui.keys('r');
+    const reviews = await ui.waitFor(reviewId);
+    expect(reviews.screen).toMatch(/insert into payments/);
+    screenshot('reviews', reviews.screen);
+    await ui.keys('Enter');
+    const detail = await ui.waitFor('from the other pane');
+    screenshot('review-detail', detail.screen);
+    await ui.keys('a');
+    await ui.waitFor(/reason/i);
+    await ui.type('looks right');
+    await ui.keys('Enter');
+    await ui.waitFor(/approved/i);
+
+    await requester.waitFor('INSERT 0 1');
+    expect((await requester.waitForExit()).code).toBe(0);
+    expect((await db.admin.query('select note from payments')).rows).toEqual([{ note: 'from the other pane' }]);
+
+    await ui.keys('s');
+    const sessions = await ui.waitFor(/pg-prod/);
+    screenshot('sessions', sessions.screen);
+    await ui.keys('?');
+    const help = await ui.waitFor(/quit/i);
+    screenshot('help', help.screen);
+    await ui.keys('Escape');
+
+    await ui.keys('q');
+    const exit = await ui.waitForExit();
+    expect(exit.code).toBe(0);
+    expect(exit.modes).toMatchObject({ icanon: true, echo: true, isig: true });
+    expect(await ui.alternateScreen()).toBe(false);
+  });
+
+  const stops: [string, (t: TmuxSession) => Promise<unknown>, number[]][] = [
+    // In raw mode Ctrl-C arrives as input, so it is a quit like `q`.
+    ['Ctrl-C', (t) => t.keys('C-c'), [0, 130]],
+    ['SIGTERM', async (t) => process.kill(await t.commandPid(), 'SIGTERM'), [143, 0]],
+    ['SIGHUP', async (t) => process.kill(await t.commandPid(), 'SIGHUP'), [129, 0]],
+  ];
+  it.each(stops)('%s restores the terminal', async (_name, stop, codes) => {
+    const ui = await startPicker();
+    await stop(ui);
+    const exit = await ui.waitForExit();
+    expect(codes).toContain(exit.code);
+    expect(exit.modes).toMatchObject({ icanon: true, echo: true, isig: true });
+    expect(await ui.alternateScreen()).toBe(false);
+  });
+
+  it('without a terminal, `sluice` prints help and exits 0; `sluice ui` is a usage error', async () => {
+    const ctx = { configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
+    const bare = await runCli([], ctx);
+    expect(bare.code).toBe(0);
+    expect(bare.stdout + bare.stderr).toMatch(/Usage: sluice/);
+    const ui = await runCli(['ui'], ctx);
+    expect(ui.code).toBe(2);
+    expect(ui.stderr).toMatch(/terminal/);
+  });
+});
+
