@@ -13,6 +13,7 @@ import { defineLogin } from './commands/login.js';
 import { defineLogout } from './commands/logout.js';
 import { defineReviews } from './commands/reviews/index.js';
 import { defineSessions } from './commands/sessions/index.js';
+import { defineUi, isInteractive } from './commands/ui.js';
 import { defineWhoami } from './commands/whoami.js';
 import { CliError, ExitCode, exitCodeFor, SilentExit } from './errors.js';
 import { createFactory, type Factory } from './factory.js';
@@ -30,6 +31,7 @@ const commands: ((f: Factory) => Command)[] = [
   defineReviews,
   defineAudit,
   defineConfig,
+  defineUi,
 ];
 
 export async function main(argv: string[], f: Factory = createFactory(processIo())): Promise<number> {
@@ -46,6 +48,11 @@ export async function main(argv: string[], f: Factory = createFactory(processIo(
   inheritSettings(program);
 
   try {
+    // `sluice` alone opens the picker on a terminal; anywhere else (a pipe, CI) it is a request for help.
+    if (argv.length === 0) {
+      if (!isInteractive(f)) return program.outputHelp(), ExitCode.ok;
+      argv = ['ui'];
+    }
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.ok;
   } catch (err) {

@@ -15,6 +15,8 @@ export interface TunnelStats {
   total: number;
   bytesUp: number;
   bytesDown: number;
+  /** The gateway's session id for each client that got through, oldest first. */
+  sessionIds?: string[];
 }
 
 export interface LocalListener {
@@ -43,7 +45,7 @@ export interface ListenOptions {
 }
 
 export async function listenLocal(opts: ListenOptions): Promise<LocalListener> {
-  const stats: TunnelStats = { open: 0, total: 0, bytesUp: 0, bytesDown: 0 };
+  const stats: TunnelStats = { open: 0, total: 0, bytesUp: 0, bytesDown: 0, sessionIds: [] };
   const sockets = new Set<Socket>();
   const server = createServer({ noDelay: true }, (client) => {
     sockets.add(client);
@@ -99,6 +101,7 @@ async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelSta
     return;
   }
   const upstream = tunnel.socket;
+  if (tunnel.sessionId) stats.sessionIds?.push(tunnel.sessionId);
   sockets.add(upstream as Socket);
   upstream.once('close', () => sockets.delete(upstream as Socket));
   upstream.write(startup.bytes);
