@@ -125,6 +125,9 @@ describe('sluice in a real terminal', () => {
     expect(first).toMatch(/alice/);
     screenshot('connections', first);
 
+    // One key at a time where a key changes the mode: a terminal delivers fast typing in one read.
+    await ui.type('/');
+    await ui.waitFor('Esc: clear');
     await ui.type('prod');
     await ui.waitUntil((s) => s.includes('pg-prod') && !s.includes('reporting replica'), 'the filter to hide analytics');
     await ui.keys('Enter');
@@ -153,8 +156,6 @@ describe('sluice in a real terminal', () => {
     const held = await requester.waitFor(/query held for review (R-[2-9A-Z]{4})/);
     const reviewId = (held.match as unknown as [string, string])[1];
 
-    // Esc leaves the filter so `r` switches views instead of typing.
-    await ui.keys('Escape');
     await ui.keys('r');
     const reviews = await ui.waitFor(reviewId);
     expect(reviews.screen).toMatch(/insert into payments/);

@@ -64,7 +64,7 @@ export interface TmuxSession {
   readonly dir: string;
   /** Key names as tmux knows them: `Enter`, `Escape`, `Tab`, `C-c`, `Up`, `q`, … */
   keys(...keys: string[]): Promise<void>;
-  /** Literal text, each character as typed. */
+  /** Literal text, in one write (as a paste, or fast typing that the program reads at once). */
   type(text: string): Promise<void>;
   /** The visible screen (or with `history` the scrollback as well), trailing blanks trimmed. */
   capture(opts?: { history?: boolean }): Promise<string>;
