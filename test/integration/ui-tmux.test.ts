@@ -138,7 +138,9 @@ describe('sluice in a real terminal', () => {
     const psql = openPsql(conninfo);
     await psql.run('select name, email from customers order by id;', /^Grace\|/m);
     expect(psql.output()).not.toContain('ada.lovelace@example.com');
-    const busy = await ui.waitFor(clientsOpen(1));
+    // Stats are refreshed every second: wait until the reply's bytes are counted too.
+    const busy = await ui.waitFor(/clients open: 1 \(1 total\) · ↑ [1-9][\d.]* \S+ ↓ [1-9]/);
+    expect(busy.screen).toMatch(/sessions: s_\S+/);
     screenshot('tunnel', busy.screen);
     expect(await psql.end()).toBe(0);
     await ui.waitFor(clientsOpen(0));
@@ -156,30 +158,64 @@ describe('sluice in a real terminal', () => {
     const held = await requester.waitFor(/query held for review (R-[2-9A-Z]{4})/);
     const reviewId = (held.match as unknown as [string, string])[1];
 
+    // It is announced in the status bar while the Connections view is shown.
+    const announced = await ui.waitFor(new RegExp(`new review ${reviewId} from dev on pg-prod`));
+    expect(announced.screen).toContain('[Connections]');
+    screenshot('new-review', announced.screen);
+
     await ui.keys('r');
     const reviews = await ui.waitFor(reviewId);
     expect(reviews.screen).toMatch(/insert into payments/);
     screenshot('reviews', reviews.screen);
     await ui.keys('Enter');
     const detail = await ui.waitFor('from the other pane');
+    expect(detail.screen).toContain('rule payments-review');
     screenshot('review-detail', detail.screen);
     await ui.keys('a');
-    await ui.waitFor(/reason/i);
+    await ui.waitFor(`approve ${reviewId}: reason (optional)`);
     await ui.type('looks right');
+    screenshot('review-approve', (await ui.waitFor(`reason (optional): looks right`)).screen);
     await ui.keys('Enter');
-    await ui.waitFor(/approved/i);
+    await ui.waitFor(new RegExp(`approved ${reviewId}`));
 
     await requester.waitFor('INSERT 0 1');
     expect((await requester.waitForExit()).code).toBe(0);
     expect((await db.admin.query('select note from payments')).rows).toEqual([{ note: 'from the other pane' }]);
 
+    // Sessions: alice's psql session, its timeline (the masked column named) and its replay.
     await ui.keys('s');
-    const sessions = await ui.waitFor(/pg-prod/);
+    await ui.waitFor('[Sessions]');
+    await ui.type('/');
+    await ui.waitFor('Esc: clear');
+    await ui.type('alice');
+    const sessions = await ui.waitFor(/alice@example\.com\s+pg-prod/);
     screenshot('sessions', sessions.screen);
+    await ui.keys('Enter');
+    const timeline = await ui.waitFor(/masked: \S*email/);
+    expect(timeline.screen).toMatch(/select name, email from customers order by id/);
+    screenshot('session-timeline', timeline.screen);
+    await ui.keys('r');
+    const replayed = await ui.waitFor(/replay of \S+ \(done\)/);
+    screenshot('session-replay', replayed.screen);
+    await ui.keys('Escape');
+    await ui.waitFor(/alice@example\.com\s+pg-prod/);
+
     await ui.keys('?');
-    const help = await ui.waitFor(/quit/i);
+    const help = await ui.waitFor('Press any key to close this help.');
     screenshot('help', help.screen);
     await ui.keys('Escape');
+    await ui.waitUntil((s) => !s.includes('Press any key'), 'the help to close');
+
+    // Wider and taller: the frame reflows; back to 80×24 it is cut to fit again.
+    await ui.keys('c');
+    await ui.waitFor('orders and payment…');
+    await ui.resize(120, 30);
+    const wide = await ui.waitFor('orders and payments (primary)');
+    expect(Math.max(...wide.screen.split('\n').map((l) => l.length))).toBeGreaterThan(80);
+    expect(wide.screen).toMatch(/token expires in .* · \? keys · q quit/);
+    await ui.resize(80, 24);
+    const narrow = await ui.waitFor('orders and payment…');
+    expect(Math.max(...narrow.screen.split('\n').map((l) => [...l].length))).toBeLessThanOrEqual(80);
 
     await ui.keys('q');
     const exit = await ui.waitForExit();
@@ -188,17 +224,17 @@ describe('sluice in a real terminal', () => {
     expect(await ui.alternateScreen()).toBe(false);
   });
 
-  const stops: [string, (t: TmuxSession) => Promise<unknown>, number[]][] = [
-    // In raw mode Ctrl-C arrives as input, so it is a quit like `q`.
-    ['Ctrl-C', (t) => t.keys('C-c'), [0, 130]],
-    ['SIGTERM', async (t) => process.kill(await t.commandPid(), 'SIGTERM'), [143, 0]],
-    ['SIGHUP', async (t) => process.kill(await t.commandPid(), 'SIGHUP'), [129, 0]],
+  // In raw mode Ctrl-C arrives as input, so it is a quit like `q`; a signal exits with 128+N.
+  const stops: [string, (t: TmuxSession) => Promise<unknown>, number][] = [
+    ['Ctrl-C', (t) => t.keys('C-c'), 0],
+    ['SIGTERM', async (t) => process.kill(await t.commandPid(), 'SIGTERM'), 128 + 15],
+    ['SIGHUP', async (t) => process.kill(await t.commandPid(), 'SIGHUP'), 128 + 1],
   ];
-  it.each(stops)('%s restores the terminal', async (_name, stop, codes) => {
+  it.each(stops)('%s restores the terminal', async (_name, stop, code) => {
     const ui = await startPicker();
     await stop(ui);
     const exit = await ui.waitForExit();
-    expect(codes).toContain(exit.code);
+    expect(exit.code).toBe(code);
     expect(exit.modes).toMatchObject({ icanon: true, echo: true, isig: true });
     expect(await ui.alternateScreen()).toBe(false);
   });
