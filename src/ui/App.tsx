@@ -4,7 +4,7 @@
 import { Box, Text, useApp, useInput, useStdout } from 'ink';
 import { useCallback, useRef, useState } from 'react';
 import { useDimensions, useStore } from './hooks.js';
-import { clampSelection, handleKey, type UiState } from './keys.js';
+import { clampSelection, handleInput, type UiState } from './keys.js';
 import { VIEWS, type UiModel, type ViewName } from './state/model.js';
 import { fit } from './text.js';
 import { colourTheme, plainTheme, ThemeContext } from './Theme.js';
@@ -21,17 +21,23 @@ export function App({ model }: { model: UiModel }) {
   const { stdout } = useStdout();
   const { columns, rows } = useDimensions();
   const [ui, setUi] = useState<UiState>({ view: model.view, selected: { connections: 0, sessions: 0, reviews: 0 }, typing: false, detail: false, scroll: 0, help: false });
+  // Keys may arrive faster than React re-renders: each one must see the state the previous left.
+  const current = useRef(ui);
   const quitting = useRef(false);
   const quit = useCallback(() => {
     if (quitting.current) return;
     quitting.current = true;
-    setUi((u) => ({ ...u, flash: 'closing tunnels…' }));
+    current.current = { ...current.current, flash: 'closing tunnels…' };
+    setUi(current.current);
     void model.close().finally(() => exit());
   }, [model, exit]);
 
   useInput((input, key) => {
-    const next = handleKey(ui, input, key, { model, quit, copy: (text) => stdout.write(text) });
-    if (next !== ui) setUi(next);
+    const next = handleInput(current.current, input, key, { model, quit, copy: (text) => stdout.write(text) });
+    if (next !== current.current) {
+      current.current = next;
+      setUi(next);
+    }
   });
 
   const reviews = useStore(model.reviews);

@@ -87,6 +87,26 @@ export function handleKey(current: UiState, input: string, key: Key, ctx: KeyCon
   return s;
 }
 
+const NO_KEY = {} as Key;
+
+/**
+ * A chunk of several keys at once (a paste, or a test typing "/demo" then Enter in one write) is
+ * handled one key after another, so it means what typing it slowly would.
+ */
+export function handleInput(ui: UiState, input: string, key: Key, ctx: KeyContext): UiState {
+  const chars = [...input];
+  if (chars.length <= 1 || key.ctrl || key.meta || key.escape || input.startsWith('\x1b')) return handleKey(ui, input, key, ctx);
+  let s = ui;
+  for (const ch of chars) {
+    if (ch === '\r' || ch === '\n') s = handleKey(s, '', { ...NO_KEY, return: true }, ctx);
+    else if (ch === '\t') s = handleKey(s, '', { ...NO_KEY, tab: true }, ctx);
+    else if (ch === '\x7f' || ch === '\b') s = handleKey(s, '', { ...NO_KEY, backspace: true }, ctx);
+    else if (ch === '\x03') s = handleKey(s, 'c', { ...NO_KEY, ctrl: true }, ctx);
+    else s = handleKey(s, ch, NO_KEY, ctx);
+  }
+  return s;
+}
+
 function viewKey(s: UiState, input: string, key: Key, ctx: KeyContext): UiState | undefined {
   const { model } = ctx;
   if (s.view === 'connections') {

@@ -6,6 +6,7 @@ import type { Factory, GatewayFlags } from '../../factory.js';
 import { print, say } from '../../io.js';
 import { plainTable } from '../../output/table.js';
 import { withGatewayFlags } from '../flags.js';
+import { newestFirst } from '../../ui/state/reviews.js';
 import { formatTime } from '../sessions/render.js';
 import { oneLineSql, statusLine } from './format.js';
 
@@ -24,7 +25,7 @@ export function defineReviewsList(f: Factory): Command {
 
 export async function runReviewsList(opts: ReviewsListOptions, f: Factory): Promise<void> {
   const { io } = f;
-  const reviews = await (await f.gateway(opts)).reviews.list({ all: opts.all });
+  const reviews = newestFirst(await (await f.gateway(opts)).reviews.list({ all: opts.all }));
   if (opts.json) return print(io, JSON.stringify(reviews));
   if (reviews.length === 0) {
     return say(io, opts.all ? 'no reviews you requested or may decide, pending or recent' : 'no reviews are waiting for you or on you');

@@ -19,9 +19,9 @@ export class IdentityStore extends Store<IdentityState> {
   }
 }
 
-/** `token expires in 42m 10s`, `token expired 3m 2s ago`, or nothing when it does not expire. */
+/** `expires in 42m 10s`, `token expired 3m 2s ago`, or nothing when it does not expire. */
 export function expiryText(me: Me | undefined, now: number): string | undefined {
   if (!me?.expiresAt) return undefined;
   const at = Date.parse(me.expiresAt);
-  return at > now ? `token expires in ${relative(me.expiresAt, now)}` : `token expired ${relative(me.expiresAt, now)} ago`;
+  return at > now ? `expires in ${relative(me.expiresAt, now)}` : `token expired ${relative(me.expiresAt, now)} ago`;
 }

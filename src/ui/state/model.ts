@@ -54,6 +54,11 @@ export class UiModel {
     this.#stats = new Poller(o.clock, async () => this.tunnels.refreshStats(), STATS_INTERVAL_MS);
   }
 
+  /** Whether close() was called (the app is quitting). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   get view(): ViewName {
     return this.#view;
   }

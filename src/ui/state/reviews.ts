@@ -13,9 +13,14 @@ export interface ReviewsState {
   notice?: { text: string; error: boolean };
 }
 
+/** Newest request first: the order `sluice reviews` and the picker both show. */
+export function newestFirst(reviews: readonly ReviewInfo[]): ReviewInfo[] {
+  return [...reviews].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+}
+
 /** Reviews the caller may decide now, newest first. */
 export function decidable(reviews: readonly ReviewInfo[]): ReviewInfo[] {
-  return reviews.filter((r) => r.status === 'pending' && r.canDecide).sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+  return newestFirst(reviews.filter((r) => r.status === 'pending' && r.canDecide));
 }
 
 export class ReviewsStore extends Store<ReviewsState> {

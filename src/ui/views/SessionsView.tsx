@@ -1,6 +1,6 @@
 // Sessions: recorded sessions (filter by connection or user), a session's timeline, its replay.
 import { Box, Text } from 'ink';
-import { formatTime, timeline, who } from '../../commands/sessions/render.js';
+import { timeline, who } from '../../commands/sessions/render.js';
 import { useStore } from '../hooks.js';
 import type { UiModel } from '../state/model.js';
 import type { OpenSession } from '../state/sessions.js';
@@ -8,7 +8,7 @@ import { fit, row, windowAround } from '../text.js';
 import { useTheme } from '../Theme.js';
 import { FilterLine } from './FilterLine.js';
 
-const WIDTHS = [12, 20, 22, 14, 6];
+const WIDTHS = [16, 14, 18, 12, 6];
 
 export function SessionsView({ model, width, height, selected, typing, scroll }: { model: UiModel; width: number; height: number; selected: number; typing: boolean; scroll: number }) {
   const t = useTheme();
@@ -40,7 +40,7 @@ export function SessionsView({ model, width, height, selected, typing, scroll }:
           const on = start + i === selected;
           return (
             <Text key={s.id} inverse={on}>
-              {row([`${on ? '›' : ' '} ${s.id}`, formatTime(s.startedAt), who(s), s.connection, s.status, s.status === 'open' ? '-' : String(s.queries)], WIDTHS, width)}
+              {row([`${on ? '›' : ' '} ${s.id}`, shortTime(s.startedAt), who(s), s.connection, s.status, s.status === 'open' ? '-' : String(s.queries)], WIDTHS, width)}
             </Text>
           );
         })
@@ -55,4 +55,9 @@ function openLines(open: OpenSession, height: number, scroll: number): { title: 
   // A replay shows its latest lines, as a terminal would.
   if (open.replay) return { title: `replay of ${open.id}${open.replaying ? ' (playing)' : ' (done)'}`, lines: open.replay.slice(-Math.max(1, height - 1)) };
   return { title: `timeline of ${open.id}`, lines: timeline(open.detail).replace(/\n$/, '').split('\n').slice(scroll) };
+}
+
+/** `12-07 11:08:39`: the year and zone cost columns the list needs (times are UTC, as elsewhere). */
+function shortTime(iso: string): string {
+  return iso.slice(5, 19).replace('T', ' ');
 }

@@ -23,7 +23,7 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   return (
     <Box flexDirection="column">
       <Text color={message.color}>{fit(message.text, width)}</Text>
-      <Text inverse>{fit(` ${who} · ${gateway}${expiry ? ` · ${expiry}` : ''} · ? keys · q quit`, width)}</Text>
+      <Text inverse>{fit(` ${who} · ${gateway}${expiry ? ` · ${expiry}` : ''} · ? keys`, width)}</Text>
     </Box>
   );
 }

@@ -77,6 +77,14 @@ export async function startApp(gateway: GatewayOverrides, opts: { listen?: Liste
       }
       throw new Error(`the frame never showed ${String(text)}; last frame:\n${app.lastFrame()}`);
     },
+    /** Waits until `check` holds for the current frame. */
+    async until(check: (frame: string) => boolean, what: string) {
+      for (let i = 0; i < 50; i++) {
+        if (check(app.lastFrame() ?? '')) return;
+        await settle();
+      }
+      throw new Error(`never: ${what}; last frame:\n${app.lastFrame()}`);
+    },
     async close() {
       await model.close();
       app.unmount();
