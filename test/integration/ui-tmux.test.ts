@@ -211,11 +211,17 @@ describe('sluice in a real terminal', () => {
     await ui.waitFor('orders and payment…');
     await ui.resize(120, 30);
     const wide = await ui.waitFor('orders and payments (primary)');
-    expect(Math.max(...wide.screen.split('\n').map((l) => l.length))).toBeGreaterThan(80);
-    expect(wide.screen).toMatch(/token expires in .* · \? keys · q quit/);
+    const wideLines = wide.screen.split('\n');
+    expect(Math.max(...wideLines.map((l) => [...l].length))).toBeGreaterThan(80);
+    // The status bar stays on the last lines of the taller screen and is no longer cut short.
+    expect(wideLines.length).toBeGreaterThan(24);
+    expect(wideLines.at(-1)).toMatch(/alice@example\.com · .*expires in [^…]*$/);
     await ui.resize(80, 24);
     const narrow = await ui.waitFor('orders and payment…');
-    expect(Math.max(...narrow.screen.split('\n').map((l) => [...l].length))).toBeLessThanOrEqual(80);
+    const narrowLines = narrow.screen.split('\n');
+    expect(Math.max(...narrowLines.map((l) => [...l].length))).toBeLessThanOrEqual(80);
+    expect(narrowLines.length).toBeLessThanOrEqual(24);
+    expect(narrowLines.at(-1)).toMatch(/alice@example\.com · /);
 
     await ui.keys('q');
     const exit = await ui.waitForExit();
@@ -239,6 +245,21 @@ describe('sluice in a real terminal', () => {
     expect(await ui.alternateScreen()).toBe(false);
   });
 
+  it('NO_COLOR turns the colours off; without it the filter being typed is coloured', async () => {
+    for (const [noColor, coloured] of [[undefined, true], ['1', false]] as const) {
+      const ui = await startPicker({ NO_COLOR: noColor });
+      await ui.type('/');
+      await ui.waitFor('Esc: clear');
+      const screen = await ui.capture({ escapes: true });
+      expect(colours(screen), `NO_COLOR=${noColor ?? '(unset)'}:\n${screen}`).toBe(coloured);
+      // The selection stays marked without colour.
+      expect(screen).toContain('›');
+      await ui.keys('Escape');
+      await ui.keys('q');
+      expect((await ui.waitForExit()).code).toBe(0);
+    }
+  });
+
   it('without a terminal, `sluice` prints help and exits 0; `sluice ui` is a usage error', async () => {
     const ctx = { configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
     const bare = await runCli([], ctx);
@@ -250,3 +271,8 @@ describe('sluice in a real terminal', () => {
   });
 });
 
+/** Whether any SGR sequence on the captured screen sets a foreground or background colour. */
+function colours(screen: string): boolean {
+  const sgr = new RegExp(`${String.fromCharCode(27)}\\[([\\d;]*)m`, 'g');
+  return [...screen.matchAll(sgr)].some((m) => (m[1] ?? '').split(';').some((p) => /^(3[0-8]|4[0-8]|9[0-7]|10[0-7])$/.test(p)));
+}

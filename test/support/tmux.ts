@@ -45,11 +45,16 @@ export interface TtyModes {
 export interface TmuxOptions {
   /** argv of the command (run directly, no shell parsing). */
   readonly command: readonly string[];
-  /** The command's whole environment besides what tmux sets (TERM, TMUX, TMUX_PANE). */
+  /** The command's whole environment besides what tmux sets (TERM, TMUX, TMUX_PANE); a key set to undefined is left out. */
   readonly env?: NodeJS.ProcessEnv;
   readonly cwd?: string;
   readonly width?: number;
   readonly height?: number;
+}
+
+export interface CaptureOptions {
+  readonly history?: boolean;
+  readonly escapes?: boolean;
 }
 
 export interface WaitOptions {
@@ -66,8 +71,8 @@ export interface TmuxSession {
   keys(...keys: string[]): Promise<void>;
   /** Literal text, in one write (as a paste, or fast typing that the program reads at once). */
   type(text: string): Promise<void>;
-  /** The visible screen (or with `history` the scrollback as well), trailing blanks trimmed. */
-  capture(opts?: { history?: boolean }): Promise<string>;
+  /** The visible screen (or with `history` the scrollback as well), trailing blanks trimmed; with `escapes` the colours and attributes as SGR sequences. */
+  capture(opts?: CaptureOptions): Promise<string>;
   /** Polls the screen until `pattern` appears; returns the screen and the match. Throws with the last screen on timeout. */
   waitFor(pattern: string | RegExp, opts?: WaitOptions): Promise<{ screen: string; match: RegExpExecArray }>;
   /** Polls the screen until `check` returns true for it. */
@@ -108,8 +113,8 @@ export async function startTmux(opts: TmuxOptions): Promise<TmuxSession> {
   const height = opts.height ?? 24;
   const target = 'sluice-test:0.0';
   // The server inherits the environment of the client that starts it and hands it to the pane.
-  const env: NodeJS.ProcessEnv = { LANG: 'C.UTF-8', ...(opts.env ?? process.env) };
-  delete env.TMUX;
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries({ LANG: 'C.UTF-8', ...(opts.env ?? process.env) })) if (v !== undefined && k !== 'TMUX') env[k] = v;
 
   const tmux = async (...args: string[]): Promise<string> => {
     try {
@@ -140,8 +145,8 @@ export async function startTmux(opts: TmuxOptions): Promise<TmuxSession> {
     throw err;
   }
 
-  const capture = async (o: { history?: boolean } = {}): Promise<string> => {
-    const out = await tmux('capture-pane', '-p', '-J', '-t', target, ...(o.history ? ['-S', '-'] : []));
+  const capture = async (o: CaptureOptions = {}): Promise<string> => {
+    const out = await tmux('capture-pane', '-p', '-J', '-t', target, ...(o.history ? ['-S', '-'] : []), ...(o.escapes ? ['-e'] : []));
     return out.replace(/[ \t]+$/gm, '').replace(/\n+$/, '');
   };
 
