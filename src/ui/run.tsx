@@ -1,6 +1,7 @@
 // Starts the picker on the terminal and guarantees the terminal comes back as it was: raw mode off
 // and the cursor shown on a normal quit, an uncaught exception, SIGTERM, SIGHUP or SIGINT (a
 // Ctrl-C typed in raw mode arrives as a key and quits through the app). Every tunnel is closed first.
+// (An unhandled rejection reaches `uncaughtException` under Node's default --unhandled-rejections=throw.)
 import { render } from 'ink';
 import type { Factory } from '../factory.js';
 import { App } from './App.js';
@@ -40,13 +41,11 @@ export async function runApp(f: Factory, gateway: Gateway): Promise<number> {
   };
   for (const [sig, h] of handlers) process.on(sig, h);
   process.on('uncaughtException', onCrash);
-  process.on('unhandledRejection', onCrash);
   try {
     await instance.waitUntilExit();
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
     process.off('uncaughtException', onCrash);
-    process.off('unhandledRejection', onCrash);
     await model.close();
     restore();
     // ink leaves stdin flowing; the process should end once the app has.

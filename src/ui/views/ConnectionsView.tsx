@@ -8,8 +8,13 @@ import { fit, human, row, windowAround } from '../text.js';
 import { useTheme } from '../Theme.js';
 import { FilterLine } from './FilterLine.js';
 
-const WIDTHS = [22, 9, 24];
 export const PANEL_LINES = 6;
+
+/** Name and type fixed; what is left goes 3:2 to the policy (what it does matters most) and the description. */
+function widths(total: number): number[] {
+  const rest = total - 20 - 8 - 6;
+  return [20, 8, Math.floor((rest * 3) / 5)];
+}
 
 export function ConnectionsView({ model, width, height, selected, typing }: { model: UiModel; width: number; height: number; selected: number; typing: boolean }) {
   const t = useTheme();
@@ -17,7 +22,8 @@ export function ConnectionsView({ model, width, height, selected, typing }: { mo
   const { tunnels } = useStore(model.tunnels);
   const current = visible[selected];
   const tunnel = current ? tunnels.find((x) => x.connection === current.name) : undefined;
-  const listHeight = Math.max(1, height - 2 - (tunnel ? PANEL_LINES : 0));
+  const listHeight = Math.max(1, height - 4 - (tunnel ? PANEL_LINES : 0));
+  const WIDTHS = widths(width);
   const { start, end } = windowAround(visible.length, selected, listHeight);
   return (
     <Box flexDirection="column" height={height}>
@@ -39,6 +45,12 @@ export function ConnectionsView({ model, width, height, selected, typing }: { mo
         })
       )}
       <Box flexGrow={1} />
+      {current ? (
+        // The row cuts the policy short: here it is whole, on up to two lines.
+        <Box height={2} overflow="hidden" width={width}>
+          <Text dimColor={t.dim} wrap="wrap">{`${current.name}: ${current.policy}${current.description ? ` — ${current.description}` : ''}`}</Text>
+        </Box>
+      ) : null}
       {tunnel ? <TunnelPanel tunnel={tunnel} width={width} /> : null}
     </Box>
   );

@@ -1,6 +1,6 @@
 // The Connections view driven by keys: filter, empty states, the tunnel panel (open, live stats,
 // copy with OSC 52, close), errors in the status bar, resize, help and quit.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { AuthError, CliError } from '../../../src/errors.js';
 import type { ListenOptions, LocalListener, TunnelStats } from '../../../src/tunnel/localListener.js';
 import { alice, pgProd } from '../cli/fakes.js';
@@ -27,6 +27,8 @@ describe('Connections view', () => {
     const frame = await app.waitFor('pg-staging');
     expect(frame).toMatch(/› *pg-prod +postgres +read-only +production/);
     expect(frame).toContain('alice@example.com · https://gw.example.test:8443');
+    // The selected connection's policy and description in full, below the list.
+    expect(frame).toContain('pg-prod: read-only — production');
     await app.type('/', 's', 't', 'a', 'g');
     expect(app.frame()).toContain('/ stag▏');
     expect(app.frame()).not.toContain('pg-prod');
@@ -127,6 +129,28 @@ describe('Connections view', () => {
     app.stdout.emit('resize');
     // Never narrower than the 80 columns the layout is made for.
     await app.until(() => widest() === 80, 'the frame is 80 columns wide');
+  });
+
+  it('NO_COLOR: the same screen without colour codes; the selection and view stay marked', async () => {
+    const down = { ...gateway, connections: () => Promise.reject(new CliError('cannot reach the gateway')) };
+    // eslint-disable-next-line no-control-regex
+    const colour = /\x1b\[3[1-6]m/;
+    // ink draws through chalk, which sees no colour terminal under the test runner: force it on, so
+    // that only the app's own NO_COLOR handling can keep the colours out.
+    const { default: chalk } = await import('chalk');
+    const level = chalk.level;
+    chalk.level = 1;
+    onTestFinished(() => void (chalk.level = level));
+    app = await startApp(down);
+    await app.waitFor('retrying in 4 s');
+    expect(app.frame()).toMatch(colour);
+    await app.close();
+    app = await startApp({ ...gateway, connections: async () => ({ connections: [pgProd] }) }, { noColor: true });
+    await app.clock.advance(0);
+    const frame = await app.waitFor('pg-prod');
+    expect(frame).not.toMatch(colour);
+    expect(frame).toContain('[Connections]');
+    expect(frame).toMatch(/› *pg-prod/);
   });
 
   it('? shows the keys until any key; Ctrl-C quits like q', async () => {
