@@ -15,7 +15,7 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   const polls = [useStore(model.pollers[model.view]), useStore(model.pollers.reviews), useStore(model.pollers.identity)];
   const failing = polls.find((p) => p.error !== undefined);
   let message: { text: string; color?: string | undefined } = { text: '' };
-  if (failing) message = { text: pollError(failing), color: t.error };
+  if (failing) message = { text: pollError(failing, width), color: t.error };
   else if (announcement) message = { text: `★ new review ${announcement.id} from ${announcement.requester.name} on ${announcement.connection} (r: Reviews)`, color: t.warn };
   else if (flash) message = { text: flash, color: t.ok };
   const who = me ? `${me.email ?? me.name}${me.kind === 'service' ? ' (service token)' : ''}` : '…';
@@ -28,7 +28,10 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   );
 }
 
-export function pollError(p: PollStatus): string {
+/** The error and its retry in `width` cells: a long error is cut, never the countdown the user waits on. */
+export function pollError(p: PollStatus, width = Infinity): string {
   const retry = p.retryInMs !== undefined ? ` — retrying in ${Math.round(p.retryInMs / 1000)} s` : '';
-  return `${p.error ?? 'error'}${retry}`;
+  const error = p.error ?? 'error';
+  const room = width - retry.length;
+  return `${[...error].length > room ? fit(error, Math.max(1, room)) : error}${retry}`;
 }
