@@ -28,6 +28,7 @@ describe('tmux harness', () => {
     expect(exit.code).toBe(0);
     expect(exit.modes).toMatchObject({ icanon: true, echo: true, isig: true, icrnl: true, opost: true });
     expect(await t.alternateScreen()).toBe(false);
+    expect(await t.clipboard()).toBeUndefined();
     // The wrapper's report is on the screen too, for a person reading a failure.
     expect(await t.capture()).toMatch(/\[sluice-test: exited 0\][\s\S]*\bicanon\b/);
   });
@@ -52,6 +53,12 @@ describe('tmux harness', () => {
     await clean.keys('Enter');
     await clean.waitForExit();
     expect(await clean.alternateScreen()).toBe(false);
+  });
+
+  it('what a program copies with OSC 52 can be read back', async () => {
+    const t = await start('printf "\\033]52;c;%s\\007" "$(printf copied-text | base64)"; echo sent; exec sleep 60');
+    await t.waitFor('sent');
+    expect(await t.clipboard()).toBe('copied-text');
   });
 
   it('signals reach the command by its pid; a death by signal is 128+N', async () => {

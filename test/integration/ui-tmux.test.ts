@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { CLI_BIN, cliEnv, login, newConfigDir, ROOT, runCli, serviceToken, startGateway, type GatewayProcess } from '../support/binaries.js';
+import { CLI_BIN, cliEnv, login, newConfigDir, ROOT, runCli, serviceToken, startGateway, type GatewayOptions, type GatewayProcess } from '../support/binaries.js';
 import { freshDatabase } from '../support/pgEngineHarness.js';
 import { startTmux, type TmuxSession } from '../support/tmux.js';
 
@@ -18,6 +18,7 @@ const SCREENSHOTS = join(ROOT, 'docs/screenshots');
 const PASSWORD_ENV = 'UI_TMUX_PG_PASSWORD';
 
 let gw: GatewayProcess;
+let gatewayOptions: GatewayOptions;
 let db: Awaited<ReturnType<typeof freshDatabase>>;
 let aliceDir: string;
 let devToken: string;
@@ -32,7 +33,7 @@ beforeAll(async () => {
   `);
   const su = cluster.roles.superuser;
   const target = { host: cluster.host, port: cluster.port, database: db.target.database, user: su.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
-  gw = await startGateway({
+  gatewayOptions = {
     env: { [PASSWORD_ENV]: su.password },
     connections: [
       {
@@ -51,7 +52,8 @@ beforeAll(async () => {
       },
       { name: 'analytics', type: 'postgres', description: 'reporting replica', target, allow: { groups: ['eng', 'dba'] } },
     ],
-  });
+  };
+  gw = await startGateway(gatewayOptions);
   devToken = serviceToken(gw, 'dev', 'eng');
   aliceDir = newConfigDir();
   const res = await login(gw, aliceDir, 'alice');
@@ -134,6 +136,9 @@ describe('sluice in a real terminal', () => {
     const { screen: panel, match } = await ui.waitFor(/psql "(host=\S+ port=(\d+) dbname=\S+ user=\S+)"/);
     const [, conninfo, port] = match as unknown as [string, string, string];
     expect(panel).toMatch(clientsOpen(0));
+    await ui.keys('c');
+    await ui.waitFor('copied to the clipboard');
+    expect(await ui.clipboard()).toBe(`psql "${conninfo}"`);
 
     const psql = openPsql(conninfo);
     await psql.run('select name, email from customers order by id;', /^Grace\|/m);
@@ -164,12 +169,13 @@ describe('sluice in a real terminal', () => {
     screenshot('new-review', announced.screen);
 
     await ui.keys('r');
-    const reviews = await ui.waitFor(reviewId);
+    // The id is in the announcement already: wait for the view itself.
+    const reviews = await ui.waitFor(new RegExp(`\\[Reviews \\(1\\)\\][\\s\\S]*${reviewId}\\s+\\S+\\s+dev\\s+pg-prod`));
     expect(reviews.screen).toMatch(/insert into payments/);
     screenshot('reviews', reviews.screen);
     await ui.keys('Enter');
-    const detail = await ui.waitFor('from the other pane');
-    expect(detail.screen).toContain('rule payments-review');
+    const detail = await ui.waitFor(`review ${reviewId} · pg-prod · rule payments-review`);
+    expect(detail.screen).toContain(`insert into payments values (1, 42, 'from the other pane')`);
     screenshot('review-detail', detail.screen);
     await ui.keys('a');
     await ui.waitFor(`approve ${reviewId}: reason (optional)`);
@@ -259,6 +265,19 @@ describe('sluice in a real terminal', () => {
       expect((await ui.waitForExit()).code).toBe(0);
     }
   });
+
+  it('a gateway that goes away is shown with its retry, and the error clears when it is back', async () => {
+    const ui = await startPicker();
+    const port = Number(new URL(gw.url).port);
+    await gw.stop();
+    const down = await ui.waitFor(/— retrying in \d+ s/);
+    expect(down.screen).toContain('pg-prod');
+    screenshot('gateway-down', down.screen);
+    gw = await startGateway({ ...gatewayOptions, dir: gw.dir, port });
+    await ui.waitUntil((s) => !s.includes('retrying in'), 'the error to clear', { timeout: 45_000 });
+    await ui.keys('q');
+    expect((await ui.waitForExit()).code).toBe(0);
+  }, 90_000);
 
   it('without a terminal, `sluice` prints help and exits 0; `sluice ui` is a usage error', async () => {
     const ctx = { configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };

@@ -25,6 +25,8 @@ const CONFIG = [
   'set -wg remain-on-exit on',
   'set -sg escape-time 0',
   'set -g history-limit 5000',
+  // A program's OSC 52 (copy to the clipboard) becomes a tmux paste buffer the test can read.
+  'set -s set-clipboard on',
   'set -g default-terminal tmux-256color',
 ].join('\n');
 
@@ -80,6 +82,8 @@ export interface TmuxSession {
   resize(width: number, height: number): Promise<void>;
   /** The pid of the command itself (the wrapper's child), while it runs. */
   commandPid(): Promise<number>;
+  /** What the program last copied with OSC 52 (the newest paste buffer), or undefined. */
+  clipboard(): Promise<string | undefined>;
   /** Whether the pane shows the alternate screen now. */
   alternateScreen(): Promise<boolean>;
   /** Waits for the command to exit; its exit status (128+N for signal N) and the terminal modes it left. */
@@ -183,6 +187,7 @@ export async function startTmux(opts: TmuxOptions): Promise<TmuxSession> {
       if (children.length !== 1) throw new Error(`expected the command as the only child of the pane's shell ${wrapper}, found [${children.join(', ')}]`);
       return Number(children[0]);
     },
+    clipboard: () => tmux('show-buffer').catch(() => undefined),
     alternateScreen: async () => (await pane('#{alternate_on}')) === '1',
     async waitForExit(o = {}) {
       const until = Date.now() + (o.timeout ?? 20_000);
