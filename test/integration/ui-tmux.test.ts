@@ -120,7 +120,7 @@ function openPsql(conninfo: string): { child: ChildProcessWithoutNullStreams; ou
 const clientsOpen = (n: number): RegExp => new RegExp(`clients(?: open)?:?\\s+${n}\\b`, 'i');
 
 describe('sluice in a real terminal', () => {
-  it('filter, open a tunnel, psql through it, close it, approve a held statement, quit: the terminal is restored', async () => {
+  it('filter, open a tunnel, psql through it, a second tunnel, close them, approve a held statement, quit: the terminal is restored', async () => {
     const ui = await startPicker();
     const first = await ui.capture();
     expect(first).toContain('analytics');
@@ -150,8 +150,22 @@ describe('sluice in a real terminal', () => {
     expect(await psql.end()).toBe(0);
     await ui.waitFor(clientsOpen(0));
 
+    // A second tunnel at once: the list marks both; Esc closes the selected one only.
+    await ui.type('/');
+    await ui.waitFor('Esc: clear');
     await ui.keys('Escape');
-    await ui.waitUntil((s) => !s.includes(`port=${port}`), 'the tunnel panel to close');
+    await ui.waitFor('reporting replica');
+    await ui.keys('Down');
+    await ui.waitFor(/›\s?analytics/);
+    await ui.keys('Enter');
+    await ui.waitFor(/── analytics: tunnel open on 127\.0\.0\.1:\d+/);
+    await ui.waitFor(/●pg-prod[\s\S]*●analytics/);
+    await ui.keys('Escape');
+    await ui.waitUntil((s) => !s.includes('●analytics') && s.includes('●pg-prod'), 'the analytics tunnel to close, not pg-prod');
+    await ui.keys('Up');
+    await ui.waitFor(`port=${port}`);
+    await ui.keys('Escape');
+    await ui.waitUntil((s) => !s.includes(`port=${port}`) && !s.includes('●'), 'the pg-prod tunnel to close');
     const refused = spawn(cluster.psqlPath, ['-X', '-w', '-d', `${conninfo} connect_timeout=5`, '-c', 'select 1']);
     expect((await once(refused, 'exit'))[0]).not.toBe(0);
 
