@@ -53,7 +53,7 @@ export function App({ model }: { model: UiModel }) {
   if (ui.help) body = <HelpOverlay width={width} height={bodyHeight} />;
   else if (ui.view === 'connections') body = <ConnectionsView model={model} width={width} height={bodyHeight} selected={selected} typing={ui.typing} />;
   else if (ui.view === 'sessions') body = <SessionsView model={model} width={width} height={bodyHeight} selected={selected} typing={ui.typing} scroll={ui.scroll} />;
-  else body = <ReviewsView model={model} width={width} height={bodyHeight} selected={selected} detail={ui.detail} prompt={ui.prompt} />;
+  else body = <ReviewsView model={model} width={width} height={bodyHeight} selected={selected} detail={ui.detail} scroll={ui.scroll} prompt={ui.prompt} />;
 
   const tabs = VIEWS.map((v) => {
     const count = v === 'reviews' && reviews.pending && reviews.pending.length > 0 ? ` (${reviews.pending.length})` : '';

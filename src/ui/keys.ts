@@ -45,11 +45,11 @@ export function handleKey(current: UiState, input: string, key: Key, ctx: KeyCon
     const p = s.prompt;
     if (key.escape) return { ...s, prompt: undefined };
     if (key.return) {
-      const decide = p.action === 'approve' ? model.reviews.approve(p.id, p.text) : model.reviews.reject(p.id, p.text);
+      if (p.action === 'approve') void model.reviews.approve(p.id, p.text);
+      else void model.reviews.reject(p.id, p.text);
       // A rejection without a reason keeps the prompt open; the store says why.
-      if (p.action === 'reject' && !p.text.trim()) return void decide, s;
-      void decide;
-      return { ...s, prompt: undefined, detail: false };
+      if (p.action === 'reject' && !p.text.trim()) return s;
+      return { ...s, prompt: undefined, detail: false, scroll: 0 };
     }
     if (erase) return { ...s, prompt: { ...p, text: [...p.text].slice(0, -1).join('') } };
     if (printable(input, key)) return { ...s, prompt: { ...p, text: p.text + input } };
@@ -74,7 +74,8 @@ export function handleKey(current: UiState, input: string, key: Key, ctx: KeyCon
     return switchTo(s, VIEWS[(i + (key.shift ? VIEWS.length - 1 : 1)) % VIEWS.length] as ViewName, ctx);
   }
   if (key.upArrow || key.downArrow) {
-    if (s.view === 'sessions' && s.detail) return { ...s, scroll: Math.max(0, s.scroll + (key.upArrow ? -1 : 1)) };
+    // A timeline or a long statement scrolls; its header stays.
+    if (s.detail) return { ...s, scroll: Math.max(0, s.scroll + (key.upArrow ? -1 : 1)) };
     return move(s, key.upArrow ? -1 : 1, ctx);
   }
   if (key.return) return enter(s, ctx);
@@ -132,7 +133,7 @@ function viewKey(s: UiState, input: string, key: Key, ctx: KeyContext): UiState 
   }
   const r = model.reviews.getSnapshot().pending?.[s.selected.reviews];
   if (r && (input === 'a' || input === 'r')) return { ...s, prompt: { action: input === 'a' ? 'approve' : 'reject', id: r.id, text: '' } };
-  if (key.escape && s.detail) return { ...s, detail: false };
+  if (key.escape && s.detail) return { ...s, detail: false, scroll: 0 };
   return undefined;
 }
 
@@ -148,7 +149,7 @@ function enter(s: UiState, { model }: KeyContext): UiState {
     void model.sessions.show(x.id);
     return { ...s, detail: true, scroll: 0 };
   }
-  return model.reviews.getSnapshot().pending?.[s.selected.reviews] ? { ...s, detail: true } : s;
+  return model.reviews.getSnapshot().pending?.[s.selected.reviews] ? { ...s, detail: true, scroll: 0 } : s;
 }
 
 function move(s: UiState, by: number, { model }: KeyContext): UiState {

@@ -48,7 +48,7 @@ export function ConnectionsView({ model, width, height, selected, typing }: { mo
       {current ? (
         // The row cuts the policy short: here it is whole, on up to two lines.
         <Box height={2} overflow="hidden" width={width}>
-          <Text dimColor={t.dim} wrap="wrap">{`${current.name}: ${current.policy}${current.description ? ` — ${current.description}` : ''}`}</Text>
+          <Text dimColor={t.dim} wrap="wrap">{`${current.name} policy: ${current.policy}`}</Text>
         </Box>
       ) : null}
       {tunnel ? <TunnelPanel tunnel={tunnel} width={width} /> : null}

@@ -17,7 +17,7 @@ export interface ReasonPrompt {
   text: string;
 }
 
-export function ReviewsView({ model, width, height, selected, detail, prompt }: { model: UiModel; width: number; height: number; selected: number; detail: boolean; prompt?: ReasonPrompt | undefined }) {
+export function ReviewsView({ model, width, height, selected, detail, scroll, prompt }: { model: UiModel; width: number; height: number; selected: number; detail: boolean; scroll: number; prompt?: ReasonPrompt | undefined }) {
   const t = useTheme();
   const { pending, notice } = useStore(model.reviews);
   const list = pending ?? [];
@@ -42,7 +42,7 @@ export function ReviewsView({ model, width, height, selected, detail, prompt }: 
   if (detail && current) {
     return (
       <Box flexDirection="column" height={height}>
-        {reviewLines(current, model.clock.now())
+        {scrolled(reviewLines(current, model.clock.now()), scroll)
           .slice(0, bodyHeight)
           .map((l, i) => (
             <Text key={i} bold={i === 0}>
@@ -79,10 +79,16 @@ export function ReviewsView({ model, width, height, selected, detail, prompt }: 
   );
 }
 
+/** The header line stays; the rest starts `scroll` lines down (never past its last line). */
+function scrolled(lines: string[], scroll: number): string[] {
+  const [head = '', ...rest] = lines;
+  return [head, ...rest.slice(Math.min(scroll, Math.max(0, rest.length - 1)))];
+}
+
 /** The whole review: who asked, where, under which rule, until when, the statement and its parameters. */
 export function reviewLines(r: ReviewInfo, now: number): string[] {
   const lines = [
-    `review ${r.id} · ${r.connection} · rule ${r.rule}  (a approve · r reject · Esc back)`,
+    `review ${r.id} · ${r.connection} · rule ${r.rule}  (a approve · r reject · ↑↓ scroll · Esc back)`,
     `  requested by ${r.requester.email ?? r.requester.name} ${relative(r.createdAt, now)} ago; expires in ${relative(r.expiresAt, now)}`,
     `  session ${r.session}${r.reason ? ` · ${r.reason}` : ''}`,
     '',

@@ -27,8 +27,8 @@ describe('Connections view', () => {
     const frame = await app.waitFor('pg-staging');
     expect(frame).toMatch(/› *pg-prod +postgres +read-only +production/);
     expect(frame).toContain('alice@example.com · https://gw.example.test:8443');
-    // The selected connection's policy and description in full, below the list.
-    expect(frame).toContain('pg-prod: read-only — production');
+    // The selected connection's policy in full, below the list.
+    expect(frame).toContain('pg-prod policy: read-only');
     await app.type('/', 's', 't', 'a', 'g');
     expect(app.frame()).toContain('/ stag▏');
     expect(app.frame()).not.toContain('pg-prod');

@@ -44,6 +44,20 @@ describe('Reviews view', () => {
     await app.waitFor('STATEMENT');
   });
 
+  it('a statement longer than the pane scrolls with ↑↓ under its header', async () => {
+    const long = review({ id: 'R-LONG', sql: Array.from({ length: 40 }, (_, i) => `-- line ${i + 1}`).join('\n') });
+    app = await startApp(reviewsGateway(() => [long], []));
+    await app.type('r');
+    await app.waitFor('R-LONG');
+    await app.type(KEY.enter);
+    let frame = await app.waitFor('-- line 1\n');
+    expect(frame).not.toContain('-- line 40');
+    for (let i = 0; i < 30; i++) await app.type(KEY.down);
+    frame = await app.waitFor('-- line 40');
+    expect(frame).toContain('review R-LONG · pg-prod');
+    expect(frame).not.toContain('-- line 1\n');
+  });
+
   it('a approves with an optional reason; r rejects and insists on a reason', async () => {
     const decisions: string[] = [];
     let pending = [newer, older];

@@ -165,3 +165,40 @@ describe('expiryText', () => {
     expect(expiryText(alice, NOW)).toBeUndefined();
   });
 });
+
+describe('UiModel', () => {
+  it('polls only the shown view (and reviews and identity always); close() stops everything and closes tunnels', async () => {
+    const { UiModel } = await import('../../../src/ui/state/model.js');
+    const calls: string[] = [];
+    const clock = new FakeClock();
+    const gw = {
+      url: 'https://gw',
+      endpoint: {},
+      credentials: {},
+      me: async () => (calls.push('me'), alice),
+      connections: async () => (calls.push('connections'), { connections: [pgProd] }),
+      reviews: { list: async () => (calls.push('reviews'), []) },
+      audit: { sessions: async () => (calls.push('sessions'), { sessions: [] }) },
+    };
+    const opened: ListenOptions[] = [];
+    const l = fakeListener(5433, opened);
+    const m = new UiModel({ gateway: gw as never, clock, listen: l.listen });
+    m.start();
+    await settle();
+    expect(calls.sort()).toEqual(['connections', 'me', 'reviews']);
+    calls.length = 0;
+    m.setView('sessions');
+    await settle();
+    await clock.advance(2000);
+    expect(calls).toContain('sessions');
+    expect(calls).toContain('reviews');
+    expect(calls).not.toContain('connections');
+    await m.tunnels.open(pgProd);
+    await m.close();
+    expect(l.closed()).toBe(true);
+    expect(m.closed).toBe(true);
+    calls.length = 0;
+    await clock.advance(60_000);
+    expect(calls).toEqual([]);
+  });
+});
