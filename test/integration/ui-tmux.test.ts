@@ -272,7 +272,8 @@ describe('sluice in a real terminal', () => {
 
   it('NO_COLOR turns the colours off; without it the filter being typed is coloured', async () => {
     for (const [noColor, coloured] of [[undefined, true], ['1', false]] as const) {
-      const ui = await startPicker({ NO_COLOR: noColor });
+      // FORCE_COLOR from the runner would decide for the terminal: leave it to TERM and NO_COLOR.
+      const ui = await startPicker({ NO_COLOR: noColor, FORCE_COLOR: undefined });
       await ui.type('/');
       await ui.waitFor('Esc: clear');
       const screen = await ui.capture({ escapes: true });
