@@ -28,10 +28,9 @@ export function StatusBar({ model, width, flash }: { model: UiModel; width: numb
   );
 }
 
-/** The error and its retry in `width` cells: a long error is cut, never the countdown the user waits on. */
-export function pollError(p: PollStatus, width = Infinity): string {
+/** The failure and when the next try is; a long message is cut so the retry always shows. */
+export function pollError(p: PollStatus, width: number): string {
   const retry = p.retryInMs !== undefined ? ` — retrying in ${Math.round(p.retryInMs / 1000)} s` : '';
   const error = p.error ?? 'error';
-  const room = width - retry.length;
-  return `${[...error].length > room ? fit(error, Math.max(1, room)) : error}${retry}`;
+  return [...error].length + retry.length <= width ? error + retry : fit(error, width - retry.length) + retry;
 }

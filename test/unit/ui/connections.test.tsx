@@ -110,6 +110,13 @@ describe('Connections view', () => {
     expect(frame).not.toContain('retrying');
   });
 
+  it('a long error is cut so that the retry still shows', async () => {
+    const long = 'cannot reach the gateway at https://gw.example.test:8443: connection refused — is sluice-gateway running there, and is the port right?';
+    app = await startApp({ ...gateway, connections: () => Promise.reject(new CliError(long)) });
+    const frame = await app.waitFor('… — retrying in 4 s');
+    expect(frame).toContain('cannot reach the gateway at https://gw.example.test:8443: connection refused');
+  });
+
   it('an expired token is reported with what to do', async () => {
     const expired = new AuthError('your login to https://gw.example.test:8443 has expired: run `sluice login`', 401);
     app = await startApp({ ...gateway, me: () => Promise.reject(expired), connections: () => Promise.reject(expired) });
