@@ -10,7 +10,6 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
-import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineEntryFor, engineFor } from './engines/registry.js';
 import type { Connection, Identity } from './model.js';
@@ -349,15 +348,7 @@ function toMe(who: Identity): Me {
 }
 
 function toConnectionInfo(c: Connection): ConnectionInfo {
-  return {
-    name: c.name,
-    type: c.type,
-    ...(c.description ? { description: c.description } : {}),
-    database: c.target.database,
-    databases: [c.target.database, ...c.databases],
-    policy: describePolicy(c.policy),
-    record: c.record,
-  };
+  return engineEntryFor(c).connectionInfo(c);
 }
 
 /** The SHA-256 of the service token in an Authorization header that has already authenticated. */

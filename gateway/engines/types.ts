@@ -3,6 +3,7 @@
 // the store directly: they report through `audit` (audit/contract.ts), ask `policy`, and hold
 // actions for `reviews` (reviews/contract.ts). Nothing here knows a wire protocol.
 import type { Duplex } from 'node:stream';
+import type { ConnectionInfo } from '../../src/api/contract.js';
 import type { Logger } from 'pino';
 import type { SessionAudit } from '../audit/contract.js';
 import type { Connection, SessionInfo } from '../model.js';
@@ -41,6 +42,8 @@ export interface EngineEntry<A extends SessionAudit = SessionAudit> {
    * database; ssh: `user@host`): recorded for sessions refused before the engine ran.
    */
   describeTarget(connection: Connection): string;
+  /** The connection as `GET /v1/connections` shows it (never a secret). */
+  connectionInfo(connection: Connection): ConnectionInfo;
   /** The protocol's code for a session refused because its identity holds too many (postgres: 53300 too_many_connections). */
   readonly tooManySessionsCode?: string;
 }

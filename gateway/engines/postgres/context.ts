@@ -1,6 +1,7 @@
 // The session context as the postgres engine (and the exec endpoint that drives it) sees it, and
 // how the gateway's protocol-neutral failures read in PostgreSQL's terms.
 import { AuditUnavailableError } from '../../audit/contract.js';
+import { describePolicy } from '../../config/policy.js';
 import type { PostgresSessionAudit } from '../../audit/postgresEvents.js';
 import type { PostgresConnection } from '../../model.js';
 import { SessionTermination, type Engine, type EngineEntry, type SessionContext } from '../types.js';
@@ -35,5 +36,17 @@ export function terminationSqlstate(why: SessionTermination): string {
 /** The registry's postgres entry fields besides the engine. */
 export const postgresEntry: Omit<EngineEntry, 'engine'> = {
   describeTarget: (c) => (c as PostgresConnection).target.database,
+  connectionInfo(connection) {
+    const c = connection as PostgresConnection;
+    return {
+      name: c.name,
+      type: c.type,
+      ...(c.description ? { description: c.description } : {}),
+      database: c.target.database,
+      databases: [c.target.database, ...c.databases],
+      policy: describePolicy(c.policy),
+      record: c.record,
+    };
+  },
   tooManySessionsCode: '53300',
 };
