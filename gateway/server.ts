@@ -10,10 +10,11 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
-import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
-import { engineFor } from './engines/registry.js';
-import type { Connection, Identity, SessionContext } from './engines/types.js';
+import { engineEntryFor, engineFor } from './engines/registry.js';
+import type { Connection, Identity } from './model.js';
+import type { SessionContext } from './engines/types.js';
+import type { GatewaySessionAudit } from './sessionAudit.js';
 import { createExecRoute } from './exec/routes.js';
 import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
@@ -52,7 +53,7 @@ export interface Admission {
   /** Aborted by the gateway's shutdown, or with a SessionTermination when its service token is revoked. */
   readonly signal: AbortSignal;
   /** The engine's context for the session (its audit session is open, not yet started). */
-  readonly context: SessionContext;
+  readonly context: SessionContext<GatewaySessionAudit>;
   /** Gives back the session's slot and stops watching its token (idempotent). */
   done(): void;
 }
@@ -303,8 +304,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     log.warn({ connection: connection.name, who: who.name }, '%s refused: %s', kind, message);
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
-    refused.onSessionStart({ database: connection.target.database, clientUser: '' });
-    refused.onSessionEnd({ status: 'error', sqlstate: '53300', message, bytesFromClient: 0, bytesToClient: 0 });
+    const entry = engineEntryFor(connection);
+    refused.onSessionStart({ target: entry.describeTarget(connection), clientUser: '' });
+    refused.onSessionEnd({ status: 'error', ...(entry.tooManySessionsCode !== undefined ? { code: entry.tooManySessionsCode } : {}), message, bytesFromClient: 0, bytesToClient: 0 });
     refuse(429, 'too_many_sessions', message);
   }
 
@@ -346,15 +348,7 @@ function toMe(who: Identity): Me {
 }
 
 function toConnectionInfo(c: Connection): ConnectionInfo {
-  return {
-    name: c.name,
-    type: c.type,
-    ...(c.description ? { description: c.description } : {}),
-    database: c.target.database,
-    databases: [c.target.database, ...c.databases],
-    policy: describePolicy(c.policy),
-    record: c.record,
-  };
+  return engineEntryFor(c).connectionInfo(c);
 }
 
 /** The SHA-256 of the service token in an Authorization header that has already authenticated. */

@@ -1,12 +1,25 @@
-// Maps a connection's type to the engine that speaks its protocol. Engines are created once
+// Maps a connection's type to the engine that speaks its protocol and what the gateway core needs
+// to know of it without reading protocol fields (docs/architecture.md). Engines are created once
 // per gateway process because they hold cross-session state (e.g. PostgreSQL cancel keys).
+import type { Connection } from '../model.js';
+import type { GatewaySessionAudit } from '../sessionAudit.js';
+import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
-import type { Connection, Engine } from './types.js';
+import type { EngineEntry } from './types.js';
 
-const engines: Record<Connection['type'], Engine> = {
-  postgres: createPostgresEngine(),
+const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
+  postgres: { engine: createPostgresEngine(), ...postgresEntry },
 };
 
-export function engineFor(connection: Connection): Engine {
-  return engines[connection.type];
+export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
+  return entries[connection.type];
+}
+
+export function engineFor(connection: Connection): EngineEntry<GatewaySessionAudit>['engine'] {
+  return entries[connection.type].engine;
+}
+
+/** What a session on this connection reaches by default, in the trail's words (sessions refused before their engine ran). */
+export function describeTarget(connection: Connection): string {
+  return entries[connection.type].describeTarget(connection);
 }

@@ -2,7 +2,7 @@
 // input is claimed to run exactly once, by its requester, on its connection, byte for byte.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { createReviewService, ReviewError } from '../../../gateway/reviews/service.js';
 
 const ALICE: Identity = { subject: 'sub-alice', name: 'alice@example.com', groups: ['eng'], kind: 'human' };
@@ -10,7 +10,7 @@ const BOB: Identity = { subject: 'sub-bob', name: 'bob@example.com', groups: ['e
 const DBA: Identity = { subject: 'sub-dba', name: 'dba@example.com', groups: ['dba'], kind: 'human' };
 const SQL = 'update payments set amount = 1 where id = 1';
 const session = { sessionId: 's_1', identity: ALICE, connection: 'shop' };
-const req = { sql: SQL, rule: 'payments-review', approvers: ['dba'], timeoutMs: 60_000 };
+const req = { action: SQL, kind: 'sql', rule: 'payments-review', approvers: ['dba'], timeoutMs: 60_000 };
 
 function service() {
   return createReviewService({ log: pino({ level: 'silent' }) });

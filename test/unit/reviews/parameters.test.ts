@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { reviewInfo } from '../../../src/api/contract.js';
 import { describeReview } from '../../../src/commands/reviews/show.js';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { MAX_PARAMETER_BINARY_BYTES, MAX_PARAMETER_CHARS, MAX_PARAMETERS, reviewParameters } from '../../../gateway/reviews/parameters.js';
 import { webhookPayload } from '../../../gateway/reviews/notify.js';
 import { toReviewInfo } from '../../../gateway/reviews/routes.js';
@@ -41,7 +41,7 @@ describe('review parameters', () => {
     try {
       const parameters = reviewParameters(['7', 'evil\u001b[2J"quoted"\nline', null]);
       const { id } = svc.forSession({ sessionId: 's_1', identity: ALICE, connection: 'pg-prod' }).request(
-        { sql: 'insert into payments values ($1, $2, $3)', rule: 'payments-review', approvers: ['dba'], timeoutMs: 10_000, parameters },
+        { action: 'insert into payments values ($1, $2, $3)', kind: 'sql', rule: 'payments-review', approvers: ['dba'], timeoutMs: 10_000, parameters },
         new AbortController().signal,
       );
       const info = reviewInfo.parse(JSON.parse(JSON.stringify(toReviewInfo(await svc.get(id, DBA), true))));
