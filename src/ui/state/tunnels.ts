@@ -65,6 +65,7 @@ export class TunnelsManager extends Store<TunnelsState> {
         endpoint: this.gateway.endpoint,
         credentials: this.gateway.credentials,
         connection: info.name,
+        type: info.type,
         host: LOCAL_HOST,
         port: DEFAULT_PORTS[info.type],
         fallbackToNextFree: true,

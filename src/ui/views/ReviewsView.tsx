@@ -68,7 +68,7 @@ export function ReviewsView({ model, width, height, selected, detail, scroll, pr
           const on = start + i === selected;
           return (
             <Text key={r.id} inverse={on}>
-              {row([`${on ? '›' : ' '} ${r.id}`, relative(r.createdAt, model.clock.now()), r.requester.name, r.connection, oneLineSql(r.sql, 200)], WIDTHS, width)}
+              {row([`${on ? '›' : ' '} ${r.id}`, relative(r.createdAt, model.clock.now()), r.requester.name, r.connection, oneLineSql(r.sql ?? r.action ?? '', 200)], WIDTHS, width)}
             </Text>
           );
         })
@@ -92,7 +92,7 @@ export function reviewLines(r: ReviewInfo, now: number): string[] {
     `  requested by ${r.requester.email ?? r.requester.name} ${relative(r.createdAt, now)} ago; expires in ${relative(r.expiresAt, now)}`,
     `  session ${r.session}${r.reason ? ` · ${r.reason}` : ''}`,
     '',
-    ...r.sql.split('\n').map((l) => `  ${l}`),
+    ...(r.sql ?? r.action ?? '').split('\n').map((l) => `  ${l}`),
   ];
   if (r.parameters && r.parameters.length > 0) {
     lines.push('', '  parameters:');
