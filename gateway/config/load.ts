@@ -6,7 +6,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AuditSettings } from '../audit/service.js';
-import type { Connection } from '../engines/types.js';
+import type { Connection } from '../model.js';
 import { randomBytes } from 'node:crypto';
 import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
