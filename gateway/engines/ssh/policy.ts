@@ -168,3 +168,17 @@ export function allowedBy(policy: SshPolicy | undefined, groups: readonly string
   }
   return undefined;
 }
+
+/** A one-line summary for people (`GET /v1/connections`): rule ids by action; never a secret. */
+export function describeSshPolicy(policy: SshPolicy | undefined): string {
+  const rules = policy?.rules ?? [];
+  if (rules.length === 0) return 'none (commands and terminal sessions are recorded; forwarding refused)';
+  const parts: string[] = [];
+  const blocks = rules.filter((r) => r.action === 'block').map((r) => r.id);
+  const reviews = rules.flatMap((r) => (r.action === 'review' ? [`${r.id} (${r.approvers.join(', ')})`] : []));
+  const allows = rules.filter((r) => r.action === 'allow').map((r) => r.id);
+  if (blocks.length > 0) parts.push(`blocks: ${blocks.join(', ')}`);
+  if (reviews.length > 0) parts.push(`reviews: ${reviews.join(', ')}`);
+  if (allows.length > 0) parts.push(`allows: ${allows.join(', ')}`);
+  return parts.join('; ');
+}
