@@ -42,6 +42,7 @@ beforeAll(async () => {
           ],
         },
       },
+      { name: 'web-fwd', type: 'ssh', target, allow: { groups: ['ops'] }, policy: { rules: [{ id: 'tunnels', allow: { forwarding: ['local'] }, for: { groups: ['ops'] } }] } },
       { name: 'web-wrongkey', type: 'ssh', target: { ...target, hostKey: otherKey }, allow: { groups: ['ops'] } },
     ],
   });
@@ -178,17 +179,16 @@ describe('ssh through the gateway', () => {
     }
   });
 
-  it('refuses a target whose host key does not match the pin', async () => {
-    const sock = await tunnel('web-wrongkey');
-    const client = new ssh2.Client();
-    const err = await new Promise<Error>((resolve) => {
-      client.once('ready', () => resolve(new Error('unexpectedly ready')));
-      client.once('error', resolve);
-      client.once('close', () => resolve(new Error('closed')));
-      client.connect({ sock, username: 'x', hostVerifier: () => true, readyTimeout: 20_000 });
-    });
-    expect(err.message).not.toBe('unexpectedly ready');
-    expect(gw.output()).toMatch(/host key of the target does not match the pinned hostKey/);
+  it('refuses a target whose host key does not match the pin, and says so', async () => {
+    const c = await connect('web-wrongkey');
+    try {
+      const r = await run(c, 'echo should-not-run');
+      expect(r.code).toBe(255);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^sluice: the host key of the target does not match the pinned hostKey \(pinned SHA256:\S+, presented SHA256:\S+\)/);
+    } finally {
+      c.end();
+    }
   });
 
   it('blocks a command by rule: exit status 3, a message, and nothing ran on the host', async () => {
@@ -251,6 +251,24 @@ describe('ssh through the gateway', () => {
       expect(err).toBeInstanceOf(Error);
       const remote = await new Promise<Error | undefined>((resolve) => c.forwardIn('127.0.0.1', 0, (e) => resolve(e)));
       expect(remote).toBeInstanceOf(Error);
+    } finally {
+      c.end();
+    }
+  });
+
+  it('forwards a local port when a rule allows it', async () => {
+    const c = await connect('web-fwd');
+    try {
+      const banner = await new Promise<string>((resolve, reject) =>
+        c.forwardOut('127.0.0.1', 0, '127.0.0.1', sshd.port, (err, ch) => {
+          if (err) return reject(err);
+          ch.once('data', (d: Buffer) => {
+            resolve(d.toString());
+            ch.close();
+          });
+        }),
+      );
+      expect(banner).toMatch(/^SSH-2\.0-OpenSSH/);
     } finally {
       c.end();
     }
