@@ -72,6 +72,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
     endpoint: gateway.endpoint,
     credentials: gateway.credentials,
     connection: name,
+    type: info.type,
     host: opts.bind,
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,

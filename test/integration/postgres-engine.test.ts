@@ -16,19 +16,20 @@ import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer
 import { encodeCancelRequest, encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
 import type { Identity, PostgresConnection, PostgresTarget } from '../../gateway/model.js';
-import { AuditUnavailableError, type SessionAudit } from '../../gateway/engines/types.js';
+import { AuditUnavailableError } from '../../gateway/audit/contract.js';
+import type { PostgresSessionAudit } from '../../gateway/audit/postgresEvents.js';
 import { ensureProgram, findFreePort, startPgCluster, type PgCluster } from '../support/pgCluster.js';
 
 const PSQL = ensureProgram('/usr/lib/postgresql/15/bin/psql', 'postgresql-client');
 const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', groups: ['dba'], kind: 'human' };
 
-type Start = Parameters<SessionAudit['onSessionStart']>[0];
-type Query = Parameters<SessionAudit['onQuery']>[0];
-type Result = Parameters<SessionAudit['onResult']>[0];
-type End = Parameters<SessionAudit['onSessionEnd']>[0];
+type Start = Parameters<PostgresSessionAudit['onSessionStart']>[0];
+type Query = Parameters<PostgresSessionAudit['onQuery']>[0];
+type Result = Parameters<PostgresSessionAudit['onResult']>[0];
+type End = Parameters<PostgresSessionAudit['onSessionEnd']>[0];
 
-/** An in-memory SessionAudit that also checks the engine's promises to it. */
-class RecordingAudit implements SessionAudit {
+/** An in-memory PostgresSessionAudit that also checks the engine's promises to it. */
+class RecordingAudit implements PostgresSessionAudit {
   start: Start | undefined;
   readonly queries: Query[] = [];
   readonly results: Result[] = [];
@@ -39,6 +40,13 @@ class RecordingAudit implements SessionAudit {
   constructor() {
     this.ended = new Promise((r) => (this.resolveEnd = r));
   }
+  onAction(): number {
+    throw new Error('the postgres engine reports statements with onQuery');
+  }
+  onOutcome(): void {}
+  onEvent(): void {}
+  onDecision(): void {}
+  onReview(): void {}
   onSessionStart(info: Start): void {
     expect(this.start).toBeUndefined();
     this.start = info;

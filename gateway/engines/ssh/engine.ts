@@ -13,7 +13,6 @@ import { handleForwarding } from './forwarding.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
 import { connectUpstream } from './upstream.js';
-import { asSshAudit } from './legacyAudit.js';
 
 export function createSshEngine(opts: { stateDir: () => string }): Engine {
   return {
@@ -23,7 +22,7 @@ export function createSshEngine(opts: { stateDir: () => string }): Engine {
 
 async function handleSession(socket: Duplex, session: SessionContext, signal: AbortSignal, stateDir: string): Promise<void> {
   const connection = session.connection as SshConnection;
-  const audit = asSshAudit(session.audit);
+  const audit: SshAudit = session.audit;
   const { target } = connection;
   const bytes = { fromClient: 0, toClient: 0 };
   const hostKey = gatewayHostKey(stateDir);
@@ -118,8 +117,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
 function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {
   const reviews = session.reviews as NonNullable<SessionContext['reviews']>;
   return async (command, rule, reason, approvers, timeoutMs, actionId, notify) => {
-    const req = { action: command, kind: 'exec', sql: command, rule, reason, approvers, timeoutMs };
-    const held = reviews.request(req as unknown as Parameters<typeof reviews.request>[0], signal);
+    const held = reviews.request({ action: command, kind: 'exec', rule, reason, approvers, timeoutMs }, signal);
     audit.onReview({ queryId: actionId, event: 'created', reviewId: held.id });
     notify(`sluice: held for review ${held.id} (rule ${rule}); waiting for an approver from ${approvers.join(', ')}`);
     const outcome = await held.outcome;

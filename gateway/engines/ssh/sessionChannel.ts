@@ -134,10 +134,12 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
         return;
       }
       upstreamChannel = up;
-      const rec = sftp ? undefined : new TerminalRecorder(ctx.audit, ctx.budget, id);
+      // `record: sessions` keeps who ran what and the refusals, not the terminal or file operations.
+      const keep = ctx.connection.record === 'statements';
+      const rec = sftp || !keep ? undefined : new TerminalRecorder(ctx.audit, ctx.budget, id);
       recorder = rec;
       if (rec && pty) rec.resize(pty.cols, pty.rows);
-      const tap = sftp ? tapSftp(ctx.audit, id) : undefined;
+      const tap = sftp && keep ? tapSftp(ctx.audit, id) : undefined;
       let exit: { code: number } | { signal: string; dump: boolean; desc: string } | undefined;
       let sent = 0;
       up.on('data', (d: Buffer) => {
