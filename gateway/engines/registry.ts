@@ -17,17 +17,14 @@ export function useStateDir(dir: string): void {
   stateDir = dir;
 }
 
+function requireStateDir(): string {
+  if (stateDir === undefined) throw new Error('the ssh engine needs the state directory (useStateDir) before its first session');
+  return stateDir;
+}
+
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: createPostgresEngine(), ...postgresEntry },
-  ssh: {
-    engine: createSshEngine({
-      stateDir: () => {
-        if (stateDir === undefined) throw new Error('the ssh engine needs the state directory (useStateDir) before its first session');
-        return stateDir;
-      },
-    }),
-    ...sshEntry,
-  },
+  ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
 };
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
