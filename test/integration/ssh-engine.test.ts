@@ -197,10 +197,20 @@ describe('ssh through the gateway', () => {
       const sum = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
       expect(sum(remote)).toBe(sum(src));
       expect(sum(back)).toBe(sum(src));
+      await new Promise<void>((resolve, reject) => sftp.rename(remote, `${remote}.old`, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => sftp.unlink(`${remote}.old`, (err) => (err ? reject(err) : resolve())));
       sftp.end();
     } finally {
       c.end();
     }
+    const size = 3 * 1024 * 1024;
+    const ops = (await trail(sessionIds.at(-1) as string)).events.filter((e) => e.kind === 'ssh.sftp').map((e) => e.data);
+    expect(ops).toEqual([
+      expect.objectContaining({ op: 'open', path: remote, written: size, read: 0 }),
+      expect.objectContaining({ op: 'open', path: remote, written: 0, read: size }),
+      expect.objectContaining({ op: 'rename', path: remote, to: `${remote}.old` }),
+      expect.objectContaining({ op: 'remove', path: `${remote}.old` }),
+    ]);
   });
 
   it('refuses a target whose host key does not match the pin, and says so', async () => {

@@ -29,7 +29,6 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
   const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
   let upstream: ssh2.Client | undefined;
   let failure: string | undefined;
-  let started = false;
 
   await new Promise<void>((resolve) => {
     let finished = false;
@@ -50,27 +49,26 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         finish();
       });
       conn.on('close', finish);
+      let connecting: Promise<void> | undefined;
       conn.on('authentication', (ctx) => {
-        // The tunnel is the authentication; `none` (or any method) is accepted as the session's user.
-        if (started) return ctx.accept();
-        started = true;
-        connectUpstream(target, session.connectTimeoutMs, signal).then(
+        // The tunnel is the authentication: `none` (or any method) is accepted as the session's
+        // user once the target has accepted the gateway; every attempt waits for that one login.
+        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal).then(
           (up) => {
             upstream = up;
             up.on('close', () => conn.end());
             up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
             audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
-            ctx.accept();
           },
           (err: Error) => {
             failure = err.message;
             session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
             audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
-            // Accepted so the client opens its session and can be told why on stderr (an ssh
-            // client shows only "Permission denied" for a refused login).
-            ctx.accept();
           },
         );
+        // Accepted even when the target failed, so the client opens its session and is told why
+        // on stderr (an ssh client shows only "Permission denied" for a refused login).
+        void connecting.then(() => ctx.accept());
       });
       conn.on('ready', () => {
         if (failure !== undefined || upstream === undefined) {
