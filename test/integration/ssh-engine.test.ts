@@ -319,7 +319,10 @@ describe('ssh through the gateway', () => {
     const keyBody = sshd.userKey.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
     const needles = [keyBody.slice(0, 40), keyBody.slice(-40)];
     const store = readFileSync(join(gw.dir, 'state', 'sluice.db')).toString('latin1');
+    const info = await (await fetch(`${gw.url}/v1/connections/web-1`, { headers: { authorization: `Bearer ${ops}` }, dispatcher })).text();
+    expect(info).not.toContain(sshd.hostKey.split(' ')[1]);
     for (const n of needles) {
+      expect(info).not.toContain(n);
       expect(gw.output()).not.toContain(n);
       expect(store).not.toContain(n);
     }

@@ -114,8 +114,8 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
 
 function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {
   const reviews = session.reviews as NonNullable<SessionContext['reviews']>;
-  return async (command, rule, reason, approvers, timeoutMs, actionId, notify) => {
-    const held = reviews.request({ action: command, kind: 'exec', rule, reason, approvers, timeoutMs }, signal);
+  return async (command, rule, reason, approvers, timeoutMs, actionId, notify, channelClosed) => {
+    const held = reviews.request({ action: command, kind: 'exec', rule, reason, approvers, timeoutMs }, AbortSignal.any([signal, channelClosed]));
     audit.onReview({ queryId: actionId, event: 'created', reviewId: held.id });
     notify(`sluice: held for review ${held.id} (rule ${rule}); waiting for an approver from ${approvers.join(', ')}`);
     const outcome = await held.outcome;
