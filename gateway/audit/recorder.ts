@@ -173,6 +173,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
             groups: [...id.groups],
             origin: meta.origin,
             clientAddress: meta.clientAddress,
+            // The store keeps every protocol's target in its `database` column (sessions list shows it).
             database: info.target,
             startedAt,
             instance: ctx.instance,

@@ -54,7 +54,7 @@ describe('review verdicts', () => {
     const before = reviews.requests.length;
     const running = c.query("insert into items values (1, 'approved')");
     const r = await nextReview(before);
-    expect(r.req).toMatchObject({ sql: "insert into items values (1, 'approved')", rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 600_000 });
+    expect(r.req).toMatchObject({ kind: 'sql', action: "insert into items values (1, 'approved')", rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 600_000 });
     await waitFor('the notice', () => notices.length === 1);
     expect(notices).toEqual([`query held for review ${r.id} by rule writes-need-review; an approver runs: sluice reviews approve ${r.id}`]);
     expect(await ids()).toEqual([]);
