@@ -3,6 +3,7 @@
 // Config, auth, audit, reviews and every engine import these from here; nothing in this module
 // knows a wire protocol, so a new engine adds its connection variant without touching the rest.
 import type { CompiledPolicy } from './policy/schema.js';
+import type { SshPolicy } from './engines/ssh/policy.js';
 
 /** Who is on the other end of a tunnel, as established by the gateway's authentication. */
 export interface Identity {
@@ -59,7 +60,25 @@ export interface PostgresConnection extends ConnectionBase {
  * Every kind of connection the gateway serves, discriminated by `type`. A protocol adds its
  * variant here (e.g. `| SshConnection`) and its engine to engines/registry.ts.
  */
-export type Connection = PostgresConnection;
+/** An SSH host reached with a key the gateway holds (never logged, never sent to a client). */
+export interface SshTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** The private key's text (OpenSSH or PEM format, unencrypted). */
+  readonly privateKey: string;
+  /** The pinned host key, `ssh-ed25519 AAAA…`: the target must present exactly this key. */
+  readonly hostKey: string;
+}
+
+export interface SshConnection extends ConnectionBase {
+  readonly type: 'ssh';
+  readonly target: SshTarget;
+  /** The connection's compiled ssh `policy:` (absent: exec and shells allowed, forwarding refused). */
+  readonly policy?: SshPolicy;
+}
+
+export type Connection = PostgresConnection | SshConnection;
 
 /** One tunnel session: the identity that opened it on the connection it reached. */
 export interface SessionInfo {

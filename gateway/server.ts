@@ -11,7 +11,7 @@ import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
-import { engineEntryFor, engineFor } from './engines/registry.js';
+import { engineEntryFor, engineFor, useStateDir } from './engines/registry.js';
 import type { Connection, Identity } from './model.js';
 import type { SessionContext } from './engines/types.js';
 import type { GatewaySessionAudit } from './sessionAudit.js';
@@ -60,6 +60,7 @@ export interface Admission {
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const tls = config.tls === false ? undefined : await loadTls(config.tls, config.stateDir, [config.listen.host]);
+  useStateDir(config.stateDir);
   const store = await openStore(config.store, config.audit.durability);
   let audit: AuditService;
   try {
@@ -280,7 +281,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tunnels.add(abort);
     const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
-    const policy = connection.policy ? { policy: connection.policy } : {};
+    // SessionContext.policy is the SQL policy; an ssh connection's engine reads its own from the connection.
+    const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
     let done = false;
     return {
       id,

@@ -5,10 +5,26 @@ import type { Connection } from '../model.js';
 import type { GatewaySessionAudit } from '../sessionAudit.js';
 import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
+import { createSshEngine } from './ssh/engine.js';
+import { sshEntry } from './ssh/entry.js';
 import type { EngineEntry } from './types.js';
+
+/** The gateway's state directory, where engines keep what must survive a restart (the ssh host key). */
+let stateDir: string | undefined;
+
+/** Called once at startup, before the first session. */
+export function useStateDir(dir: string): void {
+  stateDir = dir;
+}
+
+function requireStateDir(): string {
+  if (stateDir === undefined) throw new Error('the ssh engine needs the state directory (useStateDir) before its first session');
+  return stateDir;
+}
 
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: createPostgresEngine(), ...postgresEntry },
+  ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
 };
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {

@@ -6,7 +6,8 @@ import type { PostgresSessionAudit } from '../../audit/postgresEvents.js';
 import type { PostgresConnection } from '../../model.js';
 import { SessionTermination, type Engine, type EngineEntry, type SessionContext } from '../types.js';
 
-export type PgSessionContext = SessionContext<PostgresSessionAudit>;
+/** The postgres engine only ever runs on `type: postgres` connections (engines/registry.ts). */
+export type PgSessionContext = SessionContext<PostgresSessionAudit> & { readonly connection: PostgresConnection };
 export type PgEngine = Engine<PostgresSessionAudit>;
 
 /** SQLSTATE 58030 io_error: the audit trail cannot record the statement. */

@@ -1,0 +1,133 @@
+// The ssh engine: an ssh2 server on the upgraded tunnel stream (the gateway's own host key; the
+// tunnel already authenticated the caller, so the local client needs no key of its own) and an
+// ssh2 client to the target with the held key, its host key checked against the pin. Session
+// channels are bridged by sessionChannel.ts; port forwarding (forwarding.ts) is refused unless a
+// rule allows it; agent and X11 forwarding always are. Denials are audited like everything else.
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import ssh2 from 'ssh2';
+import type { SshConnection } from '../../model.js';
+import type { Engine, SessionContext } from '../types.js';
+import { gatewayHostKey } from './hostKey.js';
+import { handleForwarding } from './forwarding.js';
+import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
+import { bridgeSession, type ChannelContext } from './sessionChannel.js';
+import { connectUpstream } from './upstream.js';
+
+export function createSshEngine(opts: { stateDir: () => string }): Engine {
+  return {
+    handle: (client, session, signal) => handleSession(client, session, signal, opts.stateDir()),
+  };
+}
+
+async function handleSession(socket: Duplex, session: SessionContext, signal: AbortSignal, stateDir: string): Promise<void> {
+  const connection = session.connection as SshConnection;
+  const audit: SshAudit = session.audit;
+  const { target } = connection;
+  const bytes = { fromClient: 0, toClient: 0 };
+  const hostKey = gatewayHostKey(stateDir);
+  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
+  let upstream: ssh2.Client | undefined;
+  let failure: string | undefined;
+
+  await new Promise<void>((resolve) => {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      upstream?.end();
+      resolve();
+    };
+    signal.addEventListener('abort', () => {
+      failure ??= 'the gateway ended the session';
+      socket.destroy();
+      finish();
+    }, { once: true });
+    server.on('connection', (conn) => {
+      conn.on('error', (err) => {
+        session.log.debug({ err }, 'ssh client connection error');
+        finish();
+      });
+      conn.on('close', finish);
+      let connecting: Promise<void> | undefined;
+      conn.on('authentication', (ctx) => {
+        // The tunnel is the authentication: `none` (or any method) is accepted as the session's
+        // user once the target has accepted the gateway; every attempt waits for that one login.
+        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal).then(
+          (up) => {
+            upstream = up;
+            up.on('close', () => conn.end());
+            up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
+            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+          },
+          (err: Error) => {
+            failure = err.message;
+            session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
+            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+          },
+        );
+        // Accepted even when the target failed, so the client opens its session and is told why
+        // on stderr (an ssh client shows only "Permission denied" for a refused login).
+        void connecting.then(() => ctx.accept());
+      });
+      conn.on('ready', () => {
+        if (failure !== undefined || upstream === undefined) {
+          const why = failure ?? 'the target could not be reached';
+          conn.on('session', (accept) => {
+            const s = accept();
+            const refuse = (acceptChannel: () => ssh2.ServerChannel) => {
+              const ch = acceptChannel();
+              ch.stderr.write(`sluice: ${why}\r\n`);
+              ch.exit(255);
+              ch.end();
+              conn.end();
+            };
+            s.once('exec', (a) => refuse(a));
+            s.once('shell', (a) => refuse(a));
+            s.once('subsystem', (_a, r) => {
+              r?.();
+              conn.end();
+            });
+          });
+          return;
+        }
+        const up = upstream;
+        const ctx: ChannelContext = {
+          identity: session.identity,
+          connection,
+          audit,
+          upstream: up,
+          budget: { left: TERMINAL_RECORD_BYTES, truncated: false },
+          bytes,
+          log: session.log,
+          ...(session.reviews ? { review: reviewer(session, audit, signal) } : {}),
+        };
+        conn.on('session', (accept) => bridgeSession(ctx, accept()));
+        handleForwarding(conn, up, { identity: session.identity, connection, audit });
+      });
+    });
+    server.injectSocket(socket as Socket);
+  });
+  const ok = failure === undefined;
+  audit.onSessionEnd({ status: ok ? 'ok' : 'error', ...(failure ? { message: failure } : {}), bytesFromClient: bytes.fromClient, bytesToClient: bytes.toClient });
+}
+
+function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {
+  const reviews = session.reviews as NonNullable<SessionContext['reviews']>;
+  return async (command, rule, reason, approvers, timeoutMs, actionId, notify, channelClosed) => {
+    const held = reviews.request({ action: command, kind: 'exec', rule, reason, approvers, timeoutMs }, AbortSignal.any([signal, channelClosed]));
+    audit.onReview({ queryId: actionId, event: 'created', reviewId: held.id });
+    notify(`sluice: held for review ${held.id} (rule ${rule}); waiting for an approver from ${approvers.join(', ')}`);
+    const outcome = await held.outcome;
+    if (outcome.status === 'approved') {
+      audit.onReview({ queryId: actionId, event: 'approved', reviewId: held.id, by: outcome.by, ...(outcome.reason ? { reason: outcome.reason } : {}) });
+      return { approved: true, message: '' };
+    }
+    if (outcome.status === 'rejected') {
+      audit.onReview({ queryId: actionId, event: 'rejected', reviewId: held.id, by: outcome.by, reason: outcome.reason });
+      return { approved: false, message: `review ${held.id} was rejected by ${outcome.by}: ${outcome.reason}; the command was not run` };
+    }
+    if (outcome.status === 'expired') audit.onReview({ queryId: actionId, event: 'expired', reviewId: held.id });
+    return { approved: false, message: `review ${held.id} ${outcome.status === 'expired' ? 'expired without a decision' : 'was cancelled'}; the command was not run` };
+  };
+}
