@@ -1,7 +1,9 @@
 // The local end of `sluice connect`: a loopback listener where every accepted client gets its
-// own tunnel stream to the gateway. The CLI reads only the client's startup packet (to report
-// refusals in PostgreSQL's own terms); after that bytes are piped untouched.
+// own tunnel stream to the gateway. For PostgreSQL the CLI reads only the client's startup packet
+// (to report refusals in PostgreSQL's own terms); after that bytes are piped untouched. For ssh it
+// reads nothing: the gateway's ssh server speaks first, so the bytes are relayed from the start.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../api/endpoint.js';
 import type { CredentialSource } from '../auth/credentials.js';
 import { AuthError, CliError, LimitError } from '../errors.js';
@@ -28,6 +30,8 @@ export interface ListenOptions {
   endpoint: Endpoint;
   credentials: CredentialSource;
   connection: string;
+  /** What the local client speaks: `postgres` (startup packet read locally) or `relay` (bytes only, e.g. ssh). */
+  local?: 'postgres' | 'relay';
   host: string;
   port: number;
   /** When the requested port is taken, try the following ones (the default port only). */
@@ -69,6 +73,7 @@ export async function listenLocal(opts: ListenOptions): Promise<LocalListener> {
 
 async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelStats, sockets: Set<Socket>): Promise<void> {
   client.on('error', () => client.destroy());
+  if (opts.local === 'relay') return serveRelay(client, opts, stats, sockets);
   // Destroying the socket fails the pending read below, which ends this client.
   const startupTimer = setTimeout(() => {
     opts.onClientError('a local client did not send its startup packet in time; closed');
@@ -98,18 +103,46 @@ async function serveClient(client: Socket, opts: ListenOptions, stats: TunnelSta
     else client.destroy();
     return;
   }
-  const upstream = tunnel.socket;
+  relay(client, tunnel.socket, startup.bytes, stats, sockets);
+  await bothClosed(client, tunnel.socket);
+}
+
+/** A client that speaks a protocol the CLI need not read (ssh): a tunnel per client, bytes relayed both ways. */
+async function serveRelay(client: Socket, opts: ListenOptions, stats: TunnelStats, sockets: Set<Socket>): Promise<void> {
+  // Hold the client's first bytes (an ssh client sends its banner at once) until the tunnel is up.
+  client.pause();
+  let tunnel;
+  try {
+    tunnel = await dialTunnel(opts.endpoint, opts.connection, await opts.credentials.token(), 'connect');
+  } catch (err) {
+    // No protocol-level way to tell an ssh client why: the reason goes to our stderr.
+    opts.onClientError(err instanceof CliError ? err.message : String(err));
+    client.destroy();
+    return;
+  }
+  // The client may have gone while the tunnel was being opened.
+  if (client.destroyed) return void tunnel.socket.destroy();
+  relay(client, tunnel.socket, undefined, stats, sockets);
+  await bothClosed(client, tunnel.socket);
+}
+
+function relay(client: Socket, upstream: Duplex, first: Buffer | undefined, stats: TunnelStats, sockets: Set<Socket>): void {
   sockets.add(upstream as Socket);
   upstream.once('close', () => sockets.delete(upstream as Socket));
-  upstream.write(startup.bytes);
-  stats.bytesUp += startup.bytes.length;
+  if (first) {
+    upstream.write(first);
+    stats.bytesUp += first.length;
+  }
   client.on('data', (d: Buffer) => (stats.bytesUp += d.length));
   upstream.on('data', (d: Buffer) => (stats.bytesDown += d.length));
   upstream.on('error', () => client.destroy());
   client.pipe(upstream);
   upstream.pipe(client);
   client.resume();
-  await new Promise<void>((resolve) => {
+}
+
+function bothClosed(client: Socket, upstream: Duplex): Promise<void> {
+  return new Promise<void>((resolve) => {
     let closed = 0;
     const done = () => ++closed === 2 && resolve();
     client.once('close', () => {
