@@ -68,7 +68,8 @@ export async function runSshExec(opts: SshExecOptions, info: SshConnectionInfo, 
           pipeOut(channel.stderr, io.stderr);
           let status: number | undefined;
           channel.on('exit', (code: number | null, signalName?: string) => {
-            status = code ?? 128 + (SIGNALS[signalName ?? ''] ?? 0);
+            // ssh2 reports the name as `SIGTERM`; the wire carries `TERM`.
+            status = code ?? 128 + (SIGNALS[(signalName ?? '').replace(/^SIG/, '')] ?? 0);
           });
           channel.on('close', () => {
             if (status === undefined) return fail(new CliError(`the command's channel closed without an exit status`));
