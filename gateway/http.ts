@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../src/api/contract.js';
 import { AuthError, type Authenticator } from './auth/authenticate.js';
-import type { Identity } from './engines/types.js';
+import type { Identity } from './model.js';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

@@ -12,8 +12,10 @@ import { AuthError, createAuthenticator, type Authenticator } from './auth/authe
 import type { GatewayConfig } from './config/load.js';
 import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
-import { engineFor } from './engines/registry.js';
-import type { Connection, Identity, SessionContext } from './engines/types.js';
+import { engineFor, useStateDir } from './engines/registry.js';
+import { describeSshPolicy } from './engines/ssh/policy.js';
+import type { Connection, Identity } from './model.js';
+import type { SessionContext } from './engines/types.js';
 import { createExecRoute } from './exec/routes.js';
 import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
@@ -59,6 +61,7 @@ export interface Admission {
 
 export async function startGateway(config: GatewayConfig, log: Logger): Promise<Gateway> {
   const tls = config.tls === false ? undefined : await loadTls(config.tls, config.stateDir, [config.listen.host]);
+  useStateDir(config.stateDir);
   const store = await openStore(config.store, config.audit.durability);
   let audit: AuditService;
   try {
@@ -279,7 +282,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tunnels.add(abort);
     const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
-    const policy = connection.policy ? { policy: connection.policy } : {};
+    const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
     let done = false;
     return {
       id,
@@ -346,6 +349,10 @@ function toMe(who: Identity): Me {
 }
 
 function toConnectionInfo(c: Connection): ConnectionInfo {
+  if (c.type === 'ssh') {
+    // The ssh fields of the API (user, the gateway's host key) are the CLI side's to define.
+    return { name: c.name, type: c.type, ...(c.description ? { description: c.description } : {}), database: '', databases: [], policy: describeSshPolicy(c.policy), record: c.record } as unknown as ConnectionInfo;
+  }
   return {
     name: c.name,
     type: c.type,

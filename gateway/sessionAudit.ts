@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { canonicalJson, jsonString as str, type EventKind } from '../src/api/auditTrail.js';
 import type { EventEntry, StagedOp } from './audit/chain.js';
 import type { AuditWriter } from './audit/writer.js';
-import { AuditUnavailableError, type Identity, type ResultInfo, type SessionAudit } from './engines/types.js';
+import type { Identity } from './model.js';
+import { AuditUnavailableError, type ResultInfo, type SessionAudit } from './engines/types.js';
 
 export interface SessionMeta {
   id: string;

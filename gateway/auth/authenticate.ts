@@ -3,7 +3,7 @@
 // gateway-issued service token. Refusals name what was wrong and never echo the credential.
 import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { ErrorCode } from '../../src/api/contract.js';
-import type { Identity } from '../engines/types.js';
+import type { Identity } from '../model.js';
 import type { Store } from '../store/types.js';
 import { hashServiceToken, SERVICE_TOKEN_PREFIX } from './serviceTokens.js';
 

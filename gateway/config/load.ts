@@ -6,10 +6,11 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { AuditSettings } from '../audit/service.js';
-import type { Connection } from '../engines/types.js';
+import type { Connection } from '../model.js';
 import { randomBytes } from 'node:crypto';
 import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
+import { resolveSshConnection } from './sshConnection.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -118,6 +119,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const stateDir = store.sqlite !== undefined ? dirname(store.sqlite) : base;
   const hashKey = maskingKey(cfg, stateDir, abs, env, resolveSecrets, (p) => problems.push(`${file}: ${p}`));
   const connections = cfg.connections.map((c, i): Connection => {
+    if (c.type === 'ssh') return resolveSshConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
     const where = `connections.${i}.target`;
     let password = '';
     if (!resolveSecrets) {
@@ -231,7 +233,7 @@ function maskingKey(
   problem: (p: string) => void,
 ): Buffer | undefined {
   const configured = cfg.masking.hashKey;
-  const needed = cfg.connections.some((c) => c.policy !== undefined && usesHashMasking(c.policy));
+  const needed = cfg.connections.some((c) => c.type === 'postgres' && c.policy !== undefined && usesHashMasking(c.policy));
   if (configured === undefined && !needed) return undefined;
   if (!resolveSecrets) return randomBytes(32);
   const source = configured === undefined ? { generatedIn: stateDir } : 'env' in configured ? configured : { file: abs(configured.file) };

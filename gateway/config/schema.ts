@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
+import { sshPolicySchema } from '../engines/ssh/policy.js';
 import { limitsSchema } from './limits.js';
 
 const hostPort = z
@@ -67,8 +68,51 @@ const postgresTarget = z.strictObject({
   ca: nonEmpty.optional(),
 });
 
-const connection = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, { message: 'expected lower-case letters, digits, - or _' }),
+const connectionName = z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, { message: 'expected lower-case letters, digits, - or _' });
+
+/** Host key algorithms a pin may name (what ssh2 verifies); the key blob must carry the same name. */
+export const SSH_HOST_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'ssh-rsa'] as const;
+
+const hostKeyPin = z
+  .string({ error: () => 'expected the host\'s public key, e.g. "ssh-ed25519 AAAA…" (ssh-keyscan -t ed25519 HOST)' })
+  .transform((s) => s.trim().split(/\s+/).slice(0, 2).join(' '))
+  .refine((s) => sshHostKeyProblem(s) === undefined, { error: (iss) => sshHostKeyProblem(String(iss.input).trim().split(/\s+/).slice(0, 2).join(' ')) ?? 'invalid host key' });
+
+/** Why a pinned host key line is unusable, or undefined when it is well formed. */
+export function sshHostKeyProblem(line: string): string | undefined {
+  const [type, b64] = line.split(' ');
+  if (!(SSH_HOST_KEY_TYPES as readonly string[]).includes(type ?? '') || b64 === undefined) {
+    return `expected "TYPE BASE64" with TYPE one of ${SSH_HOST_KEY_TYPES.join(', ')}, e.g. "ssh-ed25519 AAAA…" (ssh-keyscan -t ed25519 HOST prints it)`;
+  }
+  const blob = /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  if (len < 0 || 4 + len > blob.length || blob.subarray(4, 4 + len).toString('latin1') !== type) return `the key data does not hold a ${type} key (copy the whole line from ssh-keyscan or the host's /etc/ssh/ssh_host_*_key.pub)`;
+  return undefined;
+}
+
+const sshTarget = z.strictObject({
+  host: nonEmpty,
+  port: z.number().int().min(1).max(65535).default(22),
+  user: nonEmpty,
+  privateKey: secretRef,
+  /** Required: the gateway never trusts a host key on first use. */
+  hostKey: hostKeyPin,
+});
+
+const sshConnection = z.strictObject({
+  name: connectionName,
+  type: z.literal('ssh'),
+  description: z.string().optional(),
+  target: sshTarget,
+  allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+  /** Command rules and the forwarding allowances (docs/policy.md, "SSH rules"). */
+  policy: sshPolicySchema.optional(),
+  /** What the audit trail keeps: everything (the default) or sessions and refusals only (docs/audit.md). */
+  record: z.enum(['statements', 'sessions']).default('statements'),
+});
+
+const postgresConnection = z.strictObject({
+  name: connectionName,
   type: z.literal('postgres'),
   description: z.string().optional(),
   target: postgresTarget,
@@ -112,7 +156,13 @@ export const gatewayConfigSchema = z
         witness: z.strictObject({ file: nonEmpty }).optional(),
       })
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
-    connections: z.array(connection).default([]),
+    connections: z
+      .array(
+        z.discriminatedUnion('type', [postgresConnection, sshConnection], {
+          error: () => 'expected `type: postgres` or `type: ssh`',
+        }),
+      )
+      .default([]),
     /** Where review events are posted (a Slack-compatible incoming webhook works). */
     notify: z.strictObject({ webhook: z.url({ message: 'expected the webhook URL' }) }).optional(),
     /** The key of the `hash` masking strategy; default: `masking-key` in the state directory, created 0600. */

@@ -5,53 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { CompiledPolicy } from '../policy/schema.js';
 import type { ReviewParameters } from '../reviews/parameters.js';
-
-/** Who is on the other end of a tunnel, as established by the gateway's authentication. */
-export interface Identity {
-  /** `sub` of a human's access token, or `token:<name>` for a service token. */
-  readonly subject: string;
-  /** Shown to people and used for `application_name`: the email, else the token name. */
-  readonly name: string;
-  readonly email?: string;
-  readonly groups: readonly string[];
-  readonly kind: 'human' | 'service';
-  /** Epoch seconds at which the credential stops being accepted. */
-  readonly expiresAt?: number;
-}
-
-export type SslMode = 'disable' | 'require' | 'verify-full';
-
-/** A PostgreSQL target with its secret already resolved (never logged, never sent to a client). */
-export interface PostgresTarget {
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly password: string;
-  readonly sslmode: SslMode;
-  /** PEM text of the CA that signs the target's certificate (for verify-full). */
-  readonly ca?: string;
-}
-
-export interface PostgresConnection {
-  readonly name: string;
-  readonly type: 'postgres';
-  readonly description?: string;
-  readonly target: PostgresTarget;
-  /** Databases a client may ask for besides `target.database`. */
-  readonly databases: readonly string[];
-  readonly allow: { readonly groups: readonly string[] };
-  /** The connection's compiled `policy:` (absent: none configured); the server passes it to SessionContext.policy. */
-  readonly policy?: CompiledPolicy;
-  /**
-   * What the audit trail keeps of its sessions: `statements` (every statement, decision and
-   * result) or `sessions` (who connected when, bytes and counts, plus every statement the policy
-   * blocked or held for review, with its decision) — docs/audit.md.
-   */
-  readonly record: 'statements' | 'sessions';
-}
-
-export type Connection = PostgresConnection;
+import type { SessionInfo } from '../model.js';
 
 /**
  * Thrown by `SessionAudit.onQuery` / `onDecision` (and the rejection of `flush()`) when the audit
@@ -157,10 +111,7 @@ export interface Reviews {
   request(req: ReviewRequest, signal: AbortSignal): { readonly id: string; readonly outcome: Promise<ReviewOutcome> };
 }
 
-export interface SessionContext {
-  readonly id: string;
-  readonly identity: Identity;
-  readonly connection: Connection;
+export interface SessionContext extends SessionInfo {
   readonly audit: SessionAudit;
   readonly log: Logger;
   /** How long to wait for the target to accept and authenticate before failing the session. */

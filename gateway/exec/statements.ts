@@ -4,7 +4,7 @@
 // at once or needs one review covering all of it. The engine judges every statement again as it
 // runs: this pre-check only decides what to ask for up front; it never lets anything through.
 import { analyzeSql, evaluate, type CompiledPolicy, type Decision, type SqlAnalysis } from '../policy/index.js';
-import type { Identity } from '../engines/types.js';
+import type { Identity } from '../model.js';
 
 export interface ExecScript {
   /** The statements to send, one simple Query each, in order. */

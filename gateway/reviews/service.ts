@@ -5,7 +5,8 @@
 // holding the statement), which is why its reading and deciding methods are asynchronous.
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Identity, ReviewOutcome, ReviewRequest, Reviews } from '../engines/types.js';
+import type { Identity } from '../model.js';
+import type { ReviewOutcome, ReviewRequest, Reviews } from '../engines/types.js';
 import { describeEnd, ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
 
 export { ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { AuditWriter } from '../../gateway/audit/writer.js';
-import type { Identity } from '../../gateway/engines/types.js';
+import type { Identity } from '../../gateway/model.js';
 import { createSessionAudit } from '../../gateway/sessionAudit.js';
 import { openPostgresStore } from '../../gateway/store/postgres.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';

@@ -13,7 +13,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuditRoutes } from '../../gateway/audit/routes.js';
 import { startAudit, type AuditService } from '../../gateway/audit/service.js';
-import type { Identity } from '../../gateway/engines/types.js';
+import type { Identity } from '../../gateway/model.js';
 import { openSqliteStore } from '../../gateway/store/sqlite.js';
 import type { Store } from '../../gateway/store/types.js';
 

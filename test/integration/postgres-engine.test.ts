@@ -15,7 +15,8 @@ import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.
 import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
 import { encodeCancelRequest, encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
-import { AuditUnavailableError, type Identity, type PostgresConnection, type PostgresTarget, type SessionAudit } from '../../gateway/engines/types.js';
+import type { Identity, PostgresConnection, PostgresTarget } from '../../gateway/model.js';
+import { AuditUnavailableError, type SessionAudit } from '../../gateway/engines/types.js';
 import { ensureProgram, findFreePort, startPgCluster, type PgCluster } from '../support/pgCluster.js';
 
 const PSQL = ensureProgram('/usr/lib/postgresql/15/bin/psql', 'postgresql-client');

@@ -5,7 +5,7 @@
 // confirmed, fast-path function calls, and every decision on record.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { decodeErrorFields } from '../../gateway/engines/postgres/codec/backend.js';
-import type { PostgresTarget } from '../../gateway/engines/types.js';
+import type { PostgresTarget } from '../../gateway/model.js';
 import { build } from '../unit/postgres/builder.js';
 import { client, compile, connectionFor, freshDatabase, psql, rawClient, startEngine, type Engine, type RawMessage } from '../support/pgEngineHarness.js';
 import { ALLOWED, BLOCKED, CORPUS_POLICY, CORPUS_SCHEMA } from '../support/policyCorpus.js';

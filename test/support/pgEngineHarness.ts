@@ -11,7 +11,8 @@ import pino from 'pino';
 import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer.js';
 import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
-import type { Identity, PostgresConnection, PostgresTarget, ReviewOutcome, ReviewRequest, Reviews, SessionAudit } from '../../gateway/engines/types.js';
+import type { Identity, PostgresConnection, PostgresTarget } from '../../gateway/model.js';
+import type { ReviewOutcome, ReviewRequest, Reviews, SessionAudit } from '../../gateway/engines/types.js';
 import { compilePolicy, policySchema, type CompiledPolicy, type PolicyInput } from '../../gateway/policy/index.js';
 import type { PgClusterDetails } from './pgCluster.js';
 

@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { analyzeSql, USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type FunctionKind, type NamedRelation, type QualifiedRef, type RelationFacts, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
-import type { PostgresTarget } from '../types.js';
+import type { PostgresTarget } from '../../model.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
 import { MessageWriter } from './codec/wire.js';

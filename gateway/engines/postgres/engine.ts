@@ -5,7 +5,8 @@
 // engine must map the gateway's key back to the target and its real key.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Engine, PostgresTarget, SessionContext } from '../types.js';
+import type { PostgresTarget } from '../../model.js';
+import type { Engine, SessionContext } from '../types.js';
 import { PgSession } from './session.js';
 
 /** Where a cancel for one gateway-issued key must go. */

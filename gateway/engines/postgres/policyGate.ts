@@ -25,7 +25,7 @@ import {
   type StatementAnalysis,
 } from '../../policy/index.js';
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
-import type { Identity } from '../types.js';
+import type { Identity } from '../../model.js';
 import { quoteIdent } from './catalog.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 import { ExfiltrationGuard } from './exfiltrationGuard.js';

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { isIP, Socket, connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import type { PostgresTarget } from '../types.js';
+import type { PostgresTarget } from '../../model.js';
 import { decodeAuthentication, decodeBackendKeyData, decodeErrorFields, decodeParameterStatus, decodeReadyForQuery } from './codec/backend.js';
 import type { TransactionStatus } from './codec/backend.js';
 import { createBackendFramer, describeType } from './codec/framer.js';

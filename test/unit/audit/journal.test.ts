@@ -11,7 +11,7 @@ import { EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/
 import { commitStaged } from '../../../gateway/audit/ingest.js';
 import { AuditJournal, JournalError, readJournal } from '../../../gateway/audit/journal.js';
 import { AuditWriter } from '../../../gateway/audit/writer.js';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { createSessionAudit } from '../../../gateway/sessionAudit.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { AuditOp, Store } from '../../../gateway/store/types.js';

@@ -3,7 +3,8 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../../gateway/audit/writer.js';
-import { AuditUnavailableError, type Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
+import { AuditUnavailableError } from '../../../gateway/engines/types.js';
 import { createSessionAudit, durationJson, REFUSED_UNRECORDED } from '../../../gateway/sessionAudit.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { EventRecord, Store } from '../../../gateway/store/types.js';

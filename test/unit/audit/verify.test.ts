@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAudit, type AuditService, type AuditSettings } from '../../../gateway/audit/service.js';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { Store } from '../../../gateway/store/types.js';
 import { verifyTrail } from '../../../src/commands/audit/trailVerifier.js';

@@ -2,7 +2,7 @@
 // input is claimed to run exactly once, by its requester, on its connection, byte for byte.
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { createReviewService, ReviewError } from '../../../gateway/reviews/service.js';
 
 const ALICE: Identity = { subject: 'sub-alice', name: 'alice@example.com', groups: ['eng'], kind: 'human' };

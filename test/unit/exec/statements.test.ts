@@ -2,7 +2,7 @@
 // whole input against a policy.
 import { describe, expect, it } from 'vitest';
 import { preCheck, splitScript } from '../../../gateway/exec/statements.js';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { compilePolicy, policySchema } from '../../../gateway/policy/index.js';
 
 const ALICE: Identity = { subject: 'sub-alice', name: 'alice', groups: ['eng'], kind: 'human' };

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cancelUpstream, connectUpstream, UpstreamError, type UpstreamOptions } from '../../../gateway/engines/postgres/upstream.js';
-import type { PostgresTarget } from '../../../gateway/engines/types.js';
+import type { PostgresTarget } from '../../../gateway/model.js';
 import { build } from './builder.js';
 
 const PASSWORD = 'pw-Sup3r-s3cret';

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { createWebhookNotifier, webhookPayload } from '../../../gateway/reviews/notify.js';
 import { createReviewService, type ReviewEvent } from '../../../gateway/reviews/service.js';
 

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { reviewInfo } from '../../../src/api/contract.js';
 import { describeReview } from '../../../src/commands/reviews/show.js';
-import type { Identity } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
 import { MAX_PARAMETER_BINARY_BYTES, MAX_PARAMETER_CHARS, MAX_PARAMETERS, reviewParameters } from '../../../gateway/reviews/parameters.js';
 import { webhookPayload } from '../../../gateway/reviews/notify.js';
 import { toReviewInfo } from '../../../gateway/reviews/routes.js';

@@ -2,7 +2,8 @@
 // refused, one decision only, cancellation by the client and by shutdown, retention of ended ones.
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Identity, ReviewRequest } from '../../../gateway/engines/types.js';
+import type { Identity } from '../../../gateway/model.js';
+import type { ReviewRequest } from '../../../gateway/engines/types.js';
 import { createReviewService, normalizeReviewId, REVIEW_ID_ALPHABET, ReviewError, type ReviewEvent, type ReviewService } from '../../../gateway/reviews/service.js';
 
 const log = pino({ level: 'silent' });

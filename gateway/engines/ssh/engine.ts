@@ -1,0 +1,146 @@
+// The ssh engine: an ssh2 server on the upgraded tunnel stream (the gateway's own host key; the
+// tunnel already authenticated the caller, so the local client needs no key of its own) and an
+// ssh2 client to the target with the held key, its host key checked against the pin. Session
+// channels are bridged by sessionChannel.ts; port forwarding is refused unless a rule allows it,
+// agent and X11 forwarding always are. Denials are audited like everything else.
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import ssh2 from 'ssh2';
+import type { SshConnection } from '../../model.js';
+import type { Engine, SessionContext } from '../types.js';
+import { gatewayHostKey } from './hostKey.js';
+import { allowedBy } from './policy.js';
+import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
+import { bridgeSession, type ChannelContext } from './sessionChannel.js';
+import { connectUpstream } from './upstream.js';
+import { asSshAudit } from './legacyAudit.js';
+
+export function createSshEngine(opts: { stateDir: () => string }): Engine {
+  return {
+    handle: (client, session, signal) => handleSession(client, session, signal, opts.stateDir()),
+  };
+}
+
+async function handleSession(socket: Duplex, session: SessionContext, signal: AbortSignal, stateDir: string): Promise<void> {
+  const connection = session.connection as SshConnection;
+  const audit = asSshAudit(session.audit);
+  const { target } = connection;
+  const bytes = { fromClient: 0, toClient: 0 };
+  const hostKey = gatewayHostKey(stateDir);
+  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
+  let upstream: ssh2.Client | undefined;
+  let failure: string | undefined;
+  let started = false;
+
+  await new Promise<void>((resolve) => {
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      upstream?.end();
+      resolve();
+    };
+    signal.addEventListener('abort', () => {
+      failure ??= 'the gateway ended the session';
+      socket.destroy();
+      finish();
+    }, { once: true });
+    server.on('connection', (conn) => {
+      conn.on('error', (err) => {
+        session.log.debug({ err }, 'ssh client connection error');
+        finish();
+      });
+      conn.on('close', finish);
+      conn.on('authentication', (ctx) => {
+        // The tunnel is the authentication; `none` (or any method) is accepted as the session's user.
+        if (started) return ctx.accept();
+        started = true;
+        connectUpstream(target, session.connectTimeoutMs, signal).then(
+          (up) => {
+            upstream = up;
+            up.on('close', () => conn.end());
+            up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
+            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+            ctx.accept();
+          },
+          (err: Error) => {
+            failure = err.message;
+            session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
+            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+            // ssh clients show the banner of a failed login; the message tells the person why.
+            conn.end();
+          },
+        );
+      });
+      conn.on('ready', () => {
+        const up = upstream as ssh2.Client;
+        const ctx: ChannelContext = {
+          identity: session.identity,
+          connection,
+          audit,
+          upstream: up,
+          budget: { left: TERMINAL_RECORD_BYTES, truncated: false },
+          bytes,
+          log: session.log,
+          ...(session.reviews ? { review: reviewer(session, audit, signal) } : {}),
+        };
+        conn.on('session', (accept) => bridgeSession(ctx, accept()));
+        conn.on('tcpip', (accept, reject, info) => {
+          const rule = allowedBy(connection.policy, session.identity.groups, { kind: 'forwarding', direction: 'local' });
+          const id = safeAction(audit, 'forward', `local ${info.destIP}:${info.destPort}`);
+          if (rule === undefined || id === undefined) {
+            if (id !== undefined) audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'port forwarding is refused unless a rule allows it' });
+            reject();
+            return;
+          }
+          audit.onDecision({ queryId: id, verdict: 'allow', rule });
+          up.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, ch) => {
+            if (err) return reject();
+            const local = accept();
+            local.pipe(ch).pipe(local);
+          });
+        });
+        conn.on('request', (accept, reject, name, info) => {
+          if (name !== 'tcpip-forward') return reject?.();
+          const id = safeAction(audit, 'forward', `remote ${info.bindAddr}:${info.bindPort}`);
+          if (id !== undefined) audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'remote port forwarding is refused' });
+          // Remote forwarding opens the target to inbound connections the session cannot vouch for: refused.
+          reject?.();
+          void accept;
+        });
+      });
+    });
+    server.injectSocket(socket as Socket);
+  });
+  const ok = failure === undefined;
+  audit.onSessionEnd({ status: ok ? 'ok' : 'error', ...(failure ? { message: failure } : {}), bytesFromClient: bytes.fromClient, bytesToClient: bytes.toClient });
+}
+
+function safeAction(audit: SshAudit, kind: string, text: string): number | undefined {
+  try {
+    return audit.onAction({ kind, text });
+  } catch {
+    return undefined;
+  }
+}
+
+function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {
+  const reviews = session.reviews as NonNullable<SessionContext['reviews']>;
+  return async (command, rule, reason, approvers, timeoutMs, actionId, notify) => {
+    const req = { action: command, kind: 'exec', sql: command, rule, reason, approvers, timeoutMs };
+    const held = reviews.request(req as unknown as Parameters<typeof reviews.request>[0], signal);
+    audit.onReview({ queryId: actionId, event: 'created', reviewId: held.id });
+    notify(`sluice: held for review ${held.id} (rule ${rule}); waiting for an approver from ${approvers.join(', ')}`);
+    const outcome = await held.outcome;
+    if (outcome.status === 'approved') {
+      audit.onReview({ queryId: actionId, event: 'approved', reviewId: held.id, by: outcome.by, ...(outcome.reason ? { reason: outcome.reason } : {}) });
+      return { approved: true, message: '' };
+    }
+    if (outcome.status === 'rejected') {
+      audit.onReview({ queryId: actionId, event: 'rejected', reviewId: held.id, by: outcome.by, reason: outcome.reason });
+      return { approved: false, message: `review ${held.id} was rejected by ${outcome.by}: ${outcome.reason}; the command was not run` };
+    }
+    if (outcome.status === 'expired') audit.onReview({ queryId: actionId, event: 'expired', reviewId: held.id });
+    return { approved: false, message: `review ${held.id} ${outcome.status === 'expired' ? 'expired without a decision' : 'was cancelled'}; the command was not run` };
+  };
+}

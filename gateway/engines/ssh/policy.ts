@@ -1,0 +1,184 @@
+// The `policy:` of an ssh connection: its zod schema (validated once, at configuration load), the
+// compiled runtime form and the pure judgement of one request. Rules block or hold `exec` command
+// lines matched by glob (`commands`), block the sftp subsystem (`sftp: true`), or allow what is
+// refused by default: port forwarding, agent forwarding and X11 (docs/policy.md, "SSH rules").
+// Fail closed: when a block or review rule applies to the caller and a command line cannot be
+// split into simple commands with confidence, the command is refused.
+import { z } from 'zod';
+import { parseDuration } from '../../../src/duration.js';
+import { splitCommandLine } from './commandLine.js';
+
+const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
+const groups = z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) });
+const commands = z.array(nonEmpty).min(1, { message: 'expected at least one command pattern, e.g. "rm -rf /*"' });
+const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
+const duration = z.string().refine(
+  (s) => {
+    const ms = parseDuration(s);
+    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
+  },
+  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
+);
+
+const CONDITION_HINT = 'expected `commands: [patterns]` or `sftp: true`';
+
+const block = z
+  .strictObject({ commands: commands.optional(), sftp: z.boolean().optional() })
+  .refine((b) => b.commands !== undefined || b.sftp === true, { message: CONDITION_HINT });
+
+const review = z.strictObject({
+  commands,
+  approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
+  timeout: duration.default('10m'),
+});
+
+/** What a rule may allow that the engine refuses by default. */
+const allow = z
+  .strictObject({
+    forwarding: z.array(z.enum(['local', 'remote'], { error: () => 'expected local or remote' })).min(1).optional(),
+    agent: z.boolean().optional(),
+    x11: z.boolean().optional(),
+  })
+  .refine((a) => a.forwarding !== undefined || a.agent === true || a.x11 === true, { message: 'expected `forwarding: [local, remote]`, `agent: true` or `x11: true`' });
+
+const rule = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    block: block.optional(),
+    review: review.optional(),
+    allow: allow.optional(),
+    /** Shown to the client and recorded when the rule blocks or holds a command. */
+    message: z.string().max(500).optional(),
+    for: groups.optional(),
+    except: groups.optional(),
+  })
+  .superRefine((r, ctx) => {
+    const actions = [r.block, r.review, r.allow].filter((a) => a !== undefined).length;
+    if (actions !== 1) ctx.addIssue({ code: 'custom', message: 'an ssh rule needs exactly one of `block`, `review` or `allow`' });
+  });
+
+export const sshPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => {
+  const seen = new Set<string>();
+  p.rules.forEach((r, i) => {
+    if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+    seen.add(r.id);
+  });
+});
+
+export type SshPolicyConfig = z.output<typeof sshPolicySchema>;
+
+// ---- runtime form ----
+
+interface RuleCommon {
+  readonly id: string;
+  readonly message?: string;
+  readonly for?: ReadonlySet<string>;
+  readonly except?: ReadonlySet<string>;
+}
+
+export type SshRule =
+  | (RuleCommon & { readonly action: 'block'; readonly commands: readonly RegExp[]; readonly sftp: boolean })
+  | (RuleCommon & { readonly action: 'review'; readonly commands: readonly RegExp[]; readonly approvers: readonly string[]; readonly timeoutMs: number })
+  | (RuleCommon & { readonly action: 'allow'; readonly forwarding: ReadonlySet<'local' | 'remote'>; readonly agent: boolean; readonly x11: boolean });
+
+export interface SshPolicy {
+  readonly rules: readonly SshRule[];
+}
+
+/**
+ * A command glob as a regular expression over the whole (trimmed) command: `*` any characters
+ * (spaces and slashes included), `?` one character, everything else literal.
+ */
+export function globToRegExp(glob: string): RegExp {
+  let src = '';
+  for (const ch of glob.trim()) src += ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${src}$`, 's');
+}
+
+const lowerSet = (list: readonly string[] | undefined) => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
+
+export function compileSshPolicy(cfg: SshPolicyConfig): SshPolicy {
+  const rules = cfg.rules.map((r): SshRule => {
+    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { id: r.id };
+    if (r.message !== undefined) common.message = r.message;
+    const f = lowerSet(r.for?.groups);
+    const e = lowerSet(r.except?.groups);
+    if (f) common.for = f;
+    if (e) common.except = e;
+    if (r.block) return Object.freeze({ ...common, action: 'block', commands: (r.block.commands ?? []).map(globToRegExp), sftp: r.block.sftp === true });
+    if (r.review) return Object.freeze({ ...common, action: 'review', commands: r.review.commands.map(globToRegExp), approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
+    const a = r.allow as NonNullable<typeof r.allow>;
+    return Object.freeze({ ...common, action: 'allow', forwarding: new Set(a.forwarding ?? []), agent: a.agent === true, x11: a.x11 === true });
+  });
+  return Object.freeze({ rules: Object.freeze(rules) });
+}
+
+function applies(rule: RuleCommon, groups: readonly string[]): boolean {
+  const mine = groups.map((g) => g.toLowerCase());
+  if (rule.except && mine.some((g) => rule.except?.has(g))) return false;
+  if (rule.for && !mine.some((g) => rule.for?.has(g))) return false;
+  return true;
+}
+
+export type SshVerdict =
+  | { readonly verdict: 'allow' }
+  | { readonly verdict: 'block'; readonly rule: string; readonly reason: string }
+  | { readonly verdict: 'review'; readonly rule: string; readonly reason: string; readonly approvers: readonly string[]; readonly timeoutMs: number };
+
+/** The rule id recorded when a command line cannot be judged while a rule applies. */
+export const UNJUDGEABLE_RULE = 'ssh.unjudgeable-command';
+
+/**
+ * Judges one `exec` command line. Every simple command in it (split at `;`, `&&`, `||`, `|`, `&`
+ * and newlines outside quotes) is matched against each applicable rule: a block wins over a
+ * review. Constructs that hide a command from that split (command substitution, `eval`, `sh -c`,
+ * unbalanced quotes, control characters) are refused whenever any block or review rule applies.
+ */
+export function judgeCommand(policy: SshPolicy | undefined, groups: readonly string[], command: string): SshVerdict {
+  const rules = (policy?.rules ?? []).filter((r) => r.action !== 'allow' && r.commands.length > 0 && applies(r, groups));
+  if (rules.length === 0) return { verdict: 'allow' };
+  const split = splitCommandLine(command);
+  if ('unjudgeable' in split) return { verdict: 'block', rule: UNJUDGEABLE_RULE, reason: `the command cannot be checked against this connection's rules (${split.unjudgeable}); run the commands one by one` };
+  let review: SshVerdict | undefined;
+  for (const part of split.commands) {
+    for (const r of rules) {
+      if (r.action === 'allow' || !r.commands.some((re) => re.test(part))) continue;
+      if (r.action === 'block') return { verdict: 'block', rule: r.id, reason: r.message ?? `the command "${part}" is blocked by rule ${r.id}` };
+      review ??= { verdict: 'review', rule: r.id, reason: r.message ?? `the command "${part}" needs a review (rule ${r.id})`, approvers: r.approvers, timeoutMs: r.timeoutMs };
+    }
+  }
+  return review ?? { verdict: 'allow' };
+}
+
+/** Whether a rule blocks the sftp subsystem (and so scp, which OpenSSH runs over sftp) for these groups. */
+export function sftpBlocked(policy: SshPolicy | undefined, groups: readonly string[]): { rule: string; reason: string } | undefined {
+  const r = policy?.rules.find((x) => x.action === 'block' && x.sftp && applies(x, groups));
+  return r ? { rule: r.id, reason: r.message ?? `file transfer (sftp) is blocked by rule ${r.id}` } : undefined;
+}
+
+export type Allowance = { readonly kind: 'forwarding'; readonly direction: 'local' | 'remote' } | { readonly kind: 'agent' } | { readonly kind: 'x11' };
+
+/** Whether a rule allows this (refused by default) request for these groups; the rule id when so. */
+export function allowedBy(policy: SshPolicy | undefined, groups: readonly string[], what: Allowance): string | undefined {
+  for (const r of policy?.rules ?? []) {
+    if (r.action !== 'allow' || !applies(r, groups)) continue;
+    if (what.kind === 'forwarding' && r.forwarding.has(what.direction)) return r.id;
+    if (what.kind === 'agent' && r.agent) return r.id;
+    if (what.kind === 'x11' && r.x11) return r.id;
+  }
+  return undefined;
+}
+
+/** A one-line summary for people (`GET /v1/connections`): rule ids by action; never a secret. */
+export function describeSshPolicy(policy: SshPolicy | undefined): string {
+  const rules = policy?.rules ?? [];
+  if (rules.length === 0) return 'none (commands and terminal sessions are recorded; forwarding refused)';
+  const parts: string[] = [];
+  const blocks = rules.filter((r) => r.action === 'block').map((r) => r.id);
+  const reviews = rules.flatMap((r) => (r.action === 'review' ? [`${r.id} (${r.approvers.join(', ')})`] : []));
+  const allows = rules.filter((r) => r.action === 'allow').map((r) => r.id);
+  if (blocks.length > 0) parts.push(`blocks: ${blocks.join(', ')}`);
+  if (reviews.length > 0) parts.push(`reviews: ${reviews.join(', ')}`);
+  if (allows.length > 0) parts.push(`allows: ${allows.join(', ')}`);
+  return parts.join('; ');
+}

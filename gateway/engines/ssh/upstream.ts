@@ -1,0 +1,59 @@
+// The gateway's ssh connection to the target: the held private key, and the host key checked
+// against the connection's pin before authentication (never trusted on first use). A mismatch
+// fails with HostKeyMismatchError, whose message names both fingerprints and what to do.
+import { createHash } from 'node:crypto';
+import ssh2 from 'ssh2';
+import type { SshTarget } from '../../model.js';
+
+export class HostKeyMismatchError extends Error {
+  constructor(readonly expected: string, readonly presented: string) {
+    super(`the host key of the target does not match the pinned hostKey (pinned ${expected}, presented ${presented}); the session was refused. If the host's key was changed on purpose, update target.hostKey in the gateway configuration`);
+    this.name = 'HostKeyMismatchError';
+  }
+}
+
+/** SHA256:… as OpenSSH prints it (ssh-keygen -lf). */
+export function fingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Connects and authenticates; rejects with HostKeyMismatchError or the connection's error. */
+export function connectUpstream(target: SshTarget, timeoutMs: number, signal: AbortSignal): Promise<ssh2.Client> {
+  const pinned = Buffer.from(target.hostKey.split(' ')[1] ?? '', 'base64');
+  const client = new ssh2.Client();
+  return new Promise((resolve, reject) => {
+    let mismatch: HostKeyMismatchError | undefined;
+    const onAbort = () => {
+      client.end();
+      reject(new Error('the session ended before the target accepted it'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = () => signal.removeEventListener('abort', onAbort);
+    client.once('ready', () => {
+      settle();
+      resolve(client);
+    });
+    client.once('error', (err) => {
+      settle();
+      client.end();
+      reject(mismatch ?? err);
+    });
+    client.once('close', () => {
+      settle();
+      reject(mismatch ?? new Error('the target closed the connection during the handshake'));
+    });
+    client.connect({
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey: target.privateKey,
+      readyTimeout: timeoutMs,
+      keepaliveInterval: 30_000,
+      hostVerifier: (key: Buffer) => {
+        if (key.equals(pinned)) return true;
+        mismatch = new HostKeyMismatchError(fingerprint(pinned), fingerprint(key));
+        return false;
+      },
+    });
+  });
+}
