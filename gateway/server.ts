@@ -13,6 +13,7 @@ import type { GatewayConfig } from './config/load.js';
 import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineFor, useStateDir } from './engines/registry.js';
+import { gatewayHostKey } from './engines/ssh/hostKey.js';
 import { describeSshPolicy } from './engines/ssh/policy.js';
 import type { Connection, Identity } from './model.js';
 import type { SessionContext } from './engines/types.js';
@@ -180,10 +181,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       const who = await authenticateOrRefuse(authenticate, req, res, log);
       if (who === undefined) return;
       if (path === paths.me) return sendJson(res, 200, toMe(who));
-      if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
+      if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map((c) => toConnectionInfo(c, config.stateDir)) });
       const found = findAllowed(decodeURIComponent(one?.[1] ?? ''), who);
       if ('refusal' in found) return sendError(res, found.refusal.status, found.refusal.code, found.refusal.message);
-      return sendJson(res, 200, toConnectionInfo(found.connection));
+      return sendJson(res, 200, toConnectionInfo(found.connection, config.stateDir));
     }
     if (/^\/v1\/connections\/[^/]+\/tunnel$/.test(path)) return sendError(res, 426, 'upgrade_required', `this endpoint needs "Upgrade: ${TUNNEL_PROTOCOL}"`);
     sendError(res, 404, 'not_found', `no such endpoint: ${path}`);
@@ -348,10 +349,19 @@ function toMe(who: Identity): Me {
   };
 }
 
-function toConnectionInfo(c: Connection): ConnectionInfo {
+function toConnectionInfo(c: Connection, stateDir: string): ConnectionInfo {
   if (c.type === 'ssh') {
-    // The ssh fields of the API (user, the gateway's host key) are the CLI side's to define.
-    return { name: c.name, type: c.type, ...(c.description ? { description: c.description } : {}), database: '', databases: [], policy: describeSshPolicy(c.policy), record: c.record } as unknown as ConnectionInfo;
+    // The gateway's own host key (what the local ssh client sees on the tunnel), never the target's
+    // pin or the held private key; the user is the one the gateway logs in as on the target.
+    return {
+      name: c.name,
+      type: c.type,
+      ...(c.description ? { description: c.description } : {}),
+      user: c.target.user,
+      hostKey: gatewayHostKey(stateDir).publicKey,
+      policy: describeSshPolicy(c.policy),
+      record: c.record,
+    };
   }
   return {
     name: c.name,
