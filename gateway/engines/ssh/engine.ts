@@ -1,15 +1,15 @@
 // The ssh engine: an ssh2 server on the upgraded tunnel stream (the gateway's own host key; the
 // tunnel already authenticated the caller, so the local client needs no key of its own) and an
 // ssh2 client to the target with the held key, its host key checked against the pin. Session
-// channels are bridged by sessionChannel.ts; port forwarding is refused unless a rule allows it,
-// agent and X11 forwarding always are. Denials are audited like everything else.
+// channels are bridged by sessionChannel.ts; port forwarding (forwarding.ts) is refused unless a
+// rule allows it; agent and X11 forwarding always are. Denials are audited like everything else.
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { gatewayHostKey } from './hostKey.js';
-import { allowedBy } from './policy.js';
+import { handleForwarding } from './forwarding.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
 import { connectUpstream } from './upstream.js';
@@ -67,13 +67,34 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
             failure = err.message;
             session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
             audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
-            // ssh clients show the banner of a failed login; the message tells the person why.
-            conn.end();
+            // Accepted so the client opens its session and can be told why on stderr (an ssh
+            // client shows only "Permission denied" for a refused login).
+            ctx.accept();
           },
         );
       });
       conn.on('ready', () => {
-        const up = upstream as ssh2.Client;
+        if (failure !== undefined || upstream === undefined) {
+          const why = failure ?? 'the target could not be reached';
+          conn.on('session', (accept) => {
+            const s = accept();
+            const refuse = (acceptChannel: () => ssh2.ServerChannel) => {
+              const ch = acceptChannel();
+              ch.stderr.write(`sluice: ${why}\r\n`);
+              ch.exit(255);
+              ch.end();
+              conn.end();
+            };
+            s.once('exec', (a) => refuse(a));
+            s.once('shell', (a) => refuse(a));
+            s.once('subsystem', (_a, r) => {
+              r?.();
+              conn.end();
+            });
+          });
+          return;
+        }
+        const up = upstream;
         const ctx: ChannelContext = {
           identity: session.identity,
           connection,
@@ -85,43 +106,13 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
           ...(session.reviews ? { review: reviewer(session, audit, signal) } : {}),
         };
         conn.on('session', (accept) => bridgeSession(ctx, accept()));
-        conn.on('tcpip', (accept, reject, info) => {
-          const rule = allowedBy(connection.policy, session.identity.groups, { kind: 'forwarding', direction: 'local' });
-          const id = safeAction(audit, 'forward', `local ${info.destIP}:${info.destPort}`);
-          if (rule === undefined || id === undefined) {
-            if (id !== undefined) audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'port forwarding is refused unless a rule allows it' });
-            reject();
-            return;
-          }
-          audit.onDecision({ queryId: id, verdict: 'allow', rule });
-          up.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, ch) => {
-            if (err) return reject();
-            const local = accept();
-            local.pipe(ch).pipe(local);
-          });
-        });
-        conn.on('request', (accept, reject, name, info) => {
-          if (name !== 'tcpip-forward') return reject?.();
-          const id = safeAction(audit, 'forward', `remote ${info.bindAddr}:${info.bindPort}`);
-          if (id !== undefined) audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'remote port forwarding is refused' });
-          // Remote forwarding opens the target to inbound connections the session cannot vouch for: refused.
-          reject?.();
-          void accept;
-        });
+        handleForwarding(conn, up, { identity: session.identity, connection, audit });
       });
     });
     server.injectSocket(socket as Socket);
   });
   const ok = failure === undefined;
   audit.onSessionEnd({ status: ok ? 'ok' : 'error', ...(failure ? { message: failure } : {}), bytesFromClient: bytes.fromClient, bytesToClient: bytes.toClient });
-}
-
-function safeAction(audit: SshAudit, kind: string, text: string): number | undefined {
-  try {
-    return audit.onAction({ kind, text });
-  } catch {
-    return undefined;
-  }
 }
 
 function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {

@@ -1,7 +1,7 @@
 // The `policy:` of an ssh connection: its zod schema (validated once, at configuration load), the
 // compiled runtime form and the pure judgement of one request. Rules block or hold `exec` command
 // lines matched by glob (`commands`), block the sftp subsystem (`sftp: true`), or allow what is
-// refused by default: port forwarding, agent forwarding and X11 (docs/policy.md, "SSH rules").
+// refused by default: local and remote port forwarding (agent forwarding and X11 always are) (docs/policy.md, "SSH rules").
 // Fail closed: when a block or review rule applies to the caller and a command line cannot be
 // split into simple commands with confidence, the command is refused.
 import { z } from 'zod';
@@ -33,13 +33,11 @@ const review = z.strictObject({
 });
 
 /** What a rule may allow that the engine refuses by default. */
-const allow = z
-  .strictObject({
-    forwarding: z.array(z.enum(['local', 'remote'], { error: () => 'expected local or remote' })).min(1).optional(),
-    agent: z.boolean().optional(),
-    x11: z.boolean().optional(),
-  })
-  .refine((a) => a.forwarding !== undefined || a.agent === true || a.x11 === true, { message: 'expected `forwarding: [local, remote]`, `agent: true` or `x11: true`' });
+// Agent and X11 forwarding are not among them: both hand the target a way back into the
+// client's machine that the gateway cannot record (docs/decisions.md).
+const allow = z.strictObject({
+  forwarding: z.array(z.enum(['local', 'remote'], { error: () => 'expected local or remote' })).min(1, { message: 'expected `forwarding: [local]`, `[remote]` or both' }),
+});
 
 const rule = z
   .strictObject({
@@ -79,7 +77,7 @@ interface RuleCommon {
 export type SshRule =
   | (RuleCommon & { readonly action: 'block'; readonly commands: readonly RegExp[]; readonly sftp: boolean })
   | (RuleCommon & { readonly action: 'review'; readonly commands: readonly RegExp[]; readonly approvers: readonly string[]; readonly timeoutMs: number })
-  | (RuleCommon & { readonly action: 'allow'; readonly forwarding: ReadonlySet<'local' | 'remote'>; readonly agent: boolean; readonly x11: boolean });
+  | (RuleCommon & { readonly action: 'allow'; readonly forwarding: ReadonlySet<'local' | 'remote'> });
 
 export interface SshPolicy {
   readonly rules: readonly SshRule[];
@@ -108,7 +106,7 @@ export function compileSshPolicy(cfg: SshPolicyConfig): SshPolicy {
     if (r.block) return Object.freeze({ ...common, action: 'block', commands: (r.block.commands ?? []).map(globToRegExp), sftp: r.block.sftp === true });
     if (r.review) return Object.freeze({ ...common, action: 'review', commands: r.review.commands.map(globToRegExp), approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
     const a = r.allow as NonNullable<typeof r.allow>;
-    return Object.freeze({ ...common, action: 'allow', forwarding: new Set(a.forwarding ?? []), agent: a.agent === true, x11: a.x11 === true });
+    return Object.freeze({ ...common, action: 'allow', forwarding: new Set(a.forwarding) });
   });
   return Object.freeze({ rules: Object.freeze(rules) });
 }
@@ -156,15 +154,12 @@ export function sftpBlocked(policy: SshPolicy | undefined, groups: readonly stri
   return r ? { rule: r.id, reason: r.message ?? `file transfer (sftp) is blocked by rule ${r.id}` } : undefined;
 }
 
-export type Allowance = { readonly kind: 'forwarding'; readonly direction: 'local' | 'remote' } | { readonly kind: 'agent' } | { readonly kind: 'x11' };
+export type Allowance = { readonly kind: 'forwarding'; readonly direction: 'local' | 'remote' };
 
-/** Whether a rule allows this (refused by default) request for these groups; the rule id when so. */
+/** The id of a rule that allows this (refused by default) request for these groups, if any. */
 export function allowedBy(policy: SshPolicy | undefined, groups: readonly string[], what: Allowance): string | undefined {
   for (const r of policy?.rules ?? []) {
-    if (r.action !== 'allow' || !applies(r, groups)) continue;
-    if (what.kind === 'forwarding' && r.forwarding.has(what.direction)) return r.id;
-    if (what.kind === 'agent' && r.agent) return r.id;
-    if (what.kind === 'x11' && r.x11) return r.id;
+    if (r.action === 'allow' && applies(r, groups) && r.forwarding.has(what.direction)) return r.id;
   }
   return undefined;
 }

@@ -163,9 +163,6 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
         exit = code !== null && code !== undefined ? { code } : { signal: signal ?? 'KILL', dump: dump === true, desc: desc ?? '' };
       });
-      up.on('end', () => {
-        if (!client.writableEnded) client.end();
-      });
       up.on('close', () => {
         const durationMs = performance.now() - began;
         if (exit && 'code' in exit) client.exit(exit.code);
@@ -173,6 +170,7 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
         const ok = exit !== undefined && 'code' in exit && exit.code === 0;
         ctx.audit.onOutcome({ queryId: id, status: ok || (sftp && exit === undefined) ? 'ok' : 'error', ...(exit ? { code: 'code' in exit ? String(exit.code) : `SIG${exit.signal}` } : {}), durationMs, bytes: sent });
         tap?.end();
+        // exit-status, then EOF, then close: the order OpenSSH clients expect.
         if (!client.writableEnded) client.end();
         client.close();
       });

@@ -1,0 +1,63 @@
+// Judging ssh exec command lines: globs over every simple command of the line, a block beating a
+// review, groups, and the fail-closed refusal of what the splitter cannot see through.
+import { describe, expect, it } from 'vitest';
+import { splitCommandLine } from '../../../gateway/engines/ssh/commandLine.js';
+import { allowedBy, compileSshPolicy, globToRegExp, judgeCommand, sftpBlocked, sshPolicySchema, UNJUDGEABLE_RULE } from '../../../gateway/engines/ssh/policy.js';
+
+const policy = compileSshPolicy(
+  sshPolicySchema.parse({
+    rules: [
+      { id: 'no-destroy', block: { commands: ['rm -rf /*', 'shutdown*', 'reboot*'] } },
+      { id: 'sudo-needs-review', review: { commands: ['sudo *'], approvers: ['ops-leads'], timeout: '5m' }, except: { groups: ['ops-leads'] } },
+      { id: 'no-files', block: { sftp: true }, for: { groups: ['contractors'] } },
+      { id: 'tunnels', allow: { forwarding: ['local'] }, for: { groups: ['ops'] } },
+    ],
+  }),
+);
+const judge = (cmd: string, groups = ['ops']) => judgeCommand(policy, groups, cmd);
+
+describe('ssh command policy', () => {
+  it('globs match the whole command, * across spaces and slashes', () => {
+    expect(globToRegExp('rm -rf /*').test('rm -rf /var/lib')).toBe(true);
+    expect(globToRegExp('rm -rf /*').test('echo rm -rf /var')).toBe(false);
+    expect(globToRegExp('reboot?').test('reboot!')).toBe(true);
+    expect(globToRegExp('a.b').test('axb')).toBe(false);
+  });
+
+  it('allows what no rule matches, blocks and holds what one does', () => {
+    expect(judge('uptime')).toEqual({ verdict: 'allow' });
+    expect(judge('rm -rf /etc')).toMatchObject({ verdict: 'block', rule: 'no-destroy' });
+    expect(judge('sudo systemctl restart nginx')).toMatchObject({ verdict: 'review', rule: 'sudo-needs-review', approvers: ['ops-leads'], timeoutMs: 300_000 });
+    expect(judge('sudo systemctl restart nginx', ['ops-leads'])).toEqual({ verdict: 'allow' });
+  });
+
+  it('sees every simple command of a line, through quotes, paths, wrappers and sudo', () => {
+    for (const cmd of ['cd /tmp && rm -rf /*', 'true; shutdown -h now', 'echo x | reboot', "'rm' -rf /home", '/bin/rm -rf /srv', 'FOO=1 nohup rm -rf /x', 'nice -n 5 reboot', '(reboot)', 'true\nreboot']) {
+      expect(judge(cmd), cmd).toMatchObject({ verdict: 'block' });
+    }
+    // sudo of a blocked command: the block wins over the review.
+    expect(judge('sudo rm -rf /var')).toMatchObject({ verdict: 'block', rule: 'no-destroy' });
+    expect(judge('echo "rm -rf /x"')).toEqual({ verdict: 'allow' });
+  });
+
+  it('refuses what it cannot judge when a rule applies, and only then', () => {
+    for (const cmd of ['echo $(reboot)', 'echo `reboot`', 'sh -c "reboot"', 'bash -lc reboot', 'eval reboot', 'echo "unterminated', 'find / -exec rm {} +', 'cat <(reboot)', 'ls \u0007']) {
+      expect(judge(cmd), cmd).toMatchObject({ verdict: 'block', rule: UNJUDGEABLE_RULE });
+    }
+    expect(judgeCommand(compileSshPolicy({ rules: [] }), ['ops'], 'sh -c "anything"')).toEqual({ verdict: 'allow' });
+    expect(judgeCommand(undefined, ['ops'], 'echo $(date)')).toEqual({ verdict: 'allow' });
+  });
+
+  it('splits into simple commands in several forms', () => {
+    expect(splitCommandLine('sudo -u root rm -rf /x && ls')).toEqual({ commands: ['sudo -u root rm -rf /x', 'rm -rf /x', 'ls'] });
+    expect(splitCommandLine('a \\; b')).toEqual({ commands: ['a \\; b', 'a ; b'] });
+  });
+
+  it('blocks sftp and allows forwarding only for the groups a rule names', () => {
+    expect(sftpBlocked(policy, ['contractors'])).toMatchObject({ rule: 'no-files' });
+    expect(sftpBlocked(policy, ['ops'])).toBeUndefined();
+    expect(allowedBy(policy, ['ops'], { kind: 'forwarding', direction: 'local' })).toBe('tunnels');
+    expect(allowedBy(policy, ['ops'], { kind: 'forwarding', direction: 'remote' })).toBeUndefined();
+    expect(allowedBy(policy, ['dev'], { kind: 'forwarding', direction: 'local' })).toBeUndefined();
+  });
+});
