@@ -84,7 +84,7 @@ describe('sluice ssh / exec', () => {
       });
     const exited = once(child, 'exit');
     child.stdin.write('echo hel""lo\r');
-    await saw(/\nhello\r?\n/);
+    await saw(/[\r\n]hello\r?\n/);
     child.stdin.write('exit 3\r');
     const [code] = (await exited) as [number];
     expect(out).toContain('hello');

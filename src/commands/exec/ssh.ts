@@ -3,7 +3,7 @@
 // gateway's engine judges and records it like any ssh client's. stdout and stderr stream to ours
 // separately; the exit code is the remote exit status (the gateway answers 3 for a command policy
 // blocks and 5 for one a reviewer rejected, with the reason on stderr).
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import type { SshConnectionInfo } from '../../api/contract.js';
 import { DURATION_EXAMPLES, parseDuration } from '../../duration.js';
@@ -41,7 +41,6 @@ export async function runSshExec(opts: SshExecOptions, info: SshConnectionInfo, 
   const sock = await deps.dial(opts.name);
   const client = new Client();
   const stopped = new AbortController();
-  let stdinIterator: AsyncIterator<Buffer | string> | undefined;
   try {
     return await new Promise<number>((resolve, reject) => {
       let keyMismatch = false;
@@ -63,7 +62,7 @@ export async function runSshExec(opts: SshExecOptions, info: SshConnectionInfo, 
       client.on('ready', () => {
         client.exec(command, (err, channel) => {
           if (err) return fail(new CliError(`the gateway refused to run the command: ${err.message}`));
-          stdinIterator = forwardStdin(io, channel);
+          forwardStdin(io, channel);
           pipeOut(channel, io.stdout);
           pipeOut(channel.stderr, io.stderr);
           let status: number | undefined;
@@ -91,7 +90,9 @@ export async function runSshExec(opts: SshExecOptions, info: SshConnectionInfo, 
     });
   } finally {
     stopped.abort();
-    void stdinIterator?.return?.();
+    // A pending read of a pipe that never ends would keep the process alive (an async iterator's
+    // return() waits for it), so the stream itself is closed: the command no longer needs it.
+    if (!io.stdin.isTTY) (io.stdin as Partial<Readable>).destroy?.();
     sock.destroy();
   }
 }
@@ -107,25 +108,18 @@ function pipeOut(from: NodeJS.ReadableStream, to: NodeJS.WritableStream): void {
 }
 
 /** Piped stdin goes to the command (EOF when it ends); a terminal's is left alone, as `ssh -n` would. */
-function forwardStdin(io: Io, channel: ClientChannel): AsyncIterator<Buffer | string> | undefined {
-  if (io.stdin.isTTY) {
-    channel.end();
-    return undefined;
-  }
-  const it = io.stdin[Symbol.asyncIterator]();
+function forwardStdin(io: Io, channel: ClientChannel): void {
+  if (io.stdin.isTTY) return void channel.end();
   void (async () => {
     try {
-      for (;;) {
-        const { value, done } = await it.next();
-        if (done) break;
-        if (!channel.write(value)) await new Promise((r) => channel.once('drain', r));
+      for await (const chunk of io.stdin) {
+        if (!channel.write(chunk)) await new Promise((r) => channel.once('drain', r));
       }
       channel.end();
     } catch {
       // stdin broke or the channel went away: the command's own exit status tells the rest.
     }
   })();
-  return it;
 }
 
 function hostKeyBlob(line: string): Buffer {
