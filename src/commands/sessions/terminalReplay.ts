@@ -32,13 +32,15 @@ export async function replayTerminal(io: Io, detail: SessionDetail, speed: numbe
   await play(byAction.get(undefined) ?? []);
   for (const st of statements(detail.events)) {
     await pause(Math.max(0, Date.parse(st.query.at) - start) / 1000);
-    const kind = typeof st.query.data.kind === 'string' ? `${st.query.data.kind}: ` : '';
+    const k = st.query.data.kind ?? (Array.isArray(st.query.data.kinds) ? st.query.data.kinds[0] : undefined);
+    const kind = typeof k === 'string' ? `${k}: ` : '';
     say(io, `-- ${kind}${String(st.query.data.text ?? '')}`);
     const verdict = st.decision?.data.verdict;
     if (verdict !== undefined && verdict !== 'allow') say(io, `-- ${String(verdict)}${st.decision?.data.rule ? ` by rule ${String(st.decision.data.rule)}` : ''}${st.decision?.data.reason ? `: ${String(st.decision.data.reason)}` : ''}`);
     await play(byAction.get(st.q) ?? []);
-    const code = st.result?.data.code;
-    if (code !== undefined) say(io, `-- exit ${String(code)}`);
+    const r = st.result?.data;
+    if (r?.code !== undefined) say(io, `-- exit ${String(r.code)}`);
+    else if (typeof r?.message === 'string') say(io, `-- ${r.message}`);
   }
   if (timeline.truncated) say(io, 'the gateway stopped keeping terminal output here (its per-session cap); byte counts continue in `sessions show`');
   const end = detail.events.find((e) => e.kind === 'session.end');

@@ -49,7 +49,7 @@ export function execSession(): SessionDetail {
       ev('ssh.output', '2026-11-05T11:00:00.050Z', { action: 1, t: 0.05, data: ' 11:00:00 up 1 day\n' }),
       ev('ssh.output', '2026-11-05T11:00:00.060Z', { action: 1, t: 0.06, data: 'warn\n', stream: 'stderr' }),
       ev('result', '2026-11-05T11:00:00.070Z', { q: 1, status: 'ok', code: '0' }),
-      ev('query', '2026-11-05T11:00:05.000Z', { q: 2, kind: 'exec', text: 'rm -rf /*' }),
+      ev('query', '2026-11-05T11:00:05.000Z', { q: 2, kinds: ['exec'], text: 'rm -rf /*' }),
       ev('decision', '2026-11-05T11:00:05.001Z', { q: 2, verdict: 'block', rule: 'no-destroy' }),
       ev('session.end', '2026-11-05T11:00:05.100Z', { status: 'ok' }),
     ],
