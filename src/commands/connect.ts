@@ -78,7 +78,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
     endpoint: gateway.endpoint,
     credentials: gateway.credentials,
     connection: name,
-    local: info.type === 'ssh' ? 'relay' : 'postgres',
+    type: info.type,
     host: opts.bind,
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,

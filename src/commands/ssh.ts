@@ -40,7 +40,7 @@ export async function runSsh(opts: SshOptions, f: Factory, signal: AbortSignal):
     endpoint: gateway.endpoint,
     credentials: gateway.credentials,
     connection: opts.name,
-    local: 'relay',
+    type: info.type,
     host,
     port: 0,
     fallbackToNextFree: false,
