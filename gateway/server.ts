@@ -10,13 +10,11 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
-import { describePolicy } from './config/policy.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
-import { engineFor, useStateDir } from './engines/registry.js';
-import { gatewayHostKey } from './engines/ssh/hostKey.js';
-import { describeSshPolicy } from './engines/ssh/policy.js';
+import { engineEntryFor, engineFor, useStateDir } from './engines/registry.js';
 import type { Connection, Identity } from './model.js';
 import type { SessionContext } from './engines/types.js';
+import type { GatewaySessionAudit } from './sessionAudit.js';
 import { createExecRoute } from './exec/routes.js';
 import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
 import { createAuditRoutes } from './audit/routes.js';
@@ -55,7 +53,7 @@ export interface Admission {
   /** Aborted by the gateway's shutdown, or with a SessionTermination when its service token is revoked. */
   readonly signal: AbortSignal;
   /** The engine's context for the session (its audit session is open, not yet started). */
-  readonly context: SessionContext;
+  readonly context: SessionContext<GatewaySessionAudit>;
   /** Gives back the session's slot and stops watching its token (idempotent). */
   done(): void;
 }
@@ -181,10 +179,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       const who = await authenticateOrRefuse(authenticate, req, res, log);
       if (who === undefined) return;
       if (path === paths.me) return sendJson(res, 200, toMe(who));
-      if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map((c) => toConnectionInfo(c, config.stateDir)) });
+      if (path === paths.connections) return sendJson(res, 200, { connections: config.connections.filter((c) => allowed(c, who)).map(toConnectionInfo) });
       const found = findAllowed(decodeURIComponent(one?.[1] ?? ''), who);
       if ('refusal' in found) return sendError(res, found.refusal.status, found.refusal.code, found.refusal.message);
-      return sendJson(res, 200, toConnectionInfo(found.connection, config.stateDir));
+      return sendJson(res, 200, toConnectionInfo(found.connection));
     }
     if (/^\/v1\/connections\/[^/]+\/tunnel$/.test(path)) return sendError(res, 426, 'upgrade_required', `this endpoint needs "Upgrade: ${TUNNEL_PROTOCOL}"`);
     sendError(res, 404, 'not_found', `no such endpoint: ${path}`);
@@ -283,6 +281,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     tunnels.add(abort);
     const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
+    // SessionContext.policy is the SQL policy; an ssh connection's engine reads its own from the connection.
     const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
     let done = false;
     return {
@@ -307,8 +306,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     log.warn({ connection: connection.name, who: who.name }, '%s refused: %s', kind, message);
     const clientAddress = req.socket.remoteAddress ?? 'unknown';
     const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
-    refused.onSessionStart({ database: connection.target.database, clientUser: '' });
-    refused.onSessionEnd({ status: 'error', sqlstate: '53300', message, bytesFromClient: 0, bytesToClient: 0 });
+    const entry = engineEntryFor(connection);
+    refused.onSessionStart({ target: entry.describeTarget(connection), clientUser: '' });
+    refused.onSessionEnd({ status: 'error', ...(entry.tooManySessionsCode !== undefined ? { code: entry.tooManySessionsCode } : {}), message, bytesFromClient: 0, bytesToClient: 0 });
     refuse(429, 'too_many_sessions', message);
   }
 
@@ -349,29 +349,8 @@ function toMe(who: Identity): Me {
   };
 }
 
-function toConnectionInfo(c: Connection, stateDir: string): ConnectionInfo {
-  if (c.type === 'ssh') {
-    // The gateway's own host key (what the local ssh client sees on the tunnel), never the target's
-    // pin or the held private key; the user is the one the gateway logs in as on the target.
-    return {
-      name: c.name,
-      type: c.type,
-      ...(c.description ? { description: c.description } : {}),
-      user: c.target.user,
-      hostKey: gatewayHostKey(stateDir).publicKey,
-      policy: describeSshPolicy(c.policy),
-      record: c.record,
-    };
-  }
-  return {
-    name: c.name,
-    type: c.type,
-    ...(c.description ? { description: c.description } : {}),
-    database: c.target.database,
-    databases: [c.target.database, ...c.databases],
-    policy: describePolicy(c.policy),
-    record: c.record,
-  };
+function toConnectionInfo(c: Connection): ConnectionInfo {
+  return engineEntryFor(c).connectionInfo(c);
 }
 
 /** The SHA-256 of the service token in an Authorization header that has already authenticated. */

@@ -101,7 +101,7 @@ export class RevocationWatch {
           : record.revokedAt
             ? `was revoked at ${record.revokedAt.toISOString()}`
             : `expired at ${record.expiresAt!.toISOString()}`;
-        const why = new SessionTermination('28000', `terminating connection: service token "${name}" ${reason}`);
+        const why = new SessionTermination('credential', `terminating connection: service token "${name}" ${reason}`);
         this.log.info({ token: name, sessions: set.size }, `ending the sessions of a service token that ${reason}`);
         this.sessions.delete(hash);
         for (const s of set) s.terminate(why);

@@ -7,7 +7,7 @@ import { paths, type SessionEvent, type SessionSummary } from '../../src/api/con
 import type { ExportScope } from '../../src/api/auditTrail.js';
 import type { Authenticator } from '../auth/authenticate.js';
 import type { Identity } from '../model.js';
-import { AuditUnavailableError } from '../engines/types.js';
+import { AuditUnavailableError } from './contract.js';
 import { authenticateOrRefuse, sendError, sendJson } from '../http.js';
 import type { EventRecord, SessionRecord, Store } from '../store/types.js';
 import type { AuditService } from './service.js';

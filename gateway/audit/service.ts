@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
-import { AuditUnavailableError, type SessionAudit } from '../engines/types.js';
-import { createSessionAudit, type SessionMeta } from '../sessionAudit.js';
+import { AuditUnavailableError } from './contract.js';
+import { createSessionAudit, type GatewaySessionAudit, type SessionMeta } from '../sessionAudit.js';
 import type { StoreSettings } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { exportLines } from './export.js';
@@ -44,7 +44,7 @@ export interface AuditService {
   /** False while the store cannot be written: new sessions are refused. */
   readonly healthy: boolean;
   readonly writer: AuditWriter;
-  openSession(meta: SessionMeta): SessionAudit & { readonly started: boolean };
+  openSession(meta: SessionMeta): GatewaySessionAudit;
   /** The export as JSON Lines (each string one line without its newline). */
   exportTrail(scope: ExportScope, gateway?: string): Promise<string[]>;
   /** The same lines, read from the store as they are consumed (for the HTTP export: bounded memory). */

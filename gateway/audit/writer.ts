@@ -8,7 +8,7 @@
 // kept, and a retry every second — a heartbeat when nothing is queued — notices when writes work
 // again.
 import type { Logger } from 'pino';
-import { AuditUnavailableError } from '../engines/types.js';
+import { AuditUnavailableError } from './contract.js';
 import type { Store } from '../store/types.js';
 import { EventChains, storeLookup, type ChainProblem, type StagedOp } from './chain.js';
 import { commitStaged, inlineIngester, type Ingester } from './ingest.js';

@@ -1,9 +1,13 @@
-// Maps a connection's type to the engine that speaks its protocol. Engines are created once
+// Maps a connection's type to the engine that speaks its protocol and what the gateway core needs
+// to know of it without reading protocol fields (docs/architecture.md). Engines are created once
 // per gateway process because they hold cross-session state (e.g. PostgreSQL cancel keys).
+import type { Connection } from '../model.js';
+import type { GatewaySessionAudit } from '../sessionAudit.js';
+import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
 import { createSshEngine } from './ssh/engine.js';
-import type { Connection } from '../model.js';
-import type { Engine } from './types.js';
+import { sshEntry } from './ssh/entry.js';
+import type { EngineEntry } from './types.js';
 
 /** The gateway's state directory, where engines keep what must survive a restart (the ssh host key). */
 let stateDir: string | undefined;
@@ -13,16 +17,25 @@ export function useStateDir(dir: string): void {
   stateDir = dir;
 }
 
-const engines: Record<Connection['type'], Engine> = {
-  postgres: createPostgresEngine(),
-  ssh: createSshEngine({
-    stateDir: () => {
-      if (stateDir === undefined) throw new Error('the ssh engine needs the state directory (useStateDir) before its first session');
-      return stateDir;
-    },
-  }),
+function requireStateDir(): string {
+  if (stateDir === undefined) throw new Error('the ssh engine needs the state directory (useStateDir) before its first session');
+  return stateDir;
+}
+
+const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
+  postgres: { engine: createPostgresEngine(), ...postgresEntry },
+  ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
 };
 
-export function engineFor(connection: Connection): Engine {
-  return engines[connection.type];
+export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
+  return entries[connection.type];
+}
+
+export function engineFor(connection: Connection): EngineEntry<GatewaySessionAudit>['engine'] {
+  return entries[connection.type].engine;
+}
+
+/** What a session on this connection reaches by default, in the trail's words (sessions refused before their engine ran). */
+export function describeTarget(connection: Connection): string {
+  return entries[connection.type].describeTarget(connection);
 }

@@ -3,7 +3,7 @@
 // each hold answered at once with that approval (the audit records it under the approved review's
 // id); otherwise a hold the pre-check did not foresee waits like a tunnel client's (wait) or is
 // cancelled at once (no wait), and the runner is told which, to report it.
-import type { ReviewOutcome, ReviewRequest, Reviews } from '../engines/types.js';
+import type { ReviewOutcome, ReviewRequest, Reviews } from '../reviews/contract.js';
 
 export interface Approval {
   readonly id: string;

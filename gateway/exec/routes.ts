@@ -30,6 +30,11 @@ export function createExecRoute(deps: ExecRouteDeps): (req: IncomingMessage, res
     if (admitted === undefined) return;
     let started = false;
     try {
+      if (admitted.connection.type !== 'postgres') {
+        // Commands on an ssh host run through the tunnel (the ssh protocol carries their exit status).
+        return sendError(res, 400, 'bad_request', `connection "${name}" is of type ${admitted.connection.type}; exec over HTTP runs SQL on postgres connections. Run commands on it through a tunnel: sluice exec ${name} -- COMMAND`);
+      }
+      const connection = admitted.connection;
       const body = await readBody(req);
       if (typeof body === 'string') return sendError(res, body.startsWith('the request body is larger') ? 413 : 400, 'bad_request', body);
       const approval = claimReview(deps.reviews, admitted, body);
@@ -55,7 +60,7 @@ export function createExecRoute(deps: ExecRouteDeps): (req: IncomingMessage, res
       }
       await runExec({
         engine: engineFor(admitted.connection),
-        context: admitted.context,
+        context: { ...admitted.context, connection },
         signal: admitted.signal,
         reviews: deps.reviews,
         sink,

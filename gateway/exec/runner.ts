@@ -7,7 +7,9 @@
 import type { Duplex } from 'node:stream';
 import type { ExecEndStatus } from '../../src/api/contract.js';
 import { rowCountFromTag, type PgErrorFields } from '../engines/postgres/codec/backend.js';
-import { SessionTermination, type Engine, type SessionAudit, type SessionContext } from '../engines/types.js';
+import type { PostgresSessionAudit } from '../audit/postgresEvents.js';
+import { SessionTermination } from '../engines/types.js';
+import { terminationSqlstate, type PgEngine, type PgSessionContext } from '../engines/postgres/context.js';
 import { duplexPair } from './duplexPair.js';
 import { execColumn, type EventSink } from './events.js';
 import { BackendDecoder, encodeCancelRequest, encodeCopyFail, encodeExecStartup, encodeQuery, encodeTerminate, type BackendMessage } from './pgFrontend.js';
@@ -23,9 +25,9 @@ export interface RunFlags {
 }
 
 export interface RunOptions {
-  readonly engine: Engine;
+  readonly engine: PgEngine;
   /** The session's context (its audit is wrapped here to learn of the policy's blocks). */
-  readonly context: SessionContext;
+  readonly context: PgSessionContext;
   readonly signal: AbortSignal;
   readonly statements: readonly string[];
   readonly sink: EventSink;
@@ -68,11 +70,17 @@ class MessageReader {
   }
 }
 
-const NOOP_AUDIT: SessionAudit = {
+const NOOP_AUDIT: PostgresSessionAudit = {
   onSessionStart: () => undefined,
   onQuery: () => 0,
   onResult: () => undefined,
   onSessionEnd: () => undefined,
+  onAction: () => 0,
+  onDecision: () => undefined,
+  onReview: () => undefined,
+  onOutcome: () => undefined,
+  onEvent: () => undefined,
+  flush: () => undefined,
 };
 
 export async function runStatements(o: RunOptions): Promise<RunResult> {
@@ -84,7 +92,7 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
   let current: number | undefined;
   // A refusal by policy is learned from the engine's verdict, never from an error's wording.
   let blocked: { statement: number; rule?: string } | undefined;
-  const audit: SessionAudit = Object.create(o.context.audit) as SessionAudit;
+  const audit: PostgresSessionAudit = Object.create(o.context.audit) as PostgresSessionAudit;
   audit.onDecision = (d) => {
     if (d.verdict === 'block' && current !== undefined && blocked === undefined) blocked = { statement: current, ...(d.rule !== undefined ? { rule: d.rule } : {}) };
     o.context.audit.onDecision?.(d);
@@ -105,7 +113,7 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
     }
     const [c, s] = duplexPair();
     c.on('error', () => undefined);
-    const ctx: SessionContext = { ...o.context, id: `${o.context.id}-cancel`, audit: NOOP_AUDIT, cancelOnly: true };
+    const ctx: PgSessionContext = { ...o.context, id: `${o.context.id}-cancel`, audit: NOOP_AUDIT, cancelOnly: true };
     cancelling = o.engine.handle(s, ctx, new AbortController().signal);
     c.end(encodeCancelRequest(key.pid, key.secret));
     return cancelling;
@@ -128,7 +136,7 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
       return 'timeout';
     }
     if (o.signal.aborted && reason instanceof SessionTermination) {
-      await sink.emit({ type: 'error', ...(statement !== undefined ? { statement } : {}), sqlstate: reason.sqlstate, message: reason.message });
+      await sink.emit({ type: 'error', ...(statement !== undefined ? { statement } : {}), sqlstate: terminationSqlstate(reason), message: reason.message });
       return 'denied';
     }
     const refused = blocked !== undefined && blocked.statement === statement ? blocked : undefined;

@@ -4,7 +4,10 @@
 // refuses or holds is recorded in the session's audit as the engine records a refused or held
 // Query, so the trail reads the same whichever judged first.
 import type { ExecEndStatus, ExecEvent } from '../../src/api/contract.js';
-import { AuditUnavailableError, SessionTermination, type Engine, type ReviewOutcome, type SessionContext } from '../engines/types.js';
+import { AuditUnavailableError } from '../audit/contract.js';
+import type { ReviewOutcome } from '../reviews/contract.js';
+import { SessionTermination } from '../engines/types.js';
+import { auditRefusal, type PgEngine, type PgSessionContext } from '../engines/postgres/context.js';
 import type { ReviewService } from '../reviews/service.js';
 import type { EventSink } from './events.js';
 import { execReviews, type Approval } from './execReviews.js';
@@ -16,8 +19,8 @@ import { blockMessage, preCheck, splitScript } from './statements.js';
 export const WAITING_EVERY_MS = 15_000;
 
 export interface ExecSessionOptions {
-  readonly engine: Engine;
-  readonly context: SessionContext;
+  readonly engine: PgEngine;
+  readonly context: PgSessionContext;
   readonly signal: AbortSignal;
   readonly reviews: ReviewService;
   readonly sink: EventSink;
@@ -54,7 +57,7 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
   };
   try {
     await sink.emit({ type: 'session', id: ctx.id });
-    audit.onSessionStart({ database: ctx.connection.target.database, clientUser: EXEC_CLIENT_USER, clientApplication: EXEC_APPLICATION_NAME });
+    audit.onSessionStart({ target: ctx.connection.target.database, clientUser: EXEC_CLIENT_USER, clientApplication: EXEC_APPLICATION_NAME });
     const script = splitScript(o.input);
     const pre = preCheck(script, ctx.identity, ctx.policy, o.input);
     const kinds = script.analysis.ok && script.analysis.statements.length > 0 ? script.analysis.statements.map((s) => s.command.toUpperCase()) : undefined;
@@ -78,7 +81,7 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
       const queryId = audit.onQuery({ text: o.input, protocol: 'simple', ...(kinds ? { kinds } : {}) });
       audit.onDecision?.({ queryId, verdict: 'review', rule, ...(d.reason !== undefined ? { reason: d.reason } : {}) });
       const session = { sessionId: ctx.id, identity: ctx.identity, connection: ctx.connection.name };
-      const req = { sql: o.input, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) };
+      const req = { action: o.input, kind: 'sql', rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}) };
       // Waited for, the review ends with the session or with the client going away.
       const gone = new AbortController();
       void o.clientGone.then(() => gone.abort());
@@ -151,15 +154,16 @@ export async function runExec(o: ExecSessionOptions): Promise<void> {
     status = result.status;
     statements = result.statements;
   } catch (err) {
-    const message = err instanceof AuditUnavailableError ? err.message : 'exec failed inside the gateway';
+    const refusal = err instanceof AuditUnavailableError ? auditRefusal(err) : { sqlstate: 'XX000', message: 'exec failed inside the gateway' };
     if (!(err instanceof AuditUnavailableError)) ctx.log.error({ err }, 'exec failed');
-    await sink.emit({ type: 'error', sqlstate: err instanceof AuditUnavailableError ? err.sqlstate : 'XX000', message });
+    const { message } = refusal;
+    await sink.emit({ type: 'error', sqlstate: refusal.sqlstate, message });
     status = 'error';
-    endRecord = { status: 'error', sqlstate: err instanceof AuditUnavailableError ? err.sqlstate : 'XX000', message };
+    endRecord = { status: 'error', sqlstate: refusal.sqlstate, message };
   } finally {
     for (const id of [...waiting.keys()]) stopWaiting(id);
     // The engine ended the session it ran; this records the end of one it never started.
-    audit.onSessionEnd({ ...endRecord, bytesFromClient: 0, bytesToClient: 0 });
+    audit.onSessionEnd({ status: endRecord.status, ...(endRecord.sqlstate !== undefined ? { code: endRecord.sqlstate } : {}), ...(endRecord.message !== undefined ? { message: endRecord.message } : {}), bytesFromClient: 0, bytesToClient: 0 });
     await sink.emit({ type: 'end', status, statements, session: ctx.id });
   }
 }

@@ -15,7 +15,7 @@ export interface ReviewParty {
   readonly email?: string;
 }
 
-/** One held statement and what became of it. */
+/** One held action and what became of it. */
 export interface ReviewRecord {
   /** `R-` and four characters of REVIEW_ID_ALPHABET, e.g. `R-8F3K`. */
   readonly id: string;
@@ -24,8 +24,10 @@ export interface ReviewRecord {
   readonly session: string;
   readonly requester: ReviewParty;
   readonly connection: string;
-  /** The statement exactly as it is forwarded if approved. */
-  readonly sql: string;
+  /** The action exactly as it is carried out if approved (a statement, a command line). */
+  readonly action: string;
+  /** What kind of action (ReviewRequest.kind): `sql` for a statement. */
+  readonly kind: string;
   /** A Bind's parameter values: approving releases that Bind, with exactly these values. */
   readonly parameters?: readonly ReviewParameter[];
   /** How many further parameters were not kept (parameters.ts caps the list). */

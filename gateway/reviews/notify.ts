@@ -37,11 +37,13 @@ export interface WebhookPayload {
 export function webhookPayload(e: ReviewEvent): WebhookPayload {
   const r = e.review;
   const who = r.requester.name;
+  // What was held, in the words its people use: a SQL statement, or a command line (ssh exec).
+  const what = r.kind === 'sql' ? 'statement' : 'command';
   const text = {
-    created: `Review ${r.id}: a statement from ${who} on ${r.connection} is held by rule ${r.rule} until ${r.expiresAt.toISOString()}. A member of ${r.approvers.join(', ')} reads it with \`sluice reviews show ${r.id}\` and runs \`sluice reviews approve ${r.id}\` or \`sluice reviews reject ${r.id} --reason …\`.`,
+    created: `Review ${r.id}: a ${what} from ${who} on ${r.connection} is held by rule ${r.rule} until ${r.expiresAt.toISOString()}. A member of ${r.approvers.join(', ')} reads it with \`sluice reviews show ${r.id}\` and runs \`sluice reviews approve ${r.id}\` or \`sluice reviews reject ${r.id} --reason …\`.`,
     approved: `Review ${r.id} (${who} on ${r.connection}) was approved by ${r.decidedBy?.name ?? 'someone'}${r.decisionReason ? `: ${r.decisionReason}` : ''}.`,
     rejected: `Review ${r.id} (${who} on ${r.connection}) was rejected by ${r.decidedBy?.name ?? 'someone'}: ${r.decisionReason ?? ''}`,
-    expired: `Review ${r.id} (${who} on ${r.connection}) expired without a decision; the statement failed.`,
+    expired: `Review ${r.id} (${who} on ${r.connection}) expired without a decision; the ${what} failed.`,
     cancelled: `Review ${r.id} (${who} on ${r.connection}) was cancelled: the client went away.`,
   }[e.event];
   return {

@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Identity } from '../model.js';
-import type { ReviewOutcome, ReviewRequest, Reviews } from '../engines/types.js';
+import type { ReviewOutcome, ReviewRequest, Reviews } from './contract.js';
 import { describeEnd, ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
 
 export { ReviewError, type Consumption, type Decision, type ReviewParty, type ReviewRecord, type ReviewStatus } from './model.js';
@@ -163,7 +163,8 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
       session: session.sessionId,
       requester: { subject: who.subject, name: who.name, ...(who.email ? { email: who.email } : {}) },
       connection: session.connection,
-      sql: req.sql,
+      action: req.action,
+      kind: req.kind,
       ...(req.parameters !== undefined ? { parameters: req.parameters.parameters } : {}),
       ...(req.parameters?.parametersOmitted !== undefined ? { parametersOmitted: req.parameters.parametersOmitted } : {}),
       rule: req.rule,
@@ -222,7 +223,7 @@ export function createReviewService(opts: ReviewServiceOptions): ReviewService {
       if (r.status === 'pending' || r.status === 'rejected' || r.status === 'expired') return { status: r.status, record: r };
       if (r.status === 'cancelled') throw new ReviewError(409, 'conflict', `review ${r.id} cannot run: ${describeEnd(r)}; run the input without --review to ask for a new review`);
       if (r.ranAt !== undefined) throw new ReviewError(409, 'conflict', `review ${r.id} has already run (at ${r.ranAt.toISOString()}); run the input without --review to ask for a new review`);
-      if (r.sql !== sql) throw new ReviewError(409, 'conflict', `the input differs from what review ${r.id} approved; run it without --review to ask for a new review`);
+      if (r.action !== sql) throw new ReviewError(409, 'conflict', `the input differs from what review ${r.id} approved; run it without --review to ask for a new review`);
       // Synchronous from the check to here: a second caller sees ranAt.
       const ran: ReviewRecord = { ...r, ranAt: now() };
       ended.set(r.id, ran);

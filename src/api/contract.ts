@@ -165,14 +165,23 @@ export const reviewParty = z.object({ subject: z.string(), name: z.string(), ema
  */
 export const reviewParameter = z.object({ value: z.string().nullable(), binary: z.literal(true).optional(), bytes: z.number().int().nonnegative(), truncated: z.literal(true).optional() });
 
-/** A held statement as `GET /v1/reviews[/ID]` and the decision routes return it (times ISO-8601). */
+/**
+ * A held action as `GET /v1/reviews[/ID]` and the decision routes return it (times ISO-8601).
+ * `action` is what runs if approved and `kind` what it is (`sql`, `exec`, …); a statement is
+ * also given as `sql`, as clients before `action` expect it.
+ */
 export const reviewInfo = z.object({
   id: z.string(),
   status: z.enum(['pending', 'approved', 'rejected', 'expired', 'cancelled']),
   session: z.string(),
   connection: z.string(),
   requester: reviewParty,
-  sql: z.string(),
+  /** The statement, for kind `sql` (absent for other kinds: read `action`). */
+  sql: z.string().optional(),
+  /** What runs if approved: the statement or the command line (absent only from gateways before this field). */
+  action: z.string().optional(),
+  /** What kind of action `action` is: `sql`, `exec`, … */
+  kind: z.string().optional(),
   /** The Bind's values ($1, $2, …) when the statement came by the extended protocol; at most 100. */
   parameters: z.array(reviewParameter).optional(),
   /** Parameters beyond the first 100, not shown. */

@@ -36,7 +36,7 @@ async function measure(store: Store, mode: Mode): Promise<{ eventsPerSecond: num
   const audits = Array.from({ length: sessions }, () => {
     const id = `s_bench_${randomBytes(6).toString('hex')}`;
     const a = createSessionAudit({ writer, limits: { maxRows: 100, maxBytes: 65536 }, instance: 'g_bench', log }, { id, connection: 'bench', protocol: 'postgres', identity: WHO, origin: 'bench', clientAddress: '127.0.0.1' });
-    a.onSessionStart({ database: 'bench', clientUser: 'bench' });
+    a.onSessionStart({ target: 'bench', clientUser: 'bench' });
     return a;
   });
   await writer.flush();

@@ -60,7 +60,7 @@ async function setup(stallMs?: number): Promise<Setup> {
   });
   const record = (id: string, statements: number) => {
     const s = audit.openSession({ id, connection: 'pg', protocol: 'postgres', identity: AUDITOR, origin: 'connect', clientAddress: '127.0.0.1' });
-    s.onSessionStart({ database: 'app', clientUser: 'x' });
+    s.onSessionStart({ target: 'app', clientUser: 'x' });
     for (let i = 0; i < statements; i++) s.onResult({ queryId: s.onQuery({ text: `select ${i}, '${'x'.repeat(200)}'`, protocol: 'simple' }), status: 'ok', rows: 1, durationMs: 0.1 });
     s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
   };
@@ -143,7 +143,7 @@ describe('streamed export over HTTP', () => {
     const { audit, port, failing } = await setup();
     failing.on = true;
     const s = audit.openSession({ id: 's_during', connection: 'pg', protocol: 'postgres', identity: AUDITOR, origin: 'connect', clientAddress: '127.0.0.1' });
-    s.onSessionStart({ database: 'app', clientUser: 'x' });
+    s.onSessionStart({ target: 'app', clientUser: 'x' });
     await expect.poll(() => audit.writer.healthy, { timeout: 3000 }).toBe(false);
     const refused = await fetch(`http://127.0.0.1:${port}/v1/audit/export?session=s_old`);
     expect(refused.status).toBe(503);

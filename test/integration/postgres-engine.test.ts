@@ -16,19 +16,20 @@ import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer
 import { encodeCancelRequest, encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
 import type { Identity, PostgresConnection, PostgresTarget } from '../../gateway/model.js';
-import { AuditUnavailableError, type SessionAudit } from '../../gateway/engines/types.js';
+import { AuditUnavailableError } from '../../gateway/audit/contract.js';
+import type { PostgresSessionAudit } from '../../gateway/audit/postgresEvents.js';
 import { ensureProgram, findFreePort, startPgCluster, type PgCluster } from '../support/pgCluster.js';
 
 const PSQL = ensureProgram('/usr/lib/postgresql/15/bin/psql', 'postgresql-client');
 const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', groups: ['dba'], kind: 'human' };
 
-type Start = Parameters<SessionAudit['onSessionStart']>[0];
-type Query = Parameters<SessionAudit['onQuery']>[0];
-type Result = Parameters<SessionAudit['onResult']>[0];
-type End = Parameters<SessionAudit['onSessionEnd']>[0];
+type Start = Parameters<PostgresSessionAudit['onSessionStart']>[0];
+type Query = Parameters<PostgresSessionAudit['onQuery']>[0];
+type Result = Parameters<PostgresSessionAudit['onResult']>[0];
+type End = Parameters<PostgresSessionAudit['onSessionEnd']>[0];
 
-/** An in-memory SessionAudit that also checks the engine's promises to it. */
-class RecordingAudit implements SessionAudit {
+/** An in-memory PostgresSessionAudit that also checks the engine's promises to it. */
+class RecordingAudit implements PostgresSessionAudit {
   start: Start | undefined;
   readonly queries: Query[] = [];
   readonly results: Result[] = [];
@@ -39,6 +40,13 @@ class RecordingAudit implements SessionAudit {
   constructor() {
     this.ended = new Promise((r) => (this.resolveEnd = r));
   }
+  onAction(): number {
+    throw new Error('the postgres engine reports statements with onQuery');
+  }
+  onOutcome(): void {}
+  onEvent(): void {}
+  onDecision(): void {}
+  onReview(): void {}
   onSessionStart(info: Start): void {
     expect(this.start).toBeUndefined();
     this.start = info;
@@ -173,7 +181,7 @@ describe('postgres engine with psql', () => {
     expect(r.stdout).toBe('2\nsluice:alice@example.com|app\n');
     const s = gw.sessions[before]!;
     const end = await s.ended;
-    expect(s.start).toEqual({ database: 'app', clientUser: 'whoever', clientApplication: 'psql' });
+    expect(s.start).toEqual({ target: 'app', clientUser: 'whoever', clientApplication: 'psql' });
     expect(s.queries.map((q) => [q.text, q.protocol])).toEqual([
       ['select 1+1', 'simple'],
       ['select application_name, current_user from pg_stat_activity where pid = pg_backend_pid()', 'simple'],
@@ -492,7 +500,7 @@ describe('refusals and failures', () => {
     const bad = await exchange(startup, Buffer.from([0x51, 0, 0, 0, 3]));
     expect(bad.types.at(-1)).toBe('E');
     expect(bad.error).toBe('08P01');
-    expect(await gw.sessions[before + 1]!.ended).toMatchObject({ status: 'error', sqlstate: '08P01' });
+    expect(await gw.sessions[before + 1]!.ended).toMatchObject({ status: 'error', code: '08P01' });
     const huge = await exchange(startup, Buffer.from([0x50, 0x7f, 0xff, 0xff, 0xff]));
     expect(huge.error).toBe('08P01');
     expect(gw.logs.join('')).toContain('protocol violation');
@@ -507,7 +515,7 @@ describe('refusals and failures', () => {
     await c.connect();
     const s = gw.sessions.at(-1)!;
     await expect(c.query('insert into audit_down values (1) /* audit store down */')).rejects.toMatchObject({ code: '58030' });
-    expect(await s.ended).toMatchObject({ status: 'error', sqlstate: '58030' });
+    expect(await s.ended).toMatchObject({ status: 'error', code: '58030' });
     expect((await admin.query('select count(*)::int as n from audit_down')).rows).toEqual([{ n: 0 }]);
   });
 
@@ -528,7 +536,7 @@ describe('refusals and failures', () => {
     const failed = new Promise<Error>((r) => c.on('error', r));
     await admin.query('select pg_terminate_backend($1)', [pid]);
     expect(await failed).toMatchObject({ code: '57P01' });
-    expect(await s.ended).toMatchObject({ status: 'error', sqlstate: '57P01' });
+    expect(await s.ended).toMatchObject({ status: 'error', code: '57P01' });
   });
 
   it('tells the client 08006 when the target connection drops mid-session', async () => {
@@ -547,7 +555,7 @@ describe('refusals and failures', () => {
     const failed = new Promise<Error>((r) => c.on('error', r));
     links.forEach((l) => l.destroy());
     expect(await failed).toMatchObject({ code: '08006', message: 'the target of connection pg-proxy closed the connection' });
-    expect(await g.sessions[0]!.ended).toMatchObject({ status: 'error', sqlstate: '08006' });
+    expect(await g.sessions[0]!.ended).toMatchObject({ status: 'error', code: '08006' });
     await g.close();
     await new Promise((r) => proxy.close(r));
   });
@@ -566,7 +574,7 @@ describe('refusals and failures', () => {
     expect(Date.now() - started, 'a busy target must not hold up the shutdown').toBeLessThan(3000);
     expect(await idleError).toMatchObject({ code: '57P01' });
     expect(await sleeping).toMatchObject({ code: '57P01' });
-    for (const s of g.sessions) expect(s.end).toMatchObject({ status: 'error', sqlstate: '57P01' });
+    for (const s of g.sessions) expect(s.end).toMatchObject({ status: 'error', code: '57P01' });
   });
 
   it('terminates the upstream session when the client vanishes', async () => {

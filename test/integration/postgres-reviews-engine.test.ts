@@ -54,7 +54,7 @@ describe('review verdicts', () => {
     const before = reviews.requests.length;
     const running = c.query("insert into items values (1, 'approved')");
     const r = await nextReview(before);
-    expect(r.req).toMatchObject({ sql: "insert into items values (1, 'approved')", rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 600_000 });
+    expect(r.req).toMatchObject({ kind: 'sql', action: "insert into items values (1, 'approved')", rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 600_000 });
     await waitFor('the notice', () => notices.length === 1);
     expect(notices).toEqual([`query held for review ${r.id} by rule writes-need-review; an approver runs: sluice reviews approve ${r.id}`]);
     expect(await ids()).toEqual([]);
@@ -125,7 +125,7 @@ describe('review verdicts', () => {
     const before = reviews.requests.length;
     const running = c.query('insert into items values ($1, $2)', [4, 'extended']);
     const r = await nextReview(before);
-    expect(r.req.sql).toBe('insert into items values ($1, $2)');
+    expect(r.req.action).toBe('insert into items values ($1, $2)');
     reviews.decide(r.id, { status: 'approved', by: 'dana@example.com' });
     await running;
     await c.end();
@@ -143,7 +143,7 @@ describe('review verdicts', () => {
     const before = reviews.requests.length;
     const running = c.query('EXECUTE bump').catch((e: unknown) => e);
     const r = await nextReview(before);
-    expect(r.req.sql).toBe('EXECUTE bump');
+    expect(r.req.action).toBe('EXECUTE bump');
     reviews.decide(r.id, { status: 'rejected', by: 'dana@example.com', reason: 'no' });
     expect(await running).toMatchObject({ code: '42501' });
     expect((await db.admin.query('select note from items where id = 1')).rows).toEqual([{ note: 'approved' }]);

@@ -12,7 +12,7 @@ import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config/load.js';
 import type { Identity } from '../../gateway/model.js';
-import type { ReviewOutcome, ReviewRequest } from '../../gateway/engines/types.js';
+import type { ReviewOutcome, ReviewRequest } from '../../gateway/reviews/contract.js';
 import { startGateway, type Gateway } from '../../gateway/server.js';
 import type { ReviewInfo } from '../../src/api/contract.js';
 import { GATEWAY_BIN, login, newConfigDir, runCli, writeGatewayConfig, type GatewayProcess } from '../support/binaries.js';
@@ -24,7 +24,7 @@ const tokens: Record<string, string> = {};
 let alice: Identity;
 let aliceDir: string;
 
-const REQ: ReviewRequest = { sql: 'insert into orders (id, total)\nvalues (7, 19.99)', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000, reason: 'held for review by rule writes-need-review: statement insert' };
+const REQ: ReviewRequest = { action: 'insert into orders (id, total)\nvalues (7, 19.99)', kind: 'sql', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000, reason: 'held for review by rule writes-need-review: statement insert' };
 const DEV: Identity = { subject: 'token:dev', name: 'dev', groups: ['eng'], kind: 'service' };
 
 beforeAll(async () => {
@@ -78,7 +78,7 @@ describe('the reviews API', () => {
   it('lists a review to its requester, its approvers and audit readers, with whether they may decide', async () => {
     const { id } = hold(DEV);
     const seen = async (who: string) => ((await api('/v1/reviews', { token: tokens[who] })).body.reviews as ReviewInfo[]).find((r) => r.id === id);
-    expect(await seen('dev')).toMatchObject({ id, status: 'pending', canDecide: false, requester: { subject: 'token:dev', name: 'dev' }, sql: REQ.sql, rule: 'writes-need-review', approvers: ['dba'], connection: 'pg-prod', session: 's_api' });
+    expect(await seen('dev')).toMatchObject({ id, status: 'pending', canDecide: false, requester: { subject: 'token:dev', name: 'dev' }, sql: REQ.action, action: REQ.action, kind: 'sql', rule: 'writes-need-review', approvers: ['dba'], connection: 'pg-prod', session: 's_api' });
     expect(await seen('oncall')).toMatchObject({ canDecide: true });
     expect(await seen('auditor')).toMatchObject({ canDecide: false });
     expect(await seen('sales')).toBeUndefined();
@@ -146,7 +146,7 @@ describe('sluice reviews', () => {
   const as = (who: string) => ({ configDir: newConfigDir(), env: { SLUICE_TOKEN: tokens[who], SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.tls?.certFile as string } });
 
   it('lists what waits on you as a table, and as JSON', async () => {
-    const { id, abort } = hold(DEV, { sql: 'update accounts   set balance = 0\n where id = 42' });
+    const { id, abort } = hold(DEV, { action: 'update accounts   set balance = 0\n where id = 42' });
     try {
       const table = await runCli(['reviews'], as('oncall'));
       expect(table.code, table.stderr).toBe(0);

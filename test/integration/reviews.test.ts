@@ -211,7 +211,7 @@ describe('sessions ls counts', () => {
 async function waitForPending(ctx: CliEnv, sqlPart: string): Promise<string> {
   let found: string | undefined;
   await waitUntil(async () => {
-    found = (await reviewsJson(ctx)).find((r) => r.status === 'pending' && r.sql.includes(sqlPart))?.id;
+    found = (await reviewsJson(ctx)).find((r) => r.status === 'pending' && r.sql?.includes(sqlPart) === true)?.id;
     return found !== undefined;
   });
   return found as string;

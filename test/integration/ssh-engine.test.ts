@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { paths, TUNNEL_PROTOCOL } from '../../src/api/contract.js';
+import { paths, SESSION_HEADER, TUNNEL_PROTOCOL, type SessionDetail } from '../../src/api/contract.js';
 import { serviceToken, startGateway, type GatewayProcess } from '../support/binaries.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
 
@@ -58,6 +58,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** Session ids of the tunnels opened, in order. */
+const sessionIds: string[] = [];
+
 /** Opens a tunnel to NAME (the HTTP Upgrade `sluice connect` does) and resolves with the raw stream. */
 function tunnel(name: string): Promise<Socket> {
   const url = new URL(`${gw.url}/v1/connections/${name}/tunnel`);
@@ -66,7 +69,10 @@ function tunnel(name: string): Promise<Socket> {
       headers: { authorization: `Bearer ${ops}`, connection: 'Upgrade', upgrade: TUNNEL_PROTOCOL },
       ...(gw.caFile ? { ca: readFileSync(gw.caFile) } : {}),
     });
-    req.on('upgrade', (_res, socket) => resolve(socket));
+    req.on('upgrade', (res, socket) => {
+      sessionIds.push(String(res.headers[SESSION_HEADER.toLowerCase()]));
+      resolve(socket);
+    });
     req.on('response', (res) => reject(new Error(`tunnel refused: HTTP ${res.statusCode}`)));
     req.on('error', reject);
     req.end();
@@ -107,6 +113,16 @@ function run(client: ssh2.Client, command: string, onStderr?: (text: string) => 
       ch.on('close', () => resolve({ stdout, stderr, code }));
     });
   });
+}
+
+/** The audit trail of a session, once it has ended (the seal is written after the client leaves). */
+async function trail(id: string): Promise<SessionDetail> {
+  for (;;) {
+    const res = await fetch(`${gw.url}${paths.session(id)}`, { headers: { authorization: `Bearer ${ops}` }, dispatcher });
+    const body = (await res.json()) as SessionDetail;
+    if (body.events.some((e) => e.kind === 'session.end')) return body;
+    await new Promise((r) => setImmediate(r));
+  }
 }
 
 async function decide(id: string, approve: boolean): Promise<void> {
@@ -158,6 +174,14 @@ describe('ssh through the gateway', () => {
     } finally {
       c.end();
     }
+    const { events } = await trail(sessionIds.at(-1) as string);
+    const kinds = events.map((e) => e.kind);
+    expect(kinds).toContain('ssh.input');
+    const output = events.filter((e) => e.kind === 'ssh.output').map((e) => e.data.data).join('');
+    expect(output).toContain('hello-from-pty');
+    expect(output).toContain('50 132');
+    expect(events.filter((e) => e.kind === 'ssh.resize').map((e) => [e.data.cols, e.data.rows])).toEqual([[80, 24], [132, 50]]);
+    expect(events.find((e) => e.kind === 'result')?.data).toMatchObject({ status: 'error', code: '3' });
   });
 
   it('copies a file both ways over sftp with equal checksums', async () => {
@@ -173,10 +197,20 @@ describe('ssh through the gateway', () => {
       const sum = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
       expect(sum(remote)).toBe(sum(src));
       expect(sum(back)).toBe(sum(src));
+      await new Promise<void>((resolve, reject) => sftp.rename(remote, `${remote}.old`, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => sftp.unlink(`${remote}.old`, (err) => (err ? reject(err) : resolve())));
       sftp.end();
     } finally {
       c.end();
     }
+    const size = 3 * 1024 * 1024;
+    const ops = (await trail(sessionIds.at(-1) as string)).events.filter((e) => e.kind === 'ssh.sftp').map((e) => e.data);
+    expect(ops).toEqual([
+      expect.objectContaining({ op: 'open', path: remote, written: size, read: 0 }),
+      expect.objectContaining({ op: 'open', path: remote, written: 0, read: size }),
+      expect.objectContaining({ op: 'rename', path: remote, to: `${remote}.old` }),
+      expect.objectContaining({ op: 'remove', path: `${remote}.old` }),
+    ]);
   });
 
   it('refuses a target whose host key does not match the pin, and says so', async () => {
@@ -285,7 +319,10 @@ describe('ssh through the gateway', () => {
     const keyBody = sshd.userKey.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
     const needles = [keyBody.slice(0, 40), keyBody.slice(-40)];
     const store = readFileSync(join(gw.dir, 'state', 'sluice.db')).toString('latin1');
+    const info = await (await fetch(`${gw.url}/v1/connections/web-1`, { headers: { authorization: `Bearer ${ops}` }, dispatcher })).text();
+    expect(info).not.toContain(sshd.hostKey.split(' ')[1]);
     for (const n of needles) {
+      expect(info).not.toContain(n);
       expect(gw.output()).not.toContain(n);
       expect(store).not.toContain(n);
     }

@@ -1,6 +1,6 @@
 // The PostgreSQL engine without the rest of the gateway: a TCP listener that hands each accepted
 // socket to engine.handle() (what the gateway does after the tunnel upgrade), a recording
-// SessionAudit that checks the engine's write-ahead promises, a fake Reviews service the test
+// PostgresSessionAudit that checks the engine's write-ahead promises, a fake Reviews service the test
 // decides for, and helpers for psql and the pg driver. Policy tests use their own database in
 // the shared test cluster.
 import { spawn } from 'node:child_process';
@@ -12,20 +12,21 @@ import { createBackendFramer } from '../../gateway/engines/postgres/codec/framer
 import { encodeStartupMessage } from '../../gateway/engines/postgres/codec/frontend.js';
 import { createPostgresEngine } from '../../gateway/engines/postgres/engine.js';
 import type { Identity, PostgresConnection, PostgresTarget } from '../../gateway/model.js';
-import type { ReviewOutcome, ReviewRequest, Reviews, SessionAudit } from '../../gateway/engines/types.js';
+import type { PostgresSessionAudit } from '../../gateway/audit/postgresEvents.js';
+import type { ReviewOutcome, ReviewRequest, Reviews } from '../../gateway/reviews/contract.js';
 import { compilePolicy, policySchema, type CompiledPolicy, type PolicyInput } from '../../gateway/policy/index.js';
 import type { PgClusterDetails } from './pgCluster.js';
 
 export const ALICE: Identity = { subject: 'user:alice', name: 'alice@example.com', groups: ['eng'], kind: 'human' };
 
-type Query = Parameters<SessionAudit['onQuery']>[0];
-type Decision = Parameters<NonNullable<SessionAudit['onDecision']>>[0];
-type Review = Parameters<NonNullable<SessionAudit['onReview']>>[0];
-type Result = Parameters<SessionAudit['onResult']>[0];
-type End = Parameters<SessionAudit['onSessionEnd']>[0];
+type Query = Parameters<PostgresSessionAudit['onQuery']>[0];
+type Decision = Parameters<NonNullable<PostgresSessionAudit['onDecision']>>[0];
+type Review = Parameters<NonNullable<PostgresSessionAudit['onReview']>>[0];
+type Result = Parameters<PostgresSessionAudit['onResult']>[0];
+type End = Parameters<PostgresSessionAudit['onSessionEnd']>[0];
 
 /** Every event of one session, in order, with checks of what the engine promises. */
-export class RecordingAudit implements SessionAudit {
+export class RecordingAudit implements PostgresSessionAudit {
   readonly events: { kind: string; data: unknown }[] = [];
   readonly queries: Query[] = [];
   readonly decisions: Decision[] = [];
@@ -43,6 +44,11 @@ export class RecordingAudit implements SessionAudit {
   constructor(private readonly maxRows = 100) {
     this.ended = new Promise((r) => (this.resolveEnd = r));
   }
+  onAction(): number {
+    throw new Error('the postgres engine reports statements with onQuery');
+  }
+  onOutcome(): void {}
+  onEvent(): void {}
   onSessionStart(info: unknown): void {
     this.events.push({ kind: 'start', data: info });
   }

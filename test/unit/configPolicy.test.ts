@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../gateway/config/load.js';
 import { describePolicy, MASKING_KEY_FILE } from '../../gateway/config/policy.js';
+import type { PostgresConnection } from '../../gateway/model.js';
 
 const identity = `identity: { dev: { users: [{ name: alice, email: alice@example.com, groups: [eng] }] } }\n`;
 const withPolicy = (policy: string, extra = '') =>
@@ -48,7 +49,7 @@ describe('connection policy in the configuration', () => {
   it('compiles the policy and generates a 0600 masking key once, in the state directory', () => {
     const { dir, file } = fresh(withPolicy(EXAMPLE));
     const cfg = loadConfig(file, { PGPASS: 'x' });
-    const policy = cfg.connections[0]?.policy;
+    const policy = (cfg.connections[0] as PostgresConnection | undefined)?.policy;
     expect(policy?.rules.map((r) => [r.id, r.action])).toEqual([
       ['no-ddl', 'block'],
       ['writes-need-review', 'review'],
@@ -60,20 +61,20 @@ describe('connection policy in the configuration', () => {
     expect(readFileSync(keyFile, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
     expect(policy?.hashKey?.toString('utf8')).toBe(readFileSync(keyFile, 'utf8').trim());
     // A restart reads the same key: hashes stay comparable across restarts.
-    expect(loadConfig(file, { PGPASS: 'x' }).connections[0]?.policy?.hashKey).toEqual(policy?.hashKey);
+    expect((loadConfig(file, { PGPASS: 'x' }).connections[0] as PostgresConnection | undefined)?.policy?.hashKey).toEqual(policy?.hashKey);
     expect(describePolicy(policy)).toBe('blocks: no-ddl; reviews: writes-need-review (dba); masks: pii (hash), pii-anywhere (redact)');
   });
 
   it('takes the masking key from masking.hashKey and creates no file', () => {
     const { dir, file } = fresh(withPolicy(EXAMPLE, 'masking: { hashKey: { env: MASK_KEY } }\n'));
     const cfg = loadConfig(file, { PGPASS: 'x', MASK_KEY: 'a-shared-secret-of-replicas' });
-    expect(cfg.connections[0]?.policy?.hashKey?.toString()).toBe('a-shared-secret-of-replicas');
+    expect((cfg.connections[0] as PostgresConnection | undefined)?.policy?.hashKey?.toString()).toBe('a-shared-secret-of-replicas');
     expect(() => statSync(join(dir, MASKING_KEY_FILE))).toThrow();
   });
 
   it('creates no key when no rule hashes', () => {
     const { dir, file } = fresh(withPolicy('rules: [{ id: no-ddl, block: { statements: [drop] } }]'));
-    expect(loadConfig(file, { PGPASS: 'x' }).connections[0]?.policy?.hashKey).toBeUndefined();
+    expect((loadConfig(file, { PGPASS: 'x' }).connections[0] as PostgresConnection | undefined)?.policy?.hashKey).toBeUndefined();
     expect(() => statSync(join(dir, MASKING_KEY_FILE))).toThrow();
   });
 

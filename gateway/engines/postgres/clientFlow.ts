@@ -8,7 +8,8 @@
 import type { PgFramer } from './codec/framer.js';
 import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
-import { AuditUnavailableError, type SessionContext } from '../types.js';
+import { AuditUnavailableError } from '../../audit/contract.js';
+import type { PgSessionContext } from './context.js';
 import { quoteIdent, type TargetCatalog } from './catalog.js';
 import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
@@ -34,7 +35,7 @@ const AUDIT_WAIT_BUFFER = 1 << 20;
 const Q = 0x51, P = 0x50, B = 0x42, E = 0x45, D = 0x44, C = 0x43, S = 0x53, F = 0x46, X = 0x58;
 
 export interface ClientFlowOptions {
-  readonly ctx: SessionContext;
+  readonly ctx: PgSessionContext;
   readonly framer: PgFramer;
   readonly tracker: QueryTracker;
   readonly refusals: Refusals;

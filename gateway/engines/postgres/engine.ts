@@ -6,7 +6,7 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { PostgresTarget } from '../../model.js';
-import type { Engine, SessionContext } from '../types.js';
+import type { PgEngine, PgSessionContext } from './context.js';
 import { PgSession } from './session.js';
 
 /** Where a cancel for one gateway-issued key must go. */
@@ -85,7 +85,7 @@ export class ShutdownFanout {
 }
 
 /** The PostgreSQL engine with its cross-session state exposed for tests. */
-export interface PostgresEngine extends Engine {
+export interface PostgresEngine extends PgEngine {
   /** Cancel keys of live sessions. */
   readonly cancelKeys: CancelKeyRegistry;
 }
@@ -102,7 +102,7 @@ export function createPostgresEngine(): PostgresEngine {
   const shutdown = new ShutdownFanout();
   return {
     cancelKeys,
-    async handle(client: Duplex, session: SessionContext, signal: AbortSignal): Promise<void> {
+    async handle(client: Duplex, session: PgSessionContext, signal: AbortSignal): Promise<void> {
       try {
         await new PgSession(client, session, signal, cancelKeys, shutdown).run();
       } catch (err) {

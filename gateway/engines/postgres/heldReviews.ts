@@ -3,7 +3,7 @@
 // unchanged when approved, refused (42501 rejected, 57014 expired or cancelled) otherwise. One
 // statement is held at a time: the client flow reads nothing after it until it is settled.
 import type { Decision } from '../../policy/index.js';
-import type { SessionContext } from '../types.js';
+import type { PgSessionContext } from './context.js';
 import { reviewParameters } from '../../reviews/parameters.js';
 import { encodeNoticeResponse } from './codec/backend.js';
 import type { BindParam } from './codec/frontend.js';
@@ -29,7 +29,7 @@ export class HeldReviews {
    * @param recorded called when audit events were staged (the flow flushes before forwarding).
    */
   constructor(
-    private readonly ctx: SessionContext,
+    private readonly ctx: PgSessionContext,
     private readonly notify: (bytes: Buffer) => void,
     private readonly recorded: () => void,
   ) {}
@@ -64,7 +64,7 @@ export class HeldReviews {
       try {
         const parameters = params === undefined ? undefined : reviewParameters(params);
         request = reviews.request(
-          { sql, rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}), ...(parameters !== undefined ? { parameters } : {}) },
+          { action: sql, kind: 'sql', rule, approvers: d.approvers ?? [], timeoutMs: d.timeoutMs ?? 600_000, ...(d.reason !== undefined ? { reason: d.reason } : {}), ...(parameters !== undefined ? { parameters } : {}) },
           abort.signal,
         );
       } catch (err) {

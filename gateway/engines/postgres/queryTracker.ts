@@ -6,7 +6,7 @@
 // cycle ends. Within a cycle, extended-protocol statements take results in order (each Execute
 // answers with one CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse); after
 // an error the target skips to Sync, so the rest of that cycle is reported as not executed.
-import type { ResultInfo, SessionAudit } from '../types.js';
+import type { PostgresSessionAudit, ResultInfo } from '../../audit/postgresEvents.js';
 import { decodeCommandComplete, decodeErrorFields, rowCountFromTag, type PgErrorFields } from './codec/backend.js';
 import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQuery, type BindParam } from './codec/frontend.js';
 
@@ -55,7 +55,7 @@ export class QueryTracker {
   private cycleFailed = false;
 
   constructor(
-    private readonly audit: SessionAudit,
+    private readonly audit: PostgresSessionAudit,
     private readonly now: () => number = () => performance.now(),
     /** Stage `query` events without committing: the engine awaits `audit.flush()` before forwarding. */
     private readonly deferCommit = false,

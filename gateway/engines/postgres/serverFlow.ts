@@ -8,7 +8,7 @@
 // go to the client as they came.
 import type { CopyMaskPlan, RowColumn, RowMasker } from '../../policy/index.js';
 import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
-import type { SessionContext } from '../types.js';
+import type { PgSessionContext } from './context.js';
 import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
 import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
 import { withheldError } from './lineageGate.js';
@@ -50,7 +50,7 @@ const NOTIFICATION = t('A');
 const FUNCTION_RESULT = t('V');
 
 export interface ServerFlowOptions {
-  readonly ctx: SessionContext;
+  readonly ctx: PgSessionContext;
   readonly tracker: QueryTracker;
   readonly refusals: Refusals;
   /** Writes bytes to the client. */

@@ -6,7 +6,9 @@
 // messages through ServerFlow (results paired with statements, refusals answered, rows masked).
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AuditUnavailableError, SessionTermination, type SessionContext } from '../types.js';
+import { AuditUnavailableError } from '../../audit/contract.js';
+import { SessionTermination } from '../types.js';
+import { auditRefusal, terminationSqlstate, type PgSessionContext } from './context.js';
 import { TargetCatalog } from './catalog.js';
 import { ClientFlow } from './clientFlow.js';
 import { encodeErrorResponse } from './codec/backend.js';
@@ -73,7 +75,7 @@ export class PgSession {
 
   constructor(
     private readonly client: Duplex,
-    private readonly ctx: SessionContext,
+    private readonly ctx: PgSessionContext,
     private readonly signal: AbortSignal,
     private readonly cancels: CancelKeyRegistry,
     private readonly shutdown: ShutdownFanout,
@@ -112,7 +114,7 @@ export class PgSession {
       // Closing our side does not stop a statement the target is running (it notices a closed
       // client only when it next writes): cancel it, so a revoked caller's work ends now too.
       this.cancelRunningStatement();
-      return this.end({ status: 'error', sqlstate: why.sqlstate, message: why.message, notify: true });
+      return this.end({ status: 'error', sqlstate: terminationSqlstate(why), message: why.message, notify: true });
     }
     this.end({ status: 'error', sqlstate: '57P01', message: 'terminating connection: the gateway is shutting down', notify: true });
   };
@@ -193,7 +195,7 @@ export class PgSession {
       up = await connectUpstream({
         connectionName: this.ctx.connection.name,
         target,
-        database: accepted.audit.database,
+        database: accepted.audit.target,
         parameters: accepted.upstreamParameters,
         timeoutMs: this.ctx.connectTimeoutMs,
         // end() aborts this, whether the client left or the gateway is shutting down.
@@ -225,10 +227,10 @@ export class PgSession {
       cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
     });
     this.cancelPid = key.pid;
-    const contradiction = this.startFlows(accepted.audit.database, up.parameters);
+    const contradiction = this.startFlows(accepted.audit.target, up.parameters);
     if (contradiction !== undefined) return this.readingContradicted(contradiction);
     this.writeClient(accepted.greeting(up.startupFrames, key, up.transactionStatus));
-    this.ctx.log.info({ database: accepted.audit.database, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
+    this.ctx.log.info({ database: accepted.audit.target, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
     this.phase = 'relay';
     if (up.pending.length > 0) this.onUpstreamData(up.pending);
     this.fromClient?.pump();
@@ -375,8 +377,9 @@ export class PgSession {
       // Fail closed: nothing of the batch was forwarded. The session ends (rather than answering
       // the statement alone) because every later statement would be refused too, and the trail
       // then shows the session ending with the reason.
-      this.ctx.log.error({ sqlstate: err.sqlstate }, err.message);
-      return this.end({ status: 'error', sqlstate: err.sqlstate, message: err.message, notify: true });
+      const refusal = auditRefusal(err);
+      this.ctx.log.error({ sqlstate: refusal.sqlstate }, refusal.message);
+      return this.end({ status: 'error', ...refusal, notify: true });
     }
     this.ctx.log.error({ err }, 'postgres session failed');
     this.end({ status: 'error', sqlstate: 'XX000', message: 'internal error in the gateway', notify: true });
@@ -434,7 +437,7 @@ export class PgSession {
     try {
       this.tracker?.abandon(sqlstate, message ?? 'session ended before the result arrived');
       if (this.sessionStarted) {
-        const reason = { ...(sqlstate !== undefined ? { sqlstate } : {}), ...(message !== undefined ? { message } : {}) };
+        const reason = { ...(sqlstate !== undefined ? { code: sqlstate } : {}), ...(message !== undefined ? { message } : {}) };
         this.ctx.audit.onSessionEnd({ status, ...reason, bytesFromClient, bytesToClient });
       }
     } catch (err) {

@@ -3,7 +3,7 @@
 // upstream is ready, and how a CancelRequest is routed. Kept apart from the session so these
 // rules read in one place.
 import { clientText, NAME_MAX_CHARS } from '../../clientText.js';
-import type { SessionContext } from '../types.js';
+import type { PgSessionContext } from './context.js';
 import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeReadyForQuery } from './codec/backend.js';
 import type { TransactionStatus } from './codec/backend.js';
 import type { FirstMessage } from './codec/frontend.js';
@@ -33,7 +33,7 @@ export class StartupRefusal extends Error {
 /** An accepted startup. */
 export interface AcceptedStartup {
   /** What `SessionAudit.onSessionStart` receives. */
-  readonly audit: { readonly database: string; readonly clientUser: string; readonly clientApplication?: string };
+  readonly audit: { readonly target: string; readonly clientUser: string; readonly clientApplication?: string };
   /** Parameters for the upstream StartupMessage besides user and database. */
   readonly upstreamParameters: readonly (readonly [string, string])[];
   /** The bytes that complete the client's startup once the upstream is ready. */
@@ -45,7 +45,7 @@ export interface AcceptedStartup {
  * @throws StartupRefusal for a missing user, a replication request or a database the connection
  * does not serve.
  */
-export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx: SessionContext): AcceptedStartup {
+export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx: PgSessionContext): AcceptedStartup {
   const { connection, identity } = ctx;
   const user = m.params.get('user');
   // PostgreSQL's own wording and code for this case.
@@ -74,7 +74,7 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
   // Recorded, never forwarded (the target sees the gateway's own user and application_name).
   const clientUser = clientText(user, NAME_MAX_CHARS);
   return {
-    audit: { database, clientUser, ...(application !== undefined ? { clientApplication: clientText(application, NAME_MAX_CHARS) } : {}) },
+    audit: { target: database, clientUser, ...(application !== undefined ? { clientApplication: clientText(application, NAME_MAX_CHARS) } : {}) },
     upstreamParameters,
     greeting(startupFrames, key, status) {
       const parts: Buffer[] = [];
@@ -95,7 +95,7 @@ export async function forwardCancel(
   cancels: CancelKeyRegistry,
   pid: number,
   secret: number,
-  ctx: SessionContext,
+  ctx: PgSessionContext,
   signal: AbortSignal,
 ): Promise<void> {
   const route = cancels.lookup(pid, secret);

@@ -13,7 +13,6 @@ import { handleForwarding } from './forwarding.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
 import { connectUpstream } from './upstream.js';
-import { asSshAudit } from './legacyAudit.js';
 
 export function createSshEngine(opts: { stateDir: () => string }): Engine {
   return {
@@ -23,14 +22,13 @@ export function createSshEngine(opts: { stateDir: () => string }): Engine {
 
 async function handleSession(socket: Duplex, session: SessionContext, signal: AbortSignal, stateDir: string): Promise<void> {
   const connection = session.connection as SshConnection;
-  const audit = asSshAudit(session.audit);
+  const audit: SshAudit = session.audit;
   const { target } = connection;
   const bytes = { fromClient: 0, toClient: 0 };
   const hostKey = gatewayHostKey(stateDir);
   const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
   let upstream: ssh2.Client | undefined;
   let failure: string | undefined;
-  let started = false;
 
   await new Promise<void>((resolve) => {
     let finished = false;
@@ -51,27 +49,26 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         finish();
       });
       conn.on('close', finish);
+      let connecting: Promise<void> | undefined;
       conn.on('authentication', (ctx) => {
-        // The tunnel is the authentication; `none` (or any method) is accepted as the session's user.
-        if (started) return ctx.accept();
-        started = true;
-        connectUpstream(target, session.connectTimeoutMs, signal).then(
+        // The tunnel is the authentication: `none` (or any method) is accepted as the session's
+        // user once the target has accepted the gateway; every attempt waits for that one login.
+        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal).then(
           (up) => {
             upstream = up;
             up.on('close', () => conn.end());
             up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
             audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
-            ctx.accept();
           },
           (err: Error) => {
             failure = err.message;
             session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
             audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
-            // Accepted so the client opens its session and can be told why on stderr (an ssh
-            // client shows only "Permission denied" for a refused login).
-            ctx.accept();
           },
         );
+        // Accepted even when the target failed, so the client opens its session and is told why
+        // on stderr (an ssh client shows only "Permission denied" for a refused login).
+        void connecting.then(() => ctx.accept());
       });
       conn.on('ready', () => {
         if (failure !== undefined || upstream === undefined) {
@@ -117,9 +114,8 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
 
 function reviewer(session: SessionContext, audit: SshAudit, signal: AbortSignal): NonNullable<ChannelContext['review']> {
   const reviews = session.reviews as NonNullable<SessionContext['reviews']>;
-  return async (command, rule, reason, approvers, timeoutMs, actionId, notify) => {
-    const req = { action: command, kind: 'exec', sql: command, rule, reason, approvers, timeoutMs };
-    const held = reviews.request(req as unknown as Parameters<typeof reviews.request>[0], signal);
+  return async (command, rule, reason, approvers, timeoutMs, actionId, notify, channelClosed) => {
+    const held = reviews.request({ action: command, kind: 'exec', rule, reason, approvers, timeoutMs }, AbortSignal.any([signal, channelClosed]));
     audit.onReview({ queryId: actionId, event: 'created', reviewId: held.id });
     notify(`sluice: held for review ${held.id} (rule ${rule}); waiting for an approver from ${approvers.join(', ')}`);
     const outcome = await held.outcome;

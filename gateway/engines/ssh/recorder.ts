@@ -4,18 +4,10 @@
 // window sizes (`ssh.resize`) and sftp operations (`ssh.sftp`). Terminal bytes are kept up to a
 // per-session cap; past it only the byte counts are, and one `ssh.truncated` event says so.
 import { StringDecoder } from 'node:string_decoder';
+import type { SessionAudit } from '../../audit/contract.js';
 
-/** The audit hooks this engine uses (the core's SessionAudit, audit/contract.ts). */
-export interface SshAudit {
-  onSessionStart(info: { target: string; clientUser?: string }): void;
-  onAction(action: { kind: string; text: string }): number;
-  onDecision(decision: { queryId: number; verdict: 'allow' | 'block' | 'review'; rule?: string; reason?: string }): void;
-  onReview(review: { queryId: number; event: 'created' | 'approved' | 'rejected' | 'expired'; reviewId: string; by?: string; reason?: string }): void;
-  onOutcome(outcome: { queryId: number; status: 'ok' | 'error'; code?: string; message?: string; durationMs: number; bytes?: number }): void;
-  onEvent(kind: string, data: Record<string, unknown>): void;
-  onSessionEnd(end: { status: 'ok' | 'error'; code?: string; message?: string; bytesFromClient: number; bytesToClient: number }): void;
-  flush(): Promise<void> | undefined;
-}
+/** The audit hooks this engine uses: the core's, with no protocol additions. */
+export type SshAudit = SessionAudit;
 
 /** Terminal bytes kept per session (output and input together); the totals are always counted. */
 export const TERMINAL_RECORD_BYTES = 16 * 1024 * 1024;

@@ -26,7 +26,7 @@ export interface ChannelContext {
   /** Terminal bytes the session may still record (shared by its channels). */
   readonly budget: { left: number; truncated: boolean };
   /** Holds an exec command for review; resolves with the outcome (absent: review blocks). */
-  readonly review?: (command: string, rule: string, reason: string, approvers: readonly string[], timeoutMs: number, actionId: number, notify: (text: string) => void) => Promise<{ approved: boolean; message: string }>;
+  readonly review?: (command: string, rule: string, reason: string, approvers: readonly string[], timeoutMs: number, actionId: number, notify: (text: string) => void, channelClosed: AbortSignal) => Promise<{ approved: boolean; message: string }>;
   readonly bytes: { fromClient: number; toClient: number };
   readonly log: { warn(obj: object, msg: string): void };
 }
@@ -96,7 +96,10 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       return;
     }
     const notify = (text: string) => client.stderr.write(`${text}\r\n`);
-    ctx.review(command, verdict.rule, verdict.reason, verdict.approvers, verdict.timeoutMs, id, notify).then(
+    // A client that gives up (closes the channel) cancels its review.
+    const closed = new AbortController();
+    client.once('close', () => closed.abort());
+    ctx.review(command, verdict.rule, verdict.reason, verdict.approvers, verdict.timeoutMs, id, notify, closed.signal).then(
       (outcome) => (outcome.approved ? run() : refuse(ctx, client, id, EXIT_REVIEW_REJECTED, `sluice: ${outcome.message}`)),
       () => refuse(ctx, client, id, EXIT_REVIEW_REJECTED, 'sluice: the review could not be completed; the command was not run'),
     );
@@ -134,10 +137,12 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
         return;
       }
       upstreamChannel = up;
-      const rec = sftp ? undefined : new TerminalRecorder(ctx.audit, ctx.budget, id);
+      // `record: sessions` keeps who ran what and the refusals, not the terminal or file operations.
+      const keep = ctx.connection.record === 'statements';
+      const rec = sftp || !keep ? undefined : new TerminalRecorder(ctx.audit, ctx.budget, id);
       recorder = rec;
       if (rec && pty) rec.resize(pty.cols, pty.rows);
-      const tap = sftp ? tapSftp(ctx.audit, id) : undefined;
+      const tap = sftp && keep ? tapSftp(ctx.audit, id) : undefined;
       let exit: { code: number } | { signal: string; dump: boolean; desc: string } | undefined;
       let sent = 0;
       up.on('data', (d: Buffer) => {
@@ -203,8 +208,11 @@ function decide(ctx: ChannelContext, client: ssh2.ServerChannel, id: number, d: 
 }
 
 function refuse(ctx: ChannelContext, client: ssh2.ServerChannel, id: number, status: number, message: string, outcome: 'error' = 'error'): void {
-  client.stderr.write(`${message}\r\n`);
-  client.exit(status);
-  client.end();
+  // A client that already closed the channel (e.g. gave up waiting for a review) hears nothing more.
+  if (!client.destroyed && !client.writableEnded) {
+    client.stderr.write(`${message}\r\n`);
+    client.exit(status);
+    client.end();
+  }
   ctx.audit.onOutcome({ queryId: id, status: outcome, code: String(status), message, durationMs: 0 });
 }

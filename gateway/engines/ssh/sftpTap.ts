@@ -50,8 +50,10 @@ class Framer {
   }
 }
 
+/** An SSH string at `off`; a length past the packet's end throws (the tap then stops). */
 function str(b: Buffer, off: number): [Buffer, number] {
   const len = b.readUInt32BE(off);
+  if (off + 4 + len > b.length) throw new RangeError('sftp string runs past its packet');
   return [b.subarray(off + 4, off + 4 + len), off + 4 + len];
 }
 

@@ -47,7 +47,7 @@ export function reviewsTable(reviews: readonly ReviewInfo[], now = Date.now()): 
       r.rule,
       // Whether the caller can act on it, so an approver sees at a glance what waits on them.
       r.canDecide ? 'may decide' : r.status === 'pending' ? 'waiting' : '-',
-      oneLineSql(r.sql),
+      oneLineSql(r.sql ?? r.action ?? ''),
     ]),
   );
 }

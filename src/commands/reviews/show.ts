@@ -35,7 +35,9 @@ export function describeReview(r: ReviewInfo, now = Date.now()): string {
   if (r.status === 'pending') lines.push(`  expires    ${formatTime(r.expiresAt)}`);
   if (r.endedAt) lines.push(`  ended      ${formatTime(r.endedAt)}`);
   if (r.decisionReason) lines.push(`  reason     ${r.decisionReason}`);
-  lines.push('  statement', ...r.sql.split('\n').map((l) => `    ${l}`));
+  // A statement is labelled as one; another kind of action (an ssh command line, …) by its kind.
+  const text = r.sql ?? r.action ?? '';
+  lines.push(r.sql !== undefined || r.kind === undefined ? '  statement' : `  ${r.kind}`, ...text.split('\n').map((l) => `    ${l}`));
   if (r.parameters !== undefined) lines.push(...describeParameters(r.parameters, r.parametersOmitted));
   return lines.join('\n') + '\n';
 }

@@ -27,7 +27,7 @@ const replayInto = (store: Store) => async (ops: StagedOp[]) => {
 function record(store: Store, journal: AuditJournal, id: string, n: number, ingestMs = 60_000) {
   const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs });
   const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-  a.onSessionStart({ database: 'app', clientUser: 'x' });
+  a.onSessionStart({ target: 'app', clientUser: 'x' });
   for (let i = 0; i < n; i++) {
     const q = a.onQuery({ text: `select ${i}`, protocol: 'simple' });
     a.onResult({ queryId: q, status: 'ok', commands: ['SELECT 1'], rows: 1, durationMs: 0.1 });
@@ -84,7 +84,7 @@ describe('audit journal', () => {
     const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000 });
     const open = (id: string) => {
       const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-      a.onSessionStart({ database: 'app', clientUser: 'x' });
+      a.onSessionStart({ target: 'app', clientUser: 'x' });
       return a;
     };
     const one = open('s_one');
@@ -132,7 +132,7 @@ describe('audit journal', () => {
     // ingestMs is a minute: whatever reaches the store within the poll's two seconds came by the op count.
     const small = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000, ingestOps: 10 });
     const a = createSessionAudit({ writer: small, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id: 's_ops', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-    a.onSessionStart({ database: 'app', clientUser: 'x' });
+    a.onSessionStart({ target: 'app', clientUser: 'x' });
     for (let turn = 0; turn < 6; turn++) {
       for (let i = 0; i < 3; i++) a.onResult({ queryId: a.onQuery({ text: `select ${turn}${i}`, protocol: 'simple' }), status: 'ok', rows: 1, durationMs: 0.1 });
       await new Promise((r) => setTimeout(r, 5));
@@ -201,7 +201,7 @@ describe('audit journal', () => {
     const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(inner));
     const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 5, retryMs: 300 });
     const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id: 's_lost', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-    a.onSessionStart({ database: 'app', clientUser: 'x' });
+    a.onSessionStart({ target: 'app', clientUser: 'x' });
     a.onQuery({ text: 'select 1', protocol: 'simple' });
     await expect.poll(() => writer.healthy, { timeout: 2000, interval: 5 }).toBe(false);
     await expect.poll(() => writer.healthy, { timeout: 2000 }).toBe(true);

@@ -14,7 +14,7 @@ import { loadOrCreateAuditKey } from '../../../gateway/audit/keys.js';
 import { acceptStore, AuditHistoryError } from '../../../gateway/audit/lastCheckpoint.js';
 import { startAudit, type AuditService, type AuditSettings } from '../../../gateway/audit/service.js';
 import type { Identity } from '../../../gateway/model.js';
-import { AuditUnavailableError } from '../../../gateway/engines/types.js';
+import { AuditUnavailableError } from '../../../gateway/audit/contract.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { Store } from '../../../gateway/store/types.js';
 import { exportEndMessage, type ExportEndBody } from '../../../src/api/auditTrail.js';
@@ -68,7 +68,7 @@ async function start(g: Gateway, wrap: (s: Store) => Store = (s) => s): Promise<
 
 async function session(audit: AuditService, id: string, text: string): Promise<void> {
   const a = audit.openSession({ id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-  a.onSessionStart({ database: 'app', clientUser: 'x' });
+  a.onSessionStart({ target: 'app', clientUser: 'x' });
   clock += 1000;
   a.onResult({ queryId: a.onQuery({ text, protocol: 'simple' }), status: 'ok', durationMs: 1 });
   clock += 1000;
@@ -309,7 +309,7 @@ describe('a witness: every checkpoint also appended to a file kept elsewhere', (
     try {
       await session(gw.audit, 's_1', 'select 1');
       const open = gw.audit.openSession({ id: 's_open', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-      open.onSessionStart({ database: 'app', clientUser: 'x' });
+      open.onSessionStart({ target: 'app', clientUser: 'x' });
       await gw.audit.writer.flush();
       const lines = await gw.audit.exportTrail({ kind: 'session', session: 's_open' });
       expect(verifyTrail(`${lines.join('\n')}\n`, createPublicKey(gw.audit.signer.publicKeyPem)).problems).toEqual([]);

@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AuditWriter } from '../../../gateway/audit/writer.js';
 import type { Identity } from '../../../gateway/model.js';
-import { AuditUnavailableError } from '../../../gateway/engines/types.js';
+import { AuditUnavailableError } from '../../../gateway/audit/contract.js';
 import { createSessionAudit, durationJson, REFUSED_UNRECORDED } from '../../../gateway/sessionAudit.js';
 import { openSqliteStore } from '../../../gateway/store/sqlite.js';
 import type { EventRecord, Store } from '../../../gateway/store/types.js';
@@ -70,7 +70,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open, writer } = setup(store);
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x', clientApplication: 'psql' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x', clientApplication: 'psql' });
     const q = audit.onQuery({ text: 'select 1', protocol: 'simple' });
     // No tick has passed: the query (and the session start before it) are already in the store.
     expect((await store.listEvents(id)).map((e) => e.kind)).toEqual(['session.start', 'query']);
@@ -98,7 +98,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open, writer } = setup(store);
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     const blocked = audit.onQuery({ text: 'drop table t', protocol: 'simple' });
     audit.onDecision?.({ queryId: blocked, verdict: 'block', rule: 'no-ddl', reason: 'no' });
     const held = audit.onQuery({ text: 'insert into t values (1)', protocol: 'simple' });
@@ -114,7 +114,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open, writer } = setup(store, { maxRows: 3, maxBytes: 20 });
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     const q1 = audit.onQuery({ text: 'select * from t', protocol: 'simple' });
     audit.onColumns!(q1, [{ name: 'id', typeOid: 23 }, { name: 'email' }]);
     const wanted = [1, 2, 3, 4, 5].map((i) => audit.onRow!(q1, [String(i), i === 2 ? null : 'a@b.c']));
@@ -146,7 +146,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open, writer } = setup(store);
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     const ok = audit.onQuery({ text: 'select 1', protocol: 'simple' });
     store.failing = true;
     audit.onResult({ queryId: ok, status: 'ok', commands: ['SELECT 1'], rows: 1, durationMs: 1 }); // staged, never thrown
@@ -157,14 +157,14 @@ describe('session audit', () => {
       thrown = err;
     }
     expect(thrown).toBeInstanceOf(AuditUnavailableError);
-    expect((thrown as AuditUnavailableError).sqlstate).toBe('58030');
+    expect((thrown as AuditUnavailableError).reason).toBe('store');
     expect(writer.healthy).toBe(false);
     // Already failing: refused at once, without a write attempt.
     const before = store.commits;
     expect(() => audit.onQuery({ text: 'select 2', protocol: 'simple' })).toThrow(AuditUnavailableError);
     expect(store.commits).toBe(before);
     await expect(audit.flush!()).rejects.toBeInstanceOf(AuditUnavailableError);
-    audit.onSessionEnd({ status: 'error', sqlstate: '58030', message: 'refused', bytesFromClient: 1, bytesToClient: 2 });
+    audit.onSessionEnd({ status: 'error', code: '58030', message: 'refused', bytesFromClient: 1, bytesToClient: 2 });
     expect((await store.listEvents(id)).map((e) => e.kind)).toEqual(['session.start', 'query']);
 
     store.failing = false;
@@ -182,7 +182,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open } = setup(store);
     const sessions = Array.from({ length: 10 }, open);
-    for (const s of sessions) s.audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    for (const s of sessions) s.audit.onSessionStart({ target: 'app', clientUser: 'x' });
     const before = store.commits;
     const ids = sessions.map((s) => s.audit.onQuery({ text: 'select 1', protocol: 'extended', params: ['1', null], deferCommit: true }));
     expect(ids.every((q) => q === 1)).toBe(true);
@@ -199,7 +199,7 @@ describe('session audit', () => {
     const store = faultyStore({ sync: false });
     const { open } = setup(store);
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     audit.onQuery({ text: 'select 1', protocol: 'simple', deferCommit: true });
     audit.onDecision!({ queryId: 1, verdict: 'allow', rule: 'default', deferCommit: true });
     await audit.flush!();
@@ -228,7 +228,7 @@ describe('session audit', () => {
     const audit = createSessionAudit({ writer, limits: { maxRows: 3, maxBytes: 20 }, instance: 'g_test', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1', record: 'sessions' });
     expect(audit.onColumns).toBeUndefined();
     expect(audit.onRow).toBeUndefined();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     // Without a policy no decision comes: hundreds of statements leave nothing behind.
     for (let i = 0; i < 300; i++) audit.onResult({ queryId: audit.onQuery({ text: `select ${i}`, protocol: 'simple' }), status: 'ok', durationMs: 0 });
     const allowed = audit.onQuery({ text: 'select 1', protocol: 'simple' });
@@ -250,7 +250,7 @@ describe('session audit', () => {
     const store = faultyStore();
     const { open, writer } = setup(store, { maxRows: 2, maxBytes: 1000 });
     const { id, audit } = open();
-    audit.onSessionStart({ database: 'app', clientUser: 'x' });
+    audit.onSessionStart({ target: 'app', clientUser: 'x' });
     const shapes = [
       { text: 'select 1', protocol: 'simple' as const },
       { text: 'select $1, $2', protocol: 'extended' as const, params: ['a "quoted" \\ value', null], kinds: ['select'] },

@@ -40,7 +40,7 @@ async function session(who: Identity, statements: string[]): Promise<string> {
   const id = `s_v${ids.length + 1}`;
   ids.push(id);
   const a = audit.openSession({ id, connection: 'pg', protocol: 'postgres', identity: who, origin: 'connect', clientAddress: '127.0.0.1' });
-  a.onSessionStart({ database: 'app', clientUser: 'x' });
+  a.onSessionStart({ target: 'app', clientUser: 'x' });
   for (const text of statements) {
     clock += 1000;
     const q = a.onQuery({ text, protocol: 'simple' });
@@ -64,7 +64,7 @@ beforeAll(async () => {
   await audit.checkpoint();
   // one still open
   const open = audit.openSession({ id: 's_open', connection: 'pg', protocol: 'postgres', identity: BOB, origin: 'exec', clientAddress: '10.0.0.1' });
-  open.onSessionStart({ database: 'app', clientUser: 'x' });
+  open.onSessionStart({ target: 'app', clientUser: 'x' });
   open.onQuery({ text: 'select pg_sleep(100)', protocol: 'simple' });
   await audit.writer.flush();
 });
@@ -199,7 +199,7 @@ describe('retention', () => {
     try {
       const run = async (id: string) => {
         const s = a.openSession({ id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-        s.onSessionStart({ database: 'app', clientUser: 'x' });
+        s.onSessionStart({ target: 'app', clientUser: 'x' });
         s.onResult({ queryId: s.onQuery({ text: `select '${id}'`, protocol: 'simple' }), status: 'ok', durationMs: 1 });
         s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
         await a.writer.flush();
@@ -242,7 +242,7 @@ describe('anchors: a later export must extend an earlier one', () => {
     try {
       for (let i = 0; i < 4; i++) {
         const s = forger.openSession({ id: `s_f${i}`, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-        s.onSessionStart({ database: 'app', clientUser: 'x' });
+        s.onSessionStart({ target: 'app', clientUser: 'x' });
         s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
       }
       await forger.writer.flush();
@@ -265,7 +265,7 @@ describe('streamed export', () => {
     const a = await startAudit({ store: sstore, settings: settings({ keyFile: join(sdir, 'k.pem'), journalDir: sdir }), log, now });
     try {
       const s = a.openSession({ id: 's_long', connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
-      s.onSessionStart({ database: 'app', clientUser: 'x' });
+      s.onSessionStart({ target: 'app', clientUser: 'x' });
       for (let i = 0; i < 1200; i++) s.onResult({ queryId: s.onQuery({ text: `select ${i}`, protocol: 'simple' }), status: 'ok', durationMs: 0 });
       s.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
       const streamed: string[] = [];

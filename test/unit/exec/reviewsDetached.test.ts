@@ -10,7 +10,7 @@ const BOB: Identity = { subject: 'sub-bob', name: 'bob@example.com', groups: ['e
 const DBA: Identity = { subject: 'sub-dba', name: 'dba@example.com', groups: ['dba'], kind: 'human' };
 const SQL = 'update payments set amount = 1 where id = 1';
 const session = { sessionId: 's_1', identity: ALICE, connection: 'shop' };
-const req = { sql: SQL, rule: 'payments-review', approvers: ['dba'], timeoutMs: 60_000 };
+const req = { action: SQL, kind: 'sql', rule: 'payments-review', approvers: ['dba'], timeoutMs: 60_000 };
 
 function service() {
   return createReviewService({ log: pino({ level: 'silent' }) });

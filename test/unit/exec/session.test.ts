@@ -7,11 +7,13 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { ExecEvent } from '../../../src/api/contract.js';
 import type { Identity } from '../../../gateway/model.js';
-import type { Engine, SessionAudit, SessionContext } from '../../../gateway/engines/types.js';
+import type { PostgresSessionAudit } from '../../../gateway/audit/postgresEvents.js';
+import type { PgEngine, PgSessionContext } from '../../../gateway/engines/postgres/context.js';
 import { EventSink, ROW_BATCH_BYTES } from '../../../gateway/exec/events.js';
 import { runExec } from '../../../gateway/exec/session.js';
 import { compilePolicy, policySchema } from '../../../gateway/policy/index.js';
 import { createReviewService } from '../../../gateway/reviews/service.js';
+import { coreAuditNoops } from '../../support/auditStubs.js';
 
 const CI: Identity = { subject: 'token:ci', name: 'ci', groups: ['eng'], kind: 'service' };
 const DBA: Identity = { subject: 'sub-dba', name: 'dba@example.com', groups: ['dba'], kind: 'human' };
@@ -24,13 +26,14 @@ const policy = compilePolicy(
   }),
 );
 
-const untouchable: Engine = {
+const untouchable: PgEngine = {
   handle: () => Promise.reject(new Error('the engine must not run this input')),
 };
 
 function harness() {
   const calls: string[] = [];
-  const audit: SessionAudit = {
+  const audit: PostgresSessionAudit = {
+    ...coreAuditNoops,
     onSessionStart: () => void calls.push('start'),
     onQuery: (q) => (calls.push(`query ${q.text}`), 7),
     onDecision: (d) => void calls.push(`decision ${d.verdict} ${d.rule ?? ''}`),
@@ -40,7 +43,7 @@ function harness() {
   };
   const log = pino({ level: 'silent' });
   const reviews = createReviewService({ log });
-  const context: SessionContext = {
+  const context: PgSessionContext = {
     id: 's_test',
     identity: CI,
     connection: { name: 'shop', type: 'postgres', target: { host: 'h', port: 5432, database: 'shop', user: 'u', password: 'p', sslmode: 'disable' }, databases: [], allow: { groups: ['eng'] }, record: 'statements', policy },
@@ -80,7 +83,7 @@ describe('runExec before the engine', () => {
     expect(review).toMatchObject({ type: 'review', status: 'pending', rule: 'payments-review', approvers: ['dba'] });
     expect(h.events.at(-1)).toEqual({ type: 'end', status: 'review_pending', statements: 0, session: 's_test' });
     const record = await h.reviews.get(review.id, CI);
-    expect([record.status, record.sql, record.detached]).toEqual(['pending', input, true]);
+    expect([record.status, record.action, record.detached]).toEqual(['pending', input, true]);
     expect(h.calls).toEqual(['start', `query ${input}`, 'decision review payments-review', 'review created', 'result error ', 'end ok']);
     h.reviews.close();
   });

@@ -8,6 +8,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clientText, NAME_MAX_CHARS, tunnelOrigin } from '../../../gateway/clientText.js';
 import { ConfigError, loadConfig } from '../../../gateway/config/load.js';
+import { terminationSqlstate } from '../../../gateway/engines/postgres/context.js';
 import { SessionTermination } from '../../../gateway/engines/types.js';
 import type { ServiceTokenRecord, Store } from '../../../gateway/store/types.js';
 import { RevocationWatch, SessionLimiter } from '../../../gateway/tunnelLimits.js';
@@ -74,8 +75,8 @@ describe('RevocationWatch', () => {
     const tokens = new Map([['h1', record(null)], ['h2', record(null)]]);
     const watch = new RevocationWatch(storeWith(tokens), 60_000, pino({ level: 'silent' }));
     const ended: string[] = [];
-    watch.watch('h1', 'ci', (why) => ended.push(`s1 ${why.sqlstate} ${why.message}`));
-    watch.watch('h1', 'ci', (why) => ended.push(`s2 ${why.sqlstate}`));
+    watch.watch('h1', 'ci', (why) => ended.push(`s1 ${terminationSqlstate(why)} ${why.message}`));
+    watch.watch('h1', 'ci', (why) => ended.push(`s2 ${terminationSqlstate(why)}`));
     const unwatch = watch.watch('h2', 'other', () => ended.push('s3'));
     await watch.check();
     expect(ended).toEqual([]);
@@ -112,8 +113,10 @@ describe('RevocationWatch', () => {
     watch.close();
   });
 
-  it('SessionTermination carries the SQLSTATE the client is told', () => {
-    expect(new SessionTermination('28000', 'x')).toMatchObject({ sqlstate: '28000', message: 'x', name: 'SessionTermination' });
+  it('SessionTermination carries why; the postgres engine tells the client SQLSTATE 28000', () => {
+    const why = new SessionTermination('credential', 'x');
+    expect(why).toMatchObject({ reason: 'credential', message: 'x', name: 'SessionTermination' });
+    expect(terminationSqlstate(why)).toBe('28000');
   });
 });
 

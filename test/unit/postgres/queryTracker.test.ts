@@ -2,18 +2,20 @@
 // extended-protocol statements, errors that make the target skip to Sync, statements executed
 // by name after their Parse, and sessions that end with results outstanding.
 import { describe, expect, it } from 'vitest';
-import type { SessionAudit } from '../../../gateway/engines/types.js';
+import type { PostgresSessionAudit } from '../../../gateway/audit/postgresEvents.js';
 import { QueryTracker, SKIPPED_MESSAGE } from '../../../gateway/engines/postgres/queryTracker.js';
 import { build } from './builder.js';
+import { coreAuditNoops } from '../../support/auditStubs.js';
 
-type Query = Parameters<SessionAudit['onQuery']>[0];
-type Result = Parameters<SessionAudit['onResult']>[0];
+type Query = Parameters<PostgresSessionAudit['onQuery']>[0];
+type Result = Parameters<PostgresSessionAudit['onResult']>[0];
 
 function setup() {
   const queries: Query[] = [];
   const results: Result[] = [];
   let clock = 0;
-  const audit: SessionAudit = {
+  const audit: PostgresSessionAudit = {
+    ...coreAuditNoops,
     onSessionStart: () => undefined,
     onQuery: (q) => queries.push(q),
     // What the audit is told, member by member (the tracker hands over its own record of the statement).

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { CancelKeyRegistry, ShutdownFanout } from '../../../gateway/engines/postgres/engine.js';
 import { acceptStartup, StartupRefusal } from '../../../gateway/engines/postgres/startup.js';
-import type { SessionContext } from '../../../gateway/engines/types.js';
+import type { PgSessionContext } from '../../../gateway/engines/postgres/context.js';
 import { build } from './builder.js';
 
 const target = { host: 'db', port: 5432, database: 'shop', user: 'gw', password: 'pw', sslmode: 'disable' as const };
@@ -11,7 +11,7 @@ const ctx = {
   id: 's1',
   identity: { subject: 'user:alice', name: 'alice@example.com', groups: [], kind: 'human' },
   connection: { name: 'pg-prod', type: 'postgres', target, databases: ['reports'], allow: { groups: [] } },
-} as unknown as SessionContext;
+} as unknown as PgSessionContext;
 
 const startup = (params: Record<string, string>, minor = 0) => ({ kind: 'startup' as const, major: 3, minor, params: new Map(Object.entries(params)) });
 
@@ -28,12 +28,12 @@ function refusal(fn: () => unknown): StartupRefusal {
 describe('acceptStartup', () => {
   it("defaults to the connection's database and names the gateway user's session after the identity", () => {
     const a = acceptStartup(startup({ user: 'me' }), ctx);
-    expect(a.audit).toEqual({ database: 'shop', clientUser: 'me' });
+    expect(a.audit).toEqual({ target: 'shop', clientUser: 'me' });
     expect(a.upstreamParameters).toEqual([['application_name', 'sluice:alice@example.com']]);
   });
 
   it('serves the listed databases and refuses others with 3D000, naming those it serves', () => {
-    expect(acceptStartup(startup({ user: 'me', database: 'reports' }), ctx).audit.database).toBe('reports');
+    expect(acceptStartup(startup({ user: 'me', database: 'reports' }), ctx).audit.target).toBe('reports');
     expect(refusal(() => acceptStartup(startup({ user: 'me', database: 'postgres' }), ctx))).toMatchObject({
       sqlstate: '3D000',
       message: 'connection "pg-prod" does not serve database "postgres"; it serves: shop, reports',
@@ -43,7 +43,7 @@ describe('acceptStartup', () => {
   it('refuses a missing user (28000) and replication (0A000)', () => {
     expect(refusal(() => acceptStartup(startup({ database: 'shop' }), ctx)).sqlstate).toBe('28000');
     expect(refusal(() => acceptStartup(startup({ user: 'me', replication: 'database' }), ctx)).sqlstate).toBe('0A000');
-    expect(acceptStartup(startup({ user: 'me', replication: 'false' }), ctx).audit.database).toBe('shop');
+    expect(acceptStartup(startup({ user: 'me', replication: 'false' }), ctx).audit.target).toBe('shop');
   });
 
   it('forwards only formatting parameters, never options', () => {

@@ -55,7 +55,7 @@ describe('review webhook', () => {
     h.want(2);
     const { log } = capture();
     const svc = createReviewService({ log, onEvent: createWebhookNotifier({ url: h.url, log }) });
-    const { id } = svc.forSession({ sessionId: 's_1', identity: ALICE, connection: 'pg-prod' }).request({ sql: SECRET_SQL, rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000 }, new AbortController().signal);
+    const { id } = svc.forSession({ sessionId: 's_1', identity: ALICE, connection: 'pg-prod' }).request({ action: SECRET_SQL, kind: 'sql', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000 }, new AbortController().signal);
     await svc.decide(id, DBA, { approve: false, reason: 'not like this' });
     const [created, rejected] = (await h.bodies) as ReturnType<typeof webhookPayload>[];
     expect(created).toMatchObject({ event: 'review.created', review: { id, status: 'pending', requester: 'alice@example.com', approvers: ['dba'], rule: 'writes-need-review', connection: 'pg-prod', session: 's_1' } });
@@ -73,7 +73,7 @@ describe('review webhook', () => {
     const { log, lines } = capture();
     const event: ReviewEvent = {
       event: 'expired',
-      review: { id: 'R-2345', status: 'expired', session: 's_1', requester: { subject: 's', name: 'bob' }, connection: 'pg', sql: SECRET_SQL, rule: 'r', approvers: ['dba'], createdAt: new Date(), expiresAt: new Date() },
+      review: { id: 'R-2345', status: 'expired', session: 's_1', requester: { subject: 's', name: 'bob' }, connection: 'pg', action: SECRET_SQL, kind: 'sql', rule: 'r', approvers: ['dba'], createdAt: new Date(), expiresAt: new Date() },
     };
     createWebhookNotifier({ url: refusing.url, log })(event);
     createWebhookNotifier({ url: hanging.url, log, timeoutMs: 200 })(event);

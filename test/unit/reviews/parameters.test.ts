@@ -41,7 +41,7 @@ describe('review parameters', () => {
     try {
       const parameters = reviewParameters(['7', 'evil\u001b[2J"quoted"\nline', null]);
       const { id } = svc.forSession({ sessionId: 's_1', identity: ALICE, connection: 'pg-prod' }).request(
-        { sql: 'insert into payments values ($1, $2, $3)', rule: 'payments-review', approvers: ['dba'], timeoutMs: 10_000, parameters },
+        { action: 'insert into payments values ($1, $2, $3)', kind: 'sql', rule: 'payments-review', approvers: ['dba'], timeoutMs: 10_000, parameters },
         new AbortController().signal,
       );
       const info = reviewInfo.parse(JSON.parse(JSON.stringify(toReviewInfo(await svc.get(id, DBA), true))));

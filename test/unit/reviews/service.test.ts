@@ -3,7 +3,7 @@
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Identity } from '../../../gateway/model.js';
-import type { ReviewRequest } from '../../../gateway/engines/types.js';
+import type { ReviewRequest } from '../../../gateway/reviews/contract.js';
 import { createReviewService, normalizeReviewId, REVIEW_ID_ALPHABET, ReviewError, type ReviewEvent, type ReviewService } from '../../../gateway/reviews/service.js';
 
 const log = pino({ level: 'silent' });
@@ -11,7 +11,7 @@ const ALICE: Identity = { subject: 'sub-alice', name: 'alice@example.com', email
 const BOB: Identity = { subject: 'sub-bob', name: 'bob@example.com', email: 'bob@example.com', groups: ['sales'], kind: 'human' };
 const DBA: Identity = { subject: 'token:oncall', name: 'oncall', groups: ['dba'], kind: 'service' };
 const AUDITOR: Identity = { subject: 'sub-audit', name: 'audit@example.com', groups: ['audit'], kind: 'human' };
-const REQ: ReviewRequest = { sql: "insert into t values (1, 'x')", rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 10_000, reason: 'held for review by rule writes-need-review: statement insert' };
+const REQ: ReviewRequest = { action: "insert into t values (1, 'x')", kind: 'sql', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 10_000, reason: 'held for review by rule writes-need-review: statement insert' };
 
 let svc: ReviewService;
 let events: ReviewEvent[];
@@ -59,7 +59,7 @@ describe('a pending review', () => {
       session: 's_42',
       connection: 'pg-prod',
       requester: { subject: 'sub-alice', name: 'alice@example.com', email: 'alice@example.com' },
-      sql: REQ.sql,
+      action: REQ.action,
       rule: 'writes-need-review',
       reason: REQ.reason,
       approvers: ['dba'],
@@ -184,7 +184,7 @@ describe('expiry and cancellation', () => {
   it('two reviews of one session are independent', async () => {
     const session = asAlice();
     const a = session.request(REQ, new AbortController().signal);
-    const b = session.request({ ...REQ, sql: 'delete from t where id = 1' }, new AbortController().signal);
+    const b = session.request({ ...REQ, action: 'delete from t where id = 1' }, new AbortController().signal);
     await svc.decide(b.id, DBA, { approve: false, reason: 'no' });
     expect((await b.outcome).status).toBe('rejected');
     expect((await svc.get(a.id, DBA)).status).toBe('pending');

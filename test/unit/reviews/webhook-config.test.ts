@@ -34,7 +34,7 @@ describe('notify.webhook', () => {
     const abort = new AbortController();
     const held = gw.reviews
       .forSession({ sessionId: 's_hook', identity: { subject: 'token:dev', name: 'dev', groups: ['eng'], kind: 'service' }, connection: 'pg-prod' })
-      .request({ sql: 'delete from orders where id = 1', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000 }, abort.signal);
+      .request({ action: 'delete from orders where id = 1', kind: 'sql', rule: 'writes-need-review', approvers: ['dba'], timeoutMs: 60_000 }, abort.signal);
     const until = async (n: number) => {
       for (let i = 0; i < 100 && received.length < n; i++) await new Promise((r) => setTimeout(r, 50));
     };
