@@ -4,7 +4,8 @@
 // compared with the original run; the host's stderr goes to stderr.
 import type { SessionDetail } from '../../api/contract.js';
 import { say, type Io } from '../../io.js';
-import { formatTime, statements, who } from './render.js';
+import type { SessionEvent } from '../../api/contract.js';
+import { formatTime, who } from './render.js';
 import { terminalTimeline, type TerminalFrame } from './terminal.js';
 
 export type Wait = (ms: number, signal: AbortSignal) => Promise<void>;
@@ -30,7 +31,7 @@ export async function replayTerminal(io: Io, detail: SessionDetail, speed: numbe
   const byAction = new Map<number | undefined, TerminalFrame[]>();
   for (const f of timeline.frames) byAction.set(f.action, [...(byAction.get(f.action) ?? []), f]);
   await play(byAction.get(undefined) ?? []);
-  for (const st of statements(detail.events)) {
+  for (const st of actions(detail.events)) {
     await pause(Math.max(0, Date.parse(st.query.at) - start) / 1000);
     const k = st.query.data.kind ?? (Array.isArray(st.query.data.kinds) ? st.query.data.kinds[0] : undefined);
     const kind = typeof k === 'string' ? `${k}: ` : '';
@@ -47,4 +48,25 @@ export async function replayTerminal(io: Io, detail: SessionDetail, speed: numbe
   if (end) say(io, `session ended ${formatTime(end.at)}: ${String(end.data.status)}${end.data.message ? ` (${String(end.data.message)})` : ''}`);
   else if (!s.purgedAt) say(io, 'the session is still open');
   if (s.purgedAt) say(io, `retention removed this session's events at ${formatTime(s.purgedAt)}`);
+}
+
+interface Action {
+  q: number;
+  query: SessionEvent;
+  decision?: SessionEvent;
+  result?: SessionEvent;
+}
+
+/** The session's actions (`action` events; `query` from gateways before the audit core) with their verdict and outcome. */
+function actions(events: readonly SessionEvent[]): Action[] {
+  const byQ = new Map<number, Action>();
+  for (const e of events) {
+    const q = e.data.q;
+    if (typeof q !== 'number') continue;
+    if (e.kind === 'action' || e.kind === 'query') byQ.set(q, { q, query: e });
+    const a = byQ.get(q);
+    if (a && e.kind === 'decision') a.decision = e;
+    else if (a && e.kind === 'result') a.result = e;
+  }
+  return [...byQ.values()];
 }

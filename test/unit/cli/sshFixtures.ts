@@ -1,6 +1,7 @@
 // Shared fixtures for the ssh CLI tests: an ssh connection as the gateway describes it, and an ssh
 // session's recorded events in the shapes the gateway's ssh engine writes (ssh.output, ssh.input,
-// ssh.resize with `t` seconds since the channel opened; actions as `query` events with `q`).
+// ssh.resize with `t` seconds since the channel opened; actions as `action` events with `q`, and
+// `query` as gateways before the audit core wrote them).
 import type { SessionDetail, SessionEvent, SshConnectionInfo } from '../../../src/api/contract.js';
 import { session } from './fakes.js';
 
@@ -44,7 +45,7 @@ export function execSession(): SessionDetail {
   return {
     session: session({ id: 'S-exec', connection: 'web-1', protocol: 'ssh', database: null, origin: 'exec', startedAt: '2026-11-05T11:00:00.000Z' }),
     events: [
-      ev('query', '2026-11-05T11:00:00.000Z', { q: 1, kind: 'exec', text: 'uptime' }),
+      ev('action', '2026-11-05T11:00:00.000Z', { q: 1, kind: 'exec', text: 'uptime' }),
       ev('decision', '2026-11-05T11:00:00.001Z', { q: 1, verdict: 'allow' }),
       ev('ssh.output', '2026-11-05T11:00:00.050Z', { action: 1, t: 0.05, data: ' 11:00:00 up 1 day\n' }),
       ev('ssh.output', '2026-11-05T11:00:00.060Z', { action: 1, t: 0.06, data: 'warn\n', stream: 'stderr' }),
