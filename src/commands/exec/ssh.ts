@@ -48,7 +48,10 @@ export async function runSshExec(opts: SshExecOptions, info: SshConnectionInfo, 
         reject(err);
         client.end();
       };
-      deps.signal?.addEventListener('abort', () => fail(new InterruptedError('interrupted; the command on the host is ended with the session')), { once: true, signal: stopped.signal });
+      const interrupted = () => fail(new InterruptedError('interrupted; the command on the host is ended with the session'));
+      // Ctrl-C may have come while the tunnel was being opened.
+      if (deps.signal?.aborted) return interrupted();
+      deps.signal?.addEventListener('abort', interrupted, { once: true, signal: stopped.signal });
       if (timeoutMs !== undefined) {
         deps.clock.sleep(timeoutMs, stopped.signal).then(
           () => fail(new TimeoutError(`cancelled after ${opts.timeout} (--timeout): the session on the host is closed`)),

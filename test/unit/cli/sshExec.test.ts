@@ -18,10 +18,13 @@ const otherKey = utils.generateKeyPairSync('ed25519');
 /** What the stand-in engine saw: the user and each exec command line. */
 const seen: { user?: string; commands: string[]; stdin: string } = { commands: [], stdin: '' };
 let server: InstanceType<typeof Server>;
+const clients = new Set<ssh2.Connection>();
 let port = 0;
 
 beforeAll(async () => {
   server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
     client.on('authentication', (ctx) => {
       seen.user = ctx.username;
       if (ctx.method === 'none') ctx.accept();
@@ -53,6 +56,8 @@ beforeAll(async () => {
         } else if (info.command === 'kill-me') {
           ch.exit('TERM', false, '');
           ch.end();
+        } else if (info.command === 'hang') {
+          // Never answers: only --timeout or Ctrl-C ends it.
         } else done(127);
       });
     });
@@ -61,7 +66,10 @@ beforeAll(async () => {
   port = (server.address() as AddressInfo).port;
 });
 
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => {
+  for (const c of clients) c.end();
+  return new Promise<void>((resolve) => server.close(() => resolve()));
+});
 
 function io(stdinText?: string): Io & { out(): string; err(): string } {
   const stdin = Object.assign(new PassThrough(), { isTTY: stdinText === undefined });
@@ -103,6 +111,19 @@ describe('runSshExec', () => {
   it('refuses a gateway whose ssh host key is not the one announced', async () => {
     const p = runSshExec({ name: 'web-1', command: ['uptime'] }, { ...info(), hostKey: otherKey.public }, deps(io()));
     await expect(p).rejects.toThrow("the gateway's ssh host key is not the one it announced for web-1");
+  });
+
+  it('--timeout ends a command that does not finish (exit 1, naming the flag); a bad duration is exit 2', async () => {
+    // The fake clock's sleep returns at once: the timeout fires as soon as it is armed.
+    await expect(runSshExec({ name: 'web-1', command: ['hang'], timeout: '5s' }, info(), deps(io()))).rejects.toThrow('cancelled after 5s (--timeout)');
+    await expect(runSshExec({ name: 'web-1', command: ['hang'], timeout: 'soon' }, info(), deps(io()))).rejects.toMatchObject({ exitCode: 2 });
+  });
+
+  it('Ctrl-C ends the session with exit 130', async () => {
+    const stop = new AbortController();
+    const p = runSshExec({ name: 'web-1', command: ['hang'] }, info(), { ...deps(io()), signal: stop.signal });
+    stop.abort();
+    await expect(p).rejects.toMatchObject({ exitCode: 130 });
   });
 
   it('an empty command is a usage error', async () => {
