@@ -56,6 +56,7 @@ afterAll(async () => {
   await gw?.stop();
   await sshd?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  if (gw) rmSync(gw.dir, { recursive: true, force: true });
 });
 
 /** Session ids of the tunnels opened, in order. */
