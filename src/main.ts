@@ -13,6 +13,7 @@ import { defineLogin } from './commands/login.js';
 import { defineLogout } from './commands/logout.js';
 import { defineReviews } from './commands/reviews/index.js';
 import { defineSessions } from './commands/sessions/index.js';
+import { defineSsh } from './commands/ssh.js';
 import { defineUi, isInteractive } from './commands/ui.js';
 import { defineWhoami } from './commands/whoami.js';
 import { CliError, ExitCode, exitCodeFor, SilentExit } from './errors.js';
@@ -27,6 +28,7 @@ const commands: ((f: Factory) => Command)[] = [
   defineConnectionsList,
   defineConnect,
   defineExec,
+  defineSsh,
   defineSessions,
   defineReviews,
   defineAudit,

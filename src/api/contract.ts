@@ -77,7 +77,7 @@ export const me = z.object({
 });
 export type Me = z.infer<typeof me>;
 
-export const connectionInfo = z.object({
+const postgresConnectionInfo = z.object({
   name: z.string(),
   type: z.literal('postgres'),
   description: z.string().optional(),
@@ -88,7 +88,27 @@ export const connectionInfo = z.object({
   /** What the audit trail keeps of sessions on it: every statement, or sessions and refusals only. */
   record: z.enum(['statements', 'sessions']).optional(),
 });
+
+/** The gateway's public host key in OpenSSH's one-line form (`ssh-ed25519 AAAA…`), for known_hosts. */
+export const sshPublicKey = z.string().regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$/, 'an OpenSSH public key line');
+
+const sshConnectionInfo = z.object({
+  name: z.string(),
+  type: z.literal('ssh'),
+  description: z.string().optional(),
+  /** The user on the target the client presents (the gateway logs in as it with the held key). */
+  user: z.string(),
+  /** What the local ssh client must find in its known_hosts: the gateway's own host key, never the target's. */
+  hostKey: sshPublicKey,
+  /** A short human summary of what policy applies; never a secret. */
+  policy: z.string(),
+  record: z.enum(['statements', 'sessions']).optional(),
+});
+
+export const connectionInfo = z.discriminatedUnion('type', [postgresConnectionInfo, sshConnectionInfo]);
 export type ConnectionInfo = z.infer<typeof connectionInfo>;
+export type PostgresConnectionInfo = z.infer<typeof postgresConnectionInfo>;
+export type SshConnectionInfo = z.infer<typeof sshConnectionInfo>;
 
 export const connectionList = z.object({ connections: z.array(connectionInfo) });
 export type ConnectionList = z.infer<typeof connectionList>;

@@ -1,14 +1,17 @@
 // `sluice connect NAME`: a localhost port that leads, through the gateway, to the connection.
-// With `-- CMD ARGS…` it runs CMD against the tunnel and exits with CMD's exit code.
+// With `-- CMD ARGS…` it runs CMD against the tunnel and exits with CMD's exit code. For ssh
+// connections the port is a plain byte relay to the gateway's ssh server, and the banner is a
+// ready-to-use `ssh` command with a known_hosts file holding the gateway's host key.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import type { ConnectionInfo } from '../api/contract.js';
+import type { ConnectionInfo, PostgresConnectionInfo } from '../api/contract.js';
 import { SilentExit, UsageError } from '../errors.js';
 import type { Factory, GatewayFlags } from '../factory.js';
 import { print, say, type Io } from '../io.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import type { LocalListener } from '../tunnel/localListener.js';
+import type { SshTarget } from '../ssh/sshArgs.js';
 import { parsePort, parseStartupTimeout, withGatewayFlags } from './flags.js';
 
 export interface ConnectOptions extends GatewayFlags {
@@ -28,8 +31,8 @@ export function defineConnect(f: Factory): Command {
   return withGatewayFlags(new Command('connect'))
     .description('open a localhost port to a connection (or run `-- CMD ARGS…` against it)')
     .argument('<name>', 'connection name (see `sluice connections`)')
-    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … set; exits with its code')
-    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, or the next free one)').argParser(parsePort))
+    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …) set; exits with its code')
+    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, or the next free one)').argParser(parsePort))
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
@@ -53,7 +56,7 @@ export function defineConnect(f: Factory): Command {
     });
 }
 
-const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433 };
+export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222 };
 const LOCAL_USER = 'sluice';
 
 /** Returns the exit code: 0 when the tunnel closed on Ctrl-C, or CMD's own code. */
@@ -64,6 +67,9 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const as = gateway.identity.label;
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
   const info = await gateway.connection(name);
+  // The one-time password is checked by reading PostgreSQL's startup; an ssh client's bytes are
+  // only relayed, so the option would protect nothing there: refuse it rather than pretend.
+  if (opts.localPassword && info.type === 'ssh') throw new UsageError(`--local-password works with PostgreSQL connections only; ${name} is an ssh connection (keep the default --bind 127.0.0.1)`);
   const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
@@ -86,11 +92,19 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
     if (opts.port === undefined && opts.command.length === 0 && listener.port !== defaultPort) say(io, `port ${defaultPort} is in use; listening on ${listener.port} instead`);
     const host = opts.bind;
     if (localPassword) say(io, `local password (required from every local client, shown once): ${localPassword}`);
-    if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
-    if (opts.command.length > 0) return await runChild(io, opts.command, listener, info, localPassword, signal);
-
-    say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
-    say(io, `  psql "host=${host} port=${listener.port} dbname=${info.database} user=${LOCAL_USER}"`);
+    if (info.type === 'ssh') {
+      const { localSshTarget, sshChildEnv } = await import('../ssh/localTarget.js');
+      const target = await localSshTarget(f, gateway.url, info, sshHost(host), listener.port);
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, user: info.user, knownHosts: target.knownHosts, hostKeyAlias: target.alias, as }));
+      if (opts.command.length > 0) return await runChild(io, opts.command, sshChildEnv(target), signal);
+      say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
+      await sayCommands(io, target);
+    } else {
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
+      if (opts.command.length > 0) return await runChild(io, opts.command, pgChildEnv(listener, info, localPassword), signal);
+      say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
+      say(io, `  psql "host=${host} port=${listener.port} dbname=${info.database} user=${LOCAL_USER}"`);
+    }
     await waitWithStatus(io, listener, signal);
     return 0;
   } finally {
@@ -98,11 +112,22 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   }
 }
 
-async function runChild(io: Io, argv: string[], l: LocalListener, info: ConnectionInfo, password: string | undefined, signal: AbortSignal): Promise<number> {
-  const [cmd, ...args] = argv as [string, ...string[]];
+/** ssh reads `0.0.0.0`/`::` as "this host", but a client must dial a real address. */
+function sshHost(bind: string): string {
+  return bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '::1' : bind;
+}
+
+async function sayCommands(io: Io, target: SshTarget): Promise<void> {
+  const { sshCommandLines } = await import('../ssh/sshArgs.js');
+  const lines = sshCommandLines(target);
+  say(io, `  ${lines.ssh}`);
+  say(io, `  ${lines.scp}`);
+  say(io, `  ${lines.sftp}`);
+}
+
+function pgChildEnv(l: LocalListener, info: PostgresConnectionInfo, password: string | undefined): Record<string, string> {
   const url = `postgresql://${LOCAL_USER}${password ? `:${password}` : ''}@${l.host}:${l.port}/${encodeURIComponent(info.database)}`;
-  const env = {
-    ...io.env,
+  return {
     PGHOST: l.host,
     PGPORT: String(l.port),
     PGDATABASE: info.database,
@@ -110,6 +135,11 @@ async function runChild(io: Io, argv: string[], l: LocalListener, info: Connecti
     ...(password ? { PGPASSWORD: password } : {}),
     DATABASE_URL: url,
   };
+}
+
+export async function runChild(io: Io, argv: string[], extraEnv: Record<string, string>, signal: AbortSignal): Promise<number> {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  const env = { ...io.env, ...extraEnv };
   return new Promise<number>((resolve, reject) => {
     // The child shares our terminal: Ctrl-C reaches it directly; we just wait for it to exit.
     const child = spawn(cmd, args, { env, stdio: 'inherit' });

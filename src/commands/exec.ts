@@ -4,10 +4,11 @@
 // how it ended (docs/cli.md). The gateway applies the same policy, masking, reviews and audit as a
 // tunnel session.
 import { Command } from 'commander';
+import type { Duplex } from 'node:stream';
 import type { ExecRequest } from '../api/contract.js';
 import type { ExecClient } from '../api/exec.js';
 import { DURATION_EXAMPLES, parseDuration } from '../duration.js';
-import { CliError, InterruptedError, UsageError } from '../errors.js';
+import { CliError, InterruptedError, SilentExit, UsageError } from '../errors.js';
 import type { Clock, Factory, GatewayFlags } from '../factory.js';
 import { say, type Io } from '../io.js';
 import { createFormat, FORMATS, silentFormat, type Format, type ResultFormat } from './exec/formats.js';
@@ -159,11 +160,25 @@ function startWatchdog(clock: Clock, limitMs: () => number, fire: () => void): {
   return { touch: () => (last = clock.now()), stop: () => stopped.abort() };
 }
 
+/** `exec NAME -- COMMAND…`: asks the gateway what NAME is, then runs COMMAND over ssh through a tunnel. */
+async function execOnHost(f: Factory, name: string, command: string[], o: Omit<ExecOptions, 'name' | 'json'> & GatewayFlags & { json?: boolean }): Promise<void> {
+  const sqlOnly = [o.input !== undefined && '-i', o.file !== undefined && '-f', o.format !== undefined && '--format', o.json && '--json', !o.wait && '--no-wait', o.review !== undefined && '--review'].filter(Boolean);
+  if (sqlOnly.length > 0) throw new UsageError(`${sqlOnly.join(', ')} ${sqlOnly.length === 1 ? 'is' : 'are'} for SQL connections; with a command after -- leave ${sqlOnly.length === 1 ? 'it' : 'them'} out`);
+  const gateway = await f.gateway(o);
+  const info = await gateway.connection(name);
+  if (info.type !== 'ssh') throw new UsageError(`${name} is a ${info.type} connection: give SQL with -i, -f or stdin instead of a command after --`);
+  const [{ runSshExec }, { dialTunnel }] = await Promise.all([import('./exec/ssh.js'), import('../tunnel/dial.js')]);
+  const dial = async (n: string): Promise<Duplex> => (await dialTunnel(gateway.endpoint, n, await gateway.credentials.token(), 'exec')).socket;
+  const code = await f.interruptible((signal) => runSshExec({ name, command, ...(o.timeout !== undefined ? { timeout: o.timeout } : {}) }, info, { io: f.io, clock: f.clock, dial, signal }));
+  if (code !== 0) throw new SilentExit(code);
+}
+
 /** The `exec` command with its flags; the action only gathers them and calls runExec. */
 export function defineExec(f: Factory): Command {
   const cmd = new Command('exec')
-    .description('run SQL through the gateway (no psql needed): results on stdout, exit code says how it ended')
+    .description('run SQL (ssh connections: `-- COMMAND`) through the gateway: results on stdout, exit code says how it ended')
     .argument('<name>', 'connection name (see `sluice connections`)')
+    .argument('[command...]', 'ssh connections: after --, the command to run on the host')
     .option('-i, --input <sql>', 'the SQL to run (one or more statements)')
     .option('-f, --file <path>', 'read the SQL from a file (- for stdin); without -i/-f, piped stdin is read')
     .option('--format <format>', 'table | csv | json (NDJSON); default table on a terminal, csv otherwise')
@@ -171,7 +186,9 @@ export function defineExec(f: Factory): Command {
     .option('--no-wait', 'when a review is needed, print its id and exit 75 instead of waiting')
     .option('--review <id>', 'run the input an approved review holds (exactly the same input)')
     .option('--timeout <duration>', `cancel the running statement on the target after this long (${DURATION_EXAMPLES})`);
-  return withGatewayFlags(cmd).action(async (name: string, o: Omit<ExecOptions, 'name' | 'json'> & GatewayFlags & { json?: boolean }) => {
+  return withGatewayFlags(cmd).action(async (name: string, command: string[], o: Omit<ExecOptions, 'name' | 'json'> & GatewayFlags & { json?: boolean }) => {
+    // A command after `--` means an ssh connection; SQL (-i, -f, stdin) keeps its one round trip.
+    if (command.length > 0) return execOnHost(f, name, command, o);
     // Resolved at the first request, so that mistakes in the command line are reported first.
     const exec: ExecClient = {
       exec: async (n, request, signal) => {

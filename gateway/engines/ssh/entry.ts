@@ -15,7 +15,7 @@ export function sshEntry(stateDir: () => string): Omit<EngineEntry, 'engine'> {
     },
     connectionInfo(connection) {
       const c = connection as SshConnection;
-      const info = {
+      const info: ConnectionInfo = {
         name: c.name,
         type: c.type,
         ...(c.description ? { description: c.description } : {}),
@@ -24,8 +24,7 @@ export function sshEntry(stateDir: () => string): Omit<EngineEntry, 'engine'> {
         policy: describeSshPolicy(c.policy),
         record: c.record,
       };
-      // ConnectionInfo gains its ssh variant with the CLI side (src/api/contract.ts).
-      return info as unknown as ConnectionInfo;
+      return info;
     },
   };
 }

@@ -1,6 +1,7 @@
 // `sluice sessions …`: wires the verbs; `ls` is the default.
 import { Command } from 'commander';
 import type { Factory } from '../../factory.js';
+import { defineSessionsExport } from './export.js';
 import { defineSessionsList } from './list.js';
 import { defineSessionsReplay } from './replay.js';
 import { defineSessionsShow } from './show.js';
@@ -10,5 +11,6 @@ export function defineSessions(f: Factory): Command {
     .description('recorded sessions: yours, or all of them for audit readers')
     .addCommand(defineSessionsList(f), { isDefault: true })
     .addCommand(defineSessionsShow(f))
-    .addCommand(defineSessionsReplay(f));
+    .addCommand(defineSessionsReplay(f))
+    .addCommand(defineSessionsExport(f));
 }

@@ -1,6 +1,6 @@
 // `sluice sessions replay ID [--speed N]`: plays a session back in time order — each statement
 // after a psql-style prompt, then its result as the audit recorded it (masked, capped) in psql's
-// table format. Waits follow the recorded timing divided by --speed (0: no waiting); idle gaps
+// table format; an ssh session's terminal output as it was sent (terminalReplay.ts). Waits follow the recorded timing divided by --speed (0: no waiting); idle gaps
 // are shortened to at most MAX_IDLE_MS, as asciinema does.
 import { Command, Option } from 'commander';
 import type { SessionDetail } from '../../api/contract.js';
@@ -9,6 +9,7 @@ import type { Factory, GatewayFlags } from '../../factory.js';
 import { say, type Io } from '../../io.js';
 import { withGatewayFlags } from '../flags.js';
 import { formatTime, renderResult, statements, who } from './render.js';
+import { isTerminalSession } from './terminal.js';
 
 export const MAX_IDLE_MS = 2_000;
 
@@ -19,7 +20,7 @@ export interface ReplayOptions extends GatewayFlags {
 
 export function defineSessionsReplay(f: Factory): Command {
   return withGatewayFlags(new Command('replay'))
-    .description('play a session back: statements and their results as the audit recorded them')
+    .description('play a session back: statements and results, or an ssh session\'s terminal output, as recorded')
     .argument('<id>', 'session id')
     .addOption(new Option('--speed <n>', 'playback speed (0: no waiting; idle gaps are capped at 2 s)').argParser(Number).default(1))
     .action((id: string, o: GatewayFlags & { speed: number }) => f.interruptible((signal) => runSessionsReplay({ ...o, id }, f, signal)));
@@ -38,6 +39,10 @@ export async function runSessionsReplay(opts: ReplayOptions, f: Factory, signal:
   if (!(opts.speed >= 0) || !Number.isFinite(opts.speed)) throw new UsageError('--speed must be a number ≥ 0 (0: no waiting)');
   const detail = await (await f.gateway(opts)).audit.session(opts.id);
   const wait: Sleep = (ms, s) => f.clock.sleep(ms, s).catch(() => Promise.reject(new InterruptedError('replay stopped')));
+  if (isTerminalSession(detail)) {
+    const { replayTerminal } = await import('./terminalReplay.js');
+    return replayTerminal(f.io, detail, opts.speed, MAX_IDLE_MS, signal, wait);
+  }
   await replay(f.io, detail, opts.speed, signal, wait);
 }
 

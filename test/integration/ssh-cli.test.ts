@@ -1,0 +1,161 @@
+// The CLI side of ssh through the gateway, end to end: a real OpenSSH server (test/support/sshd.ts),
+// the real gateway and `sluice` binaries, and the real ssh, scp and sftp clients. One gateway and
+// one sshd for the file; each test uses its own commands, so they share them safely.
+import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionList } from '../../src/api/contract.js';
+import { cliEnv, CLI_BIN, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess, type Tunnel } from '../support/binaries.js';
+import { startSshd, type Sshd } from '../support/sshd.js';
+
+const execFileAsync = promisify(execFile);
+
+let sshd: Sshd;
+let gw: GatewayProcess;
+let ctx: CliEnv & { env: Record<string, string> };
+let work: string;
+const MARKER = () => join(work, 'blocked-marker');
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'sluice-sshcli-'));
+  sshd = await startSshd();
+  gw = await startGateway({
+    connections: [
+      {
+        name: 'web-1',
+        type: 'ssh',
+        target: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyFile }, hostKey: sshd.hostKey },
+        allow: { groups: ['ops'] },
+        policy: { rules: [{ id: 'no-marker', block: { commands: ['touch *blocked-marker*'] } }] },
+      },
+    ],
+  });
+  ctx = tokenCtx(gw, serviceToken(gw, 'ci', 'ops'));
+}, 60_000);
+
+afterAll(async () => {
+  await gw?.stop();
+  await sshd?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('sluice ssh / exec', () => {
+  it('`sluice ssh web-1 -- uptime` prints the host\'s uptime and exits 0; a failing command keeps its status', async () => {
+    const ok = await runCli(['ssh', 'web-1', '--', 'uptime'], ctx);
+    expect(ok.stderr).not.toContain('sluice:');
+    expect(ok.stdout).toMatch(/load average/);
+    expect(ok.code).toBe(0);
+    const failed = await runCli(['ssh', 'web-1', '--', 'exit', '7'], ctx);
+    expect(failed.code).toBe(7);
+  });
+
+  it('`sluice exec web-1 -- …` streams stdout and stderr apart and exits with the remote status', async () => {
+    const r = await runCli(['exec', 'web-1', '--', 'echo out; echo err 1>&2; exit 4'], ctx);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toContain('err\n');
+    expect(r.code).toBe(4);
+  });
+
+  it('a blocked command exits 3 with the rule named, and nothing ran on the host', async () => {
+    const r = await runCli(['exec', 'web-1', '--', 'touch', MARKER()], ctx);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('no-marker');
+    expect(existsSync(MARKER())).toBe(false);
+    const viaSsh = await runCli(['ssh', 'web-1', '--', 'touch', MARKER()], ctx);
+    expect(viaSsh.code).toBe(3);
+    expect(existsSync(MARKER())).toBe(false);
+  });
+
+  it('an interactive session through a pty: typed commands run and `exit 3` is the status', async () => {
+    // script(1) gives `sluice ssh` a terminal, so ssh asks the gateway for a pty and a shell.
+    const child = spawn('script', ['-qefc', `${process.execPath} ${CLI_BIN} ssh web-1`, '/dev/null'], { env: cliEnv(ctx), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const saw = (re: RegExp) =>
+      new Promise<void>((resolve) => {
+        const check = () => re.test(out) && (child.stdout.off('data', check), resolve());
+        child.stdout.on('data', check);
+        check();
+      });
+    const exited = once(child, 'exit');
+    child.stdin.write('echo hel""lo\r');
+    await saw(/[\r\n]hello\r?\n/);
+    child.stdin.write('exit 3\r');
+    const [code] = (await exited) as [number];
+    expect(out).toContain('hello');
+    expect(code).toBe(3);
+  }, 30_000);
+});
+
+describe('sluice connect + scp / sftp', () => {
+  let tunnel: Tunnel;
+  let sshOpts: string[];
+  beforeAll(async () => {
+    tunnel = await openTunnel('web-1', ctx);
+    const info = tunnel.info as unknown as { user: string; knownHosts: string; hostKeyAlias: string };
+    sshOpts = ['-o', `UserKnownHostsFile=${info.knownHosts}`, '-o', `HostKeyAlias=${info.hostKeyAlias}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
+  });
+  afterAll(() => tunnel?.stop());
+
+  it('scp of a 100 MB file both ways keeps its checksum', async () => {
+    const src = join(work, 'up.bin');
+    writeFileSync(src, randomBytes(100 * 1024 * 1024));
+    const remote = join(work, 'remote.bin');
+    const back = join(work, 'back.bin');
+    const at = `${sshd.user}@127.0.0.1`;
+    await execFileAsync('scp', ['-q', '-P', String(tunnel.port), ...sshOpts, src, `${at}:${remote}`]);
+    await execFileAsync('scp', ['-q', '-P', String(tunnel.port), ...sshOpts, `${at}:${remote}`, back]);
+    const [a, b, c] = await Promise.all([sha256(src), sha256(remote), sha256(back)]);
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+  }, 120_000);
+
+  it('sftp lists a directory', async () => {
+    writeFileSync(join(work, 'listed-file.txt'), 'x');
+    const batch = join(work, 'batch');
+    writeFileSync(batch, `ls -1 ${work}\n`);
+    const { stdout } = await execFileAsync('sftp', ['-q', '-P', String(tunnel.port), ...sshOpts, '-b', batch, `${sshd.user}@127.0.0.1`]);
+    expect(stdout).toContain('listed-file.txt');
+  });
+});
+
+describe('replay and asciicast', () => {
+  it('replay reproduces the output; the .cast file is valid asciicast v2', async () => {
+    const r = await runCli(['exec', 'web-1', '--', 'printf', "'line one\\nline two\\n'"], ctx);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('line one\nline two\n');
+    const list = JSON.parse((await runCli(['sessions', '--json', '--connection', 'web-1', '--limit', '1'], ctx)).stdout) as SessionList | SessionList['sessions'];
+    const sessions = Array.isArray(list) ? list : list.sessions;
+    const id = sessions[0]?.id as string;
+    expect(id).toBeTruthy();
+
+    const replay = await runCli(['sessions', 'replay', id, '--speed', '0'], ctx);
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toBe(r.stdout);
+
+    const cast = await runCli(['sessions', 'export', id, '--cast'], ctx);
+    expect(cast.code).toBe(0);
+    const [header, ...events] = cast.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(header).toMatchObject({ version: 2, width: expect.any(Number), height: expect.any(Number), timestamp: expect.any(Number) });
+    let last = 0;
+    for (const e of events as [number, string, string][]) {
+      expect(e).toHaveLength(3);
+      expect(e[0]).toBeGreaterThanOrEqual(last);
+      last = e[0];
+      expect(['o', 'i', 'r']).toContain(e[1]);
+    }
+    expect((events as [number, string, string][]).filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toBe(r.stdout);
+  });
+});
+
+function sha256(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(file).on('data', (d) => h.update(d)).on('end', () => resolve(h.digest('hex'))).on('error', reject);
+  });
+}
