@@ -6,15 +6,24 @@ import { render } from 'ink';
 import type { Factory } from '../factory.js';
 import { App } from './App.js';
 import { UiModel } from './state/model.js';
+import { clientCommand } from './state/tunnels.js';
+import type { ConnectionInfo } from '../api/contract.js';
 import type { Gateway } from '../api/gateway.js';
 
 const SHOW_CURSOR = '\x1b[?25h';
 const SIGNALS = { SIGTERM: 15, SIGHUP: 1, SIGINT: 2 } as const;
 
+/** psql's line for postgres; for ssh, the full command with the gateway's key in a known_hosts file, as `sluice connect` prints it. */
+async function describeTunnel(f: Factory, gateway: Gateway, info: ConnectionInfo, host: string, port: number): Promise<string> {
+  if (info.type !== 'ssh') return clientCommand(info, host, port);
+  const [{ localSshTarget }, { sshCommandLines }] = await Promise.all([import('../ssh/localTarget.js'), import('../ssh/sshArgs.js')]);
+  return sshCommandLines(await localSshTarget(f, gateway.url, info, host, port)).ssh;
+}
+
 export async function runApp(f: Factory, gateway: Gateway): Promise<number> {
   const stdin = f.io.stdin as unknown as NodeJS.ReadStream;
   const stdout = f.io.stdout as NodeJS.WriteStream;
-  const model = new UiModel({ gateway, clock: f.clock, noColor: f.io.env.NO_COLOR !== undefined && f.io.env.NO_COLOR !== '' });
+  const model = new UiModel({ gateway, clock: f.clock, noColor: f.io.env.NO_COLOR !== undefined && f.io.env.NO_COLOR !== '', describe: (info, host, port) => describeTunnel(f, gateway, info, host, port) });
   const instance = render(<App model={model} />, { stdin, stdout, stderr: f.io.stderr as NodeJS.WriteStream, exitOnCtrlC: false, patchConsole: false });
   model.start();
 

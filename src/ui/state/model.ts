@@ -8,7 +8,7 @@ import { IdentityStore } from './identity.js';
 import { Poller, POLL_MAX_MS } from './poller.js';
 import { ReviewsStore } from './reviews.js';
 import { SessionsStore } from './sessions.js';
-import { TunnelsManager, type Listen } from './tunnels.js';
+import { TunnelsManager, type DescribeTunnel, type Listen } from './tunnels.js';
 
 export type ViewName = 'connections' | 'sessions' | 'reviews';
 export const VIEWS: readonly ViewName[] = ['connections', 'sessions', 'reviews'];
@@ -20,6 +20,8 @@ export interface UiModelOptions {
   gateway: Gateway;
   clock: Clock;
   listen?: Listen;
+  /** The client command shown for an open tunnel (default: psql's, or a bare ssh one). */
+  describe?: DescribeTunnel;
   /** NO_COLOR is set: components draw without colours. */
   noColor?: boolean;
 }
@@ -42,7 +44,7 @@ export class UiModel {
     this.noColor = Boolean(o.noColor);
     this.identity = new IdentityStore(o.gateway);
     this.connections = new ConnectionsStore(o.gateway);
-    this.tunnels = new TunnelsManager(o.gateway, o.listen);
+    this.tunnels = new TunnelsManager(o.gateway, o.listen, o.describe);
     this.sessions = new SessionsStore(o.gateway, o.clock);
     this.reviews = new ReviewsStore(o.gateway.reviews);
     this.pollers = {

@@ -9,7 +9,7 @@ import { messageOf, Store } from './store.js';
 
 export const LOCAL_HOST = '127.0.0.1';
 export const LOCAL_USER = 'sluice';
-const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433 };
+const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222 };
 
 export interface TunnelView {
   connection: string;
@@ -33,7 +33,11 @@ export interface TunnelsState {
 
 export type Listen = (opts: ListenOptions) => Promise<LocalListener>;
 
-export function clientCommand(info: ConnectionInfo, host: string, port: number): string {
+/** The paste-able command for a tunnel on host:port (an ssh one needs its known_hosts file written first). */
+export type DescribeTunnel = (info: ConnectionInfo, host: string, port: number) => Promise<string>;
+
+export async function clientCommand(info: ConnectionInfo, host: string, port: number): Promise<string> {
+  if (info.type === 'ssh') return `ssh -p ${port} ${info.user}@${host}`;
   return `psql "host=${host} port=${port} dbname=${info.database} user=${LOCAL_USER}"`;
 }
 
@@ -43,6 +47,7 @@ export class TunnelsManager extends Store<TunnelsState> {
   constructor(
     private readonly gateway: Pick<Gateway, 'endpoint' | 'credentials'>,
     private readonly listen: Listen = async (o) => (await import('../../tunnel/localListener.js')).listenLocal(o),
+    private readonly describe: DescribeTunnel = clientCommand,
   ) {
     super({ tunnels: [] });
   }
@@ -77,7 +82,7 @@ export class TunnelsManager extends Store<TunnelsState> {
         return;
       }
       this.#listeners.set(info.name, l);
-      this.#patch(info.name, { state: 'open', port: l.port, command: clientCommand(info, l.host, l.port) });
+      this.#patch(info.name, { state: 'open', port: l.port, command: await this.describe(info, l.host, l.port) });
       this.refreshStats();
     } catch (err) {
       this.#patch(info.name, { state: 'failed', error: messageOf(err) });
