@@ -104,6 +104,12 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
     return;
   }
   const upstream = tunnel.socket;
+  if (client.destroyed) {
+    // The client left while the tunnel was being opened (a byte-relay side never reads first):
+    // its 'close' has already fired, so nothing below would ever end the tunnel.
+    upstream.destroy();
+    return;
+  }
   if (tunnel.sessionId && stats.sessionIds) {
     // The most recent ones only: a tunnel may serve clients for days.
     stats.sessionIds.push(tunnel.sessionId);
