@@ -33,3 +33,15 @@ export function tunnelOrigin(header: string | string[] | undefined): string | un
   if (typeof header !== 'string') return undefined;
   return /^[a-z][a-z0-9-]{0,31}$/.test(header) ? header : undefined;
 }
+
+/**
+ * The tunnel's `sluice-local-password` header: the SHA-256 of the client's one-time local
+ * password, undefined when absent, or null when malformed (refused: a check the client asked for
+ * must not be dropped because its digest could not be read).
+ */
+export function parseLocalPasswordDigest(header: string | string[] | undefined): Buffer | undefined | null {
+  if (header === undefined) return undefined;
+  if (typeof header !== 'string') return null;
+  const m = /^sha256:([0-9a-f]{64})$/.exec(header);
+  return m ? Buffer.from(m[1] as string, 'hex') : null;
+}

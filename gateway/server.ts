@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
+import { LOCAL_PASSWORD_HEADER, paths, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, type AuthConfig, type ConnectionInfo, type ErrorCode, type Me } from '../src/api/contract.js';
 import { AuthError, createAuthenticator, type Authenticator } from './auth/authenticate.js';
 import type { GatewayConfig } from './config/load.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
@@ -25,7 +25,7 @@ import { createReviewService, type ReviewService } from './reviews/service.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
-import { tunnelOrigin } from './clientText.js';
+import { parseLocalPasswordDigest, tunnelOrigin } from './clientText.js';
 import { hashServiceToken } from './auth/serviceTokens.js';
 import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
 
@@ -217,6 +217,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       return refuseUpgrade(socket, 400, 'bad_request', `unsupported upgrade protocol; expected "${TUNNEL_PROTOCOL}"`);
     }
     const cancelOnly = req.headers[PURPOSE_HEADER] === 'cancel';
+    const digest = parseLocalPasswordDigest(req.headers[LOCAL_PASSWORD_HEADER]);
+    if (digest === null) return refuseUpgrade(socket, 400, 'bad_request', `invalid ${LOCAL_PASSWORD_HEADER} header: expected "sha256:" and 64 hex digits`);
     const admitted = await admitSession(req, decodeURIComponent(m[1] as string), (status, code, message) => refuseUpgrade(socket, status, code, message), {
       kind: 'tunnel',
       origin: tunnelOrigin(req.headers['sluice-origin']),
@@ -226,7 +228,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: ${TUNNEL_PROTOCOL}\r\nconnection: Upgrade\r\n${SESSION_HEADER}: ${admitted.id}\r\n\r\n`);
     if (head.length > 0) socket.unshift(head);
     try {
-      await engineFor(admitted.connection).handle(socket, { ...admitted.context, ...(cancelOnly ? { cancelOnly } : {}) }, admitted.signal);
+      await engineFor(admitted.connection).handle(socket, { ...admitted.context, ...(cancelOnly ? { cancelOnly } : {}), ...(digest ? { localPasswordDigest: digest } : {}) }, admitted.signal);
     } finally {
       admitted.done();
       socket.destroy();

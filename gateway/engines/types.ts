@@ -27,6 +27,11 @@ export interface SessionContext<A extends SessionAudit = SessionAudit> extends S
   readonly policy?: CompiledPolicy;
   /** Where held actions wait for an approver (absent: a `review` verdict blocks). */
   readonly reviews?: Reviews;
+  /**
+   * SHA-256 of the one-time local password the client's `sluice connect --local-password` printed
+   * (ssh: its server then accepts only a `password` login that hashes to this); absent: none asked.
+   */
+  readonly localPasswordDigest?: Buffer;
 }
 
 export interface Engine<A extends SessionAudit = SessionAudit> {

@@ -7,6 +7,12 @@ export const TUNNEL_PROTOCOL = 'sluice-tunnel/1';
 export const SESSION_HEADER = 'sluice-session';
 /** On a tunnel request: `cancel` when the stream will carry only a CancelRequest. */
 export const PURPOSE_HEADER = 'sluice-purpose';
+/**
+ * On a tunnel request for an ssh connection opened with `--local-password`: `sha256:<64 hex>`, the
+ * digest of the one-time password the gateway's ssh server must then be given. Never the password
+ * itself: the digest is all the gateway needs to check it, and all a log line could leak.
+ */
+export const LOCAL_PASSWORD_HEADER = 'sluice-local-password';
 
 export const paths = {
   health: '/healthz',

@@ -67,9 +67,6 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const as = gateway.identity.label;
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
   const info = await gateway.connection(name);
-  // The one-time password is checked by reading PostgreSQL's startup; an ssh client's bytes are
-  // only relayed, so the option would protect nothing there: refuse it rather than pretend.
-  if (opts.localPassword && info.type === 'ssh') throw new UsageError(`--local-password works with PostgreSQL connections only; ${name} is an ssh connection (keep the default --bind 127.0.0.1)`);
   const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
@@ -96,7 +93,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
       const { localSshTarget, sshChildEnv } = await import('../ssh/localTarget.js');
       const target = await localSshTarget(f, gateway.url, info, sshHost(host), listener.port);
       if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, user: info.user, knownHosts: target.knownHosts, hostKeyAlias: target.alias, as }));
-      if (opts.command.length > 0) return await runChild(io, opts.command, sshChildEnv(target), signal);
+      if (opts.command.length > 0) return await runChild(io, opts.command, { ...sshChildEnv(target), ...(localPassword ? { SLUICE_LOCAL_PASSWORD: localPassword } : {}) }, signal);
       say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
       await sayCommands(io, target);
     } else {

@@ -17,7 +17,14 @@ export interface Tunnel {
  * tunnel past the caller's session limit (a full pool must still be able to cancel) and refuses
  * anything else on it.
  */
-export function dialTunnel(endpoint: Endpoint, connection: string, token: string, origin: 'connect' | 'exec' = 'connect', purpose: 'session' | 'cancel' = 'session'): Promise<Tunnel> {
+export function dialTunnel(
+  endpoint: Endpoint,
+  connection: string,
+  token: string,
+  origin: 'connect' | 'exec' = 'connect',
+  purpose: 'session' | 'cancel' = 'session',
+  extraHeaders: Readonly<Record<string, string>> = {},
+): Promise<Tunnel> {
   const url = new URL(endpoint.url + paths.tunnel(connection));
   return new Promise<Tunnel>((resolve, reject) => {
     let status = 0;
@@ -28,7 +35,7 @@ export function dialTunnel(endpoint: Endpoint, connection: string, token: string
         path: url.pathname,
         method: 'GET',
         upgrade: TUNNEL_PROTOCOL,
-        headers: { authorization: `Bearer ${token}`, 'sluice-origin': origin, ...(purpose === 'cancel' ? { [PURPOSE_HEADER]: 'cancel' } : {}) },
+        headers: { authorization: `Bearer ${token}`, 'sluice-origin': origin, ...(purpose === 'cancel' ? { [PURPOSE_HEADER]: 'cancel' } : {}), ...extraHeaders },
       },
       {
         // undici treats a handler as the new (controller) kind only when this method exists.

@@ -96,7 +96,7 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
   let tunnel;
   try {
     const token = await opts.credentials.token();
-    tunnel = await dialTunnel(opts.endpoint, opts.connection, token, 'connect', opening.purpose);
+    tunnel = await dialTunnel(opts.endpoint, opts.connection, token, 'connect', opening.purpose, opening.headers);
   } catch (err) {
     const message = err instanceof CliError ? err.message : String(err);
     opts.onClientError(message);

@@ -2,9 +2,12 @@
 // connection's type: PostgreSQL reads the client's startup packet first (to answer SSLRequest, to
 // ask for the local password, and to report a refusal as an ErrorResponse the client shows);
 // a protocol without such a step (ssh: its own handshake runs end to end through the tunnel, and
-// the gateway asks for the local password) is a plain byte relay. After this step, bytes are
+// the gateway's ssh server asks for the local password, whose digest the tunnel request carries)
+// is a plain byte relay. After this step, bytes are
 // piped untouched either way.
+import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { LOCAL_PASSWORD_HEADER } from '../api/contract.js';
 import { AuthError, CliError, LimitError } from '../errors.js';
 import { checkLocalPassword, readLocalStartup, sendFatal } from './pgLocal.js';
 
@@ -15,6 +18,8 @@ export interface LocalOpening {
   readonly firstBytes: Buffer;
   /** Whether the client is waiting for a protocol answer, so a refusal can be told in its terms. */
   readonly answerable: boolean;
+  /** Headers for the tunnel request (ssh: the local password's digest, for the gateway to check). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface LocalSide {
@@ -58,8 +63,28 @@ export const byteRelay: LocalSide = {
   refuse: (client) => void client.destroy(),
 };
 
+/** `sha256:<hex>` of the one-time password, as LOCAL_PASSWORD_HEADER carries it. */
+export function localPasswordDigest(password: string): string {
+  return `sha256:${createHash('sha256').update(password, 'utf8').digest('hex')}`;
+}
+
+/**
+ * ssh: a byte relay whose tunnel carries the local password's digest, so that the gateway's ssh
+ * server (the only one that sees the client's login) asks for the password and checks it.
+ */
+const ssh: LocalSide = {
+  ...byteRelay,
+  open: (client, localPassword) =>
+    Promise.resolve({
+      purpose: 'session',
+      firstBytes: EMPTY,
+      answerable: false,
+      ...(localPassword !== undefined ? { headers: { [LOCAL_PASSWORD_HEADER]: localPasswordDigest(localPassword) } } : {}),
+    }),
+};
+
 /** Connection types and their local sides; ssh's handshake runs end to end through the tunnel. */
-const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh: byteRelay };
+const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh };
 
 /** The local side for a connection type (ConnectionInfo.type). */
 export function localSideFor(type: string): LocalSide {

@@ -124,6 +124,48 @@ describe('sluice connect + scp / sftp', () => {
   });
 });
 
+describe('sluice connect --local-password (ssh)', () => {
+  let tunnel: Tunnel;
+  let password: string;
+  let sshOpts: string[];
+  beforeAll(async () => {
+    tunnel = await openTunnel('web-1', ctx, ['--local-password']);
+    password = (await stderrMatch(tunnel, /local password \(required[^)]*\): (\S+)/))[1] as string;
+    const info = tunnel.info as unknown as { knownHosts: string; hostKeyAlias: string };
+    // No BatchMode: it forbids the password prompt, which SSH_ASKPASS answers here.
+    sshOpts = ['-p', String(tunnel.port), '-o', `UserKnownHostsFile=${info.knownHosts}`, '-o', `HostKeyAlias=${info.hostKeyAlias}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'NumberOfPasswordPrompts=1'];
+  });
+  afterAll(() => tunnel?.stop());
+
+  /** The real ssh client, its password prompt answered with `given` through SSH_ASKPASS. */
+  function sshWith(given: string, command: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    const askpass = join(work, `askpass-${randomBytes(4).toString('hex')}.sh`);
+    writeFileSync(askpass, `#!/bin/sh\nprintf '%s\\n' '${given}'\n`, { mode: 0o700 });
+    return new Promise((resolve) => {
+      execFile('ssh', [...sshOpts, `${sshd.user}@127.0.0.1`, command], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' } }, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  it('the printed password opens the session; a wrong one is Permission denied and recorded', async () => {
+    const ok = await sshWith(password, 'echo through');
+    expect(ok.stderr).not.toContain('Permission denied');
+    expect(ok.stdout).toBe('through\n');
+    expect(ok.code).toBe(0);
+
+    const wrong = await sshWith(`${password}x`, 'echo never');
+    expect(wrong.code).toBe(255);
+    expect(wrong.stderr).toContain('Permission denied');
+    expect(wrong.stdout).toBe('');
+    const trail = await lastSessionTrail();
+    expect(trail).toContain('ssh.local_password');
+    expect(trail).toContain('wrong local password');
+    expect(trail).not.toContain(password);
+  }, 30_000);
+});
+
 describe('replay and asciicast', () => {
   it('replay reproduces the output; the .cast file is valid asciicast v2', async () => {
     const r = await runCli(['exec', 'web-1', '--', 'printf', "'line one\\nline two\\n'"], ctx);
@@ -152,6 +194,29 @@ describe('replay and asciicast', () => {
     expect((events as [number, string, string][]).filter((e) => e[1] === 'o').map((e) => e[2]).join('')).toBe(r.stdout);
   });
 });
+
+/** `sluice sessions show --json` of web-1's latest session, once its end is recorded. */
+async function lastSessionTrail(): Promise<string> {
+  for (;;) {
+    const list = JSON.parse((await runCli(['sessions', '--json', '--connection', 'web-1', '--limit', '1'], ctx)).stdout) as SessionList | SessionList['sessions'];
+    const id = (Array.isArray(list) ? list : list.sessions)[0]?.id as string;
+    const shown = (await runCli(['sessions', 'show', id, '--json'], ctx)).stdout;
+    if (shown.includes('session.end')) return shown;
+  }
+}
+
+function stderrMatch(t: Tunnel, re: RegExp): Promise<RegExpExecArray> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const m = re.exec(t.stderr());
+      if (!m) return;
+      t.child.stderr?.off('data', check);
+      resolve(m);
+    };
+    t.child.stderr?.on('data', check);
+    check();
+  });
+}
 
 function sha256(file: string): Promise<string> {
   return new Promise((resolve, reject) => {

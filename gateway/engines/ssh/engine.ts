@@ -1,6 +1,7 @@
 // The ssh engine: an ssh2 server on the upgraded tunnel stream (the gateway's own host key; the
 // tunnel already authenticated the caller, so the local client needs no key of its own) and an
-// ssh2 client to the target with the held key, its host key checked against the pin. Session
+// ssh2 client to the target with the held key, its host key checked against the pin. With a
+// local password digest in the session context, only a `password` login matching it is accepted. Session
 // channels are bridged by sessionChannel.ts; port forwarding (forwarding.ts) is refused unless a
 // rule allows it; agent and X11 forwarding always are. Denials are audited like everything else.
 import type { Duplex } from 'node:stream';
@@ -10,6 +11,7 @@ import type { SshConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { gatewayHostKey } from './hostKey.js';
 import { handleForwarding } from './forwarding.js';
+import { LOCAL_PASSWORD_ATTEMPTS, localPasswordMatches } from './localPassword.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
 import { connectUpstream } from './upstream.js';
@@ -29,6 +31,14 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
   const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
   let upstream: ssh2.Client | undefined;
   let failure: string | undefined;
+  // Set while the local client's last login was refused; a session that ends so was refused.
+  let loginRefused: string | undefined;
+  let started = false;
+  const sessionStarted = (clientUser: string) => {
+    if (started) return;
+    started = true;
+    audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser });
+  };
 
   await new Promise<void>((resolve) => {
     let finished = false;
@@ -50,7 +60,24 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
       });
       conn.on('close', finish);
       let connecting: Promise<void> | undefined;
+      let wrongPasswords = 0;
       conn.on('authentication', (ctx) => {
+        const digest = session.localPasswordDigest;
+        if (digest !== undefined) {
+          // `sluice connect --local-password`: only the one-time password opens the session.
+          if (ctx.method !== 'password') return ctx.reject(['password']);
+          if (!localPasswordMatches(digest, ctx.password)) {
+            wrongPasswords++;
+            loginRefused = 'refused: wrong local password (the one `sluice connect --local-password` printed)';
+            sessionStarted(ctx.username);
+            audit.onEvent('ssh.local_password', { result: 'wrong', attempt: wrongPasswords });
+            session.log.info('ssh local client gave a wrong local password (attempt %d)', wrongPasswords);
+            ctx.reject(['password']);
+            if (wrongPasswords >= LOCAL_PASSWORD_ATTEMPTS) conn.end();
+            return;
+          }
+          loginRefused = undefined;
+        }
         // The tunnel is the authentication: `none` (or any method) is accepted as the session's
         // user once the target has accepted the gateway; every attempt waits for that one login.
         connecting ??= connectUpstream(target, session.connectTimeoutMs, signal).then(
@@ -58,12 +85,12 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
             upstream = up;
             up.on('close', () => conn.end());
             up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
-            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+            sessionStarted(ctx.username);
           },
           (err: Error) => {
             failure = err.message;
             session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
-            audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser: ctx.username });
+            sessionStarted(ctx.username);
           },
         );
         // Accepted even when the target failed, so the client opens its session and is told why
@@ -108,6 +135,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
     });
     server.injectSocket(socket as Socket);
   });
+  failure ??= loginRefused;
   const ok = failure === undefined;
   audit.onSessionEnd({ status: ok ? 'ok' : 'error', ...(failure ? { message: failure } : {}), bytesFromClient: bytes.fromClient, bytesToClient: bytes.toClient });
 }

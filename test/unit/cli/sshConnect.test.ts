@@ -65,12 +65,6 @@ describe('sluice connect (ssh)', () => {
     const code = await run(f, 'connect', 'web-1', '--', 'sh', '-c', 'echo "$SLUICE_HOST $SLUICE_SSH_USER $SLUICE_HOST_KEY_ALIAS" >&2; test -n "$SLUICE_PORT" && test -f "$SLUICE_KNOWN_HOSTS" && exit 7');
     expect(code).toBe(7);
   });
-
-  it('--local-password is refused for ssh, naming the reason', async () => {
-    const f = factory();
-    expect(await run(f, 'connect', 'web-1', '--local-password')).toBe(2);
-    expect(f.err()).toContain('--local-password works with PostgreSQL connections only; web-1 is an ssh connection');
-  });
 });
 
 describe('sluice ssh', () => {
