@@ -42,7 +42,7 @@ beforeAll(async () => {
           ],
         },
       },
-      { name: 'web-fwd', type: 'ssh', target, allow: { groups: ['ops'] }, policy: { rules: [{ id: 'tunnels', allow: { forwarding: ['local'] }, for: { groups: ['ops'] } }] } },
+      { name: 'web-fwd', type: 'ssh', target, allow: { groups: ['ops'] }, policy: { rules: [{ id: 'tunnels', allow: { forwarding: ['local', 'x11'] }, for: { groups: ['ops'] } }] } },
       { name: 'web-wrongkey', type: 'ssh', target: { ...target, hostKey: otherKey }, allow: { groups: ['ops'] } },
     ],
   });
@@ -307,6 +307,33 @@ describe('ssh through the gateway', () => {
     } finally {
       c.end();
     }
+  });
+
+  it('refuses an x11-req by default; a rule lets it through to the target, which then sets DISPLAY', async () => {
+    const x11 = { single: false, screen: 0 };
+    const refused = await connect();
+    try {
+      const err = await new Promise<Error | undefined>((resolve) => refused.exec('echo "[$DISPLAY]"', { x11 }, (e, ch) => (e ? resolve(e) : (ch.close(), resolve(undefined)))));
+      expect(err?.message).toMatch(/X11/);
+    } finally {
+      refused.end();
+    }
+    const allowed = await connect('web-fwd');
+    try {
+      const r = await new Promise<ExecResult>((resolve, reject) =>
+        allowed.exec('echo "[$DISPLAY]"', { x11 }, (e, ch) => {
+          if (e) return reject(e);
+          let stdout = '';
+          ch.on('data', (d: Buffer) => (stdout += d.toString()));
+          ch.on('close', () => resolve({ stdout, stderr: '', code: 0 }));
+        }),
+      );
+      expect(r.stdout).toMatch(/^\[localhost:\d+\.0\]/);
+    } finally {
+      allowed.end();
+    }
+    const { events } = await trail(sessionIds.at(-1) as string);
+    expect(events.some((e) => e.kind === 'decision' && JSON.stringify(e.data).includes('tunnels'))).toBe(true);
   });
 
   it("never lets the host's private key reach the client, the log or the audit store", async () => {

@@ -82,6 +82,8 @@ async function launch(dir: string, port: number, user: string): Promise<Sshd> {
       'PermitRootLogin prohibit-password',
       'UsePAM no',
       'AllowTcpForwarding yes',
+      // What the gateway's X11 bridging is tested against (needs xauth; no X server is involved).
+      'X11Forwarding yes',
       'AcceptEnv LANG LC_* TERM',
       'Subsystem sftp internal-sftp',
       'LogLevel VERBOSE',

@@ -2,8 +2,8 @@
 // tunnel already authenticated the caller, so the local client needs no key of its own) and an
 // ssh2 client to the target with the held key, its host key checked against the pin. With a
 // local password digest in the session context, only a `password` login matching it is accepted. Session
-// channels are bridged by sessionChannel.ts; port forwarding (forwarding.ts) is refused unless a
-// rule allows it; agent and X11 forwarding always are. Denials are audited like everything else.
+// channels are bridged by sessionChannel.ts; port and X11 forwarding (forwarding.ts) are refused
+// unless a rule allows them; agent forwarding always is. Denials are audited like everything else.
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';

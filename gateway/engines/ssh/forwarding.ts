@@ -1,5 +1,5 @@
 // Port forwarding through the gateway: refused unless a rule allows it for the caller's groups
-// (`allow: { forwarding: [local, remote] }`). Every request is an action in the audit trail with
+// (`allow: { forwarding: [local, remote] }`), and the relay of X11 channels (`[x11]`). Every request is an action in the audit trail with
 // its verdict; the forwarded bytes are relayed but not recorded (they are not a terminal).
 import type ssh2 from 'ssh2';
 import type { Identity, SshConnection } from '../../model.js';
@@ -36,6 +36,38 @@ export function handleForwarding(conn: ssh2.Connection, upstream: ssh2.Client, c
     conn.forwardOut(info.destIP, info.destPort, info.srcIP, info.srcPort, (err, local) => {
       if (err) return reject();
       const remote = accept();
+      remote.pipe(local).pipe(remote);
+    });
+  });
+
+  // X11 channels the target opens (only after an allowed x11-req: see sessionChannel.ts) go back
+  // to the client; each is recorded with its bytes, not its contents (it is not a terminal).
+  upstream.on('x11', (info, accept, reject) => {
+    conn.x11(info.srcIP, info.srcPort, (err, local) => {
+      if (err) return reject();
+      const remote = accept();
+      const bytes = { toClient: 0, fromClient: 0 };
+      try {
+        ctx.audit.onEvent('ssh.x11', { event: 'opened', origin: `${info.srcIP}:${info.srcPort}` });
+      } catch {
+        remote.close();
+        local.close();
+        return;
+      }
+      remote.on('data', (d: Buffer) => (bytes.toClient += d.length));
+      local.on('data', (d: Buffer) => (bytes.fromClient += d.length));
+      let closed = false;
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        try {
+          ctx.audit.onEvent('ssh.x11', { event: 'closed', origin: `${info.srcIP}:${info.srcPort}`, ...bytes });
+        } catch {
+          // The session's end records the store failure; the channel is gone either way.
+        }
+      };
+      remote.once('close', close);
+      local.once('close', close);
       remote.pipe(local).pipe(remote);
     });
   });

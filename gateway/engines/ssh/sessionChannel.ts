@@ -5,7 +5,7 @@
 // rejected or expired reviews with exit status 5 (the statuses `sluice exec` uses for SQL).
 import type ssh2 from 'ssh2';
 import type { Identity, SshConnection } from '../../model.js';
-import { judgeCommand, sftpBlocked } from './policy.js';
+import { allowedBy, judgeCommand, sftpBlocked } from './policy.js';
 import { TerminalRecorder, type SshAudit } from './recorder.js';
 import { tapSftp } from './sftpTap.js';
 
@@ -65,16 +65,31 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     upstreamChannel?.signal(info.name.replace(/^SIG/, ''));
     accept?.();
   });
-  // Agent and X11 forwarding are ways out of the recorded session: refused.
+  // Agent forwarding cannot be bridged with ssh2's server API (docs/ssh.md): always refused.
   session.on('auth-agent', (_accept, reject) => reject?.());
-  session.on('x11', (_accept, reject) => reject?.());
+  // X11: refused unless a rule allows it; allowed, the request (with the client's cookie, which
+  // an OpenSSH client swaps for the real one in each x11 channel) is made again on the target's
+  // channel when its shell or exec starts, and forwarding.ts relays the x11 channels back.
+  let x11: { single: boolean; protocol: string; cookie: string; screen: number } | undefined;
+  session.on('x11', (accept, reject, info) => {
+    const rule = allowedBy(ctx.connection.policy, ctx.identity.groups, { kind: 'forwarding', direction: 'x11' });
+    try {
+      const id = ctx.audit.onAction({ kind: 'forward', text: `x11 screen ${info.screen}` });
+      ctx.audit.onDecision(rule === undefined ? { queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'X11 forwarding is refused unless a rule allows it' } : { queryId: id, verdict: 'allow', rule });
+    } catch {
+      return reject?.();
+    }
+    if (rule === undefined) return reject?.();
+    x11 = { single: info.single, protocol: info.protocol, cookie: info.cookie, screen: info.screen };
+    accept?.();
+  });
 
   session.on('shell', (accept) => {
     const client = accept();
     const id = record(ctx, client, 'shell', pty ? `shell (${pty.term} ${pty.cols}x${pty.rows})` : 'shell');
     if (id === undefined) return;
     ctx.audit.onDecision({ queryId: id, verdict: 'allow' });
-    open(client, id, (cb) => ctx.upstream.shell(pty ? { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } : false, { env }, cb));
+    open(client, id, (cb) => ctx.upstream.shell(pty ? { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } : false, { env, ...(x11 ? { x11 } : {}) }, cb));
   });
 
   session.on('exec', (accept, _reject, info) => {
@@ -84,7 +99,7 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     if (id === undefined) return;
     const verdict = judgeCommand(ctx.connection.policy, ctx.identity.groups, command);
     const run = () =>
-      open(client, id, (cb) => ctx.upstream.exec(command, { env, ...(pty ? { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } } : {}) }, cb));
+      open(client, id, (cb) => ctx.upstream.exec(command, { env, ...(x11 ? { x11 } : {}), ...(pty ? { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } } : {}) }, cb));
     if (verdict.verdict === 'allow') {
       if (!decide(ctx, client, id, { queryId: id, verdict: 'allow' })) return;
       run();

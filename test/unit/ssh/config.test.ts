@@ -82,7 +82,7 @@ describe('ssh connections', () => {
     expect(c?.type === 'ssh' && c.policy?.rules.map((r) => r.action)).toEqual(['block', 'review', 'allow']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, block: {} }] }\n'))).toEqual(['connections.0.policy.rules.0.block: expected `commands: [patterns]` or `sftp: true`']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, review: { commands: ["sudo *"] } }] }\n'))[0]).toMatch(/^connections\.0\.policy\.rules\.0\.review\.approvers: /);
-    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [dynamic] } }] }\n'))).toEqual(['connections.0.policy.rules.0.allow.forwarding.0: expected local or remote']);
+    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [dynamic] } }] }\n'))).toEqual(['connections.0.policy.rules.0.allow.forwarding.0: expected local, remote or x11']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, mask: { columns: [a.b] } }] }\n'))[0]).toMatch(/unknown key "mask"/);
   });
 });
