@@ -309,7 +309,7 @@ describe('ssh through the gateway', () => {
     }
   });
 
-  it('refuses an x11-req by default; a rule lets it through to the target, which then sets DISPLAY', async () => {
+  it('refuses an x11-req by default; a rule lets it through, and the x11 channels the target opens are relayed and recorded', async () => {
     const x11 = { single: false, screen: 0 };
     const refused = await connect();
     try {
@@ -319,21 +319,37 @@ describe('ssh through the gateway', () => {
       refused.end();
     }
     const allowed = await connect('web-fwd');
+    // The target's program dials its DISPLAY; the x11 channel that opens reaches this client.
+    let heard = '';
+    allowed.on('x11', (_info, accept) => {
+      const ch = accept();
+      ch.once('data', (d: Buffer) => {
+        heard = d.toString();
+        ch.end('pong');
+      });
+    });
+    const dial = `bash -c 'd=\${DISPLAY#*:}; d=\${d%%.*}; echo "[$DISPLAY]"; exec 3<>/dev/tcp/127.0.0.1/$((6000+d)); printf ping >&3; head -c 4 <&3'`;
     try {
       const r = await new Promise<ExecResult>((resolve, reject) =>
-        allowed.exec('echo "[$DISPLAY]"', { x11 }, (e, ch) => {
+        allowed.exec(dial, { x11 }, (e, ch) => {
           if (e) return reject(e);
           let stdout = '';
           ch.on('data', (d: Buffer) => (stdout += d.toString()));
+          ch.stderr.on('data', () => undefined);
           ch.on('close', () => resolve({ stdout, stderr: '', code: 0 }));
         }),
       );
-      expect(r.stdout).toMatch(/^\[localhost:\d+\.0\]/);
+      expect(r.stdout).toMatch(/^\[localhost:\d+\.0\]\n/);
+      expect(r.stdout.endsWith('pong')).toBe(true);
+      expect(heard).toBe('ping');
     } finally {
       allowed.end();
     }
     const { events } = await trail(sessionIds.at(-1) as string);
     expect(events.some((e) => e.kind === 'decision' && JSON.stringify(e.data).includes('tunnels'))).toBe(true);
+    const x11Events = events.filter((e) => e.kind === 'ssh.x11').map((e) => e.data as Record<string, unknown>);
+    expect(x11Events[0]).toMatchObject({ event: 'opened' });
+    expect(x11Events.at(-1)).toMatchObject({ event: 'closed', toClient: 4, fromClient: 4 });
   });
 
   it("never lets the host's private key reach the client, the log or the audit store", async () => {
