@@ -115,6 +115,26 @@ describe('sluice connect + scp / sftp', () => {
     expect(c).toBe(a);
   }, 120_000);
 
+  it('agent forwarding (`ssh -A` with a real ssh-agent) is refused: the host sees no agent', async () => {
+    const agentDir = mkdtempSync(join(tmpdir(), 'sluice-agent-'));
+    const sock = join(agentDir, 'agent.sock');
+    // `ssh-agent -a` forks and exits once the socket is listening; its pid is in its output.
+    const started = await execFileAsync('ssh-agent', ['-s', '-a', sock]);
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
+    try {
+      const env = { ...process.env, SSH_AUTH_SOCK: sock };
+      await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'agent-probe', '-f', join(agentDir, 'k')]);
+      await execFileAsync('ssh-add', [join(agentDir, 'k')], { env });
+      expect((await execFileAsync('ssh-add', ['-l'], { env })).stdout).toContain('agent-probe');
+      const { stdout } = await execFileAsync('ssh', ['-A', '-p', String(tunnel.port), ...sshOpts, `${sshd.user}@127.0.0.1`, 'ssh-add -l; echo "rc=$?"'], { env });
+      expect(stdout).not.toContain('agent-probe');
+      expect(stdout).toContain('rc=2');
+    } finally {
+      if (pid > 0) process.kill(pid);
+      rmSync(agentDir, { recursive: true, force: true });
+    }
+  });
+
   it('sftp lists a directory', async () => {
     writeFileSync(join(work, 'listed-file.txt'), 'x');
     const batch = join(work, 'batch');

@@ -83,6 +83,9 @@ describe('ssh connections', () => {
     expect(problems(write(t, '    policy: { rules: [{ id: r, block: {} }] }\n'))).toEqual(['connections.0.policy.rules.0.block: expected `commands: [patterns]` or `sftp: true`']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, review: { commands: ["sudo *"] } }] }\n'))[0]).toMatch(/^connections\.0\.policy\.rules\.0\.review\.approvers: /);
     expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [dynamic] } }] }\n'))).toEqual(['connections.0.policy.rules.0.allow.forwarding.0: expected local, remote or x11']);
+    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [agent] } }] }\n'))).toEqual([
+      'connections.0.policy.rules.0.allow.forwarding.0: agent forwarding cannot be allowed: the gateway cannot bridge it (docs/ssh.md, "Agent forwarding")',
+    ]);
     expect(problems(write(t, '    policy: { rules: [{ id: r, mask: { columns: [a.b] } }] }\n'))[0]).toMatch(/unknown key "mask"/);
   });
 });
