@@ -66,7 +66,15 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     accept?.();
   });
   // Agent forwarding cannot be bridged with ssh2's server API (docs/ssh.md): always refused.
-  session.on('auth-agent', (_accept, reject) => reject?.());
+  session.on('auth-agent', (_accept, reject) => {
+    try {
+      const id = ctx.audit.onAction({ kind: 'forward', text: 'agent' });
+      ctx.audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'agent forwarding is not offered: the gateway cannot bridge it' });
+    } catch {
+      // Refused either way; the session's end records a store failure.
+    }
+    reject?.();
+  });
   // X11: refused unless a rule allows it; allowed, the request (with the client's cookie, which
   // an OpenSSH client swaps for the real one in each x11 channel) is made again on the target's
   // channel when its shell or exec starts, and forwarding.ts relays the x11 channels back.
