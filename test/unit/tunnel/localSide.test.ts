@@ -1,5 +1,6 @@
 // The local side of `sluice connect` per connection type: postgres reads the startup packet (and
 // answers SSLRequest) before a tunnel exists; ssh relays from the first byte; unknown types fail.
+import { createHash } from 'node:crypto';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CliError, LimitError } from '../../../src/errors.js';
@@ -34,15 +35,24 @@ function startupPacket(params: Record<string, string>): Buffer {
 }
 
 describe('localSideFor', () => {
-  it('relays ssh bytes from the first one, reading nothing', async () => {
-    expect(localSideFor('ssh')).toBe(byteRelay);
+  it('relays ssh bytes from the first one, reading nothing; a local password travels only as a digest header', async () => {
+    const side = localSideFor('ssh');
+    expect(side.readsFirst).toBe(false);
     const { accepted, client } = await pair();
-    const opening = await byteRelay.open(accepted, 'secret');
-    expect(opening).toEqual({ purpose: 'session', firstBytes: Buffer.alloc(0), answerable: false });
+    expect(await side.open(accepted, undefined)).toEqual({ purpose: 'session', firstBytes: Buffer.alloc(0), answerable: false });
+    const opening = await side.open(accepted, 'secret');
+    expect(opening).toMatchObject({ purpose: 'session', firstBytes: Buffer.alloc(0), answerable: false });
+    expect(Object.values(opening?.headers ?? {})).toEqual([`sha256:${createHash('sha256').update('secret').digest('hex')}`]);
     const closed = new Promise((resolve) => client.once('close', resolve));
     client.on('error', () => undefined);
-    byteRelay.refuse(accepted, opening!, new LimitError('too many'), 'too many');
+    side.refuse(accepted, opening!, new LimitError('too many'), 'too many');
     await closed;
+  });
+
+  it('the byte relay reads nothing and sends nothing first', async () => {
+    const { accepted } = await pair();
+    expect(await byteRelay.open(accepted, 'secret')).toEqual({ purpose: 'session', firstBytes: Buffer.alloc(0), answerable: false });
+    accepted.destroy();
   });
 
   it('postgres answers SSLRequest with N, then hands over the startup packet to replay', async () => {
