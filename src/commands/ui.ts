@@ -22,7 +22,23 @@ export async function runUi(opts: GatewayFlags, f: Factory): Promise<void> {
   }
   // The identity is pinned for the app's life: its tunnels keep the user they were opened as.
   const gateway = await f.pinnedGateway(opts);
-  const { runApp } = await import('../ui/run.js');
+  const { runApp } = await importWithoutCiEnv(() => import('../ui/run.js'));
   const code = await runApp(f, gateway);
   if (code !== 0) throw new SilentExit(code);
+}
+
+// ink reads CI and CONTINUOUS_INTEGRATION once, when it is first imported, and in "CI" draws no
+// live frames, only the last one at exit: a blank picker. The picker runs only when both ends are a
+// terminal a person is at (agents and CI runners often export CI=1 into their shells), so those
+// variables are hidden while ink loads and put back at once.
+const CI_VARIABLES = ['CI', 'CONTINUOUS_INTEGRATION'] as const;
+
+export async function importWithoutCiEnv<T>(load: () => Promise<T>): Promise<T> {
+  const saved = CI_VARIABLES.map((k) => [k, process.env[k]] as const);
+  for (const [k] of saved) delete process.env[k];
+  try {
+    return await load();
+  } finally {
+    for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
+  }
 }

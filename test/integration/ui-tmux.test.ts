@@ -72,7 +72,8 @@ afterAll(async () => {
 
 /** The environment of a terminal where alice runs `sluice`. */
 function aliceEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return cliEnv({ configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string, ...extra } });
+  // CI=1 as agents' and CI runners' shells often export it: ink would then draw nothing until exit.
+  return cliEnv({ configDir: aliceDir, env: { SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string, CI: '1', ...extra } });
 }
 
 async function terminal(command: string[], env: NodeJS.ProcessEnv): Promise<TmuxSession> {
