@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { approveDeviceOverHttp } from './deviceApproval.js';
+import { watchOver } from './watchdog.js';
 
 /** The repository root, whether this file runs from test/support or compiled in dist/test/support. */
 export const ROOT = ((dir: string): string => {
@@ -70,6 +71,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sluice-gw-'));
   const configFile = writeGatewayConfig(dir, opts);
   const child = spawn(process.execPath, [GATEWAY_BIN, '--config', configFile], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const watchdog = watchOver(child.pid as number);
+  child.once('exit', () => watchdog.stop());
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
