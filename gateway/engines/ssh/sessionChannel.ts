@@ -180,24 +180,21 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       const tap = sftp && keep ? tapSftp(ctx.audit, id) : undefined;
       let exit: { code: number } | { signal: string; dump: boolean; desc: string } | undefined;
       let sent = 0;
-      up.on('data', (d: Buffer) => {
+      relay(up, client, (d) => {
         sent += d.length;
         ctx.bytes.toClient += d.length;
         rec?.output(d);
         tap?.fromServer(d);
-        client.write(d);
       });
-      up.stderr.on('data', (d: Buffer) => {
+      relay(up.stderr, client.stderr, (d) => {
         sent += d.length;
         ctx.bytes.toClient += d.length;
         rec?.output(d, 'stderr');
-        client.stderr.write(d);
       });
-      client.on('data', (d: Buffer) => {
+      relay(client, up, (d) => {
         ctx.bytes.fromClient += d.length;
         rec?.input(d);
         tap?.fromClient(d);
-        up.write(d);
       });
       client.on('end', () => up.end());
       up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
@@ -217,6 +214,25 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       client.on('close', () => up.close());
     });
   }
+}
+
+/**
+ * Relays `from`'s data to `to` after `seen` (counting, recording), with backpressure: while `to`'s
+ * buffer is full, `from` is paused, so its ssh channel stops granting window to the sender instead
+ * of the gateway buffering a whole transfer in memory (and collecting it as garbage).
+ */
+function relay(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, seen: (d: Buffer) => void): void {
+  let waiting = false;
+  from.on('data', (d: Buffer) => {
+    seen(d);
+    if (to.write(d) || waiting) return;
+    waiting = true;
+    from.pause();
+    to.once('drain', () => {
+      waiting = false;
+      from.resume();
+    });
+  });
 }
 
 /** Records the action; on an audit failure refuses it (fail closed) and returns undefined. */
