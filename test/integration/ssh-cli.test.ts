@@ -4,12 +4,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionList } from '../../src/api/contract.js';
+import type { SessionDetail, SessionList } from '../../src/api/contract.js';
 import { cliEnv, CLI_BIN, openTunnel, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess, type Tunnel } from '../support/binaries.js';
 import { startSshd, type Sshd } from '../support/sshd.js';
 
@@ -32,6 +32,13 @@ beforeAll(async () => {
         target: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyFile }, hostKey: sshd.hostKey },
         allow: { groups: ['ops'] },
         policy: { rules: [{ id: 'no-marker', block: { commands: ['touch *blocked-marker*'] } }] },
+      },
+      {
+        name: 'web-agent',
+        type: 'ssh',
+        target: { host: sshd.host, port: sshd.port, user: sshd.user, privateKey: { file: sshd.userKeyFile }, hostKey: sshd.hostKey },
+        allow: { groups: ['ops'] },
+        policy: { rules: [{ id: 'agent-for-ops', allow: { forwarding: ['agent'] }, for: { groups: ['ops'] } }] },
       },
     ],
   });
@@ -115,25 +122,58 @@ describe('sluice connect + scp / sftp', () => {
     expect(c).toBe(a);
   }, 120_000);
 
-  it('agent forwarding (`ssh -A` with a real ssh-agent) is refused: the host sees no agent', async () => {
-    const agentDir = mkdtempSync(join(tmpdir(), 'sluice-agent-'));
-    const sock = join(agentDir, 'agent.sock');
-    // `ssh-agent -a` forks and exits once the socket is listening; its pid is in its output.
-    const started = await execFileAsync('ssh-agent', ['-s', '-a', sock]);
-    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
-    try {
-      const env = { ...process.env, SSH_AUTH_SOCK: sock };
-      await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'agent-probe', '-f', join(agentDir, 'k')]);
-      await execFileAsync('ssh-add', [join(agentDir, 'k')], { env });
-      expect((await execFileAsync('ssh-add', ['-l'], { env })).stdout).toContain('agent-probe');
-      const { stdout } = await execFileAsync('ssh', ['-A', '-p', String(tunnel.port), ...sshOpts, `${sshd.user}@127.0.0.1`, 'ssh-add -l; echo "rc=$?"'], { env });
-      expect(stdout).not.toContain('agent-probe');
-      expect(stdout).toContain('rc=2');
-    } finally {
-      if (pid > 0) process.kill(pid);
-      rmSync(agentDir, { recursive: true, force: true });
-    }
+  it('agent forwarding (`ssh -A` with a real ssh-agent) is refused by default: the host sees no agent, the trail has the refusal', async () => {
+    await withAgent(async (agent) => {
+      const r = await execFileAsync('ssh', ['-A', '-p', String(tunnel.port), ...sshOpts, `${sshd.user}@127.0.0.1`, 'ssh-add -l 2>&1; echo "rc=$?"'], { env: agent.env });
+      expect(r.stdout).toContain('Could not open a connection to your authentication agent');
+      expect(r.stdout).not.toContain('agent-probe');
+      expect(r.stdout).toContain('rc=2');
+      const trail = await lastSessionTrail('web-1');
+      expect(trail).toMatch(/"text":\s*"agent"/);
+      expect(trail).toContain('ssh.forwarding');
+      expect(trail).toContain('agent forwarding is refused unless a rule allows it');
+      expect(trail).not.toContain('ssh.agent');
+    });
   });
+
+  it('with `allow: { forwarding: [agent] }` the host lists the client\'s key and a second hop logs in with it; each agent channel is recorded, no key material', async () => {
+    const agentTunnel = await openTunnel('web-agent', ctx);
+    try {
+      const info = agentTunnel.info as unknown as { knownHosts: string; hostKeyAlias: string };
+      const opts = ['-o', `UserKnownHostsFile=${info.knownHosts}`, '-o', `HostKeyAlias=${info.hostKeyAlias}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
+      await withAgent(async (agent) => {
+        // The second hop: the same sshd, reached from the host with the forwarded agent only (the
+        // agent's key is authorized there; the host's known_hosts pins sshd's key).
+        writeFileSync(join(sshd.dir, 'authorized_keys'), `${readFileSync(join(sshd.dir, 'authorized_keys'), 'utf8')}${agent.publicKey}\n`);
+        const knownHosts = join(work, 'second-hop-known-hosts');
+        writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${sshd.hostKey}\n`);
+        const hop = `ssh -F /dev/null -o BatchMode=yes -o IdentityFile=${join(work, 'no-such-key')} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -p ${sshd.port} ${sshd.user}@127.0.0.1 echo second-hop-ok`;
+        const r = await execFileAsync('ssh', ['-A', '-p', String(agentTunnel.port), ...opts, `${sshd.user}@127.0.0.1`, `ssh-add -l; echo "rc=$?"; ${hop}`], { env: agent.env });
+        expect(r.stdout).toContain(agent.fingerprint);
+        expect(r.stdout).toContain('agent-probe');
+        expect(r.stdout).toContain('rc=0');
+        expect(r.stdout).toContain('second-hop-ok');
+        // sshd logged the second hop's login with the agent's key, not another one.
+        expect(sshd.output()).toContain(`ED25519 ${agent.fingerprint}`);
+
+        const trail = await lastSessionTrail('web-agent');
+        expect(trail).toContain('agent-for-ops');
+        const events = (JSON.parse(trail) as SessionDetail).events.filter((e) => e.kind === 'ssh.agent').map((e) => e.data as { event: string; toClient?: number; fromClient?: number });
+        // ssh-add -l opens one agent channel, the second hop another: each opened and closed with its bytes.
+        expect(events.filter((e) => e.event === 'opened').length).toBeGreaterThanOrEqual(2);
+        const closed = events.filter((e) => e.event === 'closed');
+        expect(closed.length).toBeGreaterThanOrEqual(2);
+        for (const c of closed) {
+          expect(c.toClient).toBeGreaterThan(0);
+          expect(c.fromClient).toBeGreaterThan(0);
+        }
+        // The agent protocol's bytes (the public key blob, signatures) are not in the trail.
+        expect(trail).not.toContain(agent.publicKey.split(' ')[1] as string);
+      });
+    } finally {
+      agentTunnel.stop();
+    }
+  }, 30_000);
 
   it('sftp lists a directory', async () => {
     writeFileSync(join(work, 'listed-file.txt'), 'x');
@@ -215,10 +255,31 @@ describe('replay and asciicast', () => {
   });
 });
 
-/** `sluice sessions show --json` of web-1's latest session, once its end is recorded. */
-async function lastSessionTrail(): Promise<string> {
+/** A real ssh-agent on its own socket holding one fresh ed25519 key (comment `agent-probe`). */
+async function withAgent(fn: (agent: { env: NodeJS.ProcessEnv; publicKey: string; fingerprint: string }) => Promise<void>): Promise<void> {
+  const agentDir = mkdtempSync(join(tmpdir(), 'sluice-agent-'));
+  const sock = join(agentDir, 'agent.sock');
+  // `ssh-agent -a` forks and exits once the socket is listening; its pid is in its output.
+  const started = await execFileAsync('ssh-agent', ['-s', '-a', sock]);
+  const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(started.stdout)?.[1]);
+  try {
+    const env = { ...process.env, SSH_AUTH_SOCK: sock };
+    const key = join(agentDir, 'k');
+    await execFileAsync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'agent-probe', '-f', key]);
+    await execFileAsync('ssh-add', [key], { env });
+    expect((await execFileAsync('ssh-add', ['-l'], { env })).stdout).toContain('agent-probe');
+    const fingerprint = (await execFileAsync('ssh-keygen', ['-lf', `${key}.pub`])).stdout.split(' ')[1] as string;
+    await fn({ env, publicKey: readFileSync(`${key}.pub`, 'utf8').trim(), fingerprint });
+  } finally {
+    if (pid > 0) process.kill(pid);
+    rmSync(agentDir, { recursive: true, force: true });
+  }
+}
+
+/** `sluice sessions show --json` of the connection's latest session, once its end is recorded. */
+async function lastSessionTrail(connection = 'web-1'): Promise<string> {
   for (;;) {
-    const list = JSON.parse((await runCli(['sessions', '--json', '--connection', 'web-1', '--limit', '1'], ctx)).stdout) as SessionList | SessionList['sessions'];
+    const list = JSON.parse((await runCli(['sessions', '--json', '--connection', connection, '--limit', '1'], ctx)).stdout) as SessionList | SessionList['sessions'];
     const id = (Array.isArray(list) ? list : list.sessions)[0]?.id as string;
     const shown = (await runCli(['sessions', 'show', id, '--json'], ctx)).stdout;
     if (shown.includes('session.end')) return shown;

@@ -2,16 +2,19 @@
 // tunnel already authenticated the caller, so the local client needs no key of its own) and an
 // ssh2 client to the target with the held key, its host key checked against the pin. With a
 // local password digest in the session context, only a `password` login matching it is accepted. Session
-// channels are bridged by sessionChannel.ts; port and X11 forwarding (forwarding.ts) are refused
-// unless a rule allows them; agent forwarding always is. Denials are audited like everything else.
+// channels are bridged by sessionChannel.ts; port and X11 forwarding (forwarding.ts) and agent
+// forwarding (agentForwarding.ts) are refused unless a rule allows them. Denials are audited like
+// everything else.
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { gatewayHostKey } from './hostKey.js';
+import { ClientAgent } from './agentForwarding.js';
 import { handleForwarding } from './forwarding.js';
 import { LOCAL_PASSWORD_ATTEMPTS, localPasswordMatches } from './localPassword.js';
+import { allowedBy } from './policy.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
 import { connectUpstream } from './upstream.js';
@@ -61,6 +64,8 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
       conn.on('close', finish);
       let connecting: Promise<void> | undefined;
       let wrongPasswords = 0;
+      // Only where a rule may allow agent forwarding can the target's client relay agent channels.
+      const agent = allowedBy(connection.policy, session.identity.groups, { kind: 'forwarding', direction: 'agent' }) === undefined ? undefined : new ClientAgent(conn, audit, session.log);
       conn.on('authentication', (ctx) => {
         const digest = session.localPasswordDigest;
         if (digest !== undefined) {
@@ -80,7 +85,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         }
         // The tunnel is the authentication: `none` (or any method) is accepted as the session's
         // user once the target has accepted the gateway; every attempt waits for that one login.
-        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal).then(
+        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal, agent).then(
           (up) => {
             upstream = up;
             up.on('close', () => conn.end());
@@ -127,6 +132,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
           budget: { left: TERMINAL_RECORD_BYTES, truncated: false },
           bytes,
           log: session.log,
+          ...(agent ? { agent } : {}),
           ...(session.reviews ? { review: reviewer(session, audit, signal) } : {}),
         };
         conn.on('session', (accept) => bridgeSession(ctx, accept()));

@@ -1,7 +1,7 @@
 // The `policy:` of an ssh connection: its zod schema (validated once, at configuration load), the
 // compiled runtime form and the pure judgement of one request. Rules block or hold `exec` command
 // lines matched by glob (`commands`), block the sftp subsystem (`sftp: true`), or allow what is
-// refused by default: local and remote port forwarding and X11 (agent forwarding always is) (docs/policy.md, "SSH rules").
+// refused by default: local and remote port forwarding, agent forwarding and X11 (docs/policy.md, "SSH rules").
 // Fail closed: when a block or review rule applies to the caller and a command line cannot be
 // split into simple commands with confidence, the command is refused.
 import { z } from 'zod';
@@ -33,16 +33,13 @@ const review = z.strictObject({
 });
 
 /** What a rule may allow that the engine refuses by default. */
-// Agent forwarding is not among them: ssh2's server cannot open the `auth-agent@openssh.com`
-// channel back to the client through its public API, so it could not be bridged (docs/ssh.md).
+export const FORWARDING_KINDS = ['local', 'remote', 'agent', 'x11'] as const;
+export type ForwardingKind = (typeof FORWARDING_KINDS)[number];
+
 const allow = z.strictObject({
   forwarding: z
-    .array(
-      z.enum(['local', 'remote', 'x11'], {
-        error: (i) => (i.input === 'agent' ? 'agent forwarding cannot be allowed: the gateway cannot bridge it (docs/ssh.md, "Agent forwarding")' : 'expected local, remote or x11'),
-      }),
-    )
-    .min(1, { message: 'expected `forwarding: [local]`, `[remote]`, `[x11]` or several' }),
+    .array(z.enum(FORWARDING_KINDS, { error: () => 'expected local, remote, agent or x11' }))
+    .min(1, { message: 'expected `forwarding: [local]`, `[remote]`, `[agent]`, `[x11]` or several' }),
 });
 
 const rule = z
@@ -83,7 +80,7 @@ interface RuleCommon {
 export type SshRule =
   | (RuleCommon & { readonly action: 'block'; readonly commands: readonly RegExp[]; readonly sftp: boolean })
   | (RuleCommon & { readonly action: 'review'; readonly commands: readonly RegExp[]; readonly approvers: readonly string[]; readonly timeoutMs: number })
-  | (RuleCommon & { readonly action: 'allow'; readonly forwarding: ReadonlySet<'local' | 'remote' | 'x11'> });
+  | (RuleCommon & { readonly action: 'allow'; readonly forwarding: ReadonlySet<ForwardingKind> });
 
 export interface SshPolicy {
   readonly rules: readonly SshRule[];
@@ -160,7 +157,7 @@ export function sftpBlocked(policy: SshPolicy | undefined, groups: readonly stri
   return r ? { rule: r.id, reason: r.message ?? `file transfer (sftp) is blocked by rule ${r.id}` } : undefined;
 }
 
-export type Allowance = { readonly kind: 'forwarding'; readonly direction: 'local' | 'remote' | 'x11' };
+export type Allowance = { readonly kind: 'forwarding'; readonly direction: ForwardingKind };
 
 /** The id of a rule that allows this (refused by default) request for these groups, if any. */
 export function allowedBy(policy: SshPolicy | undefined, groups: readonly string[], what: Allowance): string | undefined {

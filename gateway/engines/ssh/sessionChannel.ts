@@ -5,6 +5,7 @@
 // rejected or expired reviews with exit status 5 (the statuses `sluice exec` uses for SQL).
 import type ssh2 from 'ssh2';
 import type { Identity, SshConnection } from '../../model.js';
+import type { ClientAgent } from './agentForwarding.js';
 import { allowedBy, judgeCommand, sftpBlocked } from './policy.js';
 import { TerminalRecorder, type SshAudit } from './recorder.js';
 import { tapSftp } from './sftpTap.js';
@@ -23,6 +24,8 @@ export interface ChannelContext {
   readonly connection: SshConnection;
   readonly audit: SshAudit;
   readonly upstream: ssh2.Client;
+  /** Present when a rule allows agent forwarding for this caller (engine.ts). */
+  readonly agent?: ClientAgent;
   /** Terminal bytes the session may still record (shared by its channels). */
   readonly budget: { left: number; truncated: boolean };
   /** Holds an exec command for review; resolves with the outcome (absent: review blocks). */
@@ -65,15 +68,21 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     upstreamChannel?.signal(info.name.replace(/^SIG/, ''));
     accept?.();
   });
-  // Agent forwarding cannot be bridged with ssh2's server API (docs/ssh.md): always refused.
-  session.on('auth-agent', (_accept, reject) => {
+  // Agent forwarding: refused unless a rule allows it; allowed, the target's session asks for it
+  // too when its shell or exec starts, and agentForwarding.ts relays the agent channels.
+  let agentForward = false;
+  session.on('auth-agent', (accept, reject) => {
+    const rule = ctx.agent && allowedBy(ctx.connection.policy, ctx.identity.groups, { kind: 'forwarding', direction: 'agent' });
     try {
       const id = ctx.audit.onAction({ kind: 'forward', text: 'agent' });
-      ctx.audit.onDecision({ queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'agent forwarding is not offered: the gateway cannot bridge it' });
+      ctx.audit.onDecision(rule === undefined ? { queryId: id, verdict: 'block', rule: 'ssh.forwarding', reason: 'agent forwarding is refused unless a rule allows it' } : { queryId: id, verdict: 'allow', rule });
     } catch {
-      // Refused either way; the session's end records a store failure.
+      return reject?.();
     }
-    reject?.();
+    if (rule === undefined || ctx.agent === undefined) return reject?.();
+    agentForward = true;
+    ctx.agent.enable();
+    accept?.();
   });
   // X11: refused unless a rule allows it; allowed, the request (with the client's cookie, which
   // an OpenSSH client swaps for the real one in each x11 channel) is made again on the target's
@@ -92,12 +101,15 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     accept?.();
   });
 
+  // ssh2 reads `agentForward` in shell and exec options (client.js), though its types omit it.
+  const forwardAgent = (): object => (agentForward ? { agentForward: true } : {});
+
   session.on('shell', (accept) => {
     const client = accept();
     const id = record(ctx, client, 'shell', pty ? `shell (${pty.term} ${pty.cols}x${pty.rows})` : 'shell');
     if (id === undefined) return;
     ctx.audit.onDecision({ queryId: id, verdict: 'allow' });
-    open(client, id, (cb) => ctx.upstream.shell(pty ? { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } : false, { env, ...(x11 ? { x11 } : {}) }, cb));
+    open(client, id, (cb) => ctx.upstream.shell(pty ? { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } : false, { env, ...(x11 ? { x11 } : {}), ...forwardAgent() }, cb));
   });
 
   session.on('exec', (accept, _reject, info) => {
@@ -107,7 +119,7 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
     if (id === undefined) return;
     const verdict = judgeCommand(ctx.connection.policy, ctx.identity.groups, command);
     const run = () =>
-      open(client, id, (cb) => ctx.upstream.exec(command, { env, ...(x11 ? { x11 } : {}), ...(pty ? { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } } : {}) }, cb));
+      open(client, id, (cb) => ctx.upstream.exec(command, { env, ...(x11 ? { x11 } : {}), ...forwardAgent(), ...(pty ? { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } } : {}) }, cb));
     if (verdict.verdict === 'allow') {
       if (!decide(ctx, client, id, { queryId: id, verdict: 'allow' })) return;
       run();
@@ -168,24 +180,21 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       const tap = sftp && keep ? tapSftp(ctx.audit, id) : undefined;
       let exit: { code: number } | { signal: string; dump: boolean; desc: string } | undefined;
       let sent = 0;
-      up.on('data', (d: Buffer) => {
+      relay(up, client, (d) => {
         sent += d.length;
         ctx.bytes.toClient += d.length;
         rec?.output(d);
         tap?.fromServer(d);
-        client.write(d);
       });
-      up.stderr.on('data', (d: Buffer) => {
+      relay(up.stderr, client.stderr, (d) => {
         sent += d.length;
         ctx.bytes.toClient += d.length;
         rec?.output(d, 'stderr');
-        client.stderr.write(d);
       });
-      client.on('data', (d: Buffer) => {
+      relay(client, up, (d) => {
         ctx.bytes.fromClient += d.length;
         rec?.input(d);
         tap?.fromClient(d);
-        up.write(d);
       });
       client.on('end', () => up.end());
       up.on('exit', (code: number | null, signal?: string, dump?: boolean, desc?: string) => {
@@ -205,6 +214,25 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
       client.on('close', () => up.close());
     });
   }
+}
+
+/**
+ * Relays `from`'s data to `to` after `seen` (counting, recording), with backpressure: while `to`'s
+ * buffer is full, `from` is paused, so its ssh channel stops granting window to the sender instead
+ * of the gateway buffering a whole transfer in memory (and collecting it as garbage).
+ */
+function relay(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, seen: (d: Buffer) => void): void {
+  let waiting = false;
+  from.on('data', (d: Buffer) => {
+    seen(d);
+    if (to.write(d) || waiting) return;
+    waiting = true;
+    from.pause();
+    to.once('drain', () => {
+      waiting = false;
+      from.resume();
+    });
+  });
 }
 
 /** Records the action; on an audit failure refuses it (fail closed) and returns undefined. */

@@ -28,12 +28,43 @@ interface OpenFile {
   written: number;
 }
 
+/**
+ * The body bytes (after the type) the tap reads of a WRITE or DATA packet: its header, never the
+ * file data, which is skipped rather than buffered (a WRITE's handle is at most 256 bytes, RFC
+ * draft-ietf-secsh-filexfer-02 §3; a longer one stops the tap).
+ */
+const WRITE_HEAD = 4 + 4 + 256 + 8 + 4;
+const DATA_HEAD = 4 + 4;
+
+const EMPTY = Buffer.alloc(0);
+
+/** Frames packets incrementally; file data passes through without being copied or kept. */
 class Framer {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
+  /** Bytes of the current packet still to pass over (its file data). */
+  private skip = 0;
   broken = false;
-  constructor(private readonly onPacket: (type: number, body: Buffer) => void) {}
+  constructor(
+    private readonly onPacket: (type: number, body: Buffer) => void,
+    private readonly headOf: (type: number) => number | undefined,
+  ) {}
   push(chunk: Buffer): void {
     if (this.broken) return;
+    if (this.skip > 0) {
+      if (chunk.length <= this.skip) {
+        this.skip -= chunk.length;
+        return;
+      }
+      chunk = chunk.subarray(this.skip);
+      this.skip = 0;
+    }
+    // A partial packet header waits for the next chunk: join it with that chunk's start only, so a
+    // packet straddling two chunks does not copy the second one whole.
+    if (this.buf.length > 0 && chunk.length > 2 * WRITE_HEAD) {
+      this.push(chunk.subarray(0, WRITE_HEAD));
+      this.push(chunk.subarray(WRITE_HEAD));
+      return;
+    }
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     let off = 0;
     while (this.buf.length - off >= 5) {
@@ -42,11 +73,19 @@ class Framer {
         this.broken = true;
         return;
       }
-      if (this.buf.length - off < 4 + len) break;
-      this.onPacket(this.buf[off + 4] as number, this.buf.subarray(off + 5, off + 4 + len));
+      const type = this.buf[off + 4] as number;
+      const need = Math.min(len - 1, this.headOf(type) ?? len - 1);
+      if (this.buf.length - off < 5 + need) break;
+      this.onPacket(type, this.buf.subarray(off + 5, off + 5 + need));
+      const have = this.buf.length - off;
+      if (have < 4 + len) {
+        this.skip = 4 + len - have;
+        off = this.buf.length;
+        break;
+      }
       off += 4 + len;
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : Buffer.from(this.buf.subarray(off));
+    this.buf = off === this.buf.length ? EMPTY : Buffer.from(this.buf.subarray(off));
   }
 }
 
@@ -89,7 +128,7 @@ export function tapSftp(audit: SshAudit, action: number): { fromClient(d: Buffer
     } catch {
       client.broken = true;
     }
-  });
+  }, (type) => (type === Fxp.WRITE ? WRITE_HEAD : undefined));
   const server = new Framer((type, body) => {
     try {
       const id = body.readUInt32BE(0);
@@ -109,7 +148,7 @@ export function tapSftp(audit: SshAudit, action: number): { fromClient(d: Buffer
     } catch {
       server.broken = true;
     }
-  });
+  }, (type) => (type === Fxp.DATA ? DATA_HEAD : undefined));
   return {
     fromClient: (d) => client.push(d),
     fromServer: (d) => server.push(d),

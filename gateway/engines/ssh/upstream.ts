@@ -17,8 +17,12 @@ export function fingerprint(blob: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-/** Connects and authenticates; rejects with HostKeyMismatchError or the connection's error. */
-export function connectUpstream(target: SshTarget, timeoutMs: number, signal: AbortSignal): Promise<ssh2.Client> {
+/**
+ * Connects and authenticates; rejects with HostKeyMismatchError or the connection's error. With an
+ * `agent` (agent forwarding allowed: agentForwarding.ts) the client can relay the target's agent
+ * channels to it; the login itself still uses the held key only.
+ */
+export function connectUpstream(target: SshTarget, timeoutMs: number, signal: AbortSignal, agent?: ssh2.BaseAgent): Promise<ssh2.Client> {
   const pinned = Buffer.from(target.hostKey.split(' ')[1] ?? '', 'base64');
   const client = new ssh2.Client();
   return new Promise((resolve, reject) => {
@@ -47,6 +51,9 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
       port: target.port,
       username: target.user,
       privateKey: target.privateKey,
+      // Never `agent`: a forwarded agent's keys must not log the gateway in.
+      authHandler: ['none', 'publickey'],
+      ...(agent ? { agent } : {}),
       readyTimeout: timeoutMs,
       keepaliveInterval: 30_000,
       hostVerifier: (key: Buffer) => {

@@ -82,10 +82,9 @@ describe('ssh connections', () => {
     expect(c?.type === 'ssh' && c.policy?.rules.map((r) => r.action)).toEqual(['block', 'review', 'allow']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, block: {} }] }\n'))).toEqual(['connections.0.policy.rules.0.block: expected `commands: [patterns]` or `sftp: true`']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, review: { commands: ["sudo *"] } }] }\n'))[0]).toMatch(/^connections\.0\.policy\.rules\.0\.review\.approvers: /);
-    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [dynamic] } }] }\n'))).toEqual(['connections.0.policy.rules.0.allow.forwarding.0: expected local, remote or x11']);
-    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [agent] } }] }\n'))).toEqual([
-      'connections.0.policy.rules.0.allow.forwarding.0: agent forwarding cannot be allowed: the gateway cannot bridge it (docs/ssh.md, "Agent forwarding")',
-    ]);
+    expect(problems(write(t, '    policy: { rules: [{ id: r, allow: { forwarding: [dynamic] } }] }\n'))).toEqual(['connections.0.policy.rules.0.allow.forwarding.0: expected local, remote, agent or x11']);
+    const agent = loadConfig(write(t, '    policy: { rules: [{ id: agents, allow: { forwarding: [agent] }, for: { groups: [ops] } }] }\n'), {}).connections[0];
+    expect(agent?.type === 'ssh' && agent.policy?.rules[0]?.action === 'allow' && [...agent.policy.rules[0].forwarding]).toEqual(['agent']);
     expect(problems(write(t, '    policy: { rules: [{ id: r, mask: { columns: [a.b] } }] }\n'))[0]).toMatch(/unknown key "mask"/);
   });
 });

@@ -6,6 +6,7 @@ import type ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import { AuditUnavailableError } from '../../../gateway/audit/contract.js';
 import { compileSshPolicy, sshPolicySchema } from '../../../gateway/engines/ssh/policy.js';
+import type { ClientAgent } from '../../../gateway/engines/ssh/agentForwarding.js';
 import type { SshAudit } from '../../../gateway/engines/ssh/recorder.js';
 import { bridgeSession, EXIT_BLOCKED, type ChannelContext } from '../../../gateway/engines/ssh/sessionChannel.js';
 import type { SshConnection } from '../../../gateway/model.js';
@@ -26,7 +27,7 @@ class FakeChannel extends EventEmitter {
   }
 }
 
-function setup(opts: { failAudit?: boolean } = {}) {
+function setup(opts: { failAudit?: boolean; rules?: unknown[]; agent?: boolean } = {}) {
   const calls: string[] = [];
   const actions: unknown[] = [];
   const audit = {
@@ -39,12 +40,15 @@ function setup(opts: { failAudit?: boolean } = {}) {
     onOutcome: (o: unknown) => actions.push(o),
     onEvent: () => undefined,
   } as unknown as SshAudit;
-  const upstream = { exec: (cmd: string) => calls.push(`exec ${cmd}`), shell: () => calls.push('shell') } as unknown as ssh2.Client;
+  const upstream = {
+    exec: (cmd: string, o: { agentForward?: boolean }) => calls.push(`exec ${cmd}${o.agentForward ? ' +agent' : ''}`),
+    shell: (_pty: unknown, o: { agentForward?: boolean }) => calls.push(`shell${o.agentForward ? ' +agent' : ''}`),
+  } as unknown as ssh2.Client;
   const connection = {
     name: 'web-1',
     type: 'ssh',
     record: 'statements',
-    policy: compileSshPolicy(sshPolicySchema.parse({ rules: [{ id: 'no-reboot', block: { commands: ['reboot*'] } }] })),
+    policy: compileSshPolicy(sshPolicySchema.parse({ rules: [{ id: 'no-reboot', block: { commands: ['reboot*'] } }, ...(opts.rules ?? [])] })),
   } as unknown as SshConnection;
   const ctx: ChannelContext = {
     identity: { subject: 'token:ci', name: 'ci', groups: ['ops'], kind: 'service' },
@@ -54,6 +58,7 @@ function setup(opts: { failAudit?: boolean } = {}) {
     budget: { left: 1024, truncated: false },
     bytes: { fromClient: 0, toClient: 0 },
     log: { warn: () => undefined },
+    ...(opts.agent ? { agent: { enable: () => calls.push('agent enabled') } as unknown as ClientAgent } : {}),
   };
   const session = new EventEmitter();
   bridgeSession(ctx, session as unknown as ssh2.Session);
@@ -102,5 +107,31 @@ describe('ssh session channel', () => {
     session.emit('auth-agent', () => seen.push('agent accepted'), () => seen.push('agent refused'));
     session.emit('x11', () => seen.push('x11 accepted'), () => seen.push('x11 refused'), {});
     expect(seen).toEqual(['agent refused', 'x11 refused']);
+  });
+
+  it('allows agent forwarding only under a rule for the caller\'s groups, and asks for it on the target\'s session', () => {
+    const rule = { id: 'agents', allow: { forwarding: ['agent'] }, for: { groups: ['ops'] } };
+    const allowed = setup({ rules: [rule], agent: true });
+    const seen: string[] = [];
+    allowed.session.emit('auth-agent', () => seen.push('accepted'), () => seen.push('refused'));
+    allowed.session.emit('exec', () => new FakeChannel(), () => undefined, { command: 'ssh-add -l' });
+    expect(seen).toEqual(['accepted']);
+    expect(allowed.calls).toEqual(['agent enabled', 'exec ssh-add -l +agent']);
+    expect(allowed.actions).toContainEqual({ kind: 'forward', text: 'agent' });
+    expect(allowed.actions).toContainEqual(expect.objectContaining({ verdict: 'allow', rule: 'agents' }));
+
+    // A rule for other groups leaves it refused; the target's session is not asked.
+    const other = setup({ rules: [{ ...rule, for: { groups: ['admins'] } }], agent: true });
+    other.session.emit('auth-agent', () => seen.push('accepted'), () => seen.push('refused'));
+    other.session.emit('shell', () => new FakeChannel(), () => undefined);
+    expect(seen).toEqual(['accepted', 'refused']);
+    expect(other.calls).toEqual(['shell']);
+    expect(other.actions).toContainEqual(expect.objectContaining({ verdict: 'block', rule: 'ssh.forwarding' }));
+
+    // An audit store that cannot record the request refuses it.
+    const failing = setup({ rules: [rule], agent: true, failAudit: true });
+    failing.session.emit('auth-agent', () => seen.push('accepted'), () => seen.push('refused'));
+    expect(seen).toEqual(['accepted', 'refused', 'refused']);
+    expect(failing.calls).toEqual([]);
   });
 });

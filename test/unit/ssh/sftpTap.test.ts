@@ -57,6 +57,26 @@ describe('sftp tap', () => {
     expect(feed((b) => [...b].map((x) => Buffer.from([x])))).toEqual(expected);
   });
 
+  it('counts large writes and reads whose data spans many chunks, the data skipped, not kept', () => {
+    const big = 200 * 1024;
+    const stream = {
+      client: [client[0], packet(6, u32(2), str(handle), u64(0), str(Buffer.alloc(big, 7))), packet(6, u32(3), str(handle), u64(big), str(Buffer.alloc(5))), packet(5, u32(4), str(handle), u64(0), u32(big)), client[3]] as Buffer[],
+      server: [server[0], packet(103, u32(4), str(Buffer.alloc(big, 9)))] as Buffer[],
+    };
+    for (const size of [32 * 1024, 32 * 1024 + 13, 7919, 300, 5]) {
+      const { audit, events } = recorder();
+      const tap = tapSftp(audit, 2);
+      const chunks = (b: Buffer) => Array.from({ length: Math.ceil(b.length / size) }, (_, i) => b.subarray(i * size, (i + 1) * size));
+      for (const b of chunks(stream.client[0] as Buffer)) tap.fromClient(b);
+      for (const b of chunks(stream.server[0] as Buffer)) tap.fromServer(b);
+      for (const b of chunks(Buffer.concat(stream.client.slice(1, 4)))) tap.fromClient(b);
+      for (const b of chunks(stream.server[1] as Buffer)) tap.fromServer(b);
+      for (const b of chunks(stream.client[4] as Buffer)) tap.fromClient(b);
+      tap.end();
+      expect(events, `chunks of ${size}`).toEqual([{ kind: 'ssh.sftp', action: 2, op: 'open', path: '/srv/upload.bin', flags: 0x1a, read: big, written: big + 5 }]);
+    }
+  });
+
   it('stops recording on an absurd length or a truncated field, and never throws', () => {
     const { audit, events } = recorder();
     const tap = tapSftp(audit, 1);
