@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
+import type { UndiciForEndpoint } from './undiciAgent.js';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { isLoopbackUrl } from '../net/loopback.js';
@@ -61,11 +62,8 @@ export function endpointFor(url: string, caFile: string | undefined): Endpoint {
       throw new UsageError(`cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
-  // A private CA is added to, not substituted for, the system roots only when none is given:
-  // with --ca the gateway must chain to exactly that CA.
-  let undici: Promise<{ agent: Dispatcher; fetch: typeof import('undici').fetch }> | undefined;
-  const load = () =>
-    (undici ??= import('undici').then((m) => ({ agent: new m.Agent({ connect: ca ? { ca } : {}, keepAliveTimeout: 1_000 }), fetch: m.fetch })));
+  let undici: Promise<UndiciForEndpoint> | undefined;
+  const load = () => (undici ??= import('./undiciAgent.js').then((m) => m.undiciFor(ca)));
   const boundFetch = (async (input: string | URL, init?: RequestInit) => {
     const { agent, fetch } = await load();
     return fetch(input, { ...(init as object), dispatcher: agent });
