@@ -2,11 +2,12 @@
 // here, so all commands report network, TLS and refusal errors the same way; responses are
 // validated with the shared contract.
 import type { z } from 'zod';
-import { AuthError, CliError, LimitError } from '../errors.js';
-import { authConfig, connectionInfo, connectionList, errorBody, me, paths, type AuthConfig, type ConnectionInfo, type ConnectionList, type Me } from './contract.js';
+import { CliError } from '../errors.js';
+import { authConfig, connectionInfo, connectionList, me, paths, type AuthConfig, type ConnectionInfo, type ConnectionList, type Me } from './contract.js';
 import type { Endpoint } from './endpoint.js';
+import { describeNetworkError, errorFromResponse } from './refusal.js';
 
-export class NotFoundError extends CliError {}
+export { describeNetworkError, errorFromResponse, NotFoundError } from './refusal.js';
 
 export interface GatewayClient {
   authConfig(): Promise<AuthConfig>;
@@ -67,28 +68,6 @@ export function createGatewayClient(endpoint: Endpoint): GatewayClient {
     connections: (token) => requestJson(endpoint, paths.connections, connectionList, { token }),
     connection: (token, name) => requestJson(endpoint, paths.connection(name), connectionInfo, { token }),
   };
-}
-
-/** Turns a gateway error status + body into the CLI's typed error. */
-export function errorFromResponse(status: number, body: unknown): CliError {
-  const parsed = errorBody.safeParse(body);
-  const message = parsed.success ? parsed.data.error.message : `the gateway answered ${status}`;
-  if (status === 401 || status === 403) return new AuthError(message, status);
-  if (status === 404) return new NotFoundError(message);
-  if (status === 429) return new LimitError(message);
-  return new CliError(message);
-}
-
-export function describeNetworkError(endpoint: Endpoint, err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause ?? (err as { code?: string; message?: string });
-  const code = cause.code ?? '';
-  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
-    return `cannot verify the TLS certificate of ${endpoint.url} (${code})${endpoint.caFile ? ` against ${endpoint.caFile}` : ': pass --ca FILE (or set SLUICE_CA) with the gateway\'s certificate'}`;
-  }
-  if (code === 'ECONNREFUSED') {
-    return `cannot reach the gateway at ${endpoint.url}: connection refused — is sluice-gateway running there? (check the URL: --gateway, SLUICE_GATEWAY or \`sluice config get gateway\`)`;
-  }
-  return `cannot reach the gateway at ${endpoint.url}: ${code || cause.message || String(err)}`;
 }
 
 /** describeNetworkError, and when an http:// URL meets a server that hangs up, whether it speaks TLS. */

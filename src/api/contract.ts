@@ -3,34 +3,9 @@
 // compile error on both sides rather than a surprise at run time.
 import { z } from 'zod';
 
-export const TUNNEL_PROTOCOL = 'sluice-tunnel/1';
-export const SESSION_HEADER = 'sluice-session';
-/** On a tunnel request: `cancel` when the stream will carry only a CancelRequest. */
-export const PURPOSE_HEADER = 'sluice-purpose';
-/**
- * On a tunnel request for an ssh connection opened with `--local-password`: `sha256:<64 hex>`, the
- * digest of the one-time password the gateway's ssh server must then be given. Never the password
- * itself: the digest is all the gateway needs to check it, and all a log line could leak.
- */
-export const LOCAL_PASSWORD_HEADER = 'sluice-local-password';
-
-export const paths = {
-  health: '/healthz',
-  authConfig: '/v1/auth/config',
-  me: '/v1/me',
-  connections: '/v1/connections',
-  connection: (name: string) => `/v1/connections/${encodeURIComponent(name)}`,
-  tunnel: (name: string) => `/v1/connections/${encodeURIComponent(name)}/tunnel`,
-  sessions: '/v1/sessions',
-  session: (id: string) => `/v1/sessions/${encodeURIComponent(id)}`,
-  auditExport: '/v1/audit/export',
-  auditKey: '/v1/audit/key',
-  reviews: '/v1/reviews',
-  review: (id: string) => `/v1/reviews/${encodeURIComponent(id)}`,
-  reviewApprove: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/approve`,
-  reviewReject: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/reject`,
-  exec: (name: string) => `/v1/connections/${encodeURIComponent(name)}/exec`,
-} as const;
+// Paths and header names live in a module without zod, so that `sluice exec` can import them without
+// loading zod; they are part of this contract all the same.
+export { EXEC_CONTENT_TYPE, LOCAL_PASSWORD_HEADER, PURPOSE_HEADER, SESSION_HEADER, TUNNEL_PROTOCOL, paths } from './paths.js';
 
 /** Machine-readable reasons a request was refused; the message carries the human detail. */
 export const errorCodes = [
@@ -228,8 +203,6 @@ export const execRequest = z.strictObject({
   timeoutMs: z.number().int().positive().max(7 * 24 * 3_600_000).optional(),
 });
 export type ExecRequest = z.infer<typeof execRequest>;
-
-export const EXEC_CONTENT_TYPE = 'application/x-ndjson';
 
 /** A result column: its name and PostgreSQL type (OID and name, for typed JSON output). */
 export const execColumn = z.object({ name: z.string(), typeOid: z.number().int(), type: z.string() });

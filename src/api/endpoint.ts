@@ -3,7 +3,8 @@
 // (--ca, SLUICE_CA, or the CA remembered at login); there is no "skip verification" switch.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { UndiciForEndpoint } from './undiciAgent.js';
 import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { isLoopbackUrl } from '../net/loopback.js';
@@ -14,7 +15,13 @@ export interface Endpoint {
   readonly url: string;
   /** Absolute path of the CA file in use, if any. */
   readonly caFile?: string;
-  readonly dispatcher: Dispatcher;
+  /** The CA file's contents: the only roots a TLS gateway may chain to, when given. */
+  readonly ca?: string;
+  /**
+   * The undici agent with this endpoint's trust settings, created on first use: undici is a large
+   * module, and `sluice exec` (node:https, see exec.ts) starts faster without loading it.
+   */
+  dispatcher(): Promise<Dispatcher>;
   /** fetch bound to this endpoint's trust settings (also used for the IdP). */
   readonly fetch: typeof globalThis.fetch;
 }
@@ -55,10 +62,11 @@ export function endpointFor(url: string, caFile: string | undefined): Endpoint {
       throw new UsageError(`cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   }
-  // A private CA is added to, not substituted for, the system roots only when none is given:
-  // with --ca the gateway must chain to exactly that CA.
-  const dispatcher = new Agent({ connect: ca ? { ca } : {}, keepAliveTimeout: 1_000 });
-  const boundFetch = ((input: string | URL, init?: RequestInit) =>
-    undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof globalThis.fetch;
-  return { url, ...(caFile ? { caFile } : {}), dispatcher, fetch: boundFetch };
+  let undici: Promise<UndiciForEndpoint> | undefined;
+  const load = () => (undici ??= import('./undiciAgent.js').then((m) => m.undiciFor(ca)));
+  const boundFetch = (async (input: string | URL, init?: RequestInit) => {
+    const { agent, fetch } = await load();
+    return fetch(input, { ...(init as object), dispatcher: agent });
+  }) as unknown as typeof globalThis.fetch;
+  return { url, ...(caFile ? { caFile } : {}), ...(ca !== undefined ? { ca } : {}), dispatcher: async () => (await load()).agent, fetch: boundFetch };
 }

@@ -2,14 +2,18 @@
 // (src/api/contract.ts) as the target produces them. The body is read as a stream and split into
 // lines here, one event at a time, so a result of millions of rows never sits whole in memory;
 // every line is validated against the contract, and a stream that stops before its `end` event is
-// an error, never a silent success.
+// an error, never a silent success. This path is what CI jobs and agents run many times over, so it
+// loads neither undici nor zod (node:https and execEvents.ts instead): each costs a short exec more
+// than its round trip to the gateway.
+import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type { Dispatcher } from 'undici';
 import type { CredentialSource } from '../auth/credentials.js';
 import { CliError } from '../errors.js';
-import { describeNetworkError, errorFromResponse } from './client.js';
-import { EXEC_CONTENT_TYPE, execEvent, paths, type ExecEvent, type ExecRequest } from './contract.js';
+import type { ExecEvent, ExecRequest } from './contract.js';
 import type { Endpoint } from './endpoint.js';
+import { checkExecEvent } from './execEvents.js';
+import { EXEC_CONTENT_TYPE, paths } from './paths.js';
+import { describeNetworkError, errorFromResponse } from './refusal.js';
 
 export interface ExecClient {
   /**
@@ -29,35 +33,50 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
   return {
     async exec(name, request, signal) {
       const token = await credentials.token();
-      const url = new URL(endpoint.url + paths.exec(name));
-      let res: Dispatcher.ResponseData;
+      let res: IncomingMessage;
       try {
-        res = await endpoint.dispatcher.request({
-          origin: url.origin,
-          path: url.pathname + url.search,
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: EXEC_CONTENT_TYPE },
-          body: JSON.stringify(request),
-          signal,
-          // A statement may run for hours without a row; the gateway's own timeout (--timeout)
-          // and keep-alives during reviews decide how long silence may last, not undici's default.
-          bodyTimeout: 0,
-        });
+        res = await post(endpoint, paths.exec(name), token, JSON.stringify(request), signal);
       } catch (err) {
         if (signal.aborted) throw err;
         throw new CliError(describeNetworkError(endpoint, err));
       }
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        throw errorFromResponse(res.statusCode, await readErrorBody(res.body));
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        throw errorFromResponse(status, await readErrorBody(res));
       }
       const type = String(res.headers['content-type'] ?? '');
       if (!type.startsWith(EXEC_CONTENT_TYPE)) {
-        discard(res.body);
+        discard(res);
         throw new CliError(`the gateway at ${endpoint.url} answered the exec with "${type || 'no content type'}" instead of ${EXEC_CONTENT_TYPE} (is this a Sluice gateway that supports exec?)`);
       }
-      return parseExecStream(res.body, (err) => (signal.aborted ? err : brokeOff(`the connection failed (${networkCode(err)})`)));
+      return parseExecStream(res, (err) => (signal.aborted ? err : brokeOff(`the connection failed (${networkCode(err)})`)));
     },
   };
+}
+
+/**
+ * Sends the exec request on a connection of its own (one exec, one request: nothing to keep alive)
+ * and resolves with the response once its headers arrive. With a CA file the gateway must chain to
+ * exactly that CA; without one, to the system roots. Node's client sets TCP_NODELAY, so the request
+ * leaves at once. No timeout: a statement may run for hours without a row; the gateway's own timeout
+ * (--timeout) and its keep-alives during reviews decide how long silence may last.
+ */
+async function post(endpoint: Endpoint, path: string, token: string, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+  const url = new URL(endpoint.url + path);
+  const tls = url.protocol === 'https:';
+  const { request } = tls ? await import('node:https') : await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: EXEC_CONTENT_TYPE },
+      agent: false,
+      signal,
+      ...(tls && endpoint.ca !== undefined ? { ca: endpoint.ca } : {}),
+    });
+    req.once('response', resolve);
+    req.once('error', reject);
+    req.end(body);
+  });
 }
 
 /**
@@ -123,29 +142,9 @@ function parseLine(text: string, line: number): ExecEvent {
   } catch {
     throw brokeOff(`line ${line} is not JSON`);
   }
-  const rows = rowsEvent(value);
-  if (rows) return rows;
-  const parsed = execEvent.safeParse(value);
-  if (!parsed.success) throw brokeOff(`line ${line} is not an exec event (${parsed.error.issues[0]?.message ?? 'invalid'})`);
-  return parsed.data;
-}
-
-type RowsEvent = Extract<ExecEvent, { type: 'rows' }>;
-
-/**
- * The `rows` event checked by hand: the same rule as the contract (an integer statement, arrays of
- * strings or nulls), without the copy zod makes of every row, which for a million-row result was
- * most of the CLI's garbage. Anything else (including a malformed rows event) goes to zod, which
- * then refuses it with its message.
- */
-function rowsEvent(value: unknown): RowsEvent | undefined {
-  const v = value as { type?: unknown; statement?: unknown; rows?: unknown };
-  if (typeof v !== 'object' || v === null || v.type !== 'rows' || !Number.isInteger(v.statement) || !Array.isArray(v.rows)) return undefined;
-  for (const row of v.rows as unknown[]) {
-    if (!Array.isArray(row)) return undefined;
-    for (const cell of row as unknown[]) if (cell !== null && typeof cell !== 'string') return undefined;
-  }
-  return { type: 'rows', statement: v.statement as number, rows: v.rows as (string | null)[][] };
+  const checked = checkExecEvent(value);
+  if ('problem' in checked) throw brokeOff(`line ${line} is not an exec event (${checked.problem})`);
+  return checked.event;
 }
 
 function networkCode(err: unknown): string {
@@ -163,7 +162,7 @@ function discard(body: { destroy?: () => unknown; on?: (event: 'error', listener
   body.destroy?.();
 }
 
-async function readErrorBody(body: AsyncIterable<Buffer> & { destroy(): unknown }): Promise<unknown> {
+async function readErrorBody(body: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {

@@ -17,7 +17,7 @@ export interface Tunnel {
  * tunnel past the caller's session limit (a full pool must still be able to cancel) and refuses
  * anything else on it.
  */
-export function dialTunnel(
+export async function dialTunnel(
   endpoint: Endpoint,
   connection: string,
   token: string,
@@ -26,10 +26,11 @@ export function dialTunnel(
   extraHeaders: Readonly<Record<string, string>> = {},
 ): Promise<Tunnel> {
   const url = new URL(endpoint.url + paths.tunnel(connection));
+  const dispatcher = await endpoint.dispatcher();
   return new Promise<Tunnel>((resolve, reject) => {
     let status = 0;
     const chunks: Buffer[] = [];
-    endpoint.dispatcher.dispatch(
+    dispatcher.dispatch(
       {
         origin: url.origin,
         path: url.pathname,

@@ -117,6 +117,31 @@ function parseServerFirst(message: string): ServerFirst {
   return { nonce, salt: Buffer.from(saltText, 'base64'), iterations };
 }
 
+/** How many SaltedPasswords are kept: a few per target a gateway logs in to, and a bound. */
+export const SALTED_PASSWORD_CACHE_SIZE = 64;
+const saltedPasswords = new Map<string, Buffer>();
+
+/**
+ * Hi(SASLprep(password), salt, i), remembered per (password, salt, iterations). A server keeps
+ * the salt and count it chose when the password was set, so every login of a session-per-exec
+ * gateway would otherwise repeat the same 4096 rounds of PBKDF2 (about a millisecond of the event
+ * loop each). Safe to reuse: the value is a function of its three inputs and is never sent (only
+ * proofs bound to each login's nonces are), the server signature is still checked on every login,
+ * and a new password or a server that changes the salt simply misses. The gateway holds the
+ * password itself anyway; this is no more secret than that. Bounded, oldest entry out first, so a
+ * target offering a new salt on each login cannot grow it.
+ */
+export function saltedPasswordFor(password: string, salt: Buffer, iterations: number): Buffer {
+  const key = `${iterations}\0${salt.toString('base64')}\0${password}`;
+  let salted = saltedPasswords.get(key);
+  if (salted === undefined) {
+    salted = pbkdf2Sync(saslprep(password), salt, iterations, SHA256_LENGTH, 'sha256');
+    if (saltedPasswords.size >= SALTED_PASSWORD_CACHE_SIZE) saltedPasswords.delete(saltedPasswords.keys().next().value as string);
+    saltedPasswords.set(key, salted);
+  }
+  return salted;
+}
+
 /**
  * RFC 5802 §3: SaltedPassword = Hi(SASLprep(password), salt, i); ClientProof = ClientKey XOR
  * HMAC(H(ClientKey), AuthMessage); ServerSignature = HMAC(HMAC(SaltedPassword, "Server Key"),
@@ -129,7 +154,7 @@ export function computeScramProof(
   iterations: number,
   authMessage: string,
 ): { clientProof: Buffer; serverSignature: Buffer } {
-  const saltedPassword = pbkdf2Sync(saslprep(password), salt, iterations, SHA256_LENGTH, 'sha256');
+  const saltedPassword = saltedPasswordFor(password, salt, iterations);
   const clientKey = hmac(saltedPassword, 'Client Key');
   const storedKey = createHash('sha256').update(clientKey).digest();
   const clientSignature = hmac(storedKey, authMessage);

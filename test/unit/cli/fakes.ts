@@ -66,7 +66,7 @@ export function fakeFactory(opts: { gateway?: GatewayOverrides; env?: NodeJS.Pro
   };
   const endpoint: Endpoint = {
     url: GATEWAY_URL,
-    dispatcher: undefined as never,
+    dispatcher: () => Promise.reject(new Error('the fake endpoint has no network')),
     fetch: (() => Promise.reject(new Error('the fake endpoint has no network'))) as typeof fetch,
   };
   const credentials: CredentialSource = { kind: io.env.SLUICE_TOKEN ? 'env' : 'login', token: async () => 'fake-token' };

@@ -2,7 +2,7 @@
 // computation, and every way a server can misbehave.
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { computeScramProof, createScramClient, saslprep, ScramError } from '../../../gateway/engines/postgres/scram.js';
+import { computeScramProof, createScramClient, SALTED_PASSWORD_CACHE_SIZE, saltedPasswordFor, saslprep, ScramError } from '../../../gateway/engines/postgres/scram.js';
 
 // RFC 7677 §3.
 const RFC = {
@@ -181,5 +181,34 @@ describe('saslprep (as PostgreSQL prepares passwords)', () => {
     ['lone surrogate: raw', '\ud800\uff41', '\ud800\uff41'],
   ])('%s', (_label, input, expected) => {
     expect(saslprep(input)).toBe(expected);
+  });
+});
+
+describe('saltedPasswordFor', () => {
+  it('derives once per (password, salt, iterations) and matches an independent PBKDF2', () => {
+    const first = saltedPasswordFor('cache-pw', SALT, 4096);
+    expect(first.equals(pbkdf2Sync('cache-pw', SALT, 4096, 32, 'sha256'))).toBe(true);
+    // The same Buffer: the 4096 rounds did not run again.
+    expect(saltedPasswordFor('cache-pw', SALT, 4096)).toBe(first);
+    const otherSalt = Buffer.from('another salt');
+    for (const [password, salt, iterations] of [['cache-pw2', SALT, 4096], ['cache-pw', otherSalt, 4096], ['cache-pw', SALT, 4095]] as const) {
+      const derived = saltedPasswordFor(password, salt, iterations);
+      expect(derived).not.toBe(first);
+      expect(derived.equals(pbkdf2Sync(password, salt, iterations, 32, 'sha256'))).toBe(true);
+    }
+  });
+
+  it('stays bounded: a target offering a new salt each time pushes out the oldest entry', () => {
+    const first = saltedPasswordFor('bounded-pw', Buffer.from('salt 0'), 2);
+    for (let k = 1; k <= SALTED_PASSWORD_CACHE_SIZE; k++) saltedPasswordFor('bounded-pw', Buffer.from(`salt ${k}`), 2);
+    const again = saltedPasswordFor('bounded-pw', Buffer.from('salt 0'), 2);
+    expect(again).not.toBe(first);
+    expect(again.equals(first)).toBe(true);
+  });
+
+  it('a cached login still fails for a server that does not know the password', () => {
+    exchange();
+    const { client } = exchange();
+    expect(() => client.verifyServerFinal(`v=${Buffer.alloc(32).toString('base64')}`)).toThrow(ScramError);
   });
 });

@@ -1,0 +1,42 @@
+// Bundles the CLI into dist/cli/ after `tsc`: one ESM file for main and the command paths, plus
+// lazily loaded chunks for what only some commands import. Node 20 spends most of a short
+// command's start resolving and loading modules one file at a time (the exec path opened ~250
+// files: undici, zod, commander and the CLI's own modules); one file is a single read and parse.
+// Packages that are large, native or only on rare paths stay external and load, as before, from
+// node_modules when a command first imports them. The gateway is not bundled: it starts once.
+import { rmSync } from 'node:fs';
+import { build } from 'esbuild';
+
+const external = [
+  // The picker (`sluice ui`): ink and react load only when it opens.
+  'ink',
+  'react',
+  'react/jsx-runtime',
+  // Native addons, or packages with optional native parts.
+  '@napi-rs/keyring',
+  'ssh2',
+  // Only login, the settings file or opening a browser need these.
+  'conf',
+  'openid-client',
+  'open',
+];
+
+// Chunk names carry a content hash: clear the old ones so dist/cli holds only this build.
+rmSync('dist/cli', { recursive: true, force: true });
+
+await build({
+  entryPoints: { main: 'src/main.ts' },
+  outdir: 'dist/cli',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external,
+  // Bundled CommonJS packages (undici, commander) call require() for node: built-ins, which an
+  // ES module does not have; this gives the bundle one.
+  banner: { js: "import { createRequire as __sluiceCreateRequire } from 'node:module';\nconst require = __sluiceCreateRequire(import.meta.url);" },
+  chunkNames: 'chunks/[name]-[hash]',
+  legalComments: 'linked',
+  logLevel: 'warning',
+});
