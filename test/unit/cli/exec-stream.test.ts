@@ -1,9 +1,14 @@
 // The exec stream end to end inside the CLI: NDJSON split however the network chunks it, broken
 // streams refused, the real client against a loopback HTTP server, and a 100k-row result through a
 // slow stdout without the CLI running ahead of what stdout took.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadTls } from '../../../gateway/tls.js';
 import { EXEC_CONTENT_TYPE, type ExecEvent } from '../../../src/api/contract.js';
 import { endpointFor } from '../../../src/api/endpoint.js';
 import { createExecClient, parseExecStream } from '../../../src/api/exec.js';
@@ -129,6 +134,42 @@ describe('createExecClient (against a loopback HTTP server)', () => {
     const endpoint = endpointFor('http://127.0.0.1:1', undefined);
     const client = createExecClient(endpoint, { kind: 'env', token: async () => 't' });
     await expect(client.exec('pg-prod', { input: 'select 1' }, new AbortController().signal)).rejects.toThrow(/cannot reach the gateway at http:\/\/127\.0\.0\.1:1: connection refused/);
+  });
+});
+
+describe('createExecClient over TLS (node:https, not undici)', () => {
+  it('trusts exactly the CA file given; any other certificate is refused before the token is sent', async () => {
+    const dirs = [mkdtempSync(join(tmpdir(), 'sluice-exec-tls-')), mkdtempSync(join(tmpdir(), 'sluice-exec-tls-'))];
+    const [gatewayTls, otherTls] = await Promise.all(dirs.map((d) => loadTls({ selfSigned: true }, d, ['127.0.0.1'])));
+    const requests: (string | undefined)[] = [];
+    const server = createHttpsServer({ cert: gatewayTls!.cert, key: gatewayTls!.key }, (req, res) => {
+      requests.push(req.headers.authorization);
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': EXEC_CONTENT_TYPE });
+        res.end(BODY);
+      });
+    });
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const exec = (caFile: string | undefined) =>
+      createExecClient(endpointFor(url, caFile), { kind: 'env', token: async () => 'slc_secret' }).exec('pg-prod', { input: 'select 1' }, new AbortController().signal);
+    try {
+      const out: ExecEvent[] = [];
+      for await (const ev of await exec(gatewayTls!.certFile)) out.push(ev);
+      expect(out).toEqual(EVENTS);
+      expect(requests).toEqual(['Bearer slc_secret']);
+
+      await expect(exec(otherTls!.certFile)).rejects.toThrow(new RegExp(`cannot verify the TLS certificate of ${url} \\(\\w+\\) against ${otherTls!.certFile}`));
+      await expect(exec(undefined)).rejects.toThrow(/cannot verify the TLS certificate of .*: pass --ca FILE/);
+      // Neither refused attempt reached the server's request handler: the token never left.
+      expect(requests).toHaveLength(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 
