@@ -27,6 +27,7 @@ import {
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import type { Identity } from '../../model.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
+import { judgedAsSet } from './startupSettings.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 import { ExfiltrationGuard } from './exfiltrationGuard.js';
 import { WriteRoutes, type CatalogRows } from './writeRouteCatalog.js';
@@ -288,12 +289,13 @@ export class PolicyGate {
    */
   /**
    * Why the policy refuses a setting the client gave at startup, judged as `SET name TO value`
-   * would be; undefined when every one is allowed. A review cannot be held before the session
+   * would be (formatting settings aside: startupSettings.ts); undefined when every one is allowed. A review cannot be held before the session
    * exists, so a setting under review is refused with the way to ask for it.
    */
   startupSettingRefusal(settings: ReadonlyMap<string, string>): string | undefined {
     if (!this.enforce) return undefined;
     for (const [name, value] of settings) {
+      if (!judgedAsSet(name)) continue;
       const text = `SET ${quoteIdent(name)} TO ${quoteLiteral(value)}`;
       const analysis = analyzer.analyze(text);
       const decision = refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared });

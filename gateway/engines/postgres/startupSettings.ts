@@ -39,6 +39,19 @@ const ALLOWED_SETTINGS: ReadonlyMap<string, string> = new Map([
   ['search_path', 'search_path'],
 ]);
 
+/**
+ * The formatting settings drivers send for themselves to read values (pg always sends
+ * client_encoding; JDBC DateStyle, TimeZone and extra_float_digits): not judged as SET statements,
+ * so a policy that blocks SET does not shut out those drivers. They change how values are
+ * written, not what a statement does; client_encoding is checked by the reading rules instead.
+ */
+const FORMATTING = new Set(['client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits']);
+
+/** Whether the policy judges a forwarded setting (by its upstream name) as the SET it stands for. */
+export function judgedAsSet(upstreamName: string): boolean {
+  return !FORMATTING.has(upstreamName);
+}
+
 /** Startup keys that are not settings: the engine reads them itself (startup.ts). */
 const PROTOCOL_KEYS = new Set(['user', 'database', 'replication', 'options', 'application_name']);
 
