@@ -1,8 +1,10 @@
 // Startup rules apart from sockets: which databases a connection serves, which client startup
 // parameters reach the target, protocol negotiation, and the gateway-issued cancel keys.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CancelKeyRegistry, ShutdownFanout } from '../../../gateway/engines/postgres/engine.js';
 import { acceptStartup, StartupRefusal } from '../../../gateway/engines/postgres/startup.js';
+import { forwardedName, startupSettings } from '../../../gateway/engines/postgres/startupSettings.js';
 import type { PgSessionContext } from '../../../gateway/engines/postgres/context.js';
 import { build } from './builder.js';
 
@@ -112,6 +114,24 @@ describe('acceptStartup', () => {
   it('negotiates a newer minor version and _pq_ options down to 3.0', () => {
     const greeting = acceptStartup(startup({ user: 'me', '_pq_.x': '1' }, 2), ctx).greeting([], { pid: 1, secret: 1 }, 'I');
     expect(greeting.subarray(0, 20)).toEqual(build().int32(0).int32(1).cstring('_pq_.x').typed('v'));
+  });
+});
+
+describe('startupSettings (property)', () => {
+  const word = fc.string({ maxLength: 12 });
+  it('any options and parameters: a StartupRefusal or only allow-listed names, never another error', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(word, fc.constantFrom('-c', '--', '\\', ' ', '=', 'statement_timeout=1', 'role=x', 'a.b=1')), { maxLength: 8 }), fc.dictionary(word, word), (parts, params) => {
+        const map = new Map(Object.entries({ ...params, options: parts.join(' ') }));
+        try {
+          for (const name of startupSettings(map).keys()) expect(forwardedName(name)).toBe(name);
+        } catch (err) {
+          expect(err).toBeInstanceOf(StartupRefusal);
+          expect(['42501', '08P01']).toContain((err as StartupRefusal).sqlstate);
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
