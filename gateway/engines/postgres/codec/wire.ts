@@ -142,13 +142,6 @@ export class MessageWriter {
     return this.push(b);
   }
 
-  /** An unsigned 16-bit count (0–65,535), the counterpart of BodyReader.count16. */
-  count16(v: number): this {
-    const b = Buffer.allocUnsafe(2);
-    b.writeUInt16BE(v);
-    return this.push(b);
-  }
-
   int32(v: number): this {
     const b = Buffer.allocUnsafe(4);
     b.writeInt32BE(v);
