@@ -19,6 +19,7 @@ let db: Awaited<ReturnType<typeof freshDatabase>>;
 let plain: Tunnel;
 let masked: Tunnel;
 let noSet: Tunnel;
+let blocked: Tunnel;
 
 beforeAll(async () => {
   db = await freshDatabase(cluster, 'fidelity');
@@ -44,14 +45,15 @@ beforeAll(async () => {
       { name: 'pg-fid', type: 'postgres', target, allow: { groups: ['eng'] } },
       { name: 'pg-masked', type: 'postgres', target, allow: { groups: ['eng'] }, policy: { rules: [{ id: 'pii', mask: { columns: ['fid_a.cust.email'], with: 'redact' } }] } },
       { name: 'pg-noset', type: 'postgres', target, allow: { groups: ['eng'] }, policy: { rules: [{ id: 'no-set', block: { statements: ['set'] }, message: 'settings are fixed here' }] } },
+      { name: 'pg-blocked', type: 'postgres', target, allow: { groups: ['eng'] }, policy: { rules: [{ id: 'no-fid', block: { tables: ['fid_a.cust'] }, message: 'fid_a.cust is off limits' }] } },
     ],
   });
   const ctx = { configDir: newConfigDir(), env: { SLUICE_TOKEN: serviceToken(gw, 'ci', 'eng'), SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
-  [plain, masked, noSet] = await Promise.all([openTunnel('pg-fid', ctx), openTunnel('pg-masked', ctx), openTunnel('pg-noset', ctx)]);
+  [plain, masked, noSet, blocked] = await Promise.all([openTunnel('pg-fid', ctx), openTunnel('pg-masked', ctx), openTunnel('pg-noset', ctx), openTunnel('pg-blocked', ctx)]);
 });
 
 afterAll(async () => {
-  await Promise.all([plain, masked, noSet].map((t) => t?.stop()));
+  await Promise.all([plain, masked, noSet, blocked].map((t) => t?.stop()));
   await gw?.stop();
   await db?.drop();
 });
@@ -229,5 +231,22 @@ describe('sluice connect: PostgreSQL fidelity', () => {
     // The unmasked table stays readable as itself.
     const pub = await psql(masked, ['-tA', '-c', 'copy public.cust to stdout']);
     expect(pub.stdout).toContain('public-row');
+  });
+
+  it('a block rule on a table holds whatever search_path the client sets', async () => {
+    const c = await connectTo(blocked, { options: '-c search_path=nosuchschema,fid_a' });
+    try {
+      const err = await errorOf(c.query('select email from cust'));
+      expect(err.code).toBe('42501');
+      expect(err.message).toContain('fid_a.cust is off limits');
+      await c.query('set search_path = evil, public');
+      expect((await errorOf(c.query('select email from cust'))).code).toBe('42501');
+      expect((await c.query('select email from public.cust')).rows).toEqual([{ email: 'public-row' }]);
+    } finally {
+      await c.end();
+    }
+    const copy = await psql(blocked, ['-c', 'copy cust to stdout'], { PGOPTIONS: '-c search_path=fid_a' });
+    expect(copy.stderr).toContain('fid_a.cust is off limits');
+    expect(copy.stdout).not.toContain(SECRET_EMAIL);
   });
 });
