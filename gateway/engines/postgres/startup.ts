@@ -48,8 +48,7 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
     const served = [connection.target.database, ...connection.databases.filter((d) => d !== connection.target.database)];
     throw new StartupRefusal('3D000', `connection "${connection.name}" does not serve database "${clientText(database, NAME_MAX_CHARS)}"; it serves: ${served.join(', ')}`);
   }
-  const settings = startupSettings(m.params);
-  const application = m.params.get('application_name');
+  const { settings, application } = startupSettings(m.params);
   const upstreamParameters: [string, string][] = [['application_name', upstreamApplicationName(identity.name, application)], ...settings];
   const unrecognized = [...m.params.keys()].filter((name) => name.startsWith('_pq_.'));
   // Recorded, never forwarded (the target sees the gateway's own user).

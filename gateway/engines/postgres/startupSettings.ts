@@ -113,20 +113,33 @@ export function parseOptions(options: string): [string, string][] {
   return out;
 }
 
+/** What a startup asks of the session besides user and database. */
+export interface StartupSettings {
+  /** Forwarded settings by the names sent upstream. */
+  readonly settings: Map<string, string>;
+  /** The client's application_name (the parameter, else `-c application_name=…` in options). */
+  readonly application?: string;
+}
+
 /**
  * The settings a startup asks for (its `options` first, then its own parameters, so a parameter
  * wins over the same setting in `options`, as in PostgreSQL), as name → value with the names
  * sent upstream. Protocol keys and `_pq_.` options are not settings and are left out.
  * @throws StartupRefusal 42501 naming a setting that is not forwarded, 08P01 for bad `options`.
  */
-export function startupSettings(params: ReadonlyMap<string, string>): Map<string, string> {
+export function startupSettings(params: ReadonlyMap<string, string>): StartupSettings {
   const requested: [string, string][] = [];
+  let application = params.get('application_name');
   const options = params.get('options');
-  if (options !== undefined) requested.push(...parseOptions(options));
+  for (const [name, value] of options === undefined ? [] : parseOptions(options)) {
+    // The client's own name, however it is given, goes beside the identity (upstreamApplicationName).
+    if (name.toLowerCase() === 'application_name') application ??= value;
+    else requested.push([name, value]);
+  }
   for (const [name, value] of params) {
     if (!PROTOCOL_KEYS.has(name) && !name.startsWith('_pq_.')) requested.push([name, value]);
   }
-  const out = new Map<string, string>();
+  const settings = new Map<string, string>();
   for (const [name, value] of requested) {
     const upstream = forwardedName(name);
     if (upstream === undefined) {
@@ -135,9 +148,9 @@ export function startupSettings(params: ReadonlyMap<string, string>): Map<string
         `the gateway does not pass the startup setting "${name.slice(0, 63)}" to the target; it passes ${[...ALLOWED_SETTINGS.values()].join(', ')} and custom x.y settings. Set others with SET after connecting, where the connection's policy judges them`,
       );
     }
-    out.set(upstream, value);
+    settings.set(upstream, value);
   }
-  return out;
+  return application === undefined ? { settings } : { settings, application };
 }
 
 /**

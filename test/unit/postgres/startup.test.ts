@@ -95,6 +95,13 @@ describe('acceptStartup', () => {
     }
   });
 
+  it('takes application_name from options too (the parameter wins), beside the identity', () => {
+    const up = (params: Record<string, string>) => acceptStartup(startup({ user: 'me', ...params }), ctx);
+    expect(up({ options: '-c application_name=etl' }).upstreamParameters[0]).toEqual(['application_name', 'sluice:alice@example.com:etl']);
+    expect(up({ options: '-c application_name=etl' }).audit.clientApplication).toBe('etl');
+    expect(up({ options: '-c application_name=etl', application_name: 'psql' }).upstreamParameters[0]).toEqual(['application_name', 'sluice:alice@example.com:psql']);
+  });
+
   it("cannot pass for another identity through application_name, and fits the target's 63 bytes", () => {
     const up = (app: string) => acceptStartup(startup({ user: 'me', application_name: app }), ctx).upstreamParameters[0]?.[1];
     expect(up('x:sluice:bob@example.com')).toBe('sluice:alice@example.com:x_sluice_bob_example.com');
@@ -124,7 +131,7 @@ describe('startupSettings (property)', () => {
       fc.property(fc.array(fc.oneof(word, fc.constantFrom('-c', '--', '\\', ' ', '=', 'statement_timeout=1', 'role=x', 'a.b=1')), { maxLength: 8 }), fc.dictionary(word, word), (parts, params) => {
         const map = new Map(Object.entries({ ...params, options: parts.join(' ') }));
         try {
-          for (const name of startupSettings(map).keys()) expect(forwardedName(name)).toBe(name);
+          for (const name of startupSettings(map).settings.keys()) expect(forwardedName(name)).toBe(name);
         } catch (err) {
           expect(err).toBeInstanceOf(StartupRefusal);
           expect(['42501', '08P01']).toContain((err as StartupRefusal).sqlstate);
