@@ -31,6 +31,8 @@ export interface SessionStartInfo {
   readonly clientUser?: string;
   /** The client program, when the protocol tells (postgres: `application_name`). */
   readonly clientApplication?: string;
+  /** Session settings the client gave at startup and the engine passed on (postgres: `statement_timeout`, …). */
+  readonly clientSettings?: Readonly<Record<string, string>>;
 }
 
 export interface SessionEndInfo {

@@ -192,6 +192,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
               [words.targetKey]: info.target,
               clientUser: info.clientUser,
               clientApplication: info.clientApplication,
+              clientSettings: info.clientSettings,
               gateway: ctx.instance,
             }),
             startedAt.getTime(),

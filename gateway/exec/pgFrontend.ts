@@ -78,8 +78,7 @@ export const BackendType = {
 /** RowDescription ('T'): each column's name and type OID (the rest is not needed by exec). */
 export function decodeRowDescription(body: Buffer): ColumnDescription[] {
   const r = new BodyReader(body, 0, body.length, 'RowDescription');
-  const n = r.int16('field count');
-  if (n < 0) throw new PgProtocolError('malformed', 'RowDescription has a negative field count');
+  const n = r.count16('field count');
   const columns: ColumnDescription[] = [];
   for (let i = 0; i < n; i++) {
     const name = r.cstring('field name');
@@ -98,8 +97,7 @@ export function decodeRowDescription(body: Buffer): ColumnDescription[] {
 /** DataRow ('D') in text format: each value as UTF-8 text, NULL as null. */
 export function decodeDataRow(body: Buffer): (string | null)[] {
   const r = new BodyReader(body, 0, body.length, 'DataRow');
-  const n = r.int16('column count');
-  if (n < 0) throw new PgProtocolError('malformed', 'DataRow has a negative column count');
+  const n = r.count16('column count');
   const values: (string | null)[] = [];
   for (let i = 0; i < n; i++) {
     const len = r.int32('value length');

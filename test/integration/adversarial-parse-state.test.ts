@@ -281,13 +281,17 @@ describe('session defaults and startup parameters', () => {
   });
 
   it.each([
-    ['-c client_encoding=SJIS', 'sjis'],
-    ['-c standard_conforming_strings=off', 'scs'],
-    ['--client-encoding=SJIS', 'sjis'],
-  ])('options=%s is not passed to the target', async (options, how) => {
+    ['-c client_encoding=SJIS', 'sjis', '0A000', 'client_encoding is SJIS'],
+    ['--client-encoding=SJIS', 'sjis', '0A000', 'client_encoding is SJIS'],
+    ['-c standard_conforming_strings=off', 'scs', '42501', 'does not pass the startup setting "standard_conforming_strings"'],
+  ])('options=%s never has a statement read differently: the session ends or is refused before anything is forwarded', async (options, how, code, message) => {
     const table = await victim();
-    const o = await pipeline([query('show client_encoding'), query('show standard_conforming_strings'), how === 'sjis' ? sjisDrop(table) : scsDrop(table)], 3, [['options', options]]);
-    expect(rows(o).slice(0, 2)).toEqual([['UTF8'], ['on']]);
+    const c = await arena.raw([['options', options]]);
+    c.send(how === 'sjis' ? sjisDrop(table) : scsDrop(table));
+    const msgs = await c.until(1);
+    c.close();
+    expect(msgs.map((m) => m.type)).toEqual(['E']);
+    expect(decodeErrorFields((msgs[0] as RawMessage).body)).toMatchObject({ severity: 'FATAL', code, message: expect.stringContaining(message) });
     expect(await exists(table)).toBe(true);
   });
 

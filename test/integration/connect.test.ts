@@ -252,7 +252,7 @@ describe('sluice connect (postgres)', () => {
     await new Promise((r) => setTimeout(r, 3_500));
     const after = await psql(local, ['-tAc', "select current_setting('application_name')"]).done;
     expect(after.stderr).toBe('');
-    expect(after.stdout.trim()).toBe('sluice:alice@example.com');
+    expect(after.stdout.trim()).toBe('sluice:alice@example.com:psql');
   });
 
   it('the held password never reaches the client, the CLI output or the gateway log', async () => {

@@ -178,7 +178,7 @@ describe('postgres engine with psql', () => {
     const before = gw.sessions.length;
     const r = await psql(gw.port, ['-c', 'select 1+1', '-c', 'select application_name, current_user from pg_stat_activity where pid = pg_backend_pid()']);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('2\nsluice:alice@example.com|app\n');
+    expect(r.stdout).toBe('2\nsluice:alice@example.com:psql|app\n');
     const s = gw.sessions[before]!;
     const end = await s.ended;
     expect(s.start).toEqual({ target: 'app', clientUser: 'whoever', clientApplication: 'psql' });
@@ -301,13 +301,15 @@ describe('postgres engine with the pg driver', () => {
     expect(s.results.map((x) => x.commands)).toEqual([['SELECT 1'], ['SELECT 1'], ['SELECT 1']]);
   });
 
-  it("cancels with the gateway's own key, never the target's", async () => {
+  it("hands the client the target's pid with a secret of the gateway's own; cancels only with that secret", async () => {
     const c = client(gw.port);
     await c.connect();
     const s = gw.sessions.at(-1)!;
     const real = (await c.query('select pg_backend_pid() as pid')).rows[0].pid as number;
     const key = c as unknown as { processID: number; secretKey: number };
-    expect(key.processID).not.toBe(real);
+    // pg_backend_pid() agrees with BackendKeyData; the secret is the gateway's (the registry
+    // holds it, and a cancel with any other is dropped).
+    expect(key.processID).toBe(real);
     const sendCancel = (pid: number, secret: number) =>
       new Promise<void>((resolve) => {
         createConnection({ host: '127.0.0.1', port: gw.port }, function (this: Socket) {
@@ -317,7 +319,7 @@ describe('postgres engine with the pg driver', () => {
     const sleeping = c.query('select pg_sleep(30)');
     await waitFor('the sleep to start', () => s.queries.length === 2);
     await sendCancel(key.processID, key.secretKey ^ 1); // wrong secret: dropped
-    await sendCancel(real, key.secretKey); // the target's pid: unknown to the gateway
+    await sendCancel(real + 1, key.secretKey); // another pid: unknown to the gateway
     await new Promise((r) => setTimeout(r, 200));
     expect(s.results).toHaveLength(1);
     await sendCancel(key.processID, key.secretKey);
@@ -433,12 +435,13 @@ async function tryConnect(conn: PostgresConnection, database = 'app'): Promise<{
 }
 
 describe('refusals and failures', () => {
-  it('refuses a database the connection does not serve (3D000) without opening a session', async () => {
+  it('refuses a database the connection does not serve (3D000) without reaching the target; the refusal is recorded', async () => {
     const before = gw.sessions.length;
     const c = client(gw.port, 'template1');
     await expect(c.connect()).rejects.toMatchObject({ code: '3D000', message: 'connection "pg-test" does not serve database "template1"; it serves: app, postgres' });
     await waitFor('the refused session to close', () => gw.engine.cancelKeys.size === 0);
-    expect(gw.sessions[before]!.start).toBeUndefined();
+    expect(gw.sessions[before]!.start).toMatchObject({ target: 'template1' });
+    expect(await gw.sessions[before]!.ended).toMatchObject({ status: 'error', code: '3D000' });
     // `databases` lists the others it may open.
     const other = client(gw.port, 'postgres');
     await other.connect();

@@ -380,7 +380,7 @@ export class TargetCatalog implements ColumnNameResolver {
 }
 
 function decodeRow(body: Buffer): Row {
-  const n = body.readInt16BE(0);
+  const n = body.readUInt16BE(0);
   const row: Row = [];
   let p = 2;
   for (let i = 0; i < n; i++) {

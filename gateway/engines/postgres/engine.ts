@@ -1,8 +1,9 @@
 // The PostgreSQL engine: one instance per gateway process, one PgSession per tunnelled client.
-// The engine itself only holds what outlives a session: the gateway-issued cancel keys. The
-// gateway hands each client a BackendKeyData of its own, so a client never learns the target's
-// process ID or cancel secret, and since a CancelRequest arrives on a connection of its own, the
-// engine must map the gateway's key back to the target and its real key.
+// The engine itself only holds what outlives a session: the gateway-issued cancel keys. A client
+// gets the target's real process ID (so `pg_backend_pid()` agrees with its BackendKeyData and
+// `pg_cancel_backend`/`pg_terminate_backend` of that pid reach its own backend) but a cancel
+// secret of the gateway's own, so it never learns the target's; since a CancelRequest arrives on
+// a connection of its own, the engine maps the gateway's key back to the target and its real key.
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { PostgresTarget } from '../../model.js';
@@ -26,40 +27,56 @@ export interface CancelRoute {
 
 interface Entry extends CancelRoute {
   readonly secret: Buffer;
+  /** The key as issued: release() finds its own entry by it, even were two secrets to collide. */
+  readonly key: { readonly pid: number; readonly secret: number };
 }
 
-/** Gateway-issued cancel keys of live sessions. */
+/**
+ * Gateway-issued cancel keys of live sessions. Keys are (pid, secret) pairs: the pid is the
+ * target's (two connections' targets may reuse one pid), the secret the gateway's own.
+ */
 export class CancelKeyRegistry {
-  private readonly entries = new Map<number, Entry>();
+  private readonly entries = new Map<number, Entry[]>();
+  private count = 0;
 
-  /** Issues a fresh key for a session; release it with `release(pid)` when the session ends. */
+  /**
+   * Issues a key for a session: the target's pid when it sent one (else a random positive Int32,
+   * like a real PID) and a fresh secret. Release it with `release(key)` when the session ends.
+   */
   issue(route: CancelRoute): { pid: number; secret: number } {
-    let pid: number;
-    // Positive Int32 like a real PID; collisions are retried, never shared.
-    do pid = randomInt(1, 0x7fffffff);
-    while (this.entries.has(pid));
+    const pid = route.upstreamKey?.pid ?? randomInt(1, 0x7fffffff);
     const secret = randomBytes(4);
-    this.entries.set(pid, { ...route, secret });
-    return { pid, secret: secret.readInt32BE(0) };
+    const key = { pid, secret: secret.readInt32BE(0) };
+    const list = this.entries.get(pid) ?? [];
+    list.push({ ...route, secret, key });
+    this.entries.set(pid, list);
+    this.count++;
+    return key;
   }
 
   /** The route for a CancelRequest, or undefined when the key is unknown or the secret is wrong. */
   lookup(pid: number, secret: number): CancelRoute | undefined {
-    const entry = this.entries.get(pid);
-    if (!entry) return undefined;
     const presented = Buffer.alloc(4);
     presented.writeInt32BE(secret | 0);
-    // Constant time, so a client cannot learn a live session's secret byte by byte.
-    return timingSafeEqual(presented, entry.secret) ? entry : undefined;
+    let found: Entry | undefined;
+    // Constant time per entry, so a client cannot learn a live session's secret byte by byte.
+    for (const entry of this.entries.get(pid) ?? []) if (timingSafeEqual(presented, entry.secret)) found ??= entry;
+    return found;
   }
 
-  release(pid: number): void {
-    this.entries.delete(pid);
+  release(key: { readonly pid: number; readonly secret: number }): void {
+    const list = this.entries.get(key.pid);
+    if (list === undefined) return;
+    const i = list.findIndex((e) => e.key === key);
+    if (i < 0) return;
+    list.splice(i, 1);
+    this.count--;
+    if (list.length === 0) this.entries.delete(key.pid);
   }
 
   /** Number of live keys (for tests and metrics). */
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 }
 

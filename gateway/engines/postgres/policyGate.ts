@@ -26,7 +26,8 @@ import {
 } from '../../policy/index.js';
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import type { Identity } from '../../model.js';
-import { quoteIdent } from './catalog.js';
+import { quoteIdent, quoteLiteral } from './catalog.js';
+import { judgedAsSet } from './startupSettings.js';
 import { SessionUserObjects, type UserObjectsSource } from './sessionUserObjects.js';
 import { ExfiltrationGuard } from './exfiltrationGuard.js';
 import { WriteRoutes, type CatalogRows } from './writeRouteCatalog.js';
@@ -286,6 +287,24 @@ export class PolicyGate {
    * Called with every ParameterStatus (and the target's startup parameters): why the session
    * must end because the target now reads text differently from the gateway, if it must.
    */
+  /**
+   * Why the policy refuses a setting the client gave at startup, judged as `SET name TO value`
+   * would be (formatting settings aside: startupSettings.ts); undefined when every one is allowed. A review cannot be held before the session
+   * exists, so a setting under review is refused with the way to ask for it.
+   */
+  startupSettingRefusal(settings: ReadonlyMap<string, string>): string | undefined {
+    if (!this.enforce) return undefined;
+    for (const [name, value] of settings) {
+      if (!judgedAsSet(name)) continue;
+      const text = `SET ${quoteIdent(name)} TO ${quoteLiteral(value)}`;
+      const analysis = analyzer.analyze(text);
+      const decision = refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared });
+      if (decision.verdict === 'block') return `startup setting ${name}: ${decision.reason ?? `blocked by ${decision.rule ?? 'policy'}`}`;
+      if (decision.verdict === 'review') return `startup setting ${name} needs a review (${decision.rule ?? 'policy'}); connect without it and run SET ${name} … so it can be reviewed`;
+    }
+    return undefined;
+  }
+
   parameterStatus(name: string, value: string): string | undefined {
     return readingProblem(name, value);
   }

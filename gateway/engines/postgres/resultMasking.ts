@@ -117,7 +117,7 @@ export function maskedNames(masker: RowMasker): string[] {
 
 /** A DataRow frame's values as the audit records them: text as is, binary as `\x` hex, NULL as null. */
 export function rowValues(frame: Buffer, start: number, columns: readonly RowColumn[]): (string | null)[] {
-  const n = frame.readInt16BE(start + 5);
+  const n = frame.readUInt16BE(start + 5);
   const values: (string | null)[] = [];
   let p = start + 7;
   for (let i = 0; i < n; i++) {

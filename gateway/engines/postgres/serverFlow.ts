@@ -429,7 +429,7 @@ const EMPTY_COPY = Buffer.alloc(0);
 
 function decodeColumns(buf: Buffer, start: number, end: number): RowColumn[] | undefined {
   try {
-    const n = buf.readInt16BE(start + 5);
+    const n = buf.readUInt16BE(start + 5);
     const cols: RowColumn[] = [];
     let p = start + 7;
     for (let i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AuditUnavailableError } from '../../audit/contract.js';
+import { clientText, NAME_MAX_CHARS } from '../../clientText.js';
 import { SessionTermination } from '../types.js';
 import { auditRefusal, terminationSqlstate, type PgSessionContext } from './context.js';
 import { TargetCatalog } from './catalog.js';
@@ -54,7 +55,7 @@ export class PgSession {
   private upstream: Socket | undefined;
   /** The target's cancel key for this session, if it sent one. */
   private upstreamKey: { readonly pid: number; readonly secret: number } | undefined;
-  private cancelPid: number | undefined;
+  private cancelKey: { readonly pid: number; readonly secret: number } | undefined;
   private negotiations = 0;
   private bytesFromClient = 0;
   private bytesToClient = 0;
@@ -182,6 +183,9 @@ export class PgSession {
     } catch (err) {
       if (!(err instanceof StartupRefusal)) throw err;
       this.ctx.log.info({ sqlstate: err.sqlstate }, `postgres session refused: ${err.message}`);
+      // A refused startup is recorded too: who asked for what, and why it was refused.
+      this.sessionStarted = true;
+      this.ctx.audit.onSessionStart({ target: clientText(m.params.get('database') || this.ctx.connection.target.database, NAME_MAX_CHARS), clientUser: clientText(m.params.get('user') ?? '', NAME_MAX_CHARS) });
       return this.end({ status: 'error', sqlstate: err.sqlstate, message: err.message, notify: true });
     }
     this.sessionStarted = true;
@@ -226,9 +230,13 @@ export class PgSession {
       ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
       cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
     });
-    this.cancelPid = key.pid;
-    const contradiction = this.startFlows(accepted.audit.target, up.parameters);
-    if (contradiction !== undefined) return this.readingContradicted(contradiction);
+    this.cancelKey = key;
+    const started = this.startFlows(accepted.audit.target, up.parameters, accepted.settings);
+    if (started.refusal !== undefined) {
+      this.ctx.log.info({ sqlstate: '42501' }, `postgres session refused: ${started.refusal}`);
+      return this.end({ status: 'error', sqlstate: '42501', message: started.refusal, notify: true });
+    }
+    if (started.contradiction !== undefined) return this.readingContradicted(started.contradiction);
     this.writeClient(accepted.greeting(up.startupFrames, key, up.transactionStatus));
     this.ctx.log.info({ database: accepted.audit.target, serverVersion: up.parameters.get('server_version') }, 'postgres session started');
     this.phase = 'relay';
@@ -241,9 +249,10 @@ export class PgSession {
    * Sets up the two directions of the relay, with the policy that applies to this caller. Returns
    * why the session cannot go on when the target's startup parameters (its defaults, an ALTER
    * ROLE/DATABASE … SET, the client's own client_encoding) make it read text differently from
-   * the gateway.
+   * the gateway, and why the caller's policy refuses a setting given at startup (each judged as
+   * the SET statement it stands for, so a rule on SET cannot be passed by the startup).
    */
-  private startFlows(database: string, parameters: ReadonlyMap<string, string>): string | undefined {
+  private startFlows(database: string, parameters: ReadonlyMap<string, string>, settings: ReadonlyMap<string, string>): { contradiction?: string; refusal?: string } {
     const { ctx } = this;
     const policy = ctx.policy !== undefined && ctx.policy.rules.length > 0 ? ctx.policy : undefined;
     if (policy !== undefined) {
@@ -251,6 +260,8 @@ export class PgSession {
     }
     const candidate = policy === undefined ? undefined : new PolicyGate(ctx.identity, policy, this.catalog, this.catalog);
     const gate = candidate !== undefined && (candidate.enforce || candidate.mask !== undefined) ? candidate : undefined;
+    const refusal = gate?.startupSettingRefusal(settings);
+    if (refusal !== undefined) return { refusal };
     let contradiction: string | undefined;
     for (const [name, value] of parameters) contradiction ??= gate?.parameterStatus(name, value);
     const tracker = (this.tracker = new QueryTracker(ctx.audit, undefined, true));
@@ -292,7 +303,7 @@ export class PgSession {
       },
       fail: (err) => this.fail(err),
     });
-    return contradiction;
+    return contradiction === undefined ? {} : { contradiction };
   }
 
   /**
@@ -431,7 +442,7 @@ export class PgSession {
     if (this.settled || !this.clientClosed || !this.upstreamClosed || this.connecting || !this.ending) return;
     this.settled = true;
     this.unsubscribeShutdown();
-    if (this.cancelPid !== undefined) this.cancels.release(this.cancelPid);
+    if (this.cancelKey !== undefined) this.cancels.release(this.cancelKey);
     const { status, sqlstate, message } = this.ending;
     const { bytesFromClient, bytesToClient } = this;
     try {

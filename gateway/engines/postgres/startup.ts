@@ -9,31 +9,16 @@ import type { TransactionStatus } from './codec/backend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import type { CancelKeyRegistry } from './engine.js';
 import { cancelUpstream } from './upstream.js';
+import { StartupRefusal, startupSettings, upstreamApplicationName } from './startupSettings.js';
 
-/**
- * Client startup parameters passed on to the target. Only settings that change how values are
- * formatted: anything else (notably `options`, which can carry `-c` settings) would configure the
- * session outside the statements the gateway records and checks.
- */
-const FORWARDED_PARAMETERS = new Map(
-  ['client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'].map((name) => [name.toLowerCase(), name]),
-);
-
-/** A startup the engine will not serve, with the SQLSTATE PostgreSQL would use. */
-export class StartupRefusal extends Error {
-  constructor(
-    readonly sqlstate: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'StartupRefusal';
-  }
-}
+export { StartupRefusal };
 
 /** An accepted startup. */
 export interface AcceptedStartup {
   /** What `SessionAudit.onSessionStart` receives. */
-  readonly audit: { readonly target: string; readonly clientUser: string; readonly clientApplication?: string };
+  readonly audit: { readonly target: string; readonly clientUser: string; readonly clientApplication?: string; readonly clientSettings?: Readonly<Record<string, string>> };
+  /** The settings forwarded from the startup (startupSettings.ts), by their upstream names. */
+  readonly settings: ReadonlyMap<string, string>;
   /** Parameters for the upstream StartupMessage besides user and database. */
   readonly upstreamParameters: readonly (readonly [string, string])[];
   /** The bytes that complete the client's startup once the upstream is ready. */
@@ -42,8 +27,8 @@ export interface AcceptedStartup {
 
 /**
  * Checks a StartupMessage against the connection and composes the upstream startup.
- * @throws StartupRefusal for a missing user, a replication request or a database the connection
- * does not serve.
+ * @throws StartupRefusal for a missing user, a replication request, a database the connection
+ * does not serve or a setting that is not forwarded (startupSettings.ts).
  */
 export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx: PgSessionContext): AcceptedStartup {
   const { connection, identity } = ctx;
@@ -63,18 +48,20 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
     const served = [connection.target.database, ...connection.databases.filter((d) => d !== connection.target.database)];
     throw new StartupRefusal('3D000', `connection "${connection.name}" does not serve database "${clientText(database, NAME_MAX_CHARS)}"; it serves: ${served.join(', ')}`);
   }
-  const upstreamParameters: [string, string][] = [['application_name', `sluice:${identity.name}`]];
-  const unrecognized: string[] = [];
-  for (const [name, value] of m.params) {
-    const canonical = FORWARDED_PARAMETERS.get(name.toLowerCase());
-    if (canonical) upstreamParameters.push([canonical, value]);
-    else if (name.startsWith('_pq_.')) unrecognized.push(name);
-  }
-  const application = m.params.get('application_name');
-  // Recorded, never forwarded (the target sees the gateway's own user and application_name).
+  const { settings, application } = startupSettings(m.params);
+  const upstreamParameters: [string, string][] = [['application_name', upstreamApplicationName(identity.name, application)], ...settings];
+  const unrecognized = [...m.params.keys()].filter((name) => name.startsWith('_pq_.'));
+  // Recorded, never forwarded (the target sees the gateway's own user).
   const clientUser = clientText(user, NAME_MAX_CHARS);
+  const clientSettings = Object.fromEntries([...settings].map(([name, value]) => [name, clientText(value, NAME_MAX_CHARS)]));
   return {
-    audit: { target: database, clientUser, ...(application !== undefined ? { clientApplication: clientText(application, NAME_MAX_CHARS) } : {}) },
+    audit: {
+      target: database,
+      clientUser,
+      ...(application !== undefined ? { clientApplication: clientText(application, NAME_MAX_CHARS) } : {}),
+      ...(settings.size > 0 ? { clientSettings } : {}),
+    },
+    settings,
     upstreamParameters,
     greeting(startupFrames, key, status) {
       const parts: Buffer[] = [];

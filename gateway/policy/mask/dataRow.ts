@@ -35,7 +35,7 @@ export class RowMaskError extends Error {
 export function decodeRowDescription(frame: Buffer): RowColumn[] {
   if (frame.length < 7 || frame[0] !== 0x54) throw new RowMaskError('not a RowDescription message');
   if (frame.readInt32BE(1) !== frame.length - 1) throw new RowMaskError('RowDescription length does not match the frame');
-  const count = frame.readInt16BE(5);
+  const count = frame.readUInt16BE(5);
   const cols: RowColumn[] = [];
   let p = 7;
   for (let i = 0; i < count; i++) {
@@ -204,7 +204,7 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
   const maskDataRow = (frame: Buffer): Buffer => {
     if (frame.length < 7 || frame[0] !== 0x44) throw new RowMaskError('not a DataRow message');
     if (frame.readInt32BE(1) !== frame.length - 1) throw new RowMaskError('DataRow length does not match the frame');
-    const count = frame.readInt16BE(5);
+    const count = frame.readUInt16BE(5);
     if (count !== n) throw new RowMaskError(`DataRow has ${count} values but RowDescription described ${n} columns`);
     stats.rows++;
     let changes: { index: number; start: number; end: number; value: Buffer | null }[] | undefined;

@@ -117,6 +117,7 @@ export function cachingResolver(inner: ColumnNameResolver): ColumnNameResolver {
       return out;
     },
     relationColumns: (relation) => inner.relationColumns(relation),
+    ...(inner.relationsNamed !== undefined ? { relationsNamed: inner.relationsNamed.bind(inner) } : {}),
   };
 }
 
@@ -193,6 +194,18 @@ function relationHasMaskedColumns(mask: MaskPolicy, rel: { schema?: string; name
 }
 
 /**
+ * The relations `COPY name` may read. An unqualified name is resolved by the server through the
+ * session's search_path, which the client sets (at startup, with SET, in a function's SET clause)
+ * and the gateway does not follow: every schema's relation of that name counts, so no path can
+ * make the server read a masked table the gateway took for an unmasked one.
+ */
+async function copyCandidates(resolver: ColumnNameResolver, relation: { readonly schema?: string; readonly name: string }): Promise<readonly ResolvedRelation[]> {
+  if (relation.schema === undefined && resolver.relationsNamed !== undefined) return resolver.relationsNamed(relation);
+  const one = await resolver.relationColumns(relation);
+  return one === undefined ? [] : [one];
+}
+
+/**
  * Decides how a `COPY … TO STDOUT` is masked. COPY carries no RowDescription, so columns are
  * known only for `COPY table [(columns)]`; `COPY (query)` reading a relation with masked columns,
  * and binary COPY of anything that needs masking, are refused with a reason for the client.
@@ -210,19 +223,22 @@ export async function planCopyMask(mask: MaskPolicy | undefined, statement: Stat
       }
     }
   } else if (relationHasMaskedColumns(mask, copy.relation)) {
-    const resolved = await resolver.relationColumns(copy.relation);
-    if (resolved === undefined) return { action: 'refuse', reason: `cannot resolve the columns of ${copy.relation.name} to apply masking` };
-    const names = copy.columns ?? [...[...resolved.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n)];
-    const byName = new Map([...resolved.columns.entries()].map(([attnum, n]) => [n, attnum] as const));
-    names.forEach((name, i) => {
-      let s = columnStrategy(mask, { schema: resolved.schema, table: resolved.table, column: name });
-      const attnum = byName.get(name);
-      for (const src of attnum === undefined ? [] : (resolved.sources?.get(attnum) ?? [])) {
-        const t = columnStrategy(mask, src);
-        if (t !== undefined) s = strongerStrategy(s, t);
-      }
-      if (s !== undefined) columns.set(i, s);
-    });
+    const candidates = await copyCandidates(resolver, copy.relation);
+    if (candidates.length === 0) return { action: 'refuse', reason: `cannot resolve the columns of ${copy.relation.name} to apply masking` };
+    // Each position gets the strongest mask of any relation the name may denote.
+    for (const resolved of candidates) {
+      const names = copy.columns ?? [...[...resolved.columns.entries()].sort((a, b) => a[0] - b[0]).map(([, n]) => n)];
+      const byName = new Map([...resolved.columns.entries()].map(([attnum, n]) => [n, attnum] as const));
+      names.forEach((name, i) => {
+        let s = columnStrategy(mask, { schema: resolved.schema, table: resolved.table, column: name });
+        const attnum = byName.get(name);
+        for (const src of attnum === undefined ? [] : (resolved.sources?.get(attnum) ?? [])) {
+          const t = columnStrategy(mask, src);
+          if (t !== undefined) s = strongerStrategy(s, t);
+        }
+        if (s !== undefined) columns.set(i, strongerStrategy(columns.get(i), s));
+      });
+    }
   }
   return copyMaskPlan(mask, copy, columns);
 }

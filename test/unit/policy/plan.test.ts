@@ -178,6 +178,29 @@ describe('planCopyMask', () => {
     expect(await planCopyMask(columnsOnly, onlyStatement('COPY orders TO STDOUT (FORMAT binary)'), fakeResolver())).toEqual({ action: 'none' });
   });
 
+  it("masks COPY of an unqualified name as every schema's relation of that name: the client's search_path cannot pick an unmasked one", async () => {
+    const billingOnly = maskPolicyFor(policyFromYaml('{ backstop: false, rules: [{ id: c, mask: { columns: [billing.customers.email] } }] }'), []);
+    const publicCustomers = { schema: 'public', table: 'customers', columns: new Map([[1, 'id'], [2, 'email']]) };
+    const billingCustomers = { schema: 'billing', table: 'customers', columns: new Map([[1, 'email'], [2, 'id']]) };
+    // The catalog connection's own search_path finds public.customers; a client with
+    // search_path=billing reads billing.customers.
+    const r: ColumnNameResolver = {
+      resolve: async () => new Map(),
+      relationColumns: async () => publicCustomers,
+      relationsNamed: async () => [
+        { ...publicCustomers, ancestors: [] },
+        { ...billingCustomers, ancestors: [] },
+      ],
+    };
+    const plan = await planCopyMask(billingOnly, onlyStatement('COPY customers TO STDOUT'), r);
+    expect(plan.action === 'mask' && [...plan.options.columns.keys()]).toEqual([0]);
+    const listed = await planCopyMask(billingOnly, onlyStatement('COPY customers (id, email) TO STDOUT'), r);
+    expect(listed.action === 'mask' && [...listed.options.columns.keys()]).toEqual([1]);
+    // Qualified, the name denotes one relation: public.customers has nothing masked.
+    expect(await planCopyMask(billingOnly, onlyStatement('COPY public.customers TO STDOUT'), r)).toEqual({ action: 'none' });
+    expect(await planCopyMask(billingOnly, onlyStatement('COPY customers TO STDOUT'), { ...r, relationsNamed: async () => [] })).toMatchObject({ action: 'refuse' });
+  });
+
   it('refuses when the masked table cannot be resolved', async () => {
     const r: ColumnNameResolver = { resolve: async () => new Map(), relationColumns: async () => undefined };
     expect(await planCopyMask(mask, onlyStatement('COPY customers TO STDOUT'), r)).toMatchObject({ action: 'refuse' });

@@ -91,7 +91,36 @@ describe('Query, Parse, Bind, Close', () => {
   it('Parse with parameter type OIDs (unsigned)', () => {
     const body = build().cstring('s1').cstring('select $1, $2').int16(2).int32(23).int32(-1).body();
     expect(decodeParse(body)).toEqual({ statement: 's1', sql: 'select $1, $2', paramTypes: [23, 0xffffffff] });
-    expect(catchError(() => decodeParse(build().cstring('').cstring('x').int16(-1).body()))).toMatchObject({ code: 'malformed' });
+    // 0xffff is 65,535 types, not -1: the body then ends inside the types.
+    expect(catchError(() => decodeParse(build().cstring('').cstring('x').int16(0xffff).body()))).toMatchObject({ code: 'truncated' });
+  });
+
+  it('Parse and Bind counts are unsigned: 32,768–65,535 parameters, as PostgreSQL reads them', () => {
+    for (const n of [32_768, 40_000, 65_535]) {
+      const parse = build().cstring('').cstring('insert …').int16(n);
+      for (let k = 0; k < n; k++) parse.int32(23);
+      expect(decodeParse(parse.body()).paramTypes).toHaveLength(n);
+      // n format codes (one per parameter), n values, n result formats.
+      const bind = build().cstring('').cstring('').int16(n);
+      for (let k = 0; k < n; k++) bind.int16(k % 2);
+      bind.int16(n);
+      for (let k = 0; k < n; k++) bind.int32(1).raw(String(k % 10));
+      bind.int16(n);
+      for (let k = 0; k < n; k++) bind.int16(0);
+      const m = decodeBind(bind.body());
+      expect(m.params).toHaveLength(n);
+      // Even positions text, odd ones binary: each value read with its own format code.
+      const last = n - 1;
+      expect(m.params[last]).toEqual(last % 2 === 0 ? String(last % 10) : Buffer.from(String(last % 10)));
+      expect(m.params[last - 1]).toEqual((last - 1) % 2 === 0 ? String((last - 1) % 10) : Buffer.from(String((last - 1) % 10)));
+      expect(m.resultFormats).toHaveLength(n);
+    }
+  });
+
+  it('FunctionCall argument counts are unsigned too', () => {
+    const call = build().int32(764).int16(0).int16(40_000);
+    for (let k = 0; k < 40_000; k++) call.int32(-1);
+    expect(decodeFunctionCall(call.int16(0).body()).args).toHaveLength(40_000);
   });
 
   it('Bind with text, NULL and binary values', () => {

@@ -13,6 +13,7 @@ import {
 } from '../../../gateway/engines/postgres/codec/backend.js';
 import { PgProtocolError } from '../../../gateway/engines/postgres/codec/wire.js';
 import { createBackendFramer, createFrontendFramer } from '../../../gateway/engines/postgres/codec/framer.js';
+import { build } from './builder.js';
 import { decodeBind, decodeClose, decodeFirstMessage, decodeFunctionCall, decodeParse, decodeQuery } from '../../../gateway/engines/postgres/codec/frontend.js';
 import { INTERCEPT, OBSERVE, PgBackendRelay, type RelayHandler } from '../../../gateway/engines/postgres/codec/backendRelay.js';
 
@@ -125,6 +126,22 @@ describe('fuzz', () => {
   it('well-framed server messages with random bodies raise only PgProtocolError', () => {
     const stream = fc.array(typedFrame('REKSZCNDT'), { maxLength: 6 }).map((frames) => Buffer.concat(frames));
     fc.assert(fc.property(stream, offsets, (bytes, cuts) => onlyProtocolErrors(() => feedServer(cut(bytes, cuts)))), { numRuns: RUNS });
+  });
+
+  it('Bind and Parse with any 16-bit count (read unsigned) decode whole, and any truncation raises only PgProtocolError', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff }), fc.nat(), (n, cutAt) => {
+        const bind = build().cstring('').cstring('').int16(1).int16(0).int16(n);
+        for (let k = 0; k < n; k++) bind.int32(k % 3 === 0 ? -1 : 1).raw(k % 3 === 0 ? '' : 'v');
+        const body = bind.int16(0).body();
+        expect(decodeBind(body).params).toHaveLength(n);
+        onlyProtocolErrors(() => decodeBind(body.subarray(0, cutAt % (body.length + 1))));
+        const parse = build().cstring('s').cstring('q').int16(n);
+        for (let k = 0; k < n; k++) parse.int32(k);
+        expect(decodeParse(parse.body()).paramTypes).toHaveLength(n);
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it('chunking never changes the frames, the observed messages or what the relay emits', () => {

@@ -83,8 +83,7 @@ export function decodeParse(body: Buffer): ParseMessage {
   const r = new BodyReader(body, 0, body.length, 'Parse');
   const statement = r.cstring('statement name');
   const sql = r.cstring('query string');
-  const count = r.int16('parameter type count');
-  if (count < 0) throw new PgProtocolError('malformed', `Parse declares ${count} parameter types`);
+  const count = r.count16('parameter type count');
   const paramTypes: number[] = [];
   for (let k = 0; k < count; k++) paramTypes.push(r.int32('parameter type') >>> 0);
   r.finish();
@@ -103,8 +102,7 @@ export interface BindMessage {
 }
 
 function formatCodes(r: BodyReader, message: string, what: string): number[] {
-  const count = r.int16(`${what} format count`);
-  if (count < 0) throw new PgProtocolError('malformed', `${message} declares ${count} ${what} formats`);
+  const count = r.count16(`${what} format count`);
   const codes: number[] = [];
   for (let k = 0; k < count; k++) {
     const code = r.int16(`${what} format code`);
@@ -117,8 +115,7 @@ function formatCodes(r: BodyReader, message: string, what: string): number[] {
 /** Format codes, then the values they describe: the shared tail of Bind and FunctionCall. */
 function values(r: BodyReader, message: string): BindParam[] {
   const formats = formatCodes(r, message, 'parameter');
-  const count = r.int16('parameter count');
-  if (count < 0) throw new PgProtocolError('malformed', `${message} declares ${count} parameters`);
+  const count = r.count16('parameter count');
   // As PostgreSQL: no codes = all text, one code = applies to all, else one per parameter.
   if (formats.length > 1 && formats.length !== count) {
     throw new PgProtocolError('malformed', `${message} has ${formats.length} parameter formats but ${count} parameters`);

@@ -62,9 +62,21 @@ export class BodyReader {
     return this.buf[this.pos++]!;
   }
 
+  /** A signed Int16: for fields that may be negative (format codes, attnum, type size). */
   int16(field: string): number {
     this.need(2, field);
     const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  /**
+   * An Int16 count (parameters, formats, columns): the protocol gives these 16 bits and
+   * PostgreSQL reads them unsigned (pq_getmsgint), so 32,768–65,535 are valid counts, not negatives.
+   */
+  count16(field: string): number {
+    this.need(2, field);
+    const v = this.buf.readUInt16BE(this.pos);
     this.pos += 2;
     return v;
   }
