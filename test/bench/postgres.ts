@@ -68,7 +68,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
     // Empty in the recording comparison, which starts neither ssh -L nor the bare pair.
     const paths: Endpoint[] = ssh ? [direct, tunnel!, { port: ssh.port }] : [];
     const compared: Endpoint[] = bare ? [...paths, { port: bare.port }] : [];
-    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+    const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
 
     log('pgbench -i -s 10 …');
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
