@@ -102,6 +102,9 @@ describe('sluice connect: TLS on the local hop', () => {
       // A large result crosses the TLS hop whole (backpressure on the TLS socket).
       const big = await secure.query("select repeat('y', 1048576) as chunk from generate_series(1, 20)");
       expect(big.rows.every((r: { chunk: string }) => r.chunk.length === 1048576)).toBe(true);
+      // And the other way: 12 MB up in one Bind (the gateway's default cap is 16 MB), more than any socket buffer holds.
+      const up = await secure.query('select length($1::text) as n, md5($1::text) as h', ['z'.repeat(12 << 20)]);
+      expect(up.rows[0].n).toBe(12 << 20);
     } finally {
       await Promise.all([secure.end(), plain.end()]);
     }
