@@ -73,7 +73,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
   // PostgreSQL clients that insist on TLS get it on the local hop, with a certificate kept per user.
   const certs = info.type === 'postgres' ? await import('../tunnel/localCert.js') : undefined;
-  const localCert = certs ? await certs.loadLocalCert(dirname((await f.settings()).path)) : undefined;
+  const localCert = certs ? await loadCertOrWarn(io, certs.loadLocalCert, dirname((await f.settings()).path)) : undefined;
 
   const listener = await listenLocal({
     endpoint: gateway.endpoint,
@@ -113,6 +113,19 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
     return 0;
   } finally {
     await listener.close();
+  }
+}
+
+/**
+ * The local certificate, or undefined with a warning when the config directory cannot hold one:
+ * clients that do not insist on TLS still connect (they are told 'N', as before).
+ */
+async function loadCertOrWarn<T>(io: Io, load: (dir: string) => Promise<T>, dir: string): Promise<T | undefined> {
+  try {
+    return await load(dir);
+  } catch (err) {
+    say(io, `warning: no TLS on the local port (cannot keep a certificate in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); clients that require TLS will be refused`);
+    return undefined;
   }
 }
 

@@ -2,7 +2,8 @@
 // with sslmode=require and verify-full against the certificate the CLI generates and keeps per
 // user, and the pg driver with ssl on. Plaintext clients keep working beside them.
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { TLSSocket } from 'node:tls';
@@ -125,5 +126,23 @@ describe('sluice connect: TLS on the local hop', () => {
     const res = await psql(`host=localhost port=${t.port} dbname=${cluster.database} user=x sslmode=require`, 'select 7');
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(/^7$/m);
+  });
+
+  it('without a place for the certificate it warns and serves plaintext; a client that requires TLS is refused', async () => {
+    const dir = newConfigDir();
+    // A directory where the key file belongs: nothing can be written or read there.
+    mkdirSync(join(dir, 'local-tls.pem'));
+    const t = await openTunnel('pg-test', { configDir: dir, env: ctx().env });
+    tunnels.push(t);
+    expect((t.info as unknown as { sslrootcert?: string }).sslrootcert).toBeUndefined();
+    // stderr and stdout are separate pipes: the warning, written first, may be read second.
+    if (!/warning: no TLS/.test(t.stderr())) await once(t.child.stderr!, 'data');
+    expect(t.stderr()).toMatch(/warning: no TLS on the local port/);
+    const plain = await psql(`host=127.0.0.1 port=${t.port} dbname=${cluster.database} user=x sslmode=prefer`, 'select 5');
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/^5$/m);
+    const required = await psql(`host=127.0.0.1 port=${t.port} dbname=${cluster.database} user=x sslmode=require`, 'select 5');
+    expect(required.code).not.toBe(0);
+    expect(required.stderr).toMatch(/server does not support SSL/);
   });
 });
