@@ -201,7 +201,14 @@ function forIdentity(policy: CompiledPolicy, groups: readonly string[]): ForIden
   return entry;
 }
 
-const withMask = <T extends object>(d: T, mask: MaskPolicy | undefined): T & { mask?: MaskPolicy } => (mask === undefined ? d : { ...d, mask });
+/**
+ * Every caller passes a decision it has just built, so the mask is added in place: a spread copy
+ * of decisions of several shapes went megamorphic and cost about 5 µs per statement in a profile.
+ */
+const withMask = <T extends object>(d: T, mask: MaskPolicy | undefined): T & { mask?: MaskPolicy } => {
+  if (mask !== undefined) (d as T & { mask?: MaskPolicy }).mask = mask;
+  return d;
+};
 
 /**
  * Decides whether a request runs. Pure: the same inputs give the same decision; nothing is

@@ -4,6 +4,7 @@
 // ready-to-use `ssh` command with a known_hosts file holding the gateway's host key.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import type { ConnectionInfo, PostgresConnectionInfo } from '../api/contract.js';
 import { SilentExit, UsageError } from '../errors.js';
@@ -70,6 +71,9 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
+  // PostgreSQL clients that insist on TLS get it on the local hop, with a certificate kept per user.
+  const certs = info.type === 'postgres' ? await import('../tunnel/localCert.js') : undefined;
+  const localCert = certs ? await loadCertOrWarn(io, certs.loadLocalCert, dirname((await f.settings()).path)) : undefined;
 
   const listener = await listenLocal({
     endpoint: gateway.endpoint,
@@ -80,6 +84,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
     port: opts.port ?? DEFAULT_PORTS[info.type],
     fallbackToNextFree: opts.port === undefined,
     ...(localPassword ? { localPassword } : {}),
+    ...(localCert ? { tls: localCert.context } : {}),
     ...(opts.startupTimeoutMs !== undefined ? { startupTimeoutMs: opts.startupTimeoutMs } : {}),
     onClientError: (message) => say(io, `sluice connect: a client could not be connected: ${message}`),
   });
@@ -97,15 +102,30 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
       say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
       await sayCommands(io, target);
     } else {
-      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
+      const sslrootcert = localCert?.certFile;
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as, ...(sslrootcert ? { sslrootcert } : {}) }));
       if (opts.command.length > 0) return await runChild(io, opts.command, pgChildEnv(listener, info, localPassword), signal);
       say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
       say(io, `  psql "host=${host} port=${listener.port} dbname=${info.database} user=${LOCAL_USER}"`);
+      if (sslrootcert && (certs?.LOCAL_CERT_NAMES as readonly string[] | undefined)?.includes(host)) say(io, `  TLS on this hop too: add "sslmode=verify-full sslrootcert=${sslrootcert}"`);
     }
     await waitWithStatus(io, listener, signal);
     return 0;
   } finally {
     await listener.close();
+  }
+}
+
+/**
+ * The local certificate, or undefined with a warning when the config directory cannot hold one:
+ * clients that do not insist on TLS still connect (they are told 'N', as before).
+ */
+async function loadCertOrWarn<T>(io: Io, load: (dir: string) => Promise<T>, dir: string): Promise<T | undefined> {
+  try {
+    return await load(dir);
+  } catch (err) {
+    say(io, `warning: no TLS on the local port (cannot keep a certificate in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); clients that require TLS will be refused`);
+    return undefined;
   }
 }
 

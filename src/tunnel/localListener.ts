@@ -3,6 +3,8 @@
 // PostgreSQL's reads the client's startup packet, to report refusals in PostgreSQL's own terms;
 // ssh's does nothing — and after that bytes are piped untouched.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import type { Endpoint } from '../api/endpoint.js';
 import type { CredentialSource } from '../auth/credentials.js';
 import { CliError } from '../errors.js';
@@ -38,6 +40,8 @@ export interface ListenOptions {
   /** When the requested port is taken, try the following ones (the default port only). */
   fallbackToNextFree: boolean;
   localPassword?: string;
+  /** The local certificate (localCert.ts): offered to clients that ask for TLS on the local hop. */
+  tls?: SecureContext;
   /**
    * Time a local client has to send its startup packet (and the local password), for types whose
    * local side reads first: a client that sends half of one is closed then, as PostgreSQL's
@@ -88,11 +92,15 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
     : undefined;
   let opening;
   try {
-    opening = await side.open(client, opts.localPassword);
+    opening = await side.open(client, opts.localPassword, opts.tls);
   } finally {
     clearTimeout(startupTimer);
   }
   if (opening === undefined) return;
+  // After a TLS handshake the conversation goes on over the TLS socket; the accepted socket
+  // under it is closed with it, so the listener's count and close() see one client.
+  const local = opening.client ?? client;
+  if (local !== client) local.once('close', () => client.destroy());
   let tunnel;
   try {
     const token = await opts.credentials.token();
@@ -100,11 +108,11 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
   } catch (err) {
     const message = err instanceof CliError ? err.message : String(err);
     opts.onClientError(message);
-    side.refuse(client, opening, err, message);
+    side.refuse(local, opening, err, message);
     return;
   }
   const upstream = tunnel.socket;
-  if (client.destroyed) {
+  if (local.destroyed || client.destroyed) {
     // The client left while the tunnel was being opened (a byte-relay side never reads first):
     // its 'close' has already fired, so nothing below would ever end the tunnel.
     upstream.destroy();
@@ -119,21 +127,42 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
   upstream.once('close', () => sockets.delete(upstream as Socket));
   if (opening.firstBytes.length > 0) upstream.write(opening.firstBytes);
   stats.bytesUp += opening.firstBytes.length;
-  client.on('data', (d: Buffer) => (stats.bytesUp += d.length));
-  upstream.on('data', (d: Buffer) => (stats.bytesDown += d.length));
-  upstream.on('error', () => client.destroy());
-  client.pipe(upstream);
-  upstream.pipe(client);
-  client.resume();
-  await new Promise<void>((resolve) => {
+  await relay(local, upstream, stats);
+}
+
+/**
+ * Moves bytes both ways until either side closes. Plain 'data' handlers rather than pipe(): one
+ * listener per chunk counts and forwards it (pipe plus a counting listener was two), and
+ * backpressure is the same pause-until-drain pipe() does.
+ */
+function relay(local: Duplex, upstream: Duplex, stats: TunnelStats): Promise<void> {
+  const forward = (from: Duplex, to: Duplex, count: (n: number) => void) => {
+    const resume = () => from.resume();
+    from.on('data', (d: Buffer) => {
+      count(d.length);
+      if (!to.write(d)) {
+        from.pause();
+        to.once('drain', resume);
+      }
+    });
+  };
+  forward(local, upstream, (n) => (stats.bytesUp += n));
+  forward(upstream, local, (n) => (stats.bytesDown += n));
+  local.on('error', () => local.destroy());
+  upstream.on('error', () => local.destroy());
+  // A half-close is passed on, as pipe() does; a full close ends the other side below.
+  local.once('end', () => upstream.end());
+  upstream.once('end', () => local.end());
+  local.resume();
+  return new Promise<void>((resolve) => {
     let closed = 0;
     const done = () => ++closed === 2 && resolve();
-    client.once('close', () => {
+    local.once('close', () => {
       upstream.destroy();
       done();
     });
     upstream.once('close', () => {
-      client.end();
+      local.end();
       done();
     });
   });

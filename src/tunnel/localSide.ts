@@ -7,6 +7,7 @@
 // piped untouched either way.
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 import { LOCAL_PASSWORD_HEADER } from '../api/contract.js';
 import { AuthError, CliError, LimitError } from '../errors.js';
 import { checkLocalPassword, readLocalStartup, sendFatal } from './pgLocal.js';
@@ -20,6 +21,8 @@ export interface LocalOpening {
   readonly answerable: boolean;
   /** Headers for the tunnel request (ssh: the local password's digest, for the gateway to check). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The stream to relay when the local step replaced the accepted socket (TLS over it). */
+  readonly client?: Socket;
 }
 
 export interface LocalSide {
@@ -27,22 +30,29 @@ export interface LocalSide {
   readonly readsFirst: boolean;
   /**
    * Runs the protocol's local step on a freshly accepted client. Returns undefined when the client
-   * was refused locally (and already told); throws when the client broke the protocol.
+   * was refused locally (and already told); throws when the client broke the protocol. `tls`: the
+   * local certificate, for clients that ask for TLS on the local hop.
    */
-  open(client: Socket, localPassword: string | undefined): Promise<LocalOpening | undefined>;
+  open(client: Socket, localPassword: string | undefined, tls?: SecureContext): Promise<LocalOpening | undefined>;
   /** Tells the client the tunnel could not be opened (`err`: what dialing threw), then ends it. */
   refuse(client: Socket, opening: LocalOpening, err: unknown, message: string): void;
 }
 
 const postgres: LocalSide = {
   readsFirst: true,
-  async open(client, localPassword) {
-    const startup = await readLocalStartup(client);
+  async open(accepted, localPassword, tls) {
+    const startup = await readLocalStartup(accepted, tls);
+    const client = startup.socket;
     if (startup.kind === 'startup' && localPassword !== undefined && !(await checkLocalPassword(client, localPassword))) {
       sendFatal(client, '28P01', 'sluice connect: wrong local password (it was printed when `sluice connect` started)');
       return undefined;
     }
-    return { purpose: startup.kind === 'cancel' ? 'cancel' : 'session', firstBytes: startup.bytes, answerable: startup.kind === 'startup' };
+    return {
+      purpose: startup.kind === 'cancel' ? 'cancel' : 'session',
+      firstBytes: startup.bytes,
+      answerable: startup.kind === 'startup',
+      ...(client !== accepted ? { client } : {}),
+    };
   },
   refuse(client, opening, err, message) {
     // 53300 is PostgreSQL's own "too many connections": drivers and poolers know to back off.

@@ -15,6 +15,8 @@ import { generate } from 'selfsigned';
 
 export interface BareRelayPair {
   port: number;
+  /** The two relay processes (server side first), for their CPU time. */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -87,7 +89,7 @@ export async function startBareRelayPair(targetPort: number): Promise<BareRelayP
     children.push(server.child);
     const client = await spawnRelay(['client', String(server.port)], env);
     children.push(client.child);
-    return { port: client.port, stop };
+    return { port: client.port, pids: [server.child.pid!, client.child.pid!], stop };
   } catch (err) {
     await stop();
     throw err;

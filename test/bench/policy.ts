@@ -54,7 +54,7 @@ export async function benchPolicy(log: (s: string) => void): Promise<Row[]> {
       const [line] = (await once(connects[i]!.stdout!, 'data')) as [Buffer];
       ports[name] = (JSON.parse(line.toString()) as { port: number }).port;
     }
-    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+    const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     log('pgbench -i -s 10 and a 1M-row customers table …');
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
     await run(join(PG_BIN_DIR, 'psql'), ['-X', '-p', String(cluster.port), '-c', "create table bench_customers as select g as id, 'customer ' || g as name, 'user' || g || '@example.com' as email, (4000000000000000 + g)::text as card_number from generate_series(1, 1000000) g"], { env });

@@ -68,7 +68,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
     // Empty in the recording comparison, which starts neither ssh -L nor the bare pair.
     const paths: Endpoint[] = ssh ? [direct, tunnel!, { port: ssh.port }] : [];
     const compared: Endpoint[] = bare ? [...paths, { port: bare.port }] : [];
-    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+    const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
 
     log('pgbench -i -s 10 …');
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
@@ -176,14 +176,14 @@ function pairRow(figure: string, pairs: [number, number][], unit: string, lowerI
   return { figure, reference: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** User + system CPU a process has used so far, in µs (/proc, clock ticks of 10 ms). */
-function cpuMicros(pid: number): number {
+export function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }

