@@ -11,6 +11,8 @@ import { withGatewayFlags } from './flags.js';
 export interface SshOptions extends GatewayFlags {
   name: string;
   command: string[];
+  /** `-A`: forward the local ssh agent (refused by the gateway unless a rule allows it). */
+  forwardAgent?: boolean;
 }
 
 export function defineSsh(f: Factory): Command {
@@ -18,7 +20,8 @@ export function defineSsh(f: Factory): Command {
     .description('log in to an ssh connection through the gateway (or run `-- COMMAND…` there); exits with ssh\'s code')
     .argument('<name>', 'connection name (see `sluice connections`)')
     .argument('[command...]', 'after --: the command to run on the host')
-    .action(async (name: string, command: string[], o: GatewayFlags) => {
+    .option('-A, --forward-agent', 'forward your ssh agent to the host (only where the connection\'s policy allows agent forwarding)')
+    .action(async (name: string, command: string[], o: GatewayFlags & { forwardAgent?: boolean }) => {
       const code = await f.interruptible((signal) => runSsh({ ...o, name, command }, f, signal));
       if (code !== 0) throw new SilentExit(code);
     });
@@ -49,7 +52,7 @@ export async function runSsh(opts: SshOptions, f: Factory, signal: AbortSignal):
   try {
     const target = await localSshTarget(f, gateway.url, info, host, listener.port);
     const ssh = io.env.SLUICE_SSH || 'ssh';
-    return await runChild(io, [ssh, ...sshArgv(target, opts.command)], {}, signal);
+    return await runChild(io, [ssh, ...sshArgv(target, opts.command, { forwardAgent: opts.forwardAgent === true })], {}, signal);
   } finally {
     await listener.close();
   }

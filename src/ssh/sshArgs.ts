@@ -17,10 +17,12 @@ export function sshOptions(t: SshTarget): string[] {
 
 /**
  * argv for `ssh` run by `sluice ssh`: strict checking (no prompt, the key is already there), no
- * global known_hosts, and no host key rotation written back into our file.
+ * global known_hosts, and no host key rotation written back into our file. `forwardAgent` adds
+ * `-A` (the gateway relays it only where a rule allows agent forwarding).
  */
-export function sshArgv(t: SshTarget, command: readonly string[]): string[] {
+export function sshArgv(t: SshTarget, command: readonly string[], opts: { forwardAgent?: boolean } = {}): string[] {
   return [
+    ...(opts.forwardAgent ? ['-A'] : []),
     '-p',
     String(t.port),
     ...sshOptions(t),

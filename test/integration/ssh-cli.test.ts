@@ -96,7 +96,7 @@ describe('sluice ssh / exec', () => {
     const [code] = (await exited) as [number];
     expect(out).toContain('hello');
     expect(code).toBe(3);
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('sluice connect + scp / sftp', () => {
@@ -169,11 +169,17 @@ describe('sluice connect + scp / sftp', () => {
         }
         // The agent protocol's bytes (the public key blob, signatures) are not in the trail.
         expect(trail).not.toContain(agent.publicKey.split(' ')[1] as string);
+
+        // `sluice ssh -A` asks for the same forwarding.
+        const viaCli = await runCli(['ssh', 'web-agent', '-A', '--', 'ssh-add', '-l'], { ...ctx, env: { ...ctx.env, SSH_AUTH_SOCK: agent.env.SSH_AUTH_SOCK as string } });
+        expect(viaCli.stdout).toContain(agent.fingerprint);
+        expect(viaCli.code).toBe(0);
+        expect(await lastSessionTrail('web-agent')).toMatch(/"event":\s*"opened"/);
       });
     } finally {
       agentTunnel.stop();
     }
-  }, 30_000);
+  }, 60_000);
 
   it('sftp lists a directory', async () => {
     writeFileSync(join(work, 'listed-file.txt'), 'x');
@@ -223,7 +229,7 @@ describe('sluice connect --local-password (ssh)', () => {
     expect(trail).toContain('ssh.local_password');
     expect(trail).toContain('wrong local password');
     expect(trail).not.toContain(password);
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('replay and asciicast', () => {

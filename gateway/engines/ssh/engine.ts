@@ -66,6 +66,21 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
       let wrongPasswords = 0;
       // Only where a rule may allow agent forwarding can the target's client relay agent channels.
       const agent = allowedBy(connection.policy, session.identity.groups, { kind: 'forwarding', direction: 'agent' }) === undefined ? undefined : new ClientAgent(conn, audit, session.log);
+      const startUpstream = () =>
+        (connecting ??= connectUpstream(target, session.connectTimeoutMs, signal, agent).then(
+          (up) => {
+            upstream = up;
+            up.on('close', () => conn.end());
+            up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
+          },
+          (err: Error) => {
+            failure = err.message;
+            session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
+          },
+        ));
+      // Without a local password to check first, the target's handshake runs while the local
+      // client's key exchange does, instead of after it: one handshake's latency less per session.
+      if (session.localPasswordDigest === undefined) void startUpstream();
       conn.on('authentication', (ctx) => {
         const digest = session.localPasswordDigest;
         if (digest !== undefined) {
@@ -85,22 +100,11 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         }
         // The tunnel is the authentication: `none` (or any method) is accepted as the session's
         // user once the target has accepted the gateway; every attempt waits for that one login.
-        connecting ??= connectUpstream(target, session.connectTimeoutMs, signal, agent).then(
-          (up) => {
-            upstream = up;
-            up.on('close', () => conn.end());
-            up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
-            sessionStarted(ctx.username);
-          },
-          (err: Error) => {
-            failure = err.message;
-            session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
-            sessionStarted(ctx.username);
-          },
-        );
-        // Accepted even when the target failed, so the client opens its session and is told why
-        // on stderr (an ssh client shows only "Permission denied" for a refused login).
-        void connecting.then(() => ctx.accept());
+        const started = startUpstream();
+        void started.then(() => {
+          sessionStarted(ctx.username);
+          ctx.accept();
+        });
       });
       conn.on('ready', () => {
         if (failure !== undefined || upstream === undefined) {

@@ -221,7 +221,7 @@ export function bridgeSession(ctx: ChannelContext, session: ssh2.Session): void 
  * buffer is full, `from` is paused, so its ssh channel stops granting window to the sender instead
  * of the gateway buffering a whole transfer in memory (and collecting it as garbage).
  */
-function relay(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, seen: (d: Buffer) => void): void {
+export function relay(from: NodeJS.ReadableStream, to: NodeJS.WritableStream, seen: (d: Buffer) => void): void {
   let waiting = false;
   from.on('data', (d: Buffer) => {
     seen(d);

@@ -39,6 +39,8 @@ describe('known_hosts', () => {
     expect(argv).toContain('StrictHostKeyChecking=yes');
     expect(argv.join(' ')).not.toContain('StrictHostKeyChecking=no');
     expect(argv.slice(-3)).toEqual(['deploy@127.0.0.1', '--', 'uptime']);
+    expect(argv).not.toContain('-A');
+    expect(sshArgv(t, [], { forwardAgent: true })[0]).toBe('-A');
     expect(sshCommandLines({ ...t, knownHosts: '/my dir/known_hosts' }).scp).toBe("scp -P 2222 -o 'UserKnownHostsFile=/my dir/known_hosts' -o HostKeyAlias=sluice.web-1.gw FILE deploy@127.0.0.1:PATH");
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
   });

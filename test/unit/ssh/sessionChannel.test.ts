@@ -2,13 +2,14 @@
 // target (blocked commands, an audit store that cannot record, env outside the allow-list), and a
 // refusal ends the channel with the documented exit status and a message on stderr.
 import { EventEmitter } from 'node:events';
+import { PassThrough, Writable } from 'node:stream';
 import type ssh2 from 'ssh2';
 import { describe, expect, it } from 'vitest';
 import { AuditUnavailableError } from '../../../gateway/audit/contract.js';
 import { compileSshPolicy, sshPolicySchema } from '../../../gateway/engines/ssh/policy.js';
 import type { ClientAgent } from '../../../gateway/engines/ssh/agentForwarding.js';
 import type { SshAudit } from '../../../gateway/engines/ssh/recorder.js';
-import { bridgeSession, EXIT_BLOCKED, type ChannelContext } from '../../../gateway/engines/ssh/sessionChannel.js';
+import { bridgeSession, EXIT_BLOCKED, relay, type ChannelContext } from '../../../gateway/engines/ssh/sessionChannel.js';
 import type { SshConnection } from '../../../gateway/model.js';
 
 class FakeChannel extends EventEmitter {
@@ -133,5 +134,36 @@ describe('ssh session channel', () => {
     failing.session.emit('auth-agent', () => seen.push('accepted'), () => seen.push('refused'));
     expect(seen).toEqual(['accepted', 'refused', 'refused']);
     expect(failing.calls).toEqual([]);
+  });
+});
+
+describe('ssh channel relay', () => {
+  it('pauses the sending side while the receiving side is full, resumes on drain, and loses nothing', async () => {
+    const from = new PassThrough();
+    const held: (() => void)[] = [];
+    const got: string[] = [];
+    const to = new Writable({
+      highWaterMark: 4,
+      write(chunk: Buffer, _enc, done) {
+        got.push(chunk.toString());
+        held.push(done);
+      },
+    });
+    const seen: string[] = [];
+    relay(from, to, (d) => seen.push(d.toString()));
+    from.write('abcdef');
+    await new Promise((r) => setImmediate(r));
+    expect(from.isPaused()).toBe(true);
+    from.write('ghi');
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual(['abcdef']);
+    expect(got).toEqual(['abcdef']);
+    // The receiver drains: the sender resumes and what it held comes through.
+    held.shift()?.();
+    await new Promise((r) => setImmediate(r));
+    expect(from.isPaused()).toBe(false);
+    expect(seen).toEqual(['abcdef', 'ghi']);
+    held.shift()?.();
+    expect(got.join('')).toBe('abcdefghi');
   });
 });
