@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
 import { sshPolicySchema } from '../engines/ssh/policy.js';
+import { httpPolicySchema } from '../engines/http/policy.js';
 import { limitsSchema } from './limits.js';
 
 const hostPort = z
@@ -111,6 +112,35 @@ const sshConnection = z.strictObject({
   record: z.enum(['statements', 'sessions']).default('statements'),
 });
 
+/** Header names the gateway may inject (a token68-safe field name, RFC 9110 §5.1), never hop-by-hop ones. */
+const injectableHeader = z
+  .string()
+  .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected an HTTP header name' })
+  .refine((n) => !['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'keep-alive', 'proxy-connection', 'expect'].includes(n.toLowerCase()), {
+    message: 'this header is set by the gateway itself or is hop-by-hop; it cannot be injected',
+  });
+
+const httpTarget = z.strictObject({
+  url: z
+    .url({ message: 'expected the service URL, e.g. "https://billing.internal:8443"' })
+    .refine((u) => /^https?:$/.test(new URL(u).protocol), { message: 'expected an http:// or https:// URL' })
+    .refine((u) => ['', '/'].includes(new URL(u).pathname) && new URL(u).search === '' && new URL(u).username === '', { message: 'expected an origin only (scheme, host, port): no path, query or credentials' }),
+  ca: nonEmpty.optional(),
+  /** Injected on every request, replacing what the client sends under the same name. */
+  headers: z.record(injectableHeader, secretRef).default({}),
+});
+
+const httpConnection = z.strictObject({
+  name: connectionName,
+  type: z.literal('http'),
+  description: z.string().optional(),
+  target: httpTarget,
+  allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+  /** Method and path rules, JSON masks (docs/http.md). */
+  policy: httpPolicySchema.optional(),
+  record: z.enum(['statements', 'sessions']).default('statements'),
+});
+
 const postgresConnection = z.strictObject({
   name: connectionName,
   type: z.literal('postgres'),
@@ -158,8 +188,8 @@ export const gatewayConfigSchema = z
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z
       .array(
-        z.discriminatedUnion('type', [postgresConnection, sshConnection], {
-          error: () => 'expected `type: postgres` or `type: ssh`',
+        z.discriminatedUnion('type', [postgresConnection, sshConnection, httpConnection], {
+          error: () => 'expected `type: postgres`, `type: ssh` or `type: http`',
         }),
       )
       .default([]),
