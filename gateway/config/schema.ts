@@ -112,13 +112,18 @@ const sshConnection = z.strictObject({
   record: z.enum(['statements', 'sessions']).default('statements'),
 });
 
-/** Header names the gateway may inject (a token68-safe field name, RFC 9110 §5.1), never hop-by-hop ones. */
-const injectableHeader = z
-  .string()
-  .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { message: 'expected an HTTP header name' })
-  .refine((n) => !['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'keep-alive', 'proxy-connection', 'expect'].includes(n.toLowerCase()), {
-    message: 'this header is set by the gateway itself or is hop-by-hop; it cannot be injected',
-  });
+/** Headers the gateway sets itself or that describe one hop (RFC 9110 §7.6.1): never injected. */
+const NOT_INJECTABLE = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'keep-alive', 'proxy-connection', 'expect']);
+
+const injectedHeaders = z.record(z.string(), secretRef).superRefine((headers, ctx) => {
+  for (const name of Object.keys(headers)) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected an HTTP header name' });
+    else if (NOT_INJECTABLE.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'this header is set by the gateway itself or is hop-by-hop; it cannot be injected' });
+  }
+  const lower = Object.keys(headers).map((n) => n.toLowerCase());
+  const dup = lower.find((n, i) => lower.indexOf(n) !== i);
+  if (dup !== undefined) ctx.addIssue({ code: 'custom', message: `header "${dup}" is listed twice (names are case-insensitive)` });
+});
 
 const httpTarget = z.strictObject({
   url: z
@@ -127,7 +132,7 @@ const httpTarget = z.strictObject({
     .refine((u) => ['', '/'].includes(new URL(u).pathname) && new URL(u).search === '' && new URL(u).username === '', { message: 'expected an origin only (scheme, host, port): no path, query or credentials' }),
   ca: nonEmpty.optional(),
   /** Injected on every request, replacing what the client sends under the same name. */
-  headers: z.record(injectableHeader, secretRef).default({}),
+  headers: injectedHeaders.default({}),
 });
 
 const httpConnection = z.strictObject({
