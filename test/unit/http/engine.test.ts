@@ -122,7 +122,7 @@ describe('http engine', () => {
       expect(Object.keys(req.data.headers as object)).not.toContain('cookie');
       expect(Object.keys(req.data.headers as object)).not.toContain('authorization');
       const resp = s.recorded.events.find((e) => e.kind === 'http.response')!;
-      expect(resp.data).toMatchObject({ status: 200, result: 'forwarded', requestSample: 'hello' });
+      expect(resp.data).toMatchObject({ status: 200, result: 'forwarded', requestSample: 'hello', headers: { 'content-type': 'application/json' } });
       // The echo quoted the injected header: scrubbed in the sample as for the client.
       expect(String(resp.data.responseSample)).toContain('*'.repeat(SECRET.length));
       expect(JSON.stringify(s.recorded)).not.toContain('engine-test-secret');
