@@ -5,6 +5,8 @@ import type { Connection } from '../model.js';
 import type { GatewaySessionAudit } from '../sessionAudit.js';
 import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
+import { createHttpEngine } from './http/engine.js';
+import { httpEntry } from './http/entry.js';
 import { createSshEngine } from './ssh/engine.js';
 import { sshEntry } from './ssh/entry.js';
 import type { EngineEntry } from './types.js';
@@ -25,6 +27,7 @@ function requireStateDir(): string {
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: createPostgresEngine(), ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
+  http: { engine: createHttpEngine(), ...httpEntry },
 };
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
