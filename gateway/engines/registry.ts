@@ -4,7 +4,7 @@
 import type { Connection } from '../model.js';
 import type { GatewaySessionAudit } from '../sessionAudit.js';
 import { postgresEntry } from './postgres/context.js';
-import { createPostgresEngine } from './postgres/engine.js';
+import { createPostgresEngine, type PostgresEngine } from './postgres/engine.js';
 import { createSshEngine } from './ssh/engine.js';
 import { sshEntry } from './ssh/entry.js';
 import type { EngineEntry } from './types.js';
@@ -22,10 +22,17 @@ function requireStateDir(): string {
   return stateDir;
 }
 
+const postgres = createPostgresEngine();
+
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
-  postgres: { engine: createPostgresEngine(), ...postgresEntry },
+  postgres: { engine: postgres, ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
 };
+
+/** The PostgreSQL engine itself, for the direct listener's CancelRequests (which name no connection). */
+export function postgresEngine(): PostgresEngine {
+  return postgres;
+}
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
   return entries[connection.type];

@@ -30,6 +30,12 @@ export const paths = {
   reviewApprove: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/approve`,
   reviewReject: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/reject`,
   exec: (name: string) => `/v1/connections/${encodeURIComponent(name)}/exec`,
+  /** POST: a short-lived password for the direct PostgreSQL listener (docs/direct.md). */
+  credentials: (name: string) => `/v1/connections/${encodeURIComponent(name)}/credentials`,
+  /** POST: moves the credential's expiry to a full TTL from now (only while it is valid). */
+  credentialRenew: (id: string) => `/v1/credentials/${encodeURIComponent(id)}/renew`,
+  /** POST: revokes the credential (new connections with it are refused). */
+  credentialRevoke: (id: string) => `/v1/credentials/${encodeURIComponent(id)}/revoke`,
 } as const;
 
 /** Machine-readable reasons a request was refused; the message carries the human detail. */
@@ -71,6 +77,23 @@ export const authConfig = z.object({
   audienceParameter: z.enum(['audience', 'resource']).optional(),
 });
 export type AuthConfig = z.infer<typeof authConfig>;
+
+/** A direct-listener credential: everything a libpq client needs, password included (shown once). */
+export const directCredential = z.object({
+  id: z.string(),
+  connection: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  database: z.string(),
+  /** The connection's name: the listener picks the connection by the startup's user name. */
+  user: z.string(),
+  password: z.string(),
+  expiresAt: z.string(),
+});
+export type DirectCredential = z.infer<typeof directCredential>;
+
+export const credentialExpiry = z.object({ id: z.string(), expiresAt: z.string() });
+export type CredentialExpiry = z.infer<typeof credentialExpiry>;
 
 export const me = z.object({
   subject: z.string(),

@@ -29,7 +29,7 @@ describe('SQLite store migrations', () => {
     expect(await store.listSessions({})).toEqual([]);
     await store.close();
     const after = new Database(file);
-    expect(after.pragma('user_version', { simple: true })).toBe(6);
+    expect(after.pragma('user_version', { simple: true })).toBe(7);
     expect(after.prepare('SELECT text FROM legacy_queries').all()).toEqual([{ text: 'select 1' }]);
     after.close();
   });

@@ -225,6 +225,7 @@ export class PgSession {
       target,
       ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
       cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
+      ...(this.ctx.keyOnlyCancel === true ? { keyOnly: true } : {}),
     });
     this.cancelPid = key.pid;
     const contradiction = this.startFlows(accepted.audit.target, up.parameters);
