@@ -200,6 +200,9 @@ async function authenticate(tls: TLSSocket, raw: Socket, o: DirectListenerOption
   // From here the session is the engine's: its own timeouts apply, and the gateway's shutdown
   // ends it through the admission's signal (with a FATAL) rather than by destroying the socket.
   started();
+  // release() paused the stream; the engine reads with a 'data' listener, which does not undo an
+  // explicit pause. It attaches that listener synchronously, before the resumed flow's first tick.
+  tls.resume();
   try {
     await engineFor(connection).handle(tls, { ...admitted.context, keyOnlyCancel: true }, admitted.signal);
   } finally {
