@@ -109,7 +109,7 @@ function fakeGateway(o: GatewayOverrides, calls: string[], endpoint: Endpoint, c
     };
   return {
     url: endpoint.url,
-    endpoint,
+    endpoint: o.endpoint ?? endpoint,
     credentials,
     authConfig: record('authConfig', o.authConfig),
     me: record('me', o.me),
