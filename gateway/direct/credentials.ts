@@ -57,7 +57,14 @@ export async function checkCredential(store: Store, password: string, connection
   if (rec.connection !== connection) {
     throw new AuthError(403, 'forbidden', `this credential was issued for connection "${rec.connection}", not "${connection}"; use user=${rec.connection}, or run \`sluice dsn ${connection}\``);
   }
-  return { identity: JSON.parse(rec.identity) as Identity, tokenHash: rec.tokenHash ?? undefined };
+  const identity = JSON.parse(rec.identity) as Identity;
+  if (rec.tokenHash !== null) {
+    // A credential is worth no more than the service token that asked for it.
+    const token = await store.findServiceToken(rec.tokenHash);
+    const dead = !token ? 'no longer exists' : token.revokedAt ? `was revoked at ${token.revokedAt.toISOString()}` : token.expiresAt && token.expiresAt.getTime() <= now ? `expired at ${token.expiresAt.toISOString()}` : undefined;
+    if (dead !== undefined) throw new AuthError(401, 'token_revoked', `the service token "${identity.name}" this credential was issued to ${dead}`);
+  }
+  return { identity, tokenHash: rec.tokenHash ?? undefined };
 }
 
 function sameHash(rec: DirectCredentialRecord, password: string): boolean {

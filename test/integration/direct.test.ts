@@ -8,7 +8,9 @@ import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { collect, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess } from '../support/binaries.js';
+import { execFileSync } from 'node:child_process';
+import { collect, GATEWAY_BIN, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess } from '../support/binaries.js';
+import { freshDatabase } from '../support/pgEngineHarness.js';
 import { errorsIn, startupPacket } from '../support/limitsProbes.js';
 
 const cluster = inject('pgCluster');
@@ -17,23 +19,27 @@ const PASSWORD_ENV = 'PG_TEST_PASSWORD';
 
 let gw: GatewayProcess;
 let token: string;
+let benchDb: Awaited<ReturnType<typeof freshDatabase>>;
 
 const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
 
 beforeAll(async () => {
+  benchDb = await freshDatabase(cluster, 'direct_pgbench');
   gw = await startGateway({
     env: { [PASSWORD_ENV]: cluster.password },
-    extra: { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '4s' } },
+    extra: { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '4s' }, audit: { readers: ['eng'] } },
     connections: [
       { name: 'pg-direct', type: 'postgres', target, allow: { groups: ['eng'] }, policy: { rules: [{ id: 'no-drop', block: { statements: ['drop'] } }] } },
       { name: 'pg-other', type: 'postgres', target, allow: { groups: ['eng'] } },
       { name: 'pg-dba', type: 'postgres', target, allow: { groups: ['dba'] } },
+      { name: 'pg-bench', type: 'postgres', target: { ...target, database: benchDb.target.database }, allow: { groups: ['eng'] } },
     ],
   });
   token = serviceToken(gw, 'ci', 'eng');
 });
 afterAll(async () => {
   await gw?.stop();
+  await benchDb?.drop();
 });
 
 interface Issued {
@@ -228,6 +234,33 @@ describe('direct mode', () => {
     expect(after[0]?.message).toContain('revoked');
   });
 
+  it('pgbench runs in direct mode: -i and -S with several clients, given "$(sluice dsn NAME)"', async () => {
+    const pgbench = cluster.psqlPath.replace(/psql$/, 'pgbench');
+    const init = await runPgbench(pgbench, ['-i', '-s', '1', '-q', (await dsn('pg-bench')).dsn]);
+    expect(init.code, init.stderr).toBe(0);
+    const run = await runPgbench(pgbench, ['-S', '-c', '4', '-t', '25', '-n', (await dsn('pg-bench')).dsn]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/number of transactions actually processed: 100\/100/);
+    expect(run.stdout).toMatch(/number of failed transactions: 0/);
+  });
+
+  it('revoking the service token that asked for the credential ends its open direct session (28000)', async () => {
+    const doomed = serviceToken(gw, 'doomed', 'eng');
+    const c = await dsn('pg-direct', tokenCtx(gw, doomed));
+    const client = new pg.Client({ host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, ssl: { ca: readFileSync(gw.caFile as string, 'utf8'), servername: 'localhost' } });
+    const ended = new Promise<{ code?: string; message?: string }>((resolve) => client.on('error', (err: { code?: string; message?: string }) => resolve(err)));
+    await client.connect();
+    expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+    execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'revoke', 'doomed', '--config', gw.configFile], { stdio: 'ignore' });
+    const err = await ended;
+    expect(err.code).toBe('28000');
+    expect(err.message).toContain('doomed');
+    // And the password it issued opens nothing more: the token's identity is refused at admission.
+    const again = await rawStartup(c, c.password);
+    expect(again[0]?.code).toBe('28P01');
+    await client.end().catch(() => undefined);
+  });
+
   it('a caller outside the connection\'s groups gets no credential', async () => {
     const res = await runCli(['dsn', 'pg-dba'], tokenCtx(gw, token));
     expect(res.code).not.toBe(0);
@@ -271,6 +304,10 @@ async function rawStartup(c: Pick<Issued, 'port' | 'user' | 'database'>, passwor
   });
   s.destroy();
   return errorsIn(Buffer.concat(chunks));
+}
+
+function runPgbench(bin: string, args: string[]) {
+  return collect(spawn(bin, args, { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } }));
 }
 
 async function fetchAsToken(path: string): Promise<Response> {
