@@ -137,7 +137,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
  * order. Every other round measures the paths in reverse order (A B, B A, …): the machine's speed
  * drifts within a round too, and a fixed order would hand that drift to one side every time.
  */
-async function blocks<T>(measure: (e: Endpoint) => Promise<T>, paths: Endpoint[]): Promise<T[][]> {
+export async function blocks<T, E = Endpoint>(measure: (e: E) => Promise<T>, paths: E[]): Promise<T[][]> {
   const out: T[][] = [];
   for (let i = 0; i < PAIRS; i++) {
     const round: T[] = new Array<T>(paths.length);
@@ -171,19 +171,19 @@ function bareRows(rounds: number[][], unit: string, lowerIsBetter: boolean): Row
   ];
 }
 
-function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
+export function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
   const ratios = pairs.map(([d, t]) => (lowerIsBetter ? d / t : t / d));
   return { figure, reference: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** User + system CPU a process has used so far, in µs (/proc, clock ticks of 10 ms). */
-function cpuMicros(pid: number): number {
+export function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }

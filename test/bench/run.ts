@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, printed as one table of ratios to a direct connection
 // measured in the same run. See docs/performance.md for results and how to read them.
 import { benchAudit } from './audit.js';
+import { benchDirect } from './direct.js';
 import { benchExec } from './exec.js';
 import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
@@ -10,9 +11,9 @@ import { benchSsh } from './ssh.js';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh', 'direct'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
   if (only === undefined || only === 'exec') rows.push(...(await benchExec(log)));
   if (only === undefined || only === 'ssh') rows.push(...(await benchSsh(log)));
+  if (only === undefined || only === 'direct') rows.push(...(await benchDirect(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'reference', 'measured', 'unit', 'ratio'],
