@@ -37,6 +37,7 @@ export class MessageReader {
   constructor(private readonly stream: Duplex) {
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
+    stream.on('close', this.onEnd);
     stream.on('error', this.onError);
   }
 
@@ -99,6 +100,7 @@ export class MessageReader {
   release(): Buffer {
     this.stream.off('data', this.onData);
     this.stream.off('end', this.onEnd);
+    this.stream.off('close', this.onEnd);
     this.stream.off('error', this.onError);
     this.stream.pause();
     return this.take(this.buffered.length);
