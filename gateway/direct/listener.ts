@@ -7,7 +7,7 @@
 // service-token revocation), and everything after it is the postgres engine, which receives the
 // client's StartupMessage as if it had read it itself and completes the startup with AuthenticationOk.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../../src/api/contract.js';
 import { CANCEL_REQUEST_CODE, decodeFirstMessage, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE } from '../engines/postgres/codec/frontend.js';
@@ -48,13 +48,16 @@ const SQLSTATE_OF: Record<number, string> = { 400: '08P01', 401: '28P01', 403: '
 
 export async function startDirectListener(o: DirectListenerOptions): Promise<DirectListener> {
   const log = o.log.child({ listener: 'postgres' });
+  // One context for every client: building it (parsing the key and certificate) per connection
+  // would add that to every connection's setup.
+  const context = createSecureContext({ cert: o.tls.cert, key: o.tls.key });
   const sockets = new Set<Socket>();
   const server: Server = createServer((raw) => {
     sockets.add(raw);
     raw.once('close', () => sockets.delete(raw));
     raw.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'direct client socket error'));
     raw.setNoDelay(true);
-    void serve(raw, o, log, () => sockets.delete(raw)).catch((err: unknown) => {
+    void serve(raw, o, context, log, () => sockets.delete(raw)).catch((err: unknown) => {
       if (err instanceof PgProtocolError) {
         log.info({ code: err.code }, `direct client refused: ${err.message}`);
       } else {
@@ -85,11 +88,11 @@ export async function startDirectListener(o: DirectListenerOptions): Promise<Dir
 }
 
 /** One client, from its first byte to the engine (or a refusal). */
-async function serve(raw: Socket, o: DirectListenerOptions, log: Logger, admitted: () => void): Promise<void> {
+async function serve(raw: Socket, o: DirectListenerOptions, context: SecureContext, log: Logger, admitted: () => void): Promise<void> {
   // A client that never finishes authenticating is dropped, as PostgreSQL's authentication_timeout does.
   const timer = setTimeout(() => raw.destroy(), o.handshakeTimeoutMs);
   try {
-    const tls = await negotiate(raw, o, log);
+    const tls = await negotiate(raw, o, context, log);
     if (tls !== undefined) await authenticate(tls, raw, o, log, () => {
       clearTimeout(timer);
       admitted();
@@ -100,12 +103,12 @@ async function serve(raw: Socket, o: DirectListenerOptions, log: Logger, admitte
 }
 
 /** Reads the plaintext part: the TLS socket once TLS is up, or undefined when the client is done (a cancel, a refusal). */
-async function negotiate(raw: Socket, o: DirectListenerOptions, log: Logger): Promise<TLSSocket | undefined> {
+async function negotiate(raw: Socket, o: DirectListenerOptions, context: SecureContext, log: Logger): Promise<TLSSocket | undefined> {
   const reader = new MessageReader(raw);
   for (let negotiations = 0; negotiations < 3; negotiations++) {
     if ((await reader.need(1))[0] === TLS_HANDSHAKE) {
       raw.unshift(reader.release());
-      return startTls(raw, o, true);
+      return startTls(raw, context, true);
     }
     const { body } = await reader.untyped();
     const code = body.readInt32BE(0);
@@ -118,7 +121,7 @@ async function negotiate(raw: Socket, o: DirectListenerOptions, log: Logger): Pr
       }
       reader.release();
       raw.write('S');
-      return startTls(raw, o, false);
+      return startTls(raw, context, false);
     }
     if (code === CANCEL_REQUEST_CODE) {
       // libpq's PQcancel (psql's Ctrl-C) sends its CancelRequest unencrypted, like PostgreSQL accepts it.
@@ -134,8 +137,8 @@ async function negotiate(raw: Socket, o: DirectListenerOptions, log: Logger): Pr
   throw new PgProtocolError('malformed', 'too many encryption requests before the startup packet');
 }
 
-async function startTls(raw: Socket, o: DirectListenerOptions, direct: boolean): Promise<TLSSocket> {
-  const tls = new TLSSocket(raw, { isServer: true, cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['postgresql'] });
+async function startTls(raw: Socket, secureContext: SecureContext, direct: boolean): Promise<TLSSocket> {
+  const tls = new TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['postgresql'] });
   await new Promise<void>((resolve, reject) => {
     tls.once('secure', resolve);
     tls.once('error', reject);
