@@ -26,8 +26,8 @@ import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
 import { parseLocalPasswordDigest, tunnelOrigin } from './clientText.js';
-import { bearerServiceTokenHash } from './auth/serviceTokens.js';
 import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
+import { httpCaller, type Caller } from './caller.js';
 import { startDirectListener, type DirectListener } from './direct/listener.js';
 import { createCredentialRoutes } from './direct/routes.js';
 
@@ -48,32 +48,6 @@ const DEV_IDP_PREFIX = '/dev-idp';
 
 /** Refuses a session before it starts: an HTTP error on a response or on an upgrade's socket. */
 export type Refuse = (status: number, code: ErrorCode, message: string) => void;
-
-/**
- * Who asks to open a session, however they presented themselves: an HTTP request's bearer token,
- * or a direct listener's password.
- */
-export interface Caller {
-  readonly clientAddress: string;
-  /** The caller's identity. @throws AuthError when the credential is refused. */
-  identify(): Promise<Identity>;
-  /** After identify(): the SHA-256 of the service token whose revocation must end the session. */
-  serviceTokenHash(): string | undefined;
-}
-
-/** The Caller of an HTTP request (a tunnel upgrade, an exec). */
-function httpCaller(req: IncomingMessage, authenticate: Authenticator): Caller {
-  let kind: Identity['kind'] | undefined;
-  return {
-    clientAddress: req.socket.remoteAddress ?? 'unknown',
-    async identify() {
-      const who = await authenticate(req.headers.authorization);
-      kind = who.kind;
-      return who;
-    },
-    serviceTokenHash: () => (kind === 'service' ? bearerServiceTokenHash(req.headers.authorization) : undefined),
-  };
-}
 
 /** A session the gateway admitted (see admitSession in startGateway). */
 export interface Admission {
@@ -426,4 +400,4 @@ function ownCaFetch(ca: string): typeof fetch {
   return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }
 
-export type { Authenticator };
+export type { Authenticator, Caller };

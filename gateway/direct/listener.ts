@@ -14,7 +14,8 @@ import { CANCEL_REQUEST_CODE, decodeFirstMessage, GSSENC_REQUEST_CODE, SSL_REQUE
 import { encodeErrorResponse } from '../engines/postgres/codec/backend.js';
 import { PgProtocolError } from '../engines/postgres/codec/wire.js';
 import { engineFor, postgresEngine } from '../engines/registry.js';
-import type { Admission, Caller, Refuse } from '../server.js';
+import type { Caller } from '../caller.js';
+import type { Admission, Refuse } from '../server.js';
 import type { Store } from '../store/types.js';
 import type { TlsMaterial } from '../tls.js';
 import { checkCredential, type CredentialHolder } from './credentials.js';
