@@ -170,6 +170,7 @@ async function run(config: GatewayConfig, io: Io): Promise<number> {
   const gateway = await startGateway(config, log);
   const lines = [`sluice-gateway listening on ${gateway.url}`];
   if (gateway.tls) lines.push(`  TLS certificate SHA-256 ${gateway.tls.fingerprint}`, `  clients trust it with: --ca ${gateway.tls.certFile}`);
+  if (gateway.directPort !== undefined) lines.push(`  PostgreSQL clients connect to port ${gateway.directPort} (listeners.postgres; \`sluice dsn NAME\`)`);
   if (gateway.devIdp) lines.push(`  embedded dev IdP at ${gateway.devIdp.issuer} (for development only)`);
   lines.push(`  connections: ${config.connections.map((c) => c.name).join(', ') || '(none)'}`);
   io.stderr.write(lines.join('\n') + '\n');

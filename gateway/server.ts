@@ -26,8 +26,10 @@ import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import { loadTls, type TlsMaterial } from './tls.js';
 import { parseLocalPasswordDigest, tunnelOrigin } from './clientText.js';
-import { hashServiceToken } from './auth/serviceTokens.js';
 import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
+import { httpCaller, type Caller } from './caller.js';
+import { startDirectListener, type DirectListener } from './direct/listener.js';
+import { createCredentialRoutes } from './direct/routes.js';
 
 export interface Gateway {
   /** The URL clients use (with the real port when `listen` asked for port 0). */
@@ -37,6 +39,8 @@ export interface Gateway {
   readonly audit: AuditService;
   readonly reviews: ReviewService;
   readonly devIdp: DevIdp | undefined;
+  /** The direct PostgreSQL listener's port (listeners.postgres), when it is on. */
+  readonly directPort: number | undefined;
   close(): Promise<void>;
 }
 
@@ -147,8 +151,18 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     ...(config.notify ? { onEvent: createWebhookNotifier({ url: config.notify.webhook, log }) } : {}),
   });
   const reviewRoutes = createReviewRoutes({ reviews, authenticate });
+  let direct: DirectListener | undefined;
+  const clientHost = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  const credentialRoutes = createCredentialRoutes({
+    store,
+    authenticate,
+    log,
+    ttlMs: config.credentialTtlMs,
+    listener: () => (direct !== undefined ? { host: clientHost, port: direct.port } : undefined),
+    findAllowed: (name, who) => findAllowed(name, who),
+  });
   const execRoute = createExecRoute({
-    admit: (req, name, refuse) => admitSession(req, name, refuse, { kind: 'exec', origin: 'exec', purpose: 'session' }),
+    admit: (req, name, refuse) => admitSession(httpCaller(req, authenticate), name, refuse, { kind: 'exec', origin: 'exec', purpose: 'session' }),
     reviews,
     log,
   });
@@ -168,6 +182,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     // Review decisions and exec are the API's only POSTs; their routes check methods themselves.
     if (await reviewRoutes(req, res, path)) return;
+    if (await credentialRoutes(req, res, path)) return;
     const exec = /^\/v1\/connections\/([^/]+)\/exec$/.exec(path);
     if (exec) return execRoute(req, res, decodeURIComponent(exec[1] as string));
     if (req.method !== 'GET') return sendError(res, 405, 'bad_request', `${req.method} is not supported on ${path}`);
@@ -219,7 +234,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const cancelOnly = req.headers[PURPOSE_HEADER] === 'cancel';
     const digest = parseLocalPasswordDigest(req.headers[LOCAL_PASSWORD_HEADER]);
     if (digest === null) return refuseUpgrade(socket, 400, 'bad_request', `invalid ${LOCAL_PASSWORD_HEADER} header: expected "sha256:" and 64 hex digits`);
-    const admitted = await admitSession(req, decodeURIComponent(m[1] as string), (status, code, message) => refuseUpgrade(socket, status, code, message), {
+    const admitted = await admitSession(httpCaller(req, authenticate), decodeURIComponent(m[1] as string), (status, code, message) => refuseUpgrade(socket, status, code, message), {
       kind: 'tunnel',
       origin: tunnelOrigin(req.headers['sluice-origin']),
       purpose: cancelOnly ? 'cancel' : 'session',
@@ -242,10 +257,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
    * session has its audit session, an abort signal that the gateway's shutdown and the revocation
    * of its service token fire, and its slot; `done()` gives them back.
    */
-  async function admitSession(req: IncomingMessage, name: string, refuse: Refuse, opts: { kind: 'tunnel' | 'exec'; origin: string | undefined; purpose: 'session' | 'cancel' }): Promise<Admission | undefined> {
+  async function admitSession(caller: Caller, name: string, refuse: Refuse, opts: { kind: 'tunnel' | 'exec' | 'direct'; origin: string | undefined; purpose: 'session' | 'cancel' }): Promise<Admission | undefined> {
     let who: Identity;
     try {
-      who = await authenticate(req.headers.authorization);
+      who = await caller.identify();
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       log.info({ code: err.code }, '%s refused: %s', opts.kind, err.message);
@@ -273,15 +288,16 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const release = sessionLimiter.acquire(who.subject, opts.purpose);
     const id = `s_${randomBytes(9).toString('base64url')}`;
     if (release === undefined) {
-      refuseTooMany(req, refuse, opts.kind, id, who, connection, origin);
+      refuseTooMany(caller, refuse, opts.kind, id, who, connection, origin);
       return undefined;
     }
     const sessionLog = log.child({ session: id, connection: name, who: who.name });
-    const clientAddress = req.socket.remoteAddress ?? 'unknown';
+    const { clientAddress } = caller;
     const sessionAudit = audit.openSession({ id, connection: name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
     const abort = new AbortController();
     tunnels.add(abort);
-    const unwatch = who.kind === 'service' ? revocations.watch(serviceTokenHash(req.headers.authorization), who.name, (why) => abort.abort(why)) : undefined;
+    const tokenHash = who.kind === 'service' ? caller.serviceTokenHash() : undefined;
+    const unwatch = tokenHash !== undefined ? revocations.watch(tokenHash, who.name, (why) => abort.abort(why)) : undefined;
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
     // SessionContext.policy is the SQL policy; an ssh connection's engine reads its own from the connection.
     const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
@@ -303,17 +319,38 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
   }
 
   /** 429 for a session over the identity's limit; recorded as a session that ended refused. */
-  function refuseTooMany(req: IncomingMessage, refuse: Refuse, kind: string, id: string, who: Identity, connection: Connection, origin: string): void {
+  function refuseTooMany(caller: Caller, refuse: Refuse, kind: string, id: string, who: Identity, connection: Connection, origin: string): void {
     const message = `${who.name} already has ${sessionLimiter.limit} open sessions, the most one identity may hold (limits.sessionsPerIdentity); close one and retry`;
     log.warn({ connection: connection.name, who: who.name }, '%s refused: %s', kind, message);
-    const clientAddress = req.socket.remoteAddress ?? 'unknown';
-    const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress, record: connection.record });
+    const refused = audit.openSession({ id, connection: connection.name, protocol: connection.type, identity: who, origin, clientAddress: caller.clientAddress, record: connection.record });
     const entry = engineEntryFor(connection);
     refused.onSessionStart({ target: entry.describeTarget(connection), clientUser: '' });
     refused.onSessionEnd({ status: 'error', ...(entry.tooManySessionsCode !== undefined ? { code: entry.tooManySessionsCode } : {}), message, bytesFromClient: 0, bytesToClient: 0 });
     refuse(429, 'too_many_sessions', message);
   }
 
+  const directAt = config.listeners.postgres;
+  if (directAt !== undefined && tls !== undefined) {
+    try {
+      direct = await startDirectListener({
+        ...directAt,
+        tls,
+        store,
+        log,
+        admit: (caller, name, refuse, opts) => admitSession(caller, name, refuse, opts),
+        handshakeTimeoutMs: limits.headersTimeoutMs,
+        connectTimeoutMs: config.connectTimeoutMs,
+      });
+    } catch (err) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await devIdp?.close();
+      await audit.close();
+      await store.close();
+      throw err;
+    }
+    log.info({ host: directAt.host, port: direct.port }, 'postgres listener on %s:%d', directAt.host, direct.port);
+  }
   log.info({ url, issuer, fingerprint: tls?.fingerprint }, 'sluice-gateway listening');
   return {
     url,
@@ -322,9 +359,11 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     audit,
     reviews,
     devIdp,
+    directPort: direct?.port,
     async close() {
       revocations.close();
       for (const t of tunnels) t.abort();
+      await direct?.close();
       // Held statements fail (cancelled) rather than wait for a decision nobody can make now.
       reviews.close();
       server.closeAllConnections();
@@ -355,14 +394,10 @@ function toConnectionInfo(c: Connection): ConnectionInfo {
   return engineEntryFor(c).connectionInfo(c);
 }
 
-/** The SHA-256 of the service token in an Authorization header that has already authenticated. */
-function serviceTokenHash(authorization: string | undefined): string {
-  return hashServiceToken(/^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1] ?? '');
-}
 
 function ownCaFetch(ca: string): typeof fetch {
   const dispatcher = new Agent({ connect: { ca } });
   return ((input: string | URL, init?: RequestInit) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }
 
-export type { Authenticator };
+export type { Authenticator, Caller };

@@ -8,6 +8,7 @@ import { defineAudit } from './commands/audit/index.js';
 import { defineConfig } from './commands/config/index.js';
 import { defineConnect } from './commands/connect.js';
 import { defineConnectionsList } from './commands/connections/list.js';
+import { defineDsn } from './commands/dsn.js';
 import { defineExec } from './commands/exec.js';
 import { defineLogin } from './commands/login.js';
 import { defineLogout } from './commands/logout.js';
@@ -27,6 +28,7 @@ const commands: ((f: Factory) => Command)[] = [
   defineWhoami,
   defineConnectionsList,
   defineConnect,
+  defineDsn,
   defineExec,
   defineSsh,
   defineSessions,

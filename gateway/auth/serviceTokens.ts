@@ -10,6 +10,11 @@ export function hashServiceToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** The SHA-256 of the service token in an Authorization header that has already authenticated. */
+export function bearerServiceTokenHash(authorization: string | undefined): string {
+  return hashServiceToken(/^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1] ?? '');
+}
+
 /** Creates a token and returns its value (the only time it exists outside the caller's hands). */
 export async function createServiceToken(store: Store, t: { name: string; groups: string[]; ttlMs: number | null }, now = Date.now()): Promise<string> {
   // 32 random bytes: a 256-bit secret, base64url so it survives shells and headers unquoted.

@@ -8,6 +8,7 @@ import type { z } from 'zod';
 import type { AuditSettings } from '../audit/service.js';
 import type { Connection } from '../model.js';
 import { randomBytes } from 'node:crypto';
+import { parseDuration } from '../../src/duration.js';
 import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { resolveSshConnection } from './sshConnection.js';
@@ -54,6 +55,10 @@ export interface GatewayConfig {
   readonly logFile?: string;
   readonly connectTimeoutMs: number;
   readonly limits: GatewayLimits;
+  /** The direct PostgreSQL listener (docs/direct.md); absent: off. */
+  readonly listeners: { readonly postgres?: { readonly host: string; readonly port: number } };
+  /** Lifetime of a credential the gateway issues for a direct listener. */
+  readonly credentialTtlMs: number;
   /** Review events are POSTed here (docs/reviews.md). */
   readonly notify?: { readonly webhook: string };
 }
@@ -90,14 +95,18 @@ function formatIssue(file: string, issue: z.core.$ZodIssue): string {
   return `${file}: ${key}: ${message}`;
 }
 
+/** "HOST:PORT" (already validated by the schema) as its parts, IPv6 brackets removed. */
+function splitHostPort(hostPort: string): { host: string; port: number } {
+  const sep = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, sep).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(sep + 1)) };
+}
+
 function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.ProcessEnv, resolveSecrets: boolean): GatewayConfig {
   const base = dirname(file);
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   const problems: string[] = [];
 
-  const sep = cfg.listen.lastIndexOf(':');
-  const host = cfg.listen.slice(0, sep).replace(/^\[|\]$/g, '');
-  const port = Number(cfg.listen.slice(sep + 1));
+  const { host, port } = splitHostPort(cfg.listen);
   const scheme = cfg.tls === false ? 'http' : 'https';
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = (cfg.url ?? `${scheme}://${urlHost}:${port}`).replace(/\/+$/, '');
@@ -207,6 +216,8 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
     file,
     listen: { host, port },
     url,
+    listeners: cfg.listeners.postgres !== undefined ? { postgres: splitHostPort(cfg.listeners.postgres) } : {},
+    credentialTtlMs: parseDuration(cfg.credentials.ttl) as number,
     tls: tlsCfg,
     identity,
     store: Object.freeze(store),

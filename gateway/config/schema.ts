@@ -6,6 +6,7 @@ import { policySchema } from '../policy/index.js';
 import { sshPolicySchema } from '../engines/ssh/policy.js';
 import { httpPolicySchema } from '../engines/http/policy.js';
 import { limitsSchema } from './limits.js';
+import { parseDuration } from '../../src/duration.js';
 
 const hostPort = z
   .string()
@@ -165,6 +166,15 @@ export const gatewayConfigSchema = z
     /** The URL clients use to reach this gateway; derived from `listen` and `tls` when absent. */
     url: z.url().optional(),
     tls: tls.default({ selfSigned: true }),
+    /** Extra listeners besides the HTTPS API; each is off unless set (docs/direct.md). */
+    listeners: z.strictObject({ postgres: hostPort.optional() }).default({}),
+    /** Short-lived passwords the gateway issues for its direct listeners (`sluice dsn`). */
+    credentials: z
+      .strictObject({ ttl: z
+          .string()
+          .refine((v) => (parseDuration(v) ?? 0) > 0 && (parseDuration(v) ?? 0) <= 86_400_000, { message: 'expected a duration of at most 24h, e.g. "15m"' })
+          .default('15m'), })
+      .default({ ttl: '15m' }),
     identity: z.union([devIdentity, oidcIdentity], {
       error: () => 'expected `{ issuer, audience, clientId }` for an OIDC provider or `{ dev: { users: [...] } }`',
     }),
@@ -224,6 +234,9 @@ export const gatewayConfigSchema = z
           message: `plain HTTP (tls: false) is only allowed on a loopback listen address, found listen "${cfg.listen}"`,
         });
       }
+    }
+    if (cfg.listeners.postgres !== undefined && cfg.tls === false) {
+      ctx.addIssue({ code: 'custom', path: ['listeners', 'postgres'], message: 'the PostgreSQL listener serves TLS only (its clients send a password): set `tls`, or remove listeners.postgres' });
     }
     const seen = new Set<string>();
     cfg.connections.forEach((c, i) => {

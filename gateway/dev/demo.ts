@@ -11,6 +11,8 @@ import { startDemoDatabase } from './demoDb.js';
 
 const dir = resolve(process.env.SLUICE_DEMO_DIR ?? '.sluice-demo');
 const listen = process.env.SLUICE_DEMO_LISTEN ?? '127.0.0.1:8443';
+/** The direct PostgreSQL listener (`sluice dsn`); port 0 takes any free one (`sluice dsn` prints the real one). */
+const pgListen = process.env.SLUICE_DEMO_PG_LISTEN ?? '127.0.0.1:6432';
 
 async function demo(): Promise<void> {
   mkdirSync(dir, { recursive: true });
@@ -23,6 +25,7 @@ async function demo(): Promise<void> {
       stringify({
         listen,
         tls: { selfSigned: true },
+        listeners: { postgres: pgListen },
         identity: {
           dev: {
             users: [
@@ -79,6 +82,7 @@ In another terminal, as alice (dba: her writes run at once, she approves others'
   npx sluice connect demo-pg -- psql -c "drop table orders"    # refused by rule no-ddl
   npx sluice connect demo-pg    # a tunnel for any PostgreSQL client, until Ctrl-C; then, elsewhere:
   psql "host=127.0.0.1 port=5433 dbname=${db.database} user=sluice"
+  psql "$(npx sluice dsn demo-pg)" -c "select count(*) from orders"    # direct mode: no tunnel, a 15-minute password for the gateway's own PostgreSQL port
 
 Two users at once: each terminal keeps its login in its own config directory
 (SLUICE_CONFIG_DIR), so logging in as bob does not replace alice's login. In a second terminal:

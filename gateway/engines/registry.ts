@@ -4,7 +4,7 @@
 import type { Connection } from '../model.js';
 import type { GatewaySessionAudit } from '../sessionAudit.js';
 import { postgresEntry } from './postgres/context.js';
-import { createPostgresEngine } from './postgres/engine.js';
+import { createPostgresEngine, type PostgresEngine } from './postgres/engine.js';
 import { createHttpEngine } from './http/engine.js';
 import { httpEntry } from './http/entry.js';
 import { createSshEngine } from './ssh/engine.js';
@@ -24,11 +24,18 @@ function requireStateDir(): string {
   return stateDir;
 }
 
+const postgres = createPostgresEngine();
+
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
-  postgres: { engine: createPostgresEngine(), ...postgresEntry },
+  postgres: { engine: postgres, ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
   http: { engine: createHttpEngine(), ...httpEntry },
 };
+
+/** The PostgreSQL engine itself, for the direct listener's CancelRequests (which name no connection). */
+export function postgresEngine(): PostgresEngine {
+  return postgres;
+}
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {
   return entries[connection.type];

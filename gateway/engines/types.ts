@@ -23,6 +23,12 @@ export interface SessionContext<A extends SessionAudit = SessionAudit> extends S
   readonly limits?: { readonly messageBytes: number; readonly bindBytes: number };
   /** The stream was opened to carry one CancelRequest (past the session limit): refuse anything else. */
   readonly cancelOnly?: boolean;
+  /**
+   * The client cancels with the key alone: a direct PostgreSQL client's CancelRequest arrives on
+   * a connection of its own that carries no identity (docs/direct.md). Absent: a cancel must come
+   * through a tunnel of the same identity and connection.
+   */
+  readonly keyOnlyCancel?: boolean;
   /** The connection's compiled policy (absent: everything is allowed and nothing is masked). */
   readonly policy?: CompiledPolicy;
   /** Where held actions wait for an approver (absent: a `review` verdict blocks). */

@@ -4,7 +4,7 @@
 // advisory lock, so replicas starting together migrate once.
 import pg from 'pg';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
-import { checkLedgerRun, toCheckpoint, toEvent, toLedger, toSession, toToken, type Row } from './rows.js';
+import { checkLedgerRun, toCheckpoint, toDirectCredential, toEvent, toLedger, toSession, toToken, type Row } from './rows.js';
 import { DuplicateNameError, type AuditOp, type CommitOptions, type EventRecord, type LedgerHead, type LedgerRecord, type SessionFilter, type Store } from './types.js';
 
 const migrations: readonly string[] = [
@@ -34,6 +34,12 @@ const migrations: readonly string[] = [
   // 2: per-session counts of statements refused by policy and held for review, kept at the end
   // like `queries` (sessions ended before this show 0).
   `ALTER TABLE audit_sessions ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0, ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0;`,
+  // 3: short-lived passwords of the direct listeners (hash only).
+  `CREATE TABLE direct_credentials (
+     id TEXT PRIMARY KEY, hash TEXT NOT NULL, subject TEXT NOT NULL, identity TEXT NOT NULL,
+     connection TEXT NOT NULL, token_hash TEXT, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+     revoked_at BIGINT);
+   CREATE INDEX direct_credentials_expires ON direct_credentials (expires_at);`,
 ];
 
 const MIGRATE_LOCK = "hashtextextended('sluice.store.migrate', 0)";
@@ -130,6 +136,27 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     },
     listServiceTokens: async () => (await rows('SELECT * FROM service_tokens ORDER BY created_at')).map(toToken),
     revokeServiceToken: async (name) => ((await pool.query('UPDATE service_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL', [Date.now(), name])).rowCount ?? 0) > 0,
+    async createDirectCredential(c) {
+      await pool.query('INSERT INTO direct_credentials (id, hash, subject, identity, connection, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
+        c.id,
+        c.hash,
+        c.subject,
+        c.identity,
+        c.connection,
+        c.tokenHash,
+        Date.now(),
+        c.expiresAt.getTime(),
+      ]);
+    },
+    async findDirectCredential(id) {
+      const [r] = await rows('SELECT * FROM direct_credentials WHERE id = $1', [id]);
+      return r && toDirectCredential(r);
+    },
+    renewDirectCredential: async (id, subject, expiresAt, now) =>
+      ((await pool.query('UPDATE direct_credentials SET expires_at = $1 WHERE id = $2 AND subject = $3 AND revoked_at IS NULL AND expires_at > $4', [expiresAt.getTime(), id, subject, now.getTime()])).rowCount ?? 0) > 0,
+    revokeDirectCredential: async (id, subject) =>
+      ((await pool.query('UPDATE direct_credentials SET revoked_at = $1 WHERE id = $2 AND subject = $3 AND revoked_at IS NULL', [Date.now(), id, subject])).rowCount ?? 0) > 0,
+    deleteExpiredDirectCredentials: async (before) => (await pool.query('DELETE FROM direct_credentials WHERE expires_at < $1', [before.getTime()])).rowCount ?? 0,
 
     async commit(ops: readonly AuditOp[], opts?: CommitOptions) {
       const replay = opts?.replay === true;

@@ -1,7 +1,7 @@
 // Row ↔ record mapping shared by the SQLite and PostgreSQL stores: both use the same column names,
 // epoch milliseconds for times and JSON text for lists. (PostgreSQL returns BIGINT as a string,
 // hence Number() everywhere.)
-import type { CheckpointRecord, EventRecord, LedgerRecord, ServiceTokenRecord, SessionRecord } from './types.js';
+import type { CheckpointRecord, DirectCredentialRecord, EventRecord, LedgerRecord, ServiceTokenRecord, SessionRecord } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -14,6 +14,20 @@ export function toToken(r: Row): ServiceTokenRecord {
     groups: JSON.parse(String(r.groups)) as string[],
     createdAt: new Date(Number(r.created_at)),
     expiresAt: date(r.expires_at),
+    revokedAt: date(r.revoked_at),
+  };
+}
+
+export function toDirectCredential(r: Row): DirectCredentialRecord {
+  return {
+    id: String(r.id),
+    hash: String(r.hash),
+    subject: String(r.subject),
+    identity: String(r.identity),
+    connection: String(r.connection),
+    tokenHash: r.token_hash == null ? null : String(r.token_hash),
+    createdAt: new Date(Number(r.created_at)),
+    expiresAt: new Date(Number(r.expires_at)),
     revokedAt: date(r.revoked_at),
   };
 }

@@ -6,7 +6,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { entryBody } from '../audit/chain.js';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
-import { checkLedgerRun, tallyEvents, toCheckpoint, toLedger, toSession, toToken, type Row } from './rows.js';
+import { checkLedgerRun, tallyEvents, toCheckpoint, toDirectCredential, toLedger, toSession, toToken, type Row } from './rows.js';
 import { DuplicateNameError, type AuditOp, type AuditSnapshot, type EventRecord, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
 
 /** Versioned migrations, applied in order at open; the index + 1 is the schema version (user_version). */
@@ -81,6 +81,12 @@ const migrations: readonly string[] = [
   // Sessions ended before this show 0.
   `ALTER TABLE audit_sessions ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE audit_sessions ADD COLUMN reviewed INTEGER NOT NULL DEFAULT 0;`,
+  // 7: short-lived passwords of the direct listeners (hash only).
+  `CREATE TABLE direct_credentials (
+     id TEXT PRIMARY KEY, hash TEXT NOT NULL, subject TEXT NOT NULL, identity TEXT NOT NULL,
+     connection TEXT NOT NULL, token_hash TEXT, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+     revoked_at INTEGER);
+   CREATE INDEX direct_credentials_expires ON direct_credentials (expires_at);`,
 ];
 
 /** One event as a line of a run (see migrations 4 and 5): its data in a data-only run, else its body. */
@@ -134,6 +140,11 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     findToken: db.prepare('SELECT * FROM service_tokens WHERE hash = ?'),
     listTokens: db.prepare('SELECT * FROM service_tokens ORDER BY created_at'),
     revokeToken: db.prepare('UPDATE service_tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL'),
+    insertCredential: db.prepare('INSERT INTO direct_credentials (id, hash, subject, identity, connection, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    findCredential: db.prepare('SELECT * FROM direct_credentials WHERE id = ?'),
+    renewCredential: db.prepare('UPDATE direct_credentials SET expires_at = ? WHERE id = ? AND subject = ? AND revoked_at IS NULL AND expires_at > ?'),
+    revokeCredential: db.prepare('UPDATE direct_credentials SET revoked_at = ? WHERE id = ? AND subject = ? AND revoked_at IS NULL'),
+    deleteExpiredCredentials: db.prepare('DELETE FROM direct_credentials WHERE expires_at < ?'),
     insertSession: db.prepare(insertSessionSql('INSERT')),
     replaySession: db.prepare(insertSessionSql('INSERT OR IGNORE')),
     insertRun: db.prepare('INSERT INTO audit_event_runs (session_id, first_seq, last_seq, events, lines, data_only) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -308,6 +319,16 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
     },
     listServiceTokens: async () => (q.listTokens.all() as Row[]).map(toToken),
     revokeServiceToken: async (name) => q.revokeToken.run(Date.now(), name).changes > 0,
+    async createDirectCredential(c) {
+      q.insertCredential.run(c.id, c.hash, c.subject, c.identity, c.connection, c.tokenHash, Date.now(), c.expiresAt.getTime());
+    },
+    async findDirectCredential(id) {
+      const row = q.findCredential.get(id) as Row | undefined;
+      return row && toDirectCredential(row);
+    },
+    renewDirectCredential: async (id, subject, expiresAt, now) => q.renewCredential.run(expiresAt.getTime(), id, subject, now.getTime()).changes > 0,
+    revokeDirectCredential: async (id, subject) => q.revokeCredential.run(Date.now(), id, subject).changes > 0,
+    deleteExpiredDirectCredentials: async (before) => q.deleteExpiredCredentials.run(before.getTime()).changes,
 
     // BEGIN IMMEDIATE: a transaction that reads first (a run's predecessor, the ledger head) and
     // then writes cannot take the write lock once another connection (the ingest thread's or the

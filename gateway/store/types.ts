@@ -12,6 +12,24 @@ export interface ServiceTokenRecord {
   revokedAt: Date | null;
 }
 
+/**
+ * A short-lived password for a direct listener (docs/direct.md), bound to one identity and one
+ * connection. Only the SHA-256 of the password is kept; `identity` is the JSON of the identity it
+ * was issued to, `tokenHash` the SHA-256 of the service token that asked for it (whose revocation
+ * ends the sessions it opened), null for a person.
+ */
+export interface DirectCredentialRecord {
+  id: string;
+  hash: string;
+  subject: string;
+  identity: string;
+  connection: string;
+  tokenHash: string | null;
+  createdAt: Date;
+  expiresAt: Date;
+  revokedAt: Date | null;
+}
+
 export type SessionStatus = 'open' | 'ok' | 'error';
 
 /** A session's row: who, where, when, and summary counts. The events are the record of truth. */
@@ -176,6 +194,16 @@ export interface Store {
   listServiceTokens(): Promise<ServiceTokenRecord[]>;
   /** Returns false when no active token has that name. */
   revokeServiceToken(name: string): Promise<boolean>;
+
+  createDirectCredential(c: Omit<DirectCredentialRecord, 'createdAt' | 'revokedAt'>): Promise<void>;
+  /** Looks a credential up by its id (never by its secret: the hash is compared by the caller, in constant time). */
+  findDirectCredential(id: string): Promise<DirectCredentialRecord | undefined>;
+  /** Moves an active (unrevoked, unexpired at `now`) credential of `subject` to `expiresAt`; false when there is none. */
+  renewDirectCredential(id: string, subject: string, expiresAt: Date, now: Date): Promise<boolean>;
+  /** Revokes `subject`'s credential; false when it has no unrevoked credential with that id. */
+  revokeDirectCredential(id: string, subject: string): Promise<boolean>;
+  /** Deletes credentials that expired before `before` (they can no longer be used or renewed); returns how many. */
+  deleteExpiredDirectCredentials(before: Date): Promise<number>;
 
   /**
    * Applies the ops in order in one transaction: all or nothing. With `replay` (the audit journal

@@ -47,6 +47,23 @@ export const authConfig = z.object({
 });
 export type AuthConfig = z.infer<typeof authConfig>;
 
+/** A direct-listener credential: everything a libpq client needs, password included (shown once). */
+export const directCredential = z.object({
+  id: z.string(),
+  connection: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  database: z.string(),
+  /** The connection's name: the listener picks the connection by the startup's user name. */
+  user: z.string(),
+  password: z.string(),
+  expiresAt: z.string(),
+});
+export type DirectCredential = z.infer<typeof directCredential>;
+
+export const credentialExpiry = z.object({ id: z.string(), expiresAt: z.string() });
+export type CredentialExpiry = z.infer<typeof credentialExpiry>;
+
 export const me = z.object({
   subject: z.string(),
   name: z.string(),

@@ -4,8 +4,9 @@
 import type { CredentialSource } from '../auth/credentials.js';
 import { AuthError } from '../errors.js';
 import { createAuditClient, type SessionQuery } from './audit.js';
-import { createGatewayClient } from './client.js';
-import type { AuthConfig, ConnectionInfo, ConnectionList, Me, ReviewInfo, SessionDetail, SessionList } from './contract.js';
+import { createGatewayClient, requestJson, sendRequest } from './client.js';
+import { credentialExpiry, directCredential, paths } from './contract.js';
+import type { AuthConfig, ConnectionInfo, ConnectionList, CredentialExpiry, DirectCredential, Me, ReviewInfo, SessionDetail, SessionList } from './contract.js';
 import type { Endpoint } from './endpoint.js';
 import { createReviewsClient } from './reviews.js';
 
@@ -24,6 +25,13 @@ export interface AuditApi {
   publicKey(): Promise<string>;
 }
 
+/** Short-lived passwords for the gateway's direct PostgreSQL listener (docs/direct.md). */
+export interface DirectCredentialsApi {
+  issue(connection: string): Promise<DirectCredential>;
+  renew(id: string): Promise<CredentialExpiry>;
+  revoke(id: string): Promise<void>;
+}
+
 export interface Gateway {
   /** Normalised base URL. */
   readonly url: string;
@@ -38,6 +46,7 @@ export interface Gateway {
   connection(name: string): Promise<ConnectionInfo>;
   readonly reviews: ReviewsApi;
   readonly audit: AuditApi;
+  readonly direct: DirectCredentialsApi;
 }
 
 export function bindGateway(endpoint: Endpoint, credentials: CredentialSource): Gateway {
@@ -71,6 +80,11 @@ export function bindGateway(endpoint: Endpoint, credentials: CredentialSource): 
       session: (id) => authed((t) => audit.session(t, id)),
       exportTrail: (scope) => authed((t) => audit.exportTrail(t, scope)),
       publicKey: () => audit.publicKey(),
+    },
+    direct: {
+      issue: (name) => authed((t) => requestJson(endpoint, paths.credentials(name), directCredential, { token: t, body: {} })),
+      renew: (id) => authed((t) => requestJson(endpoint, paths.credentialRenew(id), credentialExpiry, { token: t, body: {} })),
+      revoke: (id) => authed(async (t) => void (await sendRequest(endpoint, paths.credentialRevoke(id), { token: t, body: {} })).body?.cancel()),
     },
   };
 }

@@ -28,6 +28,12 @@ export const paths = {
   reviewApprove: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/approve`,
   reviewReject: (id: string) => `/v1/reviews/${encodeURIComponent(id)}/reject`,
   exec: (name: string) => `/v1/connections/${encodeURIComponent(name)}/exec`,
+  /** POST: a short-lived password for the direct PostgreSQL listener (docs/direct.md). */
+  credentials: (name: string) => `/v1/connections/${encodeURIComponent(name)}/credentials`,
+  /** POST: moves the credential's expiry to a full TTL from now (only while it is valid). */
+  credentialRenew: (id: string) => `/v1/credentials/${encodeURIComponent(id)}/renew`,
+  /** POST: revokes the credential (new connections with it are refused). */
+  credentialRevoke: (id: string) => `/v1/credentials/${encodeURIComponent(id)}/revoke`,
 } as const;
 
 /** The exec answer's content type: NDJSON, one event per line. */

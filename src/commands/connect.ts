@@ -23,12 +23,14 @@ export interface ConnectOptions extends GatewayFlags {
   bind: string;
   json: boolean;
   localPassword: boolean;
+  /** Run the command against the gateway's direct PostgreSQL listener instead of a local tunnel. */
+  direct: boolean;
   /** Milliseconds a local client has to send its startup packet. */
   startupTimeoutMs?: number;
   command: string[];
 }
 
-type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; startupTimeout?: number };
+type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; direct?: boolean; startupTimeout?: number };
 
 export function defineConnect(f: Factory): Command {
   return withGatewayFlags(new Command('connect'))
@@ -39,6 +41,7 @@ export function defineConnect(f: Factory): Command {
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
+    .option('--direct', "postgres: run the command against the gateway's own PostgreSQL port with a short-lived password (PGHOST…, DATABASE_URL), renewed while it runs")
     .addOption(
       new Option('--startup-timeout <duration>', 'how long a local client has to send its startup packet, e.g. 10s (a bare number is seconds; default 10s)').argParser(
         parseStartupTimeout,
@@ -52,6 +55,7 @@ export function defineConnect(f: Factory): Command {
         command,
         json: Boolean(o.json),
         localPassword: Boolean(o.localPassword),
+        direct: Boolean(o.direct),
         ...(startupTimeout !== undefined ? { startupTimeoutMs: startupTimeout } : {}),
       };
       const code = await f.interruptible((signal) => runConnect(opts, f, signal));
@@ -66,6 +70,7 @@ const LOCAL_USER = 'sluice';
 export async function runConnect(opts: ConnectOptions, f: Factory, signal: AbortSignal): Promise<number> {
   const { io } = f;
   const name = opts.name;
+  if (opts.direct) return runDirect(opts, f, signal);
   const gateway = await f.pinnedGateway(opts);
   const as = gateway.identity.label;
   // Asking for the one connection lets the gateway say 403 (not yours) apart from 404 (no such).
@@ -136,6 +141,30 @@ async function loadCertOrWarn<T>(io: Io, load: (dir: string) => Promise<T>, dir:
   } catch (err) {
     say(io, `warning: no TLS on the local port (cannot keep a certificate in ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); clients that require TLS will be refused`);
     return undefined;
+  }
+}
+
+/**
+ * `--direct -- CMD`: CMD gets a credential for the gateway's PostgreSQL listener in its
+ * environment; the credential is renewed while CMD runs and revoked when it exits.
+ */
+async function runDirect(opts: ConnectOptions, f: Factory, signal: AbortSignal): Promise<number> {
+  const { io } = f;
+  if (opts.command.length === 0) throw new UsageError('--direct needs a command after --, e.g. `sluice connect NAME --direct -- psql`; for a connection string use `sluice dsn NAME`');
+  const clash = [opts.port !== undefined && '--port', opts.localPassword && '--local-password', opts.json && '--json', opts.startupTimeoutMs !== undefined && '--startup-timeout'].filter(Boolean);
+  if (clash.length > 0) throw new UsageError(`--direct opens no local port: ${clash.join(', ')} cannot be used with it`);
+  const gateway = await f.pinnedGateway(opts);
+  const credential = await gateway.direct.issue(opts.name);
+  const [{ directEnv, sslRootCert }, { keepRenewed }] = await Promise.all([import('../direct/conninfo.js'), import('../direct/renew.js')]);
+  const stop = new AbortController();
+  const renewing = keepRenewed(credential, (id) => gateway.direct.renew(id), f.clock, stop.signal, (m) => say(io, `sluice connect: ${m}`));
+  try {
+    return await runChild(io, opts.command, directEnv(credential, sslRootCert(gateway.endpoint)), signal);
+  } finally {
+    stop.abort();
+    await renewing;
+    // The command is done with it: no one should be able to use it for the rest of its lifetime.
+    await gateway.direct.revoke(credential.id).catch((err: unknown) => say(io, `sluice connect: could not revoke the credential: ${(err as Error).message}`));
   }
 }
 

@@ -137,7 +137,7 @@ export async function benchPostgres(log: (s: string) => void, only?: 'recording'
  * order. Every other round measures the paths in reverse order (A B, B A, …): the machine's speed
  * drifts within a round too, and a fixed order would hand that drift to one side every time.
  */
-async function blocks<T>(measure: (e: Endpoint) => Promise<T>, paths: Endpoint[]): Promise<T[][]> {
+export async function blocks<T, E = Endpoint>(measure: (e: E) => Promise<T>, paths: E[]): Promise<T[][]> {
   const out: T[][] = [];
   for (let i = 0; i < PAIRS; i++) {
     const round: T[] = new Array<T>(paths.length);
@@ -171,7 +171,7 @@ function bareRows(rounds: number[][], unit: string, lowerIsBetter: boolean): Row
   ];
 }
 
-function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
+export function pairRow(figure: string, pairs: [number, number][], unit: string, lowerIsBetter: boolean): Row {
   const ratios = pairs.map(([d, t]) => (lowerIsBetter ? d / t : t / d));
   return { figure, reference: median(pairs.map((p) => p[0])), value: median(pairs.map((p) => p[1])), unit, ratio: median(ratios) };
 }

@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, printed as one table of ratios to a direct connection
 // measured in the same run. See docs/performance.md for results and how to read them.
 import { benchAudit } from './audit.js';
+import { benchDirect } from './direct.js';
 import { benchExec } from './exec.js';
 import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
@@ -12,9 +13,9 @@ import { benchHttp } from './http.js';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh', 'tunnel', 'http'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh', 'tunnel', 'http', 'direct'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'ssh') rows.push(...(await benchSsh(log)));
   if (only === undefined || only === 'tunnel') rows.push(...(await benchTunnel(log)));
   if (only === undefined || only === 'http') rows.push(...(await benchHttp(log)));
+  if (only === undefined || only === 'direct') rows.push(...(await benchDirect(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'reference', 'measured', 'unit', 'ratio'],

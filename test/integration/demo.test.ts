@@ -37,7 +37,7 @@ describe('npm run demo', () => {
     const cwd = mkdtempSync(join(tmpdir(), 'sluice-demo-'));
     dirs.push(cwd);
     const port = await findFreePort();
-    const demo = spawn(process.execPath, [join(ROOT, 'dist/gateway/dev/demo.js')], { cwd, env: { ...process.env, SLUICE_DEMO_LISTEN: `127.0.0.1:${port}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, [join(ROOT, 'dist/gateway/dev/demo.js')], { cwd, env: { ...process.env, SLUICE_DEMO_LISTEN: `127.0.0.1:${port}`, SLUICE_DEMO_PG_LISTEN: '127.0.0.1:0' }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(demo);
     const [printed] = await waitForStderr(demo, /Sluice demo is running\.[\s\S]*Ctrl-C stops the demo\./, 90_000);
     const ca = readFileSync(join(cwd, /--ca (\S+)/.exec(printed)![1] as string));

@@ -1,9 +1,9 @@
 // Policy through the real binaries: a gateway configured with a `policy:`, `sluice connect`, and
-// psql and the pg driver on the local port — blocks with the rule's message, masked results and
+// psql and the pg driver on the local port and on the direct listener — blocks with the rule's message, masked results and
 // COPY, the connection's policy summary in `sluice connections`, and the generated masking key.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -34,6 +34,8 @@ beforeAll(async () => {
   await corpusDb.admin.query(CORPUS_SCHEMA);
   gw = await startGateway({
     env: { [PASSWORD_ENV]: cluster.password },
+    // The same policies are also served to direct clients (docs/direct.md): every test below runs on both paths.
+    extra: { listeners: { postgres: '127.0.0.1:0' } },
     connections: [
       {
         name: 'pg-prod',
@@ -81,8 +83,37 @@ function cliCtx() {
   return { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } };
 }
 
-function psql(args: string[]) {
-  const child = spawn(cluster.psqlPath, ['-X', '-h', '127.0.0.1', '-p', String(port), '-d', db.target.database, '-U', 'whoever', ...args], { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
+/** How a client reaches a connection: through `sluice connect`'s local port, or the gateway's direct listener with `sluice dsn`. */
+interface ClientPath {
+  readonly name: 'tunnel' | 'direct';
+  /** psql's connection arguments. */
+  psqlArgs(connection: 'pg-prod' | 'pg-corpus'): Promise<string[]>;
+  pgConfig(connection: 'pg-prod' | 'pg-corpus'): Promise<pg.ClientConfig>;
+}
+
+const tunnelPath: ClientPath = {
+  name: 'tunnel',
+  psqlArgs: async (c) => ['-h', '127.0.0.1', '-p', String(c === 'pg-prod' ? port : corpusPort), '-d', c === 'pg-prod' ? db.target.database : corpusDb.target.database, '-U', 'whoever'],
+  pgConfig: async (c) => ({ host: '127.0.0.1', port: c === 'pg-prod' ? port : corpusPort, database: c === 'pg-prod' ? db.target.database : corpusDb.target.database, user: 'x' }),
+};
+
+async function issued(connection: string): Promise<{ host: string; port: number; user: string; password: string; database: string; dsn: string }> {
+  const res = await runCli(['dsn', connection, '--json'], cliCtx());
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout) as { host: string; port: number; user: string; password: string; database: string; dsn: string };
+}
+
+const directPath: ClientPath = {
+  name: 'direct',
+  psqlArgs: async (c) => [(await issued(c)).dsn],
+  async pgConfig(c) {
+    const d = await issued(c);
+    return { host: d.host, port: d.port, user: d.user, password: d.password, database: d.database, ssl: { ca: readFileSync(gw.caFile as string, 'utf8'), servername: 'localhost' } };
+  },
+};
+
+async function psqlOn(path: ClientPath, args: string[]) {
+  const child = spawn(cluster.psqlPath, ['-X', ...(await path.psqlArgs('pg-prod')), ...args], { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
   return collect(child);
 }
 
@@ -98,6 +129,11 @@ describe('policy through sluice connect', () => {
     expect(statSync(join(gw.dir, 'state', 'masking-key')).mode & 0o777).toBe(0o600);
   });
 
+});
+
+describe.each([tunnelPath, directPath])('policy through $name', (path) => {
+  const psql = (args: string[]) => psqlOn(path, args);
+
   it('psql: a blocked statement fails with the rule, nothing runs, the session goes on', async () => {
     const res = await psql(['-At', '-c', 'DROP TABLE customers', '-c', 'select count(*) from customers']);
     expect(res.stderr).toContain('ERROR:  blocked by rule no-ddl: DDL is not allowed on production');
@@ -110,7 +146,7 @@ describe('policy through sluice connect', () => {
     const [ada, grace] = res.stdout.trim().split('\n');
     expect(ada).toMatch(/^\*{20}\.com\|h:[0-9a-f]{16}$/);
     expect(grace).toMatch(/^\*{20}\.com\|h:[0-9a-f]{16}$/);
-    const c = new pg.Client({ host: '127.0.0.1', port, database: db.target.database, user: 'x' });
+    const c = new pg.Client(await path.pgConfig('pg-prod'));
     await c.connect();
     try {
       // Computed from a masked column: refused (derived: refuse is the default).
@@ -124,10 +160,10 @@ describe('policy through sluice connect', () => {
     expect(copy.stdout.split('\n')[0]).toMatch(/^1,Ada,"\*{20}\.com","h:[0-9a-f]{16}"$/);
   });
 
-  it(`the corpus through the tunnel: ${BLOCKED.length} statements blocked and nothing of them run, ${ALLOWED.length} allowed`, async () => {
+  it(`the corpus: ${BLOCKED.length} statements blocked and nothing of them run, ${ALLOWED.length} allowed`, async () => {
     const state = async () => (await corpusDb.admin.query("select (select count(*)::int from orders) as o, (select count(*)::int from customers) as c, (select sum(amount)::int from orders) as s, (select count(*)::int from pg_class where relname in ('orders', 'customers')) as t")).rows[0] as unknown;
     const before = await state();
-    const c = new pg.Client({ host: '127.0.0.1', port: corpusPort, database: corpusDb.target.database, user: 'x' });
+    const c = new pg.Client(await path.pgConfig('pg-corpus'));
     await c.connect();
     try {
       for (const [sql, rule] of BLOCKED) {

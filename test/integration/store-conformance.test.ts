@@ -101,6 +101,30 @@ describe.each(backends)('store conformance: $name', (backend) => {
     expect((await store.findServiceToken('h-ci'))?.revokedAt).toBeInstanceOf(Date);
   });
 
+  it('direct credentials: create, find by id, renew and revoke only by their subject, expired ones deleted', async () => {
+    const now = new Date();
+    const exp = new Date(now.getTime() + 60_000);
+    const cred = { id: 'c1', hash: 'h-c1', subject: 'user:alice', identity: '{"name":"alice"}', connection: 'pg', tokenHash: null, expiresAt: exp };
+    await store.createDirectCredential(cred);
+    await store.createDirectCredential({ ...cred, id: 'c2', hash: 'h-c2', tokenHash: 'tok', expiresAt: new Date(now.getTime() - 1_000) });
+    expect(await store.findDirectCredential('c1')).toMatchObject({ ...cred, revokedAt: null });
+    expect((await store.findDirectCredential('c2'))?.tokenHash).toBe('tok');
+    expect(await store.findDirectCredential('h-c1')).toBeUndefined();
+    const later = new Date(now.getTime() + 120_000);
+    expect(await store.renewDirectCredential('c1', 'user:mallory', later, now)).toBe(false);
+    expect(await store.renewDirectCredential('c2', 'user:alice', later, now)).toBe(false); // expired: stays expired
+    expect(await store.renewDirectCredential('c1', 'user:alice', later, now)).toBe(true);
+    expect((await store.findDirectCredential('c1'))?.expiresAt.getTime()).toBe(later.getTime());
+    expect(await store.revokeDirectCredential('c1', 'user:mallory')).toBe(false);
+    expect(await store.revokeDirectCredential('c1', 'user:alice')).toBe(true);
+    expect(await store.revokeDirectCredential('c1', 'user:alice')).toBe(false);
+    expect((await store.findDirectCredential('c1'))?.revokedAt).toBeInstanceOf(Date);
+    expect(await store.renewDirectCredential('c1', 'user:alice', later, now)).toBe(false);
+    expect(await store.deleteExpiredDirectCredentials(now)).toBe(1);
+    expect(await store.findDirectCredential('c2')).toBeUndefined();
+    expect(await store.findDirectCredential('c1')).toBeDefined();
+  });
+
   it('a commit writes sessions, events (byte for byte), the end and the seal', async () => {
     const s = newSession();
     const head = await store.ledgerHead();

@@ -29,18 +29,18 @@ describe('SQLite store migrations', () => {
     expect(await store.listSessions({})).toEqual([]);
     await store.close();
     const after = new Database(file);
-    expect(after.pragma('user_version', { simple: true })).toBe(6);
+    expect(after.pragma('user_version', { simple: true })).toBe(7);
     expect(after.prepare('SELECT text FROM legacy_queries').all()).toEqual([{ text: 'select 1' }]);
     after.close();
   });
 
-  it('upgrades a version 2 store (through 3, 4, 5 and 6) without touching its trail', async () => {
+  it('upgrades a version 2 store (through 3, 4, 5, 6 and 7) without touching its trail', async () => {
     const file = join(dir, 'v2.db');
     const v2 = openSqliteStore(file);
     await v2.close();
     // Rewind to version 2's layout of audit_events, with one event in it.
     const raw = new Database(file);
-    raw.exec(`DROP TABLE audit_event_runs;
+    raw.exec(`DROP TABLE audit_event_runs; DROP TABLE direct_credentials;
       ALTER TABLE audit_sessions DROP COLUMN blocked; ALTER TABLE audit_sessions DROP COLUMN reviewed;
       CREATE TABLE audit_events (session_id TEXT NOT NULL REFERENCES audit_sessions (id), seq INTEGER NOT NULL, kind TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
       INSERT INTO audit_sessions (id, connection, protocol, subject, identity_name, identity_kind, groups, origin, client_address, started_at, instance) VALUES ('s_1', 'pg', 'postgres', 's', 'n', 'human', '[]', 'connect', '::1', 1, 'g');
@@ -74,6 +74,6 @@ describe('SQLite store migrations', () => {
     const raw = new Database(file);
     raw.pragma('user_version = 99');
     raw.close();
-    expect(() => openSqliteStore(file)).toThrow(/has schema version 99, newer than this gateway knows \(6\); upgrade the gateway/);
+    expect(() => openSqliteStore(file)).toThrow(/has schema version 99, newer than this gateway knows \(7\); upgrade the gateway/);
   });
 });

@@ -76,6 +76,22 @@ describe('gateway configuration', () => {
     ]);
   });
 
+  it('the direct PostgreSQL listener is off by default; on, it needs TLS; credentials live 15 minutes unless configured', () => {
+    const off = loadConfig(write(identity), {});
+    expect(off.listeners).toEqual({});
+    expect(off.credentialTtlMs).toBe(900_000);
+    const on = loadConfig(write(`${identity}listeners: { postgres: "[::1]:5432" }\ncredentials: { ttl: 2m }\n`), {});
+    expect(on.listeners).toEqual({ postgres: { host: '::1', port: 5432 } });
+    expect(on.credentialTtlMs).toBe(120_000);
+    expect(problems(`${identity}listeners: { postgres: "127.0.0.1:6432" }\ntls: false\n`)).toEqual([
+      'listeners.postgres: the PostgreSQL listener serves TLS only (its clients send a password): set `tls`, or remove listeners.postgres',
+    ]);
+    expect(problems(`${identity}listeners: { postgres: "127.0.0.1:99999" }\ncredentials: { ttl: 3d }\n`)).toEqual([
+      'listeners.postgres: port must be 0-65535',
+      'credentials.ttl: expected a duration of at most 24h, e.g. "15m"',
+    ]);
+  });
+
   it('refuses an inline password: secrets come from env or file', () => {
     expect(problems(pg('{ host: db, database: app, user: app, password: hunter2 }'))).toEqual([
       'connections.0.target.password: expected `{ env: NAME }` or `{ file: PATH }` (secrets are never written inline)',

@@ -8,7 +8,9 @@ import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { PostgresTarget } from '../../model.js';
 import type { PgEngine, PgSessionContext } from './context.js';
+import type { Logger } from 'pino';
 import { PgSession } from './session.js';
+import { cancelUpstream } from './upstream.js';
 
 /** Where a cancel for one gateway-issued key must go. */
 export interface CancelRoute {
@@ -23,6 +25,8 @@ export interface CancelRoute {
    * true when there was one, and then the target is not sent the cancel (it runs nothing of it).
    */
   readonly cancelHeld?: () => boolean;
+  /** The key alone cancels (SessionContext.keyOnlyCancel): see PostgresEngine.cancelByKey. */
+  readonly keyOnly?: boolean;
 }
 
 interface Entry extends CancelRoute {
@@ -105,6 +109,12 @@ export class ShutdownFanout {
 export interface PostgresEngine extends PgEngine {
   /** Cancel keys of live sessions. */
   readonly cancelKeys: CancelKeyRegistry;
+  /**
+   * A CancelRequest that arrived with no identity (the direct listener): forwarded only for a key
+   * issued to a session opened with `keyOnlyCancel`, as PostgreSQL itself does; any other key is
+   * dropped silently. Never throws.
+   */
+  cancelByKey(pid: number, secret: number, opts: { log: Logger; timeoutMs: number }): Promise<void>;
 }
 
 /**
@@ -119,6 +129,17 @@ export function createPostgresEngine(): PostgresEngine {
   const shutdown = new ShutdownFanout();
   return {
     cancelKeys,
+    async cancelByKey(pid, secret, { log, timeoutMs }) {
+      const route = cancelKeys.lookup(pid, secret);
+      if (!route?.keyOnly) return log.debug('postgres cancel request for an unknown key dropped');
+      if (route.cancelHeld?.() === true || !route.upstreamKey) return;
+      try {
+        await cancelUpstream({ connectionName: route.connectionName, target: route.target, pid: route.upstreamKey.pid, secret: route.upstreamKey.secret, timeoutMs });
+        log.info({ connection: route.connectionName }, 'postgres cancel request forwarded');
+      } catch (err) {
+        log.warn({ connection: route.connectionName }, `postgres cancel request not delivered: ${(err as Error).message}`);
+      }
+    },
     async handle(client: Duplex, session: PgSessionContext, signal: AbortSignal): Promise<void> {
       try {
         await new PgSession(client, session, signal, cancelKeys, shutdown).run();

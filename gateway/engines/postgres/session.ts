@@ -229,6 +229,7 @@ export class PgSession {
       target,
       ...(up.backendKey ? { upstreamKey: up.backendKey } : {}),
       cancelHeld: () => this.fromClient?.cancelHeld() ?? false,
+      ...(this.ctx.keyOnlyCancel === true ? { keyOnly: true } : {}),
     });
     this.cancelKey = key;
     const started = this.startFlows(accepted.audit.target, up.parameters, accepted.settings);

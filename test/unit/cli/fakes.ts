@@ -4,7 +4,7 @@
 import { PassThrough } from 'node:stream';
 import type { ConnectionInfo, Me, ReviewInfo, SessionDetail, SessionSummary } from '../../../src/api/contract.js';
 import type { Endpoint } from '../../../src/api/endpoint.js';
-import type { AuditApi, Gateway, ReviewsApi } from '../../../src/api/gateway.js';
+import type { AuditApi, DirectCredentialsApi, Gateway, ReviewsApi } from '../../../src/api/gateway.js';
 import type { CredentialSource } from '../../../src/auth/credentials.js';
 import type { StoredTokens, TokenStore } from '../../../src/auth/tokenStore.js';
 import type { Clock, Factory, GatewayFlags } from '../../../src/factory.js';
@@ -15,8 +15,9 @@ import type { Settings, SettingsStore } from '../../../src/settings.js';
 export const NOW = Date.parse('2026-11-05T12:00:00Z');
 export const GATEWAY_URL = 'https://gw.example.test:8443';
 
-export interface GatewayOverrides extends Partial<Omit<Gateway, 'reviews' | 'audit'>> {
+export interface GatewayOverrides extends Partial<Omit<Gateway, 'reviews' | 'audit' | 'direct'>> {
   reviews?: Partial<ReviewsApi>;
+  direct?: Partial<DirectCredentialsApi>;
   audit?: Partial<AuditApi>;
 }
 
@@ -108,7 +109,7 @@ function fakeGateway(o: GatewayOverrides, calls: string[], endpoint: Endpoint, c
     };
   return {
     url: endpoint.url,
-    endpoint,
+    endpoint: o.endpoint ?? endpoint,
     credentials,
     authConfig: record('authConfig', o.authConfig),
     me: record('me', o.me),
@@ -125,6 +126,11 @@ function fakeGateway(o: GatewayOverrides, calls: string[], endpoint: Endpoint, c
       session: record('audit.session', o.audit?.session),
       exportTrail: record('audit.exportTrail', o.audit?.exportTrail),
       publicKey: record('audit.publicKey', o.audit?.publicKey),
+    },
+    direct: {
+      issue: record('direct.issue', o.direct?.issue),
+      renew: record('direct.renew', o.direct?.renew),
+      revoke: record('direct.revoke', o.direct?.revoke),
     },
   };
 }
