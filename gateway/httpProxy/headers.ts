@@ -1,0 +1,81 @@
+// Header rules of a forwarding HTTP/1.1 proxy (RFC 9110 §7.6.1): connection-specific ("hop-by-hop")
+// fields are meaningful only on one hop and are dropped, including every field the sender names in
+// `Connection`; the gateway's injected credential replaces whatever the client sent under the same
+// name, so a client can neither learn nor override it.
+
+/** Fields that describe one connection, never forwarded either way (RFC 9110 §7.6.1, RFC 9112 §9.6). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  // Addressed to a proxy, not the origin; the tunnel is this hop's authentication.
+  'proxy-authorization',
+  'proxy-authenticate',
+  // Node answers `100-continue` itself on the client hop; undici refuses to send it upstream.
+  'expect',
+  // The gateway sets its own for the upstream's authority.
+  'host',
+]);
+
+/** A header list as Node's `rawHeaders` and undici take it: name, value, name, value, … */
+export type RawHeaders = string[];
+
+/** Lower-cased names listed in `Connection` (each of its values is a comma-separated list). */
+function namedInConnection(raw: readonly string[]): Set<string> {
+  const named = new Set<string>();
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') named.add(name);
+    }
+  }
+  return named;
+}
+
+/**
+ * The end-to-end fields of `raw` (hop-by-hop ones and those named in `Connection` removed), minus
+ * any field whose lower-cased name is in `drop`, then `inject` appended (replacing, never merging,
+ * what the client sent under those names).
+ */
+export function forwardHeaders(raw: readonly string[], inject: Readonly<Record<string, string>> = {}, drop: ReadonlySet<string> = new Set()): RawHeaders {
+  const connectionNamed = namedInConnection(raw);
+  const injected = new Set(Object.keys(inject).map((n) => n.toLowerCase()));
+  const out: RawHeaders = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || connectionNamed.has(lower) || injected.has(lower) || drop.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  for (const [name, value] of Object.entries(inject)) out.push(name, value);
+  return out;
+}
+
+/** The response's end-to-end fields from undici's header object (hop-by-hop ones removed). */
+export function responseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const raw: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) raw.push(name, v);
+  }
+  const kept = forwardHeaders(raw);
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < kept.length; i += 2) {
+    const name = kept[i]!;
+    const prior = out[name];
+    out[name] = prior === undefined ? kept[i + 1]! : [...(Array.isArray(prior) ? prior : [prior]), kept[i + 1]!];
+  }
+  return out;
+}
+
+/** The value of one field in a raw list (the first, if repeated), or undefined. */
+export function headerValue(raw: readonly string[], name: string): string | undefined {
+  const lower = name.toLowerCase();
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === lower) return raw[i + 1];
+  return undefined;
+}

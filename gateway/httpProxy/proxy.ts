@@ -1,0 +1,170 @@
+// The proxy core's client side: Node's own HTTP/1.1 parser (an http.Server that is fed the
+// tunnel stream as its one connection) turns the client's bytes into requests, each of which the
+// engine's hooks judge (types.ts) before undici forwards it. Bodies stream both ways with
+// backpressure; nothing is buffered unless the engine's transformResponse asks for it.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { forwardHeaders, responseHeaders } from './headers.js';
+import { plainResponse, Sampler } from './sampler.js';
+import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
+import { ProxyRefusal } from './types.js';
+import { passUpgrade } from './upgrade.js';
+
+export interface HttpProxy {
+  /** Serves the client stream until it closes (or `signal` aborts); resolves with the session's totals. */
+  handle(client: Duplex, signal: AbortSignal): Promise<ProxySessionTotals>;
+}
+
+export function createHttpProxy<A>(options: ProxyOptions<A>): HttpProxy {
+  return { handle: (client, signal) => serveClient(options, client, signal) };
+}
+
+async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: AbortSignal): Promise<ProxySessionTotals> {
+  const { hooks } = options;
+  const errorResponse = hooks.errorResponse ?? plainResponse;
+  const totals = { requests: 0, bytesFromClient: 0, bytesToClient: 0 };
+  const server = http.createServer({
+    maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
+    // Held reviews and long uploads: the client decides how long a request may take.
+    requestTimeout: 0,
+    keepAliveTimeout: options.keepAliveMs ?? 300_000,
+  });
+  const ctx: ExchangeContext<A> = { options, totals, errorResponse };
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    void exchange(ctx, req, res, ++totals.requests);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const started = Date.now();
+    const request = toProxyRequest(req, ++totals.requests);
+    void passUpgrade({ options, req, request, socket, head, signal, errorResponse }).then((outcome) => {
+      totals.bytesFromClient += outcome.action.requestBytes;
+      totals.bytesToClient += outcome.action.responseBytes;
+      hooks.onOutcome?.(outcome.classified, request, { ...outcome.action, durationMs: Date.now() - started });
+    });
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    // A request Node's parser refuses (malformed, head too large) ends this client connection only.
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const reply = errorResponse(status, status === 431 ? 'request head too large' : 'malformed HTTP/1.1 request');
+    if (socket.writable) socket.end(serialize(reply));
+    socket.destroy();
+  });
+
+  const closed = new Promise<void>((resolve) => {
+    client.once('close', resolve);
+  });
+  const onAbort = () => client.destroy();
+  signal.addEventListener('abort', onAbort, { once: true });
+  client.on('error', () => client.destroy());
+  server.emit('connection', client);
+  try {
+    await closed;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  return totals;
+}
+
+interface ExchangeContext<A> {
+  readonly options: ProxyOptions<A>;
+  readonly totals: { requests: number; bytesFromClient: number; bytesToClient: number };
+  readonly errorResponse: (status: number, message: string) => ProxyResponse;
+}
+
+export function toProxyRequest(req: IncomingMessage, sequence: number): ProxyRequest {
+  return { method: req.method ?? 'GET', rawTarget: req.url ?? '/', rawHeaders: req.rawHeaders, upgrade: req.headers.upgrade !== undefined, sequence };
+}
+
+async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: ServerResponse, sequence: number): Promise<void> {
+  const { hooks, upstream } = ctx.options;
+  const started = Date.now();
+  const request = toProxyRequest(req, sequence);
+  const reqSample = new Sampler(ctx.options.sampleBytes ?? 4096);
+  const resSample = new Sampler(ctx.options.sampleBytes ?? 4096);
+  const aborter = new AbortController();
+  // The client going away mid-exchange aborts the upstream request and any held review.
+  res.on('close', () => {
+    if (!res.writableFinished) aborter.abort();
+  });
+  let action: A | undefined;
+  let result: ExchangeOutcome['result'] = 'forwarded';
+  let error: string | undefined;
+  try {
+    const classified = await hooks.classify(request);
+    action = classified.action;
+    const decision = await hooks.decide(classified.action, request, aborter.signal);
+    if (decision.verdict !== 'allow') throw new ProxyRefusal(decision.refusal);
+    const headers = forwardHeaders(req.rawHeaders, hooks.inject?.(classified.action, request) ?? {});
+    headers.push('host', upstream.origin.host);
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const body: Readable | undefined = hasBody ? req.pipe(reqSample.tap()) : undefined;
+    if (!hasBody) req.resume();
+    const answer = await upstream.pool.request({
+      origin: upstream.origin.origin,
+      path: classified.target,
+      method: req.method as 'GET',
+      headers,
+      body: body ?? null,
+      signal: aborter.signal,
+    });
+    const upstreamResponse = { status: answer.statusCode, headers: responseHeaders(answer.headers), body: answer.body };
+    const replaced = await hooks.transformResponse?.(classified.action, request, upstreamResponse);
+    if (replaced !== undefined) {
+      answer.body.destroy();
+      send(res, replaced, resSample);
+    } else {
+      res.writeHead(upstreamResponse.status, upstreamResponse.headers);
+      await pipeline(answer.body, resSample.tap(), res);
+    }
+  } catch (err) {
+    if (err instanceof ProxyRefusal) {
+      result = 'refused';
+      req.resume();
+      if (!res.headersSent) send(res, err.response, resSample);
+      else res.destroy();
+    } else {
+      result = 'failed';
+      error = aborter.signal.aborted ? 'the client closed the connection' : upstreamError(err, upstream.origin.origin);
+      if (!res.headersSent && !res.destroyed) send(res, ctx.errorResponse(502, error), resSample);
+      else res.destroy();
+    }
+  }
+  ctx.totals.bytesFromClient += reqSample.bytes;
+  ctx.totals.bytesToClient += resSample.bytes;
+  hooks.onOutcome?.(action, request, {
+    status: res.headersSent ? res.statusCode : 0,
+    result,
+    requestBytes: reqSample.bytes,
+    responseBytes: resSample.bytes,
+    requestSample: reqSample.sample(),
+    responseSample: resSample.sample(),
+    durationMs: Date.now() - started,
+    ...(error !== undefined ? { error } : {}),
+  });
+}
+
+function send(res: ServerResponse, reply: ProxyResponse, sampler: Sampler): void {
+  sampler.observe(reply.body);
+  res.writeHead(reply.status, { ...reply.headers, 'content-length': String(reply.body.length) });
+  res.end(reply.body);
+}
+
+/** A response head and body on the wire (for sockets no longer owned by the HTTP parser). */
+export function serialize(reply: ProxyResponse, extra: Record<string, string> = { connection: 'close' }): Buffer {
+  const lines = [`HTTP/1.1 ${reply.status} ${http.STATUS_CODES[reply.status] ?? ''}`];
+  for (const [name, value] of Object.entries({ ...reply.headers, ...extra, 'content-length': String(reply.body.length) })) {
+    for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
+  }
+  return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1'), reply.body]);
+}
+
+/** What went wrong upstream, in words that carry no request header (so never a credential). */
+export function upstreamError(err: unknown, origin: string): string {
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  const code = e.code ?? e.cause?.code;
+  if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS/.test(code)) return `the upstream ${origin} presented a certificate that is not trusted (${code})`;
+  if (code === 'ECONNREFUSED') return `the upstream ${origin} refused the connection`;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `the upstream ${origin} did not answer in time`;
+  return `the upstream ${origin} failed: ${typeof code === 'string' ? code : 'connection error'}`;
+}

@@ -1,0 +1,131 @@
+// Protocol upgrades (WebSocket, SPDY as kubectl exec uses): the request is judged like any other,
+// forwarded with Node's client on a socket of its own, and once the upstream answers 101 the two
+// sockets are piped as raw streams until either side closes. Any other answer is relayed with
+// `Connection: close` and the client connection ends, so no later bytes on it can reach the
+// upstream unjudged.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { forwardHeaders } from './headers.js';
+import { serialize, upstreamError } from './proxy.js';
+import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse } from './types.js';
+import { ProxyRefusal } from './types.js';
+import { requestFunction } from './upstream.js';
+
+/** The most of a non-101 answer to an upgrade that is relayed (they are short error bodies). */
+const REFUSED_UPGRADE_BODY_CAP = 1024 * 1024;
+
+interface UpgradeArgs<A> {
+  readonly options: ProxyOptions<A>;
+  readonly req: IncomingMessage;
+  readonly request: ProxyRequest;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly signal: AbortSignal;
+  readonly errorResponse: (status: number, message: string) => ProxyResponse;
+}
+
+type Outcome = Omit<ExchangeOutcome, 'durationMs'>;
+
+export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified: A | undefined; action: Outcome }> {
+  const { options, request, socket } = args;
+  const { hooks } = options;
+  const empty = Buffer.alloc(0);
+  const closed = new AbortController();
+  socket.once('close', () => closed.abort());
+  socket.on('error', () => socket.destroy());
+  let action: A | undefined;
+  const refuse = (reply: ProxyResponse, result: Outcome['result'], error?: string): { classified: A | undefined; action: Outcome } => {
+    if (socket.writable) socket.end(serialize(reply));
+    return { classified: action, action: { status: reply.status, result, requestBytes: 0, responseBytes: reply.body.length, requestSample: empty, responseSample: reply.body.subarray(0, 4096), ...(error ? { error } : {}) } };
+  };
+  try {
+    const classified = await hooks.classify(request);
+    action = classified.action;
+    const decision = await hooks.decide(classified.action, request, closed.signal);
+    if (decision.verdict !== 'allow') return refuse(decision.refusal, 'refused');
+    const headers = forwardHeaders(args.req.rawHeaders, hooks.inject?.(classified.action, request) ?? {});
+    headers.push('host', options.upstream.origin.host, 'connection', 'Upgrade', 'upgrade', args.req.headers.upgrade ?? '');
+    return await relay(args, classified.target, headers, closed.signal).then((outcome) => ({ classified: action, action: outcome }));
+  } catch (err) {
+    if (err instanceof ProxyRefusal) return refuse(err.response, 'refused');
+    const message = upstreamError(err, options.upstream.origin.origin);
+    return refuse(args.errorResponse(502, message), 'failed', message);
+  }
+}
+
+function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal): Promise<Outcome> {
+  const { options, socket, head } = args;
+  const upstream = options.upstream;
+  return new Promise<Outcome>((resolve, reject) => {
+    const outgoing = requestFunction(upstream)({ ...upstream.requestOptions(), method: args.request.method, path: target, headers });
+    const onClosed = () => outgoing.destroy();
+    closed.addEventListener('abort', onClosed, { once: true });
+    outgoing.on('error', (err) => {
+      closed.removeEventListener('abort', onClosed);
+      reject(err);
+    });
+    outgoing.on('upgrade', (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
+      closed.removeEventListener('abort', onClosed);
+      const lines = [`HTTP/1.1 ${res.statusCode ?? 101} ${res.statusMessage ?? 'Switching Protocols'}`];
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+      socket.write(lines.join('\r\n') + '\r\n\r\n');
+      let fromClient = head.length;
+      let toClient = upHead.length;
+      if (upHead.length > 0) socket.write(upHead);
+      if (head.length > 0) upSocket.write(head);
+      const sampleIn: Buffer[] = [];
+      const sampleOut: Buffer[] = [];
+      socket.on('data', (c: Buffer) => {
+        fromClient += c.length;
+        if (fromClient <= 4096) sampleIn.push(c);
+      });
+      upSocket.on('data', (c: Buffer) => {
+        toClient += c.length;
+        if (toClient <= 4096) sampleOut.push(c);
+      });
+      socket.pipe(upSocket);
+      upSocket.pipe(socket);
+      let open = 2;
+      const done = () => {
+        if (--open > 0) return;
+        socket.destroy();
+        upSocket.destroy();
+        resolve({ status: 101, result: 'upgraded', requestBytes: fromClient, responseBytes: toClient, requestSample: Buffer.concat(sampleIn), responseSample: Buffer.concat(sampleOut) });
+      };
+      upSocket.on('error', () => upSocket.destroy());
+      // Either side closing ends both: a half-open raw stream has nobody left to read it.
+      socket.once('close', () => {
+        upSocket.destroy();
+        done();
+      });
+      upSocket.once('close', () => {
+        socket.end();
+        done();
+      });
+    });
+    outgoing.on('response', (res: IncomingMessage) => {
+      closed.removeEventListener('abort', onClosed);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= REFUSED_UPGRADE_BODY_CAP) chunks.push(c);
+        else res.destroy();
+      });
+      const finish = () => {
+        const body = Buffer.concat(chunks);
+        const kept: Record<string, string | string[]> = {};
+        const raw = forwardHeaders(res.rawHeaders, {}, new Set(['content-length']));
+        for (let i = 0; i + 1 < raw.length; i += 2) kept[raw[i]!] = raw[i + 1]!;
+        const reply = { status: res.statusCode ?? 502, headers: kept, body };
+        if (socket.writable) socket.end(serialize(reply));
+        resolve({ status: reply.status, result: 'forwarded', requestBytes: head.length, responseBytes: body.length, requestSample: Buffer.alloc(0), responseSample: body.subarray(0, 4096) });
+      };
+      res.once('end', finish);
+      res.once('close', () => {
+        if (!res.complete) finish();
+      });
+    });
+    outgoing.end();
+  });
+}

@@ -1,0 +1,116 @@
+// A real HTTPS server of the tests' own, standing in for an internal API behind the http engine:
+// every request that reaches it is written to its access log (so a test proves a refused request
+// never arrived), and it offers echo, streaming, upload-digest, JSON and WebSocket-echo routes.
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { generate } from 'selfsigned';
+import { WebSocketServer } from 'ws';
+
+export interface AccessLogEntry {
+  readonly method: string;
+  /** The request-target exactly as it arrived. */
+  readonly target: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+export interface HttpTarget {
+  readonly url: string;
+  /** PEM of the target's self-signed certificate (the CA the gateway must verify against). */
+  readonly ca: string;
+  readonly log: AccessLogEntry[];
+  /** JSON served at /v1/customers (tests change it). */
+  json: unknown;
+  close(): Promise<void>;
+}
+
+/** Deterministic bytes of a given length (a repeating pattern), served by /bytes/N. */
+export function patternChunk(size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + 7) & 0xff;
+  return b;
+}
+
+export async function startHttpTarget(): Promise<HttpTarget> {
+  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
+  });
+  const log: AccessLogEntry[] = [];
+  const state = { json: { customers: [{ name: 'Ada', email: 'ada@example.com' }], card_number: '4111111111111111' } as unknown };
+  const server: Server = createServer({ cert: pems.cert, key: pems.private }, (req, res) => {
+    log.push({ method: req.method ?? '', target: req.url ?? '', headers: req.headers });
+    const url = new URL(req.url ?? '/', 'https://x');
+    const bytes = /^\/bytes\/(\d+)$/.exec(url.pathname);
+    if (bytes) {
+      const total = Number(bytes[1]);
+      const chunk = patternChunk(64 * 1024);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', ...(url.searchParams.has('chunked') ? {} : { 'content-length': String(total) }) });
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          const part = chunk.subarray(0, Math.min(chunk.length, total - sent));
+          sent += part.length;
+          if (!res.write(part)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      return pump();
+    }
+    if (url.pathname === '/upload') {
+      const hash = createHash('sha256');
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ size, sha256: hash.digest('hex') }));
+      });
+      return;
+    }
+    if (url.pathname === '/v1/customers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify(state.json));
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-target': 'echo' });
+      res.end(JSON.stringify({ method: req.method, target: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    log.push({ method: req.method ?? '', target: req.url ?? '', headers: req.headers });
+    if (req.url !== '/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('message', (data, binary) => ws.send(data, { binary }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `https://localhost:${port}`,
+    ca: pems.cert,
+    log,
+    get json() {
+      return state.json;
+    },
+    set json(v: unknown) {
+      state.json = v;
+    },
+    close: async () => {
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,213 @@
+// The proxy core against a real HTTPS target: a plain TCP listener hands each accepted socket to
+// the core as the tunnel would, and real clients (undici's fetch, ws) talk to it.
+import { createHash } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createHttpProxy } from '../../../gateway/httpProxy/proxy.js';
+import { plainResponse } from '../../../gateway/httpProxy/sampler.js';
+import type { ExchangeOutcome, ProxyHooks, ProxyRequest } from '../../../gateway/httpProxy/types.js';
+import { ProxyRefusal } from '../../../gateway/httpProxy/types.js';
+import { createUpstream, type Upstream } from '../../../gateway/httpProxy/upstream.js';
+import { patternChunk, startHttpTarget, type HttpTarget } from '../../support/httpTarget.js';
+
+let target: HttpTarget;
+const outcomes: { action: string | undefined; req: ProxyRequest; outcome: ExchangeOutcome }[] = [];
+
+const hooks: ProxyHooks<string> = {
+  classify(req) {
+    if (req.rawTarget.startsWith('/refuse-classify')) throw new ProxyRefusal(plainResponse(400, 'cannot classify'));
+    // Rewrites one path to show that what is forwarded is the classification's target.
+    return { action: `${req.method} ${req.rawTarget}`, target: req.rawTarget === '/rewrite-me' ? '/rewritten' : req.rawTarget };
+  },
+  async decide(action) {
+    if (action.includes('/blocked')) return { verdict: 'block', refusal: plainResponse(403, 'blocked by test') };
+    return { verdict: 'allow' };
+  },
+  inject: () => ({ Authorization: 'Bearer upstream-secret' }),
+  async transformResponse(_action, req, res) {
+    if (req.rawTarget !== '/v1/customers?transform') return undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of res.body) chunks.push(c as Buffer);
+    return { status: res.status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ transformed: JSON.parse(Buffer.concat(chunks).toString()) })) };
+  },
+  onOutcome: (action, req, outcome) => outcomes.push({ action, req, outcome }),
+};
+
+interface Harness {
+  url: string;
+  server: Server;
+  upstream: Upstream;
+  close(): Promise<void>;
+}
+
+async function startProxy(upstreamUrl: string, ca: string | undefined): Promise<Harness> {
+  const upstream = createUpstream({ url: upstreamUrl, ...(ca !== undefined ? { ca } : {}) });
+  const proxy = createHttpProxy({ upstream, hooks, sampleBytes: 64 });
+  const sockets = new Set<Socket>();
+  const aborter = new AbortController();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    void proxy.handle(socket, aborter.signal).finally(() => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    upstream,
+    close: async () => {
+      aborter.abort();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
+    },
+  };
+}
+
+let proxy: Harness;
+const client = new Agent({ connections: 1, pipelining: 1 });
+
+beforeAll(async () => {
+  target = await startHttpTarget();
+  proxy = await startProxy(target.url, target.ca);
+});
+afterAll(async () => {
+  await client.close();
+  await proxy?.close();
+  await target?.close();
+});
+
+describe('http proxy core', () => {
+  it('forwards with the injected credential replacing the client\'s and hop-by-hop fields dropped', async () => {
+    // Node's client, since undici will not send a Connection field naming other fields.
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${proxy.url}/echo?x=1`, { headers: { authorization: 'Bearer client-guess', connection: 'keep-alive, x-hop', 'x-hop': 'secret-hop', 'x-end': 'kept' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const echo = JSON.parse(text) as { target: string; headers: Record<string, string> };
+    expect(status).toBe(200);
+    expect(echo.target).toBe('/echo?x=1');
+    expect(echo.headers.authorization).toBe('Bearer upstream-secret');
+    expect(echo.headers['x-hop']).toBeUndefined();
+    expect(echo.headers['x-end']).toBe('kept');
+    expect(echo.headers.host).toBe(new URL(target.url).host);
+    const arrived = target.log.at(-1)!;
+    expect(arrived.headers.authorization).toBe('Bearer upstream-secret');
+  });
+
+  it('keeps one client connection alive across requests and reports each outcome', async () => {
+    const before = outcomes.length;
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${proxy.url}/echo/${i}`, { dispatcher: client });
+      await res.body.text();
+    }
+    const mine = outcomes.slice(before);
+    expect(mine.map((o) => o.action)).toEqual(['GET /echo/0', 'GET /echo/1', 'GET /echo/2']);
+    expect(mine.map((o) => o.req.sequence)).toEqual([mine[0]!.req.sequence, mine[0]!.req.sequence + 1, mine[0]!.req.sequence + 2]);
+    expect(mine.every((o) => o.outcome.result === 'forwarded' && o.outcome.status === 200)).toBe(true);
+    expect(mine[0]!.outcome.responseSample.length).toBe(64);
+  });
+
+  it('refuses a blocked request without it reaching the target, and keeps serving', async () => {
+    const seen = target.log.length;
+    const res = await request(`${proxy.url}/blocked/x`, { dispatcher: client, method: 'DELETE' });
+    expect(res.statusCode).toBe(403);
+    expect(await res.body.text()).toContain('blocked by test');
+    const bad = await request(`${proxy.url}/refuse-classify`, { dispatcher: client });
+    expect(bad.statusCode).toBe(400);
+    await bad.body.text();
+    expect(target.log.length).toBe(seen);
+    const ok = await request(`${proxy.url}/echo`, { dispatcher: client });
+    expect(ok.statusCode).toBe(200);
+    await ok.body.text();
+    expect(outcomes.at(-2)!.outcome.result).toBe('refused');
+  });
+
+  it('sends upstream the target the classification chose', async () => {
+    const res = await request(`${proxy.url}/rewrite-me`, { dispatcher: client });
+    await res.body.text();
+    expect(target.log.at(-1)!.target).toBe('/rewritten');
+  });
+
+  it('streams bodies both ways (upload digest, chunked download)', async () => {
+    const chunk = patternChunk(64 * 1024);
+    const total = 8 * 1024 * 1024;
+    async function* body() {
+      for (let sent = 0; sent < total; sent += chunk.length) yield chunk;
+    }
+    const expected = createHash('sha256');
+    for (let sent = 0; sent < total; sent += chunk.length) expected.update(chunk);
+    const up = await request(`${proxy.url}/upload`, { dispatcher: client, method: 'POST', body: Readable.from(body()) });
+    expect(JSON.parse(await up.body.text())).toEqual({ size: total, sha256: expected.digest('hex') });
+    const down = await request(`${proxy.url}/bytes/${total}?chunked`, { dispatcher: client });
+    const got = createHash('sha256');
+    let size = 0;
+    for await (const c of down.body) {
+      size += (c as Buffer).length;
+      got.update(c as Buffer);
+    }
+    expect(size).toBe(total);
+    const want = createHash('sha256');
+    for (let sent = 0; sent < total; sent += chunk.length) want.update(chunk.subarray(0, Math.min(chunk.length, total - sent)));
+    expect(got.digest('hex')).toBe(want.digest('hex'));
+  });
+
+  it('lets the engine replace a response', async () => {
+    const res = await request(`${proxy.url}/v1/customers?transform`, { dispatcher: client });
+    expect(JSON.parse(await res.body.text())).toEqual({ transformed: target.json });
+  });
+
+  it('passes a WebSocket upgrade through and echoes frames', async () => {
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/ws`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const reply = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+    ws.send('hello through the proxy');
+    expect(await reply).toBe('hello through the proxy');
+    ws.close();
+    await new Promise((resolve) => ws.once('close', resolve));
+    expect(target.log.at(-1)!.headers.authorization).toBe('Bearer upstream-secret');
+  });
+
+  it('relays a non-101 answer to an upgrade and closes', async () => {
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/nows`);
+    const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(status).toBe(404);
+    ws.on('error', () => undefined);
+    ws.terminate();
+  });
+
+  it('refuses a blocked upgrade before it reaches the target', async () => {
+    const seen = target.log.length;
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/blocked`);
+    const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(status).toBe(403);
+    ws.on('error', () => undefined);
+    ws.terminate();
+    expect(target.log.length).toBe(seen);
+  });
+
+  it('answers 502 when the upstream certificate is not trusted', async () => {
+    const untrusted = await startProxy(target.url, undefined);
+    try {
+      const res = await request(`${untrusted.url}/echo`);
+      expect(res.statusCode).toBe(502);
+      const text = await res.body.text();
+      expect(text).toMatch(/certificate that is not trusted/);
+      expect(text).not.toContain('upstream-secret');
+    } finally {
+      await untrusted.close();
+    }
+  });
+});
