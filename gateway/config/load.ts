@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { resolveSshConnection } from './sshConnection.js';
+import { resolveKubernetesConnection } from './kubernetesConnection.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -120,6 +121,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const hashKey = maskingKey(cfg, stateDir, abs, env, resolveSecrets, (p) => problems.push(`${file}: ${p}`));
   const connections = cfg.connections.map((c, i): Connection => {
     if (c.type === 'ssh') return resolveSshConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
+    if (c.type === 'kubernetes') return resolveKubernetesConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
     const where = `connections.${i}.target`;
     let password = '';
     if (!resolveSecrets) {

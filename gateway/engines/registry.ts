@@ -7,6 +7,8 @@ import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
 import { createSshEngine } from './ssh/engine.js';
 import { sshEntry } from './ssh/entry.js';
+import { createKubernetesEngine } from './kubernetes/engine.js';
+import { kubernetesEntry } from './kubernetes/entry.js';
 import type { EngineEntry } from './types.js';
 
 /** The gateway's state directory, where engines keep what must survive a restart (the ssh host key). */
@@ -25,6 +27,7 @@ function requireStateDir(): string {
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: createPostgresEngine(), ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
+  kubernetes: { engine: createKubernetesEngine(), ...kubernetesEntry },
 };
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {

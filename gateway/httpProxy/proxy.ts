@@ -115,6 +115,8 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
       send(res, replaced, resSample);
     } else {
       res.writeHead(upstreamResponse.status, upstreamResponse.headers);
+      const observe = hooks.observeResponse?.(classified.action, request, upstreamResponse);
+      if (observe !== undefined) answer.body.on('data', observe);
       await pipeline(answer.body, resSample.tap(), res);
     }
   } catch (err) {

@@ -94,10 +94,27 @@ export interface ProxyHooks<A> {
    * sends that response instead (e.g. 502 for a body that cannot be masked).
    */
   transformResponse?(action: A, req: ProxyRequest, res: UpstreamResponse): Promise<ProxyResponse | undefined>;
+  /**
+   * Sees each chunk of a response streamed as is (not replaced), as it passes to the client, e.g.
+   * to count the events of a watch; undefined: nothing to observe. Must not throw.
+   */
+  observeResponse?(action: A, req: ProxyRequest, res: { readonly status: number; readonly headers: Readonly<Record<string, string | string[]>> }): ((chunk: Buffer) => void) | undefined;
+  /**
+   * Sees both directions of an upgraded stream once the upstream answered 101 (e.g. to record an
+   * exec's terminal); undefined: nothing to observe. Its functions must not throw.
+   */
+  observeUpgrade?(action: A, req: ProxyRequest, res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): UpgradeObserver | undefined;
   /** Once per request, when its response is complete or it failed. Must not throw. */
   onOutcome?(action: A | undefined, req: ProxyRequest, outcome: ExchangeOutcome): void;
   /** A refusal for a request no hook could judge (parse error, upstream failure). */
   errorResponse?(status: number, message: string): ProxyResponse;
+}
+
+export interface UpgradeObserver {
+  fromClient(chunk: Buffer): void;
+  toClient(chunk: Buffer): void;
+  /** The stream ended (either side closed). */
+  close(): void;
 }
 
 export interface ProxyOptions<A> {

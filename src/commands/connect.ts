@@ -4,6 +4,7 @@
 // ready-to-use `ssh` command with a known_hosts file holding the gateway's host key.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import type { ConnectionInfo, PostgresConnectionInfo } from '../api/contract.js';
 import { SilentExit, UsageError } from '../errors.js';
@@ -22,20 +23,23 @@ export interface ConnectOptions extends GatewayFlags {
   localPassword: boolean;
   /** Milliseconds a local client has to send its startup packet. */
   startupTimeoutMs?: number;
+  /** kubernetes: also write the context into the user's kubeconfig (never otherwise). */
+  merge?: boolean;
   command: string[];
 }
 
-type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; startupTimeout?: number };
+type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; startupTimeout?: number; merge?: boolean };
 
 export function defineConnect(f: Factory): Command {
   return withGatewayFlags(new Command('connect'))
     .description('open a localhost port to a connection (or run `-- CMD ARGS…` against it)')
     .argument('<name>', 'connection name (see `sluice connections`)')
-    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …) set; exits with its code')
-    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, or the next free one)').argParser(parsePort))
+    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …; kubernetes: KUBECONFIG) set; exits with its code')
+    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, 8443 for kubernetes, or the next free one)').argParser(parsePort))
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
+    .option('--merge', 'kubernetes: also add the sluice-NAME context to your kubeconfig ($KUBECONFIG or ~/.kube/config)')
     .addOption(
       new Option('--startup-timeout <duration>', 'how long a local client has to send its startup packet, e.g. 10s (a bare number is seconds; default 10s)').argParser(
         parseStartupTimeout,
@@ -49,6 +53,7 @@ export function defineConnect(f: Factory): Command {
         command,
         json: Boolean(o.json),
         localPassword: Boolean(o.localPassword),
+        merge: Boolean(o.merge),
         ...(startupTimeout !== undefined ? { startupTimeoutMs: startupTimeout } : {}),
       };
       const code = await f.interruptible((signal) => runConnect(opts, f, signal));
@@ -56,7 +61,7 @@ export function defineConnect(f: Factory): Command {
     });
 }
 
-export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222 };
+export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, kubernetes: 8443 };
 const LOCAL_USER = 'sluice';
 
 /** Returns the exit code: 0 when the tunnel closed on Ctrl-C, or CMD's own code. */
@@ -70,6 +75,7 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
+  if (opts.merge && info.type !== 'kubernetes') throw new UsageError('--merge is for kubernetes connections (it writes a kubeconfig context)');
 
   const listener = await listenLocal({
     endpoint: gateway.endpoint,
@@ -96,6 +102,17 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
       if (opts.command.length > 0) return await runChild(io, opts.command, { ...sshChildEnv(target), ...(localPassword ? { SLUICE_LOCAL_PASSWORD: localPassword } : {}) }, signal);
       say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
       await sayCommands(io, target);
+    } else if (info.type === 'kubernetes') {
+      const kube = await import('../kube/kubeconfig.js');
+      const configDir = dirname((await f.settings()).path);
+      const local = await kube.writeKubeconfig(configDir, name, sshHost(host), listener.port, localPassword);
+      const merged = opts.merge ? await kube.mergeKubeconfig(kube.userKubeconfig(io.env), name, sshHost(host), listener.port, localPassword) : undefined;
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, server: local.server, kubeconfig: local.kubeconfig, context: local.context, as }));
+      if (opts.command.length > 0) return await runChild(io, opts.command, { KUBECONFIG: local.kubeconfig }, signal);
+      say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
+      say(io, `  export KUBECONFIG=${shellQuote(local.kubeconfig)}`);
+      if (merged) say(io, `  context ${merged.context} written to ${merged.kubeconfig}: kubectl --context ${merged.context} get pods`);
+      else say(io, '  kubectl get pods');
     } else {
       if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
       if (opts.command.length > 0) return await runChild(io, opts.command, pgChildEnv(listener, info, localPassword), signal);
@@ -107,6 +124,11 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   } finally {
     await listener.close();
   }
+}
+
+/** For the banner: a path a shell reads back unchanged. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** ssh reads `0.0.0.0`/`::` as "this host", but a client must dial a real address. */

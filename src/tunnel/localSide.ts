@@ -83,8 +83,12 @@ const ssh: LocalSide = {
     }),
 };
 
-/** Connection types and their local sides; ssh's handshake runs end to end through the tunnel. */
-const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh };
+/**
+ * Connection types and their local sides; ssh's handshake runs end to end through the tunnel.
+ * kubernetes is the same relay: kubectl's HTTP/1.1 goes through untouched, and with a local
+ * password the gateway's engine checks the bearer token kubectl sends against its digest.
+ */
+const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh, kubernetes: ssh };
 
 /** The local side for a connection type (ConnectionInfo.type). */
 export function localSideFor(type: string): LocalSide {

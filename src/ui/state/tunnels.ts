@@ -9,7 +9,7 @@ import { messageOf, Store } from './store.js';
 
 export const LOCAL_HOST = '127.0.0.1';
 export const LOCAL_USER = 'sluice';
-const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222 };
+const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, kubernetes: 8443 };
 
 export interface TunnelView {
   connection: string;
@@ -38,6 +38,7 @@ export type DescribeTunnel = (info: ConnectionInfo, host: string, port: number) 
 
 export async function clientCommand(info: ConnectionInfo, host: string, port: number): Promise<string> {
   if (info.type === 'ssh') return `ssh -p ${port} ${info.user}@${host}`;
+  if (info.type === 'kubernetes') return `kubectl --server http://${host}:${port} get pods`;
   return `psql "host=${host} port=${port} dbname=${info.database} user=${LOCAL_USER}"`;
 }
 
