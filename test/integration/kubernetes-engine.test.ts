@@ -157,7 +157,7 @@ describe('kubectl through sluice connect', () => {
     seen.push(rr.stdout, rr.stderr);
     expect(rr.code).not.toBe(0);
     expect(rr.stdout).toBe('');
-    expect(rr.stderr).toMatch(/rejected by token:lead: not in prod/);
+    expect(rr.stderr).toMatch(/Error from server \(Forbidden\): sluice: review R-\w+ was rejected by lead: not in prod; the request was not sent/);
     expect(fixture.execs).toHaveLength(1);
   });
 

@@ -28,11 +28,34 @@ interface K8sAction {
 /** Rule id recorded for requests refused before any rule: what the engine itself cannot allow. */
 export const ENGINE_RULE = 'kubernetes.gateway';
 const STREAM_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
+/**
+ * kubectl retries a refused WebSocket exec over SPDY at once, and would show the SPDY refusal
+ * instead of the real one (the rule, the rejected review): the WebSocket refusal is repeated to
+ * the retry from the same identity for the same target within this window.
+ */
+const RETRY_WINDOW_MS = 60_000;
+
+/** Refusals of WebSocket exec/attach requests, for kubectl's immediate SPDY retry. */
+class StreamRefusals {
+  private readonly recent = new Map<string, { at: number; response: ProxyResponse; rule: string }>();
+  remember(key: string, response: ProxyResponse, rule: string): void {
+    const now = Date.now();
+    for (const [k, v] of this.recent) if (now - v.at > RETRY_WINDOW_MS) this.recent.delete(k);
+    this.recent.set(key, { at: now, response, rule });
+  }
+  take(key: string): { response: ProxyResponse; rule: string } | undefined {
+    // One retry per refusal: a second SPDY attempt gets the plain SPDY refusal.
+    const hit = this.recent.get(key);
+    this.recent.delete(key);
+    return hit !== undefined && Date.now() - hit.at <= RETRY_WINDOW_MS ? hit : undefined;
+  }
+}
 const SAMPLE_TEXT = 1024;
 
 export function createKubernetesEngine(): Engine {
   // One keep-alive pool per connection, shared by its sessions (kubectl opens several).
   const upstreams = new WeakMap<KubernetesConnection, Upstream>();
+  const refusals = new StreamRefusals();
   const upstreamFor = (c: KubernetesConnection, timeoutMs: number): Upstream => {
     let u = upstreams.get(c);
     if (u === undefined) {
@@ -51,7 +74,7 @@ export function createKubernetesEngine(): Engine {
     async handle(client, session, signal) {
       const connection = session.connection as KubernetesConnection;
       session.audit.onSessionStart({ target: connection.target.server, clientUser: session.identity.name });
-      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection) });
+      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection, refusals) });
       let failure: string | undefined;
       let totals = { bytesFromClient: 0, bytesToClient: 0 };
       try {
@@ -79,7 +102,7 @@ function actionKind(info: Classification, req: ProxyRequest): K8sAction['kind'] 
   return info.verb === 'watch' && !req.upgrade ? 'watch' : 'request';
 }
 
-function hooks(session: SessionContext, connection: KubernetesConnection): ProxyHooks<K8sAction> {
+function hooks(session: SessionContext, connection: KubernetesConnection, refusals: StreamRefusals): ProxyHooks<K8sAction> {
   const { audit } = session;
   const budget: Budget = { left: TERMINAL_RECORD_BYTES, truncated: false };
   const token = connection.target.token;
@@ -124,10 +147,24 @@ function hooks(session: SessionContext, connection: KubernetesConnection): Proxy
   };
 
   const decide = async (a: K8sAction, req: ProxyRequest, signal: AbortSignal): Promise<ProxyDecision> => {
+    const decision = await judge(a, req, signal);
+    if (decision.verdict !== 'allow' && req.upgrade && (a.kind === 'exec' || a.kind === 'attach') && (headerValue(req.rawHeaders, 'upgrade') ?? '').toLowerCase() === 'websocket') {
+      refusals.remember(retryKey(req), decision.refusal, 'websocket');
+    }
+    return decision;
+  };
+  const retryKey = (req: ProxyRequest) => `${session.identity.subject}\0${connection.name}\0${req.rawTarget}`;
+
+  const judge = async (a: K8sAction, req: ProxyRequest, signal: AbortSignal): Promise<ProxyDecision> => {
     let id: number;
     try {
       id = record(a, req);
       const refused = gatewayRefusal(a, req);
+      const earlier = refused !== undefined && req.upgrade && req.method === 'POST' ? refusals.take(retryKey(req)) : undefined;
+      if (earlier !== undefined) {
+        audit.onDecision({ queryId: id, verdict: 'block', rule: ENGINE_RULE, reason: 'the SPDY retry of a refused WebSocket request is refused the same way' });
+        return { verdict: 'block', refusal: earlier.response };
+      }
       if (refused !== undefined) {
         audit.onDecision({ queryId: id, verdict: 'block', rule: ENGINE_RULE, reason: refused.message });
         return refusal(refused.code, refused.reason, refused.message);
