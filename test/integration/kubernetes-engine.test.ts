@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paths, type ReviewList, type SessionDetail, type SessionList } from '../../src/api/contract.js';
-import { collect, runCli, serviceToken, spawnCli, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
+import { CLI_BIN, cliEnv, collect, runCli, serviceToken, spawnCli, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 import { startKubeFixture, type KubeFixture } from '../support/kubeFixture.js';
 import { ensureKubectl, kubectlHome } from '../support/kubectl.js';
+import { startTmux } from '../support/tmux.js';
 
 let fixture: KubeFixture;
 let gw: GatewayProcess;
@@ -161,6 +162,33 @@ describe('kubectl through sluice connect', () => {
     expect(fixture.execs).toHaveLength(1);
   });
 
+  it('`kubectl exec -it` in a real terminal: typed commands run, the exit status returns, the session replays', async () => {
+    const t = await startTmux({ command: [process.execPath, CLI_BIN, 'connect', 'k8s-prod', '--', 'kubectl', 'exec', '-it', 'web-1', '--', 'sh'], env: cliEnv(ctx) });
+    try {
+      await decide(await pendingReview(), true);
+      // The pod's sh has no pty (the fixture's), so it needs a newline (C-j), not the terminal's CR.
+      await t.type('echo typed-$((6*7))');
+      await t.keys('C-j');
+      await t.waitFor(/typed-42/);
+      await t.type('exit 4');
+      await t.keys('C-j');
+      const { code, modes } = await t.waitForExit();
+      expect(code).toBe(4);
+      expect(modes.icanon).toBe(true);
+    } finally {
+      await t.kill();
+    }
+    const session = await lastSessionWith('k8s.input', (d) => d.events.some((e) => e.kind === 'k8s.input' && String(e.data.data).includes('typed-$((6*7))')));
+    const kinds = session.events.map((e) => e.kind);
+    expect(kinds).toContain('k8s.resize');
+    const replay = await runCli(['sessions', 'replay', session.session.id, '--speed', '0'], ctx);
+    expect(replay.stdout).toContain('typed-42');
+    const cast = await runCli(['sessions', 'export', session.session.id, '--cast'], ctx);
+    const lines = cast.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    expect(lines[0]).toMatchObject({ version: 2, width: 80, height: 24 });
+    expect(lines.some((e) => Array.isArray(e) && e[1] === 'i' && String(e[2]).includes('typed-$((6*7))'))).toBe(true);
+  });
+
   it('the cluster token never reaches the client nor the audit trail', async () => {
     const verbose = await kubectl(['get', 'pods', '-v=9']);
     expect(verbose.code).toBe(0);
@@ -173,13 +201,13 @@ describe('kubectl through sluice connect', () => {
   });
 });
 
-/** The latest k8s-prod session holding an event of `kind`, once its end is recorded. */
-async function lastSessionWith(kind: string): Promise<SessionDetail> {
+/** The latest k8s-prod session holding an event of `kind` (and passing `also`), once its end is recorded. */
+async function lastSessionWith(kind: string, also: (d: SessionDetail) => boolean = () => true): Promise<SessionDetail> {
   for (;;) {
     const list = JSON.parse((await runCli(['sessions', '--json', '--connection', 'k8s-prod', '--limit', '20'], ctx)).stdout) as SessionList | SessionList['sessions'];
     for (const s of Array.isArray(list) ? list : list.sessions) {
       const detail = JSON.parse((await runCli(['sessions', 'show', s.id, '--json'], ctx)).stdout) as SessionDetail;
-      if (detail.events.some((e) => e.kind === kind) && detail.events.some((e) => e.kind === 'session.end')) return detail;
+      if (detail.events.some((e) => e.kind === kind) && detail.events.some((e) => e.kind === 'session.end') && also(detail)) return detail;
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
