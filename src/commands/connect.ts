@@ -76,6 +76,8 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
   if (opts.merge && info.type !== 'kubernetes') throw new UsageError('--merge is for kubernetes connections (it writes a kubeconfig context)');
+  // kubectl sends no bearer token to an http:// server, and the local hop is plain HTTP (docs/decisions.md).
+  if (opts.localPassword && info.type === 'kubernetes') throw new UsageError('--local-password is not available for kubernetes connections: kubectl sends no credential over the plain-HTTP local hop; keep --bind on loopback');
 
   const listener = await listenLocal({
     endpoint: gateway.endpoint,

@@ -3,8 +3,8 @@
 // loopback (docs/decisions.md: the hop never leaves the machine, and kubectl accepts an http://
 // server without any insecure flag). It is written to its own file in the CLI's config directory;
 // the user's ~/.kube/config is touched only with `--merge`, and then only the `sluice-NAME`
-// entries are replaced. The user entry holds no credential unless `--local-password` gave one
-// (the gateway checks it and never forwards it): the cluster's credential stays on the gateway.
+// entries are replaced. The user entry holds no credential: the cluster's stays on the gateway.
+// (A token given here would not be sent: kubectl sends none to an http:// server.)
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';

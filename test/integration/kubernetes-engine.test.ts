@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paths, type ReviewList, type SessionDetail, type SessionList } from '../../src/api/contract.js';
-import { CLI_BIN, cliEnv, collect, runCli, serviceToken, spawnCli, startGateway, tokenCtx, type CliEnv, type GatewayProcess } from '../support/binaries.js';
+import { CLI_BIN, cliEnv, collect, runCli, serviceToken, spawnCli, startGateway, tokenCtx, waitForStderr, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 import { startKubeFixture, type KubeFixture } from '../support/kubeFixture.js';
-import { ensureKubectl, kubectlHome } from '../support/kubectl.js';
+import { ensureKubectl, kubectl as kubectlWith, kubectlHome } from '../support/kubectl.js';
 import { startTmux } from '../support/tmux.js';
 
 let fixture: KubeFixture;
@@ -187,6 +187,25 @@ describe('kubectl through sluice connect', () => {
     const lines = cast.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
     expect(lines[0]).toMatchObject({ version: 2, width: 80, height: 24 });
     expect(lines.some((e) => Array.isArray(e) && e[1] === 'i' && String(e[2]).includes('typed-$((6*7))'))).toBe(true);
+  });
+
+  it('`sluice connect k8s-prod` prints `export KUBECONFIG=…` for a kubeconfig of its own; --local-password is refused', async () => {
+    const child = spawnCli(['connect', 'k8s-prod', '--port', '0'], ctx);
+    try {
+      const [, file] = (await waitForStderr(child, /export KUBECONFIG=(\S+)\n/)) as unknown as [string, string];
+      expect(file.startsWith(ctx.configDir)).toBe(true);
+      expect(readFileSync(file, 'utf8')).not.toMatch(/token|insecure/);
+      const ok = await kubectlWith(['get', 'pods', '-o', 'name'], { KUBECONFIG: file, HOME: home });
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(ok.stdout).toContain('pod/web-1');
+      seen.push(ok.stdout, ok.stderr);
+    } finally {
+      child.kill('SIGINT');
+      await collect(child);
+    }
+    const refused = await runCli(['connect', 'k8s-prod', '--local-password'], ctx);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--local-password is not available for kubernetes connections/);
   });
 
   it('the cluster token never reaches the client nor the audit trail', async () => {
