@@ -5,6 +5,7 @@
 import type { CompiledPolicy } from './policy/schema.js';
 import type { SshPolicy } from './engines/ssh/policy.js';
 import type { KubernetesPolicy } from './engines/kubernetes/policy.js';
+import type { HttpPolicy } from './engines/http/policy.js';
 
 /** Who is on the other end of a tunnel, as established by the gateway's authentication. */
 export interface Identity {
@@ -100,7 +101,24 @@ export interface KubernetesConnection extends ConnectionBase {
   readonly policy?: KubernetesPolicy;
 }
 
-export type Connection = PostgresConnection | SshConnection | KubernetesConnection;
+/** An HTTP(S) service reached with headers the gateway holds (never logged, never sent to a client). */
+export interface HttpTarget {
+  /** The service's origin, `https://host:port` (a path prefix is not supported). */
+  readonly url: string;
+  /** PEM text of the CA the service's certificate must chain to; absent: the system's roots. */
+  readonly ca?: string;
+  /** Headers set on every forwarded request, replacing the client's (credentials), secrets resolved. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface HttpConnection extends ConnectionBase {
+  readonly type: 'http';
+  readonly target: HttpTarget;
+  /** The connection's compiled http `policy:` (absent: every request allowed, nothing masked). */
+  readonly policy?: HttpPolicy;
+}
+
+export type Connection = PostgresConnection | SshConnection | HttpConnection | KubernetesConnection;
 
 /** One tunnel session: the identity that opened it on the connection it reached. */
 export interface SessionInfo {

@@ -12,6 +12,7 @@ import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { resolveSshConnection } from './sshConnection.js';
 import { resolveKubernetesConnection } from './kubernetesConnection.js';
+import { resolveHttpConnection } from './httpConnection.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
 export class ConfigError extends Error {
@@ -122,6 +123,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const connections = cfg.connections.map((c, i): Connection => {
     if (c.type === 'ssh') return resolveSshConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
     if (c.type === 'kubernetes') return resolveKubernetesConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
+    if (c.type === 'http') return resolveHttpConnection(c, i, { file, env, abs, resolveSecrets, hashKey, problem: (p) => problems.push(p) });
     const where = `connections.${i}.target`;
     let password = '';
     if (!resolveSecrets) {
@@ -235,7 +237,9 @@ function maskingKey(
   problem: (p: string) => void,
 ): Buffer | undefined {
   const configured = cfg.masking.hashKey;
-  const needed = cfg.connections.some((c) => c.type === 'postgres' && c.policy !== undefined && usesHashMasking(c.policy));
+  const needed = cfg.connections.some(
+    (c) => (c.type === 'postgres' && c.policy !== undefined && usesHashMasking(c.policy)) || (c.type === 'http' && (c.policy?.rules ?? []).some((r) => r.mask?.strategy === 'hash')),
+  );
   if (configured === undefined && !needed) return undefined;
   if (!resolveSecrets) return randomBytes(32);
   const source = configured === undefined ? { generatedIn: stateDir } : 'env' in configured ? configured : { file: abs(configured.file) };

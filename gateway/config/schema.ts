@@ -5,6 +5,7 @@ import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
 import { sshPolicySchema } from '../engines/ssh/policy.js';
 import { kubernetesPolicySchema } from '../engines/kubernetes/policy.js';
+import { httpPolicySchema } from '../engines/http/policy.js';
 import { limitsSchema } from './limits.js';
 
 const hostPort = z
@@ -140,6 +141,40 @@ const kubernetesConnection = z.strictObject({
   record: z.enum(['statements', 'sessions']).default('statements'),
 });
 
+/** Headers the gateway sets itself or that describe one hop (RFC 9110 §7.6.1): never injected. */
+const NOT_INJECTABLE = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'keep-alive', 'proxy-connection', 'expect']);
+
+const injectedHeaders = z.record(z.string(), secretRef).superRefine((headers, ctx) => {
+  for (const name of Object.keys(headers)) {
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'expected an HTTP header name' });
+    else if (NOT_INJECTABLE.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'this header is set by the gateway itself or is hop-by-hop; it cannot be injected' });
+  }
+  const lower = Object.keys(headers).map((n) => n.toLowerCase());
+  const dup = lower.find((n, i) => lower.indexOf(n) !== i);
+  if (dup !== undefined) ctx.addIssue({ code: 'custom', message: `header "${dup}" is listed twice (names are case-insensitive)` });
+});
+
+const httpTarget = z.strictObject({
+  url: z
+    .url({ message: 'expected the service URL, e.g. "https://billing.internal:8443"' })
+    .refine((u) => /^https?:$/.test(new URL(u).protocol), { message: 'expected an http:// or https:// URL' })
+    .refine((u) => ['', '/'].includes(new URL(u).pathname) && new URL(u).search === '' && new URL(u).username === '', { message: 'expected an origin only (scheme, host, port): no path, query or credentials' }),
+  ca: nonEmpty.optional(),
+  /** Injected on every request, replacing what the client sends under the same name. */
+  headers: injectedHeaders.default({}),
+});
+
+const httpConnection = z.strictObject({
+  name: connectionName,
+  type: z.literal('http'),
+  description: z.string().optional(),
+  target: httpTarget,
+  allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+  /** Method and path rules, JSON masks (docs/http.md). */
+  policy: httpPolicySchema.optional(),
+  record: z.enum(['statements', 'sessions']).default('statements'),
+});
+
 const postgresConnection = z.strictObject({
   name: connectionName,
   type: z.literal('postgres'),
@@ -187,8 +222,8 @@ export const gatewayConfigSchema = z
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z
       .array(
-        z.discriminatedUnion('type', [postgresConnection, sshConnection, kubernetesConnection], {
-          error: () => 'expected `type: postgres`, `type: ssh` or `type: kubernetes`',
+        z.discriminatedUnion('type', [postgresConnection, sshConnection, httpConnection, kubernetesConnection], {
+          error: () => 'expected `type: postgres`, `type: ssh`, `type: http` or `type: kubernetes`',
         }),
       )
       .default([]),

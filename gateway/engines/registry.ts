@@ -5,6 +5,8 @@ import type { Connection } from '../model.js';
 import type { GatewaySessionAudit } from '../sessionAudit.js';
 import { postgresEntry } from './postgres/context.js';
 import { createPostgresEngine } from './postgres/engine.js';
+import { createHttpEngine } from './http/engine.js';
+import { httpEntry } from './http/entry.js';
 import { createSshEngine } from './ssh/engine.js';
 import { sshEntry } from './ssh/entry.js';
 import { createKubernetesEngine } from './kubernetes/engine.js';
@@ -28,6 +30,7 @@ const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: createPostgresEngine(), ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
   kubernetes: { engine: createKubernetesEngine(), ...kubernetesEntry },
+  http: { engine: createHttpEngine(), ...httpEntry },
 };
 
 export function engineEntryFor(connection: Connection): EngineEntry<GatewaySessionAudit> {

@@ -114,10 +114,12 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
       answer.body.destroy();
       send(res, replaced, resSample);
     } else {
+      const filter = hooks.responseFilter?.(classified.action, request, upstreamResponse);
       res.writeHead(upstreamResponse.status, upstreamResponse.headers);
       const observe = hooks.observeResponse?.(classified.action, request, upstreamResponse);
       if (observe !== undefined) answer.body.on('data', observe);
-      await pipeline(answer.body, resSample.tap(), res);
+      if (filter) await pipeline(answer.body, filter, resSample.tap(), res);
+      else await pipeline(answer.body, resSample.tap(), res);
     }
   } catch (err) {
     if (err instanceof ProxyRefusal) {

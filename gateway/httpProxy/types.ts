@@ -12,10 +12,11 @@
 //   decide(action, req)      → allow | block | review   async: may hold for a review first
 //   inject(action, req)      → headers that replace the client's under the same names
 //   transformResponse(...)   → a replacement response (masking), or undefined to stream as is
+//   responseFilter(...)      → optional length-keeping stream filter on a streamed body
 //   onOutcome(action, …)     → status, bytes both ways, body samples, duration, error
 //
 // Nothing here knows policy, audit or credentials; a refusal's body is the engine's to shape.
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 
 /** One client request as the engine sees it, before anything is sent upstream. */
 export interface ProxyRequest {
@@ -104,6 +105,12 @@ export interface ProxyHooks<A> {
    * exec's terminal); undefined: nothing to observe. Its functions must not throw.
    */
   observeUpgrade?(action: A, req: ProxyRequest, res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): UpgradeObserver | undefined;
+  /**
+   * A stream filter for a response body streamed as is (no transformResponse replacement), e.g.
+   * scrubbing a held credential an upstream echoes back. It must keep the body's length (the
+   * upstream's Content-Length is forwarded). Undefined: the body passes untouched.
+   */
+  responseFilter?(action: A, req: ProxyRequest, res: UpstreamResponse): Transform | undefined;
   /** Once per request, when its response is complete or it failed. Must not throw. */
   onOutcome?(action: A | undefined, req: ProxyRequest, outcome: ExchangeOutcome): void;
   /** A refusal for a request no hook could judge (parse error, upstream failure). */

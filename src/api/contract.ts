@@ -120,10 +120,24 @@ const kubernetesConnectionInfo = z.object({
   record: z.enum(['statements', 'sessions']).optional(),
 });
 
-export const connectionInfo = z.discriminatedUnion('type', [postgresConnectionInfo, sshConnectionInfo, kubernetesConnectionInfo]);
+const httpConnectionInfo = z.object({
+  name: z.string(),
+  type: z.literal('http'),
+  description: z.string().optional(),
+  /** The service's origin the gateway forwards to (for people; the client talks to its local port). */
+  url: z.string(),
+  /** Names of the headers the gateway injects (their values are never sent). */
+  injectedHeaders: z.array(z.string()),
+  /** A short human summary of what policy applies; never a secret. */
+  policy: z.string(),
+  record: z.enum(['statements', 'sessions']).optional(),
+});
+
+export const connectionInfo = z.discriminatedUnion('type', [postgresConnectionInfo, sshConnectionInfo, httpConnectionInfo, kubernetesConnectionInfo]);
 export type ConnectionInfo = z.infer<typeof connectionInfo>;
 export type PostgresConnectionInfo = z.infer<typeof postgresConnectionInfo>;
 export type SshConnectionInfo = z.infer<typeof sshConnectionInfo>;
+export type HttpConnectionInfo = z.infer<typeof httpConnectionInfo>;
 export type KubernetesConnectionInfo = z.infer<typeof kubernetesConnectionInfo>;
 
 export const connectionList = z.object({ connections: z.array(connectionInfo) });

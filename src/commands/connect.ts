@@ -1,7 +1,8 @@
 // `sluice connect NAME`: a localhost port that leads, through the gateway, to the connection.
 // With `-- CMD ARGS…` it runs CMD against the tunnel and exits with CMD's exit code. For ssh
 // connections the port is a plain byte relay to the gateway's ssh server, and the banner is a
-// ready-to-use `ssh` command with a known_hosts file holding the gateway's host key.
+// ready-to-use `ssh` command with a known_hosts file holding the gateway's host key; for http ones a
+// byte relay whose banner is a `curl` line (and `-- CMD` gets SLUICE_URL).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
@@ -12,6 +13,7 @@ import type { Factory, GatewayFlags } from '../factory.js';
 import { print, say, type Io } from '../io.js';
 import { isLoopbackHost } from '../net/loopback.js';
 import type { LocalListener } from '../tunnel/localListener.js';
+import { localHttpUrl } from '../tunnel/localSide.js';
 import type { SshTarget } from '../ssh/sshArgs.js';
 import { parsePort, parseStartupTimeout, withGatewayFlags } from './flags.js';
 
@@ -34,8 +36,8 @@ export function defineConnect(f: Factory): Command {
   return withGatewayFlags(new Command('connect'))
     .description('open a localhost port to a connection (or run `-- CMD ARGS…` against it)')
     .argument('<name>', 'connection name (see `sluice connections`)')
-    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …; kubernetes: KUBECONFIG) set; exits with its code')
-    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, 8443 for kubernetes, or the next free one)').argParser(parsePort))
+    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …; http: SLUICE_URL; kubernetes: KUBECONFIG) set; exits with its code')
+    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, 8081 for http, 8443 for kubernetes, or the next free one)').argParser(parsePort))
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
@@ -61,7 +63,7 @@ export function defineConnect(f: Factory): Command {
     });
 }
 
-export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, kubernetes: 8443 };
+export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, http: 8081, kubernetes: 8443 };
 const LOCAL_USER = 'sluice';
 
 /** Returns the exit code: 0 when the tunnel closed on Ctrl-C, or CMD's own code. */
@@ -74,6 +76,8 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   const info = await gateway.connection(name);
   const { listenLocal } = await import('../tunnel/localListener.js');
   if (!isLoopbackHost(opts.bind)) say(io, `warning: listening on ${opts.bind}, not loopback: anyone who can reach this address can use ${name} as you`);
+  // An HTTP client has no step in which to present a password, and the relay cannot ask for one.
+  if (opts.localPassword && info.type === 'http') throw new UsageError('--local-password is not available for http connections: bind to loopback (the default) instead');
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
   if (opts.merge && info.type !== 'kubernetes') throw new UsageError('--merge is for kubernetes connections (it writes a kubeconfig context)');
   // kubectl sends no bearer token to an http:// server, and the local hop is plain HTTP (docs/decisions.md).
@@ -115,6 +119,12 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
       say(io, `  export KUBECONFIG=${shellQuote(local.kubeconfig)}`);
       if (merged) say(io, `  context ${merged.context} written to ${merged.kubeconfig}: kubectl --context ${merged.context} get pods`);
       else say(io, '  kubectl get pods');
+    } else if (info.type === 'http') {
+      const url = localHttpUrl(host, listener.port);
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, url, as }));
+      if (opts.command.length > 0) return await runChild(io, opts.command, { SLUICE_URL: url, SLUICE_HOST: listener.host, SLUICE_PORT: String(listener.port) }, signal);
+      say(io, `${name} is ready on ${url} as ${as} (Ctrl-C to close); the gateway adds ${info.injectedHeaders.length > 0 ? info.injectedHeaders.join(', ') : 'no headers'}`);
+      say(io, `  curl ${url}/`);
     } else {
       if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, database: info.database, as }));
       if (opts.command.length > 0) return await runChild(io, opts.command, pgChildEnv(listener, info, localPassword), signal);

@@ -84,11 +84,18 @@ const ssh: LocalSide = {
 };
 
 /**
- * Connection types and their local sides; ssh's handshake runs end to end through the tunnel.
- * kubernetes is the same relay: kubectl's HTTP/1.1 goes through untouched, and with a local
- * password the gateway's engine checks the bearer token kubectl sends against its digest.
+ * Connection types and their local sides; ssh's handshake runs end to end through the tunnel, and
+ * http is a byte relay too: each local client connection is one tunnel whose HTTP/1.1 requests the
+ * gateway's http engine parses and judges (so nothing here needs to understand HTTP); kubernetes
+ * is the same relay, kubectl's HTTP/1.1 parsed and judged by the kubernetes engine.
  */
-const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh, kubernetes: ssh };
+const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh, http: byteRelay, kubernetes: byteRelay };
+
+/** The base URL a local HTTP client uses for a tunnel on host:port (IPv6 in brackets). */
+export function localHttpUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
 
 /** The local side for a connection type (ConnectionInfo.type). */
 export function localSideFor(type: string): LocalSide {

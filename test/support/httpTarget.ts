@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { generate } from 'selfsigned';
+import { gzipSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
 
 export interface AccessLogEntry {
@@ -73,8 +74,11 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       return;
     }
     if (url.pathname === '/v1/customers') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      return void res.end(JSON.stringify(state.json));
+      // ?gzip: compressed whatever was asked (as some services do); ?broken: not JSON despite its type.
+      const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(JSON.stringify(state.json));
+      const gzip = url.searchParams.has('gzip');
+      res.writeHead(200, { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+      return void res.end(gzip ? gzipSync(body) : body);
     }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));

@@ -1,0 +1,183 @@
+// The http engine's answers to the proxy core's questions for each request (httpProxy/types.ts):
+// what the request is (its normalised path, judged by the rules that apply to the caller),
+// whether it may go (block, or hold for a review), which held headers it carries, how its
+// response is masked and scrubbed, and what the audit trail records of it. The injected
+// credentials never reach the record: samples and headers are scrubbed of them, and only an
+// allow-list of header names is kept.
+import { AuditUnavailableError } from '../../audit/contract.js';
+import { ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest } from '../../httpProxy/types.js';
+import type { HttpConnection } from '../../model.js';
+import type { SessionContext } from '../types.js';
+import type { JsonMaskResult } from './jsonMask.js';
+import { normaliseTarget } from './path.js';
+import { judgeRequest, rulesFor, type HttpVerdict } from './policy.js';
+import { coreErrorResponse, refusal } from './refusals.js';
+import { hasNoBody, MaskRefusal, maskJsonResponse } from './responseMask.js';
+import { createScrubber, scrubInPlace, scrubText } from './scrub.js';
+
+export interface HttpAction {
+  readonly method: string;
+  /** The path the rules judged (decoded and resolved when any rule applies). */
+  readonly path: string;
+  /** The request-target sent upstream. */
+  readonly target: string;
+  readonly verdict: HttpVerdict;
+  id?: number;
+  masked?: JsonMaskResult;
+  scrubbed: number;
+}
+
+/** The rule id recorded when a request cannot be judged while rules apply. */
+export const UNJUDGEABLE_RULE = 'http.unjudgeable-request';
+
+/** Request and response header names kept in the record; everything else (credentials, cookies) is not. */
+const RECORDED_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'accept', 'accept-encoding', 'user-agent', 'x-request-id', 'location', 'upgrade']);
+
+/** Injected values shorter than this are not scrubbed from responses (they would match ordinary text). */
+const MIN_SCRUB_LENGTH = 8;
+
+export function recordedHeaders(raw: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (RECORDED_HEADERS.has(name)) out[name] = raw[i + 1]!.slice(0, 256);
+  }
+  return out;
+}
+
+/** The held values to keep out of responses and the record: each value, and a token after its scheme ("Bearer x" → "x"). */
+export function secretValues(headers: Readonly<Record<string, string>>): string[] {
+  const out = new Set<string>();
+  for (const v of Object.values(headers)) {
+    if (v.length >= MIN_SCRUB_LENGTH) out.add(v);
+    const token = /^\S+\s+(\S.*)$/.exec(v)?.[1];
+    if (token !== undefined && token.length >= MIN_SCRUB_LENGTH) out.add(token);
+  }
+  return [...out].sort((a, b) => b.length - a.length);
+}
+
+export function createHttpHooks(ctx: { session: SessionContext; connection: HttpConnection; signal: AbortSignal }): ProxyHooks<HttpAction> {
+  const { session, connection } = ctx;
+  const { audit } = session;
+  const policy = connection.policy;
+  const rules = rulesFor(policy, session.identity.groups);
+  const secrets = secretValues(connection.target.headers);
+  const secretBuffers = secrets.map((s) => Buffer.from(s, 'utf8'));
+  const text = (b: Buffer) => scrubText(b.toString('utf8'), secrets);
+
+  /** Records a request refused before it was judged by a rule, and throws its refusal. */
+  const refuseUnjudged = (req: ProxyRequest, reason: string): never => {
+    try {
+      const id = audit.onAction({ kind: 'http', text: `${req.method} ${scrubText(req.rawTarget, secrets)}` });
+      audit.onDecision({ queryId: id, verdict: 'block', rule: UNJUDGEABLE_RULE, reason });
+      audit.onOutcome({ queryId: id, status: 'error', code: '400', message: reason, durationMs: 0 });
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+    }
+    throw new ProxyRefusal(refusal(400, 'unjudgeable_request', reason, { rule: UNJUDGEABLE_RULE }));
+  };
+
+  return {
+    classify(req) {
+      if (!req.rawTarget.startsWith('/')) refuseUnjudged(req, 'only origin-form request targets (/path?query) are accepted through the gateway');
+      if (rules.length === 0) {
+        const q = req.rawTarget.indexOf('?');
+        const path = q < 0 ? req.rawTarget : req.rawTarget.slice(0, q);
+        return { action: { method: req.method, path, target: req.rawTarget, verdict: { verdict: 'allow' }, scrubbed: 0 }, target: req.rawTarget };
+      }
+      const n = normaliseTarget(req.rawTarget);
+      if (!n.ok) return refuseUnjudged(req, n.reason);
+      let verdict = judgeRequest(policy!, rules, req.method, n.path);
+      if (req.upgrade && verdict.verdict !== 'block' && verdict.mask !== undefined) {
+        const rule = verdict.mask.paths[0]!.rule;
+        verdict = { verdict: 'block', rule, reason: `a protocol upgrade carries a raw stream the gateway cannot mask, and rule ${rule} masks ${n.path}` };
+      }
+      return { action: { method: req.method, path: n.path, target: n.target, verdict, scrubbed: 0 }, target: n.target };
+    },
+
+    async decide(action, req, clientGone): Promise<ProxyDecision> {
+      const v = action.verdict;
+      try {
+        action.id = audit.onAction({ kind: 'http', text: `${action.method} ${action.target}`, deferCommit: true });
+        audit.onEvent('http.request', { action: action.id, method: action.method, target: action.target, path: action.path, headers: recordedHeaders(req.rawHeaders), ...(req.upgrade ? { upgrade: true } : {}) });
+        audit.onDecision({ queryId: action.id, verdict: v.verdict, ...(v.verdict !== 'allow' ? { rule: v.rule, reason: v.reason } : {}), deferCommit: true });
+        await audit.flush();
+      } catch (err) {
+        if (!(err instanceof AuditUnavailableError)) throw err;
+        return { verdict: 'block', refusal: refusal(503, 'audit_unavailable', err.message) };
+      }
+      if (v.verdict === 'allow') return { verdict: 'allow' };
+      if (v.verdict === 'block') return { verdict: 'block', refusal: refusal(403, 'blocked', v.reason, { rule: v.rule }) };
+      const id = action.id;
+      if (session.reviews === undefined) return { verdict: 'review', refusal: refusal(403, 'review_unavailable', `${v.reason}, and this gateway has no review service`, { rule: v.rule }) };
+      const held = session.reviews.request({ action: `${action.method} ${action.target}`, kind: 'http', rule: v.rule, reason: v.reason, approvers: v.approvers, timeoutMs: v.timeoutMs }, AbortSignal.any([ctx.signal, clientGone]));
+      audit.onReview({ queryId: id, event: 'created', reviewId: held.id });
+      session.log.info({ review: held.id, rule: v.rule }, 'http request held for review');
+      const outcome = await held.outcome;
+      if (outcome.status === 'approved') {
+        audit.onReview({ queryId: id, event: 'approved', reviewId: held.id, by: outcome.by, ...(outcome.reason ? { reason: outcome.reason } : {}) });
+        return { verdict: 'allow' };
+      }
+      if (outcome.status === 'rejected') {
+        audit.onReview({ queryId: id, event: 'rejected', reviewId: held.id, by: outcome.by, reason: outcome.reason });
+        return { verdict: 'review', refusal: refusal(403, 'review_rejected', `review ${held.id} was rejected by ${outcome.by}: ${outcome.reason}; the request was not sent`, { rule: v.rule, review: held.id }) };
+      }
+      if (outcome.status === 'expired') audit.onReview({ queryId: id, event: 'expired', reviewId: held.id });
+      return { verdict: 'review', refusal: refusal(403, 'review_expired', `review ${held.id} ${outcome.status === 'expired' ? 'expired without a decision' : 'was cancelled'}; the request was not sent`, { rule: v.rule, review: held.id }) };
+    },
+
+    inject(action) {
+      // A masked response must arrive whole and decodable: ask for it unencoded (others are decoded anyway).
+      return action.verdict.verdict !== 'block' && action.verdict.mask !== undefined ? { ...connection.target.headers, 'accept-encoding': 'identity' } : connection.target.headers;
+    },
+
+    async transformResponse(action, req, res) {
+      const v = action.verdict;
+      const leaksInHeaders = secrets.length > 0 && Object.values(res.headers).some((h) => secrets.some((s) => String(h).includes(s)));
+      const headers = leaksInHeaders ? Object.fromEntries(Object.entries(res.headers).map(([k, h]) => [k, Array.isArray(h) ? h.map((x) => scrubText(x, secrets)) : scrubText(h, secrets)])) : res.headers;
+      if (v.verdict !== 'block' && v.mask !== undefined && !hasNoBody(req.method, res.status)) {
+        const ruleIds = [...new Set(v.mask.paths.map((p) => p.rule))].join(', ');
+        try {
+          const masked = await maskJsonResponse({ ...res, headers }, v.mask, policy?.hashKey, ruleIds);
+          action.masked = masked.result;
+          action.scrubbed += scrubInPlace(masked.response.body, secretBuffers);
+          return masked.response;
+        } catch (err) {
+          if (!(err instanceof MaskRefusal)) throw err;
+          res.body.destroy();
+          throw new ProxyRefusal(refusal(502, 'unmaskable_response', err.message, { rule: ruleIds }));
+        }
+      }
+      if (!leaksInHeaders) return undefined;
+      const chunks: Buffer[] = [];
+      for await (const c of res.body) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks);
+      action.scrubbed += scrubInPlace(body, secretBuffers) + 1;
+      return { status: res.status, headers, body };
+    },
+
+    responseFilter(action) {
+      return secretBuffers.length > 0 ? createScrubber(secretBuffers, (n) => (action.scrubbed += n)) : undefined;
+    },
+
+    onOutcome(action, _req, outcome) {
+      if (action?.id === undefined) return;
+      const id = action.id;
+      const ok = outcome.result !== 'failed' && outcome.result !== 'refused' && outcome.status > 0 && outcome.status < 400;
+      audit.onEvent('http.response', {
+        action: id,
+        status: outcome.status,
+        result: outcome.result,
+        requestBytes: outcome.requestBytes,
+        responseBytes: outcome.responseBytes,
+        ...(outcome.requestSample.length > 0 ? { requestSample: text(outcome.requestSample) } : {}),
+        ...(outcome.responseSample.length > 0 ? { responseSample: text(outcome.responseSample) } : {}),
+        ...(action.masked ? { maskedPaths: action.masked.maskedPaths, valuesMasked: action.masked.valuesMasked, detectorHits: action.masked.detectorHits } : {}),
+        ...(action.scrubbed > 0 ? { credentialEchoesScrubbed: action.scrubbed } : {}),
+      });
+      audit.onOutcome({ queryId: id, status: ok ? 'ok' : 'error', code: String(outcome.status), ...(outcome.error ? { message: scrubText(outcome.error, secrets) } : {}), durationMs: outcome.durationMs, bytes: outcome.responseBytes });
+    },
+
+    errorResponse: coreErrorResponse,
+  };
+}
