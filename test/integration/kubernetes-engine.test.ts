@@ -208,6 +208,25 @@ describe('kubectl through sluice connect', () => {
     expect(refused.stderr).toMatch(/--local-password is not available for kubernetes connections/);
   });
 
+  it('a watch is recorded as its event count and first events', async () => {
+    const r = await kubectl(['get', 'pods', '--watch', '--request-timeout', '2s', '-o', 'name']);
+    expect(r.stdout).toContain('pod/web-1');
+    const session = await lastSessionWith('k8s.watch');
+    const watch = session.events.find((e) => e.kind === 'k8s.watch');
+    const listed = fixture.objects.filter((o) => o.kind === 'pods' && o.namespace === 'default').length;
+    expect(watch?.data.events).toBe(listed);
+    expect(String((watch?.data.first as string[])[0])).toMatch(/^\{"type":"ADDED","object":\{"kind":"Pod"/);
+    expect(session.events.some((e) => e.kind === 'action' && e.data.kind === 'watch' && e.data.text === 'watch pods -n default')).toBe(true);
+  });
+
+  it('impersonation is refused before it reaches the API server', async () => {
+    const before = fixture.log.length;
+    const r = await kubectl(['get', 'pods', '--as', 'system:admin']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Forbidden.*impersonation headers are refused/);
+    expect(fixture.log.slice(before).filter((e) => /pods/.test(e.url))).toHaveLength(0);
+  });
+
   it('the cluster token never reaches the client nor the audit trail', async () => {
     const verbose = await kubectl(['get', 'pods', '-v=9']);
     expect(verbose.code).toBe(0);

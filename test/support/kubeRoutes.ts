@@ -83,11 +83,12 @@ function nameSelected(url: URL, name: string): boolean {
   return m === null || m[1] === name;
 }
 
-/** A watch stream: one ADDED event per object, then open until the client leaves (or timeoutSeconds). */
+/** A watch stream: one ADDED event per object, then open until the client leaves (or the timeout). */
 function watch(res: ServerResponse, items: readonly StoredObject[], url: URL): void {
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
   for (const o of items) res.write(`${JSON.stringify({ type: 'ADDED', object: o.body })}\n`);
-  const seconds = Number(url.searchParams.get('timeoutSeconds') ?? '0');
+  // `timeoutSeconds`, or the client's `timeout` (e.g. kubectl --request-timeout=2s), ends the watch.
+  const seconds = Number(url.searchParams.get('timeoutSeconds') ?? /^(\d+)s$/.exec(url.searchParams.get('timeout') ?? '')?.[1] ?? '0');
   if (seconds > 0) {
     const timer = setTimeout(() => res.end(), seconds * 1000);
     res.once('close', () => clearTimeout(timer));
