@@ -32,16 +32,19 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   });
   const ctx: ExchangeContext<A> = { options, totals, errorResponse };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    void exchange(ctx, req, res, ++totals.requests);
+    // A hook that throws past its contract ends this exchange, never the gateway process.
+    void exchange(ctx, req, res, ++totals.requests).catch(() => res.destroy());
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const started = Date.now();
     const request = toProxyRequest(req, ++totals.requests);
-    void passUpgrade({ options, req, request, socket, head, signal, errorResponse }).then((outcome) => {
-      totals.bytesFromClient += outcome.action.requestBytes;
-      totals.bytesToClient += outcome.action.responseBytes;
-      hooks.onOutcome?.(outcome.classified, request, { ...outcome.action, durationMs: Date.now() - started });
-    });
+    void passUpgrade({ options, req, request, socket, head, signal, errorResponse })
+      .then((outcome) => {
+        totals.bytesFromClient += outcome.action.requestBytes;
+        totals.bytesToClient += outcome.action.responseBytes;
+        hooks.onOutcome?.(outcome.classified, request, { ...outcome.action, durationMs: Date.now() - started });
+      })
+      .catch(() => socket.destroy());
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // A request Node's parser refuses (malformed, head too large) ends this client connection only.

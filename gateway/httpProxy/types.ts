@@ -131,6 +131,12 @@ export interface ProxyOptions<A> {
   readonly sampleBytes?: number;
   /** Largest request head accepted from the client (default 64 KiB); larger → 431. */
   readonly maxHeaderBytes?: number;
+  /**
+   * `Upgrade` protocols passed through (lower-case names, version included; default websocket and
+   * SPDY/3.1). Any other, h2c above all, is refused with 400: after a 101 the stream is no longer
+   * HTTP/1.1, and an h2c upgrade would carry HTTP/2 requests past every hook.
+   */
+  readonly upgradeProtocols?: readonly string[];
   /** Keep an idle client connection this long between requests (default 5 min). */
   readonly keepAliveMs?: number;
 }

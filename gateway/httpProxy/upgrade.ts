@@ -11,6 +11,9 @@ import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, Upgrad
 import { ProxyRefusal } from './types.js';
 import { requestFunction } from './upstream.js';
 
+/** What passes through when ProxyOptions.upgradeProtocols is not given. */
+export const DEFAULT_UPGRADE_PROTOCOLS: readonly string[] = ['websocket', 'spdy/3.1'];
+
 /** The most of a non-101 answer to an upgrade that is relayed (they are short error bodies). */
 const REFUSED_UPGRADE_BODY_CAP = 1024 * 1024;
 
@@ -38,6 +41,12 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
     if (socket.writable) socket.end(serialize(reply));
     return { classified: action, action: { status: reply.status, result, requestBytes: 0, responseBytes: reply.body.length, requestSample: empty, responseSample: reply.body.subarray(0, 4096), ...(error ? { error } : {}) } };
   };
+  const allowed = options.upgradeProtocols ?? DEFAULT_UPGRADE_PROTOCOLS;
+  const asked = (args.req.headers.upgrade ?? '').split(',').map((p) => p.trim().toLowerCase());
+  if (asked.length !== 1 || !allowed.includes(asked[0]!)) {
+    const message = `upgrade to ${JSON.stringify(args.req.headers.upgrade ?? '')} is not passed through (only ${allowed.join(', ')})`;
+    return refuse(args.errorResponse(400, message), 'refused', message);
+  }
   try {
     const classified = await hooks.classify(request);
     action = classified.action;

@@ -6,13 +6,14 @@ import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
 import { benchPostgres, type Row } from './postgres.js';
 import { benchSsh } from './ssh.js';
+import { benchHttp } from './http.js';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=http requests/s and download MB/s through `sluice connect` against direct.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh', 'http'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
   if (only === undefined || only === 'exec') rows.push(...(await benchExec(log)));
   if (only === undefined || only === 'ssh') rows.push(...(await benchSsh(log)));
+  if (only === undefined || only === 'http') rows.push(...(await benchHttp(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'reference', 'measured', 'unit', 'ratio'],

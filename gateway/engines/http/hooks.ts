@@ -24,6 +24,8 @@ export interface HttpAction {
   readonly verdict: HttpVerdict;
   id?: number;
   masked?: JsonMaskResult;
+  /** The upstream response's allow-listed headers, for the record. */
+  responseHeaders?: Record<string, string>;
   scrubbed: number;
 }
 
@@ -133,6 +135,7 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
 
     async transformResponse(action, req, res) {
       const v = action.verdict;
+      action.responseHeaders = recordedHeaders(Object.entries(res.headers).flatMap(([k, h]) => (Array.isArray(h) ? h.flatMap((x) => [k, scrubText(x, secrets)]) : [k, scrubText(h, secrets)])));
       const leaksInHeaders = secrets.length > 0 && Object.values(res.headers).some((h) => secrets.some((s) => String(h).includes(s)));
       const headers = leaksInHeaders ? Object.fromEntries(Object.entries(res.headers).map(([k, h]) => [k, Array.isArray(h) ? h.map((x) => scrubText(x, secrets)) : scrubText(h, secrets)])) : res.headers;
       if (v.verdict !== 'block' && v.mask !== undefined && !hasNoBody(req.method, res.status)) {
@@ -168,6 +171,7 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
         action: id,
         status: outcome.status,
         result: outcome.result,
+        ...(action.responseHeaders ? { headers: action.responseHeaders } : {}),
         requestBytes: outcome.requestBytes,
         responseBytes: outcome.responseBytes,
         ...(outcome.requestSample.length > 0 ? { requestSample: text(outcome.requestSample) } : {}),

@@ -74,7 +74,8 @@ export function statements(events: readonly SessionEvent[]): Statement[] {
   for (const e of events) {
     const q = typeof e.data.q === 'number' ? e.data.q : undefined;
     if (q === undefined) continue;
-    if (e.kind === 'query') {
+    // `query`: a SQL statement; `action`: another protocol's (an ssh exec, an HTTP request).
+    if (e.kind === 'query' || e.kind === 'action') {
       const s: Statement = { q, query: e, reviews: [] };
       byQ.set(q, s);
       list.push(s);
@@ -157,8 +158,8 @@ export function timeline(detail: SessionDetail): string {
     const outcome = !r
       ? 'no result'
       : r.status === 'error'
-        ? `error${r.sqlstate ? ` ${String(r.sqlstate)}` : ''}: ${String(r.message ?? '')}`
-        : `${Array.isArray(r.commands) && r.commands.length > 0 ? (r.commands as string[]).join(', ') : 'ok'}${typeof r.rows === 'number' ? ` · ${r.rows} ${r.rows === 1 ? 'row' : 'rows'}` : ''}`;
+        ? `error${r.sqlstate ?? r.code ? ` ${String(r.sqlstate ?? r.code)}` : ''}${r.message ? `: ${String(r.message)}` : ''}`
+        : `${Array.isArray(r.commands) && r.commands.length > 0 ? (r.commands as string[]).join(', ') : `ok${r.code !== undefined ? ` ${String(r.code)}` : ''}`}${typeof r.rows === 'number' ? ` · ${r.rows} ${r.rows === 1 ? 'row' : 'rows'}` : ''}`;
     const duration = r && typeof r.durationMs === 'number' ? ` · ${formatDuration(r.durationMs)}` : '';
     const text = String(st.query.data.text ?? '').replace(/\s+/g, ' ').trim();
     lines.push(`${st.query.at.slice(11, 23)}  #${st.q}  ${text.length > 100 ? text.slice(0, 99) + '…' : text}`);

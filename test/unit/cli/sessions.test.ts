@@ -47,6 +47,22 @@ describe('sluice sessions', () => {
     expect(j.calls).toEqual(['audit.session("S-1")']);
   });
 
+  it('show lists another protocol\'s actions (an HTTP request) with verdict, rule and status code', async () => {
+    const events = [
+      { seq: 1, kind: 'action', at: '2026-11-05T11:00:01Z', data: { q: 1, kind: 'http', text: 'DELETE /admin/users/1' }, hash: 'h1' },
+      { seq: 2, kind: 'decision', at: '2026-11-05T11:00:01Z', data: { q: 1, verdict: 'block', rule: 'read-only' }, hash: 'h2' },
+      { seq: 3, kind: 'result', at: '2026-11-05T11:00:01Z', data: { q: 1, status: 'error', code: '403', durationMs: 2 }, hash: 'h3' },
+      { seq: 4, kind: 'action', at: '2026-11-05T11:00:02Z', data: { q: 2, kind: 'http', text: 'GET /v1/customers' }, hash: 'h4' },
+      { seq: 5, kind: 'result', at: '2026-11-05T11:00:02Z', data: { q: 2, status: 'ok', code: '200', durationMs: 5 }, hash: 'h5' },
+    ];
+    const f = fakeFactory({ gateway: { audit: { session: async () => ({ ...detail(), events }) } } });
+    expect(await run(f, 'sessions', 'show', 'S-1')).toBe(0);
+    expect(f.out()).toContain('#1  DELETE /admin/users/1');
+    expect(f.out()).toContain('block (rule read-only) → error 403');
+    expect(f.out()).toContain('#2  GET /v1/customers');
+    expect(f.out()).toContain('recorded → ok 200');
+  });
+
   it('show of a session that is not yours: exit 4', async () => {
     const f = fakeFactory({ gateway: { audit: { session: () => Promise.reject(new AuthError('only audit readers may see others\u2019 sessions', 403)) } } });
     expect(await run(f, 'sessions', 'show', 'S-9')).toBe(4);

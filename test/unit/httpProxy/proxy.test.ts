@@ -198,6 +198,21 @@ describe('http proxy core', () => {
     expect(target.log.length).toBe(seen);
   });
 
+  it('refuses an h2c (or any unlisted) upgrade before it reaches the target', async () => {
+    const seen = target.log.length;
+    const { createConnection } = await import('node:net');
+    const port = Number(new URL(proxy.url).port);
+    const reply = await new Promise<string>((resolve) => {
+      const s = createConnection(port, '127.0.0.1', () => s.write('GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n'));
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+    expect(reply).toContain('not passed through');
+    expect(target.log.length).toBe(seen);
+  });
+
   it('answers 502 when the upstream certificate is not trusted', async () => {
     const untrusted = await startProxy(target.url, undefined);
     try {
