@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paths, type ReviewList, type SessionDetail, type SessionList } from '../../src/api/contract.js';
-import { CLI_BIN, cliEnv, collect, runCli, serviceToken, spawnCli, startGateway, tokenCtx, waitForStderr, type CliEnv, type GatewayProcess } from '../support/binaries.js';
+import { CLI_BIN, cliEnv, collect, openTunnel, runCli, serviceToken, spawnCli, startGateway, tokenCtx, waitForStderr, type CliEnv, type GatewayProcess } from '../support/binaries.js';
 import { startKubeFixture, type KubeFixture } from '../support/kubeFixture.js';
 import { ensureKubectl, kubectl as kubectlWith, kubectlHome } from '../support/kubectl.js';
 import { startTmux } from '../support/tmux.js';
@@ -29,6 +29,8 @@ beforeAll(async () => {
   fixture = await startKubeFixture();
   writeFileSync(join(work, 'ca.pem'), fixture.ca);
   writeFileSync(join(work, 'token'), `${fixture.token}\n`, { mode: 0o600 });
+  writeFileSync(join(work, 'client.pem'), fixture.clientCert);
+  writeFileSync(join(work, 'client-key.pem'), fixture.clientKey, { mode: 0o600 });
   gw = await startGateway({
     connections: [
       {
@@ -43,6 +45,12 @@ beforeAll(async () => {
             { id: 'no-secrets', block: { verbs: ['get', 'list', 'watch'], resources: ['secrets'] } },
           ],
         },
+      },
+      {
+        name: 'k8s-cert',
+        type: 'kubernetes',
+        target: { server: fixture.server, ca: join(work, 'ca.pem'), clientCert: join(work, 'client.pem'), clientKey: { file: join(work, 'client-key.pem') } },
+        allow: { groups: ['ops'] },
       },
     ],
   });
@@ -225,6 +233,22 @@ describe('kubectl through sluice connect', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Forbidden.*impersonation headers are refused/);
     expect(fixture.log.slice(before).filter((e) => /pods/.test(e.url))).toHaveLength(0);
+  });
+
+  it('with a client certificate upstream: kubectl works, and a client\'s own Authorization is refused', async () => {
+    const r = await runCli(['connect', 'k8s-cert', '--', 'kubectl', 'get', 'pods', '-o', 'name'], ctx);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('pod/web-1');
+    const tunnel = await openTunnel('k8s-cert', ctx);
+    try {
+      const before = fixture.log.length;
+      const res = await fetch(`http://127.0.0.1:${tunnel.port}/api/v1/namespaces/default/pods`, { headers: { authorization: 'Bearer someone-elses-token' } });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(/carry no credential of their own/);
+      expect(fixture.log.length).toBe(before);
+    } finally {
+      await tunnel.stop();
+    }
   });
 
   it('the cluster token never reaches the client nor the audit trail', async () => {

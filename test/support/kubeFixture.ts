@@ -38,6 +38,9 @@ export interface KubeFixture {
   readonly ca: string;
   /** The bearer token the server requires. */
   readonly token: string;
+  /** A client certificate (CN sluice-gateway, signed by the CA) the server accepts instead of the token. */
+  readonly clientCert: string;
+  readonly clientKey: string;
   readonly log: AccessEntry[];
   /** The objects the server holds (tests check deletions on the target itself). */
   readonly objects: StoredObject[];
@@ -71,6 +74,17 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
       { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
     ],
   });
+  const client = await generate([{ name: 'commonName', value: 'sluice-gateway' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    ca: { key: caPems.private, cert: caPems.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+  });
   const token = randomBytes(24).toString('base64url');
   const expected = Buffer.from(`Bearer ${token}`);
   const log: AccessEntry[] = [];
@@ -86,12 +100,17 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
     pod('staging', 'worker-1'),
     secret('default', 'db-credentials', { password: 'fixture-db-password' }),
   ];
+  // As the API server: a bearer token, when sent, decides; else a verified client certificate.
   const authorized = (req: IncomingMessage) => {
-    const got = Buffer.from(req.headers.authorization ?? '');
-    return got.length === expected.length && timingSafeEqual(got, expected);
+    if (req.headers.authorization !== undefined) {
+      const got = Buffer.from(req.headers.authorization);
+      return got.length === expected.length && timingSafeEqual(got, expected);
+    }
+    const tls = req.socket as import('node:tls').TLSSocket;
+    return tls.authorized && tls.getPeerCertificate().subject?.CN === 'sluice-gateway';
   };
 
-  const server = https.createServer({ key: leaf.private, cert: leaf.cert }, (req: IncomingMessage, res: ServerResponse) => {
+  const server = https.createServer({ key: leaf.private, cert: leaf.cert, ca: caPems.cert, requestCert: true, rejectUnauthorized: false }, (req: IncomingMessage, res: ServerResponse) => {
     const ok = authorized(req);
     res.on('finish', () => log.push({ method: req.method ?? '', url: req.url ?? '', authorized: ok, status: res.statusCode }));
     if (!ok) return sendJson(res, 401, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
@@ -135,6 +154,8 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
     server: `https://127.0.0.1:${port}`,
     ca: caPems.cert,
     token,
+    clientCert: client.cert,
+    clientKey: client.private,
     log,
     objects,
     execs,
