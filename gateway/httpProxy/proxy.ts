@@ -37,7 +37,7 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const started = Date.now();
-    const request = toProxyRequest(req, ++totals.requests);
+    const request = toProxyRequest(req, ++totals.requests, true);
     void passUpgrade({ options, req, request, socket, head, signal, errorResponse })
       .then((outcome) => {
         totals.bytesFromClient += outcome.action.requestBytes;
@@ -75,8 +75,9 @@ interface ExchangeContext<A> {
   readonly errorResponse: (status: number, message: string) => ProxyResponse;
 }
 
-export function toProxyRequest(req: IncomingMessage, sequence: number): ProxyRequest {
-  return { method: req.method ?? 'GET', rawTarget: req.url ?? '/', rawHeaders: req.rawHeaders, upgrade: req.headers.upgrade !== undefined, sequence };
+/** `upgrade`: whether Node's parser handed the request over as a protocol upgrade (not a stray Upgrade field). */
+export function toProxyRequest(req: IncomingMessage, sequence: number, upgrade = false): ProxyRequest {
+  return { method: req.method ?? 'GET', rawTarget: req.url ?? '/', rawHeaders: req.rawHeaders, upgrade, sequence };
 }
 
 async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: ServerResponse, sequence: number): Promise<void> {

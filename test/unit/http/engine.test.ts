@@ -5,6 +5,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { AuditUnavailableError, type SessionAudit } from '../../../gateway/audit/contract.js';
 import { createHttpEngine } from '../../../gateway/engines/http/engine.js';
 import { compileHttpPolicy, httpPolicySchema } from '../../../gateway/engines/http/policy.js';
@@ -105,6 +106,21 @@ describe('http engine', () => {
       const res = await request(`${s.url}/v1/refunds`, { method: 'POST', body: '{}' });
       expect(res.statusCode).toBe(403);
       expect(JSON.parse(await res.body.text()).error.code).toBe('review_unavailable');
+      expect(target.log.length).toBe(seen);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('refuses a WebSocket upgrade on a path a mask rule covers (a raw stream cannot be masked)', async () => {
+    const s = await serve(connection(target.url, [{ id: 'pii', mask: { json: ['$..email'], paths: ['/ws'] } }]), {});
+    try {
+      const seen = target.log.length;
+      const ws = new WebSocket(`${s.url.replace('http', 'ws')}/ws`);
+      ws.on('error', () => undefined);
+      const status = await new Promise<number>((resolve) => ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+      ws.terminate();
+      expect(status).toBe(403);
       expect(target.log.length).toBe(seen);
     } finally {
       await s.close();
