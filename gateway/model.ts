@@ -4,6 +4,7 @@
 // knows a wire protocol, so a new engine adds its connection variant without touching the rest.
 import type { CompiledPolicy } from './policy/schema.js';
 import type { SshPolicy } from './engines/ssh/policy.js';
+import type { KubernetesPolicy } from './engines/kubernetes/policy.js';
 import type { HttpPolicy } from './engines/http/policy.js';
 
 /** Who is on the other end of a tunnel, as established by the gateway's authentication. */
@@ -79,6 +80,27 @@ export interface SshConnection extends ConnectionBase {
   readonly policy?: SshPolicy;
 }
 
+/**
+ * A Kubernetes API server reached with a credential the gateway holds: a bearer token or a client
+ * certificate and key (never logged, never sent to a client).
+ */
+export interface KubernetesTarget {
+  /** `https://HOST:PORT`, with no path. */
+  readonly server: string;
+  /** PEM text of the CA that signs the API server's certificate; absent: the system's CAs. */
+  readonly ca?: string;
+  readonly token?: string;
+  readonly clientCert?: string;
+  readonly clientKey?: string;
+}
+
+export interface KubernetesConnection extends ConnectionBase {
+  readonly type: 'kubernetes';
+  readonly target: KubernetesTarget;
+  /** The connection's compiled kubernetes `policy:` (absent: every request allowed and recorded). */
+  readonly policy?: KubernetesPolicy;
+}
+
 /** An HTTP(S) service reached with headers the gateway holds (never logged, never sent to a client). */
 export interface HttpTarget {
   /** The service's origin, `https://host:port` (a path prefix is not supported). */
@@ -96,7 +118,7 @@ export interface HttpConnection extends ConnectionBase {
   readonly policy?: HttpPolicy;
 }
 
-export type Connection = PostgresConnection | SshConnection | HttpConnection;
+export type Connection = PostgresConnection | SshConnection | HttpConnection | KubernetesConnection;
 
 /** One tunnel session: the identity that opened it on the connection it reached. */
 export interface SessionInfo {

@@ -12,6 +12,7 @@ import { parseDuration } from '../../src/duration.js';
 import { resolveLimits, type GatewayLimits } from './limits.js';
 import { compileConnectionPolicy, loadMaskingKey, usesHashMasking } from './policy.js';
 import { resolveSshConnection } from './sshConnection.js';
+import { resolveKubernetesConnection } from './kubernetesConnection.js';
 import { resolveHttpConnection } from './httpConnection.js';
 import { gatewayConfigSchema, isLoopback, type ParsedGatewayConfig } from './schema.js';
 
@@ -130,6 +131,7 @@ function resolveConfig(file: string, cfg: ParsedGatewayConfig, env: NodeJS.Proce
   const hashKey = maskingKey(cfg, stateDir, abs, env, resolveSecrets, (p) => problems.push(`${file}: ${p}`));
   const connections = cfg.connections.map((c, i): Connection => {
     if (c.type === 'ssh') return resolveSshConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
+    if (c.type === 'kubernetes') return resolveKubernetesConnection(c, i, { file, env, abs, resolveSecrets, problem: (p) => problems.push(p) });
     if (c.type === 'http') return resolveHttpConnection(c, i, { file, env, abs, resolveSecrets, hashKey, problem: (p) => problems.push(p) });
     const where = `connections.${i}.target`;
     let password = '';

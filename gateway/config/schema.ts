@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isLoopbackHost } from '../../src/net/loopback.js';
 import { policySchema } from '../policy/index.js';
 import { sshPolicySchema } from '../engines/ssh/policy.js';
+import { kubernetesPolicySchema } from '../engines/kubernetes/policy.js';
 import { httpPolicySchema } from '../engines/http/policy.js';
 import { limitsSchema } from './limits.js';
 import { parseDuration } from '../../src/duration.js';
@@ -113,6 +114,34 @@ const sshConnection = z.strictObject({
   record: z.enum(['statements', 'sessions']).default('statements'),
 });
 
+const kubernetesTarget = z
+  .strictObject({
+    /** The credential goes over this connection: only https, and only a bare origin. */
+    server: z.url({ message: 'expected the API server URL, e.g. "https://10.0.0.9:6443"' }).refine((u) => /^https:\/\/[^/?#]+\/?$/.test(u), { message: 'expected an https:// URL with no path, e.g. "https://10.0.0.9:6443"' }),
+    ca: nonEmpty.optional(),
+    token: secretRef.optional(),
+    clientCert: nonEmpty.optional(),
+    clientKey: secretRef.optional(),
+  })
+  .superRefine((t, ctx) => {
+    const cert = t.clientCert !== undefined || t.clientKey !== undefined;
+    if (t.token !== undefined && cert) ctx.addIssue({ code: 'custom', message: 'expected either `token` or `clientCert` and `clientKey`, not both' });
+    else if (t.token === undefined && !cert) ctx.addIssue({ code: 'custom', message: 'expected `token: { file | env }`, or `clientCert: PATH` and `clientKey: { file | env }` (the credential the gateway holds)' });
+    else if (cert && (t.clientCert === undefined || t.clientKey === undefined)) ctx.addIssue({ code: 'custom', path: [t.clientCert === undefined ? 'clientCert' : 'clientKey'], message: 'a client certificate needs both `clientCert` and `clientKey`' });
+  });
+
+const kubernetesConnection = z.strictObject({
+  name: connectionName,
+  type: z.literal('kubernetes'),
+  description: z.string().optional(),
+  target: kubernetesTarget,
+  allow: z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) }),
+  /** Rules on verbs, resources, apiGroups, namespaces and names (docs/kubernetes.md). */
+  policy: kubernetesPolicySchema.optional(),
+  /** What the audit trail keeps: every request (the default) or sessions and refusals only (docs/audit.md). */
+  record: z.enum(['statements', 'sessions']).default('statements'),
+});
+
 /** Headers the gateway sets itself or that describe one hop (RFC 9110 §7.6.1): never injected. */
 const NOT_INJECTABLE = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'keep-alive', 'proxy-connection', 'expect']);
 
@@ -203,8 +232,8 @@ export const gatewayConfigSchema = z
       .default({ durability: 'process', maxRows: 100, maxBytes: 65_536, readers: [], checkpoint: { sessions: 100, seconds: 60 } }),
     connections: z
       .array(
-        z.discriminatedUnion('type', [postgresConnection, sshConnection, httpConnection], {
-          error: () => 'expected `type: postgres`, `type: ssh` or `type: http`',
+        z.discriminatedUnion('type', [postgresConnection, sshConnection, httpConnection, kubernetesConnection], {
+          error: () => 'expected `type: postgres`, `type: ssh`, `type: http` or `type: kubernetes`',
         }),
       )
       .default([]),

@@ -9,6 +9,8 @@ import { createHttpEngine } from './http/engine.js';
 import { httpEntry } from './http/entry.js';
 import { createSshEngine } from './ssh/engine.js';
 import { sshEntry } from './ssh/entry.js';
+import { createKubernetesEngine } from './kubernetes/engine.js';
+import { kubernetesEntry } from './kubernetes/entry.js';
 import type { EngineEntry } from './types.js';
 
 /** The gateway's state directory, where engines keep what must survive a restart (the ssh host key). */
@@ -29,6 +31,7 @@ const postgres = createPostgresEngine();
 const entries: Record<Connection['type'], EngineEntry<GatewaySessionAudit>> = {
   postgres: { engine: postgres, ...postgresEntry },
   ssh: { engine: createSshEngine({ stateDir: requireStateDir }), ...sshEntry(requireStateDir) },
+  kubernetes: { engine: createKubernetesEngine(), ...kubernetesEntry },
   http: { engine: createHttpEngine(), ...httpEntry },
 };
 

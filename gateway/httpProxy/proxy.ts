@@ -120,6 +120,8 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
     } else {
       const filter = hooks.responseFilter?.(classified.action, request, upstreamResponse);
       res.writeHead(upstreamResponse.status, upstreamResponse.headers);
+      const observe = hooks.observeResponse?.(classified.action, request, upstreamResponse);
+      if (observe !== undefined) answer.body.on('data', observe);
       if (filter) await pipeline(answer.body, filter, resSample.tap(), res);
       else await pipeline(answer.body, resSample.tap(), res);
     }

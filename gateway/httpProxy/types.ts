@@ -96,6 +96,16 @@ export interface ProxyHooks<A> {
    */
   transformResponse?(action: A, req: ProxyRequest, res: UpstreamResponse): Promise<ProxyResponse | undefined>;
   /**
+   * Sees each chunk of a response streamed as is (not replaced), as it passes to the client, e.g.
+   * to count the events of a watch; undefined: nothing to observe. Must not throw.
+   */
+  observeResponse?(action: A, req: ProxyRequest, res: { readonly status: number; readonly headers: Readonly<Record<string, string | string[]>> }): ((chunk: Buffer) => void) | undefined;
+  /**
+   * Sees both directions of an upgraded stream once the upstream answered 101 (e.g. to record an
+   * exec's terminal); undefined: nothing to observe. Its functions must not throw.
+   */
+  observeUpgrade?(action: A, req: ProxyRequest, res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): UpgradeObserver | undefined;
+  /**
    * A stream filter for a response body streamed as is (no transformResponse replacement), e.g.
    * scrubbing a held credential an upstream echoes back. It must keep the body's length (the
    * upstream's Content-Length is forwarded). Undefined: the body passes untouched.
@@ -105,6 +115,13 @@ export interface ProxyHooks<A> {
   onOutcome?(action: A | undefined, req: ProxyRequest, outcome: ExchangeOutcome): void;
   /** A refusal for a request no hook could judge (parse error, upstream failure). */
   errorResponse?(status: number, message: string): ProxyResponse;
+}
+
+export interface UpgradeObserver {
+  fromClient(chunk: Buffer): void;
+  toClient(chunk: Buffer): void;
+  /** The stream ended (either side closed). */
+  close(): void;
 }
 
 export interface ProxyOptions<A> {

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { forwardHeaders } from './headers.js';
 import { serialize, upstreamError } from './proxy.js';
-import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse } from './types.js';
+import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, UpgradeObserver } from './types.js';
 import { ProxyRefusal } from './types.js';
 import { requestFunction } from './upstream.js';
 
@@ -54,7 +54,8 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
     if (decision.verdict !== 'allow') return refuse(decision.refusal, 'refused');
     const headers = forwardHeaders(args.req.rawHeaders, hooks.inject?.(classified.action, request) ?? {});
     headers.push('host', options.upstream.origin.host, 'connection', 'Upgrade', 'upgrade', args.req.headers.upgrade ?? '');
-    return await relay(args, classified.target, headers, closed.signal).then((outcome) => ({ classified: action, action: outcome }));
+    const observe = (res: IncomingMessage) => hooks.observeUpgrade?.(classified.action, request, { headers: res.headers });
+    return await relay(args, classified.target, headers, closed.signal, observe).then((outcome) => ({ classified: action, action: outcome }));
   } catch (err) {
     if (err instanceof ProxyRefusal) return refuse(err.response, 'refused');
     const message = upstreamError(err, options.upstream.origin.origin);
@@ -62,7 +63,7 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
   }
 }
 
-function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal): Promise<Outcome> {
+function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal, observe: (res: IncomingMessage) => UpgradeObserver | undefined): Promise<Outcome> {
   const { options, socket, head } = args;
   const upstream = options.upstream;
   return new Promise<Outcome>((resolve, reject) => {
@@ -80,8 +81,15 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       let fromClient = head.length;
       let toClient = upHead.length;
+      const observer = observe(res);
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
+      if (observer !== undefined) {
+        if (upHead.length > 0) observer.toClient(upHead);
+        if (head.length > 0) observer.fromClient(head);
+        socket.on('data', (c: Buffer) => observer.fromClient(c));
+        upSocket.on('data', (c: Buffer) => observer.toClient(c));
+      }
       const sampleIn: Buffer[] = [];
       const sampleOut: Buffer[] = [];
       socket.on('data', (c: Buffer) => {
@@ -97,6 +105,7 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
       let open = 2;
       const done = () => {
         if (--open > 0) return;
+        observer?.close();
         socket.destroy();
         upSocket.destroy();
         resolve({ status: 101, result: 'upgraded', requestBytes: fromClient, responseBytes: toClient, requestSample: Buffer.concat(sampleIn), responseSample: Buffer.concat(sampleOut) });

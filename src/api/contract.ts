@@ -103,6 +103,15 @@ const sshConnectionInfo = z.object({
   record: z.enum(['statements', 'sessions']).optional(),
 });
 
+const kubernetesConnectionInfo = z.object({
+  name: z.string(),
+  type: z.literal('kubernetes'),
+  description: z.string().optional(),
+  /** A short human summary of what policy applies; never a secret (nor the server's credential). */
+  policy: z.string(),
+  record: z.enum(['statements', 'sessions']).optional(),
+});
+
 const httpConnectionInfo = z.object({
   name: z.string(),
   type: z.literal('http'),
@@ -116,11 +125,12 @@ const httpConnectionInfo = z.object({
   record: z.enum(['statements', 'sessions']).optional(),
 });
 
-export const connectionInfo = z.discriminatedUnion('type', [postgresConnectionInfo, sshConnectionInfo, httpConnectionInfo]);
+export const connectionInfo = z.discriminatedUnion('type', [postgresConnectionInfo, sshConnectionInfo, httpConnectionInfo, kubernetesConnectionInfo]);
 export type ConnectionInfo = z.infer<typeof connectionInfo>;
 export type PostgresConnectionInfo = z.infer<typeof postgresConnectionInfo>;
 export type SshConnectionInfo = z.infer<typeof sshConnectionInfo>;
 export type HttpConnectionInfo = z.infer<typeof httpConnectionInfo>;
+export type KubernetesConnectionInfo = z.infer<typeof kubernetesConnectionInfo>;
 
 export const connectionList = z.object({ connections: z.array(connectionInfo) });
 export type ConnectionList = z.infer<typeof connectionList>;

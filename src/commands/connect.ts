@@ -27,21 +27,24 @@ export interface ConnectOptions extends GatewayFlags {
   direct: boolean;
   /** Milliseconds a local client has to send its startup packet. */
   startupTimeoutMs?: number;
+  /** kubernetes: also write the context into the user's kubeconfig (never otherwise). */
+  merge?: boolean;
   command: string[];
 }
 
-type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; direct?: boolean; startupTimeout?: number };
+type ConnectFlags = GatewayFlags & { port?: number; bind: string; json?: boolean; localPassword?: boolean; direct?: boolean; startupTimeout?: number; merge?: boolean };
 
 export function defineConnect(f: Factory): Command {
   return withGatewayFlags(new Command('connect'))
     .description('open a localhost port to a connection (or run `-- CMD ARGS…` against it)')
     .argument('<name>', 'connection name (see `sluice connections`)')
-    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …; http: SLUICE_URL) set; exits with its code')
-    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, 8081 for http, or the next free one)').argParser(parsePort))
+    .argument('[command...]', 'after --: a command to run with PGHOST, PGPORT, … (ssh: SLUICE_PORT, …; http: SLUICE_URL; kubernetes: KUBECONFIG) set; exits with its code')
+    .addOption(new Option('--port <n>', 'local port (default: 5433 for postgres, 2222 for ssh, 8081 for http, 8443 for kubernetes, or the next free one)').argParser(parsePort))
     .option('--bind <address>', 'local address to listen on', '127.0.0.1')
     .option('--json', 'print one JSON line with host and port on stdout')
     .option('--local-password', 'require a one-time password (printed once) from local clients')
     .option('--direct', "postgres: run the command against the gateway's own PostgreSQL port with a short-lived password (PGHOST…, DATABASE_URL), renewed while it runs")
+    .option('--merge', 'kubernetes: also add the sluice-NAME context to your kubeconfig ($KUBECONFIG or ~/.kube/config)')
     .addOption(
       new Option('--startup-timeout <duration>', 'how long a local client has to send its startup packet, e.g. 10s (a bare number is seconds; default 10s)').argParser(
         parseStartupTimeout,
@@ -56,6 +59,7 @@ export function defineConnect(f: Factory): Command {
         json: Boolean(o.json),
         localPassword: Boolean(o.localPassword),
         direct: Boolean(o.direct),
+        merge: Boolean(o.merge),
         ...(startupTimeout !== undefined ? { startupTimeoutMs: startupTimeout } : {}),
       };
       const code = await f.interruptible((signal) => runConnect(opts, f, signal));
@@ -63,7 +67,7 @@ export function defineConnect(f: Factory): Command {
     });
 }
 
-export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, http: 8081 };
+export const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, http: 8081, kubernetes: 8443 };
 const LOCAL_USER = 'sluice';
 
 /** Returns the exit code: 0 when the tunnel closed on Ctrl-C, or CMD's own code. */
@@ -80,6 +84,9 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
   // An HTTP client has no step in which to present a password, and the relay cannot ask for one.
   if (opts.localPassword && info.type === 'http') throw new UsageError('--local-password is not available for http connections: bind to loopback (the default) instead');
   const localPassword = opts.localPassword ? randomBytes(12).toString('base64url') : undefined;
+  if (opts.merge && info.type !== 'kubernetes') throw new UsageError('--merge is for kubernetes connections (it writes a kubeconfig context)');
+  // kubectl sends no bearer token to an http:// server, and the local hop is plain HTTP (docs/decisions.md).
+  if (opts.localPassword && info.type === 'kubernetes') throw new UsageError('--local-password is not available for kubernetes connections: kubectl sends no credential over the plain-HTTP local hop; keep --bind on loopback');
   // PostgreSQL clients that insist on TLS get it on the local hop, with a certificate kept per user.
   const certs = info.type === 'postgres' ? await import('../tunnel/localCert.js') : undefined;
   const localCert = certs ? await loadCertOrWarn(io, certs.loadLocalCert, dirname((await f.settings()).path)) : undefined;
@@ -110,6 +117,17 @@ export async function runConnect(opts: ConnectOptions, f: Factory, signal: Abort
       if (opts.command.length > 0) return await runChild(io, opts.command, { ...sshChildEnv(target), ...(localPassword ? { SLUICE_LOCAL_PASSWORD: localPassword } : {}) }, signal);
       say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
       await sayCommands(io, target);
+    } else if (info.type === 'kubernetes') {
+      const kube = await import('../kube/kubeconfig.js');
+      const configDir = dirname((await f.settings()).path);
+      const local = await kube.writeKubeconfig(configDir, name, sshHost(host), listener.port, localPassword);
+      const merged = opts.merge ? await kube.mergeKubeconfig(kube.userKubeconfig(io.env), name, sshHost(host), listener.port, localPassword) : undefined;
+      if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, server: local.server, kubeconfig: local.kubeconfig, context: local.context, as }));
+      if (opts.command.length > 0) return await runChild(io, opts.command, { KUBECONFIG: local.kubeconfig }, signal);
+      say(io, `${name} is ready on ${host}:${listener.port} as ${as} (Ctrl-C to close)`);
+      say(io, `  export KUBECONFIG=${shellQuote(local.kubeconfig)}`);
+      if (merged) say(io, `  context ${merged.context} written to ${merged.kubeconfig}: kubectl --context ${merged.context} get pods`);
+      else say(io, '  kubectl get pods');
     } else if (info.type === 'http') {
       const url = localHttpUrl(host, listener.port);
       if (opts.json) print(io, JSON.stringify({ connection: name, type: info.type, host, port: listener.port, url, as }));
@@ -166,6 +184,11 @@ async function runDirect(opts: ConnectOptions, f: Factory, signal: AbortSignal):
     // The command is done with it: no one should be able to use it for the rest of its lifetime.
     await gateway.direct.revoke(credential.id).catch((err: unknown) => say(io, `sluice connect: could not revoke the credential: ${(err as Error).message}`));
   }
+}
+
+/** For the banner: a path a shell reads back unchanged. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** ssh reads `0.0.0.0`/`::` as "this host", but a client must dial a real address. */

@@ -96,9 +96,10 @@ const ssh: LocalSide = {
 /**
  * Connection types and their local sides; ssh's handshake runs end to end through the tunnel, and
  * http is a byte relay too: each local client connection is one tunnel whose HTTP/1.1 requests the
- * gateway's http engine parses and judges (so nothing here needs to understand HTTP).
+ * gateway's http engine parses and judges (so nothing here needs to understand HTTP); kubernetes
+ * is the same relay, kubectl's HTTP/1.1 parsed and judged by the kubernetes engine.
  */
-const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh, http: byteRelay };
+const sides: Readonly<Record<string, LocalSide>> = { postgres, ssh, http: byteRelay, kubernetes: byteRelay };
 
 /** The base URL a local HTTP client uses for a tunnel on host:port (IPv6 in brackets). */
 export function localHttpUrl(host: string, port: number): string {

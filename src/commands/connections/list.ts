@@ -17,5 +17,5 @@ export async function runConnectionsList(opts: GatewayFlags & { json: boolean },
   const { connections } = await (await f.gateway(opts)).connections();
   if (opts.json) return print(io, JSON.stringify(connections));
   if (connections.length === 0) return say(io, 'no connections are available to you on this gateway');
-  printPlainTable(io.stdout, ['NAME', 'TYPE', 'DATABASE', 'DESCRIPTION'], connections.map((c) => [c.name, c.type, c.type === 'postgres' ? c.database : c.type === 'http' ? c.url : `(user ${c.user})`, c.description ?? '']));
+  printPlainTable(io.stdout, ['NAME', 'TYPE', 'DATABASE', 'DESCRIPTION'], connections.map((c) => [c.name, c.type, c.type === 'postgres' ? c.database : c.type === 'http' ? c.url : c.type === 'ssh' ? `(user ${c.user})` : '', c.description ?? '']));
 }

@@ -14,6 +14,23 @@ export const SSH_EVENT = {
   sftp: 'ssh.sftp',
 } as const;
 
+/** The kubernetes engine's terminal kinds for exec/attach streams (gateway/engines/kubernetes/recorder.ts), same fields. */
+export const K8S_EVENT = {
+  output: 'k8s.output',
+  input: 'k8s.input',
+  resize: 'k8s.resize',
+  truncated: 'k8s.truncated',
+} as const;
+
+const FRAME_TYPES: Readonly<Record<string, 'o' | 'i' | 'r'>> = {
+  [SSH_EVENT.output]: 'o',
+  [SSH_EVENT.input]: 'i',
+  [SSH_EVENT.resize]: 'r',
+  [K8S_EVENT.output]: 'o',
+  [K8S_EVENT.input]: 'i',
+  [K8S_EVENT.resize]: 'r',
+};
+
 export interface TerminalFrame {
   /** Seconds since the session started, never decreasing from one frame to the next. */
   time: number;
@@ -37,9 +54,9 @@ export interface TerminalTimeline {
 
 export const DEFAULT_SIZE = { width: 80, height: 24 } as const;
 
-/** Whether the session carries a terminal stream (an ssh session), so replay shows it as one. */
+/** Whether the session carries terminal streams (ssh; kubernetes, whose exec/attach are), so replay shows it as one. */
 export function isTerminalSession(detail: SessionDetail): boolean {
-  return detail.session.protocol === 'ssh' || detail.events.some((e) => e.kind.startsWith('ssh.'));
+  return detail.session.protocol === 'ssh' || detail.session.protocol === 'kubernetes' || detail.events.some((e) => e.kind.startsWith('ssh.'));
 }
 
 export function terminalTimeline(detail: SessionDetail): TerminalTimeline {
@@ -49,8 +66,8 @@ export function terminalTimeline(detail: SessionDetail): TerminalTimeline {
   let size: { width: number; height: number } | undefined;
   let truncated = false;
   for (const e of detail.events) {
-    if (e.kind === SSH_EVENT.truncated) truncated = true;
-    const type = e.kind === SSH_EVENT.output ? 'o' : e.kind === SSH_EVENT.input ? 'i' : e.kind === SSH_EVENT.resize ? 'r' : undefined;
+    if (e.kind === SSH_EVENT.truncated || e.kind === K8S_EVENT.truncated) truncated = true;
+    const type = FRAME_TYPES[e.kind];
     if (!type) continue;
     const action = typeof e.data.action === 'number' ? e.data.action : undefined;
     const ms = eventMs(e, action, origins);

@@ -12,7 +12,7 @@ export type Wait = (ms: number, signal: AbortSignal) => Promise<void>;
 
 export async function replayTerminal(io: Io, detail: SessionDetail, speed: number, maxIdleMs: number, signal: AbortSignal, wait: Wait): Promise<void> {
   const s = detail.session;
-  say(io, `replaying ssh session ${s.id}: ${who(s)} on ${s.connection} from ${formatTime(s.startedAt)}${speed === 0 ? '' : ` at ${speed}×`}`);
+  say(io, `replaying ${s.protocol} session ${s.id}: ${who(s)} on ${s.connection} from ${formatTime(s.startedAt)}${speed === 0 ? '' : ` at ${speed}×`}`);
   const timeline = terminalTimeline(detail);
   const start = Date.parse(s.startedAt);
   let clock = 0;

@@ -10,7 +10,7 @@ import { messageOf, Store } from './store.js';
 
 export const LOCAL_HOST = '127.0.0.1';
 export const LOCAL_USER = 'sluice';
-const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, http: 8081 };
+const DEFAULT_PORTS: Record<ConnectionInfo['type'], number> = { postgres: 5433, ssh: 2222, http: 8081, kubernetes: 8443 };
 
 export interface TunnelView {
   connection: string;
@@ -39,6 +39,7 @@ export type DescribeTunnel = (info: ConnectionInfo, host: string, port: number) 
 
 export async function clientCommand(info: ConnectionInfo, host: string, port: number): Promise<string> {
   if (info.type === 'ssh') return `ssh -p ${port} ${info.user}@${host}`;
+  if (info.type === 'kubernetes') return `kubectl --server http://${host}:${port} get pods`;
   if (info.type === 'http') return `curl ${localHttpUrl(host, port)}/`;
   return `psql "host=${host} port=${port} dbname=${info.database} user=${LOCAL_USER}"`;
 }

@@ -69,7 +69,7 @@ describe('ssh connections', () => {
     expect(problems(write(`{ host: h, user: u, privateKey: { file: web.key }, hostKey: "${HOST_KEY}", database: x }`))).toEqual(['connections.0.target: unknown key "database"']);
     const file = join(dir, 'typo.yaml');
     writeFileSync(file, `${identity}connections:\n  - { name: x, type: telnet, target: {}, allow: { groups: [ops] } }\n`);
-    expect(problems(file)).toEqual(['connections.0.type: expected `type: postgres`, `type: ssh` or `type: http`']);
+    expect(problems(file)).toEqual(['connections.0.type: expected `type: postgres`, `type: ssh`, `type: http` or `type: kubernetes`']);
   });
 
   it('validates the ssh policy: commands, approvers, allowances', () => {

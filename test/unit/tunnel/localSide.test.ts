@@ -49,6 +49,10 @@ describe('localSideFor', () => {
     await closed;
   });
 
+  it('kubernetes is the byte relay: kubectl\'s HTTP goes through unread', () => {
+    expect(localSideFor('kubernetes')).toBe(byteRelay);
+  });
+
   it('the byte relay reads nothing and sends nothing first', async () => {
     const { accepted } = await pair();
     expect(await byteRelay.open(accepted, 'secret')).toEqual({ purpose: 'session', firstBytes: Buffer.alloc(0), answerable: false });

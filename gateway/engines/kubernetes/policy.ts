@@ -1,0 +1,178 @@
+// The `policy:` of a kubernetes connection: its zod schema (validated once, at configuration
+// load), the compiled runtime form and the pure judgement of one classified request. Rules match
+// the request's RBAC attributes (requestInfo.ts) with RBAC's own reading of a list: `*` matches
+// anything, `pods` only the resource itself, `pods/exec` one subresource, `pods/*` every
+// subresource of pods and `*/scale` one subresource of any resource; `""` in apiGroups is the
+// core group. Every field a rule lists must match; a field it omits matches anything.
+// Fail closed: a request that cannot be classified is refused when any block or review rule
+// applies to the caller (docs/kubernetes.md).
+import { z } from 'zod';
+import { parseDuration } from '../../../src/duration.js';
+import { resourceWithSubresource, type Classification, type RequestInfo } from './requestInfo.js';
+
+const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
+const groups = z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) });
+const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
+const duration = z.string().refine(
+  (s) => {
+    const ms = parseDuration(s);
+    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
+  },
+  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
+);
+
+/** The verbs the API server authorizes (plus RBAC's `*`); a typo here would silently match nothing. */
+export const KUBERNETES_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'proxy', '*'] as const;
+
+const matchFields = {
+  verbs: z.array(z.enum(KUBERNETES_VERBS, { error: () => `expected one of ${KUBERNETES_VERBS.join(', ')}` })).min(1).optional(),
+  resources: z
+    .array(z.string().regex(/^(\*|[a-z0-9.-]+)(\/(\*|[a-z0-9.-]+))?$/, { message: 'expected a resource as RBAC names it: "pods", "pods/exec", "pods/*", "*/scale" or "*"' }))
+    .min(1)
+    .optional(),
+  apiGroups: z.array(z.string()).min(1).optional(),
+  namespaces: z.array(nonEmpty).min(1).optional(),
+  names: z.array(nonEmpty).min(1).optional(),
+};
+const CONDITION_HINT = 'expected at least one of `verbs`, `resources`, `apiGroups`, `namespaces` or `names`';
+const hasCondition = (m: Record<string, unknown>) => Object.values(m).some((v) => v !== undefined);
+
+const block = z.strictObject(matchFields).refine(hasCondition, { message: CONDITION_HINT });
+const review = z
+  .strictObject({
+    ...matchFields,
+    approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
+    timeout: duration.default('10m'),
+  })
+  .refine(({ approvers: _a, timeout: _t, ...m }) => hasCondition(m), { message: CONDITION_HINT });
+
+const rule = z
+  .strictObject({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    block: block.optional(),
+    review: review.optional(),
+    /** Shown to the client and recorded when the rule blocks or holds a request. */
+    message: z.string().max(500).optional(),
+    for: groups.optional(),
+    except: groups.optional(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.block === undefined) === (r.review === undefined)) ctx.addIssue({ code: 'custom', message: 'a kubernetes rule needs exactly one of `block` or `review`' });
+  });
+
+export const kubernetesPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => {
+  const seen = new Set<string>();
+  p.rules.forEach((r, i) => {
+    if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
+    seen.add(r.id);
+  });
+});
+
+export type KubernetesPolicyConfig = z.output<typeof kubernetesPolicySchema>;
+
+// ---- runtime form ----
+
+interface Match {
+  readonly verbs?: readonly string[];
+  readonly resources?: readonly string[];
+  readonly apiGroups?: readonly string[];
+  readonly namespaces?: readonly string[];
+  readonly names?: readonly string[];
+}
+
+export type KubernetesRule = Match & {
+  readonly id: string;
+  readonly message?: string;
+  readonly for?: ReadonlySet<string>;
+  readonly except?: ReadonlySet<string>;
+} & ({ readonly action: 'block' } | { readonly action: 'review'; readonly approvers: readonly string[]; readonly timeoutMs: number });
+
+export interface KubernetesPolicy {
+  readonly rules: readonly KubernetesRule[];
+}
+
+const lowerSet = (list: readonly string[] | undefined) => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
+
+export function compileKubernetesPolicy(cfg: KubernetesPolicyConfig): KubernetesPolicy {
+  const rules = cfg.rules.map((r): KubernetesRule => {
+    const cond = (r.block ?? r.review) as Match;
+    const match: { -readonly [K in keyof Match]: Match[K] } = {};
+    for (const k of ['verbs', 'resources', 'apiGroups', 'namespaces', 'names'] as const) {
+      const v = cond[k];
+      if (v !== undefined) match[k] = Object.freeze([...v]);
+    }
+    const f = lowerSet(r.for?.groups);
+    const e = lowerSet(r.except?.groups);
+    const common = { id: r.id, ...match, ...(r.message !== undefined ? { message: r.message } : {}), ...(f ? { for: f } : {}), ...(e ? { except: e } : {}) };
+    if (r.review) return Object.freeze({ ...common, action: 'review', approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
+    return Object.freeze({ ...common, action: 'block' });
+  });
+  return Object.freeze({ rules: Object.freeze(rules) });
+}
+
+function applies(rule: KubernetesRule, groups: readonly string[]): boolean {
+  const mine = groups.map((g) => g.toLowerCase());
+  if (rule.except && mine.some((g) => rule.except?.has(g))) return false;
+  if (rule.for && !mine.some((g) => rule.for?.has(g))) return false;
+  return true;
+}
+
+/** RBAC's resource matching: `*`, `res`, `res/sub`, `res/*`, `*\/sub`. */
+function resourceMatches(pattern: string, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  if (pattern === '*') return true;
+  const full = resourceWithSubresource(info);
+  if (pattern === full) return true;
+  const [res, sub] = pattern.split('/') as [string, string | undefined];
+  if (sub === undefined || info.subresource === '') return false;
+  return (res === '*' || res === info.resource) && (sub === '*' || sub === info.subresource);
+}
+
+const listMatches = (list: readonly string[] | undefined, value: string) => list === undefined || list.includes('*') || list.includes(value);
+
+/** Whether a rule's conditions all hold for this request; rules never match non-resource requests. */
+export function ruleMatches(rule: Match, info: RequestInfo): boolean {
+  if (info.kind !== 'resource') return false;
+  return (
+    listMatches(rule.verbs, info.verb) &&
+    (rule.resources === undefined || rule.resources.some((p) => resourceMatches(p, info))) &&
+    listMatches(rule.apiGroups, info.apiGroup) &&
+    listMatches(rule.namespaces, info.namespace) &&
+    listMatches(rule.names, info.name)
+  );
+}
+
+export type KubernetesVerdict =
+  | { readonly verdict: 'allow' }
+  | { readonly verdict: 'block'; readonly rule: string; readonly reason: string }
+  | { readonly verdict: 'review'; readonly rule: string; readonly reason: string; readonly approvers: readonly string[]; readonly timeoutMs: number };
+
+/** The rule id recorded when a request cannot be classified while a rule applies. */
+export const UNCLASSIFIABLE_RULE = 'kubernetes.unclassifiable-request';
+
+/** Judges one request: a block wins over a review; what cannot be read is refused while any rule applies. */
+export function judgeRequest(policy: KubernetesPolicy | undefined, groups: readonly string[], request: Classification, describe: string): KubernetesVerdict {
+  const rules = (policy?.rules ?? []).filter((r) => applies(r, groups));
+  if (rules.length === 0) return { verdict: 'allow' };
+  if (request.kind === 'unclassifiable') {
+    return { verdict: 'block', rule: UNCLASSIFIABLE_RULE, reason: `the request cannot be checked against this connection's rules: ${request.reason}` };
+  }
+  let held: KubernetesVerdict | undefined;
+  for (const r of rules) {
+    if (!ruleMatches(r, request)) continue;
+    if (r.action === 'block') return { verdict: 'block', rule: r.id, reason: r.message ?? `${describe} is blocked by rule ${r.id}` };
+    held ??= { verdict: 'review', rule: r.id, reason: r.message ?? `${describe} needs a review (rule ${r.id})`, approvers: r.approvers, timeoutMs: r.timeoutMs };
+  }
+  return held ?? { verdict: 'allow' };
+}
+
+/** A one-line summary for people (`GET /v1/connections`): rule ids by action; never a secret. */
+export function describeKubernetesPolicy(policy: KubernetesPolicy | undefined): string {
+  const rules = policy?.rules ?? [];
+  if (rules.length === 0) return 'none (every request is recorded)';
+  const parts: string[] = [];
+  const blocks = rules.filter((r) => r.action === 'block').map((r) => r.id);
+  const reviews = rules.flatMap((r) => (r.action === 'review' ? [`${r.id} (${r.approvers.join(', ')})`] : []));
+  if (blocks.length > 0) parts.push(`blocks: ${blocks.join(', ')}`);
+  if (reviews.length > 0) parts.push(`reviews: ${reviews.join(', ')}`);
+  return parts.join('; ');
+}

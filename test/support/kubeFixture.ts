@@ -1,0 +1,226 @@
+// A fixture Kubernetes API server for integration tests (no real API server can run on these
+// machines): Node https with a CA generated per fixture, a required bearer token (compared in
+// constant time; 401 with a Status otherwise, as the real server answers), and an access log the
+// test reads to prove what reached the target and what never did. It speaks the real API's
+// shapes (kubeObjects.ts) for discovery, namespaces, pods, secrets and events, including
+// server-side printing Tables and watch streams, and serves `pods/exec` and `pods/attach` over
+// WebSocket with the `v5.channel.k8s.io` subprotocol (or `v4.channel.k8s.io` when the fixture is
+// told to offer only that): a real `sh` per exec, without a pty, its stdin/stdout/stderr on
+// channels 0/1/2 and its exit on the status channel 3. stop() closes every socket and kills
+// every child.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { timingSafeEqual, randomBytes } from 'node:crypto';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { generate } from 'selfsigned';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { classifyPath, handleResource } from './kubeRoutes.js';
+import { namespace, pod, secret, type StoredObject } from './kubeObjects.js';
+
+export interface AccessEntry {
+  readonly method: string;
+  /** The request-target exactly as received. */
+  readonly url: string;
+  /** Whether the request carried the fixture's token (401 otherwise). */
+  readonly authorized: boolean;
+  readonly status: number;
+  /** The WebSocket subprotocol chosen, for exec/attach. */
+  readonly subprotocol?: string;
+  /** What an upgrade request asked for (`Upgrade` and `Sec-WebSocket-Protocol`). */
+  readonly upgrade?: string;
+}
+
+export interface KubeFixture {
+  /** `https://127.0.0.1:PORT` */
+  readonly server: string;
+  /** PEM of the CA that signed the server's certificate. */
+  readonly ca: string;
+  /** The bearer token the server requires. */
+  readonly token: string;
+  /** A client certificate (CN sluice-gateway, signed by the CA) the server accepts instead of the token. */
+  readonly clientCert: string;
+  readonly clientKey: string;
+  readonly log: AccessEntry[];
+  /** The objects the server holds (tests check deletions on the target itself). */
+  readonly objects: StoredObject[];
+  /** Every command an exec started, as argv. */
+  readonly execs: string[][];
+  stop(): Promise<void>;
+}
+
+export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
+
+export async function startKubeFixture(opts: { protocols?: readonly string[] } = {}): Promise<KubeFixture> {
+  const offered = opts.protocols ?? EXEC_PROTOCOLS;
+  const caPems = await generate([{ name: 'commonName', value: 'sluice-fixture-ca' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  const leaf = await generate([{ name: 'commonName', value: 'kube-apiserver' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    ca: { key: caPems.private, cert: caPems.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
+    ],
+  });
+  const client = await generate([{ name: 'commonName', value: 'sluice-gateway' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    ca: { key: caPems.private, cert: caPems.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+  });
+  const token = randomBytes(24).toString('base64url');
+  const expected = Buffer.from(`Bearer ${token}`);
+  const log: AccessEntry[] = [];
+  const execs: string[][] = [];
+  const children = new Set<ChildProcess>();
+  const sockets = new Set<Socket>();
+  const objects: StoredObject[] = [
+    namespace('default'),
+    namespace('staging'),
+    namespace('kube-system'),
+    pod('default', 'web-1'),
+    pod('default', 'web-2'),
+    pod('staging', 'worker-1'),
+    secret('default', 'db-credentials', { password: 'fixture-db-password' }),
+  ];
+  // As the API server: a bearer token, when sent, decides; else a verified client certificate.
+  const authorized = (req: IncomingMessage) => {
+    if (req.headers.authorization !== undefined) {
+      const got = Buffer.from(req.headers.authorization);
+      return got.length === expected.length && timingSafeEqual(got, expected);
+    }
+    const tls = req.socket as import('node:tls').TLSSocket;
+    return tls.authorized && tls.getPeerCertificate().subject?.CN === 'sluice-gateway';
+  };
+
+  const server = https.createServer({ key: leaf.private, cert: leaf.cert, ca: caPems.cert, requestCert: true, rejectUnauthorized: false }, (req: IncomingMessage, res: ServerResponse) => {
+    const ok = authorized(req);
+    res.on('finish', () => log.push({ method: req.method ?? '', url: req.url ?? '', authorized: ok, status: res.statusCode }));
+    if (!ok) return sendJson(res, 401, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    const { status, body, stream } = handleResource(objects, req);
+    if (stream) return stream(res);
+    sendJson(res, status, body);
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols: Set<string>) => offered.find((p) => protocols.has(p)) ?? false,
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const entry = { method: req.method ?? '', url: req.url ?? '', authorized: authorized(req), upgrade: `${req.headers.upgrade ?? ''}; ${req.headers['sec-websocket-protocol'] ?? ''}` };
+    const path = classifyPath(req.url ?? '');
+    const refuse = (status: number, text: string) => {
+      log.push({ ...entry, status });
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: text, code: status })}`);
+    };
+    if (!entry.authorized) return refuse(401, 'Unauthorized');
+    if (path?.kind !== 'pods' || (path.subresource !== 'exec' && path.subresource !== 'attach') || !objects.some((o) => o.kind === 'pods' && o.namespace === path.namespace && o.name === path.name)) return refuse(404, 'Not Found');
+    const asked = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    // SPDY/3.1 (kubectl's fallback) is not served; nor is a WebSocket with no protocol offered here.
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || !offered.some((p) => asked.includes(p))) return refuse(400, 'Bad Request');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      log.push({ ...entry, status: 101, subprotocol: ws.protocol });
+      const query = new URL(req.url ?? '/', 'https://fixture').searchParams;
+      const argv = path.subresource === 'attach' ? ['sh'] : query.getAll('command');
+      execs.push(argv);
+      runExec(ws, argv, query.get('tty') === 'true', children);
+    });
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    server: `https://127.0.0.1:${port}`,
+    ca: caPems.cert,
+    token,
+    clientCert: client.cert,
+    clientKey: client.private,
+    log,
+    objects,
+    execs,
+    async stop() {
+      for (const c of children) c.kill('SIGKILL');
+      for (const s of sockets) s.destroy();
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** The remotecommand channels (k8s.io/apimachinery/pkg/util/remotecommand). */
+const enum Channel {
+  Stdin = 0,
+  Stdout = 1,
+  Stderr = 2,
+  Error = 3,
+  Resize = 4,
+  /** v5: `[255, n]` closes stream n (the client's stdin EOF). */
+  Close = 255,
+}
+
+/** Runs argv without a pty; with a tty requested, stderr joins stdout as a terminal would show it. */
+function runExec(ws: WebSocket, argv: string[], tty: boolean, children: Set<ChildProcess>): void {
+  const send = (channel: Channel, data: Buffer | string) => {
+    if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([channel]), Buffer.from(data)]));
+  };
+  if (argv.length === 0) {
+    send(Channel.Error, JSON.stringify({ metadata: {}, status: 'Failure', message: 'you must specify at least 1 command', reason: 'BadRequest', code: 400 }));
+    ws.close(1000);
+    return;
+  }
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PS1: '$ ', HOME: '/tmp' } });
+  children.add(child);
+  // Channels 1 and 2 are announced by an empty frame, as the API server's streams do.
+  send(Channel.Stdout, Buffer.alloc(0));
+  if (!tty) send(Channel.Stderr, Buffer.alloc(0));
+  child.stdout.on('data', (d: Buffer) => send(Channel.Stdout, d));
+  child.stderr.on('data', (d: Buffer) => send(tty ? Channel.Stdout : Channel.Stderr, d));
+  child.stdin.on('error', () => undefined);
+  ws.on('message', (data: Buffer) => {
+    const channel = data[0];
+    if (channel === Channel.Stdin) child.stdin.write(data.subarray(1));
+    else if (channel === Channel.Close && data[1] === Channel.Stdin) child.stdin.end();
+  });
+  ws.on('close', () => child.kill('SIGKILL'));
+  child.on('error', (err) => {
+    send(Channel.Error, JSON.stringify({ metadata: {}, status: 'Failure', message: `exec failed: ${err.message}`, reason: 'InternalError', code: 500 }));
+    ws.close(1000);
+  });
+  child.on('close', (code, signal) => {
+    children.delete(child);
+    const exit = code ?? (signal ? 128 + 9 : 1);
+    const statusFrame =
+      exit === 0
+        ? { metadata: {}, status: 'Success' }
+        : { metadata: {}, status: 'Failure', message: `command terminated with non-zero exit code: exit status ${exit}`, reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: String(exit) }] } };
+    send(Channel.Error, JSON.stringify(statusFrame));
+    ws.close(1000);
+  });
+}

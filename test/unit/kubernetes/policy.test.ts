@@ -1,0 +1,78 @@
+// Judging classified Kubernetes requests: RBAC's reading of resources (`pods` is not `pods/exec`,
+// `pods/*`, `*/scale`, `*`), apiGroups/namespaces/names, groups, a block beating a review, and
+// the refusal of what cannot be classified whenever a rule applies.
+import { describe, expect, it } from 'vitest';
+import { compileKubernetesPolicy, describeKubernetesPolicy, judgeRequest, kubernetesPolicySchema, UNCLASSIFIABLE_RULE } from '../../../gateway/engines/kubernetes/policy.js';
+import { classifyRequest } from '../../../gateway/engines/kubernetes/requestInfo.js';
+
+const policy = compileKubernetesPolicy(
+  kubernetesPolicySchema.parse({
+    rules: [
+      { id: 'no-namespace-deletes', block: { verbs: ['delete'], resources: ['namespaces'] } },
+      { id: 'exec-needs-review', review: { verbs: ['create'], resources: ['pods/exec', 'pods/attach'], approvers: ['ops-leads'], timeout: '5m' } },
+      { id: 'no-secrets', block: { verbs: ['get', 'list', 'watch'], resources: ['secrets'] } },
+      { id: 'kube-system-read-only', block: { verbs: ['create', 'update', 'patch', 'delete', 'deletecollection'], namespaces: ['kube-system'] }, except: { groups: ['admins'] } },
+      { id: 'no-scaling-apps', block: { verbs: ['update', 'patch'], resources: ['*/scale'], apiGroups: ['apps'] } },
+      { id: 'protect-db', block: { verbs: ['*'], resources: ['pods', 'pods/*'], names: ['db-0'] }, for: { groups: ['contractors'] } },
+    ],
+  }),
+);
+const judge = (method: string, target: string, groups = ['ops']) => judgeRequest(policy, groups, classifyRequest(method, target), `${method} ${target}`);
+
+describe('kubernetes policy', () => {
+  it('the issue\'s rules: namespace deletes blocked, exec held, secrets blocked', () => {
+    expect(judge('DELETE', '/api/v1/namespaces/prod')).toMatchObject({ verdict: 'block', rule: 'no-namespace-deletes' });
+    expect(judge('DELETE', '/api/v1/namespaces/default/pods/web-1')).toEqual({ verdict: 'allow' });
+    expect(judge('GET', '/api/v1/namespaces/default/pods/web-1/exec?command=sh')).toMatchObject({ verdict: 'review', rule: 'exec-needs-review', approvers: ['ops-leads'], timeoutMs: 300_000 });
+    expect(judge('POST', '/api/v1/namespaces/default/pods/web-1/attach')).toMatchObject({ verdict: 'review' });
+    for (const t of ['/api/v1/namespaces/default/secrets', '/api/v1/namespaces/default/secrets/db', '/api/v1/secrets?watch=1', '/api/v1/watch/namespaces/x/secrets', '/api/v1/namespaces/default/secret%73']) {
+      expect(judge('GET', t), t).toMatchObject({ verdict: 'block', rule: 'no-secrets' });
+    }
+    expect(judge('GET', '/api/v1/namespaces/default/pods')).toEqual({ verdict: 'allow' });
+    expect(judge('GET', '/version')).toEqual({ verdict: 'allow' });
+  });
+
+  it('reads resources as RBAC does', () => {
+    // `pods/exec` is not `pods/log`; `pods` alone would not cover exec.
+    expect(judge('GET', '/api/v1/namespaces/default/pods/web-1/log')).toEqual({ verdict: 'allow' });
+    expect(judge('PUT', '/apis/apps/v1/namespaces/x/deployments/web/scale')).toMatchObject({ verdict: 'block', rule: 'no-scaling-apps' });
+    expect(judge('PUT', '/apis/apps/v1/namespaces/x/deployments/web')).toEqual({ verdict: 'allow' });
+    expect(judge('PATCH', '/api/v1/namespaces/x/replicationcontrollers/web/scale')).toEqual({ verdict: 'allow' });
+    expect(judge('GET', '/api/v1/namespaces/x/pods/db-0/log', ['contractors'])).toMatchObject({ verdict: 'block', rule: 'protect-db' });
+    expect(judge('DELETE', '/api/v1/namespaces/x/pods/db-0', ['contractors'])).toMatchObject({ verdict: 'block', rule: 'protect-db' });
+    expect(judge('DELETE', '/api/v1/namespaces/x/pods/db-1', ['contractors'])).toEqual({ verdict: 'allow' });
+  });
+
+  it('namespaces and groups: for and except', () => {
+    expect(judge('POST', '/api/v1/namespaces/kube-system/configmaps')).toMatchObject({ verdict: 'block', rule: 'kube-system-read-only' });
+    expect(judge('POST', '/api/v1/namespaces/kube-system/configmaps', ['admins'])).toEqual({ verdict: 'allow' });
+    expect(judge('GET', '/api/v1/namespaces/kube-system/configmaps')).toEqual({ verdict: 'allow' });
+  });
+
+  it('a block wins over a review', () => {
+    expect(judge('POST', '/api/v1/namespaces/kube-system/pods/x/exec')).toMatchObject({ verdict: 'block', rule: 'kube-system-read-only' });
+  });
+
+  it('refuses what it cannot classify while a rule applies, and only then', () => {
+    const v = judge('GET', '/api/v1/namespaces/default/pods/../secrets');
+    expect(v).toMatchObject({ verdict: 'block', rule: UNCLASSIFIABLE_RULE });
+    expect((v as { reason: string }).reason).toMatch(/"\." or "\.\." segment/);
+    expect(judge('OPTIONS', '/api/v1/pods')).toMatchObject({ verdict: 'block', rule: UNCLASSIFIABLE_RULE });
+    expect(judgeRequest(undefined, ['ops'], classifyRequest('GET', '/api/v1/x/../y'), 'x')).toEqual({ verdict: 'allow' });
+  });
+
+  it('validates rules: one action, a known verb, a condition, RBAC resource syntax', () => {
+    const bad = (r: unknown) => kubernetesPolicySchema.safeParse({ rules: [r] }).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
+    expect(bad({ id: 'x', block: { verbs: ['remove'] } })[0]).toMatch(/^rules\.0\.block\.verbs\.0: expected one of get, list/);
+    expect(bad({ id: 'x', block: {} })[0]).toMatch(/expected at least one of `verbs`/);
+    expect(bad({ id: 'x', review: { verbs: ['create'] } })[0]).toMatch(/approvers/);
+    expect(bad({ id: 'x', block: { resources: ['Pods/Exec'] } })[0]).toMatch(/as RBAC names it/);
+    expect(bad({ id: 'x', block: { verbs: ['get'] }, review: { verbs: ['get'], approvers: ['a'] } })[0]).toMatch(/exactly one of `block` or `review`/);
+    expect(bad({ id: 'x', block: { verbs: ['get'] } })).toEqual([]);
+  });
+
+  it('describes itself without anything secret', () => {
+    expect(describeKubernetesPolicy(policy)).toBe('blocks: no-namespace-deletes, no-secrets, kube-system-read-only, no-scaling-apps, protect-db; reviews: exec-needs-review (ops-leads)');
+    expect(describeKubernetesPolicy(undefined)).toMatch(/^none/);
+  });
+});
