@@ -47,11 +47,12 @@ const OLD_SESSION = `(id, connection, protocol, subject, identity_name, identity
   VALUES ('s_old', 'pg', 'postgres', 's', 'n', 'human', '[]', 'connect', '::1', 1, 2, 'ok', 3, 'g')`;
 
 describe('the blocked/reviewed counts migration', () => {
-  it('SQLite: a version 5 store opens at version 6 with counts of 0 for its sessions', async () => {
+  it('SQLite: a version 5 store opens at the current version 7 with counts of 0 for its sessions', async () => {
     const file = join(dir, 'v5.db');
     await openSqliteStore(file).close();
     const raw = new Database(file);
-    raw.exec(`ALTER TABLE audit_sessions DROP COLUMN blocked; ALTER TABLE audit_sessions DROP COLUMN reviewed;
+    // Version 5 had neither the counts (6) nor the direct listener's credentials (7).
+    raw.exec(`DROP TABLE direct_credentials; ALTER TABLE audit_sessions DROP COLUMN blocked; ALTER TABLE audit_sessions DROP COLUMN reviewed;
       INSERT INTO audit_sessions ${OLD_SESSION}; PRAGMA user_version = 5;`);
     raw.close();
     const store = openSqliteStore(file);
@@ -61,16 +62,16 @@ describe('the blocked/reviewed counts migration', () => {
       await store.close();
     }
     const after = new Database(file);
-    expect(after.pragma('user_version', { simple: true })).toBe(6);
+    expect(after.pragma('user_version', { simple: true })).toBe(7);
     after.close();
   });
 
-  it('PostgreSQL: a version 1 store opens at version 2 with counts of 0 for its sessions', async () => {
+  it('PostgreSQL: a version 1 store opens at the current version 3 with counts of 0 for its sessions', async () => {
     await admin('postgres', (c) => c.query(`CREATE DATABASE ${dbName}`));
     const url = `postgresql://${su.user}@${cluster.host}:${cluster.port}/${dbName}`;
     await (await openPostgresStore(url, { password: su.password })).close();
     await admin(dbName, (c) =>
-      c.query(`ALTER TABLE audit_sessions DROP COLUMN blocked, DROP COLUMN reviewed; INSERT INTO audit_sessions ${OLD_SESSION}; UPDATE sluice_schema SET version = 1`),
+      c.query(`DROP TABLE direct_credentials; ALTER TABLE audit_sessions DROP COLUMN blocked, DROP COLUMN reviewed; INSERT INTO audit_sessions ${OLD_SESSION}; UPDATE sluice_schema SET version = 1`),
     );
     const store = await openPostgresStore(url, { password: su.password });
     try {
@@ -78,6 +79,6 @@ describe('the blocked/reviewed counts migration', () => {
     } finally {
       await store.close();
     }
-    expect(await admin(dbName, async (c) => (await c.query('SELECT version FROM sluice_schema')).rows)).toEqual([{ version: 2 }]);
+    expect(await admin(dbName, async (c) => (await c.query('SELECT version FROM sluice_schema')).rows)).toEqual([{ version: 3 }]);
   });
 });
