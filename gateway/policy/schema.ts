@@ -8,12 +8,8 @@ import type { MaskStrategy } from './mask/strategies.js';
 import { compileColumnPattern, compileNamePattern, type ColumnPattern, type NamePattern } from './names.js';
 import { KNOWN_STATEMENT_NAMES } from './statementKinds.js';
 import { parseDuration } from '../../src/duration.js';
+import { checkUniqueRuleIds, compileRuleScope, nonEmpty, reviewFields, ruleScopeFields, type RuleScope } from './ruleScope.js';
 
-const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
-
-const groups = z.strictObject({
-  groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }),
-});
 
 const statementName = z
   .string()
@@ -58,18 +54,8 @@ const sqlRegex = nonEmpty.refine(
   { error: (iss) => `invalid regular expression ${JSON.stringify(iss.input)}` },
 );
 
-const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
-
 /** The product's one duration syntax (src/duration.ts), re-exported for the policy's callers. */
 export { parseDuration };
-
-const duration = z.string().refine(
-  (s) => {
-    const ms = parseDuration(s);
-    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
-  },
-  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
-);
 
 /** The conditions block and review rules share. */
 const conditions = {
@@ -97,8 +83,7 @@ const block = z.strictObject(conditions).refine(hasCondition, { message: CONDITI
 const review = z
   .strictObject({
     ...conditions,
-    approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
-    timeout: duration.default('10m'),
+    ...reviewFields,
   })
   .refine(hasCondition, { message: CONDITION_HINT });
 
@@ -112,14 +97,10 @@ const mask = z
 
 const rule = z
   .strictObject({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    ...ruleScopeFields,
     block: block.optional(),
     review: review.optional(),
     mask: mask.optional(),
-    /** Shown to the client and recorded when the rule blocks or holds a statement. */
-    message: z.string().max(500).optional(),
-    for: groups.optional(),
-    except: groups.optional(),
   })
   .superRefine((r, ctx) => {
     const actions = [r.block, r.review, r.mask].filter((a) => a !== undefined).length;
@@ -137,13 +118,7 @@ export const policySchema = z
     /** What happens to a result column computed from a masked column (docs/policy.md, "Masking by lineage"). */
     derived: z.enum(['refuse', 'redact'], { error: () => 'expected refuse or redact' }).default('refuse'),
   })
-  .superRefine((p, ctx) => {
-    const seen = new Set<string>();
-    p.rules.forEach((r, i) => {
-      if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
-      seen.add(r.id);
-    });
-  });
+  .superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
 export type PolicyInput = z.input<typeof policySchema>;
 /** The validated `policy:` value, as the configuration loader holds it. */
@@ -164,14 +139,7 @@ export interface CompiledConditions {
   readonly sql?: readonly RegExp[];
 }
 
-interface RuleCommon {
-  readonly id: string;
-  readonly message?: string;
-  /** Lower-case group names; the rule applies only to members of one of them. */
-  readonly for?: ReadonlySet<string>;
-  /** Lower-case group names whose members the rule never applies to. */
-  readonly except?: ReadonlySet<string>;
-}
+type RuleCommon = RuleScope;
 
 export interface CompiledBlockRule extends RuleCommon {
   readonly action: 'block';
@@ -215,8 +183,6 @@ export class PolicyCompileError extends Error {
   }
 }
 
-const lowerSet = (list: readonly string[] | undefined): ReadonlySet<string> | undefined => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
-
 function compileConditions(c: z.output<typeof block>): CompiledConditions {
   const out: { -readonly [K in keyof CompiledConditions]: CompiledConditions[K] } = {
     match: c.match,
@@ -239,12 +205,7 @@ function compileConditions(c: z.output<typeof block>): CompiledConditions {
  */
 export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}): CompiledPolicy {
   const rules: CompiledRule[] = cfg.rules.map((r) => {
-    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { id: r.id };
-    if (r.message !== undefined) common.message = r.message;
-    const forGroups = lowerSet(r.for?.groups);
-    const exceptGroups = lowerSet(r.except?.groups);
-    if (forGroups !== undefined) common.for = forGroups;
-    if (exceptGroups !== undefined) common.except = exceptGroups;
+    const common = compileRuleScope(r);
     if (r.block !== undefined) return { ...common, action: 'block', conditions: compileConditions(r.block) };
     if (r.review !== undefined) {
       const { approvers, timeout, ...cond } = r.review;
@@ -276,10 +237,4 @@ export function compilePolicy(cfg: PolicyConfig, opts: { hashKey?: Buffer } = {}
 export const EMPTY_POLICY: CompiledPolicy = Object.freeze({ rules: [] });
 
 /** Whether a rule applies to someone in `groups` (lower-case comparison). */
-export function ruleApplies(rule: RuleCommon, groups: readonly string[]): boolean {
-  if (rule.for === undefined && rule.except === undefined) return true;
-  const mine = groups.map((g) => g.toLowerCase());
-  if (rule.except !== undefined && mine.some((g) => rule.except?.has(g))) return false;
-  if (rule.for !== undefined && !mine.some((g) => rule.for?.has(g))) return false;
-  return true;
-}
+export { ruleApplies } from './ruleScope.js';

@@ -5,20 +5,11 @@
 // mask (jsonMask.ts), with the value detectors as a backstop (docs/http.md).
 import { z } from 'zod';
 import { parseDuration } from '../../../src/duration.js';
+import { checkUniqueRuleIds, compileRuleScope, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
 import { DETECTOR_NAMES, type DetectorName } from '../../policy/mask/detectors.js';
 import type { MaskStrategy } from '../../policy/mask/strategies.js';
 import { compileJsonPath, type JsonPath } from './jsonPath.js';
 
-const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
-const groups = z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) });
-const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
-const duration = z.string().refine(
-  (s) => {
-    const ms = parseDuration(s);
-    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
-  },
-  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
-);
 
 const methods = z.array(z.string().regex(/^[A-Za-z]+$/, { message: 'expected an HTTP method, e.g. GET or DELETE' })).min(1, { message: 'expected at least one method' });
 const pathGlob = z.string().refine((p) => pathGlobProblem(p) === undefined, { error: (iss) => pathGlobProblem(String(iss.input)) ?? 'invalid path pattern' });
@@ -46,8 +37,7 @@ const review = z
   .strictObject({
     methods: methods.optional(),
     paths: paths.optional(),
-    approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
-    timeout: duration.default('10m'),
+    ...reviewFields,
   })
   .refine((b) => b.methods !== undefined || b.paths !== undefined, { message: CONDITION_HINT });
 const mask = z.strictObject({
@@ -60,14 +50,10 @@ const mask = z.strictObject({
 
 const rule = z
   .strictObject({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    ...ruleScopeFields,
     block: block.optional(),
     review: review.optional(),
     mask: mask.optional(),
-    /** Shown to the client and recorded when the rule blocks or holds a request. */
-    message: z.string().max(500).optional(),
-    for: groups.optional(),
-    except: groups.optional(),
   })
   .superRefine((r, ctx) => {
     const actions = [r.block, r.review, r.mask].filter((a) => a !== undefined).length;
@@ -80,13 +66,7 @@ export const httpPolicySchema = z
     /** Detectors run (with `redact`) on every JSON value of a response a mask rule applies to: true (all), a list, or false. */
     backstop: z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true),
   })
-  .superRefine((p, ctx) => {
-    const seen = new Set<string>();
-    p.rules.forEach((r, i) => {
-      if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
-      seen.add(r.id);
-    });
-  });
+  .superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
 export type HttpPolicyConfig = z.output<typeof httpPolicySchema>;
 
@@ -97,12 +77,7 @@ interface Matcher {
   readonly paths?: readonly RegExp[];
 }
 
-interface RuleCommon extends Matcher {
-  readonly id: string;
-  readonly message?: string;
-  readonly for?: ReadonlySet<string>;
-  readonly except?: ReadonlySet<string>;
-}
+type RuleCommon = Matcher & RuleScope;
 
 export type HttpRule =
   | (RuleCommon & { readonly action: 'block' })
@@ -129,16 +104,9 @@ export function pathGlobToRegExp(glob: string): RegExp {
   return new RegExp(`^${src}/?$`, 's');
 }
 
-const lowerSet = (list: readonly string[] | undefined) => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
-
 export function compileHttpPolicy(cfg: HttpPolicyConfig, hashKey?: Buffer): HttpPolicy {
   const rules = cfg.rules.map((r): HttpRule => {
-    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { id: r.id };
-    if (r.message !== undefined) common.message = r.message;
-    const f = lowerSet(r.for?.groups);
-    const e = lowerSet(r.except?.groups);
-    if (f) common.for = f;
-    if (e) common.except = e;
+    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { ...compileRuleScope(r) };
     const cond = r.block ?? r.review ?? r.mask;
     if (cond?.methods) common.methods = new Set(cond.methods.map((m) => m.toUpperCase()));
     if (cond?.paths) common.paths = cond.paths.map(pathGlobToRegExp);
@@ -151,13 +119,6 @@ export function compileHttpPolicy(cfg: HttpPolicyConfig, hashKey?: Buffer): Http
   return Object.freeze({ rules: Object.freeze(rules), backstop: Object.freeze(backstop), ...(hashKey !== undefined ? { hashKey } : {}) });
 }
 
-function applies(rule: RuleCommon, groups: readonly string[]): boolean {
-  const mine = groups.map((g) => g.toLowerCase());
-  if (rule.except && mine.some((g) => rule.except?.has(g))) return false;
-  if (rule.for && !mine.some((g) => rule.for?.has(g))) return false;
-  return true;
-}
-
 function matches(rule: Matcher, method: string, path: string): boolean {
   if (rule.methods && !rule.methods.has(method.toUpperCase())) return false;
   if (rule.paths && !rule.paths.some((re) => re.test(path))) return false;
@@ -166,7 +127,7 @@ function matches(rule: Matcher, method: string, path: string): boolean {
 
 /** The rules that apply to these groups (none: requests pass untouched, not even normalised). */
 export function rulesFor(policy: HttpPolicy | undefined, groups: readonly string[]): readonly HttpRule[] {
-  return (policy?.rules ?? []).filter((r) => applies(r, groups));
+  return (policy?.rules ?? []).filter((r) => ruleApplies(r, groups));
 }
 
 export interface MaskPlan {

@@ -8,18 +8,9 @@
 // applies to the caller (docs/kubernetes.md).
 import { z } from 'zod';
 import { parseDuration } from '../../../src/duration.js';
+import { checkUniqueRuleIds, compileRuleScope, nonEmpty, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
 import { resourceWithSubresource, type Classification, type RequestInfo } from './requestInfo.js';
 
-const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
-const groups = z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) });
-const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
-const duration = z.string().refine(
-  (s) => {
-    const ms = parseDuration(s);
-    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
-  },
-  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
-);
 
 /** The verbs the API server authorizes (plus RBAC's `*`); a typo here would silently match nothing. */
 export const KUBERNETES_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'proxy', '*'] as const;
@@ -41,32 +32,21 @@ const block = z.strictObject(matchFields).refine(hasCondition, { message: CONDIT
 const review = z
   .strictObject({
     ...matchFields,
-    approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
-    timeout: duration.default('10m'),
+    ...reviewFields,
   })
   .refine(({ approvers: _a, timeout: _t, ...m }) => hasCondition(m), { message: CONDITION_HINT });
 
 const rule = z
   .strictObject({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    ...ruleScopeFields,
     block: block.optional(),
     review: review.optional(),
-    /** Shown to the client and recorded when the rule blocks or holds a request. */
-    message: z.string().max(500).optional(),
-    for: groups.optional(),
-    except: groups.optional(),
   })
   .superRefine((r, ctx) => {
     if ((r.block === undefined) === (r.review === undefined)) ctx.addIssue({ code: 'custom', message: 'a kubernetes rule needs exactly one of `block` or `review`' });
   });
 
-export const kubernetesPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => {
-  const seen = new Set<string>();
-  p.rules.forEach((r, i) => {
-    if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
-    seen.add(r.id);
-  });
-});
+export const kubernetesPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
 export type KubernetesPolicyConfig = z.output<typeof kubernetesPolicySchema>;
 
@@ -80,18 +60,11 @@ interface Match {
   readonly names?: readonly string[];
 }
 
-export type KubernetesRule = Match & {
-  readonly id: string;
-  readonly message?: string;
-  readonly for?: ReadonlySet<string>;
-  readonly except?: ReadonlySet<string>;
-} & ({ readonly action: 'block' } | { readonly action: 'review'; readonly approvers: readonly string[]; readonly timeoutMs: number });
+export type KubernetesRule = Match & RuleScope & ({ readonly action: 'block' } | { readonly action: 'review'; readonly approvers: readonly string[]; readonly timeoutMs: number });
 
 export interface KubernetesPolicy {
   readonly rules: readonly KubernetesRule[];
 }
-
-const lowerSet = (list: readonly string[] | undefined) => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
 
 export function compileKubernetesPolicy(cfg: KubernetesPolicyConfig): KubernetesPolicy {
   const rules = cfg.rules.map((r): KubernetesRule => {
@@ -101,20 +74,11 @@ export function compileKubernetesPolicy(cfg: KubernetesPolicyConfig): Kubernetes
       const v = cond[k];
       if (v !== undefined) match[k] = Object.freeze([...v]);
     }
-    const f = lowerSet(r.for?.groups);
-    const e = lowerSet(r.except?.groups);
-    const common = { id: r.id, ...match, ...(r.message !== undefined ? { message: r.message } : {}), ...(f ? { for: f } : {}), ...(e ? { except: e } : {}) };
+    const common = { ...compileRuleScope(r), ...match };
     if (r.review) return Object.freeze({ ...common, action: 'review', approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
     return Object.freeze({ ...common, action: 'block' });
   });
   return Object.freeze({ rules: Object.freeze(rules) });
-}
-
-function applies(rule: KubernetesRule, groups: readonly string[]): boolean {
-  const mine = groups.map((g) => g.toLowerCase());
-  if (rule.except && mine.some((g) => rule.except?.has(g))) return false;
-  if (rule.for && !mine.some((g) => rule.for?.has(g))) return false;
-  return true;
 }
 
 /** RBAC's resource matching: `*`, `res`, `res/sub`, `res/*`, `*\/sub`. */
@@ -151,7 +115,7 @@ export const UNCLASSIFIABLE_RULE = 'kubernetes.unclassifiable-request';
 
 /** Judges one request: a block wins over a review; what cannot be read is refused while any rule applies. */
 export function judgeRequest(policy: KubernetesPolicy | undefined, groups: readonly string[], request: Classification, describe: string): KubernetesVerdict {
-  const rules = (policy?.rules ?? []).filter((r) => applies(r, groups));
+  const rules = (policy?.rules ?? []).filter((r) => ruleApplies(r, groups));
   if (rules.length === 0) return { verdict: 'allow' };
   if (request.kind === 'unclassifiable') {
     return { verdict: 'block', rule: UNCLASSIFIABLE_RULE, reason: `the request cannot be checked against this connection's rules: ${request.reason}` };

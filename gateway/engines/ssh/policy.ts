@@ -6,19 +6,10 @@
 // split into simple commands with confidence, the command is refused.
 import { z } from 'zod';
 import { parseDuration } from '../../../src/duration.js';
+import { checkUniqueRuleIds, compileRuleScope, nonEmpty, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
 import { splitCommandLine } from './commandLine.js';
 
-const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
-const groups = z.strictObject({ groups: z.array(nonEmpty).min(1, { message: 'expected at least one group' }) });
 const commands = z.array(nonEmpty).min(1, { message: 'expected at least one command pattern, e.g. "rm -rf /*"' });
-const MAX_REVIEW_TIMEOUT_MS = 7 * 86_400_000;
-const duration = z.string().refine(
-  (s) => {
-    const ms = parseDuration(s);
-    return ms !== undefined && ms >= 1000 && ms <= MAX_REVIEW_TIMEOUT_MS;
-  },
-  { error: (iss) => `invalid duration ${JSON.stringify(iss.input)} (expected e.g. "30s", "10m", "2h" or "1h30m", between 1s and 7d)` },
-);
 
 const CONDITION_HINT = 'expected `commands: [patterns]` or `sftp: true`';
 
@@ -28,8 +19,7 @@ const block = z
 
 const review = z.strictObject({
   commands,
-  approvers: z.array(nonEmpty).min(1, { message: 'expected at least one approver group' }),
-  timeout: duration.default('10m'),
+  ...reviewFields,
 });
 
 /** What a rule may allow that the engine refuses by default. */
@@ -44,38 +34,23 @@ const allow = z.strictObject({
 
 const rule = z
   .strictObject({
-    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'expected a rule id of letters, digits, ".", "_" or "-"' }),
+    ...ruleScopeFields,
     block: block.optional(),
     review: review.optional(),
     allow: allow.optional(),
-    /** Shown to the client and recorded when the rule blocks or holds a command. */
-    message: z.string().max(500).optional(),
-    for: groups.optional(),
-    except: groups.optional(),
   })
   .superRefine((r, ctx) => {
     const actions = [r.block, r.review, r.allow].filter((a) => a !== undefined).length;
     if (actions !== 1) ctx.addIssue({ code: 'custom', message: 'an ssh rule needs exactly one of `block`, `review` or `allow`' });
   });
 
-export const sshPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => {
-  const seen = new Set<string>();
-  p.rules.forEach((r, i) => {
-    if (seen.has(r.id)) ctx.addIssue({ code: 'custom', path: ['rules', i, 'id'], message: `duplicate rule id "${r.id}"` });
-    seen.add(r.id);
-  });
-});
+export const sshPolicySchema = z.strictObject({ rules: z.array(rule).default([]) }).superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
 export type SshPolicyConfig = z.output<typeof sshPolicySchema>;
 
 // ---- runtime form ----
 
-interface RuleCommon {
-  readonly id: string;
-  readonly message?: string;
-  readonly for?: ReadonlySet<string>;
-  readonly except?: ReadonlySet<string>;
-}
+type RuleCommon = RuleScope;
 
 export type SshRule =
   | (RuleCommon & { readonly action: 'block'; readonly commands: readonly RegExp[]; readonly sftp: boolean })
@@ -96,29 +71,15 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${src}$`, 's');
 }
 
-const lowerSet = (list: readonly string[] | undefined) => (list === undefined ? undefined : new Set(list.map((g) => g.toLowerCase())));
-
 export function compileSshPolicy(cfg: SshPolicyConfig): SshPolicy {
   const rules = cfg.rules.map((r): SshRule => {
-    const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { id: r.id };
-    if (r.message !== undefined) common.message = r.message;
-    const f = lowerSet(r.for?.groups);
-    const e = lowerSet(r.except?.groups);
-    if (f) common.for = f;
-    if (e) common.except = e;
+    const common = compileRuleScope(r);
     if (r.block) return Object.freeze({ ...common, action: 'block', commands: (r.block.commands ?? []).map(globToRegExp), sftp: r.block.sftp === true });
     if (r.review) return Object.freeze({ ...common, action: 'review', commands: r.review.commands.map(globToRegExp), approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
     const a = r.allow as NonNullable<typeof r.allow>;
     return Object.freeze({ ...common, action: 'allow', forwarding: new Set(a.forwarding) });
   });
   return Object.freeze({ rules: Object.freeze(rules) });
-}
-
-function applies(rule: RuleCommon, groups: readonly string[]): boolean {
-  const mine = groups.map((g) => g.toLowerCase());
-  if (rule.except && mine.some((g) => rule.except?.has(g))) return false;
-  if (rule.for && !mine.some((g) => rule.for?.has(g))) return false;
-  return true;
 }
 
 export type SshVerdict =
@@ -136,7 +97,7 @@ export const UNJUDGEABLE_RULE = 'ssh.unjudgeable-command';
  * unbalanced quotes, control characters) are refused whenever any block or review rule applies.
  */
 export function judgeCommand(policy: SshPolicy | undefined, groups: readonly string[], command: string): SshVerdict {
-  const rules = (policy?.rules ?? []).filter((r) => r.action !== 'allow' && r.commands.length > 0 && applies(r, groups));
+  const rules = (policy?.rules ?? []).filter((r) => r.action !== 'allow' && r.commands.length > 0 && ruleApplies(r, groups));
   if (rules.length === 0) return { verdict: 'allow' };
   const split = splitCommandLine(command);
   if ('unjudgeable' in split) return { verdict: 'block', rule: UNJUDGEABLE_RULE, reason: `the command cannot be checked against this connection's rules (${split.unjudgeable}); run the commands one by one` };
@@ -153,7 +114,7 @@ export function judgeCommand(policy: SshPolicy | undefined, groups: readonly str
 
 /** Whether a rule blocks the sftp subsystem (and so scp, which OpenSSH runs over sftp) for these groups. */
 export function sftpBlocked(policy: SshPolicy | undefined, groups: readonly string[]): { rule: string; reason: string } | undefined {
-  const r = policy?.rules.find((x) => x.action === 'block' && x.sftp && applies(x, groups));
+  const r = policy?.rules.find((x) => x.action === 'block' && x.sftp && ruleApplies(x, groups));
   return r ? { rule: r.id, reason: r.message ?? `file transfer (sftp) is blocked by rule ${r.id}` } : undefined;
 }
 
@@ -162,7 +123,7 @@ export type Allowance = { readonly kind: 'forwarding'; readonly direction: Forwa
 /** The id of a rule that allows this (refused by default) request for these groups, if any. */
 export function allowedBy(policy: SshPolicy | undefined, groups: readonly string[], what: Allowance): string | undefined {
   for (const r of policy?.rules ?? []) {
-    if (r.action === 'allow' && applies(r, groups) && r.forwarding.has(what.direction)) return r.id;
+    if (r.action === 'allow' && ruleApplies(r, groups) && r.forwarding.has(what.direction)) return r.id;
   }
   return undefined;
 }
