@@ -1,10 +1,11 @@
 // What every engine's policy rules share, whatever they match: an id, an optional message, the
-// groups a rule is `for` or applies `except`, a review's approvers and timeout, and unique ids in a
-// rule list. One schema and one reading of them, so a rule for `ops` means the same on a database,
-// a host, an HTTP service and a cluster. The protocol's conditions (statements, commands, paths,
-// verbs) stay in each engine's own policy module.
+// groups a rule is `for` or applies `except`, a review's approvers and timeout, unique ids in a
+// rule list, and the masking backstop's detectors. One schema and one reading of them, so a rule
+// for `ops` means the same on a database, a host, an HTTP service and a cluster. The protocol's
+// conditions (statements, commands, paths, verbs) stay in each engine's own policy module.
 import { z } from 'zod';
 import { parseDuration } from '../../src/duration.js';
+import { DETECTOR_NAMES } from './mask/detectors.js';
 
 export const nonEmpty = z.string().min(1, { message: 'expected a non-empty string' });
 
@@ -35,6 +36,9 @@ export const ruleScopeFields = {
   for: groups.optional(),
   except: groups.optional(),
 };
+
+/** A policy's `backstop:` key: the value detectors run where a mask rule applies — true (all, the default), a list, or false. */
+export const backstopSchema = z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true);
 
 /** For a policy's `superRefine`: each rule id once. */
 export function checkUniqueRuleIds(rules: readonly { readonly id: string }[], ctx: z.RefinementCtx): void {

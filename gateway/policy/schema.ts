@@ -8,7 +8,7 @@ import type { MaskStrategy } from './mask/strategies.js';
 import { compileColumnPattern, compileNamePattern, type ColumnPattern, type NamePattern } from './names.js';
 import { KNOWN_STATEMENT_NAMES } from './statementKinds.js';
 import { parseDuration } from '../../src/duration.js';
-import { checkUniqueRuleIds, compileRuleScope, nonEmpty, reviewFields, ruleScopeFields, type RuleScope } from './ruleScope.js';
+import { backstopSchema, checkUniqueRuleIds, compileRuleScope, nonEmpty, reviewFields, ruleScopeFields, type RuleScope } from './ruleScope.js';
 
 
 const statementName = z
@@ -114,7 +114,7 @@ export const policySchema = z
      * The value detectors run on everything returned to someone any mask rule applies to, on top
      * of what the rules list (with `redact`): `true` (default) for all of them, a list, or `false`.
      */
-    backstop: z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true),
+    backstop: backstopSchema,
     /** What happens to a result column computed from a masked column (docs/policy.md, "Masking by lineage"). */
     derived: z.enum(['refuse', 'redact'], { error: () => 'expected refuse or redact' }).default('refuse'),
   })

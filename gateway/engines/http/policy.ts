@@ -5,7 +5,7 @@
 // mask (jsonMask.ts), with the value detectors as a backstop (docs/http.md).
 import { z } from 'zod';
 import { parseDuration } from '../../../src/duration.js';
-import { checkUniqueRuleIds, compileRuleScope, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
+import { backstopSchema, checkUniqueRuleIds, compileRuleScope, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
 import { DETECTOR_NAMES, type DetectorName } from '../../policy/mask/detectors.js';
 import type { MaskStrategy } from '../../policy/mask/strategies.js';
 import { compileJsonPath, type JsonPath } from './jsonPath.js';
@@ -64,7 +64,7 @@ export const httpPolicySchema = z
   .strictObject({
     rules: z.array(rule).default([]),
     /** Detectors run (with `redact`) on every JSON value of a response a mask rule applies to: true (all), a list, or false. */
-    backstop: z.union([z.boolean(), z.array(z.enum(DETECTOR_NAMES, { error: () => `expected one of ${DETECTOR_NAMES.join(', ')}` })).min(1)], { error: () => 'expected true, false or a list of detectors' }).default(true),
+    backstop: backstopSchema,
   })
   .superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
