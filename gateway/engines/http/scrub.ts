@@ -19,21 +19,42 @@ export function scrubInPlace(buf: Buffer, secrets: readonly Buffer[]): number {
   return hits;
 }
 
-/** A length-keeping stream filter that overwrites the secrets (held back: the longest secret's length − 1 bytes). */
+/**
+ * How many of `buf`'s last bytes are the beginning of a secret that the next chunk may complete
+ * (0: none). Only those are held back, so a body that never ends in such a prefix streams
+ * chunk for chunk, without a copy.
+ */
+function pendingPrefix(buf: Buffer, secrets: readonly Buffer[], keep: number): number {
+  // The earliest start wins: it holds back the most, covering every later one.
+  for (let at = Math.max(0, buf.length - keep); at < buf.length; at++) {
+    const n = buf.length - at;
+    for (const s of secrets) {
+      if (n < s.length && s[0] === buf[at] && buf.compare(s, 0, n, at) === 0) return n;
+    }
+  }
+  return 0;
+}
+
+/**
+ * A length-keeping stream filter that overwrites the secrets. A secret split across chunks is
+ * caught by holding back a chunk's tail while it is a prefix of some secret (at most the longest
+ * secret's length − 1 bytes) and scanning it again joined to the next chunk.
+ */
 export function createScrubber(secrets: readonly Buffer[], onHit?: (count: number) => void): Transform {
-  const keep = Math.max(0, ...secrets.map((s) => s.length)) - 1;
-  let carry: Buffer = Buffer.alloc(0);
+  const keep = Math.max(0, ...secrets.map((s) => s.length - 1));
+  let carry: Buffer | undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, done) {
-      const buf = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+      const buf = carry !== undefined ? Buffer.concat([carry, chunk]) : chunk;
       const hits = scrubInPlace(buf, secrets);
       if (hits > 0) onHit?.(hits);
-      const cut = Math.max(0, buf.length - keep);
-      carry = buf.subarray(cut);
-      done(null, cut > 0 ? buf.subarray(0, cut) : undefined);
+      const held = pendingPrefix(buf, secrets, keep);
+      const cut = buf.length - held;
+      carry = held > 0 ? buf.subarray(cut) : undefined;
+      done(null, cut > 0 ? (held > 0 ? buf.subarray(0, cut) : buf) : undefined);
     },
     flush(done) {
-      done(null, carry.length > 0 ? carry : undefined);
+      done(null, carry);
     },
   });
 }
