@@ -3,8 +3,7 @@
 // engine's hooks judge (types.ts) before undici forwards it. Bodies stream both ways with
 // backpressure; nothing is buffered unless the engine's transformResponse asks for it.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex, Readable, Transform } from 'node:stream';
 import { forwardHeaders, responseHeaders } from './headers.js';
 import { plainResponse, Sampler } from './sampler.js';
 import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
@@ -122,8 +121,7 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
       res.writeHead(upstreamResponse.status, upstreamResponse.headers);
       const observe = hooks.observeResponse?.(classified.action, request, upstreamResponse);
       if (observe !== undefined) answer.body.on('data', observe);
-      if (filter) await pipeline(answer.body, filter, resSample.tap(), res);
-      else await pipeline(answer.body, resSample.tap(), res);
+      await relayBody(answer.body, filter, res, resSample);
     }
   } catch (err) {
     if (err instanceof ProxyRefusal) {
@@ -149,6 +147,68 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
     responseSample: resSample.sample(),
     durationMs: Date.now() - started,
     ...(error !== undefined ? { error } : {}),
+  });
+}
+
+/**
+ * Streams an upstream body, through the engine's filter if there is one, to the client, counting
+ * and sampling what is sent; resolves once the response is handed to the socket. On a failure of
+ * either body or filter, or the client leaving first, every stream is destroyed and it rejects.
+ * Plain 'data' handlers with pause-until-drain (what pipe() does) rather than stream.pipeline:
+ * for a small response, pipeline's AbortController (aborted, with a DOMException, on every
+ * completion) and a pass-through Transform for the sampler cost more than the forwarding itself.
+ */
+function relayBody(body: Readable, filter: Transform | undefined, res: ServerResponse, sampler: Sampler): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      body.destroy();
+      filter?.destroy();
+      res.destroy();
+      reject(err);
+    };
+    const watch = (stream: Readable): void => {
+      stream.once('error', fail);
+      // A stream closed before its end (the upstream connection dropped) fails the exchange.
+      stream.once('close', () => {
+        if (!stream.readableEnded) fail(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      });
+    };
+    const forward = (from: Readable, write: (chunk: Buffer) => boolean, to: NodeJS.EventEmitter): void => {
+      const resume = () => from.resume();
+      from.on('data', (chunk: Buffer) => {
+        if (!write(chunk)) {
+          from.pause();
+          to.once('drain', resume);
+        }
+      });
+    };
+    watch(body);
+    let src: Readable = body;
+    if (filter !== undefined) {
+      watch(filter);
+      forward(body, (chunk) => filter.write(chunk), filter);
+      body.once('end', () => filter.end());
+      src = filter;
+    }
+    forward(
+      src,
+      (chunk) => {
+        sampler.observe(chunk);
+        return res.write(chunk);
+      },
+      res,
+    );
+    src.once('end', () => res.end());
+    res.once('finish', () => {
+      settled = true;
+      resolve();
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) fail(Object.assign(new Error('the client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+    });
   });
 }
 

@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { EventEmitter, once } from 'node:events';
+import { Readable, Transform } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -16,6 +17,22 @@ import { patternChunk, startHttpTarget, type HttpTarget } from '../../support/ht
 
 let target: HttpTarget;
 const outcomes: { action: string | undefined; req: ProxyRequest; outcome: ExchangeOutcome }[] = [];
+/** Emits 'outcome' (rawTarget, outcome) as each exchange is reported. */
+const reported = new EventEmitter();
+/** Bytes that went through the response filter (requests with `filter` in their query). */
+let filtered = 0;
+
+/** The outcome of the next exchange for `rawTarget`. */
+function outcomeOf(rawTarget: string): Promise<ExchangeOutcome> {
+  return new Promise((resolve) => {
+    const on = (t: string, o: ExchangeOutcome) => {
+      if (t !== rawTarget) return;
+      reported.off('outcome', on);
+      resolve(o);
+    };
+    reported.on('outcome', on);
+  });
+}
 
 const hooks: ProxyHooks<string> = {
   classify(req) {
@@ -34,7 +51,19 @@ const hooks: ProxyHooks<string> = {
     for await (const c of res.body) chunks.push(c as Buffer);
     return { status: res.status, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ transformed: JSON.parse(Buffer.concat(chunks).toString()) })) };
   },
-  onOutcome: (action, req, outcome) => outcomes.push({ action, req, outcome }),
+  responseFilter(_action, req) {
+    if (!req.rawTarget.includes('filter')) return undefined;
+    return new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        filtered += chunk.length;
+        done(null, chunk);
+      },
+    });
+  },
+  onOutcome: (action, req, outcome) => {
+    outcomes.push({ action, req, outcome });
+    reported.emit('outcome', req.rawTarget, outcome);
+  },
 };
 
 interface Harness {
@@ -159,6 +188,42 @@ describe('http proxy core', () => {
     const want = createHash('sha256');
     for (let sent = 0; sent < total; sent += chunk.length) want.update(chunk.subarray(0, Math.min(chunk.length, total - sent)));
     expect(got.digest('hex')).toBe(want.digest('hex'));
+  });
+
+  it('streams a download through the engine\'s response filter, counted and sampled', async () => {
+    const total = 4 * 1024 * 1024 + 17;
+    const path = `/bytes/${total}?filter`;
+    const reportedOutcome = outcomeOf(path);
+    filtered = 0;
+    const down = await request(`${proxy.url}${path}`, { dispatcher: client });
+    const got = createHash('sha256');
+    for await (const c of down.body) got.update(c as Buffer);
+    const want = createHash('sha256');
+    const chunk = patternChunk(64 * 1024);
+    for (let sent = 0; sent < total; sent += chunk.length) want.update(chunk.subarray(0, Math.min(chunk.length, total - sent)));
+    expect(got.digest('hex')).toBe(want.digest('hex'));
+    expect(filtered).toBe(total);
+    const outcome = await reportedOutcome;
+    expect(outcome).toMatchObject({ status: 200, result: 'forwarded', responseBytes: total });
+    expect(outcome.responseSample.equals(chunk.subarray(0, 64))).toBe(true);
+  });
+
+  it('a client leaving mid-download fails the exchange and abandons the upstream body; the core keeps serving', async () => {
+    const total = 256 * 1024 * 1024;
+    const path = `/bytes/${total}`;
+    const reportedOutcome = outcomeOf(path);
+    const req = httpRequest(`${proxy.url}${path}`);
+    req.end();
+    const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+    await once(res, 'data');
+    req.destroy();
+    const outcome = await reportedOutcome;
+    expect(outcome).toMatchObject({ status: 200, result: 'failed', error: 'the client closed the connection' });
+    expect(outcome.responseBytes).toBeGreaterThan(0);
+    expect(outcome.responseBytes).toBeLessThan(total);
+    const next = await request(`${proxy.url}/v1/customers`, { dispatcher: client });
+    expect(next.statusCode).toBe(200);
+    expect(await next.body.json()).toEqual(target.json);
   });
 
   it('lets the engine replace a response', async () => {
