@@ -58,17 +58,22 @@ export function forwardHeaders(raw: readonly string[], inject: Readonly<Record<s
 
 /** The response's end-to-end fields from undici's header object (hop-by-hop ones removed). */
 export function responseHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
-  const raw: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) raw.push(name, v);
+  // Straight from object to object: this runs for every response.
+  let named: Set<string> | undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || name.toLowerCase() !== 'connection') continue;
+    const raw = Array.isArray(value) ? value.flatMap((v) => ['connection', v]) : ['connection', value];
+    for (const n of namedInConnection(raw)) (named ??= new Set()).add(n);
   }
-  const kept = forwardHeaders(raw);
   const out: Record<string, string | string[]> = {};
-  for (let i = 0; i + 1 < kept.length; i += 2) {
-    const name = kept[i]!;
-    const prior = out[name];
-    out[name] = prior === undefined ? kept[i + 1]! : [...(Array.isArray(prior) ? prior : [prior]), kept[i + 1]!];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    if (!Array.isArray(value)) out[name] = value;
+    else if (value.length > 0) out[name] = value.length === 1 ? value[0]! : [...value];
   }
   return out;
 }

@@ -3,10 +3,10 @@
 // engine's hooks judge (types.ts) before undici forwards it. Bodies stream both ways with
 // backpressure; nothing is buffered unless the engine's transformResponse asks for it.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex, Readable, Transform } from 'node:stream';
+import { Stream, type Duplex, type Readable, type Transform } from 'node:stream';
 import { forwardHeaders, responseHeaders } from './headers.js';
 import { plainResponse, Sampler } from './sampler.js';
-import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
+import type { ChunkFilter, ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
 import { ProxyRefusal } from './types.js';
 import { passUpgrade } from './upgrade.js';
 
@@ -153,27 +153,29 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
 /**
  * Streams an upstream body, through the engine's filter if there is one, to the client, counting
  * and sampling what is sent; resolves once the response is handed to the socket. On a failure of
- * either body or filter, or the client leaving first, every stream is destroyed and it rejects.
- * Plain 'data' handlers with pause-until-drain (what pipe() does) rather than stream.pipeline:
- * for a small response, pipeline's AbortController (aborted, with a DOMException, on every
- * completion) and a pass-through Transform for the sampler cost more than the forwarding itself.
+ * the body, a filter stream, or the client leaving first, every stream is destroyed and it
+ * rejects. Plain 'data' handlers with pause-until-drain (what pipe() does) rather than
+ * stream.pipeline: for a small response, pipeline's AbortController (aborted, with a
+ * DOMException, on every completion) and a pass-through Transform for the sampler cost more than
+ * the forwarding itself. A ChunkFilter runs inline in the same handler.
  */
-function relayBody(body: Readable, filter: Transform | undefined, res: ServerResponse, sampler: Sampler): Promise<void> {
+function relayBody(body: Readable, filter: Transform | ChunkFilter | undefined, res: ServerResponse, sampler: Sampler): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let settled = false;
+    const stream = filter instanceof Stream ? filter : undefined;
     const fail = (err: Error): void => {
       if (settled) return;
       settled = true;
       body.destroy();
-      filter?.destroy();
+      stream?.destroy();
       res.destroy();
       reject(err);
     };
-    const watch = (stream: Readable): void => {
-      stream.once('error', fail);
+    const watch = (from: Readable): void => {
+      from.once('error', fail);
       // A stream closed before its end (the upstream connection dropped) fails the exchange.
-      stream.once('close', () => {
-        if (!stream.readableEnded) fail(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      from.once('close', () => {
+        if (!from.readableEnded) fail(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
       });
     };
     const forward = (from: Readable, write: (chunk: Buffer) => boolean, to: NodeJS.EventEmitter): void => {
@@ -185,23 +187,34 @@ function relayBody(body: Readable, filter: Transform | undefined, res: ServerRes
         }
       });
     };
+    const toClient = (chunk: Buffer): boolean => {
+      sampler.observe(chunk);
+      return res.write(chunk);
+    };
     watch(body);
     let src: Readable = body;
-    if (filter !== undefined) {
-      watch(filter);
-      forward(body, (chunk) => filter.write(chunk), filter);
-      body.once('end', () => filter.end());
-      src = filter;
+    if (stream !== undefined) {
+      watch(stream);
+      forward(body, (chunk) => stream.write(chunk), stream);
+      body.once('end', () => stream.end());
+      src = stream;
     }
+    const inline = stream === undefined ? (filter as ChunkFilter | undefined) : undefined;
     forward(
       src,
-      (chunk) => {
-        sampler.observe(chunk);
-        return res.write(chunk);
-      },
+      inline === undefined
+        ? toClient
+        : (chunk) => {
+            const out = inline.push(chunk);
+            return out === undefined || out.length === 0 ? true : toClient(out);
+          },
       res,
     );
-    src.once('end', () => res.end());
+    src.once('end', () => {
+      const rest = inline?.end();
+      if (rest !== undefined && rest.length > 0) toClient(rest);
+      res.end();
+    });
     res.once('finish', () => {
       settled = true;
       resolve();

@@ -106,15 +106,22 @@ export interface ProxyHooks<A> {
    */
   observeUpgrade?(action: A, req: ProxyRequest, res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): UpgradeObserver | undefined;
   /**
-   * A stream filter for a response body streamed as is (no transformResponse replacement), e.g.
-   * scrubbing a held credential an upstream echoes back. It must keep the body's length (the
-   * upstream's Content-Length is forwarded). Undefined: the body passes untouched.
+   * A filter for a response body streamed as is (no transformResponse replacement), e.g.
+   * scrubbing a held credential an upstream echoes back: a stream, or a ChunkFilter the core calls
+   * inline (cheaper: no stream per response). It must keep the body's length (the upstream's
+   * Content-Length is forwarded). Undefined: the body passes untouched.
    */
-  responseFilter?(action: A, req: ProxyRequest, res: UpstreamResponse): Transform | undefined;
+  responseFilter?(action: A, req: ProxyRequest, res: UpstreamResponse): Transform | ChunkFilter | undefined;
   /** Once per request, when its response is complete or it failed. Must not throw. */
   onOutcome?(action: A | undefined, req: ProxyRequest, outcome: ExchangeOutcome): void;
   /** A refusal for a request no hook could judge (parse error, upstream failure). */
   errorResponse?(status: number, message: string): ProxyResponse;
+}
+
+/** A synchronous body filter: `push` returns what may go to the client now, `end` what is left. */
+export interface ChunkFilter {
+  push(chunk: Buffer): Buffer | undefined;
+  end(): Buffer | undefined;
 }
 
 export interface UpgradeObserver {

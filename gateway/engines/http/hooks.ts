@@ -13,7 +13,7 @@ import { normaliseTarget } from './path.js';
 import { judgeRequest, rulesFor, type HttpVerdict } from './policy.js';
 import { coreErrorResponse, refusal } from './refusals.js';
 import { hasNoBody, MaskRefusal, maskJsonResponse } from './responseMask.js';
-import { createScrubber, scrubInPlace, scrubText } from './scrub.js';
+import { chunkScrubber, scrubInPlace, scrubText } from './scrub.js';
 
 export interface HttpAction {
   readonly method: string;
@@ -43,6 +43,19 @@ export function recordedHeaders(raw: readonly string[]): Record<string, string> 
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     if (RECORDED_HEADERS.has(name)) out[name] = raw[i + 1]!.slice(0, 256);
+  }
+  return out;
+}
+
+/** recordedHeaders of a response's header object (the last of a repeated field), scrubbed of `secrets`. */
+function recordedResponseHeaders(headers: Readonly<Record<string, string | string[]>>, secrets: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    const lower = name.toLowerCase();
+    if (!RECORDED_HEADERS.has(lower)) continue;
+    const h = headers[name]!;
+    const value = Array.isArray(h) ? h[h.length - 1] : h;
+    if (value !== undefined) out[lower] = (secrets.length > 0 ? scrubText(value, secrets) : value).slice(0, 256);
   }
   return out;
 }
@@ -135,8 +148,8 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
 
     async transformResponse(action, req, res) {
       const v = action.verdict;
-      action.responseHeaders = recordedHeaders(Object.entries(res.headers).flatMap(([k, h]) => (Array.isArray(h) ? h.flatMap((x) => [k, scrubText(x, secrets)]) : [k, scrubText(h, secrets)])));
       const leaksInHeaders = secrets.length > 0 && Object.values(res.headers).some((h) => secrets.some((s) => String(h).includes(s)));
+      action.responseHeaders = recordedResponseHeaders(res.headers, leaksInHeaders ? secrets : []);
       const headers = leaksInHeaders ? Object.fromEntries(Object.entries(res.headers).map(([k, h]) => [k, Array.isArray(h) ? h.map((x) => scrubText(x, secrets)) : scrubText(h, secrets)])) : res.headers;
       if (v.verdict !== 'block' && v.mask !== undefined && !hasNoBody(req.method, res.status)) {
         const ruleIds = [...new Set(v.mask.paths.map((p) => p.rule))].join(', ');
@@ -160,7 +173,7 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
     },
 
     responseFilter(action) {
-      return secretBuffers.length > 0 ? createScrubber(secretBuffers, (n) => (action.scrubbed += n)) : undefined;
+      return secretBuffers.length > 0 ? chunkScrubber(secretBuffers, (n) => (action.scrubbed += n)) : undefined;
     },
 
     onOutcome(action, _req, outcome) {

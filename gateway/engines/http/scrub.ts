@@ -3,6 +3,7 @@
 // the very client it is kept from. Each occurrence in a streamed body is overwritten with "*" of
 // the same length (so Content-Length stays true), across chunk boundaries.
 import { Transform } from 'node:stream';
+import type { ChunkFilter } from '../../httpProxy/types.js';
 
 const STAR = 0x2a;
 
@@ -36,25 +37,41 @@ function pendingPrefix(buf: Buffer, secrets: readonly Buffer[], keep: number): n
 }
 
 /**
- * A length-keeping stream filter that overwrites the secrets. A secret split across chunks is
- * caught by holding back a chunk's tail while it is a prefix of some secret (at most the longest
- * secret's length − 1 bytes) and scanning it again joined to the next chunk.
+ * A length-keeping filter over a body's chunks that overwrites the secrets, called inline by the
+ * proxy core (no stream per response). A secret split across chunks is caught by holding back a
+ * chunk's tail while it is a prefix of some secret (at most the longest secret's length − 1
+ * bytes) and scanning it again joined to the next chunk.
  */
-export function createScrubber(secrets: readonly Buffer[], onHit?: (count: number) => void): Transform {
+export function chunkScrubber(secrets: readonly Buffer[], onHit?: (count: number) => void): ChunkFilter {
   const keep = Math.max(0, ...secrets.map((s) => s.length - 1));
   let carry: Buffer | undefined;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
+  return {
+    push(chunk) {
       const buf = carry !== undefined ? Buffer.concat([carry, chunk]) : chunk;
       const hits = scrubInPlace(buf, secrets);
       if (hits > 0) onHit?.(hits);
       const held = pendingPrefix(buf, secrets, keep);
       const cut = buf.length - held;
       carry = held > 0 ? buf.subarray(cut) : undefined;
-      done(null, cut > 0 ? (held > 0 ? buf.subarray(0, cut) : buf) : undefined);
+      return cut > 0 ? (held > 0 ? buf.subarray(0, cut) : buf) : undefined;
+    },
+    end() {
+      const rest = carry;
+      carry = undefined;
+      return rest;
+    },
+  };
+}
+
+/** chunkScrubber as a stream. */
+export function createScrubber(secrets: readonly Buffer[], onHit?: (count: number) => void): Transform {
+  const filter = chunkScrubber(secrets, onHit);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      done(null, filter.push(chunk));
     },
     flush(done) {
-      done(null, carry);
+      done(null, filter.end());
     },
   });
 }
