@@ -3,14 +3,16 @@
 // http connection (a policy with a block rule, so every request is normalised and judged), and
 // `sluice connect` as the local end; undici as the client on both sides. Figures: requests per
 // second of a small JSON GET over 8 keep-alive connections for BENCH_HTTP_SECONDS (default 5) each
-// way, alternating, and MB/s of a BENCH_HTTP_MB (default 256) MB download. Nothing asserted.
+// way, alternating, and MB/s of a BENCH_HTTP_MB (default 256) MB download; and, steadier than
+// either on a shared machine, the CPU the gateway and the CLI spent per tunnelled request and per
+// tunnelled MB (/proc). Nothing asserted.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { openTunnel, serviceToken, startGateway, tokenCtx } from '../support/binaries.js';
 import { startHttpTarget } from '../support/httpTarget.js';
-import type { Row } from './postgres.js';
+import { cpuMicros, type Row } from './postgres.js';
 
 const MB = Number(process.env.BENCH_HTTP_MB ?? 256);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 5);
@@ -62,10 +64,24 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     log(`GET small JSON, ${CONCURRENCY} keep-alive connections, ${SECONDS} s each way, alternating twice …`);
     const d: number[] = [];
     const v: number[] = [];
+    const pids = { gateway: gw.child.pid!, cli: tunnel.child.pid! };
+    const spent = { gateway: 0, cli: 0 };
+    /** Runs `block` and adds the CPU each relay process spent meanwhile to `spent`. */
+    const metered = async <T>(block: () => Promise<T>): Promise<T> => {
+      const g = cpuMicros(pids.gateway);
+      const c = cpuMicros(pids.cli);
+      const out = await block();
+      spent.gateway += cpuMicros(pids.gateway) - g;
+      spent.cli += cpuMicros(pids.cli) - c;
+      return out;
+    };
     for (let i = 0; i < 2; i++) {
       d.push(await rps(directUrl, direct));
-      v.push(await rps(viaUrl, via));
+      v.push(await metered(() => rps(viaUrl, via)));
     }
+    const requests = v.reduce((a, b) => a + b, 0) * SECONDS;
+    const perRequest = { gateway: spent.gateway / requests, cli: spent.cli / requests };
+    log(`CPU per tunnelled request: gateway ${perRequest.gateway.toFixed(0)} µs, CLI ${perRequest.cli.toFixed(0)} µs (load average ${loadavg()[0]!.toFixed(1)})`);
     const rd = Math.max(...d);
     const rv = Math.max(...v);
     log(`requests/s direct ${rd.toFixed(0)}, through sluice ${rv.toFixed(0)}`);
@@ -80,11 +96,18 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     };
     log(`${MB} MB download, direct and through the tunnel …`);
     const md = await download(directUrl, direct);
-    const mv = await download(viaUrl, via);
-    log(`download direct ${md.toFixed(1)} MB/s, through sluice ${mv.toFixed(1)} MB/s`);
+    spent.gateway = 0;
+    spent.cli = 0;
+    const mv = await metered(() => download(viaUrl, via));
+    const perMB = { gateway: spent.gateway / 1000 / MB, cli: spent.cli / 1000 / MB };
+    log(`download direct ${md.toFixed(1)} MB/s, through sluice ${mv.toFixed(1)} MB/s; CPU per MB: gateway ${perMB.gateway.toFixed(2)} ms, CLI ${perMB.cli.toFixed(2)} ms (load average ${loadavg()[0]!.toFixed(1)})`);
     return [
       { figure: `http GET small JSON, ${CONCURRENCY} keep-alive (target ≥ 0.5×)`, reference: rd, value: rv, unit: 'req/s', ratio: rv / rd },
       { figure: `http ${MB} MB download (target ≥ 0.5×)`, reference: md, value: mv, unit: 'MB/s', ratio: mv / md },
+      { figure: '  http CPU per tunnelled request: gateway', value: perRequest.gateway, unit: 'µs' },
+      { figure: '  http CPU per tunnelled request: CLI', value: perRequest.cli, unit: 'µs' },
+      { figure: '  http CPU per tunnelled MB: gateway', value: perMB.gateway, unit: 'ms' },
+      { figure: '  http CPU per tunnelled MB: CLI', value: perMB.cli, unit: 'ms' },
     ];
   } finally {
     await direct.close();
