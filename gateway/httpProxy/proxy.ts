@@ -150,6 +150,9 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
   });
 }
 
+/** Response bytes buffered towards a client before the upstream body is paused. */
+const CLIENT_BUFFER_BYTES = 256 * 1024;
+
 /**
  * Streams an upstream body, through the engine's filter if there is one, to the client, counting
  * and sampling what is sent; resolves once the response is handed to the socket. On a failure of
@@ -189,7 +192,12 @@ function relayBody(body: Readable, filter: Transform | ChunkFilter | undefined, 
     };
     const toClient = (chunk: Buffer): boolean => {
       sampler.observe(chunk);
-      return res.write(chunk);
+      // write() says false past the socket's 16 KiB mark, i.e. after every TLS record's worth:
+      // pausing then would stop and restart the upstream socket's reads per record. Pausing past
+      // a larger mark keeps the memory bound and lets a tick's records leave in one write.
+      // ('drain' still comes: write() said false before the buffer could reach this mark.)
+      res.write(chunk);
+      return res.writableLength < CLIENT_BUFFER_BYTES;
     };
     watch(body);
     let src: Readable = body;
