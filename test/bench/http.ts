@@ -116,5 +116,6 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     await gw.stop();
     await target.close();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(gw.dir, { recursive: true, force: true });
   }
 }
