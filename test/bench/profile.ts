@@ -28,7 +28,8 @@ const top = Number(process.env.PROFILE_TOP ?? 25);
 const cpu = process.env.PROFILE_CPU !== '0';
 const direct = process.env.PROFILE_MODE === 'direct';
 const straced = process.env.PROFILE_STRACE === '1';
-const out = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-profile-'));
+// Kept after the run (to open in DevTools); without --cpu-prof there is nothing to keep, so no directory.
+const out = process.env.PROFILE_DIR ?? (cpu ? mkdtempSync(join(tmpdir(), 'sluice-profile-')) : '');
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
