@@ -6,7 +6,10 @@
 // PROFILE_CLIENTS (8), PROFILE_SECONDS (10), PROFILE_RECORD (statements | sessions),
 // PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory), PROFILE_CPU=0 (no
 // --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`),
-// PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column).
+// PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column),
+// PROFILE_MODE=direct (pgbench through the gateway's own PostgreSQL listener, `sluice dsn`, TLS,
+// instead of `sluice connect`), PROFILE_STRACE=1 (`strace -c -f` on the gateway during the run:
+// syscalls per transaction).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +26,10 @@ const seconds = Number(process.env.PROFILE_SECONDS ?? 10);
 const record = process.env.PROFILE_RECORD ?? 'statements';
 const top = Number(process.env.PROFILE_TOP ?? 25);
 const cpu = process.env.PROFILE_CPU !== '0';
-const out = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-profile-'));
+const direct = process.env.PROFILE_MODE === 'direct';
+const straced = process.env.PROFILE_STRACE === '1';
+// Kept after the run (to open in DevTools); without --cpu-prof there is nothing to keep, so no directory.
+const out = process.env.PROFILE_DIR ?? (cpu ? mkdtempSync(join(tmpdir(), 'sluice-profile-')) : '');
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
@@ -35,6 +41,12 @@ interface CpuProfile {
 function cpuOf(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
+}
+
+/** Read and write system calls of a process so far (/proc/PID/io: socket writes and journal pwrites alike). */
+function syscallsOf(pid: number): { reads: number; writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return { reads: Number(/syscr: (\d+)/.exec(io)?.[1]), writes: Number(/syscw: (\d+)/.exec(io)?.[1]) };
 }
 
 /** The same per thread (`tid name` → CPU): the main thread has the process's id; Node names them all "node". */
@@ -57,14 +69,22 @@ function threadsOf(pid: number): Map<string, { user: number; system: number }> {
   return out;
 }
 
-async function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
+/** Waits for `re` in the stream; leaves the stream open and drained (a closed stderr would fail the child's next log line). */
+function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
   let text = '';
-  for await (const chunk of stream) {
-    text += String(chunk);
-    const m = re.exec(text);
-    if (m) return m;
-  }
-  throw new Error(`process ${child.pid} ended before printing ${re}:\n${text}`);
+  return new Promise((resolve, reject) => {
+    let found = false;
+    stream.on('data', (chunk: Buffer) => {
+      if (found) return;
+      text += String(chunk);
+      const m = re.exec(text);
+      if (m) {
+        found = true;
+        resolve(m);
+      }
+    });
+    stream.on('end', () => reject(new Error(`process ${child.pid} ended before printing ${re}:\n${text}`)));
+  });
 }
 
 function report(dir: string, transactions: number): void {
@@ -88,6 +108,36 @@ function report(dir: string, transactions: number): void {
   }
 }
 
+/** The traced gateway's own process: strace's child running the gateway (strace forks short-lived probes first). */
+async function tracedChild(stracePid: number): Promise<number> {
+  for (;;) {
+    for (const kid of readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
+      let cmd: string;
+      try {
+        cmd = readFileSync(`/proc/${kid}/cmdline`, 'utf8');
+      } catch {
+        continue; // a probe that is gone already
+      }
+      if (cmd.includes(GATEWAY_BIN)) return Number(kid);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Prints the gateway's system calls per transaction, counted from an `strace -f -ttt` file within the measured window. */
+function syscallsPerTransaction(file: string, window: { from: number; to: number }, transactions: number): void {
+  const counts = new Map<string, number>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\d+\s+(\d+\.\d+) (?:<\.\.\. )?(\w+)/.exec(line);
+    if (!m || line.includes('resumed>')) continue;
+    const at = Number(m[1]);
+    if (at < window.from || at > window.to) continue;
+    counts.set(m[2]!, (counts.get(m[2]!) ?? 0) + 1);
+  }
+  console.log('gateway system calls per transaction (strace -f, all threads):');
+  for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1])) if (n / transactions >= 0.05) console.log(`${(n / transactions).toFixed(2).padStart(8)}  ${name}`);
+}
+
 async function main(): Promise<void> {
   const cluster = await startPgCluster();
   const procs: ChildProcess[] = [];
@@ -96,34 +146,53 @@ async function main(): Promise<void> {
     const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
-    const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record, ...(process.env.PROFILE_POLICY === '1' ? { policy: POLICY } : {}) }], extra: { log: { level: 'warn' } } });
+    const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record, ...(process.env.PROFILE_POLICY === '1' ? { policy: POLICY } : {}) }], extra: { log: { level: 'warn' }, ...(direct ? { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '1h' } } : {}) } });
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
     const extraFlags = (process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const flags = (name: string) => [...extraFlags, ...(cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : [])];
-    const gw = spawn(process.execPath, [...flags('gateway'), GATEWAY_BIN, '--config', config], { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // strace cannot attach to a running process here (ptrace scope), so it starts the gateway.
+    const traceFile = join(dir, 'strace.txt');
+    const gwArgv = [process.execPath, ...flags('gateway'), GATEWAY_BIN, '--config', config];
+    const traced = straced ? ['strace', '-f', '-ttt', '-qq', '-o', traceFile, ...gwArgv] : gwArgv;
+    const gw = spawn(traced[0]!, traced.slice(1), { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
     procs.push(gw);
+    const gwPid = straced ? await tracedChild(gw.pid!) : gw.pid!;
     const started = await waitFor(gw, /listening on (\S+)[\s\S]*--ca (\S+)/, gw.stderr!);
     const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', config, '--name', 'profile', '--groups', 'bench'], { encoding: 'utf8' }).trim();
-    const cli = spawn(process.execPath, [...flags('cli'), CLI_BIN, 'connect', 'bench', '--json', '--port', '0'], {
-      env: { ...process.env, SLUICE_CONFIG_DIR: newConfigDir(), SLUICE_TOKEN: token, SLUICE_GATEWAY: started[1], SLUICE_CA: started[2] },
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const cliEnv = { ...process.env, SLUICE_CONFIG_DIR: newConfigDir(), SLUICE_TOKEN: token, SLUICE_GATEWAY: started[1], SLUICE_CA: started[2] };
+    let conninfo: string;
+    let cli: ChildProcess;
+    if (direct) {
+      // The direct listener: pgbench speaks TLS to the gateway itself; no CLI in the path.
+      const issued = JSON.parse(execFileSync(process.execPath, [CLI_BIN, 'dsn', 'bench', '--json'], { env: cliEnv, encoding: 'utf8' })) as { dsn: string };
+      conninfo = issued.dsn;
+      // A stand-in so that the CPU table keeps its shape: it does no work during the run.
+      cli = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    } else {
+      cli = spawn(process.execPath, [...flags('cli'), CLI_BIN, 'connect', 'bench', '--json', '--port', '0'], { env: cliEnv, stdio: ['ignore', 'pipe', 'ignore'] });
+      const [line] = (await once(cli.stdout!, 'data')) as [Buffer];
+      conninfo = `port=${(JSON.parse(line.toString()) as { port: number }).port}`;
+    }
     procs.push(cli);
-    const [line] = (await once(cli.stdout!, 'data')) as [Buffer];
-    const port = (JSON.parse(line.toString()) as { port: number }).port;
+    const window = { from: Date.now() / 1000, to: 0 };
 
-    const before = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
-    const threadsBefore = threadsOf(gw.pid!);
-    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(port)], { env });
-    const after = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
-    const threadsAfter = threadsOf(gw.pid!);
+    window.from = Date.now() / 1000;
+    const before = [cpuOf(gwPid), cpuOf(cli.pid!)];
+    const ioBefore = syscallsOf(gwPid);
+    const threadsBefore = threadsOf(gwPid);
+    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), conninfo], { env });
+    window.to = Date.now() / 1000;
+    const after = [cpuOf(gwPid), cpuOf(cli.pid!)];
+    const ioAfter = syscallsOf(gwPid);
+    const threadsAfter = threadsOf(gwPid);
     const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
-    console.log(`pgbench -S -c ${clients} through the tunnel, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
-    ['gateway', 'sluice connect'].forEach((name, i) => {
+    console.log(`pgbench -S -c ${clients} ${direct ? 'through the direct listener' : 'through the tunnel'}, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    (direct ? ['gateway'] : ['gateway', 'sluice connect']).forEach((name, i) => {
       const u = (after[i]!.user - before[i]!.user) / transactions;
       const s = (after[i]!.system - before[i]!.system) / transactions;
       console.log(`${name.padEnd(15)} CPU per transaction: user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
     });
+    console.log(`gateway read / write system calls per transaction: ${((ioAfter.reads - ioBefore.reads) / transactions).toFixed(2)} / ${((ioAfter.writes - ioBefore.writes) / transactions).toFixed(2)}`);
     for (const [name, t] of threadsAfter) {
       const b = threadsBefore.get(name) ?? { user: 0, system: 0 };
       const u = (t.user - b.user) / transactions;
@@ -132,11 +201,12 @@ async function main(): Promise<void> {
     }
     // The profiles are written when the processes exit.
     cli.kill('SIGINT');
-    gw.kill('SIGTERM');
+    process.kill(gwPid, 'SIGTERM'); // under strace, the gateway itself (strace exits with it)
     await Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
+    if (straced) syscallsPerTransaction(traceFile, window, transactions);
     if (cpu) {
       report(join(out, 'gateway'), transactions);
-      report(join(out, 'cli'), transactions);
+      if (!direct) report(join(out, 'cli'), transactions);
       console.log(`\nprofiles in ${out} (open them in Chrome DevTools)`);
     }
   } finally {

@@ -2,11 +2,11 @@
 // appended, reach the store in batches, and a process that dies in between loses nothing — the next
 // start replays the journal (idempotently). Plus its refusals: a torn tail is tolerated, a corrupt
 // line is named, and two processes never share one journal.
-import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { EventChains, storeLookup, type StagedOp } from '../../../gateway/audit/chain.js';
 import { commitStaged } from '../../../gateway/audit/ingest.js';
 import { AuditJournal, JournalError, readJournal } from '../../../gateway/audit/journal.js';
@@ -210,5 +210,53 @@ describe('audit journal', () => {
     writer.close();
     journal.close();
   });
-});
 
+  it('appends results within 2 ms, and rides them along with a statement appended meanwhile instead of appending again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+    try {
+      const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000 });
+      let seq = 0;
+      const entry = (kind: string): StagedOp => ({ op: 'entry', entry: { session: 's_lazy', seq: ++seq, kind, at: 0, data: '{}' } });
+      const durable = () => readJournal(dir).map((o) => (o.op === 'entry' ? o.entry.seq : 0));
+
+      // Alone, a result is appended when its 2 ms are up, not before.
+      writer.stage(entry('result'));
+      writer.commitSoon();
+      vi.advanceTimersByTime(1);
+      expect(durable()).toEqual([]);
+      vi.advanceTimersByTime(1);
+      expect(durable()).toEqual([1]);
+      expect(writer.stats.commits).toBe(1);
+
+      // A statement appended 1 ms after a result takes it along; the result after that statement
+      // is appended 2 ms after the statement's append — one append for it, none for the first.
+      writer.stage(entry('result'));
+      writer.commitSoon();
+      vi.advanceTimersByTime(1);
+      writer.stage(entry('query'));
+      writer.commitNow();
+      expect(durable()).toEqual([1, 2, 3]);
+      writer.stage(entry('result'));
+      writer.commitSoon();
+      vi.advanceTimersByTime(1);
+      expect(durable()).toEqual([1, 2, 3]);
+      expect(writer.stats.commits).toBe(2);
+      vi.advanceTimersByTime(1);
+      expect(durable()).toEqual([1, 2, 3, 4]);
+      expect(writer.stats.commits).toBe(3);
+
+      // The re-armed timer with nothing left to append appends nothing.
+      vi.advanceTimersByTime(10);
+      expect(writer.stats.commits).toBe(3);
+      writer.close();
+    } finally {
+      vi.useRealTimers();
+      journal.close();
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -74,6 +74,10 @@ describe('result and status messages', () => {
     expect(rowCountFromTag('CREATE TABLE')).toBeUndefined();
     expect(rowCountFromTag('BEGIN')).toBeUndefined();
     expect(rowCountFromTag('SELECT')).toBeUndefined();
+    // The same tag again, and tags alternating: each gets its own count, never the previous one's.
+    for (const [tag, n] of [['SELECT 1', 1], ['SELECT 1', 1], ['BEGIN', undefined], ['BEGIN', undefined], ['SELECT 1', 1], ['INSERT 0 7', 7], ['SELECT 1', 1]] as const) {
+      expect(rowCountFromTag(tag)).toBe(n);
+    }
   });
 });
 

@@ -135,11 +135,19 @@ const COUNTED_COMMANDS = new Set(['INSERT', 'DELETE', 'UPDATE', 'MERGE', 'SELECT
  * without one (`CREATE TABLE`, `SELECT` from CREATE TABLE AS in old servers, …).
  */
 export function rowCountFromTag(tag: string): number | undefined {
+  // A session mostly repeats the same few statements (`SELECT 1` on every round trip of
+  // pgbench -S): the last tag's count is kept rather than split and matched again.
+  if (tag === lastTag) return lastCount;
   const space = tag.indexOf(' ');
-  if (space < 0 || !COUNTED_COMMANDS.has(tag.slice(0, space))) return undefined;
   const last = tag.slice(tag.lastIndexOf(' ') + 1);
-  return /^[0-9]+$/.test(last) ? Number(last) : undefined;
+  const count = space < 0 || !COUNTED_COMMANDS.has(tag.slice(0, space)) || !/^[0-9]+$/.test(last) ? undefined : Number(last);
+  lastTag = tag;
+  lastCount = count;
+  return count;
 }
+
+let lastTag = '';
+let lastCount: number | undefined;
 
 /** What the gateway reports in an ErrorResponse or NoticeResponse of its own. */
 export interface PgNotice {
