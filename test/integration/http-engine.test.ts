@@ -169,6 +169,11 @@ describe('policy', () => {
     expect(r.headers).toMatch(/sluice-refusal: blocked/i);
     expect(JSON.parse(r.body).error).toMatchObject({ code: 'blocked', rule: 'read-only' });
     expect(target.log.length).toBe(seen);
+    // Paths match whatever their case: a service that routes /ADMIN like /admin is still covered.
+    const shouted = await curl(['-X', 'DELETE', `${base}/ADMIN/Users/1`]);
+    expect(shouted.status).toBe(403);
+    expect(JSON.parse(shouted.body).error).toMatchObject({ code: 'blocked', rule: 'read-only' });
+    expect(target.log.length).toBe(seen);
     const allowed = await curl([`${base}/admin/users/1`]);
     expect(allowed.status).toBe(200);
   });
@@ -197,6 +202,12 @@ describe('policy', () => {
     '/internal/',
     '/internal',
     '/internal?x=/public',
+    '/INTERNAL/x',
+    '/Internal/x',
+    '/%49NTERNAL/x',
+    '/public/../iNtErNaL',
+    '/%C4%B0nternal/x',
+    '/%C4%B1nternal/x',
   ])('path attack %s never reaches the service', async (path) => {
     const seen = target.log.length;
     const r = await curl([`${base}${path}`]);
@@ -212,8 +223,9 @@ describe('policy', () => {
 
   it('masks JSON fields by path, plain or gzip-encoded, and refuses a body it cannot parse', async () => {
     target.json = { customers: [{ name: 'Ada', email: 'ada@example.com' }], billing: { card_number: '4111111111111111' }, note: 'call bob@example.org' };
-    for (const q of ['', '?gzip']) {
-      const r = await curl([`${base}/v1/customers${q}`]);
+    // The service routes case-insensitively; the mask rule's `paths:` follows it there.
+    for (const q of ['', '?gzip', '/V1/Customers', '/V1/CUSTOMERS?gzip']) {
+      const r = await curl([q.startsWith('/') ? `${base}${q}` : `${base}/v1/customers${q}`]);
       expect(r.status).toBe(200);
       const body = JSON.parse(r.body) as { customers: { name: string; email: string }[]; billing: { card_number: string }; note: string };
       expect(body.customers[0]).toEqual({ name: 'Ada', email: '***********.com' });

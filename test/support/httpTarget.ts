@@ -73,7 +73,8 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       });
       return;
     }
-    if (url.pathname === '/v1/customers') {
+    // Routed whatever the path's case, as many services do (the rules must follow).
+    if (url.pathname.toLowerCase() === '/v1/customers') {
       // ?gzip: compressed whatever was asked (as some services do); ?broken: not JSON despite its type.
       const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(JSON.stringify(state.json));
       const gzip = url.searchParams.has('gzip');
