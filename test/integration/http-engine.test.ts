@@ -102,6 +102,27 @@ describe('requests through the tunnel', () => {
     expect(JSON.parse(r.body).headers.authorization).toBe('*'.repeat(AUTH.length));
   });
 
+  it.each(['gzip', 'deflate', 'br'])('a credential echoed in a %s-coded body is found: the gateway asks for identity, decodes what comes coded anyway, and scrubs', async (coding) => {
+    const r = await curl(['--compressed', `${base}/echo/who?encode=${coding}&header`]);
+    expect(r.status).toBe(200);
+    expect(target.log.at(-1)!.headers['accept-encoding']).toBe('identity');
+    expect(r.headers).not.toMatch(/content-encoding/i);
+    expect(r.headers + r.body).not.toContain(SECRET);
+    expect(r.headers).toMatch(new RegExp(`x-echo-authorization: \\*{${AUTH.length}}`, 'i'));
+    expect(JSON.parse(r.body).headers.authorization).toBe('*'.repeat(AUTH.length));
+    // Without --compressed, curl shows the bytes as they came: still decoded JSON, never a coded body.
+    const raw = await curl([`${base}/echo/who?encode=${coding}`]);
+    expect(JSON.parse(raw.body).headers.authorization).toBe('*'.repeat(AUTH.length));
+  });
+
+  it('a body in a coding the gateway cannot decode is refused with 502, never passed on', async () => {
+    const r = await curl([`${base}/echo/who?encode=compress`]);
+    expect(r.status).toBe(502);
+    expect(r.headers).toMatch(/sluice-refusal: unscannable_response/i);
+    expect(JSON.parse(r.body).error.message).toMatch(/encoded as "compress", which the gateway cannot decode, so it cannot be scanned for the held credential/);
+    expect(r.body).not.toContain('method');
+  });
+
   it.each(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])('%s reaches the service with its body', async (method) => {
     const r = await curl(['-X', method, '--data-binary', `body of ${method}`, '-H', 'content-type: text/plain', `${base}/echo/m`]);
     expect(r.status).toBe(200);
@@ -237,6 +258,11 @@ describe('policy', () => {
     expect(broken.body).not.toContain('oops');
     expect(JSON.parse(broken.body).error).toMatchObject({ code: 'unmaskable_response', rule: 'pii' });
     expect(broken.body).toMatch(/not JSON/);
+    // A partial answer is refused before its body is read, and the gateway goes on serving.
+    const partial = await curl([`${base}/v1/customers?partial`]);
+    expect(partial.status).toBe(502);
+    expect(partial.body).not.toContain('ada@example.com');
+    expect((await curl([`${base}/v1/customers`])).status).toBe(200);
   });
 
   it('a held request waits for its review: approved, it is sent; rejected, it never is', async () => {
