@@ -258,7 +258,11 @@ describe('policy', () => {
     expect(broken.body).not.toContain('oops');
     expect(JSON.parse(broken.body).error).toMatchObject({ code: 'unmaskable_response', rule: 'pii' });
     expect(broken.body).toMatch(/not JSON/);
-    // A partial answer is refused before its body is read, and the gateway goes on serving.
+    // Numbers come back exactly as the service wrote them, beyond 2^53 too.
+    target.json = '{"id":9007199254740993,"ratio":1.0,"big":1e400,"customers":[{"email":"ada@example.com"}]}';
+    const exact = await curl([`${base}/v1/customers`]);
+    expect(exact.body).toBe('{"id":9007199254740993,"ratio":1.0,"big":1e400,"customers":[{"email":"***********.com"}]}');
+        // A partial answer is refused before its body is read, and the gateway goes on serving.
     const partial = await curl([`${base}/v1/customers?partial`]);
     expect(partial.status).toBe(502);
     expect(partial.body).not.toContain('ada@example.com');

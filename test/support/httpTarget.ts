@@ -22,7 +22,7 @@ export interface HttpTarget {
   /** PEM of the target's self-signed certificate (the CA the gateway must verify against). */
   readonly ca: string;
   readonly log: AccessLogEntry[];
-  /** JSON served at /v1/customers (tests change it). */
+  /** JSON served at /v1/customers (tests change it); a string is served as it is. */
   json: unknown;
   close(): Promise<void>;
 }
@@ -78,7 +78,9 @@ export async function startHttpTarget(): Promise<HttpTarget> {
     // Routed whatever the path's case, as many services do (the rules must follow).
     if (url.pathname.toLowerCase() === '/v1/customers') {
       // ?gzip: compressed whatever was asked (as some services do); ?broken: not JSON despite its type.
-      const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(JSON.stringify(state.json));
+      // A string is served as the JSON text itself (numbers JavaScript cannot hold, exact literals).
+      const json = typeof state.json === 'string' ? state.json : JSON.stringify(state.json);
+      const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(json);
       const gzip = url.searchParams.has('gzip');
       // ?partial: a 206 answer, as to a Range request.
       const partial = url.searchParams.has('partial');
