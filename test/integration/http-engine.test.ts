@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +36,7 @@ beforeAll(async () => {
   writeFileSync(caFile, target.ca);
   gw = await startGateway({
     env: { BILLING_TOKEN: AUTH },
-    extra: { audit: { readers: ['auditors'] } },
+    extra: { audit: { readers: ['auditors'] }, limits: { httpHeadersTimeoutMs: 1_500 } },
     connections: [
       {
         name: 'billing-api',
@@ -127,6 +128,22 @@ describe('requests through the tunnel', () => {
     const r = await curl(['-X', method, '--data-binary', `body of ${method}`, '-H', 'content-type: text/plain', `${base}/echo/m`]);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ method, target: '/echo/m', body: `body of ${method}` });
+  });
+
+  it('a client that never finishes its request head gets 408 and is closed; the tunnel keeps serving', async () => {
+    const seen = target.log.length;
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const s = connect(tunnel.port, '127.0.0.1', () => s.write('GET /echo/stalled HTTP/1.1\r\nHost: x\r\nX-Half: '));
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      s.on('error', reject);
+      s.on('close', () => resolve(text));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
+    expect(got).toContain('no complete request head within 1.5 s');
+    expect(target.log.length).toBe(seen);
+    expect((await curl([`${base}/echo/after`])).status).toBe(200);
   });
 
   it('HEAD gets the headers and no body', async () => {

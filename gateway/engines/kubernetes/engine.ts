@@ -9,7 +9,7 @@
 // Kubernetes Status objects, so kubectl prints them as it prints the API server's own.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuditUnavailableError } from '../../audit/contract.js';
-import { createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
+import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
 import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
 import type { KubernetesConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
@@ -79,7 +79,7 @@ export function createKubernetesEngine(): Engine {
     async handle(client, session, signal) {
       const connection = session.connection as KubernetesConnection;
       session.audit.onSessionStart({ target: connection.target.server, clientUser: session.identity.name });
-      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection, refusals) });
+      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection, refusals), ...clientTimeouts(session.limits) });
       let failure: string | undefined;
       let totals = { bytesFromClient: 0, bytesToClient: 0 };
       try {
