@@ -124,15 +124,15 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
 
     async transformResponse(action, req, res) {
       const v = action.verdict;
-      action.responseHeaders = recordedHeaders(Object.entries(echo.headers(res.headers).headers).flatMap(([k, h]) => (Array.isArray(h) ? h.flatMap((x) => [k, x]) : [k, h])));
+      const scrubbed = echo.headers(res.headers);
+      action.responseHeaders = recordedHeaders(Object.entries(scrubbed.headers).flatMap(([k, h]) => (Array.isArray(h) ? h.flatMap((x) => [k, x]) : [k, h])));
       const count = (n: number) => (action.scrubbed += n);
       if (v.verdict !== 'block' && v.mask !== undefined && !hasNoBody(req.method, res.status)) {
         const ruleIds = [...new Set(v.mask.paths.map((p) => p.rule))].join(', ');
-        const { headers, hits } = echo.headers(res.headers);
         try {
-          const masked = await maskJsonResponse({ ...res, headers }, v.mask, policy?.hashKey, ruleIds);
+          const masked = await maskJsonResponse({ ...res, headers: scrubbed.headers }, v.mask, policy?.hashKey, ruleIds);
           action.masked = masked.result;
-          count(hits + scrubInPlace(masked.response.body, secretBuffers));
+          count(scrubbed.hits + scrubInPlace(masked.response.body, secretBuffers));
           return masked.response;
         } catch (err) {
           if (!(err instanceof MaskRefusal)) throw err;
