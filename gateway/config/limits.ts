@@ -35,8 +35,16 @@ export const limitsSchema = z
     requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** How often open sessions of service tokens are checked against the store for revocation. */
     revocationCheckMs: z.number().int().min(100).max(300_000).default(5_000),
+    /**
+     * http and kubernetes connections: time a client has to send a whole request head, from the
+     * tunnel's opening or the head's first byte (then 408 and the connection closes). What a
+     * request takes once its head is in (a held review, an upload) is not bounded.
+     */
+    httpHeadersTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    /** http and kubernetes connections: an idle keep-alive connection is closed after this long without a request. */
+    httpIdleTimeoutMs: z.number().int().min(100).max(3_600_000).default(300_000),
   })
-  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000 });
+  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000, httpHeadersTimeoutMs: 30_000, httpIdleTimeoutMs: 300_000 });
 
 /** The resolved limits every part of the gateway receives. */
 export interface GatewayLimits {
@@ -46,6 +54,8 @@ export interface GatewayLimits {
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly revocationCheckMs: number;
+  readonly httpHeadersTimeoutMs: number;
+  readonly httpIdleTimeoutMs: number;
 }
 
 export function resolveLimits(input: z.output<typeof limitsSchema>): GatewayLimits {

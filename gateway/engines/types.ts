@@ -18,9 +18,10 @@ export interface SessionContext<A extends SessionAudit = SessionAudit> extends S
   readonly connectTimeoutMs: number;
   /**
    * Largest single client message the engine will buffer, in bytes: statement text and data
-   * (`messageBytes`) and parameter values (`bindBytes`); absent: the engine's defaults.
+   * (`messageBytes`) and parameter values (`bindBytes`); for HTTP, how long a client may take to
+   * send a request head and stay idle between requests. Absent: the engine's defaults.
    */
-  readonly limits?: { readonly messageBytes: number; readonly bindBytes: number };
+  readonly limits?: { readonly messageBytes: number; readonly bindBytes: number; readonly httpHeadersTimeoutMs?: number; readonly httpIdleTimeoutMs?: number };
   /** The stream was opened to carry one CancelRequest (past the session limit): refuse anything else. */
   readonly cancelOnly?: boolean;
   /**

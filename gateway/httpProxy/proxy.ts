@@ -23,12 +23,20 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   const { hooks } = options;
   const errorResponse = hooks.errorResponse ?? plainResponse;
   const totals = { requests: 0, bytesFromClient: 0, bytesToClient: 0 };
+  const headersTimeout = options.headersTimeoutMs ?? 30_000;
   const server = http.createServer({
     maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
     // Held reviews and long uploads: the client decides how long a request may take.
     requestTimeout: 0,
+    // But not how long it takes to send a request head: one that never completes would hold the
+    // tunnel, its audit session and a slot of its identity's session limit for ever.
+    headersTimeout,
+    connectionsCheckingInterval: Math.min(1_000, Math.max(50, Math.floor(headersTimeout / 4))),
     keepAliveTimeout: options.keepAliveMs ?? 300_000,
   });
+  // Node checks head timeouts only on servers that listen; this one is fed the tunnel instead, so
+  // the checks are started by hand (server.close() below stops them).
+  server.emit('listening');
   const ctx: ExchangeContext<A> = { options, totals, errorResponse };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // A hook that throws past its contract ends this exchange, never the gateway process.
@@ -46,9 +54,9 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
       .catch(() => socket.destroy());
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    // A request Node's parser refuses (malformed, head too large) ends this client connection only.
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const reply = errorResponse(status, status === 431 ? 'request head too large' : 'malformed HTTP/1.1 request');
+    // A request Node's parser refuses (malformed, head too large, head too slow) ends this client connection only.
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const reply = errorResponse(status, status === 431 ? 'request head too large' : status === 408 ? `no complete request head within ${headersTimeout / 1000} s` : 'malformed HTTP/1.1 request');
     if (socket.writable) socket.end(serialize(reply));
     socket.destroy();
   });
@@ -64,6 +72,7 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
     await closed;
   } finally {
     signal.removeEventListener('abort', onAbort);
+    server.close();
   }
   return totals;
 }

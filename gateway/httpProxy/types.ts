@@ -146,6 +146,11 @@ export interface ProxyOptions<A> {
   readonly upgradeProtocols?: readonly string[];
   /** Keep an idle client connection this long between requests (default 5 min). */
   readonly keepAliveMs?: number;
+  /**
+   * A request head must be complete this long after its first byte — or after the connection
+   * opened, for the first — else 408 and the connection closes (default 30 s).
+   */
+  readonly headersTimeoutMs?: number;
 }
 
 /** What a session's totals are once the client stream closed. */
@@ -153,4 +158,12 @@ export interface ProxySessionTotals {
   readonly requests: number;
   readonly bytesFromClient: number;
   readonly bytesToClient: number;
+}
+
+/** The client-side timeouts of ProxyOptions from the gateway's `limits` (a key absent: the proxy's default). */
+export function clientTimeouts(limits: { readonly httpHeadersTimeoutMs?: number; readonly httpIdleTimeoutMs?: number } | undefined): { headersTimeoutMs?: number; keepAliveMs?: number } {
+  return {
+    ...(limits?.httpHeadersTimeoutMs !== undefined ? { headersTimeoutMs: limits.httpHeadersTimeoutMs } : {}),
+    ...(limits?.httpIdleTimeoutMs !== undefined ? { keepAliveMs: limits.httpIdleTimeoutMs } : {}),
+  };
 }

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +36,7 @@ beforeAll(async () => {
   writeFileSync(caFile, target.ca);
   gw = await startGateway({
     env: { BILLING_TOKEN: AUTH },
-    extra: { audit: { readers: ['auditors'] } },
+    extra: { audit: { readers: ['auditors'] }, limits: { httpHeadersTimeoutMs: 1_500 } },
     connections: [
       {
         name: 'billing-api',
@@ -102,10 +103,47 @@ describe('requests through the tunnel', () => {
     expect(JSON.parse(r.body).headers.authorization).toBe('*'.repeat(AUTH.length));
   });
 
+  it.each(['gzip', 'deflate', 'br'])('a credential echoed in a %s-coded body is found: the gateway asks for identity, decodes what comes coded anyway, and scrubs', async (coding) => {
+    const r = await curl(['--compressed', `${base}/echo/who?encode=${coding}&header`]);
+    expect(r.status).toBe(200);
+    expect(target.log.at(-1)!.headers['accept-encoding']).toBe('identity');
+    expect(r.headers).not.toMatch(/content-encoding/i);
+    expect(r.headers + r.body).not.toContain(SECRET);
+    expect(r.headers).toMatch(new RegExp(`x-echo-authorization: \\*{${AUTH.length}}`, 'i'));
+    expect(JSON.parse(r.body).headers.authorization).toBe('*'.repeat(AUTH.length));
+    // Without --compressed, curl shows the bytes as they came: still decoded JSON, never a coded body.
+    const raw = await curl([`${base}/echo/who?encode=${coding}`]);
+    expect(JSON.parse(raw.body).headers.authorization).toBe('*'.repeat(AUTH.length));
+  });
+
+  it('a body in a coding the gateway cannot decode is refused with 502, never passed on', async () => {
+    const r = await curl([`${base}/echo/who?encode=compress`]);
+    expect(r.status).toBe(502);
+    expect(r.headers).toMatch(/sluice-refusal: unscannable_response/i);
+    expect(JSON.parse(r.body).error.message).toMatch(/encoded as "compress", which the gateway cannot decode, so it cannot be scanned for the held credential/);
+    expect(r.body).not.toContain('method');
+  });
+
   it.each(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])('%s reaches the service with its body', async (method) => {
     const r = await curl(['-X', method, '--data-binary', `body of ${method}`, '-H', 'content-type: text/plain', `${base}/echo/m`]);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ method, target: '/echo/m', body: `body of ${method}` });
+  });
+
+  it('a client that never finishes its request head gets 408 and is closed; the tunnel keeps serving', async () => {
+    const seen = target.log.length;
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const s = connect(tunnel.port, '127.0.0.1', () => s.write('GET /echo/stalled HTTP/1.1\r\nHost: x\r\nX-Half: '));
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      s.on('error', reject);
+      s.on('close', () => resolve(text));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 408 /);
+    expect(got).toContain('no complete request head within 1.5 s');
+    expect(target.log.length).toBe(seen);
+    expect((await curl([`${base}/echo/after`])).status).toBe(200);
   });
 
   it('HEAD gets the headers and no body', async () => {
@@ -169,6 +207,11 @@ describe('policy', () => {
     expect(r.headers).toMatch(/sluice-refusal: blocked/i);
     expect(JSON.parse(r.body).error).toMatchObject({ code: 'blocked', rule: 'read-only' });
     expect(target.log.length).toBe(seen);
+    // Paths match whatever their case: a service that routes /ADMIN like /admin is still covered.
+    const shouted = await curl(['-X', 'DELETE', `${base}/ADMIN/Users/1`]);
+    expect(shouted.status).toBe(403);
+    expect(JSON.parse(shouted.body).error).toMatchObject({ code: 'blocked', rule: 'read-only' });
+    expect(target.log.length).toBe(seen);
     const allowed = await curl([`${base}/admin/users/1`]);
     expect(allowed.status).toBe(200);
   });
@@ -197,6 +240,12 @@ describe('policy', () => {
     '/internal/',
     '/internal',
     '/internal?x=/public',
+    '/INTERNAL/x',
+    '/Internal/x',
+    '/%49NTERNAL/x',
+    '/public/../iNtErNaL',
+    '/%C4%B0nternal/x',
+    '/%C4%B1nternal/x',
   ])('path attack %s never reaches the service', async (path) => {
     const seen = target.log.length;
     const r = await curl([`${base}${path}`]);
@@ -212,8 +261,9 @@ describe('policy', () => {
 
   it('masks JSON fields by path, plain or gzip-encoded, and refuses a body it cannot parse', async () => {
     target.json = { customers: [{ name: 'Ada', email: 'ada@example.com' }], billing: { card_number: '4111111111111111' }, note: 'call bob@example.org' };
-    for (const q of ['', '?gzip']) {
-      const r = await curl([`${base}/v1/customers${q}`]);
+    // The service routes case-insensitively; the mask rule's `paths:` follows it there.
+    for (const q of ['', '?gzip', '/V1/Customers', '/V1/CUSTOMERS?gzip']) {
+      const r = await curl([q.startsWith('/') ? `${base}${q}` : `${base}/v1/customers${q}`]);
       expect(r.status).toBe(200);
       const body = JSON.parse(r.body) as { customers: { name: string; email: string }[]; billing: { card_number: string }; note: string };
       expect(body.customers[0]).toEqual({ name: 'Ada', email: '***********.com' });
@@ -225,6 +275,15 @@ describe('policy', () => {
     expect(broken.body).not.toContain('oops');
     expect(JSON.parse(broken.body).error).toMatchObject({ code: 'unmaskable_response', rule: 'pii' });
     expect(broken.body).toMatch(/not JSON/);
+    // Numbers come back exactly as the service wrote them, beyond 2^53 too.
+    target.json = '{"id":9007199254740993,"ratio":1.0,"big":1e400,"customers":[{"email":"ada@example.com"}]}';
+    const exact = await curl([`${base}/v1/customers`]);
+    expect(exact.body).toBe('{"id":9007199254740993,"ratio":1.0,"big":1e400,"customers":[{"email":"***********.com"}]}');
+        // A partial answer is refused before its body is read, and the gateway goes on serving.
+    const partial = await curl([`${base}/v1/customers?partial`]);
+    expect(partial.status).toBe(502);
+    expect(partial.body).not.toContain('ada@example.com');
+    expect((await curl([`${base}/v1/customers`])).status).toBe(200);
   });
 
   it('a held request waits for its review: approved, it is sent; rejected, it never is', async () => {

@@ -251,6 +251,21 @@ describe('kubectl through sluice connect', () => {
     }
   });
 
+  it('a TokenReview answer that echoes the held token (gzip-coded, asked or not) reaches kubectl decoded and scrubbed', async () => {
+    const file = join(work, 'review.json');
+    writeFileSync(file, JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: {} }));
+    const r = await kubectl(['create', '--raw', '/apis/authentication.k8s.io/v1/tokenreviews', '-f', file]);
+    expect(r.code, r.stderr).toBe(0);
+    const review = JSON.parse(r.stdout) as { spec: { token: string }; status: { authenticated: boolean } };
+    expect(review.status.authenticated).toBe(true);
+    expect(review.spec.token).toBe('*'.repeat(fixture.token.length));
+    expect(reached(/^POST \/apis\/authentication\.k8s\.io\/v1\/tokenreviews$/)).toHaveLength(1);
+    const session = await lastSessionWith('k8s.response', (d) => d.events.some((e) => e.kind === 'k8s.response' && e.data.credentialEchoesScrubbed !== undefined));
+    const response = session.events.find((e) => e.kind === 'k8s.response' && e.data.credentialEchoesScrubbed !== undefined)!;
+    expect(response.data.credentialEchoesScrubbed).toBeGreaterThan(0);
+    expect(String(response.data.responseSample)).toContain('*'.repeat(fixture.token.length));
+  });
+
   it('the cluster token never reaches the client nor the audit trail', async () => {
     const verbose = await kubectl(['get', 'pods', '-v=9']);
     expect(verbose.code).toBe(0);

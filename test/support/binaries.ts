@@ -74,8 +74,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayPr
   const watchdog = watchOver(child.pid as number);
   child.once('exit', () => watchdog.stop());
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  // Decoded by a stream decoder: a character split between two reads stays whole (see collect).
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start within 20 s:\n${out}`)), 20_000);
     const check = () => {
@@ -139,11 +140,17 @@ export function spawnCli(args: string[], ctx: CliEnv): ChildProcess {
   return spawn(process.execPath, [CLI_BIN, ...args], { env: cliEnv(ctx), stdio: ['pipe', 'pipe', 'pipe'] });
 }
 
-export function collect(child: ChildProcess): Promise<CliResult> {
+/**
+ * A child's output as text. The pipes are decoded as streams, never chunk by chunk: a read can end
+ * inside a multi-byte character (an audit export's samples of binary bodies are full of them), and
+ * decoding each chunk alone turns the two halves into U+FFFD — which changed the exported trail
+ * and failed its verification whenever load moved a read boundary there.
+ */
+export function collect(child: Pick<ChildProcess, 'stdout' | 'stderr' | 'once'>): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((res) => child.once('close', (code) => res({ code, stdout, stderr })));
 }
 

@@ -1,11 +1,13 @@
 // A real HTTPS server of the tests' own, standing in for an internal API behind the http engine:
 // every request that reaches it is written to its access log (so a test proves a refused request
 // never arrived), and it offers echo, streaming, upload-digest, JSON and WebSocket-echo routes.
+// The echo can be coded (`?encode=gzip|deflate|br|compress`) whatever the client accepts, as some
+// services do, and can repeat the Authorization it got in a response header (`?header`).
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { generate } from 'selfsigned';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { WebSocketServer } from 'ws';
 
 export interface AccessLogEntry {
@@ -20,7 +22,7 @@ export interface HttpTarget {
   /** PEM of the target's self-signed certificate (the CA the gateway must verify against). */
   readonly ca: string;
   readonly log: AccessLogEntry[];
-  /** JSON served at /v1/customers (tests change it). */
+  /** JSON served at /v1/customers (tests change it); a string is served as it is. */
   json: unknown;
   close(): Promise<void>;
 }
@@ -73,18 +75,32 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       });
       return;
     }
-    if (url.pathname === '/v1/customers') {
+    // Routed whatever the path's case, as many services do (the rules must follow).
+    if (url.pathname.toLowerCase() === '/v1/customers') {
       // ?gzip: compressed whatever was asked (as some services do); ?broken: not JSON despite its type.
-      const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(JSON.stringify(state.json));
+      // A string is served as the JSON text itself (numbers JavaScript cannot hold, exact literals).
+      const json = typeof state.json === 'string' ? state.json : JSON.stringify(state.json);
+      const body = url.searchParams.has('broken') ? Buffer.from('<html>oops</html>') : Buffer.from(json);
       const gzip = url.searchParams.has('gzip');
-      res.writeHead(200, { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}) });
+      // ?partial: a 206 answer, as to a Range request.
+      const partial = url.searchParams.has('partial');
+      res.writeHead(partial ? 206 : 200, { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}), ...(partial ? { 'content-range': `bytes 0-${body.length - 1}/${body.length * 2}` } : {}) });
       return void res.end(gzip ? gzipSync(body) : body);
     }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', 'x-target': 'echo' });
-      res.end(JSON.stringify({ method: req.method, target: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      const text = Buffer.from(JSON.stringify({ method: req.method, target: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      const coding = url.searchParams.get('encode');
+      // "compress" (LZW) stands for any coding the gateway cannot decode: its bytes are never read.
+      const coded = coding === null ? text : ({ gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync } as Record<string, (b: Buffer) => Buffer>)[coding]?.(text) ?? text;
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-target': 'echo',
+        ...(coding !== null ? { 'content-encoding': coding } : {}),
+        ...(url.searchParams.has('header') ? { 'x-echo-authorization': req.headers.authorization ?? '' } : {}),
+      });
+      res.end(coded);
     });
   });
   const wss = new WebSocketServer({ noServer: true });

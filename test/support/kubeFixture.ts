@@ -6,10 +6,13 @@
 // server-side printing Tables and watch streams, and serves `pods/exec` and `pods/attach` over
 // WebSocket with the `v5.channel.k8s.io` subprotocol (or `v4.channel.k8s.io` when the fixture is
 // told to offer only that): a real `sh` per exec, without a pty, its stdin/stdout/stderr on
-// channels 0/1/2 and its exit on the status channel 3. stop() closes every socket and kills
-// every child.
+// channels 0/1/2 and its exit on the status channel 3. A TokenReview endpoint answers with the
+// reviewed token echoed in `spec` (the caller's own when the review names none), gzip-coded
+// whatever the client asked for, as a service that ignores Accept-Encoding does. stop() closes
+// every socket and kills every child.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { timingSafeEqual, randomBytes } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -114,6 +117,7 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
     const ok = authorized(req);
     res.on('finish', () => log.push({ method: req.method ?? '', url: req.url ?? '', authorized: ok, status: res.statusCode }));
     if (!ok) return sendJson(res, 401, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    if (req.method === 'POST' && new URL(req.url ?? '/', 'https://fixture').pathname === '/apis/authentication.k8s.io/v1/tokenreviews') return tokenReview(req, res);
     const { status, body, stream } = handleResource(objects, req);
     if (stream) return stream(res);
     sendJson(res, status, body);
@@ -166,6 +170,24 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A TokenReview that authenticates every token and echoes it back in `spec`, gzip-coded. */
+function tokenReview(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    let spec: { token?: string } = {};
+    try {
+      spec = ((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec?: { token?: string } }).spec ?? {});
+    } catch {
+      // an empty or broken review reviews the caller's own token
+    }
+    const token = spec.token || /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] || '';
+    const body = gzipSync(JSON.stringify({ kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: {}, spec: { token }, status: { authenticated: true, user: { username: 'system:serviceaccount:default:gateway' } } }));
+    res.writeHead(201, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length });
+    res.end(body);
+  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { createHttpProxy } from '../../httpProxy/proxy.js';
+import { clientTimeouts } from '../../httpProxy/types.js';
 import { createUpstream, type Upstream } from '../../httpProxy/upstream.js';
 import type { HttpConnection } from '../../model.js';
 import { SessionTermination, type Engine, type SessionContext } from '../types.js';
@@ -35,7 +36,7 @@ async function handleSession(client: Duplex, session: SessionContext, signal: Ab
   const { audit } = session;
   audit.onSessionStart({ target: connection.target.url });
   const hooks = createHttpHooks({ session, connection, signal });
-  const proxy = createHttpProxy({ upstream, hooks, sampleBytes: BODY_SAMPLE_BYTES });
+  const proxy = createHttpProxy({ upstream, hooks, sampleBytes: BODY_SAMPLE_BYTES, ...clientTimeouts(session.limits) });
   let totals = { requests: 0, bytesFromClient: 0, bytesToClient: 0 };
   let failure: string | undefined;
   try {

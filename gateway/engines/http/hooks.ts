@@ -12,8 +12,10 @@ import type { JsonMaskResult } from './jsonMask.js';
 import { normaliseTarget } from './path.js';
 import { judgeRequest, rulesFor, type HttpVerdict } from './policy.js';
 import { coreErrorResponse, refusal } from './refusals.js';
-import { hasNoBody, MaskRefusal, maskJsonResponse } from './responseMask.js';
-import { chunkScrubber, scrubInPlace, scrubText } from './scrub.js';
+import { MaskRefusal, maskJsonResponse } from './responseMask.js';
+import { discardBody, hasNoBody } from '../../httpProxy/bodyDecoding.js';
+import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
+import { scrubInPlace } from '../../httpProxy/scrub.js';
 
 export interface HttpAction {
   readonly method: string;
@@ -35,9 +37,6 @@ export const UNJUDGEABLE_RULE = 'http.unjudgeable-request';
 /** Request and response header names kept in the record; everything else (credentials, cookies) is not. */
 const RECORDED_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'accept', 'accept-encoding', 'user-agent', 'x-request-id', 'location', 'upgrade']);
 
-/** Injected values shorter than this are not scrubbed from responses (they would match ordinary text). */
-const MIN_SCRUB_LENGTH = 8;
-
 export function recordedHeaders(raw: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < raw.length; i += 2) {
@@ -47,28 +46,17 @@ export function recordedHeaders(raw: readonly string[]): Record<string, string> 
   return out;
 }
 
-/** recordedHeaders of a response's header object (the last of a repeated field), scrubbed of `secrets`. */
-function recordedResponseHeaders(headers: Readonly<Record<string, string | string[]>>, secrets: readonly string[]): Record<string, string> {
+/** recordedHeaders of a response's header object (the last of a repeated field), without flattening it. */
+function recordedResponseHeaders(headers: Readonly<Record<string, string | string[]>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in headers) {
     const lower = name.toLowerCase();
     if (!RECORDED_HEADERS.has(lower)) continue;
     const h = headers[name]!;
     const value = Array.isArray(h) ? h[h.length - 1] : h;
-    if (value !== undefined) out[lower] = (secrets.length > 0 ? scrubText(value, secrets) : value).slice(0, 256);
+    if (value !== undefined) out[lower] = value.slice(0, 256);
   }
   return out;
-}
-
-/** The held values to keep out of responses and the record: each value, and a token after its scheme ("Bearer x" → "x"). */
-export function secretValues(headers: Readonly<Record<string, string>>): string[] {
-  const out = new Set<string>();
-  for (const v of Object.values(headers)) {
-    if (v.length >= MIN_SCRUB_LENGTH) out.add(v);
-    const token = /^\S+\s+(\S.*)$/.exec(v)?.[1];
-    if (token !== undefined && token.length >= MIN_SCRUB_LENGTH) out.add(token);
-  }
-  return [...out].sort((a, b) => b.length - a.length);
 }
 
 export function createHttpHooks(ctx: { session: SessionContext; connection: HttpConnection; signal: AbortSignal }): ProxyHooks<HttpAction> {
@@ -76,14 +64,14 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
   const { audit } = session;
   const policy = connection.policy;
   const rules = rulesFor(policy, session.identity.groups);
-  const secrets = secretValues(connection.target.headers);
-  const secretBuffers = secrets.map((s) => Buffer.from(s, 'utf8'));
-  const text = (b: Buffer) => scrubText(b.toString('utf8'), secrets);
+  const echo = credentialEcho(secretValues(connection.target.headers));
+  const secretBuffers = echo.secrets.map((s) => Buffer.from(s, 'utf8'));
+  const text = (b: Buffer) => echo.text(b.toString('utf8'));
 
   /** Records a request refused before it was judged by a rule, and throws its refusal. */
   const refuseUnjudged = (req: ProxyRequest, reason: string): never => {
     try {
-      const id = audit.onAction({ kind: 'http', text: `${req.method} ${scrubText(req.rawTarget, secrets)}` });
+      const id = audit.onAction({ kind: 'http', text: `${req.method} ${echo.text(req.rawTarget)}` });
       audit.onDecision({ queryId: id, verdict: 'block', rule: UNJUDGEABLE_RULE, reason });
       audit.onOutcome({ queryId: id, status: 'error', code: '400', message: reason, durationMs: 0 });
     } catch (err) {
@@ -143,37 +131,38 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
 
     inject(action) {
       // A masked response must arrive whole and decodable: ask for it unencoded (others are decoded anyway).
-      return action.verdict.verdict !== 'block' && action.verdict.mask !== undefined ? { ...connection.target.headers, 'accept-encoding': 'identity' } : connection.target.headers;
+      const headers = echo.upstreamHeaders(connection.target.headers);
+      return action.verdict.verdict !== 'block' && action.verdict.mask !== undefined ? { ...headers, 'accept-encoding': 'identity' } : headers;
     },
 
     async transformResponse(action, req, res) {
       const v = action.verdict;
-      const leaksInHeaders = secrets.length > 0 && Object.values(res.headers).some((h) => secrets.some((s) => String(h).includes(s)));
-      action.responseHeaders = recordedResponseHeaders(res.headers, leaksInHeaders ? secrets : []);
-      const headers = leaksInHeaders ? Object.fromEntries(Object.entries(res.headers).map(([k, h]) => [k, Array.isArray(h) ? h.map((x) => scrubText(x, secrets)) : scrubText(h, secrets)])) : res.headers;
+      const scrubbed = echo.headers(res.headers);
+      action.responseHeaders = recordedResponseHeaders(scrubbed.headers);
+      const count = (n: number) => (action.scrubbed += n);
       if (v.verdict !== 'block' && v.mask !== undefined && !hasNoBody(req.method, res.status)) {
         const ruleIds = [...new Set(v.mask.paths.map((p) => p.rule))].join(', ');
         try {
-          const masked = await maskJsonResponse({ ...res, headers }, v.mask, policy?.hashKey, ruleIds);
+          const masked = await maskJsonResponse({ ...res, headers: scrubbed.headers }, v.mask, policy?.hashKey, ruleIds);
           action.masked = masked.result;
-          action.scrubbed += scrubInPlace(masked.response.body, secretBuffers);
+          count(scrubbed.hits + scrubInPlace(masked.response.body, secretBuffers));
           return masked.response;
         } catch (err) {
           if (!(err instanceof MaskRefusal)) throw err;
-          res.body.destroy();
+          discardBody(res.body);
           throw new ProxyRefusal(refusal(502, 'unmaskable_response', err.message, { rule: ruleIds }));
         }
       }
-      if (!leaksInHeaders) return undefined;
-      const chunks: Buffer[] = [];
-      for await (const c of res.body) chunks.push(c as Buffer);
-      const body = Buffer.concat(chunks);
-      action.scrubbed += scrubInPlace(body, secretBuffers) + 1;
-      return { status: res.status, headers, body };
+      try {
+        return await echo.rebuild(req.method, res, count);
+      } catch (err) {
+        if (!(err instanceof EchoRefusal)) throw err;
+        throw new ProxyRefusal(refusal(502, 'unscannable_response', err.message));
+      }
     },
 
     responseFilter(action) {
-      return secretBuffers.length > 0 ? chunkScrubber(secretBuffers, (n) => (action.scrubbed += n)) : undefined;
+      return echo.filter((n) => (action.scrubbed += n));
     },
 
     onOutcome(action, _req, outcome) {
@@ -192,7 +181,7 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
         ...(action.masked ? { maskedPaths: action.masked.maskedPaths, valuesMasked: action.masked.valuesMasked, detectorHits: action.masked.detectorHits } : {}),
         ...(action.scrubbed > 0 ? { credentialEchoesScrubbed: action.scrubbed } : {}),
       });
-      audit.onOutcome({ queryId: id, status: ok ? 'ok' : 'error', code: String(outcome.status), ...(outcome.error ? { message: scrubText(outcome.error, secrets) } : {}), durationMs: outcome.durationMs, bytes: outcome.responseBytes });
+      audit.onOutcome({ queryId: id, status: ok ? 'ok' : 'error', code: String(outcome.status), ...(outcome.error ? { message: echo.text(outcome.error) } : {}), durationMs: outcome.durationMs, bytes: outcome.responseBytes });
     },
 
     errorResponse: coreErrorResponse,

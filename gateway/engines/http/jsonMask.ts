@@ -5,6 +5,7 @@
 // re-serialised JSON with no duplicate keys left for its parser to read differently.
 import type { DetectorName } from '../../policy/mask/detectors.js';
 import { applyStrategy, maskValue, REDACTED, type MaskStrategy, type ValueMask } from '../../policy/mask/strategies.js';
+import { isLosslessNumber } from './jsonNumbers.js';
 import { selectJsonPath } from './jsonPath.js';
 import type { MaskPlan } from './policy.js';
 
@@ -27,6 +28,8 @@ function setOwn(container: Record<string | number, unknown>, key: string | numbe
 
 function maskLeaf(value: unknown, strategy: MaskStrategy, hashKey: Buffer | undefined): unknown {
   if (value === null) return null;
+  // A number kept as the service wrote it (jsonNumbers.ts) is masked as that text.
+  if (isLosslessNumber(value)) return applyStrategy(strategy, Buffer.from(value.value, 'utf8'), hashKey).toString('utf8');
   if (typeof value === 'object') return REDACTED;
   const text = typeof value === 'string' ? value : String(value);
   return applyStrategy(strategy, Buffer.from(text, 'utf8'), hashKey).toString('utf8');
@@ -65,8 +68,8 @@ function backstop(value: unknown, mask: ValueMask, detectors: readonly DetectorN
     return out;
   };
   if (typeof value === 'string') return scan(value);
-  if (typeof value === 'number') {
-    const text = String(value);
+  if (typeof value === 'number' || isLosslessNumber(value)) {
+    const text = isLosslessNumber(value) ? value.value : String(value);
     const out = scan(text);
     return out === text ? value : out;
   }

@@ -2,6 +2,7 @@
 // `['name']`, `[N]`, `[*]` / `.*` (every member or element) and `..name` (that key at any depth).
 // Compiled once at configuration load; `selectJsonPath` lists the places a path reaches in a
 // parsed document as (container, key) pairs, so the caller can replace values in place.
+import { isLosslessNumber } from './jsonNumbers.js';
 
 export type JsonStep =
   | { readonly kind: 'child'; readonly name: string }
@@ -65,7 +66,8 @@ export interface JsonPlace {
 }
 
 type Container = Record<string, unknown> | unknown[];
-const isContainer = (v: unknown): v is Container => typeof v === 'object' && v !== null;
+// A number kept as its text (jsonNumbers.ts) is an object underneath, yet a leaf of the document.
+const isContainer = (v: unknown): v is Container => typeof v === 'object' && v !== null && !isLosslessNumber(v);
 const own = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const member = (where: string, key: string | number) => (typeof key === 'number' ? `${where}[${key}]` : NAME.test(key) && NAME.exec(key)![0] === key ? `${where}.${key}` : `${where}[${JSON.stringify(key)}]`);
 

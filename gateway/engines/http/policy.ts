@@ -2,7 +2,10 @@
 // the compiled runtime form and the pure judgement of one request. Rules match the request's
 // method and its normalised path (path.ts) with globs: `*` one segment, `**` any number of them.
 // `block` refuses, `review` holds for an approver, `mask` names JSON paths of response bodies to
-// mask (jsonMask.ts), with the value detectors as a backstop (docs/http.md).
+// mask (jsonMask.ts), with the value detectors as a backstop (docs/http.md). Paths match without
+// regard to case unless the policy says `caseSensitivePaths: true`: many services route
+// `/ADMIN/x` like `/admin/x`, and a block that one spelling slips past is a hole, while blocking
+// or masking a spelling the service would have told apart only refuses more.
 import { z } from 'zod';
 import { parseDuration } from '../../../src/duration.js';
 import { backstopSchema, checkUniqueRuleIds, compileRuleScope, reviewFields, ruleApplies, ruleScopeFields, type RuleScope } from '../../policy/ruleScope.js';
@@ -65,6 +68,8 @@ export const httpPolicySchema = z
     rules: z.array(rule).default([]),
     /** Detectors run (with `redact`) on every JSON value of a response a mask rule applies to: true (all), a list, or false. */
     backstop: backstopSchema,
+    /** Whether `paths:` patterns tell `/Admin` from `/admin` (default false: they match every spelling). */
+    caseSensitivePaths: z.boolean({ error: () => 'expected true or false' }).default(false),
   })
   .superRefine((p, ctx) => checkUniqueRuleIds(p.rules, ctx));
 
@@ -89,10 +94,16 @@ export interface HttpPolicy {
   readonly backstop: readonly DetectorName[];
   /** The gateway's masking key, for `strategy: hash`. */
   readonly hashKey?: Buffer;
+  /** `caseSensitivePaths`: false (the default) matches paths whatever their case. */
+  readonly caseSensitivePaths: boolean;
 }
 
-/** A path glob as a regular expression over the normalised, decoded path (a trailing "/" optional). */
-export function pathGlobToRegExp(glob: string): RegExp {
+/**
+ * A path glob as a regular expression over the normalised, decoded path (a trailing "/" optional).
+ * Case-insensitive by default, with Unicode case folding (`u`): a service that folds case may also
+ * fold `ſ` to `s` or the Kelvin sign to `k`, so the pattern must match those spellings too.
+ */
+export function pathGlobToRegExp(glob: string, caseSensitive = false): RegExp {
   const segments = glob.split('/').slice(1);
   let src = '';
   for (const seg of segments) {
@@ -101,7 +112,7 @@ export function pathGlobToRegExp(glob: string): RegExp {
     else if (seg === '') src += '';
     else src += '/' + [...seg].map((ch) => (ch === '*' ? '[^/]*' : ch.replace(/[.+^${}()|[\]\\?]/g, '\\$&'))).join('');
   }
-  return new RegExp(`^${src}/?$`, 's');
+  return new RegExp(`^${src}/?$`, caseSensitive ? 'su' : 'siu');
 }
 
 export function compileHttpPolicy(cfg: HttpPolicyConfig, hashKey?: Buffer): HttpPolicy {
@@ -109,14 +120,14 @@ export function compileHttpPolicy(cfg: HttpPolicyConfig, hashKey?: Buffer): Http
     const common: { -readonly [K in keyof RuleCommon]: RuleCommon[K] } = { ...compileRuleScope(r) };
     const cond = r.block ?? r.review ?? r.mask;
     if (cond?.methods) common.methods = new Set(cond.methods.map((m) => m.toUpperCase()));
-    if (cond?.paths) common.paths = cond.paths.map(pathGlobToRegExp);
+    if (cond?.paths) common.paths = cond.paths.map((p) => pathGlobToRegExp(p, cfg.caseSensitivePaths));
     if (r.block) return Object.freeze({ ...common, action: 'block' });
     if (r.review) return Object.freeze({ ...common, action: 'review', approvers: [...r.review.approvers], timeoutMs: parseDuration(r.review.timeout) as number });
     const m = r.mask as NonNullable<typeof r.mask>;
     return Object.freeze({ ...common, action: 'mask', json: m.json.map((p) => compileJsonPath(p) as JsonPath), strategy: m.strategy });
   });
   const backstop = cfg.backstop === true ? [...DETECTOR_NAMES] : cfg.backstop === false ? [] : [...cfg.backstop];
-  return Object.freeze({ rules: Object.freeze(rules), backstop: Object.freeze(backstop), ...(hashKey !== undefined ? { hashKey } : {}) });
+  return Object.freeze({ rules: Object.freeze(rules), backstop: Object.freeze(backstop), caseSensitivePaths: cfg.caseSensitivePaths, ...(hashKey !== undefined ? { hashKey } : {}) });
 }
 
 function matches(rule: Matcher, method: string, path: string): boolean {
@@ -140,12 +151,21 @@ export type HttpVerdict =
   | { readonly verdict: 'block'; readonly rule: string; readonly reason: string }
   | { readonly verdict: 'review'; readonly rule: string; readonly reason: string; readonly approvers: readonly string[]; readonly timeoutMs: number; readonly mask?: MaskPlan };
 
+/**
+ * The path as case-insensitive patterns are tested against it. Unicode case folding (the
+ * patterns' `u` flag) already matches `ſ` and the Kelvin sign; the dotted and dotless Turkish i
+ * fold to no ASCII letter there, yet Java's equalsIgnoreCase and .NET's OrdinalIgnoreCase read
+ * both as `i`.
+ */
+const foldForMatch = (path: string): string => path.replace(/[\u0130\u0131]/g, 'i');
+
 /** Judges one request (its method and normalised path) against the rules that apply: block wins over review. */
 export function judgeRequest(policy: HttpPolicy, rules: readonly HttpRule[], method: string, path: string): HttpVerdict {
   let review: Extract<HttpVerdict, { verdict: 'review' }> | undefined;
   const masks: MaskPlan['paths'][number][] = [];
+  const subject = policy.caseSensitivePaths ? path : foldForMatch(path);
   for (const r of rules) {
-    if (!matches(r, method, path)) continue;
+    if (!matches(r, method, subject)) continue;
     if (r.action === 'block') return { verdict: 'block', rule: r.id, reason: r.message ?? `${method} ${path} is blocked by rule ${r.id}` };
     if (r.action === 'review') review ??= { verdict: 'review', rule: r.id, reason: r.message ?? `${method} ${path} needs a review (rule ${r.id})`, approvers: r.approvers, timeoutMs: r.timeoutMs };
     else for (const p of r.json) masks.push({ path: p, strategy: r.strategy, rule: r.id });

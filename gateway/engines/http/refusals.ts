@@ -3,7 +3,7 @@
 // program can tell a gateway refusal from the service's own 403 without parsing the body.
 import type { ProxyResponse } from '../../httpProxy/types.js';
 
-export type RefusalCode = 'blocked' | 'review_rejected' | 'review_expired' | 'review_unavailable' | 'unjudgeable_request' | 'audit_unavailable' | 'unmaskable_response' | 'upstream_failed' | 'bad_request';
+export type RefusalCode = 'blocked' | 'review_rejected' | 'review_expired' | 'review_unavailable' | 'unjudgeable_request' | 'audit_unavailable' | 'unmaskable_response' | 'unscannable_response' | 'upstream_failed' | 'bad_request';
 
 export function refusal(status: number, code: RefusalCode, message: string, extra: { rule?: string; review?: string } = {}): ProxyResponse {
   const body = Buffer.from(JSON.stringify({ error: { code, message, ...extra } }) + '\n');

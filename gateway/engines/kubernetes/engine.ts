@@ -3,11 +3,14 @@
 // the API server reads it (requestInfo.ts), judged by the connection's rules (policy.ts), held
 // for a review when a rule says so (the request waits, up to the rule's timeout: docs/decisions.md),
 // and recorded: the request with its RBAC attributes, its outcome, exec/attach streams as
-// terminal sessions and watches as a count plus their first events (recorder.ts). Refusals are
+// terminal sessions and watches as a count plus their first events (recorder.ts). The held token
+// never comes back: echoes of it (a TokenReview answer, an error quoting the request) are
+// overwritten in responses and the record (httpProxy/credentialEcho.ts). Refusals are
 // Kubernetes Status objects, so kubectl prints them as it prints the API server's own.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuditUnavailableError } from '../../audit/contract.js';
-import { createHttpProxy, createUpstream, headerValue, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
+import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
+import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
 import type { KubernetesConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { judgeRequest, type KubernetesVerdict } from './policy.js';
@@ -23,6 +26,8 @@ interface K8sAction {
   id?: number;
   exec?: ExecRecorder;
   watch?: WatchRecorder;
+  /** Echoes of the held token overwritten in the response. */
+  scrubbed?: number;
 }
 
 /** Rule id recorded for requests refused before any rule: what the engine itself cannot allow. */
@@ -74,7 +79,7 @@ export function createKubernetesEngine(): Engine {
     async handle(client, session, signal) {
       const connection = session.connection as KubernetesConnection;
       session.audit.onSessionStart({ target: connection.target.server, clientUser: session.identity.name });
-      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection, refusals) });
+      const proxy = createHttpProxy({ upstream: upstreamFor(connection, session.connectTimeoutMs), hooks: hooks(session, connection, refusals), ...clientTimeouts(session.limits) });
       let failure: string | undefined;
       let totals = { bytesFromClient: 0, bytesToClient: 0 };
       try {
@@ -106,6 +111,8 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
   const { audit } = session;
   const budget: Budget = { left: TERMINAL_RECORD_BYTES, truncated: false };
   const token = connection.target.token;
+  const echo = credentialEcho(token === undefined ? [] : secretValues({ authorization: `Bearer ${token}` }));
+  const scrubbed = (a: K8sAction) => (n: number) => (a.scrubbed = (a.scrubbed ?? 0) + n);
 
   /** What the gateway refuses whatever the rules say; undefined when the request may be judged. */
   const gatewayRefusal = (a: K8sAction, req: ProxyRequest): { code: number; reason: string; message: string } | undefined => {
@@ -206,8 +213,17 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
       const headers: Record<string, string> = {};
       // Replaces whatever the client sent (the local password, when one is asked) under the same name.
       if (token !== undefined) headers.Authorization = `Bearer ${token}`;
-      return headers;
+      return echo.upstreamHeaders(headers);
     },
+    async transformResponse(a, req, res) {
+      try {
+        return await echo.rebuild(req.method, res, scrubbed(a));
+      } catch (err) {
+        if (!(err instanceof EchoRefusal)) throw err;
+        throw new ProxyRefusal(statusResponse(502, 'InternalError', `sluice: ${err.message}`));
+      }
+    },
+    responseFilter: (a) => echo.filter(scrubbed(a)),
     observeResponse(a) {
       if (a.kind !== 'watch') return undefined;
       const watch = new WatchRecorder();
@@ -223,15 +239,16 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
     },
     onOutcome(a, _req, outcome) {
       if (a?.id === undefined) return;
-      if (a.watch) audit.onEvent('k8s.watch', { action: a.id, events: a.watch.events, first: a.watch.first });
+      if (a.watch) audit.onEvent('k8s.watch', { action: a.id, events: a.watch.events, first: a.watch.first.map(echo.text) });
       if (outcome.result !== 'refused') {
         audit.onEvent('k8s.response', {
           action: a.id,
           status: outcome.status,
           requestBytes: outcome.requestBytes,
           responseBytes: outcome.responseBytes,
-          ...(a.exec === undefined && outcome.requestSample.length > 0 ? { requestSample: outcome.requestSample.subarray(0, SAMPLE_TEXT).toString('utf8') } : {}),
-          ...(a.exec === undefined && outcome.responseSample.length > 0 ? { responseSample: outcome.responseSample.subarray(0, SAMPLE_TEXT).toString('utf8') } : {}),
+          ...(a.exec === undefined && outcome.requestSample.length > 0 ? { requestSample: echo.text(outcome.requestSample.subarray(0, SAMPLE_TEXT).toString('utf8')) } : {}),
+          ...(a.exec === undefined && outcome.responseSample.length > 0 ? { responseSample: echo.text(outcome.responseSample.subarray(0, SAMPLE_TEXT).toString('utf8')) } : {}),
+          ...(a.scrubbed !== undefined ? { credentialEchoesScrubbed: a.scrubbed } : {}),
         });
       }
       const exit = a.exec?.exit;
@@ -240,7 +257,7 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
         queryId: a.id,
         status: ok ? 'ok' : 'error',
         code: exit ?? String(outcome.status),
-        ...(outcome.error ? { message: outcome.error } : a.exec?.statusMessage ? { message: a.exec.statusMessage } : {}),
+        ...(outcome.error ? { message: echo.text(outcome.error) } : a.exec?.statusMessage ? { message: echo.text(a.exec.statusMessage) } : {}),
         durationMs: outcome.durationMs,
         bytes: outcome.responseBytes,
       });

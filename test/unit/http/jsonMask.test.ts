@@ -51,3 +51,38 @@ describe('maskJsonDocument', () => {
     expect(r.detectorHits.credit_card).toBe(1);
   });
 });
+
+describe('masked responses keep the service\'s numbers', () => {
+  const roundTrip = async (body: string, paths: string[], backstop: MaskPlan['backstop'] = []) => {
+    const { maskJsonResponse } = await import('../../../gateway/engines/http/responseMask.js');
+    const { Readable } = await import('node:stream');
+    const res = { status: 200, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from(body)]) };
+    return (await maskJsonResponse(res, plan(paths, 'partial', backstop), undefined, 'pii')).response.body.toString();
+  };
+
+  it('writes every unmasked number literal back exactly as it was sent (2^53 + 1, 1.0, 1e2, -0)', async () => {
+    const out = await roundTrip('{"id":9007199254740993,"ids":[12345678901234567890,-9007199254740993],"f":1.0,"e":1e2,"z":-0,"d":0.1000,"n":42,"email":"ada@example.com"}', ['$.email']);
+    expect(out).toBe('{"id":9007199254740993,"ids":[12345678901234567890,-9007199254740993],"f":1.0,"e":1e2,"z":-0,"d":0.1000,"n":42,"email":"***********.com"}');
+  });
+
+  it('masks a big number by its exact digits, and its `.value` is no JSON path', async () => {
+    expect(await roundTrip('{"card":4111111111111111111,"x":{"value":"v"}}', ['$.card', '$..value'])).toBe('{"card":"***************1111","x":{"value":"*"}}');
+    // The backstop reads the literal's own digits: a 19-digit card number is found whole.
+    expect(await roundTrip('{"n":4111111111111111110,"m":7}', [], ['credit_card'])).toBe('{"n":"[redacted]","m":7}');
+  });
+
+  it('a key held twice: the last value wins, as JSON.parse has it; with exact numbers to keep, refused without quoting it', async () => {
+    expect(await roundTrip('{"k":1,"k":2}', ['$.x'])).toBe('{"k":2}');
+    const twice = '{"ada@example.com":1,"ada@example.com":2,"id":9007199254740993}';
+    await expect(roundTrip(twice, ['$.x'])).rejects.toThrow(/holds a key twice/);
+    await expect(roundTrip(twice, ['$.x'])).rejects.not.toThrow(/ada/);
+  });
+});
+
+describe('hasInexactNumber', () => {
+  it('finds the literals a JS number would change, and nothing inside strings', async () => {
+    const { hasInexactNumber } = await import('../../../gateway/engines/http/jsonNumbers.js');
+    for (const t of ['9007199254740993', '[1.0]', '{"a":1e2}', '-0', '[0.10]', '[1e21]', '{"x":"1.0","y":12345678901234567890}', '1E5']) expect(hasInexactNumber(t), t).toBe(true);
+    for (const t of ['{"a":"9007199254740993","b":"1.0"}', '[1,-2,0.5,1.25,123456789012345,9007199254740991]', '{"s":"\\"1.0\\"","n":3}', 'true', '[1e+21]', '[1.5e-7]']) expect(hasInexactNumber(t), t).toBe(false);
+  });
+});

@@ -45,6 +45,24 @@ describe('judgeRequest', () => {
     expect(masked.verdict === 'allow' && masked.mask?.paths.map((p) => p.path.text)).toEqual(['$.customers[*].email', '$..card_number']);
   });
 
+  it('matches paths whatever their case, Unicode folds and the Turkish i included', () => {
+    for (const p of ['/ADMIN/users/1', '/Admin', '/aDmIn/x/y', '/adm\u0130n/x', '/adm\u0131n', '/ADM\u0130N']) {
+      expect(judge(['eng'], 'DELETE', p), p).toMatchObject({ verdict: 'block', rule: 'read-only' });
+    }
+    expect(judge(['eng'], 'post', '/V1/Refunds')).toMatchObject({ verdict: 'review', rule: 'refunds-need-review' });
+    expect(judge(['eng'], 'GET', '/OPS/x')).toMatchObject({ verdict: 'block', rule: 'ops-only' });
+    const kelvin = compileHttpPolicy(httpPolicySchema.parse({ rules: [{ id: 'keys', block: { paths: ['/keys/**', '/ssh'] } }] }));
+    for (const p of ['/\u212Aeys/1', '/\u017Fsh', '/KEYS']) expect(judgeRequest(kelvin, kelvin.rules, 'GET', p), p).toMatchObject({ verdict: 'block' });
+    expect(judge(['eng'], 'DELETE', '/administrator')).toMatchObject({ verdict: 'allow' });
+  });
+
+  it('caseSensitivePaths: true tells spellings apart', () => {
+    const strict = compileHttpPolicy(httpPolicySchema.parse({ caseSensitivePaths: true, rules: [{ id: 'a', block: { paths: ['/admin/**'] } }] }));
+    expect(judgeRequest(strict, strict.rules, 'GET', '/admin/x')).toMatchObject({ verdict: 'block' });
+    expect(judgeRequest(strict, strict.rules, 'GET', '/ADMIN/x')).toMatchObject({ verdict: 'allow' });
+    expect(httpPolicySchema.safeParse({ caseSensitivePaths: 'yes' }).error?.issues[0]).toMatchObject({ path: ['caseSensitivePaths'], message: 'expected true or false' });
+  });
+
   it('honours for/except groups', () => {
     expect(judge(['eng'], 'GET', '/ops/x')).toMatchObject({ verdict: 'block', rule: 'ops-only' });
     expect(judge(['ops'], 'GET', '/ops/x')).toMatchObject({ verdict: 'allow' });

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { createScrubber } from '../../../gateway/engines/http/scrub.js';
-import { secretValues } from '../../../gateway/engines/http/hooks.js';
+import { createScrubber } from '../../../gateway/httpProxy/scrub.js';
+import { secretValues } from '../../../gateway/httpProxy/credentialEcho.js';
 
 describe('credential scrubbing', () => {
   it('overwrites the secret across every chunk boundary, keeping the length', async () => {

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createScrubber, scrubInPlace } from '../../../gateway/engines/http/scrub.js';
+import { createScrubber, scrubInPlace } from '../../../gateway/httpProxy/scrub.js';
 
 const secrets = ['Bearer tok-0123456789abcdef', 'tok-0123456789abcdef'].map((s) => Buffer.from(s));
 

@@ -2,7 +2,7 @@
 // the core as the tunnel would, and real clients (undici's fetch, ws) talk to it.
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import { Readable, Transform } from 'node:stream';
 import { Agent, request } from 'undici';
@@ -86,9 +86,9 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startProxy(upstreamUrl: string, ca: string | undefined): Promise<Harness> {
+async function startProxy(upstreamUrl: string, ca: string | undefined, timeouts: { headersTimeoutMs?: number; keepAliveMs?: number } = {}): Promise<Harness> {
   const upstream = createUpstream({ url: upstreamUrl, ...(ca !== undefined ? { ca } : {}) });
-  const proxy = createHttpProxy({ upstream, hooks, sampleBytes: 64 });
+  const proxy = createHttpProxy({ upstream, hooks, sampleBytes: 64, ...timeouts });
   const sockets = new Set<Socket>();
   const aborter = new AbortController();
   const server = createServer((socket) => {
@@ -121,6 +121,67 @@ afterAll(async () => {
   await client.close();
   await proxy?.close();
   await target?.close();
+});
+
+/** Opens a raw connection, writes `text`, and resolves with everything received once the proxy closes it. */
+function rawExchange(url: string, text: string): Promise<string> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const s = connect(Number(port), '127.0.0.1', () => s.write(text));
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => (got += d));
+    s.on('error', reject);
+    s.on('close', () => resolve(got));
+  });
+}
+
+describe('client timeouts', () => {
+  let quick: Harness;
+  beforeAll(async () => {
+    quick = await startProxy(target.url, target.ca, { headersTimeoutMs: 300, keepAliveMs: 300 });
+  });
+  afterAll(() => quick?.close());
+
+  it('answers 408 and closes a connection whose request head never completes (or never starts)', async () => {
+    const seen = target.log.length;
+    for (const partial of ['GET /echo/slow HTTP/1.1\r\nHost: x\r\nX-Slow: 1', '']) {
+      const got = await rawExchange(quick.url, partial);
+      expect(got).toMatch(/^HTTP\/1\.1 408 /);
+      expect(got).toContain('no complete request head within 0.3 s');
+    }
+    expect(target.log.length).toBe(seen);
+  });
+
+  it('closes an idle keep-alive connection after its last response, quietly', async () => {
+    const got = await rawExchange(quick.url, 'GET /echo/once HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).not.toContain('408');
+  });
+
+  it('does not time a request whose head is in, however long its body takes', async () => {
+    const { port } = new URL(quick.url);
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const s = connect(Number(port), '127.0.0.1', () => s.write('POST /echo/late HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab'));
+      s.setEncoding('latin1');
+      // The rest of the body follows only once the proxy has forwarded the head upstream, past the 0.3 s limit.
+      const late = setInterval(() => {
+        if (target.log.at(-1)?.target === '/echo/late') {
+          clearInterval(late);
+          setTimeout(() => s.write('cd'), 600);
+        }
+      }, 20);
+      s.on('data', (d: string) => {
+        text += d;
+        if (text.includes('"body":"abcd"')) s.end();
+      });
+      s.on('error', reject);
+      s.on('close', () => resolve(text));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(got).toContain('"body":"abcd"');
+  });
 });
 
 describe('http proxy core', () => {

@@ -3,7 +3,7 @@
 // the very client it is kept from. Each occurrence in a streamed body is overwritten with "*" of
 // the same length (so Content-Length stays true), across chunk boundaries.
 import { Transform } from 'node:stream';
-import type { ChunkFilter } from '../../httpProxy/types.js';
+import type { ChunkFilter } from './types.js';
 
 const STAR = 0x2a;
 
