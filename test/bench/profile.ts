@@ -6,7 +6,8 @@
 // PROFILE_CLIENTS (8), PROFILE_SECONDS (10), PROFILE_RECORD (statements | sessions),
 // PROFILE_TOP (25), PROFILE_DIR (kept profiles; default a temporary directory), PROFILE_CPU=0 (no
 // --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`),
-// PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column).
+// PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column),
+// PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row SELECT, figures per 1000 rows).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -23,6 +24,7 @@ const seconds = Number(process.env.PROFILE_SECONDS ?? 10);
 const record = process.env.PROFILE_RECORD ?? 'statements';
 const top = Number(process.env.PROFILE_TOP ?? 25);
 const cpu = process.env.PROFILE_CPU !== '0';
+const select = process.env.PROFILE_SELECT === '1';
 const out = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-profile-'));
 
 interface CpuProfile {
@@ -56,6 +58,9 @@ function threadsOf(pid: number): Map<string, { user: number; system: number }> {
   }
   return out;
 }
+
+/** The tunnel bench's table for the 1M-row SELECT (its policy masks `email`). */
+const SELECT_TABLE = "create table bench_customers as select g as id, 'customer ' || g as name, 'user' || g || '@example.com' as email from generate_series(1, 1000000) g";
 
 async function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
   let text = '';
@@ -95,6 +100,7 @@ async function main(): Promise<void> {
   try {
     const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
+    if (select) await run(join(PG_BIN_DIR, 'psql'), ['-X', '-p', String(cluster.port), '-c', SELECT_TABLE], { env });
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
     const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record, ...(process.env.PROFILE_POLICY === '1' ? { policy: POLICY } : {}) }], extra: { log: { level: 'warn' } } });
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
@@ -114,11 +120,20 @@ async function main(): Promise<void> {
 
     const before = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
     const threadsBefore = threadsOf(gw.pid!);
-    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(port)], { env });
+    let transactions: number;
+    if (select) {
+      const started = process.hrtime.bigint();
+      const { stdout } = await run(join(PG_BIN_DIR, 'psql'), ['-X', '-At', '-p', String(port), '-c', 'select * from bench_customers'], { env, maxBuffer: 1 << 30 });
+      const rows = stdout.split('\n').length - 1;
+      transactions = rows / 1000;
+      console.log(`1M-row SELECT through the tunnel, record: ${record}: ${((rows * 1e9) / Number(process.hrtime.bigint() - started)).toFixed(0)} rows/s; figures below are per 1000 rows`);
+    } else {
+      const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), '-p', String(port)], { env });
+      transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+      console.log(`pgbench -S -c ${clients} through the tunnel, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    }
     const after = [cpuOf(gw.pid!), cpuOf(cli.pid!)];
     const threadsAfter = threadsOf(gw.pid!);
-    const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
-    console.log(`pgbench -S -c ${clients} through the tunnel, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
     ['gateway', 'sluice connect'].forEach((name, i) => {
       const u = (after[i]!.user - before[i]!.user) / transactions;
       const s = (after[i]!.system - before[i]!.system) / transactions;

@@ -3,7 +3,9 @@
 // a multi-byte character is never cut: `partial` counts characters, not bytes, and detector spans
 // fall on character boundaries (see detectors.ts).
 import { createHmac } from 'node:crypto';
-import { findSpans, type DetectorName, type Span } from './detectors.js';
+import { findSpans, screenBytes, type DetectorName, type Span } from './detectors.js';
+
+const NO_SPANS: readonly Span[] = Object.freeze([]);
 
 export type MaskStrategy = 'redact' | 'partial' | 'hash';
 
@@ -90,8 +92,10 @@ export function newMaskStats(): MaskStats {
  * The detector spans of `bytes[start, end)`, as byte offsets relative to `start`. The value is
  * read as latin1 (one character per byte): detectors match ASCII, so offsets are byte offsets.
  */
-export function findByteSpans(bytes: Buffer, start: number, end: number, detectors: Iterable<DetectorName>): Span[] {
-  const spans = findSpans(bytes.toString('latin1', start, end), detectors);
+export function findByteSpans(bytes: Buffer, start: number, end: number, detectors: Iterable<DetectorName>): readonly Span[] {
+  const possible = screenBytes(bytes, start, end, detectors);
+  if (possible.length === 0) return NO_SPANS;
+  const spans = findSpans(bytes.toString('latin1', start, end), possible);
   // Belt and braces: widen any span that would cut a UTF-8 sequence to the whole character.
   return spans.map((sp) => {
     let a = sp.start;
