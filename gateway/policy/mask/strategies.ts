@@ -11,7 +11,7 @@ export type MaskStrategy = 'redact' | 'partial' | 'hash';
 
 /** What `redact` puts in place of a value. */
 export const REDACTED = '[redacted]';
-const REDACTED_BYTES = Buffer.from(REDACTED);
+export const REDACTED_BYTES = Buffer.from(REDACTED);
 
 /** Strength order, for when two rules mask the same column differently: the stronger wins. */
 export const STRATEGY_STRENGTH: Record<MaskStrategy, number> = { partial: 1, hash: 2, redact: 3 };
@@ -25,7 +25,7 @@ export function partialKeep(chars: number): number {
   return Math.min(4, Math.floor(chars / 2));
 }
 
-const isContinuation = (b: number) => (b & 0xc0) === 0x80;
+export const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 /** `partial`: one `*` per hidden character, then the kept tail, cut on a character boundary. */
 export function partialBytes(value: Uint8Array): Buffer {
