@@ -108,6 +108,9 @@ type Replacement = Buffer | null | undefined;
 // How a column's values are handled: left alone, given to the detectors, or masked whole (NULL
 // for binary values that cannot carry a marker; redact and partial written straight into the
 // row; hash and JSON through applyStrategy).
+/** Bytes of one slab of rewritten rows: a socket read's worth. */
+const SLAB_SIZE = 64 * 1024;
+
 const KEEP = 0;
 const DETECT = 1;
 const NULLED = 2;
@@ -153,6 +156,16 @@ function jsonSpanQuoting(bytes: Buffer, start: number, spans: readonly Span[]): 
     outside.push(!state);
   }
   return outside;
+}
+
+/**
+ * Copies `src[from, to)` to `dst` at `at` and returns where it ended. The pieces of a row are
+ * mostly a few bytes long, where a plain loop costs less than Buffer#copy's checks and call.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  if (to - from > 64) return at + src.copy(dst, at, from, to);
+  for (let i = from; i < to; i++) dst[at++] = src[i] as number;
+  return at;
 }
 
 /** Builds a masker for one result set (one RowDescription). */
@@ -237,6 +250,20 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
   const chTail = new Int32Array(n);
   const chValue: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
 
+  // Rewritten rows are cut one after another from a slab that is never written twice, so the
+  // rows of one chunk lie back to back and the relay sends them as one view (backendRelay.ts).
+  let slab = Buffer.allocUnsafeSlow(0);
+  let slabAt = 0;
+  const alloc = (size: number): Buffer => {
+    if (size > SLAB_SIZE / 8) return Buffer.allocUnsafe(size);
+    if (slabAt + size > slab.length) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabAt = 0;
+    }
+    slabAt += size;
+    return slab.subarray(slabAt - size, slabAt);
+  };
+
   const maskDataRowAt = (buf: Buffer, start: number, end: number): Buffer | undefined => {
     if (end - start < 7 || buf[start] !== 0x44) throw new RowMaskError('not a DataRow message');
     if (buf.readInt32BE(start + 1) !== end - start - 1) throw new RowMaskError('DataRow length does not match the frame');
@@ -300,31 +327,27 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
     if (p !== end) throw new RowMaskError('trailing bytes in DataRow');
     if (changes === 0) return undefined;
     stats.rowsChanged++;
-    const out = Buffer.allocUnsafe(size);
+    const out = alloc(size);
     let w = 0;
     let r = start;
     for (let c = 0; c < changes; c++) {
-      w += buf.copy(out, w, r, chFrom[c]);
+      w = copyBytes(buf, r, chFrom[c] as number, out, w);
       if (chKind[c] === PARTIAL) {
         const stars = chLen[c] as number;
         const tail = chTail[c] as number;
         const to = chTo[c] as number;
         w = out.writeInt32BE(stars + (to - tail), w);
         out.fill(0x2a, w, w + stars);
-        w += stars;
-        w += buf.copy(out, w, tail, to);
+        w = copyBytes(buf, tail, to, out, w + stars);
       } else {
         const v = chValue[c];
         if (v === null || v === undefined) w = out.writeInt32BE(-1, w);
-        else {
-          w = out.writeInt32BE(v.length, w);
-          w += v.copy(out, w);
-        }
+        else w = copyBytes(v, 0, v.length, out, out.writeInt32BE(v.length, w));
         chValue[c] = null;
       }
       r = chTo[c] as number;
     }
-    buf.copy(out, w, r, end);
+    copyBytes(buf, r, end, out, w);
     out.writeInt32BE(size - 1, 1);
     return out;
   };
