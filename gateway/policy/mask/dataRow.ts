@@ -168,6 +168,18 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   return at;
 }
 
+// Int32 fields read and written inline: Buffer's methods check their arguments on every call,
+// and the masker has already checked the bounds.
+const int32At = (b: Buffer, p: number): number => ((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number);
+
+function putInt32(b: Buffer, at: number, v: number): number {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+  return at + 4;
+}
+
 /** Builds a masker for one result set (one RowDescription). */
 export function createRowMasker(plan: RowMaskPlan): RowMasker {
   const n = plan.columns.length;
@@ -275,7 +287,7 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
     let p = start + 7;
     for (let i = 0; i < n; i++) {
       if (p + 4 > end) throw new RowMaskError('truncated DataRow');
-      const len = buf.readInt32BE(p);
+      const len = int32At(buf, p);
       p += 4;
       if (len === -1) continue; // NULL stays NULL
       if (len < 0 || p + len > end) throw new RowMaskError('invalid value length in DataRow');
@@ -286,7 +298,7 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
         let value: Buffer | null = null;
         if (kind === PARTIAL) {
           let chars = 0;
-          for (let k = p; k < e; k++) if (!isContinuation(buf[k] as number)) chars++;
+          for (let k = p; k < e; k++) if (((buf[k] as number) & 0xc0) !== 0x80) chars++;
           const keep = partialKeep(chars);
           let tail = e;
           for (let seen = 0; seen < keep && tail > p; ) {
@@ -336,13 +348,13 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
         const stars = chLen[c] as number;
         const tail = chTail[c] as number;
         const to = chTo[c] as number;
-        w = out.writeInt32BE(stars + (to - tail), w);
-        out.fill(0x2a, w, w + stars);
-        w = copyBytes(buf, tail, to, out, w + stars);
+        w = putInt32(out, w, stars + (to - tail));
+        for (const stop = w + stars; w < stop; ) out[w++] = 0x2a;
+        w = copyBytes(buf, tail, to, out, w);
       } else {
         const v = chValue[c];
-        if (v === null || v === undefined) w = out.writeInt32BE(-1, w);
-        else w = copyBytes(v, 0, v.length, out, out.writeInt32BE(v.length, w));
+        if (v === null || v === undefined) w = putInt32(out, w, -1);
+        else w = copyBytes(v, 0, v.length, out, putInt32(out, w, v.length));
         chValue[c] = null;
       }
       r = chTo[c] as number;
