@@ -168,6 +168,22 @@ function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: numbe
   return at;
 }
 
+// Rewritten rows are cut one after another from a slab that is never written twice, so the rows
+// of one chunk lie back to back and the relay sends them as one view (backendRelay.ts). One slab
+// for the process, not one per masker: a session caches up to 256 maskers.
+let slab = Buffer.allocUnsafeSlow(0);
+let slabAt = 0;
+
+function alloc(size: number): Buffer {
+  if (size > SLAB_SIZE / 8) return Buffer.allocUnsafe(size);
+  if (slabAt + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabAt = 0;
+  }
+  slabAt += size;
+  return slab.subarray(slabAt - size, slabAt);
+}
+
 // Int32 fields read and written inline: Buffer's methods check their arguments on every call,
 // and the masker has already checked the bounds.
 const int32At = (b: Buffer, p: number): number => ((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number);
@@ -261,20 +277,6 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
   /** PARTIAL: where the kept tail starts. */
   const chTail = new Int32Array(n);
   const chValue: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
-
-  // Rewritten rows are cut one after another from a slab that is never written twice, so the
-  // rows of one chunk lie back to back and the relay sends them as one view (backendRelay.ts).
-  let slab = Buffer.allocUnsafeSlow(0);
-  let slabAt = 0;
-  const alloc = (size: number): Buffer => {
-    if (size > SLAB_SIZE / 8) return Buffer.allocUnsafe(size);
-    if (slabAt + size > slab.length) {
-      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-      slabAt = 0;
-    }
-    slabAt += size;
-    return slab.subarray(slabAt - size, slabAt);
-  };
 
   const maskDataRowAt = (buf: Buffer, start: number, end: number): Buffer | undefined => {
     if (end - start < 7 || buf[start] !== 0x44) throw new RowMaskError('not a DataRow message');
