@@ -9,7 +9,8 @@
 // PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column),
 // PROFILE_MODE=direct (pgbench through the gateway's own PostgreSQL listener, `sluice dsn`, TLS,
 // instead of `sluice connect`), PROFILE_STRACE=1 (`strace -c -f` on the gateway during the run:
-// syscalls per transaction).
+// syscalls per transaction), PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row
+// SELECT, figures per 1000 rows).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -28,6 +29,7 @@ const top = Number(process.env.PROFILE_TOP ?? 25);
 const cpu = process.env.PROFILE_CPU !== '0';
 const direct = process.env.PROFILE_MODE === 'direct';
 const straced = process.env.PROFILE_STRACE === '1';
+const select = process.env.PROFILE_SELECT === '1';
 // Kept after the run (to open in DevTools); without --cpu-prof there is nothing to keep, so no directory.
 const out = process.env.PROFILE_DIR ?? (cpu ? mkdtempSync(join(tmpdir(), 'sluice-profile-')) : '');
 
@@ -68,6 +70,9 @@ function threadsOf(pid: number): Map<string, { user: number; system: number }> {
   }
   return out;
 }
+
+/** The tunnel bench's table for the 1M-row SELECT (its policy masks `email`). */
+const SELECT_TABLE = "create table bench_customers as select g as id, 'customer ' || g as name, 'user' || g || '@example.com' as email from generate_series(1, 1000000) g";
 
 /** Waits for `re` in the stream; leaves the stream open and drained (a closed stderr would fail the child's next log line). */
 function waitFor(child: ChildProcess, re: RegExp, stream: NodeJS.ReadableStream): Promise<RegExpExecArray> {
@@ -145,6 +150,7 @@ async function main(): Promise<void> {
   try {
     const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', '-p', String(cluster.port)], { env });
+    if (select) await run(join(PG_BIN_DIR, 'psql'), ['-X', '-p', String(cluster.port), '-c', SELECT_TABLE], { env });
     const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: 'PROFILE_PG_PASSWORD' }, sslmode: 'disable' };
     const config = writeGatewayConfig(dir, { connections: [{ name: 'bench', type: 'postgres', target, allow: { groups: ['bench'] }, record, ...(process.env.PROFILE_POLICY === '1' ? { policy: POLICY } : {}) }], extra: { log: { level: 'warn' }, ...(direct ? { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '1h' } } : {}) } });
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
@@ -180,13 +186,22 @@ async function main(): Promise<void> {
     const before = [cpuOf(gwPid), cpuOf(cli.pid!)];
     const ioBefore = syscallsOf(gwPid);
     const threadsBefore = threadsOf(gwPid);
-    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), conninfo], { env });
+    let transactions: number;
+    if (select) {
+      const started = process.hrtime.bigint();
+      const { stdout } = await run(join(PG_BIN_DIR, 'psql'), ['-X', '-At', '-c', 'select * from bench_customers', conninfo], { env, maxBuffer: 1 << 30 });
+      const rows = stdout.split('\n').length - 1;
+      transactions = rows / 1000;
+      console.log(`1M-row SELECT ${direct ? 'through the direct listener' : 'through the tunnel'}, record: ${record}: ${((rows * 1e9) / Number(process.hrtime.bigint() - started)).toFixed(0)} rows/s; figures below are per 1000 rows`);
+    } else {
+      const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), conninfo], { env });
+      transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+      console.log(`pgbench -S -c ${clients} ${direct ? 'through the direct listener' : 'through the tunnel'}, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    }
     window.to = Date.now() / 1000;
     const after = [cpuOf(gwPid), cpuOf(cli.pid!)];
     const ioAfter = syscallsOf(gwPid);
     const threadsAfter = threadsOf(gwPid);
-    const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
-    console.log(`pgbench -S -c ${clients} ${direct ? 'through the direct listener' : 'through the tunnel'}, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
     (direct ? ['gateway'] : ['gateway', 'sluice connect']).forEach((name, i) => {
       const u = (after[i]!.user - before[i]!.user) / transactions;
       const s = (after[i]!.system - before[i]!.system) / transactions;

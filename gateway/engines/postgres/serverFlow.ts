@@ -337,13 +337,12 @@ export class ServerFlow {
     let at = start;
     let verdict: RelayVerdict;
     if (c.masker !== undefined) {
-      const view = buf.subarray(start, end);
-      const masked = c.masker.maskDataRow(view);
-      if (masked !== view) {
+      const masked = c.masker.maskDataRowAt(buf, start, end);
+      if (masked !== undefined) {
         verdict = masked;
         frame = masked;
         at = 0;
-        this.byteDelta += masked.length - view.length;
+        this.byteDelta += masked.length - (end - start);
       }
     }
     if (c.sampling && c.queryId !== undefined && c.columns !== undefined) {

@@ -7,7 +7,7 @@
 // binary form is itself text (text, varchar, bpchar, name, json, jsonb, xml); any other binary
 // value of a masked column becomes NULL — a zero-length or marker value would be a malformed
 // int4/timestamp/numeric that drivers reject or misread, while NULL is valid for every type.
-import { findByteSpans, applyStrategy, newMaskStats, replaceSpans, type DetectPlan, type MaskStats, type MaskStrategy, type ValueMask } from './strategies.js';
+import { findByteSpans, applyStrategy, isContinuation, newMaskStats, partialKeep, REDACTED_BYTES, replaceSpans, type DetectPlan, type MaskStats, type MaskStrategy, type ValueMask } from './strategies.js';
 import type { Span } from './detectors.js';
 
 /** One result column, from RowDescription (and the Bind result formats for the extended protocol). */
@@ -93,6 +93,8 @@ export interface RowMaskStats extends MaskStats {
 export interface RowMasker {
   /** Masks one complete DataRow frame; returns the same Buffer when nothing changed. */
   maskDataRow(frame: Buffer): Buffer;
+  /** The same for the frame `buf[start, end)`, without a view of it: undefined when nothing changed. */
+  maskDataRowAt(buf: Buffer, start: number, end: number): Buffer | undefined;
   /** What it was built from: `plan.maskedColumns` and `plan.columns[i].name` name the masked columns for the audit trail. */
   readonly plan: RowMaskPlan;
   /** Running totals since creation (or the last `resetStats`), for the audit trail. */
@@ -102,6 +104,19 @@ export interface RowMasker {
 
 /** What to do with one value: undefined = keep, null = NULL, Buffer = new bytes. */
 type Replacement = Buffer | null | undefined;
+
+// How a column's values are handled: left alone, given to the detectors, or masked whole (NULL
+// for binary values that cannot carry a marker; redact and partial written straight into the
+// row; hash and JSON through applyStrategy).
+/** Bytes of one slab of rewritten rows: a socket read's worth. */
+const SLAB_SIZE = 64 * 1024;
+
+const KEEP = 0;
+const DETECT = 1;
+const NULLED = 2;
+const REDACT = 3;
+const PARTIAL = 4;
+const OTHER = 5;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -141,6 +156,44 @@ function jsonSpanQuoting(bytes: Buffer, start: number, spans: readonly Span[]): 
     outside.push(!state);
   }
   return outside;
+}
+
+/**
+ * Copies `src[from, to)` to `dst` at `at` and returns where it ended. The pieces of a row are
+ * mostly a few bytes long, where a plain loop costs less than Buffer#copy's checks and call.
+ */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  if (to - from > 64) return at + src.copy(dst, at, from, to);
+  for (let i = from; i < to; i++) dst[at++] = src[i] as number;
+  return at;
+}
+
+// Rewritten rows are cut one after another from a slab that is never written twice, so the rows
+// of one chunk lie back to back and the relay sends them as one view (backendRelay.ts). One slab
+// for the process, not one per masker: a session caches up to 256 maskers.
+let slab = Buffer.allocUnsafeSlow(0);
+let slabAt = 0;
+
+function alloc(size: number): Buffer {
+  if (size > SLAB_SIZE / 8) return Buffer.allocUnsafe(size);
+  if (slabAt + size > slab.length) {
+    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+    slabAt = 0;
+  }
+  slabAt += size;
+  return slab.subarray(slabAt - size, slabAt);
+}
+
+// Int32 fields read and written inline: Buffer's methods check their arguments on every call,
+// and the masker has already checked the bounds.
+const int32At = (b: Buffer, p: number): number => ((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number);
+
+function putInt32(b: Buffer, at: number, v: number): number {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+  return at + 4;
 }
 
 /** Builds a masker for one result set (one RowDescription). */
@@ -201,49 +254,123 @@ export function createRowMasker(plan: RowMaskPlan): RowMasker {
     return binary && col.typeOid === JSONB_TYPE ? Buffer.concat([Buffer.of(1), out]) : out;
   };
 
-  const maskDataRow = (frame: Buffer): Buffer => {
-    if (frame.length < 7 || frame[0] !== 0x44) throw new RowMaskError('not a DataRow message');
-    if (frame.readInt32BE(1) !== frame.length - 1) throw new RowMaskError('DataRow length does not match the frame');
-    const count = frame.readUInt16BE(5);
+  // What each column needs, decided once per result rather than per value.
+  const kinds = new Uint8Array(n);
+  plan.columns.forEach((col, i) => {
+    const strategy = whole[i];
+    const binary = col.formatCode === 1;
+    const textLike = (!binary || TEXT_BINARY_TYPES.has(col.typeOid)) && col.typeOid !== JSON_TYPE && col.typeOid !== JSONB_TYPE;
+    if (strategy === undefined) kinds[i] = detect === undefined || NO_DETECT_TYPES.has(col.typeOid) || (binary && !TEXT_BINARY_TYPES.has(col.typeOid) && col.typeOid !== JSONB_TYPE) ? KEEP : DETECT;
+    else if (binary && !TEXT_BINARY_TYPES.has(col.typeOid) && col.typeOid !== JSONB_TYPE) kinds[i] = NULLED;
+    // What applyStrategy returns for these, written straight into the new row.
+    else if (textLike && strategy === 'redact') kinds[i] = REDACT;
+    else if (textLike && strategy === 'partial') kinds[i] = PARTIAL;
+    else kinds[i] = OTHER;
+  });
+  // Per changed value of the current row: its column, where its old bytes are, and what replaces
+  // them. Reused from row to row, so a row costs no allocation but its output.
+  const chKind = new Int32Array(n);
+  const chFrom = new Int32Array(n);
+  const chTo = new Int32Array(n);
+  /** New value length (-1: NULL); for PARTIAL, the number of `*`. */
+  const chLen = new Int32Array(n);
+  /** PARTIAL: where the kept tail starts. */
+  const chTail = new Int32Array(n);
+  const chValue: (Buffer | null)[] = new Array<Buffer | null>(n).fill(null);
+
+  const maskDataRowAt = (buf: Buffer, start: number, end: number): Buffer | undefined => {
+    if (end - start < 7 || buf[start] !== 0x44) throw new RowMaskError('not a DataRow message');
+    if (buf.readInt32BE(start + 1) !== end - start - 1) throw new RowMaskError('DataRow length does not match the frame');
+    const count = buf.readUInt16BE(start + 5);
     if (count !== n) throw new RowMaskError(`DataRow has ${count} values but RowDescription described ${n} columns`);
     stats.rows++;
-    let changes: { index: number; start: number; end: number; value: Buffer | null }[] | undefined;
-    let p = 7;
+    let changes = 0;
+    let size = end - start;
+    let p = start + 7;
     for (let i = 0; i < n; i++) {
-      if (p + 4 > frame.length) throw new RowMaskError('truncated DataRow');
-      const len = frame.readInt32BE(p);
+      if (p + 4 > end) throw new RowMaskError('truncated DataRow');
+      const len = int32At(buf, p);
       p += 4;
       if (len === -1) continue; // NULL stays NULL
-      if (len < 0 || p + len > frame.length) throw new RowMaskError('invalid value length in DataRow');
-      const col = plan.columns[i] as RowColumn;
-      const r = whole[i] !== undefined ? wholeValue(i, col, frame, p, p + len) : detectValue(col, frame, p, p + len);
-      if (r !== undefined) (changes ??= []).push({ index: i, start: p - 4, end: p + len, value: r });
+      if (len < 0 || p + len > end) throw new RowMaskError('invalid value length in DataRow');
+      const kind = kinds[i] as number;
+      if (kind !== KEEP) {
+        const e = p + len;
+        let newLen: number;
+        let value: Buffer | null = null;
+        if (kind === PARTIAL) {
+          let chars = 0;
+          for (let k = p; k < e; k++) if (((buf[k] as number) & 0xc0) !== 0x80) chars++;
+          const keep = partialKeep(chars);
+          let tail = e;
+          for (let seen = 0; seen < keep && tail > p; ) {
+            tail--;
+            if (!isContinuation(buf[tail] as number)) seen++;
+          }
+          chTail[changes] = tail;
+          chLen[changes] = chars - keep;
+          newLen = chars - keep + (e - tail);
+          stats.valuesMasked++;
+        } else if (kind === REDACT) {
+          value = REDACTED_BYTES;
+          newLen = value.length;
+          stats.valuesMasked++;
+        } else if (kind === NULLED) {
+          newLen = -1;
+          stats.valuesNulled++;
+        } else {
+          const col = plan.columns[i] as RowColumn;
+          const r = kind === DETECT ? detectValue(col, buf, p, e) : wholeValue(i, col, buf, p, e);
+          if (r === undefined) {
+            p = e;
+            continue;
+          }
+          value = r;
+          newLen = r === null ? -1 : r.length;
+        }
+        if (kind !== PARTIAL) chLen[changes] = newLen;
+        chKind[changes] = kind;
+        chFrom[changes] = p - 4;
+        chTo[changes] = e;
+        chValue[changes] = value;
+        changes++;
+        size += (newLen < 0 ? 0 : newLen) - len;
+      }
       p += len;
     }
-    if (p !== frame.length) throw new RowMaskError('trailing bytes in DataRow');
-    if (changes === undefined) return frame;
+    if (p !== end) throw new RowMaskError('trailing bytes in DataRow');
+    if (changes === 0) return undefined;
     stats.rowsChanged++;
-    let size = frame.length;
-    for (const c of changes) size += (c.value === null ? 4 : 4 + c.value.length) - (c.end - c.start);
-    const out = Buffer.allocUnsafe(size);
+    const out = alloc(size);
     let w = 0;
-    let r = 0;
-    for (const c of changes) {
-      w += frame.copy(out, w, r, c.start);
-      if (c.value === null) w = out.writeInt32BE(-1, w);
-      else {
-        w = out.writeInt32BE(c.value.length, w);
-        w += c.value.copy(out, w);
+    let r = start;
+    for (let c = 0; c < changes; c++) {
+      w = copyBytes(buf, r, chFrom[c] as number, out, w);
+      if (chKind[c] === PARTIAL) {
+        const stars = chLen[c] as number;
+        const tail = chTail[c] as number;
+        const to = chTo[c] as number;
+        w = putInt32(out, w, stars + (to - tail));
+        for (const stop = w + stars; w < stop; ) out[w++] = 0x2a;
+        w = copyBytes(buf, tail, to, out, w);
+      } else {
+        const v = chValue[c];
+        if (v === null || v === undefined) w = putInt32(out, w, -1);
+        else w = copyBytes(v, 0, v.length, out, putInt32(out, w, v.length));
+        chValue[c] = null;
       }
-      r = c.end;
+      r = chTo[c] as number;
     }
-    frame.copy(out, w, r);
+    copyBytes(buf, r, end, out, w);
     out.writeInt32BE(size - 1, 1);
     return out;
   };
 
+  const maskDataRow = (frame: Buffer): Buffer => maskDataRowAt(frame, 0, frame.length) ?? frame;
+
   return {
     maskDataRow,
+    maskDataRowAt,
     plan,
     stats,
     // Runs once per result of a cached plan: plain stores keep the object's shape (Object.assign

@@ -3,13 +3,15 @@
 // a multi-byte character is never cut: `partial` counts characters, not bytes, and detector spans
 // fall on character boundaries (see detectors.ts).
 import { createHmac } from 'node:crypto';
-import { findSpans, type DetectorName, type Span } from './detectors.js';
+import { findSpans, screenBytes, type DetectorName, type Span } from './detectors.js';
+
+const NO_SPANS: readonly Span[] = Object.freeze([]);
 
 export type MaskStrategy = 'redact' | 'partial' | 'hash';
 
 /** What `redact` puts in place of a value. */
 export const REDACTED = '[redacted]';
-const REDACTED_BYTES = Buffer.from(REDACTED);
+export const REDACTED_BYTES = Buffer.from(REDACTED);
 
 /** Strength order, for when two rules mask the same column differently: the stronger wins. */
 export const STRATEGY_STRENGTH: Record<MaskStrategy, number> = { partial: 1, hash: 2, redact: 3 };
@@ -23,7 +25,7 @@ export function partialKeep(chars: number): number {
   return Math.min(4, Math.floor(chars / 2));
 }
 
-const isContinuation = (b: number) => (b & 0xc0) === 0x80;
+export const isContinuation = (b: number): boolean => (b & 0xc0) === 0x80;
 
 /** `partial`: one `*` per hidden character, then the kept tail, cut on a character boundary. */
 export function partialBytes(value: Uint8Array): Buffer {
@@ -90,8 +92,10 @@ export function newMaskStats(): MaskStats {
  * The detector spans of `bytes[start, end)`, as byte offsets relative to `start`. The value is
  * read as latin1 (one character per byte): detectors match ASCII, so offsets are byte offsets.
  */
-export function findByteSpans(bytes: Buffer, start: number, end: number, detectors: Iterable<DetectorName>): Span[] {
-  const spans = findSpans(bytes.toString('latin1', start, end), detectors);
+export function findByteSpans(bytes: Buffer, start: number, end: number, detectors: Iterable<DetectorName>): readonly Span[] {
+  const possible = screenBytes(bytes, start, end, detectors);
+  if (possible.length === 0) return NO_SPANS;
+  const spans = findSpans(bytes.toString('latin1', start, end), possible);
   // Belt and braces: widen any span that would cut a UTF-8 sequence to the whole character.
   return spans.map((sp) => {
     let a = sp.start;

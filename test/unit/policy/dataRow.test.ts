@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyResultFormats, createRowMasker, decodeRowDescription, RowMaskError, type RowColumn } from '../../../gateway/policy/mask/dataRow.js';
 import { DETECTOR_NAMES } from '../../../gateway/policy/mask/detectors.js';
-import { REDACTED, type DetectPlan, type MaskStrategy } from '../../../gateway/policy/mask/strategies.js';
+import { applyStrategy, REDACTED, type DetectPlan, type MaskStrategy } from '../../../gateway/policy/mask/strategies.js';
 import { HASH_KEY } from './fixtures.js';
 import { column, dataRow, readDataRow, rowDescription } from './wire.js';
 
@@ -188,6 +188,32 @@ describe('maskDataRow properties', () => {
         if (masked.size === 0 && !detect) expect(out).toBe(frame);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('masks each value of a masked text column exactly as its strategy says, wherever the frame sits in a chunk', () => {
+    const text = fc.oneof(fc.constant(null), fc.string({ unit: 'binary', maxLength: 30 }), fc.string({ unit: 'grapheme', maxLength: 12 }));
+    const colSpec = fc.record({ masked: fc.option(fc.constantFrom<MaskStrategy>('redact', 'partial', 'hash'), { nil: undefined }), binary: fc.boolean(), typeOid: fc.constantFrom(25, 1043, 1042, 19) });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(colSpec, text), { minLength: 1, maxLength: 8 }), fc.uint8Array({ maxLength: 9 }), fc.uint8Array({ maxLength: 9 }), (spec, before, after) => {
+        const columns: RowColumn[] = spec.map(([c], i) => column(`c${i}`, { typeOid: c.typeOid, formatCode: c.binary ? 1 : 0 }));
+        const masked = new Map<number, MaskStrategy>();
+        spec.forEach(([c], i) => c.masked !== undefined && masked.set(i, c.masked));
+        const mk = createRowMasker({ columns, maskedColumns: masked, hashKey: HASH_KEY });
+        const input = spec.map(([, v]) => v);
+        const frame = dataRow(input);
+        const chunk = Buffer.concat([before, frame, after]);
+        const out = mk.maskDataRowAt(chunk, before.length, before.length + frame.length);
+        const expected = input.map((v, i) => {
+          if (v === null) return null;
+          const strategy = masked.get(i);
+          return strategy === undefined ? Buffer.from(v) : applyStrategy(strategy, Buffer.from(v), HASH_KEY);
+        });
+        if (out === undefined) expect(expected.every((v, i) => input[i] === null || masked.get(i) === undefined)).toBe(true);
+        else expect(readDataRow(out)).toEqual(expected);
+        expect(chunk.subarray(before.length, before.length + frame.length).equals(frame)).toBe(true);
+      }),
+      { numRuns: 1000 },
     );
   });
 });

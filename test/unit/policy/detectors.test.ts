@@ -1,7 +1,8 @@
 // Value detectors: what each one must find, what it must leave alone (checksums and formats keep
 // ordinary numbers unmasked), and how spans from several detectors merge.
 import { describe, expect, it } from 'vitest';
-import { DETECTOR_NAMES, findSpans, ibanValid, luhnValid, type DetectorName } from '../../../gateway/policy/mask/detectors.js';
+import fc from 'fast-check';
+import { DETECTOR_NAMES, findSpans, ibanValid, luhnValid, screenBytes, type DetectorName } from '../../../gateway/policy/mask/detectors.js';
 
 const found = (s: string, d: DetectorName) => findSpans(s, [d]).map((sp) => s.slice(sp.start, sp.end));
 
@@ -156,5 +157,37 @@ describe('findSpans', () => {
 
   it('finds nothing in ordinary text', () => {
     expect(findSpans('The quick brown fox jumps over the lazy dog, 42 times in 2024.', DETECTOR_NAMES)).toEqual([]);
+  });
+});
+
+describe('the byte screen before decoding', () => {
+  // Pieces that make every detector fire now and then, glued by what separates them in real text.
+  const SAMPLES = ['4111 1111 1111 1111', '4111111111111111', 'a.b@example.com', 'x@y', '123-45-6789', '123 45 6789', 'GB82 WEST 1234 5698 7654 32', 'GB82WEST12345698765432', '+44 20 7946 0958', '(212) 555-0187', '212.555.0187', 'AKIAIOSFODNN7EXAMPLE', 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY', 'ghp_' + 'a'.repeat(36), 'é', '€'];
+  const piece = fc.oneof(
+    fc.constantFrom(...SAMPLES),
+    fc.stringMatching(/^[0-9]{1,12}$/),
+    fc.constantFrom(' ', '-', '.', '+', '@', '(', ')', '/', 'ab', 'Z', '_'),
+    fc.string({ maxLength: 6 }),
+  );
+  const text = fc.array(piece, { maxLength: 12 }).map((parts) => parts.join(''));
+
+  it('leaves out only detectors that find nothing in the value', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        const bytes = Buffer.from(s, 'utf8');
+        const latin1 = bytes.toString('latin1');
+        const possible = screenBytes(bytes, 0, bytes.length, DETECTOR_NAMES);
+        for (const d of DETECTOR_NAMES) if (!possible.includes(d)) expect(findSpans(latin1, [d])).toEqual([]);
+        expect(findSpans(latin1, possible)).toEqual(findSpans(latin1, DETECTOR_NAMES));
+      }),
+      { numRuns: 5_000 },
+    );
+  });
+
+  it('reads only the bytes it is given', () => {
+    const bytes = Buffer.from('4111111111111111 x@y.com customer 1234');
+    expect(screenBytes(bytes, 17, 24, DETECTOR_NAMES)).toEqual(['email']);
+    expect(screenBytes(bytes, 25, bytes.length, DETECTOR_NAMES)).toEqual([]);
+    expect(screenBytes(bytes, 0, 16, DETECTOR_NAMES)).toEqual(['credit_card']);
   });
 });

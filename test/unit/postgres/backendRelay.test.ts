@@ -54,6 +54,32 @@ describe('PgBackendRelay', () => {
     }
   });
 
+  it('sends replacements that lie back to back in memory as one view, and joins the others', () => {
+    const rows = Buffer.concat([D1, D1, D1, C]);
+    // Replacements cut one after another from one slab, the second with a gap after it.
+    const slab = Buffer.alloc(3 * MASKED.length + 1);
+    const cut = [slab.subarray(0, MASKED.length), slab.subarray(MASKED.length, 2 * MASKED.length), slab.subarray(2 * MASKED.length + 1)];
+    cut.forEach((b) => MASKED.copy(b));
+    for (const { name, chunks } of chunkings(rows)) {
+      const emitted: Buffer[] = [];
+      let k = 0;
+      const relay = new PgBackendRelay((type) => (type === 0x44 ? cut[k++ % 3] : undefined), (b) => emitted.push(Buffer.from(b)));
+      relay.actions['D'.charCodeAt(0)] = INTERCEPT;
+      k = 0;
+      chunks.forEach((c) => relay.push(c));
+      expect(Buffer.concat(emitted), name).toEqual(Buffer.concat([MASKED, MASKED, MASKED, C]));
+    }
+    const emitted: Buffer[] = [];
+    let k = 0;
+    const relay = new PgBackendRelay(() => cut[k++], (b) => emitted.push(b));
+    relay.actions['D'.charCodeAt(0)] = INTERCEPT;
+    relay.push(Buffer.concat([D1, D1]));
+    expect(emitted).toHaveLength(1);
+    expect(emitted[0]?.buffer).toBe(slab.buffer);
+    expect(emitted[0]?.byteOffset).toBe(0);
+    expect(emitted[0]?.length).toBe(2 * MASKED.length);
+  });
+
   it('waits for an asynchronous verdict, keeping later messages in order', async () => {
     for (const { name, chunks } of chunkings(STREAM)) {
       let release!: (v: RelayVerdict) => void;

@@ -46,6 +46,9 @@ export class PgBackendRelay {
   /** Output of the current drain: emitted as one Buffer, so a result with many rewritten rows costs one socket write per chunk, not one per row. */
   private pieces: Buffer[] = [];
   private piecesLen = 0;
+  /** The piece being extended, and where its bytes end in its ArrayBuffer. */
+  private last: Buffer | undefined;
+  private lastEnd = 0;
 
   /**
    * @param emit receives every byte for the client, in order.
@@ -99,11 +102,28 @@ export class PgBackendRelay {
   }
 
   private out(b: Buffer): void {
-    this.pieces.push(b);
     this.piecesLen += b.length;
+    const last = this.last;
+    // Bytes that continue the last piece in memory (a run of rewritten rows the masker wrote one
+    // after another) extend it: the drain's output is then one view, with no copy to join it.
+    if (last !== undefined && b.buffer === last.buffer && b.byteOffset === this.lastEnd) {
+      this.lastEnd += b.length;
+      return;
+    }
+    this.closeLast();
+    this.last = b;
+    this.lastEnd = b.byteOffset + b.length;
+  }
+
+  private closeLast(): void {
+    const last = this.last;
+    if (last === undefined) return;
+    this.last = undefined;
+    this.pieces.push(this.lastEnd === last.byteOffset + last.length ? last : Buffer.from(last.buffer, last.byteOffset, this.lastEnd - last.byteOffset));
   }
 
   private flushPieces(): void {
+    this.closeLast();
     const p = this.pieces;
     if (p.length === 0) return;
     this.pieces = [];
