@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
+import { LOCAL_ALGORITHMS } from './algorithms.js';
 import { gatewayHostKey } from './hostKey.js';
 import { ClientAgent } from './agentForwarding.js';
 import { handleForwarding } from './forwarding.js';
@@ -31,7 +32,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
   const { target } = connection;
   const bytes = { fromClient: 0, toClient: 0 };
   const hostKey = gatewayHostKey(stateDir);
-  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
+  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway', algorithms: LOCAL_ALGORITHMS });
   let upstream: ssh2.Client | undefined;
   let failure: string | undefined;
   // Set while the local client's last login was refused; a session that ends so was refused.

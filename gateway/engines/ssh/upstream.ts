@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { SshTarget } from '../../model.js';
+import { TARGET_ALGORITHMS } from './algorithms.js';
 
 export class HostKeyMismatchError extends Error {
   constructor(readonly expected: string, readonly presented: string) {
@@ -54,6 +55,7 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
       // Never `agent`: a forwarded agent's keys must not log the gateway in.
       authHandler: ['none', 'publickey'],
       ...(agent ? { agent } : {}),
+      algorithms: TARGET_ALGORITHMS,
       readyTimeout: timeoutMs,
       keepaliveInterval: 30_000,
       hostVerifier: (key: Buffer) => {
