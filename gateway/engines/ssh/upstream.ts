@@ -27,6 +27,7 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
   const pinned = Buffer.from(target.hostKey.split(' ')[1] ?? '', 'base64');
   const client = new ssh2.Client();
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error('the session ended before the target accepted it'));
     let mismatch: HostKeyMismatchError | undefined;
     const onAbort = () => {
       client.end();
