@@ -18,6 +18,7 @@ import { LOCAL_PASSWORD_ATTEMPTS, localPasswordMatches } from './localPassword.j
 import { allowedBy } from './policy.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
+import { batchWritesPerTick } from './writeBatching.js';
 import { connectUpstream } from './upstream.js';
 
 export function createSshEngine(opts: { stateDir: () => string }): Engine {
@@ -155,6 +156,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         handleForwarding(conn, up, { identity: session.identity, connection, audit });
       });
     });
+    batchWritesPerTick(socket);
     server.injectSocket(socket as Socket);
   });
   failure ??= loginRefused;

@@ -2,9 +2,11 @@
 // against the connection's pin before authentication (never trusted on first use). A mismatch
 // fails with HostKeyMismatchError, whose message names both fingerprints and what to do.
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshTarget } from '../../model.js';
 import { TARGET_ALGORITHMS } from './algorithms.js';
+import { batchWritesPerTick } from './writeBatching.js';
 
 export class HostKeyMismatchError extends Error {
   constructor(readonly expected: string, readonly presented: string) {
@@ -48,7 +50,12 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
       settle();
       reject(mismatch ?? new Error('the target closed the connection during the handshake'));
     });
+    // The gateway's own socket, so that its writes can be batched; ssh2 waits for it to connect.
+    // No Nagle delay: batchWritesPerTick already gathers what one tick writes.
+    const sock = connect({ host: target.host, port: target.port, noDelay: true });
+    batchWritesPerTick(sock);
     client.connect({
+      sock,
       host: target.host,
       port: target.port,
       username: target.user,
