@@ -31,19 +31,27 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new Error('the session ended before the target accepted it'));
     let mismatch: HostKeyMismatchError | undefined;
+    let settled = false;
     const onAbort = () => {
+      settle();
       client.end();
       reject(new Error('the session ended before the target accepted it'));
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    const settle = () => signal.removeEventListener('abort', onAbort);
+    const settle = () => {
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+    };
     client.once('ready', () => {
       settle();
       resolve(client);
     });
-    client.once('error', (err) => {
-      settle();
+    // Kept for the client's whole life: a handshake abandoned by the session (its local client
+    // left) can still hear the target reset the connection, and an unheard 'error' ends the process.
+    client.on('error', (err) => {
       client.end();
+      if (settled) return;
+      settle();
       reject(mismatch ?? err);
     });
     client.once('close', () => {
