@@ -87,7 +87,7 @@ export async function benchSsh(log: (s: string) => void): Promise<Row[]> {
     const md = median(d);
     const mdc = median(dc);
     const mv = median(v);
-    log(`ssh true: through sluice connect ${mv.toFixed(1)} ms; direct ${md.toFixed(1)} ms with OpenSSH's default key exchange (+${(mv - md).toFixed(1)} ms), ${mdc.toFixed(1)} ms with curve25519 as the gateway uses (+${(mv - mdc).toFixed(1)} ms; target ≤ +20 ms); load average ${load()}`);
+    log(`ssh true: through sluice connect ${mv.toFixed(1)} ms; direct ${md.toFixed(1)} ms with OpenSSH's default key exchange (${signed(mv - md)} ms), ${mdc.toFixed(1)} ms with curve25519 as the gateway uses (${signed(mv - mdc)} ms; target ≤ +20 ms); load average ${load()}`);
     return [
       { figure: `scp ${MB} MB upload through sluice connect (median of ${SCP_PAIRS} paired ratios; target ≥ 0.5×)`, reference: median(scpDirect), value: median(scpVia), unit: 'MB/s', ratio: median(scpRatios) },
       { figure: 'gateway CPU per MB of scp (median)', value: median(gwPerMb), unit: 'ms' },
@@ -113,6 +113,10 @@ async function writeRandom(file: string, mb: number): Promise<void> {
 function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+function signed(x: number): string {
+  return `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(1)}`;
 }
 
 function load(): string {
