@@ -8,9 +8,11 @@ import v8 from 'node:v8';
 
 const FLAG = '--heap-growing-percent';
 
-/** Sets the growing factor unless the operator chose one (node flag or NODE_OPTIONS). */
-export function tuneHeapForRelaying(env: NodeJS.ProcessEnv = process.env): void {
-  const given = [...process.execArgv, env.NODE_OPTIONS ?? ''].join(' ').replaceAll('_', '-');
-  if (given.includes(FLAG)) return;
+/**
+ * Sets the growing factor unless the operator chose one on node's command line
+ * (`node --heap-growing-percent=N bin/sluice-gateway.js`; NODE_OPTIONS cannot carry V8 flags).
+ */
+export function tuneHeapForRelaying(execArgv: readonly string[] = process.execArgv): void {
+  if (execArgv.some((a) => a.replaceAll('_', '-').startsWith(FLAG))) return;
   v8.setFlagsFromString(`${FLAG}=100`);
 }

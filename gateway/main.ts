@@ -151,7 +151,7 @@ async function withStore(config: GatewayConfig, fn: (store: Store) => Promise<vo
 }
 
 async function run(config: GatewayConfig, io: Io): Promise<number> {
-  tuneHeapForRelaying(io.env);
+  tuneHeapForRelaying();
   const logDestination = openLogDestination(config.logFile);
   const log = pino(
     {
