@@ -100,6 +100,7 @@ export async function benchSsh(log: (s: string) => void): Promise<Row[]> {
     await gw.stop();
     await sshd.stop();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(gw.dir, { recursive: true, force: true });
   }
 }
 
