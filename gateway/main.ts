@@ -8,6 +8,7 @@ import { acceptStore, lastCheckpointFileOf } from './audit/lastCheckpoint.js';
 import { loadOrCreateAuditKey } from './audit/keys.js';
 import { parseDuration, createServiceToken } from './auth/serviceTokens.js';
 import { ConfigError, loadConfig, type GatewayConfig } from './config/load.js';
+import { tuneHeapForRelaying } from './heapTuning.js';
 import { openLogDestination, tolerateBrokenStdio } from './logDestination.js';
 import { openStore } from './store/open.js';
 import { DuplicateNameError, type Store } from './store/types.js';
@@ -150,6 +151,7 @@ async function withStore(config: GatewayConfig, fn: (store: Store) => Promise<vo
 }
 
 async function run(config: GatewayConfig, io: Io): Promise<number> {
+  tuneHeapForRelaying();
   const logDestination = openLogDestination(config.logFile);
   const log = pino(
     {

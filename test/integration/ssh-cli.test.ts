@@ -188,6 +188,29 @@ describe('sluice connect + scp / sftp', () => {
     const { stdout } = await execFileAsync('sftp', ['-q', '-P', String(tunnel.port), ...sshOpts, '-b', batch, `${sshd.user}@127.0.0.1`]);
     expect(stdout).toContain('listed-file.txt');
   });
+
+  it('the local leg negotiates AES-GCM without compression; a client offering only chacha20-poly1305 or CBC is refused, and the tunnel keeps serving', async () => {
+    const at = `${sshd.user}@127.0.0.1`;
+    // OpenSSH's own first choice is chacha20-poly1305; -C asks for compression.
+    const ok = await execFileAsync('ssh', ['-v', '-C', '-p', String(tunnel.port), ...sshOpts, at, 'echo gcm-ok']);
+    expect(ok.stdout).toBe('gcm-ok\n');
+    expect(ok.stderr).toMatch(/kex: client->server cipher: aes(128|256)-gcm@openssh\.com MAC: <implicit> compression: none/);
+    expect(ok.stderr).toMatch(/kex: server->client cipher: aes(128|256)-gcm@openssh\.com MAC: <implicit> compression: none/);
+    for (const cipher of ['chacha20-poly1305@openssh.com', 'aes128-cbc', 'aes256-ctr']) {
+      const refused = await execFileAsync('ssh', ['-o', `Ciphers=${cipher}`, '-p', String(tunnel.port), ...sshOpts, at, 'true']).then(
+        () => undefined,
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(refused?.code).toBe(255);
+      expect(refused?.stderr).toMatch(/no matching cipher found/);
+      // The gateway records why and does not keep the target connection it had begun.
+      const trail = await lastSessionTrail('web-1');
+      expect(trail).toMatch(/"status":"error","error":"the local ssh client's connection failed: [^"]*no matching [^"]*cipher/);
+      await targetConnectionsClosed();
+    }
+    const again = await execFileAsync('ssh', ['-p', String(tunnel.port), ...sshOpts, at, 'echo still-serving']);
+    expect(again.stdout).toBe('still-serving\n');
+  }, 60_000);
 });
 
 describe('sluice connect --local-password (ssh)', () => {
@@ -289,6 +312,15 @@ async function lastSessionTrail(connection = 'web-1'): Promise<string> {
     const id = (Array.isArray(list) ? list : list.sessions)[0]?.id as string;
     const shown = (await runCli(['sessions', 'show', id, '--json'], ctx)).stdout;
     if (shown.includes('session.end')) return shown;
+  }
+}
+
+/** Resolves once no TCP connection to the test's sshd is established (polling `ss`). */
+async function targetConnectionsClosed(): Promise<void> {
+  for (;;) {
+    const { stdout } = await execFileAsync('ss', ['-Htn', 'state', 'established', `( dport = :${sshd.port} )`]);
+    if (stdout.trim() === '') return;
+    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
+import { LOCAL_ALGORITHMS } from './algorithms.js';
 import { gatewayHostKey } from './hostKey.js';
 import { ClientAgent } from './agentForwarding.js';
 import { handleForwarding } from './forwarding.js';
@@ -17,6 +18,7 @@ import { LOCAL_PASSWORD_ATTEMPTS, localPasswordMatches } from './localPassword.j
 import { allowedBy } from './policy.js';
 import { TERMINAL_RECORD_BYTES, type SshAudit } from './recorder.js';
 import { bridgeSession, type ChannelContext } from './sessionChannel.js';
+import { batchWritesPerTick } from './writeBatching.js';
 import { connectUpstream } from './upstream.js';
 
 export function createSshEngine(opts: { stateDir: () => string }): Engine {
@@ -31,23 +33,27 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
   const { target } = connection;
   const bytes = { fromClient: 0, toClient: 0 };
   const hostKey = gatewayHostKey(stateDir);
-  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway' });
+  const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: 'sluice-gateway', algorithms: LOCAL_ALGORITHMS });
   let upstream: ssh2.Client | undefined;
   let failure: string | undefined;
   // Set while the local client's last login was refused; a session that ends so was refused.
   let loginRefused: string | undefined;
   let started = false;
-  const sessionStarted = (clientUser: string) => {
+  const sessionStarted = (clientUser?: string) => {
     if (started) return;
     started = true;
-    audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, clientUser });
+    audit.onSessionStart({ target: `${target.user}@${target.host}:${target.port}`, ...(clientUser === undefined ? {} : { clientUser }) });
   };
 
+  // Ends the target's handshake too when the local client leaves before it completes (a failed
+  // key exchange, a client that gives up): otherwise the target connection would outlive the session.
+  const ended = new AbortController();
   await new Promise<void>((resolve) => {
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
+      ended.abort();
       upstream?.end();
       resolve();
     };
@@ -59,6 +65,12 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
     server.on('connection', (conn) => {
       conn.on('error', (err) => {
         session.log.debug({ err }, 'ssh client connection error');
+        // Before the login this is the session's outcome (e.g. no cipher in common: algorithms.ts),
+        // recorded as a session of the tunnel's caller that ended in error.
+        if (!started) {
+          failure ??= `the local ssh client's connection failed: ${err.message}`;
+          sessionStarted();
+        }
         finish();
       });
       conn.on('close', finish);
@@ -67,14 +79,15 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
       // Only where a rule may allow agent forwarding can the target's client relay agent channels.
       const agent = allowedBy(connection.policy, session.identity.groups, { kind: 'forwarding', direction: 'agent' }) === undefined ? undefined : new ClientAgent(conn, audit, session.log);
       const startUpstream = () =>
-        (connecting ??= connectUpstream(target, session.connectTimeoutMs, signal, agent).then(
+        (connecting ??= connectUpstream(target, session.connectTimeoutMs, AbortSignal.any([signal, ended.signal]), agent).then(
           (up) => {
             upstream = up;
             up.on('close', () => conn.end());
             up.on('error', (err) => session.log.warn({ err }, 'ssh target connection error'));
           },
           (err: Error) => {
-            failure = err.message;
+            // The first cause stands: a local client that already failed, or the gateway's shutdown.
+            failure ??= err.message;
             session.log.warn({ err: { message: err.message } }, 'ssh target refused: %s', err.message);
           },
         ));
@@ -143,6 +156,7 @@ async function handleSession(socket: Duplex, session: SessionContext, signal: Ab
         handleForwarding(conn, up, { identity: session.identity, connection, audit });
       });
     });
+    batchWritesPerTick(socket);
     server.injectSocket(socket as Socket);
   });
   failure ??= loginRefused;

@@ -2,8 +2,11 @@
 // against the connection's pin before authentication (never trusted on first use). A mismatch
 // fails with HostKeyMismatchError, whose message names both fingerprints and what to do.
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import ssh2 from 'ssh2';
 import type { SshTarget } from '../../model.js';
+import { TARGET_ALGORITHMS } from './algorithms.js';
+import { batchWritesPerTick } from './writeBatching.js';
 
 export class HostKeyMismatchError extends Error {
   constructor(readonly expected: string, readonly presented: string) {
@@ -26,27 +29,41 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
   const pinned = Buffer.from(target.hostKey.split(' ')[1] ?? '', 'base64');
   const client = new ssh2.Client();
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error('the session ended before the target accepted it'));
     let mismatch: HostKeyMismatchError | undefined;
+    let settled = false;
     const onAbort = () => {
+      settle();
       client.end();
       reject(new Error('the session ended before the target accepted it'));
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    const settle = () => signal.removeEventListener('abort', onAbort);
+    const settle = () => {
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+    };
     client.once('ready', () => {
       settle();
       resolve(client);
     });
-    client.once('error', (err) => {
-      settle();
+    // Kept for the client's whole life: a handshake abandoned by the session (its local client
+    // left) can still hear the target reset the connection, and an unheard 'error' ends the process.
+    client.on('error', (err) => {
       client.end();
+      if (settled) return;
+      settle();
       reject(mismatch ?? err);
     });
     client.once('close', () => {
       settle();
       reject(mismatch ?? new Error('the target closed the connection during the handshake'));
     });
+    // The gateway's own socket, so that its writes can be batched; ssh2 waits for it to connect.
+    // No Nagle delay: batchWritesPerTick already gathers what one tick writes.
+    const sock = connect({ host: target.host, port: target.port, noDelay: true });
+    batchWritesPerTick(sock);
     client.connect({
+      sock,
       host: target.host,
       port: target.port,
       username: target.user,
@@ -54,6 +71,7 @@ export function connectUpstream(target: SshTarget, timeoutMs: number, signal: Ab
       // Never `agent`: a forwarded agent's keys must not log the gateway in.
       authHandler: ['none', 'publickey'],
       ...(agent ? { agent } : {}),
+      algorithms: TARGET_ALGORITHMS,
       readyTimeout: timeoutMs,
       keepaliveInterval: 30_000,
       hostVerifier: (key: Buffer) => {
