@@ -25,7 +25,8 @@ const external = [
 rmSync('dist/cli', { recursive: true, force: true });
 
 await build({
-  entryPoints: { main: 'src/main.ts' },
+  // execFast: `sluice exec` through the local agent (src/commands/exec/fast.ts), sharing chunks with main.
+  entryPoints: { main: 'src/main.ts', execFast: 'src/commands/exec/fast.ts' },
   outdir: 'dist/cli',
   bundle: true,
   splitting: true,
