@@ -11,8 +11,9 @@ import { AgentUnavailableError, createExecClient, type ExecClient } from '../../
 import { REFRESH_MARGIN_SECONDS, type CredentialSource } from '../../auth/credentials.js';
 import { readTokenFile, tokenFilePath } from '../../auth/tokenFile.js';
 import { reportFailure } from '../../errors.js';
-import { createFactory, type GatewayFlags } from '../../factory.js';
+import type { GatewayFlags } from '../../factory.js';
 import { processIo, say, type Io } from '../../io.js';
+import { systemClock, withSigint } from '../../runtime.js';
 import { openSettings, type SettingsStore } from '../../settings.js';
 import { runExec, type ExecOptions } from './run.js';
 
@@ -111,9 +112,8 @@ export async function fastExec(argv: readonly string[], io: Io = processIo()): P
       }
     },
   };
-  const f = createFactory(io);
   try {
-    await f.interruptible((signal) => runExec(opts, { io, clock: f.clock, exec, signal }));
+    await withSigint((signal) => runExec(opts, { io, clock: systemClock, exec, signal }));
     return 0;
   } catch (err) {
     return reportFailure(err, (line) => say(io, line));
