@@ -10,7 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { CredentialSource } from '../auth/credentials.js';
 import { CliError } from '../errors.js';
 import type { ExecEvent, ExecRequest } from './contract.js';
-import type { Endpoint } from './endpoint.js';
+import type { GatewayTarget } from './gatewayTarget.js';
 import { checkExecEvent } from './execEvents.js';
 import { EXEC_CONTENT_TYPE, paths } from './paths.js';
 import { describeNetworkError, errorFromResponse } from './refusal.js';
@@ -47,7 +47,7 @@ const AGENT_CONNECT_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTS
  * (docs/cli.md, `sluice agent`), which relays it on a warm connection; the answer is read exactly
  * as a direct one.
  */
-export function createExecClient(endpoint: Endpoint, credentials: CredentialSource, agentSocket?: string): ExecClient {
+export function createExecClient(endpoint: GatewayTarget, credentials: CredentialSource, agentSocket?: string): ExecClient {
   return {
     async exec(name, request, signal) {
       const token = await credentials.token();
@@ -88,7 +88,7 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
  * leaves at once. No timeout: a statement may run for hours without a row; the gateway's own timeout
  * (--timeout) and its keep-alives during reviews decide how long silence may last.
  */
-async function post(endpoint: Endpoint, path: string, token: string, body: string, signal: AbortSignal, agentSocket: string | undefined): Promise<IncomingMessage> {
+async function post(endpoint: GatewayTarget, path: string, token: string, body: string, signal: AbortSignal, agentSocket: string | undefined): Promise<IncomingMessage> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: EXEC_CONTENT_TYPE };
   if (agentSocket !== undefined) {
     // The local hop is plain HTTP on a 0700 directory's 0600 socket: no TLS context to build.

@@ -6,7 +6,7 @@
 // same runExec with the same rendering; an agent that is gone by the time the request is sent
 // (nothing reached the gateway) is bypassed by sending the request directly.
 import { checkAgentSocket, agentSocketPath } from '../../agent/socket.js';
-import { resolveEndpoint, type Endpoint } from '../../api/endpoint.js';
+import { resolveGatewayTarget, type GatewayTarget } from '../../api/gatewayTarget.js';
 import { AgentUnavailableError, createExecClient, type ExecClient } from '../../api/exec.js';
 import { REFRESH_MARGIN_SECONDS, type CredentialSource } from '../../auth/credentials.js';
 import { readTokenFile, tokenFilePath } from '../../auth/tokenFile.js';
@@ -79,12 +79,12 @@ export async function fastExec(argv: readonly string[], io: Io = processIo()): P
   const parsed = parseFastArgs(argv);
   if (!parsed) return undefined;
   const { gateway, ca, ...opts } = parsed;
-  let endpoint: Endpoint;
+  let endpoint: GatewayTarget;
   let settings: SettingsStore;
   let socket: string;
   try {
     settings = await openSettings(io);
-    endpoint = resolveEndpoint(io, { ...(gateway !== undefined ? { gateway } : {}), ...(ca !== undefined ? { ca } : {}) }, settings);
+    endpoint = resolveGatewayTarget(io, { ...(gateway !== undefined ? { gateway } : {}), ...(ca !== undefined ? { ca } : {}) }, settings);
     socket = agentSocketPath(io, endpoint);
     const check = checkAgentSocket(socket);
     if (check.state === 'missing') return undefined;
@@ -124,7 +124,7 @@ export async function fastExec(argv: readonly string[], io: Io = processIo()): P
  * SLUICE_TOKEN, or the login in the token file when that is where this config directory keeps
  * logins and it needs no refresh; undefined when only the full CLI can tell (keyring, refresh).
  */
-function cheapCredentials(io: Io, settings: SettingsStore, endpoint: Endpoint): CredentialSource | undefined {
+function cheapCredentials(io: Io, settings: SettingsStore, endpoint: GatewayTarget): CredentialSource | undefined {
   const fromEnv = io.env.SLUICE_TOKEN;
   if (fromEnv) return { kind: 'env', token: async () => fromEnv };
   // Set when the token store fell back to the file because no keyring works (tokenStore.ts).
