@@ -33,6 +33,14 @@ interface Status {
   served?: number;
 }
 const status = async (ctx: CliEnv): Promise<Status> => JSON.parse((await runCli(['agent', 'status', '--json'], ctx)).stdout) as Status;
+/** Whether `pid` is a live process (a zombie left for a reaper that never comes counts as gone). */
+const running = (pid: number): boolean => {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
 const one = async (sql: string) => Object.values((await arena.admin.query(sql)).rows[0] ?? {})[0];
 
 /** A CI-style context with a started agent; stopped by the returned function. */
@@ -81,6 +89,23 @@ describe('the agent relays', () => {
       expect(after.stderr).toContain('no agent runs');
     } finally {
       await stop();
+    }
+  });
+});
+
+describe('idle exit', () => {
+  it('the agent exits after --idle without an exec and removes its socket; exec then goes direct', async () => {
+    const ctx = tokenCtx(arena.gw, token);
+    try {
+      expect((await runCli(['agent', 'start', '--idle', '2s'], ctx)).code).toBe(0);
+      const { socket, pid } = await status(ctx);
+      expect((await runCli(['exec', 'pg-prod', '-i', 'select 1'], ctx)).code).toBe(0);
+      await waitFor('the idle agent to exit', async () => !existsSync(socket) && !running(pid as number));
+      expect(readFileSync(socket.replace(/\.sock$/, '.log'), 'utf8')).toContain('stopping: idle');
+      const r = await runCli(['exec', 'pg-prod', '-i', 'select 1 as direct'], ctx);
+      expect(r).toMatchObject({ code: 0, stdout: 'direct\n1\n', stderr: '' });
+    } finally {
+      rmSync(ctx.configDir, { recursive: true, force: true });
     }
   });
 });
