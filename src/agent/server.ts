@@ -36,8 +36,10 @@ const EXEC_PATH = /^\/v1\/connections\/[^/?#]+\/exec$/;
 const MAX_BODY_BYTES = 40 * 1024 * 1024;
 /** Headers passed on to the gateway; everything else the CLI sends stays here. */
 const FORWARDED = ['authorization', 'content-type', 'accept'] as const;
-/** Connect errors that prove the request never left: the CLI may send it directly instead. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+/** Errors of reaching the gateway that, before the TCP connection is up, prove nothing was sent. */
+const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+/** Certificate checks fail in the handshake, before Node writes the request. */
+const TLS_VERIFY_FAILED = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const { socketPath, log } = opts;
@@ -109,6 +111,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
     const upstream = send(new URL(req.url as string, url), { method: 'POST', headers, agent: upstreamAgent });
     let answered = false;
+    // Whether the TCP connection came up: after that, only a certificate failure proves the
+    // request was not written (an ETIMEDOUT or EHOSTUNREACH may come from a live connection).
+    let connected = false;
+    upstream.once('socket', (socket) => {
+      if (!socket.connecting) connected = true;
+      else socket.once('connect', () => (connected = true));
+    });
     // The CLI went away (Ctrl-C, its own --timeout, a closed pipe): drop the gateway's request too,
     // which is how the gateway learns to cancel the statement or the review.
     const onClientGone = () => {
@@ -136,7 +145,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         return relay(req, res, body, false);
       }
       log(`upstream error ${code}`);
-      if (NOT_SENT.has(code)) {
+      if ((!connected && CONNECT_FAILED.has(code)) || TLS_VERIFY_FAILED.test(code)) {
         res.writeHead(502, { [AGENT_HEADER]: AGENT_UNREACHABLE, 'content-type': 'application/json' });
         return void res.end(JSON.stringify({ error: { code: 'unreachable', message: `the agent cannot reach ${opts.url} (${code})` } }));
       }

@@ -93,6 +93,32 @@ describe('the agent relays', () => {
   });
 });
 
+describe('an agent that cannot reach its gateway', () => {
+  it('answers so that exec sends the request itself: the same message and exit code as without an agent', async () => {
+    // A port nothing listens on: the agent's connect is refused, so nothing was sent.
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const gateway = `https://127.0.0.1:${port}`;
+    const withAgentCtx = tokenCtx(arena.gw, token);
+    const plainCtx = tokenCtx(arena.gw, token);
+    try {
+      expect((await runCli(['agent', 'start', '--gateway', gateway], withAgentCtx)).code).toBe(0);
+      const args = ['exec', 'pg-prod', '--gateway', gateway, '-i', 'select 1'];
+      const [viaAgent, direct] = [await runCli(args, withAgentCtx), await runCli(args, plainCtx)];
+      expect(direct.code).toBe(1);
+      expect(direct.stderr).toContain('connection refused');
+      expect(viaAgent).toEqual(direct);
+      const agentStatus = JSON.parse((await runCli(['agent', 'status', '--json', '--gateway', gateway], withAgentCtx)).stdout) as Status;
+      expect(agentStatus.served).toBe(1);
+    } finally {
+      await runCli(['agent', 'stop', '--gateway', gateway], withAgentCtx);
+      for (const c of [withAgentCtx, plainCtx]) rmSync(c.configDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('idle exit', () => {
   it('the agent exits after --idle without an exec and removes its socket; exec then goes direct', async () => {
     const ctx = tokenCtx(arena.gw, token);
