@@ -64,7 +64,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 
   const armIdle = () => {
     clearTimeout(idleTimer);
-    if (active === 0) idleTimer = setTimeout(() => void stop('idle'), opts.idleMs);
+    // Once stopping, no timer may hold the process open: the last response's close lands here too.
+    if (active === 0 && !stopping) idleTimer = setTimeout(() => void stop('idle'), opts.idleMs);
   };
 
   const server = createServer((req, res) => {

@@ -84,6 +84,7 @@ describe('the agent relays', () => {
       expect(again.stderr).toContain(`already runs (pid ${agent.pid})`);
       expect((await runCli(['agent', 'stop'], ctx)).code).toBe(0);
       expect(existsSync(agent.socket)).toBe(false);
+      await waitFor('the stopped agent to exit', () => !running(agent.pid as number));
       const after = await runCli(['agent', 'status'], ctx);
       expect(after.code).toBe(1);
       expect(after.stderr).toContain('no agent runs');
