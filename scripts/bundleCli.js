@@ -24,11 +24,8 @@ const external = [
 // Chunk names carry a content hash: clear the old ones so dist/cli holds only this build.
 rmSync('dist/cli', { recursive: true, force: true });
 
-await build({
-  entryPoints: { main: 'src/main.ts' },
-  outdir: 'dist/cli',
+const common = {
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
@@ -36,7 +33,25 @@ await build({
   // Bundled CommonJS packages (undici, commander) call require() for node: built-ins, which an
   // ES module does not have; this gives the bundle one.
   banner: { js: "import { createRequire as __sluiceCreateRequire } from 'node:module';\nconst require = __sluiceCreateRequire(import.meta.url);" },
-  chunkNames: 'chunks/[name]-[hash]',
   legalComments: 'linked',
   logLevel: 'warning',
+};
+
+await build({
+  entryPoints: { main: 'src/main.ts' },
+  outdir: 'dist/cli',
+  ...common,
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+});
+
+// `sluice exec` through the local agent (src/commands/exec/fast.ts; bin/sluice.js tries it first):
+// one file with no chunks, so the fast path is a single read. It shares no module instances with
+// main: when it declines, main starts from scratch. undici stays external: only the endpoint's
+// fetch() loads it, which this path never calls (it would add 1 MB to parse).
+await build({
+  entryPoints: { execFast: 'src/commands/exec/fast.ts' },
+  outdir: 'dist/cli',
+  ...common,
+  external: [...external, 'undici'],
 });

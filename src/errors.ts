@@ -67,3 +67,9 @@ export class SilentExit extends CliError {
 export function exitCodeFor(err: unknown): number {
   return err instanceof CliError ? err.exitCode : ExitCode.error;
 }
+
+/** Says `sluice: MESSAGE` on `stderr` (nothing for SilentExit) and returns the error's exit code. */
+export function reportFailure(err: unknown, stderr: (line: string) => void): number {
+  if (!(err instanceof SilentExit)) stderr(`sluice: ${err instanceof CliError ? err.message : (err as Error).message}`);
+  return exitCodeFor(err);
+}

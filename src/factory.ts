@@ -8,7 +8,7 @@ import type { Endpoint } from './api/endpoint.js';
 import type { CredentialSource } from './auth/credentials.js';
 import type { PinnedIdentity } from './auth/pinnedCredentials.js';
 import type { TokenStore } from './auth/tokenStore.js';
-import { ExitCode } from './errors.js';
+import { systemClock, withSigint } from './runtime.js';
 import type { Io } from './io.js';
 import type { SettingsStore } from './settings.js';
 
@@ -17,6 +17,8 @@ export interface GatewayFlags {
   gateway?: string;
   ca?: string;
 }
+
+export { systemClock } from './runtime.js';
 
 export interface Clock {
   now(): number;
@@ -48,23 +50,6 @@ export interface Factory {
    */
   interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T>;
 }
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms, signal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      const onAbort = () => {
-        clearTimeout(t);
-        reject(signal?.reason);
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    }),
-};
 
 /** The real factory: process streams and environment, the user's settings, the network. */
 export function createFactory(io: Io): Factory {
@@ -106,22 +91,4 @@ export function createFactory(io: Io): Factory {
     interruptible: (fn) => withSigint(fn),
   };
   return f;
-}
-
-async function withSigint<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const abort = new AbortController();
-  // conf's atomic writer re-raises SIGINT right after the first one: that echo must not count as
-  // the person pressing Ctrl-C again, hence the half second.
-  let firstInterrupt = 0;
-  const onSigint = () => {
-    if (firstInterrupt === 0) firstInterrupt = Date.now();
-    else if (Date.now() - firstInterrupt > 500) process.exit(ExitCode.interrupted);
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
-  try {
-    return await fn(abort.signal);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
 }

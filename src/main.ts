@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { defineAudit } from './commands/audit/index.js';
+import { defineAgent } from './commands/agent/index.js';
 import { defineConfig } from './commands/config/index.js';
 import { defineConnect } from './commands/connect.js';
 import { defineConnectionsList } from './commands/connections/list.js';
@@ -17,7 +18,7 @@ import { defineSessions } from './commands/sessions/index.js';
 import { defineSsh } from './commands/ssh.js';
 import { defineUi, isInteractive } from './commands/ui.js';
 import { defineWhoami } from './commands/whoami.js';
-import { CliError, ExitCode, exitCodeFor, SilentExit } from './errors.js';
+import { ExitCode, reportFailure } from './errors.js';
 import { createFactory, type Factory } from './factory.js';
 import { processIo, say } from './io.js';
 
@@ -30,6 +31,7 @@ const commands: ((f: Factory) => Command)[] = [
   defineConnect,
   defineDsn,
   defineExec,
+  defineAgent,
   defineSsh,
   defineSessions,
   defineReviews,
@@ -61,8 +63,7 @@ export async function main(argv: string[], f: Factory = createFactory(processIo(
     return ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
-    if (!(err instanceof SilentExit)) say(io, `sluice: ${err instanceof CliError ? err.message : (err as Error).message}`);
-    return exitCodeFor(err);
+    return reportFailure(err, (line) => say(io, line));
   }
 }
 

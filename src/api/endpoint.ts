@@ -1,22 +1,13 @@
-// Which gateway to talk to and how to trust it. Resolution order: --gateway, SLUICE_GATEWAY,
-// `sluice config set gateway`. A self-signed gateway is trusted only through an explicit CA
-// (--ca, SLUICE_CA, or the CA remembered at login); there is no "skip verification" switch.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+// Which gateway to talk to and how to trust it (gatewayTarget.ts), with the HTTP client bound to
+// that trust. A self-signed gateway is trusted only through an explicit CA; there is no "skip
+// verification" switch.
 import type { Dispatcher } from 'undici';
 import type { UndiciForEndpoint } from './undiciAgent.js';
-import { UsageError } from '../errors.js';
 import type { Io } from '../io.js';
-import { isLoopbackUrl } from '../net/loopback.js';
 import type { SettingsStore } from '../settings.js';
+import { gatewayTarget, resolveGatewayTarget, type GatewayTarget } from './gatewayTarget.js';
 
-export interface Endpoint {
-  /** Normalised base URL, no trailing slash. */
-  readonly url: string;
-  /** Absolute path of the CA file in use, if any. */
-  readonly caFile?: string;
-  /** The CA file's contents: the only roots a TLS gateway may chain to, when given. */
-  readonly ca?: string;
+export interface Endpoint extends GatewayTarget {
   /**
    * The undici agent with this endpoint's trust settings, created on first use: undici is a large
    * module, and `sluice exec` (node:https, see exec.ts) starts faster without loading it.
@@ -26,42 +17,17 @@ export interface Endpoint {
   readonly fetch: typeof globalThis.fetch;
 }
 
-export function normaliseGatewayUrl(raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new UsageError(`invalid gateway URL "${raw}": expected e.g. https://gateway.example.com:8443`);
-  }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new UsageError(`invalid gateway URL "${raw}": use https://`);
-  // Credentials in the URL would be sent on every request and could hide the real host.
-  if (u.username !== '' || u.password !== '') throw new UsageError(`invalid gateway URL: it must not contain "user:password@"`);
-  if (u.protocol === 'http:' && !isLoopbackUrl(u)) {
-    throw new UsageError(
-      `refusing plain http:// for ${u.host}: tokens would travel unencrypted; use https:// (http is allowed only for 127.0.0.0/8, [::1] and localhost)`,
-    );
-  }
-  return `${u.protocol}//${u.host}${u.pathname.replace(/\/+$/, '')}`;
-}
+export { normaliseGatewayUrl } from './gatewayTarget.js';
 
 export function resolveEndpoint(io: Io, flags: { gateway?: string; ca?: string }, settings: SettingsStore): Endpoint {
-  const raw = flags.gateway ?? io.env.SLUICE_GATEWAY ?? settings.get('gateway');
-  if (!raw) throw new UsageError('no gateway configured: pass --gateway URL, set SLUICE_GATEWAY, or run `sluice config set gateway URL`');
-  const url = normaliseGatewayUrl(raw);
-  const caFlag = flags.ca ?? io.env.SLUICE_CA;
-  const caFile = caFlag ? resolve(caFlag) : settings.get('ca')?.[url];
-  return endpointFor(url, caFile);
+  return endpointOf(resolveGatewayTarget(io, flags, settings));
 }
 
 export function endpointFor(url: string, caFile: string | undefined): Endpoint {
-  let ca: string | undefined;
-  if (caFile) {
-    try {
-      ca = readFileSync(caFile, 'utf8');
-    } catch (err) {
-      throw new UsageError(`cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
+  return endpointOf(gatewayTarget(url, caFile));
+}
+
+function endpointOf({ url, caFile, ca }: GatewayTarget): Endpoint {
   let undici: Promise<UndiciForEndpoint> | undefined;
   const load = () => (undici ??= import('./undiciAgent.js').then((m) => m.undiciFor(ca)));
   const boundFetch = (async (input: string | URL, init?: RequestInit) => {

@@ -10,7 +10,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type { CredentialSource } from '../auth/credentials.js';
 import { CliError } from '../errors.js';
 import type { ExecEvent, ExecRequest } from './contract.js';
-import type { Endpoint } from './endpoint.js';
+import type { GatewayTarget } from './gatewayTarget.js';
 import { checkExecEvent } from './execEvents.js';
 import { EXEC_CONTENT_TYPE, paths } from './paths.js';
 import { describeNetworkError, errorFromResponse } from './refusal.js';
@@ -29,16 +29,43 @@ export const MAX_EVENT_LINE_BYTES = 64 * 1024 * 1024;
 /** How much of a refusal's body is read to find its message. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
-export function createExecClient(endpoint: Endpoint, credentials: CredentialSource): ExecClient {
+/**
+ * Raised by an exec through the local agent when the request provably never reached the gateway
+ * (no agent listening, or the agent could not connect upstream): the caller may send it directly.
+ */
+export class AgentUnavailableError extends CliError {}
+
+/** The agent's answer header saying it could not send the request on (src/agent/server.ts). */
+export const AGENT_HEADER = 'sluice-agent';
+export const AGENT_UNREACHABLE = 'unreachable';
+
+/** Errors of connecting to a unix socket: nothing was sent. */
+const AGENT_CONNECT_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK']);
+
+/**
+ * The exec client. With `agentSocket` the request goes over that unix socket to the local agent
+ * (docs/cli.md, `sluice agent`), which relays it on a warm connection; the answer is read exactly
+ * as a direct one.
+ */
+export function createExecClient(endpoint: GatewayTarget, credentials: CredentialSource, agentSocket?: string): ExecClient {
   return {
     async exec(name, request, signal) {
       const token = await credentials.token();
       let res: IncomingMessage;
       try {
-        res = await post(endpoint, paths.exec(name), token, JSON.stringify(request), signal);
+        res = await post(endpoint, paths.exec(name), token, JSON.stringify(request), signal, agentSocket);
       } catch (err) {
         if (signal.aborted) throw err;
+        if (agentSocket !== undefined) {
+          const code = (err as NodeJS.ErrnoException).code ?? '';
+          if (AGENT_CONNECT_ERRORS.has(code)) throw new AgentUnavailableError(`no agent at ${agentSocket} (${code})`);
+          throw brokeOff(`the local agent failed (${networkCode(err)})`);
+        }
         throw new CliError(describeNetworkError(endpoint, err));
+      }
+      if (agentSocket !== undefined && res.headers[AGENT_HEADER] === AGENT_UNREACHABLE) {
+        discard(res);
+        throw new AgentUnavailableError('the agent could not reach the gateway');
       }
       const status = res.statusCode ?? 0;
       if (status < 200 || status > 299) {
@@ -61,14 +88,25 @@ export function createExecClient(endpoint: Endpoint, credentials: CredentialSour
  * leaves at once. No timeout: a statement may run for hours without a row; the gateway's own timeout
  * (--timeout) and its keep-alives during reviews decide how long silence may last.
  */
-async function post(endpoint: Endpoint, path: string, token: string, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+async function post(endpoint: GatewayTarget, path: string, token: string, body: string, signal: AbortSignal, agentSocket: string | undefined): Promise<IncomingMessage> {
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: EXEC_CONTENT_TYPE };
+  if (agentSocket !== undefined) {
+    // The local hop is plain HTTP on a 0700 directory's 0600 socket: no TLS context to build.
+    const { request } = await import('node:http');
+    return new Promise((resolve, reject) => {
+      const req = request({ socketPath: agentSocket, path, method: 'POST', headers, agent: false, signal });
+      req.once('response', resolve);
+      req.once('error', reject);
+      req.end(body);
+    });
+  }
   const url = new URL(endpoint.url + path);
   const tls = url.protocol === 'https:';
   const { request } = tls ? await import('node:https') : await import('node:http');
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: EXEC_CONTENT_TYPE },
+      headers,
       agent: false,
       signal,
       ...(tls && endpoint.ca !== undefined ? { ca: endpoint.ca } : {}),

@@ -2,7 +2,7 @@
 // free of zod (the error body is checked by hand against contract.ts `errorBody`), so that
 // `sluice exec` reports refusals without loading it.
 import { AuthError, CliError, LimitError } from '../errors.js';
-import type { Endpoint } from './endpoint.js';
+import type { GatewayTarget } from './gatewayTarget.js';
 
 export class NotFoundError extends CliError {}
 
@@ -15,7 +15,7 @@ export function errorFromResponse(status: number, body: unknown): CliError {
   return new CliError(message);
 }
 
-export function describeNetworkError(endpoint: Endpoint, err: unknown): string {
+export function describeNetworkError(endpoint: GatewayTarget, err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause ?? (err as { code?: string; message?: string });
   const code = cause.code ?? '';
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {

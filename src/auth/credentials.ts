@@ -7,7 +7,7 @@ import type { Io } from '../io.js';
 import type { TokenStore } from './tokenStore.js';
 
 /** Refresh this long before expiry, so a token never expires in flight. */
-const REFRESH_MARGIN_SECONDS = 30;
+export const REFRESH_MARGIN_SECONDS = 30;
 
 export interface CredentialSource {
   /** A currently valid bearer token (refreshing it first if needed). */

@@ -1,11 +1,12 @@
 // Where the CLI keeps its tokens, per gateway URL: the OS keyring first; a 0600 JSON file in
 // the config directory where no keyring works (headless Linux, CI), and the user is told once.
 // See docs/decisions.md for why @napi-rs/keyring rather than keytar.
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Entry } from '@napi-rs/keyring';
 import { say, type Io } from '../io.js';
 import { configDir, type SettingsStore } from '../settings.js';
+import { readTokenFile, tokenFilePath } from './tokenFile.js';
 
 export interface StoredTokens {
   accessToken: string;
@@ -28,7 +29,7 @@ export interface TokenStore {
 const SERVICE = 'sluice';
 
 export async function openTokenStore(io: Io, settings: SettingsStore, opts: { insecureStorage?: boolean } = {}): Promise<TokenStore> {
-  const file = join(dirname(settings.path), 'tokens.json');
+  const file = tokenFilePath(settings);
   if (!opts.insecureStorage && keyringWorks()) return keyringStore(configDir(io));
   if (!opts.insecureStorage && !settings.get('fileStorageNoticeShown')) {
     say(io, `notice: no OS keyring is available; tokens are stored in ${file} (mode 0600)`);
@@ -73,14 +74,7 @@ function keyringStore(dir: string | undefined): TokenStore {
 }
 
 function fileStore(file: string): TokenStore {
-  const read = (): Record<string, StoredTokens> => {
-    try {
-      return JSON.parse(readFileSync(file, 'utf8')) as Record<string, StoredTokens>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw new Error(`cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  };
+  const read = () => readTokenFile(file);
   const write = (all: Record<string, StoredTokens>) => {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     // Write-then-rename so a crash never leaves a half-written file; the temp file is created

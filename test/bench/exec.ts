@@ -8,13 +8,20 @@
 // NODE_EXTRA_CA_CERTS makes every Node process parse that PEM bundle before running a line of
 // JavaScript (on the machines this was written on it is set to the whole system bundle: ~60 ms per
 // start, paid by `node -e 0` too). psql pays nothing like it, and a user's shell rarely sets it, so
-// the exec series runs without it; when it is set, a third series runs with it, so both are shown.
+// the exec series runs without it; when it is set, a further series runs with it, so both are shown.
+//
+// Two exec series: cold (no agent: the CLI opens its own TLS connection) and through `sluice agent`
+// (started once before the timed runs, like an ssh ControlMaster; the CLI takes its fast path). On
+// a shared machine wall time measures the CPU queue as much as the programs, so each series also
+// reports CPU per run: the CLI's (the bench's reaped children), the agent's and the gateway's.
 import { execFile } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, newConfigDir, serviceToken, startGateway } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
-import type { Row } from './postgres.js';
+import { cpuMicros, type Row } from './postgres.js';
 
 const run = promisify(execFile);
 const RUNS = Number(process.env.BENCH_EXEC_RUNS ?? 200);
@@ -31,39 +38,71 @@ export async function benchExec(log: (s: string) => void): Promise<Row[]> {
   try {
     const token = serviceToken(gw, 'bench', 'bench');
     const { NODE_EXTRA_CA_CERTS: extraCa, ...baseEnv } = process.env;
-    const cliEnv = { ...baseEnv, SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string, SLUICE_CONFIG_DIR: newConfigDir() };
+    const cliBase = { ...baseEnv, SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string };
+    const coldEnv = { ...cliBase, SLUICE_CONFIG_DIR: newConfigDir() };
+    const agentEnv = { ...cliBase, SLUICE_CONFIG_DIR: newConfigDir() };
     const pgEnv = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: cluster.user, PGDATABASE: cluster.database };
     const execArgs = [CLI_BIN, 'exec', 'bench', '-i', 'select 1', '--format', 'csv'];
-    const viaExec = () => run(process.execPath, execArgs, { env: cliEnv });
-    const viaExecExtraCa = extraCa === undefined ? undefined : () => run(process.execPath, execArgs, { env: { ...cliEnv, NODE_EXTRA_CA_CERTS: extraCa } });
-    const viaPsql = () => run(join(PG_BIN_DIR, 'psql'), ['-X', '-At', '-c', 'select 1'], { env: pgEnv });
-    // One warm-up each: the first exec also opens the gateway's first upstream connection.
-    await viaExec();
-    await viaPsql();
-    log(`${RUNS} sequential sluice exec and ${RUNS} psql -c, alternating blocks of ${BLOCK} …`);
-    const exec: number[] = [];
-    const execExtraCa: number[] = [];
-    const psql: number[] = [];
-    for (let done = 0; done < RUNS; done += BLOCK) {
-      const n = Math.min(BLOCK, RUNS - done);
-      for (let i = 0; i < n; i++) exec.push(await timed(viaExec));
-      for (let i = 0; i < n; i++) psql.push(await timed(viaPsql));
-      if (viaExecExtraCa) for (let i = 0; i < n; i++) execExtraCa.push(await timed(viaExecExtraCa));
+    await run(process.execPath, [CLI_BIN, 'agent', 'start'], { env: agentEnv });
+    const agentPid = (JSON.parse((await run(process.execPath, [CLI_BIN, 'agent', 'status', '--json'], { env: agentEnv })).stdout) as { pid: number }).pid;
+    try {
+      const series: Series[] = [
+        { name: 'sluice exec, cold (no agent)', fn: () => run(process.execPath, execArgs, { env: coldEnv }) },
+        { name: 'sluice exec through the agent', fn: () => run(process.execPath, execArgs, { env: agentEnv }), agentPid },
+        { name: 'psql -c', fn: () => run(join(PG_BIN_DIR, 'psql'), ['-X', '-At', '-c', 'select 1'], { env: pgEnv }) },
+        ...(extraCa === undefined ? [] : [{ name: `sluice exec through the agent, with NODE_EXTRA_CA_CERTS=${extraCa}`, fn: () => run(process.execPath, execArgs, { env: { ...agentEnv, NODE_EXTRA_CA_CERTS: extraCa } }), agentPid }]),
+      ].map((x) => ({ ...x, wall: [], cli: 0, agent: 0, gateway: 0 }));
+      // One warm-up each: the first exec also opens the gateway's first upstream connection.
+      for (const x of series) await x.fn();
+      const gwPid = gw.child.pid as number;
+      const load: number[] = [];
+      log(`${RUNS} sequential runs of each, alternating blocks of ${BLOCK} …`);
+      for (let done = 0; done < RUNS; done += BLOCK) {
+        const n = Math.min(BLOCK, RUNS - done);
+        load.push(loadavg()[0] as number);
+        for (const x of series) {
+          const before = { cli: childCpuMicros(), agent: x.agentPid ? cpuMicros(x.agentPid) : 0, gateway: cpuMicros(gwPid) };
+          for (let i = 0; i < n; i++) x.wall.push(await timed(x.fn));
+          x.cli += childCpuMicros() - before.cli;
+          if (x.agentPid) x.agent += cpuMicros(x.agentPid) - before.agent;
+          x.gateway += cpuMicros(gwPid) - before.gateway;
+        }
+      }
+      const psql = series.find((x) => x.name === 'psql -c') as Series;
+      const p = median(psql.wall);
+      log(`load average (1 min) during the runs: ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}`);
+      for (const x of series) {
+        const cpu = (total: number) => (total / x.wall.length / 1000).toFixed(1);
+        log(`${x.name}: median ${median(x.wall).toFixed(1)} ms (p90 ${quantile(x.wall, 0.9).toFixed(1)}); CPU per run: client ${cpu(x.cli)} ms${x.agentPid ? `, agent ${cpu(x.agent)} ms` : ''}, gateway ${cpu(x.gateway)} ms`);
+      }
+      return series
+        .filter((x) => x !== psql)
+        .map((x) => ({ figure: `${x.name} 'select 1' ÷ psql -c (${RUNS} sequential, median)`, reference: p, value: median(x.wall), unit: 'ms', ratio: p / median(x.wall) }));
+    } finally {
+      await run(process.execPath, [CLI_BIN, 'agent', 'stop'], { env: agentEnv }).catch(() => undefined);
+      for (const env of [coldEnv, agentEnv]) rmSync(env.SLUICE_CONFIG_DIR, { recursive: true, force: true });
     }
-    const e = median(exec);
-    const p = median(psql);
-    log(`exec median ${e.toFixed(1)} ms (p90 ${quantile(exec, 0.9).toFixed(1)}), psql median ${p.toFixed(1)} ms (p90 ${quantile(psql, 0.9).toFixed(1)})`);
-    const rows: Row[] = [{ figure: `sluice exec 'select 1' ÷ psql -c (${RUNS} sequential, median)`, reference: p, value: e, unit: 'ms', ratio: p / e }];
-    if (execExtraCa.length > 0) {
-      const x = median(execExtraCa);
-      log(`exec with NODE_EXTRA_CA_CERTS=${extraCa}: median ${x.toFixed(1)} ms (p90 ${quantile(execExtraCa, 0.9).toFixed(1)})`);
-      rows.push({ figure: `… the same with this machine's NODE_EXTRA_CA_CERTS`, reference: p, value: x, unit: 'ms', ratio: p / x });
-    }
-    return rows;
   } finally {
     await gw.stop();
     await cluster.stop();
   }
+}
+
+interface Series {
+  name: string;
+  fn: () => Promise<unknown>;
+  agentPid?: number;
+  wall: number[];
+  /** CPU µs summed over the runs: the client processes, the agent, the gateway. */
+  cli: number;
+  agent: number;
+  gateway: number;
+}
+
+/** User + system CPU of this process's waited-for children so far, in µs (cutime + cstime). */
+function childCpuMicros(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10_000;
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -21,7 +21,12 @@ export interface Stdin extends AsyncIterable<Buffer | string> {
 
 const HOW = 'pass the SQL with -i/--input TEXT, -f/--file PATH (- for stdin), or pipe it on stdin';
 
-export async function readExecInput(flags: { input?: string; file?: string }, stdin: Stdin): Promise<ExecInput> {
+/**
+ * The input the flags name. `stdin` may be given as a function: it is then called only when stdin
+ * is the source, since opening process.stdin costs a short exec's start a few ms for nothing.
+ */
+export async function readExecInput(flags: { input?: string; file?: string }, stdinOrOpen: Stdin | (() => Stdin)): Promise<ExecInput> {
+  const stdin = (): Stdin => (typeof stdinOrOpen === 'function' ? stdinOrOpen() : stdinOrOpen);
   if (flags.input !== undefined && flags.file !== undefined) {
     throw new UsageError(`-i/--input and -f/--file both given: ${HOW}, only one of them`);
   }
@@ -30,10 +35,10 @@ export async function readExecInput(flags: { input?: string; file?: string }, st
     checkSize(Buffer.byteLength(flags.input), '-i/--input');
     return { sql: flags.input, source: { kind: 'text' } };
   }
-  if (flags.file === '-') return { sql: await readStdin(stdin, '-f -'), source: { kind: 'stdin' } };
+  if (flags.file === '-') return { sql: await readStdin(stdin(), '-f -'), source: { kind: 'stdin' } };
   if (flags.file !== undefined) return { sql: await readFileInput(flags.file), source: { kind: 'file', path: flags.file } };
-  if (stdin.isTTY) throw new UsageError(`no SQL to run: ${HOW}`);
-  return { sql: await readStdin(stdin, 'stdin'), source: { kind: 'stdin' } };
+  if (stdin().isTTY) throw new UsageError(`no SQL to run: ${HOW}`);
+  return { sql: await readStdin(stdin(), 'stdin'), source: { kind: 'stdin' } };
 }
 
 async function readFileInput(path: string): Promise<string> {
