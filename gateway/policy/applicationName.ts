@@ -35,9 +35,9 @@ export function keepsIdentity(value: string, own: string): boolean {
  * Why running `text` would give the session an application_name without `own`, its identity
  * prefix; undefined when it cannot. Refused: `SET [SESSION|LOCAL] application_name` (also in a
  * function's `SET` clause, `ALTER ROLE/DATABASE/SYSTEM … SET`) to a value without the prefix;
- * `set_config('application_name', v, …)` with such a value or a computed one; `set_config` with a
- * computed setting name; and a `DO` block or function body that names application_name or
- * set_config (code the gateway does not read here). `RESET`, `SET … TO DEFAULT` and `RESET ALL`
+ * `set_config('application_name', v, …)` with such a value or a computed one; and a `DO` block or
+ * function body that names application_name (code the gateway does not read here). A set_config
+ * whose setting name is computed is left to the target's report (ServerFlow ends the session). `RESET`, `SET … TO DEFAULT` and `RESET ALL`
  * go back to the name the gateway gave at startup and are allowed. Text that does not parse is
  * left to the policy's own handling of unparseable SQL.
  */
@@ -94,8 +94,9 @@ function judgeNode(type: string, n: Record<string, Json>, own: string): string |
       if (name.length > 1 && (name[0] as string).toLowerCase() !== 'pg_catalog') return undefined;
       const args = Array.isArray(n.args) ? n.args : [];
       const setting = stringConstant(args[0] as Json);
-      if (setting === undefined) return `set_config() with a setting name computed at run time could change application_name; ${must(own)}`;
-      if (setting.toLowerCase() !== 'application_name') return undefined;
+      // A computed name is left to the target's report (the session ends if it renamed itself):
+      // refusing every computed set_config here would also refuse what the parse-state gate allows.
+      if (setting === undefined || setting.toLowerCase() !== 'application_name') return undefined;
       const value = stringConstant(args[1] as Json);
       return value !== undefined && keepsIdentity(value, own) ? undefined : `set_config('application_name', …): ${must(own)}`;
     }
@@ -103,7 +104,7 @@ function judgeNode(type: string, n: Record<string, Json>, own: string): string |
     case 'CreateFunctionStmt': {
       // The body is a string here; what it runs is not read by this check.
       const body = JSON.stringify(type === 'DoStmt' ? n.args : (n.options ?? null)) + JSON.stringify(n.sql_body ?? null);
-      return /application_name|set_config/i.test(body) ? `code that names application_name or set_config (a DO block or function body) could change application_name; ${must(own)}` : undefined;
+      return /application_name/i.test(body) ? `code that names application_name (a DO block or function body) could change it; ${must(own)}` : undefined;
     }
   }
   return undefined;

@@ -54,7 +54,6 @@ describe('with a policy: refused before it runs, the session goes on', () => {
     "SET SESSION application_name TO 'sluice:alice@example.com'",
     `SET U&"applic\\0061tion_name" = 'x'`,
     "select set_config('application_name', 'x', false)",
-    "select set_config(n, 'x', false) from (values ('application_name')) t(n)",
     "begin; set local application_name = 'x'; commit",
     "DO $$ begin perform set_config('application_name', 'x', false); end $$",
     "create function f_rename() returns void language sql set application_name = 'x' as 'select pg_sleep(0)'",
@@ -80,6 +79,17 @@ describe('with a policy: refused before it runs, the session goes on', () => {
     const ok = await policed.psql(["SET application_name = 'sluice:attacker:nightly'", "select current_setting('application_name')", 'RESET application_name', "select current_setting('application_name')"], ['-v', 'ON_ERROR_STOP=1']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout.split('\n')).toEqual(expect.arrayContaining(['sluice:attacker:nightly', 'sluice:attacker:psql']));
+  });
+
+  it('a set_config whose setting name is computed: the target reports the new name and the session ends (FATAL 42501)', async () => {
+    const c = await policed.client();
+    const ended = new Promise<{ code?: string; message?: string }>((resolve) => c.on('error', (e: { code?: string; message?: string }) => resolve(e)));
+    const res = await c.query("select set_config(n, 'computed-name', false) from (values ('application_' || 'name')) t(n)").then(() => undefined, (e: { code?: string; message?: string }) => e);
+    const err = res ?? (await ended);
+    expect(err.code).toBe('42501');
+    expect(err.message).toContain('computed-name');
+    await until(async () => (await withoutPrefix(policed)).length === 0);
+    await c.end().catch(() => undefined);
   });
 
   it('a function written outside the gateway that renames the session: the session ends (FATAL 42501) and its backend with it', async () => {

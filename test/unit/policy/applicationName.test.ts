@@ -15,12 +15,11 @@ describe('applicationNameRefusal', () => {
     "select set_config('application_name', 'evil', false)",
     "select pg_catalog.set_config('Application_Name', 'evil', true)",
     "select set_config('application_name', 'sluice:' || 'alice@example.com', false)",
-    "select set_config(name, 'evil', false) from (values ('application_name')) t(name)",
     "select 1; select set_config('application_name', 'evil', false)",
     "with x as (select set_config('application_name', 'evil', false)) select * from x",
     "DO $$ begin perform set_config('application_name', 'evil', false); end $$",
     "create function f() returns void language sql set application_name = 'evil' as 'select pg_sleep(1)'",
-    "create function f() returns void language plpgsql as $$ begin perform set_config('appl' || 'ication_name', 'x', false); end $$",
+    "create function f() returns void language plpgsql as $$ begin perform set_config('application_name', 'x' || 'y', false); end $$",
     "alter function f() set application_name = 'evil'",
     "alter role current_user set application_name = 'evil'",
   ])('refuses %s', (sql) => {
@@ -38,6 +37,8 @@ describe('applicationNameRefusal', () => {
     "select set_config('statement_timeout', '5s', false)",
     "select current_setting('application_name')",
     "select 'application_name' as text_only",
+    // Computed names are the target's report to judge (the session ends if it was application_name).
+    "select set_config(name, 'evil', false) from (values ('statement_timeout')) t(name)",
   ])('allows %s', (sql) => {
     expect(applicationNameRefusal(sql, OWN)).toBeUndefined();
   });
