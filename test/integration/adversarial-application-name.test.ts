@@ -48,6 +48,21 @@ async function until(cond: () => Promise<boolean>, ms = 15_000): Promise<void> {
 
 const withoutPrefix = async (a: Arena) => (await names(a)).filter((n) => !n.startsWith(PREFIX) && !n.startsWith('sluice-catalog:'));
 
+/**
+ * Runs `sql` on a new client of `a` that the gateway must end for it: returns the error the client
+ * got (its statement's, or the connection's when the FATAL came after the result), once no
+ * session of the target shows a name without the prefix.
+ */
+async function endedBy(a: Arena, sql: string): Promise<{ code?: string; message?: string }> {
+  const c: pg.Client = await a.client();
+  const ended = new Promise<{ code?: string; message?: string }>((resolve) => c.on('error', (e: { code?: string; message?: string }) => resolve(e)));
+  const res = await c.query(sql).then(() => undefined, (e: { code?: string; message?: string }) => e);
+  const err = res ?? (await ended);
+  await until(async () => (await withoutPrefix(a)).length === 0);
+  await c.end().catch(() => undefined);
+  return err;
+}
+
 describe('with a policy: refused before it runs, the session goes on', () => {
   it.each([
     "SET application_name = 'payroll-batch'",
@@ -82,40 +97,24 @@ describe('with a policy: refused before it runs, the session goes on', () => {
   });
 
   it('a set_config whose setting name is computed: the target reports the new name and the session ends (FATAL 42501)', async () => {
-    const c = await policed.client();
-    const ended = new Promise<{ code?: string; message?: string }>((resolve) => c.on('error', (e: { code?: string; message?: string }) => resolve(e)));
-    const res = await c.query("select set_config(n, 'computed-name', false) from (values ('application_' || 'name')) t(n)").then(() => undefined, (e: { code?: string; message?: string }) => e);
-    const err = res ?? (await ended);
+    const err = await endedBy(policed, "select set_config(n, 'computed-name', false) from (values ('application_' || 'name')) t(n)");
     expect(err.code).toBe('42501');
     expect(err.message).toContain('computed-name');
-    await until(async () => (await withoutPrefix(policed)).length === 0);
-    await c.end().catch(() => undefined);
   });
 
   it('a function written outside the gateway that renames the session: the session ends (FATAL 42501) and its backend with it', async () => {
-    const c = await policed.client();
-    const ended = new Promise<{ code?: string; message?: string }>((resolve) => c.on('error', (e: { code?: string; message?: string }) => resolve(e)));
-    const res = await c.query("select app_rename('innocent-report')").then(() => undefined, (e: { code?: string; message?: string }) => e);
-    const err = res ?? (await ended);
+    const err = await endedBy(policed, "select app_rename('innocent-report')");
     expect(err.code).toBe('42501');
     expect(err.message).toContain('innocent-report');
-    await until(async () => (await withoutPrefix(policed)).length === 0);
-    await c.end().catch(() => undefined);
-    const trail = policed.auditContains('sluice:application-name');
-    expect(trail).toBe(true);
+    expect(policed.auditContains('sluice:application-name')).toBe(true);
   });
 });
 
 describe('without any policy: the backstop ends the session', () => {
   it.each(["SET application_name = 'evil'", "select set_config('application_name', 'evil', false)", "select app_rename('evil')"])('%s → FATAL 42501, no backend left under the new name', async (sql) => {
-    const c: pg.Client = await open.client();
-    const ended = new Promise<{ code?: string; message?: string }>((resolve) => c.on('error', (e: { code?: string; message?: string }) => resolve(e)));
-    const res = await c.query(sql).then(() => undefined, (e: { code?: string; message?: string }) => e);
-    const err = res ?? (await ended);
+    const err = await endedBy(open, sql);
     expect(err.code).toBe('42501');
     expect(err.message).toContain("drops the gateway's identity prefix");
-    await until(async () => (await withoutPrefix(open)).length === 0);
-    await c.end().catch(() => undefined);
   });
 
   it('RESET and a name keeping the prefix leave the session alone', async () => {
