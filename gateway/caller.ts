@@ -15,6 +15,8 @@ export interface Caller {
   identify(): Promise<Identity>;
   /** After identify(): the SHA-256 of the service token whose revocation must end the session. */
   serviceTokenHash(): string | undefined;
+  /** After identify(): the id of the direct credential (docs/direct.md) whose revocation must end the session. */
+  directCredentialId?(): string | undefined;
 }
 
 /** The Caller of an HTTP request (a tunnel upgrade, an exec). */

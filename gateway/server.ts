@@ -13,7 +13,7 @@ import type { GatewayConfig } from './config/load.js';
 import { createDevIdp, type DevIdp } from './dev/idp.js';
 import { engineEntryFor, engineFor, useStateDir } from './engines/registry.js';
 import type { Connection, Identity } from './model.js';
-import type { SessionContext } from './engines/types.js';
+import type { SessionContext, SessionTermination } from './engines/types.js';
 import type { GatewaySessionAudit } from './sessionAudit.js';
 import { createExecRoute } from './exec/routes.js';
 import { authenticateOrRefuse, refuseUpgrade, sendError, sendJson } from './http.js';
@@ -29,6 +29,7 @@ import { parseLocalPasswordDigest, tunnelOrigin } from './clientText.js';
 import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
 import { httpCaller, type Caller } from './caller.js';
 import { startDirectListener, type DirectListener } from './direct/listener.js';
+import { CredentialRefused } from './direct/credentials.js';
 import { createCredentialRoutes } from './direct/routes.js';
 
 export interface Gateway {
@@ -49,12 +50,24 @@ const DEV_IDP_PREFIX = '/dev-idp';
 /** Refuses a session before it starts: an HTTP error on a response or on an upgrade's socket. */
 export type Refuse = (status: number, code: ErrorCode, message: string) => void;
 
+/** How a session asks to be admitted (admitSession in startGateway). */
+export interface AdmitOptions {
+  readonly kind: 'tunnel' | 'exec' | 'direct';
+  readonly origin: string | undefined;
+  readonly purpose: 'session' | 'cancel';
+  /** Record refused logins in the audit trail, with this protocol and the code `code(status)` for an HTTP-style status. */
+  readonly auditRefusals?: { readonly protocol: string; readonly code: (status: number) => string };
+}
+
+/** Who a refused login is recorded as when its credential names nobody (an unknown password). */
+const UNAUTHENTICATED: Identity = Object.freeze({ subject: 'unauthenticated', name: 'unauthenticated', groups: [], kind: 'human' });
+
 /** A session the gateway admitted (see admitSession in startGateway). */
 export interface Admission {
   readonly id: string;
   readonly who: Identity;
   readonly connection: Connection;
-  /** Aborted by the gateway's shutdown, or with a SessionTermination when its service token is revoked. */
+  /** Aborted by the gateway's shutdown, or with a SessionTermination when its credential (service token, direct password) is revoked. */
   readonly signal: AbortSignal;
   /** The engine's context for the session (its audit session is open, not yet started). */
   readonly context: SessionContext<GatewaySessionAudit>;
@@ -257,19 +270,22 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
    * session has its audit session, an abort signal that the gateway's shutdown and the revocation
    * of its service token fire, and its slot; `done()` gives them back.
    */
-  async function admitSession(caller: Caller, name: string, refuse: Refuse, opts: { kind: 'tunnel' | 'exec' | 'direct'; origin: string | undefined; purpose: 'session' | 'cancel' }): Promise<Admission | undefined> {
+  async function admitSession(caller: Caller, name: string, refuse: Refuse, opts: AdmitOptions): Promise<Admission | undefined> {
     let who: Identity;
     try {
       who = await caller.identify();
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       log.info({ code: err.code }, '%s refused: %s', opts.kind, err.message);
+      // The identity a refused direct password was issued to, when it is one the gateway issued.
+      recordRefusal(caller, opts, name, err instanceof CredentialRefused ? err.owner : undefined, err.status, err.message);
       refuse(err.status, err.code, err.message);
       return undefined;
     }
     const found = findAllowed(name, who);
     if ('refusal' in found) {
       log.info({ connection: name, who: who.name }, '%s refused: %s', opts.kind, found.refusal.message);
+      recordRefusal(caller, opts, name, who, found.refusal.status, found.refusal.message);
       refuse(found.refusal.status, found.refusal.code, found.refusal.message);
       return undefined;
     }
@@ -297,7 +313,10 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const abort = new AbortController();
     tunnels.add(abort);
     const tokenHash = who.kind === 'service' ? caller.serviceTokenHash() : undefined;
-    const unwatch = tokenHash !== undefined ? revocations.watch(tokenHash, who.name, (why) => abort.abort(why)) : undefined;
+    const credentialId = caller.directCredentialId?.();
+    const end = (why: SessionTermination): void => abort.abort(why);
+    const unwatchToken = tokenHash !== undefined ? revocations.watch({ kind: 'token', hash: tokenHash }, who.name, end) : undefined;
+    const unwatchDirect = credentialId !== undefined ? revocations.watch({ kind: 'direct', id: credentialId }, who.name, end) : undefined;
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
     // SessionContext.policy is the SQL policy; an ssh connection's engine reads its own from the connection.
     const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
@@ -311,11 +330,30 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
       done() {
         if (done) return;
         done = true;
-        unwatch?.();
+        unwatchToken?.();
+        unwatchDirect?.();
         release();
         tunnels.delete(abort);
       },
     };
+  }
+
+  /**
+   * Records a refused login as a session that ended refused, for callers whose refusals are
+   * audited (`opts.auditRefusals`: the direct listener, where a login is a password guess). The
+   * identity is the one the credential belongs to when known, else UNAUTHENTICATED; the connection
+   * name is the one asked for, cut to PostgreSQL's 63 bytes. Never the password: refusal messages
+   * carry none.
+   */
+  function recordRefusal(caller: Caller, opts: AdmitOptions, name: string, who: Identity | undefined, status: number, message: string): void {
+    const audited = opts.auditRefusals;
+    if (audited === undefined || !audit.healthy) return;
+    const connection = config.connections.find((c) => c.name === name);
+    const id = `s_${randomBytes(9).toString('base64url')}`;
+    const asked = Buffer.from(name, 'utf8').subarray(0, 63).toString('utf8');
+    const refused = audit.openSession({ id, connection: asked, protocol: connection?.type ?? audited.protocol, identity: who ?? UNAUTHENTICATED, origin: opts.origin ?? opts.kind, clientAddress: caller.clientAddress, ...(connection ? { record: connection.record } : {}) });
+    refused.onSessionStart({ target: connection ? engineEntryFor(connection).describeTarget(connection) : '', clientUser: asked });
+    refused.onSessionEnd({ status: 'error', code: audited.code(status), message, bytesFromClient: 0, bytesToClient: 0 });
   }
 
   /** 429 for a session over the identity's limit; recorded as a session that ended refused. */
@@ -338,7 +376,8 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
         store,
         log,
         admit: (caller, name, refuse, opts) => admitSession(caller, name, refuse, opts),
-        handshakeTimeoutMs: limits.headersTimeoutMs,
+        authenticationTimeoutMs: limits.authenticationTimeoutMs,
+        unauthenticatedConnections: limits.unauthenticatedConnections,
         connectTimeoutMs: config.connectTimeoutMs,
       });
     } catch (err) {

@@ -33,7 +33,7 @@ export const limitsSchema = z
     headersTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
     /** Time a client has to send the rest of an API request (bodies are small JSON). */
     requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-    /** How often open sessions of service tokens are checked against the store for revocation. */
+    /** How often open sessions of service tokens and direct credentials are checked against the store for revocation. */
     revocationCheckMs: z.number().int().min(100).max(300_000).default(5_000),
     /**
      * http and kubernetes connections: time a client has to send a whole request head, from the
@@ -43,8 +43,20 @@ export const limitsSchema = z
     httpHeadersTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     /** http and kubernetes connections: an idle keep-alive connection is closed after this long without a request. */
     httpIdleTimeoutMs: z.number().int().min(100).max(3_600_000).default(300_000),
+    /**
+     * Time a client of the direct PostgreSQL listener has from connecting to being admitted (TLS,
+     * startup, password). PostgreSQL's own authentication_timeout is 60 s; a client that knows its
+     * password needs well under one.
+     */
+    authenticationTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /**
+     * Connections the direct PostgreSQL listener holds at once before they are admitted; the next
+     * is refused with FATAL 53300 before any of it is read, so a flood of half-open connections
+     * costs the gateway neither TLS handshakes nor memory beyond this many.
+     */
+    unauthenticatedConnections: z.number().int().min(1).max(100_000).default(128),
   })
-  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000, httpHeadersTimeoutMs: 30_000, httpIdleTimeoutMs: 300_000 });
+  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000, httpHeadersTimeoutMs: 30_000, httpIdleTimeoutMs: 300_000, authenticationTimeoutMs: 10_000, unauthenticatedConnections: 128 });
 
 /** The resolved limits every part of the gateway receives. */
 export interface GatewayLimits {
@@ -56,6 +68,8 @@ export interface GatewayLimits {
   readonly revocationCheckMs: number;
   readonly httpHeadersTimeoutMs: number;
   readonly httpIdleTimeoutMs: number;
+  readonly authenticationTimeoutMs: number;
+  readonly unauthenticatedConnections: number;
 }
 
 export function resolveLimits(input: z.output<typeof limitsSchema>): GatewayLimits {

@@ -37,34 +37,51 @@ export async function issueCredential(store: Store, who: Identity, connection: s
 
 /** The credential's identity, as authenticated when it was issued. */
 export interface CredentialHolder {
+  readonly id: string;
   readonly identity: Identity;
   readonly tokenHash: string | undefined;
 }
 
 /**
+ * A refused password. `owner` is the identity it was issued to when the password is one the
+ * gateway issued (its hash matched) but is expired, revoked or for another connection, so the
+ * refusal can be recorded under that identity; undefined for a password nobody was issued.
+ */
+export class CredentialRefused extends AuthError {
+  constructor(
+    status: 401 | 403,
+    code: ConstructorParameters<typeof AuthError>[1],
+    message: string,
+    readonly owner: Identity | undefined,
+  ) {
+    super(status, code, message);
+  }
+}
+
+/**
  * The identity a password was issued to, when it is valid for `connection` now.
- * @throws AuthError (401 for an unknown, expired or revoked password; 403 for another connection's)
+ * @throws CredentialRefused (401 for an unknown, expired or revoked password; 403 for another connection's)
  */
 export async function checkCredential(store: Store, password: string, connection: string, now = Date.now()): Promise<CredentialHolder> {
   const again = `run \`sluice dsn ${connection}\` again for a new one`;
-  const unknown = new AuthError(401, 'invalid_signature', `the password is not a credential this gateway issued (or it was deleted after it expired); ${again}`);
+  const unknown = new CredentialRefused(401, 'invalid_signature', `the password is not a credential this gateway issued (or it was deleted after it expired); ${again}`, undefined);
   const m = SHAPE.exec(password);
   if (!m) throw unknown;
   const rec = await store.findDirectCredential(m[1] as string);
   if (!rec || !sameHash(rec, password)) throw unknown;
-  if (rec.revokedAt) throw new AuthError(401, 'token_revoked', `this credential was revoked at ${rec.revokedAt.toISOString()}; ${again}`);
-  if (rec.expiresAt.getTime() <= now) throw new AuthError(401, 'token_expired', `this credential expired at ${rec.expiresAt.toISOString()}; ${again}`);
-  if (rec.connection !== connection) {
-    throw new AuthError(403, 'forbidden', `this credential was issued for connection "${rec.connection}", not "${connection}"; use user=${rec.connection}, or run \`sluice dsn ${connection}\``);
-  }
   const identity = JSON.parse(rec.identity) as Identity;
+  if (rec.revokedAt) throw new CredentialRefused(401, 'token_revoked', `this credential was revoked at ${rec.revokedAt.toISOString()}; ${again}`, identity);
+  if (rec.expiresAt.getTime() <= now) throw new CredentialRefused(401, 'token_expired', `this credential expired at ${rec.expiresAt.toISOString()}; ${again}`, identity);
+  if (rec.connection !== connection) {
+    throw new CredentialRefused(403, 'forbidden', `this credential was issued for connection "${rec.connection}", not "${connection}"; use user=${rec.connection}, or run \`sluice dsn ${connection}\``, identity);
+  }
   if (rec.tokenHash !== null) {
     // A credential is worth no more than the service token that asked for it.
     const token = await store.findServiceToken(rec.tokenHash);
     const dead = !token ? 'no longer exists' : token.revokedAt ? `was revoked at ${token.revokedAt.toISOString()}` : token.expiresAt && token.expiresAt.getTime() <= now ? `expired at ${token.expiresAt.toISOString()}` : undefined;
-    if (dead !== undefined) throw new AuthError(401, 'token_revoked', `the service token "${identity.name}" this credential was issued to ${dead}`);
+    if (dead !== undefined) throw new CredentialRefused(401, 'token_revoked', `the service token "${identity.name}" this credential was issued to ${dead}`, identity);
   }
-  return { identity, tokenHash: rec.tokenHash ?? undefined };
+  return { id: rec.id, identity, tokenHash: rec.tokenHash ?? undefined };
 }
 
 function sameHash(rec: DirectCredentialRecord, password: string): boolean {

@@ -15,13 +15,13 @@ import { encodeErrorResponse } from '../engines/postgres/codec/backend.js';
 import { PgProtocolError } from '../engines/postgres/codec/wire.js';
 import { engineFor, postgresEngine } from '../engines/registry.js';
 import type { Caller } from '../caller.js';
-import type { Admission, Refuse } from '../server.js';
+import type { Admission, AdmitOptions, Refuse } from '../server.js';
 import type { Store } from '../store/types.js';
 import type { TlsMaterial } from '../tls.js';
 import { checkCredential, type CredentialHolder } from './credentials.js';
 import { encodeCleartextPasswordRequest, encodeStartup, MessageReader } from './wire.js';
 
-export type Admit = (caller: Caller, name: string, refuse: Refuse, opts: { kind: 'direct'; origin: 'direct'; purpose: 'session' }) => Promise<Admission | undefined>;
+export type Admit = (caller: Caller, name: string, refuse: Refuse, opts: AdmitOptions) => Promise<Admission | undefined>;
 
 export interface DirectListenerOptions {
   readonly host: string;
@@ -30,8 +30,10 @@ export interface DirectListenerOptions {
   readonly store: Store;
   readonly admit: Admit;
   readonly log: Logger;
-  /** Time a client has from connecting to sending its password. */
-  readonly handshakeTimeoutMs: number;
+  /** Time a client has from connecting to being admitted (limits.authenticationTimeoutMs). */
+  readonly authenticationTimeoutMs: number;
+  /** Connections that may wait at once between accept and admission (limits.unauthenticatedConnections). */
+  readonly unauthenticatedConnections: number;
   readonly connectTimeoutMs: number;
 }
 
@@ -53,12 +55,27 @@ export async function startDirectListener(o: DirectListenerOptions): Promise<Dir
   // would add that to every connection's setup.
   const context = createSecureContext({ cert: o.tls.cert, key: o.tls.key });
   const sockets = new Set<Socket>();
+  // Connections not yet admitted: each may cost a TLS handshake and a store look-up, and none has
+  // proved who it is, so they are capped apart from admitted sessions (which have their own limit
+  // per identity). Over the cap a connection is refused before anything of it is read.
+  const unauthenticated = new Set<Socket>();
   const server: Server = createServer((raw) => {
-    sockets.add(raw);
-    raw.once('close', () => sockets.delete(raw));
     raw.on('error', (err: NodeJS.ErrnoException) => log.debug({ code: err.code }, 'direct client socket error'));
+    if (unauthenticated.size >= o.unauthenticatedConnections) {
+      log.warn({ limit: o.unauthenticatedConnections }, 'direct client refused: too many connections waiting to authenticate');
+      // In clear: a client's SSLRequest reads this 'E' as the server's refusal, as it reads PostgreSQL's own.
+      raw.end(encodeErrorResponse({ severity: 'FATAL', sqlstate: '53300', message: `too many connections are waiting to authenticate on this gateway's PostgreSQL listener (limits.unauthenticatedConnections: ${o.unauthenticatedConnections}); retry in a moment` }));
+      raw.resume();
+      return;
+    }
+    sockets.add(raw);
+    unauthenticated.add(raw);
+    raw.once('close', () => {
+      sockets.delete(raw);
+      unauthenticated.delete(raw);
+    });
     raw.setNoDelay(true);
-    void serve(raw, o, context, log, () => sockets.delete(raw)).catch((err: unknown) => {
+    void serve(raw, o, context, log, () => unauthenticated.delete(raw)).catch((err: unknown) => {
       if (err instanceof PgProtocolError) {
         log.info({ code: err.code }, `direct client refused: ${err.message}`);
       } else {
@@ -90,10 +107,23 @@ export async function startDirectListener(o: DirectListenerOptions): Promise<Dir
 
 /** One client, from its first byte to the engine (or a refusal). */
 async function serve(raw: Socket, o: DirectListenerOptions, context: SecureContext, log: Logger, admitted: () => void): Promise<void> {
-  // A client that never finishes authenticating is dropped, as PostgreSQL's authentication_timeout does.
-  const timer = setTimeout(() => raw.destroy(), o.handshakeTimeoutMs);
+  // A client that is not admitted in time is refused, as PostgreSQL's authentication_timeout does;
+  // it is told why on whichever layer it speaks by then (none while TLS is half done).
+  let secure: TLSSocket | undefined;
+  let handshaking = false;
+  const timer = setTimeout(() => {
+    log.info({ timeoutMs: o.authenticationTimeoutMs }, 'direct client refused: not authenticated in time');
+    const refusal = encodeErrorResponse({ severity: 'FATAL', sqlstate: '08P01', message: `the client did not authenticate within ${o.authenticationTimeoutMs} ms (limits.authenticationTimeoutMs)` });
+    const layer = secure ?? (handshaking ? undefined : raw);
+    if (layer !== undefined) layer.end(refusal);
+    // Whatever it answered, the slot is given back now and the socket goes soon after.
+    admitted();
+    setTimeout(() => raw.destroy(), 1_000).unref();
+    if (layer === undefined) raw.destroy();
+  }, o.authenticationTimeoutMs);
   try {
-    const tls = await negotiate(raw, o, context, log);
+    const tls = await negotiate(raw, o, context, log, (h) => (handshaking = h));
+    secure = tls;
     if (tls !== undefined) await authenticate(tls, raw, o, log, () => {
       clearTimeout(timer);
       admitted();
@@ -104,11 +134,12 @@ async function serve(raw: Socket, o: DirectListenerOptions, context: SecureConte
 }
 
 /** Reads the plaintext part: the TLS socket once TLS is up, or undefined when the client is done (a cancel, a refusal). */
-async function negotiate(raw: Socket, o: DirectListenerOptions, context: SecureContext, log: Logger): Promise<TLSSocket | undefined> {
+async function negotiate(raw: Socket, o: DirectListenerOptions, context: SecureContext, log: Logger, handshaking: (on: boolean) => void): Promise<TLSSocket | undefined> {
   const reader = new MessageReader(raw);
   for (let negotiations = 0; negotiations < 3; negotiations++) {
     if ((await reader.need(1))[0] === TLS_HANDSHAKE) {
       raw.unshift(reader.release());
+      handshaking(true);
       return startTls(raw, context, true);
     }
     const { body } = await reader.untyped();
@@ -122,6 +153,7 @@ async function negotiate(raw: Socket, o: DirectListenerOptions, context: SecureC
       }
       reader.release();
       raw.write('S');
+      handshaking(true);
       return startTls(raw, context, false);
     }
     if (code === CANCEL_REQUEST_CODE) {
@@ -184,9 +216,10 @@ async function authenticate(tls: TLSSocket, raw: Socket, o: DirectListenerOption
       return holder.identity;
     },
     serviceTokenHash: () => holder?.tokenHash,
+    directCredentialId: () => holder?.id,
   };
   const refuse: Refuse = (status: number, _code: ErrorCode, message: string) => fatal(SQLSTATE_OF[status] ?? 'XX000', message);
-  const admitted = await o.admit(caller, name, refuse, { kind: 'direct', origin: 'direct', purpose: 'session' });
+  const admitted = await o.admit(caller, name, refuse, { kind: 'direct', origin: 'direct', purpose: 'session', auditRefusals: { protocol: 'postgres', code: (status) => SQLSTATE_OF[status] ?? 'XX000' } });
   if (admitted === undefined) return;
   const { connection } = admitted;
   if (connection.type !== 'postgres') {

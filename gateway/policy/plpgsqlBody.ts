@@ -51,33 +51,45 @@ function dollarQuoted(body: string): string {
   return `$${tag}$${body}$${tag}$`;
 }
 
-/** `name` is for messages; `prosrc` is pg_proc.prosrc of a plpgsql function. */
-export function plpgsqlWrites(name: string, prosrc: string, returns = 'trigger'): BodyWrites {
+/**
+ * The embedded SQL of a PL/pgSQL body, each statement and expression analysed like a client's, and
+ * whether it runs SQL built at run time (EXECUTE, FOR … IN EXECUTE, OPEN … FOR EXECUTE); undefined
+ * when the body does not parse. `returns` is the function's return type (the parser needs it).
+ */
+export function plpgsqlStatements(prosrc: string, returns = 'trigger'): { readonly analyses: readonly SqlAnalysis[]; readonly dynamic: boolean } | undefined {
   let tree: Json;
   try {
     tree = parsePlPgSQLSync(`CREATE FUNCTION f() RETURNS ${returns} LANGUAGE plpgsql AS ${dollarQuoted(prosrc)}`) as unknown as Json;
   } catch {
-    return { opaque: `the body of function ${name} does not parse` };
+    return undefined;
   }
-  const writes = new Map<string, WriteSite>();
-  const calls = new Map<string, FunctionRef>();
-  let opaque: string | undefined;
+  const analyses: SqlAnalysis[] = [];
+  let dynamic = false;
   const visit = (v: Json): void => {
-    if (opaque !== undefined) return;
     if (Array.isArray(v)) return v.forEach(visit);
     if (!isObject(v)) return;
     for (const [k, child] of Object.entries(v)) {
-      if (DYNAMIC.has(k) || (k === 'PLpgSQL_stmt_open' && isObject(child) && child.dynquery !== undefined)) {
-        opaque = `function ${name} runs SQL built at run time (EXECUTE)`;
-        return;
-      }
-      if (k === 'PLpgSQL_expr' && isObject(child) && typeof child.query === 'string') {
-        opaque ??= bodyStatements(name, (child.parseMode ?? 0) === 0 ? analyzeSql(child.query) : expression(child.query), writes, calls);
-      } else visit(child as Json);
+      if (DYNAMIC.has(k) || (k === 'PLpgSQL_stmt_open' && isObject(child) && child.dynquery !== undefined)) dynamic = true;
+      if (k === 'PLpgSQL_expr' && isObject(child) && typeof child.query === 'string') analyses.push((child.parseMode ?? 0) === 0 ? analyzeSql(child.query) : expression(child.query));
+      else visit(child as Json);
     }
   };
   visit(tree);
-  return opaque !== undefined ? { opaque } : { writes: [...writes.values()], calls: [...calls.values()] };
+  return { analyses, dynamic };
+}
+
+/** `name` is for messages; `prosrc` is pg_proc.prosrc of a plpgsql function. */
+export function plpgsqlWrites(name: string, prosrc: string, returns = 'trigger'): BodyWrites {
+  const body = plpgsqlStatements(prosrc, returns);
+  if (body === undefined) return { opaque: `the body of function ${name} does not parse` };
+  if (body.dynamic) return { opaque: `function ${name} runs SQL built at run time (EXECUTE)` };
+  const writes = new Map<string, WriteSite>();
+  const calls = new Map<string, FunctionRef>();
+  for (const a of body.analyses) {
+    const opaque = bodyStatements(name, a, writes, calls);
+    if (opaque !== undefined) return { opaque };
+  }
+  return { writes: [...writes.values()], calls: [...calls.values()] };
 }
 
 /** What a SQL function writes and calls, from its definition (pg_get_functiondef: BEGIN ATOMIC too). */

@@ -4,7 +4,8 @@
 // them once per session (USER_OBJECTS_SQL) when a function rule applies, and `functionUses`
 // counts using such an object as calling its functions. Built-in operators, casts, aggregates
 // and types (oid < 16384) add nothing: their functions are part of the server.
-import { analyzeSql, type FunctionRef, type StatementAnalysis } from './sql.js';
+import { analyzeSql, type FunctionRef, type SqlAnalysis, type StatementAnalysis } from './sql.js';
+import { plpgsqlStatements } from './plpgsqlBody.js';
 import { ROW_FUNCTIONS, runsSqlText } from './functionRefs.js';
 
 /**
@@ -42,18 +43,24 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
 SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
 
 /**
- * The definitions of SQL-language functions and procedures created outside the gateway: what
+ * The definitions of SQL and PL/pgSQL functions and procedures created outside the gateway: what
  * their bodies call counts as called by whoever calls them (`read_config()` that wraps
- * pg_read_file is pg_read_file). Bodies in other languages are not read (docs/policy.md).
+ * pg_read_file is pg_read_file). A PL/pgSQL body that runs SQL built at run time counts as running
+ * SQL text the gateway cannot see. Bodies in other languages are not read (docs/policy.md).
+ * Columns: schema, name, the SQL definition (sql) or the body (plpgsql), the language, the
+ * return type as PL/pgSQL's parser needs it.
  */
-export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p
-  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-  WHERE p.oid >= 16384 AND l.lanname = 'sql' AND p.prokind IN ('f', 'p')`;
+export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END, l.lanname,
+  CASE WHEN p.prokind = 'p' THEN 'void' ELSE pg_catalog.concat(CASE WHEN p.proretset THEN 'SETOF ' END, pg_catalog.format_type(p.prorettype, NULL)) END
+  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+  WHERE p.oid >= 16384 AND l.lanname IN ('sql', 'plpgsql') AND p.prokind IN ('f', 'p')`;
 
 interface Implementation {
   /** The object's schema. */
   readonly schema: string;
   readonly fn: FunctionRef;
+  /** Using it runs SQL text the gateway cannot see (FunctionUse.runsSql). */
+  readonly runsSql?: true;
 }
 
 type ByName = ReadonlyMap<string, readonly Implementation[]>;
@@ -112,10 +119,9 @@ function usesWithin(s: StatementAnalysis, objects: UserObjects): FunctionUse[] {
  */
 function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
   const direct = new Map<string, { schema: string; name: string; uses: FunctionUse[] }[]>();
-  for (const [schema, name, def] of sqlFunctions) {
+  for (const [schema, name, def, language, returns] of sqlFunctions) {
     if (name === null || name === undefined || def === null || def === undefined) continue;
-    const a = analyzeSql(def);
-    const uses = a.ok ? a.statements.flatMap((st) => usesWithin(st, objects)) : [];
+    const uses = language === 'plpgsql' ? plpgsqlUses(schema ?? '', name, def, returns ?? 'void', objects) : usesOf(analyzeSql(def), objects);
     const key = name.toLowerCase();
     direct.set(key, [...(direct.get(key) ?? []), { schema: schema ?? '', name, uses }]);
   }
@@ -127,7 +133,7 @@ function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
       const pending = [...fn.uses];
       while (pending.length > 0) {
         const u = pending.pop() as FunctionUse;
-        impls.push({ schema: fn.schema, fn: u.ref });
+        impls.push({ schema: fn.schema, fn: u.ref, ...(u.runsSql === true ? { runsSql: true as const } : {}) });
         const next = u.ref.name.toLowerCase();
         if (seen.has(next)) continue;
         seen.add(next);
@@ -139,11 +145,25 @@ function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
   return out;
 }
 
+const usesOf = (a: SqlAnalysis, objects: UserObjects): FunctionUse[] => (a.ok ? a.statements.flatMap((st) => usesWithin(st, objects)) : []);
+
+/**
+ * What a PL/pgSQL body uses. One that runs SQL built at run time, or does not parse, runs code
+ * the gateway cannot see: it is a use of the function itself marked `runsSql`.
+ */
+function plpgsqlUses(schema: string, name: string, prosrc: string, returns: string, objects: UserObjects): FunctionUse[] {
+  const body = plpgsqlStatements(prosrc, returns);
+  if (body === undefined || body.dynamic) return [{ ref: { schema, name }, via: `function ${name}, whose PL/pgSQL body ${body === undefined ? 'does not parse' : 'runs SQL built at run time (EXECUTE)'},`, runsSql: true }];
+  return body.analyses.flatMap((a) => usesOf(a, objects));
+}
+
 /** A function a statement references, and how when it does not name it. */
 export interface FunctionUse {
   readonly ref: FunctionRef;
   /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
   readonly via?: string;
+  /** The use runs SQL text the gateway cannot see (dynamic SQL in a function body). */
+  readonly runsSql?: true;
 }
 
 function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
@@ -151,7 +171,7 @@ function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, 
     for (const impl of map.get(r.name.toLowerCase()) ?? []) {
       // `OPERATOR(s.###)` names one schema; an unqualified name may resolve to any.
       if (r.schema !== undefined && r.schema.toLowerCase() !== impl.schema.toLowerCase()) continue;
-      out.push({ ref: impl.fn, via: `${what} ${r.schema !== undefined ? `${r.schema}.` : ''}${r.name}` });
+      out.push({ ref: impl.fn, via: `${what} ${r.schema !== undefined ? `${r.schema}.` : ''}${r.name}`, ...(impl.runsSql === true ? { runsSql: true as const } : {}) });
     }
   }
 }
@@ -176,5 +196,5 @@ export function functionUses(s: StatementAnalysis, objects: UserObjects | undefi
 
 /** A use through an object (not a call by name) of a built-in that runs SQL text: what it runs is unseen. */
 export function hiddenSqlText(uses: readonly FunctionUse[]): FunctionUse | undefined {
-  return uses.find((u) => u.via !== undefined && runsSqlText(u.ref.name));
+  return uses.find((u) => u.via !== undefined && (u.runsSql === true || runsSqlText(u.ref.name)));
 }

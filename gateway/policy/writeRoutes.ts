@@ -8,7 +8,13 @@
 // reaches, and returns the analysis with the reached writes added as nested statements that run
 // with their parent (`via: 'write-route'`). evaluate() then judges them like any other statement,
 // so a rule `review: { statements: [insert], tables: [payments] }` holds the write through the
-// view exactly as it holds the direct one. Pure: the catalog is the engine's (writeRouteCatalog).
+// view exactly as it holds the direct one. Reads are routes too: a relation read may be a view (or
+// a table with row-level security) whose definition calls functions that write, and whose rows are
+// another relation's; a function called may read a table. What a read reaches is added as nested
+// statements as well (writes as writes, reads as `select`s of the relation whose rows they return),
+// so a rule blocking `select` on `secrets` holds for a view over it in another schema, a
+// materialized view, or a function returning its rows. Pure: the catalog is the engine's
+// (writeRouteCatalog).
 import type { CompiledPolicy } from './schema.js';
 import { ruleApplies } from './schema.js';
 import type { NestedStatement, RelationRef, SqlAnalysis, StatementAnalysis } from './sql.js';
@@ -21,7 +27,7 @@ import type { NestedStatement, RelationRef, SqlAnalysis, StatementAnalysis } fro
  * names the function of CREATE TRIGGER, `call` a function a statement calls: what its body writes
  * is written in every way.
  */
-export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger' | 'call';
+export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger' | 'call' | 'read';
 
 /** A relation written by a statement, or named by a definition that could become a route. */
 export interface WriteSite {
@@ -36,6 +42,8 @@ export interface ReachedRelation {
   readonly name: string;
   /** Reached through a rule's action (whose command may differ from the write's). */
   readonly viaRule: boolean;
+  /** Reached only by being read (its rows returned through a view or a function): judged as a `select` of it. */
+  readonly read?: true;
 }
 
 /** What the catalog answered for one site. */
@@ -106,6 +114,15 @@ function collectOwnSites(s: StatementAnalysis): OwnSites {
       also.push({ command: 'delete', relation: bare(r) });
     }
   }
+  // Every relation read: a view's query, or row-level security, may run functions, and its rows may be another relation's.
+  const reads = new Set<string>();
+  for (const r of s.relations) {
+    if (r.access !== 'read') continue;
+    const key = `${r.schema ?? ''}\u0000${r.name}`;
+    if (reads.has(key)) continue;
+    reads.add(key);
+    sites.push({ ...bare(r), class: 'read' });
+  }
   const defined: { schema?: string; name: string }[] = [];
   // Functions called now, and those a view, rule or function body will call when it runs.
   const calls: { schema?: string; name: string }[] = s.command.endsWith('trigger') ? [] : [...s.functions];
@@ -126,9 +143,14 @@ function collectOwnSites(s: StatementAnalysis): OwnSites {
   return { sites, keys: sites.map(siteKey), also };
 }
 
-/** A cheap test that lets reads (the hot path) through without collecting anything. */
+/** A cheap test that lets statements that touch no relation and call nothing (`select 1`) through without collecting anything. */
 export function mayWrite(s: StatementAnalysis): boolean {
   return s.command !== 'select' || s.functions.length > 0 || s.relations.some((r) => r.access === 'write') || s.nested.some((n) => mayWrite(n.statement));
+}
+
+/** Whether a statement reads any relation (which may be a view that writes, or return another relation's rows). */
+function readsRelations(s: StatementAnalysis): boolean {
+  return s.relations.some((r) => r.access === 'read') || s.nested.some((n) => readsRelations(n.statement));
 }
 
 /** Every site in an analysis, nested statements included, for loading the catalog's answers. */
@@ -157,7 +179,7 @@ const synthetic = (s: StatementAnalysis, command: string, relation: { schema?: s
     kind: command,
     command,
     text: s.text,
-    relations: [{ ...relation, access: 'write' }],
+    relations: [{ ...relation, access: command === 'select' ? 'read' : 'write' }],
     schemas: [],
     functions: [],
     unboundedWrite: false,
@@ -177,7 +199,7 @@ function triggerOpaque(s: StatementAnalysis): string | undefined {
  * definitions are returned as the same objects (the hot path allocates nothing).
  */
 export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) => RouteAnswer | undefined): SqlAnalysis | { readonly missing: readonly WriteSite[] } {
-  if (!analysis.ok || !analysis.statements.some(mayWrite)) return analysis;
+  if (!analysis.ok || !analysis.statements.some((s) => mayWrite(s) || readsRelations(s))) return analysis;
   const missing = writeSites(analysis).filter((s) => answer(s) === undefined);
   if (missing.length > 0) return { missing };
 
@@ -195,11 +217,22 @@ export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) =>
         added.push(synthetic(s, site.class === 'define' ? 'create' : s.command, site, a.opaque));
         continue;
       }
+      if (site.class === 'read') {
+        // Reading runs what the view's query and row security call: writes are writes of every kind.
+        for (const r of a.reached) {
+          if (r.read === true) added.push(synthetic(s, 'select', { schema: r.schema, name: r.name }));
+          else for (const c of ALL_WRITES) added.push(synthetic(s, c, { schema: r.schema, name: r.name }));
+        }
+        continue;
+      }
       const byBody = site.class === 'trigger' || site.class === 'call';
       const commands = site.class === 'define' || byBody ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
       // A definition names its relations so that rules on them see it; a write names them already.
       if (site.class === 'define') for (const c of commands) added.push(synthetic(s, c, site));
-      for (const r of a.reached) for (const c of r.viaRule ? ALL_WRITES : commands) added.push(synthetic(s, c, { schema: r.schema, name: r.name }));
+      for (const r of a.reached) {
+        if (r.read === true) added.push(synthetic(s, 'select', { schema: r.schema, name: r.name }));
+        else for (const c of r.viaRule ? ALL_WRITES : commands) added.push(synthetic(s, c, { schema: r.schema, name: r.name }));
+      }
     }
     const opaque = triggerOpaque(s);
     if (opaque !== undefined) added.push(synthetic(s, s.command, s.relations[0] ?? { name: '(unknown)' }, opaque));

@@ -34,6 +34,9 @@ const ADMIN_OBJECTS = `
   create cast (ft as bytea) with function pg_catalog.pg_read_binary_file(text);
   create function read_cfg(p text) returns text language sql as $$ select pg_read_file(p) $$;
   create function read_cfg_atomic() returns text begin atomic select read_cfg('${FILE}'); end;
+  create function read_cfg_pl(p text) returns text language plpgsql as $$ declare t text; begin t := pg_read_file(p); return t; end $$;
+  create function read_cfg_pl_outer(p text) returns text language plpgsql as $$ begin return read_cfg_pl(p); end $$;
+  create function run_text(q text) returns void language plpgsql as $$ begin execute q; end $$;
   create schema vault;
   create table vault.secrets (id int, secret text);
   insert into vault.secrets values (1, '${VAULT}');
@@ -101,6 +104,9 @@ const USES: readonly string[] = [
   `SELECT read_cfg('${FILE}')`,
   'SELECT public.read_cfg_atomic()',
   `SELECT * FROM read_cfg('${FILE}')`,
+  `SELECT read_cfg_pl('${FILE}')`,
+  `SELECT public.read_cfg_pl_outer('${FILE}')`,
+  `SELECT run_text('SELECT pg_read_file(''${FILE}'')')`,
   `SELECT query_to_xml('SELECT pg_read_file(''${FILE}'')', true, true, '')`,
   `SELECT query_to_xml($q$SELECT ### '${FILE}'$q$, true, true, '')`,
   `SELECT * FROM ts_stat('SELECT to_tsvector(pg_read_file(''${FILE}''))')`,

@@ -27,7 +27,7 @@ beforeAll(async () => {
   benchDb = await freshDatabase(cluster, 'direct_pgbench');
   gw = await startGateway({
     env: { [PASSWORD_ENV]: cluster.password },
-    extra: { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '4s' }, audit: { readers: ['eng'] } },
+    extra: { listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '4s' }, audit: { readers: ['eng'] }, limits: { revocationCheckMs: 200 } },
     connections: [
       { name: 'pg-direct', type: 'postgres', target, allow: { groups: ['eng'] }, policy: { rules: [{ id: 'no-drop', block: { statements: ['drop'] } }] } },
       { name: 'pg-other', type: 'postgres', target, allow: { groups: ['eng'] } },
@@ -261,12 +261,177 @@ describe('direct mode', () => {
     await client.end().catch(() => undefined);
   });
 
+  it('revoking a direct credential ends the sessions open with it (28000) and their backends on the target; expiry ends none', async () => {
+    const admin = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: cluster.database });
+    await admin.connect();
+    const ssl = { ca: readFileSync(gw.caFile as string, 'utf8'), servername: 'localhost' };
+    try {
+      const c = await dsn();
+      const open = (app: string) => {
+        const client = new pg.Client({ host: c.host, port: c.port, user: c.user, password: c.password, database: c.database, ssl, application_name: app });
+        const ended = new Promise<{ code?: string; message?: string }>((resolve) => client.on('error', (err: { code?: string; message?: string }) => resolve(err)));
+        return { client, ended };
+      };
+      const a = open('revoke-a');
+      const b = open('revoke-b');
+      await a.client.connect();
+      await b.client.connect();
+      const backends = async () => (await admin.query("select count(*)::int as n from pg_stat_activity where application_name like 'sluice:ci:revoke-_'")).rows[0].n as number;
+      expect(await backends()).toBe(2);
+      // Past its 4 s TTL the sessions go on (VALID UNTIL semantics); only a new login is refused.
+      await waitUntil(() => Date.now() > Date.parse((c as unknown as { expiresAt: string }).expiresAt) + 300);
+      expect((await a.client.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
+      expect((await rawStartup(c, c.password))[0]?.code).toBe('28P01');
+      // A running statement is ended with the session.
+      const running = b.client.query('select pg_sleep(60)').catch((err: { code?: string }) => err);
+      const res = await fetchAsToken(`/v1/credentials/${c.id}/revoke`);
+      expect(res.status).toBe(200);
+      // The idle session hears it as an error event, the busy one as its statement's error.
+      for (const ended of [a.ended, running]) {
+        const err = (await ended) as { code?: string; message?: string };
+        expect(err.code).toBe('28000');
+        expect(err.message).toContain(`direct credential ${c.id} was revoked at`);
+        expect(err.message).not.toContain(c.password.slice(-43));
+      }
+      await waitUntilAsync(async () => (await backends()) === 0);
+      await a.client.end().catch(() => undefined);
+      await b.client.end().catch(() => undefined);
+      const trail = await runCli(['audit', 'export'], tokenCtx(gw, token));
+      expect(trail.stdout).toContain(`direct credential ${c.id} was revoked at`);
+      expect(trail.stdout).not.toContain(c.password.slice(-43));
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('refused direct logins are in the audit trail, under the identity the password was issued to when known, never with the password', async () => {
+    const c = await dsn();
+    const garbage = 'slp_0123456789abcdef_' + 'Q'.repeat(43);
+    const refusals = [
+      await rawStartup(c, garbage),
+      await rawStartup({ ...c, user: 'pg-other' }, c.password),
+      await rawStartup({ ...c, user: 'no-such-connection' }, c.password),
+    ];
+    expect(refusals.map((r) => r[0]?.code)).toEqual(['28P01', '28000', '28000']);
+    expect((await fetchAsToken(`/v1/credentials/${c.id}/revoke`)).status).toBe(200);
+    expect((await rawStartup(c, c.password))[0]?.code).toBe('28P01');
+    const list = async (connection: string) => {
+      const res = await runCli(['sessions', 'ls', '--json', '--connection', connection], tokenCtx(gw, token));
+      expect(res.code, res.stderr).toBe(0);
+      return JSON.parse(res.stdout) as { user: string; subject: string; origin: string; status: string; error: string | null; clientAddress: string }[];
+    };
+    const direct = (await list('pg-direct')).filter((s) => s.status === 'error');
+    expect(direct).toEqual(expect.arrayContaining([
+      expect.objectContaining({ user: 'unauthenticated', origin: 'direct', clientAddress: '127.0.0.1', error: expect.stringContaining('not a credential this gateway issued') }),
+      expect.objectContaining({ user: 'ci', subject: 'token:ci', origin: 'direct', error: expect.stringContaining(`was revoked at`) }),
+    ]));
+    expect((await list('pg-other')).filter((s) => s.status === 'error')).toEqual(expect.arrayContaining([expect.objectContaining({ user: 'ci', error: expect.stringContaining('issued for connection "pg-direct"') })]));
+    expect((await list('no-such-connection'))).toEqual(expect.arrayContaining([expect.objectContaining({ user: 'ci', status: 'error', error: expect.stringContaining('issued for connection "pg-direct"') })]));
+    const trail = await runCli(['audit', 'export'], tokenCtx(gw, token));
+    expect(trail.code, trail.stderr).toBe(0);
+    expect(trail.stdout).toContain('"sqlstate":"28P01"');
+    for (const secret of [c.password.slice(-43), garbage.slice(-43)]) {
+      expect(trail.stdout).not.toContain(secret);
+      expect(gw.output()).not.toContain(secret);
+      expect(readFileSync(`${gw.dir}/state/sluice.db`).includes(Buffer.from(secret))).toBe(false);
+    }
+  });
+
   it('a caller outside the connection\'s groups gets no credential', async () => {
     const res = await runCli(['dsn', 'pg-dba'], tokenCtx(gw, token));
     expect(res.code).not.toBe(0);
     expect(res.stdout).toBe('');
   });
 });
+
+describe('direct listener under a flood of unauthenticated connections', () => {
+  const CAP = 4;
+  const TIMEOUT_MS = 2_000;
+  let flood: GatewayProcess;
+  let floodToken: string;
+
+  beforeAll(async () => {
+    flood = await startGateway({
+      env: { [PASSWORD_ENV]: cluster.password },
+      extra: { listeners: { postgres: '127.0.0.1:0' }, limits: { unauthenticatedConnections: CAP, authenticationTimeoutMs: TIMEOUT_MS } },
+      connections: [{ name: 'pg-direct', type: 'postgres', target, allow: { groups: ['eng'] } }],
+    });
+    floodToken = serviceToken(flood, 'ci', 'eng');
+  });
+  afterAll(async () => {
+    await flood?.stop();
+  });
+
+  it('holds at most limits.unauthenticatedConnections, refuses the next with 53300 at once, times out the silent ones with 08P01, keeps serving', async () => {
+    const issued = async () => {
+      const res = await runCli(['dsn', 'pg-direct', '--json'], tokenCtx(flood, floodToken));
+      expect(res.code, res.stderr).toBe(0);
+      return JSON.parse(res.stdout) as Issued;
+    };
+    const c = await issued();
+    const ca = readFileSync(flood.caFile as string);
+    const watch = (s: import('node:net').Socket) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('error', () => undefined);
+      const closed = Promise.race([once(s, 'end'), once(s, 'close')]);
+      return { received: () => Buffer.concat(chunks), closed };
+    };
+    // Two silent in clear, one stalled after 'S' (TLS never started), one silent inside TLS.
+    const silent = [];
+    for (let i = 0; i < 2; i++) {
+      const s = tcpConnect(c.port, '127.0.0.1');
+      await once(s, 'connect');
+      silent.push(watch(s));
+    }
+    const stalled = tcpConnect(c.port, '127.0.0.1');
+    await once(stalled, 'connect');
+    const stalledProbe = watch(stalled);
+    stalled.write(sslRequest());
+    await waitUntil(() => stalledProbe.received().toString() === 'S');
+    const raw = tcpConnect(c.port, '127.0.0.1');
+    await once(raw, 'connect');
+    raw.write(sslRequest());
+    await once(raw, 'data');
+    const inTls = tlsConnect({ socket: raw, ca, servername: 'localhost' });
+    await once(inTls, 'secureConnect');
+    const inTlsProbe = watch(inTls);
+
+    // The fifth is refused before anything of it is read: FATAL 53300 in clear.
+    const fifth = tcpConnect(c.port, '127.0.0.1');
+    const fifthProbe = watch(fifth);
+    fifth.write(sslRequest());
+    await fifthProbe.closed;
+    const refused = errorsIn(fifthProbe.received());
+    expect(refused[0]).toMatchObject({ code: '53300' });
+    expect(refused[0]?.message).toContain(`limits.unauthenticatedConnections: ${CAP}`);
+    // psql is refused too, and the gateway's API still answers.
+    const viaPsql = await psql(c.dsn, ['-c', 'select 1']);
+    expect(viaPsql.code).not.toBe(0);
+    await issued();
+
+    // Each silent connection is refused after the timeout, on the layer it speaks.
+    await Promise.all([...silent.map((p) => p.closed), stalledProbe.closed, inTlsProbe.closed]);
+    for (const p of [...silent, inTlsProbe]) {
+      const errs = errorsIn(p.received());
+      expect(errs[0]).toMatchObject({ code: '08P01' });
+      expect(errs[0]?.message).toContain('limits.authenticationTimeoutMs');
+    }
+    expect(stalledProbe.received().toString()).toBe('S');
+    // The slots are free again: a real client gets in.
+    const ok = await psql((await issued()).dsn, ['-c', "select 'after-flood'"]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain('after-flood');
+    expect(flood.output()).toContain('too many connections waiting to authenticate');
+  });
+});
+
+function sslRequest(): Buffer {
+  const req = Buffer.alloc(8);
+  req.writeInt32BE(8, 0);
+  req.writeInt32BE(80877103, 4);
+  return req;
+}
 
 /** Runs a TLS startup with `password` and returns the ErrorResponses the gateway sent (none: it authenticated). */
 async function rawStartup(c: Pick<Issued, 'port' | 'user' | 'database'>, password: string, opts: { direct?: boolean } = {}): Promise<{ code: string; message: string }[]> {

@@ -16,6 +16,8 @@ import type { PolicyGate, StatementDef } from './policyGate.js';
 import type { QueryTracker } from './queryTracker.js';
 import type { Refusals } from './refusals.js';
 import { maskFunctionResult, maskNotification } from './untracedValues.js';
+import { keepsIdentity } from '../../policy/applicationName.js';
+import { upstreamApplicationName } from './startupSettings.js';
 import { maskedNames, rowValues, type ResultMasking, type ResultPlan } from './resultMasking.js';
 
 /** What the client sent that the target still has to answer (policy sessions only). */
@@ -61,6 +63,8 @@ export interface ServerFlowOptions {
   readonly masking?: ResultMasking;
   /** The target reports a setting under which it reads text differently from the gateway: end the session. */
   readonly readingContradicted?: (problem: string) => void;
+  /** The target reports an application_name without the session's identity prefix: end the session. */
+  readonly applicationNameDropped?: (value: string) => void;
 }
 
 export class ServerFlow {
@@ -87,6 +91,9 @@ export class ServerFlow {
     // RowDescription starts the audit's sample of a result.
     if (o.ctx.audit.onColumns !== undefined || o.ctx.audit.onRow !== undefined) a[TT] = OBSERVE;
     if (o.gate !== undefined) for (const c of '123tnTHcGWVS') a[t(c)] = OBSERVE;
+    // Every session: a changed application_name must keep the identity prefix (policy/applicationName.ts).
+    // The target reports settings rarely (at ReadyForQuery after a change), so this costs nothing per row.
+    if (o.applicationNameDropped !== undefined) a[SS] = OBSERVE;
     if (o.masking !== undefined) {
       a[TT] = INTERCEPT;
       a[nn] = INTERCEPT;
@@ -188,6 +195,10 @@ export class ServerFlow {
         return undefined;
       case SS: {
         const p = decodeParameterStatus(buf.subarray(start + 5, end));
+        if (p.name === 'application_name' && !keepsIdentity(p.value, upstreamApplicationName(this.o.ctx.identity.name, undefined))) {
+          this.o.applicationNameDropped?.(p.value);
+          return undefined;
+        }
         const problem = this.o.gate?.parameterStatus(p.name, p.value);
         if (problem !== undefined) this.o.readingContradicted?.(problem);
         return undefined;

@@ -19,12 +19,14 @@ import type { FirstMessage } from './codec/frontend.js';
 import { PgProtocolError } from './codec/wire.js';
 import type { CancelKeyRegistry, ShutdownFanout } from './engine.js';
 import { PARSE_STATE_RULE } from '../../policy/readingState.js';
+import { APPLICATION_NAME_RULE } from '../../policy/applicationName.js';
 import { PolicyGate } from './policyGate.js';
 import { QueryTracker } from './queryTracker.js';
 import { Refusals } from './refusals.js';
 import { ResultMasking } from './resultMasking.js';
 import { ServerFlow } from './serverFlow.js';
 import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
+import { upstreamApplicationName } from './startupSettings.js';
 import { cancelUpstream, connectUpstream, UpstreamError } from './upstream.js';
 
 /** How long a closing side may take to close on its own before it is destroyed. */
@@ -279,6 +281,7 @@ export class PgSession {
       ...(gate !== undefined ? { gate } : {}),
       ...(masking !== undefined ? { masking } : {}),
       readingContradicted: (problem) => this.readingContradicted(problem),
+      applicationNameDropped: (value) => this.applicationNameDropped(value),
     }));
     fromTarget.relay.onError = (err) => this.fail(err, 'target');
     this.fromClient = new ClientFlow({
@@ -315,6 +318,17 @@ export class PgSession {
   private readingContradicted(problem: string): void {
     this.ctx.log.warn({ rule: PARSE_STATE_RULE }, `postgres session ended: ${problem}`);
     this.end({ status: 'error', sqlstate: '0A000', message: `terminating connection: ${PARSE_STATE_RULE}: ${problem}`, notify: true });
+  }
+
+  /**
+   * The target reports an application_name without the identity prefix (set by code no statement
+   * showed: a function written outside the gateway, SQL built at run time): the session ends at
+   * once, and with it the target's backend, so the name does not outlive the statement that set it.
+   */
+  private applicationNameDropped(value: string): void {
+    const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+    this.ctx.log.warn({ rule: APPLICATION_NAME_RULE }, 'postgres session ended: application_name lost its identity prefix');
+    this.end({ status: 'error', sqlstate: '42501', message: `terminating connection: ${APPLICATION_NAME_RULE}: the session set application_name to "${shown}", which drops the gateway's identity prefix "${upstreamApplicationName(this.ctx.identity.name, undefined)}"`, notify: true });
   }
 
   private attachUpstream(s: Socket): void {

@@ -3,7 +3,9 @@
 // rules alike), inheritance parents and children (pg_inherits: partitions too), the tables whose
 // foreign keys cascade from it (pg_constraint), triggers (pg_trigger) and the functions its column
 // defaults, checks and index expressions call (pg_depend) with their SQL and PL/pgSQL bodies read
-// for what they write, followed recursively. Asked once per relation per session and cached, on the
+// for what they write, followed recursively. A relation read reaches what its rules (a view's
+// query, a materialized view's) and row-level security policies call and read, and the inheritance
+// parents and children whose rows it shares. Asked once per relation per session and cached, on the
 // session's catalog connection (TargetCatalog), through the asynchronous path PolicyGate.judge
 // already takes for COPY plans; cleared when the session runs DDL, and after a minute. Whatever cannot be classified
 // (a failed look-up, too many relations, a function it cannot read) is answered as opaque: the
@@ -44,6 +46,8 @@ interface RelationFacts {
   readonly triggerFunctions: readonly number[];
   /** Functions (not built-ins) its defaults, check constraints and index expressions call: they run on writes. */
   readonly expressionFunctions: readonly number[];
+  /** Functions (not built-ins) its rules (a view's query) and row-level security policies call: they run on reads. */
+  readonly readFunctions: readonly number[];
 }
 
 interface Node {
@@ -102,7 +106,8 @@ export class WriteRoutes {
     const answer = !this.unsettled
       ? known
       : (s: WriteSite): RouteAnswer | undefined => {
-          if (s.class !== 'define') return { opaque: UNSETTLED };
+          // Reads are exempt: a view made in the open transaction was itself held when it was defined.
+          if (s.class !== 'define' && s.class !== 'read') return { opaque: UNSETTLED };
           const a = known(s);
           // A name the catalog does not know may be the uncommitted route itself.
           return a !== undefined && 'found' in a && !a.found ? { opaque: UNSETTLED } : a;
@@ -231,21 +236,36 @@ export class WriteRoutes {
 
   /** Everything the nodes reach, breadth first; `own` (the written relation itself) is not listed. */
   private async closure(label: string, nodes: Node[], own: readonly number[]): Promise<RouteAnswer> {
-    const seen = new Map<number, boolean>(nodes.map((n) => [n.oid, n.viaRule]));
+    // A relation may be reached both by reading and by writing: each is its own node.
+    const key = (oid: number, cls: WriteClass) => (cls === 'read' ? -oid : oid);
+    const seen = new Map<number, boolean>(nodes.map((n) => [key(n.oid, n.class), n.viaRule]));
     let frontier = nodes;
     while (frontier.length > 0) {
       await this.loadFacts(frontier.map((f) => f.oid));
       const next: Node[] = [];
       const step = (oids: readonly number[], viaRule: boolean, cls: WriteClass) => {
         for (const o of oids) {
-          if (seen.has(o)) continue;
-          seen.set(o, viaRule);
+          if (seen.has(key(o, cls))) continue;
+          seen.set(key(o, cls), viaRule);
           next.push({ oid: o, viaRule, class: cls });
         }
       };
       for (const node of frontier) {
         const f = this.facts.get(node.oid);
         if (f === undefined) continue;
+        if (node.class === 'read') {
+          // Reading runs the view's query and the row security policies: what their functions write
+          // is written, what they read is read; the rows are also those of what the rules name.
+          for (const fn of f.readFunctions) {
+            const body = await this.transitiveWrites(fn, 0, new Set());
+            if ('opaque' in body) return { opaque: `a read of ${label} reaches ${f.schema}.${f.name}, whose view query or row security runs ${body.opaque}` };
+            for (const w of body.writes) step(await this.resolve(w), true, w.class);
+          }
+          step(f.ruleRefs, false, 'read');
+          step(f.parents, false, 'read');
+          step(f.children, false, 'read');
+          continue;
+        }
         // A definition names the table a trigger is on; the trigger runs when that table is written.
         if (node.class !== 'define') {
           for (const fn of [...f.triggerFunctions, ...f.expressionFunctions]) {
@@ -265,9 +285,10 @@ export class WriteRoutes {
       frontier = next;
     }
     const reached: ReachedRelation[] = [];
-    for (const [oid, viaRule] of seen) {
+    for (const [k, viaRule] of seen) {
+      const oid = Math.abs(k);
       const f = this.facts.get(oid);
-      if (f !== undefined && !own.includes(oid)) reached.push({ schema: f.schema, name: f.name, viaRule });
+      if (f !== undefined && !own.includes(oid)) reached.push({ schema: f.schema, name: f.name, viaRule, ...(k < 0 ? { read: true as const } : {}) });
     }
     return { found: true, reached };
   }
@@ -331,12 +352,17 @@ export class WriteRoutes {
         "WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace AND (" +
         "(d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND d.objid IN (SELECT a.oid FROM pg_catalog.pg_attrdef a WHERE a.adrelid = c.oid)) " +
         "OR (d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid IN (SELECT k.oid FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid)) " +
-        "OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))))::text " +
+        "OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid))))::text, " +
+        // Functions its rules (a view's or materialized view's query) and row security policies call.
+        'ARRAY(SELECT DISTINCT d.refobjid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid ' +
+        "WHERE d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.pronamespace <> 'pg_catalog'::pg_catalog.regnamespace AND (" +
+        "(d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid IN (SELECT r.oid FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid)) " +
+        "OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid IN (SELECT y.oid FROM pg_catalog.pg_policy y WHERE y.polrelid = c.oid))))::text " +
         `FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid IN (${missing.join(', ')})`,
     );
     // Facts read before the caches were dropped are not kept (load() drops what they answered).
     if (this.generation !== generation) return;
-    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions, expressionFunctions] of rows) {
+    for (const [oid, schema, name, parents, children, ruleRefs, cascading, referencing, triggerFunctions, expressionFunctions, readFunctions] of rows) {
       this.facts.set(Number(oid), {
         schema: schema ?? '',
         name: name ?? '',
@@ -347,6 +373,7 @@ export class WriteRoutes {
         referencing: oidList(referencing),
         triggerFunctions: oidList(triggerFunctions),
         expressionFunctions: oidList(expressionFunctions),
+        readFunctions: oidList(readFunctions),
       });
     }
   }

@@ -25,7 +25,7 @@ const load = (text: string) => {
 
 describe('limits configuration', () => {
   it('defaults: 1 MiB messages, 16 MiB binds, 50 sessions per identity, 10 s for headers', () => {
-    expect(load('').limits).toEqual({ messageBytes: 1048576, bindBytes: 16777216, sessionsPerIdentity: 50, headersTimeoutMs: 10000, requestTimeoutMs: 30000, revocationCheckMs: 5000, httpHeadersTimeoutMs: 30000, httpIdleTimeoutMs: 300000 });
+    expect(load('').limits).toEqual({ messageBytes: 1048576, bindBytes: 16777216, sessionsPerIdentity: 50, headersTimeoutMs: 10000, requestTimeoutMs: 30000, revocationCheckMs: 5000, httpHeadersTimeoutMs: 30000, httpIdleTimeoutMs: 300000, authenticationTimeoutMs: 10000, unauthenticatedConnections: 128 });
   });
 
   it('takes sizes in bytes or KiB/MiB and a log file relative to the configuration', () => {
@@ -70,14 +70,15 @@ describe('SessionLimiter', () => {
 describe('RevocationWatch', () => {
   const record = (revokedAt: Date | null): ServiceTokenRecord => ({ name: 'ci', groups: ['eng'], createdAt: new Date(0), expiresAt: null, revokedAt });
   const storeWith = (tokens: Map<string, ServiceTokenRecord>) => ({ findServiceToken: (hash: string) => Promise.resolve(tokens.get(hash)) }) as unknown as Store;
+  const tok = (hash: string) => ({ kind: 'token', hash }) as const;
 
   it('ends every session of a token once it is revoked or gone, and only those', async () => {
     const tokens = new Map([['h1', record(null)], ['h2', record(null)]]);
     const watch = new RevocationWatch(storeWith(tokens), 60_000, pino({ level: 'silent' }));
     const ended: string[] = [];
-    watch.watch('h1', 'ci', (why) => ended.push(`s1 ${terminationSqlstate(why)} ${why.message}`));
-    watch.watch('h1', 'ci', (why) => ended.push(`s2 ${terminationSqlstate(why)}`));
-    const unwatch = watch.watch('h2', 'other', () => ended.push('s3'));
+    watch.watch(tok('h1'), 'ci', (why) => ended.push(`s1 ${terminationSqlstate(why)} ${why.message}`));
+    watch.watch(tok('h1'), 'ci', (why) => ended.push(`s2 ${terminationSqlstate(why)}`));
+    const unwatch = watch.watch(tok('h2'), 'other', () => ended.push('s3'));
     await watch.check();
     expect(ended).toEqual([]);
     tokens.set('h1', record(new Date('2026-01-02T03:04:05Z')));
@@ -94,7 +95,7 @@ describe('RevocationWatch', () => {
     const tokens = new Map([['h', { ...record(null), expiresAt: new Date(Date.now() + 60_000) }]]);
     const watch = new RevocationWatch(storeWith(tokens), 60_000, pino({ level: 'silent' }));
     const ended: string[] = [];
-    watch.watch('h', 'ci', (why) => ended.push(why.message));
+    watch.watch(tok('h'), 'ci', (why) => ended.push(why.message));
     await watch.check();
     expect(ended).toEqual([]);
     tokens.set('h', { ...record(null), expiresAt: new Date('2026-01-01T00:00:00Z') });
@@ -107,9 +108,31 @@ describe('RevocationWatch', () => {
     const failing = { findServiceToken: () => Promise.reject(new Error('store down')) } as unknown as Store;
     const watch = new RevocationWatch(failing, 60_000, pino({ level: 'silent' }));
     let ended = false;
-    watch.watch('h', 'ci', () => (ended = true));
+    watch.watch(tok('h'), 'ci', () => (ended = true));
     await watch.check();
     expect(ended).toBe(false);
+    watch.close();
+  });
+
+  it('ends the sessions of a direct credential once it is revoked or deleted, not when it expires', async () => {
+    const credential = (revokedAt: Date | null, expiresAt: Date) => ({ id: 'c1', hash: 'x', subject: 's', identity: '{}', connection: 'pg', tokenHash: null, createdAt: new Date(0), expiresAt, revokedAt });
+    const creds = new Map([['c1', credential(null, new Date(Date.now() + 60_000))], ['c2', { ...credential(null, new Date(Date.now() + 60_000)), id: 'c2' }]]);
+    const store = { findDirectCredential: (id: string) => Promise.resolve(creds.get(id)) } as unknown as Store;
+    const watch = new RevocationWatch(store, 60_000, pino({ level: 'silent' }));
+    const ended: string[] = [];
+    watch.watch({ kind: 'direct', id: 'c1' }, 'ci', (why) => ended.push(`c1 ${terminationSqlstate(why)} ${why.message}`));
+    watch.watch({ kind: 'direct', id: 'c2' }, 'ci', (why) => ended.push(`c2 ${why.message}`));
+    // Expired, as PostgreSQL's VALID UNTIL: the open session goes on.
+    creds.set('c1', credential(null, new Date('2026-01-01T00:00:00Z')));
+    await watch.check();
+    expect(ended).toEqual([]);
+    creds.set('c1', credential(new Date('2026-01-02T03:04:05Z'), new Date('2026-01-02T03:04:05Z')));
+    creds.delete('c2');
+    await watch.check();
+    expect(ended).toEqual([
+      'c1 28000 terminating connection: direct credential c1 was revoked at 2026-01-02T03:04:05.000Z; run `sluice dsn pg` for a new one',
+      'c2 terminating connection: direct credential c2 no longer exists; run `sluice dsn NAME` for a new one',
+    ]);
     watch.close();
   });
 

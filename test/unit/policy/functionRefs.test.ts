@@ -248,6 +248,22 @@ describe('user-defined objects of the target', () => {
     expect(decide("SELECT lower(read_cfg('x'))", bodies).reason).toContain('read_cfg, which is not in the allow list');
   });
 
+  it('counts what PL/pgSQL functions created outside the gateway call, and refuses one that runs SQL built at run time', () => {
+    const bodies = userObjectsFromRows(
+      [],
+      [
+        ['app', 'read_any', 'declare t text; begin t := pg_read_file(p); return t; end', 'plpgsql', 'text'],
+        ['app', 'wrapper', 'begin return app.read_any(p); end', 'plpgsql', 'text'],
+        ['app', 'dyn_pl', "begin execute 'select 1'; return 1; end", 'plpgsql', 'integer'],
+        ['app', 'harmless_pl', 'begin return lower(p); end', 'plpgsql', 'text'],
+      ],
+    );
+    expect(decide("SELECT app.read_any('/etc/passwd')", bodies, BLOCK).reason).toContain('pg_read_file (through function app.read_any)');
+    expect(decide("SELECT wrapper('/etc/passwd')", bodies, BLOCK).verdict).toBe('block');
+    expect(decide('SELECT dyn_pl()', bodies, BLOCK)).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
+    expect(decide("SELECT harmless_pl('X')", bodies, BLOCK).verdict).toBe('allow');
+  });
+
   it('requires user-defined operators’ functions on the allow list', () => {
     expect(decide("SELECT ### 'x'", objects).verdict).toBe('block');
     expect(decide('SELECT lower(name) FROM customers WHERE id = 1', objects).verdict).toBe('allow');

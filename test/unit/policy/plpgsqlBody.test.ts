@@ -9,10 +9,10 @@ describe('PL/pgSQL bodies', () => {
     [
       'a conditional insert, a PERFORM and a SELECT INTO',
       "declare x int; begin if new.amount > 10 then insert into payments (id, amount) values (new.id, new.amount); end if; perform pg_notify('c', 'x'); select count(*) into x from orders; return new; end",
-      [{ name: 'payments', class: 'insert' }],
+      [{ name: 'payments', class: 'insert' }, { name: 'orders', class: 'read' }],
       ['pg_notify', 'count'],
     ],
-    ['an update in a loop', 'declare r record; begin for r in select * from orders loop update billing.audit set n = n + 1 where id = r.id; end loop; return new; end', [{ schema: 'billing', name: 'audit', class: 'modify' }], []],
+    ['an update in a loop', 'declare r record; begin for r in select * from orders loop update billing.audit set n = n + 1 where id = r.id; end loop; return new; end', [{ schema: 'billing', name: 'audit', class: 'modify' }, { name: 'orders', class: 'read' }], []],
     ['a body quoting the dollar tag', 'begin insert into log values ($body$x$body$); return new; end', [{ name: 'log', class: 'insert' }], []],
     ['a truncate', 'begin truncate payments; return null; end', [{ name: 'payments', class: 'truncate' }], []],
     ['a call in a condition', 'begin if sneak(new.id) > 0 then return new; end if; return null; end', [], ['sneak']],

@@ -15,8 +15,18 @@ rules:
 `);
 const ENG = { groups: ['eng'] };
 
-/** The catalog of the test: payments_view and payments_2024 reach payments; everything else nothing. */
+/**
+ * The catalog of the test: payments_view and payments_2024 reach payments; reading payments_view
+ * reads payments, reading logging_view runs a function that writes payments, reading opaque_view
+ * runs one the gateway cannot see into; everything else nothing.
+ */
 function answer(site: WriteSite): RouteAnswer {
+  if (site.class === 'read') {
+    if (site.name === 'payments_view') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: false, read: true }] };
+    if (site.name === 'logging_view') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: true }] };
+    if (site.name === 'opaque_view') return { opaque: 'a read of opaque_view reaches public.opaque_view, whose view query or row security runs function f, which runs SQL built at run time' };
+    return { found: true, reached: [] };
+  }
   if (site.class === 'trigger' || site.class === 'call') {
     if (site.name === 'pay_fn') return { found: true, reached: [{ schema: 'public', name: 'payments', viaRule: true }] };
     return site.name === 'dynamic_fn' ? { opaque: 'a trigger would run function dynamic_fn, which runs SQL built at run time' } : { found: true, reached: [] };
@@ -41,7 +51,8 @@ describe('write routes', () => {
 
   it('asks the catalog about every written or defined relation, and only those', () => {
     const sites = (sql: string) => writeSites(analyzeSql(sql)).map(siteKey).sort();
-    expect(sites('select * from payments_view where id = 1')).toEqual([]);
+    expect(sites('select 1')).toEqual([]);
+    expect(sites('select * from payments_view where id = 1')).toEqual([siteKey({ name: 'payments_view', class: 'read' })]);
     expect(sites('insert into payments_view values (1)')).toEqual([siteKey({ name: 'payments_view', class: 'insert' })]);
     expect(sites('update public.orders set amount = 1 where id = 2')).toEqual([siteKey({ schema: 'public', name: 'orders', class: 'modify' })]);
     expect(sites('copy payments_2024 from stdin')).toEqual([siteKey({ name: 'payments_2024', class: 'insert' })]);
@@ -51,9 +62,21 @@ describe('write routes', () => {
     expect('missing' in missing && missing.missing.length).toBe(1);
   });
 
-  it('returns the same analysis when nothing is written', () => {
+  it('returns the same analysis when nothing is read or written, or what is read reaches nothing', () => {
+    const none = analyzeSql('select 1, $1::int');
+    expect(expandWrites(none, () => undefined)).toBe(none);
     const a = analyzeSql('select abalance from pgbench_accounts where aid = $1');
-    expect(expandWrites(a, () => undefined)).toBe(a);
+    expect(expandWrites(a, answer)).toBe(a);
+  });
+
+  it('judges a read of a view by what its query writes, and as a read of the rows it returns', () => {
+    expect(verdict('select * from logging_view')).toBe('review');
+    expect(verdict('select count(*) from (select * from logging_view) s')).toBe('review');
+    expect(verdict('select * from opaque_view')).toBe('block');
+    const expanded = expandWrites(analyzeSql('select * from payments_view'), answer);
+    expect('missing' in expanded).toBe(false);
+    const nested = 'missing' in expanded || !expanded.ok ? [] : (expanded.statements[0]?.nested ?? []);
+    expect(nested.map((n) => [n.statement.command, n.statement.relations[0]])).toEqual([['select', { schema: 'public', name: 'payments', access: 'read' }]]);
   });
 
   it.each([
