@@ -84,7 +84,7 @@ describe('what the gateway believed it would run is what the server ran', () => 
     ['select amount from orders where id = $1', [1]],
     ["select $1::text || E'\\'' as quoted", ['x']],
     ['update orders set amount = amount where id = $1', [2]],
-    ["select set_config('application_name', $1, false)", ['diff']],
+    ["select set_config('work_mem', $1, false)", ['8MB']],
     ['insert into orders values ($1, 1, 1) on conflict (id) do nothing', [3]],
   ] as const)('extended protocol: %s', async (text, values) => {
     const analysis = analyzer.analyze(text);
