@@ -2,7 +2,6 @@
 // echoes request headers (debug endpoints, error pages) would otherwise hand the held token to
 // the very client it is kept from. Each occurrence in a streamed body is overwritten with "*" of
 // the same length (so Content-Length stays true), across chunk boundaries.
-import { Transform } from 'node:stream';
 import type { ChunkFilter } from './types.js';
 
 const STAR = 0x2a;
@@ -61,19 +60,6 @@ export function chunkScrubber(secrets: readonly Buffer[], onHit?: (count: number
       return rest;
     },
   };
-}
-
-/** chunkScrubber as a stream. */
-export function createScrubber(secrets: readonly Buffer[], onHit?: (count: number) => void): Transform {
-  const filter = chunkScrubber(secrets, onHit);
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      done(null, filter.push(chunk));
-    },
-    flush(done) {
-      done(null, filter.end());
-    },
-  });
 }
 
 /** The secrets as text, for headers and samples. */
