@@ -5,11 +5,12 @@
 // engine's; what this pair costs against `ssh -L` is the price of the design (a Node process on
 // each side, a TLS stream per client) that no engine work can take back. Run as a script it is one
 // of the two relays: `node bareRelay.js server TARGET_PORT` or `client SERVER_PORT` (prints its
-// port on stdout; the certificate comes in SLUICE_BENCH_CERT/KEY).
+// port on stdout; the certificate comes in SLUICE_BENCH_CERT/KEY). With SLUICE_BENCH_TARGET_CA the
+// server side reaches the target over verified TLS (as the gateway reaches an HTTPS service).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { generate } from 'selfsigned';
 
@@ -44,7 +45,13 @@ async function runRelay(role: string, port: number): Promise<void> {
   if (role === 'server') {
     const server = createTlsServer({ cert: process.env.SLUICE_BENCH_CERT, key: process.env.SLUICE_BENCH_KEY }, (client) => {
       client.setNoDelay(true);
-      const target = tcpConnect({ host: '127.0.0.1', port, noDelay: true });
+      const ca = process.env.SLUICE_BENCH_TARGET_CA;
+      let target: Socket | TLSSocket;
+      if (ca === undefined) target = tcpConnect({ host: '127.0.0.1', port, noDelay: true });
+      else {
+        target = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+        target.setNoDelay(true);
+      }
       relayBoth(client, target);
     });
     process.stdout.write(`${await listen(server)}\n`);
@@ -66,15 +73,19 @@ async function spawnRelay(args: string[], env: NodeJS.ProcessEnv): Promise<{ chi
   return { child, port };
 }
 
-/** Starts the pair in front of `targetPort` on loopback; `port` is where clients connect. */
-export async function startBareRelayPair(targetPort: number): Promise<BareRelayPair> {
+/**
+ * Starts the pair in front of `targetPort` on loopback; `port` is where clients connect.
+ * `targetCa`: the target speaks TLS with a certificate for `localhost` chaining to this CA.
+ */
+export async function startBareRelayPair(targetPort: number, targetCa?: string): Promise<BareRelayPair> {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
     extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
   });
-  const env = { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
+  const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
+  if (targetCa !== undefined) env.SLUICE_BENCH_TARGET_CA = targetCa;
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) {

@@ -5,13 +5,18 @@
 // second of a small JSON GET over 8 keep-alive connections for BENCH_HTTP_SECONDS (default 5) each
 // way, alternating, and MB/s of a BENCH_HTTP_MB (default 256) MB download; and, steadier than
 // either on a shared machine, the CPU the gateway and the CLI spent per tunnelled request and per
-// tunnelled MB (/proc). Nothing asserted.
+// tunnelled MB (/proc). The floor of the design is measured in the same rounds: a bare Node TLS
+// relay pair (bareRelay.ts: a local listener and a TLS server that reaches the service over
+// verified TLS, as `sluice connect` and the gateway do) carrying the same HTTP traffic with no HTTP
+// parsing, policy, scrubbing or audit — what any two-process, two-TLS-leg path costs. Nothing
+// asserted.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { openTunnel, serviceToken, startGateway, tokenCtx } from '../support/binaries.js';
 import { startHttpTarget } from '../support/httpTarget.js';
+import { startBareRelayPair, type BareRelayPair } from './bareRelay.js';
 import { cpuMicros, type Row } from './postgres.js';
 
 const MB = Number(process.env.BENCH_HTTP_MB ?? 256);
@@ -37,12 +42,16 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     extra: { log: { level: 'warn' } },
   });
   let tunnel: Awaited<ReturnType<typeof openTunnel>> | undefined;
+  let bare: BareRelayPair | undefined;
   const direct = new Agent({ connections: CONCURRENCY, connect: { ca: target.ca } });
   const via = new Agent({ connections: CONCURRENCY });
+  const floor = new Agent({ connections: CONCURRENCY });
   try {
     tunnel = await openTunnel('bench', tokenCtx(gw, serviceToken(gw, 'bench', 'bench')));
     const directUrl = target.url;
     const viaUrl = `http://127.0.0.1:${tunnel.port}`;
+    bare = await startBareRelayPair(Number(new URL(target.url).port), target.ca);
+    const floorUrl = `http://127.0.0.1:${bare.port}`;
     target.json = { customers: [{ name: 'Ada', id: 1 }, { name: 'Bob', id: 2 }] };
 
     const rps = async (base: string, agent: Agent) => {
@@ -61,11 +70,21 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     };
     await rps(directUrl, direct);
     await rps(viaUrl, via);
-    log(`GET small JSON, ${CONCURRENCY} keep-alive connections, ${SECONDS} s each way, alternating twice …`);
+    await rps(floorUrl, floor);
+    log(`GET small JSON, ${CONCURRENCY} keep-alive connections, ${SECONDS} s each way (direct, sluice, bare relay pair), alternating twice …`);
     const d: number[] = [];
     const v: number[] = [];
+    const f: number[] = [];
     const pids = { gateway: gw.child.pid!, cli: tunnel.child.pid! };
-    const spent = { gateway: 0, cli: 0 };
+    const spent = { gateway: 0, cli: 0, floor: 0 };
+    const floorCpu = () => bare!.pids.reduce((sum, pid) => sum + cpuMicros(pid), 0);
+    /** Runs `block` through the bare pair and adds the CPU both its processes spent to `spent.floor`. */
+    const meteredFloor = async <T>(block: () => Promise<T>): Promise<T> => {
+      const before = floorCpu();
+      const out = await block();
+      spent.floor += floorCpu() - before;
+      return out;
+    };
     /** Runs `block` and adds the CPU each relay process spent meanwhile to `spent`. */
     const metered = async <T>(block: () => Promise<T>): Promise<T> => {
       const g = cpuMicros(pids.gateway);
@@ -78,13 +97,15 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     for (let i = 0; i < 2; i++) {
       d.push(await rps(directUrl, direct));
       v.push(await metered(() => rps(viaUrl, via)));
+      f.push(await meteredFloor(() => rps(floorUrl, floor)));
     }
     const requests = v.reduce((a, b) => a + b, 0) * SECONDS;
-    const perRequest = { gateway: spent.gateway / requests, cli: spent.cli / requests };
-    log(`CPU per tunnelled request: gateway ${perRequest.gateway.toFixed(0)} µs, CLI ${perRequest.cli.toFixed(0)} µs (load average ${loadavg()[0]!.toFixed(1)})`);
+    const perRequest = { gateway: spent.gateway / requests, cli: spent.cli / requests, floor: spent.floor / (f.reduce((a, b) => a + b, 0) * SECONDS) };
+    log(`CPU per tunnelled request: gateway ${perRequest.gateway.toFixed(0)} µs, CLI ${perRequest.cli.toFixed(0)} µs; bare relay pair ${perRequest.floor.toFixed(0)} µs both (load average ${loadavg()[0]!.toFixed(1)})`);
     const rd = Math.max(...d);
     const rv = Math.max(...v);
-    log(`requests/s direct ${rd.toFixed(0)}, through sluice ${rv.toFixed(0)}`);
+    const rf = Math.max(...f);
+    log(`requests/s direct ${rd.toFixed(0)}, through sluice ${rv.toFixed(0)}, through the bare relay pair ${rf.toFixed(0)}`);
 
     const download = async (base: string, agent: Agent) => {
       const t0 = performance.now();
@@ -98,20 +119,28 @@ export async function benchHttp(log: (s: string) => void): Promise<Row[]> {
     const md = await download(directUrl, direct);
     spent.gateway = 0;
     spent.cli = 0;
+    spent.floor = 0;
     const mv = await metered(() => download(viaUrl, via));
-    const perMB = { gateway: spent.gateway / 1000 / MB, cli: spent.cli / 1000 / MB };
-    log(`download direct ${md.toFixed(1)} MB/s, through sluice ${mv.toFixed(1)} MB/s; CPU per MB: gateway ${perMB.gateway.toFixed(2)} ms, CLI ${perMB.cli.toFixed(2)} ms (load average ${loadavg()[0]!.toFixed(1)})`);
+    const mf = await meteredFloor(() => download(floorUrl, floor));
+    const perMB = { gateway: spent.gateway / 1000 / MB, cli: spent.cli / 1000 / MB, floor: spent.floor / 1000 / MB };
+    log(`download direct ${md.toFixed(1)} MB/s, through sluice ${mv.toFixed(1)} MB/s, through the bare relay pair ${mf.toFixed(1)} MB/s; CPU per MB: gateway ${perMB.gateway.toFixed(2)} ms, CLI ${perMB.cli.toFixed(2)} ms, bare relay pair ${perMB.floor.toFixed(2)} ms both (load average ${loadavg()[0]!.toFixed(1)})`);
     return [
       { figure: `http GET small JSON, ${CONCURRENCY} keep-alive (target ≥ 0.5×)`, reference: rd, value: rv, unit: 'req/s', ratio: rv / rd },
       { figure: `http ${MB} MB download (target ≥ 0.5×)`, reference: md, value: mv, unit: 'MB/s', ratio: mv / md },
+      { figure: `  http GET small JSON: bare TLS relay pair (the floor)`, reference: rd, value: rf, unit: 'req/s', ratio: rf / rd },
+      { figure: `  http ${MB} MB download: bare TLS relay pair (the floor)`, reference: md, value: mf, unit: 'MB/s', ratio: mf / md },
       { figure: '  http CPU per tunnelled request: gateway', value: perRequest.gateway, unit: 'µs' },
       { figure: '  http CPU per tunnelled request: CLI', value: perRequest.cli, unit: 'µs' },
       { figure: '  http CPU per tunnelled MB: gateway', value: perMB.gateway, unit: 'ms' },
       { figure: '  http CPU per tunnelled MB: CLI', value: perMB.cli, unit: 'ms' },
+      { figure: '  http CPU per request: bare relay pair, both', value: perRequest.floor, unit: 'µs' },
+      { figure: '  http CPU per MB: bare relay pair, both', value: perMB.floor, unit: 'ms' },
     ];
   } finally {
     await direct.close();
     await via.close();
+    await floor.close();
+    await bare?.stop();
     await tunnel?.stop();
     await gw.stop();
     await target.close();
