@@ -53,6 +53,8 @@ export class QueryTracker {
   private serverCycle = 0;
   private recordedCount = 0;
   private cycleFailed = false;
+  /** Statements running when the client went away (the gateway cancelled them), and why. */
+  private gone: { readonly statements: Set<Pending>; readonly note: string } | undefined;
 
   constructor(
     private readonly audit: PostgresSessionAudit,
@@ -69,6 +71,20 @@ export class QueryTracker {
   /** The audit id of the statement results currently belong to, if any. */
   currentId(): number | undefined {
     return this.current()?.queryId;
+  }
+
+  /** Whether the target has something to answer: a cycle it has not finished, or an Execute not yet answered. */
+  get running(): boolean {
+    return this.clientCycle > this.serverCycle || this.pending.some((q) => !q.done);
+  }
+
+  /**
+   * The client went away while the target ran what is pending, and the gateway cancelled it: each
+   * such statement's result starts with `note`, followed by the outcome the target reported (its
+   * error, or that it had completed), or by the session's end reason if it reported none.
+   */
+  clientGone(note: string): void {
+    this.gone = { statements: new Set(this.pending), note };
   }
 
   /** How many statements were recorded so far: a mark for notForwarded(). */
@@ -256,7 +272,7 @@ export class QueryTracker {
       if (!q.done) {
         q.status = 'error';
         if (sqlstate !== undefined) q.sqlstate = sqlstate;
-        q.message = message;
+        q.message = this.gone?.statements.has(q) === true ? 'the target reported no outcome before its connection was closed' : message;
       }
       this.report(q, t);
     }
@@ -286,6 +302,10 @@ export class QueryTracker {
 
   private report(q: Pending, t: number): void {
     q.durationMs = (q.finished ?? t) - q.started;
+    if (this.gone?.statements.has(q) === true) {
+      const reported = q.status === 'error' ? (q.message ?? '') : `the target had completed it${q.commands.length > 0 ? ` (${q.commands.join(', ')})` : ''}`;
+      q.message = `${this.gone.note}; ${reported}`;
+    }
     this.audit.onResult(q);
   }
 }
