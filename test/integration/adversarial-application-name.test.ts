@@ -182,8 +182,11 @@ describe('without any policy: refused before it runs, the session goes on', () =
     }
   });
 
-  it('FunctionCall of set_config by its OID (the fast path): refused with 42501, the session goes on', async () => {
-    const r = await open.raw();
+  it.each([
+    ['without a policy', () => open],
+    ['with a policy', () => policed],
+  ])('FunctionCall of set_config by its OID (the fast path), %s: refused with 42501, the session goes on', async (_, arena) => {
+    const r = await arena().raw();
     try {
       const call = new MessageWriter().int32(SET_CONFIG_OID).int16(1).int16(0).int16(3);
       for (const v of ['application_name', 'evil', 'false']) call.int32(Buffer.byteLength(v)).bytes(Buffer.from(v));

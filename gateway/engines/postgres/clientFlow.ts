@@ -91,6 +91,7 @@ export class ClientFlow {
   private readonly reading: ReadingGuard;
   /** `sluice:<identity>`, the prefix the session's application_name keeps. */
   private readonly ownName: string;
+  private heldQueryId: number | undefined;
 
   constructor(private readonly o: ClientFlowOptions) {
     this.ownName = upstreamApplicationName(o.ctx.identity.name, undefined);
@@ -130,6 +131,11 @@ export class ClientFlow {
   close(): void {
     this.closed = true;
     this.reviews.close();
+  }
+
+  /** The audit id of the statement held for review, which the target has not been sent. */
+  get held(): number | undefined {
+    return this.heldQueryId;
   }
 
   /** The client asked to cancel (CancelRequest): a statement held for review fails with 57014. */
@@ -178,6 +184,7 @@ export class ClientFlow {
     this.block();
     hold().then(
       (then) => {
+        this.heldQueryId = undefined;
         if (this.closed) return;
         this.unblock();
         then?.();
@@ -508,7 +515,10 @@ export class ClientFlow {
   private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void; params?: readonly BindParam[] }): Hold | undefined {
     if (d.verdict === 'allow') how.forward();
     else if (d.verdict === 'block') how.refuse(blockRefusal(d));
-    else return this.reviews.hold(d, queryId, sql, how, how.params);
+    else {
+      this.heldQueryId = queryId;
+      return this.reviews.hold(d, queryId, sql, how, how.params);
+    }
     return undefined;
   }
 }

@@ -73,18 +73,21 @@ export class QueryTracker {
     return this.current()?.queryId;
   }
 
-  /** Whether the target has something to answer: a cycle it has not finished, or an Execute not yet answered. */
-  get running(): boolean {
-    return this.clientCycle > this.serverCycle || this.pending.some((q) => !q.done);
+  /**
+   * The client went away while the target ran what is pending (all but `held`, a statement held
+   * for review that the target was not sent), and the gateway cancels it: each such statement's
+   * result starts with `note`, followed by the outcome the target reported (its error, or that it
+   * had completed), or that it reported none. False when nothing was pending.
+   */
+  clientGone(note: string, held: number | undefined): boolean {
+    const statements = new Set(this.pending.filter((q) => q.queryId !== held));
+    this.gone = { statements, note };
+    return statements.size > 0;
   }
 
-  /**
-   * The client went away while the target ran what is pending, and the gateway cancelled it: each
-   * such statement's result starts with `note`, followed by the outcome the target reported (its
-   * error, or that it had completed), or by the session's end reason if it reported none.
-   */
-  clientGone(note: string): void {
-    this.gone = { statements: new Set(this.pending), note };
+  /** Statements marked by clientGone() whose results the target has not finished yet. */
+  get goneLeft(): number {
+    return this.gone?.statements.size ?? 0;
   }
 
   /** How many statements were recorded so far: a mark for notForwarded(). */
@@ -305,6 +308,7 @@ export class QueryTracker {
     if (this.gone?.statements.has(q) === true) {
       const reported = q.status === 'error' ? (q.message ?? '') : `the target had completed it${q.commands.length > 0 ? ` (${q.commands.join(', ')})` : ''}`;
       q.message = `${this.gone.note}; ${reported}`;
+      this.gone.statements.delete(q);
     }
     this.audit.onResult(q);
   }

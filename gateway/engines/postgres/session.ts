@@ -158,11 +158,9 @@ export class PgSession {
   private clientLeft(failure?: string): void {
     if (this.ending) return;
     const tracker = this.tracker;
-    if (this.phase !== 'relay' || this.terminateSent || this.upstreamKey === undefined || tracker?.running !== true) {
-      return this.end(failure === undefined ? { status: 'ok' } : { status: 'error', message: failure });
-    }
+    const running = this.phase === 'relay' && !this.terminateSent && this.upstreamKey !== undefined && tracker?.clientGone(CLIENT_GONE_NOTE, this.fromClient?.held) === true;
+    if (!running || tracker === undefined) return this.end(failure === undefined ? { status: 'ok' } : { status: 'error', message: failure });
     this.ctx.log.info('postgres client went away while a statement was running: cancelling it on the target');
-    tracker.clientGone(CLIENT_GONE_NOTE);
     this.draining = true;
     this.cancelledAt = tracker.cycles.server;
     this.end({ status: 'error', sqlstate: '08006', message: CLIENT_GONE_END });
@@ -172,10 +170,10 @@ export class PgSession {
     setTimeout(() => this.closeUpstream(), CLOSE_GRACE_MS).unref();
   }
 
-  /** While draining: close once the target has answered everything, cancelling each pipelined cycle it starts. */
+  /** While draining: close once the target has answered what it ran, cancelling each pipelined cycle it starts. */
   private drained(): void {
     const t = this.tracker;
-    if (t === undefined || !t.running) return this.closeUpstream();
+    if (t === undefined || t.goneLeft === 0) return this.closeUpstream();
     if (t.cycles.server > this.cancelledAt) {
       this.cancelledAt = t.cycles.server;
       this.sendCancel();
