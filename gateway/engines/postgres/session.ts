@@ -125,6 +125,8 @@ export class PgSession {
   }
 
   private readonly onAbort = () => {
+    // A shutdown does not wait for the answer to a cancel sent for a client that went away.
+    if (this.draining) return this.closeUpstream();
     const why: unknown = this.signal.reason;
     if (why instanceof SessionTermination) {
       // Closing our side does not stop a statement the target is running (it notices a closed
@@ -163,7 +165,7 @@ export class PgSession {
     this.ctx.log.info('postgres client went away while a statement was running: cancelling it on the target');
     this.draining = true;
     this.cancelledAt = tracker.cycles.server;
-    this.end({ status: 'error', sqlstate: '08006', message: CLIENT_GONE_END });
+    this.end({ status: 'error', sqlstate: '08006', message: failure === undefined ? CLIENT_GONE_END : `${CLIENT_GONE_END} (${failure})` });
     this.sendCancel();
     // Nobody reads the client side any more: what the target sends is only read for the trail.
     this.upstream?.resume();
