@@ -5,11 +5,13 @@
 // transaction's UPDATE did not commit; and the exported audit trail says how the statement ended.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openTunnel, runCli, serviceToken, startGateway, tokenCtx, type GatewayProcess, type Tunnel } from '../support/binaries.js';
-import { freshDatabase, waitFor } from '../support/pgEngineHarness.js';
+import { freshDatabase, rawClient, waitFor } from '../support/pgEngineHarness.js';
+import { MessageWriter } from '../../gateway/engines/postgres/codec/wire.js';
 
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_GONE_PASSWORD';
@@ -80,7 +82,7 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** The exported trail's result events for statements containing `marker`, once the session has ended. */
+/** The exported trail's results marked as cancelled for a vanished client, in the sessions that ran `marker`, once they have ended. */
 async function resultsFor(marker: string): Promise<{ result: Record<string, unknown>; end: Record<string, unknown> }[]> {
   let found: { result: Record<string, unknown>; end: Record<string, unknown> }[] = [];
   await waitFor(`the trail to hold the end of the session that ran "${marker}"`, async () => {
@@ -92,13 +94,12 @@ async function resultsFor(marker: string): Promise<{ result: Record<string, unkn
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((e) => e.type === 'event');
     const body = (e: Record<string, unknown>) => (e.data ?? e.event ?? e) as Record<string, unknown>;
-    const queries = events.filter((e) => e.kind === 'query' && JSON.stringify(e).includes(marker));
+    const sessions = new Set(events.filter((e) => e.kind === 'query' && JSON.stringify(e).includes(marker)).map((e) => e.session));
     found = [];
-    for (const q of queries) {
-      const session = q.session;
-      const result = events.find((e) => e.kind === 'result' && e.session === session && JSON.stringify(e).includes(GONE_NOTE.slice(0, 30)));
+    for (const session of sessions) {
       const end = events.find((e) => e.kind === 'session.end' && e.session === session);
-      if (result !== undefined && end !== undefined) found.push({ result: body(result), end: body(end) });
+      if (end === undefined) continue;
+      for (const result of events.filter((e) => e.kind === 'result' && e.session === session && JSON.stringify(e).includes(GONE_NOTE))) found.push({ result: body(result), end: body(end) });
     }
     return found.length > 0;
   }, 20_000);
@@ -147,6 +148,17 @@ describe('the client vanishes mid-statement: the target is sent a cancel, then t
     expect(String(r?.result.message)).toContain(GONE_NOTE);
   });
 
+  it('tunnel, a pipeline of two long Queries: each is cancelled as the target starts it, the backend is gone', async () => {
+    const r = await rawClient(open.port, db.target.database);
+    const q = (sql: string) => new MessageWriter().cstring(sql).typed('Q');
+    r.send(Buffer.concat([q(`select pg_sleep(${SLEEP_S}) /* gone_pipe_1 */`), q(`select pg_sleep(${SLEEP_S}) /* gone_pipe_2 */`)]));
+    const pid = await runningOnTarget('gone_pipe_1');
+    r.close();
+    await backendGone(pid);
+    const results = await resultsFor('gone_pipe_');
+    expect(results.map((x) => x.result.sqlstate)).toEqual(['57014', '57014']);
+  });
+
   it('direct mode: psql killed during pg_sleep — the backend is gone promptly', async () => {
     const marker = 'gone_direct_sleep';
     const issued = await runCli(['dsn', 'pg-open'], tokenCtx(gw, token));
@@ -157,6 +169,30 @@ describe('the client vanishes mid-statement: the target is sent a cancel, then t
     await backendGone(pid);
     const [r] = await resultsFor(marker);
     expect(r?.result).toMatchObject({ status: 'error', sqlstate: '57014' });
+  });
+
+  it('direct mode, pg driver: a long UPDATE in a transaction, the TCP connection reset — cancelled, not committed', async () => {
+    const marker = 'gone_direct_reset';
+    const res = await runCli(['dsn', 'pg-open', '--json'], tokenCtx(gw, token));
+    expect(res.code, res.stderr).toBe(0);
+    const d = JSON.parse(res.stdout) as { host: string; port: number; user: string; password: string; database: string };
+    const c = new pg.Client({ host: d.host, port: d.port, user: d.user, password: d.password, database: d.database, ssl: { ca: readFileSync(gw.caFile as string, 'utf8'), servername: 'localhost' } });
+    await c.connect();
+    c.on('error', () => undefined);
+    await c.query('begin');
+    await c.query('update accounts set balance = 5 where id = 4');
+    const pending = c.query(`update accounts set balance = -1 where id = 5 and pg_sleep(${SLEEP_S}) is not null /* ${marker} */`).catch(() => undefined);
+    const pid = await runningOnTarget(marker);
+    // The TLS socket wraps the TCP one: reset that, as a crashed host's kernel would.
+    const tls = (c as unknown as { connection: { stream: Socket & { _parent?: Socket } } }).connection.stream;
+    (tls._parent ?? tls).resetAndDestroy();
+    await pending;
+    await backendGone(pid);
+    expect((await db.admin.query('select id, balance from accounts where id in (4, 5) order by id')).rows).toEqual([{ id: 4, balance: 100 }, { id: 5, balance: 100 }]);
+    const [r] = await resultsFor(marker);
+    expect(r?.result).toMatchObject({ status: 'error', sqlstate: '57014' });
+    expect(r?.end).toMatchObject({ status: 'error', sqlstate: '08006' });
+    expect(String(r?.end.message)).toContain('(client connection failed (ECONNRESET))');
   });
 
   it('a client that leaves while idle in a transaction: no cancel is needed, the close rolls it back', async () => {
