@@ -109,3 +109,20 @@ function judgeNode(type: string, n: Record<string, Json>, own: string): string |
   }
   return undefined;
 }
+
+/** pg_catalog.set_config's OID: fixed in every PostgreSQL release (pg_proc.dat). */
+export const SET_CONFIG_OID = 2078;
+
+/**
+ * Why a FunctionCall (the protocol's fast path, which names a function by OID and carries its
+ * arguments as values) would give the session an application_name without `own`; undefined when
+ * it cannot. Only a direct call of set_config is visible here; a function of the target's own
+ * that calls it is left to the target's report, as for statements.
+ */
+export function functionCallRefusal(functionOid: number, args: readonly (string | Buffer | null)[], own: string): string | undefined {
+  if (functionOid !== SET_CONFIG_OID || args.length < 2) return undefined;
+  const text = (a: string | Buffer | null | undefined) => (a === null || a === undefined ? undefined : typeof a === 'string' ? a : a.toString('utf8'));
+  if (text(args[0])?.toLowerCase() !== 'application_name') return undefined;
+  const value = text(args[1]);
+  return value !== undefined && keepsIdentity(value, own) ? undefined : `set_config('application_name', …): ${must(own)}`;
+}

@@ -179,6 +179,11 @@ describe('review verdicts', () => {
     reviews.decide(r.id, { status: 'approved', by: 'dana@example.com' });
     await new Promise((res) => setTimeout(res, 100));
     expect(await ids()).not.toContain(9);
+    // The target was never sent the held statement: nothing to cancel there, the session just ends.
+    const audit = gw.sessions.find((s) => s.queries.some((q) => q.text.includes("'abandoned'")))!;
+    const end = await audit.ended;
+    expect(end).toMatchObject({ status: 'ok' });
+    expect(JSON.stringify(audit.results)).not.toContain('the client went away');
   });
 
   it('members of an excepted group are not reviewed; without a review service a review verdict blocks', async () => {

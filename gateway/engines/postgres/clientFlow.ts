@@ -17,6 +17,8 @@ import type { Refusal, Refusals } from './refusals.js';
 import { HeldReviews, type Hold } from './heldReviews.js';
 import { ReadingGuard } from './readingGuard.js';
 import type { ServerFlow } from './serverFlow.js';
+import { APPLICATION_NAME_RULE, applicationNameRefusal, functionCallRefusal } from '../../policy/applicationName.js';
+import { upstreamApplicationName } from './startupSettings.js';
 
 
 interface Frame {
@@ -58,6 +60,8 @@ function blockRefusal(d: Decision): Refusal {
   return { sqlstate: '42501', message: reason.startsWith('blocked by rule ') || d.rule === undefined ? reason : `blocked by rule ${d.rule}: ${reason}` };
 }
 
+const nameRefusal = (reason: string): Refusal => ({ sqlstate: '42501', message: `blocked by rule ${APPLICATION_NAME_RULE}: ${reason}` });
+
 const kindsOf = (def: StatementDef) => (def.analysis.ok && def.analysis.statements.length > 0 ? def.analysis.statements.map((s) => s.command.toUpperCase()) : undefined);
 
 export class ClientFlow {
@@ -85,8 +89,12 @@ export class ClientFlow {
   private readonly reviews: HeldReviews;
   /** What went to the target that may have changed how it reads the next statement's text. */
   private readonly reading: ReadingGuard;
+  /** `sluice:<identity>`, the prefix the session's application_name keeps. */
+  private readonly ownName: string;
+  private heldQueryId: number | undefined;
 
   constructor(private readonly o: ClientFlowOptions) {
+    this.ownName = upstreamApplicationName(o.ctx.identity.name, undefined);
     this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined);
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
   }
@@ -123,6 +131,11 @@ export class ClientFlow {
   close(): void {
     this.closed = true;
     this.reviews.close();
+  }
+
+  /** The audit id of the statement held for review, which the target has not been sent. */
+  get held(): number | undefined {
+    return this.heldQueryId;
   }
 
   /** The client asked to cancel (CancelRequest): a statement held for review fails with 57014. */
@@ -171,6 +184,7 @@ export class ClientFlow {
     this.block();
     hold().then(
       (then) => {
+        this.heldQueryId = undefined;
         if (this.closed) return;
         this.unblock();
         then?.();
@@ -230,13 +244,7 @@ export class ClientFlow {
       return undefined;
     }
     const gate = this.o.gate;
-    if (gate === undefined) {
-      // No policy for this caller: record and forward.
-      this.o.tracker.clientMessage(type, buf, start + 5, end);
-      if (type === Q || type === B || type === F) this.dirty = true;
-      this.forward(buf, start, end);
-      return undefined;
-    }
+    if (gate === undefined) return this.open(type, buf, start, end);
     if (this.skip && type !== S && type !== 0x48 /* Flush */) return undefined;
     const frame: Frame = { type, buf, start, end };
     const body = buf.subarray(start + 5, end);
@@ -287,6 +295,72 @@ export class ClientFlow {
     }
     this.forward(buf, start, end);
     return undefined;
+  }
+
+  /**
+   * No policy for this caller: record and forward. The one check every session keeps is the
+   * application_name identity prefix: a text that names application_name or set_config (a regular
+   * expression decides; nothing else is parsed) is read, and one that would drop the prefix is
+   * refused as a policy would refuse it, so the session goes on rather than ending at the target's
+   * report of the new name.
+   */
+  private open(type: number, buf: Buffer, start: number, end: number): undefined {
+    if (this.skip && type !== S && type !== 0x48 /* Flush */) return undefined;
+    const t = this.o.tracker;
+    switch (type) {
+      case Q: {
+        const sql = decodeQuery(buf.subarray(start + 5, end)).sql;
+        const refusal = applicationNameRefusal(sql, this.ownName);
+        this.dirty = true;
+        if (refusal === undefined) {
+          t.query(sql);
+          break;
+        }
+        const cycle = t.cycles.client;
+        this.refusedName(t.query(sql), refusal);
+        this.say(this.o.refusals.query(nameRefusal(refusal), cycle));
+        return undefined;
+      }
+      case P: {
+        const p = decodeParse(buf.subarray(start + 5, end));
+        const refusal = applicationNameRefusal(p.sql, this.ownName);
+        if (refusal === undefined) {
+          t.parse(p.statement, p.sql);
+          break;
+        }
+        // As with a policy: recorded as a statement of its own, and the target skips to Sync.
+        this.dirty = true;
+        const cycle = t.cycles.client;
+        this.refusedName(t.refusedParse(p.sql), refusal);
+        this.say(this.o.refusals.parse(p.statement, nameRefusal(refusal), cycle));
+        this.skip = true;
+        return undefined;
+      }
+      case F: {
+        const call = decodeFunctionCall(buf.subarray(start + 5, end));
+        const refusal = functionCallRefusal(call.functionOid, call.args, this.ownName);
+        this.dirty = true;
+        const cycle = t.cycles.client;
+        const id = t.functionCall(call.functionOid, call.args, refusal === undefined ? undefined : 'pg_catalog.set_config');
+        if (refusal === undefined) break;
+        this.refusedName(id, refusal);
+        this.say(this.o.refusals.query(nameRefusal(refusal), cycle));
+        return undefined;
+      }
+      case S:
+        this.skip = false;
+        t.sync();
+        break;
+      default:
+        t.clientMessage(type, buf, start + 5, end);
+        if (type === B) this.dirty = true;
+    }
+    this.forward(buf, start, end);
+    return undefined;
+  }
+
+  private refusedName(queryId: number, reason: string): void {
+    this.o.ctx.audit.onDecision?.({ queryId, verdict: 'block', rule: APPLICATION_NAME_RULE, reason, deferCommit: true });
   }
 
   private query(gate: PolicyGate, frame: Frame, text: string): Hold | undefined {
@@ -404,6 +478,9 @@ export class ClientFlow {
         decision = { verdict: 'block', rule: 'sluice:unknown-function', reason: `FunctionCall of the function with OID ${call.functionOid}, which the gateway cannot name`, hits: [] };
       }
     }
+    // A direct set_config call is read by its arguments, which a name alone does not show.
+    const appName = functionCallRefusal(call.functionOid, call.args, this.ownName);
+    if (appName !== undefined) decision = { verdict: 'block', rule: APPLICATION_NAME_RULE, reason: appName, hits: [] };
     const cycle = this.o.tracker.cycles.client;
     const id = this.o.tracker.functionCall(call.functionOid, call.args, name);
     this.decided(gate, id, decision);
@@ -438,7 +515,10 @@ export class ClientFlow {
   private act(d: Decision, queryId: number, sql: string, how: { forward: () => void; refuse: (r: Refusal) => void; params?: readonly BindParam[] }): Hold | undefined {
     if (d.verdict === 'allow') how.forward();
     else if (d.verdict === 'block') how.refuse(blockRefusal(d));
-    else return this.reviews.hold(d, queryId, sql, how, how.params);
+    else {
+      this.heldQueryId = queryId;
+      return this.reviews.hold(d, queryId, sql, how, how.params);
+    }
     return undefined;
   }
 }

@@ -53,6 +53,8 @@ export class QueryTracker {
   private serverCycle = 0;
   private recordedCount = 0;
   private cycleFailed = false;
+  /** Statements running when the client went away (the gateway cancelled them), and why. */
+  private gone: { readonly statements: Set<Pending>; readonly note: string } | undefined;
 
   constructor(
     private readonly audit: PostgresSessionAudit,
@@ -69,6 +71,23 @@ export class QueryTracker {
   /** The audit id of the statement results currently belong to, if any. */
   currentId(): number | undefined {
     return this.current()?.queryId;
+  }
+
+  /**
+   * The client went away while the target ran what is pending (all but `held`, a statement held
+   * for review that the target was not sent), and the gateway cancels it: each such statement's
+   * result starts with `note`, followed by the outcome the target reported (its error, or that it
+   * had completed), or that it reported none. False when nothing was pending.
+   */
+  clientGone(note: string, held: number | undefined): boolean {
+    const statements = new Set(this.pending.filter((q) => q.queryId !== held));
+    this.gone = { statements, note };
+    return statements.size > 0;
+  }
+
+  /** Statements marked by clientGone() whose results the target has not finished yet. */
+  get goneLeft(): number {
+    return this.gone?.statements.size ?? 0;
   }
 
   /** How many statements were recorded so far: a mark for notForwarded(). */
@@ -256,7 +275,7 @@ export class QueryTracker {
       if (!q.done) {
         q.status = 'error';
         if (sqlstate !== undefined) q.sqlstate = sqlstate;
-        q.message = message;
+        q.message = this.gone?.statements.has(q) === true ? 'the target reported no outcome before its connection was closed' : message;
       }
       this.report(q, t);
     }
@@ -286,6 +305,11 @@ export class QueryTracker {
 
   private report(q: Pending, t: number): void {
     q.durationMs = (q.finished ?? t) - q.started;
+    if (this.gone?.statements.has(q) === true) {
+      const reported = q.status === 'error' ? (q.message ?? '') : `the target had completed it${q.commands.length > 0 ? ` (${q.commands.join(', ')})` : ''}`;
+      q.message = `${this.gone.note}; ${reported}`;
+      this.gone.statements.delete(q);
+    }
     this.audit.onResult(q);
   }
 }

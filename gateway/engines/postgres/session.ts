@@ -35,6 +35,11 @@ const CLOSE_GRACE_MS = 5_000;
 const MAX_NEGOTIATIONS = 2;
 const NO_ENCRYPTION = Buffer.from('N');
 
+/** What the trail says of a statement the target was running when the client went away. */
+export const CLIENT_GONE_NOTE = 'cancelled by the gateway: the client went away while the statement ran';
+/** The session's end reason then. */
+export const CLIENT_GONE_END = 'the client went away while a statement was running; the gateway cancelled it on the target and closed the connection';
+
 type Phase = 'startup' | 'connecting' | 'relay' | 'closing';
 
 interface Ending {
@@ -72,6 +77,14 @@ export class PgSession {
   /** The client's own Terminate went upstream; closing must not send a second one. */
   private terminateSent = false;
   private settled = false;
+  /**
+   * The client went away while the target ran a statement: the target was sent a cancel, and its
+   * answers are still read (for the audit) until it has finished what it was sent.
+   */
+  private draining = false;
+  /** The target's cycles finished when the last cancel was sent (a pipelined cycle after it gets its own). */
+  private cancelledAt = 0;
+  private upstreamEnding = false;
   private startupTimer: NodeJS.Timeout | undefined;
   private done: () => void = () => undefined;
   private unsubscribeShutdown = (): void => undefined;
@@ -93,14 +106,14 @@ export class PgSession {
     c.on('drain', () => {
       if (!this.fromTarget?.relay.paused) this.upstream?.resume();
     });
-    c.on('end', () => this.end({ status: 'ok' }));
+    c.on('end', () => this.clientLeft());
     c.on('error', (err: NodeJS.ErrnoException) => {
       this.ctx.log.debug({ code: err.code }, 'postgres client socket error');
-      this.end({ status: 'error', message: `client connection failed (${err.code ?? err.name})` });
+      this.clientLeft(`client connection failed (${err.code ?? err.name})`);
     });
     c.on('close', () => {
       this.clientClosed = true;
-      this.end({ status: 'ok' });
+      this.clientLeft();
       this.settle();
     });
     this.unsubscribeShutdown = this.shutdown.subscribe(this.signal, this.onAbort);
@@ -112,6 +125,8 @@ export class PgSession {
   }
 
   private readonly onAbort = () => {
+    // A shutdown does not wait for the answer to a cancel sent for a client that went away.
+    if (this.draining) return this.closeUpstream();
     const why: unknown = this.signal.reason;
     if (why instanceof SessionTermination) {
       // Closing our side does not stop a statement the target is running (it notices a closed
@@ -123,12 +138,48 @@ export class PgSession {
   };
 
   private cancelRunningStatement(): void {
+    if (this.phase === 'relay') this.sendCancel();
+  }
+
+  private sendCancel(): void {
     const key = this.upstreamKey;
-    if (key === undefined || this.phase !== 'relay') return;
+    if (key === undefined) return;
     const { name, target } = this.ctx.connection;
     cancelUpstream({ connectionName: name, target, pid: key.pid, secret: key.secret, timeoutMs: this.ctx.connectTimeoutMs }).catch((err: unknown) =>
       this.ctx.log.warn(`cancel of the running statement not delivered: ${(err as Error).message}`),
     );
+  }
+
+  /**
+   * The client's side closed (or failed) without a Terminate. If the target is running something
+   * of it, the target would not notice a closed connection until it next writes, so a statement
+   * would run to its end and an open transaction would wait for it: the target is sent a cancel
+   * first, its answer is read for the audit trail, and then the connection is closed (which rolls
+   * back an open transaction). A cancel that does not land in time is covered by the close grace.
+   */
+  private clientLeft(failure?: string): void {
+    if (this.ending) return;
+    const tracker = this.tracker;
+    const running = this.phase === 'relay' && !this.terminateSent && this.upstreamKey !== undefined && tracker?.clientGone(CLIENT_GONE_NOTE, this.fromClient?.held) === true;
+    if (!running || tracker === undefined) return this.end(failure === undefined ? { status: 'ok' } : { status: 'error', message: failure });
+    this.ctx.log.info('postgres client went away while a statement was running: cancelling it on the target');
+    this.draining = true;
+    this.cancelledAt = tracker.cycles.server;
+    this.end({ status: 'error', sqlstate: '08006', message: failure === undefined ? CLIENT_GONE_END : `${CLIENT_GONE_END} (${failure})` });
+    this.sendCancel();
+    // Nobody reads the client side any more: what the target sends is only read for the trail.
+    this.upstream?.resume();
+    setTimeout(() => this.closeUpstream(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** While draining: close once the target has answered what it ran, cancelling each pipelined cycle it starts. */
+  private drained(): void {
+    const t = this.tracker;
+    if (t === undefined || t.goneLeft === 0) return this.closeUpstream();
+    if (t.cycles.server > this.cancelledAt) {
+      this.cancelledAt = t.cycles.server;
+      this.sendCancel();
+    }
   }
 
   private readonly onClientData = (chunk: Buffer): void => {
@@ -368,13 +419,15 @@ export class PgSession {
 
   /** Target → client, through the server flow (which writes with writeClient). */
   private readonly onUpstreamData = (chunk: Buffer): void => {
-    if (this.phase !== 'relay') return;
+    if (this.phase !== 'relay' && !this.draining) return;
     const flow = this.fromTarget!;
     try {
       flow.relay.push(chunk);
     } catch (err) {
+      if (this.draining) return this.closeUpstream();
       return this.fail(err, 'target');
     }
+    if (this.draining) return this.drained();
     if (flow.relay.paused || this.client.writableNeedDrain) this.upstream!.pause();
   };
 
@@ -429,7 +482,7 @@ export class PgSession {
       this.bytesToClient += last.length;
     }
     this.closeClient(last);
-    this.closeUpstream();
+    if (!this.draining) this.closeUpstream();
     this.settle();
   }
 
@@ -443,7 +496,8 @@ export class PgSession {
 
   private closeUpstream(): void {
     const up = this.upstream;
-    if (!up || up.destroyed) return;
+    if (!up || up.destroyed || this.upstreamEnding) return;
+    this.upstreamEnding = true;
     // Once Terminate and our FIN are out there is nothing left to say, and a target busy with a
     // long statement would not close its side until the statement ends: do not wait for it.
     const destroy = () => up.destroy();

@@ -197,4 +197,33 @@ describe('QueryTracker for policy and masking', () => {
       [4, 'not forwarded'],
     ]);
   });
+  it('a client gone mid-statement: each result says so with what the target reported, a held statement is left alone', () => {
+    const { tracker, results } = setup();
+    const note = 'cancelled: the client went away';
+    tracker.query('select pg_sleep(60)');
+    tracker.query('update t set v = 1 where id = 1');
+    const held = tracker.query('insert into payments values (1)');
+    expect(tracker.clientGone(note, held)).toBe(true);
+    expect(tracker.goneLeft).toBe(2);
+    tracker.error('57014', 'canceling statement due to user request');
+    tracker.ready();
+    tracker.commandComplete('UPDATE 1');
+    tracker.ready();
+    expect(tracker.goneLeft).toBe(0);
+    tracker.abandon('08006', 'the session ended');
+    expect(results.map((r) => [r.status, r.sqlstate, r.message])).toEqual([
+      ['error', '57014', `${note}; canceling statement due to user request`],
+      ['ok', undefined, `${note}; the target had completed it (UPDATE 1)`],
+      ['error', '08006', 'the session ended'],
+    ]);
+  });
+
+  it('a client gone with no answer before the close: the result says the target reported none', () => {
+    const { tracker, results } = setup();
+    tracker.query('select pg_sleep(60)');
+    tracker.clientGone('cancelled: gone', undefined);
+    tracker.abandon('08006', 'the session ended');
+    expect(results[0]).toMatchObject({ status: 'error', sqlstate: '08006', message: 'cancelled: gone; the target reported no outcome before its connection was closed' });
+    expect(tracker.clientGone('x', undefined)).toBe(false);
+  });
 });
