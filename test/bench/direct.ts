@@ -64,19 +64,24 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', direct.conninfo]);
     const rows: Row[] = [];
     const paths = [direct, sluice, sshL, floor];
-    // Whose CPU a block is charged to: the gateway for direct mode, the relay for the floor.
-    const relayPid = (p: Path): number | undefined => (p === sluice ? gw.child.pid : p === floor ? floorRelay!.pid : undefined);
+    // Whose CPU a block is charged to: the gateway for direct mode, the relay for the floor, ssh
+    // and sshd for ssh -L (sshd's per-connection processes live only while pgbench's connections do).
+    const relayPids = (p: Path): number[] => (p === sluice ? [gw.child.pid!] : p === floor ? [floorRelay!.pid] : p === sshL ? ssh!.pids() : []);
+    const cpuOf = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpuAlive(pid), 0);
     for (const clients of [1, 8]) {
       log(`pgbench -S -c ${clients}: direct, sluice direct mode, ssh -L, bare TLS relay (floor) …`);
       // Unmeasured: a cold path (8 ssh channels, 8 TLS handshakes) may complete nothing in a short warm-up.
       for (const p of paths) await pgbench(p, clients, WARMUP, true);
       const rounds = await blocks(async (p: Path) => {
-        const pid = relayPid(p);
-        const before = pid === undefined ? 0 : cpuMicros(pid);
-        const r = await pgbench(p, clients, SECONDS);
-        return { ...r, relayCpu: pid === undefined ? 0 : (cpuMicros(pid) - before) / r.transactions };
+        const before = cpuOf(relayPids(p));
+        // ssh -L's per-connection sshd processes start with pgbench's connections and end with them: read while they run.
+        let sampled = 0;
+        const sampler = p === sshL ? setInterval(() => (sampled = Math.max(sampled, cpuOf(relayPids(p)))), 200) : undefined;
+        const r = await pgbench(p, clients, SECONDS).finally(() => clearInterval(sampler));
+        const spent = Math.max(sampled, cpuOf(relayPids(p))) - before;
+        return { ...r, relayCpu: relayPids(p).length === 0 ? 0 : spent / r.transactions };
       }, paths);
-      for (const [i, r] of rounds.entries()) log(`  round ${i + 1}: ${r.map((b, j) => `${paths[j]!.name} ${b.tps.toFixed(0)} tps${relayPid(paths[j]!) === undefined ? '' : ` (${b.relayCpu.toFixed(0)} µs/tx)`}`).join('; ')}`);
+      for (const [i, r] of rounds.entries()) log(`  round ${i + 1}: ${r.map((b, j) => `${paths[j]!.name} ${b.tps.toFixed(0)} tps${relayPids(paths[j]!).length === 0 ? '' : ` (${b.relayCpu.toFixed(0)} µs/tx)`}`).join('; ')}`);
       const tps = rounds.map((r) => r.map((x) => x.tps));
       const pick = (i: number, j: number) => tps.map((r): [number, number] => [r[i]!, r[j]!]);
       rows.push(pairRow(`pgbench -S c${clients} TPS, sluice direct mode`, pick(0, 1), 'tps', false));
@@ -89,6 +94,7 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
       const vsFloor = pairRow('', pick(3, 1), 'tps', false);
       rows.push({ figure: '  sluice direct ÷ floor', value: vsFloor.value, unit: 'tps', ratio: vsFloor.ratio! });
       rows.push({ figure: '  floor relay CPU per transaction', value: median(rounds.map((r) => r[3]!.relayCpu)), unit: 'µs' });
+      rows.push({ figure: '  ssh + sshd CPU per transaction (sampled: a lower bound)', value: median(rounds.map((r) => r[2]!.relayCpu)), unit: 'µs' });
     }
 
     log('200 × (connect, select 1, close): direct, sluice direct mode …');
@@ -105,6 +111,15 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
     await gw.stop();
     rmSync(gw.dir, { recursive: true, force: true });
     await cluster.stop();
+  }
+}
+
+/** CPU µs of a process, 0 once it is gone (an sshd child between samples). */
+function cpuAlive(pid: number): number {
+  try {
+    return cpuMicros(pid);
+  } catch {
+    return 0;
   }
 }
 
