@@ -34,8 +34,6 @@ const CLOSE_GRACE_MS = 5_000;
 /** At most this many SSLRequest/GSSENCRequest before the startup packet (libpq sends ≤ 2). */
 const MAX_NEGOTIATIONS = 2;
 const NO_ENCRYPTION = Buffer.from('N');
-/** Reads up to this size are copied into Node's buffer pool (Buffer.from pools below 4 KiB). */
-const POOLED_COPY_MAX = 4095;
 
 type Phase = 'startup' | 'connecting' | 'relay' | 'closing';
 
@@ -383,17 +381,8 @@ export class PgSession {
     if (flow.relay.paused || this.client.writableNeedDrain) this.upstream!.pause();
   };
 
-  /**
-   * A read into the shared buffer: true when something may still refer to it (upstreamReads.ts).
-   * A small read (a round trip's answer) goes on as a copy cut from Node's shared pool, so the
-   * buffer is free again at once: a TLS client's write stays pending until its callback, and
-   * answering "retained" for it would cost a fresh 64 KiB buffer, kept alive until a GC, per read.
-   */
+  /** A read into the shared buffer: true when something may still refer to it (upstreamReads.ts). */
   private readonly onUpstreamRead = (view: Buffer): boolean => {
-    if (view.length <= POOLED_COPY_MAX) {
-      this.onUpstreamData(Buffer.from(view));
-      return false;
-    }
     this.onUpstreamData(view);
     return this.client.writableLength > 0 || this.fromTarget?.relay.retainsInput === true;
   };
