@@ -2,7 +2,6 @@
 // handing each accepted socket to engine.handle() (what the gateway does after the tunnel
 // upgrade), and real clients — psql and the pg driver — on the other side.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile, chown } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -407,53 +406,6 @@ describe('postgres engine with the pg driver', () => {
     expect(commands).toBe(512);
     expect(gw.sessions[before]!.queries).toHaveLength(512);
     socket.destroy();
-  });
-
-  it('relays a result of distinct rows byte for byte to a client that reads in fits and starts (reused read buffer)', async () => {
-    // The target's bytes are read into one reused buffer; a read whose bytes are still referenced
-    // (a write to the client that did not complete, a row spanning reads) must move the next read
-    // to a fresh buffer. Rows that all differ, some larger than a read, and a client that keeps
-    // stopping (so the gateway's writes back up) would show any byte overwritten too early.
-    const socket = createConnection({ host: '127.0.0.1', port: gw.port });
-    const framer = createBackendFramer();
-    const expected = (id: number) => (id > 0 ? createHash('md5').update(String(id)).digest('hex') + String.fromCharCode(65 + (id % 26)).repeat(id % 200) : createHash('md5').update(String(-id)).digest('hex').repeat(4000));
-    let rows = 0;
-    let wrong = 0;
-    let chunks = 0;
-    let resolveReady!: () => void;
-    let ready = new Promise<void>((r) => (resolveReady = r));
-    socket.on('data', (d: Buffer) => {
-      framer.push(d);
-      while (framer.next()) {
-        if (framer.type === 0x5a) resolveReady();
-        if (framer.type !== 0x44) continue;
-        const b = framer.body;
-        let at = 2;
-        const fields: string[] = [];
-        for (let i = 0; i < b.readInt16BE(0); i++) {
-          const len = b.readInt32BE(at);
-          fields.push(b.toString('utf8', at + 4, at + 4 + len));
-          at += 4 + len;
-        }
-        rows++;
-        if (fields[1] !== expected(Number(fields[0]))) wrong++;
-      }
-      if (++chunks % 8 === 0) {
-        socket.pause();
-        setTimeout(() => socket.resume(), 1);
-      }
-    });
-    socket.write(encodeStartupMessage([['user', 'x'], ['database', 'app']]));
-    await ready;
-    ready = new Promise<void>((r) => (resolveReady = r));
-    const sql = "select i, md5(i::text) || repeat(chr(65 + i % 26), i % 200) from generate_series(1, 150000) i union all select -i, repeat(md5(i::text), 4000) from generate_series(1, 40) i";
-    const query = Buffer.from(`Q\0\0\0\0${sql}\0`);
-    query.writeInt32BE(query.length - 1, 1);
-    socket.write(query);
-    await ready;
-    socket.destroy();
-    expect(rows).toBe(150_040);
-    expect(wrong).toBe(0);
   });
 
   it('passes a 50 MB value split over many chunks', async () => {

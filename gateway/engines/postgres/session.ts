@@ -5,7 +5,7 @@
 // relay: client messages through ClientFlow (recorded, judged, forwarded, refused or held), target
 // messages through ServerFlow (results paired with statements, refusals answered, rows masked).
 import type { Duplex } from 'node:stream';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AuditUnavailableError } from '../../audit/contract.js';
 import { clientText, NAME_MAX_CHARS } from '../../clientText.js';
 import { SessionTermination } from '../types.js';
@@ -220,9 +220,6 @@ export class PgSession {
     this.upstreamKey = up.backendKey;
     this.upstreamClosed = false;
     this.attachUpstream(up.socket);
-    // Reads into one reused buffer where nothing can keep a view of it beyond what the sink sees:
-    // a socket client's writes either complete at once or show in writableLength.
-    if (up.reads !== undefined && this.client instanceof Socket) up.reads.take(this.onUpstreamRead);
     if (this.ending) {
       // The client left or the gateway began shutting down while we were connecting.
       this.closeUpstream();
@@ -379,12 +376,6 @@ export class PgSession {
       return this.fail(err, 'target');
     }
     if (flow.relay.paused || this.client.writableNeedDrain) this.upstream!.pause();
-  };
-
-  /** A read into the shared buffer: true when something may still refer to it (upstreamReads.ts). */
-  private readonly onUpstreamRead = (view: Buffer): boolean => {
-    this.onUpstreamData(view);
-    return this.client.writableLength > 0 || this.fromTarget?.relay.retainsInput === true;
   };
 
   private writeClient(bytes: Buffer): void {

@@ -20,7 +20,6 @@ import {
 } from './codec/frontend.js';
 import { PgProtocolError } from './codec/wire.js';
 import { createScramClient, ScramError } from './scram.js';
-import { UpstreamReads } from './upstreamReads.js';
 import type { ScramClient } from './scram.js';
 
 /** What went wrong, for callers and tests; `sqlstate` is what the client is told. */
@@ -79,8 +78,6 @@ export interface UpstreamConnection {
   readonly transactionStatus: TransactionStatus;
   /** Bytes that arrived after ReadyForQuery (normally none); relay them before anything else. */
   readonly pending: Buffer;
-  /** A plaintext target's reads, for the relay to take over into a reused buffer (upstreamReads.ts). */
-  readonly reads?: UpstreamReads;
 }
 
 /** The target only sends small messages before ReadyForQuery; a megabyte is generous. */
@@ -94,9 +91,7 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
   const signal = deadline(opts.timeoutMs, opts.signal);
   const socket = await openTransport(opts.connectionName, opts.target, signal);
   try {
-    const up = await startup(socket, opts, signal);
-    const reads = readsOf.get(socket);
-    return reads === undefined ? up : { ...up, reads };
+    return await startup(socket, opts, signal);
   } catch (err) {
     socket.destroy();
     throw err;
@@ -138,18 +133,8 @@ function deadline(timeoutMs: number, outer?: AbortSignal): AbortSignal {
   return outer ? AbortSignal.any([timeout, outer]) : timeout;
 }
 
-/** The reused-buffer reads of the plaintext sockets openTransport made. */
-const readsOf = new WeakMap<Socket, UpstreamReads>();
-
 async function openTransport(name: string, target: PostgresTarget, signal: AbortSignal): Promise<Socket> {
-  let raw: Socket;
-  if (target.sslmode === 'disable') {
-    const plain = UpstreamReads.connect(target.host, target.port);
-    raw = plain.socket;
-    readsOf.set(raw, plain.reads);
-  } else {
-    raw = connectTcp({ host: target.host, port: target.port, noDelay: true });
-  }
+  const raw = connectTcp({ host: target.host, port: target.port, noDelay: true });
   // A socket error with no listener would crash the process; each step and later the relay add
   // their own listener, this one covers the gaps between them.
   raw.on('error', ignore);

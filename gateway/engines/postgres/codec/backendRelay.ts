@@ -68,11 +68,6 @@ export class PgBackendRelay {
     return this.waiting;
   }
 
-  /** True while the relay keeps bytes of a pushed chunk by reference (a queued chunk, a message spanning chunks). */
-  get retainsInput(): boolean {
-    return this.queue.length > 0 || this.parts !== undefined;
-  }
-
   /** True when everything emitted so far ends exactly at a message boundary. */
   get atBoundary(): boolean {
     return !this.emittedMidMessage;
