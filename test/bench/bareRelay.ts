@@ -11,6 +11,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+
+// port on stdout; the certificate comes in SLUICE_BENCH_CERT/KEY).
+//
+// The same file is direct mode's floor (`direct TARGET_PORT`, startBareDirectRelay): one Node
+// process that answers a PostgreSQL client's SSLRequest with 'S', terminates its TLS and relays
+// the bytes to the target over plain TCP — no parsing, no authentication, no audit. It is the
+// least any Node implementation of the gateway's direct listener can cost per transaction.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, createSecureContext, createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { generate } from 'selfsigned';
 
@@ -42,7 +53,21 @@ async function listen(server: ReturnType<typeof createServer>): Promise<number> 
 }
 
 async function runRelay(role: string, port: number): Promise<void> {
-  if (role === 'server') {
+  if (role === 'direct') {
+    const secureContext = createSecureContext({ cert: process.env.SLUICE_BENCH_CERT, key: process.env.SLUICE_BENCH_KEY });
+    const server = createServer({ noDelay: true }, (raw) => {
+      // The 8-byte SSLRequest, answered as PostgreSQL (and the gateway) answers it; then TLS on the same socket.
+      raw.once('readable', function first() {
+        const request = raw.read(8) as Buffer | null;
+        if (request === null) return raw.once('readable', first);
+        raw.write('S');
+        const client = new TLSSocket(raw, { isServer: true, secureContext });
+        const target = tcpConnect({ host: '127.0.0.1', port, noDelay: true });
+        relayBoth(client, target);
+      });
+    });
+    process.stdout.write(`${await listen(server)}\n`);
+  } else if (role === 'server') {
     const server = createTlsServer({ cert: process.env.SLUICE_BENCH_CERT, key: process.env.SLUICE_BENCH_KEY }, (client) => {
       client.setNoDelay(true);
       const ca = process.env.SLUICE_BENCH_TARGET_CA;
@@ -78,6 +103,8 @@ async function spawnRelay(args: string[], env: NodeJS.ProcessEnv): Promise<{ chi
  * `targetCa`: the target speaks TLS with a certificate for `localhost` chaining to this CA.
  */
 export async function startBareRelayPair(targetPort: number, targetCa?: string): Promise<BareRelayPair> {
+
+async function benchCertEnv(): Promise<NodeJS.ProcessEnv> {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keyType: 'ec',
     curve: 'P-256',
@@ -86,6 +113,28 @@ export async function startBareRelayPair(targetPort: number, targetCa?: string):
   });
   const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
   if (targetCa !== undefined) env.SLUICE_BENCH_TARGET_CA = targetCa;
+
+  return { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
+}
+
+/** Direct mode's floor in front of `targetPort`: clients connect to `port` with sslmode=require. */
+export async function startBareDirectRelay(targetPort: number): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const { child, port } = await spawnRelay(['direct', String(targetPort)], await benchCertEnv());
+  return {
+    port,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await once(child, 'exit');
+      }
+    },
+  };
+}
+
+/** Starts the pair in front of `targetPort` on loopback; `port` is where clients connect. */
+export async function startBareRelayPair(targetPort: number): Promise<BareRelayPair> {
+  const env = await benchCertEnv();
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) {

@@ -1,7 +1,10 @@
 // Direct mode against direct PostgreSQL and `ssh -L`, in the same run on the same server
 // (BENCH_ONLY=direct): pgbench -S at 1 and 8 clients, with Sluice recording every statement and
 // no policy (issue 18's target: ≥ 1.2× ssh -L), the gateway's CPU per transaction, and connection
-// setup (connect + select 1 + close, 200 times; target: ≤ direct + 5 ms). Prints; asserts nothing.
+// setup (connect + select 1 + close, 200 times; target: ≤ direct + 5 ms). Beside them, direct
+// mode's floor (bareRelay.ts `direct`: one Node process terminating the client's TLS and relaying
+// plain TCP, nothing else): floor ÷ ssh -L says whether the target is reachable by a Node gateway
+// at all, direct mode ÷ floor what the engine and the audit cost on top. Prints; asserts nothing.
 import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +14,7 @@ import { newConfigDir, runCli, serviceToken, startGateway } from '../support/bin
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
 import { blocks, cpuMicros, median, pairRow, type Row } from './postgres.js';
 import { startSshForward, type SshForward } from './sshForward.js';
+import { startBareDirectRelay } from './bareRelay.js';
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -33,6 +37,7 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
     extra: { log: { level: 'warn' }, listeners: { postgres: '127.0.0.1:0' }, credentials: { ttl: '1h' } },
   });
   let ssh: SshForward | undefined;
+  let floorRelay: Awaited<ReturnType<typeof startBareDirectRelay>> | undefined;
   try {
     const token = serviceToken(gw, 'bench', 'bench');
     const issued = await runCli(['dsn', 'bench', '--json'], { configDir: newConfigDir(), env: { SLUICE_TOKEN: token, SLUICE_GATEWAY: gw.url, SLUICE_CA: gw.caFile as string } });
@@ -44,8 +49,11 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
       conninfo: `host=127.0.0.1 port=${port} user=${cluster.user} password=${cluster.password} dbname=${cluster.database}`,
       client: { host: '127.0.0.1', port, user: cluster.user, password: cluster.password, database: cluster.database },
     });
-    const direct = plain(cluster.port);
-    const sshL = plain(ssh.port);
+    const direct = { ...plain(cluster.port), name: 'direct' };
+    const sshL = { ...plain(ssh.port), name: 'ssh -L' };
+    floorRelay = await startBareDirectRelay(cluster.port);
+    const floorPath = plain(floorRelay.port);
+    const floor: Path = { ...floorPath, name: 'floor', conninfo: `${floorPath.conninfo} sslmode=require` };
     const sluice: Path = {
       name: 'sluice direct',
       conninfo: c.dsn,
@@ -55,23 +63,38 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
     log('pgbench -i -s 10 …');
     await run(join(PG_BIN_DIR, 'pgbench'), ['-i', '-q', '-s', '10', direct.conninfo]);
     const rows: Row[] = [];
-    const paths = [direct, sluice, sshL];
+    const paths = [direct, sluice, sshL, floor];
+    // Whose CPU a block is charged to: the gateway for direct mode, the relay for the floor, ssh
+    // and sshd for ssh -L (sshd's per-connection processes live only while pgbench's connections do).
+    const relayPids = (p: Path): number[] => (p === sluice ? [gw.child.pid!] : p === floor ? [floorRelay!.pid] : p === sshL ? ssh!.pids() : []);
+    const cpuOf = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpuAlive(pid), 0);
     for (const clients of [1, 8]) {
-      log(`pgbench -S -c ${clients}: direct, sluice direct mode, ssh -L …`);
+      log(`pgbench -S -c ${clients}: direct, sluice direct mode, ssh -L, bare TLS relay (floor) …`);
       // Unmeasured: a cold path (8 ssh channels, 8 TLS handshakes) may complete nothing in a short warm-up.
       for (const p of paths) await pgbench(p, clients, WARMUP, true);
       const rounds = await blocks(async (p: Path) => {
-        const before = cpuMicros(gw.child.pid!);
-        const r = await pgbench(p, clients, SECONDS);
-        return { ...r, gatewayCpu: (cpuMicros(gw.child.pid!) - before) / r.transactions };
+        const before = cpuOf(relayPids(p));
+        // ssh -L's per-connection sshd processes start with pgbench's connections and end with them: read while they run.
+        let sampled = 0;
+        const sampler = p === sshL ? setInterval(() => (sampled = Math.max(sampled, cpuOf(relayPids(p)))), 200) : undefined;
+        const r = await pgbench(p, clients, SECONDS).finally(() => clearInterval(sampler));
+        const spent = Math.max(sampled, cpuOf(relayPids(p))) - before;
+        return { ...r, relayCpu: relayPids(p).length === 0 ? 0 : spent / r.transactions };
       }, paths);
+      for (const [i, r] of rounds.entries()) log(`  round ${i + 1}: ${r.map((b, j) => `${paths[j]!.name} ${b.tps.toFixed(0)} tps${relayPids(paths[j]!).length === 0 ? '' : ` (${b.relayCpu.toFixed(0)} µs/tx)`}`).join('; ')}`);
       const tps = rounds.map((r) => r.map((x) => x.tps));
       const pick = (i: number, j: number) => tps.map((r): [number, number] => [r[i]!, r[j]!]);
       rows.push(pairRow(`pgbench -S c${clients} TPS, sluice direct mode`, pick(0, 1), 'tps', false));
       rows.push(pairRow('  ssh -L', pick(0, 2), 'tps', false));
       const vsSsh = pairRow('', pick(2, 1), 'tps', false);
       rows.push({ figure: '  sluice direct ÷ ssh -L (target ≥ 1.2×)', value: vsSsh.value, unit: 'tps', ratio: vsSsh.ratio! });
-      rows.push({ figure: '  gateway CPU per transaction (direct mode)', value: median(rounds.map((r) => r[1]!.gatewayCpu)), unit: 'µs' });
+      rows.push({ figure: '  gateway CPU per transaction (direct mode)', value: median(rounds.map((r) => r[1]!.relayCpu)), unit: 'µs' });
+      const floorVsSsh = pairRow('', pick(2, 3), 'tps', false);
+      rows.push({ figure: '  floor (bare Node TLS relay) ÷ ssh -L', value: floorVsSsh.value, unit: 'tps', ratio: floorVsSsh.ratio! });
+      const vsFloor = pairRow('', pick(3, 1), 'tps', false);
+      rows.push({ figure: '  sluice direct ÷ floor', value: vsFloor.value, unit: 'tps', ratio: vsFloor.ratio! });
+      rows.push({ figure: '  floor relay CPU per transaction', value: median(rounds.map((r) => r[3]!.relayCpu)), unit: 'µs' });
+      rows.push({ figure: '  ssh + sshd CPU per transaction (sampled: a lower bound)', value: median(rounds.map((r) => r[2]!.relayCpu)), unit: 'µs' });
     }
 
     log('200 × (connect, select 1, close): direct, sluice direct mode …');
@@ -84,9 +107,19 @@ export async function benchDirect(log: (s: string) => void): Promise<Row[]> {
     throw err;
   } finally {
     await ssh?.stop();
+    await floorRelay?.stop();
     await gw.stop();
     rmSync(gw.dir, { recursive: true, force: true });
     await cluster.stop();
+  }
+}
+
+/** CPU µs of a process, 0 once it is gone (an sshd child between samples). */
+function cpuAlive(pid: number): number {
+  try {
+    return cpuMicros(pid);
+  } catch {
+    return 0;
   }
 }
 

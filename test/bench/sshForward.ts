@@ -2,7 +2,7 @@
 // as fast as ssh -L — the tool people use instead"). A throwaway sshd on a loopback port with its
 // own host key, one client key, and a local forward; all in a temporary directory.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,26 @@ import { ensureProgram, findFreePort } from '../support/pgCluster.js';
 
 export interface SshForward {
   port: number;
+  /** The ssh client and every sshd process now running (the listener's per-connection children included), for their CPU. */
+  pids(): number[];
   stop(): Promise<void>;
+}
+
+/** `root` and its descendants, from /proc (sshd forks a process per connection, and it a privilege-separated child). */
+function processTree(root: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      parentOf.set(Number(entry), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = [root];
+  for (let i = 0; i < tree.length; i++) for (const [pid, ppid] of parentOf) if (ppid === tree[i]) tree.push(pid);
+  return tree;
 }
 
 export async function startSshForward(targetPort: number): Promise<SshForward> {
@@ -69,7 +88,7 @@ export async function startSshForward(targetPort: number): Promise<SshForward> {
     await stop();
     throw err;
   }
-  return { port: localPort, stop };
+  return { port: localPort, pids: () => [client!.pid!, ...processTree(server.pid!)], stop };
 }
 
 async function waitForPort(port: number, output: () => string): Promise<void> {
