@@ -7,12 +7,6 @@
 // of the two relays: `node bareRelay.js server TARGET_PORT` or `client SERVER_PORT` (prints its
 // port on stdout; the certificate comes in SLUICE_BENCH_CERT/KEY). With SLUICE_BENCH_TARGET_CA the
 // server side reaches the target over verified TLS (as the gateway reaches an HTTPS service).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, connect as tcpConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
-
-// port on stdout; the certificate comes in SLUICE_BENCH_CERT/KEY).
 //
 // The same file is direct mode's floor (`direct TARGET_PORT`, startBareDirectRelay): one Node
 // process that answers a PostgreSQL client's SSLRequest with 'S', terminates its TLS and relays
@@ -98,12 +92,6 @@ async function spawnRelay(args: string[], env: NodeJS.ProcessEnv): Promise<{ chi
   return { child, port };
 }
 
-/**
- * Starts the pair in front of `targetPort` on loopback; `port` is where clients connect.
- * `targetCa`: the target speaks TLS with a certificate for `localhost` chaining to this CA.
- */
-export async function startBareRelayPair(targetPort: number, targetCa?: string): Promise<BareRelayPair> {
-
 async function benchCertEnv(): Promise<NodeJS.ProcessEnv> {
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
     keyType: 'ec',
@@ -111,9 +99,6 @@ async function benchCertEnv(): Promise<NodeJS.ProcessEnv> {
     algorithm: 'sha256',
     extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
   });
-  const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
-  if (targetCa !== undefined) env.SLUICE_BENCH_TARGET_CA = targetCa;
-
   return { ...process.env, SLUICE_BENCH_CERT: pems.cert, SLUICE_BENCH_KEY: pems.private };
 }
 
@@ -132,9 +117,13 @@ export async function startBareDirectRelay(targetPort: number): Promise<{ port: 
   };
 }
 
-/** Starts the pair in front of `targetPort` on loopback; `port` is where clients connect. */
-export async function startBareRelayPair(targetPort: number): Promise<BareRelayPair> {
+/**
+ * Starts the pair in front of `targetPort` on loopback; `port` is where clients connect.
+ * `targetCa`: the target speaks TLS with a certificate for `localhost` chaining to this CA.
+ */
+export async function startBareRelayPair(targetPort: number, targetCa?: string): Promise<BareRelayPair> {
   const env = await benchCertEnv();
+  if (targetCa !== undefined) env.SLUICE_BENCH_TARGET_CA = targetCa;
   const children: ChildProcess[] = [];
   const stop = async () => {
     for (const c of children) {
