@@ -13,43 +13,55 @@
 // referenced row reaches the tables whose foreign keys cascade to it, and a view or rule reaches
 // the relations its query names. These edges are followed by name, in any schema, like the rest
 // of the policy (over-matching is the safe side).
-import type { FunctionRef, RelationRef } from './sql.js';
+import { analyzeSql, type FunctionRef, type RelationRef, type StatementAnalysis } from './sql.js';
 import { runsSqlText } from './functionRefs.js';
 
 /**
- * One row per (relation, attached object, function): the relation's schema and name, whether the
- * object runs only on writes ('w') or on any access ('a'), what the object is, the function's
- * schema and name, and whether the function is shipped ('t': created by initdb, OID below
- * 16384, or a member of an installed extension). Operators are replaced by their functions.
+ * What runs, two ways. pg_depend records every function and operator an attached expression uses
+ * except the built-ins (pinned objects are not recorded), so it names exactly the functions
+ * written in the database or shipped by an extension; the built-ins are read from the
+ * definitions themselves (pg_get_expr, pg_get_constraintdef, pg_get_triggerdef,
+ * pg_get_ruledef, pg_get_indexdef), parsed by PostgreSQL's own parser.
+ * Rows: the relation's schema and name, whether the object runs only on writes ('w') or on any
+ * access ('a'), what it is, then either the function's schema, name and whether it is shipped
+ * ('t': a member of an installed extension; 'f' written in the database), or its definition.
  * Internal triggers (foreign-key checks) run built-in code only and are left out, and so are
  * relations initdb created (OID below 16384), whose attached code is the server's own.
  */
 export const ATTACHED_CODE_SQL = `WITH RECURSIVE coltype(relid, typid) AS (
-    SELECT a.attrelid, a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attnum > 0 AND NOT a.attisdropped AND a.atttypid >= 16384
+    SELECT a.attrelid, a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attnum > 0 AND NOT a.attisdropped AND a.atttypid >= 16384 AND a.attrelid >= 16384
     UNION SELECT ct.relid, t.typbasetype FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid = ct.typid WHERE t.typtype = 'd'
   ),
-  obj(relid, mode, what, classid, objid) AS (
-    SELECT t.tgrelid, 'w', 'trigger ' || t.tgname, 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal
-    UNION ALL SELECT d.adrelid, 'w', 'default of column ' || a.attname, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid FROM pg_catalog.pg_attrdef d
+  obj(relid, mode, what, classid, objid, def) AS (
+    SELECT t.tgrelid, 'w', 'trigger ' || t.tgname, 'pg_catalog.pg_trigger'::pg_catalog.regclass, t.oid, pg_catalog.pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal
+    UNION ALL SELECT d.adrelid, 'w', 'default of column ' || a.attname, 'pg_catalog.pg_attrdef'::pg_catalog.regclass, d.oid, 'SELECT ' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d
       JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
-    UNION ALL SELECT c.conrelid, 'w', 'constraint ' || c.conname, 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid FROM pg_catalog.pg_constraint c WHERE c.conrelid <> 0 AND c.contype IN ('c', 'x')
-    UNION ALL SELECT ct.relid, 'w', 'domain constraint ' || c.conname, 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid FROM coltype ct JOIN pg_catalog.pg_constraint c ON c.contypid = ct.typid
-    UNION ALL SELECT ct.relid, 'w', 'default of domain ' || t.typname, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid = ct.typid WHERE t.typtype = 'd'
-    UNION ALL SELECT i.indrelid, 'w', 'index ' || c.relname, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
-    UNION ALL SELECT p.polrelid, 'a', 'row security policy ' || p.polname, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid FROM pg_catalog.pg_policy p
-    UNION ALL SELECT r.ev_class, 'a', CASE WHEN r.rulename = '_RETURN' THEN 'view definition' ELSE 'rule ' || r.rulename END, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid FROM pg_catalog.pg_rewrite r
+    UNION ALL SELECT c.conrelid, 'w', 'constraint ' || c.conname, 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 'ALTER TABLE t ADD ' || pg_catalog.pg_get_constraintdef(c.oid)
+      FROM pg_catalog.pg_constraint c WHERE c.conrelid <> 0 AND c.contype IN ('c', 'x')
+    UNION ALL SELECT ct.relid, 'w', 'domain constraint ' || c.conname, 'pg_catalog.pg_constraint'::pg_catalog.regclass, c.oid, 'ALTER DOMAIN d ADD ' || pg_catalog.pg_get_constraintdef(c.oid)
+      FROM coltype ct JOIN pg_catalog.pg_constraint c ON c.contypid = ct.typid
+    UNION ALL SELECT ct.relid, 'w', 'default of domain ' || t.typname, 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid, 'SELECT ' || t.typdefault FROM coltype ct JOIN pg_catalog.pg_type t ON t.oid = ct.typid WHERE t.typtype = 'd'
+    UNION ALL SELECT i.indrelid, 'w', 'index ' || c.relname, 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, CASE WHEN i.indexprs IS NOT NULL OR i.indpred IS NOT NULL THEN pg_catalog.pg_get_indexdef(i.indexrelid) END
+      FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+    UNION ALL SELECT p.polrelid, 'a', 'row security policy ' || p.polname, 'pg_catalog.pg_policy'::pg_catalog.regclass, p.oid,
+      'SELECT ' || pg_catalog.concat_ws(', ', pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)) FROM pg_catalog.pg_policy p
+    UNION ALL SELECT r.ev_class, 'a', CASE WHEN r.rulename = '_RETURN' THEN 'view definition' ELSE 'rule ' || r.rulename END, 'pg_catalog.pg_rewrite'::pg_catalog.regclass, r.oid, pg_catalog.pg_get_ruledef(r.oid)
+      FROM pg_catalog.pg_rewrite r
   ),
   fn(relid, mode, what, fid) AS (
     SELECT o.relid, o.mode, o.what, d.refobjid FROM obj o JOIN pg_catalog.pg_depend d ON d.classid = o.classid AND d.objid = o.objid AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-    UNION ALL SELECT t.tgrelid, 'w', 'trigger ' || t.tgname, t.tgfoid FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal
     UNION ALL SELECT o.relid, o.mode, o.what, op.oprcode::pg_catalog.oid FROM obj o JOIN pg_catalog.pg_depend d ON d.classid = o.classid AND d.objid = o.objid AND d.refclassid = 'pg_catalog.pg_operator'::pg_catalog.regclass
       JOIN pg_catalog.pg_operator op ON op.oid = d.refobjid
+  ),
+  found(relid, mode, what, fn_schema, fn_name, shipped, def) AS (
+    SELECT DISTINCT f.relid, f.mode, f.what, pn.nspname, p.proname,
+      CASE WHEN p.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid
+        AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e') THEN 't' ELSE 'f' END, NULL::pg_catalog.text
+    FROM fn f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+    UNION ALL SELECT o.relid, o.mode, o.what, NULL, NULL, NULL, o.def FROM obj o WHERE o.def IS NOT NULL
   )
-  SELECT DISTINCT rn.nspname, rc.relname, f.mode, f.what, pn.nspname, p.proname,
-    CASE WHEN p.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid
-      AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e') THEN 't' ELSE 'f' END
-  FROM fn f JOIN pg_catalog.pg_class rc ON rc.oid = f.relid JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
-  JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+  SELECT rn.nspname, rc.relname, f.mode, f.what, f.fn_schema, f.fn_name, f.shipped, f.def
+  FROM found f JOIN pg_catalog.pg_class rc ON rc.oid = f.relid JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
   WHERE rc.relkind IN ('r', 'p', 'v', 'm', 'f') AND rc.oid >= 16384`;
 
 /**
@@ -71,11 +83,14 @@ export interface AttachedFunction {
   readonly relation: string;
   /** What runs it: `trigger audit_row`, `default of column id`, `row security policy p`. */
   readonly what: string;
-  readonly fn: FunctionRef & { readonly schema: string };
+  /** Its schema is absent when it was read from a definition by name (a built-in). */
+  readonly fn: FunctionRef;
   /** Runs only when the relation is written (a trigger, a default, a check), not when it is read. */
   readonly writesOnly: boolean;
-  /** Created by initdb or an installed extension. */
+  /** Created by initdb or an installed extension (code written in the database is found through pg_depend). */
   readonly shipped: boolean;
+  /** The definition did not parse: what it runs is unknown. */
+  readonly opaque?: true;
 }
 
 interface Attachment {
@@ -106,15 +121,38 @@ export function attachedCodeFromRows(fnRows: Rows, reachRows: Rows): AttachedCod
     }
     return a;
   };
-  for (const [schema, name, mode, what, fnSchema, fnName, shipped] of fnRows) {
-    if (name === null || name === undefined || fnName === null || fnName === undefined) continue;
-    entry(schema ?? '', name).fns.push({ relation: `${schema ?? ''}.${name}`, what: what ?? 'attached code', fn: { schema: fnSchema ?? '', name: fnName }, writesOnly: mode === 'w', shipped: shipped === 't' });
+  for (const [schema, name, mode, what, fnSchema, fnName, shipped, def] of fnRows) {
+    if (name === null || name === undefined) continue;
+    const base = { relation: `${schema ?? ''}.${name}`, what: what ?? 'attached code', writesOnly: mode === 'w' };
+    const fns = entry(schema ?? '', name).fns;
+    if (fnName !== null && fnName !== undefined) fns.push({ ...base, fn: { schema: fnSchema ?? '', name: fnName }, shipped: shipped === 't' });
+    else if (def !== null && def !== undefined) fns.push(...definitionCalls(def, base));
   }
   for (const [schema, name, mode, toSchema, toName] of reachRows) {
     if (name === null || name === undefined || toName === null || toName === undefined) continue;
     entry(schema ?? '', name).reaches.push({ schema: toSchema ?? '', name: toName, writesOnly: mode === 'w' });
   }
   return { byName };
+}
+
+/**
+ * The functions a definition calls by name. What it calls that was written in the database also
+ * has a pg_depend row (with its schema and whether it is shipped); what only parsing finds is a
+ * built-in. A definition that does not parse runs unknown code.
+ */
+function definitionCalls(def: string, base: Pick<AttachedFunction, 'relation' | 'what' | 'writesOnly'>): AttachedFunction[] {
+  const a = analyzeSql(def);
+  if (!a.ok) return [{ ...base, fn: { name: base.what }, shipped: false, opaque: true }];
+  const out: AttachedFunction[] = [];
+  const visit = (list: readonly StatementAnalysis[]) => {
+    for (const st of list) {
+      for (const fn of st.functions) out.push({ ...base, fn, shipped: true });
+      if (st.opaque !== undefined) out.push({ ...base, fn: { name: base.what }, shipped: false, opaque: true });
+      visit(st.nested.map((n) => n.statement));
+    }
+  };
+  visit(a.statements);
+  return out;
 }
 
 /** Bounds the walk over reached relations (cycles stop where they close; this caps fan-out). */

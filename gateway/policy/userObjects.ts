@@ -208,7 +208,11 @@ export function functionUses(s: StatementAnalysis, objects: UserObjects | undefi
   implementations(objects.types, s.types, 'type', out);
   for (const fn of objects.ambient) out.push({ ref: fn, via: 'an implicit cast or default operator class' });
   if (objects.attached !== undefined) {
-    for (const a of attachedFunctions(objects.attached, s.relations)) out.push({ ref: a.fn, via: `${a.what} on ${a.relation}`, ...(a.shipped ? { attachedBuiltin: true as const } : {}) });
+    for (const a of attachedFunctions(objects.attached, s.relations)) {
+      const via = `${a.what} on ${a.relation}`;
+      if (a.opaque === true) out.push({ ref: a.fn, via: `${via}, whose definition does not parse`, runsSql: true });
+      else out.push({ ref: a.fn, via, ...(a.shipped ? { attachedBuiltin: true as const } : {}) });
+    }
   }
   // What is reached without being named (an operator's, a type's, attached code's function) is
   // followed into its body like a call by name.

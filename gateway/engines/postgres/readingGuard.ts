@@ -130,7 +130,8 @@ export class ReadingGuard {
       if (found?.inCycle === true) break;
       const f = attachedFunctions(code, e.relations).find(mayChangeReading);
       if (f !== undefined && (found === undefined || e.inCycle)) {
-        found = { reason: `the ${f.what} on ${f.relation} runs ${f.fn.schema}.${f.fn.name}(), which may change client_encoding`, inCycle: e.inCycle };
+        const fn = f.opaque === true ? 'code the gateway cannot read' : `${f.fn.schema !== undefined ? `${f.fn.schema}.` : ''}${f.fn.name}()`;
+        found = { reason: `the ${f.what} on ${f.relation} runs ${fn}, which may change client_encoding`, inCycle: e.inCycle };
       }
     }
     return found;

@@ -14,6 +14,7 @@ import { DEV, policyFromYaml } from './fixtures.js';
 
 const BLOCK = policyFromYaml('rules: [{ id: no-danger, block: { functions: [danger, pg_read_file] } }]');
 const ALLOW = policyFromYaml('rules: [{ id: only-these, block: { functions: { allow: [lower, count, app_fn] } } }]');
+const BLOCK_LO = policyFromYaml('rules: [{ id: no-lo, block: { functions: [lo_create] } }]');
 const REVIEW = policyFromYaml('rules: [{ id: check-danger, review: { functions: [danger], approvers: [dba] } }]');
 
 const decide = (sql: string, objects: UserObjects, policy = BLOCK) => evaluate(DEV, policy, { kind: 'sql', analysis: analyzeSql(sql), text: sql }, { userObjects: objects });
@@ -110,3 +111,29 @@ describe('code attached to relations counts as called', () => {
     expect(attachedFunctions(ATTACHED, rel('audited', 'read'))).toEqual([]);
   });
 });
+
+describe('built-ins read from the definitions (pg_depend does not record them)', () => {
+  const rows = (what: string, def: string, mode = 'w') => [['public', 't', mode, what, null, null, null, def]];
+  it.each([
+    ['default of column x', 'SELECT lo_create(0)'],
+    ['constraint c', 'ALTER TABLE t ADD CHECK ((lo_create(0) > 0))'],
+    ['domain constraint d_check', 'ALTER DOMAIN d ADD CHECK (((lo_create(0) > 0) AND (VALUE > 0)))'],
+    ['index i', 'CREATE INDEX i ON public.t USING btree (lo_create(id))'],
+    ['trigger tr', 'CREATE TRIGGER tr BEFORE INSERT ON public.t FOR EACH ROW WHEN ((lo_create(0) > 0)) EXECUTE FUNCTION suppress_redundant_updates_trigger()'],
+    ['rule r', 'CREATE RULE r AS ON INSERT TO public.t DO ALSO SELECT lo_create(0) AS o;'],
+    ['view definition', 'CREATE RULE "_RETURN" AS ON SELECT TO public.t DO INSTEAD SELECT lo_create(0) AS o;'],
+  ])('%s', (what, def) => {
+    const code = attachedCodeFromRows(rows(what, def), []);
+    const found = attachedFunctions(code, [{ name: 't', access: 'write' }]);
+    expect(found.map((f) => f.fn.name)).toContain('lo_create');
+    const d = evaluate(DEV, BLOCK_LO, { kind: 'sql', analysis: analyzeSql('INSERT INTO t VALUES (1)'), text: '' }, { userObjects: userObjectsFromRows([], [], code) });
+    expect(d.reason).toContain(`function lo_create (through ${what} on public.t)`);
+  });
+
+  it('a definition that does not parse is code the gateway cannot see into', () => {
+    const code = attachedCodeFromRows(rows('default of column x', 'SELECT ((('), []);
+    expect(decide('INSERT INTO t VALUES (1)', userObjectsFromRows([], [], code))).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
+    expect(attachedFunctions(code, [{ name: 't', access: 'write' }]).map(mayChangeReading)).toEqual([true]);
+  });
+});
+
