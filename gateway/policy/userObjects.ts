@@ -44,22 +44,31 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
 SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
 
 /**
- * The functions and procedures created outside the gateway whose code it must account for: the
- * definitions of SQL and PL/pgSQL ones, whose bodies are read (what they call counts as called by
- * whoever calls them: `read_config()` that wraps pg_read_file is pg_read_file; a PL/pgSQL body
- * that runs SQL built at run time counts as running SQL text the gateway cannot see), and those
- * in any other language (PL/Python, PL/Perl, C, internal, …) that are not trusted: their code is
- * not read, so calling one is code the gateway cannot see into (`sluice:opaque-code`). Trusted
- * code is what the server and its packaged extensions ship: OID below 16384 (created by initdb,
- * never listed here) or a member of an installed extension (pg_depend deptype 'e').
- * Columns: schema, name, the SQL definition (sql) or the body (plpgsql, NULL otherwise), the
- * language, the return type as PL/pgSQL's parser needs it.
+ * The functions and procedures created outside the gateway whose code the gateway must account
+ * for: the definitions of SQL and PL/pgSQL ones, whose bodies are read (what they call counts as
+ * called by whoever calls them: `read_config()` that wraps pg_read_file is pg_read_file; a
+ * PL/pgSQL body that runs SQL built at run time counts as running SQL text the gateway cannot
+ * see); `internal` and C functions, which are another name for shipped code when their symbol
+ * (and library) are a shipped function's (`LANGUAGE internal AS 'be_lo_import'` is lo_import);
+ * and every other function in any language that is not shipped — PL/Python, PL/Perl, a C symbol
+ * no shipped function has — whose code is not read, so calling one is code the gateway cannot
+ * see into (`sluice:opaque-code`). Shipped code is what the server and its installed extensions
+ * bring: OID below 16384 (created by initdb, never listed here) or a member of an installed
+ * extension (pg_depend deptype 'e').
+ * Columns: schema, name, the SQL definition (sql), the body (plpgsql), the names of the shipped
+ * functions with the same symbol (internal, c; NULL when none), the language, the return type as
+ * PL/pgSQL's parser needs it.
  */
-export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) WHEN l.lanname = 'plpgsql' THEN p.prosrc END, l.lanname,
+const SHIPPED = (p: string) =>
+  `(${p}.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = ${p}.oid ` +
+  "AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e'))";
+export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) WHEN l.lanname = 'plpgsql' THEN p.prosrc
+    WHEN l.lanname IN ('internal', 'c') THEN (SELECT pg_catalog.string_agg(DISTINCT b.proname::pg_catalog.text, ' ') FROM pg_catalog.pg_proc b
+      WHERE b.prolang = p.prolang AND b.prosrc = p.prosrc AND b.probin IS NOT DISTINCT FROM p.probin AND b.oid <> p.oid AND ${SHIPPED('b')}) END,
+  l.lanname,
   CASE WHEN p.prokind = 'p' THEN 'void' ELSE pg_catalog.concat(CASE WHEN p.proretset THEN 'SETOF ' END, pg_catalog.format_type(p.prorettype, NULL)) END
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-  WHERE p.oid >= 16384 AND p.prokind IN ('f', 'p') AND (l.lanname IN ('sql', 'plpgsql') OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-    WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = p.oid AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e'))`;
+  WHERE p.oid >= 16384 AND p.prokind IN ('f', 'p') AND (l.lanname IN ('sql', 'plpgsql') OR NOT ${SHIPPED('p')})`;
 
 interface Implementation {
   /** The object's schema. */
@@ -133,7 +142,11 @@ function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
     if (name === null || name === undefined) continue;
     const language = lang ?? 'sql';
     let uses: FunctionUse[];
-    if (language !== 'sql' && language !== 'plpgsql') uses = [{ ref: { schema: schema ?? '', name }, via: `written in ${language}`, runsSql: true }];
+    if (language === 'internal' || language === 'c') {
+      // Another name for shipped code runs what that code does; an unknown symbol is unseen code.
+      const same = def === null || def === undefined ? [] : def.split(' ').filter((x) => x !== '');
+      uses = same.length > 0 ? same.map((n) => ({ ref: { name: n }, via: `function ${name}, which is ${n}` })) : [{ ref: { schema: schema ?? '', name }, via: `written in ${language} with a symbol no shipped function has`, runsSql: true }];
+    } else if (language !== 'sql' && language !== 'plpgsql') uses = [{ ref: { schema: schema ?? '', name }, via: `written in ${language}`, runsSql: true }];
     else if (def === null || def === undefined) continue;
     else uses = language === 'plpgsql' ? plpgsqlUses(schema ?? '', name, def, returns ?? 'void', objects) : usesOf(analyzeSql(def), objects);
     const key = name.toLowerCase();

@@ -1,7 +1,8 @@
 // Adversarial corpus, class "code the gateway cannot see into": functions written in a language
 // whose code the gateway does not read (here `internal` and `c`, which a superuser can create
-// from code the server already has; PL/Python and PL/Perl are not installed on these machines and
-// are judged the same way, by language), and code an administrator attached to relations that
+// from code the server already has: another name for a shipped function counts as that function,
+// any other symbol is opaque; PL/Python and PL/Perl are not installed on these machines and are
+// opaque by language, unit-tested in test/unit/policy/attachedCode.test.ts), and code an administrator attached to relations that
 // the server runs without the statement naming it (triggers, column defaults, domain checks, row
 // security policies, views, cascading foreign keys). A real gateway with the recommended policy
 // (without its column masks, so the refusals shown are this class's own), a real tunnel, real
@@ -20,7 +21,8 @@ const ADMIN_OBJECTS = `
   create function innocent_import(text) returns oid language internal strict as 'be_lo_import';
   create function innocent_create(oid) returns oid language internal strict as 'be_lo_create';
   create function innocent_wrapper() returns oid language plpgsql as $$ begin return innocent_create(0); end $$;
-  create function sneaky_stat(regclass) returns record language c strict as '$libdir/pgstattuple', 'pgstattuplebyid';
+  create function sneaky_stat(regclass) returns record language c strict as '$libdir/pgstattuple', 'pgstattuplebyid_v1_5';
+  create function opaque_stat(regclass) returns record language c strict as '$libdir/pgstattuple', 'pgstattuplebyid';
   create extension pgstattuple;
   create function mk_lo() returns trigger language plpgsql as $$ begin perform lo_create(0); return coalesce(new, old); end $$;
   create table ledger (id int primary key, note text);
@@ -92,22 +94,29 @@ describe('the attacks would work without the gateway', () => {
   });
 });
 
-describe('functions in other languages are code the gateway cannot see into', () => {
+describe('functions in languages the gateway does not read', () => {
   it.each([
-    ["select innocent_import('/etc/hostname')", 'an internal-language alias of lo_import'],
-    ['select innocent_create(0)', 'an internal-language alias of lo_create'],
-    ['select innocent_wrapper()', 'a PL/pgSQL wrapper around one'],
-    ['select * from customers where id = innocent_create(0)', 'one called in a WHERE'],
-    ["select * from sneaky_stat('customers') as t(a bigint, b bigint, c bigint, d float8, e bigint, f bigint, g float8, h bigint, i float8)", 'a C function made from an extension’s library outside the extension'],
-  ])('%s (%s) is refused and makes nothing', async (sql) => {
+    ["select innocent_import('/etc/hostname')", 'lo_import (through function innocent_import)'],
+    ['select innocent_create(0)', 'lo_create (through function innocent_create)'],
+    ['select innocent_wrapper()', 'lo_create (through function innocent_wrapper)'],
+    ['select * from customers where id = innocent_create(0)', 'lo_create (through function innocent_create)'],
+  ])('%s, an internal-language alias of a built-in, counts as that built-in: refused, nothing made', async (sql, why) => {
     const before = await largeObjects();
-    const out = await refused(sql, 'sluice:opaque-code');
-    expect(out).toMatch(/written in (internal|c)\b/);
+    const out = await refused(sql, 'no-file-access');
+    expect(out).toContain(`function ${why}`);
     expect(await largeObjects()).toBe(before);
   });
 
-  it('a member of an installed extension is shipped code: judged by its name and allowed', async () => {
-    const r = await arena.psql("select tuple_count from pgstattuple('customers')");
+  it('a C function with a symbol no shipped function has is code the gateway cannot see into', async () => {
+    const out = await refused("select * from opaque_stat('customers') as t(a bigint, b bigint, c bigint, d float8, e bigint, f bigint, g float8, h bigint, i float8)", 'sluice:opaque-code');
+    expect(out).toContain('written in c with a symbol no shipped function has');
+  });
+
+  it.each([
+    ["select tuple_count from pgstattuple('customers')", 'a member of an installed extension'],
+    ["select t.b from sneaky_stat('customers') as t(a bigint, b bigint, c bigint, d float8, e bigint, f bigint, g float8, h bigint, i float8)", 'a C function with an extension function’s library and symbol'],
+  ])('%s (%s) is shipped code, judged by its name: allowed', async (sql) => {
+    const r = await arena.psql(sql);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('3');
   });

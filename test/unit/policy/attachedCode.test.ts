@@ -43,15 +43,22 @@ const FUNCTIONS = [
   ['public', 'danger', 'CREATE FUNCTION public.danger() RETURNS int LANGUAGE sql AS $f$ SELECT 1 $f$', 'sql', 'integer'],
   ['public', 'wrapper', null, 'plpython3u', 'integer'],
   ['public', 'alias', null, 'internal', 'text'],
+  ['public', 'innocent_import', 'lo_import', 'internal', 'oid'],
+  ['public', 'plperl_fn', null, 'plperlu', 'integer'],
   ['public', 'app_fn', 'CREATE FUNCTION public.app_fn() RETURNS int LANGUAGE sql AS $f$ SELECT 1 $f$', 'sql', 'integer'],
 ];
 
 const objects = userObjectsFromRows([], FUNCTIONS, ATTACHED);
 
 describe('functions in other languages', () => {
-  it.each(['SELECT wrapper()', 'SELECT public.alias($1)', 'SELECT * FROM customers WHERE id = wrapper()', 'CALL wrapper()'])('%s is code the gateway cannot see into', (sql) => {
+  it.each(['SELECT wrapper()', 'SELECT plperl_fn()', 'SELECT public.alias($1)', 'SELECT * FROM customers WHERE id = wrapper()', 'CALL wrapper()'])('%s is code the gateway cannot see into', (sql) => {
     expect(decide(sql, objects)).toMatchObject({ verdict: 'block', rule: 'sluice:opaque-code' });
-    expect(decide(sql, objects).reason).toMatch(/written in (plpython3u|internal)/);
+    expect(decide(sql, objects).reason).toMatch(/written in (plpython3u|plperlu|internal)/);
+  });
+
+  it('an internal or C function with a shipped function’s symbol is that function', () => {
+    const lo = policyFromYaml('rules: [{ id: no-lo, block: { functions: [lo_*] } }]');
+    expect(decide("SELECT innocent_import('/etc/hostname')", objects, lo).reason).toContain('function lo_import (through function innocent_import)');
   });
 
   it('is held for review when only review rules apply', () => {
