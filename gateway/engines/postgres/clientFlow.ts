@@ -87,7 +87,7 @@ export class ClientFlow {
   private readonly reading: ReadingGuard;
 
   constructor(private readonly o: ClientFlowOptions) {
-    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined);
+    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined, () => o.server.outstanding);
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
   }
 

@@ -50,6 +50,7 @@ function relationsOf(statements: readonly StatementAnalysis[], out: RelationRef[
 
 const relationsOfDef = (def: StatementDef): readonly RelationRef[] => (def.analysis.ok ? relationsOf(def.analysis.statements) : []);
 
+
 /** Per-session state: what has gone to the target that may have changed its reading. */
 export class ReadingGuard {
   /** Why the target's settings are unknown until it has answered everything sent so far. */
@@ -65,12 +66,19 @@ export class ReadingGuard {
   private loading: Promise<unknown> | undefined;
   /** The database's attached code (read with the shadows). */
   private attached: AttachedCode | undefined;
-  /** Relations touched by what went to the target and is unanswered; `inCycle`: since the client's last Sync. */
-  private sent: { readonly relations: readonly RelationRef[]; inCycle: boolean }[] = [];
-  /** Relations each bound portal touches: each Execute touches them again. */
-  private readonly portalRelations = new Map<string, readonly RelationRef[]>();
+  /**
+   * What went to the target and is unanswered, each statement once, with whether it ran since the
+   * client's last Sync; its relations are looked at only when text is pipelined behind it.
+   */
+  private readonly sent = new Map<StatementDef, boolean>();
+  /** The statement each bound portal runs: each Execute runs it again. */
+  private readonly portalDefs = new Map<string, StatementDef>();
 
-  constructor(private readonly catalog?: ShadowsSource) {}
+  /** `outstanding`: the number of cycles the target has not answered yet. */
+  constructor(
+    private readonly catalog?: ShadowsSource,
+    private readonly outstanding: () => number = () => 0,
+  ) {}
 
   /**
    * Before a Query's or Parse's text goes to the target: 'wait' (until the target is idle, then
@@ -79,7 +87,7 @@ export class ReadingGuard {
    */
   beforeText(outstanding: number): 'wait' | Decision | Promise<unknown> | undefined {
     // Everything before the open cycle has been answered (and its settings checked).
-    if (outstanding === 0 && this.sent.length > 0) this.sent = this.sent.filter((e) => e.inCycle);
+    if (outstanding === 0) this.answered();
     if (this.unsure === undefined && (outstanding > 0 || this.cycleOpen) && this.catalog !== undefined) {
       if (this.shadows === null) return (this.loading ??= this.readShadows(this.catalog));
       if (this.shadows !== undefined) {
@@ -111,11 +119,20 @@ export class ReadingGuard {
   query(def: StatementDef): void {
     const why = readingUncertainty(def);
     if (why !== undefined) this.unsure = why;
-    this.touched(relationsOfDef(def), false);
+    this.touched(def, false);
   }
 
-  private touched(relations: readonly RelationRef[], inCycle: boolean): void {
-    if (relations.length > 0 && this.catalog !== undefined) this.sent.push({ relations, inCycle });
+  private touched(def: StatementDef | undefined, inCycle: boolean): void {
+    if (def === undefined || this.catalog === undefined) return;
+    if (this.sent.size > 0 && this.outstanding() === 0) this.answered();
+    if (this.sent.get(def) !== true) this.sent.set(def, inCycle);
+  }
+
+  /** The target has answered every cycle before the open one: only what ran in it is unanswered. */
+  private answered(): void {
+    if (this.sent.size === 0) return;
+    if (!this.cycleOpen) return this.sent.clear();
+    for (const [def, inCycle] of this.sent) if (!inCycle) this.sent.delete(def);
   }
 
   /**
@@ -126,12 +143,12 @@ export class ReadingGuard {
     const code = this.attached;
     if (code === undefined || code.byName.size === 0) return undefined;
     let found: { reason: string; inCycle: boolean } | undefined;
-    for (const e of this.sent) {
+    for (const [def, inCycle] of this.sent) {
       if (found?.inCycle === true) break;
-      const f = attachedFunctions(code, e.relations).find(mayChangeReading);
-      if (f !== undefined && (found === undefined || e.inCycle)) {
+      const f = attachedFunctions(code, relationsOfDef(def)).find(mayChangeReading);
+      if (f !== undefined && (found === undefined || inCycle)) {
         const fn = f.opaque === true ? 'code the gateway cannot read' : `${f.fn.schema !== undefined ? `${f.fn.schema}.` : ''}${f.fn.name}()`;
-        found = { reason: `the ${f.what} on ${f.relation} runs ${fn}, which may change client_encoding`, inCycle: e.inCycle };
+        found = { reason: `the ${f.what} on ${f.relation} runs ${fn}, which may change client_encoding`, inCycle };
       }
     }
     return found;
@@ -140,9 +157,8 @@ export class ReadingGuard {
   /** A Bind went to the target (binding plans the statement, which can already run functions). */
   bind(portal: string, def: StatementDef): void {
     this.cycleOpen = true;
-    const relations = relationsOfDef(def);
-    this.portalRelations.set(portal, relations);
-    this.touched(relations, true);
+    this.portalDefs.set(portal, def);
+    this.touched(def, true);
     const why = readingUncertainty(def);
     if (why === undefined) {
       this.portals.delete(portal);
@@ -156,7 +172,7 @@ export class ReadingGuard {
   /** An Execute went to the target. */
   execute(portal: string): void {
     this.cycleOpen = true;
-    this.touched(this.portalRelations.get(portal) ?? [], true);
+    this.touched(this.portalDefs.get(portal), true);
     if (!this.portals.has(portal)) return;
     this.unsure ??= `portal "${portal}" runs a statement that may change client_encoding`;
     this.inCycle = true;
@@ -172,7 +188,7 @@ export class ReadingGuard {
   sync(): void {
     this.inCycle = false;
     this.cycleOpen = false;
-    for (const e of this.sent) e.inCycle = false;
+    for (const def of this.sent.keys()) this.sent.set(def, false);
   }
 
   /** A catalog that cannot be read trusts nothing either. */
