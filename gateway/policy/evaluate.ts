@@ -105,7 +105,7 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
   }
   if (c.functionsAllowed !== undefined) {
     const allowed = c.functionsAllowed;
-    const use = uses().find((u) => !allowed.some((p) => nameMatches(p, u.ref)));
+    const use = uses().find((u) => u.attachedBuiltin !== true && !allowed.some((p) => nameMatches(p, u.ref)));
     results.push(use !== undefined ? `${describeUse(use)}, which is not in the allow list` : undefined);
   }
   if (c.unboundedWrites) results.push(s.unboundedWrite ? `${s.command} without a WHERE clause` : undefined);
@@ -163,7 +163,7 @@ class Judge {
     }
     if (s.opaque !== undefined) this.failClosed(BUILTIN_RULES.opaque, `${s.opaque}; the policy cannot be checked against it`, mode, true);
     const hidden = this.userObjects === undefined && s.columnNotation === undefined ? undefined : hiddenSqlText(uses());
-    if (hidden !== undefined) this.failClosed(BUILTIN_RULES.opaque, `${describeUse(hidden)} runs SQL text the gateway cannot see; the policy cannot be checked against it`, mode, true);
+    if (hidden !== undefined) this.failClosed(BUILTIN_RULES.opaque, `${describeUse(hidden)} runs SQL text or code the gateway cannot see into; the policy cannot be checked against it`, mode, true);
     if (s.executes !== undefined) {
       const target = depth < MAX_EXECUTE_DEPTH ? this.lookup(s.executes) : undefined;
       if (target === undefined) this.failClosed(BUILTIN_RULES.unknownPrepared, `EXECUTE of prepared statement "${s.executes}", which the gateway has not seen prepared`, mode, false);

@@ -7,6 +7,7 @@
 import { analyzeSql, type FunctionRef, type SqlAnalysis, type StatementAnalysis } from './sql.js';
 import { plpgsqlStatements } from './plpgsqlBody.js';
 import { ROW_FUNCTIONS, runsSqlText } from './functionRefs.js';
+import { attachedFunctions, type AttachedCode } from './attachedCode.js';
 
 /**
  * One row per (object, function): kind, the object's schema and name, the function's schema and
@@ -43,17 +44,31 @@ export const USER_OBJECTS_SQL = `WITH fns(kind, schema, name, fid) AS (
 SELECT DISTINCT f.kind, f.schema, f.name, fn.nspname, p.proname FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.fid JOIN pg_catalog.pg_namespace fn ON fn.oid = p.pronamespace`;
 
 /**
- * The definitions of SQL and PL/pgSQL functions and procedures created outside the gateway: what
- * their bodies call counts as called by whoever calls them (`read_config()` that wraps
- * pg_read_file is pg_read_file). A PL/pgSQL body that runs SQL built at run time counts as running
- * SQL text the gateway cannot see. Bodies in other languages are not read (docs/policy.md).
- * Columns: schema, name, the SQL definition (sql) or the body (plpgsql), the language, the
- * return type as PL/pgSQL's parser needs it.
+ * The functions and procedures created outside the gateway whose code the gateway must account
+ * for: the definitions of SQL and PL/pgSQL ones, whose bodies are read (what they call counts as
+ * called by whoever calls them: `read_config()` that wraps pg_read_file is pg_read_file; a
+ * PL/pgSQL body that runs SQL built at run time counts as running SQL text the gateway cannot
+ * see); `internal` and C functions, which are another name for shipped code when their symbol
+ * (and library) are a shipped function's (`LANGUAGE internal AS 'be_lo_import'` is lo_import);
+ * and every other function in any language that is not shipped — PL/Python, PL/Perl, a C symbol
+ * no shipped function has — whose code is not read, so calling one is code the gateway cannot
+ * see into (`sluice:opaque-code`). Shipped code is what the server and its installed extensions
+ * bring: OID below 16384 (created by initdb, never listed here) or a member of an installed
+ * extension (pg_depend deptype 'e').
+ * Columns: schema, name, the SQL definition (sql), the body (plpgsql), the names of the shipped
+ * functions with the same symbol (internal, c; NULL when none), the language, the return type as
+ * PL/pgSQL's parser needs it.
  */
-export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) ELSE p.prosrc END, l.lanname,
+const SHIPPED = (p: string) =>
+  `(${p}.oid < 16384 OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = ${p}.oid ` +
+  "AND e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND e.deptype = 'e'))";
+export const USER_SQL_FUNCTIONS_SQL = `SELECT n.nspname, p.proname, CASE WHEN l.lanname = 'sql' THEN pg_catalog.pg_get_functiondef(p.oid) WHEN l.lanname = 'plpgsql' THEN p.prosrc
+    WHEN l.lanname IN ('internal', 'c') THEN (SELECT pg_catalog.string_agg(DISTINCT b.proname::pg_catalog.text, ' ') FROM pg_catalog.pg_proc b
+      WHERE b.prolang = p.prolang AND b.prosrc = p.prosrc AND b.probin IS NOT DISTINCT FROM p.probin AND b.oid <> p.oid AND ${SHIPPED('b')}) END,
+  l.lanname,
   CASE WHEN p.prokind = 'p' THEN 'void' ELSE pg_catalog.concat(CASE WHEN p.proretset THEN 'SETOF ' END, pg_catalog.format_type(p.prorettype, NULL)) END
   FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-  WHERE p.oid >= 16384 AND l.lanname IN ('sql', 'plpgsql') AND p.prokind IN ('f', 'p')`;
+  WHERE p.oid >= 16384 AND p.prokind IN ('f', 'p') AND (l.lanname IN ('sql', 'plpgsql') OR NOT ${SHIPPED('p')})`;
 
 interface Implementation {
   /** The object's schema. */
@@ -61,6 +76,8 @@ interface Implementation {
   readonly fn: FunctionRef;
   /** Using it runs SQL text the gateway cannot see (FunctionUse.runsSql). */
   readonly runsSql?: true;
+  /** Why it is opaque (`written in plpython3u`), for the reason a refusal gives. */
+  readonly note?: string;
 }
 
 type ByName = ReadonlyMap<string, readonly Implementation[]>;
@@ -73,15 +90,17 @@ export interface UserObjects {
   readonly ambient: readonly { readonly schema: string; readonly name: string }[];
   /** Lower-cased names of user-defined functions that take a whole row (`t.f` is `f(t)`). */
   readonly rowFunctions: ReadonlySet<string>;
-  /** SQL-language functions created outside the gateway: everything their bodies use, transitively. */
+  /** Functions created outside the gateway: everything their bodies use, transitively (opaque ones: themselves, runsSql). */
   readonly bodies?: ByName;
+  /** Code attached to relations (attachedCode.ts): touching one counts as calling its functions. */
+  readonly attached?: AttachedCode;
 }
 
 export const NO_USER_OBJECTS: UserObjects = Object.freeze({ operators: new Map(), aggregates: new Map(), types: new Map(), ambient: [], rowFunctions: new Set<string>() });
 
 type Rows = readonly (readonly (string | null)[])[];
 
-export function userObjectsFromRows(rows: Rows, sqlFunctions: Rows = []): UserObjects {
+export function userObjectsFromRows(rows: Rows, sqlFunctions: Rows = [], attached?: AttachedCode): UserObjects {
   const maps = { operator: new Map<string, Implementation[]>(), aggregate: new Map<string, Implementation[]>(), type: new Map<string, Implementation[]>() };
   const ambient: { schema: string; name: string }[] = [];
   const rowFunctions = new Set<string>();
@@ -103,7 +122,7 @@ export function userObjectsFromRows(rows: Rows, sqlFunctions: Rows = []): UserOb
     list.push({ schema: schema ?? '', fn });
     map.set(key, list);
   }
-  const objects: UserObjects = { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions };
+  const objects: UserObjects = { operators: maps.operator, aggregates: maps.aggregate, types: maps.type, ambient, rowFunctions, ...(attached !== undefined ? { attached } : {}) };
   return sqlFunctions.length === 0 ? objects : { ...objects, bodies: bodyUses(sqlFunctions, objects) };
 }
 
@@ -119,9 +138,17 @@ function usesWithin(s: StatementAnalysis, objects: UserObjects): FunctionUse[] {
  */
 function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
   const direct = new Map<string, { schema: string; name: string; uses: FunctionUse[] }[]>();
-  for (const [schema, name, def, language, returns] of sqlFunctions) {
-    if (name === null || name === undefined || def === null || def === undefined) continue;
-    const uses = language === 'plpgsql' ? plpgsqlUses(schema ?? '', name, def, returns ?? 'void', objects) : usesOf(analyzeSql(def), objects);
+  for (const [schema, name, def, lang, returns] of sqlFunctions) {
+    if (name === null || name === undefined) continue;
+    const language = lang ?? 'sql';
+    let uses: FunctionUse[];
+    if (language === 'internal' || language === 'c') {
+      // Another name for shipped code runs what that code does; an unknown symbol is unseen code.
+      const same = def === null || def === undefined ? [] : def.split(' ').filter((x) => x !== '');
+      uses = same.length > 0 ? same.map((n) => ({ ref: { name: n }, via: `function ${name}, which is ${n}` })) : [{ ref: { schema: schema ?? '', name }, via: `written in ${language} with a symbol no shipped function has`, runsSql: true }];
+    } else if (language !== 'sql' && language !== 'plpgsql') uses = [{ ref: { schema: schema ?? '', name }, via: `written in ${language}`, runsSql: true }];
+    else if (def === null || def === undefined) continue;
+    else uses = language === 'plpgsql' ? plpgsqlUses(schema ?? '', name, def, returns ?? 'void', objects) : usesOf(analyzeSql(def), objects);
     const key = name.toLowerCase();
     direct.set(key, [...(direct.get(key) ?? []), { schema: schema ?? '', name, uses }]);
   }
@@ -133,7 +160,7 @@ function bodyUses(sqlFunctions: Rows, objects: UserObjects): ByName {
       const pending = [...fn.uses];
       while (pending.length > 0) {
         const u = pending.pop() as FunctionUse;
-        impls.push({ schema: fn.schema, fn: u.ref, ...(u.runsSql === true ? { runsSql: true as const } : {}) });
+        impls.push({ schema: fn.schema, fn: u.ref, ...(u.runsSql === true ? { runsSql: true as const, ...(u.via !== undefined ? { note: u.via } : {}) } : {}) });
         const next = u.ref.name.toLowerCase();
         if (seen.has(next)) continue;
         seen.add(next);
@@ -153,7 +180,7 @@ const usesOf = (a: SqlAnalysis, objects: UserObjects): FunctionUse[] => (a.ok ? 
  */
 function plpgsqlUses(schema: string, name: string, prosrc: string, returns: string, objects: UserObjects): FunctionUse[] {
   const body = plpgsqlStatements(prosrc, returns);
-  if (body === undefined || body.dynamic) return [{ ref: { schema, name }, via: `function ${name}, whose PL/pgSQL body ${body === undefined ? 'does not parse' : 'runs SQL built at run time (EXECUTE)'},`, runsSql: true }];
+  if (body === undefined || body.dynamic) return [{ ref: { schema, name }, via: `whose PL/pgSQL body ${body === undefined ? 'does not parse' : 'runs SQL built at run time (EXECUTE)'}`, runsSql: true }];
   return body.analyses.flatMap((a) => usesOf(a, objects));
 }
 
@@ -162,8 +189,10 @@ export interface FunctionUse {
   readonly ref: FunctionRef;
   /** `operator ###`, `aggregate agg`, `type t`, `an implicit cast or default operator class`. */
   readonly via?: string;
-  /** The use runs SQL text the gateway cannot see (dynamic SQL in a function body). */
+  /** The use runs SQL text or code the gateway cannot see (dynamic SQL in a function body, a function in another language). */
   readonly runsSql?: true;
+  /** A built-in (or extension) function an administrator attached to a relation: not the caller's choice, so an allow list does not need it. */
+  readonly attachedBuiltin?: true;
 }
 
 function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, what: string, out: FunctionUse[]): void {
@@ -171,7 +200,7 @@ function implementations(map: ByName, refs: readonly FunctionRef[] | undefined, 
     for (const impl of map.get(r.name.toLowerCase()) ?? []) {
       // `OPERATOR(s.###)` names one schema; an unqualified name may resolve to any.
       if (r.schema !== undefined && r.schema.toLowerCase() !== impl.schema.toLowerCase()) continue;
-      out.push({ ref: impl.fn, via: `${what} ${r.schema !== undefined ? `${r.schema}.` : ''}${r.name}`, ...(impl.runsSql === true ? { runsSql: true as const } : {}) });
+      out.push({ ref: impl.fn, via: `${what} ${r.schema !== undefined ? `${r.schema}.` : ''}${r.name}${impl.note !== undefined ? `, ${impl.note}` : ''}`, ...(impl.runsSql === true ? { runsSql: true as const } : {}) });
     }
   }
 }
@@ -191,6 +220,25 @@ export function functionUses(s: StatementAnalysis, objects: UserObjects | undefi
   implementations(objects.operators, s.operators, 'operator', out);
   implementations(objects.types, s.types, 'type', out);
   for (const fn of objects.ambient) out.push({ ref: fn, via: 'an implicit cast or default operator class' });
+  if (objects.attached !== undefined) {
+    for (const a of attachedFunctions(objects.attached, s.relations)) {
+      const via = `${a.what} on ${a.relation}`;
+      if (a.opaque === true) out.push({ ref: a.fn, via: `${via}, whose definition does not parse`, runsSql: true });
+      else out.push({ ref: a.fn, via, ...(a.shipped ? { attachedBuiltin: true as const } : {}) });
+    }
+  }
+  // What is reached without being named (an operator's, a type's, attached code's function) is
+  // followed into its body like a call by name.
+  const bodies = objects.bodies;
+  if (bodies !== undefined) {
+    const reached = out.filter((u) => u.via !== undefined && u.attachedBuiltin !== true);
+    for (const u of reached) {
+      for (const impl of bodies.get(u.ref.name.toLowerCase()) ?? []) {
+        if (u.ref.schema !== undefined && u.ref.schema !== '' && u.ref.schema.toLowerCase() !== impl.schema.toLowerCase()) continue;
+        out.push({ ref: impl.fn, via: `${u.via ?? ''}, function ${u.ref.name}${impl.note !== undefined ? `, ${impl.note}` : ''}`, ...(impl.runsSql === true ? { runsSql: true as const } : {}) });
+      }
+    }
+  }
   return out;
 }
 

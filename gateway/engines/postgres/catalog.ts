@@ -7,6 +7,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { analyzeSql, USER_OBJECTS_SQL, USER_SQL_FUNCTIONS_SQL, userObjectsFromRows, viewColumnSources, type ColumnNameResolver, type ColumnSource, type FunctionKind, type NamedRelation, type QualifiedRef, type RelationFacts, type ResolvedRelation, type UserObjects } from '../../policy/index.js';
+import { ATTACHED_CODE_SQL, ATTACHED_REACH_SQL, attachedCodeFromRows } from '../../policy/attachedCode.js';
 import type { PostgresTarget } from '../../model.js';
 import { decodeErrorFields } from './codec/backend.js';
 import { createBackendFramer } from './codec/framer.js';
@@ -123,9 +124,11 @@ export class TargetCatalog implements ColumnNameResolver {
     return r ? { schema: r[0] ?? '', name: r[1] ?? '' } : undefined;
   }
 
-  /** The target's user-defined operators, aggregates, types and casts with their functions. */
+  /** The target's user-defined operators, aggregates, types and casts with their functions, its functions' bodies and the code attached to its relations. */
   async userObjects(): Promise<UserObjects> {
-    return userObjectsFromRows(await this.query(USER_OBJECTS_SQL), await this.query(USER_SQL_FUNCTIONS_SQL));
+    const objects = await this.query(USER_OBJECTS_SQL);
+    const functions = await this.query(USER_SQL_FUNCTIONS_SQL);
+    return userObjectsFromRows(objects, functions, attachedCodeFromRows(await this.query(ATTACHED_CODE_SQL), await this.query(ATTACHED_REACH_SQL)));
   }
 
   /** Runs a read-only query on the catalog connection (text values, NULL as null): writeRouteCatalog.ts. */

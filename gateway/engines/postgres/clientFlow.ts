@@ -95,7 +95,7 @@ export class ClientFlow {
 
   constructor(private readonly o: ClientFlowOptions) {
     this.ownName = upstreamApplicationName(o.ctx.identity.name, undefined);
-    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined);
+    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined, () => o.server.outstanding);
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
   }
 

@@ -14,7 +14,15 @@
 // defines something that could pass for one (readingShadows.ts), nothing is trusted: the first
 // time text arrives while earlier text is unanswered, the catalog is read (once per session), and
 // if it has such objects every pipelined text waits, as it does behind an uncertain statement.
-import type { Decision } from '../../policy/index.js';
+//
+// A statement that names no function can still run code: what an administrator attached to the
+// relations it touches (triggers, defaults, checks, domains, index expressions, row security
+// policies, rules, views: policy/attachedCode.ts). The same catalog read finds it; text that
+// follows a statement touching a relation with such code that is not trusted to leave
+// client_encoding alone waits for that statement's answer (or is refused inside its cycle), as
+// it would behind a call of that code by name. A session that never pipelines reads nothing.
+import type { Decision, RelationRef, StatementAnalysis } from '../../policy/index.js';
+import { ATTACHED_CODE_SQL, ATTACHED_REACH_SQL, attachedCodeFromRows, attachedFunctions, mayChangeReading, type AttachedCode } from '../../policy/attachedCode.js';
 import { PARSE_STATE_RULE } from '../../policy/readingState.js';
 import type { StatementDef } from './policyGate.js';
 import { SHADOWS_SQL, shadowsReason } from './readingShadows.js';
@@ -31,6 +39,18 @@ export function readingUncertainty(def: StatementDef): string | undefined {
   return undefined;
 }
 
+/** Every relation a statement and the statements nested in it touch. */
+function relationsOf(statements: readonly StatementAnalysis[], out: RelationRef[] = []): RelationRef[] {
+  for (const s of statements) {
+    out.push(...s.relations);
+    if (s.nested.length > 0) relationsOf(s.nested.map((n) => n.statement), out);
+  }
+  return out;
+}
+
+const relationsOfDef = (def: StatementDef): readonly RelationRef[] => (def.analysis.ok ? relationsOf(def.analysis.statements) : []);
+
+
 /** Per-session state: what has gone to the target that may have changed its reading. */
 export class ReadingGuard {
   /** Why the target's settings are unknown until it has answered everything sent so far. */
@@ -44,8 +64,21 @@ export class ReadingGuard {
   /** Why built-in names cannot be trusted here (readingShadows.ts); null until the catalog is read. */
   private shadows: string | undefined | null = null;
   private loading: Promise<unknown> | undefined;
+  /** The database's attached code (read with the shadows). */
+  private attached: AttachedCode | undefined;
+  /**
+   * What went to the target and is unanswered, each statement once, with whether it ran since the
+   * client's last Sync; its relations are looked at only when text is pipelined behind it.
+   */
+  private readonly sent = new Map<StatementDef, boolean>();
+  /** The statement each bound portal runs: each Execute runs it again. */
+  private readonly portalDefs = new Map<string, StatementDef>();
 
-  constructor(private readonly catalog?: ShadowsSource) {}
+  /** `outstanding`: the number of cycles the target has not answered yet. */
+  constructor(
+    private readonly catalog?: ShadowsSource,
+    private readonly outstanding: () => number = () => 0,
+  ) {}
 
   /**
    * Before a Query's or Parse's text goes to the target: 'wait' (until the target is idle, then
@@ -53,11 +86,19 @@ export class ReadingGuard {
    * `outstanding` is the number of cycles the target has not answered yet.
    */
   beforeText(outstanding: number): 'wait' | Decision | Promise<unknown> | undefined {
+    // Everything before the open cycle has been answered (and its settings checked).
+    if (outstanding === 0) this.answered();
     if (this.unsure === undefined && (outstanding > 0 || this.cycleOpen) && this.catalog !== undefined) {
       if (this.shadows === null) return (this.loading ??= this.readShadows(this.catalog));
       if (this.shadows !== undefined) {
         this.unsure = this.shadows;
         this.inCycle = this.cycleOpen;
+      } else {
+        const attached = this.attachedCode();
+        if (attached !== undefined) {
+          this.unsure = attached.reason;
+          this.inCycle = attached.inCycle;
+        }
       }
     }
     if (this.unsure === undefined) return undefined;
@@ -78,11 +119,46 @@ export class ReadingGuard {
   query(def: StatementDef): void {
     const why = readingUncertainty(def);
     if (why !== undefined) this.unsure = why;
+    this.touched(def, false);
+  }
+
+  private touched(def: StatementDef | undefined, inCycle: boolean): void {
+    if (def === undefined || this.catalog === undefined) return;
+    if (this.sent.size > 0 && this.outstanding() === 0) this.answered();
+    if (this.sent.get(def) !== true) this.sent.set(def, inCycle);
+  }
+
+  /** The target has answered every cycle before the open one: only what ran in it is unanswered. */
+  private answered(): void {
+    if (this.sent.size === 0) return;
+    if (!this.cycleOpen) return this.sent.clear();
+    for (const [def, inCycle] of this.sent) if (!inCycle) this.sent.delete(def);
+  }
+
+  /**
+   * Why an unanswered statement may have changed the target's reading through code attached to
+   * a relation it touches, and whether it ran in the open cycle; undefined when none did.
+   */
+  private attachedCode(): { reason: string; inCycle: boolean } | undefined {
+    const code = this.attached;
+    if (code === undefined || code.byName.size === 0) return undefined;
+    let found: { reason: string; inCycle: boolean } | undefined;
+    for (const [def, inCycle] of this.sent) {
+      if (found?.inCycle === true) break;
+      const f = attachedFunctions(code, relationsOfDef(def)).find(mayChangeReading);
+      if (f !== undefined && (found === undefined || inCycle)) {
+        const fn = f.opaque === true ? 'code the gateway cannot read' : `${f.fn.schema !== undefined ? `${f.fn.schema}.` : ''}${f.fn.name}()`;
+        found = { reason: `the ${f.what} on ${f.relation} runs ${fn}, which may change client_encoding`, inCycle };
+      }
+    }
+    return found;
   }
 
   /** A Bind went to the target (binding plans the statement, which can already run functions). */
   bind(portal: string, def: StatementDef): void {
     this.cycleOpen = true;
+    this.portalDefs.set(portal, def);
+    this.touched(def, true);
     const why = readingUncertainty(def);
     if (why === undefined) {
       this.portals.delete(portal);
@@ -96,6 +172,7 @@ export class ReadingGuard {
   /** An Execute went to the target. */
   execute(portal: string): void {
     this.cycleOpen = true;
+    this.touched(this.portalDefs.get(portal), true);
     if (!this.portals.has(portal)) return;
     this.unsure ??= `portal "${portal}" runs a statement that may change client_encoding`;
     this.inCycle = true;
@@ -111,14 +188,17 @@ export class ReadingGuard {
   sync(): void {
     this.inCycle = false;
     this.cycleOpen = false;
+    for (const def of this.sent.keys()) this.sent.set(def, false);
   }
 
   /** A catalog that cannot be read trusts nothing either. */
   private async readShadows(catalog: ShadowsSource): Promise<void> {
     try {
-      this.shadows = shadowsReason(await catalog.rows(SHADOWS_SQL));
+      const shadows = shadowsReason(await catalog.rows(SHADOWS_SQL));
+      this.attached = shadows === undefined ? attachedCodeFromRows(await catalog.rows(ATTACHED_CODE_SQL), await catalog.rows(ATTACHED_REACH_SQL)) : undefined;
+      this.shadows = shadows;
     } catch (err) {
-      this.shadows = `the catalog could not be read to check that built-in names reach built-ins (${(err as Error).message})`;
+      this.shadows = `the catalog could not be read to check that built-in names reach built-ins and what code is attached to tables (${(err as Error).message})`;
     }
   }
 }

@@ -3,7 +3,9 @@
 // is what `lower(1)` calls), or an operator outside pg_catalog with a built-in operator's name
 // that runs a function written in the database (`1 + 'SJIS'::text`). Created outside the gateway,
 // such code may change client_encoding while the statement calling it looks like it changes
-// nothing. Members of installed extensions count as shipped code, as they do for lineage.
+// nothing. A cast whose function was written in the database runs wherever a value is converted
+// (implicitly on assignment, or by `::type`), with no call named either. Members of installed
+// extensions count as shipped code, as they do for lineage.
 import { quoteLiteral } from './catalog.js';
 import { BUILTIN_OPERATORS, TRUSTED_BUILTINS } from '../../policy/readingState.js';
 
@@ -18,7 +20,10 @@ export const SHADOWS_SQL =
   'UNION ALL ' +
   "SELECT 'operator ' || n.nspname || '.' || o.oprname, 'pg_catalog.pg_operator'::pg_catalog.regclass, o.oid " +
   'FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace ' +
-  `WHERE n.nspname <> 'pg_catalog' AND o.oprcode::pg_catalog.oid >= 16384 AND o.oprname::pg_catalog.text = ANY (${list(BUILTIN_OPERATORS)})` +
+  `WHERE n.nspname <> 'pg_catalog' AND o.oprcode::pg_catalog.oid >= 16384 AND o.oprname::pg_catalog.text = ANY (${list(BUILTIN_OPERATORS)}) ` +
+  'UNION ALL ' +
+  "SELECT 'cast from ' || pg_catalog.format_type(c.castsource, NULL) || ' to ' || pg_catalog.format_type(c.casttarget, NULL), 'pg_catalog.pg_proc'::pg_catalog.regclass, c.castfunc " +
+  'FROM pg_catalog.pg_cast c WHERE c.castfunc >= 16384' +
   ") s WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = s.classid AND d.objid = s.objid AND d.deptype = 'e') LIMIT 3";
 
 /** Why built-in names cannot be trusted in this database, from SHADOWS_SQL's rows; undefined when they can. */

@@ -10,8 +10,8 @@ export interface UserObjectsSource {
   userObjects(): Promise<UserObjects>;
 }
 
-/** Commands after which the user-defined objects may have changed. */
-const DEFINES_OBJECTS = /^(create|alter|drop) (operator|aggregate|type|cast|extension)\b/;
+/** Commands after which the user-defined objects, functions or code attached to relations may have changed. */
+const DEFINES_OBJECTS = /^(create|alter|drop) (operator|aggregate|type|cast|extension|function|procedure|routine|trigger|policy|rule|domain|view|language)\b/;
 
 export class SessionUserObjects {
   /** Some block or review rule on functions applies to the caller. */

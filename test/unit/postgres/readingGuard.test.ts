@@ -105,3 +105,75 @@ describe('ReadingGuard where the database may shadow the built-ins it trusts', (
     expect(g.beforeText(1)).toBe('wait');
   });
 });
+
+describe('ReadingGuard and code attached to the relations a statement touches', () => {
+  const INSERT = def('INSERT INTO audited VALUES ($1)');
+  const READ = def('SELECT * FROM audited');
+  const OTHER = def('INSERT INTO plain VALUES ($1)');
+  /** Shadows: none; attached code: a trigger on `audited` running a function written in the database, nextval on `plain`. */
+  const catalog = () => {
+    const sql: string[] = [];
+    const rows = (q: string): Promise<(string | null)[][]> => {
+      sql.push(q);
+      if (q.includes('pg_trigger')) {
+        return Promise.resolve([
+          ['public', 'audited', 'w', 'trigger audit_row', 'public', 'enc_trg', 'f', null],
+          ['public', 'plain', 'w', 'default of column id', null, null, null, "SELECT nextval('plain_id_seq'::regclass)"],
+        ]);
+      }
+      return Promise.resolve([]);
+    };
+    return { sql, rows };
+  };
+
+  it('holds text pipelined behind a write whose trigger may change client_encoding, not behind a read', async () => {
+    const c = catalog();
+    const g = new ReadingGuard(c, () => 1);
+    g.query(READ);
+    await g.beforeText(1);
+    expect(g.beforeText(1)).toBeUndefined();
+    g.query(INSERT);
+    expect(g.beforeText(1)).toBe('wait');
+    expect(g.beforeText(0)).toBeUndefined();
+    // Answered: nothing unanswered touches it any more.
+    expect(g.beforeText(1)).toBeUndefined();
+    expect(c.sql).toHaveLength(3);
+  });
+
+  it('a write whose attached code is a trusted built-in holds nothing', async () => {
+    const g = new ReadingGuard(catalog(), () => 1);
+    g.query(OTHER);
+    await g.beforeText(1);
+    expect(g.beforeText(1)).toBeUndefined();
+  });
+
+  it('refuses a Parse in the same cycle as the write, naming the trigger', async () => {
+    let outstanding = 0;
+    const g = new ReadingGuard(catalog(), () => outstanding);
+    g.bind('', INSERT);
+    g.execute('');
+    await g.beforeText(0);
+    expect(g.beforeText(0)).toMatchObject({ verdict: 'block', rule: 'sluice:parse-state', reason: expect.stringContaining('trigger audit_row on public.audited runs public.enc_trg()') });
+    g.sync();
+    outstanding = 1;
+    expect(g.beforeText(1)).toBe('wait');
+    outstanding = 0;
+    expect(g.beforeText(0)).toBeUndefined();
+  });
+
+  it('forgets statements the target has answered, however many Binds come without a Parse', async () => {
+    let outstanding = 1;
+    const g = new ReadingGuard(catalog(), () => outstanding);
+    g.query(INSERT);
+    await g.beforeText(1);
+    outstanding = 0;
+    for (let i = 0; i < 1000; i++) {
+      g.bind('', OTHER);
+      g.execute('');
+      g.sync();
+    }
+    expect((g as unknown as { sent: Map<unknown, unknown> }).sent.size).toBe(1);
+    outstanding = 1;
+    expect(g.beforeText(1)).toBeUndefined();
+  });
+});
