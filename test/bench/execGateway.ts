@@ -5,7 +5,9 @@
 // gateways run side by side on the same target: one with pre-opened upstream backends
 // (limits.execSpareIdleMs, the default) and one without (0). Blocks alternate so the machine's
 // drift favours none; each series prints its median and the gateway's CPU per exec (/proc).
-// BENCH_EXEC_RUNS (default 200) sets the runs per series; EXEC_GATEWAY_CPU_PROF=DIR runs the
+// Between two runs the bench waits EXEC_GATEWAY_GAP_MS (default 50, untimed): sequential execs
+// from a CLI are that far apart at least (a Node process's start), and that gap is when a spare
+// backend is opened; 0 sends them back to back. BENCH_EXEC_RUNS (default 200) sets the runs per series; EXEC_GATEWAY_CPU_PROF=DIR runs the
 // gateways under `node --cpu-prof` and prints the functions with the most self time per exec.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { cpuMicros, median, type Row } from './postgres.js';
 const RUNS = Number(process.env.BENCH_EXEC_RUNS ?? 200);
 const BLOCK = 20;
 const PROFILE_DIR = process.env.EXEC_GATEWAY_CPU_PROF;
+const GAP_MS = Number(process.env.EXEC_GATEWAY_GAP_MS ?? 50);
 
 interface Series {
   readonly name: string;
@@ -64,12 +67,13 @@ export async function benchExecGateway(log: (s: string) => void): Promise<Row[]>
     for (const x of series) for (let i = 0; i < 5; i++) await x.run();
     const load: number[] = [];
     window.from = Number(process.hrtime.bigint() / 1000n);
-    log(`exec on the gateway: ${RUNS} sequential runs of each, alternating blocks of ${BLOCK} …`);
+    log(`exec on the gateway: ${RUNS} sequential runs of each, ${GAP_MS} ms apart, alternating blocks of ${BLOCK} …`);
     for (let done = 0; done < RUNS; done += BLOCK) {
       load.push(loadavg()[0] as number);
       for (const x of series) {
         const before = x.pid !== undefined ? cpuMicros(x.pid) : 0;
         for (let i = 0; i < Math.min(BLOCK, RUNS - done); i++) {
+          if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
           const t = process.hrtime.bigint();
           await x.run();
           x.wall.push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -81,7 +85,7 @@ export async function benchExecGateway(log: (s: string) => void): Promise<Row[]>
     log(`load average (1 min) during the runs: ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}`);
     for (const x of series) log(`${x.name}: median ${median(x.wall).toFixed(2)} ms${x.pid !== undefined ? `; gateway CPU per exec ${(x.cpu / x.wall.length / 1000).toFixed(2)} ms` : ''}`);
     const d = median(series[0]!.wall);
-    return series.slice(1).map((x) => ({ figure: `gateway exec 'select 1' (HTTP, no CLI), ${x.name} ÷ direct connect+query (${RUNS} sequential, median)`, reference: d, value: median(x.wall), unit: 'ms', ratio: d / median(x.wall) }));
+    return series.slice(1).map((x) => ({ figure: `gateway exec 'select 1' (HTTP, no CLI), ${x.name} ÷ direct connect+query (${RUNS} sequential, ${GAP_MS} ms apart, median)`, reference: d, value: median(x.wall), unit: 'ms', ratio: d / median(x.wall) }));
   } finally {
     for (const dispatcher of dispatchers) await dispatcher.close();
     for (const { gw, dir } of started) {

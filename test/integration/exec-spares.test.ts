@@ -74,7 +74,7 @@ const nowOnTarget = async (): Promise<string> => (await arena.admin.query<{ t: s
 const before = async (a: string, b: string): Promise<boolean> => (await arena.admin.query<{ x: boolean }>('select $1::timestamptz < $2::timestamptz as x', [a, b])).rows[0]!.x;
 
 describe('exec spare backends', () => {
-  it('the next exec runs on the backend opened after the last one, which it alone used', async () => {
+  it('the next exec runs on a backend opened before it was asked for, which it alone used', async () => {
     const first = await ranOn(arena.gw, ci);
     expect(first.app).toBe('sluice:ci:sluice exec');
     const spare = await spareOf('ci', first.pid);

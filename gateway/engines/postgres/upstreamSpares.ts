@@ -1,5 +1,5 @@
 // Pre-opened upstream backends for exec: connecting and authenticating to the target (TCP, TLS,
-// SCRAM, startup) is most of what a short exec waits for, so after an exec's backend closes the
+// SCRAM, startup) is most of what a short exec waits for, so when an exec gets its backend the
 // gateway opens the next one for the same (identity, credential, connection, target, database,
 // startup parameters) and keeps it idle until the next exec with exactly that key takes it.
 //
@@ -84,17 +84,16 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
 
   /**
    * A backend for one session of `owner`: the spare for the same key when it is alive, else a new
-   * connection (opened with `opts`, as connectUpstream). When that backend closes, a spare for the
-   * key is opened unless `session` was aborted (the gateway stops, the credential was revoked).
+   * connection (opened with `opts`, as connectUpstream). Then the next spare for the key is opened
+   * at once, while this session runs, so that an exec that follows straight away finds it ready
+   * (unless `session` was aborted meanwhile: the gateway stops, the credential was revoked).
    * @throws UpstreamError, as connectUpstream.
    */
   async connect(owner: SpareOwner, opts: UpstreamOptions, session: AbortSignal): Promise<UpstreamConnection> {
     if (this.opts.idleMs <= 0 || this.closed) return this.open(opts);
     const key = spareKey(owner, opts);
     const conn = (await this.take(key)) ?? (await this.open(opts));
-    conn.socket.once('close', () => {
-      if (!session.aborted) this.refill(key, owner, opts);
-    });
+    if (!session.aborted) this.refill(key, owner, opts);
     return conn;
   }
 
@@ -124,7 +123,7 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
 
   private refill(key: string, owner: SpareOwner, opts: UpstreamOptions): void {
     if (this.closed || this.opts.idleMs <= 0) return;
-    // Two execs of one key that ended together: the one spare is enough.
+    // Execs of one key running side by side: the one spare is enough.
     if (this.spares.has(key)) return;
     const abort = new AbortController();
     let resolveReady: (c: UpstreamConnection | undefined) => void = () => undefined;
