@@ -12,7 +12,6 @@
 // it was opened for is revoked, and when the gateway stops. The key holds a digest of the
 // password, never the password.
 import { createHash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { encodeTerminate } from './codec/frontend.js';
 import { connectUpstream, type UpstreamConnection, type UpstreamOptions } from './upstream.js';
@@ -37,13 +36,6 @@ export interface SpareOwner {
 /** Why a spare was closed without serving an exec. */
 export type SpareClosedReason = 'idle' | 'dead' | 'revoked' | 'closed';
 
-/** Events, for tests and metrics: 'opened' (key digest), 'taken' (key digest), 'closed' (reason). */
-export interface SpareEvents {
-  opened: [{ readonly key: string; readonly pid?: number }];
-  taken: [{ readonly key: string; readonly pid?: number }];
-  closed: [{ readonly key: string; readonly reason: SpareClosedReason; readonly pid?: number }];
-}
-
 interface Spare {
   readonly key: string;
   state: 'opening' | 'idle' | 'taken' | 'dropped';
@@ -62,25 +54,14 @@ export interface UpstreamSparesOptions {
   /** How long an unused spare is kept; 0 keeps none. */
   readonly idleMs: number;
   readonly log: Logger;
-  /** Opens a backend (tests may count); default connectUpstream. */
-  readonly connect?: (opts: UpstreamOptions) => Promise<UpstreamConnection>;
 }
 
 /** At most one spare backend per key; see the module comment for the rules. */
-export class UpstreamSpares extends EventEmitter<SpareEvents> {
+export class UpstreamSpares {
   private readonly spares = new Map<string, Spare>();
-  private readonly open: (opts: UpstreamOptions) => Promise<UpstreamConnection>;
   private closed = false;
 
-  constructor(private readonly opts: UpstreamSparesOptions) {
-    super();
-    this.open = opts.connect ?? connectUpstream;
-  }
-
-  /** Number of spares held or being opened. */
-  get size(): number {
-    return this.spares.size;
-  }
+  constructor(private readonly opts: UpstreamSparesOptions) {}
 
   /**
    * A backend for one session of `owner`: the spare for the same key when it is alive, else a new
@@ -90,9 +71,9 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
    * @throws UpstreamError, as connectUpstream.
    */
   async connect(owner: SpareOwner, opts: UpstreamOptions, session: AbortSignal): Promise<UpstreamConnection> {
-    if (this.opts.idleMs <= 0 || this.closed) return this.open(opts);
+    if (this.opts.idleMs <= 0 || this.closed) return connectUpstream(opts);
     const key = spareKey(owner, opts);
-    const conn = (await this.take(key)) ?? (await this.open(opts));
+    const conn = (await this.take(key)) ?? (await connectUpstream(opts));
     if (!session.aborted) this.refill(key, owner, opts);
     return conn;
   }
@@ -117,7 +98,7 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
       if (conn !== undefined) this.discard(spare, conn, 'dead');
       return undefined;
     }
-    this.emit('taken', { key, ...pidOf(conn) });
+    this.opts.log.debug({ pid: conn.backendKey?.pid }, 'exec takes a spare backend');
     return conn;
   }
 
@@ -140,7 +121,7 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
     };
     this.spares.set(key, spare);
     spare.unwatch = owner.watch?.(() => this.drop(spare, 'revoked')) ?? (() => undefined);
-    this.open({ ...opts, signal: abort.signal }).then(
+    connectUpstream({ ...opts, signal: abort.signal }).then(
       (conn) => {
         if (spare.state === 'dropped') {
           // Dropped while it was opening (revoked, the gateway stopping).
@@ -153,7 +134,6 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
         this.watchIdle(spare, conn);
         spare.timer = setTimeout(() => this.drop(spare, 'idle'), this.opts.idleMs);
         spare.timer.unref();
-        this.emit('opened', { key, ...pidOf(conn) });
         resolveReady(conn);
       },
       (err: unknown) => {
@@ -202,8 +182,7 @@ export class UpstreamSpares extends EventEmitter<SpareEvents> {
   private discard(spare: Spare, conn: UpstreamConnection, reason: SpareClosedReason): void {
     spare.conn = undefined;
     close(conn);
-    this.opts.log.debug({ reason }, 'exec spare backend closed');
-    this.emit('closed', { key: spare.key, reason, ...pidOf(conn) });
+    this.opts.log.debug({ reason, pid: conn.backendKey?.pid }, 'exec spare backend closed');
   }
 }
 
@@ -212,10 +191,6 @@ function spareKey(owner: SpareOwner, opts: UpstreamOptions): string {
   const t = opts.target;
   const parts = [owner.subject, owner.credential ?? '', opts.connectionName, t.host, String(t.port), t.user, t.password, t.sslmode, t.ca ?? '', opts.database, ...[...opts.parameters].flat()];
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
-}
-
-function pidOf(conn: UpstreamConnection): { pid?: number } {
-  return conn.backendKey !== undefined ? { pid: conn.backendKey.pid } : {};
 }
 
 function close(conn: UpstreamConnection): void {
