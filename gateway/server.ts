@@ -30,6 +30,7 @@ import { RevocationWatch, SessionLimiter } from './tunnelLimits.js';
 import { httpCaller, type Caller } from './caller.js';
 import { startDirectListener, type DirectListener } from './direct/listener.js';
 import { CredentialRefused } from './direct/credentials.js';
+import { UpstreamSpares, type SpareOwner } from './engines/postgres/upstreamSpares.js';
 import { createCredentialRoutes } from './direct/routes.js';
 
 export interface Gateway {
@@ -71,6 +72,8 @@ export interface Admission {
   readonly signal: AbortSignal;
   /** The engine's context for the session (its audit session is open, not yet started). */
   readonly context: SessionContext<GatewaySessionAudit>;
+  /** Whom a backend opened for this session may serve again (exec's spares: upstreamSpares.ts). */
+  readonly owner: SpareOwner;
   /** Gives back the session's slot and stops watching its token (idempotent). */
   done(): void;
 }
@@ -174,7 +177,9 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     listener: () => (direct !== undefined ? { host: clientHost, port: direct.port } : undefined),
     findAllowed: (name, who) => findAllowed(name, who),
   });
+  const spares = new UpstreamSpares({ idleMs: limits.execSpareIdleMs, log: log.child({ component: 'exec-spares' }) });
   const execRoute = createExecRoute({
+    spares,
     admit: (req, name, refuse) => admitSession(httpCaller(req, authenticate), name, refuse, { kind: 'exec', origin: 'exec', purpose: 'session' }),
     reviews,
     log,
@@ -320,11 +325,19 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     const sessionReviews = reviews.forSession({ sessionId: id, identity: who, connection: name });
     // SessionContext.policy is the SQL policy; an ssh connection's engine reads its own from the connection.
     const policy = connection.type === 'postgres' && connection.policy ? { policy: connection.policy } : {};
+    const credential = tokenHash !== undefined ? ({ kind: 'token', hash: tokenHash } as const) : credentialId !== undefined ? ({ kind: 'direct', id: credentialId } as const) : undefined;
+    const owner: SpareOwner = {
+      subject: who.subject,
+      ...(credential !== undefined
+        ? { credential: credential.kind === 'token' ? `token:${credential.hash}` : `direct:${credential.id}`, watch: (revoked: () => void) => revocations.watch(credential, who.name, () => revoked()) }
+        : {}),
+    };
     let done = false;
     return {
       id,
       who,
       connection,
+      owner,
       signal: abort.signal,
       context: { id, identity: who, connection, audit: sessionAudit, log: sessionLog, connectTimeoutMs: config.connectTimeoutMs, limits: config.limits, reviews: sessionReviews, ...policy },
       done() {
@@ -401,6 +414,7 @@ export async function startGateway(config: GatewayConfig, log: Logger): Promise<
     directPort: direct?.port,
     async close() {
       revocations.close();
+      spares.close();
       for (const t of tunnels) t.abort();
       await direct?.close();
       // Held statements fail (cancelled) rather than wait for a decision nobody can make now.

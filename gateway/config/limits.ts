@@ -55,8 +55,14 @@ export const limitsSchema = z
      * costs the gateway neither TLS handshakes nor memory beyond this many.
      */
     unauthenticatedConnections: z.number().int().min(1).max(100_000).default(128),
+    /**
+     * exec on postgres connections: how long a pre-opened, never-used upstream backend waits for
+     * the next exec of the same identity, connection and database before it is closed (0: none is
+     * kept, every exec connects and authenticates while its client waits).
+     */
+    execSpareIdleMs: z.number().int().min(0).max(3_600_000).default(60_000),
   })
-  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000, httpHeadersTimeoutMs: 30_000, httpIdleTimeoutMs: 300_000, authenticationTimeoutMs: 10_000, unauthenticatedConnections: 128 });
+  .default({ messageBytes: '1MiB', bindBytes: '16MiB', sessionsPerIdentity: 50, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, revocationCheckMs: 5_000, httpHeadersTimeoutMs: 30_000, httpIdleTimeoutMs: 300_000, authenticationTimeoutMs: 10_000, unauthenticatedConnections: 128, execSpareIdleMs: 60_000 });
 
 /** The resolved limits every part of the gateway receives. */
 export interface GatewayLimits {
@@ -70,6 +76,7 @@ export interface GatewayLimits {
   readonly httpIdleTimeoutMs: number;
   readonly authenticationTimeoutMs: number;
   readonly unauthenticatedConnections: number;
+  readonly execSpareIdleMs: number;
 }
 
 export function resolveLimits(input: z.output<typeof limitsSchema>): GatewayLimits {

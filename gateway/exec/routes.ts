@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { EXEC_CONTENT_TYPE, execRequest, SESSION_HEADER, type ExecRequest } from '../../src/api/contract.js';
 import { engineFor } from '../engines/registry.js';
+import type { UpstreamSpares } from '../engines/postgres/upstreamSpares.js';
 import { sendError } from '../http.js';
 import { ReviewError, type ReviewService } from '../reviews/service.js';
 import type { Admission, Refuse } from '../server.js';
@@ -21,6 +22,8 @@ export interface ExecRouteDeps {
   readonly admit: (req: IncomingMessage, name: string, refuse: Refuse) => Promise<Admission | undefined>;
   readonly reviews: ReviewService;
   readonly log: Logger;
+  /** Pre-opened upstream backends: an exec takes the one of its key instead of connecting. */
+  readonly spares: UpstreamSpares;
 }
 
 export function createExecRoute(deps: ExecRouteDeps): (req: IncomingMessage, res: ServerResponse, name: string) => Promise<void> {
@@ -60,7 +63,7 @@ export function createExecRoute(deps: ExecRouteDeps): (req: IncomingMessage, res
       }
       await runExec({
         engine: engineFor(admitted.connection),
-        context: { ...admitted.context, connection },
+        context: { ...admitted.context, connection, upstream: (opts) => deps.spares.connect(admitted.owner, opts, admitted.signal) },
         signal: admitted.signal,
         reviews: deps.reviews,
         sink,

@@ -70,6 +70,9 @@ class MessageReader {
   }
 }
 
+// The in-memory stream that carries the CancelRequest is a transport, not a session: as with a
+// tunnel's cancel connection nothing is recorded on it. The cancel itself is recorded in the
+// exec's own session (CANCEL_EVENT), where the statement it stops is.
 const NOOP_AUDIT: PostgresSessionAudit = {
   onSessionStart: () => undefined,
   onQuery: () => 0,
@@ -83,6 +86,9 @@ const NOOP_AUDIT: PostgresSessionAudit = {
   flush: () => undefined,
 };
 
+/** The audit event kind of a cancel the exec sent on its own (docs/audit.md). */
+export const CANCEL_EVENT = 'postgres.cancel';
+
 export async function runStatements(o: RunOptions): Promise<RunResult> {
   const { sink, statements } = o;
   const [client, server] = duplexPair();
@@ -93,6 +99,13 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
   // A refusal by policy is learned from the engine's verdict, never from an error's wording.
   let blocked: { statement: number; rule?: string } | undefined;
   const audit: PostgresSessionAudit = Object.create(o.context.audit) as PostgresSessionAudit;
+  // The trail's number of the running statement, so the cancel names what it stopped.
+  let query: number | undefined;
+  audit.onQuery = (q) => {
+    const id = o.context.audit.onQuery(q);
+    if (current !== undefined) query = id;
+    return id;
+  };
   audit.onDecision = (d) => {
     if (d.verdict === 'block' && current !== undefined && blocked === undefined) blocked = { statement: current, ...(d.rule !== undefined ? { rule: d.rule } : {}) };
     o.context.audit.onDecision?.(d);
@@ -105,12 +118,18 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
 
   // The engine's cancel path, as a cancel tunnel uses it: a CancelRequest with the key it gave us.
   let cancelling: Promise<void> | undefined;
-  const cancel = (): Promise<void> => {
+  const cancel = (why: 'timeout' | 'client_gone' | 'protocol_error'): Promise<void> => {
     if (cancelling !== undefined) return cancelling;
     if (key === undefined || current === undefined) {
       stop.abort();
       return (cancelling = Promise.resolve());
     }
+    o.context.audit.onEvent(CANCEL_EVENT, {
+      ...(query !== undefined ? { q: query } : {}),
+      statement: current + 1,
+      reason: why,
+      ...(why === 'timeout' && o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    });
     const [c, s] = duplexPair();
     c.on('error', () => undefined);
     const ctx: PgSessionContext = { ...o.context, id: `${o.context.id}-cancel`, audit: NOOP_AUDIT, cancelOnly: true };
@@ -120,11 +139,11 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
   };
   const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => {
     flags.timedOut = true;
-    void cancel();
+    void cancel('timeout');
   }, o.timeoutMs);
   void o.clientGone.then(() => {
     flags.clientGone = true;
-    void cancel().then(() => stop.abort());
+    void cancel('client_gone').then(() => stop.abort());
   });
 
   /** How a statement's error (or the stream's end) ends the exec. */
@@ -233,7 +252,7 @@ export async function runStatements(o: RunOptions): Promise<RunResult> {
     await sink.emit({ type: 'error', ...(current !== undefined ? { statement: current } : {}), sqlstate: '08P01', message: `exec failed: ${(err as Error).message}` });
     status = 'error';
     // The answers can no longer be read: stop the statement, then drop the session.
-    await cancel();
+    await cancel('protocol_error');
     client.destroy();
   } finally {
     if (timer !== undefined) clearTimeout(timer);

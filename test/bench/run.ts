@@ -3,6 +3,7 @@
 import { benchAudit } from './audit.js';
 import { benchDirect } from './direct.js';
 import { benchExec } from './exec.js';
+import { benchExecGateway } from './execGateway.js';
 import { benchIngest } from './ingest.js';
 import { benchPolicy } from './policy.js';
 import { benchPostgres, type Row } from './postgres.js';
@@ -14,9 +15,9 @@ import { benchHttpMask } from './httpMask.js';
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L; BENCH_ONLY=httpmask the CPU a masked JSON body's exact numbers cost.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=exec-gateway the gateway's side of an exec (HTTP, no CLI) with and without pre-opened backends, against a direct connect and query; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L; BENCH_ONLY=httpmask the CPU a masked JSON body's exact numbers cost.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'ssh', 'tunnel', 'http', 'direct', 'httpmask'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'exec-gateway', 'ssh', 'tunnel', 'http', 'direct', 'httpmask'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'audit') rows.push(...(await benchAudit(log)));
   if (only === undefined || only === 'ingest') rows.push(...(await benchIngest(log)));
   if (only === undefined || only === 'exec') rows.push(...(await benchExec(log)));
+  if (only === undefined || only === 'exec-gateway') rows.push(...(await benchExecGateway(log)));
   if (only === undefined || only === 'ssh') rows.push(...(await benchSsh(log)));
   if (only === undefined || only === 'tunnel') rows.push(...(await benchTunnel(log)));
   if (only === undefined || only === 'http') rows.push(...(await benchHttp(log)));

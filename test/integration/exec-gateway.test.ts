@@ -98,6 +98,13 @@ async function api<T>(path: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** The exec's session as the audit trail holds it, once it has ended. */
+async function endedSession(r: ExecReply): Promise<SessionDetail> {
+  const id = (r.events[0] as { id: string }).id;
+  await waitFor('the session to end', async () => (await api<SessionList>('/v1/sessions?limit=50')).sessions.some((s) => s.id === id && s.status !== 'open'));
+  return api<SessionDetail>(`/v1/sessions/${id}`);
+}
+
 const sleeping = (tag: string) => one(`select count(*)::int from pg_stat_activity where state = 'active' and query like 'select pg_sleep(30) /* ${tag} */%'`);
 
 describe('exec', () => {
@@ -288,15 +295,26 @@ describe('exec', () => {
     expect(ofType(r, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '57014' });
     expect(endOf(r).status).toBe('timeout');
     await waitFor('the sleep to stop on the target', async () => (await sleeping('timeout')) === 0);
+    // The cancel is on record in the exec's own session, naming the statement it stopped and why.
+    const detail = await endedSession(r);
+    const query = detail.events.find((e) => e.kind === 'query' && e.data.text === 'select pg_sleep(30) /* timeout */');
+    expect(detail.events.filter((e) => e.kind === 'postgres.cancel').map((e) => e.data)).toEqual([{ q: query?.data.q, statement: 1, reason: 'timeout', timeoutMs: 1000 }]);
+    const cancelAt = detail.events.findIndex((e) => e.kind === 'postgres.cancel');
+    const resultAt = detail.events.findIndex((e) => e.kind === 'result' && e.data.q === query?.data.q);
+    expect(cancelAt).toBeLessThan(resultAt);
+    expect(detail.events[resultAt]?.data).toMatchObject({ status: 'error', sqlstate: '57014' });
   });
 
   it('a client that goes away cancels the running statement', async () => {
     const abort = new AbortController();
-    const pending = exec({ input: 'select pg_sleep(30) /* abort */' }, { signal: abort.signal }).catch((err: unknown) => err);
+    let id = '';
+    const pending = exec({ input: 'select pg_sleep(30) /* abort */' }, { signal: abort.signal, onEvent: (e) => void (e.type === 'session' && (id = e.id)) }).catch((err: unknown) => err);
     await waitFor('the sleep to run on the target', async () => (await sleeping('abort')) === 1);
     abort.abort();
     await pending;
     await waitFor('the sleep to stop on the target', async () => (await sleeping('abort')) === 0);
+    const detail = await endedSession({ status: 200, events: [{ type: 'session', id }] });
+    expect(detail.events.filter((e) => e.kind === 'postgres.cancel').map((e) => e.data)).toEqual([expect.objectContaining({ statement: 1, reason: 'client_gone' })]);
   });
 
   it('a revoked service token ends the exec as denied and stops its statement', async () => {

@@ -5,9 +5,17 @@ import { describePolicy } from '../../config/policy.js';
 import type { PostgresSessionAudit } from '../../audit/postgresEvents.js';
 import type { PostgresConnection } from '../../model.js';
 import { SessionTermination, type Engine, type EngineEntry, type SessionContext } from '../types.js';
+import type { UpstreamConnection, UpstreamOptions } from './upstream.js';
 
 /** The postgres engine only ever runs on `type: postgres` connections (engines/registry.ts). */
-export type PgSessionContext = SessionContext<PostgresSessionAudit> & { readonly connection: PostgresConnection };
+export type PgSessionContext = SessionContext<PostgresSessionAudit> & {
+  readonly connection: PostgresConnection;
+  /**
+   * Where the session's upstream backend comes from (exec: a pre-opened spare when there is one,
+   * upstreamSpares.ts); absent: connectUpstream. Must behave as connectUpstream with `opts`.
+   */
+  readonly upstream?: (opts: UpstreamOptions) => Promise<UpstreamConnection>;
+};
 export type PgEngine = Engine<PostgresSessionAudit>;
 
 /** SQLSTATE 58030 io_error: the audit trail cannot record the statement. */

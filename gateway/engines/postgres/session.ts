@@ -249,7 +249,7 @@ export class PgSession {
     const { target } = this.ctx.connection;
     let up;
     try {
-      up = await connectUpstream({
+      up = await (this.ctx.upstream ?? connectUpstream)({
         connectionName: this.ctx.connection.name,
         target,
         database: accepted.audit.target,

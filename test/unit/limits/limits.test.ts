@@ -25,7 +25,7 @@ const load = (text: string) => {
 
 describe('limits configuration', () => {
   it('defaults: 1 MiB messages, 16 MiB binds, 50 sessions per identity, 10 s for headers', () => {
-    expect(load('').limits).toEqual({ messageBytes: 1048576, bindBytes: 16777216, sessionsPerIdentity: 50, headersTimeoutMs: 10000, requestTimeoutMs: 30000, revocationCheckMs: 5000, httpHeadersTimeoutMs: 30000, httpIdleTimeoutMs: 300000, authenticationTimeoutMs: 10000, unauthenticatedConnections: 128 });
+    expect(load('').limits).toEqual({ messageBytes: 1048576, bindBytes: 16777216, sessionsPerIdentity: 50, headersTimeoutMs: 10000, requestTimeoutMs: 30000, revocationCheckMs: 5000, httpHeadersTimeoutMs: 30000, httpIdleTimeoutMs: 300000, authenticationTimeoutMs: 10000, unauthenticatedConnections: 128, execSpareIdleMs: 60000 });
   });
 
   it('takes sizes in bytes or KiB/MiB and a log file relative to the configuration', () => {
