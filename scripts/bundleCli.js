@@ -45,13 +45,3 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
 });
 
-// `sluice exec` through the local agent (src/commands/exec/fast.ts; bin/sluice.js tries it first):
-// one file with no chunks, so the fast path is a single read. It shares no module instances with
-// main: when it declines, main starts from scratch. undici stays external: only the endpoint's
-// fetch() loads it, which this path never calls (it would add 1 MB to parse).
-await build({
-  entryPoints: { execFast: 'src/commands/exec/fast.ts' },
-  outdir: 'dist/cli',
-  ...common,
-  external: [...external, 'undici'],
-});

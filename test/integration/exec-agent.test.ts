@@ -68,7 +68,7 @@ describe('the agent relays', () => {
       expect(r).toMatchObject({ code: 0, stdout: 'answer\n42\n', stderr: '' });
       expect((await status(ctx)).served).toBe(1);
       const log = readFileSync(agent.socket.replace(/\.sock$/, '.log'), 'utf8');
-      expect(log).toContain('POST /v1/connections/pg-prod/exec 200');
+      expect(log).toContain('exec "pg-prod" exit 0');
       expect(log).not.toContain(token);
       expect(readFileSync(`/proc/${agent.pid}/environ`, 'utf8')).not.toContain(token);
     } finally {
