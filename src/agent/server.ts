@@ -77,7 +77,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   let stopping: Promise<void> | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
-  const connections = new Set<Socket>();
 
   const armIdle = () => {
     clearTimeout(idleTimer);
@@ -87,12 +86,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 
   const server = createServer((conn) => {
     active++;
-    connections.add(conn);
     clearTimeout(idleTimer);
     conn.on('error', () => {});
     conn.once('close', () => {
       active--;
-      connections.delete(conn);
       armIdle();
     });
     let onFrame: ((type: number, payload: Buffer) => void) | undefined;
@@ -103,8 +100,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         return void conn.end(frame(Frame.control, JSON.stringify(status)));
       }
       if (type === Frame.stop) {
-        conn.end(frame(Frame.control, JSON.stringify({ stopping: true })));
-        return void stop('stop request');
+        // The socket is gone once the answer is read: a new exec then goes direct.
+        void stop('stop request');
+        return void conn.end(frame(Frame.control, JSON.stringify({ stopping: true })));
       }
       if (type !== Frame.hello) return void conn.destroy();
       const hello = parseHello(payload);
@@ -187,17 +185,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     stopping ??= (async () => {
       log(`stopping: ${why}`);
       clearTimeout(idleTimer);
-      await new Promise<void>((r) => {
-        // Execs in flight finish; idle connections (a status probe) are not waited for.
-        server.close(() => r());
-        for (const c of connections) if (c.readableEnded) c.destroy();
-      });
-      pool.destroy();
+      // First, before waiting for anything: whoever looks for an agent from now on finds none, and
+      // a socket someone else puts at this path later is never removed by us.
       try {
         unlinkSync(socketPath);
       } catch {
-        // Already gone (removed by hand, or by a newer agent's stale-socket cleanup).
+        // Already gone (removed by hand).
       }
+      // Execs in flight finish; the control clients (status, stop) close their connections.
+      await new Promise<void>((r) => server.close(() => r()));
+      pool.destroy();
       resolveClosed();
     })();
     return stopping;
