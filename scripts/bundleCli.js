@@ -45,3 +45,14 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
 });
 
+// The exec client a running agent serves (src/agent/client.ts; bin/sluice.js requires it first): one
+// file importing only Node built-ins, as CommonJS, so that `sluice exec` never starts the ES module
+// loader. Transpiled, not bundled: there is nothing of ours to bundle into it.
+await build({
+  entryPoints: ['src/agent/client.ts'],
+  outfile: 'dist/cli/execClient.cjs',
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
