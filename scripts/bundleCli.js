@@ -45,13 +45,14 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
 });
 
-// `sluice exec` through the local agent (src/commands/exec/fast.ts; bin/sluice.js tries it first):
-// one file with no chunks, so the fast path is a single read. It shares no module instances with
-// main: when it declines, main starts from scratch. undici stays external: only the endpoint's
-// fetch() loads it, which this path never calls (it would add 1 MB to parse).
+// The exec client a running agent serves (src/agent/client.ts; bin/sluice.js requires it first): one
+// file importing only Node built-ins, as CommonJS, so that `sluice exec` never starts the ES module
+// loader. Transpiled, not bundled: there is nothing of ours to bundle into it.
 await build({
-  entryPoints: { execFast: 'src/commands/exec/fast.ts' },
-  outdir: 'dist/cli',
-  ...common,
-  external: [...external, 'undici'],
+  entryPoints: ['src/agent/client.ts'],
+  outfile: 'dist/cli/execClient.cjs',
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
 });

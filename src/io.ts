@@ -6,6 +6,11 @@ export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
+  /**
+   * The directory relative paths (-f FILE, --ca, SLUICE_CONFIG_DIR) are read from: the caller's,
+   * when the agent runs a command for it; process.cwd() when absent.
+   */
+  readonly cwd?: string;
 }
 
 export function processIo(): Io {

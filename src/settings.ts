@@ -64,8 +64,9 @@ async function openConf(io: Io): Promise<import('conf').default<Settings>> {
 /** Where conf keeps the file: SLUICE_CONFIG_DIR, else the platform's config directory (env-paths). */
 export function settingsPath(io: Io): string {
   const cwd = configDir(io);
-  if (cwd) return resolve(cwd, 'settings.json');
-  const home = homedir();
+  if (cwd) return resolve(io.cwd ?? process.cwd(), cwd, 'settings.json');
+  // os.homedir() is $HOME when set: read it from io.env, which is the caller's when the agent runs.
+  const home = io.env.HOME || homedir();
   const dir =
     process.platform === 'darwin'
       ? join(home, 'Library', 'Preferences', 'sluice')

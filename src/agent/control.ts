@@ -1,17 +1,11 @@
 // The CLI's side of the agent's own requests (status, stop), over its socket: used by `sluice agent
-// start|stop|status`. The exec relay itself goes through src/api/exec.ts like a direct exec.
-import { request } from 'node:http';
-import { AGENT_PATHS } from './server.js';
+// start|stop|status`. Execs go through src/agent/client.ts.
+import { connect } from 'node:net';
+import { Frame, frame, frameReader } from './client.js';
+import type { AgentStatus } from './server.js';
 import { checkAgentSocket } from './socket.js';
 
-export interface AgentStatus {
-  pid: number;
-  gateway: string;
-  startedAt: string;
-  served: number;
-  active: number;
-  idleMs: number;
-}
+export type { AgentStatus };
 
 export type AgentProbe = { state: 'running'; status: AgentStatus } | { state: 'none' } | { state: 'stale' } | { state: 'unsafe'; problem: string };
 
@@ -21,34 +15,46 @@ export async function probeAgent(socketPath: string): Promise<AgentProbe> {
   if (check.state === 'missing') return { state: 'none' };
   if (check.state === 'unsafe') return check;
   try {
-    return { state: 'running', status: (await call(socketPath, 'GET', AGENT_PATHS.status)) as AgentStatus };
+    return { state: 'running', status: (await call(socketPath, Frame.status)) as AgentStatus };
   } catch {
     return { state: 'stale' };
   }
 }
 
 export async function stopAgent(socketPath: string): Promise<void> {
-  await call(socketPath, 'POST', AGENT_PATHS.stop);
+  await call(socketPath, Frame.stop);
 }
 
-function call(socketPath: string, method: string, path: string): Promise<unknown> {
+/** Sends one control frame and resolves with the agent's JSON answer. */
+function call(socketPath: string, type: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, agent: false, timeout: 5_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.once('end', () => {
-        try {
-          if (res.statusCode !== 200) throw new Error(`the agent answered ${res.statusCode}`);
-          resolve(JSON.parse(text));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.once('error', reject);
+    const socket = connect(socketPath);
+    const timer = setTimeout(() => socket.destroy(new Error('the agent did not answer')), 5_000);
+    const read = frameReader((t, payload) => {
+      clearTimeout(timer);
+      socket.destroy();
+      try {
+        if (t !== Frame.control) throw new Error('the agent answered something else');
+        resolve(JSON.parse(payload.toString('utf8')));
+      } catch (err) {
+        reject(err as Error);
+      }
     });
-    req.once('timeout', () => req.destroy(new Error('the agent did not answer')));
-    req.once('error', reject);
-    req.end();
+    socket.once('connect', () => socket.write(frame(type)));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        read(chunk);
+      } catch (err) {
+        socket.destroy(err as Error);
+      }
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      reject(new Error('the agent closed the connection'));
+    });
   });
 }

@@ -1,23 +1,34 @@
-// The local exec agent (`sluice agent start`): a per-user process that keeps warm keep-alive TLS
-// connections to one gateway and relays `sluice exec` requests to it over a unix socket, like ssh's
-// ControlMaster. What a short exec pays for is the TLS client's start (root store, handshake) and
-// module loading; here they are paid once. The agent holds no identity: each request carries the
-// Authorization the CLI read for that call, which is passed on and forgotten, so a new login takes
-// effect at the next exec. It relays only the exec endpoint, streams the answer back with pipe()'s
-// backpressure (a million rows never sit here), and logs one line per request without headers.
+// The local exec agent (`sluice agent start`): a per-user process, like ssh's ControlMaster, that
+// keeps warm keep-alive TLS connections to one gateway and runs `sluice exec` for the CLI. The CLI
+// is then a dumb pipe (src/agent/client.ts): it sends its command line, working directory, the
+// environment an exec depends on and which of its streams are terminals, and relays the agent's
+// stdout, stderr and exit code; the agent runs the same runExec as the full CLI. What a short exec
+// pays for — Node loading the CLI, the TLS client's start and handshake — is paid here once.
+//
+// The agent holds no identity: each exec uses the token of its caller, read for that exec alone
+// (SLUICE_TOKEN from the caller's environment, or the login in the caller's token file, which this
+// process may read because it runs as the same user, whose 0700 directory and 0600 socket are the
+// only way in) and forgotten when it ends, so a new login takes effect at the next exec. It serves
+// only callers whose gateway, CA and config directory resolve to this agent, logs one line per
+// exec with no input, header or token, and streams results with backpressure end to end (a million
+// rows never sit here).
 import { appendFileSync, chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { createServer, request as httpRequest, Agent as HttpAgent, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
-import { dirname } from 'node:path';
-import { AGENT_HEADER, AGENT_UNREACHABLE } from '../api/exec.js';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { connect, createServer, type Socket } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { planAgentExec, parseFastArgs } from '../commands/exec/fast.js';
+import type { Io } from '../io.js';
+import { Frame, frame, frameReader, FORWARDED_ENV, PROTOCOL_VERSION, type ExecHello } from './client.js';
+import { FrameStdin, FrameWritable } from './clientStreams.js';
 import { unsafe, type AgentTarget } from './socket.js';
 
 export interface AgentOptions extends AgentTarget {
   socketPath: string;
   /** Exit after this long without a request. */
   idleMs: number;
-  /** One line per event; never given a header or a body. */
+  /** One line per event; never given a token, a header or the input. */
   log: (line: string) => void;
 }
 
@@ -27,32 +38,37 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-/** The agent's own requests, on the socket only. */
-export const AGENT_PATHS = { status: '/-/agent/status', stop: '/-/agent/stop' } as const;
+export interface AgentStatus {
+  pid: number;
+  gateway: string;
+  startedAt: string;
+  served: number;
+  active: number;
+  idleMs: number;
+}
 
-/** The exec endpoint: the only gateway path relayed. */
-const EXEC_PATH = /^\/v1\/connections\/[^/?#]+\/exec$/;
-/** The gateway's input limit (16 MiB of SQL) as JSON, with room for escaping. */
-const MAX_BODY_BYTES = 40 * 1024 * 1024;
-/** Headers passed on to the gateway; everything else the CLI sends stays here. */
-const FORWARDED = ['authorization', 'content-type', 'accept'] as const;
-/** Errors of reaching the gateway that, before the TCP connection is up, prove nothing was sent. */
-const CONNECT_FAILED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
-/** Certificate checks fail in the handshake, before Node writes the request. */
-const TLS_VERIFY_FAILED = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/;
+/**
+ * Variables by which the full CLI would trust the gateway differently than this process does (it
+ * was started with the environment it then had): a caller whose values differ goes direct.
+ */
+const TRUST_ENV = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_TLS_REJECT_UNAUTHORIZED', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'OPENSSL_CONF'] as const;
+/**
+ * What yocto-spinner and Node's colour detection read from the process environment rather than
+ * from the stream: on a terminal, the review spinner would be drawn for this process's values.
+ */
+const TERMINAL_ENV = ['TERM', 'CI', 'COLORTERM', 'FORCE_COLOR', 'NO_COLOR', 'NODE_DISABLE_COLORS', 'TMUX', 'TERM_PROGRAM', 'WT_SESSION'] as const;
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
-  const { socketPath, log } = opts;
+  const { log } = opts;
+  const socketPath = resolve(opts.socketPath);
   prepareDirectory(dirname(socketPath));
   await clearStaleSocket(socketPath);
+  const pinned = { url: opts.url, ...(opts.ca !== undefined ? { ca: opts.ca } : {}), socketPath };
 
-  const url = new URL(opts.url);
-  const tls = url.protocol === 'https:';
   // keepAlive: the point of the agent. The gateway closes idle connections after 5 s and says so
   // in its Keep-Alive header, which Node's agent honours, so a request is not sent on a socket the
-  // gateway is closing (and one that is gets retried, below).
-  const upstreamAgent = tls ? new HttpsAgent({ keepAlive: true, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }) : new HttpAgent({ keepAlive: true });
-  const send = tls ? httpsRequest : httpRequest;
+  // gateway is closing (and one that is gets retried: src/api/exec.ts).
+  const pool = new URL(opts.url).protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }) : new HttpAgent({ keepAlive: true });
 
   let active = 0;
   let idleTimer: NodeJS.Timeout | undefined;
@@ -64,113 +80,121 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
 
   const armIdle = () => {
     clearTimeout(idleTimer);
-    // Once stopping, no timer may hold the process open: the last response's close lands here too.
+    // Once stopping, no timer may hold the process open: the last connection's close lands here too.
     if (active === 0 && !stopping) idleTimer = setTimeout(() => void stop('idle'), opts.idleMs);
   };
 
-  const server = createServer((req, res) => {
+  const server = createServer((conn) => {
     active++;
     clearTimeout(idleTimer);
-    const begun = Date.now();
-    res.once('close', () => {
+    conn.on('error', () => {});
+    conn.once('close', () => {
       active--;
-      log(`${req.method ?? '?'} ${req.url ?? '?'} ${res.statusCode} ${Date.now() - begun}ms${res.writableFinished ? '' : ' (closed early)'}`);
       armIdle();
     });
-    handle(req, res).catch((err: unknown) => {
-      log(`error ${(err as NodeJS.ErrnoException).code ?? 'unknown'}`);
-      if (!res.headersSent) reply(res, 500, { error: { code: 'agent_error', message: 'the local agent failed' } });
-      else res.destroy();
+    let onFrame: ((type: number, payload: Buffer) => void) | undefined;
+    const read = frameReader((type, payload) => {
+      if (onFrame) return onFrame(type, payload);
+      if (type === Frame.status) {
+        const status: AgentStatus = { pid: process.pid, gateway: opts.url, startedAt: new Date(started).toISOString(), served, active: active - 1, idleMs: opts.idleMs };
+        return void conn.end(frame(Frame.control, JSON.stringify(status)));
+      }
+      if (type === Frame.stop) {
+        // The socket is gone once the answer is read: a new exec then goes direct.
+        void stop('stop request');
+        return void conn.end(frame(Frame.control, JSON.stringify({ stopping: true })));
+      }
+      if (type !== Frame.hello) return void conn.destroy();
+      const hello = parseHello(payload);
+      onFrame = () => {};
+      void serve(conn, hello, (f) => (onFrame = f)).catch(() => conn.destroy());
+    });
+    conn.on('data', (chunk: Buffer) => {
+      try {
+        read(chunk);
+      } catch {
+        conn.destroy();
+      }
     });
   });
-  // A request may wait for hours on a review or a long statement; the agent never times it out.
-  server.requestTimeout = 0;
-  server.headersTimeout = 10_000;
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.url === AGENT_PATHS.status && req.method === 'GET') {
-      return reply(res, 200, { pid: process.pid, gateway: opts.url, startedAt: new Date(started).toISOString(), served, active: active - 1, idleMs: opts.idleMs });
-    }
-    if (req.url === AGENT_PATHS.stop && req.method === 'POST') {
-      reply(res, 200, { stopping: true });
-      return void stop('stop request');
-    }
-    if (req.method !== 'POST' || !EXEC_PATH.test(req.url ?? '')) {
-      return reply(res, 404, { error: { code: 'not_found', message: 'the sluice agent relays only exec requests' } });
-    }
+  /** Runs one client's exec, or declines it; `listen` takes the client's later frames. */
+  async function serve(conn: Socket, hello: ExecHello | undefined, listen: (f: (type: number, payload: Buffer) => void) => void): Promise<void> {
+    const decline = (why: string) => {
+      log(`declined: ${why}`);
+      conn.end(frame(Frame.decline, why));
+    };
+    if (!hello) return decline('a request this agent does not understand');
+    if (stopping) return decline('stopping');
+    const mismatch = environmentMismatch(hello);
+    if (mismatch) return decline(mismatch);
+
+    const stdout = new FrameWritable(conn, Frame.stdout, { isTTY: hello.stdoutTTY, ...(hello.columns !== undefined ? { columns: hello.columns } : {}) });
+    const stderr = new FrameWritable(conn, Frame.stderr, { isTTY: hello.stderrTTY, ...(hello.columns !== undefined ? { columns: hello.columns } : {}) });
+    const stdin = new FrameStdin(conn, hello.stdinTTY);
+    const io: Io = { stdin, stdout, stderr, env: hello.env, cwd: hello.cwd };
+    const plan = await planAgentExec(hello.argv, io, pinned);
+    if ('decline' in plan) return decline(plan.decline);
+    if (stopping || conn.destroyed) return decline('stopping');
+
+    // Ctrl-C in the client, or the client gone (killed, its pipe closed): either way the gateway's
+    // request is dropped, which is how the gateway learns to cancel the statement or the review.
+    const interrupt = new AbortController();
+    const gone = () => {
+      interrupt.abort();
+      stdin.end();
+      const epipe = Object.assign(new Error('the client went away'), { code: 'EPIPE' });
+      stdout.destroy(epipe);
+      stderr.destroy(epipe);
+    };
+    conn.once('close', gone);
+    listen((type, payload) => {
+      if (type === Frame.stdin) stdin.push(payload);
+      else if (type === Frame.stdinEnd) stdin.end();
+      else if (type === Frame.interrupt) interrupt.abort();
+      else if (type === Frame.outputError) {
+        const { stream, code } = parseOutputError(payload);
+        (stream === 'stderr' ? stderr : stdout).destroy(Object.assign(new Error(`write ${code}`), { code }));
+      }
+    });
     served++;
-    const body = await readBody(req);
-    if (body === undefined) return reply(res, 413, { error: { code: 'too_large', message: 'the exec request is too large' } });
-    relay(req, res, body, true);
+    conn.write(frame(Frame.accept));
+    const begun = Date.now();
+    const code = await plan.run({ pool, signal: interrupt.signal });
+    // Everything runExec wrote goes out before the exit code that ends the client.
+    stdout.end();
+    stderr.end();
+    await Promise.all([finished(stdout), finished(stderr)]).catch(() => undefined);
+    const name = parseFastArgs(hello.argv)?.name ?? '?';
+    log(`exec ${JSON.stringify(name)} exit ${code} ${Date.now() - begun}ms${conn.destroyed ? ' (client gone)' : ''}`);
+    conn.off('close', gone);
+    conn.end(frame(Frame.exit, Buffer.from([code & 0xff])));
   }
 
-  function relay(req: IncomingMessage, res: ServerResponse, body: Buffer, mayRetry: boolean): void {
-    const headers: Record<string, string | number> = { 'content-length': body.length };
-    for (const h of FORWARDED) {
-      const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
-    const upstream = send(new URL(req.url as string, url), { method: 'POST', headers, agent: upstreamAgent });
-    let answered = false;
-    // Whether the TCP connection came up: after that, only a certificate failure proves the
-    // request was not written (an ETIMEDOUT or EHOSTUNREACH may come from a live connection).
-    let connected = false;
-    upstream.once('socket', (socket) => {
-      if (!socket.connecting) connected = true;
-      else socket.once('connect', () => (connected = true));
-    });
-    // The CLI went away (Ctrl-C, its own --timeout, a closed pipe): drop the gateway's request too,
-    // which is how the gateway learns to cancel the statement or the review.
-    const onClientGone = () => {
-      if (!res.writableFinished) upstream.destroy();
-    };
-    res.once('close', onClientGone);
-    upstream.once('response', (up) => {
-      answered = true;
-      const out: Record<string, string> = {};
-      const type = up.headers['content-type'];
-      if (type) out['content-type'] = type;
-      res.writeHead(up.statusCode ?? 502, out);
-      up.pipe(res);
-      up.once('error', () => res.destroy());
-      up.once('aborted', () => res.destroy());
-    });
-    upstream.once('error', (err: NodeJS.ErrnoException) => {
-      res.off('close', onClientGone);
-      if (answered || res.destroyed) return res.destroy();
-      const code = err.code ?? 'unknown';
-      // A kept-alive socket the gateway closed just as this request went out: the gateway read
-      // nothing, so sending again is safe (what Node's own docs advise for reusedSocket).
-      if (mayRetry && upstream.reusedSocket && code === 'ECONNRESET') {
-        log(`retry on a fresh connection (${code})`);
-        return relay(req, res, body, false);
-      }
-      log(`upstream error ${code}`);
-      if ((!connected && CONNECT_FAILED.has(code)) || TLS_VERIFY_FAILED.test(code)) {
-        res.writeHead(502, { [AGENT_HEADER]: AGENT_UNREACHABLE, 'content-type': 'application/json' });
-        return void res.end(JSON.stringify({ error: { code: 'unreachable', message: `the agent cannot reach ${opts.url} (${code})` } }));
-      }
-      // Sent, but no answer: whether it ran is unknown, so the CLI must not send it again.
-      res.destroy();
-    });
-    upstream.end(body);
+  /** Why this agent would not run `hello` as the caller's own process would, or undefined. */
+  function environmentMismatch(hello: ExecHello): string | undefined {
+    const differs = (keys: readonly string[]) => keys.find((k) => (hello.env[k] ?? '') !== (process.env[k] ?? ''));
+    const trust = differs(TRUST_ENV);
+    if (trust) return `${trust} differs from the agent's`;
+    const terminal = hello.stderrTTY ? differs(TERMINAL_ENV) : undefined;
+    if (terminal) return `${terminal} differs from the agent's (a terminal)`;
+    return undefined;
   }
 
   function stop(why: string): Promise<void> {
     stopping ??= (async () => {
       log(`stopping: ${why}`);
       clearTimeout(idleTimer);
-      await new Promise<void>((r) => {
-        server.close(() => r());
-        // Requests in flight finish; idle keep-alive clients are not waited for.
-        server.closeIdleConnections();
-      });
-      upstreamAgent.destroy();
+      // First, before waiting for anything: whoever looks for an agent from now on finds none, and
+      // a socket someone else puts at this path later is never removed by us.
       try {
         unlinkSync(socketPath);
       } catch {
-        // Already gone (removed by hand, or by a newer agent's stale-socket cleanup).
+        // Already gone (removed by hand).
       }
+      // Execs in flight finish; the control clients (status, stop) close their connections.
+      await new Promise<void>((r) => server.close(() => r()));
+      pool.destroy();
       resolveClosed();
     })();
     return stopping;
@@ -188,6 +212,46 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   log(`listening on ${socketPath} for ${opts.url} (pid ${process.pid})`);
   armIdle();
   return { closed, close: () => stop('closed') };
+}
+
+/** The client's request, or undefined when it is not one this agent's version understands. */
+function parseHello(payload: Buffer): ExecHello | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const h = v as Partial<ExecHello> | null;
+  if (!h || typeof h !== 'object' || h.v !== PROTOCOL_VERSION) return undefined;
+  if (!Array.isArray(h.argv) || !h.argv.every((a) => typeof a === 'string')) return undefined;
+  if (typeof h.cwd !== 'string' || !h.cwd.startsWith('/')) return undefined;
+  if (!h.env || typeof h.env !== 'object') return undefined;
+  const env: Record<string, string> = {};
+  for (const key of FORWARDED_ENV) {
+    const value = (h.env as Record<string, unknown>)[key];
+    if (typeof value === 'string') env[key] = value;
+  }
+  if (h.columns !== undefined && (typeof h.columns !== 'number' || !Number.isInteger(h.columns) || h.columns < 0)) return undefined;
+  return {
+    v: h.v,
+    argv: h.argv,
+    cwd: h.cwd,
+    env,
+    stdinTTY: h.stdinTTY === true,
+    stdoutTTY: h.stdoutTTY === true,
+    stderrTTY: h.stderrTTY === true,
+    ...(h.columns !== undefined ? { columns: h.columns } : {}),
+  };
+}
+
+function parseOutputError(payload: Buffer): { stream: 'stdout' | 'stderr'; code: string } {
+  try {
+    const v = JSON.parse(payload.toString('utf8')) as { stream?: unknown; code?: unknown };
+    return { stream: v.stream === 'stderr' ? 'stderr' : 'stdout', code: typeof v.code === 'string' && /^[A-Z0-9_]{1,32}$/.test(v.code) ? v.code : 'EIO' };
+  } catch {
+    return { stream: 'stdout', code: 'EIO' };
+  }
 }
 
 /** Creates the agent directory 0700, or refuses one that is not ours or is looser. */
@@ -219,24 +283,7 @@ async function clearStaleSocket(socketPath: string): Promise<void> {
   unlinkSync(socketPath);
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** A log writer appending to `file` (0600); write failures are ignored rather than fatal to relaying. */
+/** A log writer appending to `file` (0600); write failures are ignored rather than fatal to serving. */
 export function fileLog(file: string): (line: string) => void {
   return (line) => {
     try {

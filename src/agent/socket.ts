@@ -1,13 +1,16 @@
 // Where the local exec agent listens, and the checks every client makes before trusting that socket
 // with a bearer token. One agent per gateway URL and CA, in the config directory: the socket's name
-// is a digest of both, so a CLI that resolves another gateway (or the same URL with another CA)
-// never finds an agent made for something else. The directory is 0700 and the socket 0600, both
+// is a digest of both. The exec client (client.ts) computes no digest: it asks the directory's
+// agents in turn, and an agent serves only a caller for whom the full CLI computes its own socket
+// path, so an exec for another gateway (or the same URL with another CA) is declined and goes
+// direct. The directory is 0700 and the socket 0600, both
 // owned by the user: anything looser or foreign is refused, never "fixed", because whoever could
 // create it could also read what is sent to it.
 import { createHash } from 'node:crypto';
 import { lstatSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Io } from '../io.js';
+import { unsafeEntry } from './client.js';
 import { settingsPath } from '../settings.js';
 
 /** What the agent is pinned to: the gateway's URL and the CA the CLI trusts for it. */
@@ -48,13 +51,7 @@ export function checkAgentSocket(socketPath: string): SocketCheck {
 
 /** Why `info` is not a `kind` owned by us with at most `mode`'s permissions, or undefined. */
 export function unsafe(info: Stats, kind: 'directory' | 'socket', mode: number): string | undefined {
-  const isKind = kind === 'directory' ? info.isDirectory() : info.isSocket();
-  if (!isKind) return `not a ${kind}${info.isSymbolicLink() ? ' (a symbolic link)' : ''}`;
-  const uid = process.getuid?.();
-  if (uid !== undefined && info.uid !== uid) return `owned by uid ${info.uid}, not by this user (uid ${uid})`;
-  const perms = info.mode & 0o777;
-  if ((perms & ~mode) !== 0) return `mode ${perms.toString(8).padStart(4, '0')} is looser than ${mode.toString(8).padStart(4, '0')}`;
-  return undefined;
+  return unsafeEntry(info, kind, mode, process.getuid?.());
 }
 
 function lstatOrMissing(path: string): Stats | undefined {

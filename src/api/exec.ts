@@ -5,7 +5,7 @@
 // an error, never a silent success. This path is what CI jobs and agents run many times over, so it
 // loads neither undici nor zod (node:https and execEvents.ts instead): each costs a short exec more
 // than its round trip to the gateway.
-import type { IncomingMessage } from 'node:http';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import type { CredentialSource } from '../auth/credentials.js';
 import { CliError } from '../errors.js';
@@ -30,42 +30,19 @@ export const MAX_EVENT_LINE_BYTES = 64 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 /**
- * Raised by an exec through the local agent when the request provably never reached the gateway
- * (no agent listening, or the agent could not connect upstream): the caller may send it directly.
+ * The exec client. `pool` is the local agent's (src/agent/server.ts): kept-alive connections to the
+ * gateway shared by its execs; without it each exec opens a connection of its own.
  */
-export class AgentUnavailableError extends CliError {}
-
-/** The agent's answer header saying it could not send the request on (src/agent/server.ts). */
-export const AGENT_HEADER = 'sluice-agent';
-export const AGENT_UNREACHABLE = 'unreachable';
-
-/** Errors of connecting to a unix socket: nothing was sent. */
-const AGENT_CONNECT_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTSOCK']);
-
-/**
- * The exec client. With `agentSocket` the request goes over that unix socket to the local agent
- * (docs/cli.md, `sluice agent`), which relays it on a warm connection; the answer is read exactly
- * as a direct one.
- */
-export function createExecClient(endpoint: GatewayTarget, credentials: CredentialSource, agentSocket?: string): ExecClient {
+export function createExecClient(endpoint: GatewayTarget, credentials: CredentialSource, pool?: HttpAgent): ExecClient {
   return {
     async exec(name, request, signal) {
       const token = await credentials.token();
       let res: IncomingMessage;
       try {
-        res = await post(endpoint, paths.exec(name), token, JSON.stringify(request), signal, agentSocket);
+        res = await post(endpoint, paths.exec(name), token, JSON.stringify(request), signal, pool);
       } catch (err) {
         if (signal.aborted) throw err;
-        if (agentSocket !== undefined) {
-          const code = (err as NodeJS.ErrnoException).code ?? '';
-          if (AGENT_CONNECT_ERRORS.has(code)) throw new AgentUnavailableError(`no agent at ${agentSocket} (${code})`);
-          throw brokeOff(`the local agent failed (${networkCode(err)})`);
-        }
         throw new CliError(describeNetworkError(endpoint, err));
-      }
-      if (agentSocket !== undefined && res.headers[AGENT_HEADER] === AGENT_UNREACHABLE) {
-        discard(res);
-        throw new AgentUnavailableError('the agent could not reach the gateway');
       }
       const status = res.statusCode ?? 0;
       if (status < 200 || status > 299) {
@@ -82,39 +59,39 @@ export function createExecClient(endpoint: GatewayTarget, credentials: Credentia
 }
 
 /**
- * Sends the exec request on a connection of its own (one exec, one request: nothing to keep alive)
- * and resolves with the response once its headers arrive. With a CA file the gateway must chain to
- * exactly that CA; without one, to the system roots. Node's client sets TCP_NODELAY, so the request
- * leaves at once. No timeout: a statement may run for hours without a row; the gateway's own timeout
- * (--timeout) and its keep-alives during reviews decide how long silence may last.
+ * Sends the exec request and resolves with the response once its headers arrive: on a connection
+ * of its own (one exec, one request: nothing to keep alive), or on one of `pool`'s. With a CA file
+ * the gateway must chain to exactly that CA; without one, to the system roots. Node's client sets
+ * TCP_NODELAY, so the request leaves at once. No timeout: a statement may run for hours without a
+ * row; the gateway's own timeout (--timeout) and its keep-alives during reviews decide how long
+ * silence may last.
  */
-async function post(endpoint: GatewayTarget, path: string, token: string, body: string, signal: AbortSignal, agentSocket: string | undefined): Promise<IncomingMessage> {
+async function post(endpoint: GatewayTarget, path: string, token: string, body: string, signal: AbortSignal, pool: HttpAgent | undefined, mayRetry = true): Promise<IncomingMessage> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), accept: EXEC_CONTENT_TYPE };
-  if (agentSocket !== undefined) {
-    // The local hop is plain HTTP on a 0700 directory's 0600 socket: no TLS context to build.
-    const { request } = await import('node:http');
-    return new Promise((resolve, reject) => {
-      const req = request({ socketPath: agentSocket, path, method: 'POST', headers, agent: false, signal });
+  const url = new URL(endpoint.url + path);
+  const tls = url.protocol === 'https:';
+  const { request } = tls ? await import('node:https') : await import('node:http');
+  const req = request(url, {
+    method: 'POST',
+    headers,
+    agent: pool ?? false,
+    signal,
+    ...(tls && endpoint.ca !== undefined ? { ca: endpoint.ca } : {}),
+  });
+  try {
+    return await new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve);
       req.once('error', reject);
       req.end(body);
     });
+  } catch (err) {
+    // A kept-alive connection the gateway closed just as this request went out: the gateway read
+    // nothing, so sending again is safe (what Node's docs advise for reusedSocket).
+    if (mayRetry && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !signal.aborted) {
+      return post(endpoint, path, token, body, signal, pool, false);
+    }
+    throw err;
   }
-  const url = new URL(endpoint.url + path);
-  const tls = url.protocol === 'https:';
-  const { request } = tls ? await import('node:https') : await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'POST',
-      headers,
-      agent: false,
-      signal,
-      ...(tls && endpoint.ca !== undefined ? { ca: endpoint.ca } : {}),
-    });
-    req.once('response', resolve);
-    req.once('error', reject);
-    req.end(body);
-  });
 }
 
 /**

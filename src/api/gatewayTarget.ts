@@ -41,7 +41,7 @@ export function resolveGatewayTarget(io: Io, flags: { gateway?: string; ca?: str
   if (!raw) throw new UsageError('no gateway configured: pass --gateway URL, set SLUICE_GATEWAY, or run `sluice config set gateway URL`');
   const url = normaliseGatewayUrl(raw);
   const caFlag = flags.ca ?? io.env.SLUICE_CA;
-  const caFile = caFlag ? resolve(caFlag) : settings.get('ca')?.[url];
+  const caFile = caFlag ? resolve(io.cwd ?? process.cwd(), caFlag) : settings.get('ca')?.[url];
   return gatewayTarget(url, caFile);
 }
 

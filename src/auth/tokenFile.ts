@@ -1,6 +1,6 @@
 // The 0600 token file (tokens.json beside the settings) that holds logins where no OS keyring
-// works. Reading it needs neither the keyring's native module nor conf, so the exec fast path
-// (src/commands/exec/fast.ts) reads logins here; tokenStore.ts writes them.
+// works. Reading it needs neither the keyring's native module nor conf, so the exec agent
+// (src/commands/exec/fast.ts) reads its callers' logins here; tokenStore.ts writes them.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { SettingsStore } from '../settings.js';

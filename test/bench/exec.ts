@@ -11,12 +11,18 @@
 // the exec series runs without it; when it is set, a further series runs with it, so both are shown.
 //
 // Two exec series: cold (no agent: the CLI opens its own TLS connection) and through `sluice agent`
-// (started once before the timed runs, like an ssh ControlMaster; the CLI takes its fast path). On
+// (started once before the timed runs, like an ssh ControlMaster; the CLI is then a pipe to it). On
 // a shared machine wall time measures the CPU queue as much as the programs, so each series also
 // reports CPU per run: the CLI's (the bench's reaped children), the agent's and the gateway's.
+//
+// Two floors in the same run say what any Node client can reach here: `node -e 0` (Node's own
+// start) and a bare Node unix-socket round trip (start, connect, one message each way, exit)
+// against an echo server in this process — what the exec client through the agent does, less the
+// exec itself.
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, newConfigDir, serviceToken, startGateway } from '../support/binaries.js';
@@ -44,13 +50,26 @@ export async function benchExec(log: (s: string) => void): Promise<Row[]> {
     const pgEnv = { ...process.env, PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGPORT: String(cluster.port), PGUSER: cluster.user, PGDATABASE: cluster.database };
     const execArgs = [CLI_BIN, 'exec', 'bench', '-i', 'select 1', '--format', 'csv'];
     await run(process.execPath, [CLI_BIN, 'agent', 'start'], { env: agentEnv });
-    const agentPid = (JSON.parse((await run(process.execPath, [CLI_BIN, 'agent', 'status', '--json'], { env: agentEnv })).stdout) as { pid: number }).pid;
+    const echoDir = mkdtempSync(join(tmpdir(), 'sluice-bench-echo-'));
+    const echoPath = join(echoDir, 'echo.sock');
+    const echo = createServer((sock) => sock.once('data', (d) => sock.end(d)));
+    await new Promise<void>((r) => echo.listen(echoPath, r));
+    const bareClient = "const s = require('node:net').connect(process.argv[1]); s.on('connect', () => s.write('x')); s.on('data', () => s.destroy());";
+    const statusPid = async (env: NodeJS.ProcessEnv) => (JSON.parse((await run(process.execPath, [CLI_BIN, 'agent', 'status', '--json'], { env })).stdout) as { pid: number }).pid;
+    const agentPid = await statusPid(agentEnv);
+    // The agent serves only callers whose Node trust settings equal its own: with
+    // NODE_EXTRA_CA_CERTS, an agent started with it, as a user's shell that sets it would.
+    const extraEnv = extraCa === undefined ? undefined : { ...agentEnv, SLUICE_CONFIG_DIR: newConfigDir(), NODE_EXTRA_CA_CERTS: extraCa };
+    if (extraEnv) await run(process.execPath, [CLI_BIN, 'agent', 'start'], { env: extraEnv });
+    const extraAgentPid = extraEnv ? await statusPid(extraEnv) : undefined;
     try {
       const series: Series[] = [
         { name: 'sluice exec, cold (no agent)', fn: () => run(process.execPath, execArgs, { env: coldEnv }) },
         { name: 'sluice exec through the agent', fn: () => run(process.execPath, execArgs, { env: agentEnv }), agentPid },
         { name: 'psql -c', fn: () => run(join(PG_BIN_DIR, 'psql'), ['-X', '-At', '-c', 'select 1'], { env: pgEnv }) },
-        ...(extraCa === undefined ? [] : [{ name: `sluice exec through the agent, with NODE_EXTRA_CA_CERTS=${extraCa}`, fn: () => run(process.execPath, execArgs, { env: { ...agentEnv, NODE_EXTRA_CA_CERTS: extraCa } }), agentPid }]),
+        { name: 'floor: node -e 0', fn: () => run(process.execPath, ['-e', '0'], { env: baseEnv }) },
+        { name: 'floor: bare Node unix-socket round trip', fn: () => run(process.execPath, ['-e', bareClient, echoPath], { env: baseEnv }) },
+        ...(extraEnv === undefined ? [] : [{ name: `sluice exec through the agent, with NODE_EXTRA_CA_CERTS=${extraCa}`, fn: () => run(process.execPath, execArgs, { env: extraEnv }), agentPid: extraAgentPid }]),
       ].map((x) => ({ ...x, wall: [], cli: 0, agent: 0, gateway: 0 }));
       // One warm-up each: the first exec also opens the gateway's first upstream connection.
       for (const x of series) await x.fn();
@@ -77,10 +96,13 @@ export async function benchExec(log: (s: string) => void): Promise<Row[]> {
       }
       return series
         .filter((x) => x !== psql)
-        .map((x) => ({ figure: `${x.name} 'select 1' ÷ psql -c (${RUNS} sequential, median)`, reference: p, value: median(x.wall), unit: 'ms', ratio: p / median(x.wall) }));
+        .map((x) => ({ figure: x.name.startsWith('floor') ? `${x.name} ÷ psql -c 'select 1' (${RUNS} sequential, median)` : `${x.name} 'select 1' ÷ psql -c (${RUNS} sequential, median)`, reference: p, value: median(x.wall), unit: 'ms', ratio: p / median(x.wall) }));
     } finally {
       await run(process.execPath, [CLI_BIN, 'agent', 'stop'], { env: agentEnv }).catch(() => undefined);
-      for (const env of [coldEnv, agentEnv]) rmSync(env.SLUICE_CONFIG_DIR, { recursive: true, force: true });
+      echo.close();
+      rmSync(echoDir, { recursive: true, force: true });
+      if (extraEnv) await run(process.execPath, [CLI_BIN, 'agent', 'stop'], { env: extraEnv }).catch(() => undefined);
+      for (const env of [coldEnv, agentEnv, ...(extraEnv ? [extraEnv] : [])]) rmSync(env.SLUICE_CONFIG_DIR, { recursive: true, force: true });
     }
   } finally {
     await gw.stop();

@@ -3,12 +3,14 @@
 // neither its log nor its environment); an agent killed mid-exec breaks that exec off and cancels
 // the statement, and the next exec goes direct; a socket that is not ours or is too open is never
 // sent a token. The whole exec suite through the agent is exec-via-agent.test.ts.
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startArena, type Arena } from '../support/arena.js';
-import { collect, login, runCli, serviceToken, spawnCli, tokenCtx, type CliEnv } from '../support/binaries.js';
+import { CLI_BIN, cliEnv, collect, login, runCli, serviceToken, spawnCli, tokenCtx, type CliEnv } from '../support/binaries.js';
 import { waitFor } from '../support/pgEngineHarness.js';
 
 const cluster = inject('pgCluster');
@@ -44,8 +46,9 @@ const running = (pid: number): boolean => {
 const one = async (sql: string) => Object.values((await arena.admin.query(sql)).rows[0] ?? {})[0];
 
 /** A CI-style context with a started agent; stopped by the returned function. */
-async function withAgent(): Promise<{ ctx: CliEnv; agent: Status; stop: () => Promise<void> }> {
-  const ctx = tokenCtx(arena.gw, token);
+async function withAgent(env: Record<string, string> = {}): Promise<{ ctx: CliEnv; agent: Status; stop: () => Promise<void> }> {
+  const base = tokenCtx(arena.gw, token);
+  const ctx = { ...base, env: { ...base.env, ...env } };
   const started = await runCli(['agent', 'start'], ctx);
   expect(started.code, started.stderr).toBe(0);
   const agent = await status(ctx);
@@ -68,7 +71,7 @@ describe('the agent relays', () => {
       expect(r).toMatchObject({ code: 0, stdout: 'answer\n42\n', stderr: '' });
       expect((await status(ctx)).served).toBe(1);
       const log = readFileSync(agent.socket.replace(/\.sock$/, '.log'), 'utf8');
-      expect(log).toContain('POST /v1/connections/pg-prod/exec 200');
+      expect(log).toContain('exec "pg-prod" exit 0');
       expect(log).not.toContain(token);
       expect(readFileSync(`/proc/${agent.pid}/environ`, 'utf8')).not.toContain(token);
     } finally {
@@ -89,6 +92,88 @@ describe('the agent relays', () => {
       expect(after.code).toBe(1);
       expect(after.stderr).toContain('no agent runs');
     } finally {
+      await stop();
+    }
+  });
+});
+
+describe('the client is a pipe; the agent runs the exec as the caller', () => {
+  it("reads -f FILE relative to the caller's working directory, not the agent's", async () => {
+    const { ctx, stop } = await withAgent();
+    const cwd = mkdtempSync(join(tmpdir(), 'sluice-agent-cwd-'));
+    try {
+      writeFileSync(join(cwd, 'relative.sql'), 'select 40 + 2 as from_file');
+      const child = spawn(process.execPath, [CLI_BIN, 'exec', 'pg-prod', '-f', 'relative.sql'], { cwd, env: cliEnv(ctx), stdio: ['pipe', 'pipe', 'pipe'] });
+      const r = await collect(child);
+      expect(r).toMatchObject({ code: 0, stdout: 'from_file\n42\n', stderr: '' });
+      expect((await status(ctx)).served).toBe(1);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+      await stop();
+    }
+  });
+
+  it('leaves stdin unread when the input is -i (a loop reading the same pipe keeps its lines)', async () => {
+    const { ctx, stop } = await withAgent();
+    try {
+      const script = `"${process.execPath}" "${CLI_BIN}" exec pg-prod -i 'select 1 as one'; cat`;
+      const child = spawn('sh', ['-c', script], { env: cliEnv(ctx), stdio: ['pipe', 'pipe', 'pipe'] });
+      child.stdin.end('the rest of the pipe\n');
+      const r = await collect(child);
+      expect(r).toMatchObject({ code: 0, stdout: 'one\n1\nthe rest of the pipe\n', stderr: '' });
+      expect((await status(ctx)).served).toBe(1);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('declines an exec for another gateway, which then goes direct with the direct answer', async () => {
+    const { ctx, agent, stop } = await withAgent();
+    const plainCtx = tokenCtx(arena.gw, token);
+    try {
+      // Nothing listens there: the direct answer is a refused connection, and no agent may serve it.
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const port = (closed.address() as { port: number }).port;
+      await new Promise((r) => closed.close(r));
+      const args = ['exec', 'pg-prod', '--gateway', `https://127.0.0.1:${port}`, '-i', 'select 1'];
+      const [viaAgent, direct] = [await runCli(args, ctx), await runCli(args, plainCtx)];
+      expect(direct.code).toBe(1);
+      expect(viaAgent).toEqual(direct);
+      expect((await status(ctx)).served).toBe(0);
+      expect(readFileSync(agent.socket.replace(/\.sock$/, '.log'), 'utf8')).toContain('declined: another gateway');
+    } finally {
+      rmSync(plainCtx.configDir, { recursive: true, force: true });
+      await stop();
+    }
+  });
+
+  it('waits for a review on a terminal with the spinner, as the full CLI does', async () => {
+    // The agent draws the spinner for the terminal the caller describes: started from the same shell.
+    const { ctx, stop } = await withAgent({ TERM: 'xterm' });
+    const plainCtx = tokenCtx(arena.gw, token);
+    try {
+      // script(1) gives the CLI a terminal; the review (payments-review) expires after 2 s unanswered.
+      const onTerminal = (c: CliEnv) => {
+        const cmd = `"${process.execPath}" "${CLI_BIN}" exec pg-prod -i "update payments set note = 'tty' where id = 1"`;
+        return collect(spawn('script', ['-qefc', cmd, '/dev/null'], { env: { ...cliEnv(c), TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] }));
+      };
+      const viaAgent = await onTerminal(ctx);
+      const direct = await onTerminal(plainCtx);
+      expect((await status(ctx)).served).toBe(1);
+      for (const r of [viaAgent, direct]) {
+        expect(r.code).toBe(5);
+        // The spinner's frame and its cursor moves, then the error once it stopped.
+        expect(r.stdout).toMatch(/⠋.*waiting for review R-[0-9A-Z]+/);
+        expect(r.stdout).toContain('\x1b[');
+      }
+      // Past the frames drawn while waiting (their number depends on timing), the same bytes.
+      const end = (s: string) => s.slice(s.lastIndexOf('\x1b[?2026l')).replace(/R-[0-9A-Z]+/g, 'R-ID');
+      expect(end(viaAgent.stdout)).toBe(end(direct.stdout));
+      expect(end(direct.stdout)).toContain('sluice: review R-ID expired without a decision');
+      expect(await one('select note from payments where id = 1')).toBe('first');
+    } finally {
+      rmSync(plainCtx.configDir, { recursive: true, force: true });
       await stop();
     }
   });

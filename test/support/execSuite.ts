@@ -131,8 +131,8 @@ describe('errors and exit codes', () => {
   });
 
   it('usage errors exit 2 naming the flags', async () => {
-    // Refused before any request: not counted as an exec the agent relays.
-    const both = await runCli(['exec', 'pg-prod', '-i', 'select 1', '-f', 'x.sql'], ci);
+    // Through an agent, the agent reads the flags and refuses them exactly as the full CLI does.
+    const both = await exec(['-i', 'select 1', '-f', 'x.sql']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/-i\/--input and -f\/--file/);
   });

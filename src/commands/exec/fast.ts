@@ -1,19 +1,20 @@
-// The exec fast path: `sluice exec NAME …` through the local agent (`sluice agent start`) without
-// loading the full CLI (commander, the keyring, undici, the TLS client). bin/sluice.js tries it
-// first for `exec`; it answers `undefined`, before anything observable happened, whenever it is not
-// sure to behave exactly as the full command: flags it does not know (or `--`, `--help`), no agent
-// for the resolved gateway, a login only the keyring or a refresh can provide. It then runs the
-// same runExec with the same rendering; an agent that is gone by the time the request is sent
-// (nothing reached the gateway) is bypassed by sending the request directly.
-import { checkAgentSocket, agentSocketPath } from '../../agent/socket.js';
+// What the local agent (src/agent/server.ts) runs for one `sluice exec` client (src/agent/client.ts):
+// the command line read as commander reads it, the gateway resolved from the caller's flags,
+// environment, settings and working directory, and the same runExec as the full CLI, writing to
+// the caller's streams through the agent's frames. The agent serves only what the full CLI would
+// have sent to it, and declines (the client then runs the full CLI) before anything observable
+// happened whenever it is not sure to behave exactly as the full command.
+import { resolve } from 'node:path';
+import { agentSocketPath } from '../../agent/socket.js';
 import { resolveGatewayTarget, type GatewayTarget } from '../../api/gatewayTarget.js';
-import { AgentUnavailableError, createExecClient, type ExecClient } from '../../api/exec.js';
+import type { Agent as HttpAgent } from 'node:http';
+import { createExecClient } from '../../api/exec.js';
 import { REFRESH_MARGIN_SECONDS, type CredentialSource } from '../../auth/credentials.js';
 import { readTokenFile, tokenFilePath } from '../../auth/tokenFile.js';
 import { reportFailure } from '../../errors.js';
 import type { GatewayFlags } from '../../factory.js';
-import { processIo, say, type Io } from '../../io.js';
-import { systemClock, withSigint } from '../../runtime.js';
+import { say, type Io } from '../../io.js';
+import { systemClock } from '../../runtime.js';
 import { openSettings, type SettingsStore } from '../../settings.js';
 import { runExec, type ExecOptions } from './run.js';
 
@@ -74,57 +75,51 @@ export function parseFastArgs(argv: readonly string[]): ({ name: string } & Fast
   return opts;
 }
 
-/** The exit code of `sluice exec` run through the agent, or undefined: run the full CLI instead. */
-export async function fastExec(argv: readonly string[], io: Io = processIo()): Promise<number | undefined> {
+/** What the agent does with one client's exec: serve it, or decline (nothing has happened yet). */
+export type AgentExecPlan = { decline: string } | { run: (deps: { pool: HttpAgent; signal: AbortSignal }) => Promise<number> };
+
+/**
+ * Decides whether the agent pinned to `pinned` (at `socketPath`) may serve `argv` for a caller
+ * whose working directory, environment and streams `io` describes, exactly as the full CLI would
+ * run it; declines anything the full CLI must judge: flags the parser here does not know, settings
+ * or a gateway it cannot resolve, another gateway, CA or config directory than this agent's, a
+ * login only the keyring or a refresh can provide.
+ */
+export async function planAgentExec(argv: readonly string[], io: Io, pinned: { url: string; ca?: string; socketPath: string }): Promise<AgentExecPlan> {
   const parsed = parseFastArgs(argv);
-  if (!parsed) return undefined;
+  if (!parsed) return { decline: 'flags for the full CLI' };
   const { gateway, ca, ...opts } = parsed;
   let endpoint: GatewayTarget;
   let settings: SettingsStore;
-  let socket: string;
   try {
     settings = await openSettings(io);
     endpoint = resolveGatewayTarget(io, { ...(gateway !== undefined ? { gateway } : {}), ...(ca !== undefined ? { ca } : {}) }, settings);
-    socket = agentSocketPath(io, endpoint);
-    const check = checkAgentSocket(socket);
-    if (check.state === 'missing') return undefined;
-    if (check.state === 'unsafe') {
-      say(io, `sluice: warning: not using the agent socket ${check.problem}; running the exec directly`);
-      return undefined;
-    }
+    // The socket the full CLI would pick for this caller (its config directory, gateway and CA).
+    const wanted = resolve(io.cwd ?? process.cwd(), agentSocketPath(io, endpoint));
+    if (endpoint.url !== pinned.url || endpoint.ca !== pinned.ca || wanted !== pinned.socketPath) return { decline: 'another gateway, CA or config directory' };
   } catch {
     // Whatever the full command would report about the settings or the gateway, let it report it.
-    return undefined;
+    return { decline: 'settings or gateway for the full CLI to report' };
   }
   const credentials = cheapCredentials(io, settings, endpoint);
-  if (!credentials) return undefined;
-
-  const viaAgent = createExecClient(endpoint, credentials, socket);
-  const direct = createExecClient(endpoint, credentials);
-  const exec: ExecClient = {
-    async exec(name, request, signal) {
+  if (!credentials) return { decline: 'a login only the full CLI can read' };
+  return {
+    run: async ({ pool, signal }) => {
       try {
-        return await viaAgent.exec(name, request, signal);
+        await runExec(opts, { io, clock: systemClock, exec: createExecClient(endpoint, credentials, pool), signal });
+        return 0;
       } catch (err) {
-        // The request provably never reached the gateway: send it ourselves.
-        if (err instanceof AgentUnavailableError) return direct.exec(name, request, signal);
-        throw err;
+        return reportFailure(err, (line) => say(io, line));
       }
     },
   };
-  try {
-    await withSigint((signal) => runExec(opts, { io, clock: systemClock, exec, signal }));
-    return 0;
-  } catch (err) {
-    return reportFailure(err, (line) => say(io, line));
-  }
 }
 
 /**
  * SLUICE_TOKEN, or the login in the token file when that is where this config directory keeps
  * logins and it needs no refresh; undefined when only the full CLI can tell (keyring, refresh).
  */
-function cheapCredentials(io: Io, settings: SettingsStore, endpoint: GatewayTarget): CredentialSource | undefined {
+export function cheapCredentials(io: Io, settings: SettingsStore, endpoint: GatewayTarget): CredentialSource | undefined {
   const fromEnv = io.env.SLUICE_TOKEN;
   if (fromEnv) return { kind: 'env', token: async () => fromEnv };
   // Set when the token store fell back to the file because no keyring works (tokenStore.ts).

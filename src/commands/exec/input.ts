@@ -25,7 +25,7 @@ const HOW = 'pass the SQL with -i/--input TEXT, -f/--file PATH (- for stdin), or
  * The input the flags name. `stdin` may be given as a function: it is then called only when stdin
  * is the source, since opening process.stdin costs a short exec's start a few ms for nothing.
  */
-export async function readExecInput(flags: { input?: string; file?: string }, stdinOrOpen: Stdin | (() => Stdin)): Promise<ExecInput> {
+export async function readExecInput(flags: { input?: string; file?: string }, stdinOrOpen: Stdin | (() => Stdin), cwd = process.cwd()): Promise<ExecInput> {
   const stdin = (): Stdin => (typeof stdinOrOpen === 'function' ? stdinOrOpen() : stdinOrOpen);
   if (flags.input !== undefined && flags.file !== undefined) {
     throw new UsageError(`-i/--input and -f/--file both given: ${HOW}, only one of them`);
@@ -36,13 +36,12 @@ export async function readExecInput(flags: { input?: string; file?: string }, st
     return { sql: flags.input, source: { kind: 'text' } };
   }
   if (flags.file === '-') return { sql: await readStdin(stdin(), '-f -'), source: { kind: 'stdin' } };
-  if (flags.file !== undefined) return { sql: await readFileInput(flags.file), source: { kind: 'file', path: flags.file } };
+  if (flags.file !== undefined) return { sql: await readFileInput(resolve(cwd, flags.file), flags.file), source: { kind: 'file', path: flags.file } };
   if (stdin().isTTY) throw new UsageError(`no SQL to run: ${HOW}`);
   return { sql: await readStdin(stdin(), 'stdin'), source: { kind: 'stdin' } };
 }
 
-async function readFileInput(path: string): Promise<string> {
-  const full = resolve(path);
+async function readFileInput(full: string, path: string): Promise<string> {
   try {
     const info = await stat(full);
     if (info.isDirectory()) throw new UsageError(`-f/--file ${path} is a directory: name a file of SQL`);

@@ -53,7 +53,7 @@ export async function runExec(opts: ExecOptions, deps: ExecDeps): Promise<void> 
   const format = chooseFormat(opts, io);
   const timeoutMs = parseTimeout(opts.timeout);
   if (opts.review !== undefined && !/^[\w-]{1,40}$/.test(opts.review)) throw new UsageError(`--review "${opts.review}" is not a review id: expected e.g. R-8F3K (see \`sluice reviews\`)`);
-  const input = await readExecInput(opts, () => io.stdin);
+  const input = await readExecInput(opts, () => io.stdin, io.cwd);
 
   const request: ExecRequest = {
     input: input.sql,
