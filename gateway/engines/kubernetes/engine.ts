@@ -244,7 +244,7 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
           if (protocol.startsWith('base64.')) return { refuse: `the ${protocol} stream carries its data base64-coded, where the held token cannot be found; use a binary channel protocol (kubectl 1.30 or later)` };
           // SPDY tunnelled in WebSocket (kubectl port-forward): its data frames split the bytes the gateway would have to scan.
           if (/spdy/i.test(protocol)) return { refuse: `${protocol} tunnels SPDY frames, which the gateway does not read; a stream it cannot scan for the held token is not relayed` };
-          return new WsScrubber(secretBuffers, CHANNEL_PROTOCOLS.includes(protocol) || protocol === 'portforward.k8s.io' ? 'channel' : 'raw', scrubbed(a));
+          return new WsScrubber(secretBuffers, CHANNEL_PROTOCOLS.includes(protocol) ? 'channel' : 'raw', scrubbed(a));
         },
       };
     },
