@@ -134,6 +134,26 @@ describe('WebSocket upgrades on http connections', () => {
     });
   }
 
+  it('a frame the gateway cannot read (RSV1 set) ends the stream; nothing of it reaches the client, the gateway keeps serving', async () => {
+    const { messages } = await wsMessages(`ws://127.0.0.1:${httpTunnel.port}/ws-auth?how=rsv`).catch((err: Error) => ({ messages: [] as Buffer[], error: err }));
+    const text = messages.map(String).join('');
+    seen.push(text);
+    expect(text).toBe('first');
+    // The gateway keeps serving the connection.
+    expect((await fetch(`http://127.0.0.1:${httpTunnel.port}/echo/after-rsv`)).status).toBe(200);
+  });
+
+  it('a 101 naming an extension the client was not let offer is answered 502', async () => {
+    const r = await wsMessages(`ws://127.0.0.1:${httpTunnel.port}/ws-ext`, { perMessageDeflate: true }).then(
+      () => 'opened',
+      (err: Error) => err.message,
+    );
+    expect(r).toMatch(/Unexpected server response: 502/);
+    const arrived = target.log.filter((e) => e.target === '/ws-ext');
+    expect(arrived).toHaveLength(1);
+    expect(arrived[0]!.headers['sec-websocket-extensions']).toBeUndefined();
+  });
+
   it('a SPDY upgrade, which the gateway cannot scan, is refused', async () => {
     const before = target.log.length;
     const reply = await new Promise<string>((resolve, reject) => {

@@ -233,6 +233,8 @@ function printToken(socket: Socket, ws: WebSocket, how: string, token: string): 
           : [frame(2, stdout(text))];
   const status = frame(2, Buffer.concat([Buffer.from([Channel.Error]), Buffer.from(JSON.stringify({ metadata: {}, status: 'Success' }))]));
   socket.setNoDelay(true);
+  // Channels 1 and 2 announced by empty frames first, as the API server's streams (and runExec) do.
+  socket.write(Buffer.concat([frame(2, stdout('')), frame(2, Buffer.from([Channel.Stderr]))]));
   socket.write(parts[0]!);
   // A pause between the writes so they leave as separate TCP segments and reach the gateway in separate reads.
   setTimeout(() => {
