@@ -134,13 +134,16 @@ describe('WebSocket upgrades on http connections', () => {
     });
   }
 
-  it('a frame the gateway cannot read (RSV1 set) ends the stream; nothing of it reaches the client, the gateway keeps serving', async () => {
+  it('a frame the gateway cannot read (RSV1 set) ends the stream, recorded with the reason; nothing of it reaches the client, the gateway keeps serving', async () => {
     const { messages } = await wsMessages(`ws://127.0.0.1:${httpTunnel.port}/ws-auth?how=rsv`).catch((err: Error) => ({ messages: [] as Buffer[], error: err }));
     const text = messages.map(String).join('');
     seen.push(text);
     expect(text).toBe('first');
     // The gateway keeps serving the connection.
     expect((await fetch(`http://127.0.0.1:${httpTunnel.port}/echo/after-rsv`)).status).toBe(200);
+    // The session (one per client connection) ends only once the stream's outcome is recorded.
+    const trail = (await runCli(['audit', 'export'], ctx)).stdout;
+    expect(trail).toMatch(/"kind":"result"[^\n]*the stream was ended: a WebSocket frame with RSV bits set/);
   });
 
   it('a 101 naming an extension the client was not let offer is answered 502', async () => {
@@ -174,6 +177,8 @@ describe('the record', () => {
     const trail = await runCli(['audit', 'export'], ctx);
     expect(trail.code, trail.stderr).toBe(0);
     expect(trail.stdout).toMatch(/"credentialEchoesScrubbed":1/);
+    // Each http WebSocket echo recorded with its outcome, its echo counted.
+    expect(trail.stdout.split('\n').filter((l) => l.includes('"http.response"') && l.includes('"result":"upgraded"') && l.includes('"credentialEchoesScrubbed":1'))).toHaveLength(3);
     expect(trail.stdout).toContain('k8s.output');
     const all = [...seen, trail.stdout, gw.output()].join('\n');
     for (const secret of [fixture.token, AUTH, AUTH.slice('Bearer '.length)]) for (const f of forms(secret)) expect(all).not.toContain(f);
