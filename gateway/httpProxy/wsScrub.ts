@@ -91,8 +91,9 @@ export class WsScrubber implements ChunkFilter {
     return out.length === 1 ? out[0] : Buffer.concat(out);
   }
 
-  /** The stream ended: what was held is no echo (it never completed one). */
+  /** The stream ended: the held data text is no echo (it never completed one); a control frame cut short is scanned as far as it came. */
   end(): Buffer | undefined {
+    this.scrubControl();
     const rest = this.pending;
     this.pending = [];
     this.held = [];
@@ -193,7 +194,14 @@ export class WsScrubber implements ChunkFilter {
   }
 
   private frameDone(): void {
-    if (!this.frameIsData && this.control.length > 0) {
+    if (!this.frameIsData) this.scrubControl();
+    this.inPayload = false;
+    this.headLen = 0;
+    this.headNeed = 2;
+  }
+
+  private scrubControl(): void {
+    if (this.control.length > 0) {
       let total = 0;
       for (const s of this.control) total += s.end - s.start;
       const text = joined(this.control, total);
@@ -204,9 +212,6 @@ export class WsScrubber implements ChunkFilter {
       }
       this.control = [];
     }
-    this.inPayload = false;
-    this.headLen = 0;
-    this.headNeed = 2;
   }
 }
 

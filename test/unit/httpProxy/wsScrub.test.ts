@@ -158,6 +158,14 @@ describe('WsScrubber', () => {
     });
   }
 
+  it('a control frame cut short by the end of the stream is scanned as far as it came', () => {
+    const s = new WsScrubber(SECRETS, 'raw');
+    const wire = frame(8, Buffer.concat([Buffer.from([3, 232]), Buffer.from(`${TOKEN} and more`)])).subarray(0, 4 + TOKEN.length + 2);
+    const out = Buffer.concat([s.push(Buffer.from(wire)) ?? Buffer.alloc(0), s.end() ?? Buffer.alloc(0)]);
+    expect(out).toHaveLength(wire.length);
+    expect(out.includes(TOKEN)).toBe(false);
+  });
+
   it('refuses to hold an unbounded run of empty frames behind a possible echo', () => {
     const s = new WsScrubber(SECRETS, 'raw');
     s.push(frame(1, TOKEN.slice(0, 10), { fin: false }));
