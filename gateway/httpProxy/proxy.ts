@@ -42,16 +42,22 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
     // A hook that throws past its contract ends this exchange, never the gateway process.
     void exchange(ctx, req, res, ++totals.requests).catch(() => res.destroy());
   });
+  // Upgraded streams still finishing: their outcomes belong to this session, so it ends after them.
+  const upgrades = new Set<Promise<void>>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const started = Date.now();
     const request = toProxyRequest(req, ++totals.requests, true);
-    void passUpgrade({ options, req, request, socket, head, signal, errorResponse })
+    const done = passUpgrade({ options, req, request, socket, head, signal, errorResponse })
       .then((outcome) => {
         totals.bytesFromClient += outcome.action.requestBytes;
         totals.bytesToClient += outcome.action.responseBytes;
         hooks.onOutcome?.(outcome.classified, request, { ...outcome.action, durationMs: Date.now() - started });
       })
-      .catch(() => socket.destroy());
+      .catch(() => {
+        socket.destroy();
+      })
+      .finally(() => upgrades.delete(done));
+    upgrades.add(done);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // A request Node's parser refuses (malformed, head too large, head too slow) ends this client connection only.
@@ -70,6 +76,8 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   server.emit('connection', client);
   try {
     await closed;
+    // The client stream is closed, so each upgrade's sockets are closing too: its outcome is near.
+    await Promise.all(upgrades);
   } finally {
     signal.removeEventListener('abort', onAbort);
     server.close();

@@ -106,6 +106,15 @@ export interface ProxyHooks<A> {
    */
   observeUpgrade?(action: A, req: ProxyRequest, res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): UpgradeObserver | undefined;
   /**
+   * Scanning of an upgraded stream's server→client bytes (e.g. for a held credential the service
+   * might print), asked once the request is allowed; undefined: the stream is relayed as it is.
+   * With a scan the core passes only WebSocket (other upgrades are refused with 400), does not
+   * forward the client's Sec-WebSocket-Extensions offer (an extension would code the frames past
+   * reading), refuses a 101 that names an extension anyway, and sends every server byte through
+   * the filter `start` gives (which may throw to end a stream it cannot read).
+   */
+  upgradeScan?(action: A, req: ProxyRequest): UpgradeScan | undefined;
+  /**
    * A filter for a response body streamed as is (no transformResponse replacement), e.g.
    * scrubbing a held credential an upstream echoes back: a stream, or a ChunkFilter the core calls
    * inline (cheaper: no stream per response). It must keep the body's length (the upstream's
@@ -122,6 +131,11 @@ export interface ProxyHooks<A> {
 export interface ChunkFilter {
   push(chunk: Buffer): Buffer | undefined;
   end(): Buffer | undefined;
+}
+
+export interface UpgradeScan {
+  /** After the upstream's 101: the filter for its bytes to the client, or why the stream is refused. */
+  start(res: { readonly headers: Readonly<Record<string, string | string[] | undefined>> }): ChunkFilter | { readonly refuse: string };
 }
 
 export interface UpgradeObserver {

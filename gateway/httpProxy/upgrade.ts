@@ -1,18 +1,23 @@
 // Protocol upgrades (WebSocket, SPDY as kubectl exec uses): the request is judged like any other,
 // forwarded with Node's client on a socket of its own, and once the upstream answers 101 the two
-// sockets are piped as raw streams until either side closes. Any other answer is relayed with
+// sockets are piped as raw streams until either side closes — or, when the engine scans the stream
+// (types.ts, upgradeScan), the server's bytes pass through its filter on their way to the client
+// and to the observer. Any other answer is relayed with
 // `Connection: close` and the client connection ends, so no later bytes on it can reach the
 // upstream unjudged.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { forwardHeaders } from './headers.js';
 import { serialize, upstreamError } from './proxy.js';
-import type { ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, UpgradeObserver } from './types.js';
+import type { ChunkFilter, ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, UpgradeObserver, UpgradeScan } from './types.js';
 import { ProxyRefusal } from './types.js';
 import { requestFunction } from './upstream.js';
 
 /** What passes through when ProxyOptions.upgradeProtocols is not given. */
 export const DEFAULT_UPGRADE_PROTOCOLS: readonly string[] = ['websocket', 'spdy/3.1'];
+
+/** Offers not forwarded on a scanned upgrade: a negotiated extension (permessage-deflate) would code the frames. */
+const UNSCANNABLE_OFFERS: ReadonlySet<string> = new Set(['sec-websocket-extensions']);
 
 /** The most of a non-101 answer to an upgrade that is relayed (they are short error bodies). */
 const REFUSED_UPGRADE_BODY_CAP = 1024 * 1024;
@@ -52,10 +57,15 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
     action = classified.action;
     const decision = await hooks.decide(classified.action, request, closed.signal);
     if (decision.verdict !== 'allow') return refuse(decision.refusal, 'refused');
-    const headers = forwardHeaders(args.req.rawHeaders, hooks.inject?.(classified.action, request) ?? {});
+    const scan = hooks.upgradeScan?.(classified.action, request);
+    if (scan !== undefined && asked[0] !== 'websocket') {
+      const message = `an upgrade to ${asked[0]!} cannot be scanned for the held credential; only WebSocket is passed on this connection`;
+      return refuse(args.errorResponse(400, message), 'refused', message);
+    }
+    const headers = forwardHeaders(args.req.rawHeaders, hooks.inject?.(classified.action, request) ?? {}, scan !== undefined ? UNSCANNABLE_OFFERS : undefined);
     headers.push('host', options.upstream.origin.host, 'connection', 'Upgrade', 'upgrade', args.req.headers.upgrade ?? '');
     const observe = (res: IncomingMessage) => hooks.observeUpgrade?.(classified.action, request, { headers: res.headers });
-    return await relay(args, classified.target, headers, closed.signal, observe).then((outcome) => ({ classified: action, action: outcome }));
+    return await relay(args, classified.target, headers, closed.signal, observe, scan).then((outcome) => ({ classified: action, action: outcome }));
   } catch (err) {
     if (err instanceof ProxyRefusal) return refuse(err.response, 'refused');
     const message = upstreamError(err, options.upstream.origin.origin);
@@ -63,7 +73,7 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
   }
 }
 
-function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal, observe: (res: IncomingMessage) => UpgradeObserver | undefined): Promise<Outcome> {
+function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal, observe: (res: IncomingMessage) => UpgradeObserver | undefined, scan: UpgradeScan | undefined): Promise<Outcome> {
   const { options, socket, head } = args;
   const upstream = options.upstream;
   return new Promise<Outcome>((resolve, reject) => {
@@ -76,39 +86,88 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
     });
     outgoing.on('upgrade', (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       closed.removeEventListener('abort', onClosed);
+      let filter: ChunkFilter | undefined;
+      if (scan !== undefined) {
+        const started = res.headers['sec-websocket-extensions'] !== undefined ? { refuse: `the upstream negotiated a WebSocket extension (${String(res.headers['sec-websocket-extensions'])}) that was not offered; its frames cannot be scanned for the held credential` } : scan.start(res);
+        if ('refuse' in started) {
+          upSocket.destroy();
+          const reply = args.errorResponse(502, started.refuse);
+          if (socket.writable) socket.end(serialize(reply));
+          resolve({ status: 502, result: 'failed', requestBytes: 0, responseBytes: reply.body.length, requestSample: Buffer.alloc(0), responseSample: Buffer.alloc(0), error: started.refuse });
+          return;
+        }
+        filter = started;
+      }
       const lines = [`HTTP/1.1 ${res.statusCode ?? 101} ${res.statusMessage ?? 'Switching Protocols'}`];
       for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       let fromClient = head.length;
-      let toClient = upHead.length;
+      let toClient = 0;
       const observer = observe(res);
-      if (upHead.length > 0) socket.write(upHead);
-      if (head.length > 0) upSocket.write(head);
-      if (observer !== undefined) {
-        if (upHead.length > 0) observer.toClient(upHead);
-        if (head.length > 0) observer.fromClient(head);
-        socket.on('data', (c: Buffer) => observer.fromClient(c));
-        upSocket.on('data', (c: Buffer) => observer.toClient(c));
-      }
       const sampleIn: Buffer[] = [];
       const sampleOut: Buffer[] = [];
+      // What the client is sent (after the filter, when there is one) is what is counted, sampled and observed.
+      const sent = (c: Buffer) => {
+        toClient += c.length;
+        if (toClient <= 4096) sampleOut.push(c);
+        observer?.toClient(c);
+      };
+      let stopped: string | undefined;
+      const fromUpstream = (c: Buffer): Buffer | undefined => {
+        if (filter === undefined) return c;
+        try {
+          return filter.push(c);
+        } catch (err) {
+          // A frame the filter cannot read ends the stream: nothing more is relayed unread.
+          stopped = err instanceof Error ? err.message : String(err);
+          upSocket.destroy();
+          socket.destroy();
+          return undefined;
+        }
+      };
+      const first = upHead.length > 0 ? fromUpstream(upHead) : undefined;
+      if (first !== undefined && first.length > 0) {
+        socket.write(first);
+        sent(first);
+      }
+      if (head.length > 0) upSocket.write(head);
+      if (observer !== undefined) {
+        if (head.length > 0) observer.fromClient(head);
+        socket.on('data', (c: Buffer) => observer.fromClient(c));
+      }
       socket.on('data', (c: Buffer) => {
         fromClient += c.length;
         if (fromClient <= 4096) sampleIn.push(c);
       });
-      upSocket.on('data', (c: Buffer) => {
-        toClient += c.length;
-        if (toClient <= 4096) sampleOut.push(c);
-      });
       socket.pipe(upSocket);
-      upSocket.pipe(socket);
+      if (filter === undefined) {
+        upSocket.on('data', sent);
+        upSocket.pipe(socket);
+      } else {
+        const scanned = filter;
+        upSocket.on('data', (c: Buffer) => {
+          const out = fromUpstream(c);
+          if (out === undefined || out.length === 0) return;
+          sent(out);
+          if (!socket.write(out)) upSocket.pause();
+        });
+        socket.on('drain', () => upSocket.resume());
+        upSocket.once('end', () => {
+          const rest = scanned.end();
+          if (rest !== undefined && rest.length > 0 && socket.writable) {
+            sent(rest);
+            socket.write(rest);
+          }
+          socket.end();
+        });
+      }
       let open = 2;
       const done = () => {
         if (--open > 0) return;
         observer?.close();
         socket.destroy();
         upSocket.destroy();
-        resolve({ status: 101, result: 'upgraded', requestBytes: fromClient, responseBytes: toClient, requestSample: Buffer.concat(sampleIn), responseSample: Buffer.concat(sampleOut) });
+        resolve({ status: 101, result: stopped === undefined ? 'upgraded' : 'failed', requestBytes: fromClient, responseBytes: toClient, requestSample: Buffer.concat(sampleIn), responseSample: Buffer.concat(sampleOut), ...(stopped !== undefined ? { error: `the stream was ended: ${stopped}` } : {}) });
       };
       upSocket.on('error', () => upSocket.destroy());
       // Either side closing ends both: a half-open raw stream has nobody left to read it.

@@ -11,13 +11,14 @@ import { benchSsh } from './ssh.js';
 import { benchTunnel } from './tunnel.js';
 import { benchHttp } from './http.js';
 import { benchHttpMask } from './httpMask.js';
+import { benchKubeExec } from './kubeExec.js';
 
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 async function main(): Promise<void> {
-  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=exec-gateway the gateway's side of an exec (HTTP, no CLI) with and without pre-opened backends, against a direct connect and query; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L; BENCH_ONLY=httpmask the CPU a masked JSON body's exact numbers cost.
+  // BENCH_ONLY=postgres|policy|audit runs one benchmark; BENCH_ONLY=recording only the recording comparison of the postgres one; BENCH_ONLY=ingest the ingest's cost per event; BENCH_ONLY=exec `sluice exec` against psql; BENCH_ONLY=exec-gateway the gateway's side of an exec (HTTP, no CLI) with and without pre-opened backends, against a direct connect and query; BENCH_ONLY=ssh scp and ssh through `sluice connect` against direct; BENCH_ONLY=tunnel the tunnel against the bare Node TLS relay pair, a policy's cost, CPU per transaction of every relay process; BENCH_ONLY=http HTTP requests and a download through `sluice connect` against direct; BENCH_ONLY=direct the gateway's direct PostgreSQL listener against direct and ssh -L; BENCH_ONLY=httpmask the CPU a masked JSON body's exact numbers cost; BENCH_ONLY=kubeexec a kubectl exec cat scanned for the held token against unscanned and direct.
   const only = process.env.BENCH_ONLY;
-  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'exec-gateway', 'ssh', 'tunnel', 'http', 'direct', 'httpmask'];
+  const parts = ['postgres', 'recording', 'policy', 'audit', 'ingest', 'exec', 'exec-gateway', 'ssh', 'tunnel', 'http', 'direct', 'httpmask', 'kubeexec'];
   if (only !== undefined && !parts.includes(only)) throw new Error(`BENCH_ONLY=${only} names no benchmark; use one of ${parts.join(', ')}`);
   const rows: Row[] = [];
   if (only === undefined || only === 'postgres') rows.push(...(await benchPostgres(log)));
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'http') rows.push(...(await benchHttp(log)));
   if (only === undefined || only === 'direct') rows.push(...(await benchDirect(log)));
   if (only === undefined || only === 'httpmask') rows.push(...(await benchHttpMask(log)));
+  if (only === undefined || only === 'kubeexec') rows.push(...(await benchKubeExec(log)));
   const fmt = (n: number | undefined) => (n === undefined ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(2));
   const table = [
     ['figure', 'reference', 'measured', 'unit', 'ratio'],

@@ -5,10 +5,10 @@
 // services do, and can repeat the Authorization it got in a response header (`?header`).
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 
 export interface AccessLogEntry {
   readonly method: string;
@@ -106,6 +106,18 @@ export async function startHttpTarget(): Promise<HttpTarget> {
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     log.push({ method: req.method ?? '', target: req.url ?? '', headers: req.headers });
+    if (req.url === '/ws-ext') {
+      // A server that names an extension the client never offered (as a broken or hostile one could).
+      const accept = createHash('sha1').update(`${String(req.headers['sec-websocket-key'])}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n`);
+      socket.end(Buffer.from([0xc1, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f]));
+      return;
+    }
+    const auth = /^\/ws-auth\?how=([a-z-]+)$/.exec(req.url ?? '');
+    if (auth !== null) {
+      wss.handleUpgrade(req, socket, head, (ws) => sendAuthorization(socket as Socket, ws, auth[1]!, String(req.headers.authorization ?? '')));
+      return;
+    }
     if (req.url !== '/ws') {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found');
       return;
@@ -133,4 +145,31 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * `/ws-auth?how=…`: a WebSocket service that prints the Authorization it was sent (as a debug
+ * endpoint would) in text frames written by hand: `one-frame`, `two-frames` (one message in two
+ * fragments), `two-writes` (one frame in two TCP writes), the split inside the value, or `rsv` (a
+ * frame with RSV1 set, as compression would, after a plain one); then closes.
+ */
+function sendAuthorization(socket: Socket, ws: WebSocket, how: string, value: string): void {
+  const frame = (opcode: number, payload: string, fin = true) => Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, Buffer.byteLength(payload)]), Buffer.from(payload)]);
+  const text = `you sent: ${value}`;
+  const half = 10 + Math.floor(value.length / 2);
+  const parts =
+    how === 'two-frames'
+      ? [frame(1, text.slice(0, half), false), frame(0, text.slice(half))]
+      : how === 'two-writes'
+        ? ((f) => [f.subarray(0, 2 + half), f.subarray(2 + half)])(frame(1, text))
+        : how === 'rsv'
+          ? [frame(1, 'first'), Buffer.concat([Buffer.from([0xc1]), frame(1, text).subarray(1)])]
+          : [frame(1, text)];
+  socket.setNoDelay(true);
+  socket.write(parts[0]!);
+  // A pause so the parts leave as separate TCP segments and reach the gateway in separate reads.
+  setTimeout(() => {
+    for (const p of parts.slice(1)) socket.write(p);
+    ws.close(1000);
+  }, 150);
 }

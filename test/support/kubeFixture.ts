@@ -129,6 +129,8 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
 
   const wss = new WebSocketServer({
     noServer: true,
+    // As an API server behind a proxy that compresses could: accepts permessage-deflate when offered.
+    perMessageDeflate: { threshold: 0 },
     handleProtocols: (protocols: Set<string>) => offered.find((p) => protocols.has(p)) ?? false,
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -148,7 +150,8 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
       const query = new URL(req.url ?? '/', 'https://fixture').searchParams;
       const argv = path.subresource === 'attach' ? ['sh'] : query.getAll('command');
       execs.push(argv);
-      runExec(ws, argv, query.get('tty') === 'true', children);
+      if (argv[0] === PRINT_TOKEN) printToken(socket, ws, argv[1] ?? '', token);
+      else runExec(ws, argv, query.get('tty') === 'true', children);
     });
   });
 
@@ -205,6 +208,40 @@ const enum Channel {
   Resize = 4,
   /** v5: `[255, n]` closes stream n (the client's stdin EOF). */
   Close = 255,
+}
+
+/**
+ * The exec command that makes the "container" print the fixture's own token (as a pod sharing the
+ * gateway's service-account token would), framed as `how` says: `one-frame`, `two-messages` (two
+ * stdout messages), `two-frames` (one message in two fragments) or `two-writes` (one frame in two
+ * TCP writes), the split inside the token. Written on the socket by hand so the framing is exact.
+ */
+export const PRINT_TOKEN = 'sluice-fixture-print-token';
+
+function printToken(socket: Socket, ws: WebSocket, how: string, token: string): void {
+  const frame = (opcode: number, payload: Buffer, fin = true) => Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode, payload.length]), payload]);
+  const stdout = (text: string) => Buffer.concat([Buffer.from([Channel.Stdout]), Buffer.from(text)]);
+  const text = `token: ${token}\n`;
+  const half = 7 + Math.floor(token.length / 2);
+  const parts =
+    how === 'two-messages'
+      ? [frame(2, stdout(text.slice(0, half))), frame(2, stdout(text.slice(half)))]
+      : how === 'two-frames'
+        ? [frame(2, stdout(text.slice(0, half)), false), frame(0, Buffer.from(text.slice(half)))]
+        : how === 'two-writes'
+          ? ((f) => [f.subarray(0, 3 + half), f.subarray(3 + half)])(frame(2, stdout(text)))
+          : [frame(2, stdout(text))];
+  const status = frame(2, Buffer.concat([Buffer.from([Channel.Error]), Buffer.from(JSON.stringify({ metadata: {}, status: 'Success' }))]));
+  socket.setNoDelay(true);
+  // Channels 1 and 2 announced by empty frames first, as the API server's streams (and runExec) do.
+  socket.write(Buffer.concat([frame(2, stdout('')), frame(2, Buffer.from([Channel.Stderr]))]));
+  socket.write(parts[0]!);
+  // A pause between the writes so they leave as separate TCP segments and reach the gateway in separate reads.
+  setTimeout(() => {
+    for (const p of parts.slice(1)) socket.write(p);
+    socket.write(status);
+    ws.close(1000);
+  }, 150);
 }
 
 /** Runs argv without a pty; with a tty requested, stderr joins stdout as a terminal would show it. */

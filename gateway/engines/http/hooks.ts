@@ -16,6 +16,8 @@ import { MaskRefusal, maskJsonResponse } from './responseMask.js';
 import { discardBody, hasNoBody } from '../../httpProxy/bodyDecoding.js';
 import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
 import { scrubInPlace } from '../../httpProxy/scrub.js';
+import { cutScrubbed } from '../../httpProxy/sampleCut.js';
+import { WsScrubber } from '../../httpProxy/wsScrub.js';
 
 export interface HttpAction {
   readonly method: string;
@@ -66,7 +68,8 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
   const rules = rulesFor(policy, session.identity.groups);
   const echo = credentialEcho(secretValues(connection.target.headers));
   const secretBuffers = echo.secrets.map((s) => Buffer.from(s, 'utf8'));
-  const text = (b: Buffer) => echo.text(b.toString('utf8'));
+  // A sample the core cut at its cap may end in the beginning of an echo whose rest was cut off: cutScrubbed overwrites that too.
+  const sampleText = (b: Buffer, bytes: number) => cutScrubbed(b.toString('utf8'), Number.MAX_SAFE_INTEGER, echo.secrets, bytes > b.length);
 
   /** Records a request refused before it was judged by a rule, and throws its refusal. */
   const refuseUnjudged = (req: ProxyRequest, reason: string): never => {
@@ -161,6 +164,12 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
       }
     },
 
+    upgradeScan(action) {
+      // The frames' payloads are scanned as they are: what a service codes inside them (base64, its own compression) is its own, as in a body.
+      if (secretBuffers.length === 0) return undefined;
+      return { start: () => new WsScrubber(secretBuffers, 'raw', (n) => (action.scrubbed += n)) };
+    },
+
     responseFilter(action) {
       return echo.filter((n) => (action.scrubbed += n));
     },
@@ -176,8 +185,8 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
         ...(action.responseHeaders ? { headers: action.responseHeaders } : {}),
         requestBytes: outcome.requestBytes,
         responseBytes: outcome.responseBytes,
-        ...(outcome.requestSample.length > 0 ? { requestSample: text(outcome.requestSample) } : {}),
-        ...(outcome.responseSample.length > 0 ? { responseSample: text(outcome.responseSample) } : {}),
+        ...(outcome.requestSample.length > 0 ? { requestSample: sampleText(outcome.requestSample, outcome.requestBytes) } : {}),
+        ...(outcome.responseSample.length > 0 ? { responseSample: sampleText(outcome.responseSample, outcome.responseBytes) } : {}),
         ...(action.masked ? { maskedPaths: action.masked.maskedPaths, valuesMasked: action.masked.valuesMasked, detectorHits: action.masked.detectorHits } : {}),
         ...(action.scrubbed > 0 ? { credentialEchoesScrubbed: action.scrubbed } : {}),
       });

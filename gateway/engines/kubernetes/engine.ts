@@ -11,6 +11,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuditUnavailableError } from '../../audit/contract.js';
 import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
 import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
+import { cutScrubbed } from '../../httpProxy/sampleCut.js';
+import { WsScrubber } from '../../httpProxy/wsScrub.js';
 import type { KubernetesConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { judgeRequest, type KubernetesVerdict } from './policy.js';
@@ -112,7 +114,10 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
   const budget: Budget = { left: TERMINAL_RECORD_BYTES, truncated: false };
   const token = connection.target.token;
   const echo = credentialEcho(token === undefined ? [] : secretValues({ authorization: `Bearer ${token}` }));
+  const secretBuffers = echo.secrets.map((v) => Buffer.from(v, 'utf8'));
   const scrubbed = (a: K8sAction) => (n: number) => (a.scrubbed = (a.scrubbed ?? 0) + n);
+  /** A recorded body sample: the core's (cut at its cap when the body was longer), then cut to SAMPLE_TEXT, scrubbed before each cut. */
+  const sampleText = (sample: Buffer, bytes: number) => cutScrubbed(sample.toString('utf8'), SAMPLE_TEXT, echo.secrets, bytes > sample.length);
 
   /** What the gateway refuses whatever the rules say; undefined when the request may be judged. */
   const gatewayRefusal = (a: K8sAction, req: ProxyRequest): { code: number; reason: string; message: string } | undefined => {
@@ -226,9 +231,22 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
     responseFilter: (a) => echo.filter(scrubbed(a)),
     observeResponse(a) {
       if (a.kind !== 'watch') return undefined;
-      const watch = new WatchRecorder();
+      const watch = new WatchRecorder(echo.secrets);
       a.watch = watch;
       return (chunk) => watch.observe(chunk);
+    },
+    upgradeScan(a) {
+      if (echo.secrets.length === 0) return undefined;
+      return {
+        start(res) {
+          const protocol = String(res.headers['sec-websocket-protocol'] ?? '').trim();
+          // base64.channel.k8s.io carries the streams base64-coded: an echo would pass unrecognised.
+          if (protocol.startsWith('base64.')) return { refuse: `the ${protocol} stream carries its data base64-coded, where the held token cannot be found; use a binary channel protocol (kubectl 1.30 or later)` };
+          // SPDY tunnelled in WebSocket (kubectl port-forward): its data frames split the bytes the gateway would have to scan.
+          if (/spdy/i.test(protocol)) return { refuse: `${protocol} tunnels SPDY frames, which the gateway does not read; a stream it cannot scan for the held token is not relayed` };
+          return new WsScrubber(secretBuffers, CHANNEL_PROTOCOLS.includes(protocol) ? 'channel' : 'raw', scrubbed(a));
+        },
+      };
     },
     observeUpgrade(a, _req, res) {
       if ((a.kind !== 'exec' && a.kind !== 'attach') || a.id === undefined) return undefined;
@@ -246,8 +264,8 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
           status: outcome.status,
           requestBytes: outcome.requestBytes,
           responseBytes: outcome.responseBytes,
-          ...(a.exec === undefined && outcome.requestSample.length > 0 ? { requestSample: echo.text(outcome.requestSample.subarray(0, SAMPLE_TEXT).toString('utf8')) } : {}),
-          ...(a.exec === undefined && outcome.responseSample.length > 0 ? { responseSample: echo.text(outcome.responseSample.subarray(0, SAMPLE_TEXT).toString('utf8')) } : {}),
+          ...(a.exec === undefined && outcome.requestSample.length > 0 ? { requestSample: sampleText(outcome.requestSample, outcome.requestBytes) } : {}),
+          ...(a.exec === undefined && outcome.responseSample.length > 0 ? { responseSample: sampleText(outcome.responseSample, outcome.responseBytes) } : {}),
           ...(a.scrubbed !== undefined ? { credentialEchoesScrubbed: a.scrubbed } : {}),
         });
       }

@@ -7,6 +7,7 @@
 // Terminal bytes are kept up to a per-session cap; past it only counts, and one `k8s.truncated`.
 import { StringDecoder } from 'node:string_decoder';
 import type { SessionAudit } from '../../audit/contract.js';
+import { cutScrubbed } from '../../httpProxy/sampleCut.js';
 import { WsFrameReader } from './wsFrames.js';
 
 /** Terminal bytes kept per session (output and input together); the totals are always counted. */
@@ -124,22 +125,38 @@ export class ExecRecorder {
   }
 }
 
-/** Counts a watch stream's events (one JSON object per line) and keeps the first few. */
+/**
+ * Counts a watch stream's events (one JSON object per line) and keeps the first few, each cut at
+ * WATCH_EVENT_BYTES — with the held credential scrubbed before the cut (it sees the upstream's
+ * bytes, before the client's filter), so no beginning of an echo survives at the cut.
+ */
 export class WatchRecorder {
   events = 0;
   readonly first: string[] = [];
   private partial = '';
+  private partialCut = false;
   private readonly decoder = new StringDecoder('utf8');
+  private readonly window: number;
+
+  constructor(private readonly secrets: readonly string[] = []) {
+    this.window = WATCH_EVENT_BYTES + Math.max(0, ...secrets.map((s) => s.length));
+  }
 
   observe(chunk: Buffer): void {
     const text = this.partial + this.decoder.write(chunk);
     const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    if (this.partial.length > WATCH_EVENT_BYTES) this.partial = this.partial.slice(0, WATCH_EVENT_BYTES);
-    for (const line of lines) {
+    const rest = lines.pop() ?? '';
+    for (const [i, line] of lines.entries()) {
       if (line.trim() === '') continue;
       this.events++;
-      if (this.first.length < WATCH_EVENTS_KEPT) this.first.push(line.slice(0, WATCH_EVENT_BYTES));
+      if (this.first.length < WATCH_EVENTS_KEPT) this.first.push(cutScrubbed(line, WATCH_EVENT_BYTES, this.secrets, i === 0 && this.partialCut));
+    }
+    if (lines.length > 0) this.partialCut = false;
+    this.partial = rest;
+    // An unfinished line is kept a secret's length past the cap, so an echo straddling the cap is seen whole.
+    if (this.partial.length > this.window) {
+      this.partial = this.partial.slice(0, this.window);
+      this.partialCut = true;
     }
   }
 }
