@@ -149,6 +149,10 @@ describe('the client is a pipe; the agent runs the exec as the caller', () => {
   });
 
   it('waits for a review on a terminal with the spinner, as the full CLI does', async () => {
+    // A person's terminal: the spinner animates only outside CI (yocto-spinner reads CI), so this
+    // test's agent and clients run without it, as they would from a developer's shell.
+    const ci = process.env.CI;
+    delete process.env.CI;
     // The agent draws the spinner for the terminal the caller describes: started from the same shell.
     const { ctx, stop } = await withAgent({ TERM: 'xterm' });
     const plainCtx = tokenCtx(arena.gw, token);
@@ -175,6 +179,7 @@ describe('the client is a pipe; the agent runs the exec as the caller', () => {
     } finally {
       rmSync(plainCtx.configDir, { recursive: true, force: true });
       await stop();
+      if (ci !== undefined) process.env.CI = ci;
     }
   });
 });
