@@ -95,7 +95,10 @@ export class ClientFlow {
 
   constructor(private readonly o: ClientFlowOptions) {
     this.ownName = upstreamApplicationName(o.ctx.identity.name, undefined);
-    this.reading = new ReadingGuard(o.gate?.enforce === true ? o.catalog : undefined, () => o.server.outstanding);
+    // Every session with a gate needs the barrier: block and review rules judge the text, and
+    // column masks trace its result columns, so a pipelined statement the target reads in
+    // settings the gateway has not seen would be judged or masked as something it is not.
+    this.reading = new ReadingGuard(o.gate !== undefined ? o.catalog : undefined, () => o.server.outstanding);
     this.reviews = new HeldReviews(o.ctx, (notice) => o.server.relay.inject(notice), () => void (this.dirty = true));
   }
 
@@ -487,7 +490,7 @@ export class ClientFlow {
     return this.act(decision, id, name === undefined ? `/* FunctionCall of the function with OID ${call.functionOid} */` : `SELECT ${name}(…)`, {
       forward: () => {
         this.forward(frame.buf, frame.start, frame.end);
-        if (gate.enforce) this.reading.call(def);
+        if (gate.enforce || gate.guardsCopies) this.reading.call(def);
         this.o.server.expect({ k: 'call' });
       },
       refuse: (r) => {
