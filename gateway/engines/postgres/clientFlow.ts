@@ -490,7 +490,7 @@ export class ClientFlow {
     return this.act(decision, id, name === undefined ? `/* FunctionCall of the function with OID ${call.functionOid} */` : `SELECT ${name}(…)`, {
       forward: () => {
         this.forward(frame.buf, frame.start, frame.end);
-        if (gate.enforce || gate.guardsCopies) this.reading.call(def);
+        if (gate.enforce) this.reading.call(def);
         this.o.server.expect({ k: 'call' });
       },
       refuse: (r) => {
