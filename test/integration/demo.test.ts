@@ -17,8 +17,21 @@ import { CLI_BIN, collect, newConfigDir, ROOT, waitForStderr, type CliResult } f
 const cluster = inject('pgCluster');
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
+/**
+ * Signals a shell's whole process group: /bin/sh does not always exec its last command, so a
+ * signal to the shell alone would leave the CLI it started running after the test.
+ */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group has already exited.
+  }
+}
+const shells: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) c.kill('SIGTERM');
+  for (const c of shells) signalGroup(c, 'SIGTERM');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -51,8 +64,9 @@ describe('npm run demo', () => {
     const terminals = { alice, bob: { ...alice } };
     let terminal: keyof typeof terminals = 'alice';
     const sh = (line: string) => {
-      const child = spawn('/bin/sh', ['-c', line], { cwd, env: terminals[terminal], stdio: ['ignore', 'pipe', 'pipe'] });
-      children.push(child);
+      // Its own process group (detached), so the shell and what it started are signalled together.
+      const child = spawn('/bin/sh', ['-c', line], { cwd, env: terminals[terminal], stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      shells.push(child);
       return child;
     };
     const run = (line: string): Promise<CliResult> => collect(sh(line));
@@ -90,7 +104,7 @@ describe('npm run demo', () => {
         // With stdin at EOF psql connects (or fails with exit 2) and ends.
         const res = await run(line.replace('port=5433', `port=${tunnelPort}`));
         expect(res.code, res.stderr).toBe(0);
-        tunnel!.kill('SIGINT');
+        signalGroup(tunnel!, 'SIGINT');
       } else if (line.includes('update orders')) {
         const child = sh(line);
         held = collect(child);
