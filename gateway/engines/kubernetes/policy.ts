@@ -93,15 +93,45 @@ function resourceMatches(pattern: string, info: Extract<RequestInfo, { kind: 're
 
 const listMatches = (list: readonly string[] | undefined, value: string) => list === undefined || list.includes('*') || list.includes(value);
 
+/**
+ * The verbs a rule may name to match a request of this verb. RBAC grants each verb alone, but a
+ * rule written to stop one would be walked past by its sibling that does the same to the same
+ * objects: a list or watch returns every object a `get` rule keeps from being read (a watch
+ * begins with the whole list), a deletecollection deletes what a `delete` rule protects, and a
+ * patch can rewrite whatever an update can (and the reverse).
+ */
+const RULE_VERBS_FOR: Readonly<Record<string, readonly string[]>> = {
+  list: ['list', 'get'],
+  watch: ['watch', 'list', 'get'],
+  deletecollection: ['deletecollection', 'delete'],
+  patch: ['patch', 'update'],
+  update: ['update', 'patch'],
+};
+const verbMatches = (verbs: readonly string[] | undefined, verb: string) => verbs === undefined || verbs.includes('*') || (RULE_VERBS_FOR[verb] ?? [verb]).some((v) => verbs.includes(v));
+
+/** Collection requests: with no name, they read or delete every object of the resource in scope. */
+const COLLECTION_VERBS = new Set(['list', 'watch', 'deletecollection']);
+
+/**
+ * A `namespaces` or `names` condition against a request: a collection request without a namespace
+ * (`/api/v1/secrets`) spans every namespace, and one without a name (no exact
+ * `fieldSelector=metadata.name=`) every object, so each matches whatever namespaces or names the
+ * rule lists: the objects the rule protects are among those it returns or deletes.
+ */
+function scopeMatches(list: readonly string[] | undefined, value: string, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  if (listMatches(list, value)) return true;
+  return value === '' && COLLECTION_VERBS.has(info.verb);
+}
+
 /** Whether a rule's conditions all hold for this request; rules never match non-resource requests. */
 export function ruleMatches(rule: Match, info: RequestInfo): boolean {
   if (info.kind !== 'resource') return false;
   return (
-    listMatches(rule.verbs, info.verb) &&
+    verbMatches(rule.verbs, info.verb) &&
     (rule.resources === undefined || rule.resources.some((p) => resourceMatches(p, info))) &&
     listMatches(rule.apiGroups, info.apiGroup) &&
-    listMatches(rule.namespaces, info.namespace) &&
-    listMatches(rule.names, info.name)
+    scopeMatches(rule.namespaces, info.namespace, info) &&
+    scopeMatches(rule.names, info.name, info)
   );
 }
 

@@ -53,6 +53,56 @@ describe('kubernetes policy', () => {
     expect(judge('POST', '/api/v1/namespaces/kube-system/pods/x/exec')).toMatchObject({ verdict: 'block', rule: 'kube-system-read-only' });
   });
 
+  it('a rule naming a verb also matches its siblings that do the same to the same objects', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'no-secret-reads', block: { verbs: ['get'], resources: ['secrets'] } },
+          { id: 'no-config-lists', block: { verbs: ['list'], resources: ['configmaps'] } },
+          { id: 'no-pod-deletes', block: { verbs: ['delete'], resources: ['pods'] } },
+          { id: 'no-deploy-updates', block: { verbs: ['update'], resources: ['deployments'] } },
+          { id: 'no-svc-patches', block: { verbs: ['patch'], resources: ['services'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    for (const t of ['/api/v1/namespaces/d/secrets', '/api/v1/secrets', '/api/v1/namespaces/d/secrets?watch=1', '/api/v1/watch/secrets', '/api/v1/namespaces/d/secrets?fieldSelector=metadata.name%3Dx&watch=true']) {
+      expect(j('GET', t), t).toMatchObject({ verdict: 'block', rule: 'no-secret-reads' });
+    }
+    expect(j('GET', '/api/v1/namespaces/d/configmaps?watch=1')).toMatchObject({ verdict: 'block', rule: 'no-config-lists' });
+    expect(j('GET', '/api/v1/namespaces/d/configmaps/x')).toEqual({ verdict: 'allow' });
+    expect(j('DELETE', '/api/v1/namespaces/d/pods')).toMatchObject({ verdict: 'block', rule: 'no-pod-deletes' });
+    expect(j('PATCH', '/apis/apps/v1/namespaces/d/deployments/web')).toMatchObject({ verdict: 'block', rule: 'no-deploy-updates' });
+    expect(j('PUT', '/api/v1/namespaces/d/services/web')).toMatchObject({ verdict: 'block', rule: 'no-svc-patches' });
+    // The reverse does not hold: a list rule leaves a get of one object alone, a deletecollection rule a delete.
+    expect(j('GET', '/api/v1/namespaces/d/pods')).toEqual({ verdict: 'allow' });
+  });
+
+  it('a namespaces or names rule matches the collection requests that return or delete its objects among others', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'prod-secrets', block: { verbs: ['get', 'list', 'watch'], resources: ['secrets'], namespaces: ['prod'] } },
+          { id: 'db-password', block: { resources: ['secrets'], names: ['db-password'] } },
+          { id: 'prod-pods-kept', block: { verbs: ['delete', 'deletecollection'], resources: ['pods'], namespaces: ['prod'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    for (const t of ['/api/v1/secrets', '/api/v1/secrets?watch=1', '/api/v1/watch/secrets', '/api/v1/secrets?labelSelector=app%3Ddb']) {
+      expect(j('GET', t), t).toMatchObject({ verdict: 'block', rule: 'prod-secrets' });
+    }
+    for (const t of ['/api/v1/namespaces/dev/secrets', '/api/v1/namespaces/dev/secrets?fieldSelector=metadata.name!%3Dother', '/api/v1/namespaces/dev/secrets?watch=1']) {
+      expect(j('GET', t), t).toMatchObject({ verdict: 'block', rule: 'db-password' });
+    }
+    expect(j('DELETE', '/api/v1/namespaces/dev/secrets')).toMatchObject({ verdict: 'block', rule: 'db-password' });
+    expect(j('DELETE', '/api/v1/pods')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    // Requests that name another object or namespace do not return the protected one.
+    expect(j('GET', '/api/v1/namespaces/dev/secrets/other')).toEqual({ verdict: 'allow' });
+    expect(j('GET', '/api/v1/namespaces/dev/secrets?fieldSelector=metadata.name%3Dother')).toEqual({ verdict: 'allow' });
+    expect(j('DELETE', '/api/v1/namespaces/dev/pods/web')).toEqual({ verdict: 'allow' });
+  });
+
   it('refuses what it cannot classify while a rule applies, and only then', () => {
     const v = judge('GET', '/api/v1/namespaces/default/pods/../secrets');
     expect(v).toMatchObject({ verdict: 'block', rule: UNCLASSIFIABLE_RULE });
