@@ -10,6 +10,7 @@ import type { HttpConnection } from '../../model.js';
 import type { SessionContext } from '../types.js';
 import type { JsonMaskResult } from './jsonMask.js';
 import { normaliseTarget } from './path.js';
+import { alternateReadings, pathSpellings } from './readings.js';
 import { judgeRequest, rulesFor, type HttpVerdict } from './policy.js';
 import { coreErrorResponse, refusal } from './refusals.js';
 import { MaskRefusal, maskJsonResponse } from './responseMask.js';
@@ -93,7 +94,15 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
       }
       const n = normaliseTarget(req.rawTarget);
       if (!n.ok) return refuseUnjudged(req, n.reason);
-      let verdict = judgeRequest(policy!, rules, req.method, n.path);
+      const also = alternateReadings(req.method, n.target, req.rawHeaders);
+      if ('reason' in also) return refuseUnjudged(req, also.reason);
+      const paths: string[] = [];
+      for (const p of [n.path, ...also.paths]) {
+        const spelled = pathSpellings(p);
+        if ('reason' in spelled) return refuseUnjudged(req, spelled.reason);
+        paths.push(...spelled);
+      }
+      let verdict = judgeRequest(policy!, rules, req.method, n.path, { methods: also.methods, paths: paths.slice(1) });
       if (req.upgrade && verdict.verdict !== 'block' && verdict.mask !== undefined) {
         const rule = verdict.mask.paths[0]!.rule;
         verdict = { verdict: 'block', rule, reason: `a protocol upgrade carries a raw stream the gateway cannot mask, and rule ${rule} masks ${n.path}` };

@@ -159,15 +159,30 @@ export type HttpVerdict =
  */
 const foldForMatch = (path: string): string => path.replace(/[\u0130\u0131]/g, 'i');
 
-/** Judges one request (its method and normalised path) against the rules that apply: block wins over review. */
-export function judgeRequest(policy: HttpPolicy, rules: readonly HttpRule[], method: string, path: string): HttpVerdict {
+/**
+ * Judges one request (its method and normalised path) against the rules that apply: block wins
+ * over review. `also` holds the other methods and path spellings the service may read it as
+ * (readings.ts): a rule matching any reading applies, and the reason names the reading it matched.
+ */
+export function judgeRequest(policy: HttpPolicy, rules: readonly HttpRule[], method: string, path: string, also: { readonly methods?: readonly string[]; readonly paths?: readonly string[] } = {}): HttpVerdict {
   let review: Extract<HttpVerdict, { verdict: 'review' }> | undefined;
   const masks: MaskPlan['paths'][number][] = [];
-  const subject = policy.caseSensitivePaths ? path : foldForMatch(path);
+  const methods = [method, ...(also.methods ?? [])];
+  const subjects = [path, ...(also.paths ?? [])].map((p) => ({ path: p, subject: policy.caseSensitivePaths ? p : foldForMatch(p) }));
+  /** The first reading the rule matches, described for its reason ("" for the request line itself). */
+  const reading = (r: HttpRule): string | undefined => {
+    for (const m of methods) {
+      for (const s of subjects) {
+        if (matches(r, m, s.subject)) return m === method && s.path === path ? '' : ` (read as ${m} ${s.path}, as the service may)`;
+      }
+    }
+    return undefined;
+  };
   for (const r of rules) {
-    if (!matches(r, method, subject)) continue;
-    if (r.action === 'block') return { verdict: 'block', rule: r.id, reason: r.message ?? `${method} ${path} is blocked by rule ${r.id}` };
-    if (r.action === 'review') review ??= { verdict: 'review', rule: r.id, reason: r.message ?? `${method} ${path} needs a review (rule ${r.id})`, approvers: r.approvers, timeoutMs: r.timeoutMs };
+    const as = reading(r);
+    if (as === undefined) continue;
+    if (r.action === 'block') return { verdict: 'block', rule: r.id, reason: r.message ?? `${method} ${path}${as} is blocked by rule ${r.id}` };
+    if (r.action === 'review') review ??= { verdict: 'review', rule: r.id, reason: r.message ?? `${method} ${path}${as} needs a review (rule ${r.id})`, approvers: r.approvers, timeoutMs: r.timeoutMs };
     else for (const p of r.json) masks.push({ path: p, strategy: r.strategy, rule: r.id });
   }
   const mask = masks.length > 0 ? { mask: { paths: masks, backstop: policy.backstop } } : {};
