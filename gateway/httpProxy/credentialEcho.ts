@@ -84,15 +84,21 @@ export function credentialEcho(secrets: readonly string[]): CredentialEcho {
       const scrubbed = headers(res.headers);
       if (scrubbed.hits > 0) count(scrubbed.hits);
       const noBody = hasNoBody(method, res.status);
+      if (res.status === 206 && !noBody) {
+        // A range can start or end inside an echo, or lie wholly within one: no piece is the
+        // credential, yet a few ranges put it together. Only whole bodies can be scanned.
+        discardBody(res.body);
+        throw new EchoRefusal('a partial (206) response cannot be scanned for the held credential (a range can cut an echo of it into pieces); ask without Range');
+      }
       const codings = noBody ? [] : contentCodings(res.headers['content-encoding']);
       if (codings.length === 0 && scrubbed.hits === 0) return undefined;
-      if (codings.length > 0 && res.status === 206) {
-        discardBody(res.body);
-        throw new EchoRefusal(`a partial (206) response in a content coding (${codings.join(', ')}) cannot be scanned for the held credential; ask without Range`);
-      }
       let body: Buffer;
       try {
-        body = noBody ? Buffer.alloc(0) : await readDecoded(res.body, codings, SCAN_BODY_CAP);
+        if (noBody) {
+          // Nothing to read; undici's body would report the core's destroy of it as an unheard error.
+          discardBody(res.body);
+          body = Buffer.alloc(0);
+        } else body = await readDecoded(res.body, codings, SCAN_BODY_CAP);
       } catch (err) {
         if (!(err instanceof BodyDecodeError)) throw err;
         throw new EchoRefusal(`${err.message}, so it cannot be scanned for the held credential`, { cause: err });

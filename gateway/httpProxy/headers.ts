@@ -67,15 +67,43 @@ export function responseHeaders(headers: Readonly<Record<string, string | string
     for (const n of namedInConnection(raw)) (named ??= new Set()).add(n);
   }
   const out: Record<string, string | string[]> = {};
+  let transferCodings: string[] | undefined;
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
+    if (lower === 'transfer-encoding') transferCodings = codingsBesideChunked(value);
     if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
     if (!Array.isArray(value)) out[name] = value;
     else if (value.length > 0) out[name] = value.length === 1 ? value[0]! : [...value];
   }
+  if (transferCodings !== undefined && transferCodings.length > 0) moveToContentEncoding(out, transferCodings);
   return out;
+}
+
+/** The codings of a Transfer-Encoding value other than `chunked` (which only frames the body). */
+function codingsBesideChunked(value: string | readonly string[]): string[] {
+  return (Array.isArray(value) ? value.join(',') : (value as string))
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '' && c.toLowerCase() !== 'chunked');
+}
+
+/**
+ * A transfer coding other than chunked (`Transfer-Encoding: gzip, chunked`) codes the body's
+ * bytes, which undici passes on still coded. Transfer-Encoding is dropped on this hop, so the
+ * codings are named where the rest of the gateway (decoding to mask or to scan for a held
+ * credential) and the client look: after the Content-Encoding codings, applied last.
+ */
+function moveToContentEncoding(out: Record<string, string | string[]>, codings: readonly string[]): void {
+  let existing: string | undefined;
+  for (const name of Object.keys(out)) {
+    if (name.toLowerCase() !== 'content-encoding') continue;
+    const v = out[name]!;
+    existing = Array.isArray(v) ? v.join(', ') : v;
+    delete out[name];
+  }
+  out['content-encoding'] = [...(existing !== undefined && existing.trim() !== '' ? [existing] : []), ...codings].join(', ');
 }
 
 /** The value of one field in a raw list (the first, if repeated), or undefined. */

@@ -6,10 +6,10 @@
 // `Connection: close` and the client connection ends, so no later bytes on it can reach the
 // upstream unjudged.
 import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { Readable, Stream, type Duplex } from 'node:stream';
 import { forwardHeaders } from './headers.js';
 import { serialize, upstreamError } from './proxy.js';
-import type { ChunkFilter, ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, UpgradeObserver, UpgradeScan } from './types.js';
+import type { ChunkFilter, ExchangeOutcome, ProxyHooks, ProxyOptions, ProxyRequest, ProxyResponse, UpgradeObserver, UpgradeScan } from './types.js';
 import { ProxyRefusal } from './types.js';
 import { requestFunction } from './upstream.js';
 
@@ -65,7 +65,8 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
     const headers = forwardHeaders(args.req.rawHeaders, hooks.inject?.(classified.action, request) ?? {}, scan !== undefined ? UNSCANNABLE_OFFERS : undefined);
     headers.push('host', options.upstream.origin.host, 'connection', 'Upgrade', 'upgrade', args.req.headers.upgrade ?? '');
     const observe = (res: IncomingMessage) => hooks.observeUpgrade?.(classified.action, request, { headers: res.headers });
-    return await relay(args, classified.target, headers, closed.signal, observe, scan).then((outcome) => ({ classified: action, action: outcome }));
+    const shape = (reply: ProxyResponse) => asEngineSends(hooks, classified.action, request, reply);
+    return await relay(args, classified.target, headers, closed.signal, observe, scan, shape).then((outcome) => ({ classified: action, action: outcome }));
   } catch (err) {
     if (err instanceof ProxyRefusal) return refuse(err.response, 'refused');
     const message = upstreamError(err, options.upstream.origin.origin);
@@ -73,7 +74,36 @@ export async function passUpgrade<A>(args: UpgradeArgs<A>): Promise<{ classified
   }
 }
 
-function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal, observe: (res: IncomingMessage) => UpgradeObserver | undefined, scan: UpgradeScan | undefined): Promise<Outcome> {
+/**
+ * A response the client is sent whole — a refused upgrade's answer, a 101's head — as the engine
+ * has every response sent (transformResponse, then responseFilter): an error page or challenge
+ * quoting a held credential is scrubbed like any body, a coded one decoded or refused.
+ */
+async function asEngineSends<A>(hooks: ProxyHooks<A>, action: A, request: ProxyRequest, reply: ProxyResponse): Promise<ProxyResponse> {
+  const res = { status: reply.status, headers: reply.headers, body: Readable.from([reply.body]) };
+  const replaced = await hooks.transformResponse?.(action, request, res);
+  if (replaced !== undefined) return replaced;
+  const filter = hooks.responseFilter?.(action, request, res);
+  if (filter === undefined) return reply;
+  if (filter instanceof Stream) {
+    filter.end(reply.body);
+    return { ...reply, body: Buffer.concat((await filter.toArray()) as Buffer[]) };
+  }
+  return { ...reply, body: Buffer.concat([filter.push(reply.body) ?? Buffer.alloc(0), filter.end() ?? Buffer.alloc(0)]) };
+}
+
+/** A raw header list as a header object (a repeated field as an array), names as sent. */
+function headerObject(raw: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const [name, value] = [raw[i]!, raw[i + 1]!];
+    const had = out[name];
+    out[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [had]), value];
+  }
+  return out;
+}
+
+function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], closed: AbortSignal, observe: (res: IncomingMessage) => UpgradeObserver | undefined, scan: UpgradeScan | undefined, shape: (reply: ProxyResponse) => Promise<ProxyResponse>): Promise<Outcome> {
   const { options, socket, head } = args;
   const upstream = options.upstream;
   return new Promise<Outcome>((resolve, reject) => {
@@ -86,6 +116,17 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
     });
     outgoing.on('upgrade', (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       closed.removeEventListener('abort', onClosed);
+      // The 101's head is shaped like any response's (it may repeat the credential) before a byte of it is relayed.
+      shape({ status: 101, headers: headerObject(res.rawHeaders), body: Buffer.alloc(0) }).then(
+        (shaped) => upgraded(res, upSocket, upHead, shaped.headers),
+        (err: unknown) => {
+          upSocket.destroy();
+          if (err instanceof ProxyRefusal && socket.writable) socket.end(serialize(err.response));
+          reject(err instanceof ProxyRefusal ? new Error(`the upgrade's answer was refused: ${err.response.status}`) : err);
+        },
+      );
+    });
+    const upgraded = (res: IncomingMessage, upSocket: Duplex, upHead: Buffer, head101: Readonly<Record<string, string | string[]>>): void => {
       let filter: ChunkFilter | undefined;
       if (scan !== undefined) {
         const started = res.headers['sec-websocket-extensions'] !== undefined ? { refuse: `the upstream negotiated a WebSocket extension (${String(res.headers['sec-websocket-extensions'])}) that was not offered; its frames cannot be scanned for the held credential` } : scan.start(res);
@@ -99,7 +140,7 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
         filter = started;
       }
       const lines = [`HTTP/1.1 ${res.statusCode ?? 101} ${res.statusMessage ?? 'Switching Protocols'}`];
-      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) lines.push(`${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}`);
+      for (const [name, value] of Object.entries(head101)) for (const v of Array.isArray(value) ? value : [value]) lines.push(`${name}: ${v}`);
       socket.write(lines.join('\r\n') + '\r\n\r\n');
       let fromClient = head.length;
       let toClient = 0;
@@ -179,7 +220,7 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
         socket.end();
         done();
       });
-    });
+    };
     outgoing.on('response', (res: IncomingMessage) => {
       closed.removeEventListener('abort', onClosed);
       const chunks: Buffer[] = [];
@@ -194,9 +235,14 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
         const kept: Record<string, string | string[]> = {};
         const raw = forwardHeaders(res.rawHeaders, {}, new Set(['content-length']));
         for (let i = 0; i + 1 < raw.length; i += 2) kept[raw[i]!] = raw[i + 1]!;
-        const reply = { status: res.statusCode ?? 502, headers: kept, body };
-        if (socket.writable) socket.end(serialize(reply));
-        resolve({ status: reply.status, result: 'forwarded', requestBytes: head.length, responseBytes: body.length, requestSample: Buffer.alloc(0), responseSample: body.subarray(0, 4096) });
+        const sendShaped = (reply: ProxyResponse, result: Outcome['result']) => {
+          if (socket.writable) socket.end(serialize(reply));
+          resolve({ status: reply.status, result, requestBytes: head.length, responseBytes: reply.body.length, requestSample: Buffer.alloc(0), responseSample: reply.body.subarray(0, 4096) });
+        };
+        shape({ status: res.statusCode ?? 502, headers: kept, body }).then(
+          (reply) => sendShaped(reply, 'forwarded'),
+          (err: unknown) => (err instanceof ProxyRefusal ? sendShaped(err.response, 'refused') : reject(err)),
+        );
       };
       res.once('end', finish);
       res.once('close', () => {

@@ -87,6 +87,26 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       res.writeHead(partial ? 206 : 200, { 'content-type': 'application/json', ...(gzip ? { 'content-encoding': 'gzip' } : {}), ...(partial ? { 'content-range': `bytes 0-${body.length - 1}/${body.length * 2}` } : {}) });
       return void res.end(gzip ? gzipSync(body) : body);
     }
+    // The echo gzip-coded as a transfer coding (`Transfer-Encoding: gzip, chunked`), which a
+    // client decodes like a content coding but which names no Content-Encoding.
+    if (url.pathname === '/te-gzip') {
+      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'gzip, chunked' });
+      return void res.end(gzipSync(JSON.stringify({ headers: req.headers })));
+    }
+    // The echo served by byte ranges (`Range: bytes=A-B` answered 206 with that slice), as static
+    // file servers do: a range can cut an echoed credential anywhere.
+    if (url.pathname === '/echo-range') {
+      const text = Buffer.from(JSON.stringify({ headers: req.headers }));
+      const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
+      if (range === null) {
+        res.writeHead(200, { 'content-type': 'application/json', 'accept-ranges': 'bytes' });
+        return void res.end(text);
+      }
+      const from = Number(range[1]);
+      const to = Math.min(Number(range[2]), text.length - 1);
+      res.writeHead(206, { 'content-type': 'application/json', 'content-range': `bytes ${from}-${to}/${text.length}` });
+      return void res.end(text.subarray(from, to + 1));
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -116,6 +136,26 @@ export async function startHttpTarget(): Promise<HttpTarget> {
     const auth = /^\/ws-auth\?how=([a-z-]+)$/.exec(req.url ?? '');
     if (auth !== null) {
       wss.handleUpgrade(req, socket, head, (ws) => sendAuthorization(socket as Socket, ws, auth[1]!, String(req.headers.authorization ?? '')));
+      return;
+    }
+    // A service that refuses the upgrade and quotes the credential it got, as error pages and
+    // WWW-Authenticate challenges do (`?gzip`: the quote gzip-coded).
+    const deny = /^\/ws-deny(\?gzip)?$/.exec(req.url ?? '');
+    if (deny !== null) {
+      const quoted = Buffer.from(JSON.stringify({ error: 'unauthorized', got: req.headers.authorization ?? '' }));
+      const body = deny[1] !== undefined ? gzipSync(quoted) : quoted;
+      socket.end(
+        Buffer.concat([
+          Buffer.from(`HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer error="invalid_token", got="${String(req.headers.authorization ?? '')}"\r\ncontent-type: application/json\r\n${deny[1] !== undefined ? 'content-encoding: gzip\r\n' : ''}content-length: ${body.length}\r\nconnection: close\r\n\r\n`),
+          body,
+        ]),
+      );
+      return;
+    }
+    // A WebSocket echo whose 101 answer repeats the credential in a header.
+    if (req.url === '/ws-head') {
+      wss.once('headers', (headers) => headers.push(`x-echo-authorization: ${String(req.headers.authorization ?? '')}`));
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, binary) => ws.send(data, { binary })));
       return;
     }
     if (req.url !== '/ws') {

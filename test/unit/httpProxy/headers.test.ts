@@ -18,6 +18,12 @@ describe('forwardHeaders', () => {
 });
 
 describe('responseHeaders', () => {
+  it('names a transfer coding other than chunked as a content coding applied last: the body still carries it', () => {
+    expect(responseHeaders({ 'transfer-encoding': 'gzip, chunked', 'content-type': 'application/json' })).toEqual({ 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    expect(responseHeaders({ 'Content-Encoding': 'br', 'transfer-encoding': ['deflate', 'chunked'] })).toEqual({ 'content-encoding': 'br, deflate' });
+    expect(responseHeaders({ 'transfer-encoding': 'chunked' })).toEqual({});
+  });
+
   it('drops hop-by-hop fields from the upstream answer and keeps repeated ones', () => {
     expect(responseHeaders({ connection: 'close, x-secret', 'x-secret': 's', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' })).toEqual({
       'set-cookie': ['a=1', 'b=2'],
