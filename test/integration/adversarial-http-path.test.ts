@@ -108,6 +108,11 @@ describe('request-targets that are not a path', () => {
     expect(c.target.log.at(-1)!.headers.host).toMatch(/^localhost:\d+$/);
   });
 
+  it('an upgrade to a protocol the gateway does not pass (h2c) is refused', async () => {
+    const text = await rawRefused('GET /h2c-probe HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 400/);
+  });
+
   // Node's parser hands a CONNECT to a 'connect' listener the proxy core does not install, so the
   // connection closes unanswered and unrecorded; nothing reaches the service. The core
   // (gateway/httpProxy/proxy.ts) should answer it and record it like the other refusals.
@@ -121,7 +126,7 @@ describe('every refusal is recorded', () => {
   it('the exported trail has an action and a block decision for the refused requests', async () => {
     const trail = await c.trail();
     const actions = trail.split('\n').filter((l) => l.includes('"action"') && l.includes('"kind":"http"'));
-    for (const t of ['POST /admin/users/1', 'POST /admin/users/1?_method=DELETE', 'GET /internal.json', 'GET http://localhost/internal/keys', 'OPTIONS *']) {
+    for (const t of ['POST /admin/users/1', 'POST /admin/users/1?_method=DELETE', 'GET /internal.json', 'GET http://localhost/internal/keys', 'OPTIONS *', 'GET /h2c-probe']) {
       expect(actions.some((l) => l.includes(JSON.stringify(t).slice(1, -1))), t).toBe(true);
     }
     expect(trail).toContain('http.unjudgeable-request');

@@ -143,12 +143,21 @@ describe('impersonation, whatever the spelling', () => {
   });
 });
 
+describe('protocols the gateway does not pass', () => {
+  it('an h2c upgrade is refused before the API server, and recorded', async () => {
+    const seen = fixture.log.length;
+    const { stdout } = await execFileAsync('curl', ['-sS', '-m', '10', '--http2', '-w', '\n%{http_code}', `http://127.0.0.1:${tunnel.port}/api/v1/h2c-probe`], { encoding: 'utf8' }).catch((err: { stdout: string }) => ({ stdout: err.stdout }));
+    expect(stdout).toMatch(/400$/);
+    expect(fixture.log.slice(seen)).toEqual([]);
+  });
+});
+
 describe('the record', () => {
   it('every refused request is in the trail with its rule, and the token is nowhere', async () => {
     const auditor = tokenCtx(gw, serviceToken(gw, 'auditor', 'auditors'));
     const { trail, verify } = await exportAndVerify(auditor, work);
     expect(verify.code, verify.stderr).toBe(0);
-    for (const text of ['deletecollection pods -n default', 'deletecollection pods', 'watch secrets', 'list secrets -n default', 'list pods -n staging']) {
+    for (const text of ['deletecollection pods -n default', 'deletecollection pods', 'watch secrets', 'list secrets -n default', 'list pods -n staging', 'GET /api/v1/h2c-probe']) {
       expect(trail, text).toContain(`"text":"${text}"`);
     }
     expect(trail).toContain('"rule":"no-secret-reads"');

@@ -72,15 +72,22 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
   // A sample the core cut at its cap may end in the beginning of an echo whose rest was cut off: cutScrubbed overwrites that too.
   const sampleText = (b: Buffer, bytes: number) => cutScrubbed(b.toString('utf8'), Number.MAX_SAFE_INTEGER, echo.secrets, bytes > b.length);
 
-  /** Records a request refused before it was judged by a rule, and throws its refusal. */
-  const refuseUnjudged = (req: ProxyRequest, reason: string): never => {
+  /** Requests refused (and recorded) before a rule judged them: the core reports them again with no action. */
+  const recordedUnjudged = new WeakSet<ProxyRequest>();
+  /** Records a request refused before it was judged by a rule. */
+  const recordUnjudged = (req: ProxyRequest, reason: string, code: number): void => {
+    recordedUnjudged.add(req);
     try {
       const id = audit.onAction({ kind: 'http', text: `${req.method} ${echo.text(req.rawTarget)}` });
       audit.onDecision({ queryId: id, verdict: 'block', rule: UNJUDGEABLE_RULE, reason });
-      audit.onOutcome({ queryId: id, status: 'error', code: '400', message: reason, durationMs: 0 });
+      audit.onOutcome({ queryId: id, status: 'error', code: String(code), message: reason, durationMs: 0 });
     } catch (err) {
       if (!(err instanceof AuditUnavailableError)) throw err;
     }
+  };
+  /** Records a request refused before it was judged by a rule, and throws its refusal. */
+  const refuseUnjudged = (req: ProxyRequest, reason: string): never => {
+    recordUnjudged(req, reason, 400);
     throw new ProxyRefusal(refusal(400, 'unjudgeable_request', reason, { rule: UNJUDGEABLE_RULE }));
   };
 
@@ -183,7 +190,9 @@ export function createHttpHooks(ctx: { session: SessionContext; connection: Http
       return echo.filter((n) => (action.scrubbed += n));
     },
 
-    onOutcome(action, _req, outcome) {
+    onOutcome(action, req, outcome) {
+      // Refused by the core before any hook saw it (an upgrade to a protocol it does not pass): recorded all the same.
+      if (action === undefined && !recordedUnjudged.has(req)) recordUnjudged(req, echo.text(outcome.error ?? `refused with ${outcome.status}`), outcome.status);
       if (action?.id === undefined) return;
       const id = action.id;
       const ok = outcome.result !== 'failed' && outcome.result !== 'refused' && outcome.status > 0 && outcome.status < 400;

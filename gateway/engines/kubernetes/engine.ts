@@ -9,7 +9,7 @@
 // Kubernetes Status objects, so kubectl prints them as it prints the API server's own.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AuditUnavailableError } from '../../audit/contract.js';
-import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
+import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ExchangeOutcome, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
 import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
 import { cutScrubbed } from '../../httpProxy/sampleCut.js';
 import { WsScrubber } from '../../httpProxy/wsScrub.js';
@@ -158,6 +158,17 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
     return id;
   };
 
+  const recordCoreRefusal = (req: ProxyRequest, outcome: ExchangeOutcome): void => {
+    const reason = echo.text(outcome.error ?? `refused with ${outcome.status}`);
+    try {
+      const id = audit.onAction({ kind: 'request', text: `${req.method} ${echo.text(req.rawTarget.slice(0, 2048))}` });
+      audit.onDecision({ queryId: id, verdict: 'block', rule: ENGINE_RULE, reason });
+      audit.onOutcome({ queryId: id, status: 'error', code: String(outcome.status), message: reason, durationMs: outcome.durationMs });
+    } catch (err) {
+      if (!(err instanceof AuditUnavailableError)) throw err;
+    }
+  };
+
   const decide = async (a: K8sAction, req: ProxyRequest, signal: AbortSignal): Promise<ProxyDecision> => {
     const decision = await judge(a, req, signal);
     if (decision.verdict !== 'allow' && req.upgrade && (a.kind === 'exec' || a.kind === 'attach') && (headerValue(req.rawHeaders, 'upgrade') ?? '').toLowerCase() === 'websocket') {
@@ -255,8 +266,13 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
       a.exec = rec;
       return { fromClient: (c) => rec.fromClient(c), toClient: (c) => rec.toClient(c), close: () => undefined };
     },
-    onOutcome(a, _req, outcome) {
-      if (a?.id === undefined) return;
+    onOutcome(a, req, outcome) {
+      if (a === undefined) {
+        // Refused by the core before classify (an upgrade to a protocol it does not pass): recorded all the same.
+        recordCoreRefusal(req, outcome);
+        return;
+      }
+      if (a.id === undefined) return;
       if (a.watch) audit.onEvent('k8s.watch', { action: a.id, events: a.watch.events, first: a.watch.first.map(echo.text) });
       if (outcome.result !== 'refused') {
         audit.onEvent('k8s.response', {

@@ -123,9 +123,34 @@ function scopeMatches(list: readonly string[] | undefined, value: string, info: 
   return value === '' && COLLECTION_VERBS.has(info.verb);
 }
 
-/** Whether a rule's conditions all hold for this request; rules never match non-resource requests. */
+/** The streams that run something in a pod, which the kubelet also serves under nodes/NAME/proxy. */
+const POD_STREAMS = ['exec', 'attach', 'portforward'];
+
+/**
+ * A request to a node's kubelet through the API server (`nodes/NAME/proxy/…`, or the legacy
+ * `/api/v1/proxy/nodes/NAME/…`), whose `/exec`, `/run`, `/attach` and `/portForward` endpoints
+ * run commands in any pod on the node.
+ */
+const reachesKubelet = (info: Extract<RequestInfo, { kind: 'resource' }>) => info.apiGroup === '' && info.resource === 'nodes' && (info.subresource === 'proxy' || info.verb === 'proxy');
+
+/**
+ * Whether a rule's conditions all hold for this request; rules never match non-resource
+ * requests. A kubelet proxy request also matches every rule on `pods/exec`, `pods/attach` or
+ * `pods/portforward` (whatever namespaces or names it lists: the gateway cannot tell which pod the
+ * kubelet will run in), so such a rule is not walked past through the node.
+ */
 export function ruleMatches(rule: Match, info: RequestInfo): boolean {
   if (info.kind !== 'resource') return false;
+  if (reachesKubelet(info) && POD_STREAMS.some((sub) => matchesAsPodStream(rule, { ...info, verb: 'create', resource: 'pods', subresource: sub }))) return true;
+  return matchesRequest(rule, info);
+}
+
+/** A kubelet request read as a pod stream: the rule's verbs, resources and groups decide, its namespaces and names cannot. */
+function matchesAsPodStream(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  return verbMatches(rule.verbs, info.verb) && rule.resources !== undefined && rule.resources.some((p) => p !== '*' && resourceMatches(p, info)) && listMatches(rule.apiGroups, info.apiGroup);
+}
+
+function matchesRequest(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
   return (
     verbMatches(rule.verbs, info.verb) &&
     (rule.resources === undefined || rule.resources.some((p) => resourceMatches(p, info))) &&

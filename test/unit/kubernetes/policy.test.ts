@@ -103,6 +103,25 @@ describe('kubernetes policy', () => {
     expect(j('DELETE', '/api/v1/namespaces/dev/pods/web')).toEqual({ verdict: 'allow' });
   });
 
+  it('a kubelet proxy request (nodes/NAME/proxy) matches the rules on pod streams, whatever their scope', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'exec-review', review: { verbs: ['create'], resources: ['pods/exec'], namespaces: ['prod'], approvers: ['leads'] } },
+          { id: 'no-attach', block: { resources: ['pods/attach'], names: ['db-0'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    expect(j('POST', '/api/v1/nodes/node-1/proxy/run/prod/db-0/main?cmd=id')).toMatchObject({ verdict: 'block', rule: 'no-attach' });
+    expect(j('GET', '/api/v1/proxy/nodes/node-1/exec/prod/db-0/main?command=id')).toMatchObject({ verdict: 'block', rule: 'no-attach' });
+    const reviewOnly = compileKubernetesPolicy(kubernetesPolicySchema.parse({ rules: [{ id: 'exec-review', review: { verbs: ['create'], resources: ['pods/exec'], namespaces: ['prod'], approvers: ['leads'] } }] }));
+    expect(judgeRequest(reviewOnly, ['ops'], classifyRequest('POST', '/api/v1/nodes/node-1/proxy/exec/prod/db-0/main'), 'x')).toMatchObject({ verdict: 'review', rule: 'exec-review' });
+    // Nodes themselves, and pod proxies (the pod's own HTTP port), are not kubelet streams.
+    expect(judgeRequest(reviewOnly, ['ops'], classifyRequest('GET', '/api/v1/nodes/node-1'), 'x')).toEqual({ verdict: 'allow' });
+    expect(judgeRequest(reviewOnly, ['ops'], classifyRequest('GET', '/api/v1/namespaces/prod/pods/web/proxy/metrics'), 'x')).toEqual({ verdict: 'allow' });
+  });
+
   it('refuses what it cannot classify while a rule applies, and only then', () => {
     const v = judge('GET', '/api/v1/namespaces/default/pods/../secrets');
     expect(v).toMatchObject({ verdict: 'block', rule: UNCLASSIFIABLE_RULE });
