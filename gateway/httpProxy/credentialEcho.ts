@@ -15,13 +15,37 @@ export const MIN_SCRUB_LENGTH = 8;
 /** The largest coded body the gateway decodes to scan (decoded size); larger is refused. */
 export const SCAN_BODY_CAP = 32 * 1024 * 1024;
 
-/** The held values to keep out of responses and the record: each value, and a token after its scheme ("Bearer x" → "x"), longest first. */
+/**
+ * The held values to keep out of responses and the record, longest first: each value, a token
+ * after its scheme ("Bearer x" → "x"), what a Basic credential decodes to ("user:password" and
+ * the password: a service may report whom it authenticated), and each of these as JSON and as a
+ * URL spell it when that differs (a debug page that serialises its headers escapes `/` or `"`, a
+ * redirect quotes a token in its query).
+ */
 export function secretValues(headers: Readonly<Record<string, string>>): string[] {
-  const out = new Set<string>();
+  const held = new Set<string>();
+  const add = (v: string) => {
+    if (v.length >= MIN_SCRUB_LENGTH) held.add(v);
+  };
   for (const v of Object.values(headers)) {
-    if (v.length >= MIN_SCRUB_LENGTH) out.add(v);
-    const token = /^\S+\s+(\S.*)$/.exec(v)?.[1];
-    if (token !== undefined && token.length >= MIN_SCRUB_LENGTH) out.add(token);
+    add(v);
+    const m = /^(\S+)\s+(\S.*)$/.exec(v);
+    if (m === null) continue;
+    add(m[2]!);
+    if (m[1]!.toLowerCase() === 'basic' && /^[A-Za-z0-9+/]+=*$/.test(m[2]!)) {
+      const decoded = Buffer.from(m[2]!, 'base64').toString('utf8');
+      add(decoded);
+      const colon = decoded.indexOf(':');
+      if (colon >= 0) add(decoded.slice(colon + 1));
+    }
+  }
+  const out = new Set(held);
+  for (const v of held) {
+    const json = JSON.stringify(v).slice(1, -1);
+    // A spelling that still holds a held value verbatim is scrubbed through it: not scanned for twice.
+    for (const spelled of [json, json.replaceAll('/', '\\/'), encodeURIComponent(v), encodeURIComponent(v).replaceAll('%20', '+')]) {
+      if (![...held].some((h) => spelled.includes(h))) out.add(spelled);
+    }
   }
   return [...out].sort((a, b) => b.length - a.length);
 }
