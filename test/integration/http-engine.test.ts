@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ensureProgram } from '../support/pgCluster.js';
 import { exportAndVerify, openTunnel, waitForStderr, runCli, serviceToken, startGateway, tokenCtx, type CliEnv, type GatewayProcess, type Tunnel } from '../support/binaries.js';
+import { curl } from '../support/httpCorpus.js';
 import { startHttpTarget, type HttpTarget } from '../support/httpTarget.js';
 
 const execFileAsync = promisify(execFile);
@@ -65,16 +66,6 @@ afterAll(async () => {
   await target?.close();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-async function curl(args: string[]): Promise<{ status: number; headers: string; body: string }> {
-  const { stdout } = await execFileAsync('curl', ['-sS', '-D', '-', '--path-as-is', ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'latin1' });
-  // With -D -, the header block(s) come first; the last one is the final response's.
-  const parts = stdout.split('\r\n\r\n');
-  let i = 0;
-  while (i + 1 < parts.length && /^HTTP\/1\.1 1\d\d/.test(parts[i]!)) i++;
-  const headers = parts[i] ?? '';
-  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(headers)?.[1] ?? 0), headers, body: parts.slice(i + 1).join('\r\n\r\n') };
-}
 
 describe('sluice connect billing-api', () => {
   it('prints a curl line, and `connect -- CMD` runs CMD with SLUICE_URL', async () => {

@@ -39,6 +39,16 @@ export interface HttpCorpus {
   stop(): Promise<void>;
 }
 
+/** curl (`--path-as-is`, the head kept with `-D -`): the final response, past any 1xx heads. */
+export async function curl(args: string[]): Promise<HttpReply> {
+  const { stdout } = await execFileAsync('curl', ['-sS', '-D', '-', '--path-as-is', ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'latin1' });
+  const parts = stdout.split('\r\n\r\n');
+  let i = 0;
+  while (i + 1 < parts.length && /^HTTP\/1\.1 1\d\d/.test(parts[i]!)) i++;
+  const headers = parts[i] ?? '';
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(headers)?.[1] ?? 0), headers, body: parts.slice(i + 1).join('\r\n\r\n') };
+}
+
 /** Starts the service, a gateway with one http connection `corpus-api` holding `rules`, and a tunnel. */
 export async function startHttpCorpus(rules: unknown[]): Promise<HttpCorpus> {
   ensureProgram('/usr/bin/curl', 'curl');
@@ -72,14 +82,7 @@ export async function startHttpCorpus(rules: unknown[]): Promise<HttpCorpus> {
     gw: gateway,
     base,
     port,
-    async curl(args) {
-      const { stdout } = await execFileAsync('curl', ['-sS', '-D', '-', '--path-as-is', ...args], { maxBuffer: 16 * 1024 * 1024, encoding: 'latin1' });
-      const parts = stdout.split('\r\n\r\n');
-      let i = 0;
-      while (i + 1 < parts.length && /^HTTP\/1\.1 1\d\d/.test(parts[i]!)) i++;
-      const headers = parts[i] ?? '';
-      return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(headers)?.[1] ?? 0), headers, body: parts.slice(i + 1).join('\r\n\r\n') };
-    },
+    curl,
     raw: (bytes, until) =>
       new Promise<string>((resolve, reject) => {
         let text = '';
