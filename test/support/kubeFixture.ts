@@ -18,6 +18,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { servePortForward, SPDY_PORTFORWARD_PROTOCOL } from './kubePortForward.js';
 import { classifyPath, handleResource } from './kubeRoutes.js';
 import { namespace, pod, secret, type StoredObject } from './kubeObjects.js';
 
@@ -141,8 +142,14 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: text, code: status })}`);
     };
     if (!entry.authorized) return refuse(401, 'Unauthorized');
-    if (path?.kind !== 'pods' || (path.subresource !== 'exec' && path.subresource !== 'attach') || !objects.some((o) => o.kind === 'pods' && o.namespace === path.namespace && o.name === path.name)) return refuse(404, 'Not Found');
+    if (path?.kind !== 'pods' || !['exec', 'attach', 'portforward'].includes(path.subresource) || !objects.some((o) => o.kind === 'pods' && o.namespace === path.namespace && o.name === path.name)) return refuse(404, 'Not Found');
     const asked = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (path.subresource === 'portforward') {
+      // kubectl's SPDY tunnelled in WebSocket; its plain SPDY/3.1 fallback is not served.
+      if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || !asked.includes(SPDY_PORTFORWARD_PROTOCOL)) return refuse(400, 'Bad Request');
+      log.push({ ...entry, status: 101, subprotocol: SPDY_PORTFORWARD_PROTOCOL });
+      return servePortForward(req, socket, head, token, sockets);
+    }
     // SPDY/3.1 (kubectl's fallback) is not served; nor is a WebSocket with no protocol offered here.
     if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || !offered.some((p) => asked.includes(p))) return refuse(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {
