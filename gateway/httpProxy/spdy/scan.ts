@@ -9,7 +9,8 @@
 // header blocks of SYN_STREAM, SYN_REPLY and HEADERS are inflated with the sender's shared zlib
 // context (headerBlock.ts) and must not hold it either — a compressed block cannot be overwritten
 // in place, so such a block ends the tunnel. So does anything not SPDY/3.1: another version, an
-// unknown control type, a length the type does not allow, an oversized control frame.
+// unknown control type, a length the type does not allow, an oversized control frame, data on a
+// stream after its end.
 import { scrubInPlace } from '../scrub.js';
 import { scrubSegments, trimFrom, type PayloadScan, type Segment } from '../wsScrub.js';
 import { controlFrameProblem, ControlType, FLAG_FIN, FRAME_HEAD, headerBlockOffset } from './frames.js';
@@ -30,6 +31,8 @@ export class SpdyScan implements PayloadScan {
   private dataFin = false;
   /** Per stream, its data from the first byte that could begin an echo (only streams holding some). */
   private readonly held = new Map<number, Segment[]>();
+  /** Streams the server ended: data after its end would be scanned apart from what came before, so it is refused. */
+  private readonly ended = new Set<number>();
   private fresh = new Map<number, Segment[]>();
   private readonly inflater = new HeaderBlockInflater();
 
@@ -96,6 +99,7 @@ export class SpdyScan implements PayloadScan {
     if ((h[0]! & 0x80) === 0) {
       this.dataStream = h.readUInt32BE(0);
       if (this.dataStream === 0) throw new SpdyScanError('a SPDY data frame on stream 0');
+      if (this.ended.has(this.dataStream)) throw new SpdyScanError(`SPDY data on stream ${this.dataStream} after its end`);
       this.dataFin = (flags & FLAG_FIN) !== 0;
       return;
     }
@@ -147,5 +151,6 @@ export class SpdyScan implements PayloadScan {
   private closeStream(id: number): void {
     this.scrubStream(id);
     this.held.delete(id);
+    this.ended.add(id);
   }
 }
