@@ -8,7 +8,7 @@
 //   blocks are inflated with its own zlib context to learn them.
 // - `channel`: the WebSocket channel protocol (v4.channel.k8s.io, or none): ports from the
 //   `ports` query, channel 2i the data of the i-th port and 2i+1 its errors, each channel's first
-//   message opened by the port (2 bytes, little-endian).
+//   message opened by the port (2 bytes, little-endian, counted with the data).
 // The recorder only watches (it sees the bytes the client was sent, after the scan): what it cannot
 // read stops the recording, with one `k8s.unrecorded`, and the stream flows on.
 import type { SessionAudit } from '../../audit/contract.js';
