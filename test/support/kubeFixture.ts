@@ -6,7 +6,9 @@
 // server-side printing Tables and watch streams, and serves `pods/exec` and `pods/attach` over
 // WebSocket with the `v5.channel.k8s.io` subprotocol (or `v4.channel.k8s.io` when the fixture is
 // told to offer only that): a real `sh` per exec, without a pty, its stdin/stdout/stderr on
-// channels 0/1/2 and its exit on the status channel 3. A TokenReview endpoint answers with the
+// channels 0/1/2 and its exit on the status channel 3. `pods/portforward` is served as kubectl
+// 1.31+ asks for it, SPDY/3.1 tunnelled in a WebSocket (kubePortForward.ts), to 127.0.0.1:PORT.
+// A TokenReview endpoint answers with the
 // reviewed token echoed in `spec` (the caller's own when the review names none), gzip-coded
 // whatever the client asked for, as a service that ignores Accept-Encoding does. stop() closes
 // every socket and kills every child.
