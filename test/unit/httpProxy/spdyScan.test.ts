@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { adler32, HeaderBlockInflater, parseHeaderBlock, SPDY3_DICTIONARY, SpdyScanError } from '../../../gateway/httpProxy/spdy/headerBlock.js';
 import { SpdyScan } from '../../../gateway/httpProxy/spdy/scan.js';
 import { WsScanError, WsScrubber } from '../../../gateway/httpProxy/wsScrub.js';
+import { feedCut, serverFrames } from '../../support/chunkFilter.js';
 
 const TOKEN = 'eyJhbGciOi.S3cr3t-T0ken_value';
 const SECRETS = [Buffer.from(`Bearer ${TOKEN}`), Buffer.from(TOKEN)];
@@ -78,20 +79,7 @@ function tunnel(spdy: Buffer, cuts: number[] = []): Buffer {
 function expected(wire: Buffer): Buffer {
   const out = Buffer.from(wire);
   const spdyAt: number[] = [];
-  let at = 0;
-  while (at < out.length) {
-    let len = out[at + 1]! & 0x7f;
-    let p = at + 2;
-    if (len === 126) {
-      len = out.readUInt16BE(p);
-      p += 2;
-    } else if (len === 127) {
-      len = Number(out.readBigUInt64BE(p));
-      p += 8;
-    }
-    for (let i = p; i < p + len; i++) spdyAt.push(i);
-    at = p + len;
-  }
+  for (const f of serverFrames(out)) for (let i = f.payloadAt; i < f.payloadAt + f.length; i++) spdyAt.push(i);
   const byte = (i: number) => out[spdyAt[i]!]!;
   const streams = new Map<number, number[]>();
   let i = 0;
@@ -117,18 +105,8 @@ function expected(wire: Buffer): Buffer {
 function run(wire: Buffer, cuts: number[]): { out: Buffer; hits: number } {
   let hits = 0;
   const onHit = (n: number) => (hits += n);
-  const s = new WsScrubber(SECRETS, 'spdy', onHit, new SpdyScan(SECRETS, onHit));
-  const copy = Buffer.from(wire);
-  const parts: Buffer[] = [];
-  let from = 0;
-  for (const c of [...cuts, copy.length]) {
-    const o = s.push(copy.subarray(from, c));
-    if (o) parts.push(Buffer.from(o));
-    from = c;
-  }
-  const rest = s.end();
-  if (rest) parts.push(rest);
-  return { out: Buffer.concat(parts), hits };
+  const out = feedCut(new WsScrubber(SECRETS, 'spdy', onHit, new SpdyScan(SECRETS, onHit)), wire, cuts);
+  return { out, hits };
 }
 
 function feedAll(wire: Buffer, step = 1): void {

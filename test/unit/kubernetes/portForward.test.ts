@@ -60,6 +60,12 @@ function fakeAudit(): { audit: SessionAudit; events: [string, Record<string, unk
   return { audit, events };
 }
 
+/** The events one connection leaves: opened, its error text if any, closed with the bytes each way. */
+const connection = (requestId: string, port: number, bytesToPod: number, bytesFromPod: number, error?: string) => ({
+  open: { kind: 'k8s.portforward.open', requestId, port },
+  close: [...(error ? [{ kind: 'k8s.portforward.error', requestId, port, message: error }] : []), { kind: 'k8s.portforward.close', requestId, port, bytesToPod, bytesFromPod }],
+});
+
 const summary = (events: [string, Record<string, unknown>][]) => events.map(([k, d]) => ({ kind: k, ...Object.fromEntries(Object.entries(d).filter(([n]) => n !== 't' && n !== 'action')) }));
 
 describe('PortForwardRecorder (SPDY tunnelled in WebSocket)', () => {
@@ -82,13 +88,8 @@ describe('PortForwardRecorder (SPDY tunnelled in WebSocket)', () => {
       rec.toClient(downWire.subarray(0, cut));
       rec.toClient(downWire.subarray(cut));
       rec.close();
-      expect(summary(events)).toEqual([
-        { kind: 'k8s.portforward.open', requestId: '0', port: 8080 },
-        { kind: 'k8s.portforward.open', requestId: '1', port: 9090 },
-        { kind: 'k8s.portforward.close', requestId: '0', port: 8080, bytesToPod: 18, bytesFromPod: 22 },
-        { kind: 'k8s.portforward.error', requestId: '1', port: 9090, message: 'error forwarding port 9090: refused' },
-        { kind: 'k8s.portforward.close', requestId: '1', port: 9090, bytesToPod: 0, bytesFromPod: 0 },
-      ]);
+      const [a, b] = [connection('0', 8080, 18, 22), connection('1', 9090, 0, 0, 'error forwarding port 9090: refused')];
+      expect(summary(events)).toEqual([a.open, b.open, ...a.close, ...b.close]);
       expect(events.every(([, d]) => d.action === 4)).toBe(true);
     }
   });
@@ -111,12 +112,7 @@ describe('PortForwardRecorder (WebSocket channels)', () => {
     rec.toClient(wsFrame(ch(0, 'pong!')));
     rec.toClient(wsFrame(ch(3, 'no such port')));
     rec.close();
-    expect(summary(events)).toEqual([
-      { kind: 'k8s.portforward.open', requestId: '0', port: 80 },
-      { kind: 'k8s.portforward.open', requestId: '1', port: 443 },
-      { kind: 'k8s.portforward.close', requestId: '0', port: 80, bytesToPod: 4, bytesFromPod: 5 },
-      { kind: 'k8s.portforward.error', requestId: '1', port: 443, message: 'no such port' },
-      { kind: 'k8s.portforward.close', requestId: '1', port: 443, bytesToPod: 0, bytesFromPod: 0 },
-    ]);
+    const [a, b] = [connection('0', 80, 4, 5), connection('1', 443, 0, 0, 'no such port')];
+    expect(summary(events)).toEqual([a.open, b.open, ...a.close, ...b.close]);
   });
 });
