@@ -266,9 +266,10 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
       if (a.id === undefined) return undefined;
       const protocol = String(res.headers['sec-websocket-protocol'] ?? '').trim();
       if (a.kind === 'portforward') {
-        const spdy = protocol.toLowerCase() === SPDY_PORTFORWARD;
-        if (!spdy && protocol !== '' && !CHANNEL_PROTOCOLS.includes(protocol)) return undefined;
-        const rec = new PortForwardRecorder(audit, a.id, spdy ? 'spdy' : 'channel', spdy ? [] : forwardedPorts(req.rawTarget));
+        const websocket = String(res.headers.upgrade ?? '').toLowerCase() === 'websocket';
+        const spdy = websocket ? protocol.toLowerCase() === SPDY_PORTFORWARD : /^spdy\//i.test(String(res.headers.upgrade ?? ''));
+        if (!spdy && (!websocket || (protocol !== '' && !CHANNEL_PROTOCOLS.includes(protocol)))) return undefined;
+        const rec = new PortForwardRecorder(audit, a.id, spdy ? (websocket ? 'spdy-ws' : 'spdy') : 'channel', spdy ? [] : forwardedPorts(req.rawTarget));
         a.portForward = rec;
         return { fromClient: (c) => rec.fromClient(c), toClient: (c) => rec.toClient(c), close: () => rec.close() };
       }

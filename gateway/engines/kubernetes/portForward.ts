@@ -1,8 +1,10 @@
 // What the kubernetes engine records of a port-forward stream, through the audit core: each
 // forwarded connection as `k8s.portforward.open` (its port and kubectl's request id) and
 // `k8s.portforward.close` (bytes to and from the pod), and what the API server reports on the
-// connection's error stream as `k8s.portforward.error`. Two protocols are read:
-// - `spdy`: kubectl's SPDY/3.1 tunnelled in WebSocket binary messages. kubectl opens two SPDY
+// connection's error stream as `k8s.portforward.error`. Three protocols are read:
+// - `spdy-ws`: kubectl's SPDY/3.1 tunnelled in WebSocket binary messages; `spdy`: the same SPDY
+//   straight on the upgraded connection (kubectl's fallback, relayed only on a connection that holds
+//   a client certificate, where nothing is scanned). kubectl opens two SPDY
 //   streams per connection (SYN_STREAM with headers `streamtype: error|data`, `port`,
 //   `requestid`; k8s.io/apimachinery/pkg/util/httpstream, portforward.k8s.io); the client's header
 //   blocks are inflated with its own zlib context to learn them.
@@ -44,7 +46,7 @@ export class PortForwardRecorder {
   constructor(
     private readonly audit: SessionAudit,
     private readonly action: number,
-    private readonly protocol: 'spdy' | 'channel',
+    private readonly protocol: 'spdy-ws' | 'spdy' | 'channel',
     ports: readonly number[],
   ) {
     if (protocol === 'channel') {
@@ -76,6 +78,10 @@ export class PortForwardRecorder {
   private direction(chunk: Buffer, ws: WsFrameReader, spdy: SpdySplitter, toPod: boolean): void {
     if (this.stopped) return;
     try {
+      if (this.protocol === 'spdy') {
+        for (const f of spdy.push(chunk)) this.spdyFrame(f, toPod);
+        return;
+      }
       for (const m of ws.push(chunk)) {
         if (!m.binary) throw new Error('a text message');
         if (this.protocol === 'channel') this.channelMessage(m.payload, toPod);

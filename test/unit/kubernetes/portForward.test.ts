@@ -80,7 +80,7 @@ describe('PortForwardRecorder (SPDY tunnelled in WebSocket)', () => {
     const down = Buffer.concat([data(3, 'HTTP/1.1 200 OK\r\n'), data(3, 'hello', true), data(5, 'error forwarding port 9090: refused'), control(3, Buffer.concat([u32(7), u32(5)]))]);
     for (const cut of [0, 5, 17, up.length >> 1]) {
       const { audit, events } = fakeAudit();
-      const rec = new PortForwardRecorder(audit, 4, 'spdy', []);
+      const rec = new PortForwardRecorder(audit, 4, 'spdy-ws', []);
       // The client's SPDY bytes cut into two masked messages; the server's one message per TCP read, cut at `cut`.
       const upWire = Buffer.concat([wsFrame(up.subarray(0, cut), MASK), wsFrame(up.subarray(cut), MASK)]);
       const downWire = wsFrame(down);
@@ -94,9 +94,23 @@ describe('PortForwardRecorder (SPDY tunnelled in WebSocket)', () => {
     }
   });
 
-  it('stops recording, once and without throwing, at what it cannot read', () => {
+  it('reads the same SPDY straight on the connection (kubectl\'s fallback, on a connection holding a client certificate)', async () => {
+    const [err, dat] = await synStreams([
+      { stream: 1, type: 'error', port: 5432, requestId: 0 },
+      { stream: 3, type: 'data', port: 5432, requestId: 0 },
+    ]);
     const { audit, events } = fakeAudit();
     const rec = new PortForwardRecorder(audit, 4, 'spdy', []);
+    const up = Buffer.concat([err!, dat!, data(3, 'abc', true)]);
+    for (let i = 0; i < up.length; i++) rec.fromClient(up.subarray(i, i + 1));
+    rec.toClient(data(3, 'defg', true));
+    const c = connection('0', 5432, 3, 4);
+    expect(summary(events)).toEqual([c.open, ...c.close]);
+  });
+
+  it('stops recording, once and without throwing, at what it cannot read', () => {
+    const { audit, events } = fakeAudit();
+    const rec = new PortForwardRecorder(audit, 4, 'spdy-ws', []);
     rec.toClient(wsFrame(control(1, u32(1), 2)));
     rec.toClient(wsFrame(data(1, 'more')));
     expect(summary(events)).toEqual([{ kind: 'k8s.unrecorded', reason: 'a SPDY control frame of version 2' }]);
