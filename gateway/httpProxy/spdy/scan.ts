@@ -18,6 +18,27 @@ import { HeaderBlockInflater, parseHeaderBlock, SpdyScanError } from './headerBl
 
 export { SpdyScanError } from './headerBlock.js';
 
+/**
+ * The stream ids that have ended, kept small: ids of one initiator rise monotonically (odd from
+ * the client, even from the server; SPDY/3 §2.3.2) and kubectl's streams end about in order, so
+ * each parity is a floor below which every id has ended, plus the ended ids above it.
+ */
+class EndedStreams {
+  private readonly floor = [2, 1];
+  private readonly above = new Set<number>();
+
+  has(id: number): boolean {
+    return id < this.floor[id & 1]! || this.above.has(id);
+  }
+
+  add(id: number): void {
+    const p = id & 1;
+    if (id < this.floor[p]!) return;
+    this.above.add(id);
+    while (this.above.delete(this.floor[p]!)) this.floor[p]! += 2;
+  }
+}
+
 export class SpdyScan implements PayloadScan {
   private readonly keep: number;
   private readonly head = Buffer.alloc(FRAME_HEAD);
@@ -32,7 +53,7 @@ export class SpdyScan implements PayloadScan {
   /** Per stream, its data from the first byte that could begin an echo (only streams holding some). */
   private readonly held = new Map<number, Segment[]>();
   /** Streams the server ended: data after its end would be scanned apart from what came before, so it is refused. */
-  private readonly ended = new Set<number>();
+  private readonly ended = new EndedStreams();
   private fresh = new Map<number, Segment[]>();
   private readonly inflater = new HeaderBlockInflater();
 

@@ -205,6 +205,7 @@ describe('SpdyScan in a WebSocket tunnel', () => {
     ['an oversized control frame', async () => controlFrame(8, Buffer.alloc(70_000))],
     ['a data frame on stream 0', async () => dataFrame(0, 'x')],
     ['data on a stream after its FIN', async () => Buffer.concat([dataFrame(1, TOKEN.slice(0, 9), true), dataFrame(1, TOKEN.slice(9))])],
+    ['data on an early stream after many ended', async () => Buffer.concat([...Array.from({ length: 50 }, (_, i) => dataFrame(2 * i + 1, 'x', true)), dataFrame(7, 'late')])],
     ['data on a stream after its RST_STREAM', async () => Buffer.concat([dataFrame(1, TOKEN.slice(0, 9)), controlFrame(3, Buffer.concat([u32(1), u32(5)])), dataFrame(1, TOKEN.slice(9))])],
     ['a header block echoing the token', async () => synReply(1, await compressor()([['x-echo', `Bearer ${TOKEN}`]]))],
     ['a header block storing the token uncompressed', async () => synReply(1, await compressor(0)([['x-echo', TOKEN]]))],
@@ -217,6 +218,12 @@ describe('SpdyScan in a WebSocket tunnel', () => {
       expect(() => feedAll(wire, wire.length)).toThrow(SpdyScanError);
     });
   }
+
+  it('keeps serving streams that end out of order', () => {
+    const ids = [3, 1, 7, 5, 9];
+    const spdy = Buffer.concat([...ids.map((id) => dataFrame(id, 'a')), ...ids.map((id) => dataFrame(id, 'b', true)), dataFrame(11, 'c', true)]);
+    expect(() => feedAll(tunnel(spdy))).not.toThrow();
+  });
 
   it('refuses a text message in the tunnel', () => {
     const text = Buffer.concat([Buffer.from([0x81, 3]), Buffer.from('abc')]);
