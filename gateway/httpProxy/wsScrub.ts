@@ -13,6 +13,10 @@
 // plain RFC 6455 — an RSV bit, a masked frame, an unknown opcode, a fragmented or oversized control
 // frame, a continuation without a message, a length past 2^53 — throws WsScanError: the stream is
 // ended rather than relayed unread.
+//
+// In `spdy` mode (kubectl's port-forward, SPDY/3.1 tunnelled in binary messages) the payloads are
+// not one text: they are handed to a PayloadScan (spdyScan.ts) that reads the SPDY frames in them
+// and scans each SPDY stream's data on its own.
 import { scrubInPlace } from './scrub.js';
 import type { ChunkFilter } from './types.js';
 
@@ -21,12 +25,13 @@ export class WsScanError extends Error {
   override readonly name = 'WsScanError';
 }
 
-export type WsScanMode = 'raw' | 'channel';
+export type WsScanMode = 'raw' | 'channel' | 'spdy';
 
 /** Wire bytes held back behind a possible echo before the stream is refused (frames that carry nothing). */
 const MAX_HELD_WIRE = 256 * 1024;
 
-interface Segment {
+/** Bytes of one wire chunk (buf[start, end)), with the stream offset of their first byte. */
+export interface Segment {
   readonly buf: Buffer;
   readonly start: number;
   readonly end: number;
@@ -34,8 +39,21 @@ interface Segment {
   readonly at: number;
 }
 
+/**
+ * What reads the data payloads of the messages: handed each chunk's payload bytes in order (as
+ * segments of the wire, so an echo found later is overwritten in bytes not yet released), it
+ * overwrites echoes and returns the stream offset of the first byte that may still change (undefined: none).
+ */
+export interface PayloadScan {
+  settle(fresh: readonly Segment[]): number | undefined;
+  /**
+   * The stream ended. True: what is held is released as it is (it never completed an echo);
+   * false: something unread is held (a frame cut short) and the rest of the wire is dropped.
+   */
+  end(): boolean;
+}
+
 export class WsScrubber implements ChunkFilter {
-  private readonly keep: number;
   // Frame reading.
   private readonly head = Buffer.alloc(14);
   private headLen = 0;
@@ -47,18 +65,21 @@ export class WsScrubber implements ChunkFilter {
   private channelByte = false;
   /** A control frame's payload so far: scanned on its own once whole (a ping between the halves of an echo must not hide it). */
   private control: Segment[] = [];
-  // Scrubbing: the wire not yet released (stream offsets from `released`), and the data text held in it.
+  // The wire not yet released (stream offsets from `released`).
   private pending: Buffer[] = [];
   private released = 0;
   private seen = 0;
-  private held: Segment[] = [];
+  private readonly payload: PayloadScan;
 
+  /** `payload` reads the data payloads in `spdy` mode (they are one text otherwise). */
   constructor(
     private readonly secrets: readonly Buffer[],
     private readonly mode: WsScanMode = 'raw',
     private readonly onHit?: (count: number) => void,
+    payload?: PayloadScan,
   ) {
-    this.keep = Math.max(0, ...secrets.map((s) => s.length - 1));
+    if (mode === 'spdy' && payload === undefined) throw new TypeError('spdy mode reads its payloads with a PayloadScan');
+    this.payload = payload ?? new TextScan(secrets, onHit);
   }
 
   push(chunk: Buffer): Buffer | undefined {
@@ -66,12 +87,10 @@ export class WsScrubber implements ChunkFilter {
     const base = this.seen;
     this.seen += chunk.length;
     const fresh = this.parse(chunk, base);
-    const segments = this.held.length === 0 ? fresh : [...this.held, ...fresh];
-    const hold = this.scrub(segments);
+    const hold = this.payload.settle(fresh);
     // The wire is released up to the first byte that could begin an echo, or that belongs to an unfinished control frame.
     let holdAt = hold === undefined ? this.seen : hold;
     if (this.control.length > 0) holdAt = Math.min(holdAt, this.control[0]!.at);
-    this.held = hold === undefined ? [] : trimFrom(segments, hold);
     if (this.pending.length === 0 && holdAt === this.seen) {
       this.released = this.seen;
       return chunk;
@@ -96,31 +115,10 @@ export class WsScrubber implements ChunkFilter {
     this.scrubControl();
     const rest = this.pending;
     this.pending = [];
-    this.held = [];
+    const readable = this.payload.end();
     this.control = [];
     this.released = this.seen;
-    return rest.length === 0 ? undefined : Buffer.concat(rest);
-  }
-
-  /** Overwrites the echoes in the text the segments hold; returns the stream offset where a possible echo begins, if one does. */
-  private scrub(segments: readonly Segment[]): number | undefined {
-    let total = 0;
-    for (const s of segments) total += s.end - s.start;
-    if (total === 0) return undefined;
-    const text = joined(segments, total);
-    const hits = scrubInPlace(text, this.secrets);
-    if (hits > 0) {
-      this.onHit?.(hits);
-      if (segments.length > 1) writeBack(text, segments);
-    }
-    const heldBytes = pendingPrefix(text, this.secrets, this.keep);
-    if (heldBytes === 0) return undefined;
-    let skip = total - heldBytes;
-    for (const s of segments) {
-      if (skip < s.end - s.start) return s.at + skip;
-      skip -= s.end - s.start;
-    }
-    return undefined;
+    return rest.length === 0 || !readable ? undefined : Buffer.concat(rest);
   }
 
   /** The data-text ranges of `chunk` (at stream offset `base`), advancing the frame reader. */
@@ -183,6 +181,7 @@ export class WsScrubber implements ChunkFilter {
         if (!this.messageOpen) throw new WsScanError('a WebSocket continuation frame outside a message');
       } else if (opcode === 0x1 || opcode === 0x2) {
         if (this.messageOpen) throw new WsScanError('a new WebSocket message inside a fragmented one');
+        if (opcode === 0x1 && this.mode === 'spdy') throw new WsScanError('a text message in a SPDY tunnel (its frames travel in binary messages)');
         this.channelByte = this.mode === 'channel';
       } else throw new WsScanError(`an unknown WebSocket opcode ${opcode}`);
       this.messageOpen = !fin;
@@ -215,6 +214,52 @@ export class WsScrubber implements ChunkFilter {
   }
 }
 
+/** The data payloads as one continuous text (an echo split across frames and messages is one echo). */
+class TextScan implements PayloadScan {
+  private held: Segment[] = [];
+  private readonly keep: number;
+
+  constructor(
+    private readonly secrets: readonly Buffer[],
+    private readonly onHit?: (count: number) => void,
+  ) {
+    this.keep = Math.max(0, ...secrets.map((s) => s.length - 1));
+  }
+
+  settle(fresh: readonly Segment[]): number | undefined {
+    const segments = this.held.length === 0 ? fresh : [...this.held, ...fresh];
+    const hold = scrubSegments(segments, this.secrets, this.keep, this.onHit);
+    this.held = hold === undefined ? [] : trimFrom(segments, hold);
+    return hold;
+  }
+
+  end(): boolean {
+    this.held = [];
+    return true;
+  }
+}
+
+/** Overwrites the echoes in the text the segments hold; returns the stream offset where a possible echo begins, if one does. */
+export function scrubSegments(segments: readonly Segment[], secrets: readonly Buffer[], keep: number, onHit?: (count: number) => void): number | undefined {
+  let total = 0;
+  for (const s of segments) total += s.end - s.start;
+  if (total === 0) return undefined;
+  const text = joined(segments, total);
+  const hits = scrubInPlace(text, secrets);
+  if (hits > 0) {
+    onHit?.(hits);
+    if (segments.length > 1) writeBack(text, segments);
+  }
+  const heldBytes = pendingPrefix(text, secrets, keep);
+  if (heldBytes === 0) return undefined;
+  let skip = total - heldBytes;
+  for (const s of segments) {
+    if (skip < s.end - s.start) return s.at + skip;
+    skip -= s.end - s.start;
+  }
+  return undefined;
+}
+
 function joined(segments: readonly Segment[], total: number): Buffer {
   if (segments.length === 1) return segments[0]!.buf.subarray(segments[0]!.start, segments[0]!.end);
   const text = Buffer.allocUnsafe(total);
@@ -229,7 +274,7 @@ function writeBack(text: Buffer, segments: readonly Segment[]): void {
 }
 
 /** The segments from stream offset `from` on. */
-function trimFrom(segments: readonly Segment[], from: number): Segment[] {
+export function trimFrom(segments: readonly Segment[], from: number): Segment[] {
   const out: Segment[] = [];
   for (const s of segments) {
     const len = s.end - s.start;

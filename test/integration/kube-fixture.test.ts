@@ -3,11 +3,13 @@
 // with v5 and with v4 only), so that the engine's tests through the gateway exercise real client
 // behaviour. Also the baseline the access log is read against.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeFixture, type KubeFixture } from '../support/kubeFixture.js';
-import { directKubeconfig, ensureKubectl, kubectl, kubectlHome } from '../support/kubectl.js';
+import { SPDY_PORTFORWARD_PROTOCOL } from '../support/kubePortForward.js';
+import { directKubeconfig, ensureKubectl, KUBECTL, kubectl, kubectlHome, startPortForward } from '../support/kubectl.js';
 
 let fixture: KubeFixture;
 let env: { KUBECONFIG: string; HOME: string };
@@ -59,6 +61,42 @@ describe('kube fixture with the real kubectl', () => {
     expect(fixture.log.at(-1)).toMatchObject({ authorized: false, status: 401 });
   });
 });
+
+describe('kube fixture port-forward with the real kubectl', () => {
+  it('kubectl 1.32 tunnels SPDY/3.1 in a WebSocket; bytes go both ways to the pod\'s TCP port', async () => {
+    // The "pod's" port: a real TCP echo server.
+    const echo: Server = createServer((s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const podPort = (echo.address() as AddressInfo).port;
+    const pf = await startPortForward(KUBECTL, ['port-forward', 'pod/web-1', `0:${podPort}`], { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env });
+    try {
+      const got = await roundTrip(pf.port, 'ping through the tunnel\n');
+      expect(got).toBe('ping through the tunnel\n');
+      const upgrades = fixture.log.filter((l) => l.url.includes('/portforward'));
+      expect(upgrades.map((l) => [l.method, l.upgrade, l.status, l.subprotocol])).toEqual([['GET', `websocket; ${SPDY_PORTFORWARD_PROTOCOL}`, 101, SPDY_PORTFORWARD_PROTOCOL]]);
+    } finally {
+      await pf.stop();
+      await new Promise((resolve) => echo.close(resolve));
+    }
+  });
+});
+
+/** Sends `text` on a TCP connection to the port and resolves with what comes back once as many bytes arrived. */
+function roundTrip(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.on('data', (d: Buffer) => {
+      got += d.toString();
+      if (got.length >= text.length) {
+        s.end();
+        resolve(got);
+      }
+    });
+    s.on('error', reject);
+    s.write(text);
+  });
+}
 
 describe('kube fixture offering only v4.channel.k8s.io', () => {
   it('kubectl 1.32 asks for v5 only over WebSocket, then falls back to SPDY/3.1, which the fixture does not serve', async () => {

@@ -6,7 +6,9 @@
 // server-side printing Tables and watch streams, and serves `pods/exec` and `pods/attach` over
 // WebSocket with the `v5.channel.k8s.io` subprotocol (or `v4.channel.k8s.io` when the fixture is
 // told to offer only that): a real `sh` per exec, without a pty, its stdin/stdout/stderr on
-// channels 0/1/2 and its exit on the status channel 3. A TokenReview endpoint answers with the
+// channels 0/1/2 and its exit on the status channel 3. `pods/portforward` is served as kubectl
+// 1.31+ asks for it, SPDY/3.1 tunnelled in a WebSocket (kubePortForward.ts), to 127.0.0.1:PORT.
+// A TokenReview endpoint answers with the
 // reviewed token echoed in `spec` (the caller's own when the review names none), gzip-coded
 // whatever the client asked for, as a service that ignores Accept-Encoding does. stop() closes
 // every socket and kills every child.
@@ -18,6 +20,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { generate } from 'selfsigned';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { servePortForward, SPDY_PORTFORWARD_PROTOCOL } from './kubePortForward.js';
 import { classifyPath, handleResource } from './kubeRoutes.js';
 import { namespace, pod, secret, type StoredObject } from './kubeObjects.js';
 
@@ -141,8 +144,14 @@ export async function startKubeFixture(opts: { protocols?: readonly string[] } =
       socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: text, code: status })}`);
     };
     if (!entry.authorized) return refuse(401, 'Unauthorized');
-    if (path?.kind !== 'pods' || (path.subresource !== 'exec' && path.subresource !== 'attach') || !objects.some((o) => o.kind === 'pods' && o.namespace === path.namespace && o.name === path.name)) return refuse(404, 'Not Found');
+    if (path?.kind !== 'pods' || !['exec', 'attach', 'portforward'].includes(path.subresource) || !objects.some((o) => o.kind === 'pods' && o.namespace === path.namespace && o.name === path.name)) return refuse(404, 'Not Found');
     const asked = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (path.subresource === 'portforward') {
+      // kubectl's SPDY tunnelled in WebSocket; its plain SPDY/3.1 fallback is not served.
+      if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || !asked.includes(SPDY_PORTFORWARD_PROTOCOL)) return refuse(400, 'Bad Request');
+      log.push({ ...entry, status: 101, subprotocol: SPDY_PORTFORWARD_PROTOCOL });
+      return servePortForward(req, socket, head, token, sockets);
+    }
     // SPDY/3.1 (kubectl's fallback) is not served; nor is a WebSocket with no protocol offered here.
     if (String(req.headers.upgrade).toLowerCase() !== 'websocket' || !offered.some((p) => asked.includes(p))) return refuse(400, 'Bad Request');
     wss.handleUpgrade(req, socket, head, (ws) => {

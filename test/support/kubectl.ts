@@ -1,7 +1,7 @@
 // Running the real kubectl in tests: the binary checked first (a missing or too old kubectl fails
 // naming the package, never skips), and each run given its own HOME so that its discovery cache
 // and config never touch the machine's ~/.kube.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,4 +52,41 @@ export async function kubectl(args: string[], env: { KUBECONFIG: string; HOME: s
     });
     if (input !== undefined) child.stdin?.end(input);
   });
+}
+
+export interface PortForward {
+  /** The local port kubectl listens on. */
+  readonly port: number;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** Signals the process group (kubectl, and `sluice connect` around it) and waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a long-running `kubectl port-forward` (or a command that runs one) in a process group of
+ * its own, and resolves once it prints `Forwarding from 127.0.0.1:PORT`.
+ */
+export async function startPortForward(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<PortForward> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      const m = /Forwarding from 127\.0\.0\.1:(\d+) ->/.exec(output);
+      if (m) resolve(Number(m[1]));
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited (${code}) before forwarding:\n${output}`)));
+  });
+  return {
+    port,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGINT');
+      await exited;
+    },
+  };
 }

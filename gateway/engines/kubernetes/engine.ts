@@ -12,10 +12,12 @@ import { AuditUnavailableError } from '../../audit/contract.js';
 import { clientTimeouts, createHttpProxy, createUpstream, headerValue, ProxyRefusal, type ExchangeOutcome, type ProxyDecision, type ProxyHooks, type ProxyRequest, type ProxyResponse, type Upstream } from '../../httpProxy/index.js';
 import { credentialEcho, EchoRefusal, secretValues } from '../../httpProxy/credentialEcho.js';
 import { cutScrubbed } from '../../httpProxy/sampleCut.js';
+import { SpdyScan } from '../../httpProxy/spdy/scan.js';
 import { WsScrubber } from '../../httpProxy/wsScrub.js';
 import type { KubernetesConnection } from '../../model.js';
 import type { Engine, SessionContext } from '../types.js';
 import { judgeRequest, type KubernetesVerdict } from './policy.js';
+import { PortForwardRecorder } from './portForward.js';
 import { CHANNEL_PROTOCOLS, ExecRecorder, TERMINAL_RECORD_BYTES, WatchRecorder, type Budget } from './recorder.js';
 import { classifyRequest, describeRequest, type Classification } from './requestInfo.js';
 
@@ -27,6 +29,7 @@ interface K8sAction {
   readonly kind: 'request' | 'exec' | 'attach' | 'portforward' | 'watch';
   id?: number;
   exec?: ExecRecorder;
+  portForward?: PortForwardRecorder;
   watch?: WatchRecorder;
   /** Echoes of the held token overwritten in the response. */
   scrubbed?: number;
@@ -35,6 +38,8 @@ interface K8sAction {
 /** Rule id recorded for requests refused before any rule: what the engine itself cannot allow. */
 export const ENGINE_RULE = 'kubernetes.gateway';
 const STREAM_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
+/** kubectl's port-forward (1.31+): SPDY/3.1 tunnelled in WebSocket binary messages (client-go tools/portforward). */
+const SPDY_PORTFORWARD = 'spdy/3.1+portforward.k8s.io';
 /**
  * kubectl retries a refused WebSocket exec over SPDY at once, and would show the SPDY refusal
  * instead of the real one (the rule, the rejected review): the WebSocket refusal is repeated to
@@ -99,6 +104,12 @@ export function createKubernetesEngine(): Engine {
 export function statusResponse(code: number, reason: string, message: string): ProxyResponse {
   const body = Buffer.from(JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code }));
   return { status: code, headers: { 'content-type': 'application/json' }, body };
+}
+
+/** The ports a WebSocket port-forward asks for (`?ports=80,443` or `?ports=80&ports=443`). */
+function forwardedPorts(target: string): number[] {
+  const query = new URL(target, 'http://k8s').searchParams;
+  return query.getAll('ports').flatMap((v) => v.split(',')).map((p) => Number(p.trim()));
 }
 
 const refusal = (code: number, reason: string, message: string): ProxyDecision => ({ verdict: 'block', refusal: statusResponse(code, reason, `sluice: ${message}`) });
@@ -253,15 +264,27 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
           const protocol = String(res.headers['sec-websocket-protocol'] ?? '').trim();
           // base64.channel.k8s.io carries the streams base64-coded: an echo would pass unrecognised.
           if (protocol.startsWith('base64.')) return { refuse: `the ${protocol} stream carries its data base64-coded, where the held token cannot be found; use a binary channel protocol (kubectl 1.30 or later)` };
-          // SPDY tunnelled in WebSocket (kubectl port-forward): its data frames split the bytes the gateway would have to scan.
-          if (/spdy/i.test(protocol)) return { refuse: `${protocol} tunnels SPDY frames, which the gateway does not read; a stream it cannot scan for the held token is not relayed` };
-          return new WsScrubber(secretBuffers, CHANNEL_PROTOCOLS.includes(protocol) ? 'channel' : 'raw', scrubbed(a));
+          if (a.kind === 'portforward' && protocol.toLowerCase() === SPDY_PORTFORWARD) return new WsScrubber(secretBuffers, 'spdy', scrubbed(a), new SpdyScan(secretBuffers, scrubbed(a)));
+          // SPDY tunnelled for anything but port-forward would reach the exec recorder as channel frames it is not.
+          if (/spdy/i.test(protocol)) return { refuse: `${protocol} tunnels SPDY frames, which the gateway reads only for port-forward (SPDY/3.1+portforward.k8s.io); a stream it cannot scan for the held token is not relayed` };
+          // The API server's streams with no subprotocol named are its binary channel protocol.
+          const channel = CHANNEL_PROTOCOLS.includes(protocol) || (protocol === '' && a.kind !== 'request' && a.kind !== 'watch');
+          return new WsScrubber(secretBuffers, channel ? 'channel' : 'raw', scrubbed(a));
         },
       };
     },
-    observeUpgrade(a, _req, res) {
-      if ((a.kind !== 'exec' && a.kind !== 'attach') || a.id === undefined) return undefined;
-      const protocol = String(res.headers['sec-websocket-protocol'] ?? '');
+    observeUpgrade(a, req, res) {
+      if (a.id === undefined) return undefined;
+      const protocol = String(res.headers['sec-websocket-protocol'] ?? '').trim();
+      if (a.kind === 'portforward') {
+        const websocket = String(res.headers.upgrade ?? '').toLowerCase() === 'websocket';
+        const spdy = websocket ? protocol.toLowerCase() === SPDY_PORTFORWARD : /^spdy\//i.test(String(res.headers.upgrade ?? ''));
+        if (!spdy && (!websocket || (protocol !== '' && !CHANNEL_PROTOCOLS.includes(protocol)))) return undefined;
+        const rec = new PortForwardRecorder(audit, a.id, spdy ? (websocket ? 'spdy-ws' : 'spdy') : 'channel', spdy ? [] : forwardedPorts(req.rawTarget));
+        a.portForward = rec;
+        return { fromClient: (c) => rec.fromClient(c), toClient: (c) => rec.toClient(c), close: () => rec.close() };
+      }
+      if (a.kind !== 'exec' && a.kind !== 'attach') return undefined;
       const rec = new ExecRecorder(audit, budget, a.id, protocol.startsWith('base64.'));
       a.exec = rec;
       return { fromClient: (c) => rec.fromClient(c), toClient: (c) => rec.toClient(c), close: () => undefined };
@@ -280,8 +303,8 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
           status: outcome.status,
           requestBytes: outcome.requestBytes,
           responseBytes: outcome.responseBytes,
-          ...(a.exec === undefined && outcome.requestSample.length > 0 ? { requestSample: sampleText(outcome.requestSample, outcome.requestBytes) } : {}),
-          ...(a.exec === undefined && outcome.responseSample.length > 0 ? { responseSample: sampleText(outcome.responseSample, outcome.responseBytes) } : {}),
+          ...(a.exec === undefined && a.portForward === undefined && outcome.requestSample.length > 0 ? { requestSample: sampleText(outcome.requestSample, outcome.requestBytes) } : {}),
+          ...(a.exec === undefined && a.portForward === undefined && outcome.responseSample.length > 0 ? { responseSample: sampleText(outcome.responseSample, outcome.responseBytes) } : {}),
           ...(a.scrubbed !== undefined ? { credentialEchoesScrubbed: a.scrubbed } : {}),
         });
       }

@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { WsScanError, WsScrubber, type WsScanMode } from '../../../gateway/httpProxy/wsScrub.js';
+import { feedCut, serverFrames } from '../../support/chunkFilter.js';
 
 const TOKEN = 'eyJhbGciOi.S3cr3t-T0ken_value';
 const SECRETS = [Buffer.from(`Bearer ${TOKEN}`), Buffer.from(TOKEN)];
@@ -29,19 +30,8 @@ function frame(opcode: number, payload: Buffer | string, opts: { fin?: boolean; 
 function expected(wire: Buffer, mode: WsScanMode): Buffer {
   const out = Buffer.from(wire);
   const positions: number[] = [];
-  let at = 0;
   let channelPending = false;
-  while (at < out.length) {
-    const op = out[at]! & 0x0f;
-    let len = out[at + 1]! & 0x7f;
-    let p = at + 2;
-    if (len === 126) {
-      len = out.readUInt16BE(p);
-      p += 2;
-    } else if (len === 127) {
-      len = Number(out.readBigUInt64BE(p));
-      p += 8;
-    }
+  for (const { opcode: op, payloadAt: p, length: len } of serverFrames(out)) {
     if (op === 1 || op === 2) channelPending = mode === 'channel';
     if (op >= 8) starIn(out, Array.from({ length: len }, (_, i) => p + i));
     else for (let i = p; i < p + len; i++) {
@@ -51,7 +41,6 @@ function expected(wire: Buffer, mode: WsScanMode): Buffer {
       }
       positions.push(i);
     }
-    at = p + len;
   }
   starIn(out, positions);
   return out;
@@ -65,18 +54,8 @@ function starIn(out: Buffer, positions: number[]): void {
 
 function run(wire: Buffer, cuts: number[], mode: WsScanMode): { out: Buffer; hits: number } {
   let hits = 0;
-  const s = new WsScrubber(SECRETS, mode, (n) => (hits += n));
-  const copy = Buffer.from(wire);
-  const parts: Buffer[] = [];
-  let from = 0;
-  for (const c of [...cuts, copy.length]) {
-    const o = s.push(copy.subarray(from, c));
-    if (o) parts.push(Buffer.from(o));
-    from = c;
-  }
-  const rest = s.end();
-  if (rest) parts.push(rest);
-  return { out: Buffer.concat(parts), hits };
+  const out = feedCut(new WsScrubber(SECRETS, mode, (n) => (hits += n)), wire, cuts);
+  return { out, hits };
 }
 
 const ch = (channel: number, text: string) => Buffer.concat([Buffer.from([channel]), Buffer.from(text)]);
