@@ -82,8 +82,6 @@ export class AuditWriter {
   /** performance.now() when the lazy timer was set, and at the last durable commit (commitSoon). */
   private lazyArmedAt = 0;
   private lastCommitAt = 0;
-  /** Recorders started and not yet ended (commitsAtOnce). */
-  private openSessions = 0;
   /** Durable commits so far and ops they carried (the group-commit ratio); store ingests. */
   readonly stats = { commits: 0, ops: 0, ingests: 0 };
 
@@ -110,24 +108,14 @@ export class AuditWriter {
   }
 
   /**
-   * Whether a statement should be made durable at once rather than in a group commit at the end
-   * of the event loop's turn: when the append needs no fsync and no other session is open to
-   * share it. With one session the append (a microsecond or two) costs less than the turn a
-   * deferred commit waits for; with several, the statements that arrive in one turn share one
-   * `pwrite` — about 4 µs less CPU per statement with 8 busy sessions on these machines, and no
-   * measurable change with one (docs/performance.md).
+   * Whether commitNow() appends right away without waiting on anything: the journal needs no
+   * fsync and no asynchronous commit holds earlier ops. The engines' `flush()` then appends in the
+   * read callback itself instead of a group commit at the end of the event loop's turn: at pgbench
+   * -S c8 a turn held ~1.2 statements, so the group commit saved few appends and cost every
+   * statement a `setImmediate` turn and a promise before it was forwarded (docs/performance.md).
    */
-  get commitsAtOnce(): boolean {
-    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && this.openSessions <= 1;
-  }
-
-  /** A recorder's session started (counts the sessions that could share an append). */
-  sessionStarted(): void {
-    this.openSessions++;
-  }
-
-  sessionEnded(): void {
-    this.openSessions = Math.max(0, this.openSessions - 1);
+  get appendsNow(): boolean {
+    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && !this.closed;
   }
 
   /** Queues ops; returns a ticket for whenCommitted(). Never throws, never writes. */
@@ -165,6 +153,11 @@ export class AuditWriter {
     }
     this.queue = [];
     this.done(ops);
+  }
+
+  /** Ops made durable so far (a ticket up to this is committed). */
+  get committedOps(): number {
+    return this.committed;
   }
 
   /** Resolves once every op up to `ticket` is durable; undefined if that is already so. */
