@@ -5,9 +5,9 @@
 // where they are committed to the store (audit/chain.ts), off the event loop. An engine that
 // passes `deferCommit` stages the actions of what it read (a statement and its decision, a
 // pipeline) and calls `flush()` before forwarding them: one append then carries them all, made
-// right there when the journal appends synchronously (AuditWriter.appendsNow), else at the end of
-// the event loop's turn, shared with other sessions (durability: fsync, or a store that only
-// commits asynchronously). A protocol's own event kinds are built on `RecorderCore`
+// in `flush()` itself when the session is the only one open (AuditWriter.commitsAtOnce), else at
+// the end of the event loop's turn, shared with the other sessions' (and with durability: fsync,
+// or a store that only commits asynchronously). A protocol's own event kinds are built on `RecorderCore`
 // (postgres: audit/postgresEvents.ts) without changing this module.
 import type { Logger } from 'pino';
 import { canonicalJson, jsonString as str } from '../../src/api/auditTrail.js';
@@ -99,9 +99,10 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
   /** Makes the action's events durable now, or refuses it (fail closed). */
   const writeAhead = (id: number, deferCommit: boolean | undefined): void => {
     if (!writer.healthy) refuse(id, undefined);
-    // The engine flushes before it forwards; the timer only bounds how long the events wait if it
-    // never does (a session that ends first).
-    if (deferCommit) return writer.commitSoon();
+    // The engine flushes before it forwards: alone, flush() appends at once (with the decision, if
+    // one follows; the lazy timer only bounds the wait of an engine that never flushes); else the
+    // turn's group commit takes it.
+    if (deferCommit) return writer.commitsAtOnce ? writer.commitSoon() : writer.schedule();
     if (writer.canCommitNow) {
       try {
         writer.commitNow();
@@ -160,6 +161,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
       if (started) return;
       started = true;
       startedAt = now();
+      writer.sessionStarted();
       const id = meta.identity;
       stage(
         {
@@ -254,6 +256,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
     onSessionEnd(e) {
       if (!started || ended) return;
       ended = true;
+      writer.sessionEnded();
       const endedAt = now();
       const error = e.message ? (e.code ? `${e.code} ${e.message}` : e.message) : null;
       const last = event(
@@ -273,7 +276,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
 
     flush() {
       core.settle?.();
-      if (ticket <= writer.committedOps || !writer.appendsNow) return writer.whenCommitted(ticket);
+      if (ticket <= writer.committedOps || !writer.commitsAtOnce) return writer.whenCommitted(ticket);
       try {
         writer.commitNow();
       } catch (err) {

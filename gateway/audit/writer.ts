@@ -82,6 +82,8 @@ export class AuditWriter {
   /** performance.now() when the lazy timer was set, and at the last durable commit (commitSoon). */
   private lazyArmedAt = 0;
   private lastCommitAt = 0;
+  /** Recorders started and not yet ended (commitsAtOnce). */
+  private openSessions = 0;
   /** Durable commits so far and ops they carried (the group-commit ratio); store ingests. */
   readonly stats = { commits: 0, ops: 0, ingests: 0 };
 
@@ -108,14 +110,25 @@ export class AuditWriter {
   }
 
   /**
-   * Whether commitNow() appends right away without waiting on anything: the journal needs no
-   * fsync and no asynchronous commit holds earlier ops. The engines' `flush()` then appends in the
-   * read callback itself instead of a group commit at the end of the event loop's turn: at pgbench
-   * -S c8 a turn held ~1.2 statements, so the group commit saved few appends and cost every
-   * statement a `setImmediate` turn and a promise before it was forwarded (docs/performance.md).
+   * Whether the engine's `flush()` should append what is staged right away rather than in a group
+   * commit at the end of the event loop's turn: when the append needs no fsync and no other
+   * session is open to share it. With one session the append (a microsecond or two) costs less
+   * than the turn a deferred commit waits for, and a statement's decision rides in the same write;
+   * with several, the statements that arrive in one turn share one `pwrite`: appending each in
+   * its read callback made ~0.45 more writes per transaction at pgbench -S c8 and no less CPU
+   * (docs/performance.md).
    */
-  get appendsNow(): boolean {
-    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && !this.closed;
+  get commitsAtOnce(): boolean {
+    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && !this.closed && this.openSessions <= 1;
+  }
+
+  /** A recorder's session started (counts the sessions that could share an append). */
+  sessionStarted(): void {
+    this.openSessions++;
+  }
+
+  sessionEnded(): void {
+    this.openSessions = Math.max(0, this.openSessions - 1);
   }
 
   /** Queues ops; returns a ticket for whenCommitted(). Never throws, never writes. */
