@@ -99,10 +99,9 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
   /** Makes the action's events durable now, or refuses it (fail closed). */
   const writeAhead = (id: number, deferCommit: boolean | undefined): void => {
     if (!writer.healthy) refuse(id, undefined);
-    // The engine flushes before it forwards: alone, flush() appends at once (with the decision, if
-    // one follows; the lazy timer only bounds the wait of an engine that never flushes); else the
-    // turn's group commit takes it.
-    if (deferCommit) return writer.commitsAtOnce ? writer.commitSoon() : writer.schedule();
+    // The engine flushes before it forwards (the contract of deferCommit): alone, flush() appends
+    // at once, with the decision if one follows; else the turn's group commit takes it.
+    if (deferCommit) return writer.commitsAtOnce ? undefined : writer.schedule();
     if (writer.canCommitNow) {
       try {
         writer.commitNow();

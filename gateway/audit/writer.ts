@@ -115,8 +115,8 @@ export class AuditWriter {
    * session is open to share it. With one session the append (a microsecond or two) costs less
    * than the turn a deferred commit waits for, and a statement's decision rides in the same write;
    * with several, the statements that arrive in one turn share one `pwrite`: appending each in
-   * its read callback made ~0.45 more writes per transaction at pgbench -S c8 and no less CPU
-   * (docs/performance.md).
+   * its read callback made ~0.5 more write calls per transaction at pgbench -S c8 and no less CPU
+   * (docs/decisions.md).
    */
   get commitsAtOnce(): boolean {
     return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && !this.closed && this.openSessions <= 1;
