@@ -87,6 +87,10 @@ export class EntryEvent implements EventRecord {
   get at(): Date {
     return new Date(this.entry.at);
   }
+  /** `at` in epoch milliseconds, without a Date (a store writing a run of events reads this instead). */
+  get atMs(): number {
+    return this.entry.at;
+  }
   get data(): string {
     return this.entry.data;
   }
@@ -187,7 +191,12 @@ export class EventChains {
           prev = h.hash;
         }
         const hash = linkHash(prev, entryBody(e));
-        local.set(e.session, { seq: e.seq, hash });
+        // A head made in this batch is this batch's own: moved in place (one object per session, not per event).
+        const mine = local.get(e.session);
+        if (mine) {
+          mine.seq = e.seq;
+          mine.hash = hash;
+        } else local.set(e.session, { seq: e.seq, hash });
         out.push({ op: 'event', event: new EntryEvent(e, hash) });
       } else if (o.op === 'close') {
         const c = o.close;

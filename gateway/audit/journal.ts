@@ -88,37 +88,48 @@ function fromLine(l: Line, body: string): StagedOp {
 
 const OPS = new Set(['session', 'event', 'end', 'seal', 'close']);
 
-/** An `E` line's fields after the tag: n, session, seq, kind, at; then the data. */
-function fromEntryLine(raw: string): { n: number; op: StagedOp } | undefined {
-  const f: string[] = [];
-  let from = 2;
-  for (let i = 0; i < 5; i++) {
-    const tab = raw.indexOf('\t', from);
-    if (tab < 0) return undefined;
-    f.push(raw.slice(from, tab));
-    from = tab + 1;
-  }
-  const [n, session, seq, kind, at] = [Number(f[0]), f[1]!, Number(f[2]), f[3]!, Number(f[4])];
-  const data = raw.slice(from);
-  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(seq) || seq < 1 || !Number.isSafeInteger(at) || session === '' || kind === '' || data[0] !== '{') return undefined;
-  return { n, op: { op: 'entry', entry: { session, seq, kind, at, data } } };
+/** An `E` line's op (fields after the tag: n, session, seq, kind, at; then the data), or undefined if it is not one. */
+function fromEntryLine(raw: string): StagedOp | undefined {
+  // indexOf and slice field by field: the ingest thread reads one of these per event.
+  const t1 = raw.indexOf('\t', 2);
+  const t2 = t1 < 0 ? -1 : raw.indexOf('\t', t1 + 1);
+  const t3 = t2 < 0 ? -1 : raw.indexOf('\t', t2 + 1);
+  const t4 = t3 < 0 ? -1 : raw.indexOf('\t', t3 + 1);
+  const t5 = t4 < 0 ? -1 : raw.indexOf('\t', t4 + 1);
+  if (t5 < 0) return undefined;
+  const n = Number(raw.slice(2, t1));
+  const session = raw.slice(t1 + 1, t2);
+  const seq = Number(raw.slice(t2 + 1, t3));
+  const kind = raw.slice(t3 + 1, t4);
+  const at = Number(raw.slice(t4 + 1, t5));
+  if (!Number.isSafeInteger(n) || !Number.isSafeInteger(seq) || seq < 1 || !Number.isSafeInteger(at) || session === '' || kind === '' || raw.charCodeAt(t5 + 1) !== 0x7b /* { */) return undefined;
+  return { op: 'entry', entry: { session, seq, kind, at, data: raw.slice(t5 + 1) } };
 }
 
-/** Reads one journal file (its first `bytes` bytes, or all): its ops with their numbers; a torn final line is left out. */
-function readFile(path: string, bytes?: number): { n: number; op: StagedOp }[] {
+/** The number of an `E` line (its first field). */
+const entryNumber = (raw: string): number => Number(raw.slice(2, raw.indexOf('\t', 2)));
+
+/**
+ * Reads one journal file (its first `bytes` bytes, or all): its ops, and the number of the first
+ * (NaN if none); a torn final line is left out.
+ */
+function readFile(path: string, bytes?: number): { first: number; ops: StagedOp[] } {
   const whole = readFileSync(path);
   const text = (bytes === undefined ? whole : whole.subarray(0, bytes)).toString('utf8');
   const lines = text.split('\n');
   // What follows the last newline: '' in a whole file, a torn line after a crash mid-append (never
   // acknowledged, so never forwarded on).
   lines.pop();
-  const out: { n: number; op: StagedOp }[] = [];
-  lines.forEach((raw, i) => {
+  const ops: StagedOp[] = [];
+  let first = NaN;
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i]!;
     if (raw.startsWith('E\t')) {
-      const entry = fromEntryLine(raw);
-      if (entry === undefined) throw new JournalError(`${path}: line ${i + 1} is not an audit event entry`);
-      out.push(entry);
-      return;
+      const op = fromEntryLine(raw);
+      if (op === undefined) throw new JournalError(`${path}: line ${i + 1} is not an audit event entry`);
+      if (i === 0) first = entryNumber(raw);
+      ops.push(op);
+      continue;
     }
     const tab = raw.indexOf('\t');
     let l: Line;
@@ -130,14 +141,15 @@ function readFile(path: string, bytes?: number): { n: number; op: StagedOp }[] {
     if (typeof l !== 'object' || l === null || typeof l.n !== 'number' || !OPS.has(l.op) || (l.op === 'event') !== tab >= 0) {
       throw new JournalError(`${path}: line ${i + 1} is not an audit op`);
     }
-    out.push({ n: l.n, op: fromLine(l, raw.slice(tab + 1)) });
-  });
-  return out;
+    if (i === 0) first = l.n;
+    ops.push(fromLine(l, raw.slice(tab + 1)));
+  }
+  return { first, ops };
 }
 
 /** The ops of the first `bytes` bytes of a journal file that rotate() handed over (for an ingest in another thread). */
 export function readJournalPart(path: string, bytes: number): StagedOp[] {
-  return readFile(path, bytes).map((x) => x.op);
+  return readFile(path, bytes).ops;
 }
 
 /** What a previous process left in the journal, oldest first, to replay into the store. */
@@ -145,9 +157,9 @@ export function readJournal(dir: string): StagedOp[] {
   const files = FILES.map((f) => join(dir, f))
     .filter((p) => existsSync(p))
     .map((p) => readFile(p))
-    .filter((ops) => ops.length > 0)
-    .sort((a, b) => (a[0] as { n: number }).n - (b[0] as { n: number }).n);
-  return files.flat().map((x) => x.op);
+    .filter((f) => f.ops.length > 0)
+    .sort((a, b) => a.first - b.first);
+  return files.flatMap((f) => f.ops);
 }
 
 export interface JournalOptions {

@@ -2,11 +2,12 @@
 // (audit/contract.ts) into events (docs/audit.md), stages them with the gateway's one
 // AuditWriter, and makes action and decision events durable before the engine carries the action
 // out. The events are staged as entries — numbered, data in canonical JSON — and hash-chained
-// where they are committed to the store (audit/chain.ts), off the event loop. An action is
-// appended to the journal at once when its session is the only one open; otherwise (and with
-// durability: fsync, or a store that only commits asynchronously) the engine passes `deferCommit`
-// and awaits `flush()`, and the actions of one event-loop turn share one append
-// (AuditWriter.commitsAtOnce). A protocol's own event kinds are built on `RecorderCore`
+// where they are committed to the store (audit/chain.ts), off the event loop. An engine that
+// passes `deferCommit` stages the actions of what it read (a statement and its decision, a
+// pipeline) and calls `flush()` before forwarding them: one append then carries them all, made
+// in `flush()` itself when the session is the only one open (AuditWriter.commitsAtOnce), else at
+// the end of the event loop's turn, shared with the other sessions' (and with durability: fsync,
+// or a store that only commits asynchronously). A protocol's own event kinds are built on `RecorderCore`
 // (postgres: audit/postgresEvents.ts) without changing this module.
 import type { Logger } from 'pino';
 import { canonicalJson, jsonString as str } from '../../src/api/auditTrail.js';
@@ -98,7 +99,9 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
   /** Makes the action's events durable now, or refuses it (fail closed). */
   const writeAhead = (id: number, deferCommit: boolean | undefined): void => {
     if (!writer.healthy) refuse(id, undefined);
-    if (deferCommit && !writer.commitsAtOnce) return writer.schedule();
+    // The engine flushes before it forwards (the contract of deferCommit): alone, flush() appends
+    // at once, with the decision if one follows; else the turn's group commit takes it.
+    if (deferCommit) return writer.commitsAtOnce ? undefined : writer.schedule();
     if (writer.canCommitNow) {
       try {
         writer.commitNow();
@@ -272,7 +275,13 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
 
     flush() {
       core.settle?.();
-      return writer.whenCommitted(ticket);
+      if (ticket <= writer.committedOps || !writer.commitsAtOnce) return writer.whenCommitted(ticket);
+      try {
+        writer.commitNow();
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+      return undefined;
     },
   };
   return { audit, core };

@@ -110,15 +110,16 @@ export class AuditWriter {
   }
 
   /**
-   * Whether a statement should be made durable at once rather than in a group commit at the end
-   * of the event loop's turn: when the append needs no fsync and no other session is open to
-   * share it. With one session the append (a microsecond or two) costs less than the turn a
-   * deferred commit waits for; with several, the statements that arrive in one turn share one
-   * `pwrite` — about 4 µs less CPU per statement with 8 busy sessions on these machines, and no
-   * measurable change with one (docs/performance.md).
+   * Whether the engine's `flush()` should append what is staged right away rather than in a group
+   * commit at the end of the event loop's turn: when the append needs no fsync and no other
+   * session is open to share it. With one session the append (a microsecond or two) costs less
+   * than the turn a deferred commit waits for, and a statement's decision rides in the same write;
+   * with several, the statements that arrive in one turn share one `pwrite`: appending each in
+   * its read callback made ~0.5 more write calls per transaction at pgbench -S c8 and no less CPU
+   * (docs/decisions.md).
    */
   get commitsAtOnce(): boolean {
-    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && this.openSessions <= 1;
+    return this.journal?.appendsSync === true && this.failure === undefined && this.inflight === undefined && !this.closed && this.openSessions <= 1;
   }
 
   /** A recorder's session started (counts the sessions that could share an append). */
@@ -165,6 +166,11 @@ export class AuditWriter {
     }
     this.queue = [];
     this.done(ops);
+  }
+
+  /** Ops made durable so far (a ticket up to this is committed). */
+  get committedOps(): number {
+    return this.committed;
   }
 
   /** Resolves once every op up to `ticket` is durable; undefined if that is already so. */

@@ -4,7 +4,7 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { entryBody } from '../audit/chain.js';
+import { EntryEvent, entryBody } from '../audit/chain.js';
 import { GENESIS_HASH } from '../../src/api/auditTrail.js';
 import { checkLedgerRun, tallyEvents, toCheckpoint, toDirectCredential, toLedger, toSession, toToken, type Row } from './rows.js';
 import { DuplicateNameError, type AuditOp, type AuditSnapshot, type EventRecord, type LedgerHead, type SessionFilter, type SnapshotScope, type Store } from './types.js';
@@ -89,9 +89,19 @@ const migrations: readonly string[] = [
    CREATE INDEX direct_credentials_expires ON direct_credentials (expires_at);`,
 ];
 
+/** The last event time written into a run, as text: epoch milliseconds exceed V8's small integers, and turning one into a string takes its slow path. */
+let lineAtMs = NaN;
+let lineAtText = '';
+
 /** One event as a line of a run (see migrations 4 and 5): its data in a data-only run, else its body. */
 function eventLine(e: EventRecord, dataOnly: boolean): string {
-  return `${e.seq}\t${e.kind}\t${e.at.getTime()}\t${e.hash}\t${dataOnly ? e.data : e.body}`;
+  // An event chained in this process has its time as a number: no Date to make and read back.
+  const at = e instanceof EntryEvent ? e.atMs : e.at.getTime();
+  if (at !== lineAtMs) {
+    lineAtMs = at;
+    lineAtText = `${at}`;
+  }
+  return `${e.seq}\t${e.kind}\t${lineAtText}\t${e.hash}\t${dataOnly ? e.data : e.body}`;
 }
 
 /** The events of a run, in order. */
@@ -195,14 +205,17 @@ export function openSqliteStore(path: string, opts: SqliteStoreOptions = {}): St
    */
   const writeRun = (session: string, events: readonly EventRecord[], replay: boolean) => {
     let after = lastSeq(session);
-    const kept: EventRecord[] = [];
+    // The events themselves unless a replay skips some (then a copy of those kept).
+    let kept: readonly EventRecord[] = events;
     let dataOnly = true;
-    for (const e of events) {
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
       if (e.seq <= after) {
-        if (replay) continue;
-        throw new Error(`UNIQUE constraint failed: event ${e.seq} of session ${session} is already stored`);
+        if (!replay) throw new Error(`UNIQUE constraint failed: event ${e.seq} of session ${session} is already stored`);
+        if (kept === events) kept = events.slice(0, i);
+        continue;
       }
-      kept.push(e);
+      if (kept !== events) (kept as EventRecord[]).push(e);
       after = e.seq;
       if (e.data === undefined) dataOnly = false;
     }

@@ -77,7 +77,7 @@ describe('audit journal', () => {
     journal.close();
   });
 
-  it('appends a lone session\'s statement at once, and lets statements of several open sessions share one append', async () => {
+  it('appends a lone session\'s statement and decision in one write in flush(), and lets statements of several open sessions share one append', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
     const store = openSqliteStore(join(dir, 'store.db'));
     const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
@@ -88,26 +88,39 @@ describe('audit journal', () => {
       return a;
     };
     const one = open('s_one');
-    const appended = journal.backlogBytes;
+    await writer.flush();
+    let before = journal.backlogBytes;
+    let commits = writer.stats.commits;
     one.onQuery({ text: 'select 1', protocol: 'simple', deferCommit: true });
-    expect(journal.backlogBytes).toBeGreaterThan(appended); // durable before onQuery returned
-    expect(one.flush!()).toBeUndefined(); // nothing for the engine to wait for
+    one.onDecision({ queryId: 1, verdict: 'allow', rule: 'default', deferCommit: true });
+    expect(journal.backlogBytes).toBe(before); // staged: the engine flushes before forwarding
+    expect(one.flush!()).toBeUndefined(); // durable when flush() returns: nothing for the engine to wait for
+    expect(journal.backlogBytes).toBeGreaterThan(before);
+    expect(writer.stats.commits - commits).toBe(1); // the statement and its decision in one append
+    before = journal.backlogBytes;
+    one.onQuery({ text: 'select 2', protocol: 'simple' });
+    expect(journal.backlogBytes).toBeGreaterThan(before); // not deferred: durable before onQuery returned
     const two = open('s_two');
-    const commits = writer.stats.commits;
-    const before = journal.backlogBytes;
-    one.onQuery({ text: 'select 2', protocol: 'simple', deferCommit: true });
-    two.onQuery({ text: 'select 3', protocol: 'simple', deferCommit: true });
-    expect(journal.backlogBytes).toBe(before); // staged: the engine waits for flush() before forwarding
-    await Promise.all([one.flush!(), two.flush!()]);
+    commits = writer.stats.commits;
+    before = journal.backlogBytes;
+    one.onQuery({ text: 'select 3', protocol: 'simple', deferCommit: true });
+    two.onQuery({ text: 'select 4', protocol: 'simple', deferCommit: true });
+    const flushes = [one.flush!(), two.flush!()];
+    expect(flushes.every((p) => p instanceof Promise)).toBe(true);
+    expect(journal.backlogBytes).toBe(before);
+    await Promise.all(flushes);
     expect(journal.backlogBytes).toBeGreaterThan(before);
     expect(writer.stats.commits - commits).toBe(1); // both statements (and the second session's start) in one append
     two.onSessionEnd({ status: 'ok', bytesFromClient: 0, bytesToClient: 0 });
     await writer.flush();
-    const alone = journal.backlogBytes;
-    one.onQuery({ text: 'select 4', protocol: 'simple', deferCommit: true });
-    expect(journal.backlogBytes).toBeGreaterThan(alone); // alone again: at once
+    before = journal.backlogBytes;
+    one.onQuery({ text: 'select 5', protocol: 'simple', deferCommit: true });
+    expect(one.flush!()).toBeUndefined(); // alone again: at once
+    expect(journal.backlogBytes).toBeGreaterThan(before);
     writer.close();
     journal.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('ingests in batches after ingestMs, emptying the journal file', async () => {
