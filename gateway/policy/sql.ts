@@ -123,6 +123,13 @@ export interface StatementAnalysis {
    * literals may analyse differently, so the analysis must not be reused for it (shape.ts).
    */
   readonly literalSensitive?: true;
+  /**
+   * ALTER … RENAME or SET SCHEMA of a relation, or ALTER SCHEMA … RENAME: afterwards its rows
+   * answer to a name no rule names, so rules on tables judge it as every statement on them.
+   */
+  readonly renamesRelation?: true;
+  /** INSERT/UPDATE/DELETE/MERGE … RETURNING: the rows it writes are read back too. */
+  readonly returnsRows?: true;
   /** Whether it may change how the server reads the next statement's text (readingState.ts). */
   readonly reading?: ReadingChange;
 }
@@ -132,6 +139,9 @@ export type SqlAnalysis =
   | { readonly ok: false; readonly error: string; readonly position?: number };
 
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** Objects whose new name or schema is a new name for rows (a schema: for every relation in it). */
+const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_SCHEMA']);
 
 /** Functions that read a whole relation named by a string argument. */
 const RELATION_NAME_FUNCTIONS = new Set([
@@ -367,6 +377,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   let unboundedWrite = false;
   let copy: CopyInfo | undefined;
   let prepares: string | undefined;
+  let renamesRelation = false;
   let executes: string | undefined;
   let deallocates: StatementAnalysis['deallocates'];
   const nestedAt = (key: string, via: NestedVia, executesNow: boolean) => {
@@ -455,6 +466,10 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       break;
     case 'RenameStmt':
       if (body.renameType === 'OBJECT_SCHEMA' && typeof body.subname === 'string') c.schemas.push(body.subname);
+      if (RENAMED_RELATIONS.has(String(body.renameType))) renamesRelation = true;
+      break;
+    case 'AlterObjectSchemaStmt':
+      if (RENAMED_RELATIONS.has(String(body.objectType))) renamesRelation = true;
       break;
     case 'CreateTrigStmt':
     case 'CreateEventTrigStmt':
@@ -483,6 +498,8 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (c.everyTable) out.everyTable = true;
   if (c.notation.length > 0) out.columnNotation = [...new Map(c.notation.map((n) => [`${n.name}\u0000${n.ofRow === true}`, n])).values()];
   if (copy !== undefined) out.copy = copy;
+  if (renamesRelation) out.renamesRelation = true;
+  if (type !== 'SelectStmt' && DML.has(type) && isObject(body.returningClause)) out.returnsRows = true;
   if (c.opaque !== undefined) out.opaque = c.opaque;
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
