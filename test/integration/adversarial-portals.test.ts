@@ -56,15 +56,16 @@ function firstValues(ms: readonly RawMessage[]): (string | null)[] {
 }
 const errors = (ms: readonly RawMessage[]) => ms.filter((m) => m.type === 'E').map((m) => m.body.toString('utf8'));
 
-describe('a cursor declared in SQL, reached by protocol Describe/Execute', () => {
-  let arena: Arena;
-  beforeAll(async () => {
-    arena = await startArena(cluster, { prefix: 'adv_portals', policy: POLICY });
-  });
-  afterAll(async () => {
-    await arena?.stop();
-  });
+// One gateway for the file: each case opens its own session, so names do not carry over.
+let arena: Arena;
+beforeAll(async () => {
+  arena = await startArena(cluster, { prefix: 'adv_portals', policy: POLICY });
+});
+afterAll(async () => {
+  await arena?.stop();
+});
 
+describe('a cursor declared in SQL, reached by protocol Describe/Execute', () => {
   it.each([
     ['described by the client', true],
     ['described by the gateway (Execute alone)', false],
@@ -142,14 +143,6 @@ describe('a cursor declared in SQL, reached by protocol Describe/Execute', () =>
 });
 
 describe('prepared statement names dropped on one side and reused on the other', () => {
-  let arena: Arena;
-  beforeAll(async () => {
-    arena = await startArena(cluster, { prefix: 'adv_prepared_names', policy: POLICY });
-  });
-  afterAll(async () => {
-    await arena?.stop();
-  });
-
   it.each([
     ['DEALLOCATE name', 'deallocate s'],
     ['DEALLOCATE ALL', 'deallocate all'],
@@ -180,14 +173,6 @@ describe('prepared statement names dropped on one side and reused on the other',
 });
 
 describe('odd protocol messages', () => {
-  let arena: Arena;
-  beforeAll(async () => {
-    arena = await startArena(cluster, { prefix: 'adv_odd_messages', policy: POLICY });
-  });
-  afterAll(async () => {
-    await arena?.stop();
-  });
-
   it('a Parse declaring 65 535 parameter types, then a Bind with none: the target refuses, the session goes on', async () => {
     const types = build().cstring('big').cstring(NAMES).int16(65535);
     for (let i = 0; i < 65535; i++) types.int32(25);
@@ -229,14 +214,6 @@ describe('odd protocol messages', () => {
 });
 
 describe('what keeps working', () => {
-  let arena: Arena;
-  beforeAll(async () => {
-    arena = await startArena(cluster, { prefix: 'adv_portals_ok', policy: POLICY });
-  });
-  afterAll(async () => {
-    await arena?.stop();
-  });
-
   it('a named portal executed in chunks with SQL statements between them keeps its plan', async () => {
     const got = await run(arena, [q('begin'), cycle(parse('', 'select id, name from customers order by id'), bind('k', ''), describePortal('k'), execute('k', 1)), q('select 42'), cycle(execute('k'))]);
     expect(leaked(got), text(got)).toEqual([]);
