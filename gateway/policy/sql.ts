@@ -142,6 +142,7 @@ const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'Me
 
 /** Objects whose new name or schema is a new name for rows (a schema: for every relation in it). */
 const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_SCHEMA']);
+const RENAMED_ROUTINES = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE']);
 
 /** Functions that read a whole relation named by a string argument. */
 const RELATION_NAME_FUNCTIONS = new Set([
@@ -467,6 +468,8 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     case 'RenameStmt':
       if (body.renameType === 'OBJECT_SCHEMA' && typeof body.subname === 'string') c.schemas.push(body.subname);
       if (RENAMED_RELATIONS.has(String(body.renameType))) renamesRelation = true;
+      // A routine renamed is still the same code under a name no rule lists: it counts as named here.
+      if (RENAMED_ROUTINES.has(String(body.renameType)) && isObject(body.object) && isObject(body.object.ObjectWithArgs)) c.functionName(body.object.ObjectWithArgs.objname as Json);
       break;
     case 'AlterObjectSchemaStmt':
       if (RENAMED_RELATIONS.has(String(body.objectType))) renamesRelation = true;

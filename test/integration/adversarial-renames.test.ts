@@ -97,3 +97,41 @@ describe('other names for rows a rule blocks reading', () => {
     expect(arena.auditContains(SECRET)).toBe(false);
   });
 });
+
+describe('other names for functions a rule blocks', () => {
+  let arena: Arena;
+  beforeAll(async () => {
+    arena = await startArena(cluster, { prefix: 'adv_fn_renames', policy: { rules: [{ id: 'no-file-access', block: { functions: ['pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_stat_file', 'lo_*'] } }] } });
+  });
+  afterAll(async () => {
+    await arena?.stop();
+  });
+
+  it.each([
+    ['alter function pg_catalog.pg_read_file(text) rename to rf', "select rf('/etc/passwd')"],
+    ['alter function pg_catalog.pg_read_binary_file(text) rename to rbf', "select convert_from(rbf('/etc/passwd'), 'utf8')"],
+    ['alter routine pg_catalog.pg_stat_file(text) rename to sf', "select sf('/etc/passwd')"],
+    ['alter function pg_catalog.lo_import(text) rename to li', "select li('/etc/passwd')"],
+    ['alter function pg_catalog.pg_ls_dir(text) set schema public', "select public.pg_ls_dir('/')"],
+  ])('%s', async (rename, use) => {
+    const r = await arena.psql([rename, use]);
+    expect(r.stdout + r.stderr).not.toMatch(/root:|\d{4}-\d\d-\d\d|^\d+$/m);
+    // A rename is refused by the rule (the use then names no function); a move keeps the name the rule matches.
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('ERROR:'));
+    if (rename.includes(' rename ')) expect(errors).toEqual([expect.stringContaining('blocked by rule no-file-access'), expect.stringMatching(/function \w+\(unknown\) does not exist/)]);
+    else expect(errors).toEqual([expect.stringContaining('blocked by rule no-file-access: function public.pg_ls_dir')]);
+    const renamed = await arena.admin.query("select proname from pg_proc where proname in ('rf', 'rbf', 'sf', 'li')");
+    expect(renamed.rows).toEqual([]);
+  });
+
+  it('the attack works on the target directly (the corpus is not vacuous)', async () => {
+    await arena.admin.query('begin');
+    try {
+      await arena.admin.query('alter function pg_catalog.pg_read_file(text) rename to rf');
+      const r = await arena.admin.query<{ rf: string }>("select rf('/etc/passwd')");
+      expect(r.rows[0]?.rf).toContain('root:');
+    } finally {
+      await arena.admin.query('rollback');
+    }
+  });
+});

@@ -438,4 +438,12 @@ rules:
     expect(decide('ALTER TABLE payments RENAME TO p2', { policy: writes })).toMatchObject({ verdict: 'review', rule: 'pay' });
     expect(decide('COPY payments TO STDOUT', { policy: writes }).verdict).toBe('allow');
   });
+
+  it('counts a routine renamed as named by the rename (its new name is no rule\'s)', () => {
+    const files = policyFromYaml('rules: [{ id: files, block: { functions: [pg_read_file, lo_*] } }]');
+    for (const sql of ['ALTER FUNCTION pg_catalog.pg_read_file(text) RENAME TO rf', 'alter routine pg_read_file(text, bigint, bigint) rename to rf', 'ALTER FUNCTION lo_import(text) RENAME TO li']) {
+      expect(decide(sql, { policy: files }), sql).toMatchObject({ verdict: 'block', rule: 'files' });
+    }
+    expect(decide('ALTER FUNCTION my_report(int) RENAME TO report', { policy: files }).verdict).toBe('allow');
+  });
 });
