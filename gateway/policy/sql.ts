@@ -116,6 +116,8 @@ export interface StatementAnalysis {
   readonly executes?: string;
   /** DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL: which prepared statements it removes. */
   readonly deallocates?: { readonly all: true } | { readonly all: false; readonly name: string };
+  /** DECLARE name / CLOSE name / CLOSE ALL / DISCARD ALL: the portal (cursor) it makes or drops, or all of them. */
+  readonly portals?: { readonly all: true } | { readonly all: false; readonly name: string };
   readonly nested: readonly NestedStatement[];
   /**
    * Set when a fact above was read from a literal's value (EXPLAIN options, COPY options, a
@@ -381,6 +383,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   let renamesRelation = false;
   let executes: string | undefined;
   let deallocates: StatementAnalysis['deallocates'];
+  let portals: StatementAnalysis['portals'];
   const nestedAt = (key: string, via: NestedVia, executesNow: boolean) => {
     skip.add(key);
     c.addNested(via, executesNow, body[key] as Json);
@@ -425,12 +428,16 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       deallocates = body.isall === true || body.name === undefined ? { all: true } : { all: false, name: String(body.name) };
       break;
     case 'DiscardStmt':
-      if (body.target === 'DISCARD_ALL') deallocates = { all: true };
+      if (body.target === 'DISCARD_ALL') deallocates = portals = { all: true };
+      break;
+    case 'ClosePortalStmt':
+      portals = typeof body.portalname === 'string' ? { all: false, name: body.portalname } : { all: true };
       break;
     case 'CreateTableAsStmt':
       nestedAt('query', 'create-as', true);
       break;
     case 'DeclareCursorStmt':
+      portals = { all: false, name: String(body.portalname ?? '') };
       nestedAt('query', 'cursor', true);
       break;
     case 'ViewStmt':
@@ -507,6 +514,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
+  if (portals !== undefined) out.portals = portals;
   const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, via: n.via, change: n.statement.reading })));
   if (reading.change !== undefined) out.reading = reading.change;
   if (reading.literalSensitive || c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;

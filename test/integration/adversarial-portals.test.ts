@@ -222,6 +222,19 @@ describe('what keeps working', () => {
     expect(names).toEqual(['[redacted]', '[redacted]', '[redacted]']);
   });
 
+  it('a SQL cursor declared and closed under another name leaves a bound portal its plan', async () => {
+    const got = await run(arena, [
+      q('begin'),
+      cycle(parse('', 'select id, name from customers order by id'), bind('k2', ''), describePortal('k2'), execute('k2', 1)),
+      q('declare other cursor for select 1'),
+      q('close other'),
+      cycle(execute('k2')),
+      q('commit'),
+    ]);
+    expect(leaked(got), text(got)).toEqual([]);
+    expect(firstValues(got)).toEqual(['1', '2', '3']);
+  });
+
   it('the pg driver: parameters and an unmasked column come back as they are', async () => {
     const c = await arena.client();
     try {

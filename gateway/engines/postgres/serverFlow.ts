@@ -6,7 +6,7 @@
 // each DataRow is matched with the RowDescription it belongs to. With masking: rewrite DataRow and
 // COPY rows. Without masking only the few small result messages are looked at and target chunks
 // go to the client as they came.
-import type { CopyMaskPlan, OutputColumn, RowColumn, RowMasker } from '../../policy/index.js';
+import type { CopyMaskPlan, OutputColumn, RowColumn, RowMasker, StatementAnalysis } from '../../policy/index.js';
 import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { PgSessionContext } from './context.js';
 import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
@@ -148,7 +148,7 @@ export class ServerFlow {
         const f = this.expected[0];
         if (f?.k === 'query') {
           const statement = f.def.analysis.ok ? f.def.analysis.statements[f.done++] : undefined;
-          this.forgetNamedPortals(statement?.kind);
+          if (statement?.portals !== undefined) this.forgetPortals(statement.portals);
           this.o.gate?.completed(statement, f.def.text);
         } else if (f?.k === 'execute') {
           const def = this.portals.get(f.portal)?.def;
@@ -330,9 +330,9 @@ export class ServerFlow {
    * SQL DECLARE and CLOSE make and drop named portals the protocol can reach by the same name
    * (a cursor is a portal): a plan kept for the old portal does not describe the new one's rows.
    */
-  private forgetNamedPortals(kind: string | undefined): void {
-    if (kind !== 'declare' && kind !== 'close') return;
-    for (const name of this.portals.keys()) if (name !== '') this.portals.delete(name);
+  private forgetPortals(which: NonNullable<StatementAnalysis['portals']>): void {
+    if (!which.all) this.portals.delete(which.name);
+    else for (const name of this.portals.keys()) if (name !== '') this.portals.delete(name);
   }
 
   /**
