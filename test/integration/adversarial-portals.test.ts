@@ -88,45 +88,18 @@ describe('a cursor declared in SQL, reached by protocol Describe/Execute', () =>
     expect(new Set(firstValues(got))).toEqual(new Set(['[redacted]']));
   });
 
-  it('a portal the client bound and described, closed and declared again in SQL under its name: rows go out NULL', async () => {
-    const got = await run(arena, [
-      q('begin'),
-      cycle(parse('', "select 'x'::text from generate_series(1, 3)"), bind('p', ''), describePortal('p'), execute('p', 1)),
-      q('close p'),
-      q(`declare p cursor for ${NAMES}`),
-      cycle(execute('p')),
-      q('commit'),
-    ]);
+  const BOUND = "select 'x'::text from generate_series(1, 3)";
+  const NULLS = Array.from({ length: 6 }, () => null);
+  const REDACTED = Array.from({ length: 6 }, () => '[redacted]');
+  // The client described `p` before SQL replaced it: no RowDescription comes with the new rows.
+  it.each([
+    ['closed and declared again under its name: rows go out NULL', [q('begin'), cycle(parse('', BOUND), bind('p', ''), describePortal('p'), execute('p', 1)), q('close p'), q(`declare p cursor for ${NAMES}`), cycle(execute('p')), q('commit')], NULLS],
+    ['after CLOSE ALL, described again: redacted', [q('begin'), cycle(parse('', BOUND), bind('p', ''), execute('p', 1)), q('close all'), q(`declare p cursor for ${EMAILS}`), cycle(describePortal('p'), execute('p')), q('commit')], REDACTED],
+    ['bound in one transaction, its name declared in the next: NULL', [q('begin'), cycle(parse('', BOUND), bind('p', ''), describePortal('p'), execute('p', 1)), q('commit'), q('begin'), q(`declare p cursor for ${NAMES}`), cycle(execute('p')), q('commit')], NULLS],
+  ] as const)('a portal the client bound, %s', async (_, steps, rows) => {
+    const got = await run(arena, steps);
     expect(leaked(got), text(got)).toEqual([]);
-    expect(firstValues(got)).toEqual(['x', ...Array.from({ length: 6 }, () => null)]);
-  });
-
-  it('the same after CLOSE ALL, described again: redacted', async () => {
-    const got = await run(arena, [
-      q('begin'),
-      cycle(parse('', "select 'x'::text from generate_series(1, 3)"), bind('p', ''), execute('p', 1)),
-      q('close all'),
-      q(`declare p cursor for ${EMAILS}`),
-      cycle(describePortal('p'), execute('p')),
-      q('commit'),
-    ]);
-    expect(leaked(got), text(got)).toEqual([]);
-    expect(firstValues(got)).toEqual(['x', ...Array.from({ length: 6 }, () => '[redacted]')]);
-  });
-
-  it('a portal bound in one transaction, its name declared in the next', async () => {
-    const got = await run(arena, [
-      q('begin'),
-      cycle(parse('', "select 'x'::text"), bind('p', ''), describePortal('p'), execute('p')),
-      q('commit'),
-      q('begin'),
-      q(`declare p cursor for ${NAMES}`),
-      cycle(execute('p')),
-      q('commit'),
-    ]);
-    expect(leaked(got), text(got)).toEqual([]);
-    // The client described `p` before: no RowDescription comes with its new rows.
-    expect(firstValues(got)).toEqual(['x', ...Array.from({ length: 6 }, () => null)]);
+    expect(firstValues(got)).toEqual(['x', ...rows]);
   });
 
   it('a protocol portal fetched with SQL FETCH is refused (the gateway saw no DECLARE)', async () => {
