@@ -90,7 +90,7 @@ const MAX_EXECUTE_DEPTH = 8;
 /** `text` is what `sql` patterns match: the whole request, or the text that prepared an EXECUTEd statement. */
 function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string, uses: () => readonly FunctionUse[]): string[] | undefined {
   const results: (string | undefined)[] = [];
-  if (c.statements !== undefined) results.push(c.statements.has(s.command) ? `statement ${s.command}` : c.statements.has(s.kind) ? `statement ${s.kind}` : undefined);
+  if (c.statements !== undefined) results.push(c.statements.has(s.command) ? `statement ${s.command}` : c.statements.has(s.kind) ? `statement ${s.kind}` : impliedStatement(c, s));
   if (c.tables !== undefined) {
     const tables = c.tables;
     const rel = s.relations.find((r) => tables.some((p) => nameMatches(p, r)));
@@ -118,6 +118,24 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
   const matched = results.filter((r): r is string => r !== undefined);
   if (c.match === 'all') return matched.length === results.length && results.length > 0 ? matched : undefined;
   return matched.length > 0 ? matched : undefined;
+}
+
+/**
+ * Statements that do what a listed kind does under another name: `COPY table TO` reads the rows
+ * as `SELECT` does; with a rule on tables, any statement that reads a listed table (`INSERT …
+ * SELECT`, a subquery of an `UPDATE`, `RETURNING` of a write) is a `select` of it, and a rename
+ * or move of a relation is judged as every statement on it, since afterwards its rows answer to a
+ * name no rule lists.
+ */
+function impliedStatement(c: CompiledConditions, s: StatementAnalysis): string | undefined {
+  const tables = c.tables;
+  if (c.statements?.has('select') === true) {
+    if (s.copy?.direction === 'to' && s.copy.relation !== undefined) return 'statement copy … to (reads the table as select does)';
+    const read = tables === undefined ? undefined : s.relations.find((r) => (r.access === 'read' || s.returnsRows === true) && tables.some((p) => nameMatches(p, r)));
+    if (read !== undefined) return `statement select (the ${s.command} reads ${read.name})`;
+  }
+  if (s.renamesRelation === true && tables !== undefined) return `statement ${s.command} (a new name for the relation: judged as every statement on it)`;
+  return undefined;
 }
 
 const describeUse = (u: FunctionUse): string => `function ${u.ref.schema !== undefined ? `${u.ref.schema}.` : ''}${u.ref.name}${u.via !== undefined ? ` (through ${u.via})` : ''}`;

@@ -116,6 +116,8 @@ export interface StatementAnalysis {
   readonly executes?: string;
   /** DEALLOCATE name / DEALLOCATE ALL / DISCARD ALL: which prepared statements it removes. */
   readonly deallocates?: { readonly all: true } | { readonly all: false; readonly name: string };
+  /** DECLARE name / CLOSE name / CLOSE ALL / DISCARD ALL: the portal (cursor) it makes or drops, or all of them. */
+  readonly portals?: { readonly all: true } | { readonly all: false; readonly name: string };
   readonly nested: readonly NestedStatement[];
   /**
    * Set when a fact above was read from a literal's value (EXPLAIN options, COPY options, a
@@ -123,6 +125,13 @@ export interface StatementAnalysis {
    * literals may analyse differently, so the analysis must not be reused for it (shape.ts).
    */
   readonly literalSensitive?: true;
+  /**
+   * ALTER … RENAME or SET SCHEMA of a relation, or ALTER SCHEMA … RENAME: afterwards its rows
+   * answer to a name no rule names, so rules on tables judge it as every statement on them.
+   */
+  readonly renamesRelation?: true;
+  /** INSERT/UPDATE/DELETE/MERGE … RETURNING: the rows it writes are read back too. */
+  readonly returnsRows?: true;
   /** Whether it may change how the server reads the next statement's text (readingState.ts). */
   readonly reading?: ReadingChange;
 }
@@ -132,6 +141,10 @@ export type SqlAnalysis =
   | { readonly ok: false; readonly error: string; readonly position?: number };
 
 const DML = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** Objects whose new name or schema is a new name for rows (a schema: for every relation in it). */
+const RENAMED_RELATIONS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE', 'OBJECT_SEQUENCE', 'OBJECT_SCHEMA']);
+const RENAMED_ROUTINES = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE']);
 
 /** Functions that read a whole relation named by a string argument. */
 const RELATION_NAME_FUNCTIONS = new Set([
@@ -367,8 +380,10 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   let unboundedWrite = false;
   let copy: CopyInfo | undefined;
   let prepares: string | undefined;
+  let renamesRelation = false;
   let executes: string | undefined;
   let deallocates: StatementAnalysis['deallocates'];
+  let portals: StatementAnalysis['portals'];
   const nestedAt = (key: string, via: NestedVia, executesNow: boolean) => {
     skip.add(key);
     c.addNested(via, executesNow, body[key] as Json);
@@ -413,12 +428,16 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       deallocates = body.isall === true || body.name === undefined ? { all: true } : { all: false, name: String(body.name) };
       break;
     case 'DiscardStmt':
-      if (body.target === 'DISCARD_ALL') deallocates = { all: true };
+      if (body.target === 'DISCARD_ALL') deallocates = portals = { all: true };
+      break;
+    case 'ClosePortalStmt':
+      portals = typeof body.portalname === 'string' ? { all: false, name: body.portalname } : { all: true };
       break;
     case 'CreateTableAsStmt':
       nestedAt('query', 'create-as', true);
       break;
     case 'DeclareCursorStmt':
+      portals = { all: false, name: String(body.portalname ?? '') };
       nestedAt('query', 'cursor', true);
       break;
     case 'ViewStmt':
@@ -455,6 +474,12 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
       break;
     case 'RenameStmt':
       if (body.renameType === 'OBJECT_SCHEMA' && typeof body.subname === 'string') c.schemas.push(body.subname);
+      if (RENAMED_RELATIONS.has(String(body.renameType))) renamesRelation = true;
+      // A routine renamed is still the same code under a name no rule lists: it counts as named here.
+      if (RENAMED_ROUTINES.has(String(body.renameType)) && isObject(body.object) && isObject(body.object.ObjectWithArgs)) c.functionName(body.object.ObjectWithArgs.objname as Json);
+      break;
+    case 'AlterObjectSchemaStmt':
+      if (RENAMED_RELATIONS.has(String(body.objectType))) renamesRelation = true;
       break;
     case 'CreateTrigStmt':
     case 'CreateEventTrigStmt':
@@ -483,10 +508,13 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
   if (c.everyTable) out.everyTable = true;
   if (c.notation.length > 0) out.columnNotation = [...new Map(c.notation.map((n) => [`${n.name}\u0000${n.ofRow === true}`, n])).values()];
   if (copy !== undefined) out.copy = copy;
+  if (renamesRelation) out.renamesRelation = true;
+  if (type !== 'SelectStmt' && DML.has(type) && isObject(body.returningClause)) out.returnsRows = true;
   if (c.opaque !== undefined) out.opaque = c.opaque;
   if (prepares !== undefined) out.prepares = prepares;
   if (executes !== undefined) out.executes = executes;
   if (deallocates !== undefined) out.deallocates = deallocates;
+  if (portals !== undefined) out.portals = portals;
   const reading = readingChangeOf(type, body, c.nested.map((n) => ({ executes: n.executes, via: n.via, change: n.statement.reading })));
   if (reading.change !== undefined) out.reading = reading.change;
   if (reading.literalSensitive || c.literalSensitive || c.nested.some((n) => n.statement.literalSensitive === true)) out.literalSensitive = true;

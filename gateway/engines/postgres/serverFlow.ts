@@ -6,7 +6,7 @@
 // each DataRow is matched with the RowDescription it belongs to. With masking: rewrite DataRow and
 // COPY rows. Without masking only the few small result messages are looked at and target chunks
 // go to the client as they came.
-import type { CopyMaskPlan, RowColumn, RowMasker } from '../../policy/index.js';
+import type { CopyMaskPlan, OutputColumn, RowColumn, RowMasker, StatementAnalysis } from '../../policy/index.js';
 import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { PgSessionContext } from './context.js';
 import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
@@ -36,12 +36,20 @@ interface Portal {
   plan?: ResultPlan;
 }
 
+/**
+ * The lineage of a portal no Bind the gateway judged created (a cursor DECLAREd in SQL, reached by
+ * a protocol Describe/Execute): it fits no result, so every column is redacted.
+ */
+const UNATTRIBUTED: readonly OutputColumn[] = Object.freeze([]);
+
 /** The result rows currently arriving belong to this. */
 interface Current {
   readonly columns: readonly RowColumn[] | undefined;
   readonly masker: RowMasker | undefined;
   sampling: boolean;
   readonly queryId: number | undefined;
+  /** Rows of an Execute whose portal has no plan while masking applies: every value goes out NULL. */
+  readonly withheld?: true;
 }
 
 const t = (c: string) => c.charCodeAt(0);
@@ -138,8 +146,11 @@ export class ServerFlow {
         this.o.tracker.commandComplete(tag);
         this.endResult();
         const f = this.expected[0];
-        if (f?.k === 'query') this.o.gate?.completed(f.def.analysis.ok ? f.def.analysis.statements[f.done++] : undefined, f.def.text);
-        else if (f?.k === 'execute') {
+        if (f?.k === 'query') {
+          const statement = f.def.analysis.ok ? f.def.analysis.statements[f.done++] : undefined;
+          if (statement?.portals !== undefined) this.forgetPortals(statement.portals);
+          this.o.gate?.completed(statement, f.def.text);
+        } else if (f?.k === 'execute') {
           const def = this.portals.get(f.portal)?.def;
           if (def?.analysis.ok) this.o.gate?.completed(def.analysis.statements[0], def.text);
           this.shift();
@@ -289,8 +300,10 @@ export class ServerFlow {
     const injected = f?.k === 'describe' && f.injected;
     const apply = (plan: ResultPlan | undefined): RelayVerdict => {
       if (f?.k === 'describe') {
-        const portal = this.portals.get(f.portal as string);
+        const name = f.portal as string;
+        const portal = this.portals.get(name);
         if (portal !== undefined && plan !== undefined) portal.plan = plan;
+        else if (portal === undefined && plan !== undefined && this.o.masking !== undefined) this.portals.set(name, { def: undefined, plan });
         this.shift();
       } else this.startResult(plan);
       return injected ? null : undefined;
@@ -300,10 +313,26 @@ export class ServerFlow {
       const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
       return apply(columns ? { columns, masker: undefined } : undefined);
     }
-    const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portals.get(f.portal)?.def?.lineage?.[0] : undefined;
+    const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portalLineage(f.portal) : undefined;
     const plan = this.o.masking.forRowDescription(buf, start, end, lineage);
     if (plan instanceof Promise) return plan.then(apply);
     return apply(plan);
+  }
+
+  /** The lineage a described portal's rows are masked by; a portal no judged Bind made fits nothing. */
+  private portalLineage(name: string): readonly OutputColumn[] | undefined {
+    const portal = this.portals.get(name);
+    if (portal === undefined) return this.o.masking !== undefined && this.o.masking.mask.columns.length > 0 ? UNATTRIBUTED : undefined;
+    return portal.def?.lineage?.[0];
+  }
+
+  /**
+   * SQL DECLARE and CLOSE make and drop named portals the protocol can reach by the same name
+   * (a cursor is a portal): a plan kept for the old portal does not describe the new one's rows.
+   */
+  private forgetPortals(which: NonNullable<StatementAnalysis['portals']>): void {
+    if (!which.all) this.portals.delete(which.name);
+    else for (const name of this.portals.keys()) if (name !== '') this.portals.delete(name);
   }
 
   /**
@@ -338,12 +367,17 @@ export class ServerFlow {
 
   private rowAction(): void {
     const c = this.current;
-    this.relay.actions[DD] = c?.masker !== undefined ? INTERCEPT : c?.sampling ? OBSERVE : PASS;
+    this.relay.actions[DD] = c?.masker !== undefined || c?.withheld === true ? INTERCEPT : c?.sampling ? OBSERVE : PASS;
   }
 
   private dataRow(buf: Buffer, start: number, end: number): RelayVerdict {
     const c = this.current;
     if (c === undefined) return undefined;
+    if (c.withheld === true) {
+      const row = nulledRow(buf, start);
+      this.byteDelta += row.length - (end - start);
+      return row;
+    }
     let frame = buf;
     let at = start;
     let verdict: RelayVerdict;
@@ -431,8 +465,24 @@ export class ServerFlow {
     if (f?.k === 'execute' && this.current === undefined) {
       const plan = this.portals.get(f.portal)?.plan;
       if (plan !== undefined) this.startResult(plan);
+      else if (this.o.masking !== undefined) {
+        // Described before SQL replaced the portal (DECLARE/CLOSE), so no RowDescription says what
+        // its rows hold: NULL is valid for every column type and shows nothing.
+        this.current = { columns: undefined, masker: undefined, sampling: false, queryId: this.o.tracker.currentId(), withheld: true };
+        this.rowAction();
+      }
     }
   }
+}
+
+/** A DataRow with every value NULL (the column count kept). */
+function nulledRow(buf: Buffer, start: number): Buffer {
+  const n = buf.readUInt16BE(start + 5);
+  const frame = Buffer.alloc(7 + 4 * n, 0xff);
+  frame[0] = DD;
+  frame.writeInt32BE(6 + 4 * n, 1);
+  frame.writeUInt16BE(n, 5);
+  return frame;
 }
 
 const EMPTY_COPY = Buffer.alloc(0);

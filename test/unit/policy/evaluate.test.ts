@@ -413,4 +413,37 @@ rules:
       { rule: 'b', approvers: ['hr'], timeoutMs: 600_000 },
     ]);
   });
+
+  it('judges COPY table TO as a select of it, and a new name for a relation as every statement on it', () => {
+    const reads = policyFromYaml('rules: [{ id: no-secrets, block: { statements: [select], tables: [vault.secrets], match: all } }]');
+    for (const sql of [
+      'COPY vault.secrets TO STDOUT',
+      'copy vault.secrets (body) to stdout with (format csv)',
+      'ALTER TABLE vault.secrets RENAME TO plain',
+      'alter table if exists secrets rename to plain',
+      'ALTER TABLE vault.secrets SET SCHEMA public',
+      'ALTER VIEW vault.secrets RENAME TO v',
+      'ALTER SCHEMA vault RENAME TO v2',
+      'INSERT INTO vault.notes SELECT * FROM vault.secrets',
+      "UPDATE vault.notes SET body = (SELECT body FROM vault.secrets LIMIT 1) WHERE id = 1",
+      "INSERT INTO vault.notes VALUES (1, 'x') RETURNING (SELECT body FROM vault.secrets LIMIT 1)",
+      'UPDATE vault.secrets SET id = id WHERE id = 1 RETURNING body',
+      'DELETE FROM vault.secrets WHERE id = 1 RETURNING *',
+      'DELETE FROM vault.notes USING vault.secrets WHERE notes.id = secrets.id',
+    ]) expect(decide(sql, { policy: reads }), sql).toMatchObject({ verdict: 'block', rule: 'no-secrets' });
+    for (const sql of ['COPY vault.notes TO STDOUT', 'COPY vault.secrets FROM STDIN', 'ALTER TABLE vault.secrets RENAME COLUMN body TO b', 'ALTER TABLE vault.notes RENAME TO n', 'ALTER SCHEMA other RENAME TO o2', 'ALTER TABLE vault.secrets ADD COLUMN x int', "INSERT INTO vault.secrets VALUES (2, 'x')", "UPDATE vault.secrets SET body = 'x' WHERE id = 2", 'INSERT INTO vault.notes SELECT * FROM vault.notes RETURNING id']) {
+      expect(decide(sql, { policy: reads }).verdict, sql).toBe('allow');
+    }
+    const writes = policyFromYaml('rules: [{ id: pay, review: { statements: [update], tables: [payments], match: all, approvers: [dba] } }]');
+    expect(decide('ALTER TABLE payments RENAME TO p2', { policy: writes })).toMatchObject({ verdict: 'review', rule: 'pay' });
+    expect(decide('COPY payments TO STDOUT', { policy: writes }).verdict).toBe('allow');
+  });
+
+  it('counts a routine renamed as named by the rename (its new name is no rule\'s)', () => {
+    const files = policyFromYaml('rules: [{ id: files, block: { functions: [pg_read_file, lo_*] } }]');
+    for (const sql of ['ALTER FUNCTION pg_catalog.pg_read_file(text) RENAME TO rf', 'alter routine pg_read_file(text, bigint, bigint) rename to rf', 'ALTER FUNCTION lo_import(text) RENAME TO li']) {
+      expect(decide(sql, { policy: files }), sql).toMatchObject({ verdict: 'block', rule: 'files' });
+    }
+    expect(decide('ALTER FUNCTION my_report(int) RENAME TO report', { policy: files }).verdict).toBe('allow');
+  });
 });

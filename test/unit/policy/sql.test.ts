@@ -283,3 +283,35 @@ describe('text, multi-statements and errors', () => {
     expect(() => analyzeSql(`SELECT ${Array.from({ length: 20_000 }, () => 'x').join('||')}`)).not.toThrow();
   });
 });
+
+describe('names a statement gives to rows and portals', () => {
+  it('reports the portal DECLARE, CLOSE and DISCARD ALL make or drop', () => {
+    expect(all('DECLARE "Cur" CURSOR WITH HOLD FOR SELECT 1; CLOSE c; CLOSE ALL; DISCARD ALL; FETCH 1 FROM c').map((s) => s.portals)).toEqual([
+      { all: false, name: 'Cur' },
+      { all: false, name: 'c' },
+      { all: true },
+      { all: true },
+      undefined,
+    ]);
+  });
+
+  it('marks renames and moves of relations, and writes that read their rows back', () => {
+    const flags = (sql: string) => all(sql).map((s) => [s.renamesRelation ?? false, s.returnsRows ?? false]);
+    expect(flags('ALTER TABLE t RENAME TO u; ALTER VIEW v SET SCHEMA s; ALTER SCHEMA s RENAME TO s2; ALTER TABLE t RENAME COLUMN a TO b; ALTER TABLE t ADD COLUMN c int')).toEqual([
+      [true, false],
+      [true, false],
+      [true, false],
+      [false, false],
+      [false, false],
+    ]);
+    expect(flags('UPDATE t SET a = 1 WHERE id = 1 RETURNING a; DELETE FROM t WHERE id = 1; INSERT INTO t VALUES (1) RETURNING *')).toEqual([
+      [false, true],
+      [false, false],
+      [false, true],
+    ]);
+  });
+
+  it('names the routine a rename renames', () => {
+    expect(all('ALTER FUNCTION pg_catalog.pg_read_file(text) RENAME TO rf')[0]?.functions).toEqual([{ schema: 'pg_catalog', name: 'pg_read_file' }]);
+  });
+});
