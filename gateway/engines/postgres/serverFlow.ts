@@ -77,7 +77,7 @@ export class ServerFlow {
   private readonly portals = new Map<string, Portal>();
   private current: Current | undefined;
   /** The last RowDescription decoded for the audit (columnsOf). */
-  private lastColumns: { bytes: Buffer; columns: RowColumn[] } | undefined;
+  private lastColumns: { readonly bytes: Buffer; readonly plan: ResultPlan } | undefined;
   private copyMask: ((line: Buffer) => Buffer) | undefined;
   private rowBytesReported = 0;
   private byteDelta = 0;
@@ -134,7 +134,7 @@ export class ServerFlow {
         return this.ready(buf[start + 5] as number);
       case CC: {
         this.noteRows();
-        const tag = decodeCommandComplete(buf.subarray(start + 5, end));
+        const tag = decodeCommandComplete(buf, start + 5, end);
         this.o.tracker.commandComplete(tag);
         this.endResult();
         const f = this.expected[0];
@@ -286,6 +286,11 @@ export class ServerFlow {
       this.shift();
       return undefined;
     }
+    if (this.o.masking === undefined && f === undefined) {
+      // A simple Query without a policy: only the audit's sample needs the columns.
+      this.startResult(this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined);
+      return undefined;
+    }
     const injected = f?.k === 'describe' && f.injected;
     const apply = (plan: ResultPlan | undefined): RelayVerdict => {
       if (f?.k === 'describe') {
@@ -297,8 +302,7 @@ export class ServerFlow {
     };
     if (this.o.masking === undefined) {
       // Without masking only the audit's sample needs the columns.
-      const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
-      return apply(columns ? { columns, masker: undefined } : undefined);
+      return apply(this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined);
     }
     const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portals.get(f.portal)?.def?.lineage?.[0] : undefined;
     const plan = this.o.masking.forRowDescription(buf, start, end, lineage);
@@ -311,12 +315,12 @@ export class ServerFlow {
    * repeats the same few statements, and the audit then recognises the same array (and reuses
    * what it built from it) instead of decoding and serialising the columns on every round trip.
    */
-  private columnsOf(buf: Buffer, start: number, end: number): RowColumn[] | undefined {
+  private columnsOf(buf: Buffer, start: number, end: number): ResultPlan | undefined {
     const last = this.lastColumns;
-    if (last !== undefined && last.bytes.length === end - start && buf.compare(last.bytes, 0, last.bytes.length, start, end) === 0) return last.columns;
+    if (last !== undefined && last.bytes.length === end - start && buf.compare(last.bytes, 0, last.bytes.length, start, end) === 0) return last.plan;
     const columns = decodeColumns(buf, start, end);
-    this.lastColumns = columns === undefined ? undefined : { bytes: Buffer.from(buf.subarray(start, end)), columns };
-    return columns;
+    this.lastColumns = columns === undefined ? undefined : { bytes: Buffer.from(buf.subarray(start, end)), plan: { columns, masker: undefined } };
+    return this.lastColumns?.plan;
   }
 
   /** A result starts: its columns go to the audit; rows are masked and sampled as it says. */

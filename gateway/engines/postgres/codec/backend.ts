@@ -121,8 +121,8 @@ export function decodeReadyForQuery(body: Buffer): TransactionStatus {
 }
 
 /** CommandComplete ('C'): the command tag, e.g. `INSERT 0 5`. */
-export function decodeCommandComplete(body: Buffer): string {
-  const r = new BodyReader(body, 0, body.length, 'CommandComplete');
+export function decodeCommandComplete(body: Buffer, start = 0, end = body.length): string {
+  const r = new BodyReader(body, start, end, 'CommandComplete');
   const tag = r.cstring('command tag');
   r.finish();
   return tag;

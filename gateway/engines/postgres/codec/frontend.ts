@@ -62,10 +62,15 @@ export function decodeFirstMessage(body: Buffer): FirstMessage {
 
 /** Query ('Q'): one string that may hold several statements. */
 export function decodeQuery(body: Buffer): { readonly sql: string } {
-  const r = new BodyReader(body, 0, body.length, 'Query');
+  return { sql: decodeQueryText(body, 0, body.length) };
+}
+
+/** The SQL of a Query whose body is `buf[start, end)`: read in place, for the relay's hot path. */
+export function decodeQueryText(buf: Buffer, start: number, end: number): string {
+  const r = new BodyReader(buf, start, end, 'Query');
   const sql = r.cstring('query string');
   r.finish();
-  return { sql };
+  return sql;
 }
 
 /** Parse ('P'). `paramTypes` are OIDs (0 = let the server infer). */
