@@ -38,10 +38,10 @@ interface Portal {
 
 /** The result rows currently arriving belong to this. */
 interface Current {
-  readonly columns: readonly RowColumn[] | undefined;
-  readonly masker: RowMasker | undefined;
+  columns: readonly RowColumn[] | undefined;
+  masker: RowMasker | undefined;
   sampling: boolean;
-  readonly queryId: number | undefined;
+  queryId: number | undefined;
 }
 
 const t = (c: string) => c.charCodeAt(0);
@@ -76,6 +76,7 @@ export class ServerFlow {
   private readonly expected: Expected[] = [];
   private readonly portals = new Map<string, Portal>();
   private current: Current | undefined;
+  private readonly result: Current = { columns: undefined, masker: undefined, sampling: false, queryId: undefined };
   /** The last RowDescription decoded for the audit (columnsOf). */
   private lastColumns: { readonly bytes: Buffer; readonly plan: ResultPlan } | undefined;
   private copyMask: ((line: Buffer) => Buffer) | undefined;
@@ -327,7 +328,12 @@ export class ServerFlow {
   private startResult(plan: ResultPlan | undefined): void {
     const queryId = this.o.tracker.currentId();
     if (plan !== undefined && queryId !== undefined) this.o.ctx.audit.onColumns?.(queryId, plan.columns);
-    this.current = { columns: plan?.columns, masker: plan?.masker, sampling: plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined, queryId };
+    // One object for every result of the session (one result at a time): nothing keeps it past endResult.
+    const c = (this.current = this.result);
+    c.columns = plan?.columns;
+    c.masker = plan?.masker;
+    c.sampling = plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined;
+    c.queryId = queryId;
     this.rowAction();
   }
 
