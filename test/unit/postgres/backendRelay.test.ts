@@ -42,11 +42,10 @@ describe('PgBackendRelay', () => {
   it('puts bytes injected by a handler during a scan after the message being read, in every chunking', () => {
     const NOTICE = build().byte('S').cstring('NOTICE').byte(0).typed('N');
     for (const { name, chunks } of chunkings(STREAM)) {
-      let relay: PgBackendRelay | undefined;
       const out: Buffer[] = [];
-      relay = new PgBackendRelay((type) => {
+      const relay: PgBackendRelay = new PgBackendRelay((type) => {
         // A handler that has the gateway say something while the relay is inside a chunk.
-        if (type === 0x43) relay!.inject(NOTICE);
+        if (type === 0x43) relay.inject(NOTICE);
         return undefined;
       }, (b) => out.push(Buffer.from(b)));
       relay.actions['C'.charCodeAt(0)] = OBSERVE;
