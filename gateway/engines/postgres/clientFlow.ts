@@ -6,7 +6,7 @@
 // While something is held nothing after it is read, so the target sees the client's messages in
 // the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
 import type { PgFramer } from './codec/framer.js';
-import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQuery, encodeDescribePortal } from './codec/frontend.js';
+import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQueryText, encodeDescribePortal } from './codec/frontend.js';
 import type { Decision } from '../../policy/index.js';
 import { AuditUnavailableError } from '../../audit/contract.js';
 import type { PgSessionContext } from './context.js';
@@ -92,6 +92,10 @@ export class ClientFlow {
   /** `sluice:<identity>`, the prefix the session's application_name keeps. */
   private readonly ownName: string;
   private heldQueryId: number | undefined;
+  /** The batch waiting for its audit commit: its bytes, what it holds for next, and its tracker mark. */
+  private waitBytes: Buffer | undefined;
+  private waitHold: Hold | undefined;
+  private waitMark = 0;
 
   constructor(private readonly o: ClientFlowOptions) {
     this.ownName = upstreamApplicationName(o.ctx.identity.name, undefined);
@@ -148,32 +152,56 @@ export class ClientFlow {
 
   /** Writes the decided batch once the audit has it, then waits for `hold` if there is one. */
   private send(hold: Hold | undefined, again: boolean): void {
-    this.closeRun();
-    const out = this.out.splice(0);
+    const bytes = this.batch();
     const flushed = this.dirty ? this.o.ctx.audit.flush?.() : undefined;
     this.dirty = false;
     const mark = this.batchMark;
     this.batchMark = this.o.tracker.recorded;
-    if (flushed === undefined) return this.sent(out, hold, again);
-    // Blocked without block(): reading goes on during an audit wait (see pump).
+    if (flushed === undefined) return this.sent(bytes, hold, again);
+    // Blocked without block(): reading goes on during an audit wait (see pump). Nothing else is
+    // sent until it ends, so the batch waits in fields and the handlers are bound once per session.
     this.blocked = true;
-    flushed.then(
-      () => {
-        this.unblock();
-        this.sent(out, hold, true);
-      },
-      (err: unknown) => {
-        // Nothing of the batch went out: its statements are on record as not forwarded.
-        this.o.tracker.notForwarded(mark, '58030', NOT_FORWARDED);
-        this.o.fail(err);
-      },
-    );
+    this.waitBytes = bytes;
+    this.waitHold = hold;
+    this.waitMark = mark;
+    flushed.then(this.onFlushed, this.onFlushFailed);
   }
 
-  private sent(out: Buffer[], hold: Hold | undefined, again: boolean): void {
+  private readonly onFlushed = (): void => {
+    const bytes = this.waitBytes;
+    const hold = this.waitHold;
+    this.waitBytes = undefined;
+    this.waitHold = undefined;
+    this.unblock();
+    this.sent(bytes, hold, true);
+  };
+
+  private readonly onFlushFailed = (err: unknown): void => {
+    // Nothing of the batch went out: its statements are on record as not forwarded.
+    this.waitBytes = undefined;
+    this.waitHold = undefined;
+    this.o.tracker.notForwarded(this.waitMark, '58030', NOT_FORWARDED);
+    this.o.fail(err);
+  };
+
+  /** What was decided since the last batch, as one buffer (a single run is the received bytes themselves). */
+  private batch(): Buffer | undefined {
+    const out = this.out;
+    const r = this.run;
+    if (out.length === 0) {
+      if (r === undefined) return undefined;
+      this.run = undefined;
+      return this.runStart === 0 && this.runEnd === r.length ? r : r.subarray(this.runStart, this.runEnd);
+    }
+    this.closeRun();
+    const bytes = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    out.length = 0;
+    return bytes;
+  }
+
+  private sent(bytes: Buffer | undefined, hold: Hold | undefined, again: boolean): void {
     if (this.closed) return;
-    if (out.length === 1) this.o.write(out[0] as Buffer);
-    else if (out.length > 1) this.o.write(Buffer.concat(out));
+    if (bytes !== undefined) this.o.write(bytes);
     if (this.terminating) {
       this.closed = true;
       return this.o.terminated();
@@ -253,7 +281,7 @@ export class ClientFlow {
     const body = buf.subarray(start + 5, end);
     switch (type) {
       case Q:
-        return this.query(gate, frame, decodeQuery(body).sql);
+        return this.query(gate, frame, decodeQueryText(buf, start + 5, end));
       case P:
         return this.parse(gate, frame, body);
       case B:
@@ -312,7 +340,7 @@ export class ClientFlow {
     const t = this.o.tracker;
     switch (type) {
       case Q: {
-        const sql = decodeQuery(buf.subarray(start + 5, end)).sql;
+        const sql = decodeQueryText(buf, start + 5, end);
         const refusal = applicationNameRefusal(sql, this.ownName);
         this.dirty = true;
         if (refusal === undefined) {

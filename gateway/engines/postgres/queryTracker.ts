@@ -8,7 +8,7 @@
 // an error the target skips to Sync, so the rest of that cycle is reported as not executed.
 import type { PostgresSessionAudit, ResultInfo } from '../../audit/postgresEvents.js';
 import { decodeCommandComplete, decodeErrorFields, rowCountFromTag, type PgErrorFields } from './codec/backend.js';
-import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQuery, type BindParam } from './codec/frontend.js';
+import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQueryText, type BindParam } from './codec/frontend.js';
 
 /**
  * A statement waiting for its result. It is also what the audit is told when the result is
@@ -48,7 +48,7 @@ export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same
  */
 export class QueryTracker {
   private readonly statements = new Map<string, string>();
-  private pending: Pending[] = [];
+  private readonly pending: Pending[] = [];
   private clientCycle = 0;
   private serverCycle = 0;
   private recordedCount = 0;
@@ -132,7 +132,7 @@ export class QueryTracker {
   clientMessage(type: number, buf: Buffer, start: number, end: number): void {
     switch (type) {
       case 0x51 /* Q */:
-        this.query(decodeQuery(buf.subarray(start, end)).sql);
+        this.query(decodeQueryText(buf, start, end));
         return;
       case 0x50 /* P */: {
         const p = decodeParse(buf.subarray(start, end));
@@ -166,7 +166,7 @@ export class QueryTracker {
   serverMessage(type: number, buf: Buffer, start: number, end: number): PgErrorFields | undefined {
     switch (type) {
       case 0x43 /* C */:
-        this.commandComplete(decodeCommandComplete(buf.subarray(start, end)));
+        this.commandComplete(decodeCommandComplete(buf, start, end));
         return undefined;
       case 0x45 /* E */: {
         const e = start === end ? undefined : decodeErrorFields(buf.subarray(start, end));
@@ -263,7 +263,8 @@ export class QueryTracker {
       }
       this.report(q, t);
     }
-    this.pending = k === this.pending.length ? [] : this.pending.slice(k);
+    if (k === this.pending.length) this.pending.length = 0;
+    else this.pending.splice(0, k);
     this.serverCycle++;
     this.cycleFailed = false;
   }
@@ -279,7 +280,7 @@ export class QueryTracker {
       }
       this.report(q, t);
     }
-    this.pending = [];
+    this.pending.length = 0;
   }
 
   private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended', kinds?: readonly string[]): number {

@@ -44,10 +44,10 @@ const UNATTRIBUTED: readonly OutputColumn[] = Object.freeze([]);
 
 /** The result rows currently arriving belong to this. */
 interface Current {
-  readonly columns: readonly RowColumn[] | undefined;
-  readonly masker: RowMasker | undefined;
+  columns: readonly RowColumn[] | undefined;
+  masker: RowMasker | undefined;
   sampling: boolean;
-  readonly queryId: number | undefined;
+  queryId: number | undefined;
   /** Rows of an Execute whose portal has no plan while masking applies: every value goes out NULL. */
   readonly withheld?: true;
 }
@@ -84,8 +84,9 @@ export class ServerFlow {
   private readonly expected: Expected[] = [];
   private readonly portals = new Map<string, Portal>();
   private current: Current | undefined;
+  private readonly result: Current = { columns: undefined, masker: undefined, sampling: false, queryId: undefined };
   /** The last RowDescription decoded for the audit (columnsOf). */
-  private lastColumns: { bytes: Buffer; columns: RowColumn[] } | undefined;
+  private lastColumns: { readonly bytes: Buffer; readonly plan: ResultPlan } | undefined;
   private copyMask: ((line: Buffer) => Buffer) | undefined;
   private rowBytesReported = 0;
   private byteDelta = 0;
@@ -142,7 +143,7 @@ export class ServerFlow {
         return this.ready(buf[start + 5] as number);
       case CC: {
         this.noteRows();
-        const tag = decodeCommandComplete(buf.subarray(start + 5, end));
+        const tag = decodeCommandComplete(buf, start + 5, end);
         this.o.tracker.commandComplete(tag);
         this.endResult();
         const f = this.expected[0];
@@ -297,6 +298,11 @@ export class ServerFlow {
       this.shift();
       return undefined;
     }
+    if (this.o.masking === undefined && f === undefined) {
+      // A simple Query without a policy: only the audit's sample needs the columns.
+      this.startResult(this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined);
+      return undefined;
+    }
     const injected = f?.k === 'describe' && f.injected;
     const apply = (plan: ResultPlan | undefined): RelayVerdict => {
       if (f?.k === 'describe') {
@@ -310,8 +316,7 @@ export class ServerFlow {
     };
     if (this.o.masking === undefined) {
       // Without masking only the audit's sample needs the columns.
-      const columns = this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined;
-      return apply(columns ? { columns, masker: undefined } : undefined);
+      return apply(this.o.ctx.audit.onColumns !== undefined || this.o.ctx.audit.onRow !== undefined ? this.columnsOf(buf, start, end) : undefined);
     }
     const lineage = f?.k === 'query' ? f.def.lineage?.[f.done] : f?.k === 'describe' && f.portal !== undefined ? this.portalLineage(f.portal) : undefined;
     const plan = this.o.masking.forRowDescription(buf, start, end, lineage);
@@ -340,19 +345,24 @@ export class ServerFlow {
    * repeats the same few statements, and the audit then recognises the same array (and reuses
    * what it built from it) instead of decoding and serialising the columns on every round trip.
    */
-  private columnsOf(buf: Buffer, start: number, end: number): RowColumn[] | undefined {
+  private columnsOf(buf: Buffer, start: number, end: number): ResultPlan | undefined {
     const last = this.lastColumns;
-    if (last !== undefined && last.bytes.length === end - start && buf.compare(last.bytes, 0, last.bytes.length, start, end) === 0) return last.columns;
+    if (last !== undefined && last.bytes.length === end - start && buf.compare(last.bytes, 0, last.bytes.length, start, end) === 0) return last.plan;
     const columns = decodeColumns(buf, start, end);
-    this.lastColumns = columns === undefined ? undefined : { bytes: Buffer.from(buf.subarray(start, end)), columns };
-    return columns;
+    this.lastColumns = columns === undefined ? undefined : { bytes: Buffer.from(buf.subarray(start, end)), plan: { columns, masker: undefined } };
+    return this.lastColumns?.plan;
   }
 
   /** A result starts: its columns go to the audit; rows are masked and sampled as it says. */
   private startResult(plan: ResultPlan | undefined): void {
     const queryId = this.o.tracker.currentId();
     if (plan !== undefined && queryId !== undefined) this.o.ctx.audit.onColumns?.(queryId, plan.columns);
-    this.current = { columns: plan?.columns, masker: plan?.masker, sampling: plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined, queryId };
+    // One object for every result of the session (one result at a time): nothing keeps it past endResult.
+    const c = (this.current = this.result);
+    c.columns = plan?.columns;
+    c.masker = plan?.masker;
+    c.sampling = plan !== undefined && queryId !== undefined && this.o.ctx.audit.onRow !== undefined;
+    c.queryId = queryId;
     this.rowAction();
   }
 

@@ -64,6 +64,11 @@ describe('result and status messages', () => {
     expect(decodeReadyForQuery(build().byte('T').body())).toBe('T');
     expect(() => decodeReadyForQuery(build().byte('Q').body())).toThrow(PgProtocolError);
     expect(decodeCommandComplete(build().cstring('INSERT 0 5').body())).toBe('INSERT 0 5');
+    // In place, inside a chunk: a tag that runs to the body's end but has no NUL in it is truncated.
+    const chunk = Buffer.concat([Buffer.from('xx'), build().cstring('SELECT 1').body(), Buffer.from('yy')]);
+    expect(decodeCommandComplete(chunk, 2, 11)).toBe('SELECT 1');
+    expect(() => decodeCommandComplete(chunk, 2, 10)).toThrow(expect.objectContaining({ code: 'truncated' }));
+    expect(() => decodeCommandComplete(chunk, 2, 12)).toThrow(expect.objectContaining({ code: 'malformed' }));
   });
 
   it('row counts from command tags', () => {

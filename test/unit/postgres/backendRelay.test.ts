@@ -39,6 +39,21 @@ describe('PgBackendRelay', () => {
     expect(relay.rowBytes).toBe(D1.length + D2.length);
   });
 
+  it('puts bytes injected by a handler during a scan after the message being read, in every chunking', () => {
+    const NOTICE = build().byte('S').cstring('NOTICE').byte(0).typed('N');
+    for (const { name, chunks } of chunkings(STREAM)) {
+      const out: Buffer[] = [];
+      const relay: PgBackendRelay = new PgBackendRelay((type) => {
+        // A handler that has the gateway say something while the relay is inside a chunk.
+        if (type === 0x43) relay.inject(NOTICE);
+        return undefined;
+      }, (b) => out.push(Buffer.from(b)));
+      relay.actions['C'.charCodeAt(0)] = OBSERVE;
+      for (const c of chunks) relay.push(c);
+      expect(Buffer.concat(out), name).toEqual(Buffer.concat([T, D1, D2, C, NOTICE, E, Z]));
+    }
+  });
+
   it('observes, replaces and drops in every chunking', () => {
     for (const { name, chunks } of chunkings(STREAM)) {
       const r = run(chunks, (relay) => {

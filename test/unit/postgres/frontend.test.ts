@@ -10,6 +10,7 @@ import {
   decodeFunctionCall,
   decodeParse,
   decodeQuery,
+  decodeQueryText,
   encodeCancelRequest,
   encodePasswordMessage,
   encodeSASLInitialResponse,
@@ -86,6 +87,16 @@ describe('Query, Parse, Bind, Close', () => {
   it('Query', () => {
     expect(decodeQuery(build().cstring('select 1; select 2').body())).toEqual({ sql: 'select 1; select 2' });
     expect(catchError(() => decodeQuery(build().raw('select').body()))).toMatchObject({ code: 'truncated' });
+  });
+
+  it('Query read in place: only the body between start and end counts', () => {
+    // The relay reads the Query inside the chunk it arrived in, neighbours on both sides.
+    const chunk = Buffer.concat([build().cstring('before').body(), build().cstring('select 1').body(), build().cstring('after').body()]);
+    expect(decodeQueryText(chunk, 7, 16)).toBe('select 1');
+    // A NUL beyond the body's end does not terminate it; bytes after the NUL inside it are refused.
+    expect(catchError(() => decodeQueryText(chunk, 7, 15))).toMatchObject({ code: 'truncated' });
+    expect(catchError(() => decodeQueryText(chunk, 7, 17))).toMatchObject({ code: 'malformed', message: 'Query has 1 bytes after its last field' });
+    expect(catchError(() => decodeQueryText(chunk, 7, 7))).toMatchObject({ code: 'truncated' });
   });
 
   it('Parse with parameter type OIDs (unsigned)', () => {

@@ -3,7 +3,7 @@
 // says to clients in the server's role (its own errors, AuthenticationOk, parameters, its own
 // BackendKeyData, ReadyForQuery). Layouts follow the PostgreSQL documentation, "Frontend/Backend
 // Protocol" → "Message Formats" and "Error and Notice Message Fields".
-import { BodyReader, MessageWriter, PgProtocolError } from './wire.js';
+import { BodyReader, MessageWriter, PgProtocolError, soleCString } from './wire.js';
 
 /** An Authentication* request ('R'), by its Int32 code. */
 export type AuthenticationRequest =
@@ -121,11 +121,8 @@ export function decodeReadyForQuery(body: Buffer): TransactionStatus {
 }
 
 /** CommandComplete ('C'): the command tag, e.g. `INSERT 0 5`. */
-export function decodeCommandComplete(body: Buffer): string {
-  const r = new BodyReader(body, 0, body.length, 'CommandComplete');
-  const tag = r.cstring('command tag');
-  r.finish();
-  return tag;
+export function decodeCommandComplete(body: Buffer, start = 0, end = body.length): string {
+  return soleCString(body, start, end, 'CommandComplete', 'command tag');
 }
 
 const COUNTED_COMMANDS = new Set(['INSERT', 'DELETE', 'UPDATE', 'MERGE', 'SELECT', 'MOVE', 'FETCH', 'COPY']);

@@ -41,6 +41,8 @@ export class PgBackendRelay {
   private readonly queue: Buffer[] = [];
   private pos = 0;
   private waiting = false;
+  /** A chunk is being scanned outside the queue: what is injected meanwhile waits for a boundary. */
+  private scanning = false;
   private injections: Buffer[] = [];
   private emittedMidMessage = false;
   /** Output of the current drain: emitted as one Buffer, so a result with many rewritten rows costs one socket write per chunk, not one per row. */
@@ -75,7 +77,7 @@ export class PgBackendRelay {
 
   /** Emits `bytes` at the next message boundary (now, if the stream is at one). */
   inject(bytes: Buffer): void {
-    if (!this.emittedMidMessage && !this.waiting && this.parts === undefined && this.queue.length === 0) this.emit(bytes);
+    if (!this.emittedMidMessage && !this.waiting && !this.scanning && this.parts === undefined && this.queue.length === 0) this.emit(bytes);
     else this.injections.push(bytes);
   }
 
@@ -85,8 +87,20 @@ export class PgBackendRelay {
    */
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.queue.push(chunk);
-    if (!this.waiting) this.drain();
+    if (this.waiting || this.queue.length > 0) {
+      this.queue.push(chunk);
+      if (!this.waiting) this.drain();
+      return;
+    }
+    // The usual case, nothing queued: the chunk is scanned without passing through the queue.
+    this.scanning = true;
+    try {
+      if (!this.scan(chunk)) this.queue.push(chunk);
+      else this.pos = 0;
+    } finally {
+      this.scanning = false;
+    }
+    this.flushPieces();
   }
 
   private drain(): void {
@@ -138,10 +152,6 @@ export class PgBackendRelay {
     let pos = this.pos;
     /** Start of the bytes of this chunk not yet emitted (the current run of passed messages). */
     let from = pos;
-    const flushRun = (to: number) => {
-      if (to > from) this.out(from === 0 && to === n ? chunk : chunk.subarray(from, to));
-      from = to;
-    };
     while (pos < n) {
       if (this.left > 0) {
         const take = Math.min(this.left, n - pos);
@@ -171,7 +181,7 @@ export class PgBackendRelay {
       }
       // At a message boundary (unless a header is partly read).
       if (this.headerFill === 0 && this.injections.length > 0) {
-        flushRun(pos);
+        from = this.flushRun(chunk, from, pos);
         this.emittedMidMessage = false;
         for (const b of this.injections.splice(0)) this.out(b);
       }
@@ -187,7 +197,7 @@ export class PgBackendRelay {
         if (this.headerFill === 0) {
           // A header split across chunks: an intercepted message must not leak its first bytes.
           this.curAction = this.actions[chunk[pos] as number] as number;
-          if (this.curAction === INTERCEPT) flushRun(pos);
+          if (this.curAction === INTERCEPT) from = this.flushRun(chunk, from, pos);
         }
         const take = Math.min(5 - this.headerFill, n - pos);
         chunk.copy(this.header, this.headerFill, pos, pos + take);
@@ -224,7 +234,7 @@ export class PgBackendRelay {
         const v = this.handler(type, chunk, start, pos);
         // Kept as it is: it stays in the run, so an unchanged chunk is still one piece.
         if (v === undefined) continue;
-        flushRun(start);
+        this.flushRun(chunk, from, start);
         from = pos;
         if (!this.settle(v, chunk, start, pos)) {
           this.pos = pos;
@@ -239,7 +249,7 @@ export class PgBackendRelay {
         this.left = bodyLen - take;
         continue;
       }
-      if (action === INTERCEPT && start >= 0) flushRun(start);
+      if (action === INTERCEPT && start >= 0) from = this.flushRun(chunk, from, start);
       const head = start >= 0 ? chunk.subarray(start, start + 5) : Buffer.from(this.header);
       const take = Math.min(bodyLen, avail);
       this.parts = [head, chunk.subarray(pos, pos + take)];
@@ -259,13 +269,19 @@ export class PgBackendRelay {
         }
       }
     }
-    flushRun(pos);
+    this.flushRun(chunk, from, pos);
     // Emitted bytes end inside a message when a passed or observed message is incomplete.
     this.emittedMidMessage = (this.left > 0 || this.headerFill > 0) && this.curAction !== INTERCEPT;
     if (!this.emittedMidMessage && this.parts === undefined && this.headerFill === 0 && this.injections.length > 0) {
       for (const b of this.injections.splice(0)) this.out(b);
     }
     return true;
+  }
+
+  /** Emits `chunk[from, to)`, the run of passed messages that ends at `to`; returns `to`. */
+  private flushRun(chunk: Buffer, from: number, to: number): number {
+    if (to > from) this.out(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
+    return to;
   }
 
   /** Applies the handler's verdict; returns false when it is asynchronous (the relay waits). */

@@ -2,7 +2,7 @@
 // (first messages, Query, Parse, Bind, Close) and the encoders for what it sends the target as a
 // client itself (startup, authentication, cancel, terminate). Message layouts follow the
 // PostgreSQL documentation, "Frontend/Backend Protocol" → "Message Formats".
-import { BodyReader, MessageWriter, PgProtocolError } from './wire.js';
+import { BodyReader, MessageWriter, PgProtocolError, soleCString } from './wire.js';
 
 /** Request code of a protocol 3.0 StartupMessage (major 3 in the high 16 bits, minor 0). */
 export const PROTOCOL_3_0 = 196608;
@@ -62,10 +62,12 @@ export function decodeFirstMessage(body: Buffer): FirstMessage {
 
 /** Query ('Q'): one string that may hold several statements. */
 export function decodeQuery(body: Buffer): { readonly sql: string } {
-  const r = new BodyReader(body, 0, body.length, 'Query');
-  const sql = r.cstring('query string');
-  r.finish();
-  return { sql };
+  return { sql: decodeQueryText(body, 0, body.length) };
+}
+
+/** The SQL of a Query whose body is `buf[start, end)`: read in place, for the relay's hot path. */
+export function decodeQueryText(buf: Buffer, start: number, end: number): string {
+  return soleCString(buf, start, end, 'Query', 'query string');
 }
 
 /** Parse ('P'). `paramTypes` are OIDs (0 = let the server infer). */

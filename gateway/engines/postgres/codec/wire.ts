@@ -34,6 +34,17 @@ export class PgProtocolError extends Error {
   }
 }
 
+/**
+ * The one NUL-terminated string that is the whole body `buf[start, end)` (Query, CommandComplete),
+ * with BodyReader's checks and errors but no reader: these two are read on every round trip.
+ */
+export function soleCString(buf: Buffer, start: number, end: number, what: string, field: string): string {
+  const nul = buf.indexOf(0, start);
+  if (nul < 0 || nul >= end) throw new PgProtocolError('truncated', `${what} ends inside its ${field}`);
+  if (nul + 1 !== end) throw new PgProtocolError('malformed', `${what} has ${end - nul - 1} bytes after its last field`);
+  return buf.toString('utf8', start, nul);
+}
+
 /** A cursor over `buf[start, end)`: the body of one message, without its header. */
 export class BodyReader {
   private pos: number;
