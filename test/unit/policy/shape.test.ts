@@ -243,6 +243,9 @@ describe('createSqlAnalyzer', () => {
     const a = createSqlAnalyzer();
     a.analyze('SELECT 1 FROM t');
     const texts = ['SELECT 2 FROM t;', 'SELECT 2 FROM t', '  SELECT 2 FROM t ;  ', '\tSELECT 2 FROM t;\n', 'SELECT 2 FROM t;;'];
-    expect(texts.map((t) => (a.analyze(t) as { statements: { text: string }[] }).statements[0]?.text)).toEqual(['SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t;']);
+    expect(texts.map((t) => {
+      const r = a.analyze(t);
+      return r.ok ? r.statements[0]?.text : r.error;
+    })).toEqual(['SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t;']);
   });
 });
