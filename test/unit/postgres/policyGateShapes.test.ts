@@ -3,22 +3,14 @@
 // rule matching the text, the user-defined objects read again after the session defined one,
 // EXECUTE of a prepared statement.
 import { describe, expect, it } from 'vitest';
-import { PolicyGate, type StatementDef } from '../../../gateway/engines/postgres/policyGate.js';
+import { PolicyGate } from '../../../gateway/engines/postgres/policyGate.js';
+import { settle } from './judged.js';
 import type { UserObjectsSource } from '../../../gateway/engines/postgres/sessionUserObjects.js';
 import { NO_USER_OBJECTS, userObjectsFromRows, type StatementAnalysis, type UserObjects } from '../../../gateway/policy/index.js';
 import { policyFromYaml } from '../policy/fixtures.js';
 
 const IDENTITY = { subject: 'user:eve', name: 'eve', groups: ['eng'], kind: 'human' as const };
 
-async function settle(gate: PolicyGate, sql: string): Promise<StatementDef> {
-  for (let i = 0; i < 5; i++) {
-    const r = gate.judge(sql, false);
-    if (r === 'wait') throw new Error('unexpected wait');
-    if (!(r instanceof Promise)) return r;
-    await r;
-  }
-  throw new Error('the judgement never settled');
-}
 
 const verdicts = async (gate: PolicyGate, texts: string[]) => {
   const out: string[] = [];
