@@ -200,7 +200,20 @@ interface ForIdentity {
 const perIdentity = new WeakMap<CompiledPolicy, Map<string, ForIdentity>>();
 const MAX_IDENTITIES_PER_POLICY = 1000;
 
+/** The same by the groups array itself: a session passes its identity's (never changed) array every time, so no key is built. */
+const perGroupsArray = new WeakMap<CompiledPolicy, WeakMap<readonly string[], ForIdentity>>();
+
 function forIdentity(policy: CompiledPolicy, groups: readonly string[]): ForIdentity {
+  let byArray = perGroupsArray.get(policy);
+  const seen = byArray?.get(groups);
+  if (seen !== undefined) return seen;
+  if (byArray === undefined) perGroupsArray.set(policy, (byArray = new WeakMap()));
+  const entry = forGroups(policy, groups);
+  byArray.set(groups, entry);
+  return entry;
+}
+
+function forGroups(policy: CompiledPolicy, groups: readonly string[]): ForIdentity {
   let byGroups = perIdentity.get(policy);
   if (byGroups === undefined) perIdentity.set(policy, (byGroups = new Map()));
   const key = groups.map((g) => g.toLowerCase()).sort().join('\u0000');

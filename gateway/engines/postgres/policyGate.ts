@@ -23,6 +23,7 @@ import {
   type PreparedStatement,
   type SqlAnalysis,
   type StatementAnalysis,
+  type UserObjects,
 } from '../../policy/index.js';
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import { APPLICATION_NAME_RULE, applicationNameRefusal } from '../../policy/applicationName.js';
@@ -99,6 +100,19 @@ export class PolicyGate {
   private preparedGeneration = 0;
   /** Masking by lineage, for sessions with column masks. */
   private readonly lineage: LineageGate | undefined;
+  /** The name the gateway gives the session upstream (what an application_name change must not hide). */
+  private readonly ownName: string;
+  /**
+   * evaluate()'s verdicts per statement shape, with the user-defined objects they were judged
+   * with. The analyzer hands out one `relations` array per shape (shape.ts), and evaluate() reads
+   * nothing of a statement that differs between texts of one shape, so a repeated statement is
+   * judged once per session and catalog read. Kept only for what depends on nothing else: a
+   * single statement that runs no EXECUTE (prepared statements change), no write routes (they
+   * rewrite the analysis and change with the catalog), and no rule matching the text (`sql`).
+   */
+  private readonly evaluated = new WeakMap<object, { readonly objects: UserObjects | undefined; readonly decision: Decision }>();
+  /** Some block or review rule that applies matches the request's text (`sql`): no verdict is reused. */
+  private readonly textRules: boolean;
 
   constructor(
     private readonly identity: Identity,
@@ -107,6 +121,8 @@ export class PolicyGate {
     objects?: UserObjectsSource,
   ) {
     this.enforce = policy.rules.some((r) => r.action !== 'mask' && ruleApplies(r, identity.groups));
+    this.textRules = policy.rules.some((r) => r.action !== 'mask' && r.conditions.sql !== undefined && ruleApplies(r, identity.groups));
+    this.ownName = upstreamApplicationName(identity.name, undefined);
     this.mask = maskPolicyFor(policy, identity.groups);
     this.userObjects = new SessionUserObjects(policy, identity.groups, objects);
     if (this.mask !== undefined && this.mask.columns.length > 0) this.exfiltration = new ExfiltrationGuard(this.mask, resolver);
@@ -132,7 +148,7 @@ export class PolicyGate {
   }
 
   private verdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
-    const appName = applicationNameRefusal(text, upstreamApplicationName(this.identity.name, undefined));
+    const appName = applicationNameRefusal(text, this.ownName);
     if (appName !== undefined) return { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: APPLICATION_NAME_RULE, reason: appName, hits: [] } };
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
     if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
@@ -146,7 +162,7 @@ export class PolicyGate {
     const analysis = this.routes?.expand(parsed) ?? parsed;
     if (analysis instanceof Promise) return analysis;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
-    let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
+    let decision = this.enforce ? (refuseReadingChange(analysis) ?? this.evaluate(analysis, text, userObjects)) : ALLOW;
     if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
       const copy = this.exfiltration.judge(analysis, decision.hits);
       if (copy instanceof Promise) return copy;
@@ -166,6 +182,17 @@ export class PolicyGate {
     const refused = plans.find((p) => p?.action === 'refuse');
     if (refused?.action === 'refuse') decision = { verdict: 'block', rule: this.mask?.rules[0] ?? 'mask', reason: refused.reason, hits: decision.hits };
     return { text, analysis, decision, copyPlans: plans, ...traced };
+  }
+
+  /** evaluate(), answered from `evaluated` where only the statement's shape can decide. */
+  private evaluate(analysis: SqlAnalysis, text: string, userObjects: UserObjects | undefined): Decision {
+    const only = analysis.ok && analysis.statements.length === 1 ? analysis.statements[0] : undefined;
+    const shape = only !== undefined && this.routes === undefined && !this.textRules && !runsExecute(analysis.ok ? analysis.statements : []) ? only.relations : undefined;
+    const known = shape === undefined ? undefined : this.evaluated.get(shape);
+    if (known !== undefined && known.objects === userObjects) return known.decision;
+    const decision = evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) });
+    if (shape !== undefined) this.evaluated.set(shape, { objects: userObjects, decision });
+    return decision;
   }
 
   /**

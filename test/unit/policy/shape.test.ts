@@ -225,4 +225,27 @@ describe('createSqlAnalyzer', () => {
     a.analyze('SELECT 3 FROM b');
     expect(a.stats).toEqual({ hits: 1, misses: 4, uncacheable: 0 });
   });
+
+  it('gives every shape used since the last pass a second chance, oldest first', () => {
+    const a = createSqlAnalyzer({ capacity: 2 });
+    a.analyze('SELECT 1 FROM a');
+    a.analyze('SELECT 1 FROM b');
+    a.analyze('SELECT 2 FROM a');
+    a.analyze('SELECT 2 FROM b'); // both used: c evicts a, the older one, after both had their chance
+    a.analyze('SELECT 1 FROM c');
+    a.analyze('SELECT 3 FROM b');
+    expect(a.stats).toEqual({ hits: 3, misses: 3, uncacheable: 0 });
+    a.analyze('SELECT 3 FROM a');
+    expect(a.stats).toEqual({ hits: 3, misses: 4, uncacheable: 0 });
+  });
+
+  it("gives a hit the text as the parser's statement would carry it", () => {
+    const a = createSqlAnalyzer();
+    a.analyze('SELECT 1 FROM t');
+    const texts = ['SELECT 2 FROM t;', 'SELECT 2 FROM t', '  SELECT 2 FROM t ;  ', '\tSELECT 2 FROM t;\n', 'SELECT 2 FROM t;;'];
+    expect(texts.map((t) => {
+      const r = a.analyze(t);
+      return r.ok ? r.statements[0]?.text : r.error;
+    })).toEqual(['SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t', 'SELECT 2 FROM t;']);
+  });
 });

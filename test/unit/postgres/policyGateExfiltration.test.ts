@@ -2,7 +2,8 @@
 // masked values refused; relations and functions are looked up once per session, and again after
 // a statement that may have changed what a name refers to.
 import { describe, expect, it } from 'vitest';
-import { PolicyGate, type StatementDef } from '../../../gateway/engines/postgres/policyGate.js';
+import { PolicyGate } from '../../../gateway/engines/postgres/policyGate.js';
+import { settle } from './judged.js';
 import type { LineageFacts } from '../../../gateway/engines/postgres/lineageGate.js';
 import { lineageKey } from '../../../gateway/engines/postgres/catalog.js';
 import type { ColumnNameResolver, FunctionKind, NamedRelation, QualifiedRef, RelationFacts } from '../../../gateway/policy/index.js';
@@ -40,15 +41,6 @@ function fakeCatalog() {
   return { asked, resolver };
 }
 
-async function settle(gate: PolicyGate, sql: string): Promise<StatementDef> {
-  for (let i = 0; i < 5; i++) {
-    const r = gate.judge(sql, false);
-    if (r === 'wait') throw new Error('unexpected wait');
-    if (!(r instanceof Promise)) return r;
-    await r;
-  }
-  throw new Error('the judgement never settled');
-}
 
 describe('PolicyGate with column masks only', () => {
   it('refuses copies, opaque code and exposing catalogs before anything is forwarded', async () => {

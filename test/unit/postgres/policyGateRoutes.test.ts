@@ -5,7 +5,8 @@
 // the session's writes failing closed, nor have its own retry (after a catalog look-up) refused
 // for a definition "sent for review earlier in this transaction".
 import { describe, expect, it } from 'vitest';
-import { PolicyGate, type StatementDef } from '../../../gateway/engines/postgres/policyGate.js';
+import { PolicyGate } from '../../../gateway/engines/postgres/policyGate.js';
+import { settle } from './judged.js';
 import type { LineageFacts } from '../../../gateway/engines/postgres/lineageGate.js';
 import type { CatalogRows } from '../../../gateway/engines/postgres/writeRouteCatalog.js';
 import { lineageKey } from '../../../gateway/engines/postgres/catalog.js';
@@ -47,15 +48,6 @@ function fakeCatalog(): ColumnNameResolver & LineageFacts & CatalogRows {
   };
 }
 
-async function settle(gate: PolicyGate, sql: string): Promise<StatementDef> {
-  for (let i = 0; i < 8; i++) {
-    const r = gate.judge(sql, false);
-    if (r === 'wait') throw new Error('unexpected wait');
-    if (!(r instanceof Promise)) return r;
-    await r;
-  }
-  throw new Error('the judgement never settled');
-}
 
 describe('PolicyGate: write routes and masking together', () => {
   it('a definition the masking gates refuse is refused for masking, and leaves writes allowed', async () => {
