@@ -46,6 +46,8 @@ const hooks: ProxyHooks<string> = {
   },
   inject: () => ({ Authorization: 'Bearer upstream-secret' }),
   async transformResponse(_action, req, res) {
+    // Replaced before a byte of a long body was read: the core destroys the body unread.
+    if (req.rawTarget.endsWith('?replace-unread')) return plainResponse(200, 'replaced');
     if (req.rawTarget !== '/v1/customers?transform') return undefined;
     const chunks: Buffer[] = [];
     for await (const c of res.body) chunks.push(c as Buffer);
@@ -303,6 +305,25 @@ describe('http proxy core', () => {
   it('lets the engine replace a response', async () => {
     const res = await request(`${proxy.url}/v1/customers?transform`, { dispatcher: client });
     expect(JSON.parse(await res.body.text())).toEqual({ transformed: target.json });
+  });
+
+  it('replaces a response whose long body was never read, and serves the next', async () => {
+    // Unheard, undici's RequestAbortedError would end the gateway process; here it would land in this list.
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      const outcome = outcomeOf('/bytes/4194304?replace-unread');
+      const res = await request(`${proxy.url}/bytes/4194304?replace-unread`, { dispatcher: client });
+      expect(await res.body.text()).toContain('replaced');
+      expect((await outcome).result).toBe('forwarded');
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('uncaughtException', onCrash);
+    }
+    expect(crashes).toEqual([]);
+    const next = await request(`${proxy.url}/v1/customers`, { dispatcher: client });
+    expect(await next.body.json()).toEqual(target.json);
   });
 
   it('passes a WebSocket upgrade through and echoes frames', async () => {
