@@ -112,3 +112,36 @@ export function headerValue(raw: readonly string[], name: string): string | unde
   for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.toLowerCase() === lower) return raw[i + 1];
   return undefined;
 }
+
+/**
+ * Why a parsed request head is refused before any hook sees it, or undefined when it is sound.
+ * Node's parser already refuses most framing ambiguities; these are the ones it lets through
+ * (a request line without a version, a missing or repeated Host) and, checked again here so a
+ * change of parser leniency cannot reopen them, the framing rules of RFC 9112 §6: one
+ * Content-Length, Transfer-Encoding only as `chunked` alone, never beside Content-Length, never
+ * on HTTP/1.0.
+ */
+export function headViolation(httpVersion: string, raw: readonly string[]): string | undefined {
+  if (httpVersion !== '1.1' && httpVersion !== '1.0') return `HTTP/${httpVersion} requests are not accepted`;
+  let hosts = 0;
+  let lengths = 0;
+  let codings = 0;
+  let coding = '';
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (lower === 'host') hosts++;
+    else if (lower === 'content-length') lengths++;
+    else if (lower === 'transfer-encoding') {
+      codings++;
+      coding = raw[i + 1]!.trim().toLowerCase();
+    }
+  }
+  if (hosts > 1) return 'more than one Host field';
+  if (hosts === 0 && httpVersion === '1.1') return 'an HTTP/1.1 request without a Host field';
+  if (lengths > 1) return 'more than one Content-Length field';
+  if (codings === 0) return undefined;
+  if (httpVersion === '1.0') return 'Transfer-Encoding on an HTTP/1.0 request';
+  if (lengths > 0) return 'both Content-Length and Transfer-Encoding';
+  if (codings > 1 || coding !== 'chunked') return 'a Transfer-Encoding other than chunked alone';
+  return undefined;
+}

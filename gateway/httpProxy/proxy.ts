@@ -4,7 +4,7 @@
 // backpressure; nothing is buffered unless the engine's transformResponse asks for it.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Stream, type Duplex, type Readable, type Transform } from 'node:stream';
-import { forwardHeaders, responseHeaders } from './headers.js';
+import { forwardHeaders, headViolation, responseHeaders } from './headers.js';
 import { plainResponse, Sampler } from './sampler.js';
 import type { ChunkFilter, ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
 import { ProxyRefusal } from './types.js';
@@ -26,6 +26,10 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   const headersTimeout = options.headersTimeoutMs ?? 30_000;
   const server = http.createServer({
     maxHeaderSize: options.maxHeaderBytes ?? 64 * 1024,
+    // Node would answer a missing Host itself, unrecorded and without closing; headViolation does.
+    requireHostHeader: false,
+    // Stated, not left to a default or NODE_OPTIONS: a lenient parser is a smuggling parser.
+    insecureHTTPParser: false,
     // Held reviews and long uploads: the client decides how long a request may take.
     requestTimeout: 0,
     // But not how long it takes to send a request head: one that never completes would hold the
@@ -38,9 +42,51 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   // the checks are started by hand (server.close() below stops them).
   server.emit('listening');
   const ctx: ExchangeContext<A> = { options, totals, errorResponse };
+  // Set once the core refused a request and closes the connection after its answer: whatever the
+  // client glued behind it is never read as a request, nor answered.
+  let closing = false;
+  /** Exchanges whose response is not finished (a parse error in one's body belongs to it). */
+  const open = new Set<ServerResponse>();
+  /** Answers `req` with `status` and closes the connection; the refusal is reported with no action. */
+  const refuseInCore = (req: IncomingMessage | undefined, request: ProxyRequest, status: number, reason: string, reply: (r: ProxyResponse) => void): void => {
+    closing = true;
+    req?.resume();
+    const response = errorResponse(status, reason);
+    reply(response);
+    hooks.onOutcome?.(undefined, request, { status, result: 'refused', requestBytes: 0, responseBytes: response.body.length, requestSample: EMPTY, responseSample: EMPTY, durationMs: 0, error: reason });
+  };
+  const answerOnStream = (res: ServerResponse) => (reply: ProxyResponse) => {
+    res.writeHead(reply.status, { ...reply.headers, connection: 'close', 'content-length': String(reply.body.length) });
+    res.end(reply.body);
+  };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const sequence = ++totals.requests;
+    if (closing) {
+      req.resume();
+      return;
+    }
+    const violation = headViolation(req.httpVersion, req.rawHeaders);
+    if (violation !== undefined) {
+      refuseInCore(req, toProxyRequest(req, sequence), 400, violation, answerOnStream(res));
+      return;
+    }
+    open.add(res);
+    res.once('close', () => {
+      open.delete(res);
+      if (closing && open.size === 0) client.end();
+    });
     // A hook that throws past its contract ends this exchange, never the gateway process.
-    void exchange(ctx, req, res, ++totals.requests).catch(() => res.destroy());
+    void exchange(ctx, req, res, sequence).catch(() => res.destroy());
+  });
+  // Without this listener Node answers 417 itself and keeps reading the connection, unrecorded.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    refuseInCore(req, toProxyRequest(req, ++totals.requests), 417, 'the only expectation the gateway meets is 100-continue', answerOnStream(res));
+  });
+  // A CONNECT would make the gateway a tunnel to wherever the client names: never.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    refuseInCore(req, toProxyRequest(req, ++totals.requests), 405, 'CONNECT is not accepted: the gateway forwards requests to its configured service only', (reply) => {
+      socket.end(serialize({ ...reply, headers: { ...reply.headers, allow: ALLOWED_METHODS } }));
+    });
   });
   // Upgraded streams still finishing: their outcomes belong to this session, so it ends after them.
   const upgrades = new Set<Promise<void>>();
@@ -59,12 +105,29 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
       .finally(() => upgrades.delete(done));
     upgrades.add(done);
   });
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) => {
+    // Bytes glued behind a request the core already refused: its answer is on its way, then the close.
+    if (closing) return;
     // A request Node's parser refuses (malformed, head too large, head too slow) ends this client connection only.
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const reply = errorResponse(status, status === 431 ? 'request head too large' : status === 408 ? `no complete request head within ${headersTimeout / 1000} s` : 'malformed HTTP/1.1 request');
-    if (socket.writable) socket.end(serialize(reply));
+    const reason = status === 431 ? 'request head too large' : status === 408 ? `no complete request head within ${headersTimeout / 1000} s` : 'malformed HTTP/1.1 request';
+    // Every open exchange read to its end: the error is in a head pipelined behind them, and a 400
+    // now would be taken for their answer. They are answered, then the connection ends.
+    if (open.size > 0 && [...open].every((res) => res.req.complete)) {
+      closing = true;
+      return;
+    }
+    // An open exchange whose answer has begun cannot be answered again: the connection just ends.
+    // One not yet answered (its body was malformed) is answered here and reports its own failure.
+    const answered = [...open].some((res) => res.headersSent);
+    if (socket.writable && !answered) socket.end(serialize(errorResponse(status, reason)));
     socket.destroy();
+    // A malformed head is recorded when its request line could be read (no exchange holds the bytes).
+    const line = open.size === 0 ? requestLine(err.rawPacket) : undefined;
+    if (line !== undefined) {
+      const request: ProxyRequest = { method: line.method, rawTarget: line.target, rawHeaders: [], upgrade: false, sequence: ++totals.requests };
+      hooks.onOutcome?.(undefined, request, { status, result: 'refused', requestBytes: 0, responseBytes: 0, requestSample: EMPTY, responseSample: EMPTY, durationMs: 0, error: reason });
+    }
   });
 
   const closed = new Promise<void>((resolve) => {
@@ -83,6 +146,18 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
     server.close();
   }
   return totals;
+}
+
+const EMPTY = Buffer.alloc(0);
+const ignore = (): void => undefined;
+/** The `Allow` of a CONNECT's 405: the methods a request through the gateway may have. */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+
+/** The method and target of a request line at the start of `packet`, when there is one to read (cut to 256 bytes). */
+export function requestLine(packet: Buffer | undefined): { method: string; target: string } | undefined {
+  if (packet === undefined) return undefined;
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}) ([^ \r\n]{1,2048}) HTTP\/\d\.\d\r?\n/.exec(packet.subarray(0, 2200).toString('latin1'));
+  return m === null ? undefined : { method: m[1]!, target: m[2]!.slice(0, 256) };
 }
 
 interface ExchangeContext<A> {
@@ -131,6 +206,9 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
     const upstreamResponse = { status: answer.statusCode, headers: responseHeaders(answer.headers), body: answer.body };
     const replaced = await hooks.transformResponse?.(classified.action, request, upstreamResponse);
     if (replaced !== undefined) {
+      // undici's body emits RequestAbortedError when destroyed before its end: unheard, that
+      // error would end the gateway process.
+      answer.body.on('error', ignore);
       answer.body.destroy();
       send(res, replaced, resSample);
     } else {

@@ -113,12 +113,11 @@ describe('request-targets that are not a path', () => {
     expect(text).toMatch(/^HTTP\/1\.1 400/);
   });
 
-  // Node's parser hands a CONNECT to a 'connect' listener the proxy core does not install, so the
-  // connection closes unanswered and unrecorded; nothing reaches the service. The core
-  // (gateway/httpProxy/proxy.ts) should answer it and record it like the other refusals.
-  it.fails('CONNECT (authority-form) is refused with an answer, not dropped', async () => {
+  // A CONNECT would make the gateway a tunnel to an address the client names: the core answers 405.
+  it('CONNECT (authority-form) is refused with an answer, not dropped', async () => {
     const text = await rawRefused('CONNECT localhost:443 HTTP/1.1\r\nHost: localhost:443\r\n\r\n');
-    expect(text).toMatch(/^HTTP\/1\.1 400/);
+    expect(text).toMatch(/^HTTP\/1\.1 405/);
+    expect(text).toMatch(/CONNECT is not accepted/);
   });
 });
 
@@ -126,7 +125,7 @@ describe('every refusal is recorded', () => {
   it('the exported trail has an action and a block decision for the refused requests', async () => {
     const trail = await c.trail();
     const actions = trail.split('\n').filter((l) => l.includes('"action"') && l.includes('"kind":"http"'));
-    for (const t of ['POST /admin/users/1', 'POST /admin/users/1?_method=DELETE', 'GET /internal.json', 'GET http://localhost/internal/keys', 'OPTIONS *', 'GET /h2c-probe']) {
+    for (const t of ['POST /admin/users/1', 'POST /admin/users/1?_method=DELETE', 'GET /internal.json', 'GET http://localhost/internal/keys', 'OPTIONS *', 'GET /h2c-probe', 'CONNECT localhost:443']) {
       expect(actions.some((l) => l.includes(JSON.stringify(t).slice(1, -1))), t).toBe(true);
     }
     expect(trail).toContain('http.unjudgeable-request');

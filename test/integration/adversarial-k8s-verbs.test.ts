@@ -7,6 +7,7 @@
 // fixture API server's access log and its objects, and present in the trail.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,6 +151,20 @@ describe('protocols the gateway does not pass', () => {
     expect(stdout).toMatch(/400$/);
     expect(fixture.log.slice(seen)).toEqual([]);
   });
+
+  it('a CONNECT is answered 405 before the API server, and recorded', async () => {
+    const seen = fixture.log.length;
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const s = connect(tunnel.port, '127.0.0.1', () => s.write('CONNECT kubernetes.default:443 HTTP/1.1\r\nHost: kubernetes.default:443\r\n\r\n'));
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (text += d));
+      s.on('error', reject);
+      s.on('close', () => resolve(text));
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 405 /);
+    expect(fixture.log.slice(seen)).toEqual([]);
+  });
 });
 
 describe('the record', () => {
@@ -157,7 +172,7 @@ describe('the record', () => {
     const auditor = tokenCtx(gw, serviceToken(gw, 'auditor', 'auditors'));
     const { trail, verify } = await exportAndVerify(auditor, work);
     expect(verify.code, verify.stderr).toBe(0);
-    for (const text of ['deletecollection pods -n default', 'deletecollection pods', 'watch secrets', 'list secrets -n default', 'list pods -n staging', 'GET /api/v1/h2c-probe']) {
+    for (const text of ['deletecollection pods -n default', 'deletecollection pods', 'watch secrets', 'list secrets -n default', 'list pods -n staging', 'GET /api/v1/h2c-probe', 'CONNECT kubernetes.default:443']) {
       expect(trail, text).toContain(`"text":"${text}"`);
     }
     expect(trail).toContain('"rule":"no-secret-reads"');

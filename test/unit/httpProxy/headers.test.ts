@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { forwardHeaders, responseHeaders } from '../../../gateway/httpProxy/headers.js';
+import { forwardHeaders, headViolation, responseHeaders } from '../../../gateway/httpProxy/headers.js';
 
 describe('forwardHeaders', () => {
   it('drops hop-by-hop fields and those named in Connection, whatever their case', () => {
@@ -29,5 +29,27 @@ describe('responseHeaders', () => {
       'set-cookie': ['a=1', 'b=2'],
       'content-type': 'text/plain',
     });
+  });
+});
+
+describe('headViolation', () => {
+  it('accepts a sound HTTP/1.1 head, a chunked one, and an HTTP/1.0 one without Host', () => {
+    expect(headViolation('1.1', ['Host', 'x', 'Content-Length', '4'])).toBeUndefined();
+    expect(headViolation('1.1', ['host', 'x', 'Transfer-Encoding', ' Chunked'])).toBeUndefined();
+    expect(headViolation('1.0', ['Content-Length', '4'])).toBeUndefined();
+  });
+
+  it.each([
+    ['0.9', ['Host', 'x'], /HTTP\/0\.9/],
+    ['2.0', ['Host', 'x'], /HTTP\/2\.0/],
+    ['1.1', [], /without a Host/],
+    ['1.1', ['Host', 'x', 'HOST', 'y'], /more than one Host/],
+    ['1.1', ['Host', 'x', 'Content-Length', '4', 'content-length', '4'], /more than one Content-Length/],
+    ['1.0', ['Transfer-Encoding', 'chunked'], /HTTP\/1\.0/],
+    ['1.1', ['Host', 'x', 'Content-Length', '4', 'Transfer-Encoding', 'chunked'], /both Content-Length and Transfer-Encoding/],
+    ['1.1', ['Host', 'x', 'Transfer-Encoding', 'gzip, chunked'], /other than chunked/],
+    ['1.1', ['Host', 'x', 'Transfer-Encoding', 'chunked', 'Transfer-Encoding', 'chunked'], /other than chunked/],
+  ] as const)('refuses HTTP/%s %j', (version, raw, reason) => {
+    expect(headViolation(version, raw)).toMatch(reason);
   });
 });

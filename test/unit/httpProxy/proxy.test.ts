@@ -46,6 +46,14 @@ const hooks: ProxyHooks<string> = {
   },
   inject: () => ({ Authorization: 'Bearer upstream-secret' }),
   async transformResponse(_action, req, res) {
+    // Replaced once undici has the whole body but nobody read it: the core destroys it unread,
+    // and undici, its request complete, no longer listens for the error that raises.
+    if (req.rawTarget.endsWith('?replace-unread')) {
+      const size = Number(/^\/bytes\/(\d+)/.exec(req.rawTarget)![1]);
+      while (res.body.readableLength < size) await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      return plainResponse(200, 'replaced');
+    }
     if (req.rawTarget !== '/v1/customers?transform') return undefined;
     const chunks: Buffer[] = [];
     for await (const c of res.body) chunks.push(c as Buffer);
@@ -303,6 +311,25 @@ describe('http proxy core', () => {
   it('lets the engine replace a response', async () => {
     const res = await request(`${proxy.url}/v1/customers?transform`, { dispatcher: client });
     expect(JSON.parse(await res.body.text())).toEqual({ transformed: target.json });
+  });
+
+  it('survives replacing a response whose body was never read (destroying it raises an error)', async () => {
+    // Unheard, undici's RequestAbortedError would end the gateway process; here it would land in this list.
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      const outcome = outcomeOf('/bytes/64?replace-unread');
+      const res = await request(`${proxy.url}/bytes/64?replace-unread`, { dispatcher: client });
+      expect(await res.body.text()).toContain('replaced');
+      expect((await outcome).result).toBe('forwarded');
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('uncaughtException', onCrash);
+    }
+    expect(crashes).toEqual([]);
+    const next = await request(`${proxy.url}/v1/customers`, { dispatcher: client });
+    expect(await next.body.json()).toEqual(target.json);
   });
 
   it('passes a WebSocket upgrade through and echoes frames', async () => {
