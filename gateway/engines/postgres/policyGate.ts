@@ -26,6 +26,7 @@ import {
 } from '../../policy/index.js';
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import { APPLICATION_NAME_RULE, applicationNameRefusal } from '../../policy/applicationName.js';
+import { CREDENTIALS_RULE, credentialRefusal } from '../../policy/credentials.js';
 import type { Identity } from '../../model.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { judgedAsSet, upstreamApplicationName } from './startupSettings.js';
@@ -134,6 +135,8 @@ export class PolicyGate {
   private verdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const appName = applicationNameRefusal(text, upstreamApplicationName(this.identity.name, undefined));
     if (appName !== undefined) return { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: APPLICATION_NAME_RULE, reason: appName, hits: [] } };
+    const credential = credentialRefusal(text);
+    if (credential !== undefined) return { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: CREDENTIALS_RULE, reason: credential, hits: [] } };
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
     if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const parsed = analyzer.analyze(text);

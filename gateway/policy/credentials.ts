@@ -1,0 +1,88 @@
+// The built-in rule `sluice:credentials`: no session reads a credential the target stores. A
+// target role that is superuser (or may read the catalog) can select password hashes and SCRAM
+// verifiers (pg_authid.rolpassword, pg_shadow.passwd), foreign-server passwords
+// (pg_user_mapping(s).umoptions) and subscription connection strings (pg_subscription.subconninfo);
+// an md5 hash is a usable password and a verifier allows offline guessing, so the gateway, which
+// holds the target's credential, refuses (42501) every statement that can read one. Always on,
+// with or without a policy (docs/policy.md, "Built-in reasons").
+//
+// Column reads come from the parse tree as the masking's side-door check reads them
+// (mask/columnReads.ts: names anywhere, `*`, whole rows, renamed columns, SQL function bodies,
+// SQL literals given to query_to_xml/dblink), relations from the statement analysis (sql.ts:
+// nested statements, COPY, relations named by string). Fail closed: a credential column named
+// anywhere, in any relation, is refused (a view defined over one keeps its name unless renamed);
+// a credential catalog read without naming its columns is refused; SQL the gateway cannot see
+// into, in a text that could reach one, is refused; a text that does not parse is refused.
+import { columnReads } from './mask/columnReads.js';
+import { analyzeSql, type SqlAnalysis, type StatementAnalysis } from './sql.js';
+
+export const CREDENTIALS_RULE = 'sluice:credentials';
+
+/** Credential columns, by the catalog relations that show them. */
+const CREDENTIAL_RELATIONS: ReadonlyMap<string, string> = new Map([
+  ['pg_authid', 'rolpassword'],
+  ['pg_shadow', 'passwd'],
+  ['pg_user_mapping', 'umoptions'],
+  ['pg_user_mappings', 'umoptions'],
+  ['pg_subscription', 'subconninfo'],
+]);
+
+const CREDENTIAL_COLUMNS: ReadonlyMap<string, string> = new Map([...CREDENTIAL_RELATIONS].map(([rel, col]) => [col, rel]));
+
+/**
+ * Texts that cannot reach a credential are not parsed: they name none of the columns or
+ * relations, spell no identifier in Unicode escapes, and run no SQL held in a string or read
+ * a relation, schema or database named by one (where a name can be assembled at run time).
+ */
+const MAY_REACH = /rolpassword|passwd|umoptions|subconninfo|pg_authid|pg_shadow|pg_user_mapping|pg_subscription|u&|execute|_to_xml|dblink|connectby|get_raw_page|ts_stat|\bdo\b|function|procedure|language/i;
+
+const label = (column: string): string => `${CREDENTIAL_COLUMNS.get(column) ?? '?'}.${column}`;
+
+const refusal = (column: string, how: string): string =>
+  `${how} ${label(column)}, which holds a credential; the gateway never lets a session read the target's stored passwords or connection secrets`;
+
+/** The statement and every statement nested in it. */
+function* withNested(s: StatementAnalysis): Generator<StatementAnalysis> {
+  yield s;
+  for (const n of s.nested) yield* withNested(n.statement);
+}
+
+function statementRefusal(s: StatementAnalysis): string | undefined {
+  const reads = columnReads(s);
+  for (const c of reads.columns) if (CREDENTIAL_COLUMNS.has(c)) return refusal(c, 'the statement reads');
+  for (const n of withNested(s)) {
+    if (n.opaque !== undefined) return `the statement runs code the gateway cannot see into (${n.opaque}), which could read a stored credential (pg_authid.rolpassword and the like)`;
+    if (n.everyTable === true || n.schemas.includes('pg_catalog')) return refusal('rolpassword', 'the statement reads every table of the catalog, with');
+    if (n.copy?.relation !== undefined) {
+      const column = CREDENTIAL_RELATIONS.get(n.copy.relation.name);
+      if (column !== undefined && (n.copy.columns === undefined || n.copy.columns.includes(column))) return refusal(column, 'the statement copies');
+    }
+    for (const r of n.relations) {
+      const column = CREDENTIAL_RELATIONS.get(r.name);
+      if (column === undefined) continue;
+      // `*`, `t.*`, a whole-row reference, NATURAL JOIN, `AS t(a, b)` or a relation named by a string.
+      const whole = reads.unnamed || [...reads.singles].some((x) => reads.rangeNames.has(x));
+      if (whole) return refusal(column, 'the statement reads whole rows of');
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Why `text` is refused by `sluice:credentials`, or undefined when it reads no stored
+ * credential. `analysis`, when the caller has one for the same text, saves a parse.
+ */
+export function credentialRefusal(text: string, analysis?: SqlAnalysis): string | undefined {
+  if (!MAY_REACH.test(text)) return undefined;
+  const a = analysis !== undefined && (analysis.ok ? analysis.statements.length > 0 : true) ? analysis : analyzeSql(text);
+  if (!a.ok) return `the gateway cannot parse this SQL (${a.error}), so cannot tell whether it reads a stored credential`;
+  try {
+    for (const s of a.statements) {
+      const r = statementRefusal(s);
+      if (r !== undefined) return r;
+    }
+  } catch {
+    return 'the statement is nested too deeply to tell whether it reads a stored credential';
+  }
+  return undefined;
+}
