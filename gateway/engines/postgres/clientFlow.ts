@@ -275,6 +275,7 @@ export class ClientFlow {
           this.o.server.expect({ k: 'describe', portal, injected: true });
           this.described.add(portal);
         }
+        if (this.o.tracker.execute(portal) !== undefined) this.dirty = true;
         this.forward(buf, start, end);
         this.reading.execute(portal);
         this.o.server.expect({ k: 'execute', portal });
@@ -290,6 +291,7 @@ export class ClientFlow {
       case C: {
         const c = decodeClose(body);
         if (c.kind === 'statement') this.o.tracker.closeStatement(c.name);
+        else this.o.tracker.closePortal(c.name);
         this.forward(buf, start, end);
         this.o.server.expect(c.kind === 'statement' ? { k: 'close', statement: c.name } : { k: 'close' });
         return undefined;
@@ -365,7 +367,7 @@ export class ClientFlow {
         break;
       default:
         t.clientMessage(type, buf, start + 5, end);
-        if (type === B) this.dirty = true;
+        if (type === B || type === E) this.dirty = true;
     }
     this.forward(buf, start, end);
     return undefined;
@@ -446,7 +448,7 @@ export class ClientFlow {
     def = now;
     const known = def;
     const cycle = this.o.tracker.cycles.client;
-    const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def));
+    const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def), b.portal);
     this.decided(gate, id, def.decision);
     const expect = () => this.o.server.expect({ k: 'bind', portal: b.portal, def: known });
     return this.act(def.decision, id, def.text, {
