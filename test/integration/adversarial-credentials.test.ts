@@ -1,38 +1,32 @@
 // Adversarial corpus, class "stored credentials" (rule sluice:credentials): the target role is a
 // superuser, so the target itself would answer every read of pg_authid.rolpassword and the other
-// credential columns. Each case goes through the real engine on a real cluster (SCRAM and md5
-// roles exist there), with and without a policy, and checks the bytes the client receives: a
-// 42501 naming the column, and never a SCRAM verifier or an md5 hash.
+// credential columns. Each case goes through the real gateway binary on a real cluster (SCRAM and
+// md5 roles exist there), with no rule and with the recommended policy, in tunnel mode (a raw
+// wire client through `sluice connect`: every byte it receives is checked) and in direct mode
+// (psql with the DSN `sluice dsn` issues): a 42501 naming the column, never a SCRAM verifier or
+// an md5 hash, and none in the audit trail either.
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startEngine, connectionFor, freshDatabase, rawClient, compile, type Engine } from '../support/pgEngineHarness.js';
-import type pg from 'pg';
+import { collect, runCli, serviceToken, tokenCtx } from '../support/binaries.js';
+import { RECOMMENDED_POLICY, startArena, type Arena } from '../support/arena.js';
 
 const cluster = inject('pgCluster');
 
-let open: Engine;
-let policed: Engine;
-let database: string;
-let admin: pg.Client;
-let drop: () => Promise<void>;
+/** Created by the database owner, outside the gateway: a view that keeps the column's name. */
+const SCHEMA = 'create view public.roles_copy as select rolname, rolpassword from pg_authid;';
+
+let open: Arena;
+let policed: Arena;
 
 beforeAll(async () => {
-  const fresh = await freshDatabase(cluster, 'adv_credentials');
-  database = fresh.target.database;
-  admin = fresh.admin;
-  drop = fresh.drop;
-  // The target role holds the superuser's credential: it may read every catalog.
-  const su = cluster.roles.superuser;
-  const target = { ...fresh.target, user: su.user, password: su.password };
-  // Created outside the gateway by the database owner: a view that keeps the column's name.
-  await admin.query('create view public.roles_copy as select rolname, rolpassword from pg_authid');
-  open = await startEngine(connectionFor(target, 'pg-open'));
-  policed = await startEngine(connectionFor(target, 'pg-policed'), { policy: compile({ rules: [{ id: 'no-drop', block: { statements: ['drop'] } }] }) });
+  const direct = { listeners: { postgres: '127.0.0.1:0' } };
+  open = await startArena(cluster, { prefix: 'adv_cred_open', schema: SCHEMA, policy: { rules: [] }, gateway: direct });
+  policed = await startArena(cluster, { prefix: 'adv_cred', schema: SCHEMA, policy: RECOMMENDED_POLICY, gateway: direct });
 });
 
 afterAll(async () => {
-  await open?.close();
-  await policed?.close();
-  await drop?.();
+  await open?.stop();
+  await policed?.stop();
 });
 
 function query(sql: string): Buffer {
@@ -43,9 +37,9 @@ function query(sql: string): Buffer {
   return Buffer.concat([head, text]);
 }
 
-/** Sends `sql` as a simple Query and returns every byte of the answer, as latin1 text. */
-async function answer(engine: Engine, sql: string): Promise<string> {
-  const c = await rawClient(engine.port, database);
+/** Sends `sql` as a simple Query through the tunnel and returns every byte of the answer, as latin1 text. */
+async function tunnel(a: Arena, sql: string): Promise<string> {
+  const c = await a.raw();
   try {
     c.send(query(sql));
     const messages = await c.until(1);
@@ -53,6 +47,16 @@ async function answer(engine: Engine, sql: string): Promise<string> {
   } finally {
     c.close();
   }
+}
+
+/** Runs `sql` with psql on the direct listener, with a credential `sluice dsn` issued; returns all it printed. */
+async function direct(a: Arena, sql: string): Promise<string> {
+  const ctx = tokenCtx(a.gw, serviceToken(a.gw, `direct-${Math.random().toString(36).slice(2)}`, 'eng'));
+  const issued = await runCli(['dsn', 'pg-prod'], ctx);
+  expect(issued.code, issued.stderr).toBe(0);
+  const child = spawn(cluster.psqlPath, ['-X', '-At', issued.stdout.trim(), '-c', sql], { env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
+  const out = await collect(child);
+  return `${out.stdout}${out.stderr}`;
 }
 
 const LEAKS = /SCRAM-SHA-256\$|md5[0-9a-f]{32}/;
@@ -96,11 +100,11 @@ const refused = [
 ];
 
 describe.each([
-  ['no policy', () => open],
-  ['a policy', () => policed],
-])('with %s', (_label, engine) => {
+  ['no rule', () => open],
+  ['the recommended policy', () => policed],
+])('with %s', (_label, arena) => {
   it.each(refused)('refuses %s', async (sql) => {
-    const bytes = await answer(engine(), sql);
+    const bytes = await tunnel(arena(), sql);
     expect(bytes).not.toMatch(LEAKS);
     expect(bytes).toContain('42501');
     expect(bytes).toContain('sluice:credentials');
@@ -114,14 +118,29 @@ describe.each([
     'select usename from pg_user',
     'select rolname from pg_authid a where a.rolcanlogin',
   ])('lets the ordinary catalog read %s through', async (sql) => {
-    const bytes = await answer(engine(), sql);
+    const bytes = await tunnel(arena(), sql);
     expect(bytes).not.toMatch(LEAKS);
     expect(bytes).not.toContain('42501');
     expect(bytes).toContain('T'); // RowDescription
   });
+
+  it("direct mode: refused the same, psql's \\du still works", async () => {
+    for (const sql of ['select rolname, rolpassword from pg_authid', 'select * from pg_shadow', 'select row_to_json(a) from pg_authid a']) {
+      const out = await direct(arena(), sql);
+      expect(out).not.toMatch(LEAKS);
+      expect(out).toContain('sluice:credentials');
+    }
+    const du = await direct(arena(), '\\du');
+    expect(du).toContain(cluster.roles.superuser.user);
+    expect(du).not.toContain('ERROR');
+  });
+
+  it('the audit trail holds no verifier or hash', () => {
+    expect(arena().auditContains('SCRAM-SHA-256$')).toBe(false);
+  });
 });
 
 it('the target does hold verifiers and hashes the corpus would have shown', async () => {
-  const r = await admin.query('select rolpassword from pg_authid where rolpassword is not null');
+  const r = await open.admin.query('select rolpassword from pg_authid where rolpassword is not null');
   expect(r.rows.map((x: { rolpassword: string }) => x.rolpassword).join(' ')).toMatch(LEAKS);
 });
