@@ -12,8 +12,11 @@
 // nested statements, COPY, relations named by string). Fail closed: a credential column named
 // anywhere, in any relation, is refused (a view defined over one keeps its name unless renamed);
 // a credential catalog read without naming its columns is refused; SQL the gateway cannot see
-// into, in a text that could reach one, is refused; a text that does not parse is refused.
+// into, in a text that could reach one, is refused; a text that does not parse is refused. So are
+// reads of the server's files, raw pages and write-ahead log (functions, COPY to or from a file or
+// a program), which hold pg_authid's rows as stored.
 import { columnReads } from './mask/columnReads.js';
+import { EXPOSING_FUNCTIONS } from './mask/exposingCatalog.js';
 import { analyzeSql, type SqlAnalysis, type StatementAnalysis } from './sql.js';
 
 export const CREDENTIALS_RULE = 'sluice:credentials';
@@ -27,6 +30,9 @@ const CREDENTIAL_RELATIONS: ReadonlyMap<string, string> = new Map([
   ['pg_subscription', 'subconninfo'],
 ]);
 
+/** Functions that hand out the server's files, raw pages or WAL, of which pg_authid's are part. */
+const STORAGE_READERS: ReadonlySet<string> = new Set([...[...EXPOSING_FUNCTIONS.keys()].filter((f) => /page|wal|logical_slot|read_file|read_binary_file/.test(f)), 'lo_import', 'pg_file_read']);
+
 const CREDENTIAL_COLUMNS: ReadonlyMap<string, string> = new Map([...CREDENTIAL_RELATIONS].map(([rel, col]) => [col, rel]));
 
 /**
@@ -34,7 +40,7 @@ const CREDENTIAL_COLUMNS: ReadonlyMap<string, string> = new Map([...CREDENTIAL_R
  * relations, spell no identifier in Unicode escapes, and run no SQL held in a string or read
  * a relation, schema or database named by one (where a name can be assembled at run time).
  */
-const MAY_REACH = /rolpassword|passwd|umoptions|subconninfo|pg_authid|pg_shadow|pg_user_mapping|pg_subscription|u&|execute|_to_xml|dblink|connectby|get_raw_page|ts_stat|\bdo\b|function|procedure|language/i;
+const MAY_REACH = /rolpassword|passwd|umoptions|subconninfo|pg_authid|pg_shadow|pg_user_mapping|pg_subscription|u&|execute|_to_xml|dblink|connectby|get_raw_page|ts_stat|\bdo\b|function|procedure|language|copy|_file|lo_import|page|wal|logical_slot/i;
 
 const label = (column: string): string => `${CREDENTIAL_COLUMNS.get(column) ?? '?'}.${column}`;
 
@@ -52,6 +58,9 @@ function statementRefusal(s: StatementAnalysis): string | undefined {
   for (const c of reads.columns) if (CREDENTIAL_COLUMNS.has(c)) return refusal(c, 'the statement reads');
   for (const n of withNested(s)) {
     if (n.opaque !== undefined) return `the statement runs code the gateway cannot see into (${n.opaque}), which could read a stored credential (pg_authid.rolpassword and the like)`;
+    const storage = n.functions.find((f) => STORAGE_READERS.has(f.name));
+    if (storage !== undefined) return `the statement calls ${storage.name}(), which reads the server's files or pages, where pg_authid.rolpassword is stored; the gateway never lets a session read the target's stored passwords`;
+    if (n.copy !== undefined && n.copy.target !== 'stdio') return `the statement copies to or from a server ${n.copy.target}, which can read the files where pg_authid.rolpassword is stored; the gateway never lets a session read the target's stored passwords`;
     if (n.everyTable === true || n.schemas.includes('pg_catalog')) return refusal('rolpassword', 'the statement reads every table of the catalog, with');
     if (n.copy?.relation !== undefined) {
       const column = CREDENTIAL_RELATIONS.get(n.copy.relation.name);

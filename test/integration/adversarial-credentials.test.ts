@@ -97,18 +97,26 @@ const refused = [
   'explain analyze select rolpassword from pg_authid',
   'prepare p as select rolpassword from pg_authid',
   'declare c cursor for select rolpassword from pg_authid',
+  // pg_authid's rows as stored: its file, its pages, the WAL.
+  "select pg_read_binary_file('global/1260')",
+  "select get_raw_page('pg_authid', 0)",
+  "copy (select 1) to program 'cat global/1260'",
+  "select * from pg_logical_slot_peek_changes('s', null, null)",
 ];
 
 describe.each([
-  ['no rule', () => open],
-  ['the recommended policy', () => policed],
-])('with %s', (_label, arena) => {
+  ['no rule', () => open, true],
+  // A configured block (no-file-access, sluice:opaque-code) that matches is what the client is told.
+  ['the recommended policy', () => policed, false],
+])('with %s', (_label, arena, always) => {
   it.each(refused)('refuses %s', async (sql) => {
     const bytes = await tunnel(arena(), sql);
     expect(bytes).not.toMatch(LEAKS);
     expect(bytes).toContain('42501');
-    expect(bytes).toContain('sluice:credentials');
-    expect(bytes).toMatch(/rolpassword|passwd|umoptions|subconninfo|cannot see into/);
+    if (always || bytes.includes('sluice:credentials')) {
+      expect(bytes).toContain('sluice:credentials');
+      expect(bytes).toMatch(/rolpassword|passwd|umoptions|subconninfo/);
+    }
   });
 
   it.each([
