@@ -17,9 +17,13 @@
 // a program), which hold pg_authid's rows as stored.
 import { columnReads } from './mask/columnReads.js';
 import { EXPOSING_FUNCTIONS } from './mask/exposingCatalog.js';
-import { analyzeSql, type SqlAnalysis, type StatementAnalysis } from './sql.js';
+import { createSqlAnalyzer } from './shape.js';
+import type { SqlAnalysis, StatementAnalysis } from './sql.js';
 
 export const CREDENTIALS_RULE = 'sluice:credentials';
+
+/** For sessions without a policy, which parse nothing else: analyses cached by statement shape. */
+const analyzer = createSqlAnalyzer({ capacity: 1000 });
 
 /** Credential columns, by the catalog relations that show them. */
 const CREDENTIAL_RELATIONS: ReadonlyMap<string, string> = new Map([
@@ -83,7 +87,7 @@ function statementRefusal(s: StatementAnalysis): string | undefined {
  */
 export function credentialRefusal(text: string, analysis?: SqlAnalysis): string | undefined {
   if (!MAY_REACH.test(text)) return undefined;
-  const a = analysis !== undefined && (analysis.ok ? analysis.statements.length > 0 : true) ? analysis : analyzeSql(text);
+  const a = analysis !== undefined && (analysis.ok ? analysis.statements.length > 0 : true) ? analysis : analyzer.analyze(text);
   if (!a.ok) return `the gateway cannot parse this SQL (${a.error}), so cannot tell whether it reads a stored credential`;
   try {
     for (const s of a.statements) {
