@@ -4,7 +4,7 @@
 // behind it, before it is forwarded. Raw extended-protocol messages through the real engine and
 // a real cluster, with and without a policy.
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startEngine, connectionFor, freshDatabase, rawClient, compile, type Engine, type RawMessage } from '../support/pgEngineHarness.js';
+import { startEngine, connectionFor, freshDatabase, rawClient, compile, type Engine, type RawClient, type RawMessage, type RecordingAudit } from '../support/pgEngineHarness.js';
 
 const cluster = inject('pgCluster');
 
@@ -51,16 +51,23 @@ const query = (sql: string) => msg('Q', sql);
 
 const dataRows = (ms: RawMessage[]) => ms.filter((m) => m.type === 'D').length;
 
+/** A raw client on `e` and the audit of its session, closed after `body`. */
+async function session(e: Engine, body: (c: RawClient, audit: RecordingAudit) => Promise<void>): Promise<void> {
+  const before = e.sessions.length;
+  const c = await rawClient(e.port, database);
+  try {
+    await body(c, e.sessions[before]!);
+  } finally {
+    c.close();
+  }
+}
+
 describe.each([
   ['no policy', () => open],
   ['a policy', () => policed],
 ])('with %s', (_label, engine) => {
-  it('records each Execute of a portal suspended by its row limit', async () => {
-    const e = engine();
-    const before = e.sessions.length;
-    const c = await rawClient(e.port, database);
-    try {
-      const audit = e.sessions[before]!;
+  it('records each Execute of a portal suspended by its row limit', () =>
+    session(engine(), async (c, audit) => {
       c.send(Buffer.concat([query('begin'), parse('s1', 'select g from generate_series(1, 5) g'), bind('p1', 's1'), execute('p1', 2), sync()]));
       const first = await c.until(2);
       expect(dataRows(first)).toBe(2);
@@ -74,17 +81,10 @@ describe.each([
       expect(last.text).toContain('select g from generate_series(1, 5) g');
       c.send(query('commit'));
       await c.until(1);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  it('records an Execute of a cursor declared in SQL', async () => {
-    const e = engine();
-    const before = e.sessions.length;
-    const c = await rawClient(e.port, database);
-    try {
-      const audit = e.sessions[before]!;
+  it('records an Execute of a cursor declared in SQL', () =>
+    session(engine(), async (c, audit) => {
       c.send(query('begin; declare cur cursor for select g from generate_series(1, 3) g'));
       await c.until(1);
       const recorded = audit.queries.length;
@@ -95,23 +95,13 @@ describe.each([
       expect(audit.queries[recorded]!.text).toContain('portal "cur"');
       c.send(query('commit'));
       await c.until(1);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  it('does not record a Bind and its Execute twice', async () => {
-    const e = engine();
-    const before = e.sessions.length;
-    const c = await rawClient(e.port, database);
-    try {
-      const audit = e.sessions[before]!;
+  it('does not record a Bind and its Execute twice', () =>
+    session(engine(), async (c, audit) => {
       const recorded = audit.queries.length;
       c.send(Buffer.concat([parse('', 'select 1'), bind('', ''), execute('', 0), sync()]));
       await c.until(1);
       expect(audit.queries.length).toBe(recorded + 1);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 });
