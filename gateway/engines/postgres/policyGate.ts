@@ -132,14 +132,19 @@ export class PolicyGate {
     return { ...def, routesGeneration: this.routes.generation };
   }
 
+  /** The policy's verdict, then every session's rule on stored credentials (a configured refusal is what the client is told). */
   private verdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
+    const def = this.policyVerdict(text, pipelined);
+    if (def === 'wait' || def instanceof Promise || def.decision.verdict === 'block') return def;
+    const credential = credentialRefusal(text, def.analysis);
+    return credential === undefined ? def : { text, analysis: def.analysis, decision: { verdict: 'block', rule: CREDENTIALS_RULE, reason: credential, hits: def.decision.hits } };
+  }
+
+  private policyVerdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const appName = applicationNameRefusal(text, upstreamApplicationName(this.identity.name, undefined));
     if (appName !== undefined) return { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: APPLICATION_NAME_RULE, reason: appName, hits: [] } };
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);
-    if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) {
-      const credential = credentialRefusal(text);
-      return credential === undefined ? { text, analysis: NOT_ANALYSED, decision: ALLOW } : { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: CREDENTIALS_RULE, reason: credential, hits: [] } };
-    }
+    if (!this.enforce && !maybeCopy && this.exfiltration === undefined && this.lineage === undefined) return { text, analysis: NOT_ANALYSED, decision: ALLOW };
     const parsed = analyzer.analyze(text);
     if ((this.enforce || this.lineage !== undefined) && pipelined && parsed.ok && runsExecute(parsed.statements)) return 'wait';
     if (pipelined && this.routes?.waitsForCommit(parsed) === true) return 'wait';
@@ -151,9 +156,6 @@ export class PolicyGate {
     if (analysis instanceof Promise) return analysis;
     if (userObjects !== undefined && 'refused' in userObjects) return { text, analysis, decision: { verdict: 'block', rule: BUILTIN_RULES.catalogUnavailable, reason: userObjects.refused, hits: [] } };
     let decision = this.enforce ? (refuseReadingChange(analysis) ?? evaluate(this.identity, this.policy, { kind: 'sql', analysis, text }, { prepared: this.prepared, ...(userObjects !== undefined ? { userObjects } : {}) })) : ALLOW;
-    // Every session's rule; a configured block, when there is one, is what the client is told.
-    const credential = decision.verdict === 'block' ? undefined : credentialRefusal(text, parsed);
-    if (credential !== undefined) return { text, analysis, decision: { verdict: 'block', rule: CREDENTIALS_RULE, reason: credential, hits: decision.hits } };
     if (decision.verdict !== 'block' && this.exfiltration !== undefined) {
       const copy = this.exfiltration.judge(analysis, decision.hits);
       if (copy instanceof Promise) return copy;
