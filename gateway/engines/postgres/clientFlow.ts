@@ -18,6 +18,7 @@ import { HeldReviews, type Hold } from './heldReviews.js';
 import { ReadingGuard } from './readingGuard.js';
 import type { ServerFlow } from './serverFlow.js';
 import { APPLICATION_NAME_RULE, applicationNameRefusal, functionCallRefusal } from '../../policy/applicationName.js';
+import { CREDENTIALS_RULE, credentialRefusal } from '../../policy/credentials.js';
 import { upstreamApplicationName } from './startupSettings.js';
 
 
@@ -60,7 +61,15 @@ function blockRefusal(d: Decision): Refusal {
   return { sqlstate: '42501', message: reason.startsWith('blocked by rule ') || d.rule === undefined ? reason : `blocked by rule ${d.rule}: ${reason}` };
 }
 
-const nameRefusal = (reason: string): Refusal => ({ sqlstate: '42501', message: `blocked by rule ${APPLICATION_NAME_RULE}: ${reason}` });
+const nameRefusal = (reason: string, rule = APPLICATION_NAME_RULE): Refusal => ({ sqlstate: '42501', message: `blocked by rule ${rule}: ${reason}` });
+
+/** The rules every session keeps, policy or not: the application_name prefix and stored credentials. */
+function alwaysOnRefusal(sql: string, ownName: string): { readonly rule: string; readonly reason: string } | undefined {
+  const name = applicationNameRefusal(sql, ownName);
+  if (name !== undefined) return { rule: APPLICATION_NAME_RULE, reason: name };
+  const credential = credentialRefusal(sql);
+  return credential === undefined ? undefined : { rule: CREDENTIALS_RULE, reason: credential };
+}
 
 const kindsOf = (def: StatementDef) => (def.analysis.ok && def.analysis.statements.length > 0 ? def.analysis.statements.map((s) => s.command.toUpperCase()) : undefined);
 
@@ -294,6 +303,7 @@ export class ClientFlow {
           this.o.server.expect({ k: 'describe', portal, injected: true });
           this.described.add(portal);
         }
+        if (this.o.tracker.execute(portal) !== undefined) this.dirty = true;
         this.forward(buf, start, end);
         this.reading.execute(portal);
         this.o.server.expect({ k: 'execute', portal });
@@ -309,6 +319,7 @@ export class ClientFlow {
       case C: {
         const c = decodeClose(body);
         if (c.kind === 'statement') this.o.tracker.closeStatement(c.name);
+        else this.o.tracker.closePortal(c.name);
         this.forward(buf, start, end);
         this.o.server.expect(c.kind === 'statement' ? { k: 'close', statement: c.name } : { k: 'close' });
         return undefined;
@@ -341,20 +352,20 @@ export class ClientFlow {
     switch (type) {
       case Q: {
         const sql = decodeQueryText(buf, start + 5, end);
-        const refusal = applicationNameRefusal(sql, this.ownName);
+        const refusal = alwaysOnRefusal(sql, this.ownName);
         this.dirty = true;
         if (refusal === undefined) {
           t.query(sql);
           break;
         }
         const cycle = t.cycles.client;
-        this.refusedName(t.query(sql), refusal);
-        this.say(this.o.refusals.query(nameRefusal(refusal), cycle));
+        this.refusedName(t.query(sql), refusal.reason, refusal.rule);
+        this.say(this.o.refusals.query(nameRefusal(refusal.reason, refusal.rule), cycle));
         return undefined;
       }
       case P: {
         const p = decodeParse(buf.subarray(start + 5, end));
-        const refusal = applicationNameRefusal(p.sql, this.ownName);
+        const refusal = alwaysOnRefusal(p.sql, this.ownName);
         if (refusal === undefined) {
           t.parse(p.statement, p.sql);
           break;
@@ -362,8 +373,8 @@ export class ClientFlow {
         // As with a policy: recorded as a statement of its own, and the target skips to Sync.
         this.dirty = true;
         const cycle = t.cycles.client;
-        this.refusedName(t.refusedParse(p.sql), refusal);
-        this.say(this.o.refusals.parse(p.statement, nameRefusal(refusal), cycle));
+        this.refusedName(t.refusedParse(p.sql), refusal.reason, refusal.rule);
+        this.say(this.o.refusals.parse(p.statement, nameRefusal(refusal.reason, refusal.rule), cycle));
         this.skip = true;
         return undefined;
       }
@@ -384,14 +395,14 @@ export class ClientFlow {
         break;
       default:
         t.clientMessage(type, buf, start + 5, end);
-        if (type === B) this.dirty = true;
+        if (type === B || type === E) this.dirty = true;
     }
     this.forward(buf, start, end);
     return undefined;
   }
 
-  private refusedName(queryId: number, reason: string): void {
-    this.o.ctx.audit.onDecision?.({ queryId, verdict: 'block', rule: APPLICATION_NAME_RULE, reason, deferCommit: true });
+  private refusedName(queryId: number, reason: string, rule = APPLICATION_NAME_RULE): void {
+    this.o.ctx.audit.onDecision?.({ queryId, verdict: 'block', rule, reason, deferCommit: true });
   }
 
   private query(gate: PolicyGate, frame: Frame, text: string): Hold | undefined {
@@ -465,7 +476,7 @@ export class ClientFlow {
     def = now;
     const known = def;
     const cycle = this.o.tracker.cycles.client;
-    const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def));
+    const id = this.o.tracker.bind(b.statement, b.params, kindsOf(def), b.portal);
     this.decided(gate, id, def.decision);
     const expect = () => this.o.server.expect({ k: 'bind', portal: b.portal, def: known });
     return this.act(def.decision, id, def.text, {

@@ -27,6 +27,7 @@ import {
 } from '../../policy/index.js';
 import { PARSE_STATE_RULE, readingProblem } from '../../policy/readingState.js';
 import { APPLICATION_NAME_RULE, applicationNameRefusal } from '../../policy/applicationName.js';
+import { CREDENTIALS_RULE, credentialRefusal } from '../../policy/credentials.js';
 import type { Identity } from '../../model.js';
 import { quoteIdent, quoteLiteral } from './catalog.js';
 import { judgedAsSet, upstreamApplicationName } from './startupSettings.js';
@@ -147,7 +148,15 @@ export class PolicyGate {
     return { ...def, routesGeneration: this.routes.generation };
   }
 
+  /** The policy's verdict, then every session's rule on stored credentials (a configured refusal is what the client is told). */
   private verdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
+    const def = this.policyVerdict(text, pipelined);
+    if (def === 'wait' || def instanceof Promise || def.decision.verdict === 'block') return def;
+    const credential = credentialRefusal(text, def.analysis);
+    return credential === undefined ? def : { text, analysis: def.analysis, decision: { verdict: 'block', rule: CREDENTIALS_RULE, reason: credential, hits: def.decision.hits } };
+  }
+
+  private policyVerdict(text: string, pipelined: boolean): StatementDef | 'wait' | Promise<unknown> {
     const appName = applicationNameRefusal(text, this.ownName);
     if (appName !== undefined) return { text, analysis: analyzer.analyze(text), decision: { verdict: 'block', rule: APPLICATION_NAME_RULE, reason: appName, hits: [] } };
     const maybeCopy = this.mask !== undefined && /copy/i.test(text);

@@ -3,12 +3,14 @@
 // messages that carry results (decoding only those). Each client Query, Sync or FunctionCall opens one "cycle" that the target closes
 // with exactly one ReadyForQuery; statements are recorded when sent (Query, or Bind for the
 // extended protocol, with the SQL of the statement it binds) and get their result when their
-// cycle ends. Within a cycle, extended-protocol statements take results in order (each Execute
+// cycle ends. An Execute with no Bind of its portal before it (a later Execute of a portal its
+// row limit suspended, or of a cursor declared in SQL) sends rows no Bind accounts for, so it is
+// recorded as a statement of its own, naming the portal and what it runs. Within a cycle, extended-protocol statements take results in order (each Execute
 // answers with one CommandComplete, EmptyQueryResponse, PortalSuspended or ErrorResponse); after
 // an error the target skips to Sync, so the rest of that cycle is reported as not executed.
 import type { PostgresSessionAudit, ResultInfo } from '../../audit/postgresEvents.js';
 import { decodeCommandComplete, decodeErrorFields, rowCountFromTag, type PgErrorFields } from './codec/backend.js';
-import { decodeBind, decodeClose, decodeFunctionCall, decodeParse, decodeQueryText, type BindParam } from './codec/frontend.js';
+import { decodeBind, decodeClose, decodeExecute, decodeFunctionCall, decodeParse, decodeQueryText, type BindParam } from './codec/frontend.js';
 
 /**
  * A statement waiting for its result. It is also what the audit is told when the result is
@@ -39,6 +41,9 @@ class Pending implements ResultInfo {
   ) {}
 }
 
+/** Named portals remembered for their Executes; beyond it, oldest first out (a portal dies with its transaction). */
+const MAX_PORTALS = 1024;
+
 /** Message used for statements a target skipped because an earlier one in its pipeline failed. */
 export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same Sync failed';
 
@@ -48,6 +53,10 @@ export const SKIPPED_MESSAGE = 'not executed: an earlier message before the same
  */
 export class QueryTracker {
   private readonly statements = new Map<string, string>();
+  /** Portal → the SQL its Bind bound (portals of cursors declared in SQL are not here). */
+  private readonly portals = new Map<string, string>();
+  /** Portals bound and not executed yet: their first Execute belongs to the Bind's record. */
+  private readonly unexecuted = new Set<string>();
   private readonly pending: Pending[] = [];
   private clientCycle = 0;
   private serverCycle = 0;
@@ -140,12 +149,16 @@ export class QueryTracker {
       }
       case 0x42 /* B */: {
         const b = decodeBind(buf.subarray(start, end));
-        this.bind(b.statement, b.params);
+        this.bind(b.statement, b.params, undefined, b.portal);
         return;
       }
+      case 0x45 /* E */:
+        this.execute(decodeExecute(buf.subarray(start, end)).portal);
+        return;
       case 0x43 /* C */: {
         const c = decodeClose(buf.subarray(start, end));
         if (c.kind === 'statement') this.closeStatement(c.name);
+        else this.closePortal(c.name);
         return;
       }
       case 0x53 /* S */:
@@ -197,9 +210,32 @@ export class QueryTracker {
   }
 
   /** Bind: the statement is about to run with these parameters. Returns its audit id. */
-  bind(statement: string, params: readonly BindParam[], kinds?: readonly string[]): number {
+  bind(statement: string, params: readonly BindParam[], kinds?: readonly string[], portal = ''): number {
     const sql = this.statements.get(statement) ?? `/* prepared statement "${statement}" (not prepared in this session's protocol) */`;
-    return this.record(sql, params.map(paramText), 'extended', kinds);
+    const id = this.record(sql, params.map(paramText), 'extended', kinds);
+    this.portals.delete(portal);
+    this.portals.set(portal, sql);
+    if (this.portals.size > MAX_PORTALS) this.portals.delete(this.portals.keys().next().value as string);
+    this.unexecuted.add(portal);
+    return id;
+  }
+
+  /**
+   * Execute: the first one after its portal's Bind is that Bind's statement; any other is recorded
+   * now as a statement of its own. Returns its audit id, or undefined when the Bind's record covers it.
+   * @throws whatever `onQuery` throws: the Execute must not go on unrecorded.
+   */
+  execute(portal: string): number | undefined {
+    if (this.unexecuted.delete(portal)) return undefined;
+    const sql = this.portals.get(portal);
+    const text = sql === undefined ? `/* Execute of portal "${portal}" (a cursor declared in SQL) */` : `/* Execute of portal "${portal}" */ ${sql}`;
+    return this.record(text, undefined, 'extended');
+  }
+
+  /** Close of a portal: its next Execute (if any) fails at the target; forget its SQL. */
+  closePortal(portal: string): void {
+    this.portals.delete(portal);
+    this.unexecuted.delete(portal);
   }
 
   /** A Parse the gateway refuses: recorded as a statement of its own (no Bind will follow it). */

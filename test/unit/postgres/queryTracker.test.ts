@@ -147,6 +147,37 @@ describe('QueryTracker and the fast path', () => {
 });
 
 describe('QueryTracker on raw messages', () => {
+  it('an Execute with no Bind of its portal before it is a statement of its own; a failed record stops it', () => {
+    const { tracker, queries, results } = setup();
+    tracker.parse('s', 'select generate_series(1, 10)');
+    tracker.bind('s', [], undefined, 'p');
+    expect(tracker.execute('p')).toBeUndefined();
+    expect(tracker.execute('p')).toBe(2);
+    expect(tracker.execute('cur')).toBe(3);
+    tracker.sync();
+    tracker.executeAnswered();
+    tracker.executeAnswered();
+    tracker.commandComplete('FETCH 3');
+    tracker.ready();
+    expect(queries.map((q) => q.text)).toEqual(['select generate_series(1, 10)', '/* Execute of portal "p" */ select generate_series(1, 10)', '/* Execute of portal "cur" (a cursor declared in SQL) */']);
+    expect(results.map((r) => r.commands)).toEqual([[], [], ['FETCH 3']]);
+    tracker.closePortal('p');
+    expect(tracker.execute('p')).toBe(4);
+    expect(queries[3]!.text).toBe('/* Execute of portal "p" (a cursor declared in SQL) */');
+
+    const failing = new QueryTracker({
+      ...coreAuditNoops,
+      onSessionStart: () => undefined,
+      onQuery: () => {
+        throw new Error('audit unavailable');
+      },
+      onResult: () => undefined,
+      onSessionEnd: () => undefined,
+    });
+    const execute = build().cstring('cur').int32(0).typed('E');
+    expect(() => failing.clientMessage(0x45, execute, 5, execute.length)).toThrow('audit unavailable');
+  });
+
   it('decodes client and target messages into the same calls', () => {
     const { tracker, queries, results } = setup();
     const feed = (side: 'client' | 'server', frame: Buffer) =>
