@@ -215,7 +215,13 @@ export class QueryTracker {
     const id = this.record(sql, params.map(paramText), 'extended', kinds);
     this.portals.delete(portal);
     this.portals.set(portal, sql);
-    if (this.portals.size > MAX_PORTALS) this.portals.delete(this.portals.keys().next().value as string);
+    if (this.portals.size > MAX_PORTALS) {
+      // The oldest goes from both: a client binding new portal names it never executes must not
+      // grow the session. Its Execute, if one still comes, is then recorded on its own.
+      const oldest = this.portals.keys().next().value as string;
+      this.portals.delete(oldest);
+      this.unexecuted.delete(oldest);
+    }
     this.unexecuted.add(portal);
     return id;
   }

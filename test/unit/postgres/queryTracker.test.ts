@@ -178,6 +178,19 @@ describe('QueryTracker on raw messages', () => {
     expect(() => failing.clientMessage(0x45, execute, 5, execute.length)).toThrow('audit unavailable');
   });
 
+  it('portals bound and never executed are forgotten past the cap, oldest first, in both lists', () => {
+    const { tracker, queries } = setup();
+    tracker.parse('s', 'select 1');
+    for (let i = 0; i <= 1024; i++) tracker.bind('s', [], undefined, `p${i}`);
+    const held = tracker as unknown as { portals: Map<string, string>; unexecuted: Set<string> };
+    expect(held.portals.size).toBe(1024);
+    expect(held.unexecuted.size).toBe(1024);
+    // The evicted portal's Execute is recorded on its own rather than passing unrecorded.
+    expect(tracker.execute('p0')).toBe(1026);
+    expect(queries.at(-1)!.text).toBe('/* Execute of portal "p0" (a cursor declared in SQL) */');
+    expect(tracker.execute('p1')).toBeUndefined();
+  });
+
   it('decodes client and target messages into the same calls', () => {
     const { tracker, queries, results } = setup();
     const feed = (side: 'client' | 'server', frame: Buffer) =>
