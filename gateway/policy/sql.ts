@@ -53,7 +53,13 @@ export type NestedVia =
   /** INSERT … ON CONFLICT DO UPDATE, judged as an UPDATE of the target too. */
   | 'on-conflict'
   /** A write the statement makes through a view, rule, inheritance or key it does not name (writeRoutes.ts). */
-  | 'write-route';
+  | 'write-route'
+  /**
+   * What a DROP … CASCADE, DROP OWNED or DROP EXTENSION drops besides what it names (any table,
+   * through pg_depend), or a table attached under another (ATTACH PARTITION, INHERIT) that is
+   * dropped with it from now on: judged as a `drop table` and a `delete` of it.
+   */
+  | 'drop-dependents';
 
 export interface NestedStatement {
   readonly via: NestedVia;
@@ -407,6 +413,7 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     case 'MergeStmt':
       skip.add('relation');
       c.walk(body.relation ?? null, 'write');
+      systemCatalogWrite(body.relation ?? null, c);
       if ((type === 'UpdateStmt' || type === 'DeleteStmt') && !writeBounded(type, body)) unboundedWrite = true;
       writeActions(type, body, c, text);
       break;
@@ -471,6 +478,17 @@ export function analyzeNode(type: string, body: JsonObject, text: string, depth:
     case 'DropStmt':
       dropObjects(body, c);
       skip.add('objects');
+      // CASCADE follows pg_depend to tables the statement does not name (a typed table, a table
+      // partitioned by a function's result, one using an access method or collation); an
+      // extension takes its member tables with it, and ALTER EXTENSION … ADD TABLE makes any
+      // table a member. The gateway does not follow pg_depend: any table may go.
+      if (body.behavior === 'DROP_CASCADE' || body.removeType === 'OBJECT_EXTENSION') dropsDependents(c, text, undefined);
+      break;
+    case 'DropOwnedStmt':
+      dropsDependents(c, text, undefined);
+      break;
+    case 'AlterTableStmt':
+      attachedTables(body, c, text);
       break;
     case 'RenameStmt':
       if (body.renameType === 'OBJECT_SCHEMA' && typeof body.subname === 'string') c.schemas.push(body.subname);
@@ -559,6 +577,7 @@ function copyInfo(body: JsonObject, c: Collector): CopyInfo {
     header: opts.has('header') && (optionString(opts.get('header'))?.toLowerCase() === 'match' || optionTrue(opts.get('header') ?? null)),
   };
   if (isObject(body.relation)) {
+    if (direction === 'from') systemCatalogWrite(body.relation, c);
     const before = c.relations.length;
     c.relation(body.relation, direction === 'from' ? 'write' : 'read');
     info.relation = c.relations[before];
@@ -573,6 +592,62 @@ function copyInfo(body: JsonObject, c: Collector): CopyInfo {
   if (opts.has('csv')) info.format = 'csv';
   if (opts.has('binary')) info.format = 'binary';
   return info;
+}
+
+/**
+ * A row written into a system catalog (a superuser's `DELETE FROM pg_class`, `UPDATE pg_trigger`)
+ * drops, renames or rewires any object without a DDL statement any rule names: code the gateway
+ * cannot judge. Unqualified `pg_*` names count, since pg_catalog comes first in search_path.
+ */
+function systemCatalogWrite(rv: Json, c: Collector): void {
+  if (!isObject(rv) || typeof rv.relname !== 'string') return;
+  const schema = typeof rv.schemaname === 'string' ? rv.schemaname : undefined;
+  if (schema === 'pg_catalog' || (schema === undefined && rv.relname.startsWith('pg_'))) {
+    c.markOpaque(`a write to the system catalog ${rv.relname} changes objects without a statement the policy can judge`);
+  }
+}
+
+/**
+ * Adds what a drop takes with it: `drop table` and `delete` statements of `relation`, or of every
+ * table (matching every `tables:` pattern) when it is undefined. A drop empties a table as TRUNCATE
+ * does, so a rule on deletes from a table holds for it too.
+ */
+function dropsDependents(c: Collector, text: string, relation: RelationRef | undefined): void {
+  if (relation === undefined) c.everyTable = true;
+  for (const command of ['drop table', 'delete']) {
+    const statement: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
+      kind: command === 'delete' ? 'delete' : 'drop',
+      command,
+      text,
+      relations: relation === undefined ? [] : [relation],
+      schemas: [],
+      functions: [],
+      unboundedWrite: false,
+      nested: [],
+    };
+    if (relation === undefined) statement.everyTable = true;
+    c.nested.push({ via: 'drop-dependents', executes: true, statement });
+  }
+}
+
+/**
+ * ALTER TABLE p ATTACH PARTITION t, ALTER TABLE t INHERIT p: from then on DROP TABLE p (… CASCADE)
+ * drops t too. Judged now as a drop of t, so a rule protecting t from drops refuses the attachment
+ * (the later DROP TABLE p, perhaps in the same request, is judged before the catalog shows it).
+ */
+function attachedTables(body: JsonObject, c: Collector, text: string): void {
+  for (const cmd of Array.isArray(body.cmds) ? body.cmds : []) {
+    const at = isObject(cmd) && isObject(cmd.AlterTableCmd) ? cmd.AlterTableCmd : undefined;
+    if (at === undefined) continue;
+    let rv: JsonObject | undefined;
+    if (at.subtype === 'AT_AttachPartition' && isObject(at.def) && isObject(at.def.PartitionCmd) && isObject(at.def.PartitionCmd.name)) rv = at.def.PartitionCmd.name;
+    else if (at.subtype === 'AT_AddInherit' && isObject(body.relation)) rv = body.relation;
+    if (rv === undefined || typeof rv.relname !== 'string') continue;
+    const ref: { catalog?: string; schema?: string; name: string; access: RelationAccess } = { name: rv.relname, access: 'write' };
+    if (typeof rv.schemaname === 'string') ref.schema = rv.schemaname;
+    if (typeof rv.catalogname === 'string') ref.catalog = rv.catalogname;
+    dropsDependents(c, text, ref);
+  }
 }
 
 function dropObjects(body: JsonObject, c: Collector): void {

@@ -25,9 +25,10 @@ import type { NestedStatement, RelationRef, SqlAnalysis, StatementAnalysis } fro
  * tables whose foreign keys cascade from it; TRUNCATE (… CASCADE) every referencing table; a
  * definition every route at all (a view, rule or function may later do any of these). `trigger`
  * names the function of CREATE TRIGGER, `call` a function a statement calls: what its body writes
- * is written in every way.
+ * is written in every way. `drop` is DROP TABLE: it takes the table's partitions with it (and, with
+ * CASCADE, which sql.ts already counts as every table, its inheritance children).
  */
-export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger' | 'call' | 'read';
+export type WriteClass = 'insert' | 'modify' | 'truncate' | 'define' | 'trigger' | 'call' | 'read' | 'drop';
 
 /** A relation written by a statement, or named by a definition that could become a route. */
 export interface WriteSite {
@@ -56,11 +57,16 @@ export type RouteAnswer =
 export const siteKey = (s: WriteSite): string => `${s.class}\u0000${s.schema ?? ''}\u0000${s.name}`;
 
 const ALL_WRITES = ['insert', 'update', 'delete', 'merge'] as const;
+/** A partition dropped with its parent: dropped, and its rows deleted. */
+const DROP_COMMANDS = ['drop table', 'delete'] as const;
 const DML = new Set(['insert', 'update', 'delete', 'merge']);
 /** Definitions whose own relations (the table a rule is on, an inheritance parent) become routes. */
 const DEFINES_ON_RELATIONS = new Set(['create table', 'create foreign table', 'alter table', 'alter foreign table', 'alter view', 'create rule', 'create trigger']);
 /** Definitions whose nested statements (a view's query, a rule's actions, a SQL function's body) become routes. */
 const DEFINES_BY_BODY = new Set(['create view', 'create rule', 'create function', 'create procedure']);
+
+/** Drops whose relations may have partitions, which go with them. */
+const DROPS_TABLES = new Set(['drop table', 'drop foreign table']);
 
 /** Whether any applicable block or review rule names tables: only then are routes looked for. */
 export function routesMatter(policy: CompiledPolicy, groups: readonly string[]): boolean {
@@ -108,6 +114,11 @@ function collectOwnSites(s: StatementAnalysis): OwnSites {
   else if (s.command === 'copy' && s.copy?.direction === 'from' && s.copy.relation !== undefined) {
     sites.push({ ...bare(s.copy.relation), class: 'insert' });
     also.push({ command: 'insert', relation: bare(s.copy.relation) });
+  } else if (DROPS_TABLES.has(s.command)) {
+    for (const r of writes) {
+      sites.push({ ...bare(r), class: 'drop' });
+      also.push({ command: 'delete', relation: bare(r) });
+    }
   } else if (s.command === 'truncate') {
     for (const r of writes) {
       sites.push({ ...bare(r), class: 'truncate' });
@@ -176,7 +187,7 @@ const synthetic = (s: StatementAnalysis, command: string, relation: { schema?: s
   via: 'write-route',
   executes: true,
   statement: {
-    kind: command,
+    kind: command === 'drop table' ? 'drop' : command,
     command,
     text: s.text,
     relations: [{ ...relation, access: command === 'select' ? 'read' : 'write' }],
@@ -226,7 +237,7 @@ export function expandWrites(analysis: SqlAnalysis, answer: (site: WriteSite) =>
         continue;
       }
       const byBody = site.class === 'trigger' || site.class === 'call';
-      const commands = site.class === 'define' || byBody ? ALL_WRITES : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
+      const commands = site.class === 'define' || byBody ? ALL_WRITES : site.class === 'drop' ? DROP_COMMANDS : [DML.has(s.command) ? s.command : site.class === 'truncate' ? 'delete' : 'insert'];
       // A definition names its relations so that rules on them see it; a write names them already.
       if (site.class === 'define') for (const c of commands) added.push(synthetic(s, c, site));
       for (const r of a.reached) {

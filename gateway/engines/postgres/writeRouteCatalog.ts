@@ -266,6 +266,11 @@ export class WriteRoutes {
           step(f.children, false, 'read');
           continue;
         }
+        // A dropped table takes its partitions (and, with CASCADE, its children); nothing runs.
+        if (node.class === 'drop') {
+          step(f.children, node.viaRule, 'drop');
+          continue;
+        }
         // A definition names the table a trigger is on; the trigger runs when that table is written.
         if (node.class !== 'define') {
           for (const fn of [...f.triggerFunctions, ...f.expressionFunctions]) {
