@@ -20,7 +20,7 @@ export { createRowMasker, decodeRowDescription, applyResultFormats, RowMaskError
 export type { RowColumn, RowMaskPlan, RowMasker, RowMaskStats } from './mask/dataRow.js';
 export { maskCopyLine, createCopyMasker, CopyMaskError } from './mask/copy.js';
 export type { CopyMaskOptions } from './mask/copy.js';
-export { maskNoticeFields, WITHHELD } from './mask/notices.js';
+export { maskNoticeFields, WITHHELD, WITHHELD_RAISED } from './mask/notices.js';
 export type { NoticeField } from './mask/notices.js';
 export { maskPolicyFor, planRowMask, planRowMaskWith, tableOidsToResolve, planCopyMask, copyMaskPlan, cachingResolver } from './mask/plan.js';
 export type { MaskPolicy, ColumnNameResolver, ResolvedRelation, NamedRelation, ColumnSource, CopyMaskPlan } from './mask/plan.js';

@@ -14,6 +14,12 @@
 // value that failed to convert, which may be computed from a masked column (`substr(email, 1, 5)
 // ::int`): for someone a column rule applies to, the quoted part of the message and the whole
 // DETAIL and CONTEXT are withheld.
+// A notice or error raised while running code (a trigger, a check or default an administrator
+// attached, a function: PostgreSQL then sends a CONTEXT naming it) says whatever that code
+// computed: `RAISE NOTICE 'welcome %', (select name from customers …)` in an AFTER INSERT
+// trigger. The gateway cannot see what went into it, so for someone a column rule applies to its
+// message, detail, hint, context and internal query are withheld whole; the SQLSTATE and the
+// names of the constraint, table and column stay.
 // Then every text field goes through the value detectors the rules ask for.
 // Pure: field values in, field values out (gateway/engines/postgres applies it to the frames).
 import { globMatches } from '../names.js';
@@ -28,6 +34,8 @@ export interface NoticeField {
 
 /** What replaces quoted values the masking would hide. */
 export const WITHHELD = 'withheld: masked data';
+/** What replaces the text of a notice or error raised while running code. */
+export const WITHHELD_RAISED = 'withheld: raised while running code the gateway cannot see into (masked data)';
 
 const F = (c: string) => c.charCodeAt(0);
 const DETAIL = F('D');
@@ -49,11 +57,13 @@ export function maskNoticeFields(fields: readonly NoticeField[], mask: MaskPolic
   const sqlstate = fields.find((f) => f.code === SQLSTATE)?.value ?? '';
   const integrity = sqlstate.startsWith('23');
   const dataException = sqlstate.startsWith('22') && mask.columns.length > 0;
+  const raised = mask.columns.length > 0 && fields.some((f) => f.code === CONTEXT && raisedByCode(f.value));
   const valueMask: ValueMask | undefined = mask.detect !== undefined && mask.detect.size > 0 ? { detect: mask.detect, ...(mask.hashKey ? { hashKey: mask.hashKey } : {}) } : undefined;
   let changed = false;
   const out = fields.map((f) => {
     let value = f.value;
-    if (f.code === DETAIL && integrity && mask.columns.length > 0) value = withholdQuoted(value, mask);
+    if (raised && TEXT_FIELDS.has(f.code)) value = f.code === MESSAGE ? WITHHELD_RAISED : WITHHELD;
+    else if (f.code === DETAIL && integrity && mask.columns.length > 0) value = withholdQuoted(value, mask);
     if (dataException && (f.code === DETAIL || f.code === CONTEXT)) value = WITHHELD;
     if (dataException && f.code === MESSAGE) value = value.replace(QUOTED, `"${WITHHELD}"`).replace(HEX_BYTES, WITHHELD);
     if (valueMask !== undefined && TEXT_FIELDS.has(f.code)) value = maskValue(value, valueMask);
@@ -62,6 +72,18 @@ export function maskNoticeFields(fields: readonly NoticeField[], mask: MaskPolic
     return { code: f.code, value };
   });
   return changed ? out : undefined;
+}
+
+/**
+ * Context lines the server writes about the input it was reading, not about code it was running:
+ * a JSON value's line, a COPY FROM line. Any other line (`PL/pgSQL function f() line 2 at RAISE`,
+ * `SQL function "f" statement 1`, `SQL statement "…"`, a procedural language's own wording) counts
+ * as code, so a language the gateway has not heard of is withheld too.
+ */
+const INPUT_CONTEXT = [/^JSON data, line \d+: /, /^COPY [^\n]*, line \d+(?:, column [^\n]*)?(?::|$)/];
+
+function raisedByCode(context: string): boolean {
+  return context.split('\n').some((line) => line !== '' && !INPUT_CONTEXT.some((re) => re.test(line)));
 }
 
 function withholdQuoted(detail: string, mask: MaskPolicy): string {

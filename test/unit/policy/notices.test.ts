@@ -2,7 +2,7 @@
 // integrity violation's DETAIL withheld (failing rows, keys of masked columns, any other wording),
 // detectors over every text field, nothing else touched.
 import { describe, expect, it } from 'vitest';
-import { maskNoticeFields, maskPolicyFor, WITHHELD, type NoticeField } from '../../../gateway/policy/index.js';
+import { maskNoticeFields, maskPolicyFor, WITHHELD, WITHHELD_RAISED, type NoticeField } from '../../../gateway/policy/index.js';
 import { compilePolicy, policySchema } from '../../../gateway/policy/schema.js';
 
 function maskFor(rules: unknown[]) {
@@ -54,5 +54,24 @@ describe('masking what errors quote', () => {
     expect(m.S).toBe('NOTICE');
     // Without column rules, an integrity DETAIL without sensitive values is kept.
     expect(maskNoticeFields(fields({ C: '23505', M: 'nothing here', D: 'Key (id)=(1) already exists.' }), DETECT)).toBeUndefined();
+  });
+});
+
+describe('notices and errors raised while running code', () => {
+  const raised = (w: string) => fields({ S: 'NOTICE', C: '00000', M: 'welcome Ada', D: 'owner Ada', H: 'Ada', W: w, q: "select 'Ada'", t: 'guestbook' });
+  it.each([
+    ['PL/pgSQL', 'PL/pgSQL function greet() line 2 at RAISE'],
+    ['a SQL function', 'SQL function "greet" statement 1'],
+    ['dynamic SQL under a function', 'SQL statement "select \'Ada\'::regclass"\nPL/pgSQL function greet() line 3 at EXECUTE'],
+    ['a language the gateway has not heard of', 'plv9 function greet'],
+    ['a JSON line followed by a function', 'JSON data, line 1: x\nPL/pgSQL function greet() line 2 at assignment'],
+  ])('%s: message, detail, hint, context and internal query withheld for column masks; names kept', (_n, w) => {
+    const m = asObject(maskNoticeFields(raised(w), COLUMNS))!;
+    expect(m).toMatchObject({ M: WITHHELD_RAISED, D: WITHHELD, H: WITHHELD, W: WITHHELD, q: WITHHELD, t: 'guestbook', C: '00000', S: 'NOTICE' });
+  });
+
+  it('context about the input being read (JSON, COPY) is not code; detector-only masks keep the text', () => {
+    expect(maskNoticeFields(fields({ C: '23505', M: 'duplicate key value violates unique constraint "k"', D: 'Key (id)=(1) already exists.', W: 'COPY orders, line 3' }), COLUMNS)).toBeUndefined();
+    expect(maskNoticeFields(fields({ C: '00000', M: 'welcome Ada', W: 'PL/pgSQL function greet() line 2 at RAISE' }), DETECT)).toBeUndefined();
   });
 });
