@@ -129,6 +129,8 @@ function conditionHits(c: CompiledConditions, s: StatementAnalysis, text: string
  */
 function impliedStatement(c: CompiledConditions, s: StatementAnalysis): string | undefined {
   const tables = c.tables;
+  // TRUNCATE and DROP TABLE remove every row: a rule on deletes holds for them (with tables, write routes add the delete).
+  if (c.statements?.has('delete') === true && (s.command === 'truncate' || s.command === 'drop table')) return `statement delete (${s.command} removes every row)`;
   if (c.statements?.has('select') === true) {
     if (s.copy?.direction === 'to' && s.copy.relation !== undefined) return 'statement copy … to (reads the table as select does)';
     const read = tables === undefined ? undefined : s.relations.find((r) => (r.access === 'read' || s.returnsRows === true) && tables.some((p) => nameMatches(p, r)));

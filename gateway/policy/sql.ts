@@ -59,7 +59,9 @@ export type NestedVia =
    * through pg_depend), or a table attached under another (ATTACH PARTITION, INHERIT) that is
    * dropped with it from now on: judged as a `drop table` and a `delete` of it.
    */
-  | 'drop-dependents';
+  | 'drop-dependents'
+  /** pg_surgery's heap_force_kill/heap_force_freeze: a delete and an update of the relation named. */
+  | 'row-surgery';
 
 export interface NestedStatement {
   readonly via: NestedVia;
@@ -162,6 +164,9 @@ const RELATION_NAME_FUNCTIONS = new Set([
   'connectby',
   'get_raw_page',
 ]);
+
+/** pg_surgery's functions: they remove or rewrite a relation's rows by tuple id. */
+const ROW_SURGERY_FUNCTIONS = new Set(['heap_force_kill', 'heap_force_freeze']);
 
 /** Far beyond real queries; a deeper tree is refused (fail closed) rather than risking the stack. */
 const MAX_DEPTH = 5000;
@@ -318,6 +323,7 @@ class Collector {
     else if (ref !== undefined && RELATION_NAME_FUNCTIONS.has(ref.name)) this.relationByName(ref.name, args[0]);
     else if (ref !== undefined && SCHEMA_READING_FUNCTIONS.has(ref.name)) this.schemaByName(ref.name, args[0]);
     else if (ref !== undefined && DATABASE_READING_FUNCTIONS.has(ref.name)) this.everyTable = true;
+    else if (ref !== undefined && ROW_SURGERY_FUNCTIONS.has(ref.name)) this.rowSurgery(args[0]);
     for (const k in body) if (k !== 'funcname') this.walk(body[k] as Json, access, depth + 1);
   }
 
@@ -346,6 +352,37 @@ class Collector {
     // The argument is of type name: taken verbatim, not folded or split.
     if (s === undefined) this.everyTable = true;
     else this.schemas.push(truncateIdentifier(s));
+  }
+
+  /**
+   * heap_force_kill(rel, tids) removes rows and heap_force_freeze(rel, tids) rewrites them, with
+   * no DELETE or UPDATE: judged as both, of the relation the first argument names (of every table
+   * when it is computed or an OID).
+   */
+  private rowSurgery(arg: Json | undefined): void {
+    this.literalSensitive = true;
+    const s = arg === undefined ? undefined : stringConstant(arg);
+    const parts = s === undefined ? undefined : splitQualifiedName(s);
+    let ref: RelationRef | undefined;
+    if (parts !== undefined && parts.length > 0 && parts.length <= 3) {
+      const r: { schema?: string; name: string; access: RelationAccess } = { name: truncateIdentifier(parts[parts.length - 1] as string), access: 'write' };
+      if (parts.length >= 2) r.schema = parts[parts.length - 2] as string;
+      ref = r;
+    }
+    for (const command of ['delete', 'update']) {
+      const statement: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
+        kind: command,
+        command,
+        text: this.text,
+        relations: ref === undefined ? [] : [ref],
+        schemas: [],
+        functions: [],
+        unboundedWrite: false,
+        nested: [],
+      };
+      if (ref === undefined) statement.everyTable = true;
+      this.nested.push({ via: 'row-surgery', executes: true, statement });
+    }
   }
 
   private relationByName(fn: string, arg: Json | undefined): void {

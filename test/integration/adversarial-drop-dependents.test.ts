@@ -5,7 +5,8 @@
 // members (ALTER EXTENSION … ADD TABLE makes any table one); a superuser's DELETE FROM pg_class
 // drops one with no DDL at all. A real gateway whose rule protects tables `v_*` from drops and
 // deletes, attacked through a `sluice connect` tunnel (and once through `sluice dsn`), with every
-// victim table checked on the target afterwards: still there, its row still in it.
+// victim table checked on the target afterwards: still there, its row still in it. A rule on
+// deletes alone holds for TRUNCATE and pg_surgery's heap_force_kill, which remove rows without one.
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -18,7 +19,13 @@ const OWNER = 'adv_drop_dependents_owner';
 
 const KEEP: PolicyInput = { rules: [{ id: 'keep-vault', block: { statements: ['drop', 'delete'], tables: ['v_*'], match: 'all' } }] };
 /** A rule on the command alone: a CASCADE that drops tables is a `drop table` too. */
-const NO_DROP_TABLE: PolicyInput = { rules: [{ id: 'no-drop-table', block: { statements: ['drop table'] } }] };
+const NO_DROP_TABLE: PolicyInput = {
+  rules: [
+    { id: 'no-drop-table', block: { statements: ['drop table'] } },
+    // Rows go without a DELETE: TRUNCATE, and pg_surgery's heap_force_kill.
+    { id: 'no-delete', block: { statements: ['delete'] } },
+  ],
+};
 
 /** Victims (`v_*`, one row each) and the objects through which a drop reaches them. */
 const SCHEMA = `
@@ -35,13 +42,14 @@ const SCHEMA = `
   create domain dom_t as int; create table v_dom (id dom_t) partition by list (id); create table v_dom_1 partition of v_dom for values in (1);
   create table holder3 (id int) partition by list (id); create table v_att (id int);
   create table v_cat (id int);
+  create extension pg_surgery; create table v_surg (id int); create table v_trunc (id int);
   create schema vs; create table vs.v_schema (id int);
   create table scratch (id int); create table scratch_parent (id int) partition by list (id); create table scratch_child partition of scratch_parent for values in (1);
   create type lonely_t as (id int); create view plain_v as select 1 as one;
   insert into v_part values (1); insert into v_inh values (1); insert into v_typed values (1); insert into v_typed2 values (1);
   insert into v_keyed values (1); insert into v_owned values (1); insert into v_am values (1); insert into v_ext values (1);
   insert into v_coll values (1, 'a'); insert into v_dom values (1); insert into v_att values (1); insert into v_cat values (1);
-  insert into vs.v_schema values (1);
+  insert into vs.v_schema values (1); insert into v_surg values (1); insert into v_trunc values (1);
 `;
 
 let keep: Arena;
@@ -136,6 +144,15 @@ describe('a rule on the command `drop table` holds for drops that take tables by
     const r = await commandOnly.psql(sql);
     expect(r.stderr).toContain('ERROR:  blocked by rule no-drop-table: statement drop table');
     if (victim !== null) expect(await rows(commandOnly, victim)).toBe(1);
+  });
+
+  it.each([
+    ['TRUNCATE, under a rule on delete alone', 'truncate v_trunc', 'v_trunc', 'statement delete (truncate removes every row)'],
+    ["pg_surgery's heap_force_kill, which removes a row by its tuple id", "select heap_force_kill('v_surg'::regclass, array['(0,1)'::tid])", 'v_surg', 'statement delete'],
+  ])('%s', async (_name, sql, victim, why) => {
+    const r = await commandOnly.psql(sql);
+    expect(r.stderr).toContain(`ERROR:  blocked by rule no-delete: ${why}`);
+    expect(await rows(commandOnly, victim)).toBe(1);
   });
 
   it('a drop without CASCADE of what no table depends on still runs', async () => {
