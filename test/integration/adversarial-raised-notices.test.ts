@@ -5,7 +5,8 @@
 // recognises (customers.name), so only withholding holds. A real gateway with the masks alone and
 // with the recommended policy, a raw wire client through the `sluice connect` tunnel and psql
 // through `sluice dsn`, every byte received checked for the clear names; the writes' effects
-// checked on the target (the write that raised a notice still happened).
+// checked on the target (the write that raised a notice still happened). A trigger's pg_notify
+// payload is withheld the same way.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { PolicyInput } from '../../gateway/policy/index.js';
@@ -40,6 +41,10 @@ const SCHEMA = `
   create table checked (id int check (info_ok(id)));
   create function name_rel(i int) returns oid language sql stable as $$ select (select name from customers where id = i)::regclass::oid $$;
   create table defaulted (id int, r oid default name_rel(1));
+  create table notifier (id int);
+  create function notify_fn() returns trigger language plpgsql as $$
+    begin perform pg_notify('news', (select name from customers where id = new.id)); return new; end $$;
+  create trigger notify_t after insert on notifier for each row execute function notify_fn();
   create table dyn (id int);
   create function dyn_fn() returns trigger language plpgsql as $$ begin execute 'select * from ' || (select name from customers where id = new.id); return new; end $$;
   create trigger dyn_t before insert on dyn for each row execute function dyn_fn();
@@ -94,6 +99,27 @@ describe.each([
     const notice = got.find((m) => m.type === 'N' || m.type === 'E');
     expect(notice?.body.toString('utf8')).toMatch(new RegExp(`${RAISED.replace(/[()]/g, '\\$&')}|blocked by rule sluice:opaque-code: function public\\.dyn_fn`));
     expect(await count(a, table)).toBe(before + written);
+  });
+});
+
+describe.each([
+  ['masks alone', () => masksOnly],
+  ['the recommended policy', () => recommended],
+])('with %s, a notification a trigger sends', (_p, arena) => {
+  it('has its payload withheld; the channel and the write stay', async () => {
+    const a = arena();
+    const raw = await a.raw();
+    try {
+      raw.send(Buffer.concat([build().cstring('LISTEN news').typed('Q'), build().cstring('insert into notifier values (1)').typed('Q')]));
+      const got = await raw.until(2);
+      const all = text(got);
+      for (const n of NAMES) expect(all, all).not.toContain(n);
+      const notes = got.filter((m) => m.type === 'A').map((m) => m.body.subarray(4).toString('utf8'));
+      expect(notes).toEqual(['news\0withheld: masked data\0']);
+    } finally {
+      raw.close();
+    }
+    expect(await count(a, 'notifier')).toBeGreaterThan(0);
   });
 });
 

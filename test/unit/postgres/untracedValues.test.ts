@@ -2,7 +2,7 @@
 // detected values masked, lengths recomputed, undecodable frames dropped, clean frames kept.
 import { describe, expect, it } from 'vitest';
 import { maskFunctionResult, maskNotification } from '../../../gateway/engines/postgres/untracedValues.js';
-import { maskPolicyFor, type MaskPolicy } from '../../../gateway/policy/index.js';
+import { maskPolicyFor, WITHHELD, type MaskPolicy } from '../../../gateway/policy/index.js';
 import { policyFromYaml } from '../policy/fixtures.js';
 
 const MASK = maskPolicyFor(policyFromYaml('rules: [{ id: c, mask: { columns: [customers.email] } }]'), []) as MaskPolicy;
@@ -15,17 +15,25 @@ function notification(pid: number, channel: string, payload: string): Buffer {
   return Buffer.concat([head, body]);
 }
 
+/** Detectors alone: no column rule. */
+const DETECT = maskPolicyFor(policyFromYaml('rules: [{ id: d, mask: { detect: [email] } }]'), []) as MaskPolicy;
+
 describe('maskNotification', () => {
-  it('masks what the backstop detectors find in the payload and recomputes the length', () => {
-    const out = maskNotification(notification(77, 'leaks', 'to ada.lovelace@example.com now'), MASK) as Buffer;
+  it('masks what the detectors find in the payload and recomputes the length', () => {
+    const out = maskNotification(notification(77, 'leaks', 'to ada.lovelace@example.com now'), DETECT) as Buffer;
     expect(out).toEqual(notification(77, 'leaks', 'to [redacted] now'));
     expect(out.toString()).not.toContain('lovelace');
   });
 
-  it('keeps a payload with nothing to find, and everything when no detector applies', () => {
-    expect(maskNotification(notification(1, 'jobs', 'refresh done'), MASK)).toBeUndefined();
+  it('keeps a payload with nothing to find, with detectors alone', () => {
+    expect(maskNotification(notification(1, 'jobs', 'refresh done'), DETECT)).toBeUndefined();
+  });
+
+  it('withholds every non-empty payload for someone a column rule applies to (a trigger may notify a masked value), backstop or not', () => {
+    expect(maskNotification(notification(77, 'leaks', 'Ada'), MASK)).toEqual(notification(77, 'leaks', WITHHELD));
     const off = maskPolicyFor(policyFromYaml('{ backstop: false, rules: [{ id: c, mask: { columns: [customers.email] } }] }'), []) as MaskPolicy;
-    expect(maskNotification(notification(1, 'c', 'ada.lovelace@example.com'), off)).toBeUndefined();
+    expect(maskNotification(notification(1, 'c', 'ada.lovelace@example.com'), off)).toEqual(notification(1, 'c', WITHHELD));
+    expect(maskNotification(notification(1, 'c', ''), off)).toBeUndefined();
   });
 
   it('drops a frame that does not decode', () => {
