@@ -5,7 +5,9 @@
 // front of a throwaway OpenSSH server, an ssh2 client over the tunnel (as `ssh -o ProxyCommand`
 // would). Each attack is first run on a connection without rules, where it must create its marker
 // file on the host (so the attack is real); then on the ruled connection it must end with exit
-// status 3, leave no marker on the host and be in the trail with its rule.
+// status 3, leave no marker on the host and be in the trail with its rule. With `sftp: true`
+// blocked, scp's legacy protocol (`scp -O`, an exec of `scp -t`) must not land a file either, nor
+// may an sftp server be started as a command (`sftp -s /usr/lib/openssh/sftp-server`).
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { Socket } from 'node:net';
@@ -37,6 +39,7 @@ beforeAll(async () => {
     connections: [
       { name: 'ruled', type: 'ssh', target, allow: { groups: ['ops'] }, policy: { rules: [{ id: 'no-markers', block: { commands: [`touch ${sshd.dir}/*`] } }] } },
       { name: 'open', type: 'ssh', target, allow: { groups: ['ops'] } },
+      { name: 'no-files', type: 'ssh', target, allow: { groups: ['ops'] }, policy: { rules: [{ id: 'no-files', block: { sftp: true } }] } },
     ],
   });
   ops = serviceToken(gw, 'attacker', 'ops');
@@ -80,10 +83,11 @@ async function connect(name: string): Promise<ssh2.Client> {
   return client;
 }
 
-function run(client: ssh2.Client, command: string): Promise<{ stderr: string; code: number | null }> {
+function run(client: ssh2.Client, command: string, input?: string): Promise<{ stderr: string; code: number | null }> {
   return new Promise((resolve, reject) => {
     client.exec(command, (err, ch) => {
       if (err) return reject(err);
+      if (input !== undefined) ch.end(input);
       let stderr = '';
       let code: number | null = null;
       ch.on('data', () => undefined);
@@ -136,5 +140,29 @@ describe('a blocked command hidden from the splitter', () => {
     const decisions = events.filter((e) => e.kind === 'decision').map((e) => JSON.stringify(e.data));
     expect(decisions.filter((d) => d.includes('no-markers'))).toHaveLength(ATTACKS.filter((a) => a[2] === 'no-markers').length);
     expect(decisions.filter((d) => d.includes('ssh.unjudgeable-command'))).toHaveLength(ATTACKS.filter((a) => a[2] === 'ssh.unjudgeable-command').length);
+  });
+});
+
+describe('file transfer as a command while sftp is blocked', () => {
+  /** scp's sink side (`scp -t DIR`, what `scp -O FILE host:DIR` runs): one 5-byte file. */
+  const scpUpload = (client: ssh2.Client, name: string) => run(client, `scp -t ${sshd.dir}`, `C0644 5 ${name}\nhello\0`);
+
+  it('scp -t lands a file where no rule applies, and is refused with nothing landed where sftp is blocked', async () => {
+    await scpUpload(open, 'scp-proof');
+    expect(existsSync(join(sshd.dir, 'scp-proof')), 'the legacy scp protocol writes the file').toBe(true);
+    const files = await connect('no-files');
+    try {
+      const r = await scpUpload(files, 'scp-landed');
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/blocked by rule no-files/);
+      expect(existsSync(join(sshd.dir, 'scp-landed'))).toBe(false);
+      const server = await run(files, '/usr/lib/openssh/sftp-server');
+      expect(server.code).toBe(3);
+      expect(server.stderr).toMatch(/blocked by rule no-files/);
+      const plain = await run(files, 'true');
+      expect(plain.code).toBe(0);
+    } finally {
+      files.end();
+    }
   });
 });

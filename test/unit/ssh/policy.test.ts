@@ -73,6 +73,17 @@ describe('ssh command policy', () => {
     }
   });
 
+  it('with sftp blocked, the server side of scp, sftp and rsync run as commands is refused too', () => {
+    for (const cmd of ['scp -t /tmp', 'scp -v -d -t -- /tmp', 'scp -pf /etc/passwd', '/usr/bin/scp -r -t .', '/usr/lib/openssh/sftp-server', '/usr/lib/sftp-server -e', 'exec /usr/lib/openssh/sftp-server', 'rsync --server -vlogDtpre.iLsfxC . /tmp']) {
+      expect(judge(cmd, ['contractors']), cmd).toMatchObject({ verdict: 'block', rule: 'no-files' });
+    }
+    expect(judge('sh -c "scp -t /tmp"', ['contractors'])).toMatchObject({ verdict: 'block', rule: UNJUDGEABLE_RULE });
+    // Others, and the client side of scp, are not file transfer servers.
+    expect(judge('scp -t /tmp', ['ops-leads'])).toEqual({ verdict: 'allow' });
+    expect(judge('scp a host:/b', ['contractors'])).toEqual({ verdict: 'allow' });
+    expect(judge('ls /tmp', ['contractors'])).toEqual({ verdict: 'allow' });
+  });
+
   it('splits into simple commands in several forms', () => {
     expect(splitCommandLine('sudo -u root rm -rf /x && ls')).toEqual({ commands: ['sudo -u root rm -rf /x', 'rm -rf /x', 'ls'] });
     expect(splitCommandLine('a \\; b')).toEqual({ commands: ['a \\; b', 'a ; b'] });
