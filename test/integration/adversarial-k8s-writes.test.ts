@@ -2,7 +2,8 @@
 // writes that answer with the objects they touch (an empty patch, an update, a delete and a
 // deletecollection, each with `?dryRun=All` so nothing changes), a RoleBinding created past a
 // `create` rule by a PUT (create-on-update) or a server-side apply, and exec past an exec rule by
-// an ephemeral container (`kubectl debug`). Sent by the real kubectl through `sluice connect` and
+// an ephemeral container (`kubectl debug`), and pods a delete rule keeps deleted with their
+// namespace. Sent by the real kubectl through `sluice connect` and
 // by curl through its tunnel; each refusal is checked absent from the fixture API server's access
 // log (and its objects unchanged), the secret absent from everything the client received, and
 // the refusal present in the trail. The attacks are first shown to work against the fixture
@@ -47,6 +48,7 @@ beforeAll(async () => {
             { id: 'no-secrets', block: { verbs: ['get', 'list', 'watch'], resources: ['secrets'] } },
             { id: 'no-new-bindings', block: { verbs: ['create'], resources: ['rolebindings', 'clusterrolebindings'], apiGroups: ['rbac.authorization.k8s.io'] } },
             { id: 'no-exec', block: { verbs: ['create'], resources: ['pods/exec', 'pods/attach'] } },
+            { id: 'staging-pods-kept', block: { verbs: ['delete'], resources: ['pods'], namespaces: ['staging'] } },
           ],
         },
       },
@@ -163,15 +165,26 @@ describe('an ephemeral container is exec by another name', () => {
   });
 });
 
+describe('a namespace deleted with the objects a rule keeps', () => {
+  it('kubectl delete namespace is refused; the namespace and its pod are still there', async () => {
+    const seen = fixture.log.length;
+    const r = await kubectl(['delete', 'namespace', 'staging']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/Forbidden.*staging-pods-kept/);
+    expect(fixture.log.slice(seen).filter((e) => e.method === 'DELETE')).toEqual([]);
+    expect(fixture.objects.filter((o) => o.namespace === 'staging' || (o.kind === 'namespaces' && o.name === 'staging')).map((o) => `${o.kind}/${o.name}`).sort()).toEqual(['namespaces/staging', 'pods/worker-1']);
+  });
+});
+
 describe('the record', () => {
   it('every refusal is in the trail with its rule, and neither the token nor the secret is anywhere', async () => {
     const auditor = tokenCtx(gw, serviceToken(gw, 'auditor', 'auditors'));
     const { trail, verify } = await exportAndVerify(auditor, work);
     expect(verify.code, verify.stderr).toBe(0);
-    for (const text of ['patch secrets db-credentials -n default', 'deletecollection secrets', 'update rolebindings.rbac.authorization.k8s.io admin-for-me -n default', 'patch pods/ephemeralcontainers web-1 -n default']) {
+    for (const text of ['patch secrets db-credentials -n default', 'deletecollection secrets', 'update rolebindings.rbac.authorization.k8s.io admin-for-me -n default', 'patch pods/ephemeralcontainers web-1 -n default', 'delete namespaces staging -n staging']) {
       expect(trail, text).toContain(`"text":"${text}"`);
     }
-    for (const rule of ['no-secrets', 'no-new-bindings', 'no-exec']) expect(trail).toContain(`"rule":"${rule}"`);
+    for (const rule of ['no-secrets', 'no-new-bindings', 'no-exec', 'staging-pods-kept']) expect(trail).toContain(`"rule":"${rule}"`);
     expect(trail).not.toContain(fixture.token);
     expect(trail).not.toContain(PASSWORD_B64);
   });

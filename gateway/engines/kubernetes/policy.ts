@@ -157,15 +157,40 @@ const READ_VERBS = new Set(['get', 'list', 'watch']);
 const addsContainer = (info: Extract<RequestInfo, { kind: 'resource' }>) => info.apiGroup === '' && info.resource === 'pods' && info.subresource === 'ephemeralcontainers' && !READ_VERBS.has(info.verb);
 
 /**
+ * Resources known to live outside namespaces (so deleting a namespace does not delete them); a
+ * rule on anything else — an unknown or custom resource included — is taken to cover objects a
+ * namespace holds.
+ */
+const CLUSTER_SCOPED = new Set([
+  'namespaces', 'nodes', 'persistentvolumes', 'clusterroles', 'clusterrolebindings', 'storageclasses', 'customresourcedefinitions', 'apiservices', 'priorityclasses',
+  'certificatesigningrequests', 'validatingwebhookconfigurations', 'mutatingwebhookconfigurations', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings',
+  'csidrivers', 'csinodes', 'volumeattachments', 'runtimeclasses', 'ingressclasses', 'componentstatuses',
+]);
+const DELETE_VERBS = ['delete', 'deletecollection'];
+
+/**
+ * A delete of a namespace (or of every namespace) deletes every object in it: it matches a rule
+ * that keeps objects of that namespace from being deleted, whatever their resource, group or name.
+ */
+function deletesNamespaceContents(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  if (!(info.apiGroup === '' && info.resource === 'namespaces' && info.subresource === '' && DELETE_VERBS.includes(info.verb))) return false;
+  if (rule.verbs !== undefined && !rule.verbs.some((v) => v === '*' || DELETE_VERBS.includes(v))) return false;
+  if (rule.resources !== undefined && !rule.resources.some((p) => p === '*' || (!p.includes('/') && !CLUSTER_SCOPED.has(p)))) return false;
+  return rule.namespaces === undefined || info.name === '' || listMatches(rule.namespaces, info.name);
+}
+
+/**
  * Whether a rule's conditions all hold for this request; rules never match non-resource
  * requests. A kubelet proxy request also matches every rule on `pods/exec`, `pods/attach` or
  * `pods/portforward` (whatever namespaces or names it lists: the gateway cannot tell which pod the
  * kubelet will run in), so such a rule is not walked past through the node. A write adding an
- * ephemeral container matches the rules on `pods/exec` and `pods/attach` of that pod.
+ * ephemeral container matches the rules on `pods/exec` and `pods/attach` of that pod, and a
+ * namespace's delete the rules keeping its objects from being deleted.
  */
 export function ruleMatches(rule: Match, info: RequestInfo): boolean {
   if (info.kind !== 'resource') return false;
   if (reachesKubelet(info) && POD_STREAMS.some((sub) => matchesAsPodStream(rule, { ...info, verb: 'create', resource: 'pods', subresource: sub }))) return true;
+  if (deletesNamespaceContents(rule, info)) return true;
   if (addsContainer(info) && ['exec', 'attach'].some((sub) => matchesRequest(rule, { ...info, verb: 'create', subresource: sub }))) return true;
   return matchesRequest(rule, info);
 }

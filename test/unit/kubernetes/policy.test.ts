@@ -118,6 +118,31 @@ describe('kubernetes policy', () => {
     expect(j('PATCH', binding, ['application/merge-patch+json'])).toEqual({ verdict: 'allow' });
   });
 
+  it('deleting a namespace matches the rules that keep its objects from being deleted', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'prod-pods-kept', block: { verbs: ['delete'], resources: ['pods'], namespaces: ['prod'] } },
+          { id: 'db-kept', block: { resources: ['statefulsets'], apiGroups: ['apps'], names: ['db'] } },
+          { id: 'nodes-kept', block: { verbs: ['delete'], resources: ['nodes'] } },
+          { id: 'no-exec', block: { verbs: ['create'], resources: ['pods/exec'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    expect(j('DELETE', '/api/v1/namespaces/prod')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    expect(j('DELETE', '/api/v1/namespaces/prod?dryRun=All')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    expect(j('DELETE', '/api/v1/namespaces')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    // A rule naming no namespace keeps its objects in every namespace.
+    expect(j('DELETE', '/api/v1/namespaces/dev')).toMatchObject({ verdict: 'block', rule: 'db-kept' });
+    const podsOnly = compileKubernetesPolicy(kubernetesPolicySchema.parse({ rules: [{ id: 'prod-pods-kept', block: { verbs: ['delete'], resources: ['pods'], namespaces: ['prod'] } }, { id: 'nodes-kept', block: { verbs: ['delete'], resources: ['nodes'] } }, { id: 'no-exec', block: { verbs: ['create'], resources: ['pods/exec'] } }] }));
+    const k = (method: string, target: string) => judgeRequest(podsOnly, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    // Another namespace; cluster-scoped resources and subresources are not in a namespace; reading or changing a namespace deletes nothing.
+    expect(k('DELETE', '/api/v1/namespaces/dev')).toEqual({ verdict: 'allow' });
+    expect(k('GET', '/api/v1/namespaces/prod')).toEqual({ verdict: 'allow' });
+    expect(k('PUT', '/api/v1/namespaces/prod/finalize')).toEqual({ verdict: 'allow' });
+  });
+
   it('adding an ephemeral container to a pod is judged as exec and attach in that pod', () => {
     const p = compileKubernetesPolicy(
       kubernetesPolicySchema.parse({
