@@ -5,6 +5,7 @@
 // and to the observer. Any other answer is relayed with
 // `Connection: close` and the client connection ends, so no later bytes on it can reach the
 // upstream unjudged.
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Readable, Stream, type Duplex } from 'node:stream';
 import { forwardHeaders } from './headers.js';
@@ -18,6 +19,24 @@ export const DEFAULT_UPGRADE_PROTOCOLS: readonly string[] = ['websocket', 'spdy/
 
 /** Offers not forwarded on a scanned upgrade: a negotiated extension (permessage-deflate) would code the frames. */
 const UNSCANNABLE_OFFERS: ReadonlySet<string> = new Set(['sec-websocket-extensions']);
+
+/** RFC 6455 §1.3: the GUID a server appends to the client's key to prove it read the handshake. */
+const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * Why a `101` to a WebSocket upgrade is not a WebSocket server's answer, or undefined when it is:
+ * its `Sec-WebSocket-Accept` must be the one the client's key calls for. A `101` without it comes
+ * from something that did not switch protocols (a proxy fooled by its backend, a health check
+ * answering 101), where the bytes relayed next would be read as further HTTP requests that no
+ * rule judged.
+ */
+function notWebSocketAnswer(req: IncomingMessage, res: IncomingMessage): string | undefined {
+  const key = req.headers['sec-websocket-key'];
+  const accept = res.headers['sec-websocket-accept'];
+  const expected = typeof key === 'string' ? createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64') : undefined;
+  if (expected !== undefined && accept === expected) return undefined;
+  return 'the upstream answered the WebSocket upgrade with 101 but without the Sec-WebSocket-Accept its key calls for, so the stream would not be WebSocket frames';
+}
 
 /** The most of a non-101 answer to an upgrade that is relayed (they are short error bodies). */
 const REFUSED_UPGRADE_BODY_CAP = 1024 * 1024;
@@ -116,6 +135,14 @@ function relay<A>(args: UpgradeArgs<A>, target: string, headers: string[], close
     });
     outgoing.on('upgrade', (res: IncomingMessage, upSocket: Duplex, upHead: Buffer) => {
       closed.removeEventListener('abort', onClosed);
+      const fake = (args.req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket' ? notWebSocketAnswer(args.req, res) : undefined;
+      if (fake !== undefined) {
+        upSocket.destroy();
+        const reply = args.errorResponse(502, fake);
+        if (socket.writable) socket.end(serialize(reply));
+        resolve({ status: 502, result: 'failed', requestBytes: 0, responseBytes: reply.body.length, requestSample: Buffer.alloc(0), responseSample: Buffer.alloc(0), error: fake });
+        return;
+      }
       // The 101's head is shaped like any response's (it may repeat the credential) before a byte of it is relayed.
       shape({ status: 101, headers: headerObject(res.rawHeaders), body: Buffer.alloc(0) }).then(
         (shaped) => upgraded(res, upSocket, upHead, shaped.headers),

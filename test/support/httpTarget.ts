@@ -158,6 +158,24 @@ export async function startHttpTarget(): Promise<HttpTarget> {
       wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data, binary) => ws.send(data, { binary })));
       return;
     }
+    // A server that answers 101 without switching protocols (a proxy fooled by a health check of its
+    // backend): what follows on the socket is read as more HTTP requests, each logged and answered.
+    if (req.url === '/ws-fake') {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      let pending = head.toString('latin1');
+      const serve = (chunk: string) => {
+        pending += chunk;
+        for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+          const [method = '', target = ''] = pending.slice(0, pending.indexOf('\r\n')).split(' ');
+          log.push({ method, target, headers: {} });
+          pending = pending.slice(end + 4);
+          socket.write('HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nsmuggled!');
+        }
+      };
+      serve('');
+      socket.on('data', (d: Buffer) => serve(d.toString('latin1')));
+      return;
+    }
     if (req.url !== '/ws') {
       socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found');
       return;

@@ -50,7 +50,8 @@ export function handleResource(objects: StoredObject[], req: IncomingMessage): A
     if (method === 'GET' && watching(url)) return { status: 200, stream: (res) => watch(res, selected, url) };
     if (method === 'GET') return { status: 200, body: wantsTable(req.headers.accept) ? table(kind, selected) : list(kind, selected) };
     if (method === 'DELETE') {
-      for (const o of selected) objects.splice(objects.indexOf(o), 1);
+      // As the API server: the answer lists every object deleted, and a dry run deletes none.
+      if (!dryRun(url)) for (const o of selected) objects.splice(objects.indexOf(o), 1);
       return { status: 200, body: list(kind, selected) };
     }
     return { status: 405, body: status(405, 'MethodNotAllowed', `${method} is not supported on ${kind} collections by this fixture`) };
@@ -61,8 +62,10 @@ export function handleResource(objects: StoredObject[], req: IncomingMessage): A
   if (subresource === 'log' && method === 'GET') return { status: 200, stream: (res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`log line of ${name}\n`) };
   if (subresource !== '') return { status: 404, body: status(404, 'NotFound', `${kind}/${subresource} is not served by this fixture over plain HTTP`) };
   if (method === 'GET') return { status: 200, body: wantsTable(req.headers.accept) ? table(kind, [found]) : found.body };
+  // Any patch or update is answered with the whole object after it; this fixture changes nothing.
+  if (method === 'PATCH' || method === 'PUT') return { status: 200, body: found.body };
   if (method === 'DELETE') {
-    objects.splice(objects.indexOf(found), 1);
+    if (!dryRun(url)) objects.splice(objects.indexOf(found), 1);
     const now = new Date().toISOString();
     const body = structuredClone(found.body) as { metadata: Record<string, unknown>; status?: Record<string, unknown> };
     body.metadata.deletionTimestamp = now;
@@ -71,6 +74,8 @@ export function handleResource(objects: StoredObject[], req: IncomingMessage): A
   }
   return { status: 405, body: status(405, 'MethodNotAllowed', `${method} is not supported on ${kindOf(kind)} by this fixture`) };
 }
+
+const dryRun = (url: URL) => url.searchParams.get('dryRun') === 'All';
 
 function watching(url: URL): boolean {
   const v = url.searchParams.get('watch');

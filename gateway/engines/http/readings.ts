@@ -5,7 +5,9 @@
 // Rewrite, Symfony, Zend); servers also route paths the request line spells differently:
 // Rails and older Spring read `/v1/refunds.json` as `/v1/refunds`, IIS and Windows drop trailing
 // dots and spaces from segments, and Unicode-normalising stacks read the fullwidth `／ａｄｍｉｎ`
-// as `/admin`. Judging every reading (the strictest verdict wins) only blocks or masks more; a
+// as `/admin`. WebDAV's MOVE and COPY write at the path their `Destination` header names (and a
+// MOVE removes its own), so that path is judged too, with the methods that do the same (PUT, and
+// DELETE for a MOVE). Judging every reading (the strictest verdict wins) only blocks or masks more; a
 // reading that cannot itself be judged refuses the request.
 import { normaliseTarget } from './path.js';
 
@@ -29,6 +31,10 @@ const PATH_OVERRIDE_HEADERS = ['x-original-url', 'x-rewrite-url'];
 /** The methods a form POST may claim with a `_method` field (the body is not read to find out which). */
 const FORM_OVERRIDE_METHODS = ['PUT', 'PATCH', 'DELETE'];
 const FORM_TYPES = /^\s*(application\/x-www-form-urlencoded|multipart\/form-data)\s*(;|$)/i;
+/** The methods a WebDAV request performs at its Destination (and, for MOVE, at its own path). */
+const DESTINATION_METHODS: Readonly<Record<string, readonly string[]>> = { MOVE: ['PUT', 'DELETE'], COPY: ['PUT'] };
+/** An absolute URI (RFC 3986 §4.3) up to its path: the path is what a Destination header routes by. */
+const ABSOLUTE_URI = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
 /**
  * The alternative methods and paths of a request (`normalisedTarget` is its judged form), or why
@@ -60,6 +66,15 @@ export function alternateReadings(method: string, normalisedTarget: string, rawH
       if (!n.ok) return { reason: `the ${name} header, which some servers route by, ${n.reason.replace(/^the request path /, '')}` };
       paths.push(n.path);
     }
+  }
+  for (const value of headerValues(rawHeaders, 'destination')) {
+    const v = value.trim();
+    const m = ABSOLUTE_URI.exec(v);
+    const target = m === null ? v : v.slice(m[0].length) || '/';
+    const n = normaliseTarget(target.replace(/#.*$/, ''));
+    if (!n.ok) return { reason: `the Destination header, where WebDAV servers write, ${n.reason.replace(/^the request path /, '')}` };
+    paths.push(n.path);
+    for (const d of DESTINATION_METHODS[method.toUpperCase()] ?? ['PUT']) if (d !== method.toUpperCase()) methods.add(d);
   }
   return { methods: [...methods], paths };
 }

@@ -112,6 +112,9 @@ function forwardedPorts(target: string): number[] {
   return query.getAll('ports').flatMap((v) => v.split(',')).map((p) => Number(p.trim()));
 }
 
+/** Every `Content-Type` value of a request (a server-side apply is told by it). */
+const contentTypes = (raw: readonly string[]): string[] => raw.filter((v, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'content-type');
+
 const refusal = (code: number, reason: string, message: string): ProxyDecision => ({ verdict: 'block', refusal: statusResponse(code, reason, `sluice: ${message}`) });
 
 function actionKind(info: Classification, req: ProxyRequest): K8sAction['kind'] {
@@ -230,7 +233,7 @@ function hooks(session: SessionContext, connection: KubernetesConnection, refusa
 
   return {
     classify(req) {
-      const info = classifyRequest(req.method, req.rawTarget);
+      const info = classifyRequest(req.method, req.rawTarget, contentTypes(req.rawHeaders));
       const text = info.kind === 'unclassifiable' ? `${req.method} ${req.rawTarget.slice(0, 2048)}` : describeRequest(info);
       // Forwarded exactly as judged: an unclassifiable target reaches the server only when no rule applies.
       return { action: { info, text, kind: actionKind(info, req) }, target: req.rawTarget };

@@ -99,15 +99,29 @@ const listMatches = (list: readonly string[] | undefined, value: string) => list
  * objects: a list or watch returns every object a `get` rule keeps from being read (a watch
  * begins with the whole list), a deletecollection deletes what a `delete` rule protects, and a
  * patch can rewrite whatever an update can (and the reverse).
+ * Writes answer with the objects they touch, so a rule that keeps objects from being read matches
+ * them too: an update or patch answers with the whole object after it (an empty patch, or any
+ * with `?dryRun=All`, changes nothing and reads it), a delete with the deleted object for many
+ * resources, a deletecollection with every object it deleted (with `?dryRun=All`: every object,
+ * none deleted). And an update creates the object where the resource allows create-on-update
+ * (RBAC roles and bindings, leases, endpoints, …), so it is judged as `create` as well.
  */
 const RULE_VERBS_FOR: Readonly<Record<string, readonly string[]>> = {
   list: ['list', 'get'],
   watch: ['watch', 'list', 'get'],
-  deletecollection: ['deletecollection', 'delete'],
-  patch: ['patch', 'update'],
-  update: ['update', 'patch'],
+  deletecollection: ['deletecollection', 'delete', 'list', 'get'],
+  delete: ['delete', 'get'],
+  patch: ['patch', 'update', 'get'],
+  update: ['update', 'patch', 'get', 'create'],
 };
-const verbMatches = (verbs: readonly string[] | undefined, verb: string) => verbs === undefined || verbs.includes('*') || (RULE_VERBS_FOR[verb] ?? [verb]).some((v) => verbs.includes(v));
+/** A server-side apply creates what does not exist yet: it is a create as much as a patch. */
+const APPLY_VERBS: readonly string[] = [...(RULE_VERBS_FOR.patch as readonly string[]), 'create'];
+
+function verbMatches(verbs: readonly string[] | undefined, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  if (verbs === undefined || verbs.includes('*')) return true;
+  const readings = info.applyPatch === true ? APPLY_VERBS : (RULE_VERBS_FOR[info.verb] ?? [info.verb]);
+  return readings.some((v) => verbs.includes(v));
+}
 
 /** Collection requests: with no name, they read or delete every object of the resource in scope. */
 const COLLECTION_VERBS = new Set(['list', 'watch', 'deletecollection']);
@@ -134,25 +148,61 @@ const POD_STREAMS = ['exec', 'attach', 'portforward'];
 const reachesKubelet = (info: Extract<RequestInfo, { kind: 'resource' }>) => info.apiGroup === '' && info.resource === 'nodes' && (info.subresource === 'proxy' || info.verb === 'proxy');
 
 /**
+ * A write to `pods/NAME/ephemeralcontainers` (what `kubectl debug` sends) starts a container of
+ * the caller's choosing, with a command of its choosing, inside that pod (sharing the target
+ * container's processes and files with `targetContainerName`): exec by another name. Only reads
+ * of the subresource are not.
+ */
+const READ_VERBS = new Set(['get', 'list', 'watch']);
+const addsContainer = (info: Extract<RequestInfo, { kind: 'resource' }>) => info.apiGroup === '' && info.resource === 'pods' && info.subresource === 'ephemeralcontainers' && !READ_VERBS.has(info.verb);
+
+/**
+ * Resources known to live outside namespaces (so deleting a namespace does not delete them); a
+ * rule on anything else — an unknown or custom resource included — is taken to cover objects a
+ * namespace holds.
+ */
+const CLUSTER_SCOPED = new Set([
+  'namespaces', 'nodes', 'persistentvolumes', 'clusterroles', 'clusterrolebindings', 'storageclasses', 'customresourcedefinitions', 'apiservices', 'priorityclasses',
+  'certificatesigningrequests', 'validatingwebhookconfigurations', 'mutatingwebhookconfigurations', 'validatingadmissionpolicies', 'validatingadmissionpolicybindings',
+  'csidrivers', 'csinodes', 'volumeattachments', 'runtimeclasses', 'ingressclasses', 'componentstatuses',
+]);
+const DELETE_VERBS = ['delete', 'deletecollection'];
+
+/**
+ * A delete of a namespace (or of every namespace) deletes every object in it: it matches a rule
+ * that keeps objects of that namespace from being deleted, whatever their resource, group or name.
+ */
+function deletesNamespaceContents(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
+  if (!(info.apiGroup === '' && info.resource === 'namespaces' && info.subresource === '' && DELETE_VERBS.includes(info.verb))) return false;
+  if (rule.verbs !== undefined && !rule.verbs.some((v) => v === '*' || DELETE_VERBS.includes(v))) return false;
+  if (rule.resources !== undefined && !rule.resources.some((p) => p === '*' || (!p.includes('/') && !CLUSTER_SCOPED.has(p)))) return false;
+  return rule.namespaces === undefined || info.name === '' || listMatches(rule.namespaces, info.name);
+}
+
+/**
  * Whether a rule's conditions all hold for this request; rules never match non-resource
  * requests. A kubelet proxy request also matches every rule on `pods/exec`, `pods/attach` or
  * `pods/portforward` (whatever namespaces or names it lists: the gateway cannot tell which pod the
- * kubelet will run in), so such a rule is not walked past through the node.
+ * kubelet will run in), so such a rule is not walked past through the node. A write adding an
+ * ephemeral container matches the rules on `pods/exec` and `pods/attach` of that pod, and a
+ * namespace's delete the rules keeping its objects from being deleted.
  */
 export function ruleMatches(rule: Match, info: RequestInfo): boolean {
   if (info.kind !== 'resource') return false;
   if (reachesKubelet(info) && POD_STREAMS.some((sub) => matchesAsPodStream(rule, { ...info, verb: 'create', resource: 'pods', subresource: sub }))) return true;
+  if (deletesNamespaceContents(rule, info)) return true;
+  if (addsContainer(info) && ['exec', 'attach'].some((sub) => matchesRequest(rule, { ...info, verb: 'create', subresource: sub }))) return true;
   return matchesRequest(rule, info);
 }
 
 /** A kubelet request read as a pod stream: the rule's verbs, resources and groups decide, its namespaces and names cannot. */
 function matchesAsPodStream(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
-  return verbMatches(rule.verbs, info.verb) && rule.resources !== undefined && rule.resources.some((p) => p !== '*' && resourceMatches(p, info)) && listMatches(rule.apiGroups, info.apiGroup);
+  return verbMatches(rule.verbs, info) && rule.resources !== undefined && rule.resources.some((p) => p !== '*' && resourceMatches(p, info)) && listMatches(rule.apiGroups, info.apiGroup);
 }
 
 function matchesRequest(rule: Match, info: Extract<RequestInfo, { kind: 'resource' }>): boolean {
   return (
-    verbMatches(rule.verbs, info.verb) &&
+    verbMatches(rule.verbs, info) &&
     (rule.resources === undefined || rule.resources.some((p) => resourceMatches(p, info))) &&
     listMatches(rule.apiGroups, info.apiGroup) &&
     scopeMatches(rule.namespaces, info.namespace, info) &&

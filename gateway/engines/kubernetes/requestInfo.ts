@@ -24,6 +24,11 @@ export type RequestInfo =
       readonly namespace: string;
       /** "" for collections (list, watch, create, deletecollection). */
       readonly name: string;
+      /**
+       * A server-side apply (`PATCH` with an `application/apply-patch+…` body), which creates the
+       * object when it does not exist: judged as `create` too (policy.ts).
+       */
+      readonly applyPatch?: true;
     }
   | {
       /** Discovery, /version, /healthz, /openapi/…: not about any resource. */
@@ -45,10 +50,12 @@ const METHOD_VERBS: Readonly<Record<string, string>> = { GET: 'get', HEAD: 'get'
 const MAX_TARGET = 16 * 1024;
 
 /**
- * Classifies one request by its method and request-target (origin form: `/path?query`).
+ * Classifies one request by its method, request-target (origin form: `/path?query`) and the
+ * values of its `Content-Type` fields (the API server reads the patch type from the first; any
+ * naming an apply patch marks it, so a second field cannot hide one).
  * Never throws: what cannot be read with certainty comes back as `unclassifiable` with why.
  */
-export function classifyRequest(method: string, target: string): Classification {
+export function classifyRequest(method: string, target: string, contentTypes: readonly string[] = []): Classification {
   const parsed = splitTarget(target);
   if ('reason' in parsed) return { kind: 'unclassifiable', reason: parsed.reason };
   const { segments, path, query } = parsed;
@@ -101,8 +108,9 @@ export function classifyRequest(method: string, target: string): Classification 
   }
   if (verbFromMethod && resolvedName === '' && verb === 'delete') verb = 'deletecollection';
   if (resource === 'pods' && CONNECT_SUBRESOURCES.has(subresource)) verb = 'create';
+  const applyPatch = verb === 'patch' && contentTypes.some((t) => /apply-patch/i.test(t));
 
-  return { kind: 'resource', verb, apiGroup, apiVersion, resource, subresource, namespace, name: resolvedName };
+  return { kind: 'resource', verb, apiGroup, apiVersion, resource, subresource, namespace, name: resolvedName, ...(applyPatch ? { applyPatch: true as const } : {}) };
 }
 
 interface SplitTarget {

@@ -91,16 +91,34 @@ export type SshVerdict =
 export const UNJUDGEABLE_RULE = 'ssh.unjudgeable-command';
 
 /**
+ * The server side of a file transfer run as a command: `scp -t`/`-f` (scp's legacy protocol,
+ * `scp -O`), an sftp server (`sftp -s /usr/lib/openssh/sftp-server`) and `rsync --server`. With the
+ * sftp subsystem blocked these would carry the same files over `exec`.
+ */
+function runsFileTransferServer(form: string): boolean {
+  const words = form.split(' ');
+  const first = words[0] ?? '';
+  const base = first.slice(first.lastIndexOf('/') + 1);
+  if (base === 'scp') return words.slice(1).some((w) => /^-[A-Za-z]*[tf][A-Za-z]*$/.test(w));
+  if (base === 'rsync') return words.includes('--server');
+  return base === 'sftp-server' || base === 'internal-sftp';
+}
+
+/**
  * Judges one `exec` command line. Every simple command in it (split at `;`, `&&`, `||`, `|`, `&`
  * and newlines outside quotes) is matched against each applicable rule: a block wins over a
  * review. Constructs that hide a command from that split (command substitution, `eval`, `sh -c`,
- * unbalanced quotes, control characters) are refused whenever any block or review rule applies.
+ * unbalanced quotes, control characters) are refused whenever any block or review rule applies,
+ * a rule blocking sftp included: a file transfer's server side run as a command is refused by it.
  */
 export function judgeCommand(policy: SshPolicy | undefined, groups: readonly string[], command: string): SshVerdict {
   const rules = (policy?.rules ?? []).filter((r) => r.action !== 'allow' && r.commands.length > 0 && ruleApplies(r, groups));
-  if (rules.length === 0) return { verdict: 'allow' };
+  const files = sftpBlocked(policy, groups);
+  if (rules.length === 0 && files === undefined) return { verdict: 'allow' };
   const split = splitCommandLine(command);
   if ('unjudgeable' in split) return { verdict: 'block', rule: UNJUDGEABLE_RULE, reason: `the command cannot be checked against this connection's rules (${split.unjudgeable}); run the commands one by one` };
+  const transfer = files === undefined ? undefined : split.commands.find(runsFileTransferServer);
+  if (files !== undefined && transfer !== undefined) return { verdict: 'block', rule: files.rule, reason: `${files.reason}; "${transfer}" is a file transfer's server side` };
   let review: SshVerdict | undefined;
   for (const part of split.commands) {
     for (const r of rules) {

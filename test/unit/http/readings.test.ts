@@ -92,3 +92,21 @@ describe('path readings', () => {
     expect(pathSpellings('/.well-known/x')).toEqual(['/.well-known/x']);
   });
 });
+
+describe('WebDAV Destination', () => {
+  it('MOVE and COPY are judged at their Destination as PUT (and a MOVE at its own path as DELETE)', () => {
+    for (const dest of ['http://svc.internal/internal/keys', '/internal/keys', 'https://other:8443/a/../internal/keys', 'http://svc/%69nternal/keys#x']) {
+      expect(judge('MOVE', '/public/notes', ['Destination', dest]), dest).toMatchObject({ verdict: 'block', rule: 'internal' });
+      expect(judge('COPY', '/public/notes', ['Destination', dest]), dest).toMatchObject({ verdict: 'block', rule: 'internal' });
+    }
+    // A MOVE out of /admin removes what it moves: judged as DELETE there.
+    expect(judge('MOVE', '/admin/users/1', ['Destination', '/public/x'])).toMatchObject({ verdict: 'block', rule: 'read-only' });
+    expect(judge('COPY', '/admin/users/1', ['Destination', '/public/x'])).toEqual({ verdict: 'allow' });
+    expect(judge('MOVE', '/public/a', ['Destination', 'http://svc/public/b'])).toEqual({ verdict: 'allow' });
+  });
+
+  it('a Destination that cannot be judged refuses the request', () => {
+    expect(judge('MOVE', '/public/a', ['Destination', 'http://svc/internal%2Fkeys'])).toMatchObject({ refused: expect.stringMatching(/Destination header/) });
+    expect(judge('COPY', '/public/a', ['Destination', 'internal/keys'])).toMatchObject({ refused: expect.stringMatching(/Destination header/) });
+  });
+});

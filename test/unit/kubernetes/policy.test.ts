@@ -78,6 +78,89 @@ describe('kubernetes policy', () => {
     expect(j('GET', '/api/v1/namespaces/d/pods')).toEqual({ verdict: 'allow' });
   });
 
+  it('a rule that keeps objects from being read also matches the writes that answer with them', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'no-secret-reads', block: { verbs: ['get', 'list', 'watch'], resources: ['secrets'] } },
+          { id: 'no-config-lists', block: { verbs: ['list'], resources: ['configmaps'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    // An empty patch or a dry run changes nothing and answers with the object; a deletecollection
+    // with every object it deleted (a dry run: all of them, none deleted).
+    for (const [m, t] of [
+      ['PATCH', '/api/v1/namespaces/d/secrets/db?dryRun=All'],
+      ['PUT', '/api/v1/namespaces/d/secrets/db?dryRun=All'],
+      ['DELETE', '/api/v1/namespaces/d/secrets/db?dryRun=All'],
+      ['DELETE', '/api/v1/namespaces/d/secrets?dryRun=All'],
+      ['DELETE', '/api/v1/secrets?dryRun=All'],
+    ] as const) {
+      expect(j(m, t), `${m} ${t}`).toMatchObject({ verdict: 'block', rule: 'no-secret-reads' });
+    }
+    expect(j('DELETE', '/api/v1/namespaces/d/configmaps?dryRun=All')).toMatchObject({ verdict: 'block', rule: 'no-config-lists' });
+    // A list rule leaves the writes of one named object alone; creating returns only what was sent.
+    expect(j('PATCH', '/api/v1/namespaces/d/configmaps/x')).toEqual({ verdict: 'allow' });
+    expect(j('POST', '/api/v1/namespaces/d/secrets')).toEqual({ verdict: 'allow' });
+  });
+
+  it('an update and a server-side apply create what does not exist: create rules match them', () => {
+    const p = compileKubernetesPolicy(kubernetesPolicySchema.parse({ rules: [{ id: 'no-new-bindings', block: { verbs: ['create'], resources: ['rolebindings', 'clusterrolebindings'], apiGroups: ['rbac.authorization.k8s.io'] } }] }));
+    const j = (method: string, target: string, types: string[] = []) => judgeRequest(p, ['ops'], classifyRequest(method, target, types), `${method} ${target}`);
+    const binding = '/apis/rbac.authorization.k8s.io/v1/namespaces/d/rolebindings/admin-for-me';
+    expect(j('PUT', binding)).toMatchObject({ verdict: 'block', rule: 'no-new-bindings' });
+    expect(j('PATCH', `${binding}?fieldManager=kubectl`, ['application/apply-patch+yaml'])).toMatchObject({ verdict: 'block', rule: 'no-new-bindings' });
+    expect(j('PATCH', binding, ['application/apply-patch+cbor'])).toMatchObject({ verdict: 'block', rule: 'no-new-bindings' });
+    expect(j('PATCH', binding, ['application/json', 'Application/Apply-Patch+YAML; charset=utf-8'])).toMatchObject({ verdict: 'block', rule: 'no-new-bindings' });
+    // A merge or strategic patch of something missing is a 404, never a create.
+    expect(j('PATCH', binding, ['application/strategic-merge-patch+json'])).toEqual({ verdict: 'allow' });
+    expect(j('PATCH', binding, ['application/merge-patch+json'])).toEqual({ verdict: 'allow' });
+  });
+
+  it('deleting a namespace matches the rules that keep its objects from being deleted', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'prod-pods-kept', block: { verbs: ['delete'], resources: ['pods'], namespaces: ['prod'] } },
+          { id: 'db-kept', block: { resources: ['statefulsets'], apiGroups: ['apps'], names: ['db'] } },
+          { id: 'nodes-kept', block: { verbs: ['delete'], resources: ['nodes'] } },
+          { id: 'no-exec', block: { verbs: ['create'], resources: ['pods/exec'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    expect(j('DELETE', '/api/v1/namespaces/prod')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    expect(j('DELETE', '/api/v1/namespaces/prod?dryRun=All')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    expect(j('DELETE', '/api/v1/namespaces')).toMatchObject({ verdict: 'block', rule: 'prod-pods-kept' });
+    // A rule naming no namespace keeps its objects in every namespace.
+    expect(j('DELETE', '/api/v1/namespaces/dev')).toMatchObject({ verdict: 'block', rule: 'db-kept' });
+    const podsOnly = compileKubernetesPolicy(kubernetesPolicySchema.parse({ rules: [{ id: 'prod-pods-kept', block: { verbs: ['delete'], resources: ['pods'], namespaces: ['prod'] } }, { id: 'nodes-kept', block: { verbs: ['delete'], resources: ['nodes'] } }, { id: 'no-exec', block: { verbs: ['create'], resources: ['pods/exec'] } }] }));
+    const k = (method: string, target: string) => judgeRequest(podsOnly, ['ops'], classifyRequest(method, target), `${method} ${target}`);
+    // Another namespace; cluster-scoped resources and subresources are not in a namespace; reading or changing a namespace deletes nothing.
+    expect(k('DELETE', '/api/v1/namespaces/dev')).toEqual({ verdict: 'allow' });
+    expect(k('GET', '/api/v1/namespaces/prod')).toEqual({ verdict: 'allow' });
+    expect(k('PUT', '/api/v1/namespaces/prod/finalize')).toEqual({ verdict: 'allow' });
+  });
+
+  it('adding an ephemeral container to a pod is judged as exec and attach in that pod', () => {
+    const p = compileKubernetesPolicy(
+      kubernetesPolicySchema.parse({
+        rules: [
+          { id: 'exec-review', review: { verbs: ['create'], resources: ['pods/exec'], namespaces: ['prod'], approvers: ['leads'] } },
+          { id: 'no-attach-db', block: { resources: ['pods/attach'], names: ['db-0'] } },
+        ],
+      }),
+    );
+    const j = (method: string, target: string) => judgeRequest(p, ['ops'], classifyRequest(method, target, ['application/strategic-merge-patch+json']), `${method} ${target}`);
+    expect(j('PATCH', '/api/v1/namespaces/prod/pods/web-1/ephemeralcontainers')).toMatchObject({ verdict: 'review', rule: 'exec-review' });
+    expect(j('PUT', '/api/v1/namespaces/prod/pods/web-1/ephemeralcontainers')).toMatchObject({ verdict: 'review', rule: 'exec-review' });
+    expect(j('PATCH', '/api/v1/namespaces/dev/pods/db-0/ephemeralcontainers')).toMatchObject({ verdict: 'block', rule: 'no-attach-db' });
+    // Another namespace or pod than the rules name, or a read of the subresource, is not exec.
+    expect(j('PATCH', '/api/v1/namespaces/dev/pods/web-1/ephemeralcontainers')).toEqual({ verdict: 'allow' });
+    expect(j('GET', '/api/v1/namespaces/prod/pods/web-1/ephemeralcontainers')).toEqual({ verdict: 'allow' });
+  });
+
   it('a namespaces or names rule matches the collection requests that return or delete its objects among others', () => {
     const p = compileKubernetesPolicy(
       kubernetesPolicySchema.parse({
