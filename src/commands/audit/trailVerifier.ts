@@ -164,8 +164,10 @@ export class TrailVerifier {
     // the same bytes. A line that does not can mean one thing to this verifier and another to the
     // next reader: a key given twice (JSON.parse keeps the last, other parsers the first), a number
     // beyond a double's precision, `1e400`, escapes or spacing that hide text from a search. Only a
-    // CR before the newline is forgiven (a copy through a tool that ends lines with CRLF).
-    const form = formProblem(text.endsWith('\r') ? text.slice(0, -1) : text, value);
+    // CR is forgiven (a copy through a tool that ends lines with CRLF): JSON has no raw CR inside a
+    // string, so one can only stand between tokens, and a reader that splits lines at it finds
+    // halves that do not parse rather than another reading.
+    const form = formProblem(text.includes('\r') ? text.replace(/\r/g, '') : text, value);
     if (form !== undefined) {
       this.problems.push({ line, message: form });
       return;
