@@ -115,6 +115,14 @@ function readFile(path: string, signer: AuditSigner): FileContent | undefined {
   const content: FileContent = { format: FORMAT, checkpoint: v.checkpoint ?? null, ...(v.pending !== undefined ? { pending: v.pending } : {}) };
   const key: KeyObject = createPublicKey(signer.publicKeyPem);
   if (typeof v.sig !== 'string' || !verifySignature(null, fileMessage(content), key, Buffer.from(v.sig, 'base64'))) {
+    // A record naming a checkpoint says which key signed it: when that is not the key the gateway
+    // holds, it is the key that changed, and that is what the operator must be told.
+    const recorded = content.pending?.key ?? content.checkpoint?.key;
+    if (recorded !== undefined && recorded !== signer.keyId) {
+      throw new AuditHistoryError(
+        `${path} was signed with the audit key ${recorded}, but the audit key${signer.path !== undefined ? ` ${signer.path}` : ''} is key ${signer.keyId}: the key was replaced (or made anew because its file was missing). Put the gateway's key back: a new key cannot vouch for what the old one signed`,
+      );
+    }
     throw new AuditHistoryError(`${path} was not written by this gateway (it is not signed with the audit key ${signer.keyId}): it was edited or replaced. Restore it, or accept the store as it is with \`sluice-gateway audit accept-store\``);
   }
   return content;
