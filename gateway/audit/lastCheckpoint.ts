@@ -18,7 +18,7 @@ import { mkdir, open, rename } from 'node:fs/promises';
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { canonicalJson } from '../../src/api/auditTrail.js';
+import { canonicalJson, checkpointMessage } from '../../src/api/auditTrail.js';
 import type { AuditSnapshot, CheckpointRecord, Store } from '../store/types.js';
 import type { AuditSigner } from './keys.js';
 
@@ -175,6 +175,8 @@ export class LastCheckpoint {
       }
       last = pending;
     }
+    // Against the confirmed checkpoint: a pending one may have died before its witness append.
+    if (opts.witness !== undefined && content.checkpoint !== null) await checkWitness(opts.witness, content.checkpoint, signer, log);
     const guard = new LastCheckpoint(opts, last);
     await guard.assertInStore();
     if (pending !== undefined) await writeAtomically(file, { format: FORMAT, checkpoint: last }, signer);
@@ -238,6 +240,51 @@ export class LastCheckpoint {
     await store.addCheckpoint(c);
     await writeAtomically(file, { format: FORMAT, checkpoint: next }, signer);
     this.last = next;
+  }
+}
+
+/**
+ * At start: the witness receives every checkpoint before the store does, so its last line is the
+ * checkpoint the record names or a later one. A witness that ends before it, or whose last line is
+ * not a checkpoint signed with the key, was rolled back or edited: refused, naming the file, before
+ * anything is appended after the cut. Only the file's tail is read (a year of checkpoints is large).
+ * A missing or empty witness is started again, with a warning: a witness newly configured looks the
+ * same, and the witness's place is out of the store's writers' reach in any case (docs/decisions.md).
+ */
+async function checkWitness(path: string, last: SignedCheckpoint, signer: AuditSigner, log: Pick<Logger, 'warn'>): Promise<void> {
+  let tail: string;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      const length = Math.min(size, 64 * 1024);
+      const buf = Buffer.alloc(length);
+      await file.read(buf, 0, length, size - length);
+      tail = buf.toString('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the audit witness ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    tail = '';
+  }
+  const line = tail.trimEnd().split('\n').at(-1) ?? '';
+  if (line === '') {
+    log.warn({ witness: path, ledgerSeq: last.ledgerSeq }, 'the audit witness is missing or empty though this gateway signed checkpoints; it starts again from the next one');
+    return;
+  }
+  let c: Partial<SignedCheckpoint> & { type?: unknown };
+  try {
+    c = JSON.parse(line) as typeof c;
+  } catch {
+    c = {};
+  }
+  const w = c.type === 'checkpoint' && isSigned(c) ? c : undefined;
+  if (w === undefined || !verifySignature(null, checkpointMessage(w), createPublicKey(signer.publicKeyPem), Buffer.from(w.sig, 'base64'))) throw new AuditHistoryError(`the audit witness ${path} ends with a line that is not a checkpoint signed with the audit key ${signer.keyId}: it was edited. Restore it`);
+  if (w.ledgerSeq < last.ledgerSeq || (w.ledgerSeq === last.ledgerSeq && w.ledgerHash !== last.ledgerHash)) {
+    throw new AuditHistoryError(
+      `the audit witness ${path} ends at the checkpoint of ledger #${w.ledgerSeq} (signed ${w.at}), but this gateway last signed ${describe(last)} and appended it there first: the witness was ${w.ledgerSeq < last.ledgerSeq ? 'rolled back or cut' : 'rewritten'}. Restore it`,
+    );
   }
 }
 

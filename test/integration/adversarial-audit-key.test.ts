@@ -1,7 +1,7 @@
 // The audit key's files changed while the gateway is down, through the real binaries: the key
 // deleted (a gateway that made a new one would sign over history the old key vouched for), the key
 // swapped for another, the `.pub` beside it swapped (auditors who take the key from it would verify
-// someone else's signatures). Each time the gateway refuses to start, naming the file and what it
+// someone else's signatures), the witness rolled back or its last line edited. Each time the gateway refuses to start, naming the file and what it
 // found; nothing is written; with the files put back it starts and the export verifies.
 import { generateKeyPairSync } from 'node:crypto';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { exportAndVerify, runCli, serviceToken, startGateway, tokenCtx, type Gat
 const cluster = inject('pgCluster');
 const PASSWORD_ENV = 'PG_TEST_PASSWORD';
 const target = { host: cluster.host, port: cluster.port, database: cluster.database, user: cluster.user, password: { env: PASSWORD_ENV }, sslmode: 'disable' };
-const options = { env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }], extra: { audit: { readers: ['eng'], checkpoint: { sessions: 1, seconds: 60 } } } };
+const options = { env: { [PASSWORD_ENV]: cluster.password }, connections: [{ name: 'pg-test', type: 'postgres', target, allow: { groups: ['eng'] } }], extra: { audit: { readers: ['eng'], checkpoint: { sessions: 1, seconds: 60 }, witness: { file: 'witness/checkpoints.jsonl' } } } };
 
 const running: GatewayProcess[] = [];
 afterAll(async () => {
@@ -25,17 +25,19 @@ async function start(dir?: string): Promise<GatewayProcess> {
   return gw;
 }
 
-/** A gateway that recorded one session and stopped cleanly: its directory and key files. */
-async function recorded() {
+/** A gateway that recorded `sessions` sessions (a checkpoint after each) and stopped cleanly: its directory and files. */
+async function recorded(sessions = 1) {
   const gw = await start();
   const token = serviceToken(gw, 'ci', 'eng');
-  const r = await runCli(['connect', 'pg-test', '--port', '0', '--', cluster.psqlPath, '-X', '-v', 'ON_ERROR_STOP=1', '-c', 'select 1'], tokenCtx(gw, token));
-  expect(r.code, r.stderr).toBe(0);
+  for (let i = 0; i < sessions; i++) {
+    const r = await runCli(['connect', 'pg-test', '--port', '0', '--', cluster.psqlPath, '-X', '-v', 'ON_ERROR_STOP=1', '-c', 'select 1'], tokenCtx(gw, token));
+    expect(r.code, r.stderr).toBe(0);
+  }
   expect(await gw.stop()).toBe(0);
   const state = join(gw.dir, 'state');
   const key = join(state, 'audit-ed25519.pem');
   expect(existsSync(key)).toBe(true);
-  return { dir: gw.dir, key, pub: `${key}.pub`, token, db: join(state, 'sluice.db') };
+  return { dir: gw.dir, key, pub: `${key}.pub`, token, db: join(state, 'sluice.db'), witness: join(gw.dir, 'witness/checkpoints.jsonl') };
 }
 
 async function refusedStart(dir: string): Promise<string> {
@@ -91,5 +93,20 @@ describe('the audit key changed while the gateway is down', () => {
     rmSync(r.pub);
     await startsAndVerifies(r.dir, r.token);
     expect(readFileSync(r.pub, 'utf8')).toBe(original);
+  });
+
+  it('the witness rolled back or its last line edited: refused, naming the witness; put back, the gateway starts', async () => {
+    const r = await recorded(2);
+    const original = readFileSync(r.witness, 'utf8');
+    const lines = original.trimEnd().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    writeFileSync(r.witness, `${lines.slice(0, -1).join('\n')}\n`);
+    expect(await refusedStart(r.dir)).toMatch(new RegExp(`the audit witness ${r.witness.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} ends at the checkpoint of ledger #\\d+ \\(signed \\S+\\), but this gateway last signed ledger #\\d+ .* the witness was rolled back or cut`));
+    const forged = JSON.parse(lines.at(-1)!) as { ledgerSeq: number };
+    forged.ledgerSeq += 5;
+    writeFileSync(r.witness, `${[...lines.slice(0, -1), JSON.stringify(forged)].join('\n')}\n`);
+    expect(await refusedStart(r.dir)).toContain(`the audit witness ${r.witness} ends with a line that is not a checkpoint signed with the audit key`);
+    writeFileSync(r.witness, original);
+    await startsAndVerifies(r.dir, r.token);
   });
 });
