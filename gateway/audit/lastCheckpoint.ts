@@ -244,10 +244,11 @@ export class LastCheckpoint {
 }
 
 /**
- * At start: the witness receives every checkpoint before the store does, so its last line is the
- * checkpoint the record names or a later one. A witness that ends before it, or whose last line is
- * not a checkpoint signed with the key, was rolled back or edited: refused, naming the file, before
- * anything is appended after the cut. Only the file's tail is read (a year of checkpoints is large).
+ * At start: the witness receives every checkpoint before the store does, so it holds the
+ * checkpoint the record names or a later one. A witness whose newest entry is behind it, or that
+ * holds a line which is not a checkpoint signed with the key, was rolled back or edited: refused,
+ * naming the file, before anything is appended after the cut. Only the file's last 64 KiB (some
+ * 250 checkpoints) are read: a year of checkpoints is large.
  * A missing or empty witness is started again, with a warning: a witness newly configured looks the
  * same, and the witness's place is out of the store's writers' reach in any case (docs/decisions.md).
  */
@@ -268,22 +269,36 @@ async function checkWitness(path: string, last: SignedCheckpoint, signer: AuditS
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the audit witness ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
     tail = '';
   }
-  const line = tail.trimEnd().split('\n').at(-1) ?? '';
-  if (line === '') {
+  // The tail's complete lines (the first may be cut by where the read began), newest last.
+  const lines = tail.trimEnd().split('\n');
+  if (tail.length === 64 * 1024) lines.shift();
+  if (lines.every((l) => l.trim() === '')) {
     log.warn({ witness: path, ledgerSeq: last.ledgerSeq }, 'the audit witness is missing or empty though this gateway signed checkpoints; it starts again from the next one');
     return;
   }
-  let c: Partial<SignedCheckpoint> & { type?: unknown };
-  try {
-    c = JSON.parse(line) as typeof c;
-  } catch {
-    c = {};
+  const key = createPublicKey(signer.publicKeyPem);
+  let newest: SignedCheckpoint | undefined;
+  for (const line of lines) {
+    if (line.trim() === '') continue;
+    let c: Partial<SignedCheckpoint> & { type?: unknown };
+    try {
+      c = JSON.parse(line) as typeof c;
+    } catch {
+      c = {};
+    }
+    const w = c.type === 'checkpoint' && isSigned(c) ? c : undefined;
+    if (w === undefined || !verifySignature(null, checkpointMessage(w), key, Buffer.from(w.sig, 'base64'))) {
+      throw new AuditHistoryError(`the audit witness ${path} holds a line that is not a checkpoint signed with the audit key ${signer.keyId}: it was edited. Restore it`);
+    }
+    if (w.ledgerSeq === last.ledgerSeq && w.ledgerHash !== last.ledgerHash) {
+      throw new AuditHistoryError(`the audit witness ${path} holds a checkpoint of ledger #${w.ledgerSeq} with hash ${short(w.ledgerHash)}, but this gateway last signed ${describe(last)}: the witness or the record was rewritten. Restore it`);
+    }
+    // Replicas sharing a witness may append out of ledger order: the newest is the highest entry.
+    if (newest === undefined || w.ledgerSeq > newest.ledgerSeq) newest = w;
   }
-  const w = c.type === 'checkpoint' && isSigned(c) ? c : undefined;
-  if (w === undefined || !verifySignature(null, checkpointMessage(w), createPublicKey(signer.publicKeyPem), Buffer.from(w.sig, 'base64'))) throw new AuditHistoryError(`the audit witness ${path} ends with a line that is not a checkpoint signed with the audit key ${signer.keyId}: it was edited. Restore it`);
-  if (w.ledgerSeq < last.ledgerSeq || (w.ledgerSeq === last.ledgerSeq && w.ledgerHash !== last.ledgerHash)) {
+  if (newest !== undefined && newest.ledgerSeq < last.ledgerSeq) {
     throw new AuditHistoryError(
-      `the audit witness ${path} ends at the checkpoint of ledger #${w.ledgerSeq} (signed ${w.at}), but this gateway last signed ${describe(last)} and appended it there first: the witness was ${w.ledgerSeq < last.ledgerSeq ? 'rolled back or cut' : 'rewritten'}. Restore it`,
+      `the audit witness ${path} ends at the checkpoint of ledger #${newest.ledgerSeq} (signed ${newest.at}), but this gateway last signed ${describe(last)} and appended it there first: the witness was rolled back or cut. Restore it`,
     );
   }
 }

@@ -105,7 +105,7 @@ describe('the audit key changed while the gateway is down', () => {
     const forged = JSON.parse(lines.at(-1)!) as { ledgerSeq: number };
     forged.ledgerSeq += 5;
     writeFileSync(r.witness, `${[...lines.slice(0, -1), JSON.stringify(forged)].join('\n')}\n`);
-    expect(await refusedStart(r.dir)).toContain(`the audit witness ${r.witness} ends with a line that is not a checkpoint signed with the audit key`);
+    expect(await refusedStart(r.dir)).toContain(`the audit witness ${r.witness} holds a line that is not a checkpoint signed with the audit key`);
     writeFileSync(r.witness, original);
     await startsAndVerifies(r.dir, r.token);
   });
