@@ -59,6 +59,7 @@ export async function* exportLines(snap: AuditSnapshot, pages: EventPages, scope
     ledgerHash: snap.head.hash,
     sessions,
     ...(checkpointSeconds !== undefined ? { checkpointSeconds } : {}),
+    ...(gateway ? { gateway } : {}),
   };
   yield JSON.stringify({ type: 'end', ...end, sig: signer.sign(exportEndMessage(end)) });
 }

@@ -13,6 +13,8 @@ export interface AuditSigner {
   readonly publicKeyPem: string;
   /** base64 Ed25519 signature of `message`. */
   sign(message: Buffer): string;
+  /** The private key's file, to name it in messages. */
+  readonly path?: string;
 }
 
 /** Loads the key at `path`, or creates it (and `path.pub`) when the file does not exist. */
@@ -47,9 +49,41 @@ export function loadOrCreateAuditKey(path: string, log: Pick<Logger, 'info' | 'w
     if ((statSync(path).mode & 0o077) !== 0) log.warn({ path }, 'the audit key is readable by other users: chmod 600 it');
   }
   const publicKey = createPublicKey(privateKey);
+  const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  checkPublicHalf(path, publicKeyPem, keyIdOf(publicKey));
   return {
     keyId: keyIdOf(publicKey),
-    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    publicKeyPem,
     sign: (message) => sign(null, message, privateKey).toString('base64'),
+    path,
   };
+}
+
+/**
+ * The `.pub` beside the key is where operators and auditors take the key from (docs/audit.md). One
+ * that is not the key's public half would have them verify exports against someone else's key:
+ * the gateway refuses to start rather than serve a key its own file contradicts. A missing one is
+ * written again (it is derived).
+ */
+function checkPublicHalf(path: string, publicKeyPem: string, keyId: string): void {
+  const pub = `${path}.pub`;
+  let text: string;
+  try {
+    text = readFileSync(pub, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${pub}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    writeFileSync(pub, publicKeyPem);
+    return;
+  }
+  let found: string;
+  try {
+    found = keyIdOf(text);
+  } catch {
+    throw new Error(`${pub} is not a PEM public key, but the public half of the audit key ${path} (key ${keyId}) belongs there: it was replaced. Restore it, or delete it and the gateway writes it again`);
+  }
+  if (found !== keyId) {
+    throw new Error(
+      `${pub} holds key ${found}, not the public half of the audit key ${path} (key ${keyId}): one of the two was replaced, and whoever takes the key from ${pub} would verify exports against the wrong key. Restore the gateway's key, or delete ${pub} and the gateway writes it again`,
+    );
+  }
 }

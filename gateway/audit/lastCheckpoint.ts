@@ -18,7 +18,7 @@ import { mkdir, open, rename } from 'node:fs/promises';
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { canonicalJson } from '../../src/api/auditTrail.js';
+import { canonicalJson, checkpointMessage } from '../../src/api/auditTrail.js';
 import type { AuditSnapshot, CheckpointRecord, Store } from '../store/types.js';
 import type { AuditSigner } from './keys.js';
 
@@ -115,6 +115,14 @@ function readFile(path: string, signer: AuditSigner): FileContent | undefined {
   const content: FileContent = { format: FORMAT, checkpoint: v.checkpoint ?? null, ...(v.pending !== undefined ? { pending: v.pending } : {}) };
   const key: KeyObject = createPublicKey(signer.publicKeyPem);
   if (typeof v.sig !== 'string' || !verifySignature(null, fileMessage(content), key, Buffer.from(v.sig, 'base64'))) {
+    // A record naming a checkpoint says which key signed it: when that is not the key the gateway
+    // holds, it is the key that changed, and that is what the operator must be told.
+    const recorded = content.pending?.key ?? content.checkpoint?.key;
+    if (recorded !== undefined && recorded !== signer.keyId) {
+      throw new AuditHistoryError(
+        `${path} was signed with the audit key ${recorded}, but the audit key${signer.path !== undefined ? ` ${signer.path}` : ''} is key ${signer.keyId}: the key was replaced (or made anew because its file was missing). Put the gateway's key back: a new key cannot vouch for what the old one signed`,
+      );
+    }
     throw new AuditHistoryError(`${path} was not written by this gateway (it is not signed with the audit key ${signer.keyId}): it was edited or replaced. Restore it, or accept the store as it is with \`sluice-gateway audit accept-store\``);
   }
   return content;
@@ -167,6 +175,8 @@ export class LastCheckpoint {
       }
       last = pending;
     }
+    // Against the confirmed checkpoint: a pending one may have died before its witness append.
+    if (opts.witness !== undefined && content.checkpoint !== null) await checkWitness(opts.witness, content.checkpoint, signer, log);
     const guard = new LastCheckpoint(opts, last);
     await guard.assertInStore();
     if (pending !== undefined) await writeAtomically(file, { format: FORMAT, checkpoint: last }, signer);
@@ -230,6 +240,66 @@ export class LastCheckpoint {
     await store.addCheckpoint(c);
     await writeAtomically(file, { format: FORMAT, checkpoint: next }, signer);
     this.last = next;
+  }
+}
+
+/**
+ * At start: the witness receives every checkpoint before the store does, so it holds the
+ * checkpoint the record names or a later one. A witness whose newest entry is behind it, or that
+ * holds a line which is not a checkpoint signed with the key, was rolled back or edited: refused,
+ * naming the file, before anything is appended after the cut. Only the file's last 64 KiB (some
+ * 250 checkpoints) are read: a year of checkpoints is large.
+ * A missing or empty witness is started again, with a warning: a witness newly configured looks the
+ * same, and the witness's place is out of the store's writers' reach in any case (docs/decisions.md).
+ */
+async function checkWitness(path: string, last: SignedCheckpoint, signer: AuditSigner, log: Pick<Logger, 'warn'>): Promise<void> {
+  let tail: string;
+  try {
+    const file = await open(path, 'r');
+    try {
+      const { size } = await file.stat();
+      const length = Math.min(size, 64 * 1024);
+      const buf = Buffer.alloc(length);
+      await file.read(buf, 0, length, size - length);
+      tail = buf.toString('utf8');
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the audit witness ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    tail = '';
+  }
+  // The tail's complete lines (the first may be cut by where the read began), newest last.
+  const lines = tail.trimEnd().split('\n');
+  if (tail.length === 64 * 1024) lines.shift();
+  if (lines.every((l) => l.trim() === '')) {
+    log.warn({ witness: path, ledgerSeq: last.ledgerSeq }, 'the audit witness is missing or empty though this gateway signed checkpoints; it starts again from the next one');
+    return;
+  }
+  const key = createPublicKey(signer.publicKeyPem);
+  let newest: SignedCheckpoint | undefined;
+  for (const line of lines) {
+    if (line.trim() === '') continue;
+    let c: Partial<SignedCheckpoint> & { type?: unknown };
+    try {
+      c = JSON.parse(line) as typeof c;
+    } catch {
+      c = {};
+    }
+    const w = c.type === 'checkpoint' && isSigned(c) ? c : undefined;
+    if (w === undefined || !verifySignature(null, checkpointMessage(w), key, Buffer.from(w.sig, 'base64'))) {
+      throw new AuditHistoryError(`the audit witness ${path} holds a line that is not a checkpoint signed with the audit key ${signer.keyId}: it was edited. Restore it`);
+    }
+    if (w.ledgerSeq === last.ledgerSeq && w.ledgerHash !== last.ledgerHash) {
+      throw new AuditHistoryError(`the audit witness ${path} holds a checkpoint of ledger #${w.ledgerSeq} with hash ${short(w.ledgerHash)}, but this gateway last signed ${describe(last)}: the witness or the record was rewritten. Restore it`);
+    }
+    // Replicas sharing a witness may append out of ledger order: the newest is the highest entry.
+    if (newest === undefined || w.ledgerSeq > newest.ledgerSeq) newest = w;
+  }
+  if (newest !== undefined && newest.ledgerSeq < last.ledgerSeq) {
+    throw new AuditHistoryError(
+      `the audit witness ${path} ends at the checkpoint of ledger #${newest.ledgerSeq} (signed ${newest.at}), but this gateway last signed ${describe(last)} and appended it there first: the witness was rolled back or cut. Restore it`,
+    );
   }
 }
 

@@ -1,6 +1,7 @@
 // The gateway's audit trail as one service: the signing key, the writer, session recorders,
 // periodic signed checkpoints, retention, crash recovery of sessions a dead gateway left open,
 // and exports. server.ts starts it after the store and closes it before the store.
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { canonicalJson, chainHashOfText, type ExportScope } from '../../src/api/auditTrail.js';
@@ -74,6 +75,16 @@ export interface StartAuditOptions {
 export async function startAudit({ store, ingestThread, settings, log, now: clock }: StartAuditOptions): Promise<AuditService> {
   const now = clock ?? (() => new Date());
   const instance = `g_${randomBytes(6).toString('base64url')}`;
+  // A key is made only for a store that holds no signed history: one made for a store with
+  // history would sign checkpoints over entries the old key vouched for, and verify none of them.
+  if (!existsSync(settings.keyFile)) {
+    const head = await store.ledgerHead();
+    if (head.seq > 0) {
+      throw new AuditHistoryError(
+        `the audit key ${settings.keyFile} does not exist, but the store's ledger holds entries #1–#${head.seq}, signed with the key this gateway had: restore the key file (a new key would not verify what was signed). Replicas sharing a store must share the key`,
+      );
+    }
+  }
   const signer = loadOrCreateAuditKey(settings.keyFile, log);
   await store.heartbeat(instance, now());
   // Before the journal's replay appends to it: a store that lost or changed what this gateway

@@ -187,6 +187,11 @@ export interface ExportEndBody {
    * gateways before it was signed, which therefore do not verify.
    */
   readonly checkpointSeconds?: number;
+  /**
+   * The gateway's URL as the header names it. Signed so that the header, which is not signed
+   * itself, cannot be relabelled to name another gateway.
+   */
+  readonly gateway?: string;
 }
 
 export function exportEndMessage(e: ExportEndBody): Buffer {
@@ -202,6 +207,7 @@ export function exportEndMessage(e: ExportEndBody): Buffer {
       ledgerHash: e.ledgerHash,
       sessions: e.sessions.map((s) => ({ id: s.id, events: s.events, last: s.last })),
       ...(e.checkpointSeconds !== undefined ? { checkpointSeconds: e.checkpointSeconds } : {}),
+      ...(e.gateway !== undefined ? { gateway: e.gateway } : {}),
     }),
     'utf8',
   );
@@ -216,7 +222,14 @@ export function keyIdOf(key: KeyObject | string): string {
 // ---- export lines (JSON Lines; one object per line, in this order) ----
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const iso = z.string().min(20);
+/**
+ * A time exactly as the gateway writes one (`Date.prototype.toISOString`, UTC, milliseconds).
+ * Looser forms parse differently from reader to reader (a time without a zone is local time to
+ * some), so a line that holds one is not the gateway's.
+ */
+const iso = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(s) && !Number.isNaN(Date.parse(s)) && new Date(s).toISOString() === s, {
+  message: 'not a UTC time as the gateway writes it (YYYY-MM-DDTHH:MM:SS.sssZ)',
+});
 const scope = z.union([
   z.strictObject({ kind: z.literal('all') }),
   z.strictObject({ kind: z.literal('since'), since: iso }),
@@ -247,8 +260,9 @@ export const exportEndLine = z.strictObject({
   ledgerPrev: hex64,
   ledgerSeq: z.number().int().min(0),
   ledgerHash: hex64,
-  sessions: z.array(z.object({ id: z.string(), events: z.number().int().min(1), last: hex64 })),
+  sessions: z.array(z.strictObject({ id: z.string(), events: z.number().int().min(1), last: hex64 })),
   checkpointSeconds: z.number().int().min(1).optional(),
+  gateway: z.string().optional(),
   sig: z.string(),
 });
 export type ExportEventLine = z.infer<typeof exportEventLine>;

@@ -3,6 +3,7 @@
 // with the auditor's copy of the gateway's public key, and cross-checks sessions against their
 // seals and the signed end line. Pure: lines and a key in, a list of problems out; fed line by
 // line (TrailVerifier), it holds one entry per session and ledger entry, never the events.
+import { isUtf8 } from 'node:buffer';
 import { verify as verifySignature, type KeyObject } from 'node:crypto';
 import type { z } from 'zod';
 import {
@@ -108,17 +109,67 @@ export class TrailVerifier {
     this.keyId = keyIdOf(key);
   }
 
+  /**
+   * One line of the export as bytes, without its newline: it must be UTF-8. A decoder turns a
+   * byte that is not into U+FFFD, so bytes that are not the gateway's could otherwise stand in
+   * for a U+FFFD the gateway recorded and still verify, while other readers decode them otherwise.
+   */
+  pushBytes(bytes: Buffer): void {
+    let text: string | undefined;
+    try {
+      if (isUtf8(bytes)) text = bytes.toString('utf8');
+    } catch {
+      // Longer than a JavaScript string can be: the gateway, which builds each line as one, did not write it.
+      this.pushOversize(bytes.length - 1);
+      return;
+    }
+    if (text !== undefined) {
+      this.push(text);
+      return;
+    }
+    const line = ++this.lineNo;
+    this.problems.push({ line, message: 'the line is not valid UTF-8 (the gateway writes UTF-8 only): it was altered or damaged' });
+  }
+
+  /** A line longer than the verifier reads (its bytes were skipped): no gateway writes one. */
+  pushOversize(bytes: number): void {
+    const line = ++this.lineNo;
+    this.problems.push({ line, message: `the line is longer than ${bytes} bytes, more than any line the gateway writes: it was altered` });
+  }
+
   /** One line of the export, without its newline. */
   push(text: string): void {
     const line = ++this.lineNo;
     if (text.trim() === '') return;
+    try {
+      this.read(line, text);
+    } catch (err) {
+      // A line built to break the verifier itself (nesting deeper than the stack, say) is a
+      // problem of that line, never a crash that hides the rest of the report.
+      this.problems.push({ line, message: `the line cannot be read (${(err as Error).message}): it was not written by the gateway` });
+    }
+  }
+
+  private read(line: number, text: string): void {
     let value: Record<string, unknown>;
     try {
       const v = JSON.parse(text) as unknown;
       if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
       value = v as Record<string, unknown>;
     } catch {
-      this.problems.push({ line, message: 'not a JSON object (the line was damaged or cut)' });
+      this.problems.push({ line, message: `not a JSON object (${line === 1 && text.charCodeAt(0) === 0xfeff ? 'it starts with a byte-order mark, which the gateway never writes' : 'the line was damaged or cut'})` });
+      return;
+    }
+    // The gateway writes every line with JSON.stringify, and parsing and writing it again gives
+    // the same bytes. A line that does not can mean one thing to this verifier and another to the
+    // next reader: a key given twice (JSON.parse keeps the last, other parsers the first), a number
+    // beyond a double's precision, `1e400`, escapes or spacing that hide text from a search. Only a
+    // CR is forgiven (a copy through a tool that ends lines with CRLF): JSON has no raw CR inside a
+    // string, so one can only stand between tokens, and a reader that splits lines at it finds
+    // halves that do not parse rather than another reading.
+    const form = formProblem(text.includes('\r') ? text.replace(/\r/g, '') : text, value);
+    if (form !== undefined) {
+      this.problems.push({ line, message: form });
       return;
     }
     const p = { line, value };
@@ -145,7 +196,7 @@ export class TrailVerifier {
     switch (p.value.type) {
       case 'event': {
         const v = this.take(p, exportEventLine, 'event');
-        if (v) this.event(p.line, v);
+        if (v) this.event(p.line, v, p.value);
         break;
       }
       case 'ledger': {
@@ -168,7 +219,7 @@ export class TrailVerifier {
   }
 
   /** One event, checked against its session's chain so far. */
-  private event(line: number, v: ExportEventLine): void {
+  private event(line: number, v: ExportEventLine, raw: Record<string, unknown>): void {
     this.events++;
     const at = Date.parse(v.at);
     if (at > this.lastEventAt) this.lastEventAt = at;
@@ -185,7 +236,15 @@ export class TrailVerifier {
       st.broken = { line, seq: v.seq, expected };
       return;
     }
-    const hash = eventHash(st.prev, { session: v.session, seq: v.seq, kind: v.kind as EventKind, at: v.at, data: v.data });
+    // Over the data as parsed, not the schema's copy of it, which drops a `__proto__` member: the
+    // hash must cover every member a reader of the line sees.
+    let hash: string;
+    try {
+      hash = eventHash(st.prev, { session: v.session, seq: v.seq, kind: v.kind as EventKind, at: v.at, data: raw.data as Record<string, unknown> });
+    } catch (err) {
+      st.broken = { line, message: `session ${v.session} event #${v.seq} (${v.kind}): its data has no canonical form (${(err as Error).message}): it was not written by the gateway` };
+      return;
+    }
     if (hash !== v.hash) {
       st.broken = { line, message: `session ${v.session} event #${v.seq} (${v.kind}): its content does not match its hash: it was changed after it was recorded` };
       return;
@@ -250,6 +309,18 @@ export class TrailVerifier {
       endSigned = checkSig(exportEndMessage(body), sig, key);
       if (!endSigned) add({ line: endLine, message: `the end line's signature does not verify with the given key (the export names ${signedBy(end.key)}): the export was altered or signed by another gateway` });
       if (this.header && canonicalScope(this.header.scope) !== canonicalScope(end.scope)) add({ line: first.line, message: 'the header and the signed end line disagree about the export\u2019s scope' });
+      // The header is not signed: each of its fields must be one the end line signs.
+      const h = this.header;
+      if (h && (h.at !== end.at || h.key !== end.key)) add({ line: first.line, message: `the header's ${h.at !== end.at ? `time (${h.at})` : `key (${h.key})`} differs from the signed end line's (${h.at !== end.at ? end.at : end.key}): the header was edited` });
+      if (h && h.gateway !== end.gateway) {
+        add({
+          line: first.line,
+          message:
+            end.gateway === undefined
+              ? `the header names the gateway ${JSON.stringify(h.gateway)} but the signed end line names none: the header's gateway is not signed (export again from a gateway that signs it)`
+              : `the header names the gateway ${JSON.stringify(h.gateway ?? null)} but the signed end line names ${JSON.stringify(end.gateway)}: the header was edited`,
+        });
+      }
     }
     const signedCheckpoints = new Set<Parsed<ExportCheckpointLine>>();
     for (const c of this.checkpoints) {
@@ -388,6 +459,19 @@ function unsignedTail(end: ExportEndLine, last: ExportCheckpointLine | undefined
   if (last === undefined) return span > limitMs || ledger.length > 0 ? `the export has no signed checkpoint over its ledger: checkpoints were removed (the gateway signs one at least every ${end.checkpointSeconds} s and one at export)` : undefined;
   if (span <= limitMs) return undefined;
   return `the trail goes on ${Math.round(span / 1000)} s after the export's last signed checkpoint (ledger #${last.ledgerSeq}, ${last.at}), longer than the gateway's checkpoint interval of ${end.checkpointSeconds} s: checkpoints were removed, or the history after them was rewritten`;
+}
+
+/**
+ * Why a line is not in the exact form the gateway writes (JSON.stringify of what it parses to), or
+ * undefined when it is. Names where the two part, so whoever looks at the line finds the trick.
+ */
+function formProblem(text: string, value: unknown): string | undefined {
+  const written = JSON.stringify(value);
+  if (written === text) return undefined;
+  let at = 0;
+  while (at < text.length && text.charCodeAt(at) === written.charCodeAt(at)) at++;
+  const near = JSON.stringify(text.slice(Math.max(0, at - 24), at + 24));
+  return `the line is not written as the gateway writes it (it differs at character ${at + 1}, near ${near}): a repeated key, an escape, a number's form or spacing that readers may take differently; it was altered`;
 }
 
 function checkSig(message: Buffer, sig: string, key: KeyObject): boolean {

@@ -131,15 +131,32 @@ export async function readWitness(file: string, key: KeyObject): Promise<Anchor[
 }
 
 /**
+ * The longest line the verifier reads. The gateway builds each line as one JavaScript string, which
+ * V8 caps at 2^29 − 24 UTF-16 units, each at most 3 bytes of UTF-8: no line of an export is longer.
+ */
+export const MAX_LINE_BYTES = 3 * (2 ** 29 - 24);
+
+/**
  * Feeds the export to the verifier line by line as it is read: an export of any size verifies in
  * little memory. Lines end at LF only (a stray CR is JSON whitespace, as in the gateway's
- * exports), and a character split between two reads is decoded whole.
+ * exports), and a character split between two reads is decoded whole. A line's chunks are kept
+ * until its newline and joined once (joining at every read made a long line cost the square of
+ * its length); a line longer than any the gateway writes is skipped up to its newline, unread.
  */
-async function verifyStream(file: string, stdin: AsyncIterable<Buffer | string> | undefined, key: KeyObject, anchors: Anchor[]): Promise<Verification> {
+export async function verifyStream(file: string, stdin: AsyncIterable<Buffer | string> | undefined, key: KeyObject, anchors: Anchor[], maxLineBytes = MAX_LINE_BYTES): Promise<Verification> {
   const { TrailVerifier } = await import('./trailVerifier.js');
   const verifier = new TrailVerifier(key, anchors);
   const chunks = (stdin ?? createReadStream(file))[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-  let rest = Buffer.alloc(0);
+  let parts: Buffer[] = [];
+  let length = 0;
+  let oversize = false;
+  const endLine = (tail: Buffer): void => {
+    if (oversize) verifier.pushOversize(maxLineBytes);
+    else verifier.pushBytes(parts.length === 0 ? tail : Buffer.concat([...parts, tail]));
+    parts = [];
+    length = 0;
+    oversize = false;
+  };
   for (;;) {
     let r: IteratorResult<Buffer | string>;
     try {
@@ -149,13 +166,19 @@ async function verifyStream(file: string, stdin: AsyncIterable<Buffer | string> 
       throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
     if (r.done) break;
-    let buf = Buffer.concat([rest, typeof r.value === 'string' ? Buffer.from(r.value) : r.value]);
+    let buf = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
     for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a)) {
-      verifier.push(buf.toString('utf8', 0, nl));
+      if (length + nl > maxLineBytes) oversize = true;
+      endLine(buf.subarray(0, nl));
       buf = buf.subarray(nl + 1);
     }
-    rest = buf;
+    if (buf.length === 0) continue;
+    length += buf.length;
+    if (length > maxLineBytes) {
+      oversize = true;
+      parts = [];
+    } else parts.push(buf);
   }
-  if (rest.length > 0) verifier.push(rest.toString('utf8'));
+  if (length > 0 || oversize) endLine(Buffer.alloc(0));
   return verifier.finish();
 }
