@@ -70,7 +70,7 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
   const { settings, application } = startupSettings(m.params);
   const upstreamName = upstreamApplicationName(identity.name, application);
   const upstreamParameters: [string, string][] = [['application_name', upstreamName], ...settings];
-  const applicationName: ApplicationNameShown = { upstream: upstreamName, frame: encodeParameterStatus('application_name', application ?? '') };
+  const applicationName: ApplicationNameShown = { upstream: upstreamName, frame: encodeParameterStatus('application_name', (application ?? '').replaceAll('\0', '')) };
   const unrecognized = [...m.params.keys()].filter((name) => name.startsWith('_pq_.'));
   // Recorded, never forwarded (the target sees the gateway's own user).
   const clientUser = clientText(user, NAME_MAX_CHARS);
