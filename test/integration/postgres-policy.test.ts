@@ -54,7 +54,7 @@ describe('blocking with the simple protocol (pg driver)', () => {
     await s.ended;
     const rec = s.of(sql.slice(0, 12));
     expect(rec.decision).toMatchObject({ verdict: 'block', rule });
-    expect(rec.result).toMatchObject({ status: 'error', sqlstate: '42501' });
+    expect(rec.result).toMatchObject({ status: 'error', sqlstate: rule === 'sluice:unparseable' ? '42601' : '42501' });
   });
 
   it.each(ALLOWED)('allows %j', async (sql) => {
