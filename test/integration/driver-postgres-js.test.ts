@@ -140,6 +140,13 @@ describe('client libraries through the gateway', () => {
       expect(sql.parameters.application_name).toBe(APP);
       if (p.viaGateway) expect(row?.a).toMatch(new RegExp(`^sluice:[^:]+:${APP}$`));
       else expect(row?.a).toBe(APP);
+      // Another name (the gateway's prefix kept, as it must be) is reported as the target has it;
+      // back to the startup's name, the client is told its own again.
+      const other = `${String(row?.a)}-2`;
+      await sql.unsafe(`set application_name = '${other}'`);
+      expect(reported).toBe(other);
+      await sql`reset application_name`;
+      expect(reported).toBe(APP);
     } finally {
       await sql.end({ timeout: 5 });
     }

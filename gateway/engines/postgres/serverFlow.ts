@@ -106,6 +106,8 @@ export class ServerFlow {
     // Every session: a changed application_name must keep the identity prefix (policy/applicationName.ts).
     // The target reports settings rarely (at ReadyForQuery after a change), so this costs nothing per row.
     if (o.applicationNameDropped !== undefined) a[SS] = OBSERVE;
+    // And the startup's name, when the session goes back to it, is shown as the client's own.
+    if (o.applicationName !== undefined) a[SS] = INTERCEPT;
     if (o.masking !== undefined) {
       a[TT] = INTERCEPT;
       a[nn] = INTERCEPT;
