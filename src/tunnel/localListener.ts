@@ -112,6 +112,12 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
     return;
   }
   const upstream = tunnel.socket;
+  if (opening.purpose === 'cancel') {
+    // Sent even when the client has already gone: it does not wait for an answer.
+    sockets.add(upstream as Socket);
+    upstream.once('close', () => sockets.delete(upstream as Socket));
+    return relayCancel(local, upstream, opening.firstBytes, stats);
+  }
   if (local.destroyed || client.destroyed) {
     // The client left while the tunnel was being opened (a byte-relay side never reads first):
     // its 'close' has already fired, so nothing below would ever end the tunnel.
@@ -128,6 +134,28 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
   if (opening.firstBytes.length > 0) upstream.write(opening.firstBytes);
   stats.bytesUp += opening.firstBytes.length;
   await relay(local, upstream, stats);
+}
+
+/**
+ * A CancelRequest is the whole conversation: it goes up with a half-close and the tunnel lives
+ * until the gateway closes it. Clients that half-close right after sending one (postgres.js,
+ * pgjdbc) close the local socket before the tunnel is even open; the relay below would destroy
+ * the tunnel with it, and the cancel would be lost.
+ */
+function relayCancel(local: Duplex, upstream: Duplex, request: Buffer, stats: TunnelStats): Promise<void> {
+  stats.bytesUp += request.length;
+  upstream.end(request);
+  // The gateway answers nothing but its close: drain, so that close is seen.
+  upstream.on('data', () => undefined);
+  upstream.on('error', () => upstream.destroy());
+  local.on('data', () => undefined);
+  return new Promise<void>((resolve) => {
+    upstream.once('close', () => {
+      // libpq's PQcancel waits for this EOF before it reports the cancel sent.
+      local.end();
+      resolve();
+    });
+  });
 }
 
 /**

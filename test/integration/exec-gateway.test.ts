@@ -188,7 +188,7 @@ describe('exec', () => {
     // A statement the parser cannot read is sent whole; the engine refuses it under block rules.
     const r = await exec({ input: 'select 1; selec 2' });
     expect(endOf(r).status).toBe('blocked');
-    expect(ofType(r, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '42501', rule: 'sluice:unparseable' });
+    expect(ofType(r, 'error')[0]).toMatchObject({ statement: 0, sqlstate: '42601', rule: 'sluice:unparseable' });
   });
 
   it('streams COPY TO STDOUT as one text column and refuses COPY FROM STDIN', async () => {

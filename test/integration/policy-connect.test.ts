@@ -168,7 +168,7 @@ describe.each([tunnelPath, directPath])('policy through $name', (path) => {
     try {
       for (const [sql, rule] of BLOCKED) {
         const err = (await c.query(sql).then(() => undefined, (e: unknown) => e)) as { code?: string; message?: string } | undefined;
-        expect(err?.code, sql).toBe('42501');
+        expect(err?.code, sql).toBe(rule === 'sluice:unparseable' ? '42601' : '42501');
         expect(err?.message, sql).toContain(rule === 'no-ddl' && !sql.includes('dblink') ? 'DDL is not allowed on production' : rule);
       }
       expect(await state()).toEqual(before);

@@ -7,7 +7,7 @@
 // the client's order. Frames that are forwarded unchanged go out as runs of the received bytes.
 import type { PgFramer } from './codec/framer.js';
 import { type BindParam, decodeBind, decodeClose, decodeDescribe, decodeExecute, decodeFunctionCall, decodeParse, decodeQueryText, encodeDescribePortal } from './codec/frontend.js';
-import type { Decision } from '../../policy/index.js';
+import { BUILTIN_RULES, type Decision } from '../../policy/index.js';
 import { AuditUnavailableError } from '../../audit/contract.js';
 import type { PgSessionContext } from './context.js';
 import { quoteIdent, type TargetCatalog } from './catalog.js';
@@ -58,7 +58,10 @@ export interface ClientFlowOptions {
 
 function blockRefusal(d: Decision): Refusal {
   const reason = d.reason ?? 'blocked by policy';
-  return { sqlstate: '42501', message: reason.startsWith('blocked by rule ') || d.rule === undefined ? reason : `blocked by rule ${d.rule}: ${reason}` };
+  // Text the gateway's parser (PostgreSQL's own) rejects is a syntax error, as the server would
+  // call it: drivers and tests branch on 42601. It is still refused, never forwarded.
+  const sqlstate = d.rule === BUILTIN_RULES.unparseable ? '42601' : '42501';
+  return { sqlstate, message: reason.startsWith('blocked by rule ') || d.rule === undefined ? reason : `blocked by rule ${d.rule}: ${reason}` };
 }
 
 const nameRefusal = (reason: string, rule = APPLICATION_NAME_RULE): Refusal => ({ sqlstate: '42501', message: `blocked by rule ${rule}: ${reason}` });

@@ -9,6 +9,7 @@
 import type { CopyMaskPlan, OutputColumn, RowColumn, RowMasker, StatementAnalysis } from '../../policy/index.js';
 import { createCopyMasker, maskNoticeFields } from '../../policy/index.js';
 import type { PgSessionContext } from './context.js';
+import type { ApplicationNameShown } from './startup.js';
 import { decodeCommandComplete, decodeErrorFields, decodeParameterStatus, encodeErrorResponse, encodeNoticeFields, type PgErrorFields, type TransactionStatus } from './codec/backend.js';
 import { INTERCEPT, OBSERVE, PASS, PgBackendRelay, type RelayVerdict } from './codec/backendRelay.js';
 import { withheldError } from './lineageGate.js';
@@ -73,6 +74,8 @@ export interface ServerFlowOptions {
   readonly readingContradicted?: (problem: string) => void;
   /** The target reports an application_name without the session's identity prefix: end the session. */
   readonly applicationNameDropped?: (value: string) => void;
+  /** The startup's application_name and what the client is shown for it (startup.ts). */
+  readonly applicationName?: ApplicationNameShown;
 }
 
 export class ServerFlow {
@@ -103,6 +106,8 @@ export class ServerFlow {
     // Every session: a changed application_name must keep the identity prefix (policy/applicationName.ts).
     // The target reports settings rarely (at ReadyForQuery after a change), so this costs nothing per row.
     if (o.applicationNameDropped !== undefined) a[SS] = OBSERVE;
+    // And the startup's name, when the session goes back to it, is shown as the client's own.
+    if (o.applicationName !== undefined) a[SS] = INTERCEPT;
     if (o.masking !== undefined) {
       a[TT] = INTERCEPT;
       a[nn] = INTERCEPT;
@@ -211,6 +216,8 @@ export class ServerFlow {
           this.o.applicationNameDropped?.(p.value);
           return undefined;
         }
+        // Back to the startup's name (RESET, SET … TO DEFAULT): the client is shown its own, as at startup.
+        if (p.name === 'application_name' && this.o.applicationName !== undefined && p.value === this.o.applicationName.upstream) return this.o.applicationName.frame;
         const problem = this.o.gate?.parameterStatus(p.name, p.value);
         if (problem !== undefined) this.o.readingContradicted?.(problem);
         return undefined;

@@ -25,7 +25,7 @@ import { QueryTracker } from './queryTracker.js';
 import { Refusals } from './refusals.js';
 import { ResultMasking } from './resultMasking.js';
 import { ServerFlow } from './serverFlow.js';
-import { acceptStartup, forwardCancel, StartupRefusal } from './startup.js';
+import { acceptStartup, forwardCancel, StartupRefusal, type ApplicationNameShown } from './startup.js';
 import { upstreamApplicationName } from './startupSettings.js';
 import { cancelUpstream, connectUpstream, UpstreamError } from './upstream.js';
 
@@ -285,7 +285,7 @@ export class PgSession {
       ...(this.ctx.keyOnlyCancel === true ? { keyOnly: true } : {}),
     });
     this.cancelKey = key;
-    const started = this.startFlows(accepted.audit.target, up.parameters, accepted.settings);
+    const started = this.startFlows(accepted.audit.target, up.parameters, accepted.settings, accepted.applicationName);
     if (started.refusal !== undefined) {
       this.ctx.log.info({ sqlstate: '42501' }, `postgres session refused: ${started.refusal}`);
       return this.end({ status: 'error', sqlstate: '42501', message: started.refusal, notify: true });
@@ -306,7 +306,7 @@ export class PgSession {
    * the gateway, and why the caller's policy refuses a setting given at startup (each judged as
    * the SET statement it stands for, so a rule on SET cannot be passed by the startup).
    */
-  private startFlows(database: string, parameters: ReadonlyMap<string, string>, settings: ReadonlyMap<string, string>): { contradiction?: string; refusal?: string } {
+  private startFlows(database: string, parameters: ReadonlyMap<string, string>, settings: ReadonlyMap<string, string>, applicationName: ApplicationNameShown): { contradiction?: string; refusal?: string } {
     const { ctx } = this;
     const policy = ctx.policy !== undefined && ctx.policy.rules.length > 0 ? ctx.policy : undefined;
     if (policy !== undefined) {
@@ -333,6 +333,7 @@ export class PgSession {
       ...(masking !== undefined ? { masking } : {}),
       readingContradicted: (problem) => this.readingContradicted(problem),
       applicationNameDropped: (value) => this.applicationNameDropped(value),
+      applicationName,
     }));
     fromTarget.relay.onError = (err) => this.fail(err, 'target');
     this.fromClient = new ClientFlow({

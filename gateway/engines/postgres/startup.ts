@@ -4,7 +4,7 @@
 // rules read in one place.
 import { clientText, NAME_MAX_CHARS } from '../../clientText.js';
 import type { PgSessionContext } from './context.js';
-import { encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeReadyForQuery } from './codec/backend.js';
+import { decodeParameterStatus, encodeAuthenticationOk, encodeBackendKeyData, encodeNegotiateProtocolVersion, encodeParameterStatus, encodeReadyForQuery } from './codec/backend.js';
 import type { TransactionStatus } from './codec/backend.js';
 import type { FirstMessage } from './codec/frontend.js';
 import type { CancelKeyRegistry } from './engine.js';
@@ -21,8 +21,27 @@ export interface AcceptedStartup {
   readonly settings: ReadonlyMap<string, string>;
   /** Parameters for the upstream StartupMessage besides user and database. */
   readonly upstreamParameters: readonly (readonly [string, string])[];
+  /**
+   * The application_name the target reports for this session (the identity, then the client's own
+   * name) and the ParameterStatus the client is shown for it instead: the client's own name, as a
+   * server would report it (drivers expose it, and their tests compare it with what they set).
+   */
+  readonly applicationName: ApplicationNameShown;
   /** The bytes that complete the client's startup once the upstream is ready. */
   greeting(startupFrames: readonly Buffer[], key: { pid: number; secret: number }, status: TransactionStatus): Buffer;
+}
+
+export interface ApplicationNameShown {
+  readonly upstream: string;
+  /** ParameterStatus application_name with the client's own name. */
+  readonly frame: Buffer;
+}
+
+/** `frame` unless it is a ParameterStatus of exactly the gateway's application_name. */
+export function showApplicationName(frame: Buffer, shown: ApplicationNameShown): Buffer {
+  if (frame[0] !== 0x53) return frame;
+  const p = decodeParameterStatus(frame.subarray(5));
+  return p.name === 'application_name' && p.value === shown.upstream ? shown.frame : frame;
 }
 
 /**
@@ -49,7 +68,9 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
     throw new StartupRefusal('3D000', `connection "${connection.name}" does not serve database "${clientText(database, NAME_MAX_CHARS)}"; it serves: ${served.join(', ')}`);
   }
   const { settings, application } = startupSettings(m.params);
-  const upstreamParameters: [string, string][] = [['application_name', upstreamApplicationName(identity.name, application)], ...settings];
+  const upstreamName = upstreamApplicationName(identity.name, application);
+  const upstreamParameters: [string, string][] = [['application_name', upstreamName], ...settings];
+  const applicationName: ApplicationNameShown = { upstream: upstreamName, frame: encodeParameterStatus('application_name', (application ?? '').replaceAll('\0', '')) };
   const unrecognized = [...m.params.keys()].filter((name) => name.startsWith('_pq_.'));
   // Recorded, never forwarded (the target sees the gateway's own user).
   const clientUser = clientText(user, NAME_MAX_CHARS);
@@ -63,12 +84,13 @@ export function acceptStartup(m: Extract<FirstMessage, { kind: 'startup' }>, ctx
     },
     settings,
     upstreamParameters,
+    applicationName,
     greeting(startupFrames, key, status) {
       const parts: Buffer[] = [];
       // Protocol 3.0 is all the gateway speaks; a client asking for more (or for protocol
       // options) is told so, as PostgreSQL would, before authentication completes.
       if (m.minor > 0 || unrecognized.length > 0) parts.push(encodeNegotiateProtocolVersion(0, unrecognized));
-      parts.push(encodeAuthenticationOk(), ...startupFrames, encodeBackendKeyData(key.pid, key.secret), encodeReadyForQuery(status));
+      parts.push(encodeAuthenticationOk(), ...startupFrames.map((f) => showApplicationName(f, applicationName)), encodeBackendKeyData(key.pid, key.secret), encodeReadyForQuery(status));
       return Buffer.concat(parts);
     },
   };

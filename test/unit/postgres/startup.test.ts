@@ -118,6 +118,21 @@ describe('acceptStartup', () => {
     expect(greeting).toEqual(Buffer.concat([build().int32(0).typed('R'), status, build().int32(5).int32(6).typed('K'), build().byte('I').typed('Z')]));
   });
 
+  it("shows the client its own application_name in the greeting's ParameterStatus; other parameters pass as they are", () => {
+    const accepted = acceptStartup(startup({ user: 'me', application_name: 'x:sluice:bob@example.com' }), ctx);
+    const upstream = accepted.upstreamParameters[0]?.[1] as string;
+    const fromTarget = [build().cstring('application_name').cstring(upstream).typed('S'), build().cstring('TimeZone').cstring('UTC').typed('S')];
+    const greeting = accepted.greeting(fromTarget, { pid: 5, secret: 6 }, 'I');
+    const own = build().cstring('application_name').cstring('x:sluice:bob@example.com').typed('S');
+    expect(greeting).toEqual(Buffer.concat([build().int32(0).typed('R'), own, fromTarget[1] as Buffer, build().int32(5).int32(6).typed('K'), build().byte('I').typed('Z')]));
+    // A value the gateway did not give (not the startup's) is not rewritten.
+    const other = build().cstring('application_name').cstring('sluice:alice@example.com:other').typed('S');
+    expect(accepted.greeting([other], { pid: 5, secret: 6 }, 'I').subarray(9, 9 + other.length)).toEqual(other);
+    const none = acceptStartup(startup({ user: 'me' }), ctx);
+    const bare = build().cstring('application_name').cstring(none.upstreamParameters[0]?.[1] as string).typed('S');
+    expect(none.greeting([bare], { pid: 5, secret: 6 }, 'I').subarray(9, 9 + 23)).toEqual(build().cstring('application_name').cstring('').typed('S'));
+  });
+
   it('negotiates a newer minor version and _pq_ options down to 3.0', () => {
     const greeting = acceptStartup(startup({ user: 'me', '_pq_.x': '1' }, 2), ctx).greeting([], { pid: 1, secret: 1 }, 'I');
     expect(greeting.subarray(0, 20)).toEqual(build().int32(0).int32(1).cstring('_pq_.x').typed('v'));
