@@ -114,6 +114,13 @@ export interface SessionAudit {
    * so the common case costs no await.
    */
   flush(): Promise<void> | undefined;
+  /**
+   * flush() without a promise, for an engine that waits on every statement: returns false when
+   * nothing is pending (neither callback is called), else true, and then calls exactly one of
+   * them once the events are durable (`onDone`) or cannot be made so (`onFail`, with
+   * AuditUnavailableError) — never before it returns. `onDone` may run inside the append itself.
+   */
+  afterFlush?(onDone: () => void, onFail: (err: Error) => void): boolean;
 }
 
 /**

@@ -179,6 +179,7 @@ export function withPostgresEvents<A extends SessionAudit & { readonly started: 
     onEvent: audit.onEvent,
     onSessionEnd: audit.onSessionEnd,
     flush: audit.flush,
+    afterFlush: audit.afterFlush,
 
     onQuery(q) {
       // After the end, nextId refuses: a statement is never forwarded unrecorded.

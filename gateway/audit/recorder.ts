@@ -91,6 +91,8 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
   const onRecord = new Set<number>();
 
   const stage = (...ops: StagedOp[]) => (ticket = writer.stage(...ops));
+  /** One event (every statement and result): no rest-parameter array. */
+  const stageEntry = (entry: EventEntry) => (ticket = writer.stageOne({ op: 'entry', entry }));
   const event = (kind: string, data: string, at: number = nowMs()): EventEntry => {
     core.settle?.(); // an event still to be built comes first in the chain
     return { session: meta.id, seq: ++seq, kind, at, data };
@@ -141,12 +143,12 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
         if (undecided.size > 256) undecided.delete(undecided.keys().next().value as number);
         return;
       }
-      stage({ op: 'entry', entry: event(kind, data) });
+      stageEntry(event(kind, data));
       writeAhead(id, deferCommit);
     },
     outcomeOnRecord: (id) => !ended && !refused.has(id) && (everyAction || onRecord.delete(id)),
     stageEvent(kind, data, at) {
-      stage({ op: 'entry', entry: event(kind, data, at) });
+      stageEntry(event(kind, data, at));
     },
     commitSoon: () => writer.commitSoon(),
     settle: undefined,
@@ -223,7 +225,7 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
         onRecord.add(d.queryId);
         stage({ op: 'entry', entry: event(a.kind, a.data, a.at) });
       }
-      stage({ op: 'entry', entry: event('decision', canonicalJson({ q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason })) });
+      stageEntry(event('decision', canonicalJson({ q: d.queryId, verdict: d.verdict, rule: d.rule, reason: d.reason })));
       writeAhead(d.queryId, d.deferCommit);
     },
 
@@ -282,6 +284,18 @@ export function createSessionRecorder(ctx: SessionAuditContext, meta: SessionMet
         return Promise.reject(err as Error);
       }
       return undefined;
+    },
+
+    afterFlush(onDone, onFail) {
+      core.settle?.();
+      if (ticket <= writer.committedOps || !writer.commitsAtOnce) return writer.afterCommit(ticket, onDone, onFail);
+      try {
+        writer.commitNow();
+      } catch (err) {
+        queueMicrotask(() => onFail(err as Error));
+        return true;
+      }
+      return false;
     },
   };
   return { audit, core };

@@ -46,6 +46,21 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
+/**
+ * Calls a waiter's callback. An engine's callback (afterCommit) runs inside the writer's own
+ * bookkeeping: what it throws must not leave the other waiters unanswered, so it is thrown again
+ * on its own, as an exception in a promise's callback would have been.
+ */
+function answer<A extends unknown[]>(f: (...args: A) => void, ...args: A): void {
+  try {
+    f(...args);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
+
 export class AuditWriter {
   private queue: StagedOp[] = [];
   /** Ops ever staged / ever made durable; durable ops are always a prefix of staged ones. */
@@ -138,6 +153,12 @@ export class AuditWriter {
     return this.staged;
   }
 
+  /** stage() of one op, without the array of a rest parameter (a statement's event, its result's). */
+  stageOne(op: StagedOp): number {
+    this.queue.push(op);
+    return ++this.staged;
+  }
+
   /**
    * Makes everything staged durable, synchronously. Throws AuditUnavailableError if writes are
    * failing or this one fails; the ops stay queued for the retry.
@@ -180,6 +201,25 @@ export class AuditWriter {
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ upto: ticket, resolve, reject }));
     this.schedule();
     return p;
+  }
+
+  /**
+   * whenCommitted() without a promise (SessionAudit.afterFlush): false if every op up to `ticket`
+   * is durable already, else true, and `onDone` or `onFail` is called once, never before this
+   * returns. `onDone` runs within the append that made the ops durable: at pgbench -S c8 nearly
+   * every statement waits for an append of its own, and a promise, its two resolving functions
+   * and the microtask that ran its reaction were a visible part of recording it.
+   */
+  afterCommit(ticket: number, onDone: () => void, onFail: (err: Error) => void): boolean {
+    if (ticket <= this.committed) return false;
+    if (this.failure) {
+      const err = new AuditUnavailableError(undefined, { cause: this.failure });
+      queueMicrotask(() => onFail(err));
+      return true;
+    }
+    this.waiters.push({ upto: ticket, resolve: onDone, reject: onFail });
+    this.schedule();
+    return true;
   }
 
   /** Makes what is staged durable on the next turn of the event loop (together with whatever else arrives). */
@@ -295,7 +335,7 @@ export class AuditWriter {
     clearTimeout(this.retryTimer);
     clearTimeout(this.ingestTimer);
     clearTimeout(this.lazyTimer);
-    for (const w of this.waiters.splice(0)) w.reject(new AuditUnavailableError('the gateway is shutting down'));
+    for (const w of this.waiters.splice(0)) answer(w.reject, new AuditUnavailableError('the gateway is shutting down'));
   }
 
   private done(ops: StagedOp[]): void {
@@ -309,12 +349,20 @@ export class AuditWriter {
       this.scheduleIngest();
     }
     if (this.waiters.length === 0) return;
-    const still: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (w.upto <= this.committed) w.resolve();
-      else still.push(w);
+    // The list is settled before anyone is answered: a callback may stage and wait again.
+    // (Tickets are not in order: a session's ticket is its own last staged op.)
+    const all = this.waiters;
+    let ready = all;
+    let k = 0;
+    while (k < all.length && all[k]!.upto <= this.committed) k++;
+    if (k === all.length) this.waiters = [];
+    else {
+      ready = [];
+      const still: Waiter[] = [];
+      for (const w of all) (w.upto <= this.committed ? ready : still).push(w);
+      this.waiters = still;
     }
-    this.waiters = still;
+    for (const w of ready) answer(w.resolve);
   }
 
   private scheduleIngest(): void {
@@ -399,7 +447,7 @@ export class AuditWriter {
   private fail(err: unknown): void {
     const first = this.failure === undefined;
     this.failure = err instanceof Error ? err : new Error(String(err));
-    for (const w of this.waiters.splice(0)) w.reject(new AuditUnavailableError(undefined, { cause: this.failure }));
+    for (const w of this.waiters.splice(0)) answer(w.reject, new AuditUnavailableError(undefined, { cause: this.failure }));
     if (first) {
       this.log.error({ err: this.failure, queued: this.queue.length, notIngested: this.toIngestCount + (this.ingesting ? 1 : 0) }, 'the audit store cannot be written: statements and new sessions are refused until it can');
       this.retryLater();

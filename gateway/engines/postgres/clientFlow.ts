@@ -165,18 +165,24 @@ export class ClientFlow {
   /** Writes the decided batch once the audit has it, then waits for `hold` if there is one. */
   private send(hold: Hold | undefined, again: boolean): void {
     const bytes = this.batch();
-    const flushed = this.dirty ? this.o.ctx.audit.flush?.() : undefined;
+    const audit = this.o.ctx.audit;
+    // afterFlush where the audit has it: no promise per statement (it never calls back before it returns).
+    const waits = this.dirty && (audit.afterFlush !== undefined ? audit.afterFlush(this.onFlushed, this.onFlushFailed) : this.awaitFlush(audit.flush?.()));
     this.dirty = false;
     const mark = this.batchMark;
     this.batchMark = this.o.tracker.recorded;
-    if (flushed === undefined) return this.sent(bytes, hold, again);
+    if (!waits) return this.sent(bytes, hold, again);
     // Blocked without block(): reading goes on during an audit wait (see pump). Nothing else is
     // sent until it ends, so the batch waits in fields and the handlers are bound once per session.
     this.blocked = true;
     this.waitBytes = bytes;
     this.waitHold = hold;
     this.waitMark = mark;
-    flushed.then(this.onFlushed, this.onFlushFailed);
+  }
+
+  private awaitFlush(flushed: Promise<void> | undefined): boolean {
+    flushed?.then(this.onFlushed, this.onFlushFailed);
+    return flushed !== undefined;
   }
 
   private readonly onFlushed = (): void => {

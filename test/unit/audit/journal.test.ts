@@ -166,6 +166,70 @@ describe('audit journal', () => {
     journal2.close();
   });
 
+  it('afterFlush: calls back once the statements are in the journal, never before it returns; a failed append calls onFail; a throwing callback leaves the others answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
+    const store = openSqliteStore(join(dir, 'store.db'));
+    const journal = await AuditJournal.open({ dir, durability: 'process' }, replayInto(store));
+    const writer = new AuditWriter({ store, journal, log, instance: 'g_j', ingestMs: 60_000, retryMs: 60_000 });
+    const open = (id: string) => {
+      const a = createSessionAudit({ writer, limits: { maxRows: 10, maxBytes: 1000 }, instance: 'g_j', log }, { id, connection: 'pg', protocol: 'postgres', identity: ALICE, origin: 'connect', clientAddress: '127.0.0.1' });
+      a.onSessionStart({ target: 'app', clientUser: 'x' });
+      return a;
+    };
+    const one = open('s_after_one');
+    const two = open('s_after_two');
+    await writer.flush();
+    const journalText = () => readFileSync(join(dir, 'audit-journal-a.jsonl'), 'utf8') + readFileSync(join(dir, 'audit-journal-b.jsonl'), 'utf8');
+    // What each callback saw in the journal when it ran: the statement must be there already.
+    const seen: string[] = [];
+    const failures: Error[] = [];
+    one.onQuery({ text: 'select 11', protocol: 'simple', deferCommit: true });
+    two.onQuery({ text: 'select 12', protocol: 'simple', deferCommit: true });
+    const done = new Promise<void>((resolve) => {
+      const waits = [
+        one.afterFlush!(() => {
+          seen.push(journalText());
+          throw new Error('an engine bug in a callback');
+        }, (err) => failures.push(err)),
+        two.afterFlush!(() => {
+          seen.push(journalText());
+          resolve();
+        }, (err) => failures.push(err)),
+      ];
+      expect(waits).toEqual([true, true]);
+    });
+    expect(seen).toEqual([]); // not called back within afterFlush
+    expect(journalText()).not.toContain('select 11');
+    // The first callback's exception is thrown again on its own (as from a promise's callback).
+    const thrown = new Promise<unknown>((resolve) => process.once('uncaughtException', resolve));
+    const listeners = process.listeners('uncaughtException');
+    await done;
+    expect((await thrown) as Error).toMatchObject({ message: 'an engine bug in a callback' });
+    expect(process.listeners('uncaughtException')).toHaveLength(listeners.length - 1);
+    expect(seen).toHaveLength(2);
+    for (const text of seen) {
+      expect(text).toContain('select 11');
+      expect(text).toContain('select 12');
+    }
+    expect(failures).toEqual([]);
+    expect(one.afterFlush!(() => failures.push(new Error('called')), (err) => failures.push(err))).toBe(false); // nothing pending
+    // The journal can no longer be written: the wait ends in onFail with AuditUnavailableError, and nothing was appended.
+    const append = vi.spyOn(journal, 'appendSync').mockImplementation(() => {
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    });
+    one.onQuery({ text: 'select 13', protocol: 'simple', deferCommit: true });
+    const failed = await new Promise<Error>((resolve, reject) => {
+      if (!one.afterFlush!(() => reject(new Error('called back as durable')), resolve)) reject(new Error('nothing to wait for'));
+    });
+    expect(failed.name).toBe('AuditUnavailableError');
+    expect(journalText()).not.toContain('select 13');
+    append.mockRestore();
+    writer.close();
+    journal.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('ignores a torn last line, names a corrupt one, and refuses a journal another live process holds', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-journal-'));
     const store = openSqliteStore(join(dir, 'store.db'));
