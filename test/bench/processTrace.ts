@@ -81,7 +81,11 @@ const CATEGORIES: readonly (readonly [string, RegExp])[] = [
 
 /**
  * `perf record -g -p PID` for the window. The process must run with `--perf-basic-prof` for its
- * JavaScript frames to have names (without it every JS frame counts as "other").
+ * JavaScript frames to have names (without it every JS frame counts as "other"). Native and kernel
+ * frames are named from the binaries and are exact; JavaScript frames are named from the map V8
+ * appends as it compiles, and code compiled later at a freed address keeps the first name, so the
+ * split between the JavaScript categories (engine, audit, Node streams) can move between runs
+ * while their sum does not: read them together.
  */
 export async function startPerf(pid: number, file: string): Promise<Tracer> {
   need('perf', 'linux-perf');
@@ -104,14 +108,15 @@ export async function startPerf(pid: number, file: string): Promise<Tracer> {
         frames = [];
       };
       for (const line of script.split('\n')) {
+        // A sample is a line with its thread id alone (right-aligned, so maybe indented), then its frames.
         if (line.trim() === '') flush();
-        else if (!/^\s/.test(line)) {
+        else if (/^\s*\d+\s*$/.test(line)) {
           flush();
-          tid = line.trim().split(/\s+/)[0]!;
+          tid = line.trim();
         } else frames.push(line.trim().replace(/^[0-9a-f]+\s+/, ''));
       }
       flush();
-      console.log(`gateway CPU per transaction by category (perf, ${total} samples; shares of ${cpuPerTx.toFixed(1)} µs):`);
+      console.log(`CPU per transaction by category (perf, ${total} samples; shares of ${cpuPerTx.toFixed(1)} µs; the JavaScript categories' split is approximate, their sum is not):`);
       for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`${((n / total) * cpuPerTx).toFixed(1).padStart(8)} µs  ${name}`);
     },
   };
