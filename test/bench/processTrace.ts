@@ -49,7 +49,7 @@ export async function startStrace(pid: number, file: string): Promise<Tracer> {
     child,
     async stop(transactions) {
       await interrupt(child);
-      console.log('gateway system calls per transaction (strace -c -f, all threads, the measured window only):');
+      console.log('system calls per transaction (strace -c -f, all threads, the measured window only):');
       for (const line of readFileSync(file, 'utf8').split('\n')) {
         // "% time  seconds  usecs/call  calls  [errors]  syscall"
         const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);

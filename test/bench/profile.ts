@@ -11,7 +11,8 @@
 // instead of `sluice connect`), PROFILE_STRACE=1 (`strace -c -f` attached to the gateway for the
 // measured window: system calls per transaction), PROFILE_PERF=1 (`perf record -g` attached the
 // same way, the gateway run with --perf-basic-prof: its CPU per transaction by category; best with
-// PROFILE_CPU=0, since --cpu-prof's sampling thread is counted too), PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row
+// PROFILE_CPU=0, since --cpu-prof's sampling thread is counted too), PROFILE_BARE=1 (then the same
+// pgbench run and tracers through the bare relay pair, the tunnel's floor: its server's CPU), PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row
 // SELECT, figures per 1000 rows).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -21,6 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, GATEWAY_BIN, newConfigDir, writeGatewayConfig } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
+import { startBareRelayPair } from './bareRelay.js';
 import { startPerf, startStrace, type Tracer } from './processTrace.js';
 import { POLICY } from './tunnel.js';
 
@@ -33,6 +35,7 @@ const cpu = process.env.PROFILE_CPU !== '0';
 const direct = process.env.PROFILE_MODE === 'direct';
 const straced = process.env.PROFILE_STRACE === '1';
 const perfed = process.env.PROFILE_PERF === '1';
+const bareToo = process.env.PROFILE_BARE === '1';
 const select = process.env.PROFILE_SELECT === '1';
 // Kept after the run (to open in DevTools); without --cpu-prof there is nothing to keep, so no directory.
 const out = process.env.PROFILE_DIR ?? (cpu ? mkdtempSync(join(tmpdir(), 'sluice-profile-')) : '');
@@ -117,6 +120,31 @@ function report(dir: string, transactions: number): void {
   }
 }
 
+/** PROFILE_BARE=1: the same pgbench run, with the same tracers, through the bare relay pair. */
+async function profileBare(targetPort: number, env: NodeJS.ProcessEnv, dir: string): Promise<void> {
+  // The relays inherit this process's environment: --perf-basic-prof names their JavaScript frames.
+  if (perfed) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  const bare = await startBareRelayPair(targetPort);
+  const tracers: Tracer[] = [];
+  try {
+    const pid = bare.pids[0]!;
+    if (straced) tracers.push(await startStrace(pid, join(dir, 'strace-bare.txt')));
+    if (perfed) tracers.push(await startPerf(pid, join(dir, 'perf-bare.data')));
+    const before = cpuOf(pid);
+    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), `port=${bare.port}`], { env });
+    const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+    const after = cpuOf(pid);
+    const u = (after.user - before.user) / transactions;
+    const s = (after.system - before.system) / transactions;
+    console.log(`\npgbench -S -c ${clients} through the bare relay pair: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    console.log(`bare server     CPU per transaction: user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
+    for (const t of tracers) await t.stop(transactions, u + s);
+  } finally {
+    for (const t of tracers) if (t.child.exitCode === null) t.child.kill('SIGKILL');
+    await bare.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const cluster = await startPgCluster();
   const procs: ChildProcess[] = [];
@@ -186,12 +214,14 @@ async function main(): Promise<void> {
       const s = (t.system - b.system) / transactions;
       if (u + s >= 0.5) console.log(`  gateway thread ${name.padEnd(16)} user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
     }
-    // The profiles are written when the processes exit.
+    // The profiles are written when the processes exit. Listening first: the CLI may be gone while the tracers finish.
+    const exited = Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
     cli.kill('SIGINT');
     const gwCpu = (after[0]!.user + after[0]!.system - before[0]!.user - before[0]!.system) / transactions;
     for (const t of tracers) await t.stop(transactions, gwCpu);
     process.kill(gwPid, 'SIGTERM');
-    await Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
+    await exited;
+    if (bareToo && !direct && !select) await profileBare(cluster.port, env, dir);
     if (cpu) {
       report(join(out, 'gateway'), transactions);
       if (!direct) report(join(out, 'cli'), transactions);
