@@ -1,10 +1,10 @@
 // Tracers attached to a running relay process for the measured window only, so start-up work is
 // not counted: `strace -c -f` (system calls per transaction, every thread) and `perf record -g`
 // (where the main thread's CPU goes, by category, in µs per transaction). Both attach by process
-// id; starting the process under strace instead traces its start-up and makes its own pid a child
-// of strace's, which is what the profile's earlier strace mode tripped over. Used by profile.ts
-// (PROFILE_STRACE=1, PROFILE_PERF=1); the categories are what docs/performance.md's "Where the
-// gateway's CPU per transaction goes beyond the bare relay" compares against the bare relay.
+// id: starting the process under strace would trace its start-up too and put its pid behind
+// strace's. Used by profile.ts (PROFILE_STRACE=1, PROFILE_PERF=1, PROFILE_BARE=1); the categories
+// are those of docs/performance.md's "Where the gateway's CPU per transaction goes beyond the bare
+// relay".
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
