@@ -8,8 +8,11 @@
 // --cpu-prof), PROFILE_NODE_FLAGS (more node flags, e.g. --perf-basic-prof for `perf record`),
 // PROFILE_POLICY=1 (the tunnel bench's policy: block rules and a mask on one column),
 // PROFILE_MODE=direct (pgbench through the gateway's own PostgreSQL listener, `sluice dsn`, TLS,
-// instead of `sluice connect`), PROFILE_STRACE=1 (`strace -c -f` on the gateway during the run:
-// syscalls per transaction), PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row
+// instead of `sluice connect`), PROFILE_STRACE=1 (`strace -c -f` attached to the gateway for the
+// measured window: system calls per transaction), PROFILE_PERF=1 (`perf record -g` attached the
+// same way, the gateway run with --perf-basic-prof: its CPU per transaction by category; best with
+// PROFILE_CPU=0, since --cpu-prof's sampling thread is counted too), PROFILE_BARE=1 (then the same
+// pgbench run and tracers through the bare relay pair, the tunnel's floor: its server's CPU), PROFILE_SELECT=1 (instead of pgbench, the tunnel bench's 1M-row
 // SELECT, figures per 1000 rows).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,6 +22,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI_BIN, GATEWAY_BIN, newConfigDir, writeGatewayConfig } from '../support/binaries.js';
 import { PG_BIN_DIR, startPgCluster } from '../support/pgCluster.js';
+import { startBareRelayPair } from './bareRelay.js';
+import { startPerf, startStrace, type Tracer } from './processTrace.js';
 import { POLICY } from './tunnel.js';
 
 const run = promisify(execFile);
@@ -29,6 +34,8 @@ const top = Number(process.env.PROFILE_TOP ?? 25);
 const cpu = process.env.PROFILE_CPU !== '0';
 const direct = process.env.PROFILE_MODE === 'direct';
 const straced = process.env.PROFILE_STRACE === '1';
+const perfed = process.env.PROFILE_PERF === '1';
+const bareToo = process.env.PROFILE_BARE === '1';
 const select = process.env.PROFILE_SELECT === '1';
 // Kept after the run (to open in DevTools); without --cpu-prof there is nothing to keep, so no directory.
 const out = process.env.PROFILE_DIR ?? (cpu ? mkdtempSync(join(tmpdir(), 'sluice-profile-')) : '');
@@ -113,39 +120,35 @@ function report(dir: string, transactions: number): void {
   }
 }
 
-/** The traced gateway's own process: strace's child running the gateway (strace forks short-lived probes first). */
-async function tracedChild(stracePid: number): Promise<number> {
-  for (;;) {
-    for (const kid of readFileSync(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
-      let cmd: string;
-      try {
-        cmd = readFileSync(`/proc/${kid}/cmdline`, 'utf8');
-      } catch {
-        continue; // a probe that is gone already
-      }
-      if (cmd.includes(GATEWAY_BIN)) return Number(kid);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+/** PROFILE_BARE=1: the same pgbench run, with the same tracers, through the bare relay pair. */
+async function profileBare(targetPort: number, env: NodeJS.ProcessEnv, dir: string): Promise<void> {
+  // The relays inherit this process's environment: --perf-basic-prof names their JavaScript frames.
+  if (perfed) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  const bare = await startBareRelayPair(targetPort);
+  const tracers: Tracer[] = [];
+  try {
+    const pid = bare.pids[0]!;
+    if (straced) tracers.push(await startStrace(pid, join(dir, 'strace-bare.txt')));
+    if (perfed) tracers.push(await startPerf(pid, join(dir, 'perf-bare.data')));
+    const before = cpuOf(pid);
+    const { stdout } = await run(join(PG_BIN_DIR, 'pgbench'), ['-S', '-n', '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds), `port=${bare.port}`], { env });
+    const transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
+    const after = cpuOf(pid);
+    const u = (after.user - before.user) / transactions;
+    const s = (after.system - before.system) / transactions;
+    console.log(`\npgbench -S -c ${clients} through the bare relay pair: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
+    console.log(`bare server     CPU per transaction: user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
+    for (const t of tracers) await t.stop(transactions, u + s);
+  } finally {
+    for (const t of tracers) if (t.child.exitCode === null) t.child.kill('SIGKILL');
+    await bare.stop();
   }
-}
-
-/** Prints the gateway's system calls per transaction, counted from an `strace -f -ttt` file within the measured window. */
-function syscallsPerTransaction(file: string, window: { from: number; to: number }, transactions: number): void {
-  const counts = new Map<string, number>();
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^\d+\s+(\d+\.\d+) (?:<\.\.\. )?(\w+)/.exec(line);
-    if (!m || line.includes('resumed>')) continue;
-    const at = Number(m[1]);
-    if (at < window.from || at > window.to) continue;
-    counts.set(m[2]!, (counts.get(m[2]!) ?? 0) + 1);
-  }
-  console.log('gateway system calls per transaction (strace -f, all threads):');
-  for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1])) if (n / transactions >= 0.05) console.log(`${(n / transactions).toFixed(2).padStart(8)}  ${name}`);
 }
 
 async function main(): Promise<void> {
   const cluster = await startPgCluster();
   const procs: ChildProcess[] = [];
+  const tracers: Tracer[] = [];
   const dir = mkdtempSync(join(tmpdir(), 'sluice-profile-gw-'));
   try {
     const env = { ...process.env, PGSSLMODE: 'disable', PGPASSWORD: cluster.password, PGHOST: '127.0.0.1', PGUSER: cluster.user, PGDATABASE: cluster.database };
@@ -156,13 +159,11 @@ async function main(): Promise<void> {
     // PROFILE_NODE_FLAGS: more flags for both processes, e.g. --perf-basic-prof for `perf record`.
     const extraFlags = (process.env.PROFILE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const flags = (name: string) => [...extraFlags, ...(cpu ? ['--cpu-prof', `--cpu-prof-dir=${join(out, name)}`] : [])];
-    // strace cannot attach to a running process here (ptrace scope), so it starts the gateway.
-    const traceFile = join(dir, 'strace.txt');
-    const gwArgv = [process.execPath, ...flags('gateway'), GATEWAY_BIN, '--config', config];
-    const traced = straced ? ['strace', '-f', '-ttt', '-qq', '-o', traceFile, ...gwArgv] : gwArgv;
-    const gw = spawn(traced[0]!, traced.slice(1), { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // PROFILE_PERF needs the JavaScript frames named in perf's samples.
+    const gwFlags = [...flags('gateway'), ...(perfed ? ['--perf-basic-prof'] : [])];
+    const gw = spawn(process.execPath, [...gwFlags, GATEWAY_BIN, '--config', config], { env: { ...process.env, PROFILE_PG_PASSWORD: cluster.password }, stdio: ['ignore', 'ignore', 'pipe'] });
     procs.push(gw);
-    const gwPid = straced ? await tracedChild(gw.pid!) : gw.pid!;
+    const gwPid = gw.pid!;
     const started = await waitFor(gw, /listening on (\S+)[\s\S]*--ca (\S+)/, gw.stderr!);
     const token = execFileSync(process.execPath, [GATEWAY_BIN, 'token', 'create', '--config', config, '--name', 'profile', '--groups', 'bench'], { encoding: 'utf8' }).trim();
     const cliEnv = { ...process.env, SLUICE_CONFIG_DIR: newConfigDir(), SLUICE_TOKEN: token, SLUICE_GATEWAY: started[1], SLUICE_CA: started[2] };
@@ -180,9 +181,9 @@ async function main(): Promise<void> {
       conninfo = `port=${(JSON.parse(line.toString()) as { port: number }).port}`;
     }
     procs.push(cli);
-    const window = { from: Date.now() / 1000, to: 0 };
-
-    window.from = Date.now() / 1000;
+    // Attached for the measured window only (start-up is not counted), by process id.
+    if (straced) tracers.push(await startStrace(gwPid, join(dir, 'strace.txt')));
+    if (perfed) tracers.push(await startPerf(gwPid, join(dir, 'perf.data')));
     const before = [cpuOf(gwPid), cpuOf(cli.pid!)];
     const ioBefore = syscallsOf(gwPid);
     const threadsBefore = threadsOf(gwPid);
@@ -198,7 +199,6 @@ async function main(): Promise<void> {
       transactions = Number(/number of transactions actually processed: (\d+)/.exec(stdout)?.[1]);
       console.log(`pgbench -S -c ${clients} ${direct ? 'through the direct listener' : 'through the tunnel'}, record: ${record}: ${/tps = ([\d.]+)/.exec(stdout)?.[1]} tps, ${transactions} transactions`);
     }
-    window.to = Date.now() / 1000;
     const after = [cpuOf(gwPid), cpuOf(cli.pid!)];
     const ioAfter = syscallsOf(gwPid);
     const threadsAfter = threadsOf(gwPid);
@@ -214,18 +214,21 @@ async function main(): Promise<void> {
       const s = (t.system - b.system) / transactions;
       if (u + s >= 0.5) console.log(`  gateway thread ${name.padEnd(16)} user ${u.toFixed(1)} µs, system ${s.toFixed(1)} µs`);
     }
-    // The profiles are written when the processes exit.
+    // The profiles are written when the processes exit. Listening first: the CLI may be gone while the tracers finish.
+    const exited = Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
     cli.kill('SIGINT');
-    process.kill(gwPid, 'SIGTERM'); // under strace, the gateway itself (strace exits with it)
-    await Promise.all([once(cli, 'exit'), once(gw, 'exit')]);
-    if (straced) syscallsPerTransaction(traceFile, window, transactions);
+    const gwCpu = (after[0]!.user + after[0]!.system - before[0]!.user - before[0]!.system) / transactions;
+    for (const t of tracers) await t.stop(transactions, gwCpu);
+    process.kill(gwPid, 'SIGTERM');
+    await exited;
+    if (bareToo && !direct && !select) await profileBare(cluster.port, env, dir);
     if (cpu) {
       report(join(out, 'gateway'), transactions);
       if (!direct) report(join(out, 'cli'), transactions);
       console.log(`\nprofiles in ${out} (open them in Chrome DevTools)`);
     }
   } finally {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    for (const p of [...tracers.map((t) => t.child), ...procs]) if (p.exitCode === null) p.kill('SIGKILL');
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }

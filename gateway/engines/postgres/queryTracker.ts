@@ -58,8 +58,11 @@ export class QueryTracker {
   /** Portals bound and not executed yet: their first Execute belongs to the Bind's record. */
   private readonly unexecuted = new Set<string>();
   private readonly pending: Pending[] = [];
-  private clientCycle = 0;
-  private serverCycle = 0;
+  /**
+   * Cycles the client has opened and the target has closed, counted in place: `cycles` hands out
+   * this object (read several times per message) rather than a new one per read.
+   */
+  private readonly counts = { client: 0, server: 0 };
   private recordedCount = 0;
   private cycleFailed = false;
   /** Statements running when the client went away (the gateway cancelled them), and why. */
@@ -74,7 +77,7 @@ export class QueryTracker {
 
   /** Cycles the client has opened (Query, Sync, FunctionCall) and the target has closed (ReadyForQuery). */
   get cycles(): { readonly client: number; readonly server: number } {
-    return { client: this.clientCycle, server: this.serverCycle };
+    return this.counts;
   }
 
   /** The audit id of the statement results currently belong to, if any. */
@@ -200,7 +203,7 @@ export class QueryTracker {
   /** A simple Query: one statement string, its own cycle. Returns its audit id. */
   query(sql: string, kinds?: readonly string[]): number {
     const id = this.record(sql, undefined, 'simple', kinds);
-    this.clientCycle++;
+    this.counts.client++;
     return id;
   }
 
@@ -256,13 +259,13 @@ export class QueryTracker {
 
   /** Sync: ends the client's current cycle. */
   sync(): void {
-    this.clientCycle++;
+    this.counts.client++;
   }
 
   /** FunctionCall: runs a function by OID without SQL; recorded as a statement, its own cycle. */
   functionCall(functionOid: number, args: readonly BindParam[], name?: string): number {
     const id = this.record(`/* FunctionCall of ${name ?? `the function with OID ${functionOid}`} */`, args.map(paramText), 'extended');
-    this.clientCycle++;
+    this.counts.client++;
     return id;
   }
 
@@ -297,7 +300,7 @@ export class QueryTracker {
   ready(): void {
     const t = this.now();
     let k = 0;
-    while (k < this.pending.length && this.pending[k]!.cycle === this.serverCycle) {
+    while (k < this.pending.length && this.pending[k]!.cycle === this.counts.server) {
       const q = this.pending[k++]!;
       if (!q.done && this.cycleFailed) {
         q.status = 'error';
@@ -307,7 +310,7 @@ export class QueryTracker {
     }
     if (k === this.pending.length) this.pending.length = 0;
     else this.pending.splice(0, k);
-    this.serverCycle++;
+    this.counts.server++;
     this.cycleFailed = false;
   }
 
@@ -328,14 +331,14 @@ export class QueryTracker {
   private record(text: string, params: (string | null)[] | undefined, protocol: 'simple' | 'extended', kinds?: readonly string[]): number {
     // Every member present (undefined when absent): one object shape, no spreads, on every statement.
     const id = this.audit.onQuery({ text, params, protocol, kinds, deferCommit: this.deferCommit || undefined });
-    this.pending.push(new Pending(id, ++this.recordedCount, protocol, this.clientCycle, this.now()));
+    this.pending.push(new Pending(id, ++this.recordedCount, protocol, this.counts.client, this.now()));
     return id;
   }
 
   /** The statement the next result belongs to: the first unfinished one of the target's cycle. */
   private current(): Pending | undefined {
     for (const q of this.pending) {
-      if (q.cycle !== this.serverCycle) return undefined;
+      if (q.cycle !== this.counts.server) return undefined;
       if (!q.done) return q;
     }
     return undefined;

@@ -32,6 +32,9 @@ export type Expected =
   | { k: 'query'; readonly def: StatementDef; done: number }
   | { readonly k: 'call' };
 
+/** What the target answers with a ReadyForQuery of its own: the end of a cycle. */
+const endsCycle = (e: Expected): boolean => e.k === 'sync' || e.k === 'query' || e.k === 'call';
+
 interface Portal {
   readonly def: StatementDef | undefined;
   plan?: ResultPlan;
@@ -262,11 +265,11 @@ export class ServerFlow {
     const f = this.expected[0];
     if (f !== undefined) {
       // Whatever the target skipped before this ReadyForQuery (after an error) is over too.
-      while (this.expected.length > 0 && !['sync', 'query', 'call'].includes(this.expected[0]!.k)) this.drop();
+      while (this.expected.length > 0 && !endsCycle(this.expected[0]!)) this.drop();
       this.shift();
     }
     // Portals do not outlive their transaction.
-    if (this.status === 'I') this.portals.clear();
+    if (this.status === 'I' && this.portals.size > 0) this.portals.clear();
     this.o.gate?.ready(this.status, this.outstanding === 0);
     if (this.outstanding === 0 && this.idleWaiters.length > 0) for (const w of this.idleWaiters.splice(0)) w();
     return undefined;

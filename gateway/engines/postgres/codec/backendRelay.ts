@@ -46,7 +46,7 @@ export class PgBackendRelay {
   private injections: Buffer[] = [];
   private emittedMidMessage = false;
   /** Output of the current drain: emitted as one Buffer, so a result with many rewritten rows costs one socket write per chunk, not one per row. */
-  private pieces: Buffer[] = [];
+  private readonly pieces: Buffer[] = [];
   private piecesLen = 0;
   /** The piece being extended, and where its bytes end in its ArrayBuffer. */
   private last: Buffer | undefined;
@@ -140,10 +140,12 @@ export class PgBackendRelay {
     this.closeLast();
     const p = this.pieces;
     if (p.length === 0) return;
-    this.pieces = [];
     const len = this.piecesLen;
     this.piecesLen = 0;
-    this.emit(p.length === 1 ? (p[0] as Buffer) : Buffer.concat(p, len));
+    const bytes = p.length === 1 ? (p[0] as Buffer) : Buffer.concat(p, len);
+    // Emptied before emitting (emit may inject, which may flush again); the array is kept for the next chunk.
+    p.length = 0;
+    this.emit(bytes);
   }
 
   /** Processes `chunk` from `this.pos`; returns false when it stopped for an asynchronous verdict. */
