@@ -42,7 +42,11 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   // Node checks head timeouts only on servers that listen; this one is fed the tunnel instead, so
   // the checks are started by hand (server.close() below stops them).
   server.emit('listening');
-  const ctx: ExchangeContext<A> = { options, totals, errorResponse };
+  // One signal per client connection rather than per exchange: an HTTP/1.1 response that closes
+  // before it finished takes its connection with it, so "this exchange's client went away" and
+  // "this connection went away" are the same event, and an AbortController per request is spared.
+  const clientGone = new AbortController();
+  const ctx: ExchangeContext<A> = { options, totals, errorResponse, clientGone };
   // Set once the core refused a request and closes the connection after its answer: whatever the
   // client glued behind it is never read as a request, nor answered.
   let closing = false;
@@ -137,6 +141,7 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   const onAbort = () => client.destroy();
   signal.addEventListener('abort', onAbort, { once: true });
   client.on('error', () => client.destroy());
+  client.once('close', () => clientGone.abort());
   server.emit('connection', client);
   try {
     await closed;
@@ -164,6 +169,8 @@ interface ExchangeContext<A> {
   readonly options: ProxyOptions<A>;
   readonly totals: { requests: number; bytesFromClient: number; bytesToClient: number };
   readonly errorResponse: (status: number, message: string) => ProxyResponse;
+  /** Aborted when the client connection closes (or one of its responses closes unfinished, which ends it). */
+  readonly clientGone: AbortController;
 }
 
 /** `upgrade`: whether Node's parser handed the request over as a protocol upgrade (not a stray Upgrade field). */
@@ -177,10 +184,10 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
   const request = toProxyRequest(req, sequence);
   const reqSample = new Sampler(ctx.options.sampleBytes ?? 4096);
   const resSample = new Sampler(ctx.options.sampleBytes ?? 4096);
-  const aborter = new AbortController();
+  const aborter = ctx.clientGone;
   let forwarded: UpstreamExchange | undefined;
   // The client going away mid-exchange aborts the upstream request and any held review.
-  res.on('close', () => {
+  res.once('close', () => {
     if (res.writableFinished) return;
     aborter.abort();
     forwarded?.abandon(CLIENT_GONE);

@@ -25,6 +25,8 @@ const MB = Number(process.env.BENCH_CORE_MB ?? 64);
 const ROUNDS = Number(process.env.BENCH_CORE_ROUNDS ?? 4);
 /** A directory: each core runs under valgrind's callgrind, and instructions per GET and per MB are counted instead of CPU time. */
 const CALLGRIND = process.env.BENCH_CORE_CALLGRIND;
+/** A directory: each core writes a V8 CPU profile there (--cpu-prof). */
+const PROFILE = process.env.BENCH_CORE_PROF;
 const CONCURRENCY = 8;
 const HERE = fileURLToPath(import.meta.url);
 /** This build's root: dist/test/bench/httpCore.js → the checkout. */
@@ -85,7 +87,8 @@ function ask<T>(child: ChildProcess, msg: string): Promise<T> {
 }
 
 async function startCore(name: string, root: string, url: string, ca: string, index: number): Promise<Core> {
-  const callgrind = CALLGRIND === undefined ? {} : { execPath: 'valgrind', execArgv: ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${join(CALLGRIND, `core${index}.out`)}`, process.execPath] };
+  const profile = PROFILE === undefined ? {} : { execArgv: ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] };
+  const callgrind = CALLGRIND === undefined ? profile : { execPath: 'valgrind', execArgv: ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${join(CALLGRIND, `core${index}.out`)}`, process.execPath] };
   const child = fork(HERE, ['core', root, url, ca], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...callgrind });
   const [msg] = (await once(child, 'message')) as [{ port: number }];
   return { name, child, agent: new Agent({ connections: CONCURRENCY }), base: `http://127.0.0.1:${msg.port}`, outFile: `core${index}.out` };
