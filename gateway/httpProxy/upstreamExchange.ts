@@ -68,15 +68,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     // 1xx informational answers (100 Continue, 103 Early Hints) belong to this hop.
     if (statusCode < 200) return;
     this.headSeen = true;
-    const exchange = this;
-    this.settleHead.resolve({
-      status: statusCode,
-      headers: responseHeaders(headers),
-      // An own, enumerable getter: a hook that spreads the response and reads the body gets the stream.
-      get body(): Readable {
-        return exchange.stream();
-      },
-    });
+    this.settleHead.resolve(upstreamResponse(this, statusCode, responseHeaders(headers)));
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -128,13 +120,10 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   /** The body as a stream, for a hook that reads it (made once). */
   stream(): Readable {
     if (this.body !== undefined) return this.body;
-    const exchange = this;
     const body = new Readable({
-      read() {
-        exchange.controller?.resume();
-      },
-      destroy(err, callback) {
-        if (!exchange.ended) exchange.controller?.abort(err ?? prematureClose('the response body was not read to its end'));
+      read: () => this.controller?.resume(),
+      destroy: (err, callback) => {
+        if (!this.ended) this.controller?.abort(err ?? prematureClose('the response body was not read to its end'));
         callback(err);
       },
     });
@@ -227,4 +216,15 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     this.sink!.res.destroy();
     this.sinkDone.reject(err);
   }
+}
+
+/** The response as hooks see it; `body` is an own, enumerable getter, so a hook that spreads the response and reads the body gets the stream. */
+function upstreamResponse(exchange: UpstreamExchange, status: number, headers: Readonly<Record<string, string | string[]>>): UpstreamResponse {
+  return {
+    status,
+    headers,
+    get body(): Readable {
+      return exchange.stream();
+    },
+  };
 }
