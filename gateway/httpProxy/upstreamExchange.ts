@@ -24,8 +24,6 @@ export interface DirectSink {
   readonly observe: ((chunk: Buffer) => void) | undefined;
 }
 
-const uncork = (exchange: UpstreamExchange): void => exchange.uncork();
-
 const prematureClose = (message: string): Error => Object.assign(new Error(message), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
 /**
@@ -50,7 +48,6 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   private sinkDone: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private waitingForDrain = false;
   private finished = false;
-  private corked = false;
 
   constructor() {
     this.head = new Promise<UpstreamResponse>((resolve, reject) => {
@@ -172,12 +169,6 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     const out = filter === undefined ? chunk : filter.push(chunk);
     if (out === undefined || out.length === 0) return;
     sampler.observe(out);
-    // The records one upstream read delivers leave together, in one write when this tick's work is done.
-    if (!this.corked) {
-      this.corked = true;
-      res.cork();
-      process.nextTick(uncork, this);
-    }
     // write() says false past the socket's 16 KiB mark, i.e. after every TLS record's worth:
     // pausing then would stop and restart the upstream socket's reads per record. Pausing past
     // a larger mark keeps the memory bound and lets a tick's records leave in one write.
@@ -191,12 +182,6 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
         this.controller?.resume();
       });
     }
-  }
-
-  /** Ends the tick's batch of writes (process.nextTick from toClient). */
-  uncork(): void {
-    this.corked = false;
-    this.sink?.res.uncork();
   }
 
   private endClient(): void {

@@ -130,38 +130,20 @@ async function serveClient(client: Socket, side: LocalSide, opts: ListenOptions,
   await relay(local, upstream, stats);
 }
 
-/** Bytes a side may hold queued for the other before the reading side is paused. */
-const RELAY_BUFFER_BYTES = 256 * 1024;
-
 /**
  * Moves bytes both ways until either side closes. Plain 'data' handlers rather than pipe(): one
- * listener per chunk counts and forwards it (pipe plus a counting listener was two). The chunks
- * one read event delivers (a TLS socket emits one per 16 KiB record, several per read) are
- * written corked and leave in one writev when the tick's work is done, instead of one write
- * system call per record; nothing waits past the current tick. The reading side is paused only
- * while more than RELAY_BUFFER_BYTES wait to be written (a slow reader), until they drain.
+ * listener per chunk counts and forwards it (pipe plus a counting listener was two), and
+ * backpressure is the same pause-until-drain pipe() does.
  */
 function relay(local: Duplex, upstream: Duplex, stats: TunnelStats): Promise<void> {
   const forward = (from: Duplex, to: Duplex, count: (n: number) => void) => {
-    let corked = false;
     const resume = () => from.resume();
-    const flush = () => {
-      corked = false;
-      to.uncork();
-      // 'drain' follows: a write() said false once the queue passed the socket's mark.
-      if (to.writableLength > RELAY_BUFFER_BYTES && !to.destroyed) {
+    from.on('data', (d: Buffer) => {
+      count(d.length);
+      if (!to.write(d)) {
         from.pause();
         to.once('drain', resume);
       }
-    };
-    from.on('data', (d: Buffer) => {
-      count(d.length);
-      if (!corked) {
-        corked = true;
-        to.cork();
-        process.nextTick(flush);
-      }
-      to.write(d);
     });
   };
   forward(local, upstream, (n) => (stats.bytesUp += n));
