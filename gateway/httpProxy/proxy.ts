@@ -4,11 +4,12 @@
 // backpressure; nothing is buffered unless the engine's transformResponse asks for it.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Stream, type Duplex, type Readable, type Transform } from 'node:stream';
-import { forwardHeaders, headViolation, responseHeaders } from './headers.js';
+import { forwardHeaders, headViolation } from './headers.js';
 import { plainResponse, Sampler } from './sampler.js';
 import type { ChunkFilter, ExchangeOutcome, ProxyOptions, ProxyRequest, ProxyResponse, ProxySessionTotals } from './types.js';
 import { ProxyRefusal } from './types.js';
 import { passUpgrade } from './upgrade.js';
+import { CLIENT_BUFFER_BYTES, UpstreamExchange } from './upstreamExchange.js';
 
 export interface HttpProxy {
   /** Serves the client stream until it closes (or `signal` aborts); resolves with the session's totals. */
@@ -41,7 +42,11 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   // Node checks head timeouts only on servers that listen; this one is fed the tunnel instead, so
   // the checks are started by hand (server.close() below stops them).
   server.emit('listening');
-  const ctx: ExchangeContext<A> = { options, totals, errorResponse };
+  // One signal per client connection rather than per exchange: an HTTP/1.1 response that closes
+  // before it finished takes its connection with it, so "this exchange's client went away" and
+  // "this connection went away" are the same event, and an AbortController per request is spared.
+  const clientGone = new AbortController();
+  const ctx: ExchangeContext<A> = { options, totals, errorResponse, clientGone };
   // Set once the core refused a request and closes the connection after its answer: whatever the
   // client glued behind it is never read as a request, nor answered.
   let closing = false;
@@ -136,6 +141,7 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
   const onAbort = () => client.destroy();
   signal.addEventListener('abort', onAbort, { once: true });
   client.on('error', () => client.destroy());
+  client.once('close', () => clientGone.abort());
   server.emit('connection', client);
   try {
     await closed;
@@ -149,7 +155,6 @@ async function serveClient<A>(options: ProxyOptions<A>, client: Duplex, signal: 
 }
 
 const EMPTY = Buffer.alloc(0);
-const ignore = (): void => undefined;
 /** The `Allow` of a CONNECT's 405: the methods a request through the gateway may have. */
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
@@ -164,6 +169,8 @@ interface ExchangeContext<A> {
   readonly options: ProxyOptions<A>;
   readonly totals: { requests: number; bytesFromClient: number; bytesToClient: number };
   readonly errorResponse: (status: number, message: string) => ProxyResponse;
+  /** Aborted when the client connection closes (or one of its responses closes unfinished, which ends it). */
+  readonly clientGone: AbortController;
 }
 
 /** `upgrade`: whether Node's parser handed the request over as a protocol upgrade (not a stray Upgrade field). */
@@ -177,55 +184,57 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
   const request = toProxyRequest(req, sequence);
   const reqSample = new Sampler(ctx.options.sampleBytes ?? 4096);
   const resSample = new Sampler(ctx.options.sampleBytes ?? 4096);
-  const aborter = new AbortController();
+  const aborter = ctx.clientGone;
+  let forwarded: UpstreamExchange | undefined;
   // The client going away mid-exchange aborts the upstream request and any held review.
-  res.on('close', () => {
-    if (!res.writableFinished) aborter.abort();
+  res.once('close', () => {
+    if (res.writableFinished) return;
+    aborter.abort();
+    forwarded?.abandon(CLIENT_GONE);
   });
   let action: A | undefined;
   let result: ExchangeOutcome['result'] = 'forwarded';
   let error: string | undefined;
   try {
-    const classified = await hooks.classify(request);
+    const classifying = hooks.classify(request);
+    const classified = classifying instanceof Promise ? await classifying : classifying;
     action = classified.action;
     const decision = await hooks.decide(classified.action, request, aborter.signal);
     if (decision.verdict !== 'allow') throw new ProxyRefusal(decision.refusal);
+    if (aborter.signal.aborted) throw CLIENT_GONE;
     const headers = forwardHeaders(req.rawHeaders, hooks.inject?.(classified.action, request) ?? {});
     headers.push('host', upstream.origin.host);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     const body: Readable | undefined = hasBody ? req.pipe(reqSample.tap()) : undefined;
     if (!hasBody) req.resume();
-    const answer = await upstream.pool.request({
-      origin: upstream.origin.origin,
-      path: classified.target,
-      method: req.method as 'GET',
-      headers,
-      body: body ?? null,
-      signal: aborter.signal,
-    });
-    const upstreamResponse = { status: answer.statusCode, headers: responseHeaders(answer.headers), body: answer.body };
+    forwarded = new UpstreamExchange();
+    upstream.pool.dispatch({ origin: upstream.origin.origin, path: classified.target, method: req.method as 'GET', headers, body: body ?? null }, forwarded);
+    const upstreamResponse = await forwarded.head;
     const replaced = await hooks.transformResponse?.(classified.action, request, upstreamResponse);
     if (replaced !== undefined) {
-      // undici's body emits RequestAbortedError when destroyed before its end: unheard, that
-      // error would end the gateway process.
-      answer.body.on('error', ignore);
-      answer.body.destroy();
+      forwarded.discard();
       send(res, replaced, resSample);
     } else {
       const filter = hooks.responseFilter?.(classified.action, request, upstreamResponse);
       res.writeHead(upstreamResponse.status, upstreamResponse.headers);
       const observe = hooks.observeResponse?.(classified.action, request, upstreamResponse);
-      if (observe !== undefined) answer.body.on('data', observe);
-      await relayBody(answer.body, filter, res, resSample);
+      if (forwarded.streamed || filter instanceof Stream) {
+        // A hook read from the body, or the filter is a stream: the body goes on as a stream.
+        const stream = forwarded.stream();
+        if (observe !== undefined) stream.on('data', observe);
+        await relayBody(stream, filter, res, resSample);
+      } else await forwarded.sendTo({ res, sampler: resSample, filter, observe });
     }
   } catch (err) {
     if (err instanceof ProxyRefusal) {
       result = 'refused';
       req.resume();
+      forwarded?.discard();
       if (!res.headersSent) send(res, err.response, resSample);
       else res.destroy();
     } else {
       result = 'failed';
+      forwarded?.discard();
       error = aborter.signal.aborted ? 'the client closed the connection' : upstreamError(err, upstream.origin.origin);
       if (!res.headersSent && !res.destroyed) send(res, ctx.errorResponse(502, error), resSample);
       else res.destroy();
@@ -245,8 +254,8 @@ async function exchange<A>(ctx: ExchangeContext<A>, req: IncomingMessage, res: S
   });
 }
 
-/** Response bytes buffered towards a client before the upstream body is paused. */
-const CLIENT_BUFFER_BYTES = 256 * 1024;
+/** Why an upstream request is aborted when its client left. */
+const CLIENT_GONE = Object.assign(new Error('the client closed the connection'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
 /**
  * Streams an upstream body, through the engine's filter if there is one, to the client, counting

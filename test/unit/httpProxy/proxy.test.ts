@@ -1,7 +1,7 @@
 // The proxy core against a real HTTPS target: a plain TCP listener hands each accepted socket to
 // the core as the tunnel would, and real clients (undici's fetch, ws) talk to it.
 import { createHash } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { EventEmitter, once } from 'node:events';
 import { Readable, Transform } from 'node:stream';
@@ -390,5 +390,69 @@ describe('http proxy core', () => {
     } finally {
       await untrusted.close();
     }
+  });
+});
+
+describe('http proxy core: an upstream that breaks off, a client that leaves (seen at the upstream)', () => {
+  // A plain HTTP upstream of the test's own, so each test can watch its own response's fate.
+  const served: { path: string; res: ServerResponse }[] = [];
+  const arrived = new EventEmitter();
+  let upstreamServer: HttpServer;
+  let plain: Harness;
+  const chunk = patternChunk(64 * 1024);
+  beforeAll(async () => {
+    upstreamServer = createHttpServer((req, res) => {
+      served.push({ path: req.url ?? '', res });
+      arrived.emit('request', req.url, res);
+      if (req.url === '/break-off') {
+        // Promises a megabyte, sends 64 KiB, then drops the connection.
+        res.writeHead(200, { 'content-length': String(1024 * 1024) });
+        res.write(chunk, () => res.destroy());
+      } else if (req.url === '/endless') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const pump = (): void => {
+          while (!res.destroyed && res.write(chunk));
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        pump();
+      } else res.end('ok');
+    });
+    await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resolve));
+    plain = await startProxy(`http://127.0.0.1:${(upstreamServer.address() as AddressInfo).port}`, undefined);
+  });
+  afterAll(async () => {
+    await plain?.close();
+    upstreamServer?.closeAllConnections();
+    await new Promise<void>((resolve) => upstreamServer?.close(() => resolve()));
+  });
+
+  it('a body cut short upstream fails the exchange and ends the client connection (no short body taken as whole); the core keeps serving', async () => {
+    const outcome = outcomeOf('/break-off');
+    const req = httpRequest(`${plain.url}/break-off`);
+    req.end();
+    const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+    let got = 0;
+    res.on('data', (d: Buffer) => (got += d.length));
+    const [err] = (await once(res, 'error')) as [NodeJS.ErrnoException];
+    expect(err.code).toBe('ECONNRESET');
+    expect(got).toBeLessThan(1024 * 1024);
+    expect(await outcome).toMatchObject({ status: 200, result: 'failed' });
+    const next = await request(`${plain.url}/ok`);
+    expect(await next.body.text()).toBe('ok');
+  });
+
+  it('a client leaving mid-download aborts the upstream request: the upstream sees its response closed unfinished', async () => {
+    const atUpstream = new Promise<ServerResponse>((resolve) => arrived.once('request', (_url: string, res: ServerResponse) => resolve(res)));
+    const outcome = outcomeOf('/endless');
+    const req = httpRequest(`${plain.url}/endless`);
+    req.end();
+    const [res] = (await once(req, 'response')) as [import('node:http').IncomingMessage];
+    await once(res, 'data');
+    const upstreamRes = await atUpstream;
+    const upstreamClosed = upstreamRes.closed ? Promise.resolve() : once(upstreamRes, 'close');
+    req.destroy();
+    await upstreamClosed;
+    expect(upstreamRes.writableFinished).toBe(false);
+    expect(await outcome).toMatchObject({ status: 200, result: 'failed', error: 'the client closed the connection' });
   });
 });
