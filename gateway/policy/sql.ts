@@ -369,20 +369,7 @@ class Collector {
       if (parts.length >= 2) r.schema = parts[parts.length - 2] as string;
       ref = r;
     }
-    for (const command of ['delete', 'update']) {
-      const statement: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
-        kind: command,
-        command,
-        text: this.text,
-        relations: ref === undefined ? [] : [ref],
-        schemas: [],
-        functions: [],
-        unboundedWrite: false,
-        nested: [],
-      };
-      if (ref === undefined) statement.everyTable = true;
-      this.nested.push({ via: 'row-surgery', executes: true, statement });
-    }
+    for (const command of ['delete', 'update']) this.nested.push({ via: 'row-surgery', executes: true, statement: impliedStatement(command, command, this.text, ref) });
   }
 
   private relationByName(fn: string, arg: Json | undefined): void {
@@ -652,19 +639,24 @@ function systemCatalogWrite(rv: Json, c: Collector): void {
 function dropsDependents(c: Collector, text: string, relation: RelationRef | undefined): void {
   if (relation === undefined) c.everyTable = true;
   for (const command of ['drop table', 'delete']) {
-    const statement: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
-      kind: command === 'delete' ? 'delete' : 'drop',
-      command,
-      text,
-      relations: relation === undefined ? [] : [relation],
-      schemas: [],
-      functions: [],
-      unboundedWrite: false,
-      nested: [],
-    };
-    if (relation === undefined) statement.everyTable = true;
-    c.nested.push({ via: 'drop-dependents', executes: true, statement });
+    c.nested.push({ via: 'drop-dependents', executes: true, statement: impliedStatement(command === 'delete' ? 'delete' : 'drop', command, text, relation) });
   }
+}
+
+/** A statement the analysed one performs without spelling it: on `relation`, or on every table when it is not known. */
+function impliedStatement(kind: string, command: string, text: string, relation: RelationRef | undefined): StatementAnalysis {
+  const statement: { -readonly [K in keyof StatementAnalysis]: StatementAnalysis[K] } = {
+    kind,
+    command,
+    text,
+    relations: relation === undefined ? [] : [relation],
+    schemas: [],
+    functions: [],
+    unboundedWrite: false,
+    nested: [],
+  };
+  if (relation === undefined) statement.everyTable = true;
+  return statement;
 }
 
 /**
